@@ -1,0 +1,1 @@
+"""One Pulumi ComponentResource per RA layer. Each takes typed args and owns its children."""

@@ -1,0 +1,118 @@
+"""GPU enablement layer: the NVIDIA GPU Operator, tuned from the hardware profile and stack config."""
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components.kube import helm_release
+from plan.catalog import ChartPin
+from plan.config import MigSettings, TimeSlicing
+
+MIG_CONFIG_MAP = "ncp-mig-parted-config"
+MIG_LAYOUT = "ncp-layout"
+DEVICE_PLUGIN_CONFIG_MAP = "ncp-device-plugin-config"
+DCGM_SERVICE = "nvidia-dcgm"  # Service the chart creates for the standalone host engine (dcgm.enabled)
+DCGM_PORT = 5555
+
+
+@dataclass(frozen=True)
+class GpuEnablementArgs:
+    pin: ChartPin
+    namespace: k8s.core.v1.Namespace
+    namespace_name: str
+    managed_driver: bool
+    mig_capable: bool
+    mig: Optional[MigSettings]
+    time_slicing: Optional[TimeSlicing]
+    gpudirect_rdma: bool
+    host_mofed: bool  # NIC driver preinstalled on the host rather than managed by the Network Operator
+    scrape_interval: str
+    monitor_labels: dict[str, str]
+    skip_await: bool
+
+
+def mig_parted_config(mig: MigSettings) -> str:
+    document = {
+        "version": "v1",
+        "mig-configs": {
+            "all-disabled": [{"devices": "all", "mig-enabled": False}],
+            MIG_LAYOUT: [{"devices": "all", "mig-enabled": True, "mig-devices": dict(mig.layout)}],
+        },
+    }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def time_slicing_config(sharing: TimeSlicing) -> str:
+    document = {
+        "version": "v1",
+        "sharing": {"timeSlicing": {"resources": [{"name": "nvidia.com/gpu", "replicas": sharing.replicas}]}},
+    }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def gpu_operator_values(args: GpuEnablementArgs) -> dict:
+    driver = {"enabled": args.managed_driver}
+    if args.managed_driver:
+        driver["version"] = args.pin.images["driver"]
+        driver["rdma"] = {"enabled": args.gpudirect_rdma, "useHostMofed": args.gpudirect_rdma and args.host_mofed}
+    values = {
+        # NFD runs once per cluster: the GPU Operator owns it, the Network Operator's copy stays off.
+        "nfd": {"enabled": True},
+        "cdi": {"enabled": True},
+        "driver": driver,
+        "toolkit": {"enabled": True},
+        "gfd": {"enabled": True},
+        # Standalone DCGM host engine: NVSentinel's GPU health monitor talks to it.
+        "dcgm": {"enabled": True},
+        "dcgmExporter": {
+            "enabled": True,
+            "serviceMonitor": {
+                "enabled": True,
+                "interval": args.scrape_interval,
+                "honorLabels": False,
+                "additionalLabels": dict(args.monitor_labels),
+                # Stable node label on every GPU series, whatever the pod's name is.
+                "relabelings": [{
+                    "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                    "targetLabel": "node",
+                    "action": "replace",
+                }],
+            },
+        },
+        "gdrcopy": {"enabled": args.gpudirect_rdma},
+        "migManager": {"enabled": args.mig_capable},
+    }
+    if args.mig is not None:
+        values["mig"] = {"strategy": args.mig.strategy}
+        values["migManager"]["config"] = {
+            "create": True,
+            "name": MIG_CONFIG_MAP,
+            "default": MIG_LAYOUT,
+            "data": {"config.yaml": mig_parted_config(args.mig)},
+        }
+    if args.time_slicing is not None:
+        values["devicePlugin"] = {"config": {
+            "create": True,
+            "name": DEVICE_PLUGIN_CONFIG_MAP,
+            "default": "time-slicing",
+            "data": {"time-slicing": time_slicing_config(args.time_slicing)},
+        }}
+    return values
+
+
+class GpuEnablement(pulumi.ComponentResource):
+    def __init__(self, name: str, args: GpuEnablementArgs, opts: pulumi.ResourceOptions = None):
+        super().__init__("ncp-inference:layers:GpuEnablement", name, None, opts)
+        self.values = gpu_operator_values(args)
+        self.release = helm_release(
+            "gpu-operator", args.pin, self.values, args.namespace.metadata.name, self, args.skip_await,
+            depends_on=[args.namespace])
+        self.dcgm_endpoint = f"{DCGM_SERVICE}.{args.namespace_name}.svc:{DCGM_PORT}"
+        self.register_outputs({
+            "release": self.release.name,
+            "chartVersion": args.pin.version,
+            "dcgmEndpoint": self.dcgm_endpoint,
+            "migStrategy": args.mig.strategy if args.mig else "none",
+        })

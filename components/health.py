@@ -1,0 +1,79 @@
+"""Health and break-fix layer: NVSentinel monitors plus the quarantine -> drain -> remediation pipeline, dry-run
+outside prod, with its prerequisites (standalone DCGM from the GPU Operator, a datastore with generated
+credentials)."""
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.kube import helm_release, labels
+from plan.catalog import ChartPin
+
+DATASTORE_SECRET = "nvsentinel-datastore-credentials"
+# Keys the datastore subchart (Bitnami MongoDB under mongodb-store) reads from auth.existingSecret.
+ROOT_PASSWORD_KEY = "mongodb-root-password"
+REPLICA_SET_KEY = "mongodb-replica-set-key"
+
+
+@dataclass(frozen=True)
+class HealthArgs:
+    pin: ChartPin
+    namespace: k8s.core.v1.Namespace
+    namespace_name: str
+    dcgm_endpoint: str  # host:port of the GPU Operator's standalone DCGM host engine
+    remediation: str  # dry-run | enforce
+    nic_monitor: bool
+    tenant_namespaces: list[str]
+    drain_timeout_seconds: int
+    scrape_interval: str
+    skip_await: bool
+
+
+def nvsentinel_values(args: HealthArgs) -> dict:
+    host, _, port = args.dcgm_endpoint.rpartition(":")
+    return {
+        "global": {
+            "dryRun": args.remediation == "dry-run",
+            "gpuHealthMonitor": {"enabled": True},
+            "syslogHealthMonitor": {"enabled": True},
+            "nicHealthMonitor": {"enabled": args.nic_monitor},
+            "faultQuarantine": {"enabled": True},
+            "nodeDrainer": {"enabled": True},
+            "faultRemediation": {"enabled": True},
+            "mongodbStore": {"enabled": True},
+            "dcgm": {"enabled": True, "mode": "operator-service", "service": {"endpoint": host, "port": int(port)}},
+        },
+        "podMonitor": {"enabled": True, "interval": args.scrape_interval},
+        "mongodb-store": {"mongodb": {"auth": {"enabled": True, "existingSecret": DATASTORE_SECRET}}},
+        "node-drainer": {
+            "evictionTimeoutInSeconds": args.drain_timeout_seconds,
+            "userNamespaces": [{"name": ns, "mode": "DeleteAfterTimeout"} for ns in args.tenant_namespaces],
+        },
+    }
+
+
+class Health(pulumi.ComponentResource):
+    def __init__(self, name: str, args: HealthArgs, opts: pulumi.ResourceOptions = None):
+        super().__init__("ncp-inference:layers:Health", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        root_password = random.RandomPassword(f"{name}-datastore-root-password", length=32, special=False, opts=child)
+        replica_set_key = random.RandomPassword(f"{name}-datastore-replica-set-key", length=48, special=False,
+                                                opts=child)
+        self.datastore_secret = k8s.core.v1.Secret(
+            f"{name}-datastore-credentials",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=DATASTORE_SECRET, namespace=args.namespace.metadata.name,
+                                                labels=labels("health", DATASTORE_SECRET)),
+            type="Opaque",
+            string_data={ROOT_PASSWORD_KEY: root_password.result, REPLICA_SET_KEY: replica_set_key.result},
+            opts=child,
+        )
+        self.values = nvsentinel_values(args)
+        self.release = helm_release("nvsentinel", args.pin, self.values, args.namespace.metadata.name, self,
+                                    args.skip_await, depends_on=[args.namespace, self.datastore_secret])
+        self.register_outputs({
+            "release": self.release.name,
+            "chartVersion": args.pin.version,
+            "remediation": args.remediation,
+            "datastoreSecret": DATASTORE_SECRET,
+        })

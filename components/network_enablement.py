@@ -1,0 +1,148 @@
+"""Network enablement layer (RDMA profiles only): NVIDIA Network Operator, NicClusterPolicy, and one rail-aligned
+IPPool + NetworkAttachmentDefinition per east-west NIC."""
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.kube import helm_release, labels
+from plan.catalog import ChartPin
+from plan.profile import RdmaExposure
+from plan.site_plan import Rail
+
+NIC_CLUSTER_POLICY = "nic-cluster-policy"  # the operator reconciles only this name
+MELLANOX_VENDOR_ID = "15b3"
+
+
+@dataclass(frozen=True)
+class NetworkEnablementArgs:
+    pin: ChartPin
+    namespace: k8s.core.v1.Namespace
+    namespace_name: str
+    rails: tuple[Rail, ...]
+    exposure: RdmaExposure
+    rdma_resource: str  # e.g. rdma/rdma_shared_device_a
+    managed_nic_driver: bool
+    doca_driver_version: Optional[str]
+    mtu: int
+    per_node_block_size: int
+    gpu_node_selector: dict[str, str]
+    skip_await: bool
+
+
+def _image(pin: ChartPin, key: str, version: Optional[str] = None) -> dict:
+    image, _, tag = pin.images[key].partition(":")
+    return {"image": image, "repository": pin.image_repository, "version": version or tag}
+
+
+def network_operator_values(args: NetworkEnablementArgs) -> dict:
+    return {
+        "nfd": {"enabled": False},  # the GPU Operator's NFD serves both operators
+        "sriovNetworkOperator": {"enabled": args.exposure == RdmaExposure.SRIOV},
+        "upgradeCRDs": True,
+    }
+
+
+def nic_cluster_policy_spec(args: NetworkEnablementArgs) -> dict:
+    interfaces = [rail.interface for rail in args.rails]
+    resource_prefix, _, resource_name = args.rdma_resource.partition("/")
+    spec: dict = {
+        "secondaryNetwork": {"cniPlugins": _image(args.pin, "cniPlugins"), "multus": _image(args.pin, "multus")},
+        "nvIpam": {**_image(args.pin, "nvIpam"), "enableWebhook": False},
+    }
+    if args.exposure == RdmaExposure.SHARED_DEVICE_PLUGIN:
+        config = {"configList": [{
+            "resourceName": resource_name,
+            "rdmaHcaMax": 63,
+            "selectors": {"vendors": [MELLANOX_VENDOR_ID], "ifNames": interfaces},
+        }]}
+        spec["rdmaSharedDevicePlugin"] = {**_image(args.pin, "rdmaSharedDevicePlugin"), "config": json.dumps(config)}
+    else:
+        config = {"resourceList": [{
+            "resourcePrefix": resource_prefix,
+            "resourceName": resource_name,
+            "selectors": {"vendors": [MELLANOX_VENDOR_ID], "pfNames": interfaces, "isRdma": True},
+        }]}
+        spec["sriovDevicePlugin"] = {**_image(args.pin, "sriovDevicePlugin"), "config": json.dumps(config)}
+    if args.managed_nic_driver:
+        spec["ofedDriver"] = {
+            **_image(args.pin, "docaDriver", args.doca_driver_version),
+            "upgradePolicy": {
+                "autoUpgrade": True,
+                "maxParallelUpgrades": 1,
+                "drain": {"enable": True, "force": True, "timeoutSeconds": 300, "deleteEmptyDir": True},
+            },
+        }
+    return spec
+
+
+def rail_network_config(rail_name: str, rail: Rail, args: NetworkEnablementArgs) -> str:
+    ipam = {"type": "nv-ipam", "poolName": rail_name}
+    if args.exposure == RdmaExposure.SHARED_DEVICE_PLUGIN:
+        config = {"cniVersion": "0.3.1", "name": rail_name, "type": "macvlan", "master": rail.interface,
+                  "mode": "bridge", "mtu": args.mtu, "ipam": ipam}
+    else:
+        config = {"cniVersion": "0.3.1", "name": rail_name, "type": "sriov", "mtu": args.mtu, "ipam": ipam}
+    return json.dumps(config, sort_keys=True)
+
+
+class NetworkEnablement(pulumi.ComponentResource):
+    def __init__(self, name: str, args: NetworkEnablementArgs, opts: pulumi.ResourceOptions = None):
+        super().__init__("ncp-inference:layers:NetworkEnablement", name, None, opts)
+        if not args.rails:
+            raise ValueError("NetworkEnablement needs at least one east-west rail")
+        self.values = network_operator_values(args)
+        self.release = helm_release("network-operator", args.pin, self.values, args.namespace.metadata.name, self,
+                                    args.skip_await, depends_on=[args.namespace])
+        after_release = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
+        self.nic_cluster_policy = k8s.apiextensions.CustomResource(
+            f"{name}-nic-cluster-policy",
+            api_version="mellanox.com/v1alpha1",
+            kind="NicClusterPolicy",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=NIC_CLUSTER_POLICY, labels=labels("network-enablement")),
+            spec=nic_cluster_policy_spec(args),
+            opts=after_release,
+        )
+        # nv-ipam and multus CRDs are applied by the operator once the NicClusterPolicy reconciles.
+        after_policy = pulumi.ResourceOptions(parent=self, depends_on=[self.nic_cluster_policy])
+        self.networks = []
+        for index, rail in enumerate(args.rails):
+            rail_name = f"rail-{index}"
+            k8s.apiextensions.CustomResource(
+                f"{name}-ippool-{rail_name}",
+                api_version="nv-ipam.nvidia.com/v1alpha1",
+                kind="IPPool",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=rail_name, namespace=args.namespace_name,
+                                                    labels=labels("network-enablement", rail_name)),
+                spec={
+                    "subnet": rail.subnet,
+                    "perNodeBlockSize": args.per_node_block_size,
+                    "gateway": rail.gateway,
+                    "nodeSelector": {"nodeSelectorTerms": [{"matchExpressions": [
+                        {"key": key, "operator": "In", "values": [value]}
+                        for key, value in args.gpu_node_selector.items()]}]},
+                },
+                opts=after_policy,
+            )
+            annotations = {}
+            if args.exposure == RdmaExposure.SRIOV:
+                annotations["k8s.v1.cni.cncf.io/resourceName"] = args.rdma_resource
+            nad = k8s.apiextensions.CustomResource(
+                f"{name}-nad-{rail_name}",
+                api_version="k8s.cni.cncf.io/v1",
+                kind="NetworkAttachmentDefinition",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=rail_name, namespace=args.namespace_name,
+                                                    labels=labels("network-enablement", rail_name),
+                                                    annotations=annotations),
+                spec={"config": rail_network_config(rail_name, rail, args)},
+                opts=after_policy,
+            )
+            self.networks.append(f"{args.namespace_name}/{rail_name}")
+        self.register_outputs({
+            "release": self.release.name,
+            "chartVersion": args.pin.version,
+            "networks": self.networks,
+            "rdmaResource": args.rdma_resource,
+        })

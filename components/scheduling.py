@@ -1,0 +1,107 @@
+"""Scheduling and placement layer: KAI Scheduler with a per-tenant queue tree, and Grove for gang scheduling."""
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.kube import helm_release, labels
+from plan.catalog import ChartPin
+
+UNLIMITED = -1  # KAI Queue convention for "no quota/limit on this resource"
+ROOT_QUEUE = "ncp-root"
+TOPOLOGY_NAME = "ncp-topology"
+
+
+@dataclass(frozen=True)
+class TenantQueue:
+    tenant: str
+    queue: str
+    gpu_quota: int
+    gpu_limit: int
+    over_quota_weight: int
+
+
+@dataclass(frozen=True)
+class SchedulingArgs:
+    kai_pin: ChartPin
+    grove_pin: ChartPin
+    kai_namespace: k8s.core.v1.Namespace
+    grove_namespace: k8s.core.v1.Namespace
+    site_gpus: int
+    queues: list[TenantQueue]
+    placement_strategy: str
+    topology_aware: bool
+    topology_levels: list[str]  # node label keys, widest domain first
+    skip_await: bool
+
+
+def kai_values(args: SchedulingArgs) -> dict:
+    return {"scheduler": {"placementStrategy": args.placement_strategy}, "global": {"gpuSharing": False}}
+
+
+def grove_values(args: SchedulingArgs) -> dict:
+    return {"config": {"topologyAwareScheduling": {"enabled": args.topology_aware}}}
+
+
+def queue_spec(parent: str, gpu_quota: int, gpu_limit: int, weight: int, display_name: str) -> dict:
+    spec = {
+        "displayName": display_name,
+        "resources": {
+            "gpu": {"quota": gpu_quota, "limit": gpu_limit, "overQuotaWeight": weight},
+            "cpu": {"quota": UNLIMITED, "limit": UNLIMITED, "overQuotaWeight": weight},
+            "memory": {"quota": UNLIMITED, "limit": UNLIMITED, "overQuotaWeight": weight},
+        },
+    }
+    if parent:
+        spec["parentQueue"] = parent
+    return spec
+
+
+class Scheduling(pulumi.ComponentResource):
+    def __init__(self, name: str, args: SchedulingArgs, opts: pulumi.ResourceOptions = None):
+        super().__init__("ncp-inference:layers:Scheduling", name, None, opts)
+        self.kai_values = kai_values(args)
+        self.grove_values = grove_values(args)
+        self.kai = helm_release("kai-scheduler", args.kai_pin, self.kai_values, args.kai_namespace.metadata.name,
+                                self, args.skip_await, depends_on=[args.kai_namespace])
+        self.grove = helm_release("grove", args.grove_pin, self.grove_values, args.grove_namespace.metadata.name,
+                                  self, args.skip_await, depends_on=[args.grove_namespace, self.kai])
+        after_kai = pulumi.ResourceOptions(parent=self, depends_on=[self.kai])
+        root = k8s.apiextensions.CustomResource(
+            f"{name}-queue-root",
+            api_version="scheduling.run.ai/v2",
+            kind="Queue",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=ROOT_QUEUE, labels=labels("scheduling", ROOT_QUEUE)),
+            spec=queue_spec("", args.site_gpus, args.site_gpus, 1, "Site root"),
+            opts=after_kai,
+        )
+        self.queues: dict[str, str] = {}
+        self.queue_resources = []
+        for queue in args.queues:
+            resource = k8s.apiextensions.CustomResource(
+                f"{name}-queue-{queue.tenant}",
+                api_version="scheduling.run.ai/v2",
+                kind="Queue",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=queue.queue, labels=labels("scheduling", queue.queue)),
+                spec=queue_spec(ROOT_QUEUE, queue.gpu_quota, queue.gpu_limit, queue.over_quota_weight,
+                                f"Tenant {queue.tenant}"),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.kai, root]),
+            )
+            self.queue_resources.append(resource)
+            self.queues[queue.tenant] = queue.queue
+        if args.topology_aware:
+            k8s.apiextensions.CustomResource(
+                f"{name}-topology",
+                api_version="kai.scheduler/v1alpha1",
+                kind="Topology",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=TOPOLOGY_NAME, labels=labels("scheduling")),
+                spec={"levels": [{"nodeLabel": key} for key in args.topology_levels]},
+                opts=after_kai,
+            )
+        self.register_outputs({
+            "kaiRelease": self.kai.name,
+            "groveRelease": self.grove.name,
+            "rootQueue": ROOT_QUEUE,
+            "queues": self.queues,
+            "topologyAware": args.topology_aware,
+        })

@@ -1,0 +1,150 @@
+"""Wire the validated plan into the RA layers. The only module that knows every component; each component only
+knows its own args."""
+from typing import Optional
+
+import pulumi
+
+from components.cluster_baseline import ClusterBaseline, ClusterBaselineArgs, LayerNamespace
+from components.gpu_enablement import GpuEnablement, GpuEnablementArgs
+from components.health import Health, HealthArgs
+from components.network_enablement import NetworkEnablement, NetworkEnablementArgs
+from components.scheduling import Scheduling, SchedulingArgs, TenantQueue
+from components.telemetry import Telemetry, TelemetryArgs
+from components.tenancy import Tenancy, TenancyArgs, TenantSpec
+from plan.catalog import load_signals
+from plan.profile import DriverManagement
+from plan.site_plan import TENANT_NAMESPACE_PREFIX, SitePlan
+
+BASELINE_NAMESPACE = "ncp-system"
+GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}  # label GFD sets on every GPU node
+
+
+def deployed_components(plan: SitePlan) -> list[str]:
+    """Compatibility-matrix entries this plan deploys, in install order."""
+    names = ["gpuOperator"]
+    if plan.network_enabled:
+        names.append("networkOperator")
+    names += ["kaiScheduler", "grove", "nvsentinel"]
+    if plan.config.components.telemetry.prometheus_stack.enabled:
+        names.append("kubePrometheusStack")
+    return names
+
+
+def layer_namespaces(plan: SitePlan) -> list[LayerNamespace]:
+    pod_security = {"gpuOperator": "privileged", "networkOperator": "privileged", "nvsentinel": "privileged",
+                    "kaiScheduler": "baseline", "grove": "baseline", "kubePrometheusStack": "privileged"}
+    namespaces = [LayerNamespace(BASELINE_NAMESPACE, "baseline", "restricted")]
+    for component in deployed_components(plan):
+        namespaces.append(LayerNamespace(plan.matrix.pin(component).namespace, component, pod_security[component]))
+    return namespaces
+
+
+def local_decisions(plan: SitePlan) -> list[dict]:
+    decisions = [d.model_dump(by_alias=True) for d in plan.config.local_decisions]
+    for component in deployed_components(plan):
+        pin = plan.matrix.pin(component)
+        if pin.local_decision:
+            decision = plan.config.components.telemetry.prometheus_stack.local_decision or pin.local_decision
+            decisions.append({"component": component, **decision.model_dump(by_alias=True)})
+    return decisions
+
+
+def baseline_record(plan: SitePlan) -> dict:
+    evidence = plan.site.validation_evidence
+    return {
+        "site": {"name": plan.site.name, "environment": plan.environment.value, "gpuNodes": plan.site.gpu_nodes,
+                 "kubernetesVersion": plan.kubernetes_version},
+        "hardwareProfile": plan.profile.model_dump(by_alias=True, mode="json"),
+        "versions": {c: {"chart": plan.matrix.pin(c).chart, "version": plan.matrix.pin(c).version,
+                         "raMatrix": plan.matrix.pin(c).ra_matrix, "deviation": plan.matrix.pin(c).deviation}
+                     for c in deployed_components(plan)},
+        "localDecisions": local_decisions(plan),
+        "validationEvidence": evidence.model_dump(by_alias=True) if evidence else None,
+    }
+
+
+def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
+    settings = plan.config.components
+    matrix = plan.matrix
+    skip_await = settings.skip_await
+    telemetry = settings.telemetry
+
+    baseline = ClusterBaseline("baseline", ClusterBaselineArgs(
+        site=plan.site.name, environment=plan.environment.value, profile=plan.profile.name,
+        namespaces=layer_namespaces(plan), record=baseline_record(plan)))
+
+    network = None
+    if plan.network_enabled:
+        net = settings.network_operator
+        network = NetworkEnablement("network", NetworkEnablementArgs(
+            pin=matrix.pin("networkOperator"), namespace=baseline.namespace("networkOperator"),
+            namespace_name=matrix.pin("networkOperator").namespace, rails=plan.rails,
+            exposure=plan.profile.fabric.rdma_exposure, rdma_resource=plan.profile.fabric.rdma_resource_name,
+            managed_nic_driver=net.nic_driver == DriverManagement.MANAGED,
+            doca_driver_version=net.doca_driver_version, mtu=net.mtu,
+            per_node_block_size=net.per_node_block_size, gpu_node_selector=GPU_NODE_SELECTOR,
+            skip_await=skip_await))
+
+    gpu = GpuEnablement("gpu", GpuEnablementArgs(
+        pin=matrix.pin("gpuOperator"), namespace=baseline.namespace("gpuOperator"),
+        namespace_name=matrix.pin("gpuOperator").namespace,
+        managed_driver=plan.driver == DriverManagement.MANAGED, mig_capable=plan.profile.gpu.mig.supported,
+        mig=plan.mig, time_slicing=plan.time_slicing, gpudirect_rdma=plan.profile.has_gpudirect_rdma,
+        host_mofed=settings.network_operator.nic_driver == DriverManagement.PREINSTALLED,
+        scrape_interval=telemetry.scrape_interval, monitor_labels=telemetry.prometheus_selector_labels,
+        skip_await=skip_await),
+        # GPUDirect RDMA's peer-memory module loads against the NIC driver the Network Operator provides.
+        pulumi.ResourceOptions(depends_on=[network] if network else []))
+
+    queues = [TenantQueue(tenant=t.name, queue=plan.tenant_namespace(t), gpu_quota=t.gpu_quota,
+                          gpu_limit=t.gpu_limit, over_quota_weight=t.over_quota_weight) for t in plan.tenants]
+    labels_ = plan.profile.topology_labels
+    scheduling = Scheduling("scheduling", SchedulingArgs(
+        kai_pin=matrix.pin("kaiScheduler"), grove_pin=matrix.pin("grove"),
+        kai_namespace=baseline.namespace("kaiScheduler"), grove_namespace=baseline.namespace("grove"),
+        site_gpus=plan.gpu_capacity, queues=queues, placement_strategy=settings.scheduling.placement_strategy,
+        topology_aware=plan.topology_aware,
+        topology_levels=[key for key in (labels_.zone, labels_.rack, labels_.nvlink_domain, labels_.host) if key],
+        skip_await=skip_await))
+
+    tenant_namespaces = [plan.tenant_namespace(t) for t in plan.tenants]
+    health = Health("health", HealthArgs(
+        pin=matrix.pin("nvsentinel"), namespace=baseline.namespace("nvsentinel"),
+        namespace_name=matrix.pin("nvsentinel").namespace, dcgm_endpoint=gpu.dcgm_endpoint,
+        remediation=plan.remediation, nic_monitor=plan.network_enabled, tenant_namespaces=tenant_namespaces,
+        drain_timeout_seconds=settings.health.drain_timeout_seconds, scrape_interval=telemetry.scrape_interval,
+        skip_await=skip_await),
+        pulumi.ResourceOptions(depends_on=[gpu]))
+
+    prometheus = telemetry.prometheus_stack.enabled
+    telemetry_layer = Telemetry("telemetry", TelemetryArgs(
+        rules_namespace=baseline.namespace("baseline"), dcgm=load_signals()["dcgm"],
+        tenant_namespace_prefix=TENANT_NAMESPACE_PREFIX, selector_labels=telemetry.prometheus_selector_labels,
+        gpu_temperature_celsius=telemetry.gpu_temperature_celsius,
+        prometheus_pin=matrix.pin("kubePrometheusStack") if prometheus else None,
+        prometheus_namespace=baseline.namespace("kubePrometheusStack") if prometheus else None,
+        skip_await=skip_await))
+
+    tenancy = Tenancy("tenancy", TenancyArgs(
+        tenants=[TenantSpec(name=t.name, namespace=plan.tenant_namespace(t), queue=plan.tenant_namespace(t),
+                            gpu_limit=t.gpu_limit, cpu_quota=t.cpu_quota, memory_quota=t.memory_quota,
+                            admins=t.admins, viewers=t.viewers) for t in plan.tenants],
+        gateway_namespace=settings.tenancy.gateway_namespace,
+        monitoring_namespace=settings.tenancy.monitoring_namespace,
+        platform_namespaces=[BASELINE_NAMESPACE],
+        ngc_api_key=ngc_api_key),
+        pulumi.ResourceOptions(depends_on=scheduling.queue_resources))
+
+    return {
+        "site": plan.site.name,
+        "environment": plan.environment.value,
+        "hardwareProfile": plan.profile.name,
+        "namespaces": {ns.layer: ns.name for ns in layer_namespaces(plan)},
+        "tenantNamespaces": tenancy.namespaces,
+        "queues": scheduling.queues,
+        "versions": {c: matrix.pin(c).version for c in deployed_components(plan)},
+        "networks": network.networks if network else [],
+        "remediation": plan.remediation,
+        "telemetryRules": telemetry_layer.rules_name,
+        "healthRelease": health.release.name,
+    }

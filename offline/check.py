@@ -1,0 +1,71 @@
+"""Offline check of a stack without the Pulumi CLI or a cluster.
+
+    python -m offline.check --stack lab           validate config and compose the program under mocks
+    python -m offline.check --stack prod --plan   ... and print the resource tree with Helm values and key specs
+"""
+import argparse
+import json
+import sys
+
+import pulumi
+import yaml
+
+from offline.recorder import Recording, run_stack_file
+from plan.errors import ConfigError
+from plan.sources import plan_from_stack_file
+
+def _summary(registration) -> dict:
+    inputs = registration.inputs
+    shown = {}
+    if registration.type == "kubernetes:helm.sh/v3:Release":
+        shown = {k: inputs.get(k) for k in ("chart", "version", "namespace", "values")}
+    elif registration.custom and registration.type.startswith("kubernetes:"):
+        shown = {k: inputs[k] for k in ("spec", "data", "type") if k in inputs}
+        if registration.type == "kubernetes:core/v1:Secret":
+            shown = {"type": inputs.get("type"), "keys": sorted((inputs.get("stringData") or {}).keys())}
+    return shown
+
+
+def render_plan(recording: Recording) -> str:
+    children: dict[str, list] = {}
+    for registration in sorted(recording.resources, key=lambda r: r.urn):
+        children.setdefault(registration.parent, []).append(registration)
+    lines: list[str] = []
+
+    def walk(parent: str, depth: int) -> None:
+        for registration in children.get(parent, []):
+            name = registration.inputs.get("metadata", {}).get("name") if registration.custom else None
+            label = f"{registration.type} {registration.name}" + (f" ({name})" if name else "")
+            lines.append("  " * depth + ("- " if depth else "") + label)
+            details = _summary(registration)
+            if details:
+                body = yaml.safe_dump(details, sort_keys=False, width=110).rstrip()
+                lines.extend("  " * (depth + 2) + line for line in body.splitlines())
+            walk(registration.urn, depth + 1)
+
+    roots = {r.parent for r in recording.resources} - {r.urn for r in recording.resources}
+    for root in sorted(roots):
+        walk(root, 0)
+    lines.append("outputs: " + json.dumps(recording.outputs, sort_keys=True))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m offline.check", description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", default="lab", help="stack name: reads Pulumi.<stack>.yaml (default: lab)")
+    parser.add_argument("--plan", action="store_true", help="print the resource tree with values and specs")
+    args = parser.parse_args(argv)
+    try:
+        plan_from_stack_file(args.stack)
+        recording = run_stack_file(args.stack)
+    except (ConfigError, pulumi.RunError) as error:
+        print(error, file=sys.stderr)
+        return 2
+    if args.plan:
+        print(render_plan(recording))
+    print(f"stack {args.stack}: config valid; {len(recording.resources)} resources composed", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Synthetic stack configs for tests and benchmarks: a valid site for any profile and environment."""
+import copy
+from typing import Any
+
+from plan.catalog import load_profile
+
+RAIL_NAMES = [f"ens{i}f0np0" for i in range(1, 9)]
+
+
+def site_config(profile: str, environment: str = "lab", tenants: int = 2, gpu_nodes: int = 4) -> dict[str, Any]:
+    hardware = load_profile(profile)
+    capacity = gpu_nodes * hardware.gpu.per_node
+    per_tenant = max(capacity // (tenants + 1), 0)
+    config: dict[str, Any] = {
+        "site": {
+            "name": f"site-{profile}",
+            "environment": environment,
+            "hardwareProfile": profile,
+            "gpuNodes": gpu_nodes,
+            "validationEvidence": {"path": f"evidence/{profile}/", "owner": "validation"},
+        },
+        "tenants": [
+            {"name": f"t{i}", "gpuQuota": per_tenant, "gpuLimit": min(per_tenant * 2, capacity), "admins": [f"t{i}-admins"]}
+            for i in range(tenants)
+        ],
+    }
+    if hardware.has_rdma_fabric:
+        config["components"] = {"networkOperator": {"railInterfaces": RAIL_NAMES[: hardware.fabric.nics_per_node]}}
+    if environment == "prod":
+        config["ngcApiKey"] = "test-ngc-key"
+    return config
+
+
+def secret_keys(config: dict) -> set[str]:
+    return {"ngcApiKey"} & set(config)
+
+
+def mutate(config: dict, path: str, value: Any) -> dict:
+    """Copy of config with the dotted/indexed path (e.g. 'tenants[1].gpuQuota') set to value."""
+    result = copy.deepcopy(config)
+    target: Any = result
+    parts = path.replace("[", ".[").split(".")
+    for index, part in enumerate(parts):
+        last = index == len(parts) - 1
+        key: Any = int(part[1:-1]) if part.startswith("[") else part
+        if last:
+            target[key] = value
+        else:
+            if isinstance(key, str) and key not in target:
+                target[key] = {}
+            target = target[key]
+    return result

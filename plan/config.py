@@ -1,0 +1,202 @@
+"""Stack config schema: the `ncp-inference:*` keys of a Pulumi.<stack>.yaml.
+
+Field names are snake_case here and camelCase in YAML (e.g. `gpu_quota` is `gpuQuota`).
+"""
+import ipaddress
+import re
+from enum import Enum
+from typing import Annotated, Literal, Optional
+
+from pydantic import AfterValidator, Field, field_validator, model_validator
+
+from plan.catalog import LocalDecision
+from plan.profile import DriverManagement
+from plan.strict import StrictModel
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
+DURATION = r"^[0-9]+(s|m|h)$"
+Name = Annotated[str, Field(pattern=DNS_LABEL, max_length=40)]
+Quantity = Annotated[str, Field(pattern=QUANTITY)]
+Duration = Annotated[str, Field(pattern=DURATION)]
+
+
+class Environment(str, Enum):
+    LAB = "lab"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class ValidationEvidence(StrictModel):
+    """Where the site's acceptance evidence lives (RA Validation Methodology: evidence paths per phase)."""
+
+    path: str = Field(min_length=1, description="evidence location, e.g. s3://bucket/site/ or evidence/<site>/")
+    owner: str = Field(min_length=1)
+
+
+class Site(StrictModel):
+    name: Name
+    environment: Environment
+    hardware_profile: str = Field(min_length=1)
+    gpu_nodes: int = Field(ge=1, description="GPU worker nodes of the hardware profile in this cluster")
+    kubernetes_version: Optional[str] = Field(default=None, pattern=r"^1\.[0-9]+$")
+    validation_evidence: Optional[ValidationEvidence] = None
+
+
+def _mig_slices(profile_name: str) -> int:
+    match = re.match(r"^([0-9]+)g\.", profile_name)
+    if not match:
+        raise ValueError(f"{profile_name!r} is not a MIG profile name like 1g.10gb")
+    return int(match.group(1))
+
+
+class MigSettings(StrictModel):
+    strategy: Literal["single", "mixed"] = "single"
+    layout: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        min_length=1, description="MIG profile -> instances per GPU, applied to every GPU of the profile"
+    )
+
+    @field_validator("layout")
+    @classmethod
+    def _profile_names(cls, layout: dict[str, int]) -> dict[str, int]:
+        for name in layout:
+            _mig_slices(name)
+        return layout
+
+    @model_validator(mode="after")
+    def _single_means_one_profile(self) -> "MigSettings":
+        if self.strategy == "single" and len(self.layout) != 1:
+            raise ValueError("strategy single exposes one MIG profile per node; use strategy mixed for several")
+        return self
+
+    @property
+    def compute_slices(self) -> int:
+        return sum(_mig_slices(name) * count for name, count in self.layout.items())
+
+
+class TimeSlicing(StrictModel):
+    replicas: int = Field(ge=2, le=48)
+    validation_evidence: Optional[str] = Field(
+        default=None, description="evidence that time-slicing meets the latency SLO (needed for prod serving)"
+    )
+
+
+class GpuOperatorSettings(StrictModel):
+    driver: Optional[DriverManagement] = Field(default=None, description="defaults to the profile's driver mode")
+    mig: Optional[MigSettings] = None
+    time_slicing: Optional[TimeSlicing] = None
+
+    @model_validator(mode="after")
+    def _one_sharing_mode(self) -> "GpuOperatorSettings":
+        if self.mig and self.time_slicing:
+            raise ValueError("choose MIG or time-slicing, not both")
+        return self
+
+
+def _ipv4_network(value: str) -> str:
+    ipaddress.IPv4Network(value)
+    return value
+
+
+class NetworkOperatorSettings(StrictModel):
+    nic_driver: DriverManagement = DriverManagement.PREINSTALLED
+    doca_driver_version: Optional[str] = None
+    rail_interfaces: list[Annotated[str, Field(pattern=r"^[a-zA-Z0-9_.-]{1,15}$")]] = Field(
+        default_factory=list, description="host netdevs of the east-west NICs, one per rail"
+    )
+    rail_subnet: Annotated[str, AfterValidator(_ipv4_network)] = Field(
+        default="192.168.0.0/16", description="split into one /24 per rail"
+    )
+    per_node_block_size: int = Field(default=16, ge=2, le=254)
+    mtu: int = Field(default=9000, ge=1280, le=9216)
+
+    @model_validator(mode="after")
+    def _managed_driver_needs_version(self) -> "NetworkOperatorSettings":
+        if self.nic_driver == DriverManagement.MANAGED and not self.doca_driver_version:
+            raise ValueError("nicDriver managed needs docaDriverVersion (the DOCA driver tag for your host OS)")
+        return self
+
+
+class SchedulingSettings(StrictModel):
+    placement_strategy: Literal["binpack", "spread"] = "binpack"
+    topology_aware: Optional[bool] = Field(default=None, description="defaults to true on multi-node NVLink profiles")
+
+
+class HealthSettings(StrictModel):
+    remediation: Optional[Literal["dry-run", "enforce"]] = Field(
+        default=None, description="defaults to dry-run outside prod and enforce in prod"
+    )
+    drain_timeout_seconds: int = Field(default=600, ge=60)
+
+
+class PrometheusStack(StrictModel):
+    enabled: bool = False
+    local_decision: Optional[LocalDecision] = None
+
+    @model_validator(mode="after")
+    def _recorded(self) -> "PrometheusStack":
+        if self.enabled and self.local_decision is None:
+            raise ValueError("a Prometheus stack is not an NVIDIA RA component: record localDecision.reason")
+        return self
+
+
+class TelemetrySettings(StrictModel):
+    scrape_interval: Duration = "30s"
+    prometheus_selector_labels: dict[str, str] = Field(
+        default_factory=lambda: {"release": "kube-prometheus-stack"},
+        description="labels the site's Prometheus selects ServiceMonitors/PodMonitors/PrometheusRules by",
+    )
+    gpu_temperature_celsius: int = Field(default=85, ge=50, le=110)
+    prometheus_stack: PrometheusStack = Field(default_factory=PrometheusStack)
+
+
+class TenancySettings(StrictModel):
+    gateway_namespace: Name = Field(default="gateway-system", description="namespace of the inference gateway")
+    monitoring_namespace: Name = Field(default="monitoring", description="namespace Prometheus scrapes from")
+
+
+class Components(StrictModel):
+    gpu_operator: GpuOperatorSettings = Field(default_factory=GpuOperatorSettings)
+    network_operator: NetworkOperatorSettings = Field(default_factory=NetworkOperatorSettings)
+    scheduling: SchedulingSettings = Field(default_factory=SchedulingSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    tenancy: TenancySettings = Field(default_factory=TenancySettings)
+    skip_await: bool = Field(default=False, description="do not wait for Helm releases to become ready (test clusters)")
+
+
+class Tenant(StrictModel):
+    name: Name
+    display_name: Optional[str] = None
+    gpu_quota: int = Field(ge=0, description="GPUs guaranteed to the tenant (KAI deserved quota)")
+    gpu_limit: int = Field(ge=0, description="hard cap on GPUs (KAI limit and ResourceQuota)")
+    over_quota_weight: int = Field(default=1, ge=0)
+    cpu_quota: Quantity = "64"
+    memory_quota: Quantity = "512Gi"
+    admins: list[str] = Field(default_factory=list, description="identity-provider groups with tenant admin rights")
+    viewers: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _limit_covers_quota(self) -> "Tenant":
+        if self.gpu_limit < self.gpu_quota:
+            raise ValueError(f"gpuLimit ({self.gpu_limit}) must be >= gpuQuota ({self.gpu_quota})")
+        return self
+
+
+class StackConfig(StrictModel):
+    """Every `ncp-inference:*` key. `ngcApiKey` is a secret and validated separately (it never enters the model)."""
+
+    site: Site
+    components: Components = Field(default_factory=Components)
+    tenants: list[Tenant] = Field(min_length=1)
+    endpoints: list[dict] = Field(default_factory=list)
+    local_decisions: list[LocalDecision] = Field(default_factory=list)
+
+    @field_validator("tenants")
+    @classmethod
+    def _unique_tenants(cls, tenants: list[Tenant]) -> list[Tenant]:
+        names = [t.name for t in tenants]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"tenant names must be unique; repeated: {', '.join(duplicates)}")
+        return tenants
