@@ -109,8 +109,7 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
 
     tenant_namespaces = [plan.tenant_namespace(t) for t in plan.tenants]
     health = Health("health", HealthArgs(
-        pin=matrix.pin("nvsentinel"), namespace=baseline.namespace("nvsentinel"),
-        namespace_name=matrix.pin("nvsentinel").namespace, dcgm_endpoint=gpu.dcgm_endpoint,
+        pin=matrix.pin("nvsentinel"), namespace=baseline.namespace("nvsentinel"), dcgm_endpoint=gpu.dcgm_endpoint,
         remediation=plan.remediation, nic_monitor=plan.network_enabled, tenant_namespaces=tenant_namespaces,
         drain_timeout_seconds=settings.health.drain_timeout_seconds, scrape_interval=telemetry.scrape_interval,
         skip_await=skip_await),
@@ -139,6 +138,7 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         "site": plan.site.name,
         "environment": plan.environment.value,
         "hardwareProfile": plan.profile.name,
+        "kubernetesVersion": plan.kubernetes_version,
         "namespaces": {ns.layer: ns.name for ns in layer_namespaces(plan)},
         "tenantNamespaces": tenancy.namespaces,
         "queues": scheduling.queues,

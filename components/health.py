@@ -20,7 +20,6 @@ REPLICA_SET_KEY = "mongodb-replica-set-key"
 class HealthArgs:
     pin: ChartPin
     namespace: k8s.core.v1.Namespace
-    namespace_name: str
     dcgm_endpoint: str  # host:port of the GPU Operator's standalone DCGM host engine
     remediation: str  # dry-run | enforce
     nic_monitor: bool

@@ -129,7 +129,7 @@ class NetworkEnablement(pulumi.ComponentResource):
             annotations = {}
             if args.exposure == RdmaExposure.SRIOV:
                 annotations["k8s.v1.cni.cncf.io/resourceName"] = args.rdma_resource
-            nad = k8s.apiextensions.CustomResource(
+            k8s.apiextensions.CustomResource(
                 f"{name}-nad-{rail_name}",
                 api_version="k8s.cni.cncf.io/v1",
                 kind="NetworkAttachmentDefinition",

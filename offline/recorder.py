@@ -2,8 +2,7 @@
 import json
 import runpy
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping
 
 import pulumi
 from google.protobuf import json_format
@@ -29,10 +28,6 @@ class Registration:
     options: dict
     wire_inputs: dict  # protobuf-JSON with the engine's secret markers, as an analyzer would receive them
 
-    @property
-    def kind(self) -> Optional[str]:
-        return self.inputs.get("kind")
-
 
 @dataclass
 class Recording:
@@ -42,12 +37,6 @@ class Recording:
 
     def of_type(self, type_token: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_token]
-
-    def by_name(self, name: str) -> Registration:
-        matches = [r for r in self.resources if r.name == name]
-        if len(matches) != 1:
-            raise KeyError(f"{len(matches)} resources named {name!r}")
-        return matches[0]
 
     def custom_resources(self, kind: str) -> list[Registration]:
         return [r for r in self.resources if r.custom and r.inputs.get("kind") == kind]

@@ -1,0 +1,64 @@
+"""The data files: profiles carry what the RA asks a profile to record; the matrix is the only place versions live."""
+import re
+
+import pytest
+
+from plan import catalog
+from plan.catalog import ROOT, load_matrix, load_profile, profile_names
+from plan.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", profile_names())
+def test_profile_records_what_the_ra_asks(name):
+    profile = load_profile(name)
+    assert profile.gpu.product_label.startswith("NVIDIA-")
+    assert profile.gpu.per_node >= 1 and profile.gpu.memory_gib >= 1
+    assert profile.sources
+    if profile.has_rdma_fabric:
+        assert profile.fabric.nics_per_node >= 1 and profile.fabric.nic_speed_gbps > 0
+    for mig_profile in profile.gpu.mig.profiles:
+        assert re.fullmatch(r"[1-7]g\.[0-9]+gb", mig_profile)
+
+
+def test_mig_profiles_match_gpu_memory():
+    for name in profile_names():
+        profile = load_profile(name)
+        for mig_profile in profile.gpu.mig.profiles:
+            slices, memory = re.fullmatch(r"([1-7])g\.([0-9]+)gb", mig_profile).groups()
+            assert int(memory) <= profile.gpu.memory_gib, (name, mig_profile)
+
+
+def test_invalid_profile_names_file_key_and_fix(tmp_path, monkeypatch):
+    bad = (ROOT / "profiles" / "lab.yaml").read_text().replace("perNode: 1", "perNode: 0")
+    (tmp_path / "lab.yaml").write_text(bad)
+    monkeypatch.setattr(catalog, "PROFILES_DIR", tmp_path)
+    catalog.load_profile.cache_clear()
+    try:
+        with pytest.raises(ConfigError) as error:
+            catalog.load_profile("lab")
+    finally:
+        catalog.load_profile.cache_clear()
+    assert str(tmp_path / "lab.yaml") in str(error.value)
+    assert "gpu.perNode: must be >= 1" in str(error.value)
+    assert "fix: use a value >= 1" in str(error.value)
+
+
+def test_every_matrix_entry_records_its_ra_row_and_source():
+    for name, pin in load_matrix().components.items():
+        assert pin.ra_matrix and pin.source, name
+        if pin.local_decision is None:
+            assert "helm.ngc.nvidia.com" in pin.repository or pin.chart.startswith("oci://ghcr.io/"), name
+        else:
+            assert "not an NVIDIA RA component" in pin.ra_matrix or pin.ra_matrix.startswith("none"), name
+
+
+def test_versions_are_pinned_only_in_the_matrix():
+    """No chart version, chart reference or pinned image tag appears as a literal in the program's code."""
+    pins = set()
+    for pin in load_matrix().components.values():
+        pins |= {pin.version, pin.repository} | ({pin.chart} if "/" in pin.chart else set())
+        pins |= {tag.partition(":")[2] or tag for tag in pin.images.values()}
+    code = [p for folder in ("plan", "components", "offline") for p in (ROOT / folder).rglob("*.py")]
+    code += [ROOT / "__main__.py", ROOT / "composition.py"]
+    offenders = [(path.name, pin) for path in code for pin in pins if pin and pin in path.read_text()]
+    assert offenders == []
