@@ -59,6 +59,8 @@ def baseline_record(plan: SitePlan) -> dict:
                          "raMatrix": plan.matrix.pin(c).ra_matrix, "deviation": plan.matrix.pin(c).deviation}
                      for c in deployed_components(plan)},
         "localDecisions": local_decisions(plan),
+        "prerequisites": {c: plan.matrix.pin(c).prerequisites for c in deployed_components(plan)
+                          if plan.matrix.pin(c).prerequisites},
         "validationEvidence": evidence.model_dump(by_alias=True) if evidence else None,
     }
 

@@ -35,6 +35,7 @@ class ChartPin(StrictModel):
     images: dict[str, str] = Field(default_factory=dict)
     image_repository: Optional[str] = None
     crds: list[str] = Field(default_factory=list)
+    prerequisites: list[str] = Field(default_factory=list, description="what the site must provide for this chart")
     local_decision: Optional[LocalDecision] = None
 
     @property

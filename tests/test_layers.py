@@ -48,6 +48,8 @@ def test_baseline_record_names_site_profile_versions_and_decisions(prod):
     versions = yaml.safe_load(record["versions"])
     assert versions["gpuOperator"]["version"] == MATRIX.pin("gpuOperator").version
     assert versions["gpuOperator"]["raMatrix"] == MATRIX.pin("gpuOperator").ra_matrix
+    prerequisites = yaml.safe_load(record["prerequisites"])
+    assert any("cert-manager" in p for p in prerequisites["nvsentinel"])
     decisions = yaml.safe_load(record["localDecisions"])
     assert any("cert-manager" in d["decision"] for d in decisions)
     assert yaml.safe_load(record["validationEvidence"])["path"].startswith("s3://")
