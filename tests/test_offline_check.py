@@ -1,0 +1,34 @@
+"""The offline check command: valid stacks print a plan; a bad stack file exits 2 with the config error."""
+from offline import check
+from plan import sources
+
+
+def test_plan_of_lab_stack(capsys):
+    assert check.main(["--stack", "lab", "--plan"]) == 0
+    out, err = capsys.readouterr()
+    assert "ncp-inference:layers:GpuEnablement gpu" in out
+    assert "chart: gpu-operator" in out
+    assert "stack lab: config valid" in err
+
+
+def test_prod_stack_keeps_secret_values_out_of_the_plan(capsys):
+    assert check.main(["--stack", "prod", "--plan"]) == 0
+    out, _ = capsys.readouterr()
+    assert "keys:\n" in out and ".dockerconfigjson" in out
+    assert "placeholder-ngcApiKey" not in out
+
+
+def test_invalid_stack_file_exits_2(tmp_path, monkeypatch, capsys):
+    (tmp_path / "Pulumi.broken.yaml").write_text(
+        "config:\n  ncp-inference:site: {name: x, environment: lab, hardwareProfile: lab, gpuNodes: 0}\n"
+        "  ncp-inference:tenants: [{name: a, gpuQuota: 0, gpuLimit: 0}]\n")
+    monkeypatch.setattr(sources, "ROOT", tmp_path)
+    assert check.main(["--stack", "broken"]) == 2
+    _, err = capsys.readouterr()
+    assert "Pulumi.broken.yaml: 1 problem; nothing was deployed." in err
+    assert "ncp-inference:site.gpuNodes: must be >= 1" in err
+
+
+def test_missing_stack_file_exits_2(capsys):
+    assert check.main(["--stack", "no-such-stack"]) == 2
+    assert "Pulumi.no-such-stack.yaml: does not exist" in capsys.readouterr().err
