@@ -1,15 +1,20 @@
 """Offline check of a stack without the Pulumi CLI or a cluster.
 
-    python -m offline.check --stack lab           validate config and compose the program under mocks
+    python -m offline.check --stack lab           validate config, compose the program under mocks, run the policy
+                                                  pack (pack config policy/config/<environment>.json)
     python -m offline.check --stack prod --plan   ... and print the resource tree with Helm values and key specs
+
+Exits 2 on invalid config, 1 on a mandatory policy violation, 0 otherwise.
 """
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import pulumi
 import yaml
 
+from offline.policy_check import PACK_DIR, PackConfigError, evaluate, read_pack_config, report
 from offline.recorder import Recording, run_stack_file
 from plan.errors import ConfigError
 from plan.sources import plan_from_stack_file
@@ -54,17 +59,26 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m offline.check", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", default="lab", help="stack name: reads Pulumi.<stack>.yaml (default: lab)")
     parser.add_argument("--plan", action="store_true", help="print the resource tree with values and specs")
+    parser.add_argument("--policy-pack", type=Path, default=PACK_DIR, help="policy pack directory (default: policy)")
+    parser.add_argument("--policy-pack-config", type=Path,
+                        help="pack config JSON (default: <pack>/config/<environment>.json)")
     args = parser.parse_args(argv)
     try:
-        plan_from_stack_file(args.stack)
+        site_plan = plan_from_stack_file(args.stack)
         recording = run_stack_file(args.stack)
-    except (ConfigError, pulumi.RunError) as error:
+        config_path = args.policy_pack_config or args.policy_pack / "config" / f"{site_plan.environment.value}.json"
+        name, version, violations = evaluate(recording, read_pack_config(config_path), args.policy_pack)
+    except (ConfigError, pulumi.RunError, PackConfigError) as error:
         print(error, file=sys.stderr)
         return 2
     if args.plan:
         print(render_plan(recording))
-    print(f"stack {args.stack}: config valid; {len(recording.resources)} resources composed", file=sys.stderr)
-    return 0
+    print(report(name, version, violations))
+    mandatory = [v for v in violations if v.level == "mandatory"]
+    print(f"stack {args.stack}: config valid; {len(recording.resources)} resources composed; "
+          f"{len(violations)} policy violations ({len(mandatory)} mandatory, pack config {config_path})",
+          file=sys.stderr)
+    return 1 if mandatory else 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ def test_plan_of_lab_stack(capsys):
 
 
 def test_prod_stack_keeps_secret_values_out_of_the_plan(capsys):
-    assert check.main(["--stack", "prod", "--plan"]) == 0
+    # Advisory pack config: this test is about the plan view, not the guardrails (test_policy_pack covers those).
+    assert check.main(["--stack", "prod", "--plan", "--policy-pack-config", "policy/config/lab.json"]) == 0
     out, _ = capsys.readouterr()
     assert "keys:\n" in out and ".dockerconfigjson" in out
     assert "placeholder-ngcApiKey" not in out
@@ -32,3 +33,17 @@ def test_invalid_stack_file_exits_2(tmp_path, monkeypatch, capsys):
 def test_missing_stack_file_exits_2(capsys):
     assert check.main(["--stack", "no-such-stack"]) == 2
     assert "Pulumi.no-such-stack.yaml: does not exist" in capsys.readouterr().err
+
+
+def test_mandatory_violation_exits_1(tmp_path, capsys):
+    config = tmp_path / "strict.json"
+    config.write_text('{"all": "mandatory", "acceptance-evidence": {"requireAcceptance": true}}')
+    # With acceptance required and no validation-suite Job in the lab stack, the pack must block.
+    assert check.main(["--stack", "lab", "--policy-pack-config", str(config)]) == 1
+    out, _ = capsys.readouterr()
+    assert "[mandatory]  ncp-inference-ra-guardrails v0.1.0  acceptance-evidence" in out
+
+
+def test_lab_check_passes_with_its_pack_config(capsys):
+    assert check.main(["--stack", "lab"]) == 0
+    assert "no violations" in capsys.readouterr().out

@@ -1,0 +1,140 @@
+"""Guardrails on serving: KV-routing telemetry, storage tiers, model provenance, acceptance evidence."""
+import json
+
+from ncp_guardrails.data import allowlists
+from ncp_guardrails.framework import resource_policy, stack_policy
+from ncp_guardrails.kube import (
+    COMPONENT_LABEL, ENDPOINT_LABEL, STORAGE_TIER_LABEL, dgd_services, get, is_dgd, kind_of, labels_of, name_of,
+    of_kind, plain,
+)
+
+# Dynamo metric names (ai-dynamo/dynamo docs/observability/metrics.md): the signals that prove KV routing helps.
+KV_HIT_RATE = "dynamo_component_router_kv_hit_rate"
+QUEUE_DEPTH = "dynamo_frontend_queued_requests"
+MODEL_SOURCE = "ncp-inference.io/model-source"
+MODEL_REVISION = "ncp-inference.io/model-revision"
+THRESHOLDS = "ncp-inference.io/acceptance-thresholds"
+FLOATING_REVISIONS = {"", "main", "master", "latest", "head"}
+
+
+def _kv_routed(props) -> bool:
+    for _, service in dgd_services(props):
+        if get(service, "componentType") != "frontend":
+            continue
+        envs = {e.get("name"): e.get("value") for e in get(service, "envs", default=[]) or []}
+        args = " ".join(get(service, "extraPodSpec", "mainContainer", "args", default=[]) or [])
+        if envs.get("DYN_ROUTER_MODE") == "kv" or "--router-mode kv" in args or "--router-mode=kv" in args:
+            return True
+    return False
+
+
+def _kv_routing_telemetry(args, report):
+    rules_text = {}
+    for rule in of_kind(args.resources, "PrometheusRule"):
+        endpoint = labels_of(rule.props).get(ENDPOINT_LABEL)
+        rules_text[endpoint] = rules_text.get(endpoint, "") + json.dumps(plain(get(rule.props, "spec", default={})))
+    monitored = {labels_of(m.props).get(ENDPOINT_LABEL) for m in of_kind(args.resources, "PodMonitor")}
+    for resource in args.resources:
+        if not (is_dgd(resource.props) and _kv_routed(resource.props)):
+            continue
+        endpoint = name_of(resource.props)
+        text = rules_text.get(endpoint, "")
+        missing = [metric for metric in (KV_HIT_RATE, QUEUE_DEPTH) if metric not in text]
+        if missing:
+            report(f"{endpoint}: KV-aware routing is on but no PrometheusRule for the endpoint tracks {missing}",
+                   resource.urn)
+        if endpoint not in monitored:
+            report(f"{endpoint}: KV-aware routing is on but no PodMonitor scrapes the endpoint", resource.urn)
+
+
+kv_routing_telemetry = stack_policy(
+    "kv-routing-telemetry",
+    "KV-aware routing is deployed only with serving telemetry that shows cache hit rate and queue depth.",
+    "Cloud-Native Inference Gateway Integration: KV-aware routing; Telemetry And Observability",
+    "Deploy the endpoint through the Serving layer, which adds its PodMonitor and serving PrometheusRule.",
+    _kv_routing_telemetry,
+)
+
+
+def _storage_tiers(args, report):
+    tiers_by_class: dict = {}
+    for resource in args.resources:
+        props = resource.props
+        tier = labels_of(props).get(STORAGE_TIER_LABEL)
+        if not tier:
+            continue
+        if kind_of(props) == "StorageClass":
+            storage_class = name_of(props)
+        elif kind_of(props) == "PersistentVolumeClaim":
+            storage_class = get(props, "spec", "storageClassName")
+        else:
+            continue
+        tiers_by_class.setdefault(storage_class, set()).add(tier)
+    for storage_class, tiers in sorted(tiers_by_class.items()):
+        if len(tiers) > 1:
+            report(f"storage class {storage_class!r} serves several storage tiers: {sorted(tiers)}")
+
+
+storage_tiers = stack_policy(
+    "storage-tiers",
+    "Model artifacts, model cache, KV offload, benchmark output and telemetry retention never share a storage "
+    "class or claim.",
+    "Storage; Data Center Architecture: Storage Domain",
+    "Give each tier its own storage class (components.storage) and label claims with ncp-inference.io/storage-tier.",
+    _storage_tiers,
+)
+
+
+def _model_provenance(args, report):
+    props = args.props
+    staged = is_dgd(props) or labels_of(props).get(COMPONENT_LABEL) == "model-staging"
+    if not staged:
+        return
+    annotations = get(props, "metadata", "annotations", default={}) or {}
+    revision, source = annotations.get(MODEL_REVISION), annotations.get(MODEL_SOURCE)
+    if revision is None or str(revision).lower() in FLOATING_REVISIONS:
+        report(f"{name_of(props)}: model revision {revision!r} is not pinned (use a commit or immutable tag)")
+    sources = allowlists()["modelSources"]
+    if not source or not any(str(source).startswith(prefix) for prefix in sources):
+        report(f"{name_of(props)}: model source {source!r} is not allowlisted ({', '.join(sources)})")
+
+
+model_provenance = resource_policy(
+    "model-provenance",
+    "Serving and model staging name a pinned model revision from an allowlisted source.",
+    "Isolation And Security: Security And Compliance (model artifact provenance)",
+    "Set the endpoint's model.revision to a commit or immutable tag and model.source to an allowlisted URI.",
+    _model_provenance,
+)
+
+
+def _acceptance_evidence(args, report):
+    if not (args.get_config() or {}).get("requireAcceptance"):
+        return
+    jobs = of_kind(args.resources, "Job")
+    benchmarks = {labels_of(j.props).get(ENDPOINT_LABEL): j for j in jobs
+                  if labels_of(j.props).get(COMPONENT_LABEL) == "benchmark"}
+    for resource in args.resources:
+        if not is_dgd(resource.props):
+            continue
+        endpoint = name_of(resource.props)
+        job = benchmarks.get(endpoint)
+        if job is None:
+            report(f"{endpoint}: no AIPerf benchmark Job for the endpoint", resource.urn)
+        elif not get(job.props, "metadata", "annotations", THRESHOLDS):
+            report(f"{endpoint}: its benchmark Job records no acceptance thresholds ({THRESHOLDS})", job.urn)
+    if not any(labels_of(j.props).get(COMPONENT_LABEL) == "validation-suite" for j in jobs):
+        report("no ISV NCP validation suite Job is defined for the stack")
+
+
+acceptance_evidence = stack_policy(
+    "acceptance-evidence",
+    "In prod every endpoint has an AIPerf benchmark Job with acceptance thresholds, and the validation suite Job "
+    "exists.",
+    "Validation Methodology; Performance Requirements: Serving Performance",
+    "Give every endpoint an slo (acceptance thresholds) and keep components.validation enabled.",
+    _acceptance_evidence,
+    config={"requireAcceptance": {"type": "boolean", "default": False}},
+)
+
+POLICIES = [kv_routing_telemetry, storage_tiers, model_provenance, acceptance_evidence]

@@ -1,0 +1,58 @@
+"""Guardrails on tenant namespaces and what runs in them."""
+from ncp_guardrails.framework import stack_policy
+from ncp_guardrails.kube import (
+    TENANT_LABEL, containers, get, labels_of, name_of, namespace_of, of_kind, pod_specs,
+)
+
+
+def _is_default_deny(props) -> bool:
+    spec = get(props, "spec", default={}) or {}
+    return (not (get(spec, "podSelector", default={}) or {})
+            and set(spec.get("policyTypes") or []) == {"Ingress", "Egress"}
+            and not spec.get("ingress") and not spec.get("egress"))
+
+
+def _tenant_isolation(args, report):
+    tenants = {name_of(ns.props): ns for ns in of_kind(args.resources, "Namespace") if TENANT_LABEL in labels_of(ns.props)}
+    in_namespace = {}
+    for resource in args.resources:
+        in_namespace.setdefault(namespace_of(resource.props), []).append(resource)
+    for namespace, ns in tenants.items():
+        if labels_of(ns.props).get("pod-security.kubernetes.io/enforce") != "restricted":
+            report(f"tenant namespace {namespace} does not enforce Pod Security 'restricted'", ns.urn)
+        objects = in_namespace.get(namespace, [])
+        policies = [r for r in objects if get(r.props, "kind") == "NetworkPolicy"]
+        if not any(_is_default_deny(p.props) for p in policies):
+            report(f"tenant namespace {namespace} has no default-deny NetworkPolicy", ns.urn)
+        quotas = [r for r in objects if get(r.props, "kind") == "ResourceQuota"]
+        if not any("requests.nvidia.com/gpu" in (get(q.props, "spec", "hard", default={}) or {}) for q in quotas):
+            report(f"tenant namespace {namespace} has no ResourceQuota limiting requests.nvidia.com/gpu", ns.urn)
+        accounts = [r for r in objects if get(r.props, "kind") == "ServiceAccount"]
+        if not any(get(a.props, "automountServiceAccountToken") is False for a in accounts):
+            report(f"tenant namespace {namespace} has no dedicated ServiceAccount with token automount off", ns.urn)
+        for resource in objects:
+            for where, spec in pod_specs(resource.props):
+                _check_pod(spec, f"{name_of(resource.props)} {where}", resource.urn, report)
+
+
+def _check_pod(spec, where, urn, report):
+    if spec.get("hostNetwork") or spec.get("hostPID") or spec.get("hostIPC"):
+        report(f"{where}: tenant workloads may not use host namespaces", urn)
+    for volume in spec.get("volumes") or []:
+        if "hostPath" in volume:
+            report(f"{where}: tenant workloads may not mount hostPath volumes ({volume.get('name')})", urn)
+    for container in containers(spec):
+        if get(container, "securityContext", "privileged"):
+            report(f"{where}: container {container.get('name')!r} is privileged", urn)
+
+
+tenant_isolation = stack_policy(
+    "tenant-isolation",
+    "Tenant namespaces enforce PSA restricted and have a default-deny NetworkPolicy, a GPU ResourceQuota and a "
+    "dedicated ServiceAccount; tenant workloads use no privileged containers, host namespaces or hostPath.",
+    "Isolation And Security: Workload Isolation",
+    "Create tenants through ncp-inference:tenants (the Tenancy layer sets all of this); remove privileged settings.",
+    _tenant_isolation,
+)
+
+POLICIES = [tenant_isolation]

@@ -1,0 +1,341 @@
+"""Every guardrail passes on the real example stacks and fails on a mutation of them; missing properties never
+crash a policy. Evaluation goes through pulumi-policy's own analyzer (offline/policy_check.py)."""
+import pytest
+import yaml
+
+from offline.policy_check import PackConfigError, load_pack, policy_configs
+from offline.recorder import run_program
+from offline.synthetic import secret_keys, site_config
+from tests.policy_helpers import (
+    LAB_CONFIG, PROD_CONFIG, add, clone, dgd, find, find_release, gpu_job, messages, remove, set_inputs, violations,
+)
+
+TENANT = "tenant-acme-chat"
+
+
+def test_pack_metadata():
+    name, version, policies = load_pack()
+    assert name == "ncp-inference-ra-guardrails" and version
+    for policy in policies:
+        assert policy.description and policy.remediation_steps, policy.name
+        assert policy.framework.reference, policy.name
+
+
+def test_lab_is_clean_and_advisory(lab):
+    found = violations(lab, LAB_CONFIG)
+    assert all(v.level == "advisory" for v in found)
+    assert found == []
+
+
+def test_prod_pack_config_is_mandatory():
+    _, _, policies = load_pack()
+    assert {level for level, _ in policy_configs(policies, PROD_CONFIG).values()} == {"mandatory"}
+    assert {level for level, _ in policy_configs(policies, LAB_CONFIG).values()} == {"advisory"}
+
+
+def test_pack_config_errors():
+    _, _, policies = load_pack()
+    with pytest.raises(PackConfigError, match="unknown policies: no-such-policy"):
+        policy_configs(policies, {"no-such-policy": "mandatory"})
+    with pytest.raises(PackConfigError, match="unknown config property 'requireDigest'"):
+        policy_configs(policies, {"image-references": {"requireDigest": True}})
+
+
+def test_lab_violation_is_advisory(lab):
+    mutated = clone(lab)
+    remove(mutated, find(mutated, "ConfigMap", "ncp-baseline-record"))
+    found = violations(mutated, LAB_CONFIG, "hardware-profile-and-evidence")
+    assert found and {v.level for v in found} == {"advisory"}
+
+
+# --- a. hardware profile and evidence ----------------------------------------------------------------------------
+
+def _record(recording):
+    return find(recording, "ConfigMap", "ncp-baseline-record")
+
+
+def test_hardware_profile_and_evidence(prod):
+    assert messages(prod, "hardware-profile-and-evidence") == ""
+    no_record = clone(prod)
+    remove(no_record, _record(no_record))
+    assert "no baseline record" in messages(no_record, "hardware-profile-and-evidence")
+    no_evidence = clone(prod)
+    record = _record(no_evidence)
+    data = dict(record.wire_inputs["data"])
+    data["validationEvidence"] = "null\n"
+    del data["hardwareProfile"]  # a missing property
+    set_inputs(record, {**record.wire_inputs, "data": data})
+    text = messages(no_evidence, "hardware-profile-and-evidence")
+    assert "no validation evidence path" in text and "names no hardware profile" in text
+
+
+# --- b. charts pinned ------------------------------------------------------------------------------------------
+
+def test_charts_pinned(prod):
+    assert messages(prod, "charts-pinned") == ""
+    drifted = clone(prod)
+    release = find_release(drifted, "gpu-operator")
+    set_inputs(release, {**release.wire_inputs, "version": "v25.3.0"})
+    assert "compatibility matrix pins v26.7.0" in messages(drifted, "charts-pinned")
+    foreign = clone(prod)
+    release = find_release(foreign, "kai-scheduler")
+    set_inputs(release, {**release.wire_inputs, "chart": "oci://example.com/charts/kai-scheduler"})
+    assert "not in the compatibility matrix" in messages(foreign, "charts-pinned")
+
+
+def test_local_decision_chart_needs_record():
+    config = site_config("lab")
+    config.setdefault("components", {})["telemetry"] = {"prometheusStack": {"enabled": True, "localDecision": {
+        "decision": "lab metrics backend", "reason": "no site Prometheus in the lab"}}}
+    recording = run_program(config, secret_keys(config), stack="lab")
+    assert messages(recording, "charts-pinned") == ""
+    record = _record(recording)
+    set_inputs(record, {**record.wire_inputs, "data": {**record.wire_inputs["data"], "localDecisions": "[]\n"}})
+    assert "records no local decision" in messages(recording, "charts-pinned")
+
+
+# --- d. GPU sharing ----------------------------------------------------------------------------------------------
+
+def _gpu_values(recording, values):
+    release = find_release(recording, "gpu-operator")
+    set_inputs(release, {**release.wire_inputs, "values": {**release.wire_inputs["values"], **values}})
+
+
+def test_mig_only_on_mig_capable_profiles(lab):
+    mig_config = site_config("hgx-h200")
+    mig_config["components"]["gpuOperator"] = {"mig": {"layout": {"3g.71gb": 2}}}
+    assert messages(run_program(mig_config, set(), stack="mig"), "gpu-sharing") == ""
+    mutated = clone(lab)
+    _gpu_values(mutated, {"mig": {"strategy": "single"}})
+    assert "not MIG-capable" in messages(mutated, "gpu-sharing")
+
+
+def test_time_slicing_for_prod_serving_needs_evidence(prod):
+    sliced = clone(prod)
+    data = yaml.safe_dump({"version": "v1", "sharing": {"timeSlicing": {"resources": [
+        {"name": "nvidia.com/gpu", "replicas": 4}]}}})
+    _gpu_values(sliced, {"devicePlugin": {"config": {"create": True, "name": "x", "default": "ts", "data": {"ts": data}}}})
+    assert messages(sliced, "gpu-sharing") == "", "no serving endpoint yet: time-slicing alone is allowed"
+    add(sliced, dgd("chat", TENANT))
+    assert "needs recorded validation evidence" in messages(sliced, "gpu-sharing")
+
+
+# --- e. disaggregation needs the fabric --------------------------------------------------------------------------
+
+def test_disaggregation_fabric(lab, prod):
+    on_prod = clone(prod)
+    add(on_prod, dgd("reasoning", TENANT, disaggregated=True))
+    assert messages(on_prod, "disaggregation-fabric") == ""
+    on_lab = clone(lab)
+    add(on_lab, dgd("reasoning", "tenant-dev", disaggregated=True))
+    text = messages(on_lab, "disaggregation-fabric")
+    assert "east-west RDMA profile" in text and "Network Operator" in text
+    no_queue = clone(prod)
+    manifest = dgd("reasoning", TENANT, disaggregated=True)
+    del manifest["metadata"]["annotations"]["nvidia.com/kai-scheduler-queue"]
+    add(no_queue, manifest)
+    assert "KAI queue" in messages(no_queue, "disaggregation-fabric")
+
+
+# --- c. images ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("image,expected", [
+    ("nvcr.io/nvidia/cuda:latest", "mutable tag latest"),
+    ("nvcr.io/nvidia/cuda", "no tag or digest"),
+    ("docker.io/library/busybox:1.36", "not from an allowlisted registry"),
+])
+def test_image_references_fail(prod, image, expected):
+    mutated = clone(prod)
+    job = gpu_job("bad-image", TENANT)
+    job["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    add(mutated, job)
+    assert expected in messages(mutated, "image-references")
+
+
+def test_prod_serving_images_pinned_by_digest(prod):
+    tagged = clone(prod)
+    add(tagged, dgd("chat", TENANT))
+    assert "pinned by digest" in messages(tagged, "image-references")
+    assert "pinned by digest" not in messages(tagged, "image-references", LAB_CONFIG)
+    pinned = clone(prod)
+    add(pinned, dgd("chat", TENANT, image="nvcr.io/nvidia/ai-dynamo/tensorrtllm-runtime:1.2.1@sha256:" + "a" * 64))
+    assert messages(pinned, "image-references") == ""
+
+
+# --- h. secrets --------------------------------------------------------------------------------------------------
+
+def test_secret_hygiene(prod):
+    assert messages(prod, "secret-hygiene") == ""
+    mutated = clone(prod)
+    add(mutated, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "leaky", "namespace": TENANT},
+                  "data": {"ngcApiKey": "nvapi-123"}})
+    add(mutated, {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "misplaced", "namespace": "kube-system"},
+                  "type": "Opaque"})
+    job = gpu_job("env-secret", TENANT)
+    job["spec"]["template"]["spec"]["containers"][0]["env"] = [{"name": "HF_TOKEN", "value": "hf_abc"}]
+    add(mutated, job)
+    add(mutated, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "empty", "namespace": TENANT}})
+    text = messages(mutated, "secret-hygiene")
+    assert "'ngcApiKey' looks like a credential" in text
+    assert "'misplaced' is in kube-system" in text
+    assert "'HF_TOKEN' holds a literal value" in text
+
+
+# --- l. GPU workloads through KAI --------------------------------------------------------------------------------
+
+def test_gpu_workloads_through_kai(prod):
+    good = clone(prod)
+    add(good, gpu_job("bench", TENANT, schedulerName="kai-scheduler"))
+    assert messages(good, "gpu-workloads-through-kai") == ""
+    bad = clone(prod)
+    job = gpu_job("rogue", TENANT)
+    job["spec"]["template"]["spec"]["containers"][0]["resources"] = {"requests": {"nvidia.com/gpu": 1}}
+    job["spec"]["template"]["metadata"]["labels"]["kai.scheduler/queue"] = "tenant-globex-research"
+    add(bad, job)
+    text = messages(bad, "gpu-workloads-through-kai")
+    assert "has no nvidia.com/gpu limit" in text
+    assert "schedulerName kai-scheduler" in text
+    assert "not its tenant's queue 'tenant-acme-chat'" in text
+    no_queue = clone(prod)
+    manifest = dgd("chat", TENANT)
+    del manifest["metadata"]["annotations"]["nvidia.com/kai-scheduler-queue"]
+    add(no_queue, manifest)
+    assert "do not name a KAI queue" in messages(no_queue, "gpu-workloads-through-kai")
+
+
+# --- g. tenant isolation -----------------------------------------------------------------------------------------
+
+def test_tenant_isolation(prod):
+    assert messages(prod, "tenant-isolation") == ""
+    mutated = clone(prod)
+    remove(mutated, find(mutated, "NetworkPolicy", "default-deny", TENANT))
+    remove(mutated, find(mutated, "ResourceQuota", "tenant-quota", TENANT))
+    namespace = find(mutated, "Namespace", TENANT)
+    labels = {**namespace.wire_inputs["metadata"]["labels"], "pod-security.kubernetes.io/enforce": "baseline"}
+    set_inputs(namespace, {**namespace.wire_inputs, "metadata": {**namespace.wire_inputs["metadata"], "labels": labels}})
+    account = find(mutated, "ServiceAccount", "tenant-workload", TENANT)
+    set_inputs(account, {**account.wire_inputs, "automountServiceAccountToken": True})
+    add(mutated, gpu_job("escape", TENANT, hostNetwork=True, schedulerName="kai-scheduler",
+                         volumes=[{"name": "root", "hostPath": {"path": "/"}}]))
+    text = messages(mutated, "tenant-isolation")
+    for expected in ("does not enforce Pod Security 'restricted'", "no default-deny NetworkPolicy",
+                     "no ResourceQuota limiting requests.nvidia.com/gpu", "token automount off",
+                     "may not use host namespaces", "may not mount hostPath"):
+        assert expected in text
+
+
+def test_privileged_tenant_container(prod):
+    mutated = clone(prod)
+    job = gpu_job("priv", TENANT, schedulerName="kai-scheduler")
+    job["spec"]["template"]["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    add(mutated, job)
+    assert "is privileged" in messages(mutated, "tenant-isolation")
+
+
+# --- f. KV routing needs telemetry ---------------------------------------------------------------------------------
+
+def test_kv_routing_needs_telemetry(prod):
+    mutated = clone(prod)
+    add(mutated, dgd("chat", TENANT, router="kv"))
+    text = messages(mutated, "kv-routing-telemetry")
+    assert "dynamo_component_router_kv_hit_rate" in text and "no PodMonitor" in text
+    add(mutated, {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+                  "metadata": {"name": "chat-serving", "namespace": TENANT, "labels": {"ncp-inference.io/endpoint": "chat"}},
+                  "spec": {"groups": [{"name": "g", "rules": [
+                      {"record": "a", "expr": "dynamo_component_router_kv_hit_rate"},
+                      {"record": "b", "expr": "dynamo_frontend_queued_requests"}]}]}})
+    add(mutated, {"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
+                  "metadata": {"name": "chat", "namespace": TENANT, "labels": {"ncp-inference.io/endpoint": "chat"}},
+                  "spec": {"selector": {}}})
+    assert messages(mutated, "kv-routing-telemetry") == ""
+    round_robin = clone(prod)
+    add(round_robin, dgd("chat", TENANT, router="round-robin"))
+    assert messages(round_robin, "kv-routing-telemetry") == ""
+
+
+# --- i. storage tiers ----------------------------------------------------------------------------------------------
+
+def _claim(name, tier, storage_class):
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": name, "namespace": TENANT, "labels": {"ncp-inference.io/storage-tier": tier}},
+            "spec": {"storageClassName": storage_class, "accessModes": ["ReadWriteMany"],
+                     "resources": {"requests": {"storage": "1Ti"}}}}
+
+
+def test_storage_tiers(prod):
+    separated = clone(prod)
+    add(separated, _claim("models", "model-artifacts", "file-models"))
+    add(separated, _claim("bench", "benchmark-output", "file-bench"))
+    assert messages(separated, "storage-tiers") == ""
+    shared = clone(prod)
+    add(shared, _claim("models", "model-artifacts", "file-shared"))
+    add(shared, _claim("bench", "benchmark-output", "file-shared"))
+    assert "serves several storage tiers" in messages(shared, "storage-tiers")
+
+
+# --- j. model provenance -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("revision,source,expected", [
+    ("main", "hf://Qwen/Qwen3-8B", "is not pinned"),
+    (None, "hf://Qwen/Qwen3-8B", "is not pinned"),
+    ("0123456789abcdef0123456789abcdef01234567", "http://example.com/model", "not allowlisted"),
+])
+def test_model_provenance_fails(prod, revision, source, expected):
+    mutated = clone(prod)
+    manifest = dgd("chat", TENANT, revision=revision, source=source)
+    if revision is None:
+        del manifest["metadata"]["annotations"]["ncp-inference.io/model-revision"]
+    add(mutated, manifest)
+    assert expected in messages(mutated, "model-provenance")
+
+
+def test_model_provenance_passes(prod):
+    mutated = clone(prod)
+    add(mutated, dgd("chat", TENANT))
+    assert messages(mutated, "model-provenance") == ""
+
+
+# --- k. acceptance evidence ----------------------------------------------------------------------------------------
+
+def test_acceptance_evidence(prod):
+    mutated = clone(prod)
+    add(mutated, dgd("chat", TENANT))
+    text = messages(mutated, "acceptance-evidence")
+    assert "no AIPerf benchmark Job" in text and "validation suite" in text
+    assert messages(mutated, "acceptance-evidence", LAB_CONFIG) == "", "lab does not require acceptance jobs"
+    bench = gpu_job("chat-aiperf", TENANT, schedulerName="kai-scheduler")
+    bench["metadata"]["labels"] = {"ncp-inference.io/endpoint": "chat", "app.kubernetes.io/component": "benchmark"}
+    bench["metadata"]["annotations"] = {"ncp-inference.io/acceptance-thresholds": "ttftP95Ms: 500\n"}
+    add(mutated, bench)
+    suite = gpu_job("isv-validation", "ncp-system")
+    suite["metadata"]["labels"] = {"app.kubernetes.io/component": "validation-suite"}
+    add(mutated, suite)
+    assert messages(mutated, "acceptance-evidence") == ""
+
+
+# --- the pack is self-contained: its data equals the program's -------------------------------------------------------
+
+def test_pack_pins_equal_the_compatibility_matrix():
+    from ncp_guardrails.data import pins
+    from plan.catalog import load_matrix
+
+    expected = {name: {"chart": pin.chart, "repository": pin.repository, "version": pin.version,
+                       "localDecision": pin.local_decision is not None}
+                for name, pin in load_matrix().components.items()}
+    assert pins() == expected
+
+
+def test_pack_allowlists_equal_the_programs():
+    from ncp_guardrails.data import allowlists
+    from plan.catalog import ROOT
+
+    assert allowlists() == yaml.safe_load((ROOT / "data" / "allowlists.yaml").read_text())
+
+
+def test_private_analyzer_api_still_has_the_shape_we_drive():
+    from pulumi_policy import policy
+
+    servicer = getattr(policy, "_PolicyAnalyzerServicer", None)
+    assert servicer is not None, "pulumi-policy no longer has _PolicyAnalyzerServicer: update offline/policy_check.py"
+    for method in ("Analyze", "AnalyzeStack", "Configure"):
+        assert callable(getattr(servicer, method, None)), method
