@@ -8,14 +8,21 @@ from components.cluster_baseline import ClusterBaseline, ClusterBaselineArgs, La
 from components.gpu_enablement import GpuEnablement, GpuEnablementArgs
 from components.health import Health, HealthArgs
 from components.network_enablement import NetworkEnablement, NetworkEnablementArgs
+from components.model_data import (
+    ModelExpress, ModelExpressArgs, ModelStaging, ModelStagingArgs, TenantStorage, TenantStorageArgs, model_path,
+)
 from components.scheduling import Scheduling, SchedulingArgs, TenantQueue
+from components.serving import EndpointArgs, ServingEndpoint, ServingPlatform, ServingPlatformArgs
 from components.telemetry import Telemetry, TelemetryArgs
-from components.tenancy import Tenancy, TenancyArgs, TenantSpec
-from plan.catalog import load_signals
+from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, TenancyArgs, TenantSpec
+from components.validation import Benchmark, BenchmarkArgs, ValidationSuite, ValidationSuiteArgs
+from acceptance.aiperf_args import aiperf_command
+from plan.catalog import load_dynamo_runtime, load_signals
 from plan.profile import DriverManagement
 from plan.site_plan import TENANT_NAMESPACE_PREFIX, SitePlan
 
 BASELINE_NAMESPACE = "ncp-system"
+VALIDATION_NAMESPACE = "ncp-validation"
 GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}  # label GFD sets on every GPU node
 
 
@@ -25,6 +32,8 @@ def deployed_components(plan: SitePlan) -> list[str]:
     if plan.network_enabled:
         names.append("networkOperator")
     names += ["kaiScheduler", "grove", "nvsentinel"]
+    if plan.endpoints:
+        names.append("dynamoPlatform")
     if plan.config.components.telemetry.prometheus_stack.enabled:
         names.append("kubePrometheusStack")
     return names
@@ -32,11 +41,19 @@ def deployed_components(plan: SitePlan) -> list[str]:
 
 def layer_namespaces(plan: SitePlan) -> list[LayerNamespace]:
     pod_security = {"gpuOperator": "privileged", "networkOperator": "privileged", "nvsentinel": "privileged",
-                    "kaiScheduler": "baseline", "grove": "baseline", "kubePrometheusStack": "privileged"}
+                    "kaiScheduler": "baseline", "grove": "baseline", "kubePrometheusStack": "privileged",
+                    "dynamoPlatform": "baseline"}
     namespaces = [LayerNamespace(BASELINE_NAMESPACE, "baseline", "restricted")]
     for component in deployed_components(plan):
         namespaces.append(LayerNamespace(plan.matrix.pin(component).namespace, component, pod_security[component]))
+    if validation_suite_enabled(plan):
+        namespaces.append(LayerNamespace(VALIDATION_NAMESPACE, "validation", "restricted"))
     return namespaces
+
+
+def validation_suite_enabled(plan: SitePlan) -> bool:
+    validation = plan.config.components.serving.validation
+    return validation.suite and validation.suite_image is not None
 
 
 def local_decisions(plan: SitePlan) -> list[dict]:
@@ -62,7 +79,23 @@ def baseline_record(plan: SitePlan) -> dict:
         "prerequisites": {c: plan.matrix.pin(c).prerequisites for c in deployed_components(plan)
                           if plan.matrix.pin(c).prerequisites},
         "validationEvidence": evidence.model_dump(by_alias=True) if evidence else None,
+        "gpuSharing": gpu_sharing(plan),
+        "serving": {e.name: {"tenant": e.tenant.name, "backend": e.endpoint.backend, "mode": e.mode, "gpus": e.gpus,
+                             "model": e.endpoint.model.model_dump(by_alias=True), "sizing": e.sizing_file,
+                             "estimate": e.estimate, "image": e.image} for e in plan.endpoints},
+        "storageTiers": {tier: value.model_dump(by_alias=True) for tier, value in
+                         (plan.config.components.serving.storage.named() if plan.config.components.serving.storage
+                          else [])},
     }
+
+
+def gpu_sharing(plan: SitePlan) -> dict:
+    if plan.mig:
+        return {"mode": "mig", "strategy": plan.mig.strategy, "layout": dict(plan.mig.layout)}
+    if plan.time_slicing:
+        return {"mode": "time-slicing", "replicas": plan.time_slicing.replicas,
+                "validationEvidence": plan.time_slicing.validation_evidence}
+    return {"mode": "exclusive"}
 
 
 def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
@@ -126,13 +159,24 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         prometheus_namespace=baseline.namespace("kubePrometheusStack") if prometheus else None,
         skip_await=skip_await))
 
+    serving = compose_serving(plan, baseline, scheduling, network, skip_await) if plan.endpoints else {}
+    if validation_suite_enabled(plan):
+        storage = settings.serving.storage
+        suite = matrix.workload("validationSuite")
+        ValidationSuite("validation", ValidationSuiteArgs(
+            namespace=baseline.namespace("validation"), image=settings.serving.validation.suite_image,
+            suite_file=suite.suite_file, gpu_operator_namespace=matrix.pin("gpuOperator").namespace,
+            overrides=suite.overrides, mig_strategy=plan.mig.strategy if plan.mig else None, version=suite.version,
+            results=storage.benchmark_output if storage else None))
+
     tenancy = Tenancy("tenancy", TenancyArgs(
         tenants=[TenantSpec(name=t.name, namespace=plan.tenant_namespace(t), queue=plan.tenant_namespace(t),
                             gpu_limit=t.gpu_limit, cpu_quota=t.cpu_quota, memory_quota=t.memory_quota,
                             admins=t.admins, viewers=t.viewers) for t in plan.tenants],
         gateway_namespace=settings.tenancy.gateway_namespace,
         monitoring_namespace=settings.tenancy.monitoring_namespace,
-        platform_namespaces=[BASELINE_NAMESPACE],
+        platform_namespaces=[BASELINE_NAMESPACE] + (
+            [matrix.pin("dynamoPlatform").namespace] if plan.endpoints else []),
         ngc_api_key=ngc_api_key),
         pulumi.ResourceOptions(depends_on=scheduling.queue_resources))
 
@@ -149,4 +193,69 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         "remediation": plan.remediation,
         "telemetryRules": telemetry_layer.rules_name,
         "healthRelease": health.release.name,
+        "endpoints": serving,
     }
+
+
+def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Scheduling,
+                    network: Optional[NetworkEnablement], skip_await: bool) -> dict:
+    matrix, settings = plan.matrix, plan.config.components
+    serving, telemetry = settings.serving, settings.telemetry
+    storage = serving.storage
+    runtime = load_dynamo_runtime()
+    signals = load_signals()["dynamo"]
+    platform_ns = baseline.namespace("dynamoPlatform")
+    model_express_url = None
+    if serving.model_express:
+        pin = matrix.workload("modelExpress")
+        model_express = ModelExpress("model-express", ModelExpressArgs(
+            namespace=platform_ns.metadata.name, image=pin.images["server"], port=pin.ports["grpc"],
+            cache=storage.model_cache), pulumi.ResourceOptions(depends_on=[platform_ns]))
+        model_express_url = model_express.url
+    platform = ServingPlatform("serving", ServingPlatformArgs(
+        pin=matrix.pin("dynamoPlatform"), namespace=platform_ns, model_express_url=model_express_url,
+        skip_await=skip_await),
+        # The platform points at the separately installed KAI Scheduler and Grove, and DGDs need their queues.
+        pulumi.ResourceOptions(depends_on=[scheduling]))
+    tenant_storage = {}
+    for endpoint in plan.endpoints:
+        if endpoint.tenant.name not in tenant_storage:
+            tenant_storage[endpoint.tenant.name] = TenantStorage(f"storage-{endpoint.tenant.name}", TenantStorageArgs(
+                tenant=endpoint.tenant.name, namespace=endpoint.namespace, model_artifacts=storage.model_artifacts,
+                benchmark_output=storage.benchmark_output))
+    pull_secret = PULL_SECRET if plan.has_ngc_api_key else None
+    outputs = {}
+    for endpoint in plan.endpoints:
+        model = endpoint.endpoint.model
+        claims = tenant_storage[endpoint.tenant.name].claims
+        staging = ModelStaging(f"model-{endpoint.name}", ModelStagingArgs(
+            endpoint=endpoint.name, tenant=endpoint.tenant.name, namespace=endpoint.namespace,
+            model_name=model.name, source=model.source, revision=model.revision, model_class=model.model_class,
+            backend=endpoint.endpoint.backend, image=endpoint.image, service_account=WORKLOAD_SERVICE_ACCOUNT,
+            credentials_secret=model.credentials_secret, claim=claims[TenantStorage.MODEL_CLAIM],
+            skip_await=skip_await,
+            record={"sizing": endpoint.sizing_file, "image": endpoint.image, "mode": endpoint.mode,
+                    "dynamoPlatform": matrix.pin("dynamoPlatform").version}))
+        serving_endpoint = ServingEndpoint(f"endpoint-{endpoint.name}", EndpointArgs(
+            plan=endpoint, runtime=runtime, gpus_per_node=plan.profile.gpu.per_node,
+            gpu_product=plan.profile.gpu.product_label,
+            rdma_resource=plan.profile.fabric.rdma_resource_name if network else None,
+            networks=network.networks if network else [], model_path=model_path(model.name, model.revision),
+            model_cache=storage.model_cache, kv_offload=storage.kv_offload, model_express_url=model_express_url,
+            pull_secret=pull_secret, service_account=WORKLOAD_SERVICE_ACCOUNT, signals=signals,
+            selector_labels=telemetry.prometheus_selector_labels, scrape_interval=telemetry.scrape_interval,
+            inference_pool=serving.gateway_inference_extension),
+            pulumi.ResourceOptions(depends_on=[platform, staging, claims[TenantStorage.MODEL_CLAIM]]))
+        slo = endpoint.endpoint.slo
+        Benchmark(f"benchmark-{endpoint.name}", BenchmarkArgs(
+            endpoint=endpoint.name, tenant=endpoint.tenant.name, namespace=endpoint.namespace,
+            image=serving.validation.benchmark_image, service_account=WORKLOAD_SERVICE_ACCOUNT,
+            command=aiperf_command(
+                model=model.name, url=serving_endpoint.url,
+                tokenizer=model_path(model.name, model.revision) if model.tokenizer is None else model.tokenizer,
+                isl=slo.isl, osl=slo.osl, concurrency=slo.concurrency, request_count=slo.request_count,
+                artifact_dir=f"/results/{endpoint.name}"),
+            thresholds=slo.thresholds.model_dump(by_alias=True, exclude_none=True), graph=serving_endpoint.graph))
+        outputs[endpoint.name] = {"url": serving_endpoint.url, "mode": endpoint.mode, "gpus": endpoint.gpus,
+                                  "tenant": endpoint.tenant.name, "sizing": endpoint.sizing_file}
+    return outputs

@@ -5,13 +5,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.kube import LAYER_LABEL, labels, psa_labels
+from components.kube import (
+    LAYER_LABEL, PRIORITY_BATCH, PRIORITY_SERVING, PRIORITY_SYSTEM, Layer, labels, psa_labels,
+)
 
 # PriorityClass values stay below the built-in system-* classes (2e9) so node-critical pods always win.
 PRIORITY_CLASSES = {
-    "system": (100_000_000, "Platform operators and agents of the inference stack"),
-    "serving": (1_000_000, "Latency-sensitive inference serving workers and routers"),
-    "batch": (1_000, "Benchmarks, validation and other preemptible batch work"),
+    PRIORITY_SYSTEM: (100_000_000, "Platform operators and agents of the inference stack", "PreemptLowerPriority"),
+    PRIORITY_SERVING: (1_000_000, "Latency-sensitive inference serving workers and routers", "PreemptLowerPriority"),
+    PRIORITY_BATCH: (1_000, "Benchmarks, validation and other preemptible batch work", "Never"),
 }
 
 
@@ -31,13 +33,13 @@ class ClusterBaselineArgs:
     record: dict = field(default_factory=dict)  # site, profile, versions, decisions: one YAML document per key
 
 
-class ClusterBaseline(pulumi.ComponentResource):
+class ClusterBaseline(Layer):
     namespaces: dict[str, k8s.core.v1.Namespace]
     priority_classes: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: ClusterBaselineArgs, opts: pulumi.ResourceOptions = None):
-        super().__init__("ncp-inference:layers:ClusterBaseline", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("ClusterBaseline", name, opts)
+        child = self.child()
         self.namespaces = {}
         for ns in args.namespaces:
             self.namespaces[ns.layer] = k8s.core.v1.Namespace(
@@ -49,17 +51,17 @@ class ClusterBaseline(pulumi.ComponentResource):
                 opts=child,
             )
         self.priority_classes = {}
-        for tier, (value, description) in PRIORITY_CLASSES.items():
+        for class_name, (value, description, preemption) in PRIORITY_CLASSES.items():
             pc = k8s.scheduling.v1.PriorityClass(
-                f"{name}-priority-{tier}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=f"ncp-{tier}", labels=labels("cluster-baseline")),
+                f"{name}-priority-{class_name.removeprefix('ncp-')}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=class_name, labels=labels("cluster-baseline")),
                 value=value,
                 global_default=False,
-                preemption_policy="PreemptLowerPriority" if tier != "batch" else "Never",
+                preemption_policy=preemption,
                 description=description,
                 opts=child,
             )
-            self.priority_classes[tier] = pc.metadata.name
+            self.priority_classes[class_name] = pc.metadata.name
         record_ns = self.namespaces["baseline"]
         self.record = k8s.core.v1.ConfigMap(
             f"{name}-record",

@@ -6,7 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.kube import helm_release
+from components.kube import Layer, helm_release
 from plan.catalog import ChartPin
 from plan.config import MigSettings, TimeSlicing
 
@@ -102,9 +102,9 @@ def gpu_operator_values(args: GpuEnablementArgs) -> dict:
     return values
 
 
-class GpuEnablement(pulumi.ComponentResource):
+class GpuEnablement(Layer):
     def __init__(self, name: str, args: GpuEnablementArgs, opts: pulumi.ResourceOptions = None):
-        super().__init__("ncp-inference:layers:GpuEnablement", name, None, opts)
+        super().__init__("GpuEnablement", name, opts)
         self.values = gpu_operator_values(args)
         self.release = helm_release(
             "gpu-operator", args.pin, self.values, args.namespace.metadata.name, self, args.skip_await,

@@ -7,7 +7,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.kube import helm_release, labels
+from components.kube import Layer, helm_release, labels
 from plan.catalog import ChartPin
 
 DATASTORE_SECRET = "nvsentinel-datastore-credentials"
@@ -52,10 +52,10 @@ def nvsentinel_values(args: HealthArgs) -> dict:
     }
 
 
-class Health(pulumi.ComponentResource):
+class Health(Layer):
     def __init__(self, name: str, args: HealthArgs, opts: pulumi.ResourceOptions = None):
-        super().__init__("ncp-inference:layers:Health", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("Health", name, opts)
+        child = self.child()
         root_password = random.RandomPassword(f"{name}-datastore-root-password", length=32, special=False, opts=child)
         replica_set_key = random.RandomPassword(f"{name}-datastore-replica-set-key", length=48, special=False,
                                                 opts=child)

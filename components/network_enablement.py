@@ -7,7 +7,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import helm_release, labels
+from components.kube import Layer, helm_release, labels
 from plan.catalog import ChartPin
 from plan.profile import RdmaExposure
 from plan.site_plan import Rail
@@ -88,15 +88,15 @@ def rail_network_config(rail_name: str, rail: Rail, args: NetworkEnablementArgs)
     return json.dumps(config, sort_keys=True)
 
 
-class NetworkEnablement(pulumi.ComponentResource):
+class NetworkEnablement(Layer):
     def __init__(self, name: str, args: NetworkEnablementArgs, opts: pulumi.ResourceOptions = None):
-        super().__init__("ncp-inference:layers:NetworkEnablement", name, None, opts)
+        super().__init__("NetworkEnablement", name, opts)
         if not args.rails:
             raise ValueError("NetworkEnablement needs at least one east-west rail")
         self.values = network_operator_values(args)
         self.release = helm_release("network-operator", args.pin, self.values, args.namespace.metadata.name, self,
                                     args.skip_await, depends_on=[args.namespace])
-        after_release = pulumi.ResourceOptions(parent=self, depends_on=[self.release])
+        after_release = self.child(self.release)
         self.nic_cluster_policy = k8s.apiextensions.CustomResource(
             f"{name}-nic-cluster-policy",
             api_version="mellanox.com/v1alpha1",
@@ -106,7 +106,7 @@ class NetworkEnablement(pulumi.ComponentResource):
             opts=after_release,
         )
         # nv-ipam and multus CRDs are applied by the operator once the NicClusterPolicy reconciles.
-        after_policy = pulumi.ResourceOptions(parent=self, depends_on=[self.nic_cluster_policy])
+        after_policy = self.child(self.nic_cluster_policy)
         self.networks = []
         for index, rail in enumerate(args.rails):
             rail_name = f"rail-{index}"

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import helm_release, labels
+from components.kube import Layer, helm_release, labels
 from plan.catalog import ChartPin
 
 UNLIMITED = -1  # KAI Queue convention for "no quota/limit on this resource"
@@ -57,16 +57,16 @@ def queue_spec(parent: str, gpu_quota: int, gpu_limit: int, weight: int, display
     return spec
 
 
-class Scheduling(pulumi.ComponentResource):
+class Scheduling(Layer):
     def __init__(self, name: str, args: SchedulingArgs, opts: pulumi.ResourceOptions = None):
-        super().__init__("ncp-inference:layers:Scheduling", name, None, opts)
+        super().__init__("Scheduling", name, opts)
         self.kai_values = kai_values(args)
         self.grove_values = grove_values(args)
         self.kai = helm_release("kai-scheduler", args.kai_pin, self.kai_values, args.kai_namespace.metadata.name,
                                 self, args.skip_await, depends_on=[args.kai_namespace])
         self.grove = helm_release("grove", args.grove_pin, self.grove_values, args.grove_namespace.metadata.name,
                                   self, args.skip_await, depends_on=[args.grove_namespace, self.kai])
-        after_kai = pulumi.ResourceOptions(parent=self, depends_on=[self.kai])
+        after_kai = self.child(self.kai)
         root = k8s.apiextensions.CustomResource(
             f"{name}-queue-root",
             api_version="scheduling.run.ai/v2",
@@ -85,7 +85,7 @@ class Scheduling(pulumi.ComponentResource):
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=queue.queue, labels=labels("scheduling", queue.queue)),
                 spec=queue_spec(ROOT_QUEUE, queue.gpu_quota, queue.gpu_limit, queue.over_quota_weight,
                                 f"Tenant {queue.tenant}"),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.kai, root]),
+                opts=self.child(self.kai, root),
             )
             self.queue_resources.append(resource)
             self.queues[queue.tenant] = queue.queue

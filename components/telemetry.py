@@ -6,7 +6,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import helm_release, labels
+from components.kube import Layer, helm_release, labels
 from plan.catalog import ChartPin, MetricSource
 
 RULES_NAME = "ncp-gpu-health"
@@ -84,9 +84,9 @@ def prometheus_stack_values() -> dict:
     }}}
 
 
-class Telemetry(pulumi.ComponentResource):
+class Telemetry(Layer):
     def __init__(self, name: str, args: TelemetryArgs, opts: pulumi.ResourceOptions = None):
-        super().__init__("ncp-inference:layers:Telemetry", name, None, opts)
+        super().__init__("Telemetry", name, opts)
         depends_on = [args.rules_namespace]
         self.prometheus = None
         if args.prometheus_pin is not None:
@@ -102,7 +102,7 @@ class Telemetry(pulumi.ComponentResource):
                 name=RULES_NAME, namespace=args.rules_namespace.metadata.name,
                 labels={**labels("telemetry", RULES_NAME), **args.selector_labels}),
             spec={"groups": gpu_health_groups(args)},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends_on),
+            opts=self.child(*depends_on),
         )
         self.rules_name = RULES_NAME
         self.register_outputs({

@@ -8,7 +8,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import TENANT_LABEL, labels, psa_labels
+from components.kube import Layer, TENANT_LABEL, labels, psa_labels
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 NGC_REGISTRY = "nvcr.io"
@@ -85,10 +85,10 @@ def network_policies(args: TenancyArgs) -> dict[str, dict]:
     }
 
 
-class TenantEnvironment(pulumi.ComponentResource):
+class TenantEnvironment(Layer):
     def __init__(self, name: str, tenant: TenantSpec, args: TenancyArgs, opts: pulumi.ResourceOptions = None):
-        super().__init__("ncp-inference:layers:TenantEnvironment", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        super().__init__("TenantEnvironment", name, opts)
+        child = self.child()
         tenant_labels = labels("tenancy", tenant.namespace, **{TENANT_LABEL: tenant.name})
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
@@ -98,7 +98,7 @@ class TenantEnvironment(pulumi.ComponentResource):
             opts=child,
         )
         ns = self.namespace.metadata.name
-        in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[self.namespace])
+        in_namespace = self.child(self.namespace)
 
         def meta(object_name: str) -> k8s.meta.v1.ObjectMetaArgs:
             return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=ns, labels=tenant_labels)
@@ -158,11 +158,11 @@ class TenantEnvironment(pulumi.ComponentResource):
         self.register_outputs({"namespace": ns, "serviceAccount": WORKLOAD_SERVICE_ACCOUNT, "queue": tenant.queue})
 
 
-class Tenancy(pulumi.ComponentResource):
+class Tenancy(Layer):
     def __init__(self, name: str, args: TenancyArgs, opts: pulumi.ResourceOptions = None):
-        super().__init__("ncp-inference:layers:Tenancy", name, None, opts)
+        super().__init__("Tenancy", name, opts)
         self.tenants = {
-            tenant.name: TenantEnvironment(f"{name}-{tenant.name}", tenant, args, pulumi.ResourceOptions(parent=self))
+            tenant.name: TenantEnvironment(f"{name}-{tenant.name}", tenant, args, self.child())
             for tenant in args.tenants
         }
         self.namespaces = {tenant: env.namespace.metadata.name for tenant, env in self.tenants.items()}

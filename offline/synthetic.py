@@ -28,6 +28,8 @@ def site_config(profile: str, environment: str = "lab", tenants: int = 2, gpu_no
         config["components"] = {"networkOperator": {"railInterfaces": RAIL_NAMES[: hardware.fabric.nics_per_node]}}
     if environment == "prod":
         config["ngcApiKey"] = "test-ngc-key"
+        config.setdefault("components", {})["serving"] = {
+            "validation": {"suiteImage": "nvcr.io/test-org/tools/isv-ncp-validation-suite:0.6.8"}}
     return config
 
 

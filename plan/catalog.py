@@ -1,10 +1,10 @@
 """The project's own data files: hardware profiles and the compatibility matrix."""
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field, RootModel, ValidationError
 
 from plan.errors import ConfigError, Problem, problems_from_validation
 from plan.profile import HardwareProfile
@@ -47,6 +47,21 @@ class ChartPin(StrictModel):
         return self.chart.rstrip("/").rsplit("/", 1)[-1]
 
 
+class WorkloadPin(StrictModel):
+    """A component the program runs from images rather than a Helm chart."""
+
+    display_name: str
+    layer: str
+    version: str
+    ra_matrix: str
+    deviation: Optional[str] = None
+    source: str
+    images: dict[str, str] = Field(default_factory=dict)
+    ports: dict[str, int] = Field(default_factory=dict)
+    overrides: dict[str, Union[str, list[str]]] = Field(default_factory=dict)
+    suite_file: Optional[str] = None
+
+
 class KubernetesPins(StrictModel):
     default_version: str
     supported_versions: list[str]
@@ -56,6 +71,13 @@ class CompatibilityMatrix(StrictModel):
     schema_version: int
     kubernetes: KubernetesPins
     components: dict[str, ChartPin]
+    workloads: dict[str, WorkloadPin] = Field(default_factory=dict)
+
+    def workload(self, name: str) -> WorkloadPin:
+        try:
+            return self.workloads[name]
+        except KeyError:
+            raise KeyError(f"{MATRIX_FILE.name} has no workload entry {name!r}") from None
 
     def pin(self, component: str) -> ChartPin:
         try:
@@ -71,12 +93,17 @@ def _read_yaml(path: Path):
         raise ConfigError(str(path), [Problem(str(path), f"cannot be read: {exc}", "fix the YAML syntax")]) from exc
 
 
+def _load(model, path: Path):
+    """Validate a data file against its model; a bad file is a ConfigError naming the file and each key."""
+    try:
+        return model.model_validate(_read_yaml(path))
+    except ValidationError as exc:
+        raise ConfigError(str(path), problems_from_validation("", exc)) from None
+
+
 @lru_cache(maxsize=1)
 def load_matrix() -> CompatibilityMatrix:
-    try:
-        return CompatibilityMatrix.model_validate(_read_yaml(MATRIX_FILE))
-    except ValidationError as exc:
-        raise ConfigError(str(MATRIX_FILE), problems_from_validation("", exc)) from None
+    return _load(CompatibilityMatrix, MATRIX_FILE)
 
 
 def profile_names() -> list[str]:
@@ -88,11 +115,7 @@ def load_profile(name: str) -> HardwareProfile:
     path = PROFILES_DIR / f"{name}.yaml"
     if not path.is_file():
         raise FileNotFoundError(path)
-    data = _read_yaml(path)
-    try:
-        profile = HardwareProfile.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigError(str(path), problems_from_validation("", exc)) from None
+    profile = _load(HardwareProfile, path)
     if profile.name != name:
         raise ConfigError(str(path), [Problem("name", f"is {profile.name!r} but the file is {name}.yaml",
                                               f"set name: {name}")])
@@ -107,12 +130,97 @@ class MetricSource(StrictModel):
     metrics: dict[str, str]
     workload_namespace_label: Optional[str] = None
     gpu_labels: list[str] = Field(default_factory=list)
+    pod_labels: dict[str, str] = Field(default_factory=dict)
+    ports: dict[str, str] = Field(default_factory=dict)
+
+
+class Signals(RootModel[dict[str, MetricSource]]):
+    pass
 
 
 @lru_cache(maxsize=1)
 def load_signals() -> dict[str, MetricSource]:
-    data = _read_yaml(SIGNALS_FILE)
-    try:
-        return {group: MetricSource.model_validate(body) for group, body in data.items()}
-    except ValidationError as exc:
-        raise ConfigError(str(SIGNALS_FILE), problems_from_validation("", exc)) from None
+    return _load(Signals, SIGNALS_FILE).root
+
+
+DISPOSITION_FILE = ROOT / "data" / "backend-disposition.yaml"
+ALLOWLISTS_FILE = ROOT / "data" / "allowlists.yaml"
+
+
+class BackendDisposition(StrictModel):
+    environments: list[str]
+    accepted_gaps: list[str] = Field(default_factory=list)
+    blocking_gaps: list[str] = Field(default_factory=list)
+    rollback: str = Field(min_length=1)
+
+
+class ModelClass(StrictModel):
+    description: str
+    backends: dict[str, BackendDisposition]
+
+
+class DispositionMatrix(StrictModel):
+    source: str
+    model_classes: dict[str, ModelClass]
+
+
+@lru_cache(maxsize=1)
+def load_disposition() -> DispositionMatrix:
+    return _load(DispositionMatrix, DISPOSITION_FILE)
+
+
+class Allowlists(StrictModel):
+    chart_repositories: list[str]
+    image_registries: list[str]
+    model_sources: list[str]
+
+
+@lru_cache(maxsize=1)
+def load_allowlists() -> Allowlists:
+    return _load(Allowlists, ALLOWLISTS_FILE)
+
+
+BACKENDS_FILE = ROOT / "data" / "dynamo-backends.yaml"
+
+
+class Frontend(StrictModel):
+    module: str
+    http_port_flag: str
+    http_port: int
+    router_mode_env: str
+
+
+class BackendRuntime(StrictModel):
+    module: str
+    model_path_flag: str
+    served_model_name_flag: str
+    engine_args_flag: Optional[str] = None
+    engine_args: dict[str, str] = Field(default_factory=dict)
+    parallel_flags: dict[str, str] = Field(default_factory=dict)
+    disaggregation_flag: Optional[str] = None
+    prefill_worker_flag: Optional[str] = None
+    model_streamer: bool
+
+
+class ModelStreamer(StrictModel):
+    load_format_flag: str
+    load_format: str
+    env: dict[str, str]
+
+
+class Planner(StrictModel):
+    module: str
+
+
+class DynamoRuntime(StrictModel):
+    source: str
+    frontend: Frontend
+    planner: Planner
+    backends: dict[str, BackendRuntime]
+    model_streamer: ModelStreamer
+    model_express_client_env: str
+
+
+@lru_cache(maxsize=1)
+def load_dynamo_runtime() -> DynamoRuntime:
+    return _load(DynamoRuntime, BACKENDS_FILE)

@@ -10,6 +10,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from plan.catalog import LocalDecision
+from plan.serving import Endpoint, ServingSettings
 from plan.profile import DriverManagement
 from plan.strict import StrictModel
 
@@ -162,6 +163,7 @@ class Components(StrictModel):
     health: HealthSettings = Field(default_factory=HealthSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
     tenancy: TenancySettings = Field(default_factory=TenancySettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
     skip_await: bool = Field(default=False, description="do not wait for Helm releases to become ready (test clusters)")
 
 
@@ -189,14 +191,14 @@ class StackConfig(StrictModel):
     site: Site
     components: Components = Field(default_factory=Components)
     tenants: list[Tenant] = Field(min_length=1)
-    endpoints: list[dict] = Field(default_factory=list)
+    endpoints: list[Endpoint] = Field(default_factory=list)
     local_decisions: list[LocalDecision] = Field(default_factory=list)
 
-    @field_validator("tenants")
+    @field_validator("tenants", "endpoints")
     @classmethod
-    def _unique_tenants(cls, tenants: list[Tenant]) -> list[Tenant]:
-        names = [t.name for t in tenants]
+    def _unique_names(cls, items: list) -> list:
+        names = [item.name for item in items]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"tenant names must be unique; repeated: {', '.join(duplicates)}")
-        return tenants
+            raise ValueError(f"names must be unique; repeated: {', '.join(duplicates)}")
+        return items

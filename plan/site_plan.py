@@ -8,6 +8,8 @@ from pydantic import ValidationError
 
 from plan.catalog import CompatibilityMatrix, load_matrix, load_profile, profile_names
 from plan.config import Environment, MigSettings, StackConfig, Tenant, TimeSlicing
+from plan.endpoint_plan import EndpointPlan
+from plan.endpoints import plan_endpoints
 from plan.errors import ConfigError, Problem, problems_from_validation
 from plan.profile import DriverManagement, HardwareProfile
 
@@ -39,6 +41,7 @@ class SitePlan:
     topology_aware: bool
     remediation: str
     has_ngc_api_key: bool
+    endpoints: tuple[EndpointPlan, ...] = ()
 
     @property
     def site(self):
@@ -165,9 +168,12 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
     if k8s not in matrix.kubernetes.supported_versions:
         problems.append(Problem(f"{PROJECT}:site.kubernetesVersion", f"{k8s} is not in the compatibility matrix",
                                 f"use one of: {', '.join(matrix.kubernetes.supported_versions)}"))
-    if config.endpoints:
-        problems.append(Problem(f"{PROJECT}:endpoints", "serving endpoints are not supported by this version yet",
-                                "remove them until the serving layer lands"))
+    endpoints = []
+    if profile is not None:
+        endpoints, endpoint_problems = plan_endpoints(
+            config, profile, matrix, SitePlan.tenant_namespace,
+            multi_node_fabric=profile.has_rdma_fabric or profile.nvlink.multi_node)
+        problems += endpoint_problems
     has_key = "ngcApiKey" in raw
     if config.site.environment == Environment.PROD:
         if not has_key:
@@ -199,4 +205,5 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
         topology_aware=topology_aware,
         remediation=remediation,
         has_ngc_api_key=has_key,
+        endpoints=tuple(endpoints),
     )

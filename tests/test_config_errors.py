@@ -44,7 +44,7 @@ CASES = [
     ("Prometheus stack without a recorded decision", BASE_LAB, "components.telemetry.prometheusStack", {"enabled": True},
      "ncp-inference:components.telemetry.prometheusStack", "record localDecision.reason"),
     ("unsupported Kubernetes", BASE_LAB, "site.kubernetesVersion", "1.29", "ncp-inference:site.kubernetesVersion", "not in the compatibility matrix"),
-    ("endpoints before the serving layer", BASE_LAB, "endpoints", [{"name": "chat"}], "ncp-inference:endpoints", "not supported"),
+    ("incomplete endpoint", BASE_LAB, "endpoints", [{"name": "chat"}], "ncp-inference:endpoints[0].tenant", "is required"),
 ]
 
 

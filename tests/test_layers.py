@@ -10,6 +10,11 @@ from plan.catalog import load_matrix
 MATRIX = load_matrix()
 
 
+def record(recording) -> dict:
+    return next(r.inputs["data"] for r in recording.of_type("kubernetes:core/v1:ConfigMap")
+                if r.inputs["metadata"]["name"] == "ncp-baseline-record")
+
+
 def values(recording, release):
     return recording.releases()[release].inputs["values"]
 
@@ -42,17 +47,17 @@ def test_priority_classes(prod):
 
 
 def test_baseline_record_names_site_profile_versions_and_decisions(prod):
-    record = prod.of_type("kubernetes:core/v1:ConfigMap")[0].inputs["data"]
-    assert yaml.safe_load(record["site"])["name"] == "ncp-east-1"
-    assert yaml.safe_load(record["hardwareProfile"])["name"] == "hgx-h200"
-    versions = yaml.safe_load(record["versions"])
+    data = record(prod)
+    assert yaml.safe_load(data["site"])["name"] == "ncp-east-1"
+    assert yaml.safe_load(data["hardwareProfile"])["name"] == "hgx-h200"
+    versions = yaml.safe_load(data["versions"])
     assert versions["gpuOperator"]["version"] == MATRIX.pin("gpuOperator").version
     assert versions["gpuOperator"]["raMatrix"] == MATRIX.pin("gpuOperator").ra_matrix
-    prerequisites = yaml.safe_load(record["prerequisites"])
+    prerequisites = yaml.safe_load(data["prerequisites"])
     assert any("cert-manager" in p for p in prerequisites["nvsentinel"])
-    decisions = yaml.safe_load(record["localDecisions"])
+    decisions = yaml.safe_load(data["localDecisions"])
     assert any("cert-manager" in d["decision"] for d in decisions)
-    assert yaml.safe_load(record["validationEvidence"])["path"].startswith("s3://")
+    assert yaml.safe_load(data["validationEvidence"])["path"].startswith("s3://")
 
 
 # --- GPU enablement -----------------------------------------------------------------------------------------------
@@ -187,9 +192,9 @@ def test_nvsentinel_prerequisites(prod):
     assert len(prod.of_type("random:index/randomPassword:RandomPassword")) == 2
     assert [n["name"] for n in v["node-drainer"]["userNamespaces"]] == [
         "tenant-acme-chat", "tenant-globex-research", "tenant-ncp-eval"]
-    # The engine expands a dependency on the GPU component to its children: NVSentinel waits for the GPU Operator.
-    health = next(r for r in prod.resources if r.type == "ncp-inference:layers:Health")
-    assert prod.releases()["gpu-operator"].urn in health.dependencies
+    # The Health layer's dependency on GPU enablement reaches its children: the NVSentinel release itself waits for
+    # the GPU Operator release (and so for DCGM).
+    assert prod.releases()["gpu-operator"].urn in prod.releases()["nvsentinel"].dependencies
 
 
 def test_datastore_credentials_are_secret(prod):
@@ -218,9 +223,9 @@ def test_prometheus_stack_only_as_recorded_decision(prod):
     recording = compose("lab", components__telemetry__prometheusStack={
         "enabled": True, "localDecision": {"decision": "lab metrics backend", "reason": "no site Prometheus in the lab"}})
     assert "kube-prometheus-stack" in recording.releases()
-    record = yaml.safe_load(recording.of_type("kubernetes:core/v1:ConfigMap")[0].inputs["data"]["localDecisions"])
+    decisions = yaml.safe_load(record(recording)["localDecisions"])
     assert {"component": "kubePrometheusStack", "decision": "lab metrics backend",
-            "reason": "no site Prometheus in the lab"} in record
+            "reason": "no site Prometheus in the lab"} in decisions
 
 
 # --- tenancy ------------------------------------------------------------------------------------------------------

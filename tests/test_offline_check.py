@@ -37,11 +37,11 @@ def test_missing_stack_file_exits_2(capsys):
 
 def test_mandatory_violation_exits_1(tmp_path, capsys):
     config = tmp_path / "strict.json"
-    config.write_text('{"all": "mandatory", "acceptance-evidence": {"requireAcceptance": true}}')
-    # With acceptance required and no validation-suite Job in the lab stack, the pack must block.
+    config.write_text('{"all": "mandatory", "image-references": {"requireDigestForServing": true}}')
+    # The lab's serving image is pinned by tag, not digest: under prod rules the pack must block.
     assert check.main(["--stack", "lab", "--policy-pack-config", str(config)]) == 1
     out, _ = capsys.readouterr()
-    assert "[mandatory]  ncp-inference-ra-guardrails v0.1.0  acceptance-evidence" in out
+    assert "[mandatory]  ncp-inference-ra-guardrails v0.1.0  image-references" in out
 
 
 def test_lab_check_passes_with_its_pack_config(capsys):

@@ -115,9 +115,15 @@ def test_time_slicing_for_prod_serving_needs_evidence(prod):
     data = yaml.safe_dump({"version": "v1", "sharing": {"timeSlicing": {"resources": [
         {"name": "nvidia.com/gpu", "replicas": 4}]}}})
     _gpu_values(sliced, {"devicePlugin": {"config": {"create": True, "name": "x", "default": "ts", "data": {"ts": data}}}})
-    assert messages(sliced, "gpu-sharing") == "", "no serving endpoint yet: time-slicing alone is allowed"
-    add(sliced, dgd("chat", TENANT))
     assert "needs recorded validation evidence" in messages(sliced, "gpu-sharing")
+    without_serving = clone(sliced)
+    for graph in [r for r in without_serving.resources if r.wire_inputs.get("kind") == "DynamoGraphDeployment"]:
+        remove(without_serving, graph)
+    assert messages(without_serving, "gpu-sharing") == "", "time-slicing without LLM serving is allowed"
+    record = _record(sliced)
+    evidence = yaml.safe_dump({"mode": "time-slicing", "validationEvidence": "s3://evidence/time-slicing/"})
+    set_inputs(record, {**record.wire_inputs, "data": {**record.wire_inputs["data"], "gpuSharing": evidence}})
+    assert messages(sliced, "gpu-sharing") == ""
 
 
 # --- e. disaggregation needs the fabric --------------------------------------------------------------------------

@@ -9,14 +9,15 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from offline.recorder import run_program
+from offline.recorder import run_program, run_stack_file
 from offline.synthetic import secret_keys, site_config
 from plan.catalog import load_matrix, load_signals, profile_names
 
 MATRIX = load_matrix()
 # Release name -> folder under shared/upstream holding that chart's values.yaml and Chart.yaml.
 UPSTREAM_CHART_DIRS = {"gpu-operator": "gpu-operator", "network-operator": "network-operator",
-                       "kai-scheduler": "kai-scheduler", "grove": "grove", "nvsentinel": "nvsentinel"}
+                       "kai-scheduler": "kai-scheduler", "grove": "grove", "nvsentinel": "nvsentinel",
+                       "dynamo-platform": "dynamo/platform"}
 # apiVersion/kind -> CRD file under shared/upstream.
 UPSTREAM_CRDS = {
     ("nvidia.com/v1", "ClusterPolicy"): "gpu-operator/nvidia.com_clusterpolicies.yaml",
@@ -26,7 +27,13 @@ UPSTREAM_CRDS = {
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "prometheus-operator/monitoring.coreos.com_servicemonitors.yaml",
     ("monitoring.coreos.com/v1", "PodMonitor"): "prometheus-operator/monitoring.coreos.com_podmonitors.yaml",
+    # The shared copy is the 1.5.0 CRD (v1alpha1 still served); our pin is 1.2.1, whose v1alpha1 it extends.
+    ("nvidia.com/v1alpha1", "DynamoGraphDeployment"): "dynamo/nvidia.com_dynamographdeployments.yaml",
+    ("inference.networking.k8s.io/v1", "InferencePool"):
+        "gateway-api-inference-extension/inference.networking.k8s.io_inferencepools.yaml",
 }
+BUILT_IN_GROUPS = {"", "apps", "batch", "policy", "autoscaling", "rbac.authorization.k8s.io", "networking.k8s.io",
+                   "scheduling.k8s.io", "storage.k8s.io", "apiextensions.k8s.io"}
 # Custom resources with no upstream schema in shared/upstream, and why.
 NO_UPSTREAM_SCHEMA = {
     "NetworkAttachmentDefinition": "the NAD CRD (k8s.cni.cncf.io) is installed by Multus; no copy in shared/upstream",
@@ -47,7 +54,7 @@ def _all_recordings():
                             "telemetry": {"prometheusStack": {"enabled": True, "localDecision": {
                                 "decision": "lab backend", "reason": "no site Prometheus in the lab"}}}}
     recordings += [run_program(mig, set(), stack="mig"), run_program(sliced, set(), stack="sliced")]
-    return recordings
+    return recordings + [run_stack_file("lab"), run_stack_file("prod")]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +79,7 @@ def test_core_manifests_pass_kubernetes_schema(recordings):
             if not registration.type.startswith("kubernetes:") or registration.type.startswith("kubernetes:helm"):
                 continue
             group = api_version.split("/")[0] if "/" in api_version else ""
-            if group and "." in group and not group.endswith(".k8s.io"):
+            if group not in BUILT_IN_GROUPS:
                 continue  # custom resource: checked against its CRD below
             manifest = _manifest(registration)
             assert set(registration.inputs) <= set(manifest), f"unchecked fields in {registration.urn}"
@@ -163,9 +170,10 @@ def test_custom_resources_validate_against_upstream_crds(recordings, upstream: P
                 instance = {k: v for k, v in registration.inputs.items() if k in ("apiVersion", "kind", "metadata", "spec")}
                 _validate(instance, schema)
                 checked.add(kind)
-            elif registration.custom and "." in api_version.split("/")[0] and not api_version.split("/")[0].endswith("k8s.io"):
+            elif registration.custom and api_version and api_version.split("/")[0] not in BUILT_IN_GROUPS | {"v1"}:
                 unknown.add(kind)
-    assert {"NicClusterPolicy", "IPPool", "Queue", "PrometheusRule"} <= checked
+    assert {"NicClusterPolicy", "IPPool", "Queue", "PrometheusRule", "PodMonitor", "DynamoGraphDeployment",
+            "InferencePool"} <= checked
     assert unknown <= set(NO_UPSTREAM_SCHEMA), f"custom resources with no schema check: {unknown - set(NO_UPSTREAM_SCHEMA)}"
 
 

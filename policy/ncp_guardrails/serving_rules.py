@@ -5,7 +5,7 @@ from ncp_guardrails.data import allowlists
 from ncp_guardrails.framework import resource_policy, stack_policy
 from ncp_guardrails.kube import (
     COMPONENT_LABEL, ENDPOINT_LABEL, STORAGE_TIER_LABEL, dgd_services, get, is_dgd, kind_of, labels_of, name_of,
-    of_kind, plain,
+    of_kind, plain, pod_specs,
 )
 
 # Dynamo metric names (ai-dynamo/dynamo docs/observability/metrics.md): the signals that prove KV routing helps.
@@ -56,20 +56,26 @@ kv_routing_telemetry = stack_policy(
 )
 
 
+def _tiered_storage(props):
+    """(tier, storage class) of a StorageClass, a claim, or the ephemeral claim templates in any pod spec."""
+    tier = labels_of(props).get(STORAGE_TIER_LABEL)
+    if tier and kind_of(props) == "StorageClass":
+        yield tier, name_of(props)
+    elif tier and kind_of(props) == "PersistentVolumeClaim":
+        yield tier, get(props, "spec", "storageClassName")
+    for _, spec in pod_specs(props):
+        for volume in get(spec, "volumes", default=[]) or []:
+            template = get(volume, "ephemeral", "volumeClaimTemplate", default={}) or {}
+            template_tier = labels_of(template).get(STORAGE_TIER_LABEL)
+            if template_tier:
+                yield template_tier, get(template, "spec", "storageClassName")
+
+
 def _storage_tiers(args, report):
     tiers_by_class: dict = {}
     for resource in args.resources:
-        props = resource.props
-        tier = labels_of(props).get(STORAGE_TIER_LABEL)
-        if not tier:
-            continue
-        if kind_of(props) == "StorageClass":
-            storage_class = name_of(props)
-        elif kind_of(props) == "PersistentVolumeClaim":
-            storage_class = get(props, "spec", "storageClassName")
-        else:
-            continue
-        tiers_by_class.setdefault(storage_class, set()).add(tier)
+        for tier, storage_class in _tiered_storage(resource.props):
+            tiers_by_class.setdefault(storage_class, set()).add(tier)
     for storage_class, tiers in sorted(tiers_by_class.items()):
         if len(tiers) > 1:
             report(f"storage class {storage_class!r} serves several storage tiers: {sorted(tiers)}")

@@ -1,0 +1,49 @@
+"""The `aiperf profile` command line of an endpoint's benchmark Job (container `command`).
+
+Every flag is one that `aiperf profile --help` lists in the pinned aiperf (0.8.0); tests/test_acceptance.py checks
+that and runs the command for real against a local stub server. Choices follow the bench Job AIConfigurator itself
+generates (top1/k8s_bench.yaml): fixed ISL/OSL (stddev 0), ignore_eos so every request produces OSL tokens, warm-up
+of 2 x concurrency requests, a fixed random seed.
+"""
+import json
+from typing import Optional, Sequence
+
+# The flags aiperf_command can emit.
+FLAGS = ("--model", "--url", "--endpoint-type", "--streaming", "--ui", "--tokenizer", "--concurrency", "--isl",
+         "--isl-stddev", "--osl", "--osl-stddev", "--request-count", "--warmup-request-count", "--random-seed",
+         "--artifact-dir", "--extra-inputs", "--gpu-telemetry", "--no-gpu-telemetry", "--no-server-metrics",
+         "--request-timeout-seconds")
+IGNORE_EOS = {"ignore_eos": True, "nvext": {"ignore_eos": True}}  # OpenAI-style and Dynamo's nvext
+
+
+def aiperf_command(*, model: str, url: str, tokenizer: str, isl: int, osl: int, concurrency: int,
+                   request_count: int, artifact_dir: str, warmup_request_count: Optional[int] = None,
+                   random_seed: int = 100, endpoint_type: str = "chat", streaming: bool = True,
+                   ignore_eos: bool = True, gpu_telemetry: Optional[str] = None, server_metrics: bool = True,
+                   request_timeout_seconds: Optional[float] = None, extra_args: Sequence[str] = ()) -> list[str]:
+    """argv of `aiperf profile` for a Kubernetes Job.
+
+    tokenizer: a local path (the staged model directory) keeps the Job offline with HF_HUB_OFFLINE=1; a Hub id
+    needs network. gpu_telemetry: a DCGM exporter metrics URL; None disables GPU telemetry (AIPerf's default probes
+    localhost:9400/9401, which is not the GPU node in a Job). server_metrics: scrape the endpoint's /metrics.
+    """
+    for name, value in (("isl", isl), ("osl", osl), ("concurrency", concurrency), ("request_count", request_count)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    warmup = 2 * concurrency if warmup_request_count is None else warmup_request_count
+    argv = ["aiperf", "profile", "--model", model, "--url", url, "--endpoint-type", endpoint_type]
+    if streaming:  # TTFT and inter-token latency are measured only on streamed responses
+        argv.append("--streaming")
+    argv += ["--ui", "none", "--tokenizer", tokenizer,
+             "--concurrency", str(concurrency),
+             "--isl", str(isl), "--isl-stddev", "0", "--osl", str(osl), "--osl-stddev", "0",
+             "--request-count", str(request_count), "--warmup-request-count", str(warmup),
+             "--random-seed", str(random_seed), "--artifact-dir", artifact_dir]
+    if ignore_eos:
+        argv += ["--extra-inputs", json.dumps(IGNORE_EOS, separators=(",", ":"))]
+    argv += ["--gpu-telemetry", gpu_telemetry] if gpu_telemetry else ["--no-gpu-telemetry"]
+    if not server_metrics:
+        argv.append("--no-server-metrics")
+    if request_timeout_seconds is not None:
+        argv += ["--request-timeout-seconds", f"{request_timeout_seconds:g}"]
+    return argv + list(extra_args)

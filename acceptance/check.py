@@ -1,0 +1,169 @@
+"""Check an AIPerf run against acceptance thresholds.
+
+    python -m acceptance.check --export <artifact dir | profile_export_aiperf.json> --thresholds <thresholds.yaml>
+
+Prints one row per check (metric, stat, unit, measured, threshold, PASS/FAIL/MISSING). Exit codes: 0 every check
+passed; 1 a check failed or a required metric is missing from the export; 2 the export or thresholds file is missing
+or invalid.
+"""
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from acceptance.thresholds import (ERROR_RATE, AcceptanceThresholds, Check, ThresholdsFileError, load_thresholds)
+
+EXPORT_NAME = "profile_export_aiperf.json"
+
+
+class ExportError(Exception):
+    """The AIPerf export is missing or invalid; the message names the path, the problem and the fix."""
+
+    def __init__(self, path: Path, problem: str, fix: str):
+        self.path, self.problem, self.fix = Path(path), problem, fix
+        super().__init__(f"{path}: {problem}\n  fix: {fix}")
+
+
+@dataclass(frozen=True)
+class Row:
+    metric: str
+    stat: str
+    unit: str
+    measured: Optional[float]
+    threshold: str
+    status: str  # PASS | FAIL | MISSING
+    detail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "PASS"
+
+
+def find_export(path) -> Path:
+    """An artifact directory (AIPerf's --artifact-dir) or the profile_export_aiperf.json in it."""
+    path = Path(path)
+    if path.is_dir():
+        direct = path / EXPORT_NAME
+        if direct.is_file():
+            return direct
+        found = sorted(path.rglob(EXPORT_NAME))
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise ExportError(path, f"holds {len(found)} {EXPORT_NAME} files: "
+                                    f"{', '.join(str(f.relative_to(path)) for f in found)}",
+                              "pass the artifact directory of one run")
+        raise ExportError(path, f"has no {EXPORT_NAME}",
+                          "pass the --artifact-dir of a finished `aiperf profile` run (did the run fail? see its "
+                          "logs/aiperf.log)")
+    if not path.is_file():
+        raise ExportError(path, "not found", f"pass the artifact directory or its {EXPORT_NAME}")
+    return path
+
+
+def load_export(path) -> dict:
+    export = find_export(path)
+    try:
+        data = json.loads(export.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ExportError(export, f"is not valid JSON ({error})",
+                          "re-run AIPerf; the export is written when the run completes") from None
+    if not isinstance(data, dict) or not any(isinstance(v, dict) and "unit" in v for v in data.values()):
+        raise ExportError(export, f"is not an AIPerf {EXPORT_NAME} (no metrics with units)",
+                          f"pass the {EXPORT_NAME} that `aiperf profile` writes to its --artifact-dir")
+    return data
+
+
+def _fmt(value: Optional[float]) -> str:
+    return "-" if value is None else f"{value:,.4g}" if abs(value) < 1000 else f"{value:,.1f}"
+
+
+def _metric_value(export: dict, tag: str, stat: str, unit: str) -> tuple[Optional[float], str]:
+    metric = export.get(tag)
+    if not isinstance(metric, dict):
+        hint = " (AIPerf reports it only with --streaming)" if tag in ("time_to_first_token",
+                                                                       "inter_token_latency") else ""
+        return None, f"metric {tag!r} is not in the export{hint}"
+    if metric.get("unit") != unit:
+        return None, f"unit is {metric.get('unit')!r}, expected {unit!r}"
+    value = metric.get(stat)
+    if not isinstance(value, (int, float)):
+        return None, f"stat {stat!r} is not reported for {tag!r} (has: {', '.join(k for k in metric if k != 'unit')})"
+    return float(value), ""
+
+
+def _evaluate_check(export: dict, check: Check) -> Row:
+    measured, problem = _metric_value(export, check.tag, check.stat, check.unit)
+    threshold = f"{check.op} {_fmt(check.limit)}"
+    if measured is None:
+        return Row(check.tag, check.stat, check.unit, None, threshold, "MISSING", problem)
+    ok = measured <= check.limit if check.op == "<=" else measured >= check.limit
+    return Row(check.tag, check.stat, check.unit, measured, threshold, "PASS" if ok else "FAIL")
+
+
+def _error_rate(export: dict, limit: float) -> Row:
+    threshold = f"<= {limit:g}"
+    completed, problem = _metric_value(export, "request_count", "avg", "requests")
+    if completed is None:
+        return Row("error_rate", "ratio", "", None, threshold, "MISSING", problem)
+    # AIPerf writes error_request_count only when some requests failed.
+    failed, _ = _metric_value(export, "error_request_count", "avg", "requests")
+    failed = failed or 0.0
+    total = completed + failed
+    rate = failed / total if total else 1.0
+    detail = f"{failed:g} of {total:g} requests failed"
+    errors = export.get("error_summary") or []
+    if failed and errors:
+        detail += ": " + "; ".join(f"{e.get('count')} x {(e.get('error_details') or {}).get('code')} "
+                                   f"{(e.get('error_details') or {}).get('type')}" for e in errors[:3])
+    return Row("error_rate", "ratio", "", rate, threshold, "PASS" if rate <= limit else "FAIL", detail)
+
+
+def evaluate(export: dict, thresholds: AcceptanceThresholds) -> list[Row]:
+    """One row per threshold, in declaration order, then the error rate and the run's completion."""
+    rows = [_evaluate_check(export, check) for check in thresholds.checks()]
+    rows.append(_error_rate(export, getattr(thresholds, ERROR_RATE)))
+    if export.get("was_cancelled"):
+        rows.append(Row("was_cancelled", "-", "", 1.0, "false", "FAIL", "the run was cancelled before it finished"))
+    return rows
+
+
+def render(rows: list[Row]) -> str:
+    header = ("metric", "stat", "unit", "measured", "threshold", "result")
+    table = [header] + [(r.metric, r.stat, r.unit, _fmt(r.measured), r.threshold, r.status) for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    notes = [f"  {r.metric}: {r.detail}" for r in rows if r.detail and r.status != "PASS"]
+    failed = sum(not r.ok for r in rows)
+    verdict = (f"ACCEPTED: {len(rows)} checks passed" if not failed
+               else f"REJECTED: {failed} of {len(rows)} checks failed")
+    return "\n".join(lines + notes + [verdict])
+
+
+def check(export_path, thresholds_path) -> tuple[bool, list[Row]]:
+    """Load both files and evaluate. Raises ExportError / ThresholdsFileError for missing or invalid files."""
+    thresholds = load_thresholds(thresholds_path)
+    rows = evaluate(load_export(export_path), thresholds)
+    return all(r.ok for r in rows), rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m acceptance.check", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--export", required=True, type=Path,
+                        help=f"AIPerf --artifact-dir, or the {EXPORT_NAME} in it")
+    parser.add_argument("--thresholds", required=True, type=Path, help="acceptance thresholds YAML")
+    args = parser.parse_args(argv)
+    try:
+        passed, rows = check(args.export, args.thresholds)
+    except (ExportError, ThresholdsFileError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(render(rows))
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""Model data plane and storage tiers: per-tenant claims on separate storage classes, a pinned model staging Job
+with a provenance record per endpoint, and ModelExpress when the site enables it."""
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.kube import (
+    PRIORITY_SYSTEM, TENANT_LABEL, Layer, claim_volume, labels, restricted_container, restricted_pod, restricted_job,
+)
+from plan.serving import StorageTier
+
+STORAGE_TIER_LABEL = "ncp-inference.io/storage-tier"
+ENDPOINT_LABEL = "ncp-inference.io/endpoint"
+MODEL_SOURCE = "ncp-inference.io/model-source"
+MODEL_REVISION = "ncp-inference.io/model-revision"
+MODELS_MOUNT = "/models"
+STAGING_TIMEOUT_SECONDS = 4 * 3600
+
+
+def model_path(model_name: str, revision: str) -> str:
+    """Where a staged model lives on the model-artifacts claim: one directory per model and revision."""
+    return f"{MODELS_MOUNT}/{model_name}/{revision}"
+
+
+def tier_labels(tier: str, **extra: str) -> dict[str, str]:
+    return labels("model-data", tier, **{STORAGE_TIER_LABEL: tier}, **extra)
+
+
+@dataclass(frozen=True)
+class TenantStorageArgs:
+    tenant: str
+    namespace: pulumi.Input[str]
+    model_artifacts: StorageTier
+    benchmark_output: StorageTier
+
+
+class TenantStorage(Layer):
+    """The claims a tenant's endpoints share: model artifacts (staged once, read by every worker) and benchmark
+    output. Node-local model cache and KV offload are per-pod ephemeral volumes on their own classes."""
+
+    MODEL_CLAIM = "model-artifacts"
+    BENCHMARK_CLAIM = "benchmark-output"
+
+    def __init__(self, name: str, args: TenantStorageArgs, opts: pulumi.ResourceOptions = None):
+        super().__init__("TenantStorage", name, opts)
+        self.claims = {}
+        for claim, tier in ((self.MODEL_CLAIM, args.model_artifacts), (self.BENCHMARK_CLAIM, args.benchmark_output)):
+            self.claims[claim] = k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-{claim}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=claim, namespace=args.namespace,
+                                                    labels=tier_labels(claim, **{TENANT_LABEL: args.tenant})),
+                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                    storage_class_name=tier.storage_class, access_modes=[tier.access_mode],
+                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": tier.size})),
+                opts=self.child(),
+            )
+        self.register_outputs({"claims": list(self.claims)})
+
+
+@dataclass(frozen=True)
+class ModelStagingArgs:
+    endpoint: str
+    tenant: str
+    namespace: pulumi.Input[str]
+    model_name: str
+    source: str
+    revision: str
+    model_class: str
+    backend: str
+    image: str
+    service_account: str
+    credentials_secret: Optional[str]
+    claim: k8s.core.v1.PersistentVolumeClaim
+    skip_await: bool
+    record: dict  # provenance facts beyond the model itself (sizing file, images, versions)
+
+
+def staging_script(source: str, revision: str, target: str) -> str:
+    """Download exactly `revision` of an hf:// source and write a provenance file with every file's sha256."""
+    repo = source.split("://", 1)[1]
+    return "\n".join([
+        "set -euo pipefail",
+        f'target="{target}"',
+        'if [ -f "$target/.ncp-provenance.json" ]; then echo "already staged: $target"; exit 0; fi',
+        f'huggingface-cli download "{repo}" --revision "{revision}" --local-dir "$target.partial"',
+        'python3 - "$target.partial" <<\'PY\'',
+        "import hashlib, json, os, sys",
+        "root = sys.argv[1]",
+        "files = {}",
+        "for folder, _, names in os.walk(root):",
+        "    for name in sorted(names):",
+        "        path = os.path.join(folder, name)",
+        "        digest = hashlib.sha256()",
+        "        with open(path, 'rb') as handle:",
+        "            for block in iter(lambda: handle.read(1 << 20), b''):",
+        "                digest.update(block)",
+        "        files[os.path.relpath(path, root)] = digest.hexdigest()",
+        f"record = {{'source': {source!r}, 'revision': {revision!r}, 'files': files}}",
+        "json.dump(record, open(os.path.join(root, '.ncp-provenance.json'), 'w'), indent=2, sort_keys=True)",
+        "PY",
+        'mv "$target.partial" "$target"',
+    ])
+
+
+class ModelStaging(Layer):
+    """Stages the endpoint's model at its pinned revision onto the tenant's model-artifacts claim and records its
+    provenance (a ConfigMap here, and .ncp-provenance.json with file digests beside the model)."""
+
+    def __init__(self, name: str, args: ModelStagingArgs, opts: pulumi.ResourceOptions = None):
+        super().__init__("ModelStaging", name, opts)
+        target = model_path(args.model_name, args.revision)
+        annotations = {MODEL_SOURCE: args.source, MODEL_REVISION: args.revision}
+        meta_labels = labels("model-staging", args.endpoint, **{ENDPOINT_LABEL: args.endpoint,
+                                                                 TENANT_LABEL: args.tenant})
+        self.provenance = k8s.core.v1.ConfigMap(
+            f"{name}-provenance",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{args.endpoint}-model-provenance", namespace=args.namespace,
+                                                labels=meta_labels, annotations=annotations),
+            data={"provenance.json": json.dumps({
+                "model": args.model_name, "source": args.source, "revision": args.revision,
+                "class": args.model_class, "backend": args.backend, "path": target, **args.record,
+            }, indent=2, sort_keys=True)},
+            opts=self.child(),
+        )
+        env = [k8s.core.v1.EnvVarArgs(name="HF_HUB_DISABLE_TELEMETRY", value="1")]
+        if args.credentials_secret:
+            env.append(k8s.core.v1.EnvVarArgs(name="HF_TOKEN", value_from=k8s.core.v1.EnvVarSourceArgs(
+                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=args.credentials_secret, key="HF_TOKEN"))))
+        # Pulumi waits for the download to finish before the endpoint is created (up to STAGING_TIMEOUT).
+        await_annotations = {"pulumi.com/skipAwait": "true"} if args.skip_await else {
+            "pulumi.com/timeoutSeconds": str(STAGING_TIMEOUT_SECONDS)}
+        self.job = restricted_job(
+            f"{name}-job", name=f"{args.endpoint}-model-staging", namespace=args.namespace, labels=meta_labels,
+            annotations={**annotations, **await_annotations},
+            container=k8s.core.v1.ContainerArgs(
+                name="stage",
+                image=args.image,
+                command=["/bin/bash", "-c", staging_script(args.source, args.revision, target)],
+                env=env + [k8s.core.v1.EnvVarArgs(name="HF_HOME", value="/tmp/hf-home")],
+                volume_mounts=[k8s.core.v1.VolumeMountArgs(name="models", mount_path=MODELS_MOUNT)],
+                resources=k8s.core.v1.ResourceRequirementsArgs(
+                    requests={"cpu": "1", "memory": "4Gi"}, limits={"cpu": "4", "memory": "16Gi"}),
+            ),
+            volumes=[claim_volume("models", TenantStorage.MODEL_CLAIM)],
+            service_account=args.service_account, backoff_limit=3, ttl_seconds=86400,
+            opts=self.child(args.claim),
+        )
+        self.model_path = target
+        self.register_outputs({"job": f"{args.endpoint}-model-staging", "modelPath": target})
+
+
+@dataclass(frozen=True)
+class ModelExpressArgs:
+    namespace: pulumi.Input[str]
+    image: str
+    port: int
+    cache: StorageTier
+
+
+class ModelExpress(Layer):
+    """ModelExpress server (no published chart: a Deployment, Service and cache claim built from the pinned image)."""
+
+    NAME = "modelexpress"
+
+    def __init__(self, name: str, args: ModelExpressArgs, opts: pulumi.ResourceOptions = None):
+        super().__init__("ModelExpress", name, opts)
+        child = self.child()
+        meta_labels = labels("model-express", self.NAME)
+        selector = {"app.kubernetes.io/name": self.NAME}
+        claim = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-cache",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{self.NAME}-cache", namespace=args.namespace,
+                                                labels=tier_labels("model-cache")),
+            spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                storage_class_name=args.cache.storage_class, access_modes=["ReadWriteOnce"],
+                resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": args.cache.size})),
+            opts=child,
+        )
+        k8s.apps.v1.Deployment(
+            f"{name}-server",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=self.NAME, namespace=args.namespace, labels=meta_labels),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=1,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=meta_labels),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        automount_service_account_token=False,
+                        priority_class_name=PRIORITY_SYSTEM,
+                        security_context=restricted_pod(),
+                        containers=[k8s.core.v1.ContainerArgs(
+                            name="server", image=args.image,
+                            ports=[k8s.core.v1.ContainerPortArgs(name="grpc", container_port=args.port)],
+                            env=[k8s.core.v1.EnvVarArgs(name="MODEL_EXPRESS_SERVER_PORT", value=str(args.port)),
+                                 k8s.core.v1.EnvVarArgs(name="MODEL_EXPRESS_CACHE_DIRECTORY", value="/cache"),
+                                 k8s.core.v1.EnvVarArgs(name="MX_METADATA_BACKEND", value="kubernetes")],
+                            security_context=restricted_container(),
+                            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="cache", mount_path="/cache")],
+                        )],
+                        volumes=[k8s.core.v1.VolumeArgs(
+                            name="cache", persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(
+                                claim_name=f"{self.NAME}-cache"))],
+                    ),
+                ),
+            ),
+            opts=self.child(claim),
+        )
+        k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=self.NAME, namespace=args.namespace, labels=meta_labels),
+            spec=k8s.core.v1.ServiceSpecArgs(selector=selector, ports=[k8s.core.v1.ServicePortArgs(
+                name="grpc", port=args.port, target_port="grpc")]),
+            opts=child,
+        )
+        self.url = pulumi.Output.from_input(args.namespace).apply(
+            lambda ns: f"{self.NAME}.{ns}.svc.cluster.local:{args.port}")
+        self.register_outputs({"url": self.url})

@@ -1,0 +1,143 @@
+"""Validation and benchmarking layer: an AIPerf benchmark Job per endpoint with its acceptance thresholds, and the
+ISV NCP Validation Suite Job with its expectations set to this stack."""
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components.kube import TENANT_LABEL, Layer, claim_volume, labels, restricted_job
+from components.model_data import ENDPOINT_LABEL, MODELS_MOUNT, TenantStorage, tier_labels
+from plan.serving import StorageTier
+
+THRESHOLDS_ANNOTATION = "ncp-inference.io/acceptance-thresholds"
+RESULTS_MOUNT = "/results"
+
+
+@dataclass(frozen=True)
+class BenchmarkArgs:
+    endpoint: str
+    tenant: str
+    namespace: pulumi.Input[str]
+    image: str
+    service_account: str
+    command: list[str]  # the aiperf command line (acceptance.aiperf_args)
+    thresholds: dict
+    graph: pulumi.Resource
+
+
+class Benchmark(Layer):
+    """The endpoint's AIPerf run: a Job writing artifacts to the tenant's benchmark-output claim, with the
+    acceptance thresholds recorded beside it (annotation and ConfigMap) for `python -m acceptance.check`."""
+
+    def __init__(self, name: str, args: BenchmarkArgs, opts: pulumi.ResourceOptions = None):
+        super().__init__("Benchmark", name, opts)
+        thresholds = yaml.safe_dump(args.thresholds, sort_keys=True)
+        job_labels = labels("benchmark", f"{args.endpoint}-aiperf", **{ENDPOINT_LABEL: args.endpoint,
+                                                                      TENANT_LABEL: args.tenant})
+        k8s.core.v1.ConfigMap(
+            f"{name}-thresholds",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{args.endpoint}-acceptance", namespace=args.namespace,
+                                                labels=job_labels),
+            data={"thresholds.yaml": thresholds, "command.json": json.dumps(args.command)},
+            opts=self.child(),
+        )
+        self.job = restricted_job(
+            f"{name}-job", name=f"{args.endpoint}-aiperf", namespace=args.namespace, labels=job_labels,
+            annotations={THRESHOLDS_ANNOTATION: thresholds},
+            container=k8s.core.v1.ContainerArgs(
+                name="aiperf", image=args.image, command=args.command,
+                env=[k8s.core.v1.EnvVarArgs(name="HF_HUB_OFFLINE", value="1")],
+                resources=k8s.core.v1.ResourceRequirementsArgs(
+                    requests={"cpu": "4", "memory": "8Gi"}, limits={"cpu": "8", "memory": "16Gi"}),
+                volume_mounts=[
+                    k8s.core.v1.VolumeMountArgs(name="results", mount_path=RESULTS_MOUNT),
+                    k8s.core.v1.VolumeMountArgs(name="models", mount_path=MODELS_MOUNT, read_only=True),
+                ],
+            ),
+            volumes=[claim_volume("results", TenantStorage.BENCHMARK_CLAIM),
+                     claim_volume("models", TenantStorage.MODEL_CLAIM, read_only=True)],
+            service_account=args.service_account,
+            # Run on demand once the endpoint is ready, not at every deploy.
+            suspend=True,
+            opts=self.child(args.graph),
+        )
+        self.register_outputs({"job": f"{args.endpoint}-aiperf"})
+
+
+@dataclass(frozen=True)
+class ValidationSuiteArgs:
+    namespace: k8s.core.v1.Namespace
+    image: str
+    suite_file: str
+    gpu_operator_namespace: str
+    overrides: dict
+    mig_strategy: Optional[str]
+    version: str
+    results: Optional[StorageTier]  # the benchmark-output tier keeps the evidence; without it, an emptyDir
+
+
+def suite_command(args: ValidationSuiteArgs) -> list[str]:
+    """isvctl run with the GPU Operator namespace and MIG expectations of this stack (all phases: its setup step
+    only reads the existing cluster and detects node and GPU counts)."""
+    sets = {path: args.gpu_operator_namespace for path in args.overrides["gpuOperatorNamespace"]}
+    sets[args.overrides["requireMig"]] = "true" if args.mig_strategy else "false"
+    expected = {"nvidia.com/mig.capable": "true"}
+    if args.mig_strategy:
+        expected["nvidia.com/mig.strategy"] = args.mig_strategy
+    sets[args.overrides["migExpectedLabels"]] = json.dumps(expected, sort_keys=True)
+    command = ["isvctl", "test", "run", "-f", f"/opt/isv-ncp-validation-suite/{args.suite_file}",
+               "--junitxml", f"{RESULTS_MOUNT}/junit-validation.xml", "--no-upload"]
+    for path, value in sets.items():
+        command += ["--set", f"{path}={value}"]
+    return command
+
+
+class ValidationSuite(Layer):
+    NAME = "isv-ncp-validation"
+
+    def __init__(self, name: str, args: ValidationSuiteArgs, opts: pulumi.ResourceOptions = None):
+        super().__init__("ValidationSuite", name, opts)
+        child = self.child(args.namespace)
+        ns = args.namespace.metadata.name
+        suite_labels = labels("validation-suite", self.NAME)
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa", metadata=k8s.meta.v1.ObjectMetaArgs(name=self.NAME, namespace=ns, labels=suite_labels),
+            automount_service_account_token=True, opts=child)
+        # The suite inspects nodes and operators and runs NCCL/stress workloads: operator-domain access, only while
+        # an operator runs it (the Job is suspended until then).
+        k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-binding",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=self.NAME, labels=suite_labels),
+            role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="ClusterRole",
+                                             name="cluster-admin"),
+            subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=self.NAME, namespace=ns)],
+            opts=child)
+        results = k8s.core.v1.VolumeArgs(name="results", empty_dir={})
+        if args.results is not None:
+            claim = k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-results",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{self.NAME}-results", namespace=ns,
+                                                    labels=tier_labels("benchmark-output")),
+                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                    storage_class_name=args.results.storage_class, access_modes=[args.results.access_mode],
+                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": "10Gi"})),
+                opts=child)
+            results = claim_volume("results", f"{self.NAME}-results")
+            account = [account, claim]
+        else:
+            account = [account]
+        self.job = restricted_job(
+            f"{name}-job", name=self.NAME, namespace=ns, labels=suite_labels,
+            annotations={"ncp-inference.io/suite-version": args.version},
+            container=k8s.core.v1.ContainerArgs(
+                name="isvctl", image=args.image, command=suite_command(args),
+                working_dir=RESULTS_MOUNT,  # isvctl writes _output/ under the working directory
+                volume_mounts=[k8s.core.v1.VolumeMountArgs(name="results", mount_path=RESULTS_MOUNT)],
+            ),
+            volumes=[results], service_account=self.NAME, automount_token=True, suspend=True,
+            opts=self.child(*account),
+        )
+        self.register_outputs({"job": self.NAME})

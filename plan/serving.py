@@ -1,0 +1,106 @@
+"""Serving config schema: `ncp-inference:endpoints` and `components.serving` (storage tiers, gateway, ModelExpress,
+validation suite)."""
+from typing import Literal, Optional
+
+from pydantic import Field, field_validator, model_validator
+
+from acceptance.thresholds import AcceptanceThresholds
+from plan.strict import StrictModel
+
+FLOATING_REVISIONS = {"main", "master", "latest", "head"}
+Backend = Literal["trtllm", "vllm", "sglang"]
+
+
+class Model(StrictModel):
+    name: str = Field(min_length=1, description="served model name, e.g. Qwen/Qwen3-32B")
+    source: str = Field(pattern=r"^[a-z0-9]+://.+", description="artifact URI, e.g. hf://Qwen/Qwen3-32B")
+    revision: str = Field(min_length=1, description="commit or immutable tag; never main/latest")
+    model_class: str = Field(alias="class", description="a model class of data/backend-disposition.yaml")
+    tokenizer: Optional[str] = Field(default=None, description="defaults to the model name")
+    credentials_secret: Optional[str] = Field(
+        default=None, description="Secret in the tenant namespace with key HF_TOKEN, for gated sources")
+
+    @field_validator("revision")
+    @classmethod
+    def _pinned(cls, revision: str) -> str:
+        if revision.strip().lower() in FLOATING_REVISIONS:
+            raise ValueError(f"revision {revision!r} floats; pin a commit hash or an immutable tag")
+        return revision
+
+
+class Slo(StrictModel):
+    """The endpoint's service profile: traffic shape for sizing and benchmarking, and its acceptance bar."""
+
+    isl: int = Field(gt=0, description="input sequence length (tokens)")
+    osl: int = Field(gt=0, description="output sequence length (tokens)")
+    ttft_ms: float = Field(gt=0)
+    tpot_ms: float = Field(gt=0)
+    concurrency: int = Field(default=16, gt=0)
+    request_count: int = Field(default=200, gt=0)
+    thresholds: AcceptanceThresholds
+
+
+class Endpoint(StrictModel):
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)
+    tenant: str
+    model: Model
+    backend: Backend = "trtllm"
+    sizing: str = Field(description="AIConfigurator sizing file, relative to the project root")
+    router: Literal["kv", "round-robin", "random"] = "kv"
+    planner: bool = False
+    slo: Slo
+
+
+class StorageTier(StrictModel):
+    storage_class: str = Field(min_length=1, description="an existing StorageClass (a recorded local decision)")
+    size: str = Field(pattern=r"^[0-9]+(Mi|Gi|Ti)$")
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"] = "ReadWriteOnce"
+
+
+class StorageTiers(StrictModel):
+    """One storage class per tier; the RA keeps artifacts, cache, KV offload, benchmark output and telemetry apart."""
+
+    model_artifacts: StorageTier
+    model_cache: StorageTier
+    benchmark_output: StorageTier
+    kv_offload: Optional[StorageTier] = None
+    telemetry_retention: Optional[StorageTier] = None
+
+    @model_validator(mode="after")
+    def _separate(self) -> "StorageTiers":
+        seen: dict[str, str] = {}
+        for tier, value in self.named():
+            if value.storage_class in seen:
+                raise ValueError(f"tiers {seen[value.storage_class]} and {tier} share storage class "
+                                 f"{value.storage_class!r}; give each tier its own class")
+            seen[value.storage_class] = tier
+        return self
+
+    def named(self) -> list[tuple[str, StorageTier]]:
+        tiers = [("model-artifacts", self.model_artifacts), ("model-cache", self.model_cache),
+                 ("benchmark-output", self.benchmark_output), ("kv-offload", self.kv_offload),
+                 ("telemetry-retention", self.telemetry_retention)]
+        return [(name, value) for name, value in tiers if value is not None]
+
+
+class Validation(StrictModel):
+    suite: bool = Field(default=True, description="define the ISV NCP Validation Suite Job")
+    suite_image: Optional[str] = Field(default=None, description="site-built image of the pinned validation suite")
+    benchmark_image: Optional[str] = Field(default=None, description="site-built image with the pinned aiperf")
+
+
+class ServingSettings(StrictModel):
+    storage: Optional[StorageTiers] = None
+    gateway_inference_extension: bool = Field(default=False, description="an InferencePool per endpoint")
+    model_express: bool = Field(default=False, description="deploy ModelExpress and point workers at it")
+    image_digests: dict[Backend, str] = Field(
+        default_factory=dict, description="backend -> sha256 digest of the pinned runtime image (required in prod)")
+    validation: Validation = Field(default_factory=Validation)
+
+    @field_validator("image_digests")
+    @classmethod
+    def _digests(cls, digests: dict) -> dict:
+        for backend, digest in digests.items():
+            if not (digest.startswith("sha256:") and len(digest) == 71):
+                raise ValueError(f"{backend}: {digest!r} is not a sha256 digest (sha256:<64 hex>)")
+        return digests

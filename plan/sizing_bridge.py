@@ -1,0 +1,53 @@
+"""Read an endpoint's AIConfigurator sizing file into worker groups, and check it was made for this endpoint."""
+from dataclasses import dataclass
+from pathlib import Path
+
+from plan.catalog import ROOT
+from plan.endpoint_plan import WorkerGroup
+from plan.profile import HardwareProfile
+from plan.serving import Endpoint
+
+
+class SizingMismatch(Exception):
+    def __init__(self, message: str, fix: str):
+        super().__init__(message)
+        self.message, self.fix = message, fix
+
+
+@dataclass(frozen=True)
+class Layout:
+    mode: str
+    workers: list[WorkerGroup]
+    estimate: dict
+
+
+def sizing_command(endpoint: Endpoint, profile: HardwareProfile, gpus: int) -> str:
+    slo = endpoint.slo
+    return (f"python -m sizing --model {endpoint.model.name} --system {profile.aiconfigurator_system} "
+            f"--backend {endpoint.backend} --total-gpus {gpus} --isl {slo.isl} --osl {slo.osl} "
+            f"--ttft {slo.ttft_ms:g} --tpot {slo.tpot_ms:g} --out {endpoint.sizing}")
+
+
+def read_layout(path: Path, endpoint: Endpoint, profile: HardwareProfile) -> Layout:
+    from sizing.model import SizingFileError, load_sizing  # the AIConfigurator runner's own file format
+
+    fix = sizing_command(endpoint, profile, profile.gpu.per_node)
+    if profile.aiconfigurator_system is None:
+        raise SizingMismatch(f"profile {profile.name} has no AIConfigurator system to size for",
+                             "record aiconfiguratorSystem in the profile")
+    try:
+        result = load_sizing(path)
+    except SizingFileError as error:
+        raise SizingMismatch(str(error), fix) from None
+    request = result.request
+    expected = {"model": endpoint.model.name, "system": profile.aiconfigurator_system, "backend": endpoint.backend,
+                "isl": endpoint.slo.isl, "osl": endpoint.slo.osl, "ttft_ms": endpoint.slo.ttft_ms,
+                "tpot_ms": endpoint.slo.tpot_ms}
+    differences = [f"{key} {getattr(request, key)!r} != {value!r}" for key, value in expected.items()
+                   if getattr(request, key) != value]
+    if differences:
+        raise SizingMismatch(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} was sized for a "
+                             f"different endpoint ({'; '.join(differences)})",
+                             sizing_command(endpoint, profile, request.total_gpus))
+    return Layout(mode=result.mode, workers=[WorkerGroup(**group) for group in result.worker_groups()],
+                  estimate=result.estimate_summary())
