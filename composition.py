@@ -76,6 +76,7 @@ def baseline_record(plan: SitePlan) -> dict:
                          "raMatrix": plan.matrix.pin(c).ra_matrix, "deviation": plan.matrix.pin(c).deviation}
                      for c in deployed_components(plan)},
         "localDecisions": local_decisions(plan),
+        "chartMirror": plan.config.components.chart_mirror,
         "prerequisites": {c: plan.matrix.pin(c).prerequisites for c in deployed_components(plan)
                           if plan.matrix.pin(c).prerequisites},
         "validationEvidence": evidence.model_dump(by_alias=True) if evidence else None,
@@ -112,7 +113,7 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
     if plan.network_enabled:
         net = settings.network_operator
         network = NetworkEnablement("network", NetworkEnablementArgs(
-            pin=matrix.pin("networkOperator"), namespace=baseline.namespace("networkOperator"),
+            pin=plan.chart("networkOperator"), namespace=baseline.namespace("networkOperator"),
             namespace_name=matrix.pin("networkOperator").namespace, rails=plan.rails,
             exposure=plan.profile.fabric.rdma_exposure, rdma_resource=plan.profile.fabric.rdma_resource_name,
             managed_nic_driver=net.nic_driver == DriverManagement.MANAGED,
@@ -121,7 +122,7 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
             skip_await=skip_await))
 
     gpu = GpuEnablement("gpu", GpuEnablementArgs(
-        pin=matrix.pin("gpuOperator"), namespace=baseline.namespace("gpuOperator"),
+        pin=plan.chart("gpuOperator"), namespace=baseline.namespace("gpuOperator"),
         namespace_name=matrix.pin("gpuOperator").namespace,
         managed_driver=plan.driver == DriverManagement.MANAGED, mig_capable=plan.profile.gpu.mig.supported,
         mig=plan.mig, time_slicing=plan.time_slicing, gpudirect_rdma=plan.profile.has_gpudirect_rdma,
@@ -135,7 +136,7 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
                           gpu_limit=t.gpu_limit, over_quota_weight=t.over_quota_weight) for t in plan.tenants]
     labels_ = plan.profile.topology_labels
     scheduling = Scheduling("scheduling", SchedulingArgs(
-        kai_pin=matrix.pin("kaiScheduler"), grove_pin=matrix.pin("grove"),
+        kai_pin=plan.chart("kaiScheduler"), grove_pin=plan.chart("grove"),
         kai_namespace=baseline.namespace("kaiScheduler"), grove_namespace=baseline.namespace("grove"),
         site_gpus=plan.gpu_capacity, queues=queues, placement_strategy=settings.scheduling.placement_strategy,
         topology_aware=plan.topology_aware,
@@ -144,10 +145,10 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
 
     tenant_namespaces = [plan.tenant_namespace(t) for t in plan.tenants]
     health = Health("health", HealthArgs(
-        pin=matrix.pin("nvsentinel"), namespace=baseline.namespace("nvsentinel"), dcgm_endpoint=gpu.dcgm_endpoint,
+        pin=plan.chart("nvsentinel"), namespace=baseline.namespace("nvsentinel"), dcgm_endpoint=gpu.dcgm_endpoint,
         remediation=plan.remediation, nic_monitor=plan.network_enabled, tenant_namespaces=tenant_namespaces,
         drain_timeout_seconds=settings.health.drain_timeout_seconds, scrape_interval=telemetry.scrape_interval,
-        skip_await=skip_await),
+        skip_await=skip_await, existing_datastore_secret=settings.health.datastore_secret),
         pulumi.ResourceOptions(depends_on=[gpu]))
 
     prometheus = telemetry.prometheus_stack.enabled
@@ -155,7 +156,7 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         rules_namespace=baseline.namespace("baseline"), dcgm=load_signals()["dcgm"],
         tenant_namespace_prefix=TENANT_NAMESPACE_PREFIX, selector_labels=telemetry.prometheus_selector_labels,
         gpu_temperature_celsius=telemetry.gpu_temperature_celsius,
-        prometheus_pin=matrix.pin("kubePrometheusStack") if prometheus else None,
+        prometheus_pin=plan.chart("kubePrometheusStack") if prometheus else None,
         prometheus_namespace=baseline.namespace("kubePrometheusStack") if prometheus else None,
         skip_await=skip_await))
 
@@ -167,7 +168,7 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
             namespace=baseline.namespace("validation"), image=settings.serving.validation.suite_image,
             suite_file=suite.suite_file, gpu_operator_namespace=matrix.pin("gpuOperator").namespace,
             overrides=suite.overrides, mig_strategy=plan.mig.strategy if plan.mig else None, version=suite.version,
-            results=storage.benchmark_output if storage else None))
+            results=storage.benchmark_output if storage else None, skip_await=settings.skip_await))
 
     tenancy = Tenancy("tenancy", TenancyArgs(
         tenants=[TenantSpec(name=t.name, namespace=plan.tenant_namespace(t), queue=plan.tenant_namespace(t),
@@ -210,10 +211,10 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
         pin = matrix.workload("modelExpress")
         model_express = ModelExpress("model-express", ModelExpressArgs(
             namespace=platform_ns.metadata.name, image=pin.images["server"], port=pin.ports["grpc"],
-            cache=storage.model_cache), pulumi.ResourceOptions(depends_on=[platform_ns]))
+            cache=storage.model_cache, skip_await=skip_await), pulumi.ResourceOptions(depends_on=[platform_ns]))
         model_express_url = model_express.url
     platform = ServingPlatform("serving", ServingPlatformArgs(
-        pin=matrix.pin("dynamoPlatform"), namespace=platform_ns, model_express_url=model_express_url,
+        pin=plan.chart("dynamoPlatform"), namespace=platform_ns, model_express_url=model_express_url,
         skip_await=skip_await),
         # The platform points at the separately installed KAI Scheduler and Grove, and DGDs need their queues.
         pulumi.ResourceOptions(depends_on=[scheduling]))
@@ -222,7 +223,7 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
         if endpoint.tenant.name not in tenant_storage:
             tenant_storage[endpoint.tenant.name] = TenantStorage(f"storage-{endpoint.tenant.name}", TenantStorageArgs(
                 tenant=endpoint.tenant.name, namespace=endpoint.namespace, model_artifacts=storage.model_artifacts,
-                benchmark_output=storage.benchmark_output))
+                benchmark_output=storage.benchmark_output, skip_await=skip_await))
     pull_secret = PULL_SECRET if plan.has_ngc_api_key else None
     outputs = {}
     for endpoint in plan.endpoints:

@@ -2,6 +2,7 @@
 outside prod, with its prerequisites (standalone DCGM from the GPU Operator, a datastore with generated
 credentials)."""
 from dataclasses import dataclass
+from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -27,6 +28,7 @@ class HealthArgs:
     drain_timeout_seconds: int
     scrape_interval: str
     skip_await: bool
+    existing_datastore_secret: Optional[str] = None  # managed outside the program; otherwise generated here
 
 
 def nvsentinel_values(args: HealthArgs) -> dict:
@@ -44,7 +46,8 @@ def nvsentinel_values(args: HealthArgs) -> dict:
             "dcgm": {"enabled": True, "mode": "operator-service", "service": {"endpoint": host, "port": int(port)}},
         },
         "podMonitor": {"enabled": True, "interval": args.scrape_interval},
-        "mongodb-store": {"mongodb": {"auth": {"enabled": True, "existingSecret": DATASTORE_SECRET}}},
+        "mongodb-store": {"mongodb": {"auth": {"enabled": True,
+                                               "existingSecret": args.existing_datastore_secret or DATASTORE_SECRET}}},
         "node-drainer": {
             "evictionTimeoutInSeconds": args.drain_timeout_seconds,
             "userNamespaces": [{"name": ns, "mode": "DeleteAfterTimeout"} for ns in args.tenant_namespaces],
@@ -55,11 +58,25 @@ def nvsentinel_values(args: HealthArgs) -> dict:
 class Health(Layer):
     def __init__(self, name: str, args: HealthArgs, opts: pulumi.ResourceOptions = None):
         super().__init__("Health", name, opts)
+        depends_on = [args.namespace]
+        if args.existing_datastore_secret is None:
+            depends_on.append(self._generated_credentials(name, args))
+        self.values = nvsentinel_values(args)
+        self.release = helm_release("nvsentinel", args.pin, self.values, args.namespace.metadata.name, self,
+                                    args.skip_await, depends_on=depends_on)
+        self.register_outputs({
+            "release": self.release.name,
+            "chartVersion": args.pin.version,
+            "remediation": args.remediation,
+            "datastoreSecret": args.existing_datastore_secret or DATASTORE_SECRET,
+        })
+
+    def _generated_credentials(self, name: str, args: HealthArgs) -> k8s.core.v1.Secret:
         child = self.child()
         root_password = random.RandomPassword(f"{name}-datastore-root-password", length=32, special=False, opts=child)
         replica_set_key = random.RandomPassword(f"{name}-datastore-replica-set-key", length=48, special=False,
                                                 opts=child)
-        self.datastore_secret = k8s.core.v1.Secret(
+        return k8s.core.v1.Secret(
             f"{name}-datastore-credentials",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=DATASTORE_SECRET, namespace=args.namespace.metadata.name,
                                                 labels=labels("health", DATASTORE_SECRET)),
@@ -67,12 +84,3 @@ class Health(Layer):
             string_data={ROOT_PASSWORD_KEY: root_password.result, REPLICA_SET_KEY: replica_set_key.result},
             opts=child,
         )
-        self.values = nvsentinel_values(args)
-        self.release = helm_release("nvsentinel", args.pin, self.values, args.namespace.metadata.name, self,
-                                    args.skip_await, depends_on=[args.namespace, self.datastore_secret])
-        self.register_outputs({
-            "release": self.release.name,
-            "chartVersion": args.pin.version,
-            "remediation": args.remediation,
-            "datastoreSecret": DATASTORE_SECRET,
-        })

@@ -65,8 +65,13 @@ def restricted_container() -> k8s.core.v1.SecurityContextArgs:
                                            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]))
 
 
-# Suspended Jobs run on demand; Pulumi must not wait for them to complete.
+# Suspended Jobs run on demand; Pulumi must not wait for them to complete. Test clusters without kubelets or
+# provisioners (components.skipAwait) skip the waits on claims and staging too.
 ON_DEMAND = {"pulumi.com/skipAwait": "true"}
+
+
+def await_annotations(skip_await: bool) -> dict[str, str]:
+    return dict(ON_DEMAND) if skip_await else {}
 
 
 def claim_volume(name: str, claim: str, read_only: bool = False) -> k8s.core.v1.VolumeArgs:

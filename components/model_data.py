@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import (
-    PRIORITY_SYSTEM, TENANT_LABEL, Layer, claim_volume, labels, restricted_container, restricted_pod, restricted_job,
+    PRIORITY_SYSTEM, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, restricted_container, restricted_pod, restricted_job,
 )
 from plan.serving import StorageTier
 
@@ -35,6 +35,7 @@ class TenantStorageArgs:
     namespace: pulumi.Input[str]
     model_artifacts: StorageTier
     benchmark_output: StorageTier
+    skip_await: bool
 
 
 class TenantStorage(Layer):
@@ -51,7 +52,8 @@ class TenantStorage(Layer):
             self.claims[claim] = k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-{claim}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=claim, namespace=args.namespace,
-                                                    labels=tier_labels(claim, **{TENANT_LABEL: args.tenant})),
+                                                    labels=tier_labels(claim, **{TENANT_LABEL: args.tenant}),
+                                                    annotations=await_annotations(args.skip_await)),
                 spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                     storage_class_name=tier.storage_class, access_modes=[tier.access_mode],
                     resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": tier.size})),
@@ -130,11 +132,11 @@ class ModelStaging(Layer):
             env.append(k8s.core.v1.EnvVarArgs(name="HF_TOKEN", value_from=k8s.core.v1.EnvVarSourceArgs(
                 secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=args.credentials_secret, key="HF_TOKEN"))))
         # Pulumi waits for the download to finish before the endpoint is created (up to STAGING_TIMEOUT).
-        await_annotations = {"pulumi.com/skipAwait": "true"} if args.skip_await else {
+        staging_await = await_annotations(args.skip_await) or {
             "pulumi.com/timeoutSeconds": str(STAGING_TIMEOUT_SECONDS)}
         self.job = restricted_job(
             f"{name}-job", name=f"{args.endpoint}-model-staging", namespace=args.namespace, labels=meta_labels,
-            annotations={**annotations, **await_annotations},
+            annotations={**annotations, **staging_await},
             container=k8s.core.v1.ContainerArgs(
                 name="stage",
                 image=args.image,
@@ -158,6 +160,7 @@ class ModelExpressArgs:
     image: str
     port: int
     cache: StorageTier
+    skip_await: bool
 
 
 class ModelExpress(Layer):
@@ -173,7 +176,8 @@ class ModelExpress(Layer):
         claim = k8s.core.v1.PersistentVolumeClaim(
             f"{name}-cache",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{self.NAME}-cache", namespace=args.namespace,
-                                                labels=tier_labels("model-cache")),
+                                                labels=tier_labels("model-cache"),
+                                                annotations=await_annotations(args.skip_await)),
             spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                 storage_class_name=args.cache.storage_class, access_modes=["ReadWriteOnce"],
                 resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": args.cache.size})),
@@ -181,7 +185,8 @@ class ModelExpress(Layer):
         )
         k8s.apps.v1.Deployment(
             f"{name}-server",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=self.NAME, namespace=args.namespace, labels=meta_labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=self.NAME, namespace=args.namespace, labels=meta_labels,
+                                                annotations=await_annotations(args.skip_await)),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=1,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),

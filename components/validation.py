@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.kube import TENANT_LABEL, Layer, claim_volume, labels, restricted_job
+from components.kube import TENANT_LABEL, Layer, await_annotations, claim_volume, labels, restricted_job
 from components.model_data import ENDPOINT_LABEL, MODELS_MOUNT, TenantStorage, tier_labels
 from plan.serving import StorageTier
 
@@ -77,6 +77,7 @@ class ValidationSuiteArgs:
     mig_strategy: Optional[str]
     version: str
     results: Optional[StorageTier]  # the benchmark-output tier keeps the evidence; without it, an emptyDir
+    skip_await: bool = False
 
 
 def suite_command(args: ValidationSuiteArgs) -> list[str]:
@@ -120,7 +121,8 @@ class ValidationSuite(Layer):
             claim = k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-results",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{self.NAME}-results", namespace=ns,
-                                                    labels=tier_labels("benchmark-output")),
+                                                    labels=tier_labels("benchmark-output"),
+                                                    annotations=await_annotations(args.skip_await)),
                 spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                     storage_class_name=args.results.storage_class, access_modes=[args.results.access_mode],
                     resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": "10Gi"})),

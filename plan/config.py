@@ -127,6 +127,10 @@ class HealthSettings(StrictModel):
     remediation: Optional[Literal["dry-run", "enforce"]] = Field(
         default=None, description="defaults to dry-run outside prod and enforce in prod"
     )
+    datastore_secret: Optional[str] = Field(
+        default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="an existing Secret with the datastore credentials (e.g. synced from the site's secret store); "
+                    "by default the program generates them")
     drain_timeout_seconds: int = Field(default=600, ge=60)
 
 
@@ -165,6 +169,10 @@ class Components(StrictModel):
     tenancy: TenancySettings = Field(default_factory=TenancySettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     skip_await: bool = Field(default=False, description="do not wait for Helm releases to become ready (test clusters)")
+    chart_mirror: Optional[str] = Field(
+        default=None, pattern=r"^[A-Za-z0-9_./-]+$",
+        description="directory (relative to the project) holding the pinned charts unpacked, one folder per chart "
+                    "name: air-gapped sites and test clusters")
 
 
 class Tenant(StrictModel):

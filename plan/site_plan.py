@@ -6,7 +6,7 @@ from typing import Any, Mapping, Optional
 
 from pydantic import ValidationError
 
-from plan.catalog import CompatibilityMatrix, load_matrix, load_profile, profile_names
+from plan.catalog import ChartPin, CompatibilityMatrix, load_matrix, load_profile, profile_names
 from plan.config import Environment, MigSettings, StackConfig, Tenant, TimeSlicing
 from plan.endpoint_plan import EndpointPlan
 from plan.endpoints import plan_endpoints
@@ -54,6 +54,14 @@ class SitePlan:
     @property
     def tenants(self) -> list[Tenant]:
         return self.config.tenants
+
+    def chart(self, component: str) -> ChartPin:
+        """The pinned chart, taken from the site's chart mirror when it has one (same chart, same version)."""
+        pin = self.matrix.pin(component)
+        mirror = self.config.components.chart_mirror
+        if mirror is None:
+            return pin
+        return pin.model_copy(update={"chart": f"./{mirror.strip('/')}/{pin.chart_name}", "repository": ""})
 
     @property
     def gpu_capacity(self) -> int:

@@ -34,13 +34,27 @@ def _release_source(props) -> str:
     return chart if chart.startswith("oci://") else get(props, "repositoryOpts", "repo", default="")
 
 
+def _chart_name(chart: str) -> str:
+    return chart.rstrip("/").rsplit("/", 1)[-1]
+
+
 def _charts_pinned(args, report):
     record = find_record(args.resources) or {}
     recorded = {d.get("component") for d in get(record, "localDecisions", default=[]) or []}
+    mirror = get(record, "chartMirror")
     repositories = allowlists()["chartRepositories"]
     for release in releases(args.resources):
         props = release.props
         chart, version = get(props, "chart", default=""), get(props, "version", default="")
+        if mirror and chart.startswith(f"./{mirror.strip('/')}/"):
+            # The site's recorded chart mirror: the same chart at the same pinned version.
+            matches = [(key, pin) for key, pin in pins().items() if _chart_name(pin["chart"]) == _chart_name(chart)]
+            if not matches:
+                report(f"chart {chart!r} from the chart mirror is not in the compatibility matrix", release.urn)
+            elif version != matches[0][1]["version"]:
+                report(f"chart {chart} is at version {version!r}; the compatibility matrix pins "
+                       f"{matches[0][1]['version']}", release.urn)
+            continue
         matches = [(key, pin) for key, pin in pins().items()
                    if pin["chart"] == chart and (chart.startswith("oci://") or pin["repository"] == _release_source(props))]
         if not matches:

@@ -1,0 +1,345 @@
+#!/usr/bin/env bash
+# Builds the offline Pulumi engine and a local Kubernetes control plane from Go modules
+# (the Go module proxy is the only network source used), into a versioned cache outside
+# the repository:
+#
+#   ${NCP_ENGINE_CACHE:-$HOME/.cache/ncp-inference/engine}/
+#     gomod/ gocache/            shared GOMODCACHE / GOCACHE (reused across versions)
+#     resolved/                  resolved Pulumi version for a wanted version (offline re-runs)
+#     <version-key>/
+#       bin/                     pulumi, pulumi-language-python(+ -exec), pulumi-resource-kubernetes,
+#                                kube-apiserver, kube-controller-manager, etcd
+#       pulumi-home/             PULUMI_HOME with the kubernetes plugin installed
+#       src/<component>/         generated wrapper modules (go.mod, main.go)
+#       stamps/ logs/ timings.tsv
+#
+# Usage:
+#   e2e/bootstrap.sh               build what is missing (a no-op taking seconds when cached)
+#   e2e/bootstrap.sh --only a,b    build only these components (pulumi, langhost, kubernetes,
+#                                  kube, etcd, random)
+#   e2e/bootstrap.sh --with-random also try the pulumi-random provider (expected to fail, see README)
+#   e2e/bootstrap.sh --prune       after a complete build, delete the shared Go caches (~10+ GB;
+#                                  binaries stay, re-runs stay instant; a version bump re-downloads)
+#   e2e/bootstrap.sh --print-bin   print the bin dir (fails if not bootstrapped; no network)
+#   e2e/bootstrap.sh --print-env   print shell exports to run the engine offline (no network)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CACHE="${NCP_ENGINE_CACHE:-$HOME/.cache/ncp-inference/engine}"
+
+# ---- pinned versions --------------------------------------------------------------------
+PULUMI_WANT="${NCP_PULUMI_VERSION:-3.272.0}"   # Python SDK pin; nearest served >= is used
+K8S_PROVIDER_VERSION=4.25.0                     # pulumi-kubernetes Python SDK pin
+K8S_PROVIDER_MODULE=github.com/pulumi/pulumi-kubernetes/provider/v4
+K8S_PROVIDER_MODULE_VERSION=v4.0.0-20260115033456-f47bc2d6f199   # = tag v4.25.0
+K8S_GO_SDK_VERSION=v4.25.0                      # replaces the provider's local ../sdk
+KUBE_VERSION=1.35.4                             # k8s.io/kubernetes (apiserver, controller-manager)
+ETCD_VERSION=3.6.16                             # go.etcd.io/etcd/server/v3
+RANDOM_VERSION=4.21.4                           # pulumi-random Python SDK pin (provider: see README)
+# If the proxy ever serves the upstream Python language host, set this to its pseudo-version
+# (the commit of the Pulumi tag) to build it instead of our replacement in engine/.
+LANGHOST_UPSTREAM_VERSION="${NCP_LANGHOST_UPSTREAM_VERSION:-}"
+
+ALL_COMPONENTS=(pulumi langhost kubernetes kube etcd)
+
+export GOMODCACHE="$CACHE/gomod" GOCACHE="$CACHE/gocache"
+export GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN="${GOTOOLCHAIN:-local}" CGO_ENABLED=0
+
+die() { echo "bootstrap: ERROR: $*" >&2; exit 1; }
+log() { echo "bootstrap: $*" >&2; }
+
+# ---- Pulumi version resolution ----------------------------------------------------------
+resolved_file="$CACHE/resolved/pulumi-$PULUMI_WANT"
+
+resolve_pulumi() {
+  if [[ -s "$resolved_file" ]]; then cat "$resolved_file"; return; fi
+  mkdir -p "$CACHE/resolved"
+  local candidates v
+  candidates="$( { echo "v$PULUMI_WANT"
+    go list -m -versions github.com/pulumi/pulumi/pkg/v3 2>/dev/null | tr ' ' '\n' | grep '^v3\.' || true
+  } | awk -v want="$PULUMI_WANT" '
+      { s=$0; sub(/^v/,"",s); if (s ~ /-/) next; split(s,a,"."); split(want,w,".");
+        if (a[1]*1e6+a[2]*1e3+a[3] >= w[1]*1e6+w[2]*1e3+w[3]) print $0 }' | sort -uV)"
+  for v in $candidates; do
+    if go mod download "github.com/pulumi/pulumi/pkg/v3@$v" "github.com/pulumi/pulumi/sdk/v3@$v" 2>/dev/null; then
+      [[ "$v" == "v$PULUMI_WANT" ]] || log "pulumi v$PULUMI_WANT is not served by the module proxy; using $v"
+      echo "$v" >"$resolved_file"
+      echo "$v"
+      return
+    fi
+  done
+  die "no served github.com/pulumi/pulumi/pkg/v3 version >= $PULUMI_WANT"
+}
+
+key_for() { echo "pulumi-${1#v}_k8s-${K8S_PROVIDER_VERSION}_kube-${KUBE_VERSION}_etcd-${ETCD_VERSION}"; }
+
+print_env() {
+  local bin="$1" home="$2"
+  cat <<EOF
+export PATH="$bin:\$PATH"
+export PULUMI_HOME="$home"
+export PULUMI_SKIP_UPDATE_CHECK=true
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+export PULUMI_DISABLE_REGISTRY_RESOLVE=true
+export PULUMI_IGNORE_AMBIENT_PLUGINS=true
+export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=true
+EOF
+}
+
+case "${1:-}" in
+  --print-bin|--print-env)
+    [[ -s "$resolved_file" ]] || die "not bootstrapped (no $resolved_file): run e2e/bootstrap.sh"
+    KEYDIR="$CACHE/$(key_for "$(cat "$resolved_file")")"
+    [[ -f "$KEYDIR/stamps/complete" ]] || die "not bootstrapped ($KEYDIR incomplete): run e2e/bootstrap.sh"
+    if [[ "$1" == --print-bin ]]; then echo "$KEYDIR/bin"; else print_env "$KEYDIR/bin" "$KEYDIR/pulumi-home"; fi
+    exit 0 ;;
+esac
+
+COMPONENTS=("${ALL_COMPONENTS[@]}")
+WITH_RANDOM=0
+PRUNE=0
+while (($#)); do
+  case "$1" in
+    --only) IFS=, read -r -a COMPONENTS <<<"$2"; shift 2 ;;
+    --with-random) WITH_RANDOM=1; shift ;;
+    --prune) PRUNE=1; shift ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    *) die "unknown argument: $1" ;;
+  esac
+done
+((WITH_RANDOM)) && COMPONENTS+=(random)
+
+command -v go >/dev/null || die "go is not installed"
+command -v python3 >/dev/null || die "python3 is needed (to stamp the provider schema version)"
+
+T_START=$SECONDS
+PULUMI_VERSION="$(resolve_pulumi)"
+KEY="$(key_for "$PULUMI_VERSION")"
+KEYDIR="$CACHE/$KEY"
+BIN="$KEYDIR/bin"
+export PULUMI_HOME="$KEYDIR/pulumi-home"
+mkdir -p "$BIN" "$KEYDIR/src" "$KEYDIR/stamps" "$KEYDIR/logs" "$PULUMI_HOME"
+log "cache $KEYDIR"
+
+moddir() { go mod download -json "$1" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("Dir","")); sys.exit(1 if d.get("Error") else 0)'; }
+
+# build_component NAME "OUTPUTS": unless up to date, writes the wrapper module src/NAME
+# (prepare_NAME), then `go mod tidy` + build_NAME. "Up to date" = all outputs exist and the
+# stamp matches a hash of the recipe (pinned versions, the prepare/build functions, our
+# sources in e2e/engine/), so a re-run needs neither the network nor the Go caches.
+recipe_hash() {
+  {
+    echo "$PULUMI_VERSION $K8S_PROVIDER_VERSION $K8S_PROVIDER_MODULE_VERSION $K8S_GO_SDK_VERSION"
+    echo "$KUBE_VERSION $ETCD_VERSION $RANDOM_VERSION $LANGHOST_UPSTREAM_VERSION $GOFLAGS $CGO_ENABLED"
+    declare -f "prepare_$1" "build_$1"
+    case "$1" in
+      langhost) [[ -n "$LANGHOST_UPSTREAM_VERSION" ]] || cat "$HERE/engine/pulumi-language-python/main.go" ;;
+      kubernetes) cat "$HERE/engine/pulumi-resource-kubernetes/main.go" ;;
+    esac
+  } | sha256sum | cut -c1-16
+}
+
+build_component() {
+  local name="$1" outputs="$2" src="$KEYDIR/src/$1" stamp="$KEYDIR/stamps/$1" hash t0 o missing=0
+  hash="$(recipe_hash "$name")"
+  for o in $outputs; do [[ -e "$BIN/$o" ]] || missing=1; done
+  if ((missing == 0)) && [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" ]]; then
+    log "$name: up to date"; return 0
+  fi
+  rm -rf "$src" && mkdir -p "$src"
+  "prepare_$name" "$src"
+  log "$name: building (log: $KEYDIR/logs/$name.log)"
+  t0=$SECONDS
+  if ! (cd "$src" && { go mod tidy && "build_$name"; }) >"$KEYDIR/logs/$name.log" 2>&1; then
+    tail -n 40 "$KEYDIR/logs/$name.log" >&2
+    die "$name: build failed (full log: $KEYDIR/logs/$name.log)"
+  fi
+  for o in $outputs; do [[ -x "$BIN/$o" ]] || die "$name: $BIN/$o was not produced"; done
+  echo "$hash" >"$stamp"
+  printf '%s\t%ss\t%s\n' "$name" "$((SECONDS - t0))" "$(date -u +%FT%TZ)" >>"$KEYDIR/timings.tsv"
+  log "$name: built in $((SECONDS - t0))s"
+}
+
+# ---- pulumi CLI -------------------------------------------------------------------------
+prepare_pulumi() {
+  local gomod
+  gomod="$(go mod download -json "github.com/pulumi/pulumi/pkg/v3@$PULUMI_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+  {
+    printf 'module ncp.local/engine/pulumi-cli\n\ngo 1.25\n\nrequire (\n'
+    printf '\tgithub.com/pulumi/pulumi/pkg/v3 %s\n\tgithub.com/pulumi/pulumi/sdk/v3 %s\n)\n\n' "$PULUMI_VERSION" "$PULUMI_VERSION"
+    # Copy pkg's non-local replace directives (the local ../sdk one is what breaks `go install`).
+    awk '/^replace[ \t]*\(/ {blk=1; next} blk && /^\)/ {blk=0; next}
+         blk {print "replace " $0; next} /^replace[ \t]/ {print}' "$gomod" |
+      awk -F'=>' '{t=$2; gsub(/^[ \t]+/, "", t); if (t !~ /^(\.|\/)/) print}' | sed 's/^replace[ \t]*/replace /'
+    printf '\ntool github.com/pulumi/pulumi/pkg/v3/cmd/pulumi\n'
+  } >"$1/go.mod"
+}
+build_pulumi() {
+  go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
+    -o "$BIN/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+}
+
+# ---- Python language host ---------------------------------------------------------------
+prepare_langhost() {
+  if [[ -n "$LANGHOST_UPSTREAM_VERSION" ]]; then
+    printf 'module ncp.local/engine/pulumi-language-python\n\ngo 1.25\n\nrequire (\n\tgithub.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3 %s\n\tgithub.com/pulumi/pulumi/pkg/v3 %s\n\tgithub.com/pulumi/pulumi/sdk/v3 %s\n)\n\ntool github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3\n' \
+      "$LANGHOST_UPSTREAM_VERSION" "$PULUMI_VERSION" "$PULUMI_VERSION" >"$1/go.mod"
+  else
+    printf 'module ncp.local/engine/pulumi-language-python\n\ngo 1.25\n\nrequire github.com/pulumi/pulumi/sdk/v3 %s\n' \
+      "$PULUMI_VERSION" >"$1/go.mod"
+    cp "$HERE/engine/pulumi-language-python/main.go" "$1/main.go"
+  fi
+}
+build_langhost() {
+  local pkg=. sdkdir
+  [[ -n "$LANGHOST_UPSTREAM_VERSION" ]] && pkg=github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3
+  go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION" \
+    -o "$BIN/pulumi-language-python" "$pkg" || return 1
+  # The host runs programs through this script, which must sit next to it.
+  sdkdir="$(moddir "github.com/pulumi/pulumi/sdk/v3@$PULUMI_VERSION")" || return 1
+  install -m 0755 "$sdkdir/python/cmd/pulumi-language-python-exec" "$BIN/pulumi-language-python-exec"
+}
+
+# ---- Kubernetes provider ----------------------------------------------------------------
+prepare_kubernetes() {
+  local d
+  d="$(moddir "$K8S_PROVIDER_MODULE@$K8S_PROVIDER_MODULE_VERSION")/cmd/pulumi-resource-kubernetes"
+  printf 'module ncp.local/engine/pulumi-resource-kubernetes\n\ngo 1.24.7\n\nrequire (\n\t%s %s\n\tgithub.com/pulumi/pulumi-kubernetes/sdk/v4 %s\n)\n' \
+    "$K8S_PROVIDER_MODULE" "$K8S_PROVIDER_MODULE_VERSION" "$K8S_GO_SDK_VERSION" >"$1/go.mod"
+  cp "$HERE/engine/pulumi-resource-kubernetes/main.go" "$1/main.go"
+  # What upstream's `go generate` does: stamp the version into the schema, compact the mapping.
+  python3 - "$d" "$K8S_PROVIDER_VERSION" "$1" <<'EOF'
+import json, os, sys
+src, version, out = sys.argv[1:]
+schema = json.load(open(os.path.join(src, "schema.json")))
+schema["version"] = version
+json.dump(schema, open(os.path.join(out, "schema-embed.json"), "w"), separators=(",", ":"))
+mapping = json.load(open(os.path.join(src, "terraform-mapping.json")))
+json.dump(mapping, open(os.path.join(out, "terraform-mapping-embed.json"), "w"), separators=(",", ":"))
+EOF
+}
+build_kubernetes() {
+  go build -trimpath -ldflags "-s -w -X $K8S_PROVIDER_MODULE/pkg/version.Version=$K8S_PROVIDER_VERSION" \
+    -o "$BIN/pulumi-resource-kubernetes" .
+}
+
+install_kubernetes_plugin() {
+  local dir="$PULUMI_HOME/plugins/resource-kubernetes-v$K8S_PROVIDER_VERSION"
+  if [[ -x "$dir/pulumi-resource-kubernetes" && "$dir/pulumi-resource-kubernetes" -ef "$BIN/pulumi-resource-kubernetes" ]]; then
+    return 0
+  fi
+  "$BIN/pulumi" plugin rm resource kubernetes "$K8S_PROVIDER_VERSION" --yes >/dev/null 2>&1 || true
+  "$BIN/pulumi" plugin install resource kubernetes "$K8S_PROVIDER_VERSION" \
+    --file "$BIN/pulumi-resource-kubernetes" >"$KEYDIR/logs/plugin-install.log" 2>&1 ||
+    { cat "$KEYDIR/logs/plugin-install.log" >&2; die "pulumi plugin install resource kubernetes failed"; }
+  [[ -x "$dir/pulumi-resource-kubernetes" ]] || die "plugin install did not create $dir"
+  ln -f "$BIN/pulumi-resource-kubernetes" "$dir/pulumi-resource-kubernetes" # same inode: no 2nd copy
+}
+
+# ---- kube-apiserver + kube-controller-manager ------------------------------------------
+prepare_kube() {
+  local gomod minor staging
+  gomod="$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
+  minor="$(cut -d. -f2 <<<"$KUBE_VERSION")"
+  staging="v0.$minor.$(cut -d. -f3 <<<"$KUBE_VERSION")"
+  {
+    printf 'module ncp.local/engine/kubernetes-control-plane\n\n'
+    grep -E '^(go|godebug) ' "$gomod"
+    printf '\nrequire k8s.io/kubernetes v%s\n\n' "$KUBE_VERSION"
+    # Every staging module (replaced by ./staging/... upstream) -> its published release.
+    printf 'replace (\n'
+    awk '$2 == "=>" && $3 ~ /^\.\/staging\// {print $1}' "$gomod" | sort -u |
+      while read -r m; do printf '\t%s => %s %s\n' "$m" "$m" "$staging"; done
+    printf ')\n\ntool (\n\tk8s.io/kubernetes/cmd/kube-apiserver\n\tk8s.io/kubernetes/cmd/kube-controller-manager\n)\n'
+  } >"$1/go.mod"
+  grep -q '=> k8s.io/api ' "$1/go.mod" || die "kube: found no staging replaces in $gomod"
+}
+build_kube() {
+  local v=k8s.io/component-base/version minor
+  minor="$(cut -d. -f2 <<<"$KUBE_VERSION")"
+  local ld="-s -w -X $v.gitVersion=v$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z"
+  go build -trimpath -ldflags "$ld" -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver || return 1
+  go build -trimpath -ldflags "$ld" -o "$BIN/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager
+}
+
+# ---- etcd -------------------------------------------------------------------------------
+prepare_etcd() {
+  {
+    printf 'module ncp.local/engine/etcd\n\ngo 1.25\n\nrequire (\n'
+    # server/v3 replaces its sibling modules with ../; require the same release instead.
+    for m in api/v3 client/pkg/v3 client/v3 pkg/v3 server/v3; do
+      printf '\tgo.etcd.io/etcd/%s v%s\n' "$m" "$ETCD_VERSION"
+    done
+    printf ')\n\ntool go.etcd.io/etcd/server/v3\n'
+  } >"$1/go.mod"
+}
+build_etcd() {
+  go build -trimpath -ldflags "-s -w" -o "$BIN/etcd" go.etcd.io/etcd/server/v3
+}
+
+# ---- pulumi-random (opt-in; see README: its provider module is not served) ----------------
+prepare_random() {
+  printf 'module ncp.local/engine/pulumi-resource-random\n\ngo 1.25\n\nrequire github.com/pulumi/pulumi-random/provider/v4 v%s\n\ntool github.com/pulumi/pulumi-random/provider/v4/cmd/pulumi-resource-random\n' \
+    "$RANDOM_VERSION" >"$1/go.mod"
+}
+build_random() {
+  go build -trimpath -o "$BIN/pulumi-resource-random" github.com/pulumi/pulumi-random/provider/v4/cmd/pulumi-resource-random
+}
+
+outputs_for() {
+  case "$1" in
+    pulumi) echo pulumi ;;
+    langhost) echo "pulumi-language-python pulumi-language-python-exec" ;;
+    kubernetes) echo pulumi-resource-kubernetes ;;
+    kube) echo "kube-apiserver kube-controller-manager" ;;
+    etcd) echo etcd ;;
+    random) echo pulumi-resource-random ;;
+    *) die "unknown component: $1" ;;
+  esac
+}
+
+for c in "${COMPONENTS[@]}"; do
+  build_component "$c" "$(outputs_for "$c")"
+done
+if [[ -x "$BIN/pulumi" && -x "$BIN/pulumi-resource-kubernetes" ]]; then
+  install_kubernetes_plugin
+fi
+
+# Complete when every default component is present.
+complete=1
+for c in "${ALL_COMPONENTS[@]}"; do
+  for o in $(outputs_for "$c"); do [[ -x "$BIN/$o" ]] || complete=0; done
+done
+((complete)) && touch "$KEYDIR/stamps/complete"
+if ((complete && PRUNE)); then
+  log "pruning Go caches $GOMODCACHE $GOCACHE"
+  rm -rf "$GOMODCACHE" "$GOCACHE"
+fi
+
+# ---- summary ----------------------------------------------------------------------------
+ver() { "$@" 2>&1 | head -n 1 | tr -s ' \t' ' '; }
+{
+  echo "== ncp-inference offline engine: $KEYDIR"
+  printf '%-30s %-28s %8s\n' binary version size
+  for b in pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-kubernetes \
+    kube-apiserver kube-controller-manager etcd pulumi-resource-random; do
+    [[ -e "$BIN/$b" ]] || { [[ $b == pulumi-resource-random ]] && printf '%-30s %s\n' "$b" "not built (see README)"; continue; }
+    case "$b" in
+      pulumi) v="$(ver "$BIN/pulumi" version)" ;;
+      pulumi-language-python) v="$(ver "$BIN/$b" -version)" ;;
+      pulumi-language-python-exec) v="(script from sdk $PULUMI_VERSION)" ;;
+      pulumi-resource-kubernetes) v="$K8S_PROVIDER_VERSION ($(PULUMI_HOME="$PULUMI_HOME" "$BIN/pulumi" plugin ls 2>/dev/null | awk '$1=="kubernetes"{print "installed " $3}'))" ;;
+      kube-apiserver|kube-controller-manager) v="$(ver "$BIN/$b" --version)" ;;
+      etcd) v="$(ver "$BIN/etcd" --version)" ;;
+      *) v="?" ;;
+    esac
+    printf '%-30s %-28s %8s\n' "$b" "$v" "$(du -h "$BIN/$b" | cut -f1)"
+  done
+  [[ -f "$KEYDIR/timings.tsv" ]] && { echo "-- build history (component, seconds, finished; from $KEYDIR/timings.tsv):"; cat "$KEYDIR/timings.tsv"; }
+  echo "-- cache size: $(du -sh "$CACHE" 2>/dev/null | cut -f1) ($CACHE); this run: $((SECONDS - T_START))s"
+  echo "-- offline engine environment (also: e2e/bootstrap.sh --print-env):"
+  print_env "$BIN" "$PULUMI_HOME"
+} >&2
+((complete)) || die "some components are missing (built only: ${COMPONENTS[*]})"

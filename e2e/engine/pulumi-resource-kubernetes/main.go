@@ -1,0 +1,16 @@
+package main
+
+import (
+	_ "embed"
+
+	"github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/provider"
+	"github.com/pulumi/pulumi-kubernetes/provider/v4/pkg/version"
+)
+
+//go:embed schema-embed.json
+var schema []byte
+
+//go:embed terraform-mapping-embed.json
+var terraformMapping []byte
+
+func main() { provider.Serve("kubernetes", version.Version, schema, terraformMapping) }

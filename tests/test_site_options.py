@@ -1,0 +1,56 @@
+"""Site options used by air-gapped sites and test clusters: a chart mirror, an external datastore Secret,
+skipAwait; and the stand-in charts the e2e mirror holds."""
+import yaml
+
+from offline.recorder import run_program, run_stack_file
+from offline.synthetic import site_config
+from plan.catalog import ROOT, load_matrix
+from tests.policy_helpers import LAB_CONFIG, PROD_CONFIG, clone, find_release, messages, set_inputs
+
+MIRROR = "tests/e2e/charts"
+
+
+def test_stand_in_charts_carry_the_pinned_names_and_versions():
+    for pin in load_matrix().components.values():
+        chart = yaml.safe_load((ROOT / MIRROR / pin.chart_name / "Chart.yaml").read_text())
+        assert (chart["name"], chart["version"]) == (pin.chart_name, pin.version)
+
+
+def test_chart_mirror_keeps_versions_and_is_recorded():
+    recording = run_stack_file("e2e")
+    for release in recording.releases().values():
+        assert release.inputs["chart"].startswith(f"./{MIRROR}/")
+        assert "repositoryOpts" not in release.inputs
+    gpu = recording.releases()["gpu-operator"].inputs
+    assert gpu["version"] == load_matrix().pin("gpuOperator").version
+    record = next(r.inputs["data"] for r in recording.of_type("kubernetes:core/v1:ConfigMap")
+                  if r.inputs["metadata"]["name"] == "ncp-baseline-record")
+    assert yaml.safe_load(record["chartMirror"]) == MIRROR
+    assert messages(recording, "charts-pinned", PROD_CONFIG) == ""
+    drifted = clone(recording)
+    release = find_release(drifted, "gpu-operator")
+    set_inputs(release, {**release.wire_inputs, "version": "v25.3.0"})
+    assert "the compatibility matrix pins v26.7.0" in messages(drifted, "charts-pinned", LAB_CONFIG)
+
+
+def test_external_datastore_secret_replaces_generated_credentials():
+    config = site_config("lab")
+    config["components"] = {"health": {"datastoreSecret": "nvsentinel-from-vault"}}
+    recording = run_program(config, set(), stack="external")
+    assert not recording.of_type("random:index/randomPassword:RandomPassword")
+    assert not [r for r in recording.of_type("kubernetes:core/v1:Secret")
+                if r.inputs["metadata"]["name"] == "nvsentinel-datastore-credentials"]
+    values = recording.releases()["nvsentinel"].inputs["values"]
+    assert values["mongodb-store"]["mongodb"]["auth"]["existingSecret"] == "nvsentinel-from-vault"
+
+
+def test_skip_await_reaches_claims_and_staging():
+    recording = run_stack_file("e2e")
+    for claim in recording.of_type("kubernetes:core/v1:PersistentVolumeClaim"):
+        assert claim.inputs["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+    staging = next(r.inputs for r in recording.of_type("kubernetes:batch/v1:Job")
+                   if r.inputs["metadata"]["name"] == "chat-small-model-staging")
+    assert staging["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+    lab_staging = next(r.inputs for r in run_stack_file("lab").of_type("kubernetes:batch/v1:Job")
+                       if r.inputs["metadata"]["name"] == "chat-small-model-staging")
+    assert lab_staging["metadata"]["annotations"]["pulumi.com/timeoutSeconds"] == "14400"
