@@ -345,3 +345,39 @@ def test_private_analyzer_api_still_has_the_shape_we_drive():
     assert servicer is not None, "pulumi-policy no longer has _PolicyAnalyzerServicer: update offline/policy_check.py"
     for method in ("Analyze", "AnalyzeStack", "Configure"):
         assert callable(getattr(servicer, method, None)), method
+
+
+def test_prod_example_has_no_violations(prod):
+    assert violations(prod, PROD_CONFIG) == []
+
+
+# Skeletons of every kind the policies read, with nothing but identity: policies must neither crash nor invent
+# violations from properties that are simply absent.
+SKELETONS = [
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bare"}},
+    {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bare", "namespace": "bare"}},
+    {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "bare", "namespace": "bare"}},
+    {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "bare", "namespace": "bare"}},
+    {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "bare", "namespace": "bare"}},
+    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bare", "namespace": "bare"}},
+    {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": {"name": "bare", "namespace": "bare"}},
+    {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "bare", "namespace": "bare"}},
+]
+
+
+@pytest.mark.parametrize("policy", [p.name for p in load_pack()[2]])
+def test_missing_properties_never_crash_a_policy(lab, policy):
+    mutated = clone(lab)
+    for manifest in SKELETONS:
+        add(mutated, manifest)
+    bare_graph = {"apiVersion": "nvidia.com/v1alpha1", "kind": "DynamoGraphDeployment",
+                  "metadata": {"name": "bare", "namespace": "bare"}}
+    add(mutated, bare_graph)
+    bare_release = {"apiVersion": "helm.sh/v3", "kind": "Release", "metadata": {"name": "bare"}}
+    add(mutated, bare_release, type_token="kubernetes:helm.sh/v3:Release")
+    found = violations(mutated, LAB_CONFIG, policy)
+    # What a bare object can legitimately violate: unpinned model on a graph, an unpinned chart.
+    expected = {"model-provenance": ("bare: model revision None is not pinned", "bare: model source None is not"),
+                "charts-pinned": ("is not in the compatibility matrix",)}
+    for violation in found:
+        assert policy in expected and any(text in violation.message for text in expected[policy]), violation.message
