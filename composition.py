@@ -17,13 +17,12 @@ from components.telemetry import Telemetry, TelemetryArgs
 from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, TenancyArgs, TenantSpec
 from components.validation import Benchmark, BenchmarkArgs, ValidationSuite, ValidationSuiteArgs
 from acceptance.aiperf_args import aiperf_command
-from plan.catalog import load_dynamo_runtime, load_signals
+from plan.catalog import integration_points, load_dynamo_runtime, load_signals
 from plan.profile import DriverManagement
 from plan.site_plan import TENANT_NAMESPACE_PREFIX, SitePlan
 
 BASELINE_NAMESPACE = "ncp-system"
 VALIDATION_NAMESPACE = "ncp-validation"
-GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}  # label GFD sets on every GPU node
 
 
 def deployed_components(plan: SitePlan) -> list[str]:
@@ -118,7 +117,8 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
             exposure=plan.profile.fabric.rdma_exposure, rdma_resource=plan.profile.fabric.rdma_resource_name,
             managed_nic_driver=net.nic_driver == DriverManagement.MANAGED,
             doca_driver_version=net.doca_driver_version, mtu=net.mtu,
-            per_node_block_size=net.per_node_block_size, gpu_node_selector=GPU_NODE_SELECTOR,
+            per_node_block_size=net.per_node_block_size,
+            gpu_node_selector={integration_points().gpu.present_label: "true"},  # GFD labels every GPU node
             skip_await=skip_await))
 
     gpu = GpuEnablement("gpu", GpuEnablementArgs(

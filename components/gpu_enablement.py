@@ -7,14 +7,12 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.kube import Layer, helm_release
-from plan.catalog import ChartPin
+from plan.catalog import ChartPin, integration_points
 from plan.config import MigSettings, TimeSlicing
 
 MIG_CONFIG_MAP = "ncp-mig-parted-config"
 MIG_LAYOUT = "ncp-layout"
 DEVICE_PLUGIN_CONFIG_MAP = "ncp-device-plugin-config"
-DCGM_SERVICE = "nvidia-dcgm"  # Service the chart creates for the standalone host engine (dcgm.enabled)
-DCGM_PORT = 5555
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,8 @@ def mig_parted_config(mig: MigSettings) -> str:
 def time_slicing_config(sharing: TimeSlicing) -> str:
     document = {
         "version": "v1",
-        "sharing": {"timeSlicing": {"resources": [{"name": "nvidia.com/gpu", "replicas": sharing.replicas}]}},
+        "sharing": {"timeSlicing": {"resources": [
+            {"name": integration_points().gpu.resource, "replicas": sharing.replicas}]}},
     }
     return yaml.safe_dump(document, sort_keys=False)
 
@@ -109,7 +108,8 @@ class GpuEnablement(Layer):
         self.release = helm_release(
             "gpu-operator", args.pin, self.values, args.namespace.metadata.name, self, args.skip_await,
             depends_on=[args.namespace])
-        self.dcgm_endpoint = f"{DCGM_SERVICE}.{args.namespace_name}.svc:{DCGM_PORT}"
+        dcgm = integration_points().dcgm  # the Service the chart creates for the standalone host engine
+        self.dcgm_endpoint = f"{dcgm.service}.{args.namespace_name}.svc:{dcgm.port}"
         self.register_outputs({
             "release": self.release.name,
             "chartVersion": args.pin.version,

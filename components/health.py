@@ -9,12 +9,9 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.kube import Layer, helm_release, labels
-from plan.catalog import ChartPin
+from plan.catalog import ChartPin, integration_points
 
 DATASTORE_SECRET = "nvsentinel-datastore-credentials"
-# Keys the datastore subchart (Bitnami MongoDB under mongodb-store) reads from auth.existingSecret.
-ROOT_PASSWORD_KEY = "mongodb-root-password"
-REPLICA_SET_KEY = "mongodb-replica-set-key"
 
 
 @dataclass(frozen=True)
@@ -72,6 +69,7 @@ class Health(Layer):
         })
 
     def _generated_credentials(self, name: str, args: HealthArgs) -> k8s.core.v1.Secret:
+        keys = integration_points().nvsentinel_datastore
         child = self.child()
         root_password = random.RandomPassword(f"{name}-datastore-root-password", length=32, special=False, opts=child)
         replica_set_key = random.RandomPassword(f"{name}-datastore-replica-set-key", length=48, special=False,
@@ -81,6 +79,7 @@ class Health(Layer):
             metadata=k8s.meta.v1.ObjectMetaArgs(name=DATASTORE_SECRET, namespace=args.namespace.metadata.name,
                                                 labels=labels("health", DATASTORE_SECRET)),
             type="Opaque",
-            string_data={ROOT_PASSWORD_KEY: root_password.result, REPLICA_SET_KEY: replica_set_key.result},
+            # The keys the datastore subchart reads from auth.existingSecret.
+            string_data={keys.root_password_key: root_password.result, keys.replica_set_key: replica_set_key.result},
             opts=child,
         )

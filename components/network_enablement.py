@@ -8,12 +8,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import Layer, helm_release, labels
-from plan.catalog import ChartPin
+from plan.catalog import ChartPin, integration_points
 from plan.profile import RdmaExposure
 from plan.site_plan import Rail
 
-NIC_CLUSTER_POLICY = "nic-cluster-policy"  # the operator reconciles only this name
-MELLANOX_VENDOR_ID = "15b3"
 
 
 @dataclass(frozen=True)
@@ -47,6 +45,7 @@ def network_operator_values(args: NetworkEnablementArgs) -> dict:
 
 def nic_cluster_policy_spec(args: NetworkEnablementArgs) -> dict:
     interfaces = [rail.interface for rail in args.rails]
+    names = integration_points().network_operator
     resource_prefix, _, resource_name = args.rdma_resource.partition("/")
     spec: dict = {
         "secondaryNetwork": {"cniPlugins": _image(args.pin, "cniPlugins"), "multus": _image(args.pin, "multus")},
@@ -56,14 +55,14 @@ def nic_cluster_policy_spec(args: NetworkEnablementArgs) -> dict:
         config = {"configList": [{
             "resourceName": resource_name,
             "rdmaHcaMax": 63,
-            "selectors": {"vendors": [MELLANOX_VENDOR_ID], "ifNames": interfaces},
+            "selectors": {"vendors": [names.nic_vendor_id], "ifNames": interfaces},
         }]}
         spec["rdmaSharedDevicePlugin"] = {**_image(args.pin, "rdmaSharedDevicePlugin"), "config": json.dumps(config)}
     else:
         config = {"resourceList": [{
             "resourcePrefix": resource_prefix,
             "resourceName": resource_name,
-            "selectors": {"vendors": [MELLANOX_VENDOR_ID], "pfNames": interfaces, "isRdma": True},
+            "selectors": {"vendors": [names.nic_vendor_id], "pfNames": interfaces, "isRdma": True},
         }]}
         spec["sriovDevicePlugin"] = {**_image(args.pin, "sriovDevicePlugin"), "config": json.dumps(config)}
     if args.managed_nic_driver:
@@ -101,7 +100,8 @@ class NetworkEnablement(Layer):
             f"{name}-nic-cluster-policy",
             api_version="mellanox.com/v1alpha1",
             kind="NicClusterPolicy",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=NIC_CLUSTER_POLICY, labels=labels("network-enablement")),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=integration_points().network_operator.nic_cluster_policy_name,
+                                                labels=labels("network-enablement")),
             spec=nic_cluster_policy_spec(args),
             opts=after_release,
         )
@@ -128,7 +128,7 @@ class NetworkEnablement(Layer):
             )
             annotations = {}
             if args.exposure == RdmaExposure.SRIOV:
-                annotations["k8s.v1.cni.cncf.io/resourceName"] = args.rdma_resource
+                annotations[integration_points().multus.resource_name_annotation] = args.rdma_resource
             k8s.apiextensions.CustomResource(
                 f"{name}-nad-{rail_name}",
                 api_version="k8s.cni.cncf.io/v1",

@@ -8,17 +8,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.kube import Layer, PRIORITY_SERVING, TENANT_LABEL, helm_release, labels
+from components.kube import PRIORITY_SERVING, TENANT_LABEL, Layer, helm_release, labels
 from components.model_data import ENDPOINT_LABEL, MODEL_REVISION, MODEL_SOURCE, MODELS_MOUNT, TenantStorage
-from plan.catalog import BackendRuntime, ChartPin, DynamoRuntime, MetricSource
+from plan.catalog import BackendRuntime, ChartPin, DynamoRuntime, MetricSource, integration_points
 from plan.endpoint_plan import EndpointPlan, WorkerGroup
 from plan.serving import StorageTier
 
-KAI_QUEUE_ANNOTATION = "nvidia.com/kai-scheduler-queue"
 ENGINE_CONFIG_MOUNT = "/etc/ncp-engine"
 CACHE_MOUNT = "/cache"
 KV_OFFLOAD_MOUNT = "/kv-offload"
-GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
                 "seccompProfile": {"type": "RuntimeDefault"}}
 CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
@@ -125,6 +123,7 @@ def _env(values: dict) -> list[dict]:
 
 def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
     plan, runtime = args.plan, args.runtime
+    names = integration_points()
     backend = runtime.backends[plan.endpoint.backend]
     frontend = runtime.frontend
     pod_common = {
@@ -173,8 +172,8 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
             "sharedMemory": {"size": "16Gi"},
             "extraPodSpec": {
                 **pod_common,
-                "nodeSelector": {"nvidia.com/gpu.product": args.gpu_product},
-                "tolerations": [GPU_TOLERATION],
+                "nodeSelector": {names.gpu.product_label: args.gpu_product},
+                "tolerations": [{"key": names.gpu.taint_key, "operator": "Exists", "effect": "NoSchedule"}],
                 "volumes": volumes,
                 "mainContainer": {
                     "image": plan.image, "command": ["python3"],
@@ -188,7 +187,7 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
         if nodes > 1:
             service["multinode"] = {"nodeCount": nodes}
         if args.networks and group.role in ("prefill", "decode"):
-            service["extraPodMetadata"] = {"annotations": {"k8s.v1.cni.cncf.io/networks": ",".join(args.networks)}}
+            service["extraPodMetadata"] = {"annotations": {names.multus.networks_annotation: ",".join(args.networks)}}
         services[_service_name(plan.endpoint.backend, group.role)] = service
     if plan.endpoint.planner:
         services["Planner"] = {
@@ -271,7 +270,8 @@ class ServingEndpoint(Layer):
                 data={f"{group.role}.yaml": engine_config(backend, group) for group in plan.workers},
                 opts=child,
             ))
-        annotations = {KAI_QUEUE_ANNOTATION: plan.queue, MODEL_SOURCE: plan.endpoint.model.source,
+        names = integration_points()
+        annotations = {names.dynamo.queue_annotation: plan.queue, MODEL_SOURCE: plan.endpoint.model.source,
                        MODEL_REVISION: plan.endpoint.model.revision, "ncp-inference.io/sizing": plan.sizing_file}
         spec = pulumi.Output.from_input(args.model_express_url).apply(lambda url: dgd_spec(args, url))
         self.graph = k8s.apiextensions.CustomResource(
@@ -320,9 +320,11 @@ class ServingEndpoint(Layer):
                     "selector": {"matchLabels": {graph_label: plan.name,
                                                  args.signals.pod_labels["componentType"]: "frontend"}},
                     "targetPorts": [{"number": args.runtime.frontend.http_port}],
-                    "endpointPickerRef": {"name": f"{plan.name}-epp", "port": {"number": 9002}},
+                    "endpointPickerRef": {"name": f"{plan.name}-epp", "port": {
+                        "number": names.gateway_inference_extension.endpoint_picker_port}},
                 },
                 opts=self.child(self.graph),
             )
-        self.url = f"http://{plan.name}-frontend.{plan.namespace}.svc:{args.runtime.frontend.http_port}"
+        frontend = f"{plan.name}{names.dynamo.frontend_service_suffix}"
+        self.url = f"http://{frontend}.{plan.namespace}.svc:{args.runtime.frontend.http_port}"
         self.register_outputs({"graph": plan.name, "url": self.url, "mode": plan.mode, "gpus": plan.gpus})

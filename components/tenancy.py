@@ -8,14 +8,14 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import Layer, TENANT_LABEL, labels, psa_labels
+from components.kube import TENANT_LABEL, Layer, labels, psa_labels
+from plan.catalog import integration_points
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 NGC_REGISTRY = "nvcr.io"
 NGC_USERNAME = "$oauthtoken"  # NGC's fixed username for API-key logins
 PULL_SECRET = "ngc-pull-secret"
 WORKLOAD_SERVICE_ACCOUNT = "tenant-workload"
-KAI_QUEUE_LABEL = "kai.scheduler/queue"
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,8 @@ class TenantEnvironment(Layer):
             f"{name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=tenant.namespace,
-                labels={**tenant_labels, **psa_labels("restricted"), KAI_QUEUE_LABEL: tenant.queue}),
+                labels={**tenant_labels, **psa_labels("restricted"),
+                        integration_points().kai.queue_label: tenant.queue}),
             opts=child,
         )
         ns = self.namespace.metadata.name
@@ -107,7 +108,7 @@ class TenantEnvironment(Layer):
             f"{name}-quota",
             metadata=meta("tenant-quota"),
             spec=k8s.core.v1.ResourceQuotaSpecArgs(hard={
-                "requests.nvidia.com/gpu": str(tenant.gpu_limit),
+                f"requests.{integration_points().gpu.resource}": str(tenant.gpu_limit),
                 "requests.cpu": tenant.cpu_quota,
                 "requests.memory": tenant.memory_quota,
             }),

@@ -224,3 +224,67 @@ class DynamoRuntime(StrictModel):
 @lru_cache(maxsize=1)
 def load_dynamo_runtime() -> DynamoRuntime:
     return _load(DynamoRuntime, BACKENDS_FILE)
+
+
+INTEGRATION_FILE = ROOT / "data" / "integration-points.yaml"
+
+
+class Sourced(StrictModel):
+    source: str
+
+
+class GpuNames(Sourced):
+    resource: str
+    product_label: str
+    present_label: str
+    taint_key: str
+
+
+class DcgmNames(Sourced):
+    service: str
+    port: int
+
+
+class KaiNames(Sourced):
+    queue_label: str
+    scheduler_name: str
+
+
+class DynamoNames(Sourced):
+    queue_annotation: str
+    frontend_service_suffix: str
+
+
+class MultusNames(Sourced):
+    networks_annotation: str
+    resource_name_annotation: str
+
+
+class NetworkOperatorNames(Sourced):
+    nic_cluster_policy_name: str
+    nic_vendor_id: str
+
+
+class GatewayNames(Sourced):
+    endpoint_picker_port: int
+
+
+class DatastoreNames(Sourced):
+    root_password_key: str
+    replica_set_key: str
+
+
+class IntegrationPoints(StrictModel):
+    gpu: GpuNames
+    dcgm: DcgmNames
+    kai: KaiNames
+    dynamo: DynamoNames
+    multus: MultusNames
+    network_operator: NetworkOperatorNames
+    gateway_inference_extension: GatewayNames
+    nvsentinel_datastore: DatastoreNames
+
+
+@lru_cache(maxsize=1)
+def integration_points() -> IntegrationPoints:
+    return _load(IntegrationPoints, INTEGRATION_FILE)

@@ -381,3 +381,22 @@ def test_missing_properties_never_crash_a_policy(lab, policy):
                 "charts-pinned": ("is not in the compatibility matrix",)}
     for violation in found:
         assert policy in expected and any(text in violation.message for text in expected[policy]), violation.message
+
+
+def test_pack_names_equal_the_programs():
+    from ncp_guardrails import kube as pack
+    from ncp_guardrails import serving_rules
+
+    from components import kube as program
+    from components import model_data, validation
+    from plan.catalog import integration_points
+
+    names = integration_points()
+    assert (pack.KAI_QUEUE_LABEL, pack.KAI_SCHEDULER) == (names.kai.queue_label, names.kai.scheduler_name)
+    assert pack.DGD_QUEUE_ANNOTATION == names.dynamo.queue_annotation
+    assert pack.GPU == names.gpu.resource
+    assert pack.TENANT_LABEL == program.TENANT_LABEL
+    assert (pack.STORAGE_TIER_LABEL, pack.ENDPOINT_LABEL) == (model_data.STORAGE_TIER_LABEL, model_data.ENDPOINT_LABEL)
+    assert (serving_rules.MODEL_SOURCE, serving_rules.MODEL_REVISION) == (model_data.MODEL_SOURCE,
+                                                                           model_data.MODEL_REVISION)
+    assert serving_rules.THRESHOLDS == validation.THRESHOLDS_ANNOTATION
