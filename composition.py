@@ -178,8 +178,7 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         monitoring_namespace=settings.tenancy.monitoring_namespace,
         platform_namespaces=[BASELINE_NAMESPACE] + (
             [matrix.pin("dynamoPlatform").namespace] if plan.endpoints else []),
-        ngc_api_key=ngc_api_key),
-        pulumi.ResourceOptions(depends_on=scheduling.queue_resources))
+        ngc_api_key=ngc_api_key))
 
     return {
         "site": plan.site.name,

@@ -76,9 +76,8 @@ class Scheduling(Layer):
             opts=after_kai,
         )
         self.queues: dict[str, str] = {}
-        self.queue_resources = []
         for queue in args.queues:
-            resource = k8s.apiextensions.CustomResource(
+            k8s.apiextensions.CustomResource(
                 f"{name}-queue-{queue.tenant}",
                 api_version="scheduling.run.ai/v2",
                 kind="Queue",
@@ -87,7 +86,6 @@ class Scheduling(Layer):
                                 f"Tenant {queue.tenant}"),
                 opts=self.child(self.kai, root),
             )
-            self.queue_resources.append(resource)
             self.queues[queue.tenant] = queue.queue
         if args.topology_aware:
             k8s.apiextensions.CustomResource(

@@ -53,3 +53,14 @@ def test_runs_are_deterministic():
     # Registration order is asynchronous; the set of resources and their inputs is not.
     assert sorted((r.urn, repr(r.inputs)) for r in first.resources) == sorted(
         (r.urn, repr(r.inputs)) for r in second.resources)
+
+
+def test_dependency_edges_grow_linearly_with_tenants():
+    """A dependency from every tenant's resources on every other tenant's would make deployments quadratic."""
+    def edges(tenants: int) -> int:
+        config = site_config("hgx-h200", "prod", tenants=tenants, gpu_nodes=32)
+        recording = run_program(config, secret_keys(config), stack=f"edges-{tenants}")
+        return sum(len(r.dependencies) for r in recording.resources)
+
+    small, large = edges(5), edges(20)
+    assert large - small <= 4 * (edges(10) - small), (small, large)
