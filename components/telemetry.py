@@ -94,7 +94,7 @@ class Telemetry(Layer):
                                            args.prometheus_namespace.metadata.name, self, args.skip_await,
                                            depends_on=[args.prometheus_namespace])
             depends_on.append(self.prometheus)
-        self.gpu_rules = k8s.apiextensions.CustomResource(
+        k8s.apiextensions.CustomResource(
             f"{name}-gpu-health-rules",
             api_version="monitoring.coreos.com/v1",
             kind="PrometheusRule",

@@ -39,10 +39,6 @@ class ChartPin(StrictModel):
     local_decision: Optional[LocalDecision] = None
 
     @property
-    def is_oci(self) -> bool:
-        return self.chart.startswith("oci://")
-
-    @property
     def chart_name(self) -> str:
         return self.chart.rstrip("/").rsplit("/", 1)[-1]
 

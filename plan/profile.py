@@ -138,10 +138,6 @@ class HardwareProfile(StrictModel):
     def has_gpudirect_rdma(self) -> bool:
         return self.fabric.east_west == EastWestFabric.GPUDIRECT_RDMA
 
-    @property
-    def gpus_per_nvlink_domain(self) -> int:
-        return self.nvlink.domain_size
-
     @model_validator(mode="after")
     def _nvlink_consistent(self) -> "HardwareProfile":
         if self.nvlink.multi_node and self.nvlink.domain_size <= self.gpu.per_node:
