@@ -135,7 +135,7 @@ class NetworkEnablement(Layer):
                 kind="NetworkAttachmentDefinition",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=rail_name, namespace=args.namespace_name,
                                                     labels=labels("network-enablement", rail_name),
-                                                    annotations=annotations),
+                                                    annotations=annotations or None),
                 spec={"config": rail_network_config(rail_name, rail, args)},
                 opts=after_policy,
             )

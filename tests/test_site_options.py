@@ -49,7 +49,7 @@ def test_skip_await_reaches_claims_and_staging():
     for claim in recording.of_type("kubernetes:core/v1:PersistentVolumeClaim"):
         assert claim.inputs["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
     staging = next(r.inputs for r in recording.of_type("kubernetes:batch/v1:Job")
-                   if r.inputs["metadata"]["name"] == "chat-small-model-staging")
+                   if r.inputs["metadata"]["name"] == "chat-dense-model-staging")
     assert staging["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
     lab_staging = next(r.inputs for r in run_stack_file("lab").of_type("kubernetes:batch/v1:Job")
                        if r.inputs["metadata"]["name"] == "chat-small-model-staging")

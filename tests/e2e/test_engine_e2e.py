@@ -25,7 +25,12 @@ CRDS = {
     "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml": "v1",
     "prometheus-operator/monitoring.coreos.com_podmonitors.yaml": "v1",
     "dynamo/nvidia.com_dynamographdeployments.yaml": "v1alpha1",
+    "network-operator/mellanox.com_nicclusterpolicies.yaml": "v1alpha1",
+    "network-operator/005-nv-ipam.nvidia.com_ippools.yaml": "v1alpha1",
+    "gateway-api-inference-extension/inference.networking.k8s.io_inferencepools.yaml": "v1",
 }
+# CRDs with no upstream copy in shared/upstream: our own stand-ins.
+OWN_CRDS = sorted((Path(__file__).parent / "crds").glob("*.yaml"))
 TIMEOUT = 900
 
 
@@ -57,6 +62,8 @@ def cluster(engine_env, tmp_path_factory):
         for path, version in CRDS.items():
             crd = yaml.safe_load((UPSTREAM / path).read_text())
             api.apply_crd(without_descriptions(only_version(crd, version)))
+        for path in OWN_CRDS:
+            api.apply_crd(yaml.safe_load(path.read_text()))
         yield api, {**env, "KUBECONFIG": str(Path(env["NCP_E2E_STATE"]) / "kubeconfig")}
     finally:
         subprocess.run([str(E2E / "control-plane.sh"), "stop"], env=env, timeout=60)
@@ -100,23 +107,35 @@ def test_engine_lifecycle(cluster, project, tmp_path):
     namespace = api.get("/api/v1/namespaces/tenant-dev")
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     quota = api.get("/api/v1/namespaces/tenant-dev/resourcequotas/tenant-quota")
-    assert quota["spec"]["hard"]["requests.nvidia.com/gpu"] == "1"
+    assert quota["spec"]["hard"]["requests.nvidia.com/gpu"] == "8"
     deny = api.get("/apis/networking.k8s.io/v1/namespaces/tenant-dev/networkpolicies/default-deny")
     assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     queue = api.get("/apis/scheduling.run.ai/v2/queues/tenant-dev")
     assert queue["spec"]["parentQueue"] == "ncp-root"
-    assert queue["spec"]["resources"]["gpu"]["quota"] == 1
-    graph = api.get("/apis/nvidia.com/v1alpha1/namespaces/tenant-dev/dynamographdeployments/chat-small")
-    assert graph["spec"]["services"]["TRTLLMWorker"]["resources"]["limits"]["gpu"] == "1"
+    assert queue["spec"]["resources"]["gpu"]["quota"] == 8
+    graph = api.get("/apis/nvidia.com/v1alpha1/namespaces/tenant-dev/dynamographdeployments/chat-dense")
+    worker = graph["spec"]["services"]["TRTLLMWorker"]
+    assert (worker["replicas"], worker["resources"]["limits"]["gpu"]) == (2, "4"), "the sizing file's layout"
     assert graph["metadata"]["annotations"]["nvidia.com/kai-scheduler-queue"] == "tenant-dev"
-    assert api.get("/apis/monitoring.coreos.com/v1/namespaces/tenant-dev/podmonitors/chat-small")
-    assert api.get("/apis/batch/v1/namespaces/tenant-dev/jobs/chat-small-aiperf")["spec"]["suspend"] is True
+    pool = api.get("/apis/inference.networking.k8s.io/v1/namespaces/tenant-dev/inferencepools/chat-dense")
+    assert pool["spec"]["targetPorts"] == [{"number": 8000}]
+    assert api.get("/apis/monitoring.coreos.com/v1/namespaces/tenant-dev/podmonitors/chat-dense")
+    assert api.get("/apis/batch/v1/namespaces/tenant-dev/jobs/chat-dense-aiperf")["spec"]["suspend"] is True
+    assert api.get("/apis/apps/v1/namespaces/dynamo-system/deployments/modelexpress")
+    policy = api.get("/apis/mellanox.com/v1alpha1/nicclusterpolicies/nic-cluster-policy")
+    assert "rdmaSharedDevicePlugin" in policy["spec"] and "nvIpam" in policy["spec"]
+    pool0 = api.get("/apis/nv-ipam.nvidia.com/v1alpha1/namespaces/nvidia-network-operator/ippools/rail-0")
+    assert pool0["spec"]["subnet"] == "10.210.0.0/24"
+    assert api.get("/apis/k8s.cni.cncf.io/v1/namespaces/nvidia-network-operator/network-attachment-definitions/rail-1")
     rendered = api.get("/api/v1/namespaces/nvsentinel/configmaps/nvsentinel-rendered-values")
     values = yaml.safe_load(rendered["data"]["values.yaml"])
     assert values["global"]["dryRun"] is True
     assert values["mongodb-store"]["mongodb"]["auth"]["existingSecret"] == "nvsentinel-datastore-external"
+    gpu_values = yaml.safe_load(api.get("/api/v1/namespaces/gpu-operator/configmaps/gpu-operator-rendered-values")[
+        "data"]["values.yaml"])
+    assert gpu_values["driver"]["rdma"] == {"enabled": True, "useHostMofed": True}
     record = api.get("/api/v1/namespaces/ncp-system/configmaps/ncp-baseline-record")
-    assert yaml.safe_load(record["data"]["hardwareProfile"])["name"] == "lab"
+    assert yaml.safe_load(record["data"]["hardwareProfile"])["name"] == "hgx-h200"
 
     # The policy pack, through the CLI, blocks a deliberately violating config under the prod pack config.
     pulumi(project, env, "config", "set", "--path", "ncp-inference:components.serving.validation.suiteImage",
@@ -127,11 +146,13 @@ def test_engine_lifecycle(cluster, project, tmp_path):
     assert "image-references" in output
     assert "uses the mutable tag latest" in output
     assert "not from an allowlisted registry" in output
-    assert "must be pinned by digest" in output, "the lab serving image is pinned by tag, not digest"
+    assert "must be pinned by digest" in output, "the e2e serving image is pinned by tag, not digest"
     assert "mandatory" in output
 
     pulumi(project, env, "destroy", "--yes", "--skip-preview")
     for path in ("/api/v1/namespaces/tenant-dev", "/api/v1/namespaces/ncp-system", "/api/v1/namespaces/nvsentinel",
+                 "/api/v1/namespaces/nvidia-network-operator",
+                 "/apis/mellanox.com/v1alpha1/nicclusterpolicies/nic-cluster-policy",
                  "/apis/scheduling.run.ai/v2/queues/tenant-dev", "/apis/scheduling.run.ai/v2/queues/ncp-root",
                  "/apis/scheduling.k8s.io/v1/priorityclasses/ncp-serving",
                  "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/isv-ncp-validation"):
