@@ -119,6 +119,16 @@ type languageHost struct {
 }
 
 // pythonOptions turns the `runtime.options` of Pulumi.yaml / PulumiPolicy.yaml into toolchain options.
+// resolve returns the program's Python options and the toolchain (pip, uv, poetry) they select.
+func resolve(info *pulumirpc.ProgramInfo, isPlugin bool) (toolchain.PythonOptions, toolchain.Toolchain, error) {
+	opts, err := pythonOptions(info, isPlugin)
+	if err != nil {
+		return opts, nil, err
+	}
+	tc, err := toolchain.ResolveToolchain(opts)
+	return opts, tc, err
+}
+
 func pythonOptions(info *pulumirpc.ProgramInfo, isPlugin bool) (toolchain.PythonOptions, error) {
 	opts := toolchain.PythonOptions{Root: info.GetRootDirectory(), ProgramDir: info.GetProgramDirectory()}
 	var options map[string]any
@@ -229,11 +239,7 @@ func pluginVersion(v string) (string, bool) {
 func (h *languageHost) GetRequiredPackages(
 	ctx context.Context, req *pulumirpc.GetRequiredPackagesRequest,
 ) (*pulumirpc.GetRequiredPackagesResponse, error) {
-	opts, err := pythonOptions(req.GetInfo(), false)
-	if err != nil {
-		return nil, err
-	}
-	tc, err := toolchain.ResolveToolchain(opts)
+	_, tc, err := resolve(req.GetInfo(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -324,11 +330,7 @@ func exitCode(err error) (int, bool) {
 }
 
 func (h *languageHost) Run(ctx context.Context, req *pulumirpc.RunRequest) (*pulumirpc.RunResponse, error) {
-	opts, err := pythonOptions(req.GetInfo(), false)
-	if err != nil {
-		return nil, err
-	}
-	tc, err := toolchain.ResolveToolchain(opts)
+	opts, tc, err := resolve(req.GetInfo(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -469,11 +471,7 @@ func (h *languageHost) About(ctx context.Context, req *pulumirpc.AboutRequest) (
 func (h *languageHost) GetProgramDependencies(
 	ctx context.Context, req *pulumirpc.GetProgramDependenciesRequest,
 ) (*pulumirpc.GetProgramDependenciesResponse, error) {
-	opts, err := pythonOptions(req.GetInfo(), false)
-	if err != nil {
-		return nil, err
-	}
-	tc, err := toolchain.ResolveToolchain(opts)
+	_, tc, err := resolve(req.GetInfo(), false)
 	if err != nil {
 		return nil, err
 	}
@@ -495,11 +493,7 @@ func (h *languageHost) RunPlugin(
 ) error {
 	ctx := server.Context()
 	isPolicy := req.GetKind() == string(apitype.AnalyzerPlugin)
-	opts, err := pythonOptions(req.GetInfo(), !isPolicy)
-	if err != nil {
-		return err
-	}
-	tc, err := toolchain.ResolveToolchain(opts)
+	_, tc, err := resolve(req.GetInfo(), !isPolicy)
 	if err != nil {
 		return err
 	}
