@@ -16,7 +16,7 @@
 # Usage:
 #   e2e/bootstrap.sh               build what is missing (a no-op taking seconds when cached)
 #   e2e/bootstrap.sh --only a,b    build only these components (pulumi, langhost, kubernetes,
-#                                  kube, etcd, random)
+#                                  kube, scheduler, etcd, promtool, kwok, random)
 #   e2e/bootstrap.sh --with-random also try the pulumi-random provider (expected to fail, see README)
 #   e2e/bootstrap.sh --prune       after a complete build, delete the shared Go caches (~10+ GB;
 #                                  binaries stay, re-runs stay instant; a version bump re-downloads)
@@ -36,11 +36,14 @@ K8S_GO_SDK_VERSION=v4.25.0                      # replaces the provider's local 
 KUBE_VERSION=1.35.4                             # k8s.io/kubernetes (apiserver, controller-manager)
 ETCD_VERSION=3.6.16                             # go.etcd.io/etcd/server/v3
 RANDOM_VERSION=4.21.4                           # pulumi-random Python SDK pin (provider: see README)
+# Judges of what the program emits (../shared/reference/behavior-judges.md); each only rebuilds when its own pin moves.
+PROMTOOL_VERSION=v0.316.0                       # github.com/prometheus/prometheus (= Prometheus 3.x): rules
+KWOK_VERSION=v0.8.0                             # sigs.k8s.io/kwok: simulated nodes and pods
 # If the proxy ever serves the upstream Python language host, set this to its pseudo-version
 # (the commit of the Pulumi tag) to build it instead of our replacement in engine/.
 LANGHOST_UPSTREAM_VERSION="${NCP_LANGHOST_UPSTREAM_VERSION:-}"
 
-ALL_COMPONENTS=(pulumi langhost kubernetes kube etcd)
+ALL_COMPONENTS=(pulumi langhost kubernetes kube scheduler etcd promtool kwok)
 
 export GOMODCACHE="$CACHE/gomod" GOCACHE="$CACHE/gocache"
 export GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN="${GOTOOLCHAIN:-local}" CGO_ENABLED=0
@@ -132,6 +135,11 @@ recipe_hash() {
     echo "$PULUMI_VERSION $K8S_PROVIDER_VERSION $K8S_PROVIDER_MODULE_VERSION $K8S_GO_SDK_VERSION"
     echo "$KUBE_VERSION $ETCD_VERSION $RANDOM_VERSION $LANGHOST_UPSTREAM_VERSION $GOFLAGS $CGO_ENABLED"
     declare -f "prepare_$1" "build_$1"
+    case "$1" in
+      kube|scheduler) declare -f kube_module ;;
+      promtool) echo "$PROMTOOL_VERSION" ;;
+      kwok) echo "$KWOK_VERSION" ;;
+    esac
     case "$1" in
       langhost) [[ -n "$LANGHOST_UPSTREAM_VERSION" ]] || cat "$HERE/engine/pulumi-language-python/main.go" ;;
       kubernetes) cat "$HERE/engine/pulumi-resource-kubernetes/main.go" ;;
@@ -238,8 +246,9 @@ install_kubernetes_plugin() {
 }
 
 # ---- kube-apiserver + kube-controller-manager ------------------------------------------
-prepare_kube() {
-  local gomod minor staging
+# kube_module DIR TOOL...: a module requiring k8s.io/kubernetes with every staging module replaced by its release.
+kube_module() {
+  local dir="$1" gomod minor staging t; shift
   gomod="$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')"
   minor="$(cut -d. -f2 <<<"$KUBE_VERSION")"
@@ -252,17 +261,36 @@ prepare_kube() {
     printf 'replace (\n'
     awk '$2 == "=>" && $3 ~ /^\.\/staging\// {print $1}' "$gomod" | sort -u |
       while read -r m; do printf '\t%s => %s %s\n' "$m" "$m" "$staging"; done
-    printf ')\n\ntool (\n\tk8s.io/kubernetes/cmd/kube-apiserver\n\tk8s.io/kubernetes/cmd/kube-controller-manager\n)\n'
-  } >"$1/go.mod"
-  grep -q '=> k8s.io/api ' "$1/go.mod" || die "kube: found no staging replaces in $gomod"
+    printf ')\n\ntool (\n'
+    for t in "$@"; do printf '\tk8s.io/kubernetes/cmd/%s\n' "$t"; done
+    printf ')\n'
+  } >"$dir/go.mod"
+  grep -q '=> k8s.io/api ' "$dir/go.mod" || die "kube: found no staging replaces in $gomod"
 }
-build_kube() {
+kube_ldflags() {
   local v=k8s.io/component-base/version minor
   minor="$(cut -d. -f2 <<<"$KUBE_VERSION")"
-  local ld="-s -w -X $v.gitVersion=v$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z"
-  go build -trimpath -ldflags "$ld" -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver || return 1
-  go build -trimpath -ldflags "$ld" -o "$BIN/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager
+  echo "-s -w -X $v.gitVersion=v$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z"
 }
+prepare_kube() { kube_module "$1" kube-apiserver kube-controller-manager; }
+build_kube() {
+  go build -trimpath -ldflags "$(kube_ldflags)" -o "$BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver || return 1
+  go build -trimpath -ldflags "$(kube_ldflags)" -o "$BIN/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager
+}
+
+# ---- kube-scheduler: the real scheduler, for pods on simulated (KWOK) nodes ------------------
+prepare_scheduler() { kube_module "$1" kube-scheduler; }
+build_scheduler() {
+  go build -trimpath -ldflags "$(kube_ldflags)" -o "$BIN/kube-scheduler" k8s.io/kubernetes/cmd/kube-scheduler
+}
+
+# ---- promtool: parses and unit-tests the PrometheusRules the program renders -----------------
+prepare_promtool() { printf 'module ncp.local/engine/promtool\n\ngo 1.25\n' >"$1/go.mod"; }
+build_promtool() { GOBIN="$BIN" go install "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION"; }
+
+# ---- kwok: simulated nodes (GPU capacity, labels, taints) and pod lifecycle -------------------
+prepare_kwok() { printf 'module ncp.local/engine/kwok\n\ngo 1.25\n' >"$1/go.mod"; }
+build_kwok() { GOBIN="$BIN" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"; }
 
 # ---- etcd -------------------------------------------------------------------------------
 prepare_etcd() {
@@ -294,7 +322,10 @@ outputs_for() {
     langhost) echo "pulumi-language-python pulumi-language-python-exec" ;;
     kubernetes) echo pulumi-resource-kubernetes ;;
     kube) echo "kube-apiserver kube-controller-manager" ;;
+    scheduler) echo kube-scheduler ;;
     etcd) echo etcd ;;
+    promtool) echo promtool ;;
+    kwok) echo kwok ;;
     random) echo pulumi-resource-random ;;
     *) die "unknown component: $1" ;;
   esac
@@ -324,14 +355,14 @@ ver() { "$@" 2>&1 | head -n 1 | tr -s ' \t' ' '; }
   echo "== ncp-inference offline engine: $KEYDIR"
   printf '%-30s %-28s %8s\n' binary version size
   for b in pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-kubernetes \
-    kube-apiserver kube-controller-manager etcd pulumi-resource-random; do
+    kube-apiserver kube-controller-manager kube-scheduler etcd promtool kwok pulumi-resource-random; do
     [[ -e "$BIN/$b" ]] || { [[ $b == pulumi-resource-random ]] && printf '%-30s %s\n' "$b" "not built (see README)"; continue; }
     case "$b" in
       pulumi) v="$(ver "$BIN/pulumi" version)" ;;
       pulumi-language-python) v="$(ver "$BIN/$b" -version)" ;;
       pulumi-language-python-exec) v="(script from sdk $PULUMI_VERSION)" ;;
       pulumi-resource-kubernetes) v="$K8S_PROVIDER_VERSION ($(PULUMI_HOME="$PULUMI_HOME" "$BIN/pulumi" plugin ls 2>/dev/null | awk '$1=="kubernetes"{print "installed " $3}'))" ;;
-      kube-apiserver|kube-controller-manager) v="$(ver "$BIN/$b" --version)" ;;
+      kube-apiserver|kube-controller-manager|kube-scheduler|promtool|kwok) v="$(ver "$BIN/$b" --version)" ;;
       etcd) v="$(ver "$BIN/etcd" --version)" ;;
       *) v="?" ;;
     esac

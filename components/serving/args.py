@@ -1,0 +1,29 @@
+"""Typed arguments of one serving endpoint."""
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+
+from plan.catalog import DynamoRuntime, MetricSource
+from plan.endpoint_plan import EndpointPlan
+from plan.serving import StorageTier
+
+
+@dataclass(frozen=True)
+class EndpointArgs:
+    plan: EndpointPlan
+    runtime: DynamoRuntime
+    gpus_per_node: int
+    gpu_product: str
+    rdma_resource: Optional[str]
+    networks: list[str]
+    model_path: str
+    model_cache: StorageTier
+    kv_offload: Optional[StorageTier]
+    model_express_url: Optional[pulumi.Input[str]]
+    pull_secret: Optional[str]
+    service_account: str
+    signals: MetricSource
+    selector_labels: dict[str, str]
+    scrape_interval: str
+    inference_pool: bool

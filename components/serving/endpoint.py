@@ -1,0 +1,86 @@
+"""One serving endpoint: its DynamoGraphDeployment, engine config, PodMonitor, rules and optional InferencePool."""
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.kube import TENANT_LABEL, Layer, labels
+from components.model_data import ENDPOINT_LABEL, MODEL_REVISION, MODEL_SOURCE
+from components.serving.args import EndpointArgs
+from components.serving.graph import dgd_spec, engine_config
+from components.serving.rules import serving_rules
+from plan.catalog import integration_points
+
+
+class ServingEndpoint(Layer):
+    def __init__(self, name: str, args: EndpointArgs, opts: pulumi.ResourceOptions = None):
+        super().__init__("ServingEndpoint", name, opts)
+        plan = args.plan
+        child = self.child()
+        endpoint_labels = labels("serving", plan.name, **{ENDPOINT_LABEL: plan.name, TENANT_LABEL: plan.tenant.name})
+        backend = args.runtime.backends[plan.endpoint.backend]
+        depends = []
+        if backend.engine_args:
+            depends.append(k8s.core.v1.ConfigMap(
+                f"{name}-engine",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{plan.name}-engine", namespace=plan.namespace,
+                                                    labels=endpoint_labels),
+                data={f"{group.role}.yaml": engine_config(backend, group) for group in plan.workers},
+                opts=child,
+            ))
+        names = integration_points()
+        annotations = {names.dynamo.queue_annotation: plan.queue, MODEL_SOURCE: plan.endpoint.model.source,
+                       MODEL_REVISION: plan.endpoint.model.revision, "ncp-inference.io/sizing": plan.sizing_file}
+        spec = pulumi.Output.from_input(args.model_express_url).apply(lambda url: dgd_spec(args, url))
+        self.graph = k8s.apiextensions.CustomResource(
+            f"{name}-graph",
+            api_version="nvidia.com/v1alpha1",
+            kind="DynamoGraphDeployment",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.name, namespace=plan.namespace, labels=endpoint_labels,
+                                                annotations=annotations),
+            spec=spec,
+            opts=self.child(*depends),
+        )
+        monitor_labels = {**endpoint_labels, **args.selector_labels}
+        graph_label = args.signals.pod_labels["graph"]
+        k8s.apiextensions.CustomResource(
+            f"{name}-podmonitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="PodMonitor",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.name, namespace=plan.namespace, labels=monitor_labels),
+            spec={
+                "selector": {"matchLabels": {graph_label: plan.name}},
+                "podMetricsEndpoints": [
+                    {"port": port, "interval": args.scrape_interval, "relabelings": [
+                        {"targetLabel": "tenant", "replacement": plan.tenant.name, "action": "replace"},
+                        {"targetLabel": "endpoint", "replacement": plan.name, "action": "replace"},
+                        {"targetLabel": "model", "replacement": plan.endpoint.model.name, "action": "replace"},
+                    ]} for port in args.signals.ports.values()],
+            },
+            opts=child,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-rules",
+            api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{plan.name}-serving", namespace=plan.namespace,
+                                                labels=monitor_labels),
+            spec={"groups": serving_rules(plan, args.signals)},
+            opts=child,
+        )
+        if args.inference_pool:
+            k8s.apiextensions.CustomResource(
+                f"{name}-inference-pool",
+                api_version="inference.networking.k8s.io/v1",
+                kind="InferencePool",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.name, namespace=plan.namespace, labels=endpoint_labels),
+                spec={
+                    "selector": {"matchLabels": {graph_label: plan.name,
+                                                 args.signals.pod_labels["componentType"]: "frontend"}},
+                    "targetPorts": [{"number": args.runtime.frontend.http_port}],
+                    "endpointPickerRef": {"name": f"{plan.name}-epp", "port": {
+                        "number": names.gateway_inference_extension.endpoint_picker_port}},
+                },
+                opts=self.child(self.graph),
+            )
+        frontend = f"{plan.name}{names.dynamo.frontend_service_suffix}"
+        self.url = f"http://{frontend}.{plan.namespace}.svc:{args.runtime.frontend.http_port}"
+        self.register_outputs({"graph": plan.name, "url": self.url, "mode": plan.mode, "gpus": plan.gpus})

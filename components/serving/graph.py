@@ -1,0 +1,151 @@
+"""The DynamoGraphDeployment spec of one endpoint, laid out from its sizing file: frontend, worker groups, planner."""
+import math
+from typing import Optional
+
+import yaml
+
+from components.kube import PRIORITY_SERVING
+from components.model_data import MODELS_MOUNT, TenantStorage
+from components.serving.args import EndpointArgs
+from plan.catalog import BackendRuntime, DynamoRuntime, integration_points
+from plan.endpoint_plan import WorkerGroup
+from plan.serving import StorageTier
+
+ENGINE_CONFIG_MOUNT = "/etc/ncp-engine"
+CACHE_MOUNT = "/cache"
+KV_OFFLOAD_MOUNT = "/kv-offload"
+POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
+                "seccompProfile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def _parallel_flags(backend: BackendRuntime, group: WorkerGroup) -> list[str]:
+    sizes = {"tensorParallel": group.tensor_parallel, "pipelineParallel": group.pipeline_parallel,
+             "expertParallel": group.expert_parallel}
+    flags = []
+    for key, flag in backend.parallel_flags.items():
+        flags += [flag, str(sizes[key])]
+    return flags
+
+
+def engine_config(backend: BackendRuntime, group: WorkerGroup) -> Optional[str]:
+    if not backend.engine_args:
+        return None
+    sizes = {"tensorParallel": group.tensor_parallel, "pipelineParallel": group.pipeline_parallel,
+             "expertParallel": group.expert_parallel}
+    return yaml.safe_dump({key: sizes[name] for name, key in backend.engine_args.items()}, sort_keys=True)
+
+
+def worker_args(runtime: DynamoRuntime, backend_name: str, group: WorkerGroup, model_path: str,
+                served_name: str) -> list[str]:
+    backend = runtime.backends[backend_name]
+    args = ["-m", backend.module, backend.model_path_flag, model_path, backend.served_model_name_flag, served_name]
+    args += _parallel_flags(backend, group)
+    if backend.engine_args_flag:
+        args += [backend.engine_args_flag, f"{ENGINE_CONFIG_MOUNT}/{group.role}.yaml"]
+    if group.role in ("prefill", "decode"):
+        if backend.disaggregation_flag:
+            args += [backend.disaggregation_flag, group.role]
+        elif backend.prefill_worker_flag and group.role == "prefill":
+            args.append(backend.prefill_worker_flag)
+    if backend.model_streamer:
+        args += [runtime.model_streamer.load_format_flag, runtime.model_streamer.load_format]
+    return args
+
+
+def _ephemeral(name: str, tier: StorageTier, tier_name: str) -> dict:
+    return {"name": name, "ephemeral": {"volumeClaimTemplate": {
+        "metadata": {"labels": {"ncp-inference.io/storage-tier": tier_name}},
+        "spec": {"storageClassName": tier.storage_class, "accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": tier.size}}}}}}
+
+
+def _env(values: dict) -> list[dict]:
+    return [{"name": key, "value": value} for key, value in values.items()]
+
+
+def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
+    plan, runtime = args.plan, args.runtime
+    names = integration_points()
+    backend = runtime.backends[plan.endpoint.backend]
+    frontend = runtime.frontend
+    pod_common = {
+        "serviceAccountName": args.service_account,
+        "automountServiceAccountToken": False,
+        "priorityClassName": PRIORITY_SERVING,
+        "securityContext": POD_SECURITY,
+    }
+    if args.pull_secret:
+        pod_common["imagePullSecrets"] = [{"name": args.pull_secret}]
+    services = {
+        "Frontend": {
+            "componentType": "frontend",
+            "replicas": 1,
+            "envs": _env({frontend.router_mode_env: plan.endpoint.router}),
+            "extraPodSpec": {**pod_common, "mainContainer": {
+                "image": plan.image, "command": ["python3"],
+                "args": ["-m", frontend.module, frontend.http_port_flag, str(frontend.http_port)],
+                "securityContext": CONTAINER_SECURITY}},
+        },
+    }
+    worker_env = {"HF_HOME": f"{CACHE_MOUNT}/hf", "HF_HUB_OFFLINE": "1"}
+    if backend.model_streamer:
+        worker_env.update(runtime.model_streamer.env)
+    if model_express_url:
+        worker_env[runtime.model_express_client_env] = model_express_url
+    volumes = [_ephemeral("model-cache", args.model_cache, "model-cache")]
+    mounts = [{"name": "model-cache", "mountPath": CACHE_MOUNT}]
+    if args.kv_offload is not None:
+        volumes.append(_ephemeral("kv-offload", args.kv_offload, "kv-offload"))
+        mounts.append({"name": "kv-offload", "mountPath": KV_OFFLOAD_MOUNT})
+    if backend.engine_args:
+        volumes.append({"name": "engine-config", "configMap": {"name": f"{plan.name}-engine"}})
+        mounts.append({"name": "engine-config", "mountPath": ENGINE_CONFIG_MOUNT, "readOnly": True})
+    for group in plan.workers:
+        nodes = math.ceil(group.gpus_per_worker / args.gpus_per_node)
+        limits = {"gpu": str(min(group.gpus_per_worker, args.gpus_per_node))}
+        if args.rdma_resource and group.role in ("prefill", "decode"):
+            limits["custom"] = {args.rdma_resource: "1"}
+        service = {
+            "componentType": "worker",
+            "replicas": group.replicas,
+            "resources": {"limits": limits},
+            "envs": _env(worker_env),
+            "volumeMounts": [{"name": TenantStorage.MODEL_CLAIM, "mountPoint": MODELS_MOUNT}],
+            "sharedMemory": {"size": "16Gi"},
+            "extraPodSpec": {
+                **pod_common,
+                "nodeSelector": {names.gpu.product_label: args.gpu_product},
+                "tolerations": [{"key": names.gpu.taint_key, "operator": "Exists", "effect": "NoSchedule"}],
+                "volumes": volumes,
+                "mainContainer": {
+                    "image": plan.image, "command": ["python3"],
+                    "args": worker_args(runtime, plan.endpoint.backend, group, args.model_path,
+                                        plan.endpoint.model.name),
+                    "volumeMounts": mounts, "securityContext": CONTAINER_SECURITY},
+            },
+        }
+        if group.role != "worker":
+            service["subComponentType"] = group.role
+        if nodes > 1:
+            service["multinode"] = {"nodeCount": nodes}
+        if args.networks and group.role in ("prefill", "decode"):
+            service["extraPodMetadata"] = {"annotations": {names.multus.networks_annotation: ",".join(args.networks)}}
+        services[_service_name(plan.endpoint.backend, group.role)] = service
+    if plan.endpoint.planner:
+        services["Planner"] = {
+            "componentType": "planner", "replicas": 1,
+            "extraPodSpec": {**pod_common, "mainContainer": {
+                "image": plan.image, "command": ["python3"], "args": ["-m", runtime.planner.module],
+                "securityContext": CONTAINER_SECURITY}},
+        }
+    return {
+        "backendFramework": plan.endpoint.backend,
+        "pvcs": [{"name": TenantStorage.MODEL_CLAIM, "create": False}],
+        "services": services,
+    }
+
+
+def _service_name(backend: str, role: str) -> str:
+    prefix = {"trtllm": "TRTLLM", "vllm": "VLLM", "sglang": "SGLang"}[backend]
+    return f"{prefix}{role.capitalize()}Worker" if role != "worker" else f"{prefix}Worker"

@@ -1,0 +1,43 @@
+"""The Dynamo platform release: operator, NATS, and pointers to the separately installed KAI Scheduler and Grove."""
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.kube import Layer, helm_release
+from plan.catalog import ChartPin
+
+
+@dataclass(frozen=True)
+class ServingPlatformArgs:
+    pin: ChartPin
+    namespace: k8s.core.v1.Namespace
+    model_express_url: Optional[pulumi.Input[str]]
+    skip_await: bool
+
+
+def dynamo_platform_values(model_express_url: Optional[str]) -> dict:
+    operator = {"upgradeCRD": True, "discoveryBackend": "kubernetes"}
+    if model_express_url:
+        operator["modelExpressURL"] = model_express_url
+    return {
+        "global": {
+            # Pinned explicitly: Dynamo 1.4 flips the NATS default; etcd is not needed with Kubernetes discovery.
+            "nats": {"install": True},
+            "etcd": {"install": False},
+            # KAI Scheduler and Grove are installed separately by the scheduling layer (upstream advice for prod).
+            "kai-scheduler": {"install": False, "enabled": True},
+            "grove": {"install": False, "enabled": True},
+        },
+        "dynamo-operator": operator,
+    }
+
+
+class ServingPlatform(Layer):
+    def __init__(self, name: str, args: ServingPlatformArgs, opts: pulumi.ResourceOptions = None):
+        super().__init__("ServingPlatform", name, opts)
+        values = pulumi.Output.from_input(args.model_express_url).apply(dynamo_platform_values)
+        self.release = helm_release("dynamo-platform", args.pin, values, args.namespace.metadata.name, self,
+                                    args.skip_await, depends_on=[args.namespace])
+        self.register_outputs({"release": self.release.name, "chartVersion": args.pin.version})
