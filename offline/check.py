@@ -4,11 +4,13 @@
                                                   pack (pack config policy/config/<environment>.json)
     python -m offline.check --stack prod --plan   ... and print the resource tree with Helm values and key specs
 
-Exits 2 on invalid config, 1 on a mandatory policy violation, 0 otherwise.
+Exit codes: 0 ok, 1 a mandatory policy violation, 2 invalid config or pack config, 3 an internal error (a bug in
+the program or the pack: the message says where; --debug shows the traceback).
 """
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
 import pulumi
@@ -19,6 +21,17 @@ from offline.recorder import Recording, run_stack_file
 from plan.errors import ConfigError
 from plan.sources import plan_from_stack_file
 
+def _wire_numbers(value):
+    """The engine carries numbers as doubles, so a recorded 1000 reads back as 1000.0: show it as written."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _wire_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_wire_numbers(item) for item in value]
+    return value
+
+
 def _summary(registration) -> dict:
     inputs = registration.inputs
     shown = {}
@@ -28,7 +41,7 @@ def _summary(registration) -> dict:
         shown = {k: inputs[k] for k in ("spec", "data", "type") if k in inputs}
         if registration.type == "kubernetes:core/v1:Secret":
             shown = {"type": inputs.get("type"), "keys": sorted((inputs.get("stringData") or {}).keys())}
-    return shown
+    return _wire_numbers(shown)
 
 
 def render_plan(recording: Recording) -> str:
@@ -62,7 +75,21 @@ def main(argv=None) -> int:
     parser.add_argument("--policy-pack", type=Path, default=PACK_DIR, help="policy pack directory (default: policy)")
     parser.add_argument("--policy-pack-config", type=Path,
                         help="pack config JSON (default: <pack>/config/<environment>.json)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
     args = parser.parse_args(argv)
+    try:
+        return _check(args)
+    except Exception as error:  # noqa: BLE001 - the one place that turns a bug into exit code 3
+        if args.debug:
+            traceback.print_exc()
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        print(f"internal error: {type(error).__name__}: {error}\n  at {frame.filename}:{frame.lineno}\n"
+              "  this is a bug in the program or the policy pack, not in the stack config; rerun with --debug "
+              "for the traceback", file=sys.stderr)
+        return 3
+
+
+def _check(args) -> int:
     try:
         site_plan = plan_from_stack_file(args.stack)
         recording = run_stack_file(args.stack)

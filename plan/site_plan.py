@@ -11,6 +11,7 @@ from plan.config import Environment, MigSettings, StackConfig, Tenant, TimeSlici
 from plan.endpoint_plan import EndpointPlan
 from plan.endpoints import plan_endpoints
 from plan.errors import ConfigError, Problem, problems_from_validation
+from plan.raw_checks import number_problems
 from plan.profile import DriverManagement, HardwareProfile
 
 PROJECT = "ncp-inference"
@@ -150,7 +151,7 @@ def _rails(config: StackConfig) -> tuple[Rail, ...]:
 
 def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> SitePlan:
     """raw: the project's config keys without the `ncp-inference:` prefix, values already decoded from JSON."""
-    problems: list[Problem] = []
+    problems: list[Problem] = number_problems(dict(raw), f"{PROJECT}:")
     for key in SECRET_KEYS:
         if key in raw and key not in secret_keys:
             problems.append(Problem(f"{PROJECT}:{key}", "is stored in plain text",
