@@ -5,17 +5,17 @@
     python -m offline.check --stack prod --plan   ... and print the resource tree with Helm values and key specs
 
 Exit codes: 0 ok, 1 a mandatory policy violation, 2 invalid config or pack config, 3 an internal error (a bug in
-the program or the pack: the message says where; --debug shows the traceback).
+the program or the pack: the message says where; --debug shows the traceback). See cli_exit.py.
 """
 import argparse
 import json
 import sys
-import traceback
 from pathlib import Path
 
 import pulumi
 import yaml
 
+from cli_exit import run_command
 from offline.policy_check import PACK_DIR, PackConfigError, evaluate, read_pack_config, report
 from offline.recorder import Recording, run_stack_file
 from plan.errors import ConfigError
@@ -75,18 +75,7 @@ def main(argv=None) -> int:
     parser.add_argument("--policy-pack", type=Path, default=PACK_DIR, help="policy pack directory (default: policy)")
     parser.add_argument("--policy-pack-config", type=Path,
                         help="pack config JSON (default: <pack>/config/<environment>.json)")
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an internal error")
-    args = parser.parse_args(argv)
-    try:
-        return _check(args)
-    except Exception as error:  # noqa: BLE001 - the one place that turns a bug into exit code 3
-        if args.debug:
-            traceback.print_exc()
-        frame = traceback.extract_tb(error.__traceback__)[-1]
-        print(f"internal error: {type(error).__name__}: {error}\n  at {frame.filename}:{frame.lineno}\n"
-              "  this is a bug in the program or the policy pack, not in the stack config; rerun with --debug "
-              "for the traceback", file=sys.stderr)
-        return 3
+    return _check(parser.parse_args(argv))
 
 
 def _check(args) -> int:
@@ -109,4 +98,4 @@ def _check(args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

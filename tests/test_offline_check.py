@@ -1,7 +1,11 @@
 """The offline check command: valid stacks print a plan; a bad stack file exits 2 with the config error; a bug
 exits 3 with where it happened, never a bare traceback."""
+import importlib.util
+from pathlib import Path
+
 import pytest
 
+from cli_exit import run_command
 from offline import check
 from plan import sources
 
@@ -81,7 +85,16 @@ def test_internal_error_exits_3_and_names_where(monkeypatch, capsys):
         raise KeyError("a bug")
 
     monkeypatch.setattr(check, "run_stack_file", broken)
-    assert check.main(["--stack", "lab"]) == 3
+    assert run_command(check.main, ["--stack", "lab"]) == 3
     err = capsys.readouterr().err
     assert "internal error: KeyError: 'a bug'" in err and "test_offline_check.py" in err
     assert "Traceback" not in err
+    assert run_command(check.main, ["--stack", "lab", "--debug"]) == 3
+    assert "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module", ["offline.check", "acceptance.check", "sizing"])
+def test_every_command_keeps_the_exit_code_contract(module):
+    """Each command's entry point goes through run_command, so a bug exits 3, never 1 (a failed gate)."""
+    source = Path(importlib.util.find_spec(module if module != "sizing" else "sizing.__main__").origin).read_text()
+    assert "sys.exit(run_command(main))" in source
