@@ -1,8 +1,10 @@
 """Offline check of a stack without the Pulumi CLI or a cluster.
 
-    python -m offline.check --stack lab           validate config, compose the program under mocks, run the policy
-                                                  pack (pack config policy/config/<environment>.json)
-    python -m offline.check --stack prod --plan   ... and print the resource tree with Helm values and key specs
+    python -m offline.check --stack lab           validate config, compose the program under mocks, print a summary
+                                                  (layers, tenants, totals) and run the policy pack (pack config
+                                                  policy/config/<environment>.json)
+    python -m offline.check --stack prod --plan   ... and print the resource tree, in install order, with Helm values
+                                                  and key specs
 
 Exit codes: 0 ok, 1 a mandatory policy violation, 2 invalid config or pack config, 3 an internal error (a bug in
 the program or the pack: the message says where; --debug shows the traceback). See cli_exit.py.
@@ -18,6 +20,7 @@ import yaml
 from cli_exit import run_command
 from offline.policy_check import PACK_DIR, PackConfigError, evaluate, read_pack_config, report
 from offline.recorder import Recording, run_stack_file
+from offline.summary import render_summary
 from plan.errors import ConfigError
 from plan.sources import plan_from_stack_file
 
@@ -46,7 +49,7 @@ def _summary(registration) -> dict:
 
 def render_plan(recording: Recording) -> str:
     children: dict[str, list] = {}
-    for registration in sorted(recording.resources, key=lambda r: r.urn):
+    for registration in recording.resources:  # registration order: the order the program installs them
         children.setdefault(registration.parent, []).append(registration)
     lines: list[str] = []
 
@@ -87,6 +90,7 @@ def _check(args) -> int:
     except (ConfigError, pulumi.RunError, PackConfigError) as error:
         print(error, file=sys.stderr)
         return 2
+    print(render_summary(site_plan, recording))
     if args.plan:
         print(render_plan(recording))
     print(report(name, version, violations))

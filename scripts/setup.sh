@@ -2,5 +2,8 @@
 # Create .venv with the pinned requirements (idempotent; only the package registry is needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ ! -x .venv/bin/python ]]; then
+  echo "setup: creating .venv and installing requirements.txt (first time: about 2 minutes, ~1.5 GB)" >&2
+fi
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt

@@ -8,6 +8,7 @@ import pytest
 from cli_exit import run_command
 from offline import check
 from plan import sources
+from plan.catalog import load_matrix
 
 LAB_SITE = "  ncp-inference:site: {name: x, environment: lab, hardwareProfile: lab, gpuNodes: %s}\n"
 LAB_TENANTS = "  ncp-inference:tenants: [{name: a, gpuQuota: 0, gpuLimit: 0}]\n"
@@ -59,6 +60,24 @@ def test_mandatory_violation_exits_1(tmp_path, capsys):
 def test_lab_check_passes_with_its_pack_config(capsys):
     assert check.main(["--stack", "lab"]) == 0
     assert "no violations" in capsys.readouterr().out
+
+
+def test_summary_is_the_default_view(tmp_path, monkeypatch, capsys):
+    (tmp_path / "Pulumi.two.yaml").write_text(
+        "config:\n" + LAB_SITE % "2" +
+        "  ncp-inference:tenants:\n"
+        "    - {name: red, gpuQuota: 1, gpuLimit: 2, overQuotaWeight: 3}\n"
+        "    - {name: blue, gpuQuota: 0, gpuLimit: 1}\n")
+    monkeypatch.setattr(sources, "ROOT", tmp_path)
+    assert check.main(["--stack", "two"]) == 0
+    out, _ = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].startswith("site x (lab) · profile lab · 2 GPU nodes × ")
+    assert any(line.split()[:3] == ["gpuOperator", "gpu-operator", load_matrix().pin("gpuOperator").version]
+               for line in lines)
+    assert ["red", "tenant-red", "1", "2", "3", "-"] in [line.split() for line in lines]
+    assert "totals: 2 tenants, 1/" in out and "0 endpoints on 0 GPUs" in out
+    assert "ncp-inference:layers:GpuEnablement" not in out  # the resource tree only with --plan
 
 
 @pytest.mark.parametrize("text, message", [
