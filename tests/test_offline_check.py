@@ -55,6 +55,10 @@ def test_mandatory_violation_exits_1(tmp_path, capsys):
     assert check.main(["--stack", "lab", "--policy-pack-config", str(config)]) == 1
     out, _ = capsys.readouterr()
     assert "[mandatory]  ncp-inference-ra-guardrails v0.1.0  image-references" in out
+    # The policy's own remediation text follows the violation, so the user sees the fix without opening the pack.
+    from ncp_guardrails import POLICIES
+    remediation = next(p.remediation_steps for p in POLICIES if p.name == "image-references")
+    assert "        fix: " + remediation.strip().splitlines()[0] in out
 
 
 def test_lab_check_passes_with_its_pack_config(capsys):
