@@ -1,6 +1,7 @@
 """The exit-code contract every command of the project keeps: 0 ok, 1 a policy violation or failed gate, 2 bad
 input, 3 an internal error. `run_command` turns an unexpected exception into exit 3 with where it happened instead of a
 bare traceback (`--debug` in argv shows the traceback)."""
+import os
 import sys
 import traceback
 from typing import Callable, Optional, Sequence
@@ -13,6 +14,9 @@ def run_command(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[S
     debug = "--debug" in arguments
     try:
         return main([a for a in arguments if a != "--debug"])
+    except BrokenPipeError:  # the reader (e.g. `| head`) has all it wants: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OK
     except Exception as error:  # noqa: BLE001 - the one place that turns a bug into exit code 3
         if debug:
             traceback.print_exc()
