@@ -11,7 +11,7 @@ from plan.config import Environment, MigSettings, StackConfig, Tenant, TimeSlici
 from plan.endpoint_plan import EndpointPlan
 from plan.endpoints import plan_endpoints
 from plan.errors import ConfigError, Problem, problems_from_validation
-from plan.raw_checks import number_problems
+from plan.raw_checks import number_problems, placeholder_problems
 from plan.profile import DriverManagement, HardwareProfile
 
 PROJECT = "ncp-inference"
@@ -151,6 +151,9 @@ def _rails(config: StackConfig) -> tuple[Rail, ...]:
 
 def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> SitePlan:
     """raw: the project's config keys without the `ncp-inference:` prefix, values already decoded from JSON."""
+    placeholders = placeholder_problems(dict(raw), f"{PROJECT}:")
+    if placeholders:  # schema errors about the same values would only repeat these
+        raise ConfigError(source, placeholders)
     problems: list[Problem] = number_problems(dict(raw), f"{PROJECT}:")
     for key in SECRET_KEYS:
         if key in raw and key not in secret_keys:
