@@ -297,7 +297,7 @@ def test_sizing_file_for_other_inputs():
     raw["endpoints"][0]["slo"]["isl"] = 2000
     text = _problems(raw, secrets)
     assert "was sized for a different endpoint (isl 4000 != 2000)" in text
-    assert "--isl 2000" in text
+    assert "the endpoint changed since it was sized; re-size it:" in text and "--isl 2000" in text
 
 
 def test_backend_blocked_by_the_disposition_matrix():
@@ -334,3 +334,11 @@ def test_nothing_is_registered_from_a_bad_endpoint(monkeypatch):
     with pytest.raises(pulumi.RunError, match="names unknown tenant"):
         run_program(raw, secrets | {"ngcApiKey"}, stack="bad")
     assert [t for t in seen if t != "pulumi:pulumi:Stack"] == []
+
+
+def test_sizing_file_of_another_endpoint_is_not_overwritten_by_the_fix():
+    raw, secrets = _prod_config()
+    raw["endpoints"][1]["sizing"] = raw["endpoints"][0]["sizing"]  # reasoning-large points at chat-dense's file
+    text = _problems(raw, secrets)
+    assert "sizing/prod/chat-dense.yaml belongs to another endpoint; size this one into its own file" in text
+    assert "--out sizing/prod/reasoning-large.yaml" in text and "--out sizing/prod/chat-dense.yaml" not in text
