@@ -78,6 +78,12 @@ def _set_fix(path: str, fix: str) -> str:
     return f"{fix}: {command}" if fix else command
 
 
+def _nodes_first(config: StackConfig) -> str:
+    """Capacity is gpuNodes x GPUs per node: a wrong node count is the likelier cause than a wrong quota."""
+    return (f"if the site has more than {config.site.gpu_nodes} GPU nodes, set them: pulumi config set --path "
+            f"'{PROJECT}:site.gpuNodes' <nodes>;")
+
+
 def _profile_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
     problems = []
     gpu_settings = config.components.gpu_operator
@@ -131,12 +137,13 @@ def _profile_problems(config: StackConfig, profile: HardwareProfile) -> list[Pro
             problems.append(Problem(f"{PROJECT}:tenants[{index}].gpuLimit",
                                     f"is {tenant.gpu_limit}; the site has {capacity} GPUs "
                                     f"({config.site.gpu_nodes} nodes x {profile.gpu.per_node})",
-                                    f"use a value <= {capacity}"))
+                                    f"{_nodes_first(config)} otherwise use a value <= {capacity}"))
     total_quota = sum(t.gpu_quota for t in config.tenants)
     if total_quota > capacity:
         problems.append(Problem(f"{PROJECT}:tenants",
                                 f"guarantee {total_quota} GPUs in total (sum of gpuQuota); the site has {capacity}",
-                                "lower gpuQuota values; use gpuLimit and overQuotaWeight for burst capacity"))
+                                f"{_nodes_first(config)} otherwise lower gpuQuota values and use gpuLimit and "
+                                "overQuotaWeight for burst capacity"))
     return problems
 
 
