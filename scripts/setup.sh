@@ -7,3 +7,8 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+# The policy pack's virtualenv (policy/PulumiPolicy.yaml: `virtualenv: venv`): without it `pulumi preview
+# --policy-pack policy` waits at "Loading policy packs". .venv carries the pack's pins (tests/test_policy_pack.py).
+if [[ ! -e policy/venv ]]; then
+  ln -s ../.venv policy/venv
+fi
