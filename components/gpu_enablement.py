@@ -90,9 +90,10 @@ def gpu_operator_values(args: GpuEnablementArgs) -> dict:
             "create": True,
             "name": MIG_CONFIG_MAP,
             # The ClusterPolicy CRD admits only "all-disabled" or "" here (nvidia.com_clusterpolicies.yaml
-            # spec.migManager.config.default enum at the gpuOperator pin). With "all-disabled" the operator labels every unlabelled
-            # MIG-capable node nvidia.com/mig.config=all-disabled (controllers/nodelabeling_controller.go:306-316
-            # at the pin) and would race the NodeFeatureRule below; "" leaves the label to that rule.
+            # spec.migManager.config.default enum, at the gpuOperator pin). With "all-disabled" the operator labels
+            # every unlabelled MIG-capable node nvidia.com/mig.config=all-disabled
+            # (controllers/nodelabeling_controller.go:306-316) and would race the NodeFeatureRule below; "" leaves the
+            # label to that rule.
             "default": "",
             "data": {"config.yaml": mig_parted_config(args.mig)},
         }

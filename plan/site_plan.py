@@ -28,7 +28,7 @@ class TopologyLevel:
 
 
 # Profile topology label field -> Grove domain, broadest first. zone/rack/host are Grove's predefined domains
-# (ai-dynamo/grove operator/api/core/v1alpha1/clustertopologybinding.go TopologyDomain consts  at the grove pin);
+# (ai-dynamo/grove operator/api/core/v1alpha1/clustertopologybinding.go TopologyDomain consts, at the grove pin);
 # the NVLink domain has no predefined name, and the domain pattern ^[a-z][a-z0-9-]*$ admits our own.
 TOPOLOGY_DOMAINS = (("zone", "zone"), ("rack", "rack"), ("nvlink_domain", "nvlink-domain"), ("host", "host"))
 
@@ -44,9 +44,9 @@ def gpu_units_per_node(profile: HardwareProfile, mig: Optional[MigSettings]) -> 
 
     Whole GPUs without MIG. MIG strategy single: the device plugin advertises every MIG device as one nvidia.com/gpu
     (NVIDIA/k8s-device-plugin internal/lm/mig-strategy.go:216-241@v0.20.0), so instances x GPUs. Strategy mixed:
-    pods request nvidia.com/mig-<N>g.<M>gb and KAI counts each as N GPUs of quota
-    (kai-scheduler/KAI-Scheduler pkg/scheduler/api/resource_info/gpu_resource_requirment.go GetGpusQuota at the kaiScheduler pin),
-    so compute slices x GPUs."""
+    pods request nvidia.com/mig-<N>g.<M>gb and KAI counts each as N GPUs of quota (kai-scheduler/KAI-Scheduler
+    pkg/scheduler/api/resource_info/gpu_resource_requirment.go GetGpusQuota, at the kaiScheduler pin), so compute
+    slices x GPUs."""
     if mig is None or not profile.gpu.mig.supported:
         return profile.gpu.per_node
     if mig.strategy == "single":
@@ -186,7 +186,7 @@ def _profile_problems(config: StackConfig, profile: HardwareProfile) -> list[Pro
                                 "deployed", f"remove it: pulumi config rm --path '{net_base}.railInterfaces'"))
     if _topology_aware(config, profile) and not profile.topology_labels.rack:
         # KAI leaves a node out of a topology unless it carries every level's label (kai-scheduler/KAI-Scheduler
-        # pkg/scheduler/plugins/topology/common.go:69-77 isNodePartOfTopology at the kaiScheduler pin): the levels must be real.
+        # pkg/scheduler/plugins/topology/common.go:69-77 isNodePartOfTopology, at the kaiScheduler pin).
         problems.append(Problem(f"{PROJECT}:components.scheduling.topologyAware",
                                 f"profile {profile.name} declares no rack label (topologyLabels.rack), so topology-"
                                 "aware placement has no level between zone and host",

@@ -66,12 +66,12 @@ def _clusterpolicy_mig_manager(chart_values: dict) -> dict:
 
 
 def test_mig_manager_config_is_admitted_by_the_clusterpolicy_crd(upstream):
-    """NVIDIA/gpu-operator deployments/gpu-operator/crds/nvidia.com_clusterpolicies.yaml:1780-1787@v26.7.0 allows only
-    "all-disabled" or "" for spec.migManager.config.default; anything else and the API server rejects the ClusterPolicy,
-    so no GPU software deploys."""
+    """NVIDIA/gpu-operator deployments/gpu-operator/crds/nvidia.com_clusterpolicies.yaml:1780-1787@v26.7.0 (the
+    shared/upstream copy is byte-identical) allows only "all-disabled" or "" for spec.migManager.config.default;
+    anything else and the API server rejects the ClusterPolicy, so no GPU software deploys."""
     schema = _clusterpolicy_schema(upstream, "migManager", "config")
-    rendered = _clusterpolicy_mig_manager(values(compose(config_with("hgx-h200", components__gpuOperator__mig=SINGLE_MIG)),
-                                                 "gpu-operator"))
+    recording = compose(config_with("hgx-h200", components__gpuOperator__mig=SINGLE_MIG))
+    rendered = _clusterpolicy_mig_manager(values(recording, "gpu-operator"))
     jsonschema.validate(rendered, schema)
     with pytest.raises(jsonschema.ValidationError):  # what the program rendered before: the layout name
         jsonschema.validate({**rendered, "default": MIG_LAYOUT}, schema)
@@ -79,8 +79,8 @@ def test_mig_manager_config_is_admitted_by_the_clusterpolicy_crd(upstream):
 
 def _nfd_rule_matches(rule: dict, device: dict) -> bool:
     """NFD `In` semantics for one pci.device element (kubernetes-sigs/node-feature-discovery pkg/apis/nfd/
-    nodefeaturerule MatchIn@v0.19.0, the NFD the GPU Operator's chart pulls): every expression's attribute value is in
-    its list."""
+    nodefeaturerule/expression.go:124 MatchIn@v0.19.0, the NFD the GPU Operator's chart pulls): every expression's
+    attribute value is in its list."""
     (feature,) = rule["matchFeatures"]
     assert feature["feature"] == "pci.device"
     return all(expr["op"] == "In" and device.get(attr) in expr["value"]
@@ -236,7 +236,9 @@ def test_enforced_remediation_has_an_executor():
     """fault-remediation only files maintenance requests (RebootNode, GPUReset, ... CRs, janitor chart crds/); the
     janitor executes them. janitor-provider's clients are cloud APIs only (NVIDIA/NVSentinel janitor-provider/pkg/csp/
     client.go NewWithProvider: kind/aws/gcp/azure/oci), so the recorded decision runs the janitor in manual mode
-    (charts/janitor/values.yaml config.manualMode) with the site's out-of-band system executing reboots."""
+    (charts/janitor/values.yaml config.manualMode): it marks each RebootNode ManualMode/OutsideActorRequired and
+    completes it when the node is Ready again (janitor/pkg/controller/rebootnode_controller.go@023702b5), with the
+    site's out-of-band system executing the reboot."""
     enforced = values(compose(config_with("hgx-h200", "prod")), "nvsentinel")
     assert enforced["global"]["dryRun"] is False
     assert enforced["global"]["janitor"] == {"enabled": True}
