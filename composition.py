@@ -72,7 +72,8 @@ def baseline_record(plan: SitePlan) -> dict:
                  "kubernetesVersion": plan.kubernetes_version},
         "hardwareProfile": plan.profile.model_dump(by_alias=True, mode="json"),
         "versions": {c: {"chart": plan.matrix.pin(c).chart, "version": plan.matrix.pin(c).version,
-                         "raMatrix": plan.matrix.pin(c).ra_matrix, "deviation": plan.matrix.pin(c).deviation}
+                         "raMatrix": plan.matrix.pin(c).ra_matrix, "deviation": plan.matrix.pin(c).deviation,
+                         "decisions": plan.matrix.pin(c).decisions}
                      for c in deployed_components(plan)},
         "localDecisions": local_decisions(plan),
         "chartMirror": plan.config.components.chart_mirror,
@@ -80,6 +81,8 @@ def baseline_record(plan: SitePlan) -> dict:
                           if plan.matrix.pin(c).prerequisites},
         "validationEvidence": evidence.model_dump(by_alias=True) if evidence else None,
         "gpuSharing": gpu_sharing(plan),
+        # KAI ignores a node without every level's label: each GPU node must carry these keys.
+        "topologyLevels": [vars(level) for level in plan.topology_levels] if plan.topology_aware else [],
         "serving": {e.name: {"tenant": e.tenant.name, "backend": e.endpoint.backend, "mode": e.mode, "gpus": e.gpus,
                              "model": e.endpoint.model.model_dump(by_alias=True), "sizing": e.sizing_file,
                              "estimate": e.estimate, "image": e.image} for e in plan.endpoints},
@@ -134,13 +137,12 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
 
     queues = [TenantQueue(tenant=t.name, queue=plan.tenant_namespace(t), gpu_quota=t.gpu_quota,
                           gpu_limit=t.gpu_limit, over_quota_weight=t.over_quota_weight) for t in plan.tenants]
-    labels_ = plan.profile.topology_labels
     scheduling = Scheduling("scheduling", SchedulingArgs(
         kai_pin=plan.chart("kaiScheduler"), grove_pin=plan.chart("grove"),
         kai_namespace=baseline.namespace("kaiScheduler"), grove_namespace=baseline.namespace("grove"),
         site_gpus=plan.gpu_capacity, queues=queues, placement_strategy=settings.scheduling.placement_strategy,
         topology_aware=plan.topology_aware,
-        topology_levels=[key for key in (labels_.zone, labels_.rack, labels_.nvlink_domain, labels_.host) if key],
+        topology_levels=plan.topology_levels,
         skip_await=skip_await))
 
     tenant_namespaces = [plan.tenant_namespace(t) for t in plan.tenants]
@@ -148,6 +150,7 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         pin=plan.chart("nvsentinel"), namespace=baseline.namespace("nvsentinel"), dcgm_endpoint=gpu.dcgm_endpoint,
         remediation=plan.remediation, nic_monitor=plan.network_enabled, tenant_namespaces=tenant_namespaces,
         drain_timeout_seconds=settings.health.drain_timeout_seconds, scrape_interval=telemetry.scrape_interval,
+        monitor_labels=telemetry.prometheus_selector_labels,
         skip_await=skip_await, existing_datastore_secret=settings.health.datastore_secret),
         pulumi.ResourceOptions(depends_on=[gpu]))
 
@@ -238,7 +241,7 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
                     "dynamoPlatform": matrix.pin("dynamoPlatform").version}))
         serving_endpoint = ServingEndpoint(f"endpoint-{endpoint.name}", EndpointArgs(
             plan=endpoint, runtime=runtime, gpus_per_node=plan.profile.gpu.per_node,
-            gpu_product=plan.profile.gpu.product_label,
+            gpu_product=plan.gpu_product_label,
             rdma_resource=plan.profile.fabric.rdma_resource_name if network else None,
             networks=network.networks if network else [], model_path=model_path(model.name, model.revision),
             model_cache=storage.model_cache, kv_offload=storage.kv_offload, model_express_url=model_express_url,

@@ -36,6 +36,8 @@ class ChartPin(StrictModel):
     image_repository: Optional[str] = None
     crds: list[str] = Field(default_factory=list)
     prerequisites: list[str] = Field(default_factory=list, description="what the site must provide for this chart")
+    decisions: list[str] = Field(default_factory=list,
+                                 description="how the program uses the chart where upstream leaves a choice, and why")
     local_decision: Optional[LocalDecision] = None
 
     @property
@@ -234,6 +236,10 @@ class GpuNames(Sourced):
     product_label: str
     present_label: str
     taint_key: str
+    mig_product_infix: str
+    mig_config_label: str
+    pci_vendor_id: str
+    pci_display_classes: list[str]
 
 
 class DcgmNames(Sourced):
@@ -259,6 +265,7 @@ class MultusNames(Sourced):
 class NetworkOperatorNames(Sourced):
     nic_cluster_policy_name: str
     nic_vendor_id: str
+    doca_driver_version_pattern: str
 
 
 class GatewayNames(Sourced):
