@@ -1,4 +1,5 @@
-"""One serving endpoint: its DynamoGraphDeployment, engine config, PodMonitor, rules and optional InferencePool."""
+"""One serving endpoint: its DynamoGraphDeployment, engine config, API server egress, PodMonitor, rules and optional
+InferencePool."""
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -8,6 +9,22 @@ from components.serving.args import EndpointArgs
 from components.serving.graph import dgd_spec, engine_config
 from components.serving.rules import serving_rules
 from plan.catalog import integration_points
+from plan.serving import ApiServerEgress
+
+
+def api_server_egress_policy(graph_label: str, graph: str, egress: ApiServerEgress) -> dict:
+    """Egress from the endpoint's Dynamo pods to the Kubernetes API server. Kubernetes discovery has every Dynamo pod
+    watch EndpointSlices and DynamoWorkerMetadata and each worker write its own (ai-dynamo/dynamo@2a6da14c
+    docs/fern/pages/developer-guide/knowledge-base/concepts/communication-planes/discovery-plane.md:16-28;
+    deploy/operator/internal/discovery/resource.go:62-76, the Role the operator grants them); the tenant namespace
+    otherwise denies egress outside DNS, the namespace and the platform namespaces. The operator labels every pod
+    of the graph with its name (deploy/operator/internal/consts/consts.go:66)."""
+    return {
+        "podSelector": {"matchLabels": {graph_label: graph}},
+        "policyTypes": ["Egress"],
+        "egress": [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in egress.cidrs],
+                    "ports": [{"protocol": "TCP", "port": port} for port in egress.ports]}],
+    }
 
 
 class ServingEndpoint(Layer):
@@ -39,8 +56,15 @@ class ServingEndpoint(Layer):
             spec=spec,
             opts=self.child(*depends),
         )
-        monitor_labels = {**endpoint_labels, **args.selector_labels}
         graph_label = args.signals.pod_labels["graph"]
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-api-server-egress",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{plan.name}-api-server-egress", namespace=plan.namespace,
+                                                labels=endpoint_labels),
+            spec=api_server_egress_policy(graph_label, plan.name, args.api_server_egress),
+            opts=child,
+        )
+        monitor_labels = {**endpoint_labels, **args.selector_labels}
         k8s.apiextensions.CustomResource(
             f"{name}-podmonitor",
             api_version="monitoring.coreos.com/v1",
