@@ -249,7 +249,8 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
             model_cache=storage.model_cache, kv_offload=storage.kv_offload, model_express_url=model_express_url,
             pull_secret=pull_secret, api_server_egress=serving.api_server_egress or ApiServerEgress(),
             planner_image=runtime_image(matrix, runtime.planner.image, serving.image_digests),
-            planner_prometheus_url=serving.planner_prometheus_url, signals=signals,
+            planner_prometheus_url=serving.planner_prometheus_url,
+            planner_prometheus=serving.planner_prometheus(), signals=signals,
             selector_labels=telemetry.prometheus_selector_labels, scrape_interval=telemetry.scrape_interval,
             inference_pool=serving.gateway_inference_extension),
             pulumi.ResourceOptions(depends_on=[platform, staging, claims[TenantStorage.MODEL_CLAIM]]))

@@ -1,6 +1,7 @@
 """Serving config schema: `ncp-inference:endpoints` and `components.serving` (storage tiers, gateway, ModelExpress,
 validation suite)."""
 import ipaddress
+import re
 from typing import Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
@@ -90,6 +91,10 @@ class Validation(StrictModel):
     benchmark_image: Optional[str] = Field(default=None, description="site-built image with the pinned aiperf")
 
 
+IN_CLUSTER_URL = (r"^https?://[a-z0-9]([-a-z0-9]*[a-z0-9])?\.(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc"
+                  r"(\.cluster\.local)?(:(?P<port>[0-9]+))?(/.*)?$")
+
+
 class ApiServerEgress(StrictModel):
     """Where Dynamo pods reach the Kubernetes API (Kubernetes discovery watches EndpointSlices and
     DynamoWorkerMetadata and each worker writes its own). A NetworkPolicy cannot name the API server: most CNIs apply
@@ -115,8 +120,17 @@ class ServingSettings(StrictModel):
     api_server_egress: Optional[ApiServerEgress] = Field(
         default=None, description="egress of Dynamo pods to the Kubernetes API; lab default: any address on 443/6443")
     planner_prometheus_url: Optional[str] = Field(
-        default=None, pattern=r"^https?://.+",
-        description="Prometheus the Dynamo planner queries (required when an endpoint sets planner: true)")
+        default=None, pattern=IN_CLUSTER_URL,
+        description="in-cluster Prometheus the Dynamo planner queries, http://<service>.<namespace>.svc:<port> "
+                    "(required when an endpoint sets planner: true; tenant namespaces allow no other egress)")
+
+    def planner_prometheus(self) -> Optional[tuple[str, int]]:
+        """(namespace, port) of the planner's Prometheus, for the planner's egress."""
+        if self.planner_prometheus_url is None:
+            return None
+        match = re.match(IN_CLUSTER_URL, self.planner_prometheus_url)
+        scheme_port = 443 if self.planner_prometheus_url.startswith("https") else 80
+        return match.group("namespace"), int(match.group("port") or scheme_port)
     gateway_inference_extension: bool = Field(default=False, description="an InferencePool per endpoint")
     model_express: bool = Field(default=False, description="deploy ModelExpress and point workers at it")
     image_digests: dict[Union[Backend, Literal["planner"]], str] = Field(

@@ -177,6 +177,24 @@ def test_planner_runs_its_image_with_a_config_from_the_slo(prod):
     assert planner["envs"] == [{"name": "PROMETHEUS_ENDPOINT", "value": url}]
 
 
+def test_planner_may_reach_its_prometheus(prod):
+    """Tenant namespaces allow egress only to DNS, the namespace and platform namespaces; the planner queries
+    Prometheus for the serving metrics it scales from."""
+    spec = _named(prod, "NetworkPolicy", "reasoning-large-planner-prometheus-egress")["spec"]
+    assert spec["podSelector"] == {"matchLabels": {GRAPH_LABEL: "reasoning-large",
+                                                   "nvidia.com/dynamo-component-type": "planner"}}
+    assert spec["egress"] == [{"to": [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "ncp-observability"}}}], "ports": [{"protocol": "TCP", "port": 9090}]}]
+    assert not [r for r in prod.resources if r.inputs.get("metadata", {}).get("name") ==
+                "chat-dense-planner-prometheus-egress"], "no planner, no egress"
+
+
+def test_planner_prometheus_must_be_an_in_cluster_service():
+    raw, secrets = _prod_config()
+    raw["components"]["serving"]["plannerPrometheusUrl"] = "http://prometheus.example.com:9090"
+    assert "ncp-inference:components.serving.plannerPrometheusUrl" in _problems(raw, secrets)
+
+
 def test_planner_needs_a_prometheus_url_and_a_pinned_image():
     raw, secrets = _prod_config()
     raw["components"]["serving"].pop("plannerPrometheusUrl")

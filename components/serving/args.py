@@ -25,6 +25,7 @@ class EndpointArgs:
     api_server_egress: ApiServerEgress
     planner_image: str
     planner_prometheus_url: Optional[str]
+    planner_prometheus: Optional[tuple[str, int]]  # (namespace, port) of that Prometheus, for the planner's egress
     signals: MetricSource
     selector_labels: dict[str, str]
     scrape_interval: str

@@ -8,6 +8,7 @@ from components.model_data import ENDPOINT_LABEL, MODEL_REVISION, MODEL_SOURCE
 from components.serving.args import EndpointArgs
 from components.serving.graph import dgd_spec, engine_config
 from components.serving.rules import serving_rules
+from components.tenancy import NAMESPACE_NAME_LABEL
 from plan.catalog import integration_points
 from plan.serving import ApiServerEgress
 
@@ -25,6 +26,29 @@ def api_server_egress_policy(graph_label: str, graph: str, egress: ApiServerEgre
         "egress": [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in egress.cidrs],
                     "ports": [{"protocol": "TCP", "port": port} for port in egress.ports]}],
     }
+
+
+def planner_prometheus_policy(graph_label: str, component_label: str, graph: str,
+                             prometheus: tuple[str, int]) -> dict:
+    """Egress from the endpoint's planner to the Prometheus it scales from (PROMETHEUS_ENDPOINT); the tenant
+    namespace allows no egress to the monitoring namespace otherwise."""
+    namespace, port = prometheus
+    return {
+        "podSelector": {"matchLabels": {graph_label: graph, component_label: "planner"}},
+        "policyTypes": ["Egress"],
+        "egress": [{"to": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}}],
+                    "ports": [{"protocol": "TCP", "port": port}]}],
+    }
+
+
+def egress_policies(args: EndpointArgs) -> dict[str, dict]:
+    """name suffix -> NetworkPolicy spec of the egress the endpoint's Dynamo pods need beyond the tenant's allows."""
+    graph_label, plan = args.signals.pod_labels["graph"], args.plan
+    policies = {"api-server-egress": api_server_egress_policy(graph_label, plan.name, args.api_server_egress)}
+    if plan.endpoint.planner:
+        policies["planner-prometheus-egress"] = planner_prometheus_policy(
+            graph_label, args.signals.pod_labels["componentType"], plan.name, args.planner_prometheus)
+    return policies
 
 
 class ServingEndpoint(Layer):
@@ -57,13 +81,14 @@ class ServingEndpoint(Layer):
             opts=self.child(*depends),
         )
         graph_label = args.signals.pod_labels["graph"]
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-api-server-egress",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{plan.name}-api-server-egress", namespace=plan.namespace,
-                                                labels=endpoint_labels),
-            spec=api_server_egress_policy(graph_label, plan.name, args.api_server_egress),
-            opts=child,
-        )
+        for policy, spec in egress_policies(args).items():
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{policy}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{plan.name}-{policy}", namespace=plan.namespace,
+                                                    labels=endpoint_labels),
+                spec=spec,
+                opts=child,
+            )
         monitor_labels = {**endpoint_labels, **args.selector_labels}
         k8s.apiextensions.CustomResource(
             f"{name}-podmonitor",
