@@ -18,7 +18,9 @@ from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, T
 from components.validation import Benchmark, BenchmarkArgs, ValidationSuite, ValidationSuiteArgs
 from acceptance.aiperf_args import aiperf_command
 from plan.catalog import integration_points, load_dynamo_runtime, load_signals
+from plan.endpoints import rdma_workers, runtime_image, tenant_pod_security
 from plan.profile import DriverManagement
+from plan.serving import ApiServerEgress
 from plan.site_plan import TENANT_NAMESPACE_PREFIX, SitePlan
 
 BASELINE_NAMESPACE = "ncp-system"
@@ -173,10 +175,12 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
             overrides=suite.overrides, mig_strategy=plan.mig.strategy if plan.mig else None, version=suite.version,
             results=storage.benchmark_output if storage else None, skip_await=settings.skip_await))
 
+    pod_security = tenant_pod_security(plan.endpoints, plan.network_enabled)
     tenancy = Tenancy("tenancy", TenancyArgs(
         tenants=[TenantSpec(name=t.name, namespace=plan.tenant_namespace(t), queue=plan.tenant_namespace(t),
                             gpu_limit=t.gpu_limit, cpu_quota=t.cpu_quota, memory_quota=t.memory_quota,
-                            admins=t.admins, viewers=t.viewers) for t in plan.tenants],
+                            admins=t.admins, viewers=t.viewers, pod_security=pod_security.get(t.name))
+                 for t in plan.tenants],
         gateway_namespace=settings.tenancy.gateway_namespace,
         monitoring_namespace=settings.tenancy.monitoring_namespace,
         platform_namespaces=[BASELINE_NAMESPACE] + (
@@ -242,10 +246,14 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
         serving_endpoint = ServingEndpoint(f"endpoint-{endpoint.name}", EndpointArgs(
             plan=endpoint, runtime=runtime, gpus_per_node=plan.profile.gpu.per_node,
             gpu_product=plan.gpu_product_label,
-            rdma_resource=plan.profile.fabric.rdma_resource_name if network else None,
+            rdma_resource=(plan.profile.fabric.rdma_resource_name
+                           if rdma_workers(endpoint, plan.network_enabled) else None),
             networks=network.networks if network else [], model_path=model_path(model.name, model.revision),
             model_cache=storage.model_cache, kv_offload=storage.kv_offload, model_express_url=model_express_url,
-            pull_secret=pull_secret, service_account=WORKLOAD_SERVICE_ACCOUNT, signals=signals,
+            pull_secret=pull_secret, api_server_egress=serving.api_server_egress or ApiServerEgress(),
+            planner_image=runtime_image(matrix, runtime.planner.image, serving.image_digests),
+            planner_prometheus_url=serving.planner_prometheus_url,
+            planner_prometheus=serving.planner_prometheus(), signals=signals,
             selector_labels=telemetry.prometheus_selector_labels, scrape_interval=telemetry.scrape_interval,
             inference_pool=serving.gateway_inference_extension),
             pulumi.ResourceOptions(depends_on=[platform, staging, claims[TenantStorage.MODEL_CLAIM]]))

@@ -8,8 +8,9 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import TENANT_LABEL, Layer, labels, psa_labels
+from components.kube import POD_SECURITY_REASON, TENANT_LABEL, Layer, labels, psa_labels
 from plan.catalog import integration_points
+from plan.endpoints import PodSecurity
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 NGC_REGISTRY = "nvcr.io"
@@ -28,6 +29,7 @@ class TenantSpec:
     memory_quota: str
     admins: list[str] = field(default_factory=list)
     viewers: list[str] = field(default_factory=list)
+    pod_security: Optional[PodSecurity] = None  # the plan's exception to `restricted` (RDMA workers), with its reason
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,10 @@ class TenantEnvironment(Layer):
             f"{name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=tenant.namespace,
-                labels={**tenant_labels, **psa_labels("restricted"),
-                        integration_points().kai.queue_label: tenant.queue}),
+                labels={**tenant_labels,
+                        **psa_labels(tenant.pod_security.level if tenant.pod_security else "restricted"),
+                        integration_points().kai.queue_label: tenant.queue},
+                annotations={POD_SECURITY_REASON: tenant.pod_security.reason} if tenant.pod_security else None),
             opts=child,
         )
         ns = self.namespace.metadata.name

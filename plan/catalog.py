@@ -197,6 +197,8 @@ class BackendRuntime(StrictModel):
     parallel_flags: dict[str, str] = Field(default_factory=dict)
     disaggregation_flag: Optional[str] = None
     prefill_worker_flag: Optional[str] = None
+    disaggregated_engine_args: dict = Field(default_factory=dict, description="engine config of prefill/decode workers")
+    shared_memory_gi: int = Field(gt=0)
     model_streamer: bool
 
 
@@ -208,15 +210,30 @@ class ModelStreamer(StrictModel):
 
 class Planner(StrictModel):
     module: str
+    config_flag: str
+    image: str = Field(description="key of the planner image in the dynamoRuntime workload pin")
+    prometheus_env: str
+    fixed_config: dict[str, str]
+    config_keys: dict[str, str]
+    modes: dict[str, str]
+
+
+class WorkerResources(StrictModel):
+    reason: str = Field(min_length=10)
+    cpu_per_gpu: int = Field(gt=0)
+    memory_per_gpu_gi: int = Field(gt=0)
 
 
 class DynamoRuntime(StrictModel):
     source: str
     frontend: Frontend
     planner: Planner
+    self_host_metadata_env: dict[str, str]
+    worker_resources: WorkerResources
     backends: dict[str, BackendRuntime]
     model_streamer: ModelStreamer
     model_express_client_env: str
+    rdma_capabilities: list[str]
 
 
 @lru_cache(maxsize=1)

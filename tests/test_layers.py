@@ -237,11 +237,15 @@ def _in_namespace(recording, type_token, namespace):
 
 
 def test_tenant_namespaces_are_restricted(prod):
+    """Restricted, except the recorded RDMA exception (tests/test_dynamo_pods.py): globex-research runs RDMA workers."""
     for tenant in ("acme-chat", "globex-research", "ncp-eval"):
         ns = next(r for r in prod.of_type("kubernetes:core/v1:Namespace")
                   if r.inputs["metadata"]["name"] == f"tenant-{tenant}")
         labels = ns.inputs["metadata"]["labels"]
-        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        rdma = tenant == "globex-research"
+        assert labels["pod-security.kubernetes.io/enforce"] == ("privileged" if rdma else "restricted")
+        assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
+        assert bool((ns.inputs["metadata"].get("annotations") or {}).get("ncp-inference.io/pod-security-reason")) == rdma
         assert labels["ncp-inference.io/tenant"] == tenant
 
 

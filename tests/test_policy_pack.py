@@ -231,6 +231,19 @@ def test_tenant_isolation(prod):
         assert expected in text
 
 
+def test_privileged_tenant_namespace_only_with_a_recorded_reason(prod):
+    """RDMA workers need IPC_LOCK as root, so their tenant namespace enforces `privileged` and says why; the pack
+    accepts that exception only with the reason annotation."""
+    rdma = "tenant-globex-research"
+    assert find(prod, "Namespace", rdma).wire_inputs["metadata"]["labels"][
+        "pod-security.kubernetes.io/enforce"] == "privileged"
+    mutated = clone(prod)
+    namespace = find(mutated, "Namespace", rdma)
+    metadata = {k: v for k, v in namespace.wire_inputs["metadata"].items() if k != "annotations"}
+    set_inputs(namespace, {**namespace.wire_inputs, "metadata": metadata})
+    assert f"tenant namespace {rdma} does not enforce Pod Security 'restricted'" in messages(mutated, "tenant-isolation")
+
+
 def test_privileged_tenant_container(prod):
     mutated = clone(prod)
     job = gpu_job("priv", TENANT, schedulerName="kai-scheduler")

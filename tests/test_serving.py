@@ -94,7 +94,8 @@ def test_endpoint_placement_queue_and_model(prod):
     pod = worker["extraPodSpec"]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200"}
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    assert pod["serviceAccountName"] == "tenant-workload" and pod["imagePullSecrets"] == [{"name": "ngc-pull-secret"}]
+    # No serviceAccountName: the operator's discovery account (tests/test_dynamo_pods.py); it has no pull secret.
+    assert "serviceAccountName" not in pod and pod["imagePullSecrets"] == [{"name": "ngc-pull-secret"}]
     assert pod["securityContext"]["runAsNonRoot"] is True
     image = pod["mainContainer"]["image"]
     assert image.startswith(MATRIX.workload("dynamoRuntime").images["trtllm"] + "@sha256:")
@@ -105,7 +106,7 @@ def test_endpoint_placement_queue_and_model(prod):
 def test_lab_endpoint_is_aggregated_on_one_gpu(lab):
     graph = dgd(lab, "chat-small")
     worker = graph["spec"]["services"]["TRTLLMWorker"]
-    assert worker["replicas"] == 1 and worker["resources"]["limits"] == {"gpu": "1"}
+    assert worker["replicas"] == 1 and worker["resources"]["limits"]["gpu"] == "1"
     assert "@" not in worker["extraPodSpec"]["mainContainer"]["image"], "lab pins by tag"
     assert not lab.custom_resources("InferencePool")
 

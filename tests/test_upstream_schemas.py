@@ -18,6 +18,8 @@ MATRIX = load_matrix()
 UPSTREAM_CHART_DIRS = {"gpu-operator": "gpu-operator", "network-operator": "network-operator",
                        "kai-scheduler": "kai-scheduler", "grove": "grove", "nvsentinel": "nvsentinel",
                        "dynamo-platform": "dynamo/platform"}
+# Subcharts whose own values.yaml is in shared/upstream: (release, subchart key) -> folder.
+UPSTREAM_SUBCHART_DIRS = {("dynamo-platform", "dynamo-operator"): "dynamo/operator"}
 # apiVersion/kind -> CRD file under shared/upstream.
 UPSTREAM_CRDS = {
     ("nvidia.com/v1", "ClusterPolicy"): "gpu-operator/nvidia.com_clusterpolicies.yaml",
@@ -27,7 +29,7 @@ UPSTREAM_CRDS = {
     ("monitoring.coreos.com/v1", "PrometheusRule"): "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml",
     ("monitoring.coreos.com/v1", "ServiceMonitor"): "prometheus-operator/monitoring.coreos.com_servicemonitors.yaml",
     ("monitoring.coreos.com/v1", "PodMonitor"): "prometheus-operator/monitoring.coreos.com_podmonitors.yaml",
-    # The shared copy is the 1.5.0 CRD (v1alpha1 still served); our pin is 1.2.1, whose v1alpha1 it extends.
+    # The shared copy is the 1.5.0 CRD (v1alpha1 served, v1beta1 stored), the pinned dynamoPlatform version.
     ("nvidia.com/v1alpha1", "DynamoGraphDeployment"): "dynamo/nvidia.com_dynamographdeployments.yaml",
     ("inference.networking.k8s.io/v1", "InferencePool"):
         "gateway-api-inference-extension/inference.networking.k8s.io_inferencepools.yaml",
@@ -131,6 +133,10 @@ def test_every_helm_value_key_exists_upstream(recordings, upstream: Path):
             subcharts = {d.get("alias") or d["name"] for d in chart.get("dependencies", [])}
             for path in _values_paths(registration.inputs["values"]):
                 checked += 1
+                subchart = UPSTREAM_SUBCHART_DIRS.get((release, path[0]))
+                if subchart and _upstream_has(yaml.safe_load((upstream / subchart / "values.yaml").read_text()),
+                                              path[1:]):
+                    continue  # a key of the subchart's own values.yaml (the parent overrides only some)
                 if path[0] in subcharts and path[0] not in defaults:
                     continue  # a subchart's own values: its values.yaml is not in shared/upstream
                 if not _upstream_has(defaults, path) and not _documented_in_comment(release, path, values_text):
