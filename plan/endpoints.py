@@ -3,10 +3,9 @@ GPU budget, host resources and fabric. Every problem names the endpoint's config
 import math
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 from plan.catalog import ROOT, CompatibilityMatrix, load_allowlists, load_disposition, load_dynamo_runtime
-from plan.config import Environment, StackConfig, Tenant
+from plan.config import Environment, StackConfig
 from plan.endpoint_plan import EndpointPlan, WorkerGroup
 from plan.errors import Problem
 from plan.profile import HardwareProfile
