@@ -122,12 +122,25 @@ SIGNALS_FILE = ROOT / "data" / "telemetry-signals.yaml"
 
 
 class MetricSource(StrictModel):
+    """One exporter's metric names and the labels, label values and histogram bounds its series arrive with."""
+
     source: str
     metrics: dict[str, str]
     workload_namespace_label: Optional[str] = None
     gpu_labels: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    label_values: dict[str, str] = Field(default_factory=dict)
     pod_labels: dict[str, str] = Field(default_factory=dict)
+    component_types: dict[str, list[str]] = Field(default_factory=dict)
     ports: dict[str, str] = Field(default_factory=dict)
+    buckets: dict[str, list[float]] = Field(default_factory=dict)
+
+    def bucket_at_most(self, histogram: str, bound: float) -> float:
+        """The largest `le` bound of a histogram that is <= bound: requests in that bucket surely met the bound."""
+        fitting = [le for le in self.buckets[histogram] if le <= bound]
+        if not fitting:
+            raise ValueError(f"{histogram}: no bucket <= {bound} in {SIGNALS_FILE.name}")
+        return max(fitting)
 
 
 class Signals(RootModel[dict[str, MetricSource]]):
