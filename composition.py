@@ -155,11 +155,11 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
     prometheus = telemetry.prometheus_stack.enabled
     signals = load_signals()
     telemetry_layer = Telemetry("telemetry", TelemetryArgs(
-        rules_namespace=baseline.namespace("baseline"), rules_namespace_name=BASELINE_NAMESPACE,
+        rules_namespace=baseline.namespace("baseline"),
         dcgm=signals["dcgm"], kai=signals["kai"], nvsentinel=signals["nvsentinel"],
         tenant_namespace_prefix=TENANT_NAMESPACE_PREFIX, selector_labels=telemetry.prometheus_selector_labels,
         gpu_temperature_celsius=telemetry.gpu_temperature_celsius,
-        dashboards=site_dashboards(signals["dcgm"], signals["nvsentinel"]),
+        dashboards=site_dashboards(signals),
         dashboard_label=next(iter(telemetry.dashboard_label.items())),
         prometheus_pin=plan.chart("kubePrometheusStack") if prometheus else None,
         prometheus_namespace=baseline.namespace("kubePrometheusStack") if prometheus else None,

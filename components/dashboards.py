@@ -28,7 +28,7 @@ class Dashboard:
     uid: str
     title: str
     panels: list[Panel]
-    variables: list[str] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)  # Grafana variable -> the series its values come from
 
     def model(self) -> dict:
         """The dashboard JSON Grafana imports."""
@@ -47,14 +47,14 @@ class Dashboard:
                         "datasource": {"type": "prometheus", "uid": "${datasource}"},
                         "query": {"query": f"label_values({source}, {name})", "refId": "variable"},
                         "definition": f"label_values({source}, {name})"}
-                       for name, source in (v.split("=", 1) for v in self.variables)]
+                       for name, source in self.variables.items()]
         return {"uid": self.uid, "title": self.title, "tags": ["ncp-inference"], "editable": False,
                 "schemaVersion": SCHEMA_VERSION, "time": {"from": "now-6h", "to": "now"}, "refresh": "1m",
                 "templating": {"list": templating}, "panels": panels}
 
     def queries(self) -> list[str]:
         """Every PromQL query of the dashboard: panel targets and variable queries' series selectors."""
-        return [panel.expr for panel in self.panels] + [v.split("=", 1)[1] for v in self.variables]
+        return [panel.expr for panel in self.panels] + list(self.variables.values())
 
 
 def checkable(query: str) -> str:
@@ -91,12 +91,15 @@ def tenant_usage() -> Dashboard:
               "reqps"),
         Panel("Output tokens per second", f"sum by (tenant) (ncp:endpoint_output_tokens:rate5m{selected})",
               "{{tenant}}"),
-    ], variables=["tenant=ncp:tenant_gpu_quota:count"])
+    ], variables={"tenant": "ncp:tenant_gpu_quota:count"})
 
 
-def endpoint_slos() -> Dashboard:
+def endpoint_slos(dynamo: MetricSource) -> Dashboard:
+    m = dynamo.metrics
     selected = '{tenant=~"$tenant", endpoint=~"$endpoint"}'
     by_endpoint = "{{tenant}}/{{endpoint}}"
+    duration = (f"histogram_quantile(0.95, sum by (tenant, endpoint, le) "
+                f"(rate({m['requestDuration']}_bucket{selected}[5m])))")
     return Dashboard("ncp-endpoint-slos", "NCP / Endpoint SLOs", [
         Panel("TTFT p95", f"ncp:endpoint_ttft_p95:seconds{selected}", by_endpoint, "s"),
         Panel("Inter-token latency p95", f"ncp:endpoint_itl_p95:seconds{selected}", by_endpoint, "s"),
@@ -111,9 +114,15 @@ def endpoint_slos() -> Dashboard:
         Panel("KV cache in use, prefill vs decode", f"ncp:endpoint_kv_cache_usage:ratio{selected}",
               "{{endpoint}} {{component_type}}", "percentunit"),
         Panel("KV cache hit rate (router)", f"ncp:endpoint_kv_hit_rate:ratio{selected}", by_endpoint, "percentunit"),
+        Panel("Requests in flight per worker role, prefill vs decode",
+              f"sum by (tenant, endpoint, component_type) ({m['workerInflightRequests']}{selected})",
+              "{{endpoint}} {{component_type}}"),
+        Panel("Requests in flight at the frontend", f"sum by (tenant, endpoint) ({m['inflightRequests']}{selected})",
+              by_endpoint),
+        Panel("Request duration p95", duration, by_endpoint, "s"),
         Panel("Workers with the model loaded", f"ncp:endpoint_workers_ready:count{selected}",
               "{{endpoint}} {{component_type}}"),
-    ], variables=["tenant=ncp:endpoint_requests:rate5m", "endpoint=ncp:endpoint_requests:rate5m"])
+    ], variables={"tenant": "ncp:endpoint_requests:rate5m", "endpoint": "ncp:endpoint_requests:rate5m"})
 
 
 def break_fix(nvsentinel: MetricSource) -> Dashboard:
@@ -130,5 +139,6 @@ def break_fix(nvsentinel: MetricSource) -> Dashboard:
     ])
 
 
-def site_dashboards(dcgm: MetricSource, nvsentinel: MetricSource) -> list[Dashboard]:
-    return [gpu_fleet(dcgm), tenant_usage(), endpoint_slos(), break_fix(nvsentinel)]
+def site_dashboards(signals: dict[str, MetricSource]) -> list[Dashboard]:
+    return [gpu_fleet(signals["dcgm"]), tenant_usage(), endpoint_slos(signals["dynamo"]),
+            break_fix(signals["nvsentinel"])]

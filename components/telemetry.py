@@ -19,7 +19,6 @@ RULES_NAME = "ncp-gpu-health"
 @dataclass(frozen=True)
 class TelemetryArgs:
     rules_namespace: k8s.core.v1.Namespace  # site rules and dashboards
-    rules_namespace_name: str
     dcgm: MetricSource
     kai: MetricSource
     nvsentinel: MetricSource
@@ -129,8 +128,7 @@ def site_rule_groups(args: TelemetryArgs) -> list[dict]:
     return gpu_health_groups(args) + tenant_usage_groups(args) + break_fix_groups(args)
 
 
-def prometheus_stack_values(storage: Optional[StorageTier], dashboards_namespace: str,
-                            dashboard_label: tuple[str, str]) -> dict:
+def prometheus_stack_values(storage: Optional[StorageTier], dashboard_label: tuple[str, str]) -> dict:
     # Select monitors and rules from every release, not only this chart's own (upstream gotcha).
     spec = {
         "serviceMonitorSelectorNilUsesHelmValues": False,
@@ -143,9 +141,10 @@ def prometheus_stack_values(storage: Optional[StorageTier], dashboards_namespace
             "resources": {"requests": {"storage": storage.size}}}}}
         # Prometheus stops ingesting when its volume is full; delete old blocks before that happens.
         spec["retentionSize"] = retention_size(storage.size)
+    # The chart's Grafana sidecar loads dashboards from every namespace (searchNamespace: ALL) by one label
+    # (kube-prometheus-stack values.yaml:1384-1390 @ 80.13.3): the site's label, which our ConfigMaps carry.
     key, value = dashboard_label
-    grafana = {"sidecar": {"dashboards": {"enabled": True, "label": key, "labelValue": value,
-                                          "searchNamespace": dashboards_namespace}}}
+    grafana = {"sidecar": {"dashboards": {"label": key, "labelValue": value}}}
     return {"prometheus": {"prometheusSpec": spec}, "grafana": grafana}
 
 
@@ -162,8 +161,7 @@ class Telemetry(Layer):
         depends_on = [args.rules_namespace]
         self.prometheus = None
         if args.prometheus_pin is not None:
-            values = prometheus_stack_values(args.prometheus_storage, args.rules_namespace_name,
-                                             args.dashboard_label)
+            values = prometheus_stack_values(args.prometheus_storage, args.dashboard_label)
             self.prometheus = helm_release("kube-prometheus-stack", args.prometheus_pin, values,
                                            args.prometheus_namespace.metadata.name, self, args.skip_await,
                                            depends_on=[args.prometheus_namespace])

@@ -216,7 +216,8 @@ def metric_names(query: str) -> set[str]:
 
 def test_panels_read_recorded_rules_or_declared_metrics(prod):
     recorded = {rule["record"] for groups in rule_files(prod).values() for rule in rules_of(groups, "record")}
-    known = recorded | {name for source in load_signals().values() for name in source.metrics.values()}
+    declared = {name for source in load_signals().values() for name in source.metrics.values()}
+    known = recorded | declared | {name + suffix for name in declared for suffix in ("_bucket", "_sum", "_count")}
     known |= {"ALERTS", "up"}
     for name, registration in dashboards_of(prod).items():
         (document,) = registration.inputs["data"].values()
