@@ -142,7 +142,8 @@ def prometheus_stack_values(storage: Optional[StorageTier], dashboard_label: tup
         # Prometheus stops ingesting when its volume is full; delete old blocks before that happens.
         spec["retentionSize"] = retention_size(storage.size)
     # The chart's Grafana sidecar loads dashboards from every namespace (searchNamespace: ALL) by one label
-    # (kube-prometheus-stack values.yaml:1384-1390 @ 80.13.3): the site's label, which our ConfigMaps carry.
+    # (kube-prometheus-stack values.yaml:1384-1390 at the version the matrix pins): the site's label, which our
+    # ConfigMaps carry.
     key, value = dashboard_label
     grafana = {"sidecar": {"dashboards": {"label": key, "labelValue": value}}}
     return {"prometheus": {"prometheusSpec": spec}, "grafana": grafana}
