@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
+from components.serving.rules import meta_label
 from offline.recorder import Recording
 from plan.catalog import MetricSource, load_signals
 from plan.endpoint_plan import EndpointPlan
@@ -59,7 +60,6 @@ def relabel(labels: dict[str, str], relabelings: list[dict]) -> dict[str, str]:
 
 
 def pod_meta(namespace: str, pod: str, pod_labels: dict[str, str]) -> dict[str, str]:
-    from components.serving.rules import meta_label
     return {"__meta_kubernetes_namespace": namespace, "__meta_kubernetes_pod_name": pod,
             **{meta_label(key): value for key, value in pod_labels.items()}}
 

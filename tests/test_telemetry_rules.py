@@ -15,7 +15,7 @@ import pytest
 from components.dashboards import VARIABLES, checkable
 from offline.promtool import check_rule_files, find_promtool, run_rule_tests
 from offline.recorder import run_program, run_stack_file
-from offline.rule_tests import EVALUATION_INTERVAL, rule_files, rule_test_suites, rules_of
+from offline.rule_tests import EVALUATION_INTERVAL, relabel, rule_files, rule_test_suites, rules_of
 from offline.synthetic import mutate, secret_keys, site_config
 from plan.catalog import load_signals, profile_names
 from plan.errors import ConfigError
@@ -77,6 +77,18 @@ def test_a_broken_expression_fails_the_check(promtool, prod):
     outcome = check_rule_files(promtool, files)
     assert not outcome.ok
     assert "could not parse expression" in outcome.output and groups[0]["rules"][0]["record"] in outcome.output
+
+
+def test_relabelling_model_follows_prometheus():
+    """The relabelling that shapes generated input series: anchored regex, empty result deletes, unknown refused."""
+    rules = [{"sourceLabels": ["__meta_a"], "targetLabel": "role", "action": "replace"},
+             {"sourceLabels": ["__meta_b"], "regex": "(.+)", "targetLabel": "role", "replacement": "$1"},
+             {"sourceLabels": ["__meta_c"], "regex": "x", "targetLabel": "c", "replacement": "matched"}]
+    assert relabel({"__meta_a": "worker", "__meta_b": "prefill", "__meta_c": "xx"}, rules)["role"] == "prefill"
+    assert relabel({"__meta_a": "worker"}, rules)["role"] == "worker"
+    assert "role" not in relabel({"role": "stale"}, rules) and "c" not in relabel({"__meta_c": "xx"}, rules)
+    with pytest.raises(ValueError, match="labeldrop"):
+        relabel({}, [{"action": "labeldrop", "regex": "a"}])
 
 
 # --- every rule behaves -------------------------------------------------------------------------------------------
