@@ -178,8 +178,9 @@ class Traffic:
     """One endpoint's behaviour, per minute, constant over the whole input."""
     requests: int = 600
     error_fraction: float = 0.0
-    ttft_miss: float = 0.0          # share of requests slower than the TTFT SLO
+    ttft_miss: float = 0.0          # share of requests slower than the TTFT SLO (above its upper bucket)
     itl_miss: float = 0.0
+    straddling: float = 0.0         # share between the buckets around the SLO, where the rules interpolate
     output_tokens: int = 6000
     queued: int = 0
     kv_hit_rate: float = 0.5
@@ -236,11 +237,12 @@ class EndpointFixture:
         return sorted({pod.role for pod in endpoint_pods(self.graph, self.plan.name, self.signals, "native")} -
                       {"frontend"})
 
-    def bounds(self, histogram: str, slo_ms: float) -> tuple[float, float]:
-        """The SLO bucket bound and the next one: met requests land at or under the first, missed in the next."""
-        buckets = self.signals.buckets[histogram] + [math.inf]
-        bound = self.signals.bucket_at_most(histogram, slo_ms / 1000)
-        return bound, buckets[buckets.index(bound) + 1]
+    def bounds(self, histogram: str, slo_ms: float) -> tuple[float, float, float]:
+        """Where constructed observations land: met requests at or under the bucket bound below the SLO, missed
+        ones in the bucket above the bound over it (so no missed request is interpolated as met)."""
+        buckets = sorted(self.signals.buckets[histogram]) + [math.inf]
+        lower, upper, _ = self.signals.buckets_around(histogram, slo_ms / 1000)
+        return lower, upper, buckets[buckets.index(upper) + 1]
 
 
 def _monitor_for(fixture: EndpointFixture, tenant: str, endpoint: str) -> dict:
@@ -301,15 +303,30 @@ def _frontend_series(fixture: EndpointFixture, traffic: Traffic, scenario: Scena
     scenario.add(scraped(m["kvHitRate"] + "_count", router, target), counter(traffic.requests))
     for histogram, slo_ms, miss in (("timeToFirstToken", slo.ttft_ms, traffic.ttft_miss),
                                     ("interTokenLatency", slo.tpot_ms, traffic.itl_miss)):
-        bound, above = fixture.bounds(histogram, slo_ms)
-        missed = traffic.requests * miss
-        for le in signals.buckets[histogram] + [math.inf]:
-            count = (traffic.requests - missed) * (le >= bound) + missed * (le >= above)
+        for le, count in bucket_counts(fixture, histogram, slo_ms, traffic.requests, miss, traffic.straddling):
             scenario.add(scraped(m[histogram] + "_bucket", {**served, "le": le_text(le, le_style)}, target),
                          counter(count))
         scenario.add(scraped(m[histogram] + "_count", served, target), counter(traffic.requests))
-        # Not read by the rules; present because the exporter writes it (missed requests at twice the bound).
-        scenario.add(scraped(m[histogram] + "_sum", served, target), counter(bound * (traffic.requests + missed)))
+        # Not read by the rules; present because the exporter writes it.
+        scenario.add(scraped(m[histogram] + "_sum", served, target), counter(slo_ms / 1000 * traffic.requests))
+
+
+def bucket_counts(fixture: EndpointFixture, histogram: str, slo_ms: float, requests: float, miss: float,
+                  straddling: float) -> list[tuple[float, float]]:
+    """Cumulative bucket counts: met requests at or under the bucket below the SLO, `straddling` ones in the bucket
+    around it (met ones when the SLO is a bucket bound), missed ones in the bucket above it."""
+    bound, upper, above = fixture.bounds(histogram, slo_ms)
+    met, between, missed = requests * (1 - miss - straddling), requests * straddling, requests * miss
+    return [(le, met * (le >= bound) + between * (le >= upper) + missed * (le >= above))
+            for le in fixture.signals.buckets[histogram] + [math.inf]]
+
+
+def expected_miss(fixture: EndpointFixture, histogram: str, slo_ms: float, miss: float, straddling: float) -> float:
+    """The share the rules estimate: straddling requests count as met in proportion to where the SLO sits between
+    the two buckets (none are misses when the SLO is itself a bucket bound)."""
+    _, _, weight = fixture.signals.buckets_around(histogram, slo_ms / 1000)
+    lower, upper, _ = fixture.bounds(histogram, slo_ms)
+    return miss + (straddling * (1 - weight) if upper > lower else 0.0)
 
 
 def neighbours(fixture: EndpointFixture, traffic: Traffic, scenario: Scenario) -> Scenario:
@@ -318,16 +335,17 @@ def neighbours(fixture: EndpointFixture, traffic: Traffic, scenario: Scenario) -
     return endpoint_series(fixture, traffic, scenario, endpoint=OTHER_ENDPOINT)
 
 
-def _quantile(fixture: EndpointFixture, histogram: str, slo_ms: float, miss: float, q: float = 0.95) -> float:
-    """histogram_quantile over the constructed buckets: met requests in (previous, bound], missed in (bound, next]."""
-    buckets = fixture.signals.buckets[histogram]
-    bound, above = fixture.bounds(histogram, slo_ms)
-    if q <= 1 - miss:
-        lower = max([le for le in buckets if le < bound], default=0.0)
-        return lower + (bound - lower) * (q / (1 - miss))
-    if math.isinf(above):
-        return bound
-    return bound + (above - bound) * ((q - (1 - miss)) / miss)
+def _quantile(fixture: EndpointFixture, histogram: str, slo_ms: float, traffic: Traffic, miss: float,
+              q: float = 0.95) -> float:
+    """histogram_quantile (classic buckets) over the constructed counts: linear within the bucket holding the rank,
+    the second-highest bound when that bucket is +Inf."""
+    counts = bucket_counts(fixture, histogram, slo_ms, traffic.requests, miss, traffic.straddling)
+    rank = q * counts[-1][1]
+    index = next(i for i, (_, count) in enumerate(counts) if count >= rank)
+    if math.isinf(counts[index][0]):
+        return counts[index - 1][0]
+    start, below = counts[index - 1] if index else (0.0, 0.0)
+    return start + (counts[index][0] - start) * ((rank - below) / (counts[index][1] - below))
 
 
 def endpoint_cases(fixture: EndpointFixture) -> list[dict]:
@@ -372,16 +390,17 @@ def endpoint_cases(fixture: EndpointFixture) -> list[dict]:
 
 def endpoint_record_cases(fixture: EndpointFixture) -> list[dict]:
     slo, labels, prefix = fixture.plan.endpoint.slo, fixture.labels, f"endpoint {fixture.plan.name}"
-    traffic = Traffic(error_fraction=0.25, ttft_miss=0.25, itl_miss=0.5, queued=3, kv_hit_rate=0.75,
-                      kv_cache_usage=0.5)
+    traffic = Traffic(error_fraction=0.25, ttft_miss=0.25, itl_miss=0.5, straddling=0.2, queued=3,
+                      kv_hit_rate=0.75, kv_cache_usage=0.5)
     pods = endpoint_pods(fixture.graph, fixture.plan.name, fixture.signals, "native")
     per_role = {role: sum(pod.role == role for pod in pods) for role in fixture.roles()}
     values = {
         "ncp:endpoint_requests:rate5m": traffic.requests / 60,
         "ncp:endpoint_errors:ratio_rate5m": traffic.error_fraction,
         "ncp:endpoint_output_tokens:rate5m": traffic.output_tokens / 60,
-        "ncp:endpoint_ttft_p95:seconds": _quantile(fixture, "timeToFirstToken", slo.ttft_ms, traffic.ttft_miss),
-        "ncp:endpoint_itl_p95:seconds": _quantile(fixture, "interTokenLatency", slo.tpot_ms, traffic.itl_miss),
+        "ncp:endpoint_ttft_p95:seconds": _quantile(fixture, "timeToFirstToken", slo.ttft_ms, traffic,
+                                                   traffic.ttft_miss),
+        "ncp:endpoint_itl_p95:seconds": _quantile(fixture, "interTokenLatency", slo.tpot_ms, traffic, traffic.itl_miss),
         "ncp:endpoint_kv_hit_rate:ratio": traffic.kv_hit_rate,
         "ncp:endpoint_queue_depth:requests": traffic.queued,
     }
@@ -393,7 +412,10 @@ def endpoint_record_cases(fixture: EndpointFixture) -> list[dict]:
     for record in (r["record"] for r in rules_of(fixture.groups, "record")):
         miss = re.fullmatch(r"ncp:endpoint_(ttft|itl)_slo_miss:ratio_rate\w+", record)
         if miss:
-            expected[record] = [(labels, traffic.ttft_miss if miss.group(1) == "ttft" else traffic.itl_miss)]
+            histogram, slo_ms, share = (("timeToFirstToken", slo.ttft_ms, traffic.ttft_miss)
+                                        if miss.group(1) == "ttft" else
+                                        ("interTokenLatency", slo.tpot_ms, traffic.itl_miss))
+            expected[record] = [(labels, expected_miss(fixture, histogram, slo_ms, share, traffic.straddling))]
     cases = []
     for contract, le_style in (("native", "prometheus3"), ("alpha", "exporter")):
         scenario = endpoint_series(fixture, traffic, Scenario(prefix), contract=contract, le_style=le_style)

@@ -135,12 +135,15 @@ class MetricSource(StrictModel):
     ports: dict[str, str] = Field(default_factory=dict)
     buckets: dict[str, list[float]] = Field(default_factory=dict)
 
-    def bucket_at_most(self, histogram: str, bound: float) -> float:
-        """The largest `le` bound of a histogram that is <= bound: requests in that bucket surely met the bound."""
-        fitting = [le for le in self.buckets[histogram] if le <= bound]
-        if not fitting:
-            raise ValueError(f"{histogram}: no bucket <= {bound} in {SIGNALS_FILE.name}")
-        return max(fitting)
+    def buckets_around(self, histogram: str, bound: float) -> tuple[float, float, float]:
+        """The histogram's `le` bounds bracketing a threshold, lower <= threshold <= upper, and the weight of the
+        upper one when the share of observations under the threshold is interpolated linearly between them (the
+        assumption histogram_quantile makes). On a bucket bound, or beyond the last finite one, the weight is 0."""
+        buckets = sorted(self.buckets[histogram])
+        lower = max(le for le in buckets if le <= bound)
+        upper = min((le for le in buckets if le >= bound), default=lower)
+        weight = 0.0 if upper == lower else (bound - lower) / (upper - lower)
+        return lower, upper, weight
 
 
 class Signals(RootModel[dict[str, MetricSource]]):

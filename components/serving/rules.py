@@ -79,9 +79,19 @@ def serving_rules(plan: EndpointPlan, signals: MetricSource) -> list[dict]:
     def quantile(metric: str) -> str:
         return f"histogram_quantile(0.95, sum by ({KEEP}, le) (rate({metric}_bucket{{{own}}}[5m])))"
 
-    def slo_miss(metric: str, bound: float, window: str) -> str:
-        """Share of requests over the SLO in the window, from the histogram: 1 - (requests <= bound) / all."""
-        return f"1 - ({rate(metric + '_bucket', window, ', ' + le_matcher(bound))} / {rate(metric + '_count', window)})"
+    def slo_miss(metric: str, slo_s: float, histogram: str, window: str) -> str:
+        """Share of requests over the SLO in the window, from the histogram: 1 - (requests within the SLO) / all,
+        interpolating between the buckets around the SLO when it is not itself a bucket bound."""
+        lower, upper, weight = signals.buckets_around(histogram, slo_s)
+        bucket = lambda le: rate(metric + "_bucket", window, ", " + le_matcher(le))  # noqa: E731
+        within = bucket(lower) if weight == 0 else f"({bucket(lower)} * {1 - weight!r} + {bucket(upper)} * {weight!r})"
+        return f"1 - ({within} / {rate(metric + '_count', window)})"
+
+    def counted_at(histogram: str, slo_ms: float) -> str:
+        lower, upper, weight = signals.buckets_around(histogram, slo_ms / 1000)
+        if weight == 0:
+            return f"the {lower * 1000:g} ms bucket"
+        return f"the {lower * 1000:g} and {upper * 1000:g} ms buckets, interpolated"
 
     latency = {"ttft": ("timeToFirstToken", slo.ttft_ms, "time to first token"),
                "itl": ("interTokenLatency", slo.tpot_ms, "inter-token latency")}
@@ -103,9 +113,8 @@ def serving_rules(plan: EndpointPlan, signals: MetricSource) -> list[dict]:
          "expr": f'count by ({KEEP}, {COMPONENT_TYPE}) (up{{{own}, {COMPONENT_TYPE}=~"{workers}"}} == 1)'},
     ]
     for short, (histogram, slo_ms, _) in latency.items():
-        bound = signals.bucket_at_most(histogram, slo_ms / 1000)
         records += [{"record": f"ncp:endpoint_{short}_slo_miss:ratio_rate{window}",
-                     "expr": slo_miss(m[histogram], bound, window)} for window in WINDOWS]
+                     "expr": slo_miss(m[histogram], slo_ms / 1000, histogram, window)} for window in WINDOWS]
 
     def alert(name: str, expr: str, for_: str, severity: str, summary: str, extra: dict = None) -> dict:
         return {"alert": name, "expr": expr, "for": for_,
@@ -117,15 +126,14 @@ def serving_rules(plan: EndpointPlan, signals: MetricSource) -> list[dict]:
     budget = round(1 - SLO_OBJECTIVE, 6)
     alerts = []
     for short, (histogram, slo_ms, title) in latency.items():
-        bound = signals.bucket_at_most(histogram, slo_ms / 1000)
         for burn, (factor, long, short_window, severity) in BURNS.items():
             limit = round(factor * budget, 6)
             record = f"ncp:endpoint_{short}_slo_miss:ratio_rate"
             alerts.append(alert(
                 f"NcpEndpoint{short.capitalize()}SloBurn{burn.capitalize()}",
                 f"{record}{long}{{{own}}} > {limit} and {record}{short_window}{{{own}}} > {limit}", "2m", severity,
-                f"{plan.name}: {title} SLO ({slo_ms:g} ms for {SLO_OBJECTIVE:.0%} of requests; counted at the "
-                f"{bound * 1000:g} ms bucket) burning its error budget {factor:g}x over {long}", {"burn": burn}))
+                f"{plan.name}: {title} SLO ({slo_ms:g} ms for {SLO_OBJECTIVE:.0%} of requests; counted at "
+                f"{counted_at(histogram, slo_ms)}) burning its error budget {factor:g}x over {long}", {"burn": burn}))
     alerts += [
         alert("NcpEndpointErrorRateHigh", f"ncp:endpoint_errors:ratio_rate5m{{{own}}} > {budget}", "10m", "warning",
               f"{plan.name}: more than {budget:.0%} of requests fail"),
