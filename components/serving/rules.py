@@ -4,6 +4,8 @@ the recording and alerting rules over those series.
 Pod labels such as `nvidia.com/dynamo-graph-deployment-name` are not series labels: the PodMonitor copies what the
 rules need into `tenant`, `endpoint`, `model` and `component_type`, and the rules select on those alone.
 """
+from dataclasses import dataclass
+
 from plan.catalog import MetricSource
 from plan.endpoint_plan import EndpointPlan
 
@@ -67,43 +69,63 @@ def roles(plan: EndpointPlan) -> list[str]:
     return sorted({group.role for group in plan.workers})
 
 
-def serving_rules(plan: EndpointPlan, signals: MetricSource) -> list[dict]:
-    m, slo = signals.metrics, plan.endpoint.slo
-    own = f'{TENANT}="{plan.tenant.name}", {ENDPOINT}="{plan.name}"'
-    workers = "|".join(signals.component_types["worker"])
-    failed = f', {signals.labels["requestStatus"]}="{signals.label_values["requestError"]}"'
+# Latency SLOs: record name part -> (histogram in the signals file, SLO field of the endpoint, what it measures).
+LATENCIES = {"ttft": ("timeToFirstToken", "ttft_ms", "time to first token"),
+             "itl": ("interTokenLatency", "tpot_ms", "inter-token latency")}
 
-    def rate(metric: str, window: str = "5m", extra: str = "") -> str:
-        return f"sum by ({KEEP}) (rate({metric}{{{own}{extra}}}[{window}]))"
 
-    def quantile(metric: str) -> str:
-        return f"histogram_quantile(0.95, sum by ({KEEP}, le) (rate({metric}_bucket{{{own}}}[5m])))"
+@dataclass(frozen=True)
+class _Selection:
+    """PromQL over one endpoint's series: selected by its tenant and endpoint, aggregated to tenant/endpoint/model."""
+    plan: EndpointPlan
+    signals: MetricSource
 
-    def slo_miss(metric: str, slo_s: float, histogram: str, window: str) -> str:
+    @property
+    def own(self) -> str:
+        return f'{TENANT}="{self.plan.tenant.name}", {ENDPOINT}="{self.plan.name}"'
+
+    def rate(self, metric: str, window: str = "5m", extra: str = "") -> str:
+        return f"sum by ({KEEP}) (rate({metric}{{{self.own}{extra}}}[{window}]))"
+
+    def quantile(self, metric: str) -> str:
+        return f"histogram_quantile(0.95, sum by ({KEEP}, le) (rate({metric}_bucket{{{self.own}}}[5m])))"
+
+    def slo_ms(self, short: str) -> float:
+        return getattr(self.plan.endpoint.slo, LATENCIES[short][1])
+
+    def slo_miss(self, short: str, window: str) -> str:
         """Share of requests over the SLO in the window, from the histogram: 1 - (requests within the SLO) / all,
         interpolating between the buckets around the SLO when it is not itself a bucket bound."""
-        lower, upper, weight = signals.buckets_around(histogram, slo_s)
-        bucket = lambda le: rate(metric + "_bucket", window, ", " + le_matcher(le))  # noqa: E731
-        within = bucket(lower) if weight == 0 else f"({bucket(lower)} * {1 - weight!r} + {bucket(upper)} * {weight!r})"
-        return f"1 - ({within} / {rate(metric + '_count', window)})"
+        histogram = LATENCIES[short][0]
+        metric = self.signals.metrics[histogram]
+        lower, upper, weight = self.signals.buckets_around(histogram, self.slo_ms(short) / 1000)
 
-    def counted_at(histogram: str, slo_ms: float) -> str:
-        lower, upper, weight = signals.buckets_around(histogram, slo_ms / 1000)
+        def bucket(le: float) -> str:
+            return self.rate(metric + "_bucket", window, ", " + le_matcher(le))
+
+        within = bucket(lower) if weight == 0 else f"({bucket(lower)} * {1 - weight!r} + {bucket(upper)} * {weight!r})"
+        return f"1 - ({within} / {self.rate(metric + '_count', window)})"
+
+    def counted_at(self, short: str) -> str:
+        lower, upper, weight = self.signals.buckets_around(LATENCIES[short][0], self.slo_ms(short) / 1000)
         if weight == 0:
             return f"the {lower * 1000:g} ms bucket"
         return f"the {lower * 1000:g} and {upper * 1000:g} ms buckets, interpolated"
 
-    latency = {"ttft": ("timeToFirstToken", slo.ttft_ms, "time to first token"),
-               "itl": ("interTokenLatency", slo.tpot_ms, "inter-token latency")}
+
+def _records(select: _Selection) -> list[dict]:
+    m, signals = select.signals.metrics, select.signals
+    own, workers = select.own, "|".join(signals.component_types["worker"])
+    failed = f', {signals.labels["requestStatus"]}="{signals.label_values["requestError"]}"'
     records = [
-        {"record": "ncp:endpoint_requests:rate5m", "expr": rate(m["requestsTotal"])},
+        {"record": "ncp:endpoint_requests:rate5m", "expr": select.rate(m["requestsTotal"])},
         {"record": "ncp:endpoint_errors:ratio_rate5m",
-         "expr": f'{rate(m["requestsTotal"], extra=failed)} / {rate(m["requestsTotal"])}'},
-        {"record": "ncp:endpoint_output_tokens:rate5m", "expr": rate(m["outputTokensTotal"])},
-        {"record": "ncp:endpoint_ttft_p95:seconds", "expr": quantile(m["timeToFirstToken"])},
-        {"record": "ncp:endpoint_itl_p95:seconds", "expr": quantile(m["interTokenLatency"])},
+         "expr": f'{select.rate(m["requestsTotal"], extra=failed)} / {select.rate(m["requestsTotal"])}'},
+        {"record": "ncp:endpoint_output_tokens:rate5m", "expr": select.rate(m["outputTokensTotal"])},
+        {"record": "ncp:endpoint_ttft_p95:seconds", "expr": select.quantile(m["timeToFirstToken"])},
+        {"record": "ncp:endpoint_itl_p95:seconds", "expr": select.quantile(m["interTokenLatency"])},
         {"record": "ncp:endpoint_kv_hit_rate:ratio",
-         "expr": f'{rate(m["kvHitRate"] + "_sum")} / {rate(m["kvHitRate"] + "_count")}'},
+         "expr": f'{select.rate(m["kvHitRate"] + "_sum")} / {select.rate(m["kvHitRate"] + "_count")}'},
         {"record": "ncp:endpoint_queue_depth:requests", "expr": f"sum by ({KEEP}) ({m['queuedRequests']}{{{own}}})"},
         # Per role, so a disaggregated endpoint shows prefill and decode saturation apart.
         {"record": "ncp:endpoint_kv_cache_usage:ratio",
@@ -112,40 +134,52 @@ def serving_rules(plan: EndpointPlan, signals: MetricSource) -> list[dict]:
         {"record": "ncp:endpoint_workers_ready:count",
          "expr": f'count by ({KEEP}, {COMPONENT_TYPE}) (up{{{own}, {COMPONENT_TYPE}=~"{workers}"}} == 1)'},
     ]
-    for short, (histogram, slo_ms, _) in latency.items():
-        records += [{"record": f"ncp:endpoint_{short}_slo_miss:ratio_rate{window}",
-                     "expr": slo_miss(m[histogram], slo_ms / 1000, histogram, window)} for window in WINDOWS]
+    return records + [{"record": f"ncp:endpoint_{short}_slo_miss:ratio_rate{window}",
+                       "expr": select.slo_miss(short, window)} for short in LATENCIES for window in WINDOWS]
 
-    def alert(name: str, expr: str, for_: str, severity: str, summary: str, extra: dict = None) -> dict:
-        return {"alert": name, "expr": expr, "for": for_,
-                "labels": {"severity": severity, "layer": "serving", **(extra or {})},
-                "annotations": {"summary": summary,
-                                "description": f"{summary} (tenant {{{{ $labels.tenant }}}}, endpoint "
-                                               f"{{{{ $labels.endpoint }}}}, model {{{{ $labels.model }}}})."}}
 
-    budget = round(1 - SLO_OBJECTIVE, 6)
+def _alert(name: str, expr: str, for_: str, severity: str, summary: str, extra: dict = None) -> dict:
+    return {"alert": name, "expr": expr, "for": for_,
+            "labels": {"severity": severity, "layer": "serving", **(extra or {})},
+            "annotations": {"summary": summary,
+                            "description": f"{summary} (tenant {{{{ $labels.tenant }}}}, endpoint "
+                                           f"{{{{ $labels.endpoint }}}}, model {{{{ $labels.model }}}})."}}
+
+
+def _burn_alerts(select: _Selection) -> list[dict]:
+    name, own, budget = select.plan.name, select.own, round(1 - SLO_OBJECTIVE, 6)
     alerts = []
-    for short, (histogram, slo_ms, title) in latency.items():
+    for short, (_, _, title) in LATENCIES.items():
+        record = f"ncp:endpoint_{short}_slo_miss:ratio_rate"
         for burn, (factor, long, short_window, severity) in BURNS.items():
             limit = round(factor * budget, 6)
-            record = f"ncp:endpoint_{short}_slo_miss:ratio_rate"
-            alerts.append(alert(
+            alerts.append(_alert(
                 f"NcpEndpoint{short.capitalize()}SloBurn{burn.capitalize()}",
                 f"{record}{long}{{{own}}} > {limit} and {record}{short_window}{{{own}}} > {limit}", "2m", severity,
-                f"{plan.name}: {title} SLO ({slo_ms:g} ms for {SLO_OBJECTIVE:.0%} of requests; counted at "
-                f"{counted_at(histogram, slo_ms)}) burning its error budget {factor:g}x over {long}", {"burn": burn}))
-    alerts += [
-        alert("NcpEndpointErrorRateHigh", f"ncp:endpoint_errors:ratio_rate5m{{{own}}} > {budget}", "10m", "warning",
-              f"{plan.name}: more than {budget:.0%} of requests fail"),
-        alert("NcpEndpointQueueBacklog", f"ncp:endpoint_queue_depth:requests{{{own}}} > {slo.concurrency}", "5m",
-              "warning", f"{plan.name}: more queued requests than the profiled concurrency {slo.concurrency}"),
-        alert("NcpEndpointKvCacheSaturated", f"ncp:endpoint_kv_cache_usage:ratio{{{own}}} > {KV_CACHE_SATURATED}",
-              "10m", "warning",
-              f"{plan.name}: {{{{ $labels.component_type }}}} workers use over {KV_CACHE_SATURATED:.0%} of KV cache"),
-        alert("NcpEndpointNoReadyWorkers", " or ".join(
+                f"{name}: {title} SLO ({select.slo_ms(short):g} ms for {SLO_OBJECTIVE:.0%} of requests; counted at "
+                f"{select.counted_at(short)}) burning its error budget {factor:g}x over {long}", {"burn": burn}))
+    return alerts
+
+
+def _alerts(select: _Selection) -> list[dict]:
+    plan, own, budget = select.plan, select.own, round(1 - SLO_OBJECTIVE, 6)
+    concurrency = plan.endpoint.slo.concurrency
+    return _burn_alerts(select) + [
+        _alert("NcpEndpointErrorRateHigh", f"ncp:endpoint_errors:ratio_rate5m{{{own}}} > {budget}", "10m", "warning",
+               f"{plan.name}: more than {budget:.0%} of requests fail"),
+        _alert("NcpEndpointQueueBacklog", f"ncp:endpoint_queue_depth:requests{{{own}}} > {concurrency}", "5m",
+               "warning", f"{plan.name}: more queued requests than the profiled concurrency {concurrency}"),
+        _alert("NcpEndpointKvCacheSaturated", f"ncp:endpoint_kv_cache_usage:ratio{{{own}}} > {KV_CACHE_SATURATED}",
+               "10m", "warning",
+               f"{plan.name}: {{{{ $labels.component_type }}}} workers use over {KV_CACHE_SATURATED:.0%} of KV cache"),
+        _alert("NcpEndpointNoReadyWorkers", " or ".join(
             f'absent(ncp:endpoint_workers_ready:count{{{own}, {MODEL}="{plan.endpoint.model.name}", '
             f'{COMPONENT_TYPE}="{role}"}})' for role in roles(plan)), "15m", "critical",
-              f"{plan.name}: no {{{{ $labels.component_type }}}} worker has loaded the model"),
+               f"{plan.name}: no {{{{ $labels.component_type }}}} worker has loaded the model"),
     ]
-    return [{"name": f"{plan.name}.serving.rules", "rules": records},
-            {"name": f"{plan.name}.serving.alerts", "rules": alerts}]
+
+
+def serving_rules(plan: EndpointPlan, signals: MetricSource) -> list[dict]:
+    select = _Selection(plan, signals)
+    return [{"name": f"{plan.name}.serving.rules", "rules": _records(select)},
+            {"name": f"{plan.name}.serving.alerts", "rules": _alerts(select)}]
