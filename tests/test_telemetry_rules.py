@@ -14,7 +14,7 @@ import re
 import pytest
 from components.dashboards import VARIABLES, checkable
 from offline.promtool import check_rule_files, find_promtool, run_rule_tests
-from offline.recorder import run_program, run_stack_file
+from offline.recorder import run_program
 from offline.rule_tests import EVALUATION_INTERVAL, relabel, rule_files, rule_test_suites, rules_of
 from offline.synthetic import mutate, secret_keys, site_config
 from plan.catalog import load_signals, profile_names
