@@ -13,6 +13,7 @@ from components.model_data import (
 )
 from components.scheduling import Scheduling, SchedulingArgs, TenantQueue
 from components.serving import EndpointArgs, ServingEndpoint, ServingPlatform, ServingPlatformArgs
+from components.dashboards import site_dashboards
 from components.telemetry import Telemetry, TelemetryArgs
 from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, TenancyArgs, TenantSpec
 from components.validation import Benchmark, BenchmarkArgs, ValidationSuite, ValidationSuiteArgs
@@ -157,12 +158,17 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         pulumi.ResourceOptions(depends_on=[gpu]))
 
     prometheus = telemetry.prometheus_stack.enabled
+    signals = load_signals()
     telemetry_layer = Telemetry("telemetry", TelemetryArgs(
-        rules_namespace=baseline.namespace("baseline"), dcgm=load_signals()["dcgm"],
+        rules_namespace=baseline.namespace("baseline"),
+        dcgm=signals["dcgm"], kai=signals["kai"], nvsentinel=signals["nvsentinel"],
         tenant_namespace_prefix=TENANT_NAMESPACE_PREFIX, selector_labels=telemetry.prometheus_selector_labels,
         gpu_temperature_celsius=telemetry.gpu_temperature_celsius,
+        dashboards=site_dashboards(signals),
+        dashboard_label=next(iter(telemetry.dashboard_label.items())),
         prometheus_pin=plan.chart("kubePrometheusStack") if prometheus else None,
         prometheus_namespace=baseline.namespace("kubePrometheusStack") if prometheus else None,
+        prometheus_storage=settings.serving.storage.telemetry_retention if settings.serving.storage else None,
         skip_await=skip_await))
 
     serving = compose_serving(plan, baseline, scheduling, network, skip_await) if plan.endpoints else {}

@@ -8,6 +8,8 @@ from plan.catalog import ChartPin
 
 PART_OF = "ncp-inference"
 TENANT_LABEL = "ncp-inference.io/tenant"
+# Kubernetes sets it on every namespace (since 1.22): how a NetworkPolicy selects a namespace by name.
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 POD_SECURITY_REASON = "ncp-inference.io/pod-security-reason"  # why a tenant namespace is not restricted
 LAYER_LABEL = "ncp-inference.io/layer"
 PSA_LEVELS = ("privileged", "baseline", "restricted")

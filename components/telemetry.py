@@ -1,5 +1,7 @@
-"""Telemetry layer: GPU health alerts and tenant/node/GPU-labelled recording rules, plus an optional Prometheus
-stack that is a recorded local (non-NVIDIA) decision."""
+"""Telemetry layer: site rules (GPU health with stable tenant/node/GPU labels, tenant GPU usage against KAI quota,
+NVSentinel break-fix state), one Grafana dashboard per operator layer, and an optional Prometheus stack that is a
+recorded local (non-NVIDIA) decision."""
+import json
 from dataclasses import dataclass
 from typing import Optional
 
@@ -7,81 +9,151 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import Layer, helm_release, labels
+from components.dashboards import Dashboard
 from plan.catalog import ChartPin, MetricSource
+from plan.serving import StorageTier
 
 RULES_NAME = "ncp-gpu-health"
 
 
 @dataclass(frozen=True)
 class TelemetryArgs:
-    rules_namespace: k8s.core.v1.Namespace
+    rules_namespace: k8s.core.v1.Namespace  # site rules and dashboards
     dcgm: MetricSource
-    tenant_namespace_prefix: str
+    kai: MetricSource
+    nvsentinel: MetricSource
+    tenant_namespace_prefix: str  # tenant namespaces and their KAI leaf queues are both <prefix><tenant>
     selector_labels: dict[str, str]
     gpu_temperature_celsius: int
+    dashboards: list[Dashboard]
+    dashboard_label: tuple[str, str]  # the label (key, value) the site's Grafana dashboard sidecar loads
     prometheus_pin: Optional[ChartPin]  # set only when the site records the Prometheus stack decision
     prometheus_namespace: Optional[k8s.core.v1.Namespace]
+    prometheus_storage: Optional[StorageTier]  # the telemetry-retention tier, backing the stack's Prometheus
     skip_await: bool
 
 
-def _with_tenant(expr: str, dcgm: MetricSource, prefix: str) -> str:
-    """Add a stable `tenant` label derived from the workload namespace (tenant-<name> -> <name>)."""
-    return f'label_replace({expr}, "tenant", "$1", "{dcgm.workload_namespace_label}", "{prefix}(.+)")'
+def tenant_from(expr: str, source_label: str, prefix: str) -> str:
+    """Add a stable `tenant` label derived from a namespace or queue name (<prefix><tenant> -> <tenant>)."""
+    return f'label_replace({expr}, "tenant", "$1", "{source_label}", "{prefix}(.+)")'
+
+
+def _alert(name: str, expr: str, for_: str, severity: str, layer: str, summary: str, description: str) -> dict:
+    return {"alert": name, "expr": expr, "for": for_, "labels": {"severity": severity, "layer": layer},
+            "annotations": {"summary": summary, "description": description}}
 
 
 def gpu_health_groups(args: TelemetryArgs) -> list[dict]:
     m = args.dcgm.metrics
     keep = ", ".join(["node", *args.dcgm.gpu_labels, "tenant"])
-    prefix = args.tenant_namespace_prefix
+    namespace = args.dcgm.workload_namespace_label
+
+    def per_gpu(expr: str) -> str:
+        return f"max by ({keep}) ({tenant_from(expr, namespace, args.tenant_namespace_prefix)})"
 
     def alert(name, expr, for_, severity, summary, action):
-        return {
-            "alert": name,
-            "expr": expr,
-            "for": for_,
-            "labels": {"severity": severity, "layer": "gpu"},
-            "annotations": {
-                "summary": summary,
-                "description": f"{summary} on node {{{{ $labels.node }}}} GPU {{{{ $labels.gpu }}}} "
-                               f"(tenant {{{{ $labels.tenant }}}}). {action}",
-            },
-        }
+        return _alert(name, expr, for_, severity, "gpu", summary,
+                      f"{summary} on node {{{{ $labels.node }}}} GPU {{{{ $labels.gpu }}}} "
+                      f"(tenant {{{{ $labels.tenant }}}}). {action}")
 
-    tenant = lambda metric: _with_tenant(metric, args.dcgm, prefix)  # noqa: E731
+    allocated = f'{{{namespace}=~"{args.tenant_namespace_prefix}.+"}}'
     recording = [
-        {"record": "ncp:gpu_utilization:percent", "expr": f"max by ({keep}) ({tenant(m['utilization'])})"},
-        {"record": "ncp:gpu_temperature:celsius", "expr": f"max by ({keep}) ({tenant(m['temperature'])})"},
+        {"record": "ncp:gpu_utilization:percent", "expr": per_gpu(m["utilization"])},
+        {"record": "ncp:gpu_temperature:celsius", "expr": per_gpu(m["temperature"])},
+        {"record": "ncp:gpu_power:watts", "expr": per_gpu(m["powerUsage"])},
+        # Both sides of the ratio carry the same labels; the tenant is added to the result.
         {"record": "ncp:gpu_framebuffer_used:ratio",
-         "expr": f"max by ({keep}) ({tenant(m['framebufferUsed'])} / "
-                 f"({m['framebufferUsed']} + {m['framebufferFree']}))"},
-        {"record": "ncp:gpu_xid_errors:last", "expr": f"max by ({keep}) ({tenant(m['xidErrors'])})"},
+         "expr": per_gpu(f"{m['framebufferUsed']} / ({m['framebufferUsed']} + {m['framebufferFree']})")},
+        {"record": "ncp:gpu_xid_errors:last", "expr": per_gpu(m["xidErrors"])},
     ]
     alerts = [
-        alert("NcpGpuXidError", f"max by ({keep}) ({tenant(m['xidErrors'])}) > 0", "0m", "critical",
-              "GPU reported an XID error",
+        alert("NcpGpuXidError", f"{per_gpu(m['xidErrors'])} > 0", "0m", "critical", "GPU reported an XID error",
               "NVSentinel classifies and quarantines per its rules; repeated XIDs need operator-domain handling."),
-        alert("NcpGpuRowRemapFailure", f"max by ({keep}) ({tenant(m['rowRemapFailure'])}) > 0", "0m", "critical",
+        alert("NcpGpuRowRemapFailure", f"{per_gpu(m['rowRemapFailure'])} > 0", "0m", "critical",
               "GPU row remapping failed", "Drain the node and reset or replace the GPU."),
         alert("NcpGpuUncorrectableRemappedRows",
-              f"max by ({keep}) (increase({m['uncorrectableRemappedRows']}[1h])) > 0", "0m", "warning",
+              f"{per_gpu('increase(' + m['uncorrectableRemappedRows'] + '[1h])')} > 0", "0m", "warning",
               "GPU remapped rows after uncorrectable memory errors", "Schedule a GPU reset at the next drain."),
-        alert("NcpGpuTemperatureHigh",
-              f"max by ({keep}) ({tenant(m['temperature'])}) > {args.gpu_temperature_celsius}", "5m", "warning",
-              f"GPU temperature above {args.gpu_temperature_celsius} C", "Check cooling and power capping."),
-        alert("NcpGpuAllocatedButIdle",
-              f'max by ({keep}) ({tenant(m["utilization"])}{{tenant!=""}}) < 5', "30m", "info",
+        alert("NcpGpuTemperatureHigh", f"{per_gpu(m['temperature'])} > {args.gpu_temperature_celsius}", "5m",
+              "warning", f"GPU temperature above {args.gpu_temperature_celsius} C", "Check cooling and power capping."),
+        # Only GPUs attributed to a pod in a tenant namespace count as allocated.
+        alert("NcpGpuAllocatedButIdle", f"{per_gpu(m['utilization'] + allocated)} < 5", "30m", "info",
               "GPU allocated to a tenant workload but idle", "Review the workload's sizing or queue quota."),
     ]
     return [{"name": f"{RULES_NAME}.rules", "rules": recording}, {"name": f"{RULES_NAME}.alerts", "rules": alerts}]
 
 
-def prometheus_stack_values() -> dict:
+def tenant_usage_groups(args: TelemetryArgs) -> list[dict]:
+    """GPUs each tenant's KAI leaf queue holds against its guaranteed quota."""
+    m, queue = args.kai.metrics, args.kai.labels["queue"]
+
+    def per_tenant(metric: str) -> str:
+        selected = f'{metric}{{{queue}=~"{args.tenant_namespace_prefix}.+"}}'
+        return f"max by (tenant) ({tenant_from(selected, queue, args.tenant_namespace_prefix)})"
+
+    records = [
+        {"record": "ncp:tenant_gpu_allocated:count", "expr": per_tenant(m["queueAllocatedGpus"])},
+        {"record": "ncp:tenant_gpu_quota:count", "expr": per_tenant(m["queueDeservedGpus"])},
+    ]
+    alerts = [_alert(
+        "NcpTenantAboveGpuQuota", "ncp:tenant_gpu_allocated:count > ncp:tenant_gpu_quota:count", "30m", "info",
+        "scheduling", "Tenant runs above its guaranteed GPU quota",
+        "Tenant {{ $labels.tenant }} holds {{ $value }} GPUs, more than its guaranteed quota; the excess is "
+        "preemptible by other tenants' in-quota work (KAI over-quota weight).")]
+    return [{"name": "ncp-tenant-usage.rules", "rules": records},
+            {"name": "ncp-tenant-usage.alerts", "rules": alerts}]
+
+
+def break_fix_groups(args: TelemetryArgs) -> list[dict]:
+    """NVSentinel's quarantine and drain state: nodes taken out of service and work waiting to be drained."""
+    m, node = args.nvsentinel.metrics, args.nvsentinel.labels["node"]
+    records = [
+        {"record": "ncp:node_quarantined:bool", "expr": f"max by ({node}) ({m['quarantinedNodes']})"},
+        {"record": "ncp:nodes_quarantined:count", "expr": f"sum(max by ({node}) ({m['quarantinedNodes']}))"},
+        {"record": "ncp:drain_queue:depth", "expr": f"sum({m['drainQueueDepth']})"},
+    ]
+    alerts = [
+        _alert("NcpNodeQuarantined", "ncp:node_quarantined:bool > 0", "1h", "warning", "health",
+               "Node quarantined by NVSentinel for over an hour",
+               "Node {{ $labels.node }} is cordoned for a GPU or system fault; finish its break-fix (remediation, "
+               "reset or RMA) and return it to service."),
+        _alert("NcpDrainBacklog", "ncp:drain_queue:depth > 0", "30m", "warning", "health",
+               "NVSentinel node drains pending for over 30 minutes",
+               "{{ $value }} drain events wait in the node drainer's queue; check blocked evictions."),
+    ]
+    return [{"name": "ncp-break-fix.rules", "rules": records}, {"name": "ncp-break-fix.alerts", "rules": alerts}]
+
+
+def site_rule_groups(args: TelemetryArgs) -> list[dict]:
+    return gpu_health_groups(args) + tenant_usage_groups(args) + break_fix_groups(args)
+
+
+def prometheus_stack_values(storage: Optional[StorageTier], dashboard_label: tuple[str, str]) -> dict:
     # Select monitors and rules from every release, not only this chart's own (upstream gotcha).
-    return {"prometheus": {"prometheusSpec": {
+    spec = {
         "serviceMonitorSelectorNilUsesHelmValues": False,
         "podMonitorSelectorNilUsesHelmValues": False,
         "ruleSelectorNilUsesHelmValues": False,
-    }}}
+    }
+    if storage is not None:
+        spec["storageSpec"] = {"volumeClaimTemplate": {"spec": {
+            "storageClassName": storage.storage_class, "accessModes": [storage.access_mode],
+            "resources": {"requests": {"storage": storage.size}}}}}
+        # Prometheus stops ingesting when its volume is full; delete old blocks before that happens.
+        spec["retentionSize"] = retention_size(storage.size)
+    # The chart's Grafana sidecar loads dashboards from every namespace (searchNamespace: ALL) by one label
+    # (kube-prometheus-stack values.yaml:1384-1390 at the version the matrix pins): the site's label, which our
+    # ConfigMaps carry.
+    key, value = dashboard_label
+    grafana = {"sidecar": {"dashboards": {"label": key, "labelValue": value}}}
+    return {"prometheus": {"prometheusSpec": spec}, "grafana": grafana}
+
+
+def retention_size(size: str) -> str:
+    """90% of a Kubernetes quantity (Mi/Gi/Ti) in Prometheus' base-2 units (MB/GB/TB mean MiB/GiB/TiB)."""
+    units = {"Mi": 1, "Gi": 1024, "Ti": 1024 * 1024}
+    mebibytes = int(size[:-2]) * units[size[-2:]]
+    return f"{mebibytes * 9 // 10}MB"
 
 
 class Telemetry(Layer):
@@ -90,7 +162,8 @@ class Telemetry(Layer):
         depends_on = [args.rules_namespace]
         self.prometheus = None
         if args.prometheus_pin is not None:
-            self.prometheus = helm_release("kube-prometheus-stack", args.prometheus_pin, prometheus_stack_values(),
+            values = prometheus_stack_values(args.prometheus_storage, args.dashboard_label)
+            self.prometheus = helm_release("kube-prometheus-stack", args.prometheus_pin, values,
                                            args.prometheus_namespace.metadata.name, self, args.skip_await,
                                            depends_on=[args.prometheus_namespace])
             depends_on.append(self.prometheus)
@@ -101,11 +174,22 @@ class Telemetry(Layer):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=RULES_NAME, namespace=args.rules_namespace.metadata.name,
                 labels={**labels("telemetry", RULES_NAME), **args.selector_labels}),
-            spec={"groups": gpu_health_groups(args)},
+            spec={"groups": site_rule_groups(args)},
             opts=self.child(*depends_on),
         )
+        key, value = args.dashboard_label
+        for dashboard in args.dashboards:
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboard-{dashboard.uid}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=f"ncp-dashboard-{dashboard.uid}", namespace=args.rules_namespace.metadata.name,
+                    labels={**labels("telemetry", f"ncp-dashboard-{dashboard.uid}"), key: value}),
+                data={f"{dashboard.uid}.json": json.dumps(dashboard.model(), indent=1, sort_keys=True)},
+                opts=self.child(args.rules_namespace),
+            )
         self.rules_name = RULES_NAME
         self.register_outputs({
             "gpuRules": RULES_NAME,
+            "dashboards": [dashboard.uid for dashboard in args.dashboards],
             "prometheusStack": self.prometheus.name if self.prometheus else None,
         })

@@ -8,11 +8,10 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import POD_SECURITY_REASON, TENANT_LABEL, Layer, labels, psa_labels
+from components.kube import NAMESPACE_NAME_LABEL, POD_SECURITY_REASON, TENANT_LABEL, Layer, labels, psa_labels
 from plan.catalog import integration_points
 from plan.endpoints import PodSecurity
 
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 NGC_REGISTRY = "nvcr.io"
 NGC_USERNAME = "$oauthtoken"  # NGC's fixed username for API-key logins
 PULL_SECRET = "ngc-pull-secret"

@@ -124,12 +124,28 @@ SIGNALS_FILE = ROOT / "data" / "telemetry-signals.yaml"
 
 
 class MetricSource(StrictModel):
+    """One exporter's metric names and the labels, label values and histogram bounds its series arrive with."""
+
     source: str
     metrics: dict[str, str]
     workload_namespace_label: Optional[str] = None
     gpu_labels: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+    label_values: dict[str, str] = Field(default_factory=dict)
     pod_labels: dict[str, str] = Field(default_factory=dict)
+    component_types: dict[str, list[str]] = Field(default_factory=dict)
     ports: dict[str, str] = Field(default_factory=dict)
+    buckets: dict[str, list[float]] = Field(default_factory=dict)
+
+    def buckets_around(self, histogram: str, bound: float) -> tuple[float, float, float]:
+        """The histogram's `le` bounds bracketing a threshold, lower <= threshold <= upper, and the weight of the
+        upper one when the share of observations under the threshold is interpolated linearly between them (the
+        assumption histogram_quantile makes). On a bucket bound, or beyond the last finite one, the weight is 0."""
+        buckets = sorted(self.buckets[histogram])
+        lower = max(le for le in buckets if le <= bound)
+        upper = min((le for le in buckets if le >= bound), default=lower)
+        weight = 0.0 if upper == lower else (bound - lower) / (upper - lower)
+        return lower, upper, weight
 
 
 class Signals(RootModel[dict[str, MetricSource]]):

@@ -172,6 +172,18 @@ class TelemetrySettings(StrictModel):
     )
     gpu_temperature_celsius: int = Field(default=85, ge=50, le=110)
     prometheus_stack: PrometheusStack = Field(default_factory=PrometheusStack)
+    dashboard_label: dict[str, str] = Field(
+        default_factory=lambda: {"grafana_dashboard": "1"},
+        description="the one label (Grafana sidecar.dashboards.label: labelValue) the site's Grafana loads "
+                    "dashboard ConfigMaps by")
+
+    @field_validator("dashboard_label")
+    @classmethod
+    def _one_label(cls, label: dict[str, str]) -> dict[str, str]:
+        if len(label) != 1:
+            raise ValueError("name exactly one label, e.g. {grafana_dashboard: \"1\"}: the Grafana sidecar selects "
+                             "dashboards by one label key and value")
+        return label
 
 
 class TenancySettings(StrictModel):

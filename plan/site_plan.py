@@ -261,6 +261,20 @@ def _prefix_for(nodes: int, block_size: int) -> int:
     return 32 - (nodes * block_size + 2 - 1).bit_length()
 
 
+def _telemetry_problems(config: StackConfig) -> list[Problem]:
+    """The telemetry-retention tier backs the Prometheus the program deploys; a site's own Prometheus keeps its
+    storage in its own configuration, where a tier set here would silently do nothing."""
+    storage = config.components.serving.storage
+    if storage is None or storage.telemetry_retention is None or config.components.telemetry.prometheus_stack.enabled:
+        return []
+    path = f"{PROJECT}:components.serving.storage.telemetryRetention"
+    return [Problem(path, "backs only the Prometheus stack this program deploys, and "
+                          "components.telemetry.prometheusStack.enabled is false",
+                    f"remove it (your site's Prometheus keeps its own storage): pulumi config rm --path '{path}'; "
+                    f"or deploy the stack: set {PROJECT}:components.telemetry.prometheusStack.enabled true with a "
+                    "localDecision")]
+
+
 def _rails(config: StackConfig) -> tuple[Rail, ...]:
     rails = []
     for interface, rail_net in zip(config.components.network_operator.rail_interfaces, _rail_subnets(config)):
@@ -305,6 +319,7 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
             config, profile, matrix, SitePlan.tenant_namespace,
             multi_node_fabric=profile.has_rdma_fabric or profile.nvlink.multi_node)
         problems += endpoint_problems
+    problems += _telemetry_problems(config)
     has_key = "ngcApiKey" in raw
     if config.site.environment == Environment.PROD:
         if not has_key:

@@ -210,7 +210,9 @@ def test_datastore_credentials_are_secret(prod):
 def test_gpu_health_rules(prod):
     rule = prod.custom_resources("PrometheusRule")[0]
     assert rule.inputs["metadata"]["labels"]["release"] == "ncp-observability"
-    rules = [r for g in rule.inputs["spec"]["groups"] for r in g["rules"]]
+    groups = {g["name"]: g["rules"] for g in rule.inputs["spec"]["groups"]}
+    assert {"ncp-tenant-usage.rules", "ncp-break-fix.rules"} <= set(groups)
+    rules = groups["ncp-gpu-health.rules"] + groups["ncp-gpu-health.alerts"]
     alerts = {r["alert"]: r for r in rules if "alert" in r}
     assert {"NcpGpuXidError", "NcpGpuRowRemapFailure", "NcpGpuTemperatureHigh", "NcpGpuAllocatedButIdle"} <= set(alerts)
     assert "DCGM_FI_DEV_XID_ERRORS" in alerts["NcpGpuXidError"]["expr"]

@@ -3,12 +3,11 @@ InferencePool."""
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import TENANT_LABEL, Layer, labels
+from components.kube import NAMESPACE_NAME_LABEL, TENANT_LABEL, Layer, labels
 from components.model_data import ENDPOINT_LABEL, MODEL_REVISION, MODEL_SOURCE
 from components.serving.args import EndpointArgs
 from components.serving.graph import dgd_spec, engine_config
-from components.serving.rules import serving_rules
-from components.tenancy import NAMESPACE_NAME_LABEL
+from components.serving.rules import pod_monitor_spec, serving_rules
 from plan.catalog import integration_points
 from plan.serving import ApiServerEgress
 
@@ -95,15 +94,7 @@ class ServingEndpoint(Layer):
             api_version="monitoring.coreos.com/v1",
             kind="PodMonitor",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.name, namespace=plan.namespace, labels=monitor_labels),
-            spec={
-                "selector": {"matchLabels": {graph_label: plan.name}},
-                "podMetricsEndpoints": [
-                    {"port": port, "interval": args.scrape_interval, "relabelings": [
-                        {"targetLabel": "tenant", "replacement": plan.tenant.name, "action": "replace"},
-                        {"targetLabel": "endpoint", "replacement": plan.name, "action": "replace"},
-                        {"targetLabel": "model", "replacement": plan.endpoint.model.name, "action": "replace"},
-                    ]} for port in args.signals.ports.values()],
-            },
+            spec=pod_monitor_spec(plan, args.signals, args.scrape_interval),
             opts=child,
         )
         k8s.apiextensions.CustomResource(
