@@ -94,7 +94,8 @@ def test_endpoint_placement_queue_and_model(prod):
     pod = worker["extraPodSpec"]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200"}
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    assert pod["serviceAccountName"] == "tenant-workload" and pod["imagePullSecrets"] == [{"name": "ngc-pull-secret"}]
+    # pullCredentials node (the default): the nodes pull nvcr.io, tenant pods carry no registry credential.
+    assert pod["serviceAccountName"] == "tenant-workload" and "imagePullSecrets" not in pod
     assert pod["securityContext"]["runAsNonRoot"] is True
     image = pod["mainContainer"]["image"]
     assert image.startswith(MATRIX.workload("dynamoRuntime").images["trtllm"] + "@sha256:")
