@@ -56,10 +56,14 @@ def psa_labels(enforce: str) -> dict[str, str]:
     }
 
 
+NON_ROOT_ID = 10001
+
+
 def restricted_pod() -> k8s.core.v1.PodSecurityContextArgs:
     """Pod security settings that pass Pod Security Admission `restricted`."""
-    return k8s.core.v1.PodSecurityContextArgs(run_as_non_root=True, run_as_user=1000, run_as_group=1000,
-                                              fs_group=1000, seccomp_profile=k8s.core.v1.SeccompProfileArgs(
+    # Above 10000: no collision with users of the node's /etc/passwd (CIS 5.7, kube-score, checkov CKV_K8S_40).
+    return k8s.core.v1.PodSecurityContextArgs(run_as_non_root=True, run_as_user=NON_ROOT_ID, run_as_group=NON_ROOT_ID,
+                                              fs_group=NON_ROOT_ID, seccomp_profile=k8s.core.v1.SeccompProfileArgs(
                                                   type="RuntimeDefault"))
 
 
@@ -71,7 +75,7 @@ def restricted_container(read_only_root: bool = False) -> k8s.core.v1.SecurityCo
 
 # A read-only root filesystem still needs somewhere to write scratch files (bash here-documents, Python caches,
 # tool homes): an emptyDir at /tmp, with HOME pointing there.
-SCRATCH_MOUNT = "/tmp"
+SCRATCH_MOUNT, SCRATCH_SIZE = "/tmp", "2Gi"
 
 
 def scratch(container: k8s.core.v1.ContainerArgs) -> tuple[k8s.core.v1.ContainerArgs, k8s.core.v1.VolumeArgs]:
@@ -80,8 +84,12 @@ def scratch(container: k8s.core.v1.ContainerArgs) -> tuple[k8s.core.v1.Container
     container.volume_mounts = [*(container.volume_mounts or []),
                                k8s.core.v1.VolumeMountArgs(name="scratch", mount_path=SCRATCH_MOUNT)]
     container.env = [*(container.env or []), k8s.core.v1.EnvVarArgs(name="HOME", value=SCRATCH_MOUNT)]
+    resources = container.resources or k8s.core.v1.ResourceRequirementsArgs()
+    container.resources = k8s.core.v1.ResourceRequirementsArgs(
+        requests={**(resources.requests or {}), "ephemeral-storage": "1Gi"},
+        limits={**(resources.limits or {}), "ephemeral-storage": SCRATCH_SIZE})
     return container, k8s.core.v1.VolumeArgs(name="scratch", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
-        size_limit="2Gi"))
+        size_limit=SCRATCH_SIZE))
 
 
 # Suspended Jobs run on demand; Pulumi must not wait for them to complete. Test clusters without kubelets or
