@@ -127,6 +127,9 @@ class TenantEnvironment(Layer):
                 type="Container",
                 default_request={"cpu": "500m", "memory": "1Gi"},
                 default={"cpu": "4", "memory": "16Gi"},
+                # No container may claim more than the whole namespace may, nor a sliver that defeats the quota.
+                max={"cpu": tenant.cpu_limit, "memory": tenant.memory_limit},
+                min={"cpu": "10m", "memory": "16Mi"},
             )]),
             opts=in_namespace,
         )
