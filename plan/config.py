@@ -198,7 +198,7 @@ class Tenant(StrictModel):
     memory_limit: Optional[Quantity] = Field(default=None, description="sum of memory limits (default: memoryQuota)")
     pod_quota: int = Field(default=200, ge=1, description="pods in the tenant namespace")
     claim_quota: int = Field(default=50, ge=0, description="PersistentVolumeClaims (incl. ephemeral volumes)")
-    storage_quota: Quantity = Field(default="20Ti", description="storage all claims request, per class and in total")
+    storage_quota: Quantity = Field(default="100Ti", description="storage all claims request, per class and in total")
     admins: list[str] = Field(default_factory=list, description="identity-provider groups with tenant admin rights")
     viewers: list[str] = Field(default_factory=list)
 
