@@ -145,7 +145,8 @@ def restricted_job(
                     security_context=restricted_pod(),
                     containers=[container],
                     volumes=[*volumes, scratch_volume],
-                    image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=pull_secret)] if pull_secret else None,
+                    image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=pull_secret)]
+                    if pull_secret else None,
                 ),
             ),
         ),

@@ -73,7 +73,8 @@ def checkov(binary: Path, directory: Path) -> set[Finding]:
     for part in reports:
         for check in part.get("results", {}).get("failed_checks", []):
             kind, namespace, name = check["resource"].split(".", 2)
-            findings.add(Finding("checkov", check["check_id"], f"{kind}/{'' if namespace == 'default' else namespace}/{name}"))
+            namespace = "" if namespace == "default" else namespace  # checkov's name for cluster scope
+            findings.add(Finding("checkov", check["check_id"], f"{kind}/{namespace}/{name}"))
     return findings
 
 

@@ -121,7 +121,7 @@ def _find(manifests, kind: str, name: str, namespace: Optional[str] = None) -> d
 
 
 @contextmanager
-def removed(api: Api, manifests: list[dict], original: dict, broken: Optional[dict]):
+def removed(api: Api, original: dict, broken: Optional[dict]):
     """Replace (or, with broken=None, delete) an object for the duration, then restore the program's version."""
     path = f"{api.resource_path(original)}/{original['metadata']['name']}"
     if broken is None:
@@ -177,8 +177,8 @@ def test_tenant_admin_cannot_read_the_platform_pull_credential(api, manifests):
     shared = {**platform, "metadata": {**platform["metadata"], "namespace": TENANT}}
     api.apply(shared)
     try:
-        read = lambda: api.call("GET", f"/api/v1/namespaces/{TENANT}/secrets/ngc-pull-secret", as_user=ADMIN)  # noqa: E731
-        assert _eventually(read, lambda status, _: status == 200)[0] == 200
+        path = f"/api/v1/namespaces/{TENANT}/secrets/ngc-pull-secret"
+        assert _eventually(lambda: api.call("GET", path, as_user=ADMIN), lambda status, _: status == 200)[0] == 200
     finally:
         api.call("DELETE", f"/api/v1/namespaces/{TENANT}/secrets/ngc-pull-secret")
 
@@ -191,7 +191,7 @@ def test_tenant_admin_cannot_read_another_tenant(api, manifests):
     binding = _find(manifests, "RoleBinding", "tenant-admins", OTHER_TENANT)
     widened = {**binding, "subjects": [*binding["subjects"], {"kind": "Group", "name": "acme-platform-admins",
                                                              "apiGroup": "rbac.authorization.k8s.io"}]}
-    with removed(api, manifests, binding, widened):
+    with removed(api, binding, widened):
         read = lambda: api.call("GET", f"/api/v1/namespaces/{OTHER_TENANT}/pods", as_user=ADMIN)  # noqa: E731
         assert _eventually(read, lambda status, _: status == 200)[0] == 200
 
@@ -211,7 +211,7 @@ def test_tenant_admin_cannot_delete_or_change_isolation(api, manifests):
     role = _find(manifests, "Role", "tenant-admins", TENANT)
     loosened = {**role, "rules": [*role["rules"], {"apiGroups": ["networking.k8s.io"],
                                                    "resources": ["networkpolicies"], "verbs": ["delete"]}]}
-    with removed(api, manifests, role, loosened):
+    with removed(api, role, loosened):
         delete = lambda: api.call("DELETE", f"{DEFAULT_DENY}?dryRun=All", as_user=ADMIN)  # noqa: E731
         assert _eventually(delete, lambda status, _: status == 200)[0] == 200
 
@@ -240,7 +240,7 @@ def test_tenant_pods_cannot_use_platform_priorities(api, manifests):
     assert status == 403 and "exceeded quota: platform-priorities" in body["message"], body
     assert _create_pod(api, TENANT, ADMIN, priority="ncp-serving")[0] == 201
     # The guard: the PriorityClass-scoped quota. Without it, a tenant pod runs at the platform's priority.
-    with removed(api, manifests, _find(manifests, "ResourceQuota", "platform-priorities", TENANT), None):
+    with removed(api, _find(manifests, "ResourceQuota", "platform-priorities", TENANT), None):
         status, body = _eventually(platform, _admitted)
         assert status == 201, body
 
@@ -254,7 +254,7 @@ def test_tenant_cannot_expose_node_ports(api, manifests):
     # The guard: services.nodeports=0 in the tenant quota. Without that line, the NodePort Service is admitted.
     quota = _find(manifests, "ResourceQuota", "tenant-quota", TENANT)
     hard = {k: v for k, v in quota["spec"]["hard"].items() if k != "services.nodeports"}
-    with removed(api, manifests, quota, {**quota, "spec": {**quota["spec"], "hard": hard}}):
+    with removed(api, quota, {**quota, "spec": {**quota["spec"], "hard": hard}}):
         status, body = _eventually(post, _admitted)
         assert status == 201, body
 
@@ -274,7 +274,7 @@ def test_validation_suite_cannot_write(api, manifests):
     # The guard: the read-only ClusterRole. With a write verb added, the suite creates pods.
     role = _find(manifests, "ClusterRole", "isv-ncp-validation-reader")
     widened = {**role, "rules": [*role["rules"], {"apiGroups": [""], "resources": ["pods"], "verbs": ["create"]}]}
-    with removed(api, manifests, role, widened):
+    with removed(api, role, widened):
         status, body = _eventually(lambda: api.call("POST", "/api/v1/namespaces/ncp-validation/pods?dryRun=All",
                                                     suite_pod, SUITE), _admitted)
         assert status == 201, body
