@@ -45,7 +45,7 @@ TRIVY_VERSION=v0.74.0                           # github.com/aquasecurity/trivy:
 # (the commit of the Pulumi tag) to build it instead of our replacement in engine/.
 LANGHOST_UPSTREAM_VERSION="${NCP_LANGHOST_UPSTREAM_VERSION:-}"
 
-ALL_COMPONENTS=(pulumi langhost kubernetes kube scheduler etcd promtool kwok)
+ALL_COMPONENTS=(pulumi langhost kubernetes kube scheduler etcd promtool kwok kube-score trivy)
 
 export GOMODCACHE="$CACHE/gomod" GOCACHE="$CACHE/gocache"
 export GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN="${GOTOOLCHAIN:-local}" CGO_ENABLED=0
@@ -368,7 +368,7 @@ ver() { "$@" 2>&1 | head -n 1 | tr -s ' \t' ' '; }
   echo "== ncp-inference offline engine: $KEYDIR"
   printf '%-30s %-28s %8s\n' binary version size
   for b in pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-kubernetes \
-    kube-apiserver kube-controller-manager kube-scheduler etcd promtool kwok pulumi-resource-random; do
+    kube-apiserver kube-controller-manager kube-scheduler etcd promtool kwok kube-score trivy pulumi-resource-random; do
     [[ -e "$BIN/$b" ]] || { [[ $b == pulumi-resource-random ]] && printf '%-30s %s\n' "$b" "not built (see README)"; continue; }
     case "$b" in
       pulumi) v="$(ver "$BIN/pulumi" version)" ;;
@@ -377,6 +377,8 @@ ver() { "$@" 2>&1 | head -n 1 | tr -s ' \t' ' '; }
       pulumi-resource-kubernetes) v="$K8S_PROVIDER_VERSION ($(PULUMI_HOME="$PULUMI_HOME" "$BIN/pulumi" plugin ls 2>/dev/null | awk '$1=="kubernetes"{print "installed " $3}'))" ;;
       kube-apiserver|kube-controller-manager|kube-scheduler|promtool|kwok) v="$(ver "$BIN/$b" --version)" ;;
       etcd) v="$(ver "$BIN/etcd" --version)" ;;
+      kube-score) v="$KUBE_SCORE_VERSION (go install: no version stamp)" ;;
+      trivy) v="$TRIVY_VERSION (go install: no version stamp)" ;;
       *) v="?" ;;
     esac
     printf '%-30s %-28s %8s\n' "$b" "$v" "$(du -h "$BIN/$b" | cut -f1)"
