@@ -159,7 +159,7 @@ def _create_pod(api: Api, namespace: str, as_user, priority: Optional[str] = Non
 def test_positive_controls(api):
     """The identities work: the admin runs pods and manages their own Secrets; the suite reads nodes."""
     assert api.call("GET", f"/api/v1/namespaces/{TENANT}/pods", as_user=ADMIN)[0] == 200
-    status, body = _create_pod(api, TENANT, ADMIN)
+    status, body = _eventually(lambda: _create_pod(api, TENANT, ADMIN), _admitted)
     assert status == 201, body
     secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hf-token", "namespace": TENANT},
               "stringData": {"HF_TOKEN": "x"}}
