@@ -20,7 +20,9 @@ from acceptance.aiperf_args import aiperf_command
 from plan.catalog import (
     MONITORING_PEER, TENANTS_PEER, integration_points, load_dynamo_runtime, load_signals, network_access, tenant_access,
 )
+from plan.endpoints import rdma_workers, runtime_image, tenant_pod_security
 from plan.profile import DriverManagement
+from plan.serving import ApiServerEgress
 from plan.site_plan import TENANT_NAMESPACE_PREFIX, SitePlan
 
 BASELINE_NAMESPACE = "ncp-system"
@@ -74,7 +76,8 @@ def baseline_record(plan: SitePlan) -> dict:
                  "kubernetesVersion": plan.kubernetes_version},
         "hardwareProfile": plan.profile.model_dump(by_alias=True, mode="json"),
         "versions": {c: {"chart": plan.matrix.pin(c).chart, "version": plan.matrix.pin(c).version,
-                         "raMatrix": plan.matrix.pin(c).ra_matrix, "deviation": plan.matrix.pin(c).deviation}
+                         "raMatrix": plan.matrix.pin(c).ra_matrix, "deviation": plan.matrix.pin(c).deviation,
+                         "decisions": plan.matrix.pin(c).decisions}
                      for c in deployed_components(plan)},
         "localDecisions": local_decisions(plan),
         "chartMirror": plan.config.components.chart_mirror,
@@ -83,6 +86,8 @@ def baseline_record(plan: SitePlan) -> dict:
         "validationEvidence": evidence.model_dump(by_alias=True) if evidence else None,
         "gpuSharing": gpu_sharing(plan),
         "tenantImagePulls": plan.config.components.tenancy.pull_credentials.value,
+        # KAI ignores a node without every level's label: each GPU node must carry these keys.
+        "topologyLevels": [vars(level) for level in plan.topology_levels] if plan.topology_aware else [],
         "serving": {e.name: {"tenant": e.tenant.name, "backend": e.endpoint.backend, "mode": e.mode, "gpus": e.gpus,
                              "model": e.endpoint.model.model_dump(by_alias=True), "sizing": e.sizing_file,
                              "estimate": e.estimate, "image": e.image} for e in plan.endpoints},
@@ -142,19 +147,19 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
 
     queues = [TenantQueue(tenant=t.name, queue=plan.tenant_namespace(t), gpu_quota=t.gpu_quota,
                           gpu_limit=t.gpu_limit, over_quota_weight=t.over_quota_weight) for t in plan.tenants]
-    labels_ = plan.profile.topology_labels
     scheduling = Scheduling("scheduling", SchedulingArgs(
         kai_pin=plan.chart("kaiScheduler"), grove_pin=plan.chart("grove"),
         kai_namespace=baseline.namespace("kaiScheduler"), grove_namespace=baseline.namespace("grove"),
         site_gpus=plan.gpu_capacity, queues=queues, placement_strategy=settings.scheduling.placement_strategy,
         topology_aware=plan.topology_aware,
-        topology_levels=[key for key in (labels_.zone, labels_.rack, labels_.nvlink_domain, labels_.host) if key],
+        topology_levels=plan.topology_levels,
         skip_await=skip_await))
 
     health = Health("health", HealthArgs(
         pin=plan.chart("nvsentinel"), namespace=baseline.namespace("nvsentinel"), dcgm_endpoint=gpu.dcgm_endpoint,
         remediation=plan.remediation, nic_monitor=plan.network_enabled, tenant_namespaces=tenant_namespaces,
         drain_timeout_seconds=settings.health.drain_timeout_seconds, scrape_interval=telemetry.scrape_interval,
+        monitor_labels=telemetry.prometheus_selector_labels,
         skip_await=skip_await, existing_datastore_secret=settings.health.datastore_secret),
         pulumi.ResourceOptions(depends_on=[gpu]))
 
@@ -178,12 +183,14 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
             results=storage.benchmark_output if storage else None, checks=suite.read_only_checks,
             reads=suite.reads, pull_secret=baseline.pull_secret("validation"), skip_await=settings.skip_await))
 
+    pod_security = tenant_pod_security(plan.endpoints, plan.network_enabled)
     tenancy = Tenancy("tenancy", TenancyArgs(
         tenants=[TenantSpec(name=t.name, namespace=plan.tenant_namespace(t), queue=plan.tenant_namespace(t),
                             gpu_limit=t.gpu_limit, cpu_quota=t.cpu_quota, memory_quota=t.memory_quota,
                             cpu_limit=t.cpu_limit or t.cpu_quota, memory_limit=t.memory_limit or t.memory_quota,
                             pods=t.pod_quota, claims=t.claim_quota, storage=t.storage_quota,
-                            admins=t.admins, viewers=t.viewers) for t in plan.tenants],
+                            admins=t.admins, viewers=t.viewers, pod_security=pod_security.get(t.name))
+                 for t in plan.tenants],
         gateway_namespace=settings.tenancy.gateway_namespace,
         monitoring_namespace=settings.tenancy.monitoring_namespace,
         platform_namespaces={ns.layer: ns.name for ns in namespaces},
@@ -250,11 +257,15 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
                     "dynamoPlatform": matrix.pin("dynamoPlatform").version}))
         serving_endpoint = ServingEndpoint(f"endpoint-{endpoint.name}", EndpointArgs(
             plan=endpoint, runtime=runtime, gpus_per_node=plan.profile.gpu.per_node,
-            gpu_product=plan.profile.gpu.product_label,
-            rdma_resource=plan.profile.fabric.rdma_resource_name if network else None,
+            gpu_product=plan.gpu_product_label,
+            rdma_resource=(plan.profile.fabric.rdma_resource_name
+                           if rdma_workers(endpoint, plan.network_enabled) else None),
             networks=network.networks if network else [], model_path=model_path(model.name, model.revision),
             model_cache=storage.model_cache, kv_offload=storage.kv_offload, model_express_url=model_express_url,
-            pull_secret=pull_secret, service_account=WORKLOAD_SERVICE_ACCOUNT, signals=signals,
+            pull_secret=pull_secret, api_server_egress=serving.api_server_egress or ApiServerEgress(),
+            planner_image=runtime_image(matrix, runtime.planner.image, serving.image_digests),
+            planner_prometheus_url=serving.planner_prometheus_url,
+            planner_prometheus=serving.planner_prometheus(), signals=signals,
             selector_labels=telemetry.prometheus_selector_labels, scrape_interval=telemetry.scrape_interval,
             inference_pool=serving.gateway_inference_extension),
             pulumi.ResourceOptions(depends_on=[platform, staging, claims[TenantStorage.MODEL_CLAIM]]))

@@ -4,7 +4,7 @@
 
 Prints one row per check (metric, stat, unit, measured, threshold, PASS/FAIL/MISSING). Exit codes: 0 every check
 passed; 1 a check failed or a required metric is missing from the export; 2 the export or thresholds file is missing
-or invalid.
+or invalid; 3 an internal error (--debug shows the traceback).
 """
 import argparse
 import json
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from acceptance.thresholds import (ERROR_RATE, AcceptanceThresholds, Check, ThresholdsFileError, load_thresholds)
+from cli_exit import run_command
 
 EXPORT_NAME = "profile_export_aiperf.json"
 
@@ -166,4 +167,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

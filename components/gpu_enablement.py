@@ -6,12 +6,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.kube import Layer, helm_release
+from components.kube import Layer, helm_release, labels
 from plan.catalog import ChartPin, integration_points
 from plan.config import MigSettings, TimeSlicing
 
 MIG_CONFIG_MAP = "ncp-mig-parted-config"
 MIG_LAYOUT = "ncp-layout"
+MIG_LABEL_RULE = "ncp-mig-layout"
 DEVICE_PLUGIN_CONFIG_MAP = "ncp-device-plugin-config"
 
 
@@ -88,7 +89,12 @@ def gpu_operator_values(args: GpuEnablementArgs) -> dict:
         values["migManager"]["config"] = {
             "create": True,
             "name": MIG_CONFIG_MAP,
-            "default": MIG_LAYOUT,
+            # The ClusterPolicy CRD admits only "all-disabled" or "" here (nvidia.com_clusterpolicies.yaml
+            # spec.migManager.config.default enum, at the gpuOperator pin). With "all-disabled" the operator labels
+            # every unlabelled MIG-capable node nvidia.com/mig.config=all-disabled
+            # (controllers/nodelabeling_controller.go:306-316) and would race the NodeFeatureRule below; "" leaves the
+            # label to that rule.
+            "default": "",
             "data": {"config.yaml": mig_parted_config(args.mig)},
         }
     if args.time_slicing is not None:
@@ -101,6 +107,20 @@ def gpu_operator_values(args: GpuEnablementArgs) -> dict:
     return values
 
 
+def mig_label_rule_spec() -> dict:
+    """NFD rule that labels every NVIDIA GPU node nvidia.com/mig.config=<our layout>: mig-manager applies the
+    mig-parted config a node's label names, and nothing else sets it. All GPU nodes of a site are its profile's."""
+    gpu = integration_points().gpu
+    return {"rules": [{
+        "name": "ncp MIG layout on NVIDIA GPU nodes",
+        "labels": {gpu.mig_config_label: MIG_LAYOUT},
+        "matchFeatures": [{"feature": "pci.device", "matchExpressions": {
+            "vendor": {"op": "In", "value": [gpu.pci_vendor_id]},
+            "class": {"op": "In", "value": list(gpu.pci_display_classes)},
+        }}],
+    }]}
+
+
 class GpuEnablement(Layer):
     def __init__(self, name: str, args: GpuEnablementArgs, opts: pulumi.ResourceOptions = None):
         super().__init__("GpuEnablement", name, opts)
@@ -108,6 +128,15 @@ class GpuEnablement(Layer):
         self.release = helm_release(
             "gpu-operator", args.pin, self.values, args.namespace.metadata.name, self, args.skip_await,
             depends_on=[args.namespace])
+        if args.mig is not None:
+            # The GPU Operator's NFD subchart (0.19.0) installs the NodeFeatureRule CRD from its crds/ folder.
+            k8s.apiextensions.CustomResource(
+                f"{name}-mig-layout-label",
+                api_version="nfd.k8s-sigs.io/v1alpha1",
+                kind="NodeFeatureRule",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=MIG_LABEL_RULE, labels=labels("gpu-enablement")),
+                spec=mig_label_rule_spec(),
+                opts=self.child(self.release))
         dcgm = integration_points().dcgm  # the Service the chart creates for the standalone host engine
         self.dcgm_endpoint = f"{dcgm.service}.{args.namespace_name}.svc:{dcgm.port}"
         self.register_outputs({

@@ -22,34 +22,47 @@ class HealthArgs:
     remediation: str  # dry-run | enforce
     nic_monitor: bool
     tenant_namespaces: list[str]
-    drain_timeout_seconds: int
+    drain_timeout_seconds: int  # a whole number of minutes (the plan checks it)
     scrape_interval: str
+    monitor_labels: dict[str, str]  # the labels the site's Prometheus selects PodMonitors by
     skip_await: bool
     existing_datastore_secret: Optional[str] = None  # managed outside the program; otherwise generated here
 
 
 def nvsentinel_values(args: HealthArgs) -> dict:
     host, _, port = args.dcgm_endpoint.rpartition(":")
-    return {
+    enforce = args.remediation == "enforce"
+    values = {
         "global": {
-            "dryRun": args.remediation == "dry-run",
+            "dryRun": not enforce,
             "gpuHealthMonitor": {"enabled": True},
             "syslogHealthMonitor": {"enabled": True},
             "nicHealthMonitor": {"enabled": args.nic_monitor},
             "faultQuarantine": {"enabled": True},
             "nodeDrainer": {"enabled": True},
             "faultRemediation": {"enabled": True},
+            # The janitor executes fault-remediation's maintenance requests (RebootNode, GPUReset, ...) and brings
+            # their CRDs; without it enforced remediation only files requests (decision in the matrix entry).
+            "janitor": {"enabled": enforce},
             "mongodbStore": {"enabled": True},
             "dcgm": {"enabled": True, "mode": "operator-service", "service": {"endpoint": host, "port": int(port)}},
         },
-        "podMonitor": {"enabled": True, "interval": args.scrape_interval},
+        "podMonitor": {"enabled": True, "interval": args.scrape_interval, "labels": dict(args.monitor_labels)},
         "mongodb-store": {"mongodb": {"auth": {"enabled": True,
                                                "existingSecret": args.existing_datastore_secret or DATASTORE_SECRET}}},
         "node-drainer": {
-            "evictionTimeoutInSeconds": args.drain_timeout_seconds,
+            # DeleteAfterTimeout force-deletes a drained node's pods deleteAfterTimeoutMinutes after the health
+            # event (default 60 when unset: NVIDIA/NVSentinel node-drainer/pkg/config/config.go
+            # validateAndSetDefaults); evictionTimeoutInSeconds only bounds Immediate-mode evictions.
+            "deleteAfterTimeoutMinutes": args.drain_timeout_seconds // 60,
             "userNamespaces": [{"name": ns, "mode": "DeleteAfterTimeout"} for ns in args.tenant_namespaces],
         },
     }
+    if enforce:
+        # No janitor-provider: its CSP clients (kind/aws/gcp/azure/oci) cannot reboot the site's nodes; the site's
+        # out-of-band system executes the requests the janitor records (decision in the matrix entry).
+        values["janitor"] = {"config": {"manualMode": True}}
+    return values
 
 
 class Health(Layer):

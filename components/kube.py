@@ -11,6 +11,7 @@ from plan.catalog import AccessRule, ChartPin
 
 PART_OF = "ncp-inference"
 TENANT_LABEL = "ncp-inference.io/tenant"
+POD_SECURITY_REASON = "ncp-inference.io/pod-security-reason"  # why a tenant namespace is not restricted
 LAYER_LABEL = "ncp-inference.io/layer"
 PSA_LEVELS = ("privileged", "baseline", "restricted")
 # PriorityClass names the baseline creates and workloads use.

@@ -13,7 +13,6 @@ from plan.profile import RdmaExposure
 from plan.site_plan import Rail
 
 
-
 @dataclass(frozen=True)
 class NetworkEnablementArgs:
     pin: ChartPin
@@ -37,7 +36,12 @@ def _image(pin: ChartPin, key: str, version: Optional[str] = None) -> dict:
 
 def network_operator_values(args: NetworkEnablementArgs) -> dict:
     return {
-        "nfd": {"enabled": False},  # the GPU Operator's NFD serves both operators
+        # The GPU Operator's NFD serves both operators. Its rules too: the chart's NodeFeatureRule
+        # (templates/nodefeaturerules.yaml at the pin) needs the NFD CRD, which nothing has installed when this release
+        # goes in first on a fresh cluster, and it only sets feature.node.kubernetes.io/pci-15b3.present, which the
+        # GPU Operator's NFD worker already sets (pci deviceClassWhitelist "02" by vendor, gpu-operator values.yaml
+        # at its pin).
+        "nfd": {"enabled": False, "deployNodeFeatureRules": False},
         "sriovNetworkOperator": {"enabled": args.exposure == RdmaExposure.SRIOV},
         "upgradeCRDs": True,
     }

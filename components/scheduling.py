@@ -6,6 +6,7 @@ import pulumi_kubernetes as k8s
 
 from components.kube import Layer, helm_release, labels
 from plan.catalog import ChartPin
+from plan.site_plan import TopologyLevel
 
 UNLIMITED = -1  # KAI Queue convention for "no quota/limit on this resource"
 ROOT_QUEUE = "ncp-root"
@@ -31,12 +32,19 @@ class SchedulingArgs:
     queues: list[TenantQueue]
     placement_strategy: str
     topology_aware: bool
-    topology_levels: list[str]  # node label keys, widest domain first
+    topology_levels: tuple[TopologyLevel, ...]  # widest domain first; every GPU node must carry each label
     skip_await: bool
 
 
 def kai_values(args: SchedulingArgs) -> dict:
-    return {"scheduler": {"placementStrategy": args.placement_strategy}, "global": {"gpuSharing": False}}
+    return {
+        "scheduler": {"placementStrategy": args.placement_strategy},
+        "global": {"gpuSharing": False},
+        # The chart's default-parent-queue/default-queue (quota 0, limit -1, weight 1: templates/default-queue.yaml
+        # at the pin) would sit beside ncp-root and borrow idle GPUs at ncp-root's weight; every workload names its
+        # tenant queue instead (decision in the matrix entry).
+        "defaultQueue": {"createDefaultQueue": False},
+    }
 
 
 def grove_values(args: SchedulingArgs) -> dict:
@@ -88,13 +96,17 @@ class Scheduling(Layer):
             )
             self.queues[queue.tenant] = queue.queue
         if args.topology_aware:
+            # Grove reads topology from a ClusterTopologyBinding and creates the KAI Topology of the same name from
+            # its levels itself; it refuses a KAI Topology by that name that it does not own (ai-dynamo/grove
+            # operator/internal/scheduler/kai/topology.go:56-95 SyncTopology at the grove pin). The operator applies
+            # the CRD it embeds at start-up, so the binding waits for the Grove release.
             k8s.apiextensions.CustomResource(
-                f"{name}-topology",
-                api_version="kai.scheduler/v1alpha1",
-                kind="Topology",
+                f"{name}-cluster-topology",
+                api_version="grove.io/v1alpha1",
+                kind="ClusterTopologyBinding",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=TOPOLOGY_NAME, labels=labels("scheduling")),
-                spec={"levels": [{"nodeLabel": key} for key in args.topology_levels]},
-                opts=after_kai,
+                spec={"levels": [{"domain": level.domain, "key": level.key} for level in args.topology_levels]},
+                opts=self.child(self.grove),
             )
         self.register_outputs({
             "kaiRelease": self.kai.name,
@@ -102,4 +114,5 @@ class Scheduling(Layer):
             "rootQueue": ROOT_QUEUE,
             "queues": self.queues,
             "topologyAware": args.topology_aware,
+            "clusterTopology": TOPOLOGY_NAME if args.topology_aware else None,
         })

@@ -7,11 +7,14 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import PRIORITY_SYSTEM, TENANT_LABEL, Layer, labels, ngc_pull_secret, policy_rules, psa_labels
+from components.kube import (
+    POD_SECURITY_REASON, PRIORITY_SYSTEM, TENANT_LABEL, Layer, labels, ngc_pull_secret, policy_rules, psa_labels,
+)
 from components.network_policy import (
     DEFAULT_DENY, SAME_NAMESPACE, dns_egress, namespace_peer, tenant_platform_egress,
 )
 from plan.catalog import NetworkAccess, TenantAccess, integration_points
+from plan.endpoints import PodSecurity
 
 PULL_SECRET = "ngc-pull-secret"
 WORKLOAD_SERVICE_ACCOUNT = "tenant-workload"
@@ -33,6 +36,7 @@ class TenantSpec:
     storage: str
     admins: list[str] = field(default_factory=list)
     viewers: list[str] = field(default_factory=list)
+    pod_security: Optional[PodSecurity] = None  # the plan's exception to `restricted` (RDMA workers), with its reason
 
 
 @dataclass(frozen=True)
@@ -93,8 +97,10 @@ class TenantEnvironment(Layer):
             f"{name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=tenant.namespace,
-                labels={**tenant_labels, **psa_labels("restricted"),
-                        integration_points().kai.queue_label: tenant.queue}),
+                labels={**tenant_labels,
+                        **psa_labels(tenant.pod_security.level if tenant.pod_security else "restricted"),
+                        integration_points().kai.queue_label: tenant.queue},
+                annotations={POD_SECURITY_REASON: tenant.pod_security.reason} if tenant.pod_security else None),
             opts=child,
         )
         ns = self.namespace.metadata.name

@@ -1,10 +1,13 @@
 """Offline check of a stack without the Pulumi CLI or a cluster.
 
-    python -m offline.check --stack lab           validate config, compose the program under mocks, run the policy
-                                                  pack (pack config policy/config/<environment>.json)
-    python -m offline.check --stack prod --plan   ... and print the resource tree with Helm values and key specs
+    python -m offline.check --stack lab           validate config, compose the program under mocks, print a summary
+                                                  (layers, tenants, totals) and run the policy pack (pack config
+                                                  policy/config/<environment>.json)
+    python -m offline.check --stack prod --plan   ... and print the resource tree, in install order, with Helm values
+                                                  and key specs
 
-Exits 2 on invalid config, 1 on a mandatory policy violation, 0 otherwise.
+Exit codes: 0 ok, 1 a mandatory policy violation, 2 invalid config or pack config, 3 an internal error (a bug in
+the program or the pack: the message says where; --debug shows the traceback). See cli_exit.py.
 """
 import argparse
 import json
@@ -14,10 +17,23 @@ from pathlib import Path
 import pulumi
 import yaml
 
+from cli_exit import run_command
 from offline.policy_check import PACK_DIR, PackConfigError, evaluate, read_pack_config, report
 from offline.recorder import Recording, run_stack_file
+from offline.summary import render_summary
 from plan.errors import ConfigError
 from plan.sources import plan_from_stack_file
+
+def _wire_numbers(value):
+    """The engine carries numbers as doubles, so a recorded 1000 reads back as 1000.0: show it as written."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _wire_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_wire_numbers(item) for item in value]
+    return value
+
 
 def _summary(registration) -> dict:
     inputs = registration.inputs
@@ -28,12 +44,12 @@ def _summary(registration) -> dict:
         shown = {k: inputs[k] for k in ("spec", "data", "type") if k in inputs}
         if registration.type == "kubernetes:core/v1:Secret":
             shown = {"type": inputs.get("type"), "keys": sorted((inputs.get("stringData") or {}).keys())}
-    return shown
+    return _wire_numbers(shown)
 
 
 def render_plan(recording: Recording) -> str:
     children: dict[str, list] = {}
-    for registration in sorted(recording.resources, key=lambda r: r.urn):
+    for registration in recording.resources:  # registration order: the order the program installs them
         children.setdefault(registration.parent, []).append(registration)
     lines: list[str] = []
 
@@ -62,7 +78,10 @@ def main(argv=None) -> int:
     parser.add_argument("--policy-pack", type=Path, default=PACK_DIR, help="policy pack directory (default: policy)")
     parser.add_argument("--policy-pack-config", type=Path,
                         help="pack config JSON (default: <pack>/config/<environment>.json)")
-    args = parser.parse_args(argv)
+    return _check(parser.parse_args(argv))
+
+
+def _check(args) -> int:
     try:
         site_plan = plan_from_stack_file(args.stack)
         recording = run_stack_file(args.stack)
@@ -71,6 +90,7 @@ def main(argv=None) -> int:
     except (ConfigError, pulumi.RunError, PackConfigError) as error:
         print(error, file=sys.stderr)
         return 2
+    print(render_summary(site_plan, recording))
     if args.plan:
         print(render_plan(recording))
     print(report(name, version, violations))
@@ -82,4 +102,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

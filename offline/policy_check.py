@@ -29,12 +29,16 @@ class Violation:
     message: str
     urn: str
     description: str
+    remediation: str = ""
 
     def render(self, pack: str, version: str) -> str:
         where = self.urn.split("::")[-2:] if self.urn else ["stack", ""]
         target = f"{where[0].split('$')[-1]}: {where[1]}" if self.urn else "stack"
         message = self.message.replace("\n", "\n        ")
-        return f"    [{self.level}]  {pack} v{version}  {self.policy}  ({target})\n        {message}"
+        text = f"    [{self.level}]  {pack} v{version}  {self.policy}  ({target})\n        {message}"
+        if self.remediation:
+            text += "\n        fix: " + self.remediation.strip().replace("\n", "\n             ")
+        return text
 
 
 class PackConfigError(ValueError):
@@ -119,8 +123,9 @@ def evaluate(recording: Recording, config: dict, pack_dir: Path = PACK_DIR) -> t
             resource.propertyDependencies[key].urns.extend(urns)
         stack_request.resources.append(resource)
     diagnostics += servicer.AnalyzeStack(stack_request, None).diagnostics
-    violations = [Violation(d.policyName, LEVEL_NAMES[d.enforcementLevel], d.message, d.urn, d.description)
-                  for d in diagnostics]
+    remediation = {policy.name: policy.remediation_steps or "" for policy in policies}
+    violations = [Violation(d.policyName, LEVEL_NAMES[d.enforcementLevel], d.message, d.urn, d.description,
+                            remediation.get(d.policyName, "")) for d in diagnostics]
     return name, version, violations
 
 

@@ -120,5 +120,10 @@ def run_stack_file(stack: str) -> Recording:
     from plan.sources import read_stack_file
 
     raw, secrets = read_stack_file(stack)
+    return run_stack_config(raw, secrets, stack)
+
+
+def run_stack_config(raw: Mapping[str, Any], secrets: set[str], stack: str) -> Recording:
+    """Run the program with a stack file's config; its encrypted secret values become placeholders."""
     raw = {key: (f"placeholder-{key}" if key in secrets else value) for key, value in raw.items()}
     return run_program(raw, secrets, stack=stack)

@@ -25,7 +25,9 @@ def site_config(profile: str, environment: str = "lab", tenants: int = 2, gpu_no
         ],
     }
     if hardware.has_rdma_fabric:
-        config["components"] = {"networkOperator": {"railInterfaces": RAIL_NAMES[: hardware.fabric.nics_per_node]}}
+        # /20 rails: nv-ipam blocks of 16 addresses for up to 255 nodes.
+        config["components"] = {"networkOperator": {"railInterfaces": RAIL_NAMES[: hardware.fabric.nics_per_node],
+                                                    "railPrefixLength": 20}}
     if environment == "prod":
         config["ngcApiKey"] = "test-ngc-key"
         config.setdefault("components", {})["serving"] = {

@@ -36,6 +36,8 @@ class ChartPin(StrictModel):
     image_repository: Optional[str] = None
     crds: list[str] = Field(default_factory=list)
     prerequisites: list[str] = Field(default_factory=list, description="what the site must provide for this chart")
+    decisions: list[str] = Field(default_factory=list,
+                                 description="how the program uses the chart where upstream leaves a choice, and why")
     local_decision: Optional[LocalDecision] = None
 
     @property
@@ -207,6 +209,8 @@ class BackendRuntime(StrictModel):
     parallel_flags: dict[str, str] = Field(default_factory=dict)
     disaggregation_flag: Optional[str] = None
     prefill_worker_flag: Optional[str] = None
+    disaggregated_engine_args: dict = Field(default_factory=dict, description="engine config of prefill/decode workers")
+    shared_memory_gi: int = Field(gt=0)
     model_streamer: bool
 
 
@@ -218,15 +222,30 @@ class ModelStreamer(StrictModel):
 
 class Planner(StrictModel):
     module: str
+    config_flag: str
+    image: str = Field(description="key of the planner image in the dynamoRuntime workload pin")
+    prometheus_env: str
+    fixed_config: dict[str, str]
+    config_keys: dict[str, str]
+    modes: dict[str, str]
+
+
+class WorkerResources(StrictModel):
+    reason: str = Field(min_length=10)
+    cpu_per_gpu: int = Field(gt=0)
+    memory_per_gpu_gi: int = Field(gt=0)
 
 
 class DynamoRuntime(StrictModel):
     source: str
     frontend: Frontend
     planner: Planner
+    self_host_metadata_env: dict[str, str]
+    worker_resources: WorkerResources
     backends: dict[str, BackendRuntime]
     model_streamer: ModelStreamer
     model_express_client_env: str
+    rdma_capabilities: list[str]
 
 
 @lru_cache(maxsize=1)
@@ -246,6 +265,10 @@ class GpuNames(Sourced):
     product_label: str
     present_label: str
     taint_key: str
+    mig_product_infix: str
+    mig_config_label: str
+    pci_vendor_id: str
+    pci_display_classes: list[str]
 
 
 class DcgmNames(Sourced):
@@ -271,6 +294,7 @@ class MultusNames(Sourced):
 class NetworkOperatorNames(Sourced):
     nic_cluster_policy_name: str
     nic_vendor_id: str
+    doca_driver_version_pattern: str
 
 
 class GatewayNames(Sourced):

@@ -9,7 +9,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from plan.catalog import LocalDecision
+from plan.catalog import LocalDecision, integration_points
 from plan.serving import Endpoint, ServingSettings
 from plan.profile import DriverManagement
 from plan.strict import StrictModel
@@ -106,10 +106,21 @@ class NetworkOperatorSettings(StrictModel):
         default_factory=list, description="host netdevs of the east-west NICs, one per rail"
     )
     rail_subnet: Annotated[str, AfterValidator(_ipv4_network)] = Field(
-        default="192.168.0.0/16", description="split into one /24 per rail"
+        default="192.168.0.0/16", description="split into one /<railPrefixLength> per rail"
     )
+    rail_prefix_length: int = Field(default=24, ge=16, le=29, description="prefix length of each rail's subnet")
     per_node_block_size: int = Field(default=16, ge=2, le=254)
     mtu: int = Field(default=9000, ge=1280, le=9216)
+
+    @field_validator("doca_driver_version")
+    @classmethod
+    def _webhook_accepts_version(cls, version: Optional[str]) -> Optional[str]:
+        # The NicClusterPolicy webhook rejects any other ofedDriver.version (see data/integration-points.yaml).
+        pattern = integration_points().network_operator.doca_driver_version_pattern
+        if version is not None and not re.fullmatch(pattern, version, flags=re.ASCII):
+            raise ValueError(f"{version!r} is not a DOCA driver version the Network Operator accepts, e.g. "
+                             "doca3.2.0-25.10-1.2.8.0-2 (DOCA release - driver version - build) or 25.01-0.6.0.0-0")
+        return version
 
     @model_validator(mode="after")
     def _managed_driver_needs_version(self) -> "NetworkOperatorSettings":
@@ -131,7 +142,15 @@ class HealthSettings(StrictModel):
         default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         description="an existing Secret with the datastore credentials (e.g. synced from the site's secret store); "
                     "by default the program generates them")
-    drain_timeout_seconds: int = Field(default=600, ge=60)
+    drain_timeout_seconds: int = Field(default=600, ge=60, description="whole minutes: NVSentinel counts in minutes")
+
+    @field_validator("drain_timeout_seconds")
+    @classmethod
+    def _whole_minutes(cls, seconds: int) -> int:
+        # node-drainer's DeleteAfterTimeout mode takes deleteAfterTimeoutMinutes (an integer).
+        if seconds % 60:
+            raise ValueError(f"{seconds} is not a whole number of minutes; use a multiple of 60")
+        return seconds
 
 
 class PrometheusStack(StrictModel):

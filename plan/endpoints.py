@@ -1,10 +1,12 @@
 """Cross-checks and plans for serving endpoints: tenant, backend disposition, model provenance, sizing file,
-GPU budget and fabric. Every problem names the endpoint's config path and the fix."""
-from typing import Optional
+GPU budget, host resources and fabric. Every problem names the endpoint's config path and the fix."""
+import math
+import re
+from dataclasses import dataclass
 
-from plan.catalog import ROOT, CompatibilityMatrix, load_allowlists, load_disposition
+from plan.catalog import ROOT, CompatibilityMatrix, load_allowlists, load_disposition, load_dynamo_runtime
 from plan.config import Environment, StackConfig
-from plan.endpoint_plan import EndpointPlan
+from plan.endpoint_plan import EndpointPlan, WorkerGroup
 from plan.errors import Problem
 from plan.profile import HardwareProfile
 from plan.sizing_bridge import SizingMismatch, read_layout
@@ -17,9 +19,104 @@ def _path(index: int, key: str = "") -> str:
     return f"{PROJECT}:endpoints[{index}]" + (f".{key}" if key else "")
 
 
-def _image(matrix: CompatibilityMatrix, backend: str, digest: Optional[str]) -> str:
-    image = matrix.workload("dynamoRuntime").images[backend]
-    return f"{image}@{digest}" if digest else image
+@dataclass(frozen=True)
+class WorkerPods:
+    """The pods of one worker group as the Dynamo operator creates them: a multi-node worker is one pod per node."""
+
+    pods: int
+    gpus_per_pod: int
+    cpu: int
+    memory_gi: int
+    shared_memory_gi: int
+
+
+def worker_pods(backend: str, group: WorkerGroup, gpus_per_node: int) -> WorkerPods:
+    """Host CPU and memory of each worker pod, from its GPUs and engine (data/dynamo-backends.yaml workerResources):
+    cores and memory per GPU plus the engine's /dev/shm, which is memory-backed and charged to the pod."""
+    runtime = load_dynamo_runtime()
+    resources, shm = runtime.worker_resources, runtime.backends[backend].shared_memory_gi
+    nodes = math.ceil(group.gpus_per_worker / gpus_per_node)
+    gpus = min(group.gpus_per_worker, gpus_per_node)
+    return WorkerPods(pods=group.replicas * nodes, gpus_per_pod=gpus, cpu=gpus * resources.cpu_per_gpu,
+                      memory_gi=shm + gpus * resources.memory_per_gpu_gi, shared_memory_gi=shm)
+
+
+def rdma_workers(plan: EndpointPlan, network_enabled: bool) -> bool:
+    """Disaggregated workers move the KV cache over the east-west RDMA rails when the site has them."""
+    return network_enabled and plan.mode == "disaggregated"
+
+
+@dataclass(frozen=True)
+class PodSecurity:
+    level: str
+    reason: str
+
+
+RDMA_POD_SECURITY = PodSecurity(
+    "privileged", "RDMA workers register memory (ibv_reg_mr) and need IPC_LOCK as root, which Pod Security "
+    "restricted and baseline refuse (Dynamo disagg-communication guide; data/dynamo-backends.yaml rdmaCapabilities)")
+
+
+def tenant_pod_security(plans, network_enabled: bool) -> dict[str, PodSecurity]:
+    """Pod Security level per tenant namespace. RDMA workers pin memory (ibv_reg_mr) and need IPC_LOCK as root
+    (data/dynamo-backends.yaml rdmaCapabilities); neither `restricted` nor `baseline` admits an added IPC_LOCK
+    (Pod Security Standards: baseline allows only AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD,
+    NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT), so only tenants running RDMA workers get
+    `privileged`, still warned and audited at `restricted`. Every other tenant stays `restricted`."""
+    return {plan.tenant.name: RDMA_POD_SECURITY for plan in plans if rdma_workers(plan, network_enabled)}
+
+
+_UNITS = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
+          "m": 1e-3}
+
+
+def _quantity(value: str) -> float:
+    number, unit = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", value).groups()
+    return float(number) * _UNITS[unit]
+
+
+def _host_quota_problems(config: StackConfig, plans: list[EndpointPlan], gpus_per_node: int) -> list[Problem]:
+    """Worker pods request their host CPU and memory; the tenant's ResourceQuota (requests.cpu/requests.memory)
+    must hold every worker pod of its endpoints at once, or the operator's pods are refused by quota admission."""
+    problems = []
+    for index, tenant in enumerate(config.tenants):
+        pods = [worker_pods(plan.endpoint.backend, group, gpus_per_node)
+                for plan in plans if plan.tenant.name == tenant.name for group in plan.workers]
+        cpu = sum(p.pods * p.cpu for p in pods)
+        memory_gi = sum(p.pods * p.memory_gi for p in pods)
+        for key, need, have, unit in (("cpuQuota", cpu, tenant.cpu_quota, ""),
+                                      ("memoryQuota", memory_gi * 2**30, tenant.memory_quota, "Gi")):
+            if need > _quantity(have):
+                shown = f"{memory_gi}Gi" if unit else str(cpu)
+                problems.append(Problem(f"{PROJECT}:tenants[{index}].{key}",
+                                        f"is {have}; tenant {tenant.name}'s worker pods request {shown} "
+                                        "(host resources per GPU and /dev/shm, data/dynamo-backends.yaml)",
+                                        f"raise {key} to at least {shown}"))
+    return problems
+
+
+def _site_setting_problems(config: StackConfig) -> list[Problem]:
+    serving = config.components.serving
+    problems = []
+    if any(e.planner for e in config.endpoints) and serving.planner_prometheus_url is None:
+        problems.append(Problem(f"{PROJECT}:components.serving.plannerPrometheusUrl",
+                                "is required when an endpoint sets planner: true (the Dynamo planner scales from "
+                                "the serving metrics it queries in Prometheus)",
+                                "set it to the URL of the Prometheus that scrapes the serving PodMonitors, e.g. "
+                                "http://<prometheus service>.<namespace>.svc:9090, or set planner: false"))
+    if (config.endpoints and config.site.environment == Environment.PROD and serving.api_server_egress is None):
+        problems.append(Problem(f"{PROJECT}:components.serving.apiServerEgress",
+                                "is required in prod: Dynamo pods reach the Kubernetes API (Kubernetes discovery) "
+                                "and their egress must be limited to its endpoints",
+                                "set cidrs and ports to the kubernetes Service's endpoints: kubectl get "
+                                "endpointslice -n default -l kubernetes.io/service-name=kubernetes"))
+    return problems
+
+
+def runtime_image(matrix: CompatibilityMatrix, key: str, digests: dict[str, str]) -> str:
+    """A Dynamo image (a backend runtime, or the planner) of the pinned release, by digest where one is recorded."""
+    image = matrix.workload("dynamoRuntime").images[key]
+    return f"{image}@{digests[key]}" if key in digests else image
 
 
 def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: CompatibilityMatrix,
@@ -79,12 +176,14 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
         elif not model.source.startswith(STAGEABLE_SCHEMES):
             problems.append(Problem(_path(index, "model.source"), "has no staging recipe for this scheme",
                                     f"stage from one of: {', '.join(STAGEABLE_SCHEMES)}"))
-        if environment == Environment.PROD and endpoint.backend not in serving.image_digests:
-            problems.append(Problem(f"{PROJECT}:components.serving.imageDigests.{endpoint.backend}",
-                                    "is required in prod: serving images are pinned by digest",
-                                    f"pulumi config set --path '{PROJECT}:components.serving.imageDigests."
-                                    f"{endpoint.backend}' sha256:<digest of "
-                                    f"{matrix.workload('dynamoRuntime').images[endpoint.backend]}>"))
+        planner = ["planner"] if endpoint.planner else []
+        for image in [endpoint.backend] + planner:
+            if environment == Environment.PROD and image not in serving.image_digests:
+                problems.append(Problem(f"{PROJECT}:components.serving.imageDigests.{image}",
+                                        "is required in prod: serving images are pinned by digest",
+                                        f"pulumi config set --path '{PROJECT}:components.serving.imageDigests."
+                                        f"{image}' sha256:<digest of "
+                                        f"{matrix.workload('dynamoRuntime').images[image]}>"))
         sizing_file = ROOT / endpoint.sizing
         try:
             layout = read_layout(sizing_file, endpoint, profile)
@@ -104,8 +203,9 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
         plans.append(EndpointPlan(
             endpoint=endpoint, tenant=tenant, namespace=tenant_namespace(tenant), queue=tenant_namespace(tenant),
             mode=layout.mode, workers=tuple(layout.workers),
-            image=_image(matrix, endpoint.backend, serving.image_digests.get(endpoint.backend)),
+            image=runtime_image(matrix, endpoint.backend, serving.image_digests),
             sizing_file=endpoint.sizing, estimate=layout.estimate))
+    problems += _host_quota_problems(config, plans, profile.gpu.per_node) + _site_setting_problems(config)
     for index, endpoint in enumerate(config.endpoints):
         tenant = tenants.get(endpoint.tenant)
         # Serving runs on guaranteed GPUs: capacity above gpuQuota is over-quota and can be reclaimed by KAI.

@@ -1,6 +1,8 @@
 """Serving config schema: `ncp-inference:endpoints` and `components.serving` (storage tiers, gateway, ModelExpress,
 validation suite)."""
-from typing import Literal, Optional
+import ipaddress
+import re
+from typing import Literal, Optional, Union
 
 from pydantic import Field, field_validator, model_validator
 
@@ -47,7 +49,7 @@ class Endpoint(StrictModel):
     backend: Backend = "trtllm"
     sizing: str = Field(description="AIConfigurator sizing file, relative to the project root")
     router: Literal["kv", "round-robin", "random"] = "kv"
-    planner: bool = False
+    planner: bool = Field(default=False, description="run the Dynamo SLA planner against slo.ttftMs and slo.tpotMs")
     slo: Slo
 
 
@@ -89,12 +91,50 @@ class Validation(StrictModel):
     benchmark_image: Optional[str] = Field(default=None, description="site-built image with the pinned aiperf")
 
 
+IN_CLUSTER_URL = (r"^https?://[a-z0-9]([-a-z0-9]*[a-z0-9])?\.(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc"
+                  r"(\.cluster\.local)?(:(?P<port>[0-9]+))?(/.*)?$")
+
+
+class ApiServerEgress(StrictModel):
+    """Where Dynamo pods reach the Kubernetes API (Kubernetes discovery watches EndpointSlices and
+    DynamoWorkerMetadata and each worker writes its own). A NetworkPolicy cannot name the API server: most CNIs apply
+    policy after the `kubernetes` Service is translated to its endpoints, so egress must allow the endpoint addresses
+    and port (`kubectl get endpointslice -n default -l kubernetes.io/service-name=kubernetes`), not the Service's
+    ClusterIP and port 443."""
+
+    cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"], min_length=1,
+                             description="API server endpoint addresses as CIDRs; required in prod")
+    ports: list[int] = Field(default_factory=lambda: [443, 6443], min_length=1,
+                             description="API server endpoint ports (6443 on kubeadm clusters, 443 on most managed)")
+
+    @field_validator("cidrs")
+    @classmethod
+    def _cidrs(cls, cidrs: list[str]) -> list[str]:
+        for cidr in cidrs:
+            ipaddress.ip_network(cidr, strict=True)
+        return cidrs
+
+
 class ServingSettings(StrictModel):
     storage: Optional[StorageTiers] = None
+    api_server_egress: Optional[ApiServerEgress] = Field(
+        default=None, description="egress of Dynamo pods to the Kubernetes API; lab default: any address on 443/6443")
+    planner_prometheus_url: Optional[str] = Field(
+        default=None, pattern=IN_CLUSTER_URL,
+        description="in-cluster Prometheus the Dynamo planner queries, http://<service>.<namespace>.svc:<port> "
+                    "(required when an endpoint sets planner: true; tenant namespaces allow no other egress)")
+
+    def planner_prometheus(self) -> Optional[tuple[str, int]]:
+        """(namespace, port) of the planner's Prometheus, for the planner's egress."""
+        if self.planner_prometheus_url is None:
+            return None
+        match = re.match(IN_CLUSTER_URL, self.planner_prometheus_url)
+        scheme_port = 443 if self.planner_prometheus_url.startswith("https") else 80
+        return match.group("namespace"), int(match.group("port") or scheme_port)
     gateway_inference_extension: bool = Field(default=False, description="an InferencePool per endpoint")
     model_express: bool = Field(default=False, description="deploy ModelExpress and point workers at it")
-    image_digests: dict[Backend, str] = Field(
-        default_factory=dict, description="backend -> sha256 digest of the pinned runtime image (required in prod)")
+    image_digests: dict[Union[Backend, Literal["planner"]], str] = Field(
+        default_factory=dict, description="backend (or planner) -> sha256 digest of the pinned image (required in prod)")
     validation: Validation = Field(default_factory=Validation)
 
     @field_validator("image_digests")

@@ -1,21 +1,67 @@
 """Build the validated deployment plan from raw stack config: schema checks, then cross-checks against the
 hardware profile and the compatibility matrix. Every problem is collected before anything is raised."""
 import ipaddress
+import itertools
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
 from pydantic import ValidationError
 
-from plan.catalog import ChartPin, CompatibilityMatrix, load_matrix, load_profile, profile_names
+from plan.catalog import (
+    ChartPin, CompatibilityMatrix, integration_points, load_matrix, load_profile, profile_names,
+)
 from plan.config import Environment, MigSettings, PullCredentials, StackConfig, Tenant, TimeSlicing
 from plan.endpoint_plan import EndpointPlan
 from plan.endpoints import plan_endpoints
 from plan.errors import ConfigError, Problem, problems_from_validation
+from plan.raw_checks import number_problems, placeholder_problems
 from plan.profile import DriverManagement, HardwareProfile
 
 PROJECT = "ncp-inference"
 SECRET_KEYS = ("ngcApiKey",)
 TENANT_NAMESPACE_PREFIX = "tenant-"
+
+
+@dataclass(frozen=True)
+class TopologyLevel:
+    domain: str  # Grove topology domain name (ClusterTopologyBinding spec.levels[].domain)
+    key: str  # node label key
+
+
+# Profile topology label field -> Grove domain, broadest first. zone/rack/host are Grove's predefined domains
+# (ai-dynamo/grove operator/api/core/v1alpha1/clustertopologybinding.go TopologyDomain consts, at the grove pin);
+# the NVLink domain has no predefined name, and the domain pattern ^[a-z][a-z0-9-]*$ admits our own.
+TOPOLOGY_DOMAINS = (("zone", "zone"), ("rack", "rack"), ("nvlink_domain", "nvlink-domain"), ("host", "host"))
+
+
+def topology_levels(profile: HardwareProfile) -> tuple[TopologyLevel, ...]:
+    labels = profile.topology_labels
+    return tuple(TopologyLevel(domain, getattr(labels, field)) for field, domain in TOPOLOGY_DOMAINS
+                 if getattr(labels, field))
+
+
+def gpu_units_per_node(profile: HardwareProfile, mig: Optional[MigSettings]) -> int:
+    """GPUs per node as KAI counts them against queue quotas.
+
+    Whole GPUs without MIG. MIG strategy single: the device plugin advertises every MIG device as one nvidia.com/gpu
+    (NVIDIA/k8s-device-plugin internal/lm/mig-strategy.go:216-241@v0.20.0), so instances x GPUs. Strategy mixed:
+    pods request nvidia.com/mig-<N>g.<M>gb and KAI counts each as N GPUs of quota (kai-scheduler/KAI-Scheduler
+    pkg/scheduler/api/resource_info/gpu_resource_requirment.go GetGpusQuota, at the kaiScheduler pin), so compute
+    slices x GPUs."""
+    if mig is None or not profile.gpu.mig.supported:
+        return profile.gpu.per_node
+    if mig.strategy == "single":
+        return profile.gpu.per_node * sum(mig.layout.values())
+    return profile.gpu.per_node * mig.compute_slices
+
+
+def gpu_product_label(profile: HardwareProfile, mig: Optional[MigSettings]) -> str:
+    """GFD's nvidia.com/gpu.product: <product>-MIG-<profile> under strategy single (k8s-device-plugin
+    internal/lm/resource.go:103 baseLabeler(count, model, "MIG", migProfile)@v0.20.0); unchanged otherwise."""
+    if mig is None or mig.strategy != "single":
+        return profile.gpu.product_label
+    (mig_profile,) = mig.layout
+    return f"{profile.gpu.product_label}{integration_points().gpu.mig_product_infix}{mig_profile}"
 
 
 @dataclass(frozen=True)
@@ -70,7 +116,18 @@ class SitePlan:
 
     @property
     def gpu_capacity(self) -> int:
-        return self.config.site.gpu_nodes * self.profile.gpu.per_node
+        """GPUs the site's queues share, in the units the scheduler counts (see gpu_units_per_node)."""
+        return self.config.site.gpu_nodes * gpu_units_per_node(self.profile, self.mig)
+
+    @property
+    def gpu_product_label(self) -> str:
+        """The nvidia.com/gpu.product value GFD puts on this site's GPU nodes."""
+        return gpu_product_label(self.profile, self.mig)
+
+    @property
+    def topology_levels(self) -> tuple[TopologyLevel, ...]:
+        """Topology levels, broadest first, for Grove's ClusterTopologyBinding (and the KAI Topology Grove derives)."""
+        return topology_levels(self.profile)
 
     @staticmethod
     def tenant_namespace(tenant: Tenant) -> str:
@@ -82,11 +139,23 @@ def _set_fix(path: str, fix: str) -> str:
     return f"{fix}: {command}" if fix else command
 
 
+def _nodes_first(config: StackConfig) -> str:
+    """Capacity is gpuNodes x GPUs per node: a wrong node count is the likelier cause than a wrong quota."""
+    return (f"if the site has more than {config.site.gpu_nodes} GPU nodes, set them: pulumi config set --path "
+            f"'{PROJECT}:site.gpuNodes' <nodes>;")
+
+
+def _topology_aware(config: StackConfig, profile: HardwareProfile) -> bool:
+    configured = config.components.scheduling.topology_aware
+    return profile.nvlink.multi_node if configured is None else configured
+
+
 def _profile_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
     problems = []
     gpu_settings = config.components.gpu_operator
-    capacity = config.site.gpu_nodes * profile.gpu.per_node
     mig = gpu_settings.mig
+    units = gpu_units_per_node(profile, mig)
+    capacity = config.site.gpu_nodes * units
     if mig is not None:
         base = f"{PROJECT}:components.gpuOperator.mig"
         if not profile.gpu.mig.supported:
@@ -122,40 +191,94 @@ def _profile_problems(config: StackConfig, profile: HardwareProfile) -> list[Pro
                                     f"{profile.fabric.nics_per_node} NICs per node", "list one interface per NIC"))
         elif len(net.rail_interfaces) != len(set(net.rail_interfaces)):
             problems.append(Problem(f"{net_base}.railInterfaces", "lists an interface twice", "list each once"))
-        subnet = ipaddress.IPv4Network(net.rail_subnet)
-        if subnet.prefixlen > 24 - max(len(net.rail_interfaces) - 1, 0).bit_length():
-            problems.append(Problem(f"{net_base}.railSubnet", f"{subnet} cannot hold one /24 per rail",
-                                    "use a larger subnet, e.g. 192.168.0.0/16"))
+        problems += _rail_problems(config)
     elif net.rail_interfaces:
         problems.append(Problem(f"{net_base}.railInterfaces",
                                 f"profile {profile.name} has no RDMA east-west fabric, so the Network Operator is not "
                                 "deployed", f"remove it: pulumi config rm --path '{net_base}.railInterfaces'"))
+    if _topology_aware(config, profile) and not profile.topology_labels.rack:
+        # KAI leaves a node out of a topology unless it carries every level's label (kai-scheduler/KAI-Scheduler
+        # pkg/scheduler/plugins/topology/common.go:69-77 isNodePartOfTopology, at the kaiScheduler pin).
+        problems.append(Problem(f"{PROJECT}:components.scheduling.topologyAware",
+                                f"profile {profile.name} declares no rack label (topologyLabels.rack), so topology-"
+                                "aware placement has no level between zone and host",
+                                f"declare topologyLabels.rack in profiles/{profile.name}.yaml (a label every GPU "
+                                "node carries) or set topologyAware false"))
     for index, tenant in enumerate(config.tenants):
         if tenant.gpu_limit > capacity:
             problems.append(Problem(f"{PROJECT}:tenants[{index}].gpuLimit",
                                     f"is {tenant.gpu_limit}; the site has {capacity} GPUs "
-                                    f"({config.site.gpu_nodes} nodes x {profile.gpu.per_node})",
-                                    f"use a value <= {capacity}"))
+                                    f"({config.site.gpu_nodes} nodes x {units}"
+                                    f"{' MIG-partitioned' if units != profile.gpu.per_node else ''})",
+                                    f"{_nodes_first(config)} otherwise use a value <= {capacity}"))
     total_quota = sum(t.gpu_quota for t in config.tenants)
     if total_quota > capacity:
         problems.append(Problem(f"{PROJECT}:tenants",
                                 f"guarantee {total_quota} GPUs in total (sum of gpuQuota); the site has {capacity}",
-                                "lower gpuQuota values; use gpuLimit and overQuotaWeight for burst capacity"))
+                                f"{_nodes_first(config)} otherwise lower gpuQuota values and use gpuLimit and "
+                                "overQuotaWeight for burst capacity"))
     return problems
 
 
+def nv_ipam_node_capacity(subnet: ipaddress.IPv4Network, block_size: int) -> int:
+    """Nodes an nv-ipam IPPool can give a block to. The allocator starts the first block at network+1 and accepts a
+    block only if it ends inside the subnet and before the broadcast address (Mellanox/nvidia-k8s-ipam
+    pkg/ipam-controller/allocator/allocator.go:65-73 getFirstStartIP, :188-193 allocationValid
+    at the networkOperator pin). The gateway only costs a block when blocks are one address (:113); ours are >= 2, so
+    it takes one address of the first node's block."""
+    return (subnet.num_addresses - 2) // block_size
+
+
+def _rail_subnets(config: StackConfig) -> list[ipaddress.IPv4Network]:
+    net = config.components.network_operator
+    subnet = ipaddress.IPv4Network(net.rail_subnet)
+    if net.rail_prefix_length < subnet.prefixlen:
+        return []
+    return list(itertools.islice(subnet.subnets(new_prefix=net.rail_prefix_length), len(net.rail_interfaces)))
+
+
+def _rail_problems(config: StackConfig) -> list[Problem]:
+    net = config.components.network_operator
+    base = f"{PROJECT}:components.networkOperator"
+    subnets = _rail_subnets(config)
+    if len(subnets) < len(net.rail_interfaces):
+        return [Problem(f"{base}.railSubnet",
+                        f"{net.rail_subnet} cannot hold {len(net.rail_interfaces)} rails of /{net.rail_prefix_length}",
+                        "use a larger subnet, e.g. 192.168.0.0/16, or a longer railPrefixLength")]
+    if not subnets:
+        return []  # no rails named: reported on railInterfaces
+    # Every rail has the same prefix, so one check covers each rail subnet.
+    capacity = nv_ipam_node_capacity(subnets[0], net.per_node_block_size)
+    nodes = config.site.gpu_nodes
+    if nodes <= capacity:
+        return []
+    return [Problem(
+        f"{base}.railPrefixLength",
+        f"each rail subnet (/{net.rail_prefix_length}, e.g. {net.rail_interfaces[0]} {subnets[0]}) gives nv-ipam blocks "
+        f"of {net.per_node_block_size} addresses (perNodeBlockSize) to {capacity} nodes: blocks start at the network "
+        f"address + 1 and must end before the broadcast address; site.gpuNodes is {nodes}",
+        f"use a shorter railPrefixLength (e.g. {_prefix_for(nodes, net.per_node_block_size)}) or a smaller "
+        "perNodeBlockSize")]
+
+
+def _prefix_for(nodes: int, block_size: int) -> int:
+    """Longest prefix whose subnet gives `nodes` blocks of `block_size`."""
+    return 32 - (nodes * block_size + 2 - 1).bit_length()
+
+
 def _rails(config: StackConfig) -> tuple[Rail, ...]:
-    subnet = ipaddress.IPv4Network(config.components.network_operator.rail_subnet)
-    per_rail = list(subnet.subnets(new_prefix=24))
     rails = []
-    for interface, rail_net in zip(config.components.network_operator.rail_interfaces, per_rail):
+    for interface, rail_net in zip(config.components.network_operator.rail_interfaces, _rail_subnets(config)):
         rails.append(Rail(interface=interface, subnet=str(rail_net), gateway=str(next(rail_net.hosts()))))
     return tuple(rails)
 
 
 def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> SitePlan:
     """raw: the project's config keys without the `ncp-inference:` prefix, values already decoded from JSON."""
-    problems: list[Problem] = []
+    placeholders = placeholder_problems(dict(raw), f"{PROJECT}:")
+    if placeholders:  # schema errors about the same values would only repeat these
+        raise ConfigError(source, placeholders)
+    problems: list[Problem] = number_problems(dict(raw), f"{PROJECT}:")
     for key in SECRET_KEYS:
         if key in raw and key not in secret_keys:
             problems.append(Problem(f"{PROJECT}:{key}", "is stored in plain text",
@@ -209,9 +332,6 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
     settings = config.components
     remediation = settings.health.remediation or (
         "enforce" if config.site.environment == Environment.PROD else "dry-run")
-    topology_aware = settings.scheduling.topology_aware
-    if topology_aware is None:
-        topology_aware = profile.nvlink.multi_node
     return SitePlan(
         config=config,
         profile=profile,
@@ -222,7 +342,7 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
         time_slicing=settings.gpu_operator.time_slicing,
         network_enabled=profile.has_rdma_fabric,
         rails=_rails(config) if profile.has_rdma_fabric else (),
-        topology_aware=topology_aware,
+        topology_aware=_topology_aware(config, profile),
         remediation=remediation,
         has_ngc_api_key=has_key,
         endpoints=tuple(endpoints),

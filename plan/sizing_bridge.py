@@ -21,11 +21,21 @@ class Layout:
     estimate: dict
 
 
-def sizing_command(endpoint: Endpoint, profile: HardwareProfile, gpus: int) -> str:
+def sizing_command(endpoint: Endpoint, profile: HardwareProfile, gpus: int, out: str = None) -> str:
     slo = endpoint.slo
     return (f"python -m sizing --model {endpoint.model.name} --system {profile.aiconfigurator_system} "
             f"--backend {endpoint.backend} --total-gpus {gpus} --isl {slo.isl} --osl {slo.osl} "
-            f"--ttft {slo.ttft_ms:g} --tpot {slo.tpot_ms:g} --out {endpoint.sizing}")
+            f"--ttft {slo.ttft_ms:g} --tpot {slo.tpot_ms:g} --out {out or endpoint.sizing}")
+
+
+def _mismatch_fix(endpoint: Endpoint, profile: HardwareProfile, gpus: int) -> str:
+    """Name the likely cause first: a file named after another endpoint is shared by mistake (re-sizing into it
+    would overwrite that endpoint's layout); a file named after this endpoint is stale."""
+    own = Path(endpoint.sizing).with_name(f"{endpoint.name}.yaml").as_posix()
+    if own != Path(endpoint.sizing).as_posix():
+        return (f"{endpoint.sizing} belongs to another endpoint; size this one into its own file and point "
+                f"`sizing` at it: {sizing_command(endpoint, profile, gpus, own)}")
+    return f"the endpoint changed since it was sized; re-size it: {sizing_command(endpoint, profile, gpus)}"
 
 
 def read_layout(path: Path, endpoint: Endpoint, profile: HardwareProfile) -> Layout:
@@ -48,6 +58,6 @@ def read_layout(path: Path, endpoint: Endpoint, profile: HardwareProfile) -> Lay
     if differences:
         raise SizingMismatch(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} was sized for a "
                              f"different endpoint ({'; '.join(differences)})",
-                             sizing_command(endpoint, profile, request.total_gpus))
+                             _mismatch_fix(endpoint, profile, request.total_gpus))
     return Layout(mode=result.mode, workers=[WorkerGroup(**group) for group in result.worker_groups()],
                   estimate=result.estimate_summary())

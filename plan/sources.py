@@ -49,14 +49,38 @@ def read_stack_file(stack: str) -> tuple[dict[str, Any], set[str]]:
     if not path.is_file():
         raise ConfigError(str(path.name), [Problem(path.name, "does not exist",
                                                    f"create it with: pulumi stack init {stack}")])
-    document = yaml.safe_load(path.read_text()) or {}
-    config = document.get("config") or {}
+    return config_of_document(path.read_text(), path.name)
+
+
+def config_of_document(text: str, source: str) -> tuple[dict[str, Any], set[str]]:
+    """Raw config and secret keys of a stack file's text; `source` names it in errors."""
     raw, secrets = {}, set()
-    for key, value in _split(config).items():
+    for key, value in _split(_stack_config(text, source)).items():
         if isinstance(value, dict) and set(value) == {"secure"}:
             secrets.add(key)
         raw[key] = value
     return raw, secrets
+
+
+def _stack_config(text: str, source: str) -> dict[str, Any]:
+    """The `config:` mapping of a stack file, or one ConfigError naming the line that is wrong."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(error, "problem", None) or str(error)
+        raise ConfigError(source, [Problem(source, f"is not valid YAML{where}: {reason}",
+                                           "fix the YAML syntax there (indentation, quotes, brackets)")]) from None
+    document = {} if document is None else document
+    if not isinstance(document, dict):
+        raise ConfigError(source, [Problem(source, f"is a YAML {type(document).__name__}, not a mapping",
+                                           "a stack file is a mapping with a top-level `config:` key")])
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise ConfigError(source, [Problem(f"{source}: config", f"is a {type(config).__name__}, not a mapping",
+                                           f"write `config:` as a mapping of `{PROJECT}:<key>: <value>` entries")])
+    return config
 
 
 def plan_from_stack_file(stack: str) -> SitePlan:

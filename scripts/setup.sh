@@ -2,8 +2,16 @@
 # Create .venv with the pinned requirements (idempotent; only the package registry is needed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [[ ! -x .venv/bin/python ]]; then
+  echo "setup: creating .venv and installing requirements.txt (first time: about 2 minutes, ~1.5 GB)" >&2
+fi
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+# The policy pack's virtualenv (policy/PulumiPolicy.yaml: `virtualenv: venv`): without it `pulumi preview
+# --policy-pack policy` waits at "Loading policy packs". .venv carries the pack's pins (tests/test_policy_pack.py).
+if [[ ! -e policy/venv ]]; then
+  ln -s ../.venv policy/venv
+fi
 # The manifest scanner checkov in its own venv: its pins would downgrade packages of requirements.txt.
 python3 -m venv .venv-scanners
 .venv-scanners/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-scanners.txt

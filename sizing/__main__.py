@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from cli_exit import INTERNAL_ERROR, run_command
 from sizing.model import SizingRequest
 from sizing.run import (DEFAULT_TIMEOUT_S, NoFeasibleConfigError, SizingInputError, SizingToolError, run_sizing,
                         write_sizing)
@@ -19,7 +20,7 @@ from sizing.run import (DEFAULT_TIMEOUT_S, NoFeasibleConfigError, SizingInputErr
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m sizing", description=__doc__.split("\n\n")[0],
                                 epilog="Exit codes: 0 written; 2 bad input or no configuration meets the SLA within "
-                                       "the budget; 1 AIConfigurator failed.")
+                                       "the budget; 3 AIConfigurator failed or an internal error (--debug: traceback).")
     p.add_argument("--model", required=True,
                    help="Hugging Face model id bundled with AIConfigurator, e.g. Qwen/Qwen3-32B")
     p.add_argument("--system", required=True, help="AIConfigurator system, e.g. h200_sxm, b200_sxm, l40s")
@@ -59,7 +60,7 @@ def main(argv=None) -> int:
         return 2
     except SizingToolError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return INTERNAL_ERROR
     path = write_sizing(result, args.out)
     groups = ", ".join(f"{role}: {g.replicas} x {g.gpus_per_worker} GPU (tp{g.tensor_parallel} pp{g.pipeline_parallel}"
                        f" ep{g.expert_parallel})" for role, g in result.groups().items())
@@ -70,4 +71,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

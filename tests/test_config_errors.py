@@ -127,3 +127,14 @@ def test_program_stops_before_registering_anything(monkeypatch):
     with pytest.raises(pulumi.RunError, match=r"tenants\[0\]\.gpuQuota: must be >= 0"):
         run_program(mutate(BASE_LAB, "tenants[0].gpuQuota", -1), set(), stack="bad")
     assert [t for t in seen if t != "pulumi:pulumi:Stack"] == []
+
+
+@pytest.mark.parametrize("path, value", [("tenants[0].gpuLimit", 9), ("tenants[0].gpuQuota", 5)])
+def test_capacity_fix_names_the_node_count_first(path, value):
+    """Site capacity is gpuNodes x GPUs per node: the hint points at the node count before the quotas."""
+    config = mutate(mutate(BASE_LAB, "tenants[0].gpuLimit", 9), path, value)
+    with pytest.raises(ConfigError) as error:
+        build_plan(config, secret_keys(config), "Pulumi.test.yaml")
+    fixes = [p.fix for p in error.value.problems if "GPUs" in p.message]
+    assert fixes and all(f.startswith("if the site has more than ") and "'ncp-inference:site.gpuNodes'" in f
+                         for f in fixes), fixes

@@ -82,7 +82,7 @@ def test_mig_profile_sets_strategy_and_mig_manager_config():
     assert v["mig"] == {"strategy": "single"}
     assert v["migManager"]["enabled"] is True
     config = v["migManager"]["config"]
-    assert config["create"] is True and config["default"] == "ncp-layout"
+    assert config["create"] is True and config["default"] == ""  # nodes get the layout by label (test_operators)
     parted = yaml.safe_load(config["data"]["config.yaml"])
     assert parted["mig-configs"]["ncp-layout"] == [{"devices": "all", "mig-enabled": True, "mig-devices": {"3g.71gb": 2}}]
 
@@ -130,7 +130,7 @@ def test_rail_pools_and_networks(prod):
     nads = prod.custom_resources("NetworkAttachmentDefinition")
     assert len(pools) == len(nads) == 8
     subnets = sorted(p.inputs["spec"]["subnet"] for p in pools)
-    assert subnets[0] == "10.200.0.0/24" and len(set(subnets)) == 8
+    assert subnets[0] == "10.200.0.0/23" and len(set(subnets)) == 8  # railPrefixLength 23 in Pulumi.prod.yaml
     # An empty annotations map would be dropped by the API server and show as a diff on every preview.
     assert "annotations" not in nads[0].inputs["metadata"]
     config = json.loads(nads[0].inputs["spec"]["config"])
@@ -164,13 +164,13 @@ def test_queue_tree_matches_tenant_config(prod):
 def test_grove_topology_aware_on_multi_node_nvlink():
     recording = compose("gb300-nvl72")
     assert values(recording, "grove")["config"]["topologyAwareScheduling"]["enabled"] is True
-    topology = recording.custom_resources("Topology")[0].inputs["spec"]["levels"]
-    assert {"nodeLabel": "nvidia.com/gpu.clique"} in topology
+    topology = recording.custom_resources("ClusterTopologyBinding")[0].inputs["spec"]["levels"]
+    assert {"domain": "nvlink-domain", "key": "nvidia.com/gpu.clique"} in topology
 
 
 def test_grove_not_topology_aware_on_single_node_domains(prod):
     assert values(prod, "grove")["config"]["topologyAwareScheduling"]["enabled"] is False
-    assert not prod.custom_resources("Topology")
+    assert not prod.custom_resources("ClusterTopologyBinding")
 
 
 # --- health -------------------------------------------------------------------------------------------------------
@@ -237,16 +237,21 @@ def _in_namespace(recording, type_token, namespace):
 
 
 def test_tenant_namespaces_are_restricted(prod):
+    """Restricted, except the recorded RDMA exception (tests/test_dynamo_pods.py): globex-research runs RDMA workers."""
     for tenant in ("acme-chat", "globex-research", "ncp-eval"):
         ns = next(r for r in prod.of_type("kubernetes:core/v1:Namespace")
                   if r.inputs["metadata"]["name"] == f"tenant-{tenant}")
         labels = ns.inputs["metadata"]["labels"]
-        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        rdma = tenant == "globex-research"
+        assert labels["pod-security.kubernetes.io/enforce"] == ("privileged" if rdma else "restricted")
+        assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
+        assert bool((ns.inputs["metadata"].get("annotations") or {}).get("ncp-inference.io/pod-security-reason")) == rdma
         assert labels["ncp-inference.io/tenant"] == tenant
 
 
 def test_tenant_quota_equals_config(prod):
-    quota = _in_namespace(prod, "kubernetes:core/v1:ResourceQuota", "tenant-acme-chat")[0]
+    [quota] = [q for q in _in_namespace(prod, "kubernetes:core/v1:ResourceQuota", "tenant-acme-chat")
+               if q.inputs["metadata"]["name"] == "tenant-quota"]
     hard = quota.inputs["spec"]["hard"]
     assert {k: hard[k] for k in ("requests.nvidia.com/gpu", "requests.cpu", "requests.memory")} == {
         "requests.nvidia.com/gpu": "96", "requests.cpu": "1024", "requests.memory": "8Ti"}

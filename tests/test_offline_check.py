@@ -1,6 +1,17 @@
-"""The offline check command: valid stacks print a plan; a bad stack file exits 2 with the config error."""
+"""The offline check command: valid stacks print a plan; a bad stack file exits 2 with the config error; a bug
+exits 3 with where it happened, never a bare traceback."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from cli_exit import run_command
 from offline import check
 from plan import sources
+from plan.catalog import load_matrix
+
+LAB_SITE = "  ncp-inference:site: {name: x, environment: lab, hardwareProfile: lab, gpuNodes: %s}\n"
+LAB_TENANTS = "  ncp-inference:tenants: [{name: a, gpuQuota: 0, gpuLimit: 0}]\n"
 
 
 def test_plan_of_lab_stack(capsys):
@@ -9,6 +20,8 @@ def test_plan_of_lab_stack(capsys):
     assert "ncp-inference:layers:GpuEnablement gpu" in out
     assert "chart: gpu-operator" in out
     assert "stack lab: config valid" in err
+    # The engine carries numbers as doubles; the plan shows them as the config and specs write them.
+    assert "runAsUser: 1000\n" in out and "runAsUser: 1000.0" not in out
 
 
 def test_prod_stack_keeps_secret_values_out_of_the_plan(capsys):
@@ -42,8 +55,69 @@ def test_mandatory_violation_exits_1(tmp_path, capsys):
     assert check.main(["--stack", "lab", "--policy-pack-config", str(config)]) == 1
     out, _ = capsys.readouterr()
     assert "[mandatory]  ncp-inference-ra-guardrails v0.1.0  image-references" in out
+    # The policy's own remediation text follows the violation, so the user sees the fix without opening the pack.
+    from ncp_guardrails import POLICIES
+    remediation = next(p.remediation_steps for p in POLICIES if p.name == "image-references")
+    assert "        fix: " + remediation.strip().splitlines()[0] in out
 
 
 def test_lab_check_passes_with_its_pack_config(capsys):
     assert check.main(["--stack", "lab"]) == 0
     assert "no violations" in capsys.readouterr().out
+
+
+def test_summary_is_the_default_view(tmp_path, monkeypatch, capsys):
+    (tmp_path / "Pulumi.two.yaml").write_text(
+        "config:\n" + LAB_SITE % "2" +
+        "  ncp-inference:tenants:\n"
+        "    - {name: red, gpuQuota: 1, gpuLimit: 2, overQuotaWeight: 3}\n"
+        "    - {name: blue, gpuQuota: 0, gpuLimit: 1}\n")
+    monkeypatch.setattr(sources, "ROOT", tmp_path)
+    assert check.main(["--stack", "two"]) == 0
+    out, _ = capsys.readouterr()
+    lines = out.splitlines()
+    assert lines[0].startswith("site x (lab) · profile lab · 2 GPU nodes × ")
+    assert any(line.split()[:3] == ["gpuOperator", "gpu-operator", load_matrix().pin("gpuOperator").version]
+               for line in lines)
+    assert ["red", "tenant-red", "1", "2", "3", "-"] in [line.split() for line in lines]
+    assert "totals: 2 tenants, 1/" in out and "0 endpoints on 0 GPUs" in out
+    assert "ncp-inference:layers:GpuEnablement" not in out  # the resource tree only with --plan
+
+
+@pytest.mark.parametrize("text, message", [
+    ("config:\n  ncp-inference:site: [unclosed\n",
+     "Pulumi.bad.yaml: is not valid YAML at line 3, column 1: expected ',' or ']'"),
+    ("- a list\n- not a mapping\n", "Pulumi.bad.yaml: is a YAML list, not a mapping"),
+    ("config: [1, 2]\n", "Pulumi.bad.yaml: config: is a list, not a mapping"),
+    ("config:\n" + LAB_SITE % ("9" * 400) + LAB_TENANTS,
+     "ncp-inference:site.gpuNodes: is out of range (|value| > 9007199254740991"),
+    ("config:\n" + LAB_SITE % "1" + LAB_TENANTS.replace("gpuQuota: 0", "gpuQuota: .inf"),
+     "ncp-inference:tenants[0].gpuQuota: is not a finite number (inf)"),
+])
+def test_unreadable_stack_file_is_one_config_error(tmp_path, monkeypatch, capsys, text, message):
+    (tmp_path / "Pulumi.bad.yaml").write_text(text)
+    monkeypatch.setattr(sources, "ROOT", tmp_path)
+    assert check.main(["--stack", "bad"]) == 2
+    _, err = capsys.readouterr()
+    assert message in err
+    assert "nothing was deployed" in err and "Traceback" not in err
+
+
+def test_internal_error_exits_3_and_names_where(monkeypatch, capsys):
+    def broken(_stack):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(check, "run_stack_file", broken)
+    assert run_command(check.main, ["--stack", "lab"]) == 3
+    err = capsys.readouterr().err
+    assert "internal error: KeyError: 'a bug'" in err and "test_offline_check.py" in err
+    assert "Traceback" not in err
+    assert run_command(check.main, ["--stack", "lab", "--debug"]) == 3
+    assert "Traceback" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module", ["offline.check", "acceptance.check", "sizing"])
+def test_every_command_keeps_the_exit_code_contract(module):
+    """Each command's entry point goes through run_command, so a bug exits 3, never 1 (a failed gate)."""
+    source = Path(importlib.util.find_spec(module if module != "sizing" else "sizing.__main__").origin).read_text()
+    assert "sys.exit(run_command(main))" in source

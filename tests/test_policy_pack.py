@@ -4,6 +4,7 @@ import pytest
 import yaml
 
 from offline.policy_check import PackConfigError, load_pack, policy_configs
+from plan.catalog import ROOT
 from offline.recorder import run_program
 from offline.synthetic import secret_keys, site_config
 from tests.policy_helpers import (
@@ -230,6 +231,19 @@ def test_tenant_isolation(prod):
         assert expected in text
 
 
+def test_privileged_tenant_namespace_only_with_a_recorded_reason(prod):
+    """RDMA workers need IPC_LOCK as root, so their tenant namespace enforces `privileged` and says why; the pack
+    accepts that exception only with the reason annotation."""
+    rdma = "tenant-globex-research"
+    assert find(prod, "Namespace", rdma).wire_inputs["metadata"]["labels"][
+        "pod-security.kubernetes.io/enforce"] == "privileged"
+    mutated = clone(prod)
+    namespace = find(mutated, "Namespace", rdma)
+    metadata = {k: v for k, v in namespace.wire_inputs["metadata"].items() if k != "annotations"}
+    set_inputs(namespace, {**namespace.wire_inputs, "metadata": metadata})
+    assert f"tenant namespace {rdma} does not enforce Pod Security 'restricted'" in messages(mutated, "tenant-isolation")
+
+
 def test_privileged_tenant_container(prod):
     mutated = clone(prod)
     job = gpu_job("priv", TENANT, schedulerName="kai-scheduler")
@@ -400,3 +414,14 @@ def test_pack_names_equal_the_programs():
     assert (serving_rules.MODEL_SOURCE, serving_rules.MODEL_REVISION) == (model_data.MODEL_SOURCE,
                                                                            model_data.MODEL_REVISION)
     assert serving_rules.THRESHOLDS == validation.THRESHOLDS_ANNOTATION
+
+
+def test_pack_requirements_are_the_programs_pins():
+    """scripts/setup.sh links policy/venv to .venv, so the pack runs with the program's pins: they must agree."""
+    def pins(path):
+        lines = (line.split("#")[0].strip() for line in (ROOT / path).read_text().splitlines())
+        return dict(line.split("==") for line in lines if "==" in line)
+
+    program, pack = pins("requirements.txt"), pins("policy/requirements.txt")
+    assert {name: program.get(name) for name in pack} == pack, \
+        "policy/requirements.txt and requirements.txt pin different versions: change both together"

@@ -94,8 +94,9 @@ def test_endpoint_placement_queue_and_model(prod):
     pod = worker["extraPodSpec"]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200"}
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    # pullCredentials node (the default): the nodes pull nvcr.io, tenant pods carry no registry credential.
-    assert pod["serviceAccountName"] == "tenant-workload" and "imagePullSecrets" not in pod
+    # No serviceAccountName: the operator's discovery account (tests/test_dynamo_pods.py). pullCredentials node (the
+    # default): the nodes pull nvcr.io, tenant pods carry no registry credential.
+    assert "serviceAccountName" not in pod and "imagePullSecrets" not in pod
     assert pod["securityContext"]["runAsNonRoot"] is True
     image = pod["mainContainer"]["image"]
     assert image.startswith(MATRIX.workload("dynamoRuntime").images["trtllm"] + "@sha256:")
@@ -106,7 +107,7 @@ def test_endpoint_placement_queue_and_model(prod):
 def test_lab_endpoint_is_aggregated_on_one_gpu(lab):
     graph = dgd(lab, "chat-small")
     worker = graph["spec"]["services"]["TRTLLMWorker"]
-    assert worker["replicas"] == 1 and worker["resources"]["limits"] == {"gpu": "1"}
+    assert worker["replicas"] == 1 and worker["resources"]["limits"]["gpu"] == "1"
     assert "@" not in worker["extraPodSpec"]["mainContainer"]["image"], "lab pins by tag"
     assert not lab.custom_resources("InferencePool")
 
@@ -298,7 +299,7 @@ def test_sizing_file_for_other_inputs():
     raw["endpoints"][0]["slo"]["isl"] = 2000
     text = _problems(raw, secrets)
     assert "was sized for a different endpoint (isl 4000 != 2000)" in text
-    assert "--isl 2000" in text
+    assert "the endpoint changed since it was sized; re-size it:" in text and "--isl 2000" in text
 
 
 def test_backend_blocked_by_the_disposition_matrix():
@@ -335,3 +336,11 @@ def test_nothing_is_registered_from_a_bad_endpoint(monkeypatch):
     with pytest.raises(pulumi.RunError, match="names unknown tenant"):
         run_program(raw, secrets | {"ngcApiKey"}, stack="bad")
     assert [t for t in seen if t != "pulumi:pulumi:Stack"] == []
+
+
+def test_sizing_file_of_another_endpoint_is_not_overwritten_by_the_fix():
+    raw, secrets = _prod_config()
+    raw["endpoints"][1]["sizing"] = raw["endpoints"][0]["sizing"]  # reasoning-large points at chat-dense's file
+    text = _problems(raw, secrets)
+    assert "sizing/prod/chat-dense.yaml belongs to another endpoint; size this one into its own file" in text
+    assert "--out sizing/prod/reasoning-large.yaml" in text and "--out sizing/prod/chat-dense.yaml" not in text

@@ -6,7 +6,7 @@ import pulumi
 
 from plan.catalog import DynamoRuntime, MetricSource
 from plan.endpoint_plan import EndpointPlan
-from plan.serving import StorageTier
+from plan.serving import ApiServerEgress, StorageTier
 
 
 @dataclass(frozen=True)
@@ -15,14 +15,17 @@ class EndpointArgs:
     runtime: DynamoRuntime
     gpus_per_node: int
     gpu_product: str
-    rdma_resource: Optional[str]
+    rdma_resource: Optional[str]  # set when the endpoint's workers use the RDMA rails (plan/endpoints.py rdma_workers)
     networks: list[str]
     model_path: str
     model_cache: StorageTier
     kv_offload: Optional[StorageTier]
     model_express_url: Optional[pulumi.Input[str]]
     pull_secret: Optional[str]
-    service_account: str
+    api_server_egress: ApiServerEgress
+    planner_image: str
+    planner_prometheus_url: Optional[str]
+    planner_prometheus: Optional[tuple[str, int]]  # (namespace, port) of that Prometheus, for the planner's egress
     signals: MetricSource
     selector_labels: dict[str, str]
     scrape_interval: str

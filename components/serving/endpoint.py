@@ -1,4 +1,5 @@
-"""One serving endpoint: its DynamoGraphDeployment, engine config, PodMonitor, rules and optional InferencePool."""
+"""One serving endpoint: its DynamoGraphDeployment, engine config, API server egress, PodMonitor, rules and optional
+InferencePool."""
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -7,7 +8,47 @@ from components.model_data import ENDPOINT_LABEL, MODEL_REVISION, MODEL_SOURCE
 from components.serving.args import EndpointArgs
 from components.serving.graph import dgd_spec, engine_config
 from components.serving.rules import serving_rules
+from components.network_policy import NAMESPACE_NAME_LABEL
 from plan.catalog import integration_points
+from plan.serving import ApiServerEgress
+
+
+def api_server_egress_policy(graph_label: str, graph: str, egress: ApiServerEgress) -> dict:
+    """Egress from the endpoint's Dynamo pods to the Kubernetes API server. Kubernetes discovery has every Dynamo pod
+    watch EndpointSlices and DynamoWorkerMetadata and each worker write its own (ai-dynamo/dynamo@2a6da14c
+    docs/fern/pages/developer-guide/knowledge-base/concepts/communication-planes/discovery-plane.md:16-28;
+    deploy/operator/internal/discovery/resource.go:62-76, the Role the operator grants them); the tenant namespace
+    otherwise denies egress outside DNS, the namespace and the platform namespaces. The operator labels every pod
+    of the graph with its name (deploy/operator/internal/consts/consts.go:66)."""
+    return {
+        "podSelector": {"matchLabels": {graph_label: graph}},
+        "policyTypes": ["Egress"],
+        "egress": [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in egress.cidrs],
+                    "ports": [{"protocol": "TCP", "port": port} for port in egress.ports]}],
+    }
+
+
+def planner_prometheus_policy(graph_label: str, component_label: str, graph: str,
+                             prometheus: tuple[str, int]) -> dict:
+    """Egress from the endpoint's planner to the Prometheus it scales from (PROMETHEUS_ENDPOINT); the tenant
+    namespace allows no egress to the monitoring namespace otherwise."""
+    namespace, port = prometheus
+    return {
+        "podSelector": {"matchLabels": {graph_label: graph, component_label: "planner"}},
+        "policyTypes": ["Egress"],
+        "egress": [{"to": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}}],
+                    "ports": [{"protocol": "TCP", "port": port}]}],
+    }
+
+
+def egress_policies(args: EndpointArgs) -> dict[str, dict]:
+    """name suffix -> NetworkPolicy spec of the egress the endpoint's Dynamo pods need beyond the tenant's allows."""
+    graph_label, plan = args.signals.pod_labels["graph"], args.plan
+    policies = {"api-server-egress": api_server_egress_policy(graph_label, plan.name, args.api_server_egress)}
+    if plan.endpoint.planner:
+        policies["planner-prometheus-egress"] = planner_prometheus_policy(
+            graph_label, args.signals.pod_labels["componentType"], plan.name, args.planner_prometheus)
+    return policies
 
 
 class ServingEndpoint(Layer):
@@ -39,8 +80,16 @@ class ServingEndpoint(Layer):
             spec=spec,
             opts=self.child(*depends),
         )
-        monitor_labels = {**endpoint_labels, **args.selector_labels}
         graph_label = args.signals.pod_labels["graph"]
+        for policy, spec in egress_policies(args).items():
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{policy}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{plan.name}-{policy}", namespace=plan.namespace,
+                                                    labels=endpoint_labels),
+                spec=spec,
+                opts=child,
+            )
+        monitor_labels = {**endpoint_labels, **args.selector_labels}
         k8s.apiextensions.CustomResource(
             f"{name}-podmonitor",
             api_version="monitoring.coreos.com/v1",

@@ -1,4 +1,14 @@
-"""The DynamoGraphDeployment spec of one endpoint, laid out from its sizing file: frontend, worker groups, planner."""
+"""The DynamoGraphDeployment spec of one endpoint, laid out from its sizing file: frontend, worker groups, planner.
+
+Citations are ai-dynamo/dynamo at main 2a6da14c (the pinned dynamoPlatform chart; see data/dynamo-backends.yaml).
+Pods name no ServiceAccount and leave the token mount to it: with Kubernetes discovery the operator creates
+`<dgd>-k8s-service-discovery` with a Role on endpoints, pods, endpointslices and dynamoworkermetadatas
+(deploy/operator/internal/controller/dgd_discovery_reconciler.go:47-82, internal/discovery/resource.go:27-80) and
+assigns it only to pods whose serviceAccountName is empty (internal/dynamo/graph.go:1733-1737); the planner's base
+pod spec names the operator's `planner-serviceaccount` (internal/dynamo/component_planner.go:92-95,
+controller/dgd_rbac_reconciler.go:59-66), which a non-empty extraPodSpec field would override (mergo.WithOverride,
+graph.go:1712-1724). Every Dynamo pod runs the discovery client, so every one needs its token."""
+import json
 import math
 from typing import Optional
 
@@ -8,7 +18,8 @@ from components.kube import PRIORITY_SERVING
 from components.model_data import MODELS_MOUNT, TenantStorage
 from components.serving.args import EndpointArgs
 from plan.catalog import BackendRuntime, DynamoRuntime, integration_points
-from plan.endpoint_plan import WorkerGroup
+from plan.endpoint_plan import EndpointPlan, WorkerGroup
+from plan.endpoints import worker_pods
 from plan.serving import StorageTier
 
 ENGINE_CONFIG_MOUNT = "/etc/ncp-engine"
@@ -17,6 +28,10 @@ KV_OFFLOAD_MOUNT = "/kv-offload"
 POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000,
                 "seccompProfile": {"type": "RuntimeDefault"}}
 CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+# RDMA workers: root with IPC_LOCK (data/dynamo-backends.yaml rdmaCapabilities); the tenant namespace is `privileged`
+# for them (plan/endpoints.py tenant_pod_security).
+RDMA_POD_SECURITY = {"runAsNonRoot": False, "runAsUser": 0, "runAsGroup": 0, "fsGroup": 1000,
+                     "seccompProfile": {"type": "RuntimeDefault"}}
 
 
 def _parallel_flags(backend: BackendRuntime, group: WorkerGroup) -> list[str]:
@@ -29,11 +44,16 @@ def _parallel_flags(backend: BackendRuntime, group: WorkerGroup) -> list[str]:
 
 
 def engine_config(backend: BackendRuntime, group: WorkerGroup) -> Optional[str]:
+    """The engine config file of one worker group; prefill/decode workers add the backend's disaggregation settings
+    (TRT-LLM: cache_transceiver_config, without which KV cache transfer is disabled)."""
     if not backend.engine_args:
         return None
     sizes = {"tensorParallel": group.tensor_parallel, "pipelineParallel": group.pipeline_parallel,
              "expertParallel": group.expert_parallel}
-    return yaml.safe_dump({key: sizes[name] for name, key in backend.engine_args.items()}, sort_keys=True)
+    config = {key: sizes[name] for name, key in backend.engine_args.items()}
+    if group.role in ("prefill", "decode"):
+        config.update(backend.disaggregated_engine_args)
+    return yaml.safe_dump(config, sort_keys=True)
 
 
 def worker_args(runtime: DynamoRuntime, backend_name: str, group: WorkerGroup, model_path: str,
@@ -64,17 +84,35 @@ def _env(values: dict) -> list[dict]:
     return [{"name": key, "value": value} for key, value in values.items()]
 
 
+def worker_resources(args: EndpointArgs, group: WorkerGroup, rdma: bool) -> dict:
+    """GPU, host CPU and memory per worker pod (plan/endpoints.py worker_pods), requests equal to limits; the DGD's
+    v1alpha1 resources become the main container's requests/limits (deploy/operator/api/v1alpha1/
+    shared_spec_conversion.go:2512-2530)."""
+    pods = worker_pods(args.plan.endpoint.backend, group, args.gpus_per_node)
+    amounts = {"gpu": str(pods.gpus_per_pod), "cpu": str(pods.cpu), "memory": f"{pods.memory_gi}Gi"}
+    if rdma:
+        amounts["custom"] = {args.rdma_resource: "1"}
+    return {"requests": amounts, "limits": dict(amounts)}
+
+
+def planner_config(plan: EndpointPlan, runtime: DynamoRuntime) -> str:
+    """The planner's --config (it exits without one): SLA scaling to the endpoint's slo within its sized GPUs."""
+    planner, slo = runtime.planner, plan.endpoint.slo
+    gpus = {group.role: group.gpus_per_worker for group in plan.workers}
+    values = {"backend": plan.endpoint.backend, "mode": planner.modes[plan.mode], "ttftMs": slo.ttft_ms,
+              "tpotMs": slo.tpot_ms, "gpuBudget": plan.gpus,
+              "prefillGpus": gpus.get("prefill"), "decodeGpus": gpus.get("decode", gpus.get("worker"))}
+    config = {**planner.fixed_config,
+              **{planner.config_keys[key]: value for key, value in values.items() if value is not None}}
+    return json.dumps(config, sort_keys=True)
+
+
 def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
     plan, runtime = args.plan, args.runtime
     names = integration_points()
     backend = runtime.backends[plan.endpoint.backend]
     frontend = runtime.frontend
-    pod_common = {
-        "serviceAccountName": args.service_account,
-        "automountServiceAccountToken": False,
-        "priorityClassName": PRIORITY_SERVING,
-        "securityContext": POD_SECURITY,
-    }
+    pod_common = {"priorityClassName": PRIORITY_SERVING, "securityContext": POD_SECURITY}
     if args.pull_secret:
         pod_common["imagePullSecrets"] = [{"name": args.pull_secret}]
     services = {
@@ -88,7 +126,7 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
                 "securityContext": CONTAINER_SECURITY}},
         },
     }
-    worker_env = {"HF_HOME": f"{CACHE_MOUNT}/hf", "HF_HUB_OFFLINE": "1"}
+    worker_env = {"HF_HOME": f"{CACHE_MOUNT}/hf", "HF_HUB_OFFLINE": "1", **runtime.self_host_metadata_env}
     if backend.model_streamer:
         worker_env.update(runtime.model_streamer.env)
     if model_express_url:
@@ -103,18 +141,21 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
         mounts.append({"name": "engine-config", "mountPath": ENGINE_CONFIG_MOUNT, "readOnly": True})
     for group in plan.workers:
         nodes = math.ceil(group.gpus_per_worker / args.gpus_per_node)
-        limits = {"gpu": str(min(group.gpus_per_worker, args.gpus_per_node))}
-        if args.rdma_resource and group.role in ("prefill", "decode"):
-            limits["custom"] = {args.rdma_resource: "1"}
+        rdma = args.rdma_resource is not None
+        container_security = CONTAINER_SECURITY
+        if rdma:
+            container_security = {**CONTAINER_SECURITY, "capabilities": {"drop": ["ALL"],
+                                                                         "add": runtime.rdma_capabilities}}
         service = {
             "componentType": "worker",
             "replicas": group.replicas,
-            "resources": {"limits": limits},
+            "resources": worker_resources(args, group, rdma),
             "envs": _env(worker_env),
             "volumeMounts": [{"name": TenantStorage.MODEL_CLAIM, "mountPoint": MODELS_MOUNT}],
-            "sharedMemory": {"size": "16Gi"},
+            "sharedMemory": {"size": f"{backend.shared_memory_gi}Gi"},
             "extraPodSpec": {
                 **pod_common,
+                "securityContext": RDMA_POD_SECURITY if rdma else POD_SECURITY,
                 "nodeSelector": {names.gpu.product_label: args.gpu_product},
                 "tolerations": [{"key": names.gpu.taint_key, "operator": "Exists", "effect": "NoSchedule"}],
                 "volumes": volumes,
@@ -122,7 +163,7 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
                     "image": plan.image, "command": ["python3"],
                     "args": worker_args(runtime, plan.endpoint.backend, group, args.model_path,
                                         plan.endpoint.model.name),
-                    "volumeMounts": mounts, "securityContext": CONTAINER_SECURITY},
+                    "volumeMounts": mounts, "securityContext": container_security},
             },
         }
         if group.role != "worker":
@@ -135,8 +176,10 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
     if plan.endpoint.planner:
         services["Planner"] = {
             "componentType": "planner", "replicas": 1,
+            "envs": _env({runtime.planner.prometheus_env: args.planner_prometheus_url}),
             "extraPodSpec": {**pod_common, "mainContainer": {
-                "image": plan.image, "command": ["python3"], "args": ["-m", runtime.planner.module],
+                "image": args.planner_image, "command": ["python3"],
+                "args": ["-m", runtime.planner.module, runtime.planner.config_flag, planner_config(plan, runtime)],
                 "securityContext": CONTAINER_SECURITY}},
         }
     return {

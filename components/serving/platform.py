@@ -18,12 +18,19 @@ class ServingPlatformArgs:
 
 
 def dynamo_platform_values(model_express_url: Optional[str]) -> dict:
-    operator = {"upgradeCRD": True, "discoveryBackend": "kubernetes"}
+    operator = {
+        "upgradeCRD": True, "discoveryBackend": "kubernetes",
+        # Off: left unset (null) the chart creates its own PodMonitors for every Dynamo pod in the cluster whenever
+        # the prometheus-operator CRDs exist (ai-dynamo/dynamo@2a6da14c deploy/helm/charts/platform/components/
+        # operator/templates/prometheus.yaml:15-25, values.yaml:130-135), so our per-endpoint PodMonitors' targets
+        # would be scraped twice.
+        "dynamo": {"metrics": {"podMonitors": {"enabled": False}}},
+    }
     if model_express_url:
         operator["modelExpressURL"] = model_express_url
     return {
         "global": {
-            # Pinned explicitly: Dynamo 1.4 flips the NATS default; etcd is not needed with Kubernetes discovery.
+            # Pinned explicitly: Dynamo 1.4 flipped the NATS default; etcd is not needed with Kubernetes discovery.
             "nats": {"install": True},
             "etcd": {"install": False},
             # KAI Scheduler and Grove are installed separately by the scheduling layer (upstream advice for prod).

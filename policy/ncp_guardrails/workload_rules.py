@@ -32,7 +32,9 @@ image_references = resource_policy(
     "Images carry a tag or digest and never `latest`, come from allowlisted registries, and prod serving images are "
     "pinned by digest.",
     "Isolation And Security: Security And Compliance (container image origins)",
-    "Pin the image in data/compatibility-matrix.yaml (by digest for prod serving) and pull from nvcr.io.",
+    "Pin images by tag in data/compatibility-matrix.yaml; for prod serving set the runtime digest per backend with "
+    "`pulumi config set --path ncp-inference:components.serving.imageDigests.<backend> sha256:...`; pull from an "
+    "allowlisted registry (data/allowlists.yaml).",
     _image_references,
     config={"requireDigestForServing": {"type": "boolean", "default": False}},
 )

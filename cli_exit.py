@@ -1,0 +1,27 @@
+"""The exit-code contract every command of the project keeps: 0 ok, 1 a policy violation or failed gate, 2 bad
+input, 3 an internal error. `run_command` turns an unexpected exception into exit 3 with where it happened instead of a
+bare traceback (`--debug` in argv shows the traceback)."""
+import os
+import sys
+import traceback
+from typing import Callable, Optional, Sequence
+
+OK, FAILED_GATE, BAD_INPUT, INTERNAL_ERROR = 0, 1, 2, 3
+
+
+def run_command(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in arguments
+    try:
+        return main([a for a in arguments if a != "--debug"])
+    except BrokenPipeError:  # the reader (e.g. `| head`) has all it wants: not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return OK
+    except Exception as error:  # noqa: BLE001 - the one place that turns a bug into exit code 3
+        if debug:
+            traceback.print_exc()
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        print(f"internal error: {type(error).__name__}: {error}\n  at {frame.filename}:{frame.lineno}\n"
+              "  this is a bug in the program, not in its input; rerun with --debug for the traceback",
+              file=sys.stderr)
+        return INTERNAL_ERROR

@@ -1,0 +1,98 @@
+"""What a site must provide before `pulumi up`, generated from its stack: prerequisites, storage classes, nodes and
+their labels, NICs, identity-provider groups, secrets, namespaces the program expects, evidence location.
+
+    python -m scaffold.checklist --stack prod [--out site-checklist.md]
+
+Exit codes: 0 written, 2 invalid stack config, 3 internal error.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import pulumi
+
+from cli_exit import BAD_INPUT, OK, run_command
+from offline.recorder import run_stack_file
+from plan.catalog import integration_points
+from plan.errors import ConfigError
+from plan.site_plan import PROJECT, SitePlan
+from plan.sources import plan_from_stack_file
+
+
+def _section(title: str, items: list[str]) -> list[str]:
+    return [f"## {title}", "", *(f"- [ ] {item}" for item in items or ["nothing for this stack"]), ""]
+
+
+def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
+    config, profile = site_plan.config, site_plan.profile
+    components = config.components
+    names = integration_points()
+    prerequisites = [f"{item} (for {component})" for component in deployed
+                     for item in site_plan.matrix.pin(component).prerequisites]
+    storage = components.serving.storage
+    classes = [f"StorageClass `{tier.storage_class}` for {name} ({tier.access_mode}, {tier.size} per claim)"
+               for name, tier in (storage.named() if storage else [])]
+    labels = [f"`{key}` ({level})" for level, key in profile.topology_labels.model_dump().items() if key]
+    nodes = [f"{site_plan.site.gpu_nodes} GPU nodes of profile {profile.name} ({profile.gpu.per_node} x "
+             f"{profile.gpu.model}); GPU Feature Discovery labels them `{names.gpu.product_label}={profile.gpu.product_label}`",
+             f"GPU nodes tainted `{names.gpu.taint_key}:NoSchedule` if only GPU workloads may land there (the "
+             "program's GPU pods tolerate it)"]
+    if labels:
+        nodes.append("topology labels on every GPU node: " + ", ".join(labels))
+    network = []
+    if site_plan.network_enabled:
+        network = [f"interface `{rail.interface}` on every GPU node, rail subnet {rail.subnet} routable on that rail"
+                   for rail in site_plan.rails]
+    groups = [f"group `{group}` exists in the identity provider ({role} of tenant {tenant.name})"
+              for tenant in site_plan.tenants for role, members in (("admin", tenant.admins), ("viewer", tenant.viewers))
+              for group in members]
+    secrets = []
+    if site_plan.has_ngc_api_key or site_plan.environment.value == "prod":
+        secrets.append(f"`pulumi config set --secret {PROJECT}:ngcApiKey <NGC API key>` (image pulls from nvcr.io)")
+    if components.health.datastore_secret:
+        secrets.append(f"Secret `{components.health.datastore_secret}` in the NVSentinel namespace (datastore)")
+    secrets += [f"Secret `{e.endpoint.model.credentials_secret}` in `{e.namespace}` (model source credentials of "
+                f"{e.name})" for e in site_plan.endpoints if e.endpoint.model.credentials_secret]
+    namespaces = [f"namespace `{components.tenancy.gateway_namespace}` (inference gateway; tenants accept its ingress)",
+                  f"namespace `{components.tenancy.monitoring_namespace}` (Prometheus; tenants accept its scrapes)"]
+    evidence = site_plan.site.validation_evidence
+    records = ([f"evidence location `{evidence.path}` writable by the validation jobs; owner `{evidence.owner}`"]
+               if evidence else ["no evidence location set (required in prod: site.validationEvidence)"])
+    images = [f"site-built image `{image}` pushed to its registry" for image in
+              (components.serving.validation.benchmark_image, components.serving.validation.suite_image) if image]
+    lines = [f"# Site checklist: {site_plan.site.name} ({site_plan.environment.value}, profile {profile.name})", "",
+             "Generated from the stack by `python -m scaffold.checklist`; tick each item before `pulumi up`.", ""]
+    lines += _section("Cluster prerequisites", prerequisites)
+    lines += _section("Nodes", nodes)
+    lines += _section("East-west network", network)
+    lines += _section("Storage classes", classes)
+    lines += _section("Identity-provider groups", groups)
+    lines += _section("Secrets", secrets)
+    lines += _section("Namespaces the program expects", namespaces)
+    lines += _section("Images", images)
+    lines += _section("Validation evidence", records)
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m scaffold.checklist", description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument("--out", type=Path, help="write the Markdown here instead of printing it")
+    args = parser.parse_args(argv)
+    try:
+        site_plan = plan_from_stack_file(args.stack)
+        deployed = list(run_stack_file(args.stack).outputs["versions"])
+    except (ConfigError, pulumi.RunError) as error:
+        print(error, file=sys.stderr)
+        return BAD_INPUT
+    text = render_checklist(site_plan, deployed)
+    if args.out:
+        args.out.write_text(text)
+        print(f"{args.out}: written")
+    else:
+        print(text)
+    return OK
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

@@ -1,0 +1,229 @@
+"""What the Dynamo operator (pinned dynamoPlatform 1.5.0) does with our DynamoGraphDeployments and chart values.
+
+Upstream lines are ai-dynamo/dynamo at main 2a6da14c (chart 1.5.0, the copy in ../shared/upstream/dynamo), read
+through fork wxsms/dynamo; each test names the behaviour it relies on."""
+import copy
+import json
+
+import pytest
+import yaml
+
+from offline.recorder import run_program
+from plan.catalog import load_dynamo_runtime, load_matrix
+from plan.errors import ConfigError
+from plan.site_plan import build_plan
+from plan.sources import read_stack_file
+
+MATRIX = load_matrix()
+RUNTIME = load_dynamo_runtime()
+GRAPH_LABEL = "nvidia.com/dynamo-graph-deployment-name"
+
+
+def _dgds(recording):
+    return {r.inputs["metadata"]["name"]: r.inputs for r in recording.custom_resources("DynamoGraphDeployment")}
+
+
+def _named(recording, kind, name):
+    return next(r.inputs for r in recording.resources
+                if r.inputs.get("kind") == kind and r.inputs.get("metadata", {}).get("name") == name)
+
+
+def _prod_config():
+    raw, secrets = read_stack_file("prod")
+    raw = copy.deepcopy(raw)
+    raw["ngcApiKey"] = "test"
+    return raw, secrets
+
+
+def _problems(raw, secrets) -> str:
+    with pytest.raises(ConfigError) as error:
+        build_plan(raw, secrets, "Pulumi.prod.yaml")
+    return str(error.value)
+
+
+def discovery_overrides(spec: dict) -> list[str]:
+    """Services whose pod spec would displace the operator's accounts or switch the token off."""
+    return [f"{name}.{field}" for name, service in spec["services"].items()
+            for field in ("serviceAccountName", "automountServiceAccountToken")
+            if field in service.get("extraPodSpec", {})]
+
+
+# --- discovery (#9.2, #15.6) ----------------------------------------------------------------------------------------
+
+def test_dynamo_pods_keep_the_operators_discovery_and_planner_accounts(prod, lab):
+    """The operator assigns `<dgd>-k8s-service-discovery` (Role on endpointslices and dynamoworkermetadatas) only
+    when serviceAccountName is empty (deploy/operator/internal/dynamo/graph.go:1733-1737), and the planner's base pod
+    spec names `planner-serviceaccount` (component_planner.go:92-95), which extraPodSpec fields override
+    (mergo.WithOverride, graph.go:1721). Every Dynamo pod runs the discovery client, so none may turn its token off."""
+    specs = {**_dgds(prod), **_dgds(lab)}
+    assert {"chat-dense", "reasoning-large", "chat-small"} <= set(specs)
+    for spec in specs.values():
+        assert discovery_overrides(spec["spec"]) == []
+    assert "Planner" in specs["reasoning-large"]["spec"]["services"]
+    broken = {"services": {"Planner": {"extraPodSpec": {"serviceAccountName": "tenant-workload"}},
+                           "Frontend": {"extraPodSpec": {"automountServiceAccountToken": False}}}}
+    assert discovery_overrides(broken) == ["Planner.serviceAccountName", "Frontend.automountServiceAccountToken"]
+
+
+def test_api_server_egress_for_the_endpoints_pods(prod):
+    """Tenant namespaces deny egress except DNS, the namespace and platform namespaces; the discovery client talks
+    to the API server, whose endpoints (not the Service's ClusterIP) a NetworkPolicy must allow."""
+    policy = _named(prod, "NetworkPolicy", "reasoning-large-api-server-egress")
+    assert policy["metadata"]["namespace"] == "tenant-globex-research"
+    spec = policy["spec"]
+    assert spec["podSelector"] == {"matchLabels": {GRAPH_LABEL: "reasoning-large"}}
+    assert spec["policyTypes"] == ["Egress"]
+    configured = read_stack_file("prod")[0]["components"]["serving"]["apiServerEgress"]
+    [rule] = spec["egress"]
+    assert [peer["ipBlock"]["cidr"] for peer in rule["to"]] == configured["cidrs"]
+    assert [port["port"] for port in rule["ports"]] == configured["ports"] == [6443]
+
+
+def test_lab_api_server_egress_defaults_to_the_api_server_ports(lab):
+    rule = _named(lab, "NetworkPolicy", "chat-small-api-server-egress")["spec"]["egress"][0]
+    assert [port["port"] for port in rule["ports"]] == [443, 6443]
+
+
+def test_prod_must_name_the_api_server_endpoints():
+    raw, secrets = _prod_config()
+    raw["components"]["serving"].pop("apiServerEgress")
+    assert "ncp-inference:components.serving.apiServerEgress: is required in prod" in _problems(raw, secrets)
+    raw["components"]["serving"]["apiServerEgress"] = {"cidrs": ["10.10.0.10/8"]}
+    assert "components.serving.apiServerEgress.cidrs" in _problems(raw, secrets)
+
+
+# --- workers (#15.6) ------------------------------------------------------------------------------------------------
+
+def test_workers_request_host_resources_for_their_gpus_and_shm(prod):
+    """Workers that set only GPU limits get the tenant LimitRange default (4 CPU, 16Gi), which the memory-backed
+    /dev/shm (shared_memory.go:28-47) alone fills. TRT-LLM's /dev/shm is 80Gi (disagg-communication.md:443)."""
+    services = _dgds(prod)["reasoning-large"]["spec"]["services"]
+    resources = RUNTIME.worker_resources
+    for name in ("TRTLLMPrefillWorker", "TRTLLMDecodeWorker"):
+        service = services[name]
+        assert service["sharedMemory"] == {"size": "80Gi"}
+        requests, limits = service["resources"]["requests"], service["resources"]["limits"]
+        assert requests == limits
+        assert requests["gpu"] == "8" and requests["cpu"] == str(8 * resources.cpu_per_gpu)
+        assert requests["memory"] == f"{80 + 8 * resources.memory_per_gpu_gi}Gi"
+        assert int(requests["memory"][:-2]) > 80 > 16, "memory beyond the /dev/shm and the LimitRange default"
+
+
+def test_tenant_quota_must_hold_its_worker_pods():
+    raw, secrets = _prod_config()
+    raw["tenants"][1]["memoryQuota"] = "512Gi"
+    raw["tenants"][1]["cpuQuota"] = "32"
+    text = _problems(raw, secrets)
+    need = 2 * (80 + 8 * RUNTIME.worker_resources.memory_per_gpu_gi)
+    assert (f"ncp-inference:tenants[1].memoryQuota: is 512Gi; tenant globex-research's worker pods request "
+            f"{need}Gi") in text
+    assert f"ncp-inference:tenants[1].cpuQuota: is 32; tenant globex-research's worker pods request " \
+           f"{2 * 8 * RUNTIME.worker_resources.cpu_per_gpu}" in text
+
+
+def test_workers_serve_the_model_metadata_to_the_frontend(prod):
+    """With DYN_SELF_HOST_METADATA the worker rewrites local model-card paths to its system port
+    (lib/llm/src/local_model.rs:39-54, 861-877), which the operator sets on workers (component_worker.go:82-94), so
+    the frontend needs no artifacts mount."""
+    services = _dgds(prod)["chat-dense"]["spec"]["services"]
+    assert {"name": "DYN_SELF_HOST_METADATA", "value": "true"} in services["TRTLLMWorker"]["envs"]
+    assert "volumeMounts" not in services["Frontend"]
+
+
+def test_disaggregated_trtllm_engines_enable_kv_cache_transfer(prod):
+    """cache_transceiver_config.backend unset disables KV cache transfer (kv-cache-transfer.md:30-38)."""
+    engine = _named(prod, "ConfigMap", "reasoning-large-engine")["data"]
+    for role in ("prefill", "decode"):
+        assert yaml.safe_load(engine[f"{role}.yaml"])["cache_transceiver_config"] == {"backend": "DEFAULT"}
+    aggregated = yaml.safe_load(_named(prod, "ConfigMap", "chat-dense-engine")["data"]["worker.yaml"])
+    assert "cache_transceiver_config" not in aggregated
+
+
+def test_rdma_workers_get_ipc_lock_in_a_privileged_tenant_namespace(prod, lab):
+    """RDMA memory registration needs IPC_LOCK, added as root (disagg-communication.md:243-254, 437-441); Pod
+    Security `restricted` and `baseline` both refuse it, so only tenants with RDMA workers are `privileged`."""
+    services = _dgds(prod)["reasoning-large"]["spec"]["services"]
+    for name in ("TRTLLMPrefillWorker", "TRTLLMDecodeWorker"):
+        pod = services[name]["extraPodSpec"]
+        assert pod["mainContainer"]["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["IPC_LOCK"]}
+        assert pod["securityContext"]["runAsUser"] == 0
+    dense = _dgds(prod)["chat-dense"]["spec"]["services"]["TRTLLMWorker"]["extraPodSpec"]
+    assert "add" not in dense["mainContainer"]["securityContext"]["capabilities"]
+    enforce = {r.inputs["metadata"]["name"]: r.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
+               for r in prod.resources if r.inputs.get("kind") == "Namespace"
+               and r.inputs["metadata"]["name"].startswith("tenant-")}
+    assert enforce == {"tenant-acme-chat": "restricted", "tenant-globex-research": "privileged",
+                       "tenant-ncp-eval": "restricted"}
+
+
+# --- planner (#15.6) ------------------------------------------------------------------------------------------------
+
+def test_planner_runs_its_image_with_a_config_from_the_slo(prod):
+    """The planner exits without --config (planner/__main__.py:59-67) and needs the dedicated planner image since
+    Dynamo 1.1.0 (examples/backends/trtllm/deploy/disagg_planner.yaml:52-58); PlannerConfig keys
+    (planner_config.py:370-500), Prometheus from PROMETHEUS_ENDPOINT (:517-522)."""
+    planner = _dgds(prod)["reasoning-large"]["spec"]["services"]["Planner"]
+    container = planner["extraPodSpec"]["mainContainer"]
+    digest = read_stack_file("prod")[0]["components"]["serving"]["imageDigests"]["planner"]
+    assert container["image"] == MATRIX.workload("dynamoRuntime").images["planner"] + "@" + digest
+    args = container["args"]
+    assert args[:3] == ["-m", "dynamo.planner", "--config"]
+    config = json.loads(args[3])
+    assert config == {"environment": "kubernetes", "backend": "trtllm", "mode": "disagg",
+                      "optimization_target": "sla", "pre_deployment_sweeping_mode": "none",
+                      "ttft_ms": 500.0, "itl_ms": 20.0, "max_gpu_budget": 16,
+                      "prefill_engine_num_gpu": 8, "decode_engine_num_gpu": 8}
+    url = read_stack_file("prod")[0]["components"]["serving"]["plannerPrometheusUrl"]
+    assert planner["envs"] == [{"name": "PROMETHEUS_ENDPOINT", "value": url}]
+
+
+def test_planner_may_reach_its_prometheus(prod):
+    """Tenant namespaces allow egress only to DNS, the namespace and platform namespaces; the planner queries
+    Prometheus for the serving metrics it scales from."""
+    spec = _named(prod, "NetworkPolicy", "reasoning-large-planner-prometheus-egress")["spec"]
+    assert spec["podSelector"] == {"matchLabels": {GRAPH_LABEL: "reasoning-large",
+                                                   "nvidia.com/dynamo-component-type": "planner"}}
+    assert spec["egress"] == [{"to": [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "ncp-observability"}}}], "ports": [{"protocol": "TCP", "port": 9090}]}]
+    assert not [r for r in prod.resources if r.inputs.get("metadata", {}).get("name") ==
+                "chat-dense-planner-prometheus-egress"], "no planner, no egress"
+
+
+def test_planner_prometheus_must_be_an_in_cluster_service():
+    raw, secrets = _prod_config()
+    raw["components"]["serving"]["plannerPrometheusUrl"] = "http://prometheus.example.com:9090"
+    assert "ncp-inference:components.serving.plannerPrometheusUrl" in _problems(raw, secrets)
+
+
+def test_planner_needs_a_prometheus_url_and_a_pinned_image():
+    raw, secrets = _prod_config()
+    raw["components"]["serving"].pop("plannerPrometheusUrl")
+    raw["components"]["serving"]["imageDigests"].pop("planner")
+    text = _problems(raw, secrets)
+    assert "ncp-inference:components.serving.imageDigests.planner: is required in prod" in text
+    assert "ncp-inference:components.serving.plannerPrometheusUrl: is required when an endpoint sets planner: true" \
+        in text
+
+
+# --- chart (#15.7, #15.8) -------------------------------------------------------------------------------------------
+
+def test_chart_creates_no_podmonitors_of_its_own(prod):
+    """Unset, the operator chart creates PodMonitors for all Dynamo pods when the prometheus-operator CRDs exist
+    (deploy/helm/charts/platform/components/operator/templates/prometheus.yaml:15-25); ours would scrape twice."""
+    values = prod.releases()["dynamo-platform"].inputs["values"]
+    assert values["dynamo-operator"]["dynamo"]["metrics"]["podMonitors"] == {"enabled": False}
+
+
+def test_dynamo_pin_is_the_version_the_upstream_checks_read(upstream):
+    chart = yaml.safe_load((upstream / "dynamo" / "platform" / "Chart.yaml").read_text())
+    pin = MATRIX.pin("dynamoPlatform")
+    assert pin.version == chart["version"] == MATRIX.workload("dynamoRuntime").version
+    assert all(image.endswith(":" + pin.version) for image in MATRIX.workload("dynamoRuntime").images.values())
+    assert "1.5.0" in pin.deviation and "RA" in pin.deviation
+
+
+def test_planner_off_runs_no_planner():
+    raw, secrets = _prod_config()
+    raw["endpoints"][1]["planner"] = False
+    recording = run_program(raw, secrets | {"ngcApiKey"}, stack="noplanner")
+    assert "Planner" not in _dgds(recording)["reasoning-large"]["spec"]["services"]

@@ -1,0 +1,95 @@
+"""Site scaffolding: a new stack from a profile and a few answers carries placeholders that validation refuses
+until each is replaced; the checklist names what the site must provide."""
+import re
+
+import pytest
+
+from offline import check
+from plan import sources
+from scaffold import __main__ as scaffold
+from scaffold import checklist
+
+
+def _scaffold(tmp_path, monkeypatch, *args) -> str:
+    monkeypatch.setattr(sources, "ROOT", tmp_path)
+    assert scaffold.main(list(args)) == 0
+    return (tmp_path / f"Pulumi.{args[args.index('--site') + 1]}.yaml").read_text()
+
+
+def _fill(text: str) -> str:
+    """What a site does: replace each placeholder with a real value of its kind."""
+    nics = iter(f"ens{i}f0np0" for i in range(1, 99))
+    text = re.sub(r'"REPLACE-ME\(host netdev[^"]*\)"', lambda _: next(nics), text)
+    text = re.sub(r'"REPLACE-ME\(east-west CIDR[^"]*\)"', "10.200.0.0/16", text)
+    return re.sub(r'"REPLACE-ME\((identity-provider group of (\S+) admins)\)"', r"\2-admins", text) \
+        .replace('"REPLACE-ME(where acceptance evidence is stored, e.g. s3://<bucket>/acceptance/)"', "s3://b/e/") \
+        .replace('"REPLACE-ME(team that owns validation evidence)"', "validation-team") \
+        .replace('"REPLACE-ME(site-built validation suite image, e.g. '
+                 '<registry>/isv-ncp-validation-suite:<tag>@<sha256 digest>)"',
+                 "nvcr.io/west/tools/isv-ncp-validation-suite:0.6.8@sha256:" + "0" * 64)
+
+
+def test_lab_scaffold_is_refused_until_filled_then_validates(tmp_path, monkeypatch, capsys):
+    text = _scaffold(tmp_path, monkeypatch, "--site", "lab-2", "--profile", "lab", "--environment", "lab",
+                     "--gpu-nodes", "1", "--tenant", "dev:1")
+    assert check.main(["--stack", "lab-2"]) == 2
+    err = capsys.readouterr().err
+    assert "ncp-inference:tenants[0].admins[0]: is still the scaffold placeholder" in err
+    assert "pulumi config set --path 'ncp-inference:tenants[0].admins[0]' <value>" in err
+    (tmp_path / "Pulumi.lab-2.yaml").write_text(_fill(text))
+    assert check.main(["--stack", "lab-2"]) == 0
+    assert ["dev", "tenant-dev", "1", "1", "1", "-"] in [line.split() for line in capsys.readouterr().out.splitlines()]
+
+
+def test_prod_scaffold_on_an_rdma_profile_asks_for_every_site_value(tmp_path, monkeypatch, capsys):
+    text = _scaffold(tmp_path, monkeypatch, "--site", "west", "--profile", "hgx-h200", "--environment", "prod",
+                     "--gpu-nodes", "4", "--tenant", "acme:16:24", "--tenant", "beta:8")
+    assert "nvcr.io" not in text and "\nencryptionsalt:" not in text and "sha256:" not in text and "secure:" not in text
+    assert check.main(["--stack", "west"]) == 2
+    err = capsys.readouterr().err
+    assert "14 problems" in err  # evidence path and owner, 8 rail NICs, the rail subnet, suite image, two admin groups
+    for path in ("site.validationEvidence.path", "site.validationEvidence.owner",
+                 "components.networkOperator.railInterfaces[7]", "components.networkOperator.railSubnet",
+                 "tenants[1].admins[0]"):
+        assert f"ncp-inference:{path}: is still the scaffold placeholder" in err
+    (tmp_path / "Pulumi.west.yaml").write_text(_fill(text))
+    assert check.main(["--stack", "west"]) == 2
+    err = capsys.readouterr().err  # filled in: only the secret is left, and it is never written to the file
+    assert "1 problem;" in err and "ncp-inference:ngcApiKey: is required in prod" in err
+
+
+def test_gpu_nodes_are_explained_per_profile(tmp_path, monkeypatch):
+    text = _scaffold(tmp_path, monkeypatch, "--site", "rack", "--profile", "gb300-nvl72", "--environment", "lab",
+                     "--gpu-nodes", "18", "--tenant", "a:8")
+    assert "gpuNodes: 18  # gb300-nvl72: 4 GPUs per node -> 72 GPUs; one NVLink domain (rack) is 18 nodes" in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--profile", "no-such"], "--profile 'no-such': use one of"),
+    (["--tenant", "Bad_Name:1"], "--tenant 'Bad_Name:1': write NAME:GPU_QUOTA[:GPU_LIMIT]"),
+    (["--tenant", "a:8:4"], "the GPU limit (4) is below the quota (8)"),
+    (["--site", "lab"], "Pulumi.lab.yaml exists: choose another --site or --out, or pass --force"),
+])
+def test_bad_answers_exit_2_without_writing(tmp_path, monkeypatch, capsys, args, message):
+    (tmp_path / "Pulumi.lab.yaml").write_text("config: {}\n")
+    monkeypatch.setattr(sources, "ROOT", tmp_path)
+    base = {"--site": "new", "--profile": "lab", "--environment": "lab", "--gpu-nodes": "1", "--tenant": "a:1"}
+    base.update(dict(zip(args[::2], args[1::2])))
+    assert scaffold.main([item for pair in base.items() for item in pair]) == 2
+    assert message in capsys.readouterr().err
+    assert (tmp_path / "Pulumi.lab.yaml").read_text() == "config: {}\n"
+    assert not (tmp_path / "Pulumi.new.yaml").exists()
+
+
+def test_checklist_names_what_the_site_provides(tmp_path, monkeypatch, capsys):
+    text = _scaffold(tmp_path, monkeypatch, "--site", "west", "--profile", "hgx-h200", "--environment", "staging",
+                     "--gpu-nodes", "2", "--tenant", "acme:8")
+    (tmp_path / "Pulumi.west.yaml").write_text(_fill(text))
+    assert checklist.main(["--stack", "west"]) == 0
+    out = capsys.readouterr().out
+    assert "- [ ] group `acme-admins` exists in the identity provider (admin of tenant acme)" in out
+    assert "- [ ] interface `ens8f0np0` on every GPU node, rail subnet 10.200.7.0/24" in out
+    assert "`nvidia.com/gpu.product=NVIDIA-H200`" in out
+    assert "cert-manager" in out  # NVSentinel's prerequisite from the compatibility matrix
+    (tmp_path / "Pulumi.west.yaml").write_text(text)
+    assert checklist.main(["--stack", "west"]) == 2  # an unfinished stack has no checklist yet
