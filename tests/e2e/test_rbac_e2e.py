@@ -84,7 +84,10 @@ class Api:
 
     def apply(self, manifest: dict) -> None:
         path = f"{self.resource_path(manifest)}/{manifest['metadata']['name']}?fieldManager=ncp-rbac-e2e&force=true"
-        status, body = self.call("PATCH", path, manifest, content_type="application/apply-patch+yaml")
+        # Claims in a namespace whose quota the controller has not computed yet are refused ("status unknown").
+        status, body = _eventually(
+            lambda: self.call("PATCH", path, manifest, content_type="application/apply-patch+yaml"),
+            lambda status, body: "status unknown for quota" not in body.get("message", ""))
         assert status in (200, 201), f"apply {manifest['kind']} {manifest['metadata']['name']}: {status} {body}"
 
 
