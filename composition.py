@@ -18,7 +18,9 @@ from components.telemetry import Telemetry, TelemetryArgs
 from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, TenancyArgs, TenantSpec
 from components.validation import Benchmark, BenchmarkArgs, ValidationSuite, ValidationSuiteArgs
 from acceptance.aiperf_args import aiperf_command
-from plan.catalog import integration_points, load_dynamo_runtime, load_signals
+from plan.catalog import (
+    MONITORING_PEER, TENANTS_PEER, integration_points, load_dynamo_runtime, load_signals, network_access, tenant_access,
+)
 from plan.endpoints import rdma_workers, runtime_image, tenant_pod_security
 from plan.profile import DriverManagement
 from plan.serving import ApiServerEgress
@@ -84,6 +86,7 @@ def baseline_record(plan: SitePlan) -> dict:
                           if plan.matrix.pin(c).prerequisites},
         "validationEvidence": evidence.model_dump(by_alias=True) if evidence else None,
         "gpuSharing": gpu_sharing(plan),
+        "tenantImagePulls": plan.config.components.tenancy.pull_credentials.value,
         # KAI ignores a node without every level's label: each GPU node must carry these keys.
         "topologyLevels": [vars(level) for level in plan.topology_levels] if plan.topology_aware else [],
         "serving": {e.name: {"tenant": e.tenant.name, "backend": e.endpoint.backend, "mode": e.mode, "gpus": e.gpus,
@@ -110,9 +113,14 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
     skip_await = settings.skip_await
     telemetry = settings.telemetry
 
+    tenant_namespaces = [plan.tenant_namespace(t) for t in plan.tenants]
+    namespaces = layer_namespaces(plan)
     baseline = ClusterBaseline("baseline", ClusterBaselineArgs(
         site=plan.site.name, environment=plan.environment.value, profile=plan.profile.name,
-        namespaces=layer_namespaces(plan), record=baseline_record(plan)))
+        namespaces=namespaces, record=baseline_record(plan), network=network_access(),
+        peers={TENANTS_PEER: tenant_namespaces, MONITORING_PEER: [settings.tenancy.monitoring_namespace],
+               **{ns.layer: [ns.name] for ns in namespaces}},
+        ngc_api_key=ngc_api_key, pull_secret_layers=["validation"]))
 
     network = None
     if plan.network_enabled:
@@ -148,7 +156,6 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         topology_levels=plan.topology_levels,
         skip_await=skip_await))
 
-    tenant_namespaces = [plan.tenant_namespace(t) for t in plan.tenants]
     health = Health("health", HealthArgs(
         pin=plan.chart("nvsentinel"), namespace=baseline.namespace("nvsentinel"), dcgm_endpoint=gpu.dcgm_endpoint,
         remediation=plan.remediation, nic_monitor=plan.network_enabled, tenant_namespaces=tenant_namespaces,
@@ -179,19 +186,24 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
             namespace=baseline.namespace("validation"), image=settings.serving.validation.suite_image,
             suite_file=suite.suite_file, gpu_operator_namespace=matrix.pin("gpuOperator").namespace,
             overrides=suite.overrides, mig_strategy=plan.mig.strategy if plan.mig else None, version=suite.version,
-            results=storage.benchmark_output if storage else None, skip_await=settings.skip_await))
+            results=storage.benchmark_output if storage else None, checks=suite.read_only_checks,
+            reads=suite.reads, pull_secret=baseline.pull_secret("validation"), skip_await=settings.skip_await))
 
     pod_security = tenant_pod_security(plan.endpoints, plan.network_enabled)
     tenancy = Tenancy("tenancy", TenancyArgs(
         tenants=[TenantSpec(name=t.name, namespace=plan.tenant_namespace(t), queue=plan.tenant_namespace(t),
                             gpu_limit=t.gpu_limit, cpu_quota=t.cpu_quota, memory_quota=t.memory_quota,
+                            cpu_limit=t.cpu_limit or t.cpu_quota, memory_limit=t.memory_limit or t.memory_quota,
+                            pods=t.pod_quota, claims=t.claim_quota, storage=t.storage_quota,
                             admins=t.admins, viewers=t.viewers, pod_security=pod_security.get(t.name))
                  for t in plan.tenants],
         gateway_namespace=settings.tenancy.gateway_namespace,
         monitoring_namespace=settings.tenancy.monitoring_namespace,
-        platform_namespaces=[BASELINE_NAMESPACE] + (
-            [matrix.pin("dynamoPlatform").namespace] if plan.endpoints else []),
-        ngc_api_key=ngc_api_key))
+        platform_namespaces={ns.layer: ns.name for ns in namespaces},
+        network=network_access(), access=tenant_access(),
+        storage_classes=[tier.storage_class for name, tier in settings.serving.storage.named()
+                         if name != "telemetry-retention"] if settings.serving.storage else [],
+        ngc_api_key=ngc_api_key if plan.tenant_pull_secret else None))
 
     return {
         "site": plan.site.name,
@@ -236,7 +248,7 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
             tenant_storage[endpoint.tenant.name] = TenantStorage(f"storage-{endpoint.tenant.name}", TenantStorageArgs(
                 tenant=endpoint.tenant.name, namespace=endpoint.namespace, model_artifacts=storage.model_artifacts,
                 benchmark_output=storage.benchmark_output, skip_await=skip_await))
-    pull_secret = PULL_SECRET if plan.has_ngc_api_key else None
+    pull_secret = PULL_SECRET if plan.tenant_pull_secret else None
     outputs = {}
     for endpoint in plan.endpoints:
         model = endpoint.endpoint.model

@@ -1,13 +1,17 @@
-"""Cluster baseline layer: layer namespaces with Pod Security Admission, PriorityClasses, and the baseline record."""
+"""Cluster baseline layer: layer namespaces with Pod Security Admission and default-deny networking plus the allows
+their charts need, PriorityClasses, the platform's registry credential, and the baseline record."""
 from dataclasses import dataclass, field
+from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
 from components.kube import (
-    LAYER_LABEL, PRIORITY_BATCH, PRIORITY_SERVING, PRIORITY_SYSTEM, Layer, labels, psa_labels,
+    LAYER_LABEL, PRIORITY_BATCH, PRIORITY_SERVING, PRIORITY_SYSTEM, Layer, labels, ngc_pull_secret, psa_labels,
 )
+from components.network_policy import platform_policies
+from plan.catalog import NetworkAccess
 
 # PriorityClass values stay below the built-in system-* classes (2e9) so node-critical pods always win.
 PRIORITY_CLASSES = {
@@ -30,10 +34,15 @@ class ClusterBaselineArgs:
     environment: str
     profile: str
     namespaces: list[LayerNamespace]
+    network: NetworkAccess  # default-deny plus these allows in every layer namespace
+    peers: dict[str, list[str]]  # peer names of the network data (tenants, monitoring, components) -> namespaces
     record: dict = field(default_factory=dict)  # site, profile, versions, decisions: one YAML document per key
+    ngc_api_key: Optional[pulumi.Output[str]] = None
+    pull_secret_layers: list[str] = field(default_factory=list)  # layers whose own workloads pull from nvcr.io
 
 
 class ClusterBaseline(Layer):
+    PULL_SECRET = "ngc-pull-secret"
     namespaces: dict[str, k8s.core.v1.Namespace]
     priority_classes: dict[str, pulumi.Output[str]]
 
@@ -41,6 +50,7 @@ class ClusterBaseline(Layer):
         super().__init__("ClusterBaseline", name, opts)
         child = self.child()
         self.namespaces = {}
+        self.pull_secrets = {}
         for ns in args.namespaces:
             self.namespaces[ns.layer] = k8s.core.v1.Namespace(
                 f"{name}-ns-{ns.layer}",
@@ -50,6 +60,18 @@ class ClusterBaseline(Layer):
                 ),
                 opts=child,
             )
+            in_namespace = self.child(self.namespaces[ns.layer])
+            for policy, spec in platform_policies(args.network, args.network.of(ns.layer), args.peers).items():
+                k8s.networking.v1.NetworkPolicy(
+                    f"{name}-netpol-{ns.layer}-{policy}", spec=spec, opts=in_namespace,
+                    metadata=k8s.meta.v1.ObjectMetaArgs(name=policy, namespace=ns.name,
+                                                        labels=labels("cluster-baseline", policy)))
+            if args.ngc_api_key is not None and ns.layer in args.pull_secret_layers:
+                # The provider's key stays in platform namespaces, which no tenant role can read.
+                self.pull_secrets[ns.layer] = ngc_pull_secret(
+                    f"{name}-pull-secret-{ns.layer}", k8s.meta.v1.ObjectMetaArgs(
+                        name=self.PULL_SECRET, namespace=ns.name, labels=labels("cluster-baseline")),
+                    args.ngc_api_key, in_namespace).metadata.name
         self.priority_classes = {}
         for class_name, (value, description, preemption) in PRIORITY_CLASSES.items():
             pc = k8s.scheduling.v1.PriorityClass(
@@ -79,3 +101,7 @@ class ClusterBaseline(Layer):
 
     def namespace(self, layer: str) -> k8s.core.v1.Namespace:
         return self.namespaces[layer]
+
+    def pull_secret(self, layer: str) -> Optional[str]:
+        """The platform's nvcr.io pull secret in this layer's namespace, if the stack has a key."""
+        return self.PULL_SECRET if layer in self.pull_secrets else None

@@ -1,15 +1,16 @@
-"""Shared building blocks for components: standard labels and pinned Helm releases."""
+"""Shared building blocks for components: standard labels, restricted Jobs, RBAC rules, registry credentials and
+pinned Helm releases."""
+import base64
+import json
 from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from plan.catalog import ChartPin
+from plan.catalog import AccessRule, ChartPin
 
 PART_OF = "ncp-inference"
 TENANT_LABEL = "ncp-inference.io/tenant"
-# Kubernetes sets it on every namespace (since 1.22): how a NetworkPolicy selects a namespace by name.
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 POD_SECURITY_REASON = "ncp-inference.io/pod-security-reason"  # why a tenant namespace is not restricted
 LAYER_LABEL = "ncp-inference.io/layer"
 PSA_LEVELS = ("privileged", "baseline", "restricted")
@@ -56,16 +57,40 @@ def psa_labels(enforce: str) -> dict[str, str]:
     }
 
 
+NON_ROOT_ID = 10001
+
+
 def restricted_pod() -> k8s.core.v1.PodSecurityContextArgs:
     """Pod security settings that pass Pod Security Admission `restricted`."""
-    return k8s.core.v1.PodSecurityContextArgs(run_as_non_root=True, run_as_user=1000, run_as_group=1000,
-                                              fs_group=1000, seccomp_profile=k8s.core.v1.SeccompProfileArgs(
+    # Above 10000: no collision with users of the node's /etc/passwd (CIS 5.7, kube-score, checkov CKV_K8S_40).
+    return k8s.core.v1.PodSecurityContextArgs(run_as_non_root=True, run_as_user=NON_ROOT_ID, run_as_group=NON_ROOT_ID,
+                                              fs_group=NON_ROOT_ID, seccomp_profile=k8s.core.v1.SeccompProfileArgs(
                                                   type="RuntimeDefault"))
 
 
-def restricted_container() -> k8s.core.v1.SecurityContextArgs:
+def restricted_container(read_only_root: bool = False) -> k8s.core.v1.SecurityContextArgs:
     return k8s.core.v1.SecurityContextArgs(allow_privilege_escalation=False,
+                                           read_only_root_filesystem=read_only_root or None,
                                            capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]))
+
+
+# A read-only root filesystem still needs somewhere to write scratch files (bash here-documents, Python caches,
+# tool homes): an emptyDir at /tmp, with HOME pointing there.
+SCRATCH_MOUNT, SCRATCH_SIZE = "/tmp", "2Gi"
+
+
+def scratch(container: k8s.core.v1.ContainerArgs) -> tuple[k8s.core.v1.ContainerArgs, k8s.core.v1.VolumeArgs]:
+    """The container with a read-only root filesystem, HOME and a writable emptyDir at /tmp; and that volume."""
+    container.security_context = restricted_container(read_only_root=True)
+    container.volume_mounts = [*(container.volume_mounts or []),
+                               k8s.core.v1.VolumeMountArgs(name="scratch", mount_path=SCRATCH_MOUNT)]
+    container.env = [*(container.env or []), k8s.core.v1.EnvVarArgs(name="HOME", value=SCRATCH_MOUNT)]
+    resources = container.resources or k8s.core.v1.ResourceRequirementsArgs()
+    container.resources = k8s.core.v1.ResourceRequirementsArgs(
+        requests={**(resources.requests or {}), "ephemeral-storage": "1Gi"},
+        limits={**(resources.limits or {}), "ephemeral-storage": SCRATCH_SIZE})
+    return container, k8s.core.v1.VolumeArgs(name="scratch", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+        size_limit=SCRATCH_SIZE))
 
 
 # Suspended Jobs run on demand; Pulumi must not wait for them to complete. Test clusters without kubelets or
@@ -97,10 +122,12 @@ def restricted_job(
     backoff_limit: int = 0,
     ttl_seconds: Optional[int] = None,
     automount_token: bool = False,
+    pull_secret: Optional[str] = None,
 ) -> k8s.batch.v1.Job:
-    """A batch Job whose pod passes PSA `restricted` and runs at the batch priority. Suspended Jobs are run on
-    demand (kubectl patch job ... -p '{"spec":{"suspend":false}}'), so Pulumi does not wait for them."""
-    container.security_context = restricted_container()
+    """A batch Job whose pod passes PSA `restricted`, with a read-only root filesystem (scratch space at /tmp),
+    at the batch priority. Suspended Jobs are run on demand (kubectl patch job ... -p '{"spec":{"suspend":false}}'),
+    so Pulumi does not wait for them."""
+    container, scratch_volume = scratch(container)
     return k8s.batch.v1.Job(
         resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace, labels=labels,
@@ -118,12 +145,43 @@ def restricted_job(
                     priority_class_name=PRIORITY_BATCH,
                     security_context=restricted_pod(),
                     containers=[container],
-                    volumes=volumes,
+                    volumes=[*volumes, scratch_volume],
+                    image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=pull_secret)]
+                    if pull_secret else None,
                 ),
             ),
         ),
         opts=opts,
     )
+
+
+def policy_rules(rules: Sequence[AccessRule]) -> list[k8s.rbac.v1.PolicyRuleArgs]:
+    """RBAC PolicyRules from the data files' access rules."""
+    result = []
+    for rule in rules:
+        if rule.non_resource_urls:
+            result.append(k8s.rbac.v1.PolicyRuleArgs(non_resource_urls=rule.non_resource_urls, verbs=rule.verbs))
+        else:
+            result.append(k8s.rbac.v1.PolicyRuleArgs(api_groups=rule.api_groups, resources=rule.resources,
+                                                     verbs=rule.verbs))
+    return result
+
+
+NGC_REGISTRY = "nvcr.io"
+NGC_USERNAME = "$oauthtoken"  # NGC's fixed username for API-key logins
+
+
+def docker_config_json(api_key: str) -> str:
+    auth = base64.b64encode(f"{NGC_USERNAME}:{api_key}".encode()).decode()
+    return json.dumps({"auths": {NGC_REGISTRY: {"username": NGC_USERNAME, "password": api_key, "auth": auth}}})
+
+
+def ngc_pull_secret(resource_name: str, metadata: k8s.meta.v1.ObjectMetaArgs, api_key: pulumi.Output[str],
+                    opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
+    """An nvcr.io image pull secret made from the NGC API key (kept secret in state)."""
+    return k8s.core.v1.Secret(
+        resource_name, metadata=metadata, type="kubernetes.io/dockerconfigjson",
+        string_data={".dockerconfigjson": pulumi.Output.secret(api_key.apply(docker_config_json))}, opts=opts)
 
 
 def helm_release(

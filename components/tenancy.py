@@ -1,21 +1,24 @@
-"""Tenancy and security layer: one isolated namespace per tenant with quota, limits, default-deny networking plus
-the platform's required allows, RBAC, a dedicated workload ServiceAccount, and an nvcr.io pull secret."""
-import base64
-import json
+"""Tenancy and security layer: one isolated namespace per tenant with complete quota, limits, default-deny
+networking plus exactly the allows the platform needs, project-defined tenant Roles that cannot read platform
+credentials or change platform-managed isolation, and a dedicated workload ServiceAccount."""
 from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import NAMESPACE_NAME_LABEL, POD_SECURITY_REASON, TENANT_LABEL, Layer, labels, psa_labels
-from plan.catalog import integration_points
+from components.kube import (
+    POD_SECURITY_REASON, PRIORITY_SYSTEM, TENANT_LABEL, Layer, labels, ngc_pull_secret, policy_rules, psa_labels,
+)
+from components.network_policy import (
+    DEFAULT_DENY, SAME_NAMESPACE, dns_egress, namespace_peer, tenant_platform_egress,
+)
+from plan.catalog import NetworkAccess, TenantAccess, integration_points
 from plan.endpoints import PodSecurity
 
-NGC_REGISTRY = "nvcr.io"
-NGC_USERNAME = "$oauthtoken"  # NGC's fixed username for API-key logins
 PULL_SECRET = "ngc-pull-secret"
 WORKLOAD_SERVICE_ACCOUNT = "tenant-workload"
+RBAC_GROUP = "rbac.authorization.k8s.io"
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,11 @@ class TenantSpec:
     gpu_limit: int
     cpu_quota: str
     memory_quota: str
+    cpu_limit: str
+    memory_limit: str
+    pods: int
+    claims: int
+    storage: str
     admins: list[str] = field(default_factory=list)
     viewers: list[str] = field(default_factory=list)
     pod_security: Optional[PodSecurity] = None  # the plan's exception to `restricted` (RDMA workers), with its reason
@@ -36,54 +44,48 @@ class TenancyArgs:
     tenants: list[TenantSpec]
     gateway_namespace: str
     monitoring_namespace: str
-    platform_namespaces: list[str]  # tenant workloads may call these (e.g. Dynamo's NATS)
-    ngc_api_key: Optional[pulumi.Output[str]]
+    platform_namespaces: dict[str, str]  # matrix component -> namespace: tenants reach the ports it admits them on
+    network: NetworkAccess
+    access: TenantAccess
+    storage_classes: list[str]  # the classes tenant claims use: each gets its own storage quota
+    ngc_api_key: Optional[pulumi.Output[str]]  # only with pullCredentials sharedKey (never in prod)
 
 
-def docker_config_json(api_key: str) -> str:
-    auth = base64.b64encode(f"{NGC_USERNAME}:{api_key}".encode()).decode()
-    return json.dumps({"auths": {NGC_REGISTRY: {"username": NGC_USERNAME, "password": api_key, "auth": auth}}})
-
-
-def _namespace_peer(namespace: str) -> dict:
-    return {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}}
+def quota_hard(tenant: TenantSpec, storage_classes: list[str]) -> dict[str, str]:
+    """Every resource a tenant can consume, capped; cluster-exposing Service types not at all."""
+    hard = {
+        f"requests.{integration_points().gpu.resource}": str(tenant.gpu_limit),
+        "requests.cpu": tenant.cpu_quota,
+        "requests.memory": tenant.memory_quota,
+        "limits.cpu": tenant.cpu_limit,
+        "limits.memory": tenant.memory_limit,
+        "pods": str(tenant.pods),
+        "persistentvolumeclaims": str(tenant.claims),
+        "requests.storage": tenant.storage,
+        "services.loadbalancers": "0",
+        "services.nodeports": "0",
+    }
+    for storage_class in sorted(set(storage_classes)):
+        hard[f"{storage_class}.storageclass.storage.k8s.io/requests.storage"] = tenant.storage
+        hard[f"{storage_class}.storageclass.storage.k8s.io/persistentvolumeclaims"] = str(tenant.claims)
+    return hard
 
 
 def network_policies(args: TenancyArgs) -> dict[str, dict]:
     """name -> NetworkPolicy spec. Default-deny first; every other policy is one allow the platform needs."""
-    same_namespace = [{"podSelector": {}}]
-    return {
-        "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
-        "allow-dns": {
-            "podSelector": {},
-            "policyTypes": ["Egress"],
-            "egress": [{
-                "to": [{**_namespace_peer("kube-system"), "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
-                "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-            }],
-        },
-        "allow-same-namespace": {
-            "podSelector": {},
-            "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"from": same_namespace}],
-            "egress": [{"to": same_namespace}],
-        },
-        "allow-gateway-ingress": {
-            "podSelector": {},
-            "policyTypes": ["Ingress"],
-            "ingress": [{"from": [_namespace_peer(args.gateway_namespace)]}],
-        },
-        "allow-telemetry-scrape": {
-            "podSelector": {},
-            "policyTypes": ["Ingress"],
-            "ingress": [{"from": [_namespace_peer(args.monitoring_namespace)]}],
-        },
-        "allow-platform-egress": {
-            "podSelector": {},
-            "policyTypes": ["Egress"],
-            "egress": [{"to": [_namespace_peer(ns) for ns in args.platform_namespaces]}],
-        },
+    policies = {
+        "default-deny": DEFAULT_DENY,
+        "allow-dns": dns_egress(args.network),
+        "allow-same-namespace": SAME_NAMESPACE,
+        "allow-gateway-ingress": {"podSelector": {}, "policyTypes": ["Ingress"],
+                                  "ingress": [{"from": [namespace_peer(args.gateway_namespace)]}]},
+        "allow-telemetry-scrape": {"podSelector": {}, "policyTypes": ["Ingress"],
+                                   "ingress": [{"from": [namespace_peer(args.monitoring_namespace)]}]},
     }
+    platform = tenant_platform_egress(args.network, args.platform_namespaces)
+    if platform:
+        policies["allow-platform-egress"] = platform
+    return policies
 
 
 class TenantEnvironment(Layer):
@@ -108,13 +110,20 @@ class TenantEnvironment(Layer):
             return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=ns, labels=tenant_labels)
 
         self.quota = k8s.core.v1.ResourceQuota(
-            f"{name}-quota",
-            metadata=meta("tenant-quota"),
-            spec=k8s.core.v1.ResourceQuotaSpecArgs(hard={
-                f"requests.{integration_points().gpu.resource}": str(tenant.gpu_limit),
-                "requests.cpu": tenant.cpu_quota,
-                "requests.memory": tenant.memory_quota,
-            }),
+            f"{name}-quota", metadata=meta("tenant-quota"),
+            spec=k8s.core.v1.ResourceQuotaSpecArgs(hard=quota_hard(tenant, args.storage_classes)),
+            opts=in_namespace,
+        )
+        # Tenant pods may not run at the platform's priorities (and so never preempt platform pods or other tenants
+        # with them): a quota of zero pods scoped to those classes.
+        k8s.core.v1.ResourceQuota(
+            f"{name}-platform-priorities", metadata=meta("platform-priorities"),
+            spec=k8s.core.v1.ResourceQuotaSpecArgs(
+                hard={"pods": "0"},
+                scope_selector=k8s.core.v1.ScopeSelectorArgs(match_expressions=[
+                    k8s.core.v1.ScopedResourceSelectorRequirementArgs(
+                        scope_name="PriorityClass", operator="In",
+                        values=[PRIORITY_SYSTEM, *args.access.platform_priority_classes])])),
             opts=in_namespace,
         )
         k8s.core.v1.LimitRange(
@@ -124,6 +133,9 @@ class TenantEnvironment(Layer):
                 type="Container",
                 default_request={"cpu": "500m", "memory": "1Gi"},
                 default={"cpu": "4", "memory": "16Gi"},
+                # No container may claim more than the whole namespace may, nor a sliver that defeats the quota.
+                max={"cpu": tenant.cpu_limit, "memory": tenant.memory_limit},
+                min={"cpu": "10m", "memory": "16Mi"},
             )]),
             opts=in_namespace,
         )
@@ -131,26 +143,24 @@ class TenantEnvironment(Layer):
         for policy_name, spec in network_policies(args).items():
             self.network_policies.append(k8s.networking.v1.NetworkPolicy(
                 f"{name}-netpol-{policy_name}", metadata=meta(policy_name), spec=spec, opts=in_namespace))
-        for role, cluster_role, groups in (("admins", "admin", tenant.admins), ("viewers", "view", tenant.viewers)):
-            if groups:
-                k8s.rbac.v1.RoleBinding(
-                    f"{name}-{role}",
-                    metadata=meta(f"tenant-{role}"),
-                    role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="ClusterRole",
-                                                     name=cluster_role),
-                    subjects=[k8s.rbac.v1.SubjectArgs(kind="Group", name=group,
-                                                      api_group="rbac.authorization.k8s.io") for group in groups],
-                    opts=in_namespace,
-                )
-        pull_secrets = None
-        if args.ngc_api_key is not None:
-            k8s.core.v1.Secret(
-                f"{name}-ngc-pull-secret",
-                metadata=meta(PULL_SECRET),
-                type="kubernetes.io/dockerconfigjson",
-                string_data={".dockerconfigjson": pulumi.Output.secret(args.ngc_api_key.apply(docker_config_json))},
+        for role, rules, groups in (("admins", args.access.admin, tenant.admins),
+                                    ("viewers", args.access.viewer, tenant.viewers)):
+            if not groups:
+                continue
+            # Project-defined Roles, not the built-in admin/view: those read Secrets and edit NetworkPolicies.
+            k8s.rbac.v1.Role(f"{name}-{role}-role", metadata=meta(f"tenant-{role}"), rules=policy_rules(rules),
+                             opts=in_namespace)
+            k8s.rbac.v1.RoleBinding(
+                f"{name}-{role}",
+                metadata=meta(f"tenant-{role}"),
+                role_ref=k8s.rbac.v1.RoleRefArgs(api_group=RBAC_GROUP, kind="Role", name=f"tenant-{role}"),
+                subjects=[k8s.rbac.v1.SubjectArgs(kind="Group", name=group, api_group=RBAC_GROUP)
+                          for group in groups],
                 opts=in_namespace,
             )
+        pull_secrets = None
+        if args.ngc_api_key is not None:
+            ngc_pull_secret(f"{name}-ngc-pull-secret", meta(PULL_SECRET), args.ngc_api_key, in_namespace)
             pull_secrets = [k8s.core.v1.LocalObjectReferenceArgs(name=PULL_SECRET)]
         self.service_account = k8s.core.v1.ServiceAccount(
             f"{name}-workload-sa",

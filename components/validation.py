@@ -8,8 +8,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from components.kube import TENANT_LABEL, Layer, await_annotations, claim_volume, labels, restricted_job
+from components.kube import (
+    TENANT_LABEL, Layer, await_annotations, claim_volume, labels, policy_rules, restricted_job,
+)
 from components.model_data import ENDPOINT_LABEL, MODELS_MOUNT, TenantStorage, tier_labels
+from plan.catalog import AccessRule
 from plan.serving import StorageTier
 
 THRESHOLDS_ANNOTATION = "ncp-inference.io/acceptance-thresholds"
@@ -77,6 +80,9 @@ class ValidationSuiteArgs:
     mig_strategy: Optional[str]
     version: str
     results: Optional[StorageTier]  # the benchmark-output tier keeps the evidence; without it, an emptyDir
+    checks: list[str]  # the suite's read-only checks this Job runs (pytest -k)
+    reads: list[AccessRule]  # everything those checks read: the Job's ClusterRole, and nothing more
+    pull_secret: Optional[str] = None  # the platform's registry credential in this namespace, if any
     skip_await: bool = False
 
 
@@ -93,7 +99,8 @@ def suite_command(args: ValidationSuiteArgs) -> list[str]:
                "--junitxml", f"{RESULTS_MOUNT}/junit-validation.xml", "--no-upload"]
     for path, value in sets.items():
         command += ["--set", f"{path}={value}"]
-    return command
+    # Only the read-only checks: the rest of the suite creates objects, which this Job's identity may not.
+    return command + ["--", "-k", " or ".join(args.checks)]
 
 
 class ValidationSuite(Layer):
@@ -104,16 +111,22 @@ class ValidationSuite(Layer):
         child = self.child(args.namespace)
         ns = args.namespace.metadata.name
         suite_labels = labels("validation-suite", self.NAME)
+        if not args.checks or not args.reads:
+            raise pulumi.ResourceError("ValidationSuite needs the checks it runs and the rules they read "
+                                       "(validationSuite.readOnlyChecks/reads in the compatibility matrix)", self)
+        # The token is mounted only into the Job's pod (automount_token below), never by default.
         account = k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata=k8s.meta.v1.ObjectMetaArgs(name=self.NAME, namespace=ns, labels=suite_labels),
-            automount_service_account_token=True, opts=child)
-        # The suite inspects nodes and operators and runs NCCL/stress workloads: operator-domain access, only while
-        # an operator runs it (the Job is suspended until then).
-        k8s.rbac.v1.ClusterRoleBinding(
+            automount_service_account_token=False, opts=child)
+        # Read-only: exactly what the suite's read-only checks and setup step read (compatibility matrix).
+        role = k8s.rbac.v1.ClusterRole(
+            f"{name}-reader", metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{self.NAME}-reader", labels=suite_labels),
+            rules=policy_rules(args.reads), opts=child)
+        binding = k8s.rbac.v1.ClusterRoleBinding(
             f"{name}-binding",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=self.NAME, labels=suite_labels),
             role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="ClusterRole",
-                                             name="cluster-admin"),
+                                             name=role.metadata.name),
             subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=self.NAME, namespace=ns)],
             opts=child)
         results = k8s.core.v1.VolumeArgs(name="results", empty_dir={})
@@ -128,18 +141,21 @@ class ValidationSuite(Layer):
                     resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": "10Gi"})),
                 opts=child)
             results = claim_volume("results", f"{self.NAME}-results")
-            account = [account, claim]
+            account = [account, binding, claim]
         else:
-            account = [account]
+            account = [account, binding]
         self.job = restricted_job(
             f"{name}-job", name=self.NAME, namespace=ns, labels=suite_labels,
             annotations={"ncp-inference.io/suite-version": args.version},
             container=k8s.core.v1.ContainerArgs(
                 name="isvctl", image=args.image, command=suite_command(args),
                 working_dir=RESULTS_MOUNT,  # isvctl writes _output/ under the working directory
+                resources=k8s.core.v1.ResourceRequirementsArgs(
+                    requests={"cpu": "500m", "memory": "1Gi"}, limits={"cpu": "2", "memory": "4Gi"}),
                 volume_mounts=[k8s.core.v1.VolumeMountArgs(name="results", mount_path=RESULTS_MOUNT)],
             ),
             volumes=[results], service_account=self.NAME, automount_token=True, suspend=True,
+            pull_secret=args.pull_secret,
             opts=self.child(*account),
         )
         self.register_outputs({"job": self.NAME})

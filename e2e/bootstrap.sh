@@ -16,7 +16,7 @@
 # Usage:
 #   e2e/bootstrap.sh               build what is missing (a no-op taking seconds when cached)
 #   e2e/bootstrap.sh --only a,b    build only these components (pulumi, langhost, kubernetes,
-#                                  kube, scheduler, etcd, promtool, kwok, random)
+#                                  kube, scheduler, etcd, promtool, kwok, kube-score, trivy, random)
 #   e2e/bootstrap.sh --with-random also try the pulumi-random provider (expected to fail, see README)
 #   e2e/bootstrap.sh --prune       after a complete build, delete the shared Go caches (~10+ GB;
 #                                  binaries stay, re-runs stay instant; a version bump re-downloads)
@@ -39,11 +39,13 @@ RANDOM_VERSION=4.21.4                           # pulumi-random Python SDK pin (
 # Judges of what the program emits (../shared/reference/behavior-judges.md); each only rebuilds when its own pin moves.
 PROMTOOL_VERSION=v0.316.0                       # github.com/prometheus/prometheus (= Prometheus 3.x): rules
 KWOK_VERSION=v0.8.0                             # sigs.k8s.io/kwok: simulated nodes and pods
+KUBE_SCORE_VERSION=v1.20.0                      # github.com/zegl/kube-score: workload hardening checks
+TRIVY_VERSION=v0.74.0                           # github.com/aquasecurity/trivy: `trivy config` (KSV-*) checks
 # If the proxy ever serves the upstream Python language host, set this to its pseudo-version
 # (the commit of the Pulumi tag) to build it instead of our replacement in engine/.
 LANGHOST_UPSTREAM_VERSION="${NCP_LANGHOST_UPSTREAM_VERSION:-}"
 
-ALL_COMPONENTS=(pulumi langhost kubernetes kube scheduler etcd promtool kwok)
+ALL_COMPONENTS=(pulumi langhost kubernetes kube scheduler etcd promtool kwok kube-score trivy)
 
 export GOMODCACHE="$CACHE/gomod" GOCACHE="$CACHE/gocache"
 export GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN="${GOTOOLCHAIN:-local}" CGO_ENABLED=0
@@ -139,6 +141,8 @@ recipe_hash() {
       kube|scheduler) declare -f kube_module ;;
       promtool) echo "$PROMTOOL_VERSION" ;;
       kwok) echo "$KWOK_VERSION" ;;
+      kube-score) echo "$KUBE_SCORE_VERSION" ;;
+      trivy) echo "$TRIVY_VERSION" ;;
     esac
     case "$1" in
       langhost) [[ -n "$LANGHOST_UPSTREAM_VERSION" ]] || cat "$HERE/engine/pulumi-language-python/main.go" ;;
@@ -292,6 +296,13 @@ build_promtool() { GOBIN="$BIN" go install "github.com/prometheus/prometheus/cmd
 prepare_kwok() { printf 'module ncp.local/engine/kwok\n\ngo 1.25\n' >"$1/go.mod"; }
 build_kwok() { GOBIN="$BIN" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"; }
 
+# ---- kube-score and trivy: scanners of the rendered manifests (tests/test_scanners.py) ------
+prepare_kube-score() { printf 'module ncp.local/engine/kube-score\n\ngo 1.25\n' >"$1/go.mod"; }
+build_kube-score() { GOBIN="$BIN" go install "github.com/zegl/kube-score/cmd/kube-score@$KUBE_SCORE_VERSION"; }
+prepare_trivy() { printf 'module ncp.local/engine/trivy\n\ngo 1.25\n' >"$1/go.mod"; }
+# trivy v0.74 imports encoding/json/v2, which Go only builds behind this experiment.
+build_trivy() { GOEXPERIMENT=jsonv2 GOBIN="$BIN" go install "github.com/aquasecurity/trivy/cmd/trivy@$TRIVY_VERSION"; }
+
 # ---- etcd -------------------------------------------------------------------------------
 prepare_etcd() {
   {
@@ -326,6 +337,8 @@ outputs_for() {
     etcd) echo etcd ;;
     promtool) echo promtool ;;
     kwok) echo kwok ;;
+    kube-score) echo kube-score ;;
+    trivy) echo trivy ;;
     random) echo pulumi-resource-random ;;
     *) die "unknown component: $1" ;;
   esac
@@ -355,7 +368,7 @@ ver() { "$@" 2>&1 | head -n 1 | tr -s ' \t' ' '; }
   echo "== ncp-inference offline engine: $KEYDIR"
   printf '%-30s %-28s %8s\n' binary version size
   for b in pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-kubernetes \
-    kube-apiserver kube-controller-manager kube-scheduler etcd promtool kwok pulumi-resource-random; do
+    kube-apiserver kube-controller-manager kube-scheduler etcd promtool kwok kube-score trivy pulumi-resource-random; do
     [[ -e "$BIN/$b" ]] || { [[ $b == pulumi-resource-random ]] && printf '%-30s %s\n' "$b" "not built (see README)"; continue; }
     case "$b" in
       pulumi) v="$(ver "$BIN/pulumi" version)" ;;
@@ -364,6 +377,8 @@ ver() { "$@" 2>&1 | head -n 1 | tr -s ' \t' ' '; }
       pulumi-resource-kubernetes) v="$K8S_PROVIDER_VERSION ($(PULUMI_HOME="$PULUMI_HOME" "$BIN/pulumi" plugin ls 2>/dev/null | awk '$1=="kubernetes"{print "installed " $3}'))" ;;
       kube-apiserver|kube-controller-manager|kube-scheduler|promtool|kwok) v="$(ver "$BIN/$b" --version)" ;;
       etcd) v="$(ver "$BIN/etcd" --version)" ;;
+      kube-score) v="$KUBE_SCORE_VERSION (go install: no version stamp)" ;;
+      trivy) v="$TRIVY_VERSION (go install: no version stamp)" ;;
       *) v="?" ;;
     esac
     printf '%-30s %-28s %8s\n' "$b" "$v" "$(du -h "$BIN/$b" | cut -f1)"

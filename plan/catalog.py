@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 import yaml
-from pydantic import Field, RootModel, ValidationError
+from pydantic import Field, RootModel, ValidationError, model_validator
 
 from plan.errors import ConfigError, Problem, problems_from_validation
 from plan.profile import HardwareProfile
@@ -45,6 +45,16 @@ class ChartPin(StrictModel):
         return self.chart.rstrip("/").rsplit("/", 1)[-1]
 
 
+class AccessRule(StrictModel):
+    """One RBAC PolicyRule a workload needs, with where upstream does what needs it."""
+
+    api_groups: list[str] = Field(default_factory=lambda: [""])
+    resources: list[str] = Field(default_factory=list)
+    non_resource_urls: list[str] = Field(default_factory=list, alias="nonResourceURLs")
+    verbs: list[str] = Field(min_length=1)
+    source: str
+
+
 class WorkloadPin(StrictModel):
     """A component the program runs from images rather than a Helm chart."""
 
@@ -58,6 +68,8 @@ class WorkloadPin(StrictModel):
     ports: dict[str, int] = Field(default_factory=dict)
     overrides: dict[str, Union[str, list[str]]] = Field(default_factory=dict)
     suite_file: Optional[str] = None
+    read_only_checks: list[str] = Field(default_factory=list)
+    reads: list[AccessRule] = Field(default_factory=list)
 
 
 class KubernetesPins(StrictModel):
@@ -324,3 +336,72 @@ class IntegrationPoints(StrictModel):
 @lru_cache(maxsize=1)
 def integration_points() -> IntegrationPoints:
     return _load(IntegrationPoints, INTEGRATION_FILE)
+
+
+NETWORK_ACCESS_FILE = ROOT / "data" / "network-access.yaml"
+TENANTS_PEER, MONITORING_PEER = "tenants", "monitoring"
+
+
+class IngressAllow(StrictModel):
+    """Ingress into a platform namespace: from a peer (tenants, monitoring or a matrix component), or on
+    admission-webhook ports from any source (the kube-apiserver is not a pod)."""
+
+    from_: Optional[str] = Field(default=None, alias="from")
+    ports: list[int] = Field(default_factory=list, description="empty: every port")
+    webhook_ports: list[int] = Field(default_factory=list)
+    source: str
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "IngressAllow":
+        if (self.from_ is None) == (not self.webhook_ports):
+            raise ValueError("set exactly one of from, webhookPorts")
+        return self
+
+
+class EgressAllow(StrictModel):
+    api_server: bool = False
+    anywhere: Optional[str] = Field(default=None, description="why this namespace needs egress to any destination")
+
+
+class PlatformAccess(StrictModel):
+    egress: EgressAllow = Field(default_factory=EgressAllow)
+    ingress: list[IngressAllow] = Field(default_factory=list)
+    source: Optional[str] = None
+
+
+class DnsService(Sourced):
+    namespace: str
+    pod_labels: dict[str, str]
+
+
+class NetworkAccess(StrictModel):
+    source: str
+    api_server_ports: list[int]
+    dns: DnsService
+    platform: dict[str, PlatformAccess]
+
+    def of(self, layer: str) -> PlatformAccess:
+        try:
+            return self.platform[layer]
+        except KeyError:
+            raise KeyError(f"{NETWORK_ACCESS_FILE.name} has no platform entry {layer!r}") from None
+
+
+@lru_cache(maxsize=1)
+def network_access() -> NetworkAccess:
+    return _load(NetworkAccess, NETWORK_ACCESS_FILE)
+
+
+TENANT_ACCESS_FILE = ROOT / "data" / "tenant-access.yaml"
+
+
+class TenantAccess(StrictModel):
+    source: str
+    admin: list[AccessRule]
+    viewer: list[AccessRule]
+    platform_priority_classes: list[str]
+
+
+@lru_cache(maxsize=1)
+def tenant_access() -> TenantAccess:
+    return _load(TenantAccess, TENANT_ACCESS_FILE)

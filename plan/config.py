@@ -186,9 +186,20 @@ class TelemetrySettings(StrictModel):
         return label
 
 
+class PullCredentials(str, Enum):
+    # The nodes pull nvcr.io with the site's kubelet image credential provider or registry mirror: no registry
+    # credential in tenant namespaces (a site prerequisite, written to the baseline record).
+    NODE = "node"
+    # ngcApiKey copied into every tenant namespace as a pull secret: every tenant admin can read the provider's key
+    # (anyone who may create a pod may mount any Secret of the namespace), so prod refuses it.
+    SHARED_KEY = "sharedKey"
+
+
 class TenancySettings(StrictModel):
     gateway_namespace: Name = Field(default="gateway-system", description="namespace of the inference gateway")
     monitoring_namespace: Name = Field(default="monitoring", description="namespace Prometheus scrapes from")
+    pull_credentials: PullCredentials = Field(
+        default=PullCredentials.NODE, description="how tenant pods pull from nvcr.io (node | sharedKey, not in prod)")
 
 
 class Components(StrictModel):
@@ -214,6 +225,11 @@ class Tenant(StrictModel):
     over_quota_weight: int = Field(default=1, ge=0)
     cpu_quota: Quantity = "64"
     memory_quota: Quantity = "512Gi"
+    cpu_limit: Optional[Quantity] = Field(default=None, description="sum of CPU limits (default: cpuQuota)")
+    memory_limit: Optional[Quantity] = Field(default=None, description="sum of memory limits (default: memoryQuota)")
+    pod_quota: int = Field(default=200, ge=1, description="pods in the tenant namespace")
+    claim_quota: int = Field(default=50, ge=0, description="PersistentVolumeClaims (incl. ephemeral volumes)")
+    storage_quota: Quantity = Field(default="100Ti", description="storage all claims request, per class and in total")
     admins: list[str] = Field(default_factory=list, description="identity-provider groups with tenant admin rights")
     viewers: list[str] = Field(default_factory=list)
 

@@ -138,6 +138,14 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
                                 "is required in prod (the ISV NCP Validation Suite publishes no image)",
                                 f"build isv-ncp-validation-suite {matrix.workload('validationSuite').version} into "
                                 "an image and set it"))
+    if environment == Environment.PROD:
+        for key, image in (("suiteImage", serving.validation.suite_image),
+                           ("benchmarkImage", serving.validation.benchmark_image)):
+            if image is not None and "@sha256:" not in image:
+                problems.append(Problem(f"{PROJECT}:components.serving.validation.{key}",
+                                        f"{image} is pinned by tag only: prod pins tool images by digest",
+                                        f"pulumi config set --path '{PROJECT}:components.serving.validation.{key}' "
+                                        f"'{image}@sha256:<digest of the image you built>'"))
     allowed_sources = load_allowlists().model_sources
     disposition = load_disposition()
     budget: dict[str, int] = {}

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from plan.catalog import (
     ChartPin, CompatibilityMatrix, integration_points, load_matrix, load_profile, profile_names,
 )
-from plan.config import Environment, MigSettings, StackConfig, Tenant, TimeSlicing
+from plan.config import Environment, MigSettings, PullCredentials, StackConfig, Tenant, TimeSlicing
 from plan.endpoint_plan import EndpointPlan
 from plan.endpoints import plan_endpoints
 from plan.errors import ConfigError, Problem, problems_from_validation
@@ -108,6 +108,11 @@ class SitePlan:
         if mirror is None:
             return pin
         return pin.model_copy(update={"chart": f"./{mirror.strip('/')}/{pin.chart_name}", "repository": ""})
+
+    @property
+    def tenant_pull_secret(self) -> bool:
+        """Whether tenant namespaces hold a copy of ngcApiKey (sharedKey; prod refuses it)."""
+        return self.has_ngc_api_key and self.config.components.tenancy.pull_credentials == PullCredentials.SHARED_KEY
 
     @property
     def gpu_capacity(self) -> int:
@@ -325,6 +330,13 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
         if not has_key:
             problems.append(Problem(f"{PROJECT}:ngcApiKey", "is required in prod (image pulls from nvcr.io)",
                                     f"pulumi config set --secret {PROJECT}:ngcApiKey <NGC API key>"))
+        if config.components.tenancy.pull_credentials == PullCredentials.SHARED_KEY:
+            problems.append(Problem(
+                f"{PROJECT}:components.tenancy.pullCredentials",
+                "sharedKey is refused in prod: it copies the provider's NGC key into every tenant namespace, where "
+                "every tenant admin can read it", _set_fix(f"{PROJECT}:components.tenancy.pullCredentials",
+                                                           "node (configure the nodes' kubelet credential provider "
+                                                           "or registry mirror for nvcr.io)")))
         if config.site.validation_evidence is None:
             problems.append(Problem(f"{PROJECT}:site.validationEvidence", "is required in prod",
                                     _set_fix(f"{PROJECT}:site.validationEvidence.path", "record where acceptance "

@@ -101,8 +101,9 @@ def render(site: str, profile: HardwareProfile, environment: str, gpu_nodes: int
         components += [
             "    serving:",
             "      validation:",
-            "        # The ISV NCP Validation Suite publishes no image: build it and push it to the site's registry.",
-            f"        suiteImage: {q(placeholder('site-built validation suite image, e.g. <registry>/isv-ncp-validation-suite:<tag>'))}",
+            "        # The ISV NCP Validation Suite publishes no image: build it, push it to the site's registry and pin",
+            "        # it by digest (prod refuses a tag-only tool image).",
+            f"        suiteImage: {q(placeholder('site-built validation suite image, e.g. <registry>/isv-ncp-validation-suite:<tag>@<sha256 digest>'))}",
         ]
     if components:
         lines += [f"  {PROJECT}:components:", *components]

@@ -12,3 +12,6 @@ python3 -m venv .venv
 if [[ ! -e policy/venv ]]; then
   ln -s ../.venv policy/venv
 fi
+# The manifest scanner checkov in its own venv: its pins would downgrade packages of requirements.txt.
+python3 -m venv .venv-scanners
+.venv-scanners/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-scanners.txt

@@ -252,9 +252,11 @@ def test_tenant_namespaces_are_restricted(prod):
 
 
 def test_tenant_quota_equals_config(prod):
-    quota = _in_namespace(prod, "kubernetes:core/v1:ResourceQuota", "tenant-acme-chat")[0]
-    assert quota.inputs["spec"]["hard"] == {"requests.nvidia.com/gpu": "96", "requests.cpu": "1024",
-                                            "requests.memory": "8Ti"}
+    [quota] = [q for q in _in_namespace(prod, "kubernetes:core/v1:ResourceQuota", "tenant-acme-chat")
+               if q.inputs["metadata"]["name"] == "tenant-quota"]
+    hard = quota.inputs["spec"]["hard"]
+    assert {k: hard[k] for k in ("requests.nvidia.com/gpu", "requests.cpu", "requests.memory")} == {
+        "requests.nvidia.com/gpu": "96", "requests.cpu": "1024", "requests.memory": "8Ti"}
 
 
 def test_default_deny_for_every_tenant(prod):
@@ -270,17 +272,20 @@ def test_default_deny_for_every_tenant(prod):
         assert {"protocol": "UDP", "port": 53} in dns
 
 
-def test_tenant_rbac_service_account_and_pull_secret(prod):
+def test_tenant_rbac_service_account_and_no_pull_secret(prod):
     ns = "tenant-acme-chat"
     bindings = {r.inputs["metadata"]["name"]: r.inputs for r in _in_namespace(
         prod, "kubernetes:rbac.authorization.k8s.io/v1:RoleBinding", ns)}
-    assert bindings["tenant-admins"]["roleRef"]["name"] == "admin"
+    assert bindings["tenant-admins"]["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                    "name": "tenant-admins"}
     assert bindings["tenant-admins"]["subjects"][0]["name"] == "acme-platform-admins"
-    assert bindings["tenant-viewers"]["roleRef"]["name"] == "view"
+    assert bindings["tenant-viewers"]["roleRef"]["name"] == "tenant-viewers"
     account = _in_namespace(prod, "kubernetes:core/v1:ServiceAccount", ns)[0].inputs
     assert account["automountServiceAccountToken"] is False
-    assert account["imagePullSecrets"] == [{"name": "ngc-pull-secret"}]
-    secret = next(r for r in _in_namespace(prod, "kubernetes:core/v1:Secret", ns))
+    # pullCredentials defaults to node: the provider's key never enters a tenant namespace.
+    assert "imagePullSecrets" not in account
+    assert not _in_namespace(prod, "kubernetes:core/v1:Secret", ns)
+    secret = next(r for r in _in_namespace(prod, "kubernetes:core/v1:Secret", "ncp-validation"))
     assert secret.inputs["type"] == "kubernetes.io/dockerconfigjson"
     assert "4dabf18193072939515e22adb298388d" in json.dumps(secret.wire_inputs), "pull secret must stay secret"
     config = json.loads(secret.inputs["stringData"][".dockerconfigjson"])

@@ -24,8 +24,9 @@ def _fill(text: str) -> str:
     return re.sub(r'"REPLACE-ME\((identity-provider group of (\S+) admins)\)"', r"\2-admins", text) \
         .replace('"REPLACE-ME(where acceptance evidence is stored, e.g. s3://<bucket>/acceptance/)"', "s3://b/e/") \
         .replace('"REPLACE-ME(team that owns validation evidence)"', "validation-team") \
-        .replace('"REPLACE-ME(site-built validation suite image, e.g. <registry>/isv-ncp-validation-suite:<tag>)"',
-                 "nvcr.io/west/tools/isv-ncp-validation-suite:0.6.8")
+        .replace('"REPLACE-ME(site-built validation suite image, e.g. '
+                 '<registry>/isv-ncp-validation-suite:<tag>@<sha256 digest>)"',
+                 "nvcr.io/west/tools/isv-ncp-validation-suite:0.6.8@sha256:" + "0" * 64)
 
 
 def test_lab_scaffold_is_refused_until_filled_then_validates(tmp_path, monkeypatch, capsys):

@@ -94,8 +94,9 @@ def test_endpoint_placement_queue_and_model(prod):
     pod = worker["extraPodSpec"]
     assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200"}
     assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    # No serviceAccountName: the operator's discovery account (tests/test_dynamo_pods.py); it has no pull secret.
-    assert "serviceAccountName" not in pod and pod["imagePullSecrets"] == [{"name": "ngc-pull-secret"}]
+    # No serviceAccountName: the operator's discovery account (tests/test_dynamo_pods.py). pullCredentials node (the
+    # default): the nodes pull nvcr.io, tenant pods carry no registry credential.
+    assert "serviceAccountName" not in pod and "imagePullSecrets" not in pod
     assert pod["securityContext"]["runAsNonRoot"] is True
     image = pod["mainContainer"]["image"]
     assert image.startswith(MATRIX.workload("dynamoRuntime").images["trtllm"] + "@sha256:")

@@ -3,8 +3,9 @@ InferencePool."""
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import NAMESPACE_NAME_LABEL, TENANT_LABEL, Layer, labels
+from components.kube import TENANT_LABEL, Layer, labels
 from components.model_data import ENDPOINT_LABEL, MODEL_REVISION, MODEL_SOURCE
+from components.network_policy import NAMESPACE_NAME_LABEL
 from components.serving.args import EndpointArgs
 from components.serving.graph import dgd_spec, engine_config
 from components.serving.rules import pod_monitor_spec, serving_rules

@@ -62,4 +62,62 @@ tenant_isolation = stack_policy(
     _tenant_isolation,
 )
 
-POLICIES = [tenant_isolation]
+CLUSTER_ADMIN = "cluster-admin"
+BINDINGS = ("RoleBinding", "ClusterRoleBinding")
+
+
+def _wildcard_rules(props) -> list[str]:
+    """The fields of a Role/ClusterRole rule that grant '*'."""
+    found = []
+    for rule in get(props, "rules", default=[]) or []:
+        for field in ("verbs", "resources", "apiGroups", "nonResourceURLs"):
+            if "*" in (get(rule, field, default=[]) or []):
+                found.append(field)
+    return found
+
+
+def _tenant_groups(resources) -> set[str]:
+    """Groups the stack binds inside tenant namespaces: tenant identities."""
+    tenant_namespaces = {name_of(ns.props) for ns in of_kind(resources, "Namespace")
+                         if TENANT_LABEL in labels_of(ns.props)}
+    return {get(subject, "name") for binding in of_kind(resources, "RoleBinding")
+            if namespace_of(binding.props) in tenant_namespaces
+            for subject in get(binding.props, "subjects", default=[]) or [] if get(subject, "kind") == "Group"}
+
+
+def _least_privilege(args, report):
+    roles = {(get(r.props, "kind"), namespace_of(r.props), name_of(r.props)): r
+             for r in [*of_kind(args.resources, "Role"), *of_kind(args.resources, "ClusterRole")]}
+    for key, role in roles.items():
+        fields = _wildcard_rules(role.props)
+        if fields:
+            report(f"{key[0]} {name_of(role.props)} grants '*' in {', '.join(sorted(set(fields)))}", role.urn)
+    tenant_groups = _tenant_groups(args.resources)
+    for kind in BINDINGS:
+        for binding in of_kind(args.resources, kind):
+            name = name_of(binding.props)
+            ref_kind, ref_name = get(binding.props, "roleRef", "kind"), get(binding.props, "roleRef", "name")
+            if ref_name == CLUSTER_ADMIN:
+                report(f"{kind} {name} binds cluster-admin", binding.urn)
+            namespace = namespace_of(binding.props) if ref_kind == "Role" else ""
+            role = roles.get((ref_kind, namespace, ref_name))
+            if role is not None and _wildcard_rules(role.props):
+                report(f"{kind} {name} binds {ref_kind} {ref_name}, which grants '*'", binding.urn)
+            if kind == "ClusterRoleBinding":
+                for subject in get(binding.props, "subjects", default=[]) or []:
+                    if get(subject, "kind") == "Group" and get(subject, "name") in tenant_groups:
+                        report(f"ClusterRoleBinding {name} binds tenant group {get(subject, 'name')} at cluster "
+                               "scope", binding.urn)
+
+
+least_privilege_rbac = stack_policy(
+    "least-privilege-rbac",
+    "No binding of cluster-admin, no Role or ClusterRole granting '*' (or binding one), and no tenant group bound "
+    "at cluster scope.",
+    "Isolation And Security: Workload Isolation",
+    "Grant the verbs and resources a subject needs in a project-defined Role; bind tenant groups only inside their "
+    "tenant namespace (ncp-inference:tenants[].admins/viewers).",
+    _least_privilege,
+)
+
+POLICIES = [tenant_isolation, least_privilege_rbac]

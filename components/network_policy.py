@@ -1,0 +1,67 @@
+"""NetworkPolicy specs shared by the platform and tenant namespaces: default-deny plus the allows of
+data/network-access.yaml, nothing else."""
+from plan.catalog import TENANTS_PEER, NetworkAccess, PlatformAccess
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
+
+DEFAULT_DENY = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+SAME_NAMESPACE = {"podSelector": {}, "policyTypes": ["Ingress", "Egress"],
+                  "ingress": [{"from": [{"podSelector": {}}]}], "egress": [{"to": [{"podSelector": {}}]}]}
+
+
+def namespace_peer(namespace: str) -> dict:
+    return {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}}
+
+
+def tcp(ports: list[int]) -> list[dict]:
+    return [{"protocol": "TCP", "port": port} for port in ports]
+
+
+def dns_egress(access: NetworkAccess) -> dict:
+    return {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{
+        "to": [{**namespace_peer(access.dns.namespace), "podSelector": {"matchLabels": access.dns.pod_labels}}],
+        "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}
+
+
+def api_server_egress(access: NetworkAccess) -> dict:
+    return {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"ports": tcp(access.api_server_ports)}]}
+
+
+def ingress_from(namespaces: list[str], ports: list[int]) -> dict:
+    rule = {"from": [namespace_peer(ns) for ns in namespaces]}
+    if ports:
+        rule["ports"] = tcp(ports)
+    return {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [rule]}
+
+
+def platform_policies(access: NetworkAccess, layer: PlatformAccess, peers: dict[str, list[str]]) -> dict[str, dict]:
+    """name -> spec for one platform namespace. `peers` resolves a peer name of the data file to namespaces."""
+    policies = {"default-deny": DEFAULT_DENY, "allow-same-namespace": SAME_NAMESPACE, "allow-dns": dns_egress(access)}
+    if layer.egress.api_server:
+        policies["allow-api-server"] = api_server_egress(access)
+    if layer.egress.anywhere:
+        policies["allow-egress-anywhere"] = {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{}]}
+    webhook_ports = sorted({port for allow in layer.ingress for port in allow.webhook_ports})
+    if webhook_ports:
+        policies["allow-webhooks"] = {"podSelector": {}, "policyTypes": ["Ingress"],
+                                      "ingress": [{"ports": tcp(webhook_ports)}]}
+    for allow in layer.ingress:
+        if allow.from_ is None:
+            continue
+        namespaces = peers.get(allow.from_)
+        if namespaces is None:
+            raise KeyError(f"network-access.yaml names unknown peer {allow.from_!r}")
+        if namespaces:
+            suffix = "-".join(str(p) for p in allow.ports) or "all"
+            policies[f"allow-from-{allow.from_.lower()}-{suffix}"] = ingress_from(namespaces, allow.ports)
+    return policies
+
+
+def tenant_platform_egress(access: NetworkAccess, platform_namespaces: dict[str, str]) -> dict:
+    """One egress rule per platform namespace that admits tenants, on exactly the ports it admits them on."""
+    rules = []
+    for layer, namespace in sorted(platform_namespaces.items()):
+        ports = sorted({p for allow in access.of(layer).ingress if allow.from_ == TENANTS_PEER for p in allow.ports})
+        if ports:
+            rules.append({"to": [namespace_peer(namespace)], "ports": tcp(ports)})
+    return {"podSelector": {}, "policyTypes": ["Egress"], "egress": rules} if rules else {}

@@ -1,0 +1,95 @@
+"""What the isolation layer emits, read from the recorded stacks; the real judges are the scanners
+(tests/test_scanners.py) and the API server (tests/e2e/test_rbac_e2e.py)."""
+import pytest
+
+from offline.manifests import core_manifests
+from offline.recorder import run_program
+from offline.synthetic import mutate, secret_keys, site_config
+from plan.catalog import load_matrix, network_access
+from plan.errors import ConfigError
+from plan.site_plan import build_plan
+
+WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "escalate", "bind", "impersonate"}
+
+
+def _objects(recording, kind, namespace=None):
+    return [m for m in core_manifests(recording) if m["kind"] == kind
+            and (namespace is None or m["metadata"].get("namespace") == namespace)]
+
+
+def test_validation_suite_reads_exactly_the_matrix_rules(prod):
+    [role] = [r for r in _objects(prod, "ClusterRole") if r["metadata"]["name"] == "isv-ncp-validation-reader"]
+    suite = load_matrix().workload("validationSuite")
+    assert len(role["rules"]) == len(suite.reads)
+    assert not {verb for rule in role["rules"] for verb in rule["verbs"]} & WRITE_VERBS
+    [binding] = [b for b in _objects(prod, "ClusterRoleBinding") if b["metadata"]["name"] == "isv-ncp-validation"]
+    assert binding["roleRef"]["name"] == "isv-ncp-validation-reader"
+    [account] = [a for a in _objects(prod, "ServiceAccount", "ncp-validation")]
+    assert account["automountServiceAccountToken"] is False
+    [job] = _objects(prod, "Job", "ncp-validation")
+    pod = job["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is True, "the token is mounted into this Job only"
+    command = pod["containers"][0]["command"]
+    assert command[-3:] == ["--", "-k", " or ".join(suite.read_only_checks)]
+    assert pod["imagePullSecrets"] == [{"name": "ngc-pull-secret"}]
+
+
+def test_every_layer_namespace_is_default_deny(prod):
+    namespaces = {n["metadata"]["name"] for n in _objects(prod, "Namespace")}
+    denied = {p["metadata"]["namespace"] for p in _objects(prod, "NetworkPolicy")
+              if p["metadata"]["name"] == "default-deny"
+              and p["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
+    assert namespaces == denied
+
+
+def test_tenants_reach_the_platform_only_on_the_ports_it_admits_them_on(prod):
+    [egress] = [p for p in _objects(prod, "NetworkPolicy", "tenant-acme-chat")
+                if p["metadata"]["name"] == "allow-platform-egress"]
+    assert egress["spec"]["egress"] == [{
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "dynamo-system"}}}],
+        "ports": [{"protocol": "TCP", "port": 4222}, {"protocol": "TCP", "port": 8001}]}]
+    admitted = {p["metadata"]["name"] for p in _objects(prod, "NetworkPolicy", "dynamo-system")}
+    assert {"allow-from-tenants-4222", "allow-from-tenants-8001"} <= admitted
+    # No other platform namespace admits tenants at all.
+    for layer, access in network_access().platform.items():
+        if layer != "dynamoPlatform":
+            assert all(allow.from_ != "tenants" for allow in access.ingress), layer
+
+
+def test_tenant_quota_is_complete(prod):
+    quotas = {q["metadata"]["name"]: q["spec"] for q in _objects(prod, "ResourceQuota", "tenant-acme-chat")}
+    hard = quotas["tenant-quota"]["hard"]
+    for key in ("limits.cpu", "limits.memory", "pods", "persistentvolumeclaims", "requests.storage",
+                "vast-models.storageclass.storage.k8s.io/requests.storage"):
+        assert key in hard, key
+    assert (hard["services.loadbalancers"], hard["services.nodeports"]) == ("0", "0")
+    scoped = quotas["platform-priorities"]
+    assert scoped["hard"] == {"pods": "0"}
+    [expression] = scoped["scopeSelector"]["matchExpressions"]
+    assert expression["scopeName"] == "PriorityClass" and "ncp-system" in expression["values"]
+    assert "ncp-serving" not in expression["values"] and "ncp-batch" not in expression["values"]
+
+
+def test_tenant_roles_cannot_change_platform_isolation(prod):
+    for role in _objects(prod, "Role", "tenant-acme-chat"):
+        for rule in role["rules"]:
+            protected = {"networkpolicies", "resourcequotas", "limitranges", "roles", "rolebindings",
+                         "serviceaccounts"} & set(rule["resources"])
+            assert not (protected and WRITE_VERBS & set(rule["verbs"])), (role["metadata"]["name"], rule)
+
+
+def test_shared_key_only_outside_prod():
+    config = mutate(site_config("lab", "staging"), "components", {"tenancy": {"pullCredentials": "sharedKey"}})
+    config["ngcApiKey"] = "staging-key"
+    recording = run_program(config, secret_keys(config), stack="shared")
+    assert [s["metadata"]["name"] for s in _objects(recording, "Secret", "tenant-t0")] == ["ngc-pull-secret"]
+    prod = mutate(site_config("hgx-h200", "prod"), "components.tenancy", {"pullCredentials": "sharedKey"})
+    with pytest.raises(ConfigError, match=r"components\.tenancy\.pullCredentials: sharedKey is refused in prod"):
+        build_plan(prod, secret_keys(prod), "Pulumi.t.yaml")
+
+
+def test_prod_refuses_tag_only_tool_images():
+    config = mutate(site_config("hgx-h200", "prod"), "components.serving.validation.suiteImage",
+                    "nvcr.io/test-org/tools/isv-ncp-validation-suite:0.6.8")
+    with pytest.raises(ConfigError, match=r"validation\.suiteImage: .* is pinned by tag only"):
+        build_plan(config, secret_keys(config), "Pulumi.t.yaml")
