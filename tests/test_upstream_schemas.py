@@ -67,7 +67,7 @@ def _manifest(registration) -> dict:
                                                                   "stringData", "type", "value", "globalDefault",
                                                                   "description", "preemptionPolicy", "roleRef",
                                                                   "subjects", "automountServiceAccountToken",
-                                                                  "imagePullSecrets")}
+                                                                  "imagePullSecrets", "rules")}
 
 
 def test_core_manifests_pass_kubernetes_schema(recordings):
