@@ -142,6 +142,16 @@ component_ready() { # component_ready PORT: a kube component's /readyz (anonymou
   curl -fsSk --max-time 2 "https://127.0.0.1:$1/readyz" >/dev/null 2>&1
 }
 
+kwok_stages() { # the stage files of the kwok module the engine's kwok was built from, comma-separated
+  local version dir
+  version="$("$BIN/kwok" --version | awk '{print $3}')"
+  dir="${NCP_ENGINE_CACHE:-$HOME/.cache/ncp-inference/engine}/gomod/sigs.k8s.io/kwok@$version/kustomize/stage"
+  local files=("$dir/node/fast/node-initialize.yaml" "$dir/node/heartbeat/node-heartbeat.yaml"
+               "$dir/pod/fast/pod-ready.yaml" "$dir/pod/fast/pod-complete.yaml" "$dir/pod/fast/pod-delete.yaml")
+  for f in "${files[@]}"; do [[ -f "$f" ]] || return 1; done
+  (IFS=,; echo "${files[*]}")
+}
+
 kwok_healthy() { curl -fsS --max-time 2 "http://127.0.0.1:$KWOK_PORT/healthz" >/dev/null 2>&1; }
 
 default_sa_exists() {
@@ -196,13 +206,15 @@ cmd_start() {
   wait_for "kube-apiserver /readyz" kube-apiserver readyz
 
   # Controller manager: namespace deletion (namespace controller), garbage collection,
-  # default service accounts, workload controllers. Talks to the apiserver as the admin.
+  # default service accounts, workload controllers, node lifecycle (lifts the not-ready taint the
+  # apiserver puts on new nodes once KWOK reports them Ready), the persistent-volume binder.
+  # Talks to the apiserver as the admin.
   spawn kube-controller-manager "$BIN/kube-controller-manager" \
     --kubeconfig "$KUBECONFIG_PATH" \
     --bind-address 127.0.0.1 --secure-port "$KCM_PORT" \
     --cert-dir "$STATE/kcm-certs" \
     --leader-elect=false \
-    --controllers "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route,-attachdetach,-persistentvolume-expander,-ttl" \
+    --controllers "*,-nodeipam,-cloud-node-lifecycle,-service,-route,-attachdetach,-persistentvolume-expander,-ttl" \
     --service-account-private-key-file "$PKI/sa.key" \
     --root-ca-file "$PKI/ca.crt" \
     --service-cluster-ip-range "$SERVICE_CIDR" \
@@ -219,10 +231,15 @@ cmd_start() {
     --leader-elect=false --profiling=false --v 1
   wait_for "kube-scheduler /readyz" kube-scheduler component_ready "$SCHEDULER_PORT"
 
-  # KWOK's controller only (no kwokctl cluster): simulated node heartbeats and pod lifecycle,
-  # with its default "fast" node and pod stages.
+  # KWOK's controller only (no kwokctl cluster): simulated node heartbeats and pod lifecycle.
+  # Out of a kwokctl cluster it needs its stages as config: its own "fast" node and pod stages
+  # (pods Running, Job pods Succeeded, deletion honoured) and the node heartbeat, read in place
+  # from the kwok module bootstrap.sh built (never copied here).
+  local stages
+  stages="$(kwok_stages)" || die "kwok's stage files are not in the Go module cache: re-run e2e/bootstrap.sh (without --prune)"
   spawn kwok "$BIN/kwok" \
     --kubeconfig "$KUBECONFIG_PATH" \
+    --config "$stages" \
     --manage-all-nodes=false \
     --manage-nodes-with-annotation-selector "$KWOK_NODE_ANNOTATION" \
     --manage-nodes-with-label-selector= --manage-single-node= \

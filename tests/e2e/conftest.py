@@ -52,8 +52,8 @@ def cluster(engine_env, tmp_path_factory):
     if not UPSTREAM.is_dir():
         pytest.skip(f"{UPSTREAM} is absent: the e2e installs the real upstream CRDs from there")
     env = {**engine_env, "NCP_E2E_STATE": str(tmp_path_factory.mktemp("control-plane"))}
-    subprocess.run([str(E2E / "control-plane.sh"), "start"], env=env, check=True, timeout=300)
     try:
+        subprocess.run([str(E2E / "control-plane.sh"), "start"], env=env, check=True, timeout=300)
         api = KubeApi(Path(env["NCP_E2E_STATE"]) / "kubeconfig")
         for path, version in CRDS.items():
             crd = yaml.safe_load((UPSTREAM / path).read_text())
