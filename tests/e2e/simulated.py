@@ -141,6 +141,9 @@ def graph_standin_pods(graph: dict) -> list[dict]:
         for index in range(count):
             pods.append({"apiVersion": "v1", "kind": "Pod", "metadata": {
                 "name": f"{name}-{service_name.lower()}-{index}", "namespace": namespace,
+                # Owned by the graph, as the operator's pods are (through its DCDs): deleting the graph removes them.
+                "ownerReferences": [{"apiVersion": graph["apiVersion"], "kind": graph["kind"], "name": name,
+                                     "uid": graph["metadata"].get("uid", "")}],
                 "labels": {GRAPH_LABEL: name, COMPONENT_TYPE_LABEL: service["componentType"],
                            **(metadata.get("labels") or {})},
                 "annotations": metadata.get("annotations") or {}},
