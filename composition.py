@@ -12,8 +12,10 @@ from components.model_data import (
     ModelExpress, ModelExpressArgs, ModelStaging, ModelStagingArgs, TenantStorage, TenantStorageArgs, model_path,
 )
 from components.scheduling import Scheduling, SchedulingArgs, TenantQueue
-from components.serving import EndpointArgs, ServingEndpoint, ServingPlatform, ServingPlatformArgs
 from components.dashboards import site_dashboards
+from components.serving import (
+    EndpointArgs, EndpointPicker, EndpointPickerArgs, ServingEndpoint, ServingPlatform, ServingPlatformArgs,
+)
 from components.telemetry import Telemetry, TelemetryArgs
 from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, TenancyArgs, TenantSpec
 from components.validation import Benchmark, BenchmarkArgs, ValidationSuite, ValidationSuiteArgs
@@ -178,7 +180,6 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         prometheus_storage=settings.serving.storage.telemetry_retention if settings.serving.storage else None,
         skip_await=skip_await))
 
-    serving = compose_serving(plan, baseline, scheduling, network, skip_await) if plan.endpoints else {}
     if validation_suite_enabled(plan):
         storage = settings.serving.storage
         suite = matrix.workload("validationSuite")
@@ -204,6 +205,7 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         storage_classes=[tier.storage_class for name, tier in settings.serving.storage.named()
                          if name != "telemetry-retention"] if settings.serving.storage else [],
         ngc_api_key=ngc_api_key if plan.tenant_pull_secret else None))
+    serving = compose_serving(plan, baseline, scheduling, network, tenancy, skip_await) if plan.endpoints else {}
 
     return {
         "site": plan.site.name,
@@ -223,7 +225,7 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
 
 
 def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Scheduling,
-                    network: Optional[NetworkEnablement], skip_await: bool) -> dict:
+                    network: Optional[NetworkEnablement], tenancy: Tenancy, skip_await: bool) -> dict:
     matrix, settings = plan.matrix, plan.config.components
     serving, telemetry = settings.serving, settings.telemetry
     storage = serving.storage
@@ -247,20 +249,23 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
         if endpoint.tenant.name not in tenant_storage:
             tenant_storage[endpoint.tenant.name] = TenantStorage(f"storage-{endpoint.tenant.name}", TenantStorageArgs(
                 tenant=endpoint.tenant.name, namespace=endpoint.namespace, model_artifacts=storage.model_artifacts,
-                benchmark_output=storage.benchmark_output, skip_await=skip_await))
+                benchmark_output=storage.benchmark_output, skip_await=skip_await),
+                pulumi.ResourceOptions(depends_on=[tenancy.tenants[endpoint.tenant.name].namespace]))
     pull_secret = PULL_SECRET if plan.tenant_pull_secret else None
     outputs = {}
     for endpoint in plan.endpoints:
         model = endpoint.endpoint.model
         claims = tenant_storage[endpoint.tenant.name].claims
+        in_namespace = pulumi.ResourceOptions(depends_on=[tenancy.tenants[endpoint.tenant.name].namespace])
         staging = ModelStaging(f"model-{endpoint.name}", ModelStagingArgs(
             endpoint=endpoint.name, tenant=endpoint.tenant.name, namespace=endpoint.namespace,
             model_name=model.name, source=model.source, revision=model.revision, model_class=model.model_class,
             backend=endpoint.endpoint.backend, image=endpoint.image, service_account=WORKLOAD_SERVICE_ACCOUNT,
             credentials_secret=model.credentials_secret, claim=claims[TenantStorage.MODEL_CLAIM],
             skip_await=skip_await,
+            source_access=serving.model_staging,
             record={"sizing": endpoint.sizing_file, "image": endpoint.image, "mode": endpoint.mode,
-                    "dynamoPlatform": matrix.pin("dynamoPlatform").version}))
+                    "dynamoPlatform": matrix.pin("dynamoPlatform").version}), in_namespace)
         serving_endpoint = ServingEndpoint(f"endpoint-{endpoint.name}", EndpointArgs(
             plan=endpoint, runtime=runtime, gpus_per_node=plan.profile.gpu.per_node,
             gpu_product=plan.gpu_product_label,
@@ -274,7 +279,13 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
             planner_prometheus=serving.planner_prometheus(), signals=signals,
             selector_labels=telemetry.prometheus_selector_labels, scrape_interval=telemetry.scrape_interval,
             inference_pool=serving.gateway_inference_extension),
-            pulumi.ResourceOptions(depends_on=[platform, staging, claims[TenantStorage.MODEL_CLAIM]]))
+            pulumi.ResourceOptions(depends_on=[platform, staging, claims[TenantStorage.MODEL_CLAIM],
+                                               *in_namespace.depends_on]))
+        if serving.gateway_inference_extension:
+            EndpointPicker(f"epp-{endpoint.name}", EndpointPickerArgs(
+                endpoint=endpoint.name, tenant=endpoint.tenant.name, namespace=endpoint.namespace,
+                pin=matrix.workload("endpointPicker"), platform_release=platform.release.name,
+                platform_namespace=matrix.pin("dynamoPlatform").namespace, skip_await=skip_await), in_namespace)
         slo = endpoint.endpoint.slo
         Benchmark(f"benchmark-{endpoint.name}", BenchmarkArgs(
             endpoint=endpoint.name, tenant=endpoint.tenant.name, namespace=endpoint.namespace,
@@ -284,7 +295,8 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
                 tokenizer=model_path(model.name, model.revision) if model.tokenizer is None else model.tokenizer,
                 isl=slo.isl, osl=slo.osl, concurrency=slo.concurrency, request_count=slo.request_count,
                 artifact_dir=f"/results/{endpoint.name}"),
-            thresholds=slo.thresholds.model_dump(by_alias=True, exclude_none=True), graph=serving_endpoint.graph))
+            thresholds=slo.thresholds.model_dump(by_alias=True, exclude_none=True), graph=serving_endpoint.graph),
+            in_namespace)
         outputs[endpoint.name] = {"url": serving_endpoint.url, "mode": endpoint.mode, "gpus": endpoint.gpus,
                                   "tenant": endpoint.tenant.name, "sizing": endpoint.sizing_file}
     return outputs

@@ -184,6 +184,34 @@ def ngc_pull_secret(resource_name: str, metadata: k8s.meta.v1.ObjectMetaArgs, ap
         string_data={".dockerconfigjson": pulumi.Output.secret(api_key.apply(docker_config_json))}, opts=opts)
 
 
+def restricted_deployment(
+    resource_name: str,
+    *,
+    name: str,
+    namespace: pulumi.Input[str],
+    labels: dict[str, str],
+    pod: k8s.core.v1.PodSpecArgs,
+    skip_await: bool,
+    opts: pulumi.ResourceOptions,
+) -> k8s.apps.v1.Deployment:
+    """One replica of a service pod that passes PSA `restricted`; selected by its app.kubernetes.io/name label."""
+    pod.security_context = restricted_pod()
+    for container in pod.containers:
+        container.security_context = restricted_container()
+    return k8s.apps.v1.Deployment(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace, labels=labels,
+                                            annotations=await_annotations(skip_await)),
+        spec=k8s.apps.v1.DeploymentSpecArgs(
+            replicas=1,
+            selector=k8s.meta.v1.LabelSelectorArgs(match_labels={"app.kubernetes.io/name": labels[
+                "app.kubernetes.io/name"]}),
+            template=k8s.core.v1.PodTemplateSpecArgs(metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels), spec=pod),
+        ),
+        opts=opts,
+    )
+
+
 def helm_release(
     name: str,
     pin: ChartPin,

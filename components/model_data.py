@@ -8,9 +8,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import (
-    PRIORITY_SYSTEM, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, restricted_container, restricted_pod, restricted_job,
+    PRIORITY_SYSTEM, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, restricted_deployment, restricted_job,
 )
-from plan.serving import StorageTier
+from plan.serving import ModelStagingSettings, StorageTier
 
 STORAGE_TIER_LABEL = "ncp-inference.io/storage-tier"
 ENDPOINT_LABEL = "ncp-inference.io/endpoint"
@@ -78,6 +78,7 @@ class ModelStagingArgs:
     claim: k8s.core.v1.PersistentVolumeClaim
     skip_await: bool
     record: dict  # provenance facts beyond the model itself (sizing file, images, versions)
+    source_access: ModelStagingSettings  # how staging reaches the model source: direct, proxy or mirror
 
 
 def staging_script(source: str, revision: str, target: str) -> str:
@@ -107,6 +108,33 @@ def staging_script(source: str, revision: str, target: str) -> str:
     ])
 
 
+HTTPS_PORT = 443
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def source_env(access: ModelStagingSettings) -> dict[str, str]:
+    """How the downloader reaches the source: HF_ENDPOINT points huggingface_hub at a mirror
+    (huggingface/huggingface_hub src/huggingface_hub/constants.py); the *_PROXY variables send it through a proxy."""
+    if access.mirror is not None:
+        return {"HF_ENDPOINT": access.mirror.url}
+    if access.proxy is not None:
+        return {"HTTPS_PROXY": access.proxy.url, "HTTP_PROXY": access.proxy.url,
+                "NO_PROXY": "localhost,127.0.0.1,.svc,.cluster.local"}
+    return {}
+
+
+def source_egress(access: ModelStagingSettings) -> list[dict]:
+    """The NetworkPolicy egress rules that open exactly the route to the model source."""
+    if access.mirror is not None:
+        return [{"to": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: access.mirror.namespace}}}],
+                 "ports": [{"protocol": "TCP", "port": access.mirror.port}]}]
+    if access.proxy is not None:
+        return [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in access.proxy.cidrs],
+                 "ports": [{"protocol": "TCP", "port": access.proxy.port}]}]
+    return [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in access.allowed_cidrs],
+             "ports": [{"protocol": "TCP", "port": HTTPS_PORT}]}]
+
+
 class ModelStaging(Layer):
     """Stages the endpoint's model at its pinned revision onto the tenant's model-artifacts claim and records its
     provenance (a ConfigMap here, and .ncp-provenance.json with file digests beside the model)."""
@@ -127,7 +155,22 @@ class ModelStaging(Layer):
             }, indent=2, sort_keys=True)},
             opts=self.child(),
         )
-        env = [k8s.core.v1.EnvVarArgs(name="HF_HUB_DISABLE_TELEMETRY", value="1")]
+        # The tenant namespace denies egress by default: this opens the route to the model source, for the
+        # staging pods of this endpoint only.
+        staging_pods = {"app.kubernetes.io/component": meta_labels["app.kubernetes.io/component"],
+                        ENDPOINT_LABEL: args.endpoint}
+        egress = k8s.networking.v1.NetworkPolicy(
+            f"{name}-egress",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{args.endpoint}-model-source", namespace=args.namespace,
+                labels=labels("model-source-access", args.endpoint, **{ENDPOINT_LABEL: args.endpoint,
+                                                                         TENANT_LABEL: args.tenant})),
+            spec={"podSelector": {"matchLabels": staging_pods}, "policyTypes": ["Egress"],
+                  "egress": source_egress(args.source_access)},
+            opts=self.child(),
+        )
+        env = [k8s.core.v1.EnvVarArgs(name="HF_HUB_DISABLE_TELEMETRY", value="1")] + [
+            k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in source_env(args.source_access).items()]
         if args.credentials_secret:
             env.append(k8s.core.v1.EnvVarArgs(name="HF_TOKEN", value_from=k8s.core.v1.EnvVarSourceArgs(
                 secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=args.credentials_secret, key="HF_TOKEN"))))
@@ -148,7 +191,7 @@ class ModelStaging(Layer):
             ),
             volumes=[claim_volume("models", TenantStorage.MODEL_CLAIM)],
             service_account=args.service_account, backoff_limit=3, ttl_seconds=86400,
-            opts=self.child(args.claim),
+            opts=self.child(args.claim, egress),
         )
         self.model_path = target
         self.register_outputs({"job": f"{args.endpoint}-model-staging", "modelPath": target})
@@ -183,35 +226,22 @@ class ModelExpress(Layer):
                 resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": args.cache.size})),
             opts=child,
         )
-        k8s.apps.v1.Deployment(
-            f"{name}-server",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=self.NAME, namespace=args.namespace, labels=meta_labels,
-                                                annotations=await_annotations(args.skip_await)),
-            spec=k8s.apps.v1.DeploymentSpecArgs(
-                replicas=1,
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=meta_labels),
-                    spec=k8s.core.v1.PodSpecArgs(
-                        automount_service_account_token=False,
-                        priority_class_name=PRIORITY_SYSTEM,
-                        security_context=restricted_pod(),
-                        containers=[k8s.core.v1.ContainerArgs(
-                            name="server", image=args.image,
-                            ports=[k8s.core.v1.ContainerPortArgs(name="grpc", container_port=args.port)],
-                            env=[k8s.core.v1.EnvVarArgs(name="MODEL_EXPRESS_SERVER_PORT", value=str(args.port)),
-                                 k8s.core.v1.EnvVarArgs(name="MODEL_EXPRESS_CACHE_DIRECTORY", value="/cache"),
-                                 k8s.core.v1.EnvVarArgs(name="MX_METADATA_BACKEND", value="kubernetes")],
-                            security_context=restricted_container(),
-                            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="cache", mount_path="/cache")],
-                        )],
-                        volumes=[k8s.core.v1.VolumeArgs(
-                            name="cache", persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(
-                                claim_name=f"{self.NAME}-cache"))],
-                    ),
-                ),
+        restricted_deployment(
+            f"{name}-server", name=self.NAME, namespace=args.namespace, labels=meta_labels,
+            pod=k8s.core.v1.PodSpecArgs(
+                automount_service_account_token=False,
+                priority_class_name=PRIORITY_SYSTEM,
+                containers=[k8s.core.v1.ContainerArgs(
+                    name="server", image=args.image,
+                    ports=[k8s.core.v1.ContainerPortArgs(name="grpc", container_port=args.port)],
+                    env=[k8s.core.v1.EnvVarArgs(name="MODEL_EXPRESS_SERVER_PORT", value=str(args.port)),
+                         k8s.core.v1.EnvVarArgs(name="MODEL_EXPRESS_CACHE_DIRECTORY", value="/cache"),
+                         k8s.core.v1.EnvVarArgs(name="MX_METADATA_BACKEND", value="kubernetes")],
+                    volume_mounts=[k8s.core.v1.VolumeMountArgs(name="cache", mount_path="/cache")],
+                )],
+                volumes=[claim_volume("cache", f"{self.NAME}-cache")],
             ),
-            opts=self.child(claim),
+            skip_await=args.skip_await, opts=self.child(claim),
         )
         k8s.core.v1.Service(
             f"{name}-service",

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Local Kubernetes control plane for end-to-end tests: etcd + kube-apiserver +
-# kube-controller-manager, all bound to 127.0.0.1, built by e2e/bootstrap.sh.
-# There are no nodes/kubelets: Pods never run, so test stacks must use skipAwait.
+# kube-controller-manager + kube-scheduler, and KWOK simulating the nodes, all bound to 127.0.0.1,
+# built by e2e/bootstrap.sh. There are no kubelets: KWOK keeps the nodes that carry the annotation
+# kwok.x-k8s.io/node=fake Ready and moves the pods bound to them to Running (and Job pods to
+# Succeeded); the test creates those nodes. Test stacks still use skipAwait (no container runs).
 #
 #   e2e/control-plane.sh start   start (no-op if already running), wait for /readyz
 #   e2e/control-plane.sh stop    stop everything this script started (pid files)
@@ -15,6 +17,8 @@
 #   NCP_E2E_ETCD_PORT    etcd client port (default 23790; peer port is +1)
 #   NCP_E2E_API_PORT     kube-apiserver secure port (default 16443)
 #   NCP_E2E_KCM_PORT     kube-controller-manager secure port (default 10357)
+#   NCP_E2E_SCHEDULER_PORT kube-scheduler secure port (default 10359)
+#   NCP_E2E_KWOK_PORT    KWOK's health/metrics server port (default 10247)
 #   NCP_E2E_TIMEOUT      seconds to wait for readiness (default 120)
 set -euo pipefail
 
@@ -24,6 +28,10 @@ ETCD_PORT="${NCP_E2E_ETCD_PORT:-23790}"
 ETCD_PEER_PORT="$((ETCD_PORT + 1))"
 API_PORT="${NCP_E2E_API_PORT:-16443}"
 KCM_PORT="${NCP_E2E_KCM_PORT:-10357}"
+SCHEDULER_PORT="${NCP_E2E_SCHEDULER_PORT:-10359}"
+KWOK_PORT="${NCP_E2E_KWOK_PORT:-10247}"
+# KWOK manages only the nodes with this annotation (the simulated GPU and CPU nodes the test creates).
+KWOK_NODE_ANNOTATION="kwok.x-k8s.io/node=fake"
 TIMEOUT="${NCP_E2E_TIMEOUT:-120}"
 PKI="$STATE/pki"
 LOGS="$STATE/logs"
@@ -130,6 +138,22 @@ wait_for() { # wait_for DESCRIPTION NAME CHECK-CMD...
 
 etcd_healthy() { curl -fsS --max-time 2 "http://127.0.0.1:$ETCD_PORT/health" 2>/dev/null | grep -q '"health":"true"'; }
 
+component_ready() { # component_ready PORT: a kube component's /readyz (anonymous access is allowed there)
+  curl -fsSk --max-time 2 "https://127.0.0.1:$1/readyz" >/dev/null 2>&1
+}
+
+kwok_stages() { # the stage files of the kwok module the engine's kwok was built from, comma-separated
+  local version dir
+  version="$("$BIN/kwok" --version | awk '{print $3}')"
+  dir="${NCP_ENGINE_CACHE:-$HOME/.cache/ncp-inference/engine}/gomod/sigs.k8s.io/kwok@$version/kustomize/stage"
+  local files=("$dir/node/fast/node-initialize.yaml" "$dir/node/heartbeat/node-heartbeat.yaml"
+               "$dir/pod/fast/pod-ready.yaml" "$dir/pod/fast/pod-complete.yaml" "$dir/pod/fast/pod-delete.yaml")
+  for f in "${files[@]}"; do [[ -f "$f" ]] || return 1; done
+  (IFS=,; echo "${files[*]}")
+}
+
+kwok_healthy() { curl -fsS --max-time 2 "http://127.0.0.1:$KWOK_PORT/healthz" >/dev/null 2>&1; }
+
 default_sa_exists() {
   curl -fsS --max-time 5 --cacert "$PKI/ca.crt" -H "Authorization: Bearer $(token)" \
     "https://127.0.0.1:$API_PORT/api/v1/namespaces/default/serviceaccounts/default" >/dev/null 2>&1
@@ -142,7 +166,7 @@ cmd_start() {
   fi
   cmd_stop >/dev/null 2>&1 || true
   BIN="$(engine_bin)" || die "engine binaries not built: run e2e/bootstrap.sh first"
-  for b in etcd kube-apiserver kube-controller-manager; do
+  for b in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do
     [[ -x "$BIN/$b" ]] || die "missing $BIN/$b: run e2e/bootstrap.sh"
   done
   command -v openssl >/dev/null || die "openssl is required"
@@ -182,13 +206,15 @@ cmd_start() {
   wait_for "kube-apiserver /readyz" kube-apiserver readyz
 
   # Controller manager: namespace deletion (namespace controller), garbage collection,
-  # default service accounts, workload controllers. Talks to the apiserver as the admin.
+  # default service accounts, workload controllers, node lifecycle (lifts the not-ready taint the
+  # apiserver puts on new nodes once KWOK reports them Ready), the persistent-volume binder.
+  # Talks to the apiserver as the admin.
   spawn kube-controller-manager "$BIN/kube-controller-manager" \
     --kubeconfig "$KUBECONFIG_PATH" \
     --bind-address 127.0.0.1 --secure-port "$KCM_PORT" \
     --cert-dir "$STATE/kcm-certs" \
     --leader-elect=false \
-    --controllers "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route,-persistentvolume-binder,-attachdetach,-persistentvolume-expander,-ttl" \
+    --controllers "*,-nodeipam,-cloud-node-lifecycle,-service,-route,-attachdetach,-persistentvolume-expander,-ttl" \
     --service-account-private-key-file "$PKI/sa.key" \
     --root-ca-file "$PKI/ca.crt" \
     --service-cluster-ip-range "$SERVICE_CIDR" \
@@ -196,12 +222,37 @@ cmd_start() {
     --profiling=false --v 1
   wait_for "the default service account (controller-manager running)" kube-controller-manager default_sa_exists
 
+  # The real scheduler: node selectors, tolerations, resources, priorities, volume binding.
+  spawn kube-scheduler "$BIN/kube-scheduler" \
+    --kubeconfig "$KUBECONFIG_PATH" \
+    --authentication-kubeconfig "$KUBECONFIG_PATH" --authorization-kubeconfig "$KUBECONFIG_PATH" \
+    --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" \
+    --cert-dir "$STATE/scheduler-certs" \
+    --leader-elect=false --profiling=false --v 1
+  wait_for "kube-scheduler /readyz" kube-scheduler component_ready "$SCHEDULER_PORT"
+
+  # KWOK's controller only (no kwokctl cluster): simulated node heartbeats and pod lifecycle.
+  # Out of a kwokctl cluster it needs its stages as config: its own "fast" node and pod stages
+  # (pods Running, Job pods Succeeded, deletion honoured) and the node heartbeat, read in place
+  # from the kwok module bootstrap.sh built (never copied here).
+  local stages
+  stages="$(kwok_stages)" || die "kwok's stage files are not in the Go module cache: re-run e2e/bootstrap.sh (without --prune)"
+  spawn kwok "$BIN/kwok" \
+    --kubeconfig "$KUBECONFIG_PATH" \
+    --config "$stages" \
+    --manage-all-nodes=false \
+    --manage-nodes-with-annotation-selector "$KWOK_NODE_ANNOTATION" \
+    --manage-nodes-with-label-selector= --manage-single-node= \
+    --cidr 10.0.1.0/24 --node-ip 10.0.0.2 --node-lease-duration-seconds 40 \
+    --server-address "127.0.0.1:$KWOK_PORT"
+  wait_for "kwok /healthz" kwok kwok_healthy
+
   log "ready in $((SECONDS - t0))s: https://127.0.0.1:$API_PORT (kubeconfig $KUBECONFIG_PATH, logs $LOGS)"
 }
 
 cmd_stop() {
   local stopped=0 name pid
-  for name in kube-controller-manager kube-apiserver etcd; do
+  for name in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do
     if alive "$name"; then
       pid="$(cat "$RUN/$name.pid")"
       kill "$pid" 2>/dev/null || true

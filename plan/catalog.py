@@ -300,6 +300,12 @@ class KaiNames(Sourced):
 class DynamoNames(Sourced):
     queue_annotation: str
     frontend_service_suffix: str
+    nats_service_suffix: str
+    nats_port: int
+
+    @staticmethod
+    def dynamo_namespace(namespace: str, graph: str) -> str:
+        return f"{namespace}-{graph}"
 
 
 class MultusNames(Sourced):

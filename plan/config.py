@@ -2,15 +2,14 @@
 
 Field names are snake_case here and camelCase in YAML (e.g. `gpu_quota` is `gpuQuota`).
 """
-import ipaddress
 import re
 from enum import Enum
 from typing import Annotated, Literal, Optional
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from plan.catalog import LocalDecision, integration_points
-from plan.serving import Endpoint, ServingSettings
+from plan.serving import Cidr, Endpoint, ServingSettings
 from plan.profile import DriverManagement
 from plan.strict import StrictModel
 
@@ -94,18 +93,13 @@ class GpuOperatorSettings(StrictModel):
         return self
 
 
-def _ipv4_network(value: str) -> str:
-    ipaddress.IPv4Network(value)
-    return value
-
-
 class NetworkOperatorSettings(StrictModel):
     nic_driver: DriverManagement = DriverManagement.PREINSTALLED
     doca_driver_version: Optional[str] = None
     rail_interfaces: list[Annotated[str, Field(pattern=r"^[a-zA-Z0-9_.-]{1,15}$")]] = Field(
         default_factory=list, description="host netdevs of the east-west NICs, one per rail"
     )
-    rail_subnet: Annotated[str, AfterValidator(_ipv4_network)] = Field(
+    rail_subnet: Cidr = Field(
         default="192.168.0.0/16", description="split into one /<railPrefixLength> per rail"
     )
     rail_prefix_length: int = Field(default=24, ge=16, le=29, description="prefix length of each rail's subnet")

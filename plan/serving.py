@@ -2,9 +2,9 @@
 validation suite)."""
 import ipaddress
 import re
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from acceptance.thresholds import AcceptanceThresholds
 from plan.strict import StrictModel
@@ -115,6 +115,59 @@ class ApiServerEgress(StrictModel):
         return cidrs
 
 
+def _ipv4_cidr(value: str) -> str:
+    ipaddress.IPv4Network(value)
+    return value
+
+
+Cidr = Annotated[str, AfterValidator(_ipv4_cidr)]
+
+
+class SourceProxy(StrictModel):
+    url: str = Field(pattern=r"^https?://[A-Za-z0-9.-]+:[0-9]{1,5}/?$", description="http(s)://host:port")
+    cidrs: list[Cidr] = Field(min_length=1, description="the proxy's addresses (NetworkPolicy selects by address)")
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rstrip("/").rsplit(":", 1)[1])
+
+
+class SourceMirror(StrictModel):
+    """An in-cluster mirror of the model hub (Hugging Face API compatible), run by the site."""
+
+    service: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    namespace: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    port: int = Field(ge=1, le=65535)
+    scheme: Literal["http", "https"] = "http"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.service}.{self.namespace}.svc.cluster.local:{self.port}"
+
+
+class ModelStagingSettings(StrictModel):
+    """How the model staging Jobs reach the model source; a NetworkPolicy opens exactly this for staging pods."""
+
+    air_gapped: bool = Field(default=False, description="the site has no egress: staging uses the in-cluster mirror")
+    allowed_cidrs: list[Cidr] = Field(
+        default_factory=lambda: ["0.0.0.0/0"], min_length=1,
+        description="direct HTTPS egress to the model source (used without proxy and mirror)")
+    proxy: Optional[SourceProxy] = None
+    mirror: Optional[SourceMirror] = None
+
+    @model_validator(mode="after")
+    def _one_route(self) -> "ModelStagingSettings":
+        if self.air_gapped and self.mirror is None:
+            raise ValueError(
+                "an air-gapped site has no egress to the model source: name an in-cluster mirror "
+                "(modelStaging.mirror.{service,namespace,port}) or set airGapped: false")
+        if self.proxy is not None and self.mirror is not None:
+            raise ValueError("staging reaches the source through either a proxy or a mirror: remove one")
+        if self.air_gapped and self.proxy is not None:
+            raise ValueError("an air-gapped site has no proxy egress: remove modelStaging.proxy")
+        return self
+
+
 class ServingSettings(StrictModel):
     storage: Optional[StorageTiers] = None
     api_server_egress: Optional[ApiServerEgress] = Field(
@@ -131,6 +184,7 @@ class ServingSettings(StrictModel):
         match = re.match(IN_CLUSTER_URL, self.planner_prometheus_url)
         scheme_port = 443 if self.planner_prometheus_url.startswith("https") else 80
         return match.group("namespace"), int(match.group("port") or scheme_port)
+    model_staging: ModelStagingSettings = Field(default_factory=ModelStagingSettings)
     gateway_inference_extension: bool = Field(default=False, description="an InferencePool per endpoint")
     model_express: bool = Field(default=False, description="deploy ModelExpress and point workers at it")
     image_digests: dict[Union[Backend, Literal["planner"]], str] = Field(

@@ -2,6 +2,7 @@
 an optional Gateway API Inference Extension InferencePool, and the endpoint's serving telemetry."""
 from components.serving.args import EndpointArgs
 from components.serving.endpoint import ServingEndpoint
+from components.serving.gateway import EndpointPicker, EndpointPickerArgs
 from components.serving.platform import ServingPlatform, ServingPlatformArgs
 
-__all__ = ["EndpointArgs", "ServingEndpoint", "ServingPlatform", "ServingPlatformArgs"]
+__all__ = ["EndpointArgs", "EndpointPicker", "EndpointPickerArgs", "ServingEndpoint", "ServingPlatform", "ServingPlatformArgs"]

@@ -39,6 +39,23 @@ class KubeApi:
     def get(self, path: str) -> Optional[dict]:
         return self.request("GET", path)
 
+    def create(self, path: str, body: dict) -> dict:
+        return self.request("POST", path, body)
+
+    def patch(self, path: str, body: dict) -> dict:
+        return self.request("PATCH", path, body, "application/merge-patch+json")
+
+    def try_create(self, path: str, body: dict) -> tuple[int, str]:
+        """POST expecting it may be refused: (HTTP status, the API server's message)."""
+        request = urllib.request.Request(f"{self.server}{path}", data=json.dumps(body).encode(), method="POST",
+                                         headers={"Authorization": f"Bearer {self.token}",
+                                                  "Content-Type": "application/json", "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, context=self.context, timeout=60) as response:
+                return response.status, ""
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"{}").get("message", "")
+
     def apply_crd(self, crd: dict) -> None:
         """Server-side apply of a CustomResourceDefinition, then wait until it is established."""
         name = crd["metadata"]["name"]

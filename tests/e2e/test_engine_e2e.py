@@ -1,109 +1,40 @@
 """The real Pulumi engine against a local kube-apiserver: preview, up, a no-change preview, checks through the API
-server, the policy pack blocking a violating config, and a destroy that leaves nothing behind.
+server, every pod the stack creates admitted and placed on simulated GPU nodes (KWOK, the real kube-scheduler), the
+tenant guardrails refusing what they must, the policy pack blocking a violating config, and a destroy that leaves
+nothing behind.
 
 Needs the engine built by e2e/bootstrap.sh (scripts/test.sh runs it) and the upstream CRDs in ../shared/upstream."""
-import os
-import shutil
-import subprocess
-import time
-from pathlib import Path
-
 import pytest
 import yaml
 
-from tests.e2e.kube_api import KubeApi, only_version, without_descriptions
+from plan.sources import plan_from_stack_file
+from tests.e2e import simulated
+from tests.e2e.engine import pulumi, stack_env
 
-ROOT = Path(__file__).resolve().parents[2]
-UPSTREAM = ROOT.parent / "shared" / "upstream"
-E2E = ROOT / "e2e"
 STACK = "e2e"
-# Real CRDs for every custom resource the e2e stack creates (upstream copies, read in place), with the version the
-# program writes. The DGD copy is Dynamo 1.5.0's (v1alpha1 + v1beta1 behind the operator's conversion webhook); our
-# pinned 1.2.1 has only v1alpha1, so the e2e installs it that way.
-CRDS = {
-    "kai-scheduler/scheduling.run.ai_queues.yaml": "v2",
-    "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml": "v1",
-    "prometheus-operator/monitoring.coreos.com_podmonitors.yaml": "v1",
-    "dynamo/nvidia.com_dynamographdeployments.yaml": "v1alpha1",
-    "network-operator/mellanox.com_nicclusterpolicies.yaml": "v1alpha1",
-    "network-operator/005-nv-ipam.nvidia.com_ippools.yaml": "v1alpha1",
-    "gateway-api-inference-extension/inference.networking.k8s.io_inferencepools.yaml": "v1",
-}
-# CRDs with no upstream copy in shared/upstream: our own stand-ins.
-OWN_CRDS = sorted((Path(__file__).parent / "crds").glob("*.yaml"))
-TIMEOUT = 900
-
-
-def _exports(text: str) -> dict:
-    env = {}
-    for line in text.splitlines():
-        if line.startswith("export "):
-            key, _, value = line[len("export "):].partition("=")
-            env[key] = value.strip('"').replace("$PATH", os.environ.get("PATH", ""))
-    return env
+TENANT = "tenant-dev"
 
 
 @pytest.fixture(scope="module")
-def engine_env() -> dict:
-    result = subprocess.run([str(E2E / "bootstrap.sh"), "--print-env"], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.fail(f"the offline Pulumi engine is not built: run e2e/bootstrap.sh first\n{result.stderr}")
-    return {**os.environ, **_exports(result.stdout)}
-
-
-@pytest.fixture(scope="module")
-def cluster(engine_env, tmp_path_factory):
-    if not UPSTREAM.is_dir():
-        pytest.skip(f"{UPSTREAM} is absent: the e2e installs the real upstream CRDs from there")
-    env = {**engine_env, "NCP_E2E_STATE": str(tmp_path_factory.mktemp("control-plane"))}
-    subprocess.run([str(E2E / "control-plane.sh"), "start"], env=env, check=True, timeout=300)
-    try:
-        api = KubeApi(Path(env["NCP_E2E_STATE"]) / "kubeconfig")
-        for path, version in CRDS.items():
-            crd = yaml.safe_load((UPSTREAM / path).read_text())
-            api.apply_crd(without_descriptions(only_version(crd, version)))
-        for path in OWN_CRDS:
-            api.apply_crd(yaml.safe_load(path.read_text()))
-        yield api, {**env, "KUBECONFIG": str(Path(env["NCP_E2E_STATE"]) / "kubeconfig")}
-    finally:
-        subprocess.run([str(E2E / "control-plane.sh"), "stop"], env=env, timeout=60)
-
-
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A copy of the project (Pulumi writes the stack's encryption salt into Pulumi.e2e.yaml), sharing .venv."""
-    copy = tmp_path_factory.mktemp("project") / "ncp-inference"
-    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache",
-                                                              "venv", ".state"))
-    (copy / ".venv").symlink_to(ROOT / ".venv")
-    (copy / "policy" / "venv").symlink_to(ROOT / ".venv")
-    return copy
-
-
-def pulumi(project: Path, env: dict, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
-    started = time.monotonic()
-    result = subprocess.run(["pulumi", *args, "--non-interactive"], cwd=project, env=env, capture_output=True,
-                            text=True, timeout=TIMEOUT)
-    print(f"pulumi {' '.join(args)}: exit {result.returncode} in {time.monotonic() - started:.1f}s")
-    if result.returncode != expect:
-        diagnostics = result.stdout[result.stdout.find("Diagnostics:"):] if "Diagnostics:" in result.stdout else ""
-        pytest.fail(f"pulumi {' '.join(args)} exited {result.returncode}, expected {expect}\n"
-                    f"{diagnostics[:8000] or result.stdout[-6000:]}\n{result.stderr[-4000:]}")
-    return result
-
-
-def test_engine_lifecycle(cluster, project, tmp_path):
+def deployed(cluster, project, tmp_path_factory):
     api, env = cluster
-    env = {**env, "PULUMI_BACKEND_URL": f"file://{tmp_path / 'backend'}", "PULUMI_CONFIG_PASSPHRASE": "ncp-e2e"}
-    (tmp_path / "backend").mkdir()
+    env = stack_env(env, tmp_path_factory.mktemp("backend"))
     pulumi(project, env, "stack", "init", STACK)
-
     preview = pulumi(project, env, "preview")
     assert "kubernetes:helm.sh/v3:Release" in preview.stdout and "to create" in preview.stdout
     pulumi(project, env, "up", "--yes", "--skip-preview")
     pulumi(project, env, "preview", "--expect-no-changes")
+    return api, env, project
 
-    # Through the API server: what the program promised exists, with the fields that matter.
+
+@pytest.fixture(scope="module")
+def placement(deployed):
+    api, _, _ = deployed
+    return simulated.prove_workloads(api, plan_from_stack_file(STACK))
+
+
+def test_api_objects(deployed):
+    api, _, _ = deployed
     namespace = api.get("/api/v1/namespaces/tenant-dev")
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     quota = api.get("/api/v1/namespaces/tenant-dev/resourcequotas/tenant-quota")
@@ -137,6 +68,29 @@ def test_engine_lifecycle(cluster, project, tmp_path):
     record = api.get("/api/v1/namespaces/ncp-system/configmaps/ncp-baseline-record")
     assert yaml.safe_load(record["data"]["hardwareProfile"])["name"] == "hgx-h200"
 
+    assert api.get("/apis/apps/v1/namespaces/tenant-dev/deployments/chat-dense-epp"), "the pool's endpoint picker"
+
+
+def test_every_pod_is_admitted_and_placed(placement):
+    """Staging, benchmark and validation Jobs, ModelExpress and the endpoint picker, and stand-ins for the graph's
+    frontend and GPU workers (RDMA, rails): admitted under their namespace's Pod Security level, on a node their
+    selectors and tolerations allow; no pod without GPUs on a GPU node."""
+    print(placement.report("hgx-h200, e2e stack"))
+    assert not placement.problems, "\n".join(placement.problems)
+    assert placement.phases[TENANT]["Succeeded"] >= 2, "the staging and benchmark Jobs ran to completion"
+
+
+def test_tenant_guardrails_refuse(deployed, placement):
+    simulated.prove_tenant_guardrails(deployed[0], plan_from_stack_file(STACK), placement, "hgx-h200, e2e stack")
+
+
+@simulated.PLATFORM_PRIORITY_XFAIL
+def test_platform_priority_is_refused_in_a_tenant_namespace(deployed, placement):
+    simulated.prove_platform_priority_refused(deployed[0], plan_from_stack_file(STACK), placement)
+
+
+def test_policy_pack_blocks_a_violating_config(deployed):
+    api, env, project = deployed
     # The policy pack, through the CLI, blocks a deliberately violating config under the prod pack config.
     pulumi(project, env, "config", "set", "--path", "ncp-inference:components.serving.validation.suiteImage",
            "docker.io/library/busybox:latest")
@@ -149,6 +103,9 @@ def test_engine_lifecycle(cluster, project, tmp_path):
     assert "must be pinned by digest" in output, "the e2e serving image is pinned by tag, not digest"
     assert "mandatory" in output
 
+
+def test_destroy_leaves_nothing(deployed):
+    api, env, project = deployed
     pulumi(project, env, "destroy", "--yes", "--skip-preview")
     for path in ("/api/v1/namespaces/tenant-dev", "/api/v1/namespaces/ncp-system", "/api/v1/namespaces/nvsentinel",
                  "/api/v1/namespaces/nvidia-network-operator",

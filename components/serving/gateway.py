@@ -1,0 +1,116 @@
+"""The endpoint picker (EPP) an endpoint's InferencePool names: the Gateway API Inference Extension's ext-proc server
+with Dynamo's KV-aware plugin, deployed per endpoint the way Dynamo's GAIE integration (dynamo-gaie) lays it out.
+Until it runs, the gateway has nothing to ask which worker takes a request."""
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.kube import (
+    PRIORITY_SERVING, TENANT_LABEL, Layer, labels, restricted_deployment,
+)
+from components.model_data import ENDPOINT_LABEL
+from plan.catalog import WorkloadPin, integration_points
+
+HEALTH_SERVICE = "inference-extension"  # the gRPC health service name the EPP registers (dynamo-epp.yaml probes)
+
+
+@dataclass(frozen=True)
+class EndpointPickerArgs:
+    endpoint: str  # also the InferencePool's and the DynamoGraphDeployment's name
+    tenant: str
+    namespace: pulumi.Input[str]
+    pin: WorkloadPin  # compatibility matrix: workloads.endpointPicker
+    platform_release: pulumi.Input[str]  # the dynamo-platform Helm release (its NATS Service is <release>-nats)
+    platform_namespace: str
+    skip_await: bool
+
+
+def picker_name(endpoint: str) -> str:
+    return f"{endpoint}-epp"
+
+
+def _field_env(name: str, path: str) -> k8s.core.v1.EnvVarArgs:
+    return k8s.core.v1.EnvVarArgs(name=name, value_from=k8s.core.v1.EnvVarSourceArgs(
+        field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path=path)))
+
+
+def picker_env(args: EndpointPickerArgs, namespace: str, release: str) -> list[k8s.core.v1.EnvVarArgs]:
+    dynamo = integration_points().dynamo
+    nats = f"{release}{dynamo.nats_service_suffix}.{args.platform_namespace}.svc:{dynamo.nats_port}"
+    values = {
+        # Kubernetes discovery, as the platform's operator is configured (discoveryBackend: kubernetes).
+        "DYN_DISCOVERY_BACKEND": "kubernetes",
+        "NATS_SERVER": f"nats://{nats}",
+        "DYNAMO_NAMESPACE": dynamo.dynamo_namespace(namespace, args.endpoint),
+        "DYNAMO_KV_BLOCK_SIZE": args.pin.overrides["kvBlockSize"],
+        "USE_STREAMING": "true",
+    }
+    return [_field_env("POD_NAME", "metadata.name"), _field_env("POD_NAMESPACE", "metadata.namespace"),
+            _field_env("POD_UID", "metadata.uid")] + [
+        k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in values.items()]
+
+
+class EndpointPicker(Layer):
+    """ServiceAccount + Role (reads the pool, pods and Dynamo's discovery records), Deployment and Service
+    `<endpoint>-epp` on the port the InferencePool names. A CPU pod: it never tolerates the GPU taint."""
+
+    def __init__(self, name: str, args: EndpointPickerArgs, opts: pulumi.ResourceOptions = None):
+        super().__init__("EndpointPicker", name, opts)
+        picker = picker_name(args.endpoint)
+        grpc_port = integration_points().gateway_inference_extension.endpoint_picker_port
+        health_port, metrics_port = args.pin.ports["health"], args.pin.ports["metrics"]
+        meta_labels = labels("endpoint-picker", picker, **{ENDPOINT_LABEL: args.endpoint, TENANT_LABEL: args.tenant})
+
+        def meta(**extra) -> k8s.meta.v1.ObjectMetaArgs:
+            return k8s.meta.v1.ObjectMetaArgs(name=picker, namespace=args.namespace, labels=meta_labels, **extra)
+
+        account = k8s.core.v1.ServiceAccount(f"{name}-sa", metadata=meta(), opts=self.child())
+        role = k8s.rbac.v1.Role(f"{name}-role", metadata=meta(), rules=[
+            k8s.rbac.v1.PolicyRuleArgs(api_groups=["inference.networking.k8s.io"], resources=["inferencepools"],
+                                       verbs=["get", "list", "watch"]),
+            k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["pods"], verbs=["get", "list", "watch"]),
+            k8s.rbac.v1.PolicyRuleArgs(api_groups=["discovery.k8s.io"], resources=["endpointslices"],
+                                       verbs=["get", "list", "watch"]),
+            k8s.rbac.v1.PolicyRuleArgs(api_groups=["nvidia.com"], resources=["dynamoworkermetadatas"],
+                                       verbs=["get", "list", "watch"]),
+        ], opts=self.child())
+        binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-binding", metadata=meta(),
+            role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=picker),
+            subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=picker, namespace=args.namespace)],
+            opts=self.child(role, account))
+        probe = k8s.core.v1.ProbeArgs(grpc=k8s.core.v1.GRPCActionArgs(port=health_port, service=HEALTH_SERVICE),
+                                      initial_delay_seconds=5, period_seconds=10)
+        env = pulumi.Output.all(args.namespace, args.platform_release).apply(
+            lambda values: picker_env(args, *values))
+        restricted_deployment(
+            f"{name}-deployment", name=picker, namespace=args.namespace, labels=meta_labels,
+            pod=k8s.core.v1.PodSpecArgs(
+                service_account_name=picker,
+                # The picker watches the API server: the only pod of the endpoint that gets a token.
+                automount_service_account_token=True,
+                priority_class_name=PRIORITY_SERVING,
+                containers=[k8s.core.v1.ContainerArgs(
+                    name="epp", image=args.pin.images["epp"],
+                    args=["-poolName", args.endpoint, "-poolNamespace", args.namespace,
+                          "-grpcPort", str(grpc_port), "-grpcHealthPort", str(health_port)],
+                    env=env,
+                    ports=[k8s.core.v1.ContainerPortArgs(name="grpc", container_port=grpc_port),
+                           k8s.core.v1.ContainerPortArgs(name="grpc-health", container_port=health_port),
+                           k8s.core.v1.ContainerPortArgs(name="metrics", container_port=metrics_port)],
+                    resources=k8s.core.v1.ResourceRequirementsArgs(
+                        requests={"cpu": "1", "memory": "2Gi"}, limits={"cpu": "4", "memory": "8Gi"}),
+                    liveness_probe=probe, readiness_probe=probe,
+                )],
+            ),
+            skip_await=args.skip_await, opts=self.child(binding),
+        )
+        k8s.core.v1.Service(
+            f"{name}-service", metadata=meta(),
+            spec=k8s.core.v1.ServiceSpecArgs(selector={"app.kubernetes.io/name": picker}, ports=[
+                k8s.core.v1.ServicePortArgs(name="grpc", port=grpc_port, target_port="grpc", app_protocol="http2"),
+                k8s.core.v1.ServicePortArgs(name="metrics", port=metrics_port, target_port="metrics")]),
+            opts=self.child())
+        self.service = picker
+        self.register_outputs({"service": picker, "port": grpc_port})
