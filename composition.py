@@ -11,8 +11,10 @@ from components.network_enablement import NetworkEnablement, NetworkEnablementAr
 from components.model_data import (
     ModelExpress, ModelExpressArgs, ModelStaging, ModelStagingArgs, TenantStorage, TenantStorageArgs, model_path,
 )
-from components.scheduling import Scheduling, SchedulingArgs, TenantQueue
-from components.serving import EndpointArgs, ServingEndpoint, ServingPlatform, ServingPlatformArgs
+from components.scheduling import TOPOLOGY_NAME, Scheduling, SchedulingArgs, TenantQueue
+from components.serving import (
+    EndpointArgs, ServingEndpoint, ServingPlatform, ServingPlatformArgs, TopologyPlacement,
+)
 from components.dashboards import site_dashboards
 from components.telemetry import Telemetry, TelemetryArgs
 from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, TenancyArgs, TenantSpec
@@ -22,6 +24,7 @@ from plan.catalog import integration_points, load_dynamo_runtime, load_signals
 from plan.endpoints import rdma_workers, runtime_image, tenant_pod_security
 from plan.profile import DriverManagement
 from plan.serving import ApiServerEgress
+from plan.serving_features import nvlink_pack_domain
 from plan.site_plan import TENANT_NAMESPACE_PREFIX, SitePlan
 
 BASELINE_NAMESPACE = "ncp-system"
@@ -237,6 +240,8 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
                 tenant=endpoint.tenant.name, namespace=endpoint.namespace, model_artifacts=storage.model_artifacts,
                 benchmark_output=storage.benchmark_output, skip_await=skip_await))
     pull_secret = PULL_SECRET if plan.has_ngc_api_key else None
+    pack_domain = nvlink_pack_domain(plan.profile, plan.topology_levels) if plan.topology_aware else None
+    topology = TopologyPlacement(TOPOLOGY_NAME, pack_domain) if pack_domain else None
     outputs = {}
     for endpoint in plan.endpoints:
         model = endpoint.endpoint.model
@@ -261,7 +266,7 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
             planner_prometheus_url=serving.planner_prometheus_url,
             planner_prometheus=serving.planner_prometheus(), signals=signals,
             selector_labels=telemetry.prometheus_selector_labels, scrape_interval=telemetry.scrape_interval,
-            inference_pool=serving.gateway_inference_extension),
+            inference_pool=serving.gateway_inference_extension, topology=topology),
             pulumi.ResourceOptions(depends_on=[platform, staging, claims[TenantStorage.MODEL_CLAIM]]))
         slo = endpoint.endpoint.slo
         Benchmark(f"benchmark-{endpoint.name}", BenchmarkArgs(
