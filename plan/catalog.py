@@ -205,6 +205,8 @@ class Frontend(StrictModel):
 
 
 class KvbmFlag(StrictModel):
+    """A worker flag and its value (vLLM's --kv-transfer-config JSON, TRT-LLM's --connector)."""
+
     flag: str
     value: str
     disaggregated_value: Optional[str] = None
@@ -218,7 +220,8 @@ class BackendRuntime(StrictModel):
     engine_args: dict[str, str] = Field(default_factory=dict)
     parallel_flags: dict[str, str] = Field(default_factory=dict)
     disaggregation_flag: Optional[str] = None
-    prefill_worker_flag: Optional[str] = None
+    disaggregated_transfer: Optional[KvbmFlag] = Field(
+        default=None, description="KV transfer flag prefill/decode workers need (replaced by kvbm's when offloading)")
     disaggregated_engine_args: dict = Field(default_factory=dict, description="engine config of prefill/decode workers")
     attention_data_parallel_arg: Optional[str] = Field(
         default=None, description="engine config switch for attention data parallelism; absent: not supported")

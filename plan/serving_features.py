@@ -125,12 +125,14 @@ def mig_fit_problems(index: int, endpoint: Endpoint, workers: list[WorkerGroup],
     return problems
 
 
-def parallel_problems(index: int, endpoint: Endpoint, workers: list[WorkerGroup], runtime: DynamoRuntime) -> list[Problem]:
+def parallel_problems(index: int, endpoint: Endpoint, workers: list[WorkerGroup],
+                      runtime: DynamoRuntime) -> list[Problem]:
     """A layout with attention data parallelism runs only on a backend whose engine switch for it is recorded."""
     if runtime.backends[endpoint.backend].attention_data_parallel_arg:
         return []
     return [Problem(_path(index, "sizing"),
-                    f"{endpoint.sizing} gives {group.role} workers {group.data_parallel} attention data-parallel ranks; "
+                    f"{endpoint.sizing} gives {group.role} workers {group.data_parallel} attention data-parallel "
+                    "ranks; "
                     f"the {endpoint.backend} worker settings (data/dynamo-backends.yaml) have no switch for it",
                     "re-size with another backend, or record the backend's attention data-parallel setting")
             for group in workers if group.data_parallel > 1]

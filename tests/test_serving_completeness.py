@@ -170,6 +170,17 @@ def test_vllm_workers_take_kvbm_through_kv_transfer_config(tmp_path):
         "DynamoConnector", "NixlConnector"]
 
 
+def test_disaggregated_vllm_workers_without_offload_transfer_kv_over_nixl(tmp_path):
+    """dynamo.vllm at the pin takes --disaggregation-mode and refuses a prefill worker without --kv-transfer-config
+    (components/src/dynamo/vllm/args.py:230-245); --is-prefill-worker no longer parses."""
+    services = _services(_stack(tmp_path, profile="hgx-h200", backend="vllm", kv_offload=None,
+                                groups={"prefill": _group(1, 2), "decode": _group(1, 4)}))
+    for role in ("prefill", "decode"):
+        args = services[f"VLLM{role.capitalize()}Worker"]["extraPodSpec"]["mainContainer"]["args"]
+        assert args[args.index("--disaggregation-mode") + 1] == role and "--is-prefill-worker" not in args
+        assert json.loads(args[args.index("--kv-transfer-config") + 1])["kv_connector"] == "NixlConnector"
+
+
 def test_no_tier_or_opt_out_means_no_offload_volume(tmp_path):
     for config in (_stack(tmp_path, kv_offload=None), _stack(tmp_path, kvOffload=False)):
         decode = _services(config)["TRTLLMDecodeWorker"]

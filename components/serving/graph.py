@@ -70,11 +70,8 @@ def worker_args(runtime: DynamoRuntime, backend_name: str, group: WorkerGroup, m
     args += _parallel_flags(backend, group)
     if backend.engine_args_flag:
         args += [backend.engine_args_flag, f"{ENGINE_CONFIG_MOUNT}/{group.role}.yaml"]
-    if group.role in ("prefill", "decode"):
-        if backend.disaggregation_flag:
-            args += [backend.disaggregation_flag, group.role]
-        elif backend.prefill_worker_flag and group.role == "prefill":
-            args.append(backend.prefill_worker_flag)
+    if group.role in ("prefill", "decode") and backend.disaggregation_flag:
+        args += [backend.disaggregation_flag, group.role]
     if backend.model_streamer:
         args += [runtime.model_streamer.load_format_flag, runtime.model_streamer.load_format]
     return args
@@ -117,13 +114,17 @@ def planner_config(plan: EndpointPlan, runtime: DynamoRuntime) -> str:
     return json.dumps(config, sort_keys=True)
 
 
-def kvbm_args(runtime: DynamoRuntime, plan: EndpointPlan, role: str) -> list[str]:
-    """The worker flag that turns on Dynamo's KV block manager for this backend (data/dynamo-backends.yaml kvbm)."""
-    if plan.kv_offload_gb is None:
-        return []
-    kvbm = runtime.backends[plan.endpoint.backend].kvbm
-    disaggregated = role in ("prefill", "decode") and kvbm.disaggregated_value is not None
-    return [kvbm.flag, kvbm.disaggregated_value if disaggregated else kvbm.value]
+def kv_connector_args(runtime: DynamoRuntime, plan: EndpointPlan, role: str) -> list[str]:
+    """The worker's KV connector flag: Dynamo's KV block manager when the endpoint offloads KV (beside NIXL for
+    disaggregated vLLM workers), else the KV transfer a disaggregated worker needs (data/dynamo-backends.yaml)."""
+    backend = runtime.backends[plan.endpoint.backend]
+    disaggregated = role in ("prefill", "decode")
+    if plan.kv_offload_gb is not None:
+        kvbm = backend.kvbm
+        return [kvbm.flag, kvbm.disaggregated_value if disaggregated and kvbm.disaggregated_value else kvbm.value]
+    if disaggregated and backend.disaggregated_transfer:
+        return [backend.disaggregated_transfer.flag, backend.disaggregated_transfer.value]
+    return []
 
 
 def kvbm_env(runtime: DynamoRuntime, plan: EndpointPlan, gpus_per_pod: int) -> dict:
@@ -190,7 +191,7 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
                 "mainContainer": {
                     "image": plan.image, "command": ["python3"],
                     "args": worker_args(runtime, plan.endpoint.backend, group, args.model_path,
-                                        plan.endpoint.model.name) + kvbm_args(runtime, plan, group.role),
+                                        plan.endpoint.model.name) + kv_connector_args(runtime, plan, group.role),
                     "volumeMounts": mounts, "securityContext": container_security},
             },
         }
