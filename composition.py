@@ -11,10 +11,11 @@ from components.network_enablement import NetworkEnablement, NetworkEnablementAr
 from components.model_data import (
     ModelExpress, ModelExpressArgs, ModelStaging, ModelStagingArgs, TenantStorage, TenantStorageArgs, model_path,
 )
-from components.scheduling import Scheduling, SchedulingArgs, TenantQueue
+from components.scheduling import TOPOLOGY_NAME, Scheduling, SchedulingArgs, TenantQueue
 from components.dashboards import site_dashboards
 from components.serving import (
     EndpointArgs, EndpointPicker, EndpointPickerArgs, ServingEndpoint, ServingPlatform, ServingPlatformArgs,
+    TopologyPlacement,
 )
 from components.telemetry import Telemetry, TelemetryArgs
 from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, TenancyArgs, TenantSpec
@@ -26,6 +27,7 @@ from plan.catalog import (
 from plan.endpoints import rdma_workers, runtime_image, tenant_pod_security
 from plan.profile import DriverManagement
 from plan.serving import ApiServerEgress
+from plan.serving_features import nvlink_pack_domain
 from plan.site_plan import TENANT_NAMESPACE_PREFIX, SitePlan
 
 BASELINE_NAMESPACE = "ncp-system"
@@ -252,6 +254,8 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
                 benchmark_output=storage.benchmark_output, skip_await=skip_await),
                 pulumi.ResourceOptions(depends_on=[tenancy.tenants[endpoint.tenant.name].namespace]))
     pull_secret = PULL_SECRET if plan.tenant_pull_secret else None
+    pack_domain = nvlink_pack_domain(plan.profile, plan.topology_levels) if plan.topology_aware else None
+    topology = TopologyPlacement(TOPOLOGY_NAME, pack_domain) if pack_domain else None
     outputs = {}
     for endpoint in plan.endpoints:
         model = endpoint.endpoint.model
@@ -278,7 +282,7 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
             planner_prometheus_url=serving.planner_prometheus_url,
             planner_prometheus=serving.planner_prometheus(), signals=signals,
             selector_labels=telemetry.prometheus_selector_labels, scrape_interval=telemetry.scrape_interval,
-            inference_pool=serving.gateway_inference_extension),
+            inference_pool=serving.gateway_inference_extension, topology=topology),
             pulumi.ResourceOptions(depends_on=[platform, staging, claims[TenantStorage.MODEL_CLAIM],
                                                *in_namespace.depends_on]))
         if serving.gateway_inference_extension:

@@ -216,6 +216,14 @@ class Frontend(StrictModel):
     router_mode_env: str
 
 
+class KvbmFlag(StrictModel):
+    """A worker flag and its value (vLLM's --kv-transfer-config JSON, TRT-LLM's --connector)."""
+
+    flag: str
+    value: str
+    disaggregated_value: Optional[str] = None
+
+
 class BackendRuntime(StrictModel):
     module: str
     model_path_flag: str
@@ -224,10 +232,29 @@ class BackendRuntime(StrictModel):
     engine_args: dict[str, str] = Field(default_factory=dict)
     parallel_flags: dict[str, str] = Field(default_factory=dict)
     disaggregation_flag: Optional[str] = None
-    prefill_worker_flag: Optional[str] = None
+    disaggregated_transfer: Optional[KvbmFlag] = Field(
+        default=None, description="KV transfer flag prefill/decode workers need (replaced by kvbm's when offloading)")
     disaggregated_engine_args: dict = Field(default_factory=dict, description="engine config of prefill/decode workers")
+    attention_data_parallel_arg: Optional[str] = Field(
+        default=None, description="engine config switch for attention data parallelism; absent: not supported")
     shared_memory_gi: int = Field(gt=0)
     model_streamer: bool
+    kvbm: Optional[KvbmFlag] = None
+    kvbm_unsupported: Optional[str] = Field(default=None, description="why the backend has no KVBM")
+
+    @model_validator(mode="after")
+    def _kvbm_recorded(self) -> "BackendRuntime":
+        if (self.kvbm is None) == (self.kvbm_unsupported is None):
+            raise ValueError("record either kvbm (how the worker enables it) or kvbmUnsupported (why not)")
+        return self
+
+
+class Kvbm(StrictModel):
+    cpu_cache_env: str
+    disk_cache_env: str
+    disk_cache_dir_env: str
+    host_cache_gb_per_gpu: int = Field(gt=0)
+    disk_fill_ratio: float = Field(gt=0, le=1)
 
 
 class ModelStreamer(StrictModel):
@@ -243,6 +270,7 @@ class Planner(StrictModel):
     prometheus_env: str
     fixed_config: dict[str, str]
     config_keys: dict[str, str]
+    load_adjustment_interval_seconds: int = Field(gt=0)
     modes: dict[str, str]
 
 
@@ -256,6 +284,7 @@ class DynamoRuntime(StrictModel):
     source: str
     frontend: Frontend
     planner: Planner
+    kvbm: Kvbm
     self_host_metadata_env: dict[str, str]
     worker_resources: WorkerResources
     backends: dict[str, BackendRuntime]

@@ -9,6 +9,9 @@ from plan.config import Environment, StackConfig
 from plan.endpoint_plan import EndpointPlan, WorkerGroup
 from plan.errors import Problem
 from plan.profile import HardwareProfile
+from plan.serving_features import (
+    kv_offload_gb, mig_fit_problems, parallel_problems, placement_problems, planner_plan,
+)
 from plan.sizing_bridge import SizingMismatch, read_layout
 
 PROJECT = "ncp-inference"
@@ -30,20 +33,23 @@ class WorkerPods:
     shared_memory_gi: int
 
 
-def worker_pods(backend: str, group: WorkerGroup, gpus_per_node: int) -> WorkerPods:
+def worker_pods(backend: str, group: WorkerGroup, gpus_per_node: int, kv_offload: bool) -> WorkerPods:
     """Host CPU and memory of each worker pod, from its GPUs and engine (data/dynamo-backends.yaml workerResources):
-    cores and memory per GPU plus the engine's /dev/shm, which is memory-backed and charged to the pod."""
+    cores and memory per GPU plus the engine's /dev/shm, which is memory-backed and charged to the pod, plus the KV
+    block manager's pinned host tier when the endpoint offloads KV (kvbm.hostCacheGbPerGpu)."""
     runtime = load_dynamo_runtime()
     resources, shm = runtime.worker_resources, runtime.backends[backend].shared_memory_gi
     nodes = math.ceil(group.gpus_per_worker / gpus_per_node)
     gpus = min(group.gpus_per_worker, gpus_per_node)
+    host_cache_gi = math.ceil(gpus * runtime.kvbm.host_cache_gb_per_gpu * 1e9 / 2**30) if kv_offload else 0
     return WorkerPods(pods=group.replicas * nodes, gpus_per_pod=gpus, cpu=gpus * resources.cpu_per_gpu,
-                      memory_gi=shm + gpus * resources.memory_per_gpu_gi, shared_memory_gi=shm)
+                      memory_gi=shm + gpus * resources.memory_per_gpu_gi + host_cache_gi, shared_memory_gi=shm)
 
 
 def rdma_workers(plan: EndpointPlan, network_enabled: bool) -> bool:
-    """Disaggregated workers move the KV cache over the east-west RDMA rails when the site has them."""
-    return network_enabled and plan.mode == "disaggregated"
+    """Workers use the east-west RDMA rails when the site has them and they talk across nodes: disaggregated workers
+    move the KV cache, and a worker spanning nodes runs its model-parallel collectives between them."""
+    return network_enabled and (plan.mode == "disaggregated" or plan.multi_node)
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,7 @@ def _host_quota_problems(config: StackConfig, plans: list[EndpointPlan], gpus_pe
     must hold every worker pod of its endpoints at once, or the operator's pods are refused by quota admission."""
     problems = []
     for index, tenant in enumerate(config.tenants):
-        pods = [worker_pods(plan.endpoint.backend, group, gpus_per_node)
+        pods = [worker_pods(plan.endpoint.backend, group, gpus_per_node, plan.kv_offload_gb is not None)
                 for plan in plans if plan.tenant.name == tenant.name for group in plan.workers]
         cpu = sum(p.pods * p.cpu for p in pods)
         memory_gi = sum(p.pods * p.memory_gi for p in pods)
@@ -147,6 +153,7 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
                                         f"pulumi config set --path '{PROJECT}:components.serving.validation.{key}' "
                                         f"'{image}@sha256:<digest of the image you built>'"))
     allowed_sources = load_allowlists().model_sources
+    runtime = load_dynamo_runtime()
     disposition = load_disposition()
     budget: dict[str, int] = {}
     for index, endpoint in enumerate(config.endpoints):
@@ -200,11 +207,19 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
                                     "multi-node NVLink for multi-node workers",
                                     f"re-size with at most {profile.gpu.per_node} GPUs per worker, or use an RDMA "
                                     "profile"))
+        planner, planner_problems = planner_plan(index, endpoint, tenant, layout.workers, runtime)
+        kv_gb, kv_problems = kv_offload_gb(index, endpoint, serving.storage and serving.storage.kv_offload, runtime,
+                                           min(widest, profile.gpu.per_node))
+        problems += (planner_problems + kv_problems + placement_problems(index, endpoint, layout.workers, profile)
+                     + parallel_problems(index, endpoint, layout.workers, runtime)
+                     + mig_fit_problems(index, endpoint, layout.workers, profile, config.components.gpu_operator.mig))
         plans.append(EndpointPlan(
             endpoint=endpoint, tenant=tenant, namespace=tenant_namespace(tenant), queue=tenant_namespace(tenant),
             mode=layout.mode, workers=tuple(layout.workers),
             image=runtime_image(matrix, endpoint.backend, serving.image_digests),
-            sizing_file=endpoint.sizing, estimate=layout.estimate))
+            sizing_file=endpoint.sizing, estimate=layout.estimate, planner=planner, kv_offload_gb=kv_gb,
+            nodes_per_worker={group.role: math.ceil(group.gpus_per_worker / profile.gpu.per_node)
+                              for group in layout.workers}))
     problems += _host_quota_problems(config, plans, profile.gpu.per_node) + _site_setting_problems(config)
     for index, endpoint in enumerate(config.endpoints):
         tenant = tenants.get(endpoint.tenant)

@@ -6,7 +6,7 @@ plus the stack config decide which layers are composed and how they are tuned.
 from enum import Enum
 from typing import Optional
 
-from pydantic import Field, model_validator
+from pydantic import Field, computed_field, model_validator
 
 from plan.strict import StrictModel
 
@@ -46,15 +46,64 @@ class Isolation(str, Enum):
     BARE_METAL = "bare-metal"
 
 
+class MigInstance(StrictModel):
+    """One GPU-instance profile as `nvidia-smi mig -lgip` / `-lgipp` report it."""
+
+    memory_gib: float = Field(gt=0, alias="memoryGiB", description="memory of one instance")
+    max_instances: int = Field(ge=1, description="instances of this profile one GPU can hold")
+    size: int = Field(ge=1, description="memory slices one instance occupies")
+    placements: list[int] = Field(min_length=1, description="memory slices an instance may start at")
+
+
 class Mig(StrictModel):
     supported: bool
-    profiles: list[str] = Field(default_factory=list, description="MIG profile names the GPU offers, e.g. 1g.18gb")
+    memory_slices: int = Field(default=8, ge=1, description="memory slices of one GPU (placements index them)")
+    instances: dict[str, MigInstance] = Field(
+        default_factory=dict, description="GPU-instance profile table: name (e.g. 1g.18gb) -> geometry")
+
+    @computed_field
+    @property
+    def profiles(self) -> list[str]:
+        """MIG profile names the GPU offers (the policy pack reads these from the stack record)."""
+        return list(self.instances)
 
     @model_validator(mode="after")
-    def _profiles_need_support(self) -> "Mig":
-        if self.profiles and not self.supported:
-            raise ValueError("profiles are listed but supported is false")
+    def _geometry(self) -> "Mig":
+        if self.instances and not self.supported:
+            raise ValueError("instances are listed but supported is false")
+        for name, instance in self.instances.items():
+            outside = [start for start in instance.placements if start + instance.size > self.memory_slices]
+            if outside:
+                raise ValueError(f"{name}: placements {outside} of size {instance.size} run past memory slice "
+                                 f"{self.memory_slices - 1}")
         return self
+
+    def placement(self, layout: dict[str, int]) -> Optional[dict[str, list[int]]]:
+        """Start slices for every instance of layout without overlap, or None when the GPU cannot hold it.
+
+        A GPU instance occupies the memory slices [start, start + size) of one of its profile's placements and
+        creation fails on overlap with an occupied slice (NVML nvmlDeviceGetGpuInstancePossiblePlacements_v2), so a
+        layout is valid exactly when such an assignment exists. Depth-first over instances, widest first."""
+        wanted = sorted((name for name, count in layout.items() for _ in range(count)),
+                        key=lambda name: -self.instances[name].size)
+        if any(layout[name] > self.instances[name].max_instances for name in layout):
+            return None
+        chosen: dict[str, list[int]] = {name: [] for name in layout}
+
+        def place(index: int, used: frozenset) -> bool:
+            if index == len(wanted):
+                return True
+            instance = self.instances[wanted[index]]
+            for start in instance.placements:
+                slots = frozenset(range(start, start + instance.size))
+                if not slots & used:
+                    chosen[wanted[index]].append(start)
+                    if place(index + 1, used | slots):
+                        return True
+                    chosen[wanted[index]].pop()
+            return False
+
+        return chosen if place(0, frozenset()) else None
 
 
 class Gpu(StrictModel):

@@ -11,6 +11,7 @@ from plan.strict import StrictModel
 
 FLOATING_REVISIONS = {"main", "master", "latest", "head"}
 Backend = Literal["trtllm", "vllm", "sglang"]
+Role = Literal["worker", "prefill", "decode"]
 
 
 class Model(StrictModel):
@@ -42,6 +43,19 @@ class Slo(StrictModel):
     thresholds: AcceptanceThresholds
 
 
+class PlannerSettings(StrictModel):
+    """Bounds of the Dynamo SLA planner, which scales the endpoint's workers to slo.ttftMs and slo.tpotMs. Unset
+    bounds derive from the sizing file: at least 1 worker per role, at most the sized replicas per role."""
+
+    min_replicas: dict[Role, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, description="role (worker, or prefill and decode) -> fewest workers; default 1")
+    max_replicas: dict[Role, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict, description="role -> most workers; default the sized replicas. The pinned planner "
+                                          "caps the total, so these add up to its GPU budget")
+    adjustment_interval_seconds: int = Field(
+        default=180, gt=0, description="seconds between SLA scaling decisions (Dynamo's default 180)")
+
+
 class Endpoint(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)
     tenant: str
@@ -49,8 +63,20 @@ class Endpoint(StrictModel):
     backend: Backend = "trtllm"
     sizing: str = Field(description="AIConfigurator sizing file, relative to the project root")
     router: Literal["kv", "round-robin", "random"] = "kv"
-    planner: bool = Field(default=False, description="run the Dynamo SLA planner against slo.ttftMs and slo.tpotMs")
+    planner: Optional[PlannerSettings] = Field(
+        default=None, description="run the Dynamo SLA planner against slo.ttftMs and slo.tpotMs: true, or its bounds")
+    kv_offload: Optional[bool] = Field(
+        default=None, description="offload KV blocks to the kvOffload storage tier through Dynamo's KV block manager; "
+                                  "default: on when the site has that tier")
     slo: Slo
+
+    @field_validator("planner", mode="before")
+    @classmethod
+    def _planner_switch(cls, value):
+        """planner: true takes every bound from the sizing file; false is no planner."""
+        if value is True:
+            return {}
+        return None if value is False else value
 
 
 class StorageTier(StrictModel):

@@ -150,6 +150,14 @@ def _topology_aware(config: StackConfig, profile: HardwareProfile) -> bool:
     return profile.nvlink.multi_node if configured is None else configured
 
 
+def _unplaceable(profile: HardwareProfile, layout: dict[str, int]) -> str:
+    table = profile.gpu.mig.instances
+    shown = ", ".join(f"{count} x {name} (max {table[name].max_instances}, {table[name].size} of "
+                      f"{profile.gpu.mig.memory_slices} memory slices at {table[name].placements})"
+                      for name, count in layout.items())
+    return f"cannot be placed on one {profile.gpu.model}: {shown} overlap or exceed a profile's instance limit"
+
+
 def _profile_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
     problems = []
     gpu_settings = config.components.gpu_operator
@@ -168,12 +176,10 @@ def _profile_problems(config: StackConfig, profile: HardwareProfile) -> list[Pro
                     problems.append(Problem(f"{base}.layout.{name}",
                                             f"is not an accepted MIG profile of {profile.name}",
                                             f"use one of: {', '.join(allowed) or '(none recorded in the profile)'}"))
-            max_slices = max((int(p.split("g.")[0]) for p in allowed), default=0)
-            if allowed and mig.compute_slices > max_slices:
-                problems.append(Problem(f"{base}.layout",
-                                        f"needs {mig.compute_slices} compute slices per GPU; "
-                                        f"{profile.gpu.model} has {max_slices}",
-                                        "reduce the instance counts"))
+            if set(mig.layout) <= set(allowed) and profile.gpu.mig.placement(mig.layout) is None:
+                problems.append(Problem(f"{base}.layout", _unplaceable(profile, mig.layout),
+                                        "choose instance counts whose placements fit side by side (the profile's "
+                                        f"gpu.mig.instances table in profiles/{profile.name}.yaml)"))
     if gpu_settings.driver == DriverManagement.MANAGED and profile.gpu.driver == DriverManagement.PREINSTALLED:
         problems.append(Problem(f"{PROJECT}:components.gpuOperator.driver",
                                 f"profile {profile.name} ships the driver in its node image; a managed driver would "

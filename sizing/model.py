@@ -55,6 +55,9 @@ class WorkerGroup(StrictModel):
     data_parallel: int = Field(default=1, ge=1, description="attention data parallel size")
     moe_tensor_parallel: int = Field(default=1, ge=1, description="MoE tensor parallel size (1 for dense models)")
     max_batch_size: int = Field(ge=1)
+    memory_gb_per_gpu: Optional[float] = Field(
+        default=None, gt=0, description="AIConfigurator's memory estimate per GPU at maxBatchSize: weights, "
+                                        "activations and KV cache (GB; older sizing files lack it)")
 
     @property
     def gpus(self) -> int:
@@ -142,10 +145,12 @@ class SizingResult(StrictModel):
         return sum(group.gpus for group in self.groups().values())
 
     def worker_groups(self) -> list[dict]:
-        """The layout as plain dicts (role, replicas, gpus_per_worker, tensor/pipeline/expert parallel)."""
+        """The layout as plain dicts (role, replicas, gpus_per_worker, parallel sizes, memory estimate)."""
         return [{"role": role, "replicas": g.replicas, "gpus_per_worker": g.gpus_per_worker,
                  "tensor_parallel": g.tensor_parallel, "pipeline_parallel": g.pipeline_parallel,
-                 "expert_parallel": g.expert_parallel} for role, g in self.groups().items()]
+                 "expert_parallel": g.expert_parallel, "data_parallel": g.data_parallel,
+                 "moe_tensor_parallel": g.moe_tensor_parallel, "memory_gb_per_gpu": g.memory_gb_per_gpu}
+                for role, g in self.groups().items()]
 
     def estimate_summary(self) -> dict:
         """The estimates (camelCase) plus where they came from, for records and stack outputs."""

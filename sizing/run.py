@@ -190,7 +190,17 @@ def _group(row: dict, prefix: str, replicas: int) -> WorkerGroup:
     tp, pp, dp, cp = (_int(row, f"{prefix}{dim}") for dim in ("tp", "pp", "dp", "cp"))
     return WorkerGroup(replicas=replicas, gpus_per_worker=tp * pp * dp * cp, tensor_parallel=tp, pipeline_parallel=pp,
                        data_parallel=dp, moe_tensor_parallel=_int(row, f"{prefix}moe_tp"),
-                       expert_parallel=_int(row, f"{prefix}moe_ep"), max_batch_size=_int(row, f"{prefix}bs"))
+                       expert_parallel=_int(row, f"{prefix}moe_ep"), max_batch_size=_int(row, f"{prefix}bs"),
+                       memory_gb_per_gpu=_positive(row, f"{prefix}memory"))
+
+
+def _positive(row: dict, key: str) -> Optional[float]:
+    """A positive number from an optional column (AIConfigurator's per-GPU memory estimate, GB), else None."""
+    try:
+        value = float(row.get(key) or 0)
+    except ValueError:
+        return None
+    return round(value, 2) if value > 0 else None
 
 
 class _Row:

@@ -25,7 +25,7 @@ CASES = [
      "ncp-inference:components.gpuOperator.mig.layout.1g.10gb", "not an accepted MIG profile of hgx-h200"),
     ("MIG layout over capacity", BASE_PROD, "components.gpuOperator.mig",
      {"strategy": "mixed", "layout": {"3g.71gb": 2, "2g.35gb": 1}}, "ncp-inference:components.gpuOperator.mig.layout",
-     "needs 8 compute slices"),
+     "cannot be placed on one NVIDIA H200"),
     ("MIG and time-slicing", BASE_PROD, "components.gpuOperator",
      {"mig": {"layout": {"7g.141gb": 1}}, "timeSlicing": {"replicas": 4}}, "ncp-inference:components.gpuOperator",
      "choose MIG or time-slicing"),

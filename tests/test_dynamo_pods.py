@@ -17,6 +17,7 @@ from plan.sources import read_stack_file
 MATRIX = load_matrix()
 RUNTIME = load_dynamo_runtime()
 GRAPH_LABEL = "nvidia.com/dynamo-graph-deployment-name"
+KVBM_HOST_GI_8_GPUS = -(-8 * RUNTIME.kvbm.host_cache_gb_per_gpu * 10**9 // 2**30)  # GB -> GiB, rounded up
 
 
 def _dgds(recording):
@@ -105,7 +106,8 @@ def test_workers_request_host_resources_for_their_gpus_and_shm(prod):
         requests, limits = service["resources"]["requests"], service["resources"]["limits"]
         assert requests == limits
         assert requests["gpu"] == "8" and requests["cpu"] == str(8 * resources.cpu_per_gpu)
-        assert requests["memory"] == f"{80 + 8 * resources.memory_per_gpu_gi}Gi"
+        # prod has a kvOffload tier, so the KV block manager's pinned host tier is charged too
+        assert requests["memory"] == f"{80 + 8 * resources.memory_per_gpu_gi + KVBM_HOST_GI_8_GPUS}Gi"
         assert int(requests["memory"][:-2]) > 80 > 16, "memory beyond the /dev/shm and the LimitRange default"
 
 
@@ -114,7 +116,7 @@ def test_tenant_quota_must_hold_its_worker_pods():
     raw["tenants"][1]["memoryQuota"] = "512Gi"
     raw["tenants"][1]["cpuQuota"] = "32"
     text = _problems(raw, secrets)
-    need = 2 * (80 + 8 * RUNTIME.worker_resources.memory_per_gpu_gi)
+    need = 2 * (80 + 8 * RUNTIME.worker_resources.memory_per_gpu_gi + KVBM_HOST_GI_8_GPUS)
     assert (f"ncp-inference:tenants[1].memoryQuota: is 512Gi; tenant globex-research's worker pods request "
             f"{need}Gi") in text
     assert f"ncp-inference:tenants[1].cpuQuota: is 32; tenant globex-research's worker pods request " \
@@ -172,7 +174,9 @@ def test_planner_runs_its_image_with_a_config_from_the_slo(prod):
     assert config == {"environment": "kubernetes", "backend": "trtllm", "mode": "disagg",
                       "optimization_target": "sla", "pre_deployment_sweeping_mode": "none",
                       "ttft_ms": 500.0, "itl_ms": 20.0, "max_gpu_budget": 16,
-                      "prefill_engine_num_gpu": 8, "decode_engine_num_gpu": 8}
+                      "prefill_engine_num_gpu": 8, "decode_engine_num_gpu": 8,
+                      "prefill_min_endpoint": 1, "decode_min_endpoint": 1,
+                      "throughput_adjustment_interval_seconds": 180}
     url = read_stack_file("prod")[0]["components"]["serving"]["plannerPrometheusUrl"]
     assert planner["envs"] == [{"name": "PROMETHEUS_ENDPOINT", "value": url}]
 

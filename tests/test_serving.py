@@ -71,7 +71,8 @@ def test_disaggregated_endpoint_follows_its_sizing_file(prod):
     assert prefill["subComponentType"] == "prefill" and decode["subComponentType"] == "decode"
     assert prefill["replicas"] == sizing["prefill"]["replicas"]
     assert decode["resources"]["limits"]["gpu"] == str(sizing["decode"]["gpusPerWorker"])
-    assert prefill["extraPodSpec"]["mainContainer"]["args"][-2:] == ["--disaggregation-mode", "prefill"]
+    args = prefill["extraPodSpec"]["mainContainer"]["args"]
+    assert args[args.index("--disaggregation-mode") + 1] == "prefill"
     engine = by_name(prod, "ConfigMap", "reasoning-large-engine")["data"]
     assert yaml.safe_load(engine["decode.yaml"])["moe_expert_parallel_size"] == sizing["decode"]["expertParallel"]
     # Disaggregated workers get the east-west RDMA rails.

@@ -55,7 +55,9 @@ def test_real_aiconfigurator_run(small):
     groups = small.worker_groups()
     assert {g["role"] for g in groups} == ({"worker"} if small.mode == "aggregated" else {"prefill", "decode"})
     assert all(set(g) == {"role", "replicas", "gpus_per_worker", "tensor_parallel", "pipeline_parallel",
-                          "expert_parallel"} for g in groups)
+                          "expert_parallel", "data_parallel", "moe_tensor_parallel", "memory_gb_per_gpu"}
+               for g in groups)
+    assert all(g["memory_gb_per_gpu"] > 0 for g in groups), "AIConfigurator's per-GPU memory estimate is recorded"
 
 
 def test_round_trip(small, tmp_path):

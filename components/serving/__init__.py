@@ -1,8 +1,9 @@
 """Serving layer: the Dynamo platform, and per endpoint a DynamoGraphDeployment laid out from its sizing file,
 an optional Gateway API Inference Extension InferencePool, and the endpoint's serving telemetry."""
-from components.serving.args import EndpointArgs
+from components.serving.args import EndpointArgs, TopologyPlacement
 from components.serving.endpoint import ServingEndpoint
 from components.serving.gateway import EndpointPicker, EndpointPickerArgs
 from components.serving.platform import ServingPlatform, ServingPlatformArgs
 
-__all__ = ["EndpointArgs", "EndpointPicker", "EndpointPickerArgs", "ServingEndpoint", "ServingPlatform", "ServingPlatformArgs"]
+__all__ = ["EndpointArgs", "EndpointPicker", "EndpointPickerArgs", "ServingEndpoint", "ServingPlatform",
+           "ServingPlatformArgs", "TopologyPlacement"]

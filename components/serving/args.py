@@ -10,6 +10,16 @@ from plan.serving import ApiServerEgress, StorageTier
 
 
 @dataclass(frozen=True)
+class TopologyPlacement:
+    """Where a multi-node worker is packed: the Grove ClusterTopologyBinding the DGD names (spec.topologyConstraint.
+    topologyProfile) and the domain of it each multi-node worker stays inside (services.*.topologyConstraint.
+    packDomain); ai-dynamo/dynamo deploy/operator/api/v1alpha1/topology_types.go:41-63."""
+
+    cluster_topology: str
+    pack_domain: str
+
+
+@dataclass(frozen=True)
 class EndpointArgs:
     plan: EndpointPlan
     runtime: DynamoRuntime
@@ -30,3 +40,4 @@ class EndpointArgs:
     selector_labels: dict[str, str]
     scrape_interval: str
     inference_pool: bool
+    topology: Optional[TopologyPlacement] = None  # set on multi-node NVLink sites with topology-aware scheduling

@@ -9,7 +9,6 @@ pod spec names the operator's `planner-serviceaccount` (internal/dynamo/componen
 controller/dgd_rbac_reconciler.go:59-66), which a non-empty extraPodSpec field would override (mergo.WithOverride,
 graph.go:1712-1724). Every Dynamo pod runs the discovery client, so every one needs its token."""
 import json
-import math
 from typing import Optional
 
 import yaml
@@ -34,9 +33,16 @@ RDMA_POD_SECURITY = {"runAsNonRoot": False, "runAsUser": 0, "runAsGroup": 0, "fs
                      "seccompProfile": {"type": "RuntimeDefault"}}
 
 
+def _parallel_sizes(backend: BackendRuntime, group: WorkerGroup) -> dict[str, int]:
+    """Parallel sizes as the engine counts them: with attention data parallelism TRT-LLM's tensor-parallel size spans
+    every attention-DP rank (data/dynamo-backends.yaml attentionDataParallelArg)."""
+    attention_dp = group.data_parallel if backend.attention_data_parallel_arg else 1
+    return {"tensorParallel": group.tensor_parallel * attention_dp, "pipelineParallel": group.pipeline_parallel,
+            "expertParallel": group.expert_parallel, "moeTensorParallel": group.moe_tensor_parallel}
+
+
 def _parallel_flags(backend: BackendRuntime, group: WorkerGroup) -> list[str]:
-    sizes = {"tensorParallel": group.tensor_parallel, "pipelineParallel": group.pipeline_parallel,
-             "expertParallel": group.expert_parallel}
+    sizes = _parallel_sizes(backend, group)
     flags = []
     for key, flag in backend.parallel_flags.items():
         flags += [flag, str(sizes[key])]
@@ -48,9 +54,10 @@ def engine_config(backend: BackendRuntime, group: WorkerGroup) -> Optional[str]:
     (TRT-LLM: cache_transceiver_config, without which KV cache transfer is disabled)."""
     if not backend.engine_args:
         return None
-    sizes = {"tensorParallel": group.tensor_parallel, "pipelineParallel": group.pipeline_parallel,
-             "expertParallel": group.expert_parallel}
+    sizes = _parallel_sizes(backend, group)
     config = {key: sizes[name] for name, key in backend.engine_args.items()}
+    if group.data_parallel > 1:
+        config[backend.attention_data_parallel_arg] = True
     if group.role in ("prefill", "decode"):
         config.update(backend.disaggregated_engine_args)
     return yaml.safe_dump(config, sort_keys=True)
@@ -63,11 +70,8 @@ def worker_args(runtime: DynamoRuntime, backend_name: str, group: WorkerGroup, m
     args += _parallel_flags(backend, group)
     if backend.engine_args_flag:
         args += [backend.engine_args_flag, f"{ENGINE_CONFIG_MOUNT}/{group.role}.yaml"]
-    if group.role in ("prefill", "decode"):
-        if backend.disaggregation_flag:
-            args += [backend.disaggregation_flag, group.role]
-        elif backend.prefill_worker_flag and group.role == "prefill":
-            args.append(backend.prefill_worker_flag)
+    if group.role in ("prefill", "decode") and backend.disaggregation_flag:
+        args += [backend.disaggregation_flag, group.role]
     if backend.model_streamer:
         args += [runtime.model_streamer.load_format_flag, runtime.model_streamer.load_format]
     return args
@@ -88,7 +92,7 @@ def worker_resources(args: EndpointArgs, group: WorkerGroup, rdma: bool) -> dict
     """GPU, host CPU and memory per worker pod (plan/endpoints.py worker_pods), requests equal to limits; the DGD's
     v1alpha1 resources become the main container's requests/limits (deploy/operator/api/v1alpha1/
     shared_spec_conversion.go:2512-2530)."""
-    pods = worker_pods(args.plan.endpoint.backend, group, args.gpus_per_node)
+    pods = worker_pods(args.plan.endpoint.backend, group, args.gpus_per_node, args.plan.kv_offload_gb is not None)
     amounts = {"gpu": str(pods.gpus_per_pod), "cpu": str(pods.cpu), "memory": f"{pods.memory_gi}Gi"}
     if rdma:
         amounts["custom"] = {args.rdma_resource: "1"}
@@ -96,15 +100,40 @@ def worker_resources(args: EndpointArgs, group: WorkerGroup, rdma: bool) -> dict
 
 
 def planner_config(plan: EndpointPlan, runtime: DynamoRuntime) -> str:
-    """The planner's --config (it exits without one): SLA scaling to the endpoint's slo within its sized GPUs."""
-    planner, slo = runtime.planner, plan.endpoint.slo
+    """The planner's --config (it exits without one): SLA scaling to the endpoint's slo, each role kept at or above
+    its minimum workers and all of them within the GPUs the per-role maxima add up to (plan/serving_features.py)."""
+    planner, slo, bounds = runtime.planner, plan.endpoint.slo, plan.planner
     gpus = {group.role: group.gpus_per_worker for group in plan.workers}
     values = {"backend": plan.endpoint.backend, "mode": planner.modes[plan.mode], "ttftMs": slo.ttft_ms,
-              "tpotMs": slo.tpot_ms, "gpuBudget": plan.gpus,
-              "prefillGpus": gpus.get("prefill"), "decodeGpus": gpus.get("decode", gpus.get("worker"))}
+              "tpotMs": slo.tpot_ms, "gpuBudget": bounds.max_gpus,
+              "prefillGpus": gpus.get("prefill"), "decodeGpus": gpus.get("decode", gpus.get("worker")),
+              "adjustmentIntervalSeconds": bounds.adjustment_interval_seconds,
+              **{f"{role}MinReplicas": count for role, count in bounds.min_replicas.items()}}
     config = {**planner.fixed_config,
               **{planner.config_keys[key]: value for key, value in values.items() if value is not None}}
     return json.dumps(config, sort_keys=True)
+
+
+def kv_connector_args(runtime: DynamoRuntime, plan: EndpointPlan, role: str) -> list[str]:
+    """The worker's KV connector flag: Dynamo's KV block manager when the endpoint offloads KV (beside NIXL for
+    disaggregated vLLM workers), else the KV transfer a disaggregated worker needs (data/dynamo-backends.yaml)."""
+    backend = runtime.backends[plan.endpoint.backend]
+    disaggregated = role in ("prefill", "decode")
+    if plan.kv_offload_gb is not None:
+        kvbm = backend.kvbm
+        return [kvbm.flag, kvbm.disaggregated_value if disaggregated and kvbm.disaggregated_value else kvbm.value]
+    if disaggregated and backend.disaggregated_transfer:
+        return [backend.disaggregated_transfer.flag, backend.disaggregated_transfer.value]
+    return []
+
+
+def kvbm_env(runtime: DynamoRuntime, plan: EndpointPlan, gpus_per_pod: int) -> dict:
+    """Tier sizes of the KV block manager: pinned host memory per pod, then the kvOffload volume as its disk tier."""
+    if plan.kv_offload_gb is None:
+        return {}
+    kvbm = runtime.kvbm
+    return {kvbm.cpu_cache_env: str(gpus_per_pod * kvbm.host_cache_gb_per_gpu),
+            kvbm.disk_cache_env: str(plan.kv_offload_gb), kvbm.disk_cache_dir_env: KV_OFFLOAD_MOUNT}
 
 
 def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
@@ -133,14 +162,14 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
         worker_env[runtime.model_express_client_env] = model_express_url
     volumes = [_ephemeral("model-cache", args.model_cache, "model-cache")]
     mounts = [{"name": "model-cache", "mountPath": CACHE_MOUNT}]
-    if args.kv_offload is not None:
+    if plan.kv_offload_gb is not None:
         volumes.append(_ephemeral("kv-offload", args.kv_offload, "kv-offload"))
         mounts.append({"name": "kv-offload", "mountPath": KV_OFFLOAD_MOUNT})
     if backend.engine_args:
         volumes.append({"name": "engine-config", "configMap": {"name": f"{plan.name}-engine"}})
         mounts.append({"name": "engine-config", "mountPath": ENGINE_CONFIG_MOUNT, "readOnly": True})
     for group in plan.workers:
-        nodes = math.ceil(group.gpus_per_worker / args.gpus_per_node)
+        nodes = plan.nodes_per_worker[group.role]
         rdma = args.rdma_resource is not None
         container_security = CONTAINER_SECURITY
         if rdma:
@@ -150,7 +179,7 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
             "componentType": "worker",
             "replicas": group.replicas,
             "resources": worker_resources(args, group, rdma),
-            "envs": _env(worker_env),
+            "envs": _env({**worker_env, **kvbm_env(runtime, plan, min(group.gpus_per_worker, args.gpus_per_node))}),
             "volumeMounts": [{"name": TenantStorage.MODEL_CLAIM, "mountPoint": MODELS_MOUNT}],
             "sharedMemory": {"size": f"{backend.shared_memory_gi}Gi"},
             "extraPodSpec": {
@@ -162,7 +191,7 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
                 "mainContainer": {
                     "image": plan.image, "command": ["python3"],
                     "args": worker_args(runtime, plan.endpoint.backend, group, args.model_path,
-                                        plan.endpoint.model.name),
+                                        plan.endpoint.model.name) + kv_connector_args(runtime, plan, group.role),
                     "volumeMounts": mounts, "securityContext": container_security},
             },
         }
@@ -170,7 +199,9 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
             service["subComponentType"] = group.role
         if nodes > 1:
             service["multinode"] = {"nodeCount": nodes}
-        if args.networks and group.role in ("prefill", "decode"):
+            if args.topology is not None:
+                service["topologyConstraint"] = {"packDomain": args.topology.pack_domain}
+        if rdma and args.networks:
             service["extraPodMetadata"] = {"annotations": {names.multus.networks_annotation: ",".join(args.networks)}}
         services[_service_name(plan.endpoint.backend, group.role)] = service
     if plan.endpoint.planner:
@@ -182,11 +213,14 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
                 "args": ["-m", runtime.planner.module, runtime.planner.config_flag, planner_config(plan, runtime)],
                 "securityContext": CONTAINER_SECURITY}},
         }
-    return {
+    spec = {
         "backendFramework": plan.endpoint.backend,
         "pvcs": [{"name": TenantStorage.MODEL_CLAIM, "create": False}],
         "services": services,
     }
+    if args.topology is not None and any("topologyConstraint" in service for service in services.values()):
+        spec["topologyConstraint"] = {"topologyProfile": args.topology.cluster_topology}
+    return spec
 
 
 def _service_name(backend: str, role: str) -> str:
