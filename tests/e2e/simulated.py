@@ -8,7 +8,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Optional
 
-import pytest
 
 from components.kube import PRIORITY_SYSTEM
 from plan.catalog import integration_points
@@ -326,12 +325,6 @@ def prove_tenant_guardrails(api: KubeApi, plan: SitePlan, placement: Placement, 
                                      f"(GPU limit {tenant.gpu_limit})", over_quota_pod(namespace, tenant.gpu_limit))
     assert status == 403 and "exceeded quota" in message, message
     print(placement.report(f"{title}: rejections"))
-
-
-PLATFORM_PRIORITY_XFAIL = pytest.mark.xfail(
-    strict=True, reason="nothing keeps the platform PriorityClasses out of tenant namespaces yet (the isolation "
-                        "change to components/tenancy.py adds a PriorityClass-scoped ResourceQuota); remove this "
-                        "mark when it is merged")
 
 
 def prove_platform_priority_refused(api: KubeApi, plan: SitePlan, placement: Placement) -> None:

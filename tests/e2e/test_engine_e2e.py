@@ -84,7 +84,6 @@ def test_tenant_guardrails_refuse(deployed, placement):
     simulated.prove_tenant_guardrails(deployed[0], plan_from_stack_file(STACK), placement, "hgx-h200, e2e stack")
 
 
-@simulated.PLATFORM_PRIORITY_XFAIL
 def test_platform_priority_is_refused_in_a_tenant_namespace(deployed, placement):
     simulated.prove_platform_priority_refused(deployed[0], plan_from_stack_file(STACK), placement)
 

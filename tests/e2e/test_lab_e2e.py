@@ -69,7 +69,6 @@ def test_tenant_guardrails_refuse(deployed, placement, plan):
     simulated.prove_tenant_guardrails(deployed[0], plan, placement, "lab, composed stack")
 
 
-@simulated.PLATFORM_PRIORITY_XFAIL
 def test_platform_priority_is_refused_in_a_tenant_namespace(deployed, placement, plan):
     simulated.prove_platform_priority_refused(deployed[0], plan, placement)
 
