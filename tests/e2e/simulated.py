@@ -8,7 +8,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Optional
 
-
 from components.kube import PRIORITY_SYSTEM
 from plan.catalog import integration_points
 from plan.site_plan import SitePlan
