@@ -13,11 +13,12 @@ from components.model_data import (
 )
 from components.scheduling import Scheduling, SchedulingArgs, TenantQueue
 from components.serving import EndpointArgs, ServingEndpoint, ServingPlatform, ServingPlatformArgs
+from components.serving.triton import InferenceService, InferenceServiceArgs
 from components.dashboards import site_dashboards
 from components.telemetry import Telemetry, TelemetryArgs
 from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, TenancyArgs, TenantSpec
 from components.validation import Benchmark, BenchmarkArgs, ValidationSuite, ValidationSuiteArgs
-from acceptance.aiperf_args import aiperf_command
+from acceptance.aiperf_args import aiperf_command, kserve_command
 from plan.catalog import integration_points, load_dynamo_runtime, load_signals
 from plan.endpoints import rdma_workers, runtime_image, tenant_pod_security
 from plan.profile import DriverManagement
@@ -171,7 +172,9 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         prometheus_storage=settings.serving.storage.telemetry_retention if settings.serving.storage else None,
         skip_await=skip_await))
 
-    serving = compose_serving(plan, baseline, scheduling, network, skip_await) if plan.endpoints else {}
+    claims = tenant_storage(plan, skip_await)
+    serving = compose_serving(plan, baseline, scheduling, network, claims, skip_await) if plan.endpoints else {}
+    services = compose_inference_services(plan, scheduling, claims, skip_await)
     if validation_suite_enabled(plan):
         storage = settings.serving.storage
         suite = matrix.workload("validationSuite")
@@ -207,11 +210,48 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         "telemetryRules": telemetry_layer.rules_name,
         "healthRelease": health.release.name,
         "endpoints": serving,
+        "inferenceServices": services,
     }
 
 
+def tenant_storage(plan: SitePlan, skip_await: bool) -> dict[str, TenantStorage]:
+    """The model-artifacts and benchmark-output claims of every tenant that serves (endpoints or services)."""
+    storage = plan.config.components.serving.storage
+    namespaces = {p.tenant.name: p.namespace for p in [*plan.endpoints, *plan.inference_services]}
+    return {tenant: TenantStorage(f"storage-{tenant}", TenantStorageArgs(
+        tenant=tenant, namespace=namespace, model_artifacts=storage.model_artifacts,
+        benchmark_output=storage.benchmark_output, skip_await=skip_await)) for tenant, namespace in namespaces.items()}
+
+
+def compose_inference_services(plan: SitePlan, scheduling: Scheduling, storage: dict[str, TenantStorage],
+                               skip_await: bool) -> dict:
+    settings = plan.config.components
+    triton, signals = plan.matrix.workload("triton"), load_signals()["triton"]
+    outputs = {}
+    for service in plan.inference_services:
+        claims = storage[service.tenant.name].claims
+        server = InferenceService(f"inference-{service.name}", InferenceServiceArgs(
+            plan=service, ports=triton.ports, signals=signals, model_claim=claims[TenantStorage.MODEL_CLAIM],
+            service_account=WORKLOAD_SERVICE_ACCOUNT, pull_secret=PULL_SECRET if plan.has_ngc_api_key else None,
+            selector_labels=settings.telemetry.prometheus_selector_labels,
+            scrape_interval=settings.telemetry.scrape_interval, skip_await=skip_await),
+            pulumi.ResourceOptions(depends_on=[scheduling]))  # the tenant's queue schedules the build and the server
+        slo = service.service.slo
+        Benchmark(f"benchmark-{service.name}", BenchmarkArgs(
+            endpoint=service.name, tenant=service.tenant.name, namespace=service.namespace,
+            image=settings.serving.validation.benchmark_image, service_account=WORKLOAD_SERVICE_ACCOUNT,
+            command=kserve_command(url=server.url, model=service.engine_model, inputs=service.service.engine.inputs,
+                                   concurrency=slo.concurrency, request_count=slo.request_count,
+                                   artifact_dir=f"/results/{service.name}"),
+            thresholds=slo.thresholds.model_dump(by_alias=True, exclude_none=True), graph=server.deployment))
+        outputs[service.name] = {"url": server.url, "gpus": service.gpu_units, "tenant": service.tenant.name,
+                                 "engineDir": service.engine_dir}
+    return outputs
+
+
 def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Scheduling,
-                    network: Optional[NetworkEnablement], skip_await: bool) -> dict:
+                    network: Optional[NetworkEnablement], tenant_storage: dict[str, TenantStorage],
+                    skip_await: bool) -> dict:
     matrix, settings = plan.matrix, plan.config.components
     serving, telemetry = settings.serving, settings.telemetry
     storage = serving.storage
@@ -230,12 +270,6 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
         skip_await=skip_await),
         # The platform points at the separately installed KAI Scheduler and Grove, and DGDs need their queues.
         pulumi.ResourceOptions(depends_on=[scheduling]))
-    tenant_storage = {}
-    for endpoint in plan.endpoints:
-        if endpoint.tenant.name not in tenant_storage:
-            tenant_storage[endpoint.tenant.name] = TenantStorage(f"storage-{endpoint.tenant.name}", TenantStorageArgs(
-                tenant=endpoint.tenant.name, namespace=endpoint.namespace, model_artifacts=storage.model_artifacts,
-                benchmark_output=storage.benchmark_output, skip_await=skip_await))
     pull_secret = PULL_SECRET if plan.has_ngc_api_key else None
     outputs = {}
     for endpoint in plan.endpoints:

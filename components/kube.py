@@ -97,9 +97,11 @@ def restricted_job(
     backoff_limit: int = 0,
     ttl_seconds: Optional[int] = None,
     automount_token: bool = False,
+    placement: Optional[Mapping[str, Any]] = None,
 ) -> k8s.batch.v1.Job:
     """A batch Job whose pod passes PSA `restricted` and runs at the batch priority. Suspended Jobs are run on
-    demand (kubectl patch job ... -p '{"spec":{"suspend":false}}'), so Pulumi does not wait for them."""
+    demand (kubectl patch job ... -p '{"spec":{"suspend":false}}'), so Pulumi does not wait for them. `placement`:
+    PodSpecArgs keywords for a GPU Job (scheduler_name, node_selector, tolerations)."""
     container.security_context = restricted_container()
     return k8s.batch.v1.Job(
         resource_name,
@@ -119,6 +121,7 @@ def restricted_job(
                     security_context=restricted_pod(),
                     containers=[container],
                     volumes=volumes,
+                    **(placement or {}),
                 ),
             ),
         ),

@@ -133,8 +133,8 @@ class ServingSettings(StrictModel):
         return match.group("namespace"), int(match.group("port") or scheme_port)
     gateway_inference_extension: bool = Field(default=False, description="an InferencePool per endpoint")
     model_express: bool = Field(default=False, description="deploy ModelExpress and point workers at it")
-    image_digests: dict[Union[Backend, Literal["planner"]], str] = Field(
-        default_factory=dict, description="backend (or planner) -> sha256 digest of the pinned image (required in prod)")
+    image_digests: dict[Union[Backend, Literal["planner", "tritonserver", "tensorrt"]], str] = Field(
+        default_factory=dict, description="backend (planner, tritonserver, tensorrt) -> sha256 digest of the pinned image (required in prod)")
     validation: Validation = Field(default_factory=Validation)
 
     @field_validator("image_digests")
