@@ -3,12 +3,12 @@
 A service is a TensorRT engine served by NVIDIA Triton Inference Server, built by a pinned engine-build Job from a
 pinned ONNX artifact, optionally behind a DALI preprocessing stage (a Triton ensemble), benchmarked by AIPerf.
 """
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from acceptance.thresholds import AcceptanceThresholds
-from plan.serving import FLOATING_REVISIONS
+from plan.serving import pinned_revision
 from plan.strict import StrictModel
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -22,16 +22,10 @@ class SourceArtifact(StrictModel):
     """The pinned source the engine is built from: one ONNX file of a repository at an immutable revision."""
 
     source: str = Field(pattern=r"^[a-z0-9]+://.+", description="repository URI, e.g. hf://onnx-community/resnet50")
-    revision: str = Field(min_length=1, description="commit or immutable tag; never main/latest")
+    revision: Annotated[str, AfterValidator(pinned_revision)] = Field(
+        min_length=1, description="commit or immutable tag; never main/latest")
     file: str = Field(pattern=r"^[A-Za-z0-9_./-]+\.onnx$", description="path of the ONNX file in the repository")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of that file: the build refuses any other")
-
-    @field_validator("revision")
-    @classmethod
-    def _pinned(cls, revision: str) -> str:
-        if revision.strip().lower() in FLOATING_REVISIONS:
-            raise ValueError(f"revision {revision!r} floats; pin a commit hash or an immutable tag")
-        return revision
 
     @field_validator("file")
     @classmethod

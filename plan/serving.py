@@ -13,6 +13,12 @@ FLOATING_REVISIONS = {"main", "master", "latest", "head"}
 Backend = Literal["trtllm", "vllm", "sglang"]
 
 
+def pinned_revision(revision: str) -> str:
+    if revision.strip().lower() in FLOATING_REVISIONS:
+        raise ValueError(f"revision {revision!r} floats; pin a commit hash or an immutable tag")
+    return revision
+
+
 class Model(StrictModel):
     name: str = Field(min_length=1, description="served model name, e.g. Qwen/Qwen3-32B")
     source: str = Field(pattern=r"^[a-z0-9]+://.+", description="artifact URI, e.g. hf://Qwen/Qwen3-32B")
@@ -25,9 +31,7 @@ class Model(StrictModel):
     @field_validator("revision")
     @classmethod
     def _pinned(cls, revision: str) -> str:
-        if revision.strip().lower() in FLOATING_REVISIONS:
-            raise ValueError(f"revision {revision!r} floats; pin a commit hash or an immutable tag")
-        return revision
+        return pinned_revision(revision)
 
 
 class Slo(StrictModel):

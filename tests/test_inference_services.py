@@ -1,0 +1,246 @@
+"""Inference services (Triton + TensorRT): every bad input is a config error naming the key and the fix; a good one
+composes the engine build, the server on the site's GPUs (whole or a MIG slice) in the tenant's queue, and its
+telemetry; the engine-build and engine-check scripts run for real (bash + python3) with stand-ins for trtexec and
+nvidia-smi, and the server's check refuses an engine built for another GPU product or precision."""
+import copy
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from components.serving.triton_repository import build_script, repository_files, verify_script
+from offline.recorder import run_program
+from offline.synthetic import secret_keys, site_config
+from plan.errors import ConfigError
+from plan.inference_services import ENGINE_FILE, PROVENANCE_FILE
+from plan.site_plan import build_plan
+from plan.sources import read_stack_file
+
+ONNX = b"not really onnx, but bytes with a digest"
+SERVICE = {
+    "name": "vision", "tenant": "t0", "model": "resnet50",
+    "artifact": {"source": "hf://example/resnet50", "revision": "0123456789abcdef0123456789abcdef01234567",
+                 "file": "model.onnx", "sha256": hashlib.sha256(ONNX).hexdigest()},
+    "engine": {"gpuProduct": "NVIDIA-H200", "precision": "fp16", "maxBatchSize": 16,
+               "inputs": {"data": [3, 224, 224]}, "outputs": {"logits": [1000]}},
+    "dynamicBatching": {"preferredBatchSizes": [8, 16], "maxQueueDelayMicroseconds": 200},
+    "preprocessing": {"resize": [224, 224]},
+    "slo": {"requestP95Ms": 50, "queueP95Ms": 10, "thresholds": {"requestLatencyP95Ms": 50}},
+}
+STORAGE = {"modelArtifacts": {"storageClass": "nfs", "size": "1Ti"}, "modelCache": {"storageClass": "nvme",
+           "size": "1Ti"}, "benchmarkOutput": {"storageClass": "std", "size": "10Gi"}}
+
+
+def config(environment: str = "lab", mig: dict = None, **changes) -> dict:
+    raw = site_config("hgx-h200", environment)
+    serving = raw.setdefault("components", {}).setdefault("serving", {})
+    serving.update({"storage": STORAGE, "validation": {**serving.get("validation", {}),
+                                                       "benchmarkImage": "nvcr.io/org/aiperf:0.8.0"}})
+    if mig:
+        raw["components"]["gpuOperator"] = {"mig": mig}
+    service = copy.deepcopy(SERVICE)
+    for key, value in changes.items():
+        target = service
+        *path, last = key.split(".")
+        for part in path:
+            target = target.setdefault(part, {})
+        target[last] = value
+    raw["inferenceServices"] = [service]
+    return raw
+
+
+def problems(raw: dict) -> dict[str, str]:
+    with pytest.raises(ConfigError) as error:
+        build_plan(raw, secret_keys(raw), "Pulumi.test.yaml")
+    return {p.path: f"{p.message} | {p.fix}" for p in error.value.problems}
+
+
+def plan_of(raw: dict):
+    return build_plan(raw, secret_keys(raw), "Pulumi.test.yaml").inference_services[0]
+
+
+# --- config errors --------------------------------------------------------------------------------------------------
+
+def test_engine_for_another_gpu_product_is_refused():
+    found = problems(config(**{"engine.gpuProduct": "NVIDIA-L40S"}))
+    message = found["ncp-inference:inferenceServices[0].engine.gpuProduct"]
+    assert "'NVIDIA-L40S'" in message and "NVIDIA-H200" in message and "set it to NVIDIA-H200" in message
+
+
+@pytest.mark.parametrize("key, value, path, text", [
+    ("artifact.revision", "main", "artifact.revision", "floats"),
+    ("artifact.sha256", "abc", "artifact.sha256", "does not match"),
+    ("artifact.file", "../x.onnx", "artifact.file", "relative path inside"),
+    ("artifact.source", "http://x/y", "artifact.source", "not an allowlisted source"),
+    ("engine.precision", "int8", "engine.precision", "must be"),
+    ("tenant", "nobody", "tenant", "unknown tenant"),
+    ("gpus", {"count": 1, "migProfile": "1g.18gb"}, "gpus.migProfile", "no MIG layout"),
+    ("replicas", 64, "replicas", "gpuQuota"),
+    ("dynamicBatching", {"preferredBatchSizes": [32]}, "", "1..engine.maxBatchSize"),
+])
+def test_bad_service_inputs(key, value, path, text):
+    found = problems(config(**{key: value}))
+    where = "ncp-inference:inferenceServices[0]" + (f".{path}" if path else "")
+    assert where in found and text in found[where], found
+
+
+def test_mig_slice_must_be_the_sites_layout():
+    mig = {"strategy": "single", "layout": {"2g.35gb": 3}}
+    found = problems(config(mig=mig, gpus={"count": 1, "migProfile": "1g.18gb"}))
+    assert "set it to 2g.35gb" in found["ncp-inference:inferenceServices[0].gpus.migProfile"]
+    mixed = problems(config(mig={"strategy": "mixed", "layout": {"1g.18gb": 7}},
+                            gpus={"count": 1, "migProfile": "1g.18gb"}))
+    assert "strategy single" in mixed["ncp-inference:inferenceServices[0].gpus.migProfile"]
+
+
+def test_prod_pins_server_and_builder_by_digest():
+    found = problems(config("prod"))
+    for key in ("tritonserver", "tensorrt"):
+        assert "pinned by digest" in found[f"ncp-inference:components.serving.imageDigests.{key}"]
+    raw = config("prod")
+    raw["components"]["serving"]["imageDigests"] = {"tritonserver": "sha256:" + "a" * 64,
+                                                   "tensorrt": "sha256:" + "b" * 64}
+    service = plan_of(raw)
+    assert service.server_image.endswith("@sha256:" + "a" * 64)
+    assert service.builder_image.endswith("@sha256:" + "b" * 64)
+
+
+def test_names_shared_with_an_endpoint_are_refused():
+    raw, secrets = read_stack_file("lab")
+    raw = copy.deepcopy(dict(raw))
+    raw["inferenceServices"][0]["name"] = raw["endpoints"][0]["name"]
+    with pytest.raises(ConfigError) as error:
+        build_plan(raw, secrets, "Pulumi.lab.yaml")
+    (clash,) = [p for p in error.value.problems if p.path == "ncp-inference:inferenceServices[0].name"]
+    assert "also an endpoint's name" in clash.message
+
+
+# --- composition --------------------------------------------------------------------------------------------------
+
+def registered(recording, kind: str, name: str) -> dict:
+    return next(r.inputs for r in recording.resources
+                if r.inputs.get("kind") == kind and r.inputs.get("metadata", {}).get("name") == name)
+
+
+def test_composes_build_server_and_telemetry_on_whole_gpus():
+    raw = config()
+    recording = run_program(raw, secret_keys(raw))
+    server = registered(recording, "Deployment", "vision")
+    pod = server["spec"]["template"]
+    spec = pod["spec"]
+    assert spec["schedulerName"] == "kai-scheduler"
+    assert pod["metadata"]["labels"]["kai.scheduler/queue"] == "tenant-t0"
+    assert pod["metadata"]["labels"]["ncp-inference.io/tenant"] == "t0"
+    assert spec["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200"}
+    container = spec["containers"][0]
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert "--metrics-config=summary_latencies=true" in container["args"]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"http": 8000, "grpc": 8001,
+                                                                           "metrics": 8002}
+    build = registered(recording, "Job", "vision-engine-build")
+    assert build["spec"]["template"]["spec"]["nodeSelector"] == spec["nodeSelector"]
+    assert build["spec"]["template"]["spec"]["containers"][0]["image"] == "nvcr.io/nvidia/tensorrt:26.04-py3"
+    provenance = json.loads(registered(recording, "ConfigMap", "vision-engine-provenance")["data"]["provenance.json"])
+    assert provenance["gpuProduct"] == "NVIDIA-H200" and provenance["precision"] == "fp16"
+    assert provenance["sha256"] == SERVICE["artifact"]["sha256"]
+    repository = registered(recording, "ConfigMap", "vision-model-repository")["data"]
+    assert set(repository) == {"resnet50_trt.config.pbtxt", "resnet50_dali.config.pbtxt", "resnet50_dali.model.py",
+                               "resnet50.config.pbtxt"}
+    monitor = registered(recording, "PodMonitor", "vision")["spec"]
+    assert monitor["podMetricsEndpoints"][0]["port"] == "metrics"
+    assert registered(recording, "PrometheusRule", "vision-inference")
+    benchmark = registered(recording, "Job", "vision-aiperf")
+    assert "/v2/models/resnet50_trt/infer" in benchmark["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert recording.outputs["inferenceServices"]["vision"]["gpus"] == 1
+
+
+def test_a_mig_slice_is_requested_where_the_site_is_partitioned():
+    raw = config(mig={"strategy": "single", "layout": {"1g.18gb": 7}}, gpus={"count": 1, "migProfile": "1g.18gb"})
+    recording = run_program(raw, secret_keys(raw))
+    spec = registered(recording, "Deployment", "vision")["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200-MIG-1g.18gb"}
+    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+# --- the engine build and the server's engine check, run ------------------------------------------------------------
+
+def _stand_ins(bin_dir: Path, gpu_name: str) -> None:
+    """trtexec writes an engine and logs its TensorRT version; nvidia-smi names the GPU."""
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "trtexec").write_text(
+        "#!/bin/bash\nfor a in \"$@\"; do case $a in --saveEngine=*) printf 'engine:%s' \"$*\" > \"${a#*=}\";; "
+        "esac; done\necho '[I] TensorRT version: 10.16.1'\n")
+    (bin_dir / "nvidia-smi").write_text(f"#!/bin/bash\necho '{gpu_name}, 580.95.05'\n")
+    for tool in ("trtexec", "nvidia-smi"):
+        (bin_dir / tool).chmod(0o755)
+
+
+def _run(script: str, tmp: Path, gpu_name: str = "NVIDIA H200") -> subprocess.CompletedProcess:
+    _stand_ins(tmp / "bin", gpu_name)
+    env = {**os.environ, "PATH": f"{tmp / 'bin'}:{os.environ['PATH']}"}
+    return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+
+
+def _local(script: str, plan, tmp: Path) -> str:
+    """The scripts with the claim under tmp and the Hub download replaced by the local file."""
+    (tmp / "source.onnx").write_bytes(ONNX)
+    script = script.replace(plan.engine_dir, str(tmp / "engine"))
+    return script.replace(f"https://huggingface.co/example/resnet50/resolve/{SERVICE['artifact']['revision']}/"
+                          "model.onnx", f"file://{tmp / 'source.onnx'}")
+
+
+def test_build_records_provenance_and_the_server_check_accepts_it(tmp_path):
+    plan = plan_of(config())
+    built = _run(_local(build_script(plan), plan, tmp_path), tmp_path)
+    assert built.returncode == 0, built.stderr
+    record = json.loads((tmp_path / "engine" / PROVENANCE_FILE).read_text())
+    engine = (tmp_path / "engine" / ENGINE_FILE).read_bytes()
+    assert record["outputs"][ENGINE_FILE] == hashlib.sha256(engine).hexdigest()
+    assert (record["gpuName"], record["tensorrtVersion"], record["precision"]) == ("NVIDIA H200", "10.16.1", "fp16")
+    assert b"--fp16" in engine and b"--maxShapes=data:16x3x224x224" in engine and b"--optShapes=data:16x3" in engine
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    for name, text in repository_files(plan).items():
+        (config_dir / name).write_text(text)
+    verify = _local(verify_script(plan, str(tmp_path / "repo"), str(config_dir)), plan, tmp_path)
+    checked = _run(verify, tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert (tmp_path / "repo" / "resnet50_trt" / "1" / ENGINE_FILE).resolve() == tmp_path / "engine" / ENGINE_FILE
+    assert (tmp_path / "repo" / "resnet50_dali" / "1" / "model.py").is_file()
+    assert 'platform: "ensemble"' in (tmp_path / "repo" / "resnet50" / "config.pbtxt").read_text()
+
+
+@pytest.mark.parametrize("field, value", [("gpuProduct", "NVIDIA-L40S"), ("precision", "fp32"),
+                                          ("sha256", "0" * 64)])
+def test_server_refuses_an_engine_built_for_something_else(tmp_path, field, value):
+    plan = plan_of(config())
+    assert _run(_local(build_script(plan), plan, tmp_path), tmp_path).returncode == 0
+    record_path = tmp_path / "engine" / PROVENANCE_FILE
+    record = json.loads(record_path.read_text())
+    record[field] = value
+    record_path.write_text(json.dumps(record))
+    checked = _run(_local(verify_script(plan, str(tmp_path / "repo"), str(tmp_path)), plan, tmp_path), tmp_path)
+    assert checked.returncode != 0 and "engine refused" in checked.stderr and field in checked.stderr
+
+
+def test_server_refuses_an_engine_changed_after_the_build(tmp_path):
+    plan = plan_of(config())
+    assert _run(_local(build_script(plan), plan, tmp_path), tmp_path).returncode == 0
+    (tmp_path / "engine" / ENGINE_FILE).write_bytes(b"another engine")
+    checked = _run(_local(verify_script(plan, str(tmp_path / "repo"), str(tmp_path)), plan, tmp_path), tmp_path)
+    assert checked.returncode != 0 and "sha256 differs" in checked.stderr
+
+
+def test_build_refuses_another_source_file_or_gpu(tmp_path):
+    plan = plan_of(config())
+    (tmp_path / "a").mkdir()
+    wrong_gpu = _run(_local(build_script(plan), plan, tmp_path / "a"), tmp_path / "a", gpu_name="NVIDIA H100 80GB HBM3")
+    assert wrong_gpu.returncode != 0 and "not on the target NVIDIA-H200" in wrong_gpu.stderr
+    assert not (tmp_path / "a" / "engine").exists(), "nothing is published where the server looks"
+    other = plan_of(config(**{"artifact.sha256": "f" * 64}))
+    (tmp_path / "b").mkdir()
+    wrong_file = _run(_local(build_script(other), other, tmp_path / "b"), tmp_path / "b")
+    assert wrong_file.returncode != 0 and "FAILED" in wrong_file.stdout + wrong_file.stderr
