@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from components.serving.triton_repository import build_script, repository_files, verify_script
+from offline.promtool import find_promtool, run_rule_tests
 from offline.recorder import run_program
+from offline.rule_tests import EVALUATION_INTERVAL, rule_test_suites
 from offline.synthetic import secret_keys, site_config
 from plan.errors import ConfigError
 from plan.inference_services import ENGINE_FILE, PROVENANCE_FILE
@@ -244,3 +246,21 @@ def test_build_refuses_another_source_file_or_gpu(tmp_path):
     (tmp_path / "b").mkdir()
     wrong_file = _run(_local(build_script(other), other, tmp_path / "b"), tmp_path / "b")
     assert wrong_file.returncode != 0 and "FAILED" in wrong_file.stdout + wrong_file.stderr
+
+
+# --- telemetry, judged by promtool ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("preprocessing", [{"resize": [224, 224]}, None], ids=["dali-ensemble", "engine-only"])
+def test_inference_rules_fire_and_record_as_specified(preprocessing):
+    """Generated cases (offline/rule_tests.py) for a service of its own stack, with and without the DALI stage."""
+    promtool, reason = find_promtool()
+    if promtool is None:
+        pytest.skip(f"promtool is not available: {reason}")
+    raw = config(preprocessing=preprocessing, replicas=2)
+    plan = build_plan(raw, secret_keys(raw), "Pulumi.test.yaml")
+    recording = run_program(raw, secret_keys(raw))
+    (files, tests), = [suite for suite in rule_test_suites(plan, recording) if "vision" in suite[0]]
+    records = {rule["record"] for group in files["vision"] for rule in group["rules"] if "record" in rule}
+    assert ("ncp:inference_preprocess_time_avg:seconds" in records) == (preprocessing is not None)
+    outcome = run_rule_tests(promtool, files, tests, EVALUATION_INTERVAL)
+    assert outcome.ok, outcome.output
