@@ -106,12 +106,12 @@ def _evaluate_check(export: dict, check: Check) -> Row:
 
 def _error_rate(export: dict, limit: float) -> Row:
     threshold = f"<= {limit:g}"
+    # AIPerf writes error_request_count only when some requests failed, and request_count only when some succeeded.
     completed, problem = _metric_value(export, "request_count", "avg", "requests")
-    if completed is None:
-        return Row("error_rate", "ratio", "", None, threshold, "MISSING", problem)
-    # AIPerf writes error_request_count only when some requests failed.
     failed, _ = _metric_value(export, "error_request_count", "avg", "requests")
-    failed = failed or 0.0
+    if completed is None and failed is None:
+        return Row("error_rate", "ratio", "", None, threshold, "MISSING", problem)
+    completed, failed = completed or 0.0, failed or 0.0
     total = completed + failed
     rate = failed / total if total else 1.0
     detail = f"{failed:g} of {total:g} requests failed"

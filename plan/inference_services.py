@@ -12,7 +12,9 @@ from plan.profile import HardwareProfile
 
 PROJECT = "ncp-inference"
 KEY = "inferenceServices"
-STAGEABLE_SCHEMES = ("hf://",)  # sources the engine-build Job knows how to fetch
+STAGEABLE_SCHEMES = ("hf://",)
+# What AIPerf measures on a KServe v2 run (no token stream): acceptance.aiperf_args.kserve_command.
+MEASURED = ("request_latency", "request_throughput", "request_count")  # sources the engine-build Job knows how to fetch
 SERVER, BUILDER = "tritonserver", "tensorrt"  # image keys of the matrix workloads, and of serving.imageDigests
 ENGINES_DIR = "/models/engines"
 ENGINE_FILE = "model.plan"  # the file name Triton's TensorRT backend loads (default_model_filename)
@@ -107,6 +109,15 @@ def _artifact_problems(index: int, service: InferenceService) -> list[Problem]:
     return []
 
 
+def _threshold_problems(index: int, service: InferenceService) -> list[Problem]:
+    """Token metrics exist only for token streams: a threshold on them could never be judged."""
+    fields = type(service.slo.thresholds).model_fields
+    return [Problem(_path(index, f"slo.thresholds.{fields[check.field].alias or check.field}"),
+                    f"AIPerf reports {check.tag} only for token streams; a KServe v2 inference run has none",
+                    "use requestLatency*Ms, requestThroughputMin or requestCountMin")
+            for check in service.slo.thresholds.checks() if check.tag not in MEASURED]
+
+
 def _site_problems(config: StackConfig, matrix: CompatibilityMatrix) -> list[Problem]:
     serving = config.components.serving
     problems = []
@@ -149,7 +160,8 @@ def plan_inference_services(config: StackConfig, profile: HardwareProfile, matri
         if service.name in endpoint_names:
             problems.append(Problem(_path(index, "name"), f"{service.name!r} is also an endpoint's name; both "
                                     "create objects of that name in the tenant namespace", "rename one of them"))
-        problems += _artifact_problems(index, service) + _gpu_problems(index, service, profile, mig)
+        problems += (_artifact_problems(index, service) + _gpu_problems(index, service, profile, mig)
+                     + _threshold_problems(index, service))
         plans.append(InferenceServicePlan(
             service=service, tenant=tenant, namespace=tenant_namespace(tenant), queue=tenant_namespace(tenant),
             gpu_product=gpu_product, gpu_units=service.gpus.count * service.replicas,

@@ -82,6 +82,7 @@ def test_engine_for_another_gpu_product_is_refused():
     ("gpus", {"count": 1, "migProfile": "1g.18gb"}, "gpus.migProfile", "no MIG layout"),
     ("replicas", 64, "replicas", "gpuQuota"),
     ("dynamicBatching", {"preferredBatchSizes": [32]}, "", "1..engine.maxBatchSize"),
+    ("slo.thresholds", {"timeToFirstTokenP95Ms": 10}, "slo.thresholds.timeToFirstTokenP95Ms", "token streams"),
 ])
 def test_bad_service_inputs(key, value, path, text):
     found = problems(config(**{key: value}))
