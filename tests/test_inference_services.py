@@ -20,6 +20,7 @@ from plan.errors import ConfigError
 from plan.inference_services import ENGINE_FILE, PROVENANCE_FILE
 from plan.site_plan import build_plan
 from plan.sources import read_stack_file
+from tests.policy_helpers import LAB_CONFIG, PROD_CONFIG, clone, find, messages, remove, set_inputs
 
 ONNX = b"not really onnx, but bytes with a digest"
 SERVICE = {
@@ -265,3 +266,58 @@ def test_inference_rules_fire_and_record_as_specified(preprocessing):
     assert ("ncp:inference_preprocess_time_avg:seconds" in records) == (preprocessing is not None)
     outcome = run_rule_tests(promtool, files, tests, EVALUATION_INTERVAL)
     assert outcome.ok, outcome.output
+
+
+# --- guardrails: the policy pack covers the new kind ------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def prod_service():
+    raw = config("prod")
+    raw["components"]["serving"]["imageDigests"] = {"tritonserver": "sha256:" + "a" * 64,
+                                                   "tensorrt": "sha256:" + "b" * 64}
+    return run_program(raw, secret_keys(raw))
+
+
+def _with_image(recording, kind: str, name: str, image: str):
+    mutated = clone(recording)
+    registration = find(mutated, kind, name)
+    inputs = copy.deepcopy(registration.inputs)
+    inputs["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    set_inputs(registration, inputs)
+    return mutated
+
+
+def test_prod_service_passes_the_pack(prod_service):
+    for policy in ("image-references", "gpu-workloads-through-kai", "model-provenance", "acceptance-evidence"):
+        assert messages(prod_service, policy, PROD_CONFIG) == "", policy
+
+
+@pytest.mark.parametrize("kind, name", [("Deployment", "vision"), ("Job", "vision-engine-build")])
+def test_prod_server_and_build_images_pinned_by_digest(prod_service, kind, name):
+    tagged = _with_image(prod_service, kind, name, "nvcr.io/nvidia/tritonserver:26.04-py3")
+    assert "pinned by digest" in messages(tagged, "image-references", PROD_CONFIG)
+    assert "pinned by digest" not in messages(tagged, "image-references", LAB_CONFIG)
+
+
+def test_service_without_a_benchmark_fails_acceptance_evidence(prod_service):
+    mutated = clone(prod_service)
+    remove(mutated, find(mutated, "Job", "vision-aiperf"))
+    assert "vision: no AIPerf benchmark Job" in messages(mutated, "acceptance-evidence", PROD_CONFIG)
+
+
+def test_floating_artifact_revision_fails_model_provenance(prod_service):
+    mutated = clone(prod_service)
+    registration = find(mutated, "Deployment", "vision")
+    inputs = copy.deepcopy(registration.inputs)
+    inputs["metadata"]["annotations"]["ncp-inference.io/model-revision"] = "main"
+    set_inputs(registration, inputs)
+    assert "'main' is not pinned" in messages(mutated, "model-provenance", PROD_CONFIG)
+
+
+def test_gpu_server_outside_kai_fails(prod_service):
+    mutated = clone(prod_service)
+    registration = find(mutated, "Deployment", "vision")
+    inputs = copy.deepcopy(registration.inputs)
+    inputs["spec"]["template"]["spec"].pop("schedulerName")
+    set_inputs(registration, inputs)
+    assert "schedulerName kai-scheduler" in messages(mutated, "gpu-workloads-through-kai", PROD_CONFIG)
