@@ -13,14 +13,14 @@ import pytest
 
 from components.serving.triton_repository import build_script, repository_files, verify_script
 from offline.promtool import find_promtool, run_rule_tests
-from offline.recorder import run_program
+from offline.recorder import run_program, run_stack_file
 from offline.rule_tests import EVALUATION_INTERVAL, rule_test_suites
 from offline.synthetic import secret_keys, site_config
 from plan.errors import ConfigError
 from plan.inference_services import ENGINE_FILE, PROVENANCE_FILE
 from plan.site_plan import build_plan
 from plan.sources import read_stack_file
-from tests.policy_helpers import LAB_CONFIG, PROD_CONFIG, clone, find, messages, remove, set_inputs
+from tests.policy_helpers import LAB_CONFIG, PROD_CONFIG, clone, find, messages, remove, set_inputs, violations
 
 ONNX = b"not really onnx, but bytes with a digest"
 SERVICE = {
@@ -321,3 +321,14 @@ def test_gpu_server_outside_kai_fails(prod_service):
     inputs["spec"]["template"]["spec"].pop("schedulerName")
     set_inputs(registration, inputs)
     assert "schedulerName kai-scheduler" in messages(mutated, "gpu-workloads-through-kai", PROD_CONFIG)
+
+
+# --- the example stacks -----------------------------------------------------------------------------------------------
+
+def test_vision_example_serves_on_mig_slices_and_passes_the_prod_pack():
+    """Pulumi.vision.yaml, validated as an example: a whole-site MIG layout with a service on 1g.18gb slices."""
+    recording = run_stack_file("vision")
+    spec = registered(recording, "Deployment", "shelf-classify")["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200-MIG-1g.18gb"}
+    assert "@sha256:" in spec["containers"][0]["image"]
+    assert violations(recording, PROD_CONFIG) == []
