@@ -90,6 +90,10 @@ def baseline_record(plan: SitePlan) -> dict:
         "serving": {e.name: {"tenant": e.tenant.name, "backend": e.endpoint.backend, "mode": e.mode, "gpus": e.gpus,
                              "model": e.endpoint.model.model_dump(by_alias=True), "sizing": e.sizing_file,
                              "estimate": e.estimate, "image": e.image} for e in plan.endpoints},
+        "inferenceServices": {s.name: {"tenant": s.tenant.name, "gpus": s.gpu_units, "server": s.server_image,
+                                       "builder": s.builder_image, "engineDir": s.engine_dir,
+                                       "artifact": s.service.artifact.model_dump(by_alias=True)}
+                              for s in plan.inference_services},
         "storageTiers": {tier: value.model_dump(by_alias=True) for tier, value in
                          (plan.config.components.serving.storage.named() if plan.config.components.serving.storage
                           else [])},
