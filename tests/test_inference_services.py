@@ -332,3 +332,52 @@ def test_vision_example_serves_on_mig_slices_and_passes_the_prod_pack():
     assert spec["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200-MIG-1g.18gb"}
     assert "@sha256:" in spec["containers"][0]["image"]
     assert violations(recording, PROD_CONFIG) == []
+
+
+# --- model configurations, judged by Triton's ModelConfig message ------------------------------------------------------
+
+def triton_model_config():
+    """ModelConfig from the pinned release's client (loaded from its file: the package's grpc __init__ needs more)."""
+    import importlib.util
+
+    tritonclient = pytest.importorskip("tritonclient", reason="tritonclient (requirements.txt) is not installed")
+    path = Path(tritonclient.__file__).parent / "grpc" / "model_config_pb2.py"
+    spec = importlib.util.spec_from_file_location("triton_model_config_pb2", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ModelConfig
+
+
+def parse_configs(plan) -> dict:
+    from google.protobuf import text_format
+
+    model_config = triton_model_config()
+    return {name.removesuffix(".config.pbtxt"): text_format.Parse(text, model_config())
+            for name, text in repository_files(plan).items() if name.endswith(".config.pbtxt")}
+
+
+def test_model_configs_parse_as_triton_model_configs():
+    plan = plan_of(config())
+    configs = parse_configs(plan)
+    engine, dali, ensemble = configs["resnet50_trt"], configs["resnet50_dali"], configs["resnet50"]
+    assert (engine.platform, engine.max_batch_size) == ("tensorrt_plan", 16)
+    assert list(engine.dynamic_batching.preferred_batch_size) == [8, 16]
+    assert engine.dynamic_batching.max_queue_delay_microseconds == 200
+    assert [(g.count, g.kind) for g in engine.instance_group] == [(1, 1)]  # KIND_GPU
+    assert [i.name for i in engine.input] == ["data"] and list(engine.input[0].dims) == [3, 224, 224]
+    assert dali.backend == "dali" and list(dali.output[0].dims) == [3, 224, 224]
+    steps = ensemble.ensemble_scheduling.step
+    assert [s.model_name for s in steps] == ["resnet50_dali", "resnet50_trt"]
+    assert steps[0].output_map["DALI_OUTPUT_0"] == steps[1].input_map["data"], "DALI feeds the engine's input"
+    assert dict(steps[1].output_map) == {o.name: o.name for o in ensemble.output}
+    compile(repository_files(plan)["resnet50_dali.model.py"], "model.py", "exec")
+    plain = parse_configs(plan_of(config(preprocessing=None, dynamicBatching=None)))
+    assert list(plain) == ["resnet50"] and not plain["resnet50"].HasField("dynamic_batching")
+
+
+def test_a_misspelt_model_config_field_is_refused():
+    from google.protobuf import text_format
+
+    text = repository_files(plan_of(config()))["resnet50_trt.config.pbtxt"]
+    with pytest.raises(text_format.ParseError, match="max_batch_sizes"):
+        text_format.Parse(text.replace("max_batch_size", "max_batch_sizes"), triton_model_config()())
