@@ -14,6 +14,7 @@ import pytest
 from components.serving.triton_repository import build_script, repository_files, verify_script
 from offline.promtool import find_promtool, run_rule_tests
 from offline.recorder import run_program, run_stack_file
+from offline.summary import render_summary
 from offline.rule_tests import EVALUATION_INTERVAL, rule_test_suites
 from offline.synthetic import secret_keys, site_config
 from plan.errors import ConfigError
@@ -332,6 +333,9 @@ def test_vision_example_serves_on_mig_slices_and_passes_the_prod_pack():
     assert spec["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200-MIG-1g.18gb"}
     assert "@sha256:" in spec["containers"][0]["image"]
     assert violations(recording, PROD_CONFIG) == []
+    raw, secrets = read_stack_file("vision")
+    summary = render_summary(build_plan(raw, secrets, "Pulumi.vision.yaml"), recording)
+    assert "shelf-classify (triton, 8)" in summary and "1 inference services on 8 GPUs" in summary
 
 
 # --- model configurations, judged by Triton's ModelConfig message ------------------------------------------------------
