@@ -246,8 +246,8 @@ def compose_inference_services(plan: SitePlan, scheduling: Scheduling, storage: 
             image=settings.serving.validation.benchmark_image, service_account=WORKLOAD_SERVICE_ACCOUNT,
             command=kserve_command(url=server.url, model=service.engine_model, inputs=service.service.engine.inputs,
                                    concurrency=slo.concurrency, request_count=slo.request_count,
-                                   artifact_dir=f"/results/{service.name}"),
-            thresholds=slo.thresholds.model_dump(by_alias=True, exclude_none=True), graph=server.deployment))
+                                   artifact_dir=f"/results/{service.name}", server_metrics=server.metrics_url),
+            thresholds=service.acceptance_thresholds(), graph=server.deployment))
         outputs[service.name] = {"url": server.url, "gpus": service.gpu_units, "tenant": service.tenant.name,
                                  "engineDir": service.engine_dir}
     return outputs

@@ -50,7 +50,7 @@ def aiperf_command(*, model: str, url: str, tokenizer: str, isl: int, osl: int, 
 
 
 # The flags kserve_command adds to those above.
-KSERVE_FLAGS = ("--custom-endpoint", "--tokenizer")
+KSERVE_FLAGS = ("--custom-endpoint", "--tokenizer", "--server-metrics")
 ZEROS = "__ZEROS_{}__"
 
 
@@ -71,10 +71,11 @@ def kserve_payload_template(inputs: dict[str, list[int]]) -> str:
 
 def kserve_command(*, url: str, model: str, inputs: dict[str, list[int]], concurrency: int, request_count: int,
                    artifact_dir: str, tokenizer: str = "gpt2", warmup_request_count: Optional[int] = None,
-                   random_seed: int = 100) -> list[str]:
+                   random_seed: int = 100, server_metrics: Optional[str] = None) -> list[str]:
     """argv of `aiperf profile` against a Triton model over KServe v2 HTTP: request latency and throughput (no
     tokens, so no TTFT/ITL; `--streaming` off). AIPerf loads a tokenizer whatever the endpoint; the offline Job
-    passes a local one (HF_HUB_OFFLINE=1) and the text it would count is never sent."""
+    passes a local one (HF_HUB_OFFLINE=1) and the text it would count is never sent. server_metrics: Triton's
+    metrics URL, scraped during the run into server_metrics_export.json (the preprocessing threshold reads it)."""
     for name, value in (("concurrency", concurrency), ("request_count", request_count)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
@@ -84,4 +85,5 @@ def kserve_command(*, url: str, model: str, inputs: dict[str, list[int]], concur
             "--custom-endpoint", f"/v2/models/{model}/infer", "--ui", "none", "--tokenizer", tokenizer,
             "--concurrency", str(concurrency), "--request-count", str(request_count),
             "--warmup-request-count", str(warmup), "--random-seed", str(random_seed), "--artifact-dir", artifact_dir,
-            "--extra-inputs", json.dumps(extra, separators=(",", ":")), "--no-gpu-telemetry", "--no-server-metrics"]
+            "--extra-inputs", json.dumps(extra, separators=(",", ":")), "--no-gpu-telemetry"] + (
+        ["--server-metrics", server_metrics] if server_metrics else ["--no-server-metrics"])

@@ -58,6 +58,13 @@ class InferenceServicePlan:
     def preprocess_model(self) -> Optional[str]:
         return None if self.service.preprocessing is None else f"{self.service.model}_dali"
 
+    def acceptance_thresholds(self) -> dict:
+        """The thresholds the benchmark Job records, with the Triton model whose time is preprocessing."""
+        thresholds = self.service.slo.thresholds.model_dump(by_alias=True, exclude_none=True)
+        if self.preprocess_model and self.service.slo.thresholds.preprocessing_time_avg_ms is not None:
+            thresholds["preprocessingModel"] = self.preprocess_model
+        return thresholds
+
     @property
     def entry_model(self) -> str:
         """The model clients call: the ensemble with DALI, else the engine's model."""
@@ -111,11 +118,17 @@ def _artifact_problems(index: int, service: InferenceService) -> list[Problem]:
 
 def _threshold_problems(index: int, service: InferenceService) -> list[Problem]:
     """Token metrics exist only for token streams: a threshold on them could never be judged."""
-    fields = type(service.slo.thresholds).model_fields
-    return [Problem(_path(index, f"slo.thresholds.{fields[check.field].alias or check.field}"),
-                    f"AIPerf reports {check.tag} only for token streams; a KServe v2 inference run has none",
-                    "use requestLatency*Ms, requestThroughputMin or requestCountMin")
-            for check in service.slo.thresholds.checks() if check.tag not in MEASURED]
+    thresholds = service.slo.thresholds
+    fields = type(thresholds).model_fields
+    problems = [Problem(_path(index, f"slo.thresholds.{fields[check.field].alias or check.field}"),
+                        f"AIPerf reports {check.tag} only for token streams; a KServe v2 inference run has none",
+                        "use requestLatency*Ms, requestThroughputMin or requestCountMin")
+                for check in thresholds.checks() if check.tag not in MEASURED]
+    if thresholds.preprocessing_time_avg_ms is not None and service.preprocessing is None:
+        problems.append(Problem(_path(index, "slo.thresholds.preprocessingTimeAvgMs"),
+                                "the service has no preprocessing stage to time",
+                                "add preprocessing (DALI) or remove the threshold"))
+    return problems
 
 
 def _site_problems(config: StackConfig, matrix: CompatibilityMatrix) -> list[Problem]:

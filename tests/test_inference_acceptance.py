@@ -14,8 +14,9 @@ from acceptance.aiperf_args import KSERVE_FLAGS, kserve_command
 from acceptance.check import check, load_export
 from tests.test_acceptance import AIPERF, _env, tokenizer_dir  # noqa: F401 (fixture)
 
-MODEL, INPUTS, OUTPUT = "resnet50_trt", {"data": [3, 8, 8]}, "logits"
+MODEL, INPUTS, OUTPUT, DALI = "resnet50_trt", {"data": [3, 8, 8]}, "logits", "resnet50_dali"
 REQUESTS, CONCURRENCY, DELAY_S = 12, 2, 0.02
+PREPROCESS_US = 2500  # the stub's DALI compute time per request, as Triton counts it
 
 
 class _KServe(BaseHTTPRequestHandler):
@@ -36,6 +37,17 @@ class _KServe(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
+        if self.path == "/metrics":  # Triton's exposition (docs/user_guide/metrics.md @v2.68.0): counters per model
+            served = sum(type(self).seen)
+            labels = f'{{model="{DALI}",version="1"}}'
+            text = (f"# TYPE nv_inference_request_success counter\nnv_inference_request_success{labels} {served}\n"
+                    f"# TYPE nv_inference_compute_infer_duration_us counter\n"
+                    f"nv_inference_compute_infer_duration_us{labels} {served * PREPROCESS_US}\n").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(text)))
+            self.end_headers()
+            return self.wfile.write(text)
         self._send(200 if self.path in ("/v2/health/ready", "/v2") else 404, {})
 
     def do_POST(self):
@@ -61,9 +73,10 @@ def kserve_run(tokenizer_dir, tmp_path_factory):  # noqa: F811 (the imported fix
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     work = tmp_path_factory.mktemp("kserve")
-    argv = kserve_command(url=f"http://127.0.0.1:{server.server_address[1]}", model=MODEL, inputs=INPUTS,
-                          concurrency=CONCURRENCY, request_count=REQUESTS, artifact_dir=str(work / "artifacts"),
-                          tokenizer=str(tokenizer_dir), warmup_request_count=2)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    argv = kserve_command(url=url, model=MODEL, inputs=INPUTS, concurrency=CONCURRENCY, request_count=REQUESTS,
+                          artifact_dir=str(work / "artifacts"), tokenizer=str(tokenizer_dir), warmup_request_count=2,
+                          server_metrics=f"{url}/metrics")
     _KServe.seen.clear()
     try:
         proc = subprocess.run([AIPERF, *argv[1:]], cwd=work, env=_env(), capture_output=True, text=True,
@@ -93,13 +106,21 @@ def test_real_aiperf_sends_kserve_tensors_and_the_checker_judges_them(kserve_run
     export = load_export(kserve_run["artifacts"])
     assert export["request_count"]["avg"] == REQUESTS and "error_request_count" not in export
     assert export["request_latency"]["p50"] >= DELAY_S * 1000
-    passing = {"requestLatencyP95Ms": 5000, "requestThroughputMin": 0.5, "requestCountMin": REQUESTS}
+    passing = {"requestLatencyP95Ms": 5000, "requestThroughputMin": 0.5, "requestCountMin": REQUESTS,
+               "preprocessingTimeAvgMs": 5, "preprocessingModel": DALI}
     accepted, rows = check(kserve_run["artifacts"], _thresholds(tmp_path, passing))
     assert accepted, rows
-    strict = {"requestLatencyP95Ms": DELAY_S * 1000 / 2, "requestThroughputMin": 1e6}
+    preprocessing = next(r for r in rows if r.metric == "preprocessing_time")
+    assert preprocessing.measured == PREPROCESS_US / 1000, "the run's counter increases, as AIPerf exported them"
+    strict = {"requestLatencyP95Ms": DELAY_S * 1000 / 2, "requestThroughputMin": 1e6,
+              "preprocessingTimeAvgMs": 1, "preprocessingModel": DALI}
     accepted, rows = check(kserve_run["artifacts"], _thresholds(tmp_path, strict))
     assert not accepted and {r.metric for r in rows if r.status == "FAIL"} == {"request_latency",
-                                                                              "request_throughput"}
+                                                                              "request_throughput",
+                                                                              "preprocessing_time"}
+    other = {"requestLatencyP95Ms": 5000, "preprocessingTimeAvgMs": 5, "preprocessingModel": "another_dali"}
+    accepted, rows = check(kserve_run["artifacts"], _thresholds(tmp_path, other))
+    assert not accepted and next(r for r in rows if r.metric == "preprocessing_time").status == "MISSING"
 
 
 def test_requests_the_server_rejects_fail_acceptance(tokenizer_dir, tmp_path):  # noqa: F811

@@ -32,7 +32,8 @@ SERVICE = {
                "inputs": {"data": [3, 224, 224]}, "outputs": {"logits": [1000]}},
     "dynamicBatching": {"preferredBatchSizes": [8, 16], "maxQueueDelayMicroseconds": 200},
     "preprocessing": {"resize": [224, 224]},
-    "slo": {"requestP95Ms": 50, "queueP95Ms": 10, "thresholds": {"requestLatencyP95Ms": 50}},
+    "slo": {"requestP95Ms": 50, "queueP95Ms": 10, "thresholds": {"requestLatencyP95Ms": 50,
+                                                                 "preprocessingTimeAvgMs": 5}},
 }
 STORAGE = {"modelArtifacts": {"storageClass": "nfs", "size": "1Ti"}, "modelCache": {"storageClass": "nvme",
            "size": "1Ti"}, "benchmarkOutput": {"storageClass": "std", "size": "10Gi"}}
@@ -85,6 +86,7 @@ def test_engine_for_another_gpu_product_is_refused():
     ("replicas", 64, "replicas", "gpuQuota"),
     ("dynamicBatching", {"preferredBatchSizes": [32]}, "", "1..engine.maxBatchSize"),
     ("slo.thresholds", {"timeToFirstTokenP95Ms": 10}, "slo.thresholds.timeToFirstTokenP95Ms", "token streams"),
+    ("preprocessing", None, "slo.thresholds.preprocessingTimeAvgMs", "no preprocessing stage"),
 ])
 def test_bad_service_inputs(key, value, path, text):
     found = problems(config(**{key: value}))
@@ -158,7 +160,11 @@ def test_composes_build_server_and_telemetry_on_whole_gpus():
     assert monitor["podMetricsEndpoints"][0]["port"] == "metrics"
     assert registered(recording, "PrometheusRule", "vision-inference")
     benchmark = registered(recording, "Job", "vision-aiperf")
-    assert "/v2/models/resnet50_trt/infer" in benchmark["spec"]["template"]["spec"]["containers"][0]["command"]
+    command = benchmark["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert "/v2/models/resnet50_trt/infer" in command
+    assert command[command.index("--server-metrics") + 1] == "http://vision.tenant-t0.svc:8002/metrics"
+    thresholds = registered(recording, "ConfigMap", "vision-acceptance")["data"]["thresholds.yaml"]
+    assert "preprocessingModel: resnet50_dali" in thresholds and "preprocessingTimeAvgMs: 5" in thresholds
     assert recording.outputs["inferenceServices"]["vision"]["gpus"] == 1
 
 
@@ -259,7 +265,8 @@ def test_inference_rules_fire_and_record_as_specified(preprocessing):
     promtool, reason = find_promtool()
     if promtool is None:
         pytest.skip(f"promtool is not available: {reason}")
-    raw = config(preprocessing=preprocessing, replicas=2)
+    thresholds = {"requestLatencyP95Ms": 50, **({"preprocessingTimeAvgMs": 5} if preprocessing else {})}
+    raw = config(preprocessing=preprocessing, replicas=2, **{"slo.thresholds": thresholds})
     plan = build_plan(raw, secret_keys(raw), "Pulumi.test.yaml")
     recording = run_program(raw, secret_keys(raw))
     (files, tests), = [suite for suite in rule_test_suites(plan, recording) if "vision" in suite[0]]
@@ -375,7 +382,8 @@ def test_model_configs_parse_as_triton_model_configs():
     assert steps[0].output_map["DALI_OUTPUT_0"] == steps[1].input_map["data"], "DALI feeds the engine's input"
     assert dict(steps[1].output_map) == {o.name: o.name for o in ensemble.output}
     compile(repository_files(plan)["resnet50_dali.model.py"], "model.py", "exec")
-    plain = parse_configs(plan_of(config(preprocessing=None, dynamicBatching=None)))
+    plain = parse_configs(plan_of(config(preprocessing=None, dynamicBatching=None,
+                                         **{"slo.thresholds": {"requestLatencyP95Ms": 50}})))
     assert list(plain) == ["resnet50"] and not plain["resnet50"].HasField("dynamic_batching")
 
 

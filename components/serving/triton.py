@@ -97,6 +97,7 @@ class InferenceService(Layer):
         self.deployment = self._server(name, args, pod_labels, annotations, [build, config])
         self._telemetry(name, args, meta)
         self.url = f"http://{plan.name}.{plan.namespace}.svc:{args.ports['http']}"
+        self.metrics_url = f"http://{plan.name}.{plan.namespace}.svc:{args.ports['metrics']}/metrics"
         self.register_outputs({"url": self.url, "engineDir": plan.engine_dir, "gpus": plan.gpu_units})
 
     def _server(self, name: str, args: InferenceServiceArgs, pod_labels: dict, annotations: dict,
