@@ -12,6 +12,7 @@ from components.model_data import (
     ModelExpress, ModelExpressArgs, ModelStaging, ModelStagingArgs, TenantStorage, TenantStorageArgs, model_path,
 )
 from components.scheduling import TOPOLOGY_NAME, Scheduling, SchedulingArgs, TenantQueue
+from components.serving.triton import InferenceService, InferenceServiceArgs
 from components.dashboards import site_dashboards
 from components.serving import (
     EndpointArgs, EndpointPicker, EndpointPickerArgs, ServingEndpoint, ServingPlatform, ServingPlatformArgs,
@@ -20,7 +21,7 @@ from components.serving import (
 from components.telemetry import Telemetry, TelemetryArgs
 from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, TenancyArgs, TenantSpec
 from components.validation import Benchmark, BenchmarkArgs, ValidationSuite, ValidationSuiteArgs
-from acceptance.aiperf_args import aiperf_command
+from acceptance.aiperf_args import aiperf_command, kserve_command
 from plan.catalog import (
     MONITORING_PEER, TENANTS_PEER, integration_points, load_dynamo_runtime, load_signals, network_access, tenant_access,
 )
@@ -96,6 +97,10 @@ def baseline_record(plan: SitePlan) -> dict:
         "serving": {e.name: {"tenant": e.tenant.name, "backend": e.endpoint.backend, "mode": e.mode, "gpus": e.gpus,
                              "model": e.endpoint.model.model_dump(by_alias=True), "sizing": e.sizing_file,
                              "estimate": e.estimate, "image": e.image} for e in plan.endpoints},
+        "inferenceServices": {s.name: {"tenant": s.tenant.name, "gpus": s.gpu_units, "server": s.server_image,
+                                       "builder": s.builder_image, "engineDir": s.engine_dir,
+                                       "artifact": s.service.artifact.model_dump(by_alias=True)}
+                              for s in plan.inference_services},
         "storageTiers": {tier: value.model_dump(by_alias=True) for tier, value in
                          (plan.config.components.serving.storage.named() if plan.config.components.serving.storage
                           else [])},
@@ -207,7 +212,10 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         storage_classes=[tier.storage_class for name, tier in settings.serving.storage.named()
                          if name != "telemetry-retention"] if settings.serving.storage else [],
         ngc_api_key=ngc_api_key if plan.tenant_pull_secret else None))
-    serving = compose_serving(plan, baseline, scheduling, network, tenancy, skip_await) if plan.endpoints else {}
+    claims = tenant_storage(plan, tenancy, skip_await)
+    serving = (compose_serving(plan, baseline, scheduling, network, tenancy, claims, skip_await)
+               if plan.endpoints else {})
+    services = compose_inference_services(plan, scheduling, tenancy, claims, skip_await)
 
     return {
         "site": plan.site.name,
@@ -223,11 +231,51 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         "telemetryRules": telemetry_layer.rules_name,
         "healthRelease": health.release.name,
         "endpoints": serving,
+        "inferenceServices": services,
     }
 
 
+def tenant_storage(plan: SitePlan, tenancy: Tenancy, skip_await: bool) -> dict[str, TenantStorage]:
+    """The model-artifacts and benchmark-output claims of every tenant that serves (endpoints or services)."""
+    storage = plan.config.components.serving.storage
+    namespaces = {p.tenant.name: p.namespace for p in [*plan.endpoints, *plan.inference_services]}
+    return {tenant: TenantStorage(f"storage-{tenant}", TenantStorageArgs(
+        tenant=tenant, namespace=namespace, model_artifacts=storage.model_artifacts,
+        benchmark_output=storage.benchmark_output, skip_await=skip_await),
+        pulumi.ResourceOptions(depends_on=[tenancy.tenants[tenant].namespace]))
+        for tenant, namespace in namespaces.items()}
+
+
+def compose_inference_services(plan: SitePlan, scheduling: Scheduling, tenancy: Tenancy,
+                               storage: dict[str, TenantStorage], skip_await: bool) -> dict:
+    settings = plan.config.components
+    triton, signals = plan.matrix.workload("triton"), load_signals()["triton"]
+    outputs = {}
+    for service in plan.inference_services:
+        claims = storage[service.tenant.name].claims
+        server = InferenceService(f"inference-{service.name}", InferenceServiceArgs(
+            plan=service, ports=triton.ports, signals=signals, model_claim=claims[TenantStorage.MODEL_CLAIM],
+            service_account=WORKLOAD_SERVICE_ACCOUNT, pull_secret=PULL_SECRET if plan.tenant_pull_secret else None,
+            selector_labels=settings.telemetry.prometheus_selector_labels,
+            scrape_interval=settings.telemetry.scrape_interval, skip_await=skip_await),
+            # The tenant's queue schedules the build and the server.
+            pulumi.ResourceOptions(depends_on=[scheduling, tenancy.tenants[service.tenant.name].namespace]))
+        slo = service.service.slo
+        Benchmark(f"benchmark-{service.name}", BenchmarkArgs(
+            endpoint=service.name, tenant=service.tenant.name, namespace=service.namespace,
+            image=settings.serving.validation.benchmark_image, service_account=WORKLOAD_SERVICE_ACCOUNT,
+            command=kserve_command(url=server.url, model=service.engine_model, inputs=service.service.engine.inputs,
+                                   concurrency=slo.concurrency, request_count=slo.request_count,
+                                   artifact_dir=f"/results/{service.name}", server_metrics=server.metrics_url),
+            thresholds=service.acceptance_thresholds(), graph=server.deployment))
+        outputs[service.name] = {"url": server.url, "gpus": service.gpu_units, "tenant": service.tenant.name,
+                                 "engineDir": service.engine_dir}
+    return outputs
+
+
 def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Scheduling,
-                    network: Optional[NetworkEnablement], tenancy: Tenancy, skip_await: bool) -> dict:
+                    network: Optional[NetworkEnablement], tenancy: Tenancy, tenant_storage: dict[str, TenantStorage],
+                    skip_await: bool) -> dict:
     matrix, settings = plan.matrix, plan.config.components
     serving, telemetry = settings.serving, settings.telemetry
     storage = serving.storage
@@ -246,13 +294,6 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
         skip_await=skip_await),
         # The platform points at the separately installed KAI Scheduler and Grove, and DGDs need their queues.
         pulumi.ResourceOptions(depends_on=[scheduling]))
-    tenant_storage = {}
-    for endpoint in plan.endpoints:
-        if endpoint.tenant.name not in tenant_storage:
-            tenant_storage[endpoint.tenant.name] = TenantStorage(f"storage-{endpoint.tenant.name}", TenantStorageArgs(
-                tenant=endpoint.tenant.name, namespace=endpoint.namespace, model_artifacts=storage.model_artifacts,
-                benchmark_output=storage.benchmark_output, skip_await=skip_await),
-                pulumi.ResourceOptions(depends_on=[tenancy.tenants[endpoint.tenant.name].namespace]))
     pull_secret = PULL_SECRET if plan.tenant_pull_secret else None
     pack_domain = nvlink_pack_domain(plan.profile, plan.topology_levels) if plan.topology_aware else None
     topology = TopologyPlacement(TOPOLOGY_NAME, pack_domain) if pack_domain else None

@@ -47,3 +47,43 @@ def aiperf_command(*, model: str, url: str, tokenizer: str, isl: int, osl: int, 
     if request_timeout_seconds is not None:
         argv += ["--request-timeout-seconds", f"{request_timeout_seconds:g}"]
     return argv + list(extra_args)
+
+
+# The flags kserve_command adds to those above.
+KSERVE_FLAGS = ("--custom-endpoint", "--tokenizer", "--server-metrics")
+ZEROS = "__ZEROS_{}__"
+
+
+def kserve_payload_template(inputs: dict[str, list[int]]) -> str:
+    """A Jinja template (AIPerf's `template` endpoint, aiperf/endpoints/template_endpoint.py@0.8.0) of one KServe v2
+    inference request (Triton's HTTP protocol, POST /v2/models/<model>/infer) with one all-zero FP32 tensor per
+    input at batch 1. The tensors are generated at render time, so the command line stays short."""
+    payload = {"inputs": [{"name": name, "shape": [1, *dims], "datatype": "FP32", "data": ZEROS.format(index)}
+                          for index, (name, dims) in enumerate(inputs.items())]}
+    template = json.dumps(payload, separators=(",", ":"))
+    for index, dims in enumerate(inputs.values()):
+        size = 1
+        for dim in dims:
+            size *= dim
+        template = template.replace(f'"{ZEROS.format(index)}"', f"{{{{ ([0.0] * {size}) | tojson }}}}")
+    return template
+
+
+def kserve_command(*, url: str, model: str, inputs: dict[str, list[int]], concurrency: int, request_count: int,
+                   artifact_dir: str, tokenizer: str = "gpt2", warmup_request_count: Optional[int] = None,
+                   random_seed: int = 100, server_metrics: Optional[str] = None) -> list[str]:
+    """argv of `aiperf profile` against a Triton model over KServe v2 HTTP: request latency and throughput (no
+    tokens, so no TTFT/ITL; `--streaming` off). AIPerf loads a tokenizer whatever the endpoint; the offline Job
+    passes a local one (HF_HUB_OFFLINE=1) and the text it would count is never sent. server_metrics: Triton's
+    metrics URL, scraped during the run into server_metrics_export.json (the preprocessing threshold reads it)."""
+    for name, value in (("concurrency", concurrency), ("request_count", request_count)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    extra = {"payload_template": kserve_payload_template(inputs), "response_field": "outputs[0].data"}
+    warmup = 2 * concurrency if warmup_request_count is None else warmup_request_count
+    return ["aiperf", "profile", "--model", model, "--url", url, "--endpoint-type", "template",
+            "--custom-endpoint", f"/v2/models/{model}/infer", "--ui", "none", "--tokenizer", tokenizer,
+            "--concurrency", str(concurrency), "--request-count", str(request_count),
+            "--warmup-request-count", str(warmup), "--random-seed", str(random_seed), "--artifact-dir", artifact_dir,
+            "--extra-inputs", json.dumps(extra, separators=(",", ":")), "--no-gpu-telemetry"] + (
+        ["--server-metrics", server_metrics] if server_metrics else ["--no-server-metrics"])

@@ -17,6 +17,9 @@ from acceptance.thresholds import (ERROR_RATE, AcceptanceThresholds, Check, Thre
 from cli_exit import run_command
 
 EXPORT_NAME = "profile_export_aiperf.json"
+SERVER_EXPORT_NAME = "server_metrics_export.json"  # AIPerf writes it beside EXPORT_NAME with --server-metrics
+# Triton's counters (data/telemetry-signals.yaml `triton`): compute time and successful requests of one model.
+COMPUTE_TIME, REQUESTS = "nv_inference_compute_infer_duration_us", "nv_inference_request_success"
 
 
 class ExportError(Exception):
@@ -106,12 +109,12 @@ def _evaluate_check(export: dict, check: Check) -> Row:
 
 def _error_rate(export: dict, limit: float) -> Row:
     threshold = f"<= {limit:g}"
+    # AIPerf writes error_request_count only when some requests failed, and request_count only when some succeeded.
     completed, problem = _metric_value(export, "request_count", "avg", "requests")
-    if completed is None:
-        return Row("error_rate", "ratio", "", None, threshold, "MISSING", problem)
-    # AIPerf writes error_request_count only when some requests failed.
     failed, _ = _metric_value(export, "error_request_count", "avg", "requests")
-    failed = failed or 0.0
+    if completed is None and failed is None:
+        return Row("error_rate", "ratio", "", None, threshold, "MISSING", problem)
+    completed, failed = completed or 0.0, failed or 0.0
     total = completed + failed
     rate = failed / total if total else 1.0
     detail = f"{failed:g} of {total:g} requests failed"
@@ -122,9 +125,36 @@ def _error_rate(export: dict, limit: float) -> Row:
     return Row("error_rate", "ratio", "", rate, threshold, "PASS" if rate <= limit else "FAIL", detail)
 
 
-def evaluate(export: dict, thresholds: AcceptanceThresholds) -> list[Row]:
-    """One row per threshold, in declaration order, then the error rate and the run's completion."""
+def _counter_total(server: dict, metric: str, model: str) -> Optional[float]:
+    """The run's increase of a counter for one model, summed over the scraped endpoints (server pods)."""
+    found = [s.get("stats", {}).get("total") for s in (server.get("metrics", {}).get(metric, {}).get("series") or [])
+             if (s.get("labels") or {}).get("model") == model]
+    found = [value for value in found if isinstance(value, (int, float))]
+    return float(sum(found)) if found else None
+
+
+def _preprocessing(server: Optional[dict], thresholds: AcceptanceThresholds) -> Row:
+    limit, model = thresholds.preprocessing_time_avg_ms, thresholds.preprocessing_model
+    row = ("preprocessing_time", "avg", "ms")
+    if model is None:
+        return Row(*row, None, f"<= {_fmt(limit)}", "MISSING", "the thresholds name no preprocessingModel")
+    if server is None:
+        return Row(*row, None, f"<= {_fmt(limit)}", "MISSING",
+                   f"no {SERVER_EXPORT_NAME}: run aiperf with --server-metrics <Triton metrics URL>")
+    compute, requests = _counter_total(server, COMPUTE_TIME, model), _counter_total(server, REQUESTS, model)
+    if not compute or not requests:
+        return Row(*row, None, f"<= {_fmt(limit)}", "MISSING",
+                   f"{SERVER_EXPORT_NAME} has no {COMPUTE_TIME}/{REQUESTS} increase for model {model!r}")
+    measured = compute / requests / 1000
+    return Row(*row, measured, f"<= {_fmt(limit)}", "PASS" if measured <= limit else "FAIL")
+
+
+def evaluate(export: dict, thresholds: AcceptanceThresholds, server: Optional[dict] = None) -> list[Row]:
+    """One row per threshold, in declaration order, then preprocessing (server metrics), the error rate and the
+    run's completion."""
     rows = [_evaluate_check(export, check) for check in thresholds.checks()]
+    if thresholds.preprocessing_time_avg_ms is not None:
+        rows.append(_preprocessing(server, thresholds))
     rows.append(_error_rate(export, getattr(thresholds, ERROR_RATE)))
     if export.get("was_cancelled"):
         rows.append(Row("was_cancelled", "-", "", 1.0, "false", "FAIL", "the run was cancelled before it finished"))
@@ -147,7 +177,9 @@ def render(rows: list[Row]) -> str:
 def check(export_path, thresholds_path) -> tuple[bool, list[Row]]:
     """Load both files and evaluate. Raises ExportError / ThresholdsFileError for missing or invalid files."""
     thresholds = load_thresholds(thresholds_path)
-    rows = evaluate(load_export(export_path), thresholds)
+    server_export = find_export(export_path).parent / SERVER_EXPORT_NAME
+    server = json.loads(server_export.read_text()) if server_export.is_file() else None
+    rows = evaluate(load_export(export_path), thresholds, server)
     return all(r.ok for r in rows), rows
 
 

@@ -13,6 +13,11 @@ Metric tags, units and stats as AIPerf 0.8.0 writes them (checked against a real
   request_throughput                                          requests/sec; avg only
   request_count                                               requests (successful); avg only
   error_request_count                                         requests; present only when some requests failed
+
+`preprocessing_time_avg_ms` bounds the server's preprocessing time per request, from the Triton metrics AIPerf
+scrapes during the run (server_metrics_export.json, `--server-metrics <url>`): the run's increase of
+nv_inference_compute_infer_duration_us over that of nv_inference_request_success for `preprocessing_model` (the
+DALI model of the ensemble).
 """
 import re
 from dataclasses import dataclass
@@ -40,6 +45,7 @@ class Check:
 UNITS = {"time_to_first_token": "ms", "inter_token_latency": "ms", "request_latency": "ms",
          "output_token_throughput": "tokens/sec", "request_throughput": "requests/sec", "request_count": "requests"}
 ERROR_RATE = "error_rate_max"
+PREPROCESSING = ("preprocessing_time_avg_ms", "preprocessing_model")  # judged from the server metrics export
 
 
 class AcceptanceThresholds(StrictModel):
@@ -60,6 +66,11 @@ class AcceptanceThresholds(StrictModel):
     request_count_min: Optional[int] = Field(default=None, ge=1, description="successfully completed requests")
     error_rate_max: float = Field(default=0.0, ge=0, le=1,
                                   description="failed / (completed + failed) profiled requests; default: no errors")
+    preprocessing_time_avg_ms: Optional[float] = Field(default=None, gt=0,
+                                                       description="server preprocessing time per request")
+    preprocessing_model: Optional[str] = Field(default=None, min_length=1,
+                                               description="the Triton model that preprocesses (DALI); the "
+                                                           "program sets it for inference services")
 
     @model_validator(mode="after")
     def _something_measured(self) -> "AcceptanceThresholds":
@@ -72,7 +83,7 @@ class AcceptanceThresholds(StrictModel):
         found = []
         for name in type(self).model_fields:
             value = getattr(self, name)
-            if value is None or name == ERROR_RATE:
+            if value is None or name == ERROR_RATE or name in PREPROCESSING:
                 continue
             latency = re.fullmatch(r"(?P<tag>[a-z_]+)_(?P<stat>avg|p\d+)_ms", name)
             if latency:

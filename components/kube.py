@@ -123,10 +123,12 @@ def restricted_job(
     ttl_seconds: Optional[int] = None,
     automount_token: bool = False,
     pull_secret: Optional[str] = None,
+    placement: Optional[Mapping[str, Any]] = None,
 ) -> k8s.batch.v1.Job:
     """A batch Job whose pod passes PSA `restricted`, with a read-only root filesystem (scratch space at /tmp),
     at the batch priority. Suspended Jobs are run on demand (kubectl patch job ... -p '{"spec":{"suspend":false}}'),
-    so Pulumi does not wait for them."""
+    so Pulumi does not wait for them. `placement`: PodSpecArgs keywords for a GPU Job (scheduler_name,
+    node_selector, tolerations)."""
     container, scratch_volume = scratch(container)
     return k8s.batch.v1.Job(
         resource_name,
@@ -148,6 +150,7 @@ def restricted_job(
                     volumes=[*volumes, scratch_volume],
                     image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=pull_secret)]
                     if pull_secret else None,
+                    **(placement or {}),
                 ),
             ),
         ),

@@ -18,6 +18,7 @@ from components.serving.rules import meta_label
 from offline.recorder import Recording
 from plan.catalog import MetricSource, load_signals
 from plan.endpoint_plan import EndpointPlan
+from plan.inference_services import InferenceServicePlan
 from plan.site_plan import SitePlan
 
 INTERVAL = "1m"
@@ -435,6 +436,125 @@ def _records(groups: list[dict], expected: dict) -> list[str]:
     return records
 
 
+# --- inference services (Triton) ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Load:
+    """One inference service's behaviour per server pod, constant over the whole input."""
+    requests: int = 600             # per minute at the model clients call
+    error_fraction: float = 0.0
+    request_p95_s: float = 0.02
+    queue_p95_s: float = 0.001
+    batch: float = 4.0              # inferences per engine execution
+    preprocess_s: float = 0.002     # DALI compute time per request
+    gpu_utilization: float = 0.6
+    pending: int = 0
+    servers_up: bool = True
+
+
+@dataclass(frozen=True)
+class InferenceFixture:
+    plan: InferenceServicePlan
+    monitor: dict
+    groups: list[dict]
+    signals: MetricSource
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"tenant": self.plan.tenant.name, "endpoint": self.plan.name, "model": self.plan.service.model}
+
+
+def inference_series(fixture: InferenceFixture, load: Load, scenario: Scenario, tenant: Optional[str] = None,
+                     name: Optional[str] = None) -> Scenario:
+    """Every server pod's series as Triton exports them (per Triton model, labels model and version)."""
+    plan, m = fixture.plan, fixture.signals.metrics
+    tenant, name = tenant or plan.tenant.name, name or plan.name
+    namespace = f"tenant-{tenant}"
+    swapped = {plan.tenant.name: tenant, plan.name: name}
+    relabelings = [{**rule, "replacement": swapped.get(rule["replacement"], rule["replacement"])}
+                   for rule in fixture.monitor["podMetricsEndpoints"][0]["relabelings"]]
+    port = fixture.monitor["podMetricsEndpoints"][0]["port"]
+    labels = fixture.signals.labels
+    for index in range(plan.service.replicas):
+        pod = f"{name}-{index}"
+        base = {"namespace": namespace, "pod": pod, "container": "tritonserver", "endpoint": port,
+                "job": f"{namespace}/{name}", "instance": f"{pod}:{port}"}
+        target = target_labels(pod_meta(namespace, pod, {}), base, relabelings)
+        scenario.add(series("up", target), gauge(1 if load.servers_up else 0))
+        if not load.servers_up:
+            continue
+
+        def model(triton_model: str) -> dict[str, str]:
+            return {labels["model"]: triton_model, labels["version"]: "1"}
+
+        entry, engine = model(plan.entry_model), model(plan.engine_model)
+        errors = load.requests * load.error_fraction
+        scenario.add(scraped(m["requestSuccess"], entry, target), counter(load.requests - errors))
+        scenario.add(scraped(m["requestFailure"], {**entry, labels["failureReason"]: "BACKEND"}, target),
+                     counter(errors))
+        for quantile, scale in (("0.5", 0.5), ("0.95", 1.0)):
+            scenario.add(scraped(m["requestSummary"], {**entry, "quantile": quantile}, target),
+                         gauge(load.request_p95_s * 1e6 * scale))
+            scenario.add(scraped(m["queueSummary"], {**engine, "quantile": quantile}, target),
+                         gauge(load.queue_p95_s * 1e6 * scale))
+        if plan.preprocess_model:
+            dali = model(plan.preprocess_model)
+            scenario.add(scraped(m["requestSuccess"], engine, target), counter(load.requests - errors))
+            scenario.add(scraped(m["requestSuccess"], dali, target), counter(load.requests))
+            scenario.add(scraped(m["computeInferDuration"], dali, target),
+                         counter(load.requests * load.preprocess_s * 1e6))
+        scenario.add(scraped(m["pendingRequests"], engine, target), gauge(load.pending))
+        scenario.add(scraped(m["inferenceCount"], engine, target), counter(load.requests))
+        scenario.add(scraped(m["executionCount"], engine, target), counter(load.requests / load.batch))
+        scenario.add(scraped(m["gpuUtilization"], {}, target), gauge(load.gpu_utilization))
+    return scenario
+
+
+def inference_cases(fixture: InferenceFixture) -> list[dict]:
+    plan, labels, prefix = fixture.plan, fixture.labels, f"inference service {fixture.plan.name}"
+    slo = plan.service.slo
+    other_bad = Load(error_fraction=0.5, request_p95_s=10.0, queue_p95_s=10.0, servers_up=True)
+
+    def scenario(load: Load, with_other_tenant: bool = False) -> Callable[[], Scenario]:
+        def build() -> Scenario:
+            built = inference_series(fixture, load, Scenario(prefix))
+            if with_other_tenant:
+                inference_series(fixture, other_bad, built, tenant=OTHER_TENANT)
+                inference_series(fixture, other_bad, built, name=OTHER_ENDPOINT)
+            return built
+        return build
+
+    bad = {"NcpInferenceErrorRateHigh": scenario(Load(error_fraction=0.25)),
+           "NcpInferenceLatencyHigh": scenario(Load(request_p95_s=slo.request_p95_ms / 1000 * 2)),
+           "NcpInferenceQueueTimeHigh": scenario(Load(queue_p95_s=slo.queue_p95_ms / 1000 * 2)),
+           "NcpInferenceNoReadyServers": scenario(Load(servers_up=False))}
+    expected = {name: (lambda rule: [expected_alert(rule, labels)]) for name in bad}
+    cases = alert_cases(prefix, fixture.groups, scenario(Load(), with_other_tenant=True)(), bad, expected)
+
+    load = Load(error_fraction=0.25, request_p95_s=0.03, queue_p95_s=0.004, batch=8, preprocess_s=0.003,
+                gpu_utilization=0.7, pending=2)
+    replicas = plan.service.replicas
+    values = {
+        "ncp:inference_requests:rate5m": replicas * load.requests / 60,
+        "ncp:inference_errors:ratio_rate5m": load.error_fraction,
+        "ncp:inference_request_p95:seconds": load.request_p95_s,
+        "ncp:inference_queue_p95:seconds": load.queue_p95_s,
+        "ncp:inference_pending_requests:count": replicas * load.pending,
+        "ncp:inference_batch_size:avg": load.batch,
+        "ncp:inference_gpu_utilization:ratio": load.gpu_utilization,
+        "ncp:inference_servers_ready:count": replicas,
+        "ncp:inference_preprocess_time_avg:seconds": load.preprocess_s,
+    }
+    records = inference_series(fixture, load, Scenario(prefix))
+    inference_series(fixture, other_bad, records, tenant=OTHER_TENANT)
+    inference_series(fixture, other_bad, records, name=OTHER_ENDPOINT)
+    expected_records = {record: [(labels, value)] for record, value in values.items()}
+    cases.append(record_case(f"{prefix}: recording rules", records,
+                             [check for record in _records(fixture.groups, expected_records)
+                              for check in exact_outputs(record, expected_records[record])]))
+    return cases
+
+
 # --- site rules: GPU health, tenant usage, break-fix --------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -577,17 +697,19 @@ def rule_files(recording: Recording) -> dict[str, list[dict]]:
             for r in recording.custom_resources("PrometheusRule")}
 
 
-def endpoint_fixtures(plan: SitePlan, recording: Recording) -> list[EndpointFixture]:
-    def registered(kind: str, name: str, namespace: str) -> dict:
-        for r in recording.custom_resources(kind):
-            if r.inputs["metadata"]["name"] == name and r.inputs["metadata"]["namespace"] == namespace:
-                return r.inputs["spec"]
-        raise KeyError(f"no {kind} {namespace}/{name} was registered")
+def _registered(recording: Recording, kind: str, name: str, namespace: str) -> dict:
+    for r in recording.custom_resources(kind):
+        if r.inputs["metadata"]["name"] == name and r.inputs["metadata"]["namespace"] == namespace:
+            return r.inputs["spec"]
+    raise KeyError(f"no {kind} {namespace}/{name} was registered")
 
+
+def endpoint_fixtures(plan: SitePlan, recording: Recording) -> list[EndpointFixture]:
     signals = load_signals()["dynamo"]
-    return [EndpointFixture(e, registered("PodMonitor", e.name, e.namespace),
-                            registered("DynamoGraphDeployment", e.name, e.namespace),
-                            registered("PrometheusRule", f"{e.name}-serving", e.namespace)["groups"], signals)
+    return [EndpointFixture(e, _registered(recording, "PodMonitor", e.name, e.namespace),
+                            _registered(recording, "DynamoGraphDeployment", e.name, e.namespace),
+                            _registered(recording, "PrometheusRule", f"{e.name}-serving", e.namespace)["groups"],
+                            signals)
             for e in plan.endpoints]
 
 
@@ -600,4 +722,10 @@ def rule_test_suites(plan: SitePlan, recording: Recording) -> list[tuple[dict[st
     suites = [(site, site_cases(plan, recording, next(iter(site.values()))))]
     for fixture in endpoint_fixtures(plan, recording):
         suites.append(({fixture.plan.name: fixture.groups}, endpoint_cases(fixture)))
+    signals = load_signals()["triton"]
+    for service in plan.inference_services:
+        monitor = _registered(recording, "PodMonitor", service.name, service.namespace)
+        groups = _registered(recording, "PrometheusRule", f"{service.name}-inference", service.namespace)["groups"]
+        fixture = InferenceFixture(service, monitor, groups, signals)
+        suites.append(({service.name: groups}, inference_cases(fixture)))
     return suites

@@ -19,17 +19,19 @@ def render_summary(site_plan: SitePlan, recording: Recording) -> str:
         layers.append([component, site_plan.matrix.pin(component).chart_name, version,
                        outputs["namespaces"].get(component, "-")])
     lines += _table(layers)
-    endpoints = outputs.get("endpoints", {})
+    endpoints, services = outputs.get("endpoints", {}), outputs.get("inferenceServices", {})
     lines += ["", "tenants:"]
     tenants = [["tenant", "namespace", "GPU quota", "GPU limit", "weight", "endpoints (mode, GPUs)"]]
     for tenant in site_plan.tenants:
         served = [f"{name} ({e['mode']}, {e['gpus']})" for name, e in endpoints.items() if e["tenant"] == tenant.name]
+        served += [f"{name} (triton, {s['gpus']})" for name, s in services.items() if s["tenant"] == tenant.name]
         tenants.append([tenant.name, outputs["tenantNamespaces"][tenant.name], str(tenant.gpu_quota),
                         str(tenant.gpu_limit), str(tenant.over_quota_weight), ", ".join(served) or "-"])
     lines += _table(tenants)
     guaranteed = sum(t.gpu_quota for t in site_plan.tenants)
     serving = sum(e["gpus"] for e in endpoints.values())
     lines += ["", f"totals: {len(site_plan.tenants)} tenants, {guaranteed}/{site_plan.gpu_capacity} GPUs guaranteed, "
-                  f"{len(endpoints)} endpoints on {serving} GPUs, remediation {outputs.get('remediation')}, "
+                  f"{len(endpoints)} endpoints on {serving} GPUs, {len(services)} inference services on "
+                  f"{sum(s['gpus'] for s in services.values())} GPUs, remediation {outputs.get('remediation')}, "
                   f"{len(recording.resources)} resources", ""]
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from plan.catalog import LocalDecision, integration_points
+from plan.inference_service_config import InferenceService
 from plan.serving import Cidr, Endpoint, ServingSettings
 from plan.profile import DriverManagement
 from plan.strict import StrictModel
@@ -241,9 +242,10 @@ class StackConfig(StrictModel):
     components: Components = Field(default_factory=Components)
     tenants: list[Tenant] = Field(min_length=1)
     endpoints: list[Endpoint] = Field(default_factory=list)
+    inference_services: list[InferenceService] = Field(default_factory=list)
     local_decisions: list[LocalDecision] = Field(default_factory=list)
 
-    @field_validator("tenants", "endpoints")
+    @field_validator("tenants", "endpoints", "inference_services")
     @classmethod
     def _unique_names(cls, items: list) -> list:
         names = [item.name for item in items]

@@ -14,6 +14,12 @@ Backend = Literal["trtllm", "vllm", "sglang"]
 Role = Literal["worker", "prefill", "decode"]
 
 
+def pinned_revision(revision: str) -> str:
+    if revision.strip().lower() in FLOATING_REVISIONS:
+        raise ValueError(f"revision {revision!r} floats; pin a commit hash or an immutable tag")
+    return revision
+
+
 class Model(StrictModel):
     name: str = Field(min_length=1, description="served model name, e.g. Qwen/Qwen3-32B")
     source: str = Field(pattern=r"^[a-z0-9]+://.+", description="artifact URI, e.g. hf://Qwen/Qwen3-32B")
@@ -26,9 +32,7 @@ class Model(StrictModel):
     @field_validator("revision")
     @classmethod
     def _pinned(cls, revision: str) -> str:
-        if revision.strip().lower() in FLOATING_REVISIONS:
-            raise ValueError(f"revision {revision!r} floats; pin a commit hash or an immutable tag")
-        return revision
+        return pinned_revision(revision)
 
 
 class Slo(StrictModel):
@@ -213,8 +217,8 @@ class ServingSettings(StrictModel):
     model_staging: ModelStagingSettings = Field(default_factory=ModelStagingSettings)
     gateway_inference_extension: bool = Field(default=False, description="an InferencePool per endpoint")
     model_express: bool = Field(default=False, description="deploy ModelExpress and point workers at it")
-    image_digests: dict[Union[Backend, Literal["planner"]], str] = Field(
-        default_factory=dict, description="backend (or planner) -> sha256 digest of the pinned image (required in prod)")
+    image_digests: dict[Union[Backend, Literal["planner", "tritonserver", "tensorrt"]], str] = Field(
+        default_factory=dict, description="backend (planner, tritonserver, tensorrt) -> sha256 digest of the pinned image (required in prod)")
     validation: Validation = Field(default_factory=Validation)
 
     @field_validator("image_digests")

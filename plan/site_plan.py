@@ -13,6 +13,7 @@ from plan.catalog import (
 from plan.config import Environment, MigSettings, PullCredentials, StackConfig, Tenant, TimeSlicing
 from plan.endpoint_plan import EndpointPlan
 from plan.endpoints import plan_endpoints
+from plan.inference_services import InferenceServicePlan, plan_inference_services
 from plan.errors import ConfigError, Problem, problems_from_validation
 from plan.raw_checks import number_problems, placeholder_problems
 from plan.profile import DriverManagement, HardwareProfile
@@ -88,6 +89,7 @@ class SitePlan:
     remediation: str
     has_ngc_api_key: bool
     endpoints: tuple[EndpointPlan, ...] = ()
+    inference_services: tuple[InferenceServicePlan, ...] = ()
 
     @property
     def site(self):
@@ -324,12 +326,16 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
     if k8s not in matrix.kubernetes.supported_versions:
         problems.append(Problem(f"{PROJECT}:site.kubernetesVersion", f"{k8s} is not in the compatibility matrix",
                                 f"use one of: {', '.join(matrix.kubernetes.supported_versions)}"))
-    endpoints = []
+    endpoints, services = [], []
     if profile is not None:
         endpoints, endpoint_problems = plan_endpoints(
             config, profile, matrix, SitePlan.tenant_namespace,
             multi_node_fabric=profile.has_rdma_fabric or profile.nvlink.multi_node)
         problems += endpoint_problems
+        services, service_problems = plan_inference_services(
+            config, profile, matrix, config.components.gpu_operator.mig, gpu_product_label(profile,
+            config.components.gpu_operator.mig), SitePlan.tenant_namespace, endpoints)
+        problems += service_problems
     problems += _telemetry_problems(config)
     has_key = "ngcApiKey" in raw
     if config.site.environment == Environment.PROD:
@@ -367,4 +373,5 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
         remediation=remediation,
         has_ngc_api_key=has_key,
         endpoints=tuple(endpoints),
+        inference_services=tuple(services),
     )

@@ -97,7 +97,7 @@ def test_relabelling_model_follows_prometheus():
 def test_rules_fire_and_record_as_specified(promtool, stacks, stack):
     plan, recording = stacks[stack]
     suites = rule_test_suites(plan, recording)
-    assert len(suites) == 1 + len(plan.endpoints)
+    assert len(suites) == 1 + len(plan.endpoints) + len(plan.inference_services)
     for files, tests in suites:
         outcome = run_rule_tests(promtool, files, tests, EVALUATION_INTERVAL)
         assert outcome.ok, f"{sorted(files)}:\n{outcome.output}"

@@ -138,7 +138,7 @@ def _records(select: _Selection) -> list[dict]:
                        "expr": select.slo_miss(short, window)} for short in LATENCIES for window in WINDOWS]
 
 
-def _alert(name: str, expr: str, for_: str, severity: str, summary: str, extra: dict = None) -> dict:
+def alert(name: str, expr: str, for_: str, severity: str, summary: str, extra: dict = None) -> dict:
     return {"alert": name, "expr": expr, "for": for_,
             "labels": {"severity": severity, "layer": "serving", **(extra or {})},
             "annotations": {"summary": summary,
@@ -153,7 +153,7 @@ def _burn_alerts(select: _Selection) -> list[dict]:
         record = f"ncp:endpoint_{short}_slo_miss:ratio_rate"
         for burn, (factor, long, short_window, severity) in BURNS.items():
             limit = round(factor * budget, 6)
-            alerts.append(_alert(
+            alerts.append(alert(
                 f"NcpEndpoint{short.capitalize()}SloBurn{burn.capitalize()}",
                 f"{record}{long}{{{own}}} > {limit} and {record}{short_window}{{{own}}} > {limit}", "2m", severity,
                 f"{name}: {title} SLO ({select.slo_ms(short):g} ms for {SLO_OBJECTIVE:.0%} of requests; counted at "
@@ -165,14 +165,14 @@ def _alerts(select: _Selection) -> list[dict]:
     plan, own, budget = select.plan, select.own, round(1 - SLO_OBJECTIVE, 6)
     concurrency = plan.endpoint.slo.concurrency
     return _burn_alerts(select) + [
-        _alert("NcpEndpointErrorRateHigh", f"ncp:endpoint_errors:ratio_rate5m{{{own}}} > {budget}", "10m", "warning",
+        alert("NcpEndpointErrorRateHigh", f"ncp:endpoint_errors:ratio_rate5m{{{own}}} > {budget}", "10m", "warning",
                f"{plan.name}: more than {budget:.0%} of requests fail"),
-        _alert("NcpEndpointQueueBacklog", f"ncp:endpoint_queue_depth:requests{{{own}}} > {concurrency}", "5m",
+        alert("NcpEndpointQueueBacklog", f"ncp:endpoint_queue_depth:requests{{{own}}} > {concurrency}", "5m",
                "warning", f"{plan.name}: more queued requests than the profiled concurrency {concurrency}"),
-        _alert("NcpEndpointKvCacheSaturated", f"ncp:endpoint_kv_cache_usage:ratio{{{own}}} > {KV_CACHE_SATURATED}",
+        alert("NcpEndpointKvCacheSaturated", f"ncp:endpoint_kv_cache_usage:ratio{{{own}}} > {KV_CACHE_SATURATED}",
                "10m", "warning",
                f"{plan.name}: {{{{ $labels.component_type }}}} workers use over {KV_CACHE_SATURATED:.0%} of KV cache"),
-        _alert("NcpEndpointNoReadyWorkers", " or ".join(
+        alert("NcpEndpointNoReadyWorkers", " or ".join(
             f'absent(ncp:endpoint_workers_ready:count{{{own}, {MODEL}="{plan.endpoint.model.name}", '
             f'{COMPONENT_TYPE}="{role}"}})' for role in roles(plan)), "15m", "critical",
                f"{plan.name}: no {{{{ $labels.component_type }}}} worker has loaded the model"),

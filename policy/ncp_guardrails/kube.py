@@ -66,6 +66,19 @@ def is_dgd(props) -> bool:
     return kind_of(props) == "DynamoGraphDeployment"
 
 
+# The program's inference-service workloads (components/serving/triton.py): the Triton server and its engine build.
+INFERENCE_WORKLOADS = {"Deployment": "inference-service", "Job": "engine-build"}
+
+
+def is_inference_workload(props) -> bool:
+    component = INFERENCE_WORKLOADS.get(kind_of(props))
+    return component is not None and labels_of(props).get(COMPONENT_LABEL) == component
+
+
+def is_inference_server(props) -> bool:
+    return kind_of(props) == "Deployment" and is_inference_workload(props)
+
+
 def dgd_services(props) -> Iterator[tuple[str, dict]]:
     for name, service in (get(props, "spec", "services", default={}) or {}).items():
         yield name, service

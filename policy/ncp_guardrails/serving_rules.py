@@ -4,8 +4,8 @@ import json
 from ncp_guardrails.data import allowlists
 from ncp_guardrails.framework import resource_policy, stack_policy
 from ncp_guardrails.kube import (
-    COMPONENT_LABEL, ENDPOINT_LABEL, STORAGE_TIER_LABEL, dgd_services, get, is_dgd, kind_of, labels_of, name_of,
-    of_kind, plain, pod_specs,
+    COMPONENT_LABEL, ENDPOINT_LABEL, STORAGE_TIER_LABEL, dgd_services, get, is_dgd, is_inference_server,
+    is_inference_workload, kind_of, labels_of, name_of, of_kind, plain, pod_specs,
 )
 
 # Dynamo metric names (ai-dynamo/dynamo docs/observability/metrics.md): the signals that prove KV routing helps.
@@ -93,7 +93,8 @@ storage_tiers = stack_policy(
 
 def _model_provenance(args, report):
     props = args.props
-    staged = is_dgd(props) or labels_of(props).get(COMPONENT_LABEL) == "model-staging"
+    staged = (is_dgd(props) or is_inference_workload(props)
+              or labels_of(props).get(COMPONENT_LABEL) == "model-staging")
     if not staged:
         return
     annotations = get(props, "metadata", "annotations", default={}) or {}
@@ -121,7 +122,7 @@ def _acceptance_evidence(args, report):
     benchmarks = {labels_of(j.props).get(ENDPOINT_LABEL): j for j in jobs
                   if labels_of(j.props).get(COMPONENT_LABEL) == "benchmark"}
     for resource in args.resources:
-        if not is_dgd(resource.props):
+        if not (is_dgd(resource.props) or is_inference_server(resource.props)):
             continue
         endpoint = name_of(resource.props)
         job = benchmarks.get(endpoint)

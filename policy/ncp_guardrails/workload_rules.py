@@ -5,7 +5,7 @@ from ncp_guardrails.data import allowlists
 from ncp_guardrails.framework import resource_policy, stack_policy
 from ncp_guardrails.kube import (
     DGD_QUEUE_ANNOTATION, GPU, KAI_QUEUE_LABEL, KAI_SCHEDULER, containers, dgd_service_gpus, dgd_services, get,
-    images, is_dgd, kind_of, labels_of, name_of, namespace_of, of_kind, parse_image, pod_specs, requests_gpu,
+    images, is_dgd, is_inference_workload, kind_of, labels_of, name_of, namespace_of, of_kind, parse_image, pod_specs, requests_gpu,
 )
 
 SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|api[-_]?key|credential|private[-_]?key)", re.IGNORECASE)
@@ -23,7 +23,8 @@ def _image_references(args, report):
             report(f"{where}: image {image!r} uses the mutable tag latest")
         if not any(repository.startswith(prefix) for prefix in registries):
             report(f"{where}: image {image!r} is not from an allowlisted registry ({', '.join(registries)})")
-        if config.get("requireDigestForServing") and is_dgd(args.props) and not digest:
+        serving = is_dgd(args.props) or is_inference_workload(args.props)
+        if config.get("requireDigestForServing") and serving and not digest:
             report(f"{where}: production serving image {image!r} must be pinned by digest (@sha256:...)")
 
 

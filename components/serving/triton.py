@@ -1,0 +1,169 @@
+"""One inference service of the RA's traditional ML and vision path: the engine-build Job with its provenance record,
+the Triton model repository (ConfigMap), the server Deployment and Service, its PodMonitor and rules."""
+import json
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.kube import (
+    PRIORITY_SERVING, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, restricted_container,
+    restricted_job, restricted_pod,
+)
+from components.model_data import ENDPOINT_LABEL, MODEL_REVISION, MODEL_SOURCE, MODELS_MOUNT, TenantStorage
+from components.serving.triton_repository import build_script, expected_provenance, repository_files, verify_script
+from components.serving.triton_rules import inference_rules, pod_monitor_spec
+from plan.catalog import MetricSource, integration_points
+from plan.inference_services import InferenceServicePlan
+
+REPOSITORY, CONFIG_DIR = "/repository", "/model-config"
+BUILD_TIMEOUT_SECONDS = 2 * 3600
+
+
+@dataclass(frozen=True)
+class InferenceServiceArgs:
+    plan: InferenceServicePlan
+    ports: dict[str, int]          # Triton's http, grpc and metrics ports (compatibility matrix `triton`)
+    signals: MetricSource          # data/telemetry-signals.yaml `triton`
+    model_claim: k8s.core.v1.PersistentVolumeClaim
+    service_account: str
+    pull_secret: Optional[str]
+    selector_labels: dict[str, str]
+    scrape_interval: str
+    skip_await: bool
+
+
+def placement(plan: InferenceServicePlan) -> dict:
+    """The tenant's KAI queue and the site's GPU nodes, as PodSpecArgs keywords (server and build alike)."""
+    names = integration_points()
+    return {"scheduler_name": names.kai.scheduler_name,
+            "node_selector": {names.gpu.product_label: plan.gpu_product},
+            "tolerations": [k8s.core.v1.TolerationArgs(key=names.gpu.taint_key, operator="Exists",
+                                                       effect="NoSchedule")]}
+
+
+def gpu_resources(plan: InferenceServicePlan, cpu: str, memory: str) -> k8s.core.v1.ResourceRequirementsArgs:
+    gpus = {integration_points().gpu.resource: str(plan.service.gpus.count)}
+    return k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": cpu, "memory": memory, **gpus},
+                                                limits={"memory": memory, **gpus})
+
+
+def server_args(ports: dict[str, int]) -> list[str]:
+    """tritonserver flags (src/command_line_parser.cc @v2.68.0): the laid-out repository, every model loaded at
+    start, exit when one fails, metrics with per-model latency summaries for the p95 rules."""
+    return [f"--model-repository={REPOSITORY}", "--model-control-mode=none", "--exit-on-error=true",
+            "--strict-readiness=true", f"--http-port={ports['http']}", f"--grpc-port={ports['grpc']}",
+            "--allow-metrics=true", "--allow-gpu-metrics=true", f"--metrics-port={ports['metrics']}",
+            "--metrics-config=summary_latencies=true"]
+
+
+class InferenceService(Layer):
+    def __init__(self, name: str, args: InferenceServiceArgs, opts: pulumi.ResourceOptions = None):
+        super().__init__("InferenceService", name, opts)
+        plan, child = args.plan, self.child()
+        names = integration_points()
+        artifact = plan.service.artifact
+        annotations = {MODEL_SOURCE: artifact.source, MODEL_REVISION: artifact.revision}
+        meta = labels("inference-service", plan.name, **{ENDPOINT_LABEL: plan.name, TENANT_LABEL: plan.tenant.name})
+        pod_labels = {**meta, names.kai.queue_label: plan.queue}
+        self.provenance = k8s.core.v1.ConfigMap(
+            f"{name}-provenance",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{plan.name}-engine-provenance", namespace=plan.namespace,
+                                                labels=meta, annotations=annotations),
+            data={"provenance.json": json.dumps({
+                **expected_provenance(plan), "engineDir": plan.engine_dir, "builderImage": plan.builder_image,
+                "serverImage": plan.server_image, "versions": plan.versions,
+                "note": "the build writes the measured GPU, TensorRT version and engine sha256 beside the engine",
+            }, indent=2, sort_keys=True)},
+            opts=child)
+        build_await = await_annotations(args.skip_await) or {"pulumi.com/timeoutSeconds": str(BUILD_TIMEOUT_SECONDS)}
+        build = restricted_job(
+            f"{name}-engine-build", name=f"{plan.name}-engine-build", namespace=plan.namespace,
+            labels={**pod_labels, "app.kubernetes.io/component": "engine-build"},
+            annotations={**annotations, **build_await},
+            container=k8s.core.v1.ContainerArgs(
+                name="build", image=plan.builder_image, command=["/bin/bash", "-c", build_script(plan)],
+                volume_mounts=[k8s.core.v1.VolumeMountArgs(name="models", mount_path=MODELS_MOUNT)],
+                resources=gpu_resources(plan, "2", "16Gi")),
+            volumes=[claim_volume("models", TenantStorage.MODEL_CLAIM)],
+            service_account=args.service_account, backoff_limit=2, ttl_seconds=86400, placement=placement(plan),
+            opts=self.child(args.model_claim))
+        config = k8s.core.v1.ConfigMap(
+            f"{name}-repository",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{plan.name}-model-repository", namespace=plan.namespace,
+                                                labels=meta),
+            data=repository_files(plan), opts=child)
+        self.deployment = self._server(name, args, pod_labels, annotations, [build, config])
+        self._telemetry(name, args, meta)
+        self.url = f"http://{plan.name}.{plan.namespace}.svc:{args.ports['http']}"
+        self.metrics_url = f"http://{plan.name}.{plan.namespace}.svc:{args.ports['metrics']}/metrics"
+        self.register_outputs({"url": self.url, "engineDir": plan.engine_dir, "gpus": plan.gpu_units})
+
+    def _server(self, name: str, args: InferenceServiceArgs, pod_labels: dict, annotations: dict,
+                after: list) -> k8s.apps.v1.Deployment:
+        plan, ports = args.plan, args.ports
+        selector = {"app.kubernetes.io/name": plan.name, "app.kubernetes.io/component": "inference-service"}
+        mounts = [k8s.core.v1.VolumeMountArgs(name="models", mount_path=MODELS_MOUNT, read_only=True),
+                  k8s.core.v1.VolumeMountArgs(name="repository", mount_path=REPOSITORY)]
+        probe = lambda path: k8s.core.v1.ProbeArgs(  # noqa: E731
+            http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port="http"), period_seconds=10, failure_threshold=6)
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-server",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.name, namespace=plan.namespace, labels=pod_labels,
+                                                annotations={**annotations, **await_annotations(args.skip_await)}),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=plan.service.replicas,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels={**pod_labels, **selector}),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        service_account_name=args.service_account, automount_service_account_token=False,
+                        priority_class_name=PRIORITY_SERVING, security_context=restricted_pod(),
+                        image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=args.pull_secret)]
+                        if args.pull_secret else None,
+                        init_containers=[k8s.core.v1.ContainerArgs(
+                            name="verify-engine", image=plan.server_image,
+                            command=["/bin/bash", "-c", verify_script(plan, REPOSITORY, CONFIG_DIR)],
+                            volume_mounts=mounts + [k8s.core.v1.VolumeMountArgs(
+                                name="config", mount_path=CONFIG_DIR, read_only=True)],
+                            security_context=restricted_container())],
+                        containers=[k8s.core.v1.ContainerArgs(
+                            name="tritonserver", image=plan.server_image, command=["tritonserver"],
+                            args=server_args(ports),
+                            ports=[k8s.core.v1.ContainerPortArgs(name=port, container_port=number)
+                                   for port, number in ports.items()],
+                            readiness_probe=probe("/v2/health/ready"), liveness_probe=probe("/v2/health/live"),
+                            resources=gpu_resources(plan, "4", "16Gi"),
+                            volume_mounts=mounts + [k8s.core.v1.VolumeMountArgs(name="dshm", mount_path="/dev/shm")],
+                            security_context=restricted_container())],
+                        volumes=[claim_volume("models", TenantStorage.MODEL_CLAIM, read_only=True),
+                                 k8s.core.v1.VolumeArgs(name="repository", empty_dir={}),
+                                 k8s.core.v1.VolumeArgs(name="config", config_map={
+                                     "name": f"{plan.name}-model-repository"}),
+                                 # DALI and the Python backend exchange tensors through shared memory.
+                                 k8s.core.v1.VolumeArgs(name="dshm", empty_dir={"medium": "Memory",
+                                                                                 "sizeLimit": "1Gi"})],
+                        **placement(plan)))),
+            opts=self.child(*after))
+        k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.name, namespace=plan.namespace, labels=pod_labels),
+            spec=k8s.core.v1.ServiceSpecArgs(selector=selector, ports=[
+                k8s.core.v1.ServicePortArgs(name=port, port=number, target_port=port) for port, number in ports.items()]),
+            opts=self.child())
+        self.selector = selector
+        return deployment
+
+    def _telemetry(self, name: str, args: InferenceServiceArgs, meta: dict) -> None:
+        plan = args.plan
+        monitor_labels = {**meta, **args.selector_labels}
+        k8s.apiextensions.CustomResource(
+            f"{name}-podmonitor", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.name, namespace=plan.namespace, labels=monitor_labels),
+            spec=pod_monitor_spec(plan, self.selector, args.signals, args.scrape_interval), opts=self.child())
+        k8s.apiextensions.CustomResource(
+            f"{name}-rules", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{plan.name}-inference", namespace=plan.namespace,
+                                                labels=monitor_labels),
+            spec={"groups": inference_rules(plan, args.signals)}, opts=self.child())
