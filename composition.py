@@ -267,7 +267,8 @@ def compose_inference_services(plan: SitePlan, scheduling: Scheduling, tenancy: 
             command=kserve_command(url=server.url, model=service.engine_model, inputs=service.service.engine.inputs,
                                    concurrency=slo.concurrency, request_count=slo.request_count,
                                    artifact_dir=f"/results/{service.name}", server_metrics=server.metrics_url),
-            thresholds=service.acceptance_thresholds(), graph=server.deployment))
+            thresholds=service.acceptance_thresholds(), graph=server.deployment),
+            pulumi.ResourceOptions(depends_on=[tenancy.tenants[service.tenant.name].namespace]))
         outputs[service.name] = {"url": server.url, "gpus": service.gpu_units, "tenant": service.tenant.name,
                                  "engineDir": service.engine_dir}
     return outputs

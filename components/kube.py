@@ -84,12 +84,19 @@ def scratch(container: k8s.core.v1.ContainerArgs) -> tuple[k8s.core.v1.Container
     container.security_context = restricted_container(read_only_root=True)
     container.volume_mounts = [*(container.volume_mounts or []),
                                k8s.core.v1.VolumeMountArgs(name="scratch", mount_path=SCRATCH_MOUNT)]
-    container.env = [*(container.env or []), k8s.core.v1.EnvVarArgs(name="HOME", value=SCRATCH_MOUNT)]
+    home = {"name": "HOME", "value": SCRATCH_MOUNT}
+    container.env = pulumi.Output.from_input(container.env or []).apply(lambda env: [*env, home]) \
+        if isinstance(container.env, pulumi.Output) else [*(container.env or []), k8s.core.v1.EnvVarArgs(**home)]
     resources = container.resources or k8s.core.v1.ResourceRequirementsArgs()
     container.resources = k8s.core.v1.ResourceRequirementsArgs(
         requests={**(resources.requests or {}), "ephemeral-storage": "1Gi"},
         limits={**(resources.limits or {}), "ephemeral-storage": SCRATCH_SIZE})
-    return container, k8s.core.v1.VolumeArgs(name="scratch", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+    return container, scratch_volume()
+
+
+def scratch_volume() -> k8s.core.v1.VolumeArgs:
+    """The emptyDir `scratch` mounts at /tmp (one per pod, shared by its containers)."""
+    return k8s.core.v1.VolumeArgs(name="scratch", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
         size_limit=SCRATCH_SIZE))
 
 
@@ -197,10 +204,11 @@ def restricted_deployment(
     skip_await: bool,
     opts: pulumi.ResourceOptions,
 ) -> k8s.apps.v1.Deployment:
-    """One replica of a service pod that passes PSA `restricted`; selected by its app.kubernetes.io/name label."""
+    """One replica of a service pod that passes PSA `restricted`, its containers on a read-only root filesystem
+    with scratch space at /tmp; selected by its app.kubernetes.io/name label."""
     pod.security_context = restricted_pod()
-    for container in pod.containers:
-        container.security_context = restricted_container()
+    pod.containers = [scratch(container)[0] for container in pod.containers]
+    pod.volumes = [*(pod.volumes or []), scratch_volume()]
     return k8s.apps.v1.Deployment(
         resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace, labels=labels,

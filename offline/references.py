@@ -73,7 +73,8 @@ def declared_by_site(config: Mapping[str, Any]) -> set[tuple[str, Optional[str],
         for key in keys:
             for value in _config_values(config, key.split(".")):
                 if isinstance(value, str):
-                    provided.add((kind, ANY, value))
+                    address = SERVICE_ADDRESS.search(value) if kind == "Service" else None
+                    provided.add((kind, ANY, address.group(1) if address else value))
     return provided
 
 

@@ -43,7 +43,7 @@ def config(environment: str = "lab", mig: dict = None, **changes) -> dict:
     raw = site_config("hgx-h200", environment)
     serving = raw.setdefault("components", {}).setdefault("serving", {})
     serving.update({"storage": STORAGE, "validation": {**serving.get("validation", {}),
-                                                       "benchmarkImage": "nvcr.io/org/aiperf:0.8.0"}})
+                                                       "benchmarkImage": "nvcr.io/org/aiperf:0.8.0@sha256:" + "1" * 64}})
     if mig:
         raw["components"]["gpuOperator"] = {"mig": mig}
     service = copy.deepcopy(SERVICE)

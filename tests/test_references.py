@@ -61,7 +61,7 @@ def _edited(recording: Recording, resource: str, edit) -> Recording:
     ("PersistentVolumeClaim", "model-artifacts", "-> PersistentVolumeClaim tenant-acme-chat/model-artifacts"),
     ("Service", "chat-dense-epp", "spec.endpointPickerRef -> Service tenant-acme-chat/chat-dense-epp"),
     ("ServiceAccount", "tenant-workload", "-> ServiceAccount tenant-acme-chat/tenant-workload"),
-    ("Secret", "ngc-pull-secret", "-> Secret tenant-acme-chat/ngc-pull-secret"),
+    ("Secret", "ngc-pull-secret", "-> Secret ncp-validation/ngc-pull-secret"),  # tenants pull through the node
     ("ConfigMap", "chat-dense-engine", "-> ConfigMap tenant-acme-chat/chat-dense-engine"),
     ("PriorityClass", "ncp-serving", "-> PriorityClass ncp-serving"),
     ("Queue", "tenant-acme-chat", "-> Queue tenant-acme-chat"),

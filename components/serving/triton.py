@@ -8,8 +8,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import (
-    PRIORITY_SERVING, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, restricted_container,
-    restricted_job, restricted_pod,
+    PRIORITY_SERVING, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, restricted_job, restricted_pod,
+    scratch, scratch_volume,
 )
 from components.model_data import ENDPOINT_LABEL, MODEL_REVISION, MODEL_SOURCE, MODELS_MOUNT, TenantStorage
 from components.serving.triton_repository import build_script, expected_provenance, repository_files, verify_script
@@ -45,8 +45,9 @@ def placement(plan: InferenceServicePlan) -> dict:
 
 def gpu_resources(plan: InferenceServicePlan, cpu: str, memory: str) -> k8s.core.v1.ResourceRequirementsArgs:
     gpus = {integration_points().gpu.resource: str(plan.service.gpus.count)}
+    # Limits equal requests: the pod is Guaranteed QoS, so CPU pinning and eviction order treat it as serving.
     return k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": cpu, "memory": memory, **gpus},
-                                                limits={"memory": memory, **gpus})
+                                                limits={"cpu": cpu, "memory": memory, **gpus})
 
 
 def server_args(ports: dict[str, int]) -> list[str]:
@@ -122,22 +123,23 @@ class InferenceService(Layer):
                         priority_class_name=PRIORITY_SERVING, security_context=restricted_pod(),
                         image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=args.pull_secret)]
                         if args.pull_secret else None,
-                        init_containers=[k8s.core.v1.ContainerArgs(
+                        init_containers=[scratch(k8s.core.v1.ContainerArgs(
                             name="verify-engine", image=plan.server_image,
                             command=["/bin/bash", "-c", verify_script(plan, REPOSITORY, CONFIG_DIR)],
+                            resources=k8s.core.v1.ResourceRequirementsArgs(
+                                requests={"cpu": "1", "memory": "1Gi"}, limits={"cpu": "1", "memory": "1Gi"}),
                             volume_mounts=mounts + [k8s.core.v1.VolumeMountArgs(
-                                name="config", mount_path=CONFIG_DIR, read_only=True)],
-                            security_context=restricted_container())],
-                        containers=[k8s.core.v1.ContainerArgs(
+                                name="config", mount_path=CONFIG_DIR, read_only=True)]))[0]],
+                        containers=[scratch(k8s.core.v1.ContainerArgs(
                             name="tritonserver", image=plan.server_image, command=["tritonserver"],
                             args=server_args(ports),
                             ports=[k8s.core.v1.ContainerPortArgs(name=port, container_port=number)
                                    for port, number in ports.items()],
                             readiness_probe=probe("/v2/health/ready"), liveness_probe=probe("/v2/health/live"),
                             resources=gpu_resources(plan, "4", "16Gi"),
-                            volume_mounts=mounts + [k8s.core.v1.VolumeMountArgs(name="dshm", mount_path="/dev/shm")],
-                            security_context=restricted_container())],
-                        volumes=[claim_volume("models", TenantStorage.MODEL_CLAIM, read_only=True),
+                            volume_mounts=mounts + [k8s.core.v1.VolumeMountArgs(name="dshm",
+                                                                                mount_path="/dev/shm")]))[0]],
+                        volumes=[scratch_volume(), claim_volume("models", TenantStorage.MODEL_CLAIM, read_only=True),
                                  k8s.core.v1.VolumeArgs(name="repository", empty_dir={}),
                                  k8s.core.v1.VolumeArgs(name="config", config_map={
                                      "name": f"{plan.name}-model-repository"}),
