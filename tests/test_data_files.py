@@ -86,11 +86,12 @@ def _bumped(name: str, version: str):
 
 
 def test_a_bump_names_each_stale_copy_its_key_and_the_value_to_write():
-    bumped = _bumped("grove", "v0.1.0-alpha.12")
+    pinned = load_matrix().components["grove"].version
+    bumped = _bumped("grove", pinned + "-bumped")
     assert sync_pins.drift(bumped) == [
-        "policy/ncp_guardrails/pins.yaml: charts.grove.version is 'v0.1.0-alpha.11', write 'v0.1.0-alpha.12' (it "
-        "copies data/compatibility-matrix.yaml components.grove.version; `python -m sync_pins` rewrites every copy)",
-        "tests/e2e/charts/grove-charts/Chart.yaml: version is 'v0.1.0-alpha.11', write 'v0.1.0-alpha.12' (it copies "
+        f"policy/ncp_guardrails/pins.yaml: charts.grove.version is '{pinned}', write '{pinned}-bumped' (it copies "
+        "data/compatibility-matrix.yaml components.grove.version; `python -m sync_pins` rewrites every copy)",
+        f"tests/e2e/charts/grove-charts/Chart.yaml: version is '{pinned}', write '{pinned}-bumped' (it copies "
         "data/compatibility-matrix.yaml components.grove.version; `python -m sync_pins` rewrites every copy)"]
 
 
@@ -98,7 +99,7 @@ def test_the_generator_brings_stale_copies_in_step(tmp_path):
     for copy in sync_pins.copies(load_matrix()):
         (tmp_path / copy.path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / copy.path).write_text((ROOT / copy.path).read_text())
-    bumped = _bumped("kaiScheduler", "v0.17.0")
+    bumped = _bumped("kaiScheduler", load_matrix().components["kaiScheduler"].version + "-bumped")
     assert len(sync_pins.drift(bumped, tmp_path)) == 2
     assert sync_pins.write(bumped, tmp_path) == [sync_pins.PACK_PINS,
                                                  sync_pins.STAND_INS / "kai-scheduler" / "Chart.yaml"]

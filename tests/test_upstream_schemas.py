@@ -14,7 +14,7 @@ import yaml
 
 from offline.recorder import run_program, run_stack_file
 from offline.synthetic import secret_keys, site_config
-from plan.catalog import MATRIX_FILE, ROOT, load_matrix, load_signals, profile_names
+from plan.catalog import MATRIX_FILE, ROOT, SnapshotNote, load_matrix, load_signals, profile_names
 
 MATRIX = load_matrix()
 # Matrix entry -> the snapshot folder under shared/upstream whose files the checks here read for it.
@@ -328,33 +328,40 @@ def test_every_pin_equals_its_upstream_snapshot_or_says_why(snapshots: dict):
     assert not problems, "\n".join(problems)
 
 
-def _with_version(matrix, name: str, version: str):
+def _with(matrix, name: str, **update):
     section = "components" if name in matrix.components else "workloads"
     entries = getattr(matrix, section)
-    return matrix.model_copy(update={section: {**entries, name: entries[name].model_copy(update={"version": version})}})
+    return matrix.model_copy(update={section: {**entries, name: entries[name].model_copy(update=update)}})
 
 
 def test_a_bump_without_a_note_fails_naming_the_matrix_key(snapshots: dict):
-    bumped = _with_version(MATRIX, "gpuOperator", "v26.8.0")
+    at = snapshots["gpu-operator"].version
+    bumped = _with(MATRIX, "gpuOperator", version="v99.0.0", checked_against=None)
     assert snapshot_problems(bumped, snapshots) == [
-        "data/compatibility-matrix.yaml components.gpuOperator.version: v26.8.0 differs from the upstream snapshot "
-        f"the checks read (shared/upstream/gpu-operator, {snapshots['gpu-operator'].version} per MANIFEST.md): write "
-        f"`checkedAgainst: {{pinned: v26.8.0, snapshot: {snapshots['gpu-operator'].version}, reason: <why the pin "
-        "differs from the snapshot the checks read, and what they still prove>}`"]
-    noted = _with_version(MATRIX, "kaiScheduler", "v0.16.8")
-    [problem] = snapshot_problems(noted, snapshots)
-    assert problem.startswith("data/compatibility-matrix.yaml components.kaiScheduler.checkedAgainst: written for "
-                              "pin v0.16.7") and "pinned: v0.16.8" in problem
-    [problem] = snapshot_problems(_with_version(MATRIX, "modelExpress", "0.3.1"), snapshots)
-    assert problem.startswith("data/compatibility-matrix.yaml workloads.modelExpress.checkedAgainst")
+        "data/compatibility-matrix.yaml components.gpuOperator.version: v99.0.0 differs from the upstream snapshot "
+        f"the checks read (shared/upstream/gpu-operator, {at} per MANIFEST.md): write `checkedAgainst: {{pinned: "
+        f"v99.0.0, snapshot: {at}, reason: <why the pin differs from the snapshot the checks read, and what they "
+        "still prove>}`"]
+
+
+@pytest.mark.parametrize("name", [name for name in SNAPSHOT_OF if name in {**MATRIX.components, **MATRIX.workloads}])
+def test_a_bump_past_a_note_fails_naming_the_matrix_key(snapshots: dict, name: str):
+    pin = {**MATRIX.components, **MATRIX.workloads}[name]
+    note = pin.checked_against or SnapshotNote(pinned=pin.version, snapshot=snapshots[SNAPSHOT_OF[name]].version,
+                                                reason="a note written for the pin before the bump")
+    [problem] = snapshot_problems(_with(MATRIX, name, version=pin.version + "-bumped", checked_against=note), snapshots)
+    section = "components" if name in MATRIX.components else "workloads"
+    assert problem.startswith(f"data/compatibility-matrix.yaml {section}.{name}.checkedAgainst: written for pin "
+                              f"{pin.version} against snapshot {note.snapshot}, but the pin is {pin.version}-bumped")
+    assert f"pinned: {pin.version}-bumped" in problem
 
 
 def test_a_note_on_a_pin_equal_to_its_snapshot_must_go(snapshots: dict):
-    gpu = MATRIX.components["gpuOperator"]
-    stale = MATRIX.model_copy(update={"components": {**MATRIX.components, "gpuOperator": gpu.model_copy(update={
-        "checked_against": MATRIX.components["grove"].checked_against})}})
+    at = snapshots["gpu-operator"].version
+    note = SnapshotNote(pinned="v1.0.0", snapshot=at, reason="a note left over from an older pin")
+    stale = _with(MATRIX, "gpuOperator", version=at, checked_against=note)
     assert snapshot_problems(stale, snapshots) == [
-        f"data/compatibility-matrix.yaml components.gpuOperator.checkedAgainst: version {gpu.version} is the "
+        f"data/compatibility-matrix.yaml components.gpuOperator.checkedAgainst: version {at} is the "
         "snapshot's version: remove the note"]
 
 
