@@ -22,6 +22,15 @@ class LocalDecision(StrictModel):
     reason: str = Field(min_length=10)
 
 
+class SnapshotNote(StrictModel):
+    """Why a pin differs from the version of the upstream snapshot (../shared/upstream/MANIFEST.md) the tests
+    check it against: the checks read files of another version, so a bump must be looked at, not pass silently."""
+
+    pinned: str = Field(description="the pin this note was written for; a bump without a new note fails a test")
+    snapshot: str = Field(description="the snapshot's version as MANIFEST.md gives it")
+    reason: str = Field(min_length=20)
+
+
 class ChartPin(StrictModel):
     display_name: str
     layer: str
@@ -31,6 +40,7 @@ class ChartPin(StrictModel):
     namespace: str
     ra_matrix: str
     deviation: Optional[str] = None
+    checked_against: Optional[SnapshotNote] = None
     source: str
     images: dict[str, str] = Field(default_factory=dict)
     image_repository: Optional[str] = None
@@ -63,6 +73,7 @@ class WorkloadPin(StrictModel):
     version: str
     ra_matrix: str
     deviation: Optional[str] = None
+    checked_against: Optional[SnapshotNote] = None
     source: str
     images: dict[str, str] = Field(default_factory=dict)
     ports: dict[str, int] = Field(default_factory=dict)

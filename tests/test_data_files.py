@@ -1,8 +1,10 @@
-"""The data files: profiles carry what the RA asks a profile to record; the matrix is the only place versions live."""
+"""The data files: profiles carry what the RA asks a profile to record; the matrix is the only place versions live
+(the copies that must stand without it are generated from it by `python -m sync_pins` and checked here)."""
 import re
 
 import pytest
 
+import sync_pins
 from plan import catalog
 from plan.catalog import ROOT, load_matrix, load_profile, profile_names
 from plan.errors import ConfigError
@@ -62,3 +64,47 @@ def test_versions_are_pinned_only_in_the_matrix():
     code += [ROOT / "__main__.py", ROOT / "composition.py"]
     offenders = [(path.name, pin) for path in code for pin in pins if pin and pin in path.read_text()]
     assert offenders == []
+
+
+# --- one edit per bump: the copies of the matrix's pins (sync_pins) -------------------------------------------------
+
+def test_every_copy_of_a_pin_equals_the_matrix():
+    """The pack's pins.yaml and the e2e stand-in charts repeat pins; each differing key is named with its fix."""
+    problems = sync_pins.drift(load_matrix())
+    assert not problems, "\n".join(problems)
+
+
+def test_the_generator_reproduces_the_tracked_copies_byte_for_byte():
+    for copy in sync_pins.copies(load_matrix()):
+        assert (ROOT / copy.path).read_text() == copy.text, f"{copy.path}: run `{sync_pins.COMMAND}`"
+
+
+def _bumped(name: str, version: str):
+    matrix = load_matrix()
+    pin = matrix.components[name].model_copy(update={"version": version})
+    return matrix.model_copy(update={"components": {**matrix.components, name: pin}})
+
+
+def test_a_bump_names_each_stale_copy_its_key_and_the_value_to_write():
+    pinned = load_matrix().components["grove"].version
+    bumped = _bumped("grove", pinned + "-bumped")
+    assert sync_pins.drift(bumped) == [
+        f"policy/ncp_guardrails/pins.yaml: charts.grove.version is '{pinned}', write '{pinned}-bumped' (it copies "
+        "data/compatibility-matrix.yaml components.grove.version; `python -m sync_pins` rewrites every copy)",
+        f"tests/e2e/charts/grove-charts/Chart.yaml: version is '{pinned}', write '{pinned}-bumped' (it copies "
+        "data/compatibility-matrix.yaml components.grove.version; `python -m sync_pins` rewrites every copy)"]
+
+
+def test_the_generator_brings_stale_copies_in_step(tmp_path):
+    for copy in sync_pins.copies(load_matrix()):
+        (tmp_path / copy.path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / copy.path).write_text((ROOT / copy.path).read_text())
+    bumped = _bumped("kaiScheduler", load_matrix().components["kaiScheduler"].version + "-bumped")
+    assert len(sync_pins.drift(bumped, tmp_path)) == 2
+    assert sync_pins.write(bumped, tmp_path) == [sync_pins.PACK_PINS,
+                                                 sync_pins.STAND_INS / "kai-scheduler" / "Chart.yaml"]
+    assert sync_pins.drift(bumped, tmp_path) == []
+    removed = load_matrix().model_copy(update={"components": {
+        k: v for k, v in load_matrix().components.items() if k != "grove"}})
+    assert "policy/ncp_guardrails/pins.yaml: charts.grove.chart is not in data/compatibility-matrix.yaml: remove it" \
+        in "\n".join(sync_pins.drift(removed, tmp_path))

@@ -333,17 +333,7 @@ def test_acceptance_evidence(prod):
     assert messages(mutated, "acceptance-evidence") == ""
 
 
-# --- the pack is self-contained: its data equals the program's -------------------------------------------------------
-
-def test_pack_pins_equal_the_compatibility_matrix():
-    from ncp_guardrails.data import pins
-    from plan.catalog import load_matrix
-
-    expected = {name: {"chart": pin.chart, "repository": pin.repository, "version": pin.version,
-                       "localDecision": pin.local_decision is not None}
-                for name, pin in load_matrix().components.items()}
-    assert pins() == expected
-
+# --- the pack is self-contained: its data equals the program's (pins: tests/test_data_files.py) -----------------------
 
 def test_pack_allowlists_equal_the_programs():
     from ncp_guardrails.data import allowlists

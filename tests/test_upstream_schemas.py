@@ -1,8 +1,11 @@
 """Judge the program's output against upstream: Kubernetes API schemas, chart default values, CRD schemas.
 
 Upstream data is read from ../shared/upstream (never copied into the project); checks skip, saying why, where it is
-absent."""
+absent. Each snapshot was taken at one upstream version (../shared/upstream/MANIFEST.md): a matrix pin that differs
+from it carries a `checkedAgainst` note, so a bump cannot pass these checks unnoticed."""
+import re
 from pathlib import Path
+from typing import NamedTuple
 
 import jsonschema
 import kubernetes_validate
@@ -11,9 +14,18 @@ import yaml
 
 from offline.recorder import run_program, run_stack_file
 from offline.synthetic import secret_keys, site_config
-from plan.catalog import load_matrix, load_signals, profile_names
+from plan.catalog import MATRIX_FILE, ROOT, SnapshotNote, load_matrix, load_signals, profile_names
 
 MATRIX = load_matrix()
+# Matrix entry -> the snapshot folder under shared/upstream whose files the checks here read for it.
+SNAPSHOT_OF = {"gpuOperator": "gpu-operator", "networkOperator": "network-operator", "kaiScheduler": "kai-scheduler",
+               "grove": "grove", "nvsentinel": "nvsentinel", "dynamoPlatform": "dynamo", "dynamoRuntime": "dynamo",
+               "modelExpress": "modelexpress", "kubePrometheusStack": "prometheus-operator"}
+# Matrix entries with no snapshot in shared/upstream, and why.
+NO_SNAPSHOT = {
+    "validationSuite": "isvctl's suite file is not in shared/upstream; the suite runs from the site's image",
+    "aiperf": "AIPerf is a PyPI tool run in benchmark Jobs; shared/upstream has none of its files",
+}
 # Release name -> folder under shared/upstream holding that chart's values.yaml and Chart.yaml.
 UPSTREAM_CHART_DIRS = {"gpu-operator": "gpu-operator", "network-operator": "network-operator",
                        "kai-scheduler": "kai-scheduler", "grove": "grove", "nvsentinel": "nvsentinel",
@@ -46,6 +58,79 @@ NO_UPSTREAM_SCHEMA = {
 COMMENTED_UPSTREAM_KEYS = {
     ("nvsentinel", ("podMonitor", "labels")): "# labels: {}  # Additional labels for the PodMonitor resource",
 }
+
+
+class Snapshot(NamedTuple):
+    version: str  # what MANIFEST.md says the snapshot was taken at (git describe, chart version or commit)
+    same_as: frozenset  # release tags every file of the snapshot is stated to be identical to
+
+
+def _version_cell(cell: str) -> str:
+    """The version one MANIFEST row names: its `git describe`, chart version, VERSION file, leading tag or commit."""
+    for pattern in (r"`(v?\d[\w.+-]*)`", r"\bchart (\d[\w.+-]*\w)", r"\bVERSION (\d[\w.+-]*\w)",
+                    r"^\*\*tag (v?\d[\w.+-]*\w)\*\*"):
+        found = re.search(pattern, cell)
+        if found:
+            return found.group(1)
+    found = re.search(r"\bcommit ([0-9a-f]{8})", cell)
+    return f"commit {found.group(1)}" if found else ""
+
+
+def _identical_tags(cell: str) -> set:
+    return set(re.findall(r"identical to tag (v?\d[\w.+-]*\w)", cell)) | set(
+        re.findall(r"tag (v?\d[\w.+-]*\w) has the same file", cell))
+
+
+def parse_manifest(text: str) -> dict:
+    """Snapshot folder -> Snapshot, from the file table of shared/upstream/MANIFEST.md (column "commit / version";
+    a folder's version is its first row's, and a release tag counts as the same only if every row says so)."""
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| local path |"))
+    column = [c.strip() for c in lines[header].strip("|").split("|")].index("commit / version")
+    rows = {}
+    for line in lines[header + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        rows.setdefault(cells[0].split("/")[0], []).append(cells[column])
+    return {folder: Snapshot(_version_cell(cells[0]), frozenset(set.intersection(*map(_identical_tags, cells))))
+            for folder, cells in rows.items()}
+
+
+def snapshot_problems(matrix, snapshots: dict) -> list:
+    """Every matrix pin either equals the version of the snapshot its checks read, or carries a `checkedAgainst` note
+    written for this pin and this snapshot. Each problem names the matrix file, the key and what to write."""
+    where = MATRIX_FILE.relative_to(ROOT)
+    problems = []
+    for section, entries in (("components", matrix.components), ("workloads", matrix.workloads)):
+        for name, pin in entries.items():
+            key = f"{where} {section}.{name}"
+            if name in NO_SNAPSHOT:
+                continue
+            if name not in SNAPSHOT_OF:
+                problems.append(f"{key}: no upstream snapshot is named for it: add it to SNAPSHOT_OF or NO_SNAPSHOT "
+                                f"in tests/test_upstream_schemas.py")
+                continue
+            snapshot = snapshots[SNAPSHOT_OF[name]]
+            note = pin.checked_against
+            fix = (f"write `checkedAgainst: {{pinned: {pin.version}, snapshot: {snapshot.version}, reason: <why the pin "
+                   f"differs from the snapshot the checks read, and what they still prove>}}`")
+            if pin.version in snapshot.same_as | {snapshot.version}:
+                if note is not None:
+                    problems.append(f"{key}.checkedAgainst: version {pin.version} is the snapshot's version: remove "
+                                    f"the note")
+            elif note is None:
+                problems.append(f"{key}.version: {pin.version} differs from the upstream snapshot the checks read "
+                                f"(shared/upstream/{SNAPSHOT_OF[name]}, {snapshot.version} per MANIFEST.md): {fix}")
+            elif (note.pinned, note.snapshot) != (pin.version, snapshot.version):
+                problems.append(f"{key}.checkedAgainst: written for pin {note.pinned} against snapshot {note.snapshot}, "
+                                f"but the pin is {pin.version} and the snapshot {snapshot.version}: re-check, then {fix}")
+    return problems
+
+
+@pytest.fixture(scope="module")
+def snapshots(upstream: Path) -> dict:
+    return parse_manifest((upstream / "MANIFEST.md").read_text())
 
 
 def _all_recordings():
@@ -120,13 +205,14 @@ def _documented_in_comment(release: str, path: tuple, values_text: str) -> bool:
                for (name, prefix), line in COMMENTED_UPSTREAM_KEYS.items() if name == release)
 
 
-def test_every_helm_value_key_exists_upstream(recordings, upstream: Path):
+def test_every_helm_value_key_exists_upstream(recordings, upstream: Path, snapshots: dict):
     missing, checked = [], 0
     for recording in recordings:
         for release, registration in recording.releases().items():
             folder = UPSTREAM_CHART_DIRS.get(release)
             if folder is None:
                 continue  # kube-prometheus-stack: a local decision, not an NVIDIA chart in shared/upstream
+            at = snapshots[folder.split("/")[0]].version
             values_text = (upstream / folder / "values.yaml").read_text()
             defaults = yaml.safe_load(values_text)
             chart = yaml.safe_load((upstream / folder / "Chart.yaml").read_text())
@@ -140,7 +226,7 @@ def test_every_helm_value_key_exists_upstream(recordings, upstream: Path):
                 if path[0] in subcharts and path[0] not in defaults:
                     continue  # a subchart's own values: its values.yaml is not in shared/upstream
                 if not _upstream_has(defaults, path) and not _documented_in_comment(release, path, values_text):
-                    missing.append(f"{release}: {'.'.join(path)}")
+                    missing.append(f"{release} (snapshot {at}): {'.'.join(path)}")
     assert checked > 50
     assert not sorted(set(missing)), "Helm value keys that upstream charts do not have:\n" + "\n".join(sorted(set(missing)))
 
@@ -175,7 +261,7 @@ def _crd_schema(upstream: Path, relative: str, api_version: str) -> dict:
     raise AssertionError(f"{relative} has no version {version}")
 
 
-def test_custom_resources_validate_against_upstream_crds(recordings, upstream: Path):
+def test_custom_resources_validate_against_upstream_crds(recordings, upstream: Path, snapshots: dict):
     checked, unknown = set(), set()
     for recording in recordings:
         for registration in recording.resources:
@@ -185,7 +271,12 @@ def test_custom_resources_validate_against_upstream_crds(recordings, upstream: P
             if key in UPSTREAM_CRDS:
                 schema = _crd_schema(upstream, UPSTREAM_CRDS[key], api_version)
                 instance = {k: v for k, v in registration.inputs.items() if k in ("apiVersion", "kind", "metadata", "spec")}
-                _validate(instance, schema)
+                at = snapshots[UPSTREAM_CRDS[key].split("/")[0]].version
+                try:
+                    _validate(instance, schema)
+                except jsonschema.ValidationError as error:
+                    raise AssertionError(f"{registration.urn} against {UPSTREAM_CRDS[key]} (snapshot {at}): "
+                                         f"{error.message} at {list(error.absolute_path)}") from error
                 checked.add(kind)
             elif registration.custom and api_version and api_version.split("/")[0] not in BUILT_IN_GROUPS | {"v1"}:
                 unknown.add(kind)
@@ -226,3 +317,82 @@ def test_dcgm_metric_names_exist_in_exporter_defaults(upstream: Path):
             counters.add(line.split(",")[0].strip())
     used = set(load_signals()["dcgm"].metrics.values())
     assert used <= counters, f"not exported by default: {used - counters}"
+
+
+# --- the snapshots' versions: a pin that differs from the snapshot its checks read says so --------------------------
+
+def test_every_pin_equals_its_upstream_snapshot_or_says_why(snapshots: dict):
+    assert set(SNAPSHOT_OF.values()) <= set(snapshots), "SNAPSHOT_OF names a folder MANIFEST.md does not list"
+    assert all(snapshots[folder].version for folder in SNAPSHOT_OF.values())
+    problems = snapshot_problems(MATRIX, snapshots)
+    assert not problems, "\n".join(problems)
+
+
+def _with(matrix, name: str, **update):
+    section = "components" if name in matrix.components else "workloads"
+    entries = getattr(matrix, section)
+    return matrix.model_copy(update={section: {**entries, name: entries[name].model_copy(update=update)}})
+
+
+def test_a_bump_without_a_note_fails_naming_the_matrix_key(snapshots: dict):
+    at = snapshots["gpu-operator"].version
+    bumped = _with(MATRIX, "gpuOperator", version="v99.0.0", checked_against=None)
+    assert snapshot_problems(bumped, snapshots) == [
+        "data/compatibility-matrix.yaml components.gpuOperator.version: v99.0.0 differs from the upstream snapshot "
+        f"the checks read (shared/upstream/gpu-operator, {at} per MANIFEST.md): write `checkedAgainst: {{pinned: "
+        f"v99.0.0, snapshot: {at}, reason: <why the pin differs from the snapshot the checks read, and what they "
+        "still prove>}`"]
+
+
+@pytest.mark.parametrize("name", [name for name in SNAPSHOT_OF if name in {**MATRIX.components, **MATRIX.workloads}])
+def test_a_bump_past_a_note_fails_naming_the_matrix_key(snapshots: dict, name: str):
+    pin = {**MATRIX.components, **MATRIX.workloads}[name]
+    note = pin.checked_against or SnapshotNote(pinned=pin.version, snapshot=snapshots[SNAPSHOT_OF[name]].version,
+                                                reason="a note written for the pin before the bump")
+    [problem] = snapshot_problems(_with(MATRIX, name, version=pin.version + "-bumped", checked_against=note), snapshots)
+    section = "components" if name in MATRIX.components else "workloads"
+    assert problem.startswith(f"data/compatibility-matrix.yaml {section}.{name}.checkedAgainst: written for pin "
+                              f"{pin.version} against snapshot {note.snapshot}, but the pin is {pin.version}-bumped")
+    assert f"pinned: {pin.version}-bumped" in problem
+
+
+def test_a_note_on_a_pin_equal_to_its_snapshot_must_go(snapshots: dict):
+    at = snapshots["gpu-operator"].version
+    note = SnapshotNote(pinned="v1.0.0", snapshot=at, reason="a note left over from an older pin")
+    stale = _with(MATRIX, "gpuOperator", version=at, checked_against=note)
+    assert snapshot_problems(stale, snapshots) == [
+        f"data/compatibility-matrix.yaml components.gpuOperator.checkedAgainst: version {at} is the "
+        "snapshot's version: remove the note"]
+
+
+def test_a_new_matrix_entry_must_name_its_snapshot(snapshots: dict):
+    extra = MATRIX.model_copy(update={"workloads": {**MATRIX.workloads, "newTool": MATRIX.workloads["aiperf"]}})
+    assert snapshot_problems(extra, snapshots) == [
+        "data/compatibility-matrix.yaml workloads.newTool: no upstream snapshot is named for it: add it to "
+        "SNAPSHOT_OF or NO_SNAPSHOT in tests/test_upstream_schemas.py"]
+
+
+MANIFEST_SAMPLE = """# header
+| local path | upstream repository | upstream path | commit / version | size (bytes) |
+|---|---|---|---|---|
+| a/values.yaml | o/a | v.yaml | commit 0123456789abcdef (main; `v1.2.0-3-g0123456`); byte-identical to tag v1.2.0 | 1 |
+| a/Chart.yaml | o/a | c.yaml | same commit; `version: v1.0.0-devel` (placeholder; tag v1.2.0 has the same file) | 1 |
+| b/values.yaml | o/b | v.yaml | fork main 2a6da14c83617f5412caba5777dbf0e2399e9c5f; chart 1.5.0; identical to tag 1.5.0 | 1 |
+| b/crd.yaml | o/b | crd.yaml | same; last change df7deed0d | 1 |
+| c/x.yaml | o/c | x.yaml | upstream commit 2083bfa9ad405e8bbd626beef6d04729aafbba23 | 1 |
+| d/x.yaml | o/d | x.yaml | **tag v1.5.0** (df9f8909fe06fe2dfd4a6fc0bd0c01a0acabf849) | 1 |
+
+| wanted | status |
+|---|---|
+| e/x.yaml | missing |
+"""
+
+
+def test_manifest_parse_reads_each_snapshots_version():
+    """A release tag counts as the snapshot's version only when every file of the snapshot is stated identical."""
+    assert parse_manifest(MANIFEST_SAMPLE) == {
+        "a": Snapshot("v1.2.0-3-g0123456", frozenset({"v1.2.0"})),
+        "b": Snapshot("1.5.0", frozenset()),
+        "c": Snapshot("commit 2083bfa9", frozenset()),
+        "d": Snapshot("v1.5.0", frozenset()),
+    }

@@ -1,4 +1,7 @@
-"""Data the pack carries so it can be published on its own: chart pins and allowlists."""
+"""Data the pack carries so it can be published on its own: chart pins and allowlists.
+
+pins.yaml is generated from the program's data/compatibility-matrix.yaml (`python -m sync_pins` in the project) and
+read here rather than the matrix, so the pack enforces the same pins inside the project and published alone."""
 from functools import lru_cache
 from pathlib import Path
 
