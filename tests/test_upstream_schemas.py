@@ -25,6 +25,10 @@ SNAPSHOT_OF = {"gpuOperator": "gpu-operator", "networkOperator": "network-operat
 NO_SNAPSHOT = {
     "validationSuite": "isvctl's suite file is not in shared/upstream; the suite runs from the site's image",
     "aiperf": "AIPerf is a PyPI tool run in benchmark Jobs; shared/upstream has none of its files",
+    "endpointPicker": "the picker runs the Dynamo release's frontend image; shared/upstream has Dynamo's chart and DGD "
+                      "CRD, not the dynamo-gaie templates the picker's settings come from",
+    **{name: "an NGC container or library of the traditional ML path; shared/upstream has none of its files"
+       for name in ("triton", "tensorrt", "modelOptimizer", "dali", "aitune")},
 }
 # Release name -> folder under shared/upstream holding that chart's values.yaml and Chart.yaml.
 UPSTREAM_CHART_DIRS = {"gpu-operator": "gpu-operator", "network-operator": "network-operator",
