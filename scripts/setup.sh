@@ -12,3 +12,9 @@ python3 -m venv .venv
 if [[ ! -e policy/venv ]]; then
   ln -s ../.venv policy/venv
 fi
+# Graphviz `dot` renders the release review's site picture (python -m report). Debian package; idempotent.
+if ! command -v dot >/dev/null 2>&1; then
+  echo "setup: installing graphviz (apt) for the release review picture" >&2
+  if [[ $(id -u) -eq 0 ]]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
+  "${apt_get[@]}" update -q >/dev/null && DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -q graphviz >/dev/null
+fi
