@@ -13,10 +13,13 @@ import argparse
 import sys
 from pathlib import Path
 
+import pulumi
+
 from acceptance.check import ExportError
 from cli_exit import run_command
 from evidence.collect import OutputsError, build_records
 from evidence.record import INDEX_FILE, append_index, index_entry, write_record
+from offline.recorder import run_stack_file
 from plan.catalog import ROOT
 from plan.errors import ConfigError
 from plan.sources import plan_from_stack_file
@@ -48,8 +51,9 @@ def main(argv=None) -> int:
     try:
         site_plan = plan_from_stack_file(args.stack)
         target = _evidence_dir(args, site_plan)
-        records = build_records(args.stack, site_plan, args.outputs, args.cache_state, args.run_id)
-    except (ConfigError, OutputsError, ExportError) as error:
+        versions = run_stack_file(args.stack).outputs["versions"]
+        records = build_records(args.stack, site_plan, versions, args.outputs, args.cache_state, args.run_id)
+    except (ConfigError, pulumi.RunError, OutputsError, ExportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     for record in records:

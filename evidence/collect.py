@@ -45,7 +45,7 @@ def read_junit(directory: Path) -> ValidationResult:
     return ValidationResult(source=", ".join(p.name for p in files), failed_cases=failed, **totals)
 
 
-def _environment(site_plan: SitePlan, endpoint_plan, cache_state: str) -> Environment:
+def _environment(site_plan: SitePlan, endpoint_plan, cache_state: str, versions: dict) -> Environment:
     endpoint = endpoint_plan.endpoint
     model = endpoint.model
     matrix = site_plan.matrix
@@ -55,7 +55,7 @@ def _environment(site_plan: SitePlan, endpoint_plan, cache_state: str) -> Enviro
     return Environment(
         kubernetes_version=site_plan.kubernetes_version, hardware_profile=site_plan.profile.name,
         gpu_driver=matrix.pin("gpuOperator").images.get("driver", "preinstalled"),
-        component_versions={name: pin.version for name, pin in matrix.components.items()},
+        component_versions=versions,
         images={"serving": endpoint_plan.image}, model_source=model.source, model_revision=model.revision,
         tokenizer=model.tokenizer or model.name, backend=endpoint.backend, backend_version=runtime.version,
         network_mode=mode, cache_state=cache_state,
@@ -69,8 +69,9 @@ def _benchmark(directory: Path, thresholds) -> BenchmarkResult:
                            checks=[CheckRow(**row.__dict__) for row in rows])
 
 
-def build_records(stack: str, site_plan: SitePlan, outputs: Path, cache_state: str, run_id: str = None,
-                  now: datetime = None) -> list[EvidenceRecord]:
+def build_records(stack: str, site_plan: SitePlan, versions: dict, outputs: Path, cache_state: str,
+                  run_id: str = None, now: datetime = None) -> list[EvidenceRecord]:
+    """One record per endpoint; `versions` are the chart versions the stack deploys (the program's `versions` output)."""
     now = now or datetime.now(timezone.utc)
     run_id = run_id or now.strftime("%Y%m%dT%H%M%SZ")
     validation = read_junit(Path(outputs) / "validation")
@@ -83,7 +84,7 @@ def build_records(stack: str, site_plan: SitePlan, outputs: Path, cache_state: s
         records.append(EvidenceRecord(
             run_id=run_id, created_at=now.isoformat(timespec="seconds"), stack=stack, site=site_plan.site.name,
             site_environment=site_plan.environment.value, endpoint=endpoint.name, tenant=endpoint.tenant,
-            environment=_environment(site_plan, endpoint_plan, cache_state),
+            environment=_environment(site_plan, endpoint_plan, cache_state, versions),
             workload=Workload(isl=endpoint.slo.isl, osl=endpoint.slo.osl, concurrency=endpoint.slo.concurrency,
                               request_count=endpoint.slo.request_count),
             validation=validation, benchmark=benchmark, passed=not layers, failing_layers=layers))

@@ -20,6 +20,7 @@ EXPORT = ROOT / "tests" / "fixtures" / "evidence" / "profile_export_aiperf.json"
 PROMOTION = read_pack_config(PACK_DIR / "config" / "prod-promotion.json")
 # Thresholds the recorded stub run meets (TTFT p95 ~50 ms, ITL p95 ~4 ms, ~283 output tokens/s, no errors).
 MET = {"timeToFirstTokenP95Ms": 200, "interTokenLatencyP95Ms": 20, "outputTokenThroughputMin": 100}
+VERSIONS = {"gpuOperator": "v26.7.0", "dynamoPlatform": "1.5.0"}
 JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 <testsuites><testsuite name="k8s" tests="3" failures="{failures}" errors="0" skipped="0">
 <testcase classname="K8sGpuOperatorPodsCheck" name="test_pods_ready"/>
@@ -45,9 +46,10 @@ def _outputs(root: Path, site_plan, failures: int = 0) -> Path:
     return root
 
 
+# RA: Validation Methodology: "For each validation run, record the model, tokenizer, backend, container image, hardware, driver"
 def test_passed_record_carries_the_environment(tmp_path):
     site_plan = _prod(MET)
-    records = build_records("prod", site_plan, _outputs(tmp_path, site_plan), "warm", run_id="run1")
+    records = build_records("prod", site_plan, VERSIONS, _outputs(tmp_path, site_plan), "warm", run_id="run1")
     assert [r.endpoint for r in records] == [e.endpoint.name for e in site_plan.endpoints]
     for record, endpoint_plan in zip(records, site_plan.endpoints):
         endpoint = endpoint_plan.endpoint
@@ -57,6 +59,7 @@ def test_passed_record_carries_the_environment(tmp_path):
         assert env.sizing.sha256 == sha256_of(ROOT / endpoint.sizing)
         assert env.backend == endpoint.backend and env.backend_version == site_plan.matrix.workload("dynamoRuntime").version
         assert env.images["serving"] == endpoint_plan.image and env.cache_state == "warm"
+        assert env.component_versions == VERSIONS
         assert env.network_mode.startswith(endpoint_plan.mode)
         assert {row.status for row in record.benchmark.checks} == {"PASS"}
         assert record.validation.tests == 3 and record.validation.passed
@@ -68,7 +71,7 @@ def test_passed_record_carries_the_environment(tmp_path):
 
 def test_missed_threshold_and_failed_suite_name_their_layer(tmp_path):
     site_plan = _prod({**MET, "outputTokenThroughputMin": 3500})
-    record = build_records("prod", site_plan, _outputs(tmp_path, site_plan, failures=1), "cold")[0]
+    record = build_records("prod", site_plan, VERSIONS, _outputs(tmp_path, site_plan, failures=1), "cold")[0]
     assert not record.passed
     assert record.failing_layers == ["Cluster baseline (validation suite)", "Inference Serving Layer"]
     assert record.validation.failed_cases == ["K8sNodeCheck.test_gpu_nodes"]
@@ -122,7 +125,7 @@ def _index(tmp_path, site_plan, **change) -> dict:
     path = tmp_path / "index.yaml"
     outputs = _outputs(tmp_path / "out", site_plan)
     from evidence.record import append_index, index_entry
-    for record in build_records("prod", site_plan, outputs, "warm", run_id="r1"):
+    for record in build_records("prod", site_plan, VERSIONS, outputs, "warm", run_id="r1"):
         append_index({**index_entry(record, "x.json"), **change}, path)
     return {**PROMOTION, "promotion-evidence": {"requirePassedEvidence": True, "evidenceIndex": str(path)}}
 
@@ -141,6 +144,7 @@ def test_promotion_gate_needs_a_passed_matching_record(prod, tmp_path):
 
 @pytest.mark.parametrize("change", [{"passed": False}, {"modelRevision": "0" * 40}, {"sizingSha256": "f" * 64},
                                     {"backendVersion": "1.4.0"}, {"stack": "staging"}])
+# RA: Serving Performance: "Reject comparisons that omit backend version, model artifact revision, network mode, or cache state."
 def test_promotion_gate_refuses_evidence_for_something_else(prod, tmp_path, change):
     config = _index(tmp_path, _prod(MET), **change)
     assert "no passed evidence record" in _gate(prod, config)

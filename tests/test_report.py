@@ -43,6 +43,7 @@ def test_review_lists_every_matrix_entry_with_its_ra_entry(prod_review):
         assert by_name[name]["raMatrix"] == pin.ra_matrix and by_name[name]["deviation"] == pin.deviation
 
 
+# RA: Security And Compliance: "Release reviews should record component revisions, package metadata, container image origins"
 def test_review_images_policies_evidence(prod_review):
     _, review = prod_review
     site_plan = plan_from_stack_file("prod")
