@@ -13,6 +13,7 @@ from ratrace import matrix
 from ratrace.ra_text import ra_text_path
 from ratrace.scan import Reference
 from report import __main__ as report_cli
+from report.picture import EVIDENCE_COLOUR
 from report.review import SBOM_UNKNOWN, image_row
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -76,6 +77,10 @@ def test_review_markdown_and_picture(prod_review):
         assert endpoint["endpoint"] in text
     assert "Inference Serving Layer" in text and review["hardwareProfile"] in text
     assert (out / "site.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    borders = {node.find(f"{SVG}title").text: {p.get("stroke") for p in node.iter(f"{SVG}polygon")}
+               for node in svg.iter(f"{SVG}g") if node.get("class") == "node"}
+    assert EVIDENCE_COLOUR[True] in borders["e_chat_dense"], "passed latest evidence: green border"
+    assert EVIDENCE_COLOUR[None] in borders["e_reasoning_large"], "no evidence: grey border"
 
 
 def test_image_row_without_digest_or_registry():
