@@ -85,8 +85,11 @@ def _detail(violation) -> str:
     return violation.message.removeprefix(violation.description).strip()
 
 
-def _policies(recording: Recording, config_path: Path) -> dict:
-    name, version, violations = evaluate(recording, read_pack_config(config_path))
+def _policies(recording: Recording, config_path: Path, index: Path = None) -> dict:
+    config = read_pack_config(config_path)
+    if index is not None:  # the promotion gate reads the same evidence index as the review's evidence column
+        config["promotion-evidence"] = {**config.get("promotion-evidence", {}), "evidenceIndex": str(index)}
+    name, version, violations = evaluate(recording, config)
     return {"pack": f"{name}@v{version}", "config": config_path.name,
             "violations": [{"policy": v.policy, "level": v.level, "message": _detail(v)} for v in violations]}
 
@@ -110,7 +113,7 @@ def build_review(site_plan: SitePlan, recording: Recording, ra_text: str, index:
     environment = site_plan.environment.value
     policies = {environment: _policies(recording, PACK_DIR / "config" / f"{environment}.json")}
     if environment == "prod":
-        policies["promotion"] = _policies(recording, PROMOTION_CONFIG)
+        policies["promotion"] = _policies(recording, PROMOTION_CONFIG, index)
     rows, dangling = build(ra_text)
     return {
         "stack": recording.stack, "site": site_plan.site.name, "environment": environment,

@@ -56,7 +56,7 @@ def test_review_images_policies_evidence(prod_review):
     assert set(review["policies"]) == {"prod", "promotion"}
     gated = {v["message"].split(":")[0] for v in review["policies"]["promotion"]["violations"]
              if v["policy"] == "promotion-evidence"}
-    assert gated == {e.endpoint.name for e in site_plan.endpoints}, "the stack's own index holds no passed record"
+    assert gated == {e.endpoint.name for e in site_plan.endpoints}, "the index's records match no revision or sizing"
     latest = {e["endpoint"]: e["latestEvidence"] for e in review["endpoints"]}
     assert latest["chat-dense"]["runId"] == "new" and latest["reasoning-large"] is None
     assert [d["decision"] for d in review["localDecisions"][:len(site_plan.config.local_decisions)]] == \
