@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 
 from cli_exit import run_command
 from evidence import __main__ as write_evidence
-from evidence.kube import Kube, KubeError
+from kube_client import Kube, KubeError
 from plan.errors import ConfigError
 from plan.sources import plan_from_stack_file
 

@@ -1,4 +1,9 @@
-"""`python -m evidence.run` against the local control plane (e2e/control-plane.sh): it creates a run Job from each
+"""The live-cluster commands against the local control plane (e2e/control-plane.sh).
+
+`python -m preflight`: nodes, storage classes and upstream CRDs are created through the API server as a site would
+have them; each check is seen missing on the empty cluster and passing once the site provides it.
+
+`python -m evidence.run`: it creates a run Job from each
 suspended acceptance Job the stack deployed, waits with progress, and writes evidence from the run's outputs.
 
 No kubelet runs pods here, so the template Jobs carry `spec.managedBy` (a test stand-in, not the built-in Job
@@ -14,12 +19,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+import yaml
+
+import dataclasses
 
 from evidence import __main__ as evidence_cli
 from evidence import run
 from evidence.record import read_index
-from tests.e2e.kube_api import KubeApi
-from tests.e2e.test_engine_e2e import E2E
+from plan.catalog import integration_points
+from plan.sources import plan_from_stack_file
+from preflight import __main__ as preflight_cli
+from tests.e2e.kube_api import KubeApi, only_version, without_descriptions
+from tests.e2e.test_engine_e2e import CRDS, E2E, UPSTREAM
 from tests.test_evidence import EXPORT, JUNIT, MET, _prod
 
 STAND_IN = "ncp-inference.io/test-stand-in"
@@ -173,3 +184,69 @@ def test_missing_jobs_or_bad_kubeconfig_is_bad_input(control_plane, deployed, tm
     assert "endpoints without an AIPerf Job: " + site_plan.endpoints[0].endpoint.name in capsys.readouterr().err
     (tmp_path / "kubeconfig").write_text("apiVersion: v1\n")
     assert run.main(argv + ["--kubeconfig", str(tmp_path / "kubeconfig")]) == 2
+
+
+# --- preflight --------------------------------------------------------------------------------------------------------
+
+def _running_version(api: KubeApi) -> str:
+    version = api.get("/version")
+    return f"{version['major']}.{version['minor'].rstrip('+')}"
+
+
+def _preflight(monkeypatch, control_plane, site_plan, capsys) -> tuple[int, str]:
+    monkeypatch.setattr(preflight_cli, "plan_from_stack_file", lambda stack: site_plan)
+    code = preflight_cli.main(["--stack", "prod", "--kubeconfig", str(control_plane)])
+    return code, capsys.readouterr().out
+
+
+def _provide_site(api: KubeApi, site_plan) -> None:
+    """What the site provides before `pulumi up`: CRDs, storage classes, labelled GPU nodes."""
+    if not UPSTREAM.is_dir():
+        pytest.skip(f"{UPSTREAM} is absent: the site prerequisite CRDs come from there")
+    for path, version in CRDS.items():
+        if path.startswith(("prometheus-operator/", "gateway-api-inference-extension/")):
+            api.apply_crd(without_descriptions(only_version(yaml.safe_load((UPSTREAM / path).read_text()), version)))
+    for _, tier in site_plan.config.components.serving.storage.named():
+        if api.get(f"/apis/storage.k8s.io/v1/storageclasses/{tier.storage_class}") is None:
+            api.request("POST", "/apis/storage.k8s.io/v1/storageclasses", {
+                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": {"name": tier.storage_class}, "provisioner": "example.com/none"})
+    product = integration_points().gpu.product_label
+    for index in range(site_plan.site.gpu_nodes):
+        name = f"gpu-{index:02d}"
+        labels = {product: site_plan.gpu_product_label, **{level.key: f"{level.domain}-{index // 4}"
+                                                           for level in site_plan.topology_levels}}
+        labels["kubernetes.io/hostname"] = name
+        if api.get(f"/api/v1/nodes/{name}") is None:
+            api.request("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node",
+                                                  "metadata": {"name": name, "labels": labels}})
+
+
+def test_preflight_misses_then_passes(control_plane, monkeypatch, capsys):
+    api = KubeApi(control_plane)
+    site_plan = plan_from_stack_file("prod")
+    code, out = _preflight(monkeypatch, control_plane, site_plan, capsys)
+    assert code == 1
+    running = _running_version(api)
+    if running not in site_plan.matrix.kubernetes.supported_versions:
+        assert f"the cluster runs Kubernetes {running}" in out
+    for expected in ("monitoring.coreos.com/v1 PodMonitor is not served",
+                     "set ncp-inference:components.serving.storage.modelArtifacts.storageClass", "nodes carry "
+                     f"{integration_points().gpu.product_label}={site_plan.gpu_product_label}", "fix: "):
+        assert expected in out, out
+    _provide_site(api, site_plan)
+    # The control plane's own version, declared supported: the remaining checks read the site as provided.
+    matrix = site_plan.matrix.model_copy(update={"kubernetes": site_plan.matrix.kubernetes.model_copy(
+        update={"supported_versions": [running]})})
+    ready = dataclasses.replace(site_plan, matrix=matrix, kubernetes_version=running)
+    code, out = _preflight(monkeypatch, control_plane, ready, capsys)
+    assert code == 0, out
+    level = site_plan.topology_levels[0]
+    api.request("PATCH", "/api/v1/nodes/gpu-03", {"metadata": {"labels": {level.key: None}}},
+                "application/merge-patch+json")
+    code, out = _preflight(monkeypatch, control_plane, ready, capsys)
+    assert code == 1 and f"GPU nodes without {level.key} ({level.domain}): gpu-03" in out
+    stale = dataclasses.replace(ready, kubernetes_version=site_plan.kubernetes_version)
+    if site_plan.kubernetes_version != running:
+        code, out = _preflight(monkeypatch, control_plane, stale, capsys)
+        assert f'set ncp-inference:site.kubernetesVersion to "{running}"' in out

@@ -16,6 +16,10 @@ import yaml
 class KubeError(Exception):
     """The API server refused a request or the kubeconfig is unusable; the message says which and why."""
 
+    def __init__(self, message: str, status: Optional[int] = None):
+        super().__init__(message)
+        self.status = status
+
 
 def _data_file(entry: dict, key: str) -> Optional[str]:
     """A kubeconfig '<key>-data' value written to a private temp file, or the '<key>' path itself."""
@@ -55,9 +59,19 @@ class Kube:
             with urllib.request.urlopen(request, context=self.context, timeout=60) as response:
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as error:
-            raise KubeError(f"{method} {path}: HTTP {error.code}: {error.read()[:400].decode(errors='replace')}") from None
+            raise KubeError(f"{method} {path}: HTTP {error.code}: {error.read()[:400].decode(errors='replace')}",
+                            error.code) from None
         except urllib.error.URLError as error:
             raise KubeError(f"{method} {path}: cannot reach {self.server} ({error.reason})") from None
+
+    def get(self, path: str) -> Optional[dict]:
+        """The object at path, or None when the server answers 404 (e.g. an API group it does not serve)."""
+        try:
+            return self.call("GET", path)
+        except KubeError as error:
+            if error.status == 404:
+                return None
+            raise
 
     def jobs(self, selector: str) -> list[dict]:
         return self.call("GET", f"/apis/batch/v1/jobs?labelSelector={urllib.parse.quote(selector)}")["items"]
