@@ -71,7 +71,7 @@ def _benchmark(directory: Path, thresholds) -> BenchmarkResult:
 
 def build_records(stack: str, site_plan: SitePlan, versions: dict, outputs: Path, cache_state: str,
                   run_id: str = None, now: datetime = None) -> list[EvidenceRecord]:
-    """One record per endpoint; `versions` are the chart versions the stack deploys (the program's `versions` output)."""
+    """One record per endpoint; `versions`: the chart versions the stack deploys (the program's `versions` output)."""
     now = now or datetime.now(timezone.utc)
     run_id = run_id or now.strftime("%Y%m%dT%H%M%SZ")
     validation = read_junit(Path(outputs) / "validation")

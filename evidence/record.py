@@ -1,5 +1,6 @@
 """The evidence record schema, its Markdown rendering and the committed evidence index."""
-# RA: Validation Methodology: "For each validation run, record the model, tokenizer, backend, container image, hardware, driver, Kubernetes version, network mode"
+# RA: Validation Methodology: "record the model, tokenizer, backend, container image, hardware, driver"
+# RA: Validation Methodology: "Kubernetes version, network mode, storage path, prompt profile, output profile"
 # RA: Serving Performance: "captured environment metadata, stored benchmark output, and a pass or fail threshold"
 import hashlib
 import json

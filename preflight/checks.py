@@ -79,7 +79,8 @@ def gpu_nodes(kube: Kube, site_plan: SitePlan) -> list[Miss]:
                            "join the missing GPU nodes (GPU Feature Discovery sets the label) or lower "
                            "ncp-inference:site.gpuNodes"))
     for level in site_plan.topology_levels:
-        unlabelled = sorted(n["metadata"]["name"] for n in nodes if level.key not in (n["metadata"].get("labels") or {}))
+        unlabelled = sorted(n["metadata"]["name"] for n in nodes
+                            if level.key not in (n["metadata"].get("labels") or {}))
         if unlabelled:
             misses.append(Miss("topology labels", f"GPU nodes without {level.key} ({level.domain}): "
                                                   f"{', '.join(unlabelled)}",

@@ -12,7 +12,8 @@ from plan.catalog import ROOT
 DEFAULT_RA_TEXT = ROOT.parent / "shared" / "reference" / "nvidia-inference-reference-architecture.txt"
 RA_TEXT_ENV = "NCP_RA_TEXT"
 # Words that make a sentence a requirement rather than a description (the RA's own modal vocabulary).
-REQUIREMENT = re.compile(r"\b(must|should|needs?|require[sd]?|requirement|mandate|do not|every|reject)\b", re.IGNORECASE)
+REQUIREMENT = re.compile(r"\b(must|should|needs?|require[sd]?|requirement|mandate|do not|every|reject)\b",
+                         re.IGNORECASE)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[a-z0-9)][.!?])(?=[A-Z])")
 _MAX_HEADING = 70
 

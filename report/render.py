@@ -11,6 +11,10 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
             + ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows])
 
 
+def _pinned(component: dict) -> str:
+    return f"{component['component']}: " + ", ".join(f"{k} {v}" for k, v in component["pinnedImages"].items())
+
+
 def _evidence(entry) -> str:
     if not entry:
         return "none recorded"
@@ -38,7 +42,8 @@ def render(review: dict, picture: str) -> str:
     r = review
     lines = [f"# Release review: {r['site']} ({r['environment']}), stack `{r['stack']}`", "",
              f"Hardware profile {r['hardwareProfile']}, {r['gpuNodes']} GPU nodes, {r['gpuCapacity']} GPUs; "
-             f"Kubernetes {r['kubernetesVersion']} ({'supported' if r['kubernetesSupported'] else 'NOT in the supported list'}).",
+             f"Kubernetes {r['kubernetesVersion']} "
+             f"({'supported' if r['kubernetesSupported'] else 'NOT in the supported list'}).",
              "", f"![site layers, tenants and endpoints]({picture})", "",
              "## Components and versions vs the RA compatibility matrix", ""]
     lines += _table(["Component", "Layer", "Pinned", "RA matrix", "Deviation", "Source", "Deployed"],
@@ -48,14 +53,15 @@ def render(review: dict, picture: str) -> str:
     lines += _table(["Image", "Origin", "Tag", "Digest", "SBOM"],
                     [[i["repository"], i["origin"], i["tag"], i["digest"] or "**not pinned by digest**", i["sbom"]]
                      for i in r["images"]])
+    pinned = [_pinned(c) for c in r["components"] if c["pinnedImages"] and c["kind"] == "chart"]
     lines += ["", "Chart operand images are the charts' own, at the pinned chart versions; versions the program pins "
-              "explicitly: " + "; ".join(f"{c['component']}: {', '.join(f'{k} {v}' for k, v in c['pinnedImages'].items())}"
-                                         for c in r["components"] if c["pinnedImages"] and c["kind"] == "chart"), ""]
+              "explicitly: " + "; ".join(pinned), ""]
     lines += ["## Local implementation decisions", ""]
     lines += _table(["Decision", "Reason", "Recorded in"],
                     [[d["decision"], d["reason"], d["recordedIn"]] for d in r["localDecisions"]])
     lines += ["", "## Backend disposition per endpoint", ""]
-    lines += _table(["Endpoint", "Model class", "Backend", "Environments", "Accepted gaps", "Blocking gaps", "Rollback"],
+    lines += _table(["Endpoint", "Model class", "Backend", "Environments", "Accepted gaps", "Blocking gaps",
+                     "Rollback"],
                     [[d["endpoint"], d["modelClass"], d["backend"], ", ".join(d["environments"]),
                       "; ".join(d["acceptedGaps"]), "; ".join(d["blockingGaps"]), d["rollback"]]
                      for d in r["backendDisposition"]])

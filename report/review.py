@@ -1,5 +1,5 @@
 """Gather the release review of a stack as one JSON-ready dict (rendered by report.render and report.picture)."""
-# RA: Security And Compliance: "Release reviews should record component revisions, package metadata, container image origins, SBOM availability, and validation outputs"
+# RA: Security And Compliance: "container image origins, SBOM availability, and validation outputs"
 from pathlib import Path
 
 from evidence.record import INDEX_FILE, latest_per_endpoint
@@ -55,7 +55,8 @@ def _components(site_plan: SitePlan, recording: Recording, images: set) -> list[
     for name, pin in site_plan.matrix.workloads.items():
         rows.append({"component": name, "displayName": pin.display_name, "layer": pin.layer, "kind": "images",
                      "chart": None, "version": pin.version, "raMatrix": pin.ra_matrix, "deviation": pin.deviation,
-                     "source": pin.source, "deployed": _workload_deployed(pin.images, images), "pinnedImages": pin.images, "localDecision": False})
+                     "source": pin.source, "deployed": _workload_deployed(pin.images, images),
+                     "pinnedImages": pin.images, "localDecision": False})
     return rows
 
 

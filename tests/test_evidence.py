@@ -46,7 +46,7 @@ def _outputs(root: Path, site_plan, failures: int = 0) -> Path:
     return root
 
 
-# RA: Validation Methodology: "For each validation run, record the model, tokenizer, backend, container image, hardware, driver"
+# RA: Validation Methodology: "record the model, tokenizer, backend, container image, hardware, driver"
 def test_passed_record_carries_the_environment(tmp_path):
     site_plan = _prod(MET)
     records = build_records("prod", site_plan, VERSIONS, _outputs(tmp_path, site_plan), "warm", run_id="run1")
@@ -57,7 +57,8 @@ def test_passed_record_carries_the_environment(tmp_path):
         env = record.environment
         assert env.model_revision == endpoint.model.revision and env.model_source == endpoint.model.source
         assert env.sizing.sha256 == sha256_of(ROOT / endpoint.sizing)
-        assert env.backend == endpoint.backend and env.backend_version == site_plan.matrix.workload("dynamoRuntime").version
+        assert env.backend == endpoint.backend
+        assert env.backend_version == site_plan.matrix.workload("dynamoRuntime").version
         assert env.images["serving"] == endpoint_plan.image and env.cache_state == "warm"
         assert env.component_versions == VERSIONS
         assert env.network_mode.startswith(endpoint_plan.mode)
@@ -102,7 +103,8 @@ def test_cli_exit_codes_and_index(tmp_path, monkeypatch):
     assert {e["endpoint"] for e in entries} == {"chat-dense", "reasoning-large"} and all(e["passed"] for e in entries)
     for entry in entries:
         assert Path(entry["record"]).is_file() and Path(entry["record"]).with_suffix(".md").is_file()
-    monkeypatch.setattr(evidence_cli, "plan_from_stack_file", lambda stack: _prod({**MET, "outputTokenThroughputMin": 3500}))
+    missed = _prod({**MET, "outputTokenThroughputMin": 3500})
+    monkeypatch.setattr(evidence_cli, "plan_from_stack_file", lambda stack: missed)
     assert _cli(tmp_path, outputs, "--run-id", "r2") == 1, "a missed threshold fails the gate"
     assert _cli(tmp_path, tmp_path / "nowhere") == 2, "missing outputs are bad input"
     (outputs / "chat-dense" / EXPORT.name).write_text("{}")
@@ -144,7 +146,7 @@ def test_promotion_gate_needs_a_passed_matching_record(prod, tmp_path):
 
 @pytest.mark.parametrize("change", [{"passed": False}, {"modelRevision": "0" * 40}, {"sizingSha256": "f" * 64},
                                     {"backendVersion": "1.4.0"}, {"stack": "staging"}])
-# RA: Serving Performance: "Reject comparisons that omit backend version, model artifact revision, network mode, or cache state."
+# RA: Serving Performance: "Reject comparisons that omit backend version, model artifact revision"
 def test_promotion_gate_refuses_evidence_for_something_else(prod, tmp_path, change):
     config = _index(tmp_path, _prod(MET), **change)
     assert "no passed evidence record" in _gate(prod, config)

@@ -27,7 +27,8 @@ def prod_review(tmp_path_factory):
     index = out / "index.yaml"
     index.write_text(yaml.safe_dump({"records": [
         {"stack": "prod", "endpoint": "chat-dense", "runId": "old", "createdAt": "2026-01-01T00:00:00+00:00",
-         "passed": False, "modelRevision": "a" * 40, "backendVersion": "1.5.0", "sizingSha256": "b" * 64, "record": "o"},
+         "passed": False, "modelRevision": "a" * 40, "backendVersion": "1.5.0", "sizingSha256": "b" * 64,
+         "record": "o"},
         {"stack": "prod", "endpoint": "chat-dense", "runId": "new", "createdAt": "2026-02-01T00:00:00+00:00",
          "passed": True, "modelRevision": "a" * 40, "backendVersion": "1.5.0", "sizingSha256": "b" * 64, "record": "n"},
     ]}))
@@ -44,7 +45,7 @@ def test_review_lists_every_matrix_entry_with_its_ra_entry(prod_review):
         assert by_name[name]["raMatrix"] == pin.ra_matrix and by_name[name]["deviation"] == pin.deviation
 
 
-# RA: Security And Compliance: "Release reviews should record component revisions, package metadata, container image origins"
+# RA: Security And Compliance: "Release reviews should record component revisions, package metadata"
 def test_review_images_policies_evidence(prod_review):
     _, review = prod_review
     site_plan = plan_from_stack_file("prod")
