@@ -164,7 +164,9 @@ def test_failed_job_fails_the_run_without_evidence(control_plane, deployed, tmp_
 def test_job_that_never_finishes_times_out(control_plane, deployed, tmp_path):
     api, _ = deployed
     api.request("DELETE", "/apis/batch/v1/namespaces/ncp-system/jobs/isv-ncp-validation?propagationPolicy=Background")
+    deadline = time.monotonic() + 60
     while api.get("/apis/batch/v1/namespaces/ncp-system/jobs/isv-ncp-validation") is not None:
+        assert time.monotonic() < deadline, "the deployed validation suite Job was not deleted within 60 s"
         time.sleep(0.2)
     # Managed by the built-in Job controller: its pod stays Pending (no nodes), the Job never finishes.
     api.request("POST", "/apis/batch/v1/namespaces/ncp-system/jobs",
