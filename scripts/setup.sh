@@ -15,3 +15,9 @@ fi
 # The manifest scanner checkov in its own venv: its pins would downgrade packages of requirements.txt.
 python3 -m venv .venv-scanners
 .venv-scanners/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-scanners.txt
+# Graphviz `dot` renders the release review's site picture (python -m report). Debian package; idempotent.
+if ! command -v dot >/dev/null 2>&1; then
+  echo "setup: installing graphviz (apt) for the release review picture" >&2
+  if [[ $(id -u) -eq 0 ]]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
+  "${apt_get[@]}" update -q >/dev/null && DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -q graphviz >/dev/null
+fi

@@ -1,5 +1,9 @@
-"""Guardrails on serving: KV-routing telemetry, storage tiers, model provenance, acceptance evidence."""
+"""Guardrails on serving: KV-routing telemetry, storage tiers, model provenance, acceptance evidence, promotion."""
+import hashlib
 import json
+from pathlib import Path
+
+import yaml
 
 from ncp_guardrails.data import allowlists
 from ncp_guardrails.framework import resource_policy, stack_policy
@@ -14,6 +18,8 @@ QUEUE_DEPTH = "dynamo_frontend_queued_requests"
 MODEL_SOURCE = "ncp-inference.io/model-source"
 MODEL_REVISION = "ncp-inference.io/model-revision"
 THRESHOLDS = "ncp-inference.io/acceptance-thresholds"
+SIZING = "ncp-inference.io/sizing"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # evidence index and sizing paths are project-relative
 FLOATING_REVISIONS = {"", "main", "master", "latest", "head"}
 
 
@@ -144,4 +150,56 @@ acceptance_evidence = stack_policy(
     config={"requireAcceptance": {"type": "boolean", "default": False}},
 )
 
-POLICIES = [kv_routing_telemetry, storage_tiers, model_provenance, acceptance_evidence]
+
+
+def _stack_of(urn: str) -> str:
+    return urn.split("::")[0].rsplit(":", 1)[-1]
+
+
+def _image_tags(props) -> set:
+    images = {get(service, "extraPodSpec", "mainContainer", "image") for _, service in dgd_services(props)}
+    return {str(image).split("@")[0].rsplit(":", 1)[-1] for image in images if image}
+
+
+def _sha256(relative: str):
+    path = PROJECT_ROOT / relative
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
+def _promotion_evidence(args, report):
+    # RA: Architecture Decision Guardrails: "Every deployment needs a named hardware profile and validation evidence."
+    # RA: Serving Performance: "Reject comparisons that omit backend version, model artifact revision, network mode"
+    config = args.get_config() or {}
+    if not config.get("requirePassedEvidence"):
+        return
+    index = PROJECT_ROOT / config["evidenceIndex"]
+    entries = (yaml.safe_load(index.read_text()) or {}).get("records", []) if index.is_file() else []
+    for resource in args.resources:
+        if not is_dgd(resource.props):
+            continue
+        endpoint, annotations = name_of(resource.props), get(resource.props, "metadata", "annotations", default={})
+        wanted = {"modelRevision": annotations.get(MODEL_REVISION), "sizingFile": annotations.get(SIZING),
+                  "sizingSha256": _sha256(annotations.get(SIZING) or "")}
+        tags = _image_tags(resource.props)
+        passed = [e for e in entries if e.get("stack") == _stack_of(resource.urn) and e.get("endpoint") == endpoint
+                  and e.get("passed") is True and all(e.get(k) == v for k, v in wanted.items())
+                  and tags == {e.get("backendVersion")}]
+        if not passed:
+            report(f"{endpoint}: no passed evidence record in {config['evidenceIndex']} for model revision "
+                   f"{wanted['modelRevision']}, backend version {', '.join(sorted(tags))} and sizing file "
+                   f"{wanted['sizingFile']} (sha256 {str(wanted['sizingSha256'])[:12]})", resource.urn)
+
+
+promotion_evidence = stack_policy(
+    "promotion-evidence",
+    "Promotion to prod needs, per endpoint, a passed acceptance evidence record for the same model revision, "
+    "backend version and sizing file (the committed evidence index).",
+    "Validation Methodology; Architecture Decision Guardrails",
+    "Run the acceptance Jobs on the deployed stack, then `python -m evidence --stack <stack> --outputs <dir> "
+    "--cache-state <cold|warm>` and commit evidence/index.yaml with the records.",
+    _promotion_evidence,
+    config={"requirePassedEvidence": {"type": "boolean", "default": False},
+            "evidenceIndex": {"type": "string", "default": "evidence/index.yaml"}},
+)
+
+POLICIES = [kv_routing_telemetry, storage_tiers, model_provenance, acceptance_evidence, promotion_evidence]

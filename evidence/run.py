@@ -1,0 +1,117 @@
+"""Run a deployed stack's acceptance Jobs, wait for them with progress, then write the evidence.
+
+    python -m evidence.run --stack prod --kubeconfig <file> --outputs <dir> --cache-state warm [--timeout 3600]
+                           [--evidence-dir <dir>] [--index <file>] [--poll 10]
+
+The program deploys the validation suite Job and one AIPerf Job per endpoint suspended. A run never edits them (that
+would drift from the Pulumi state and a finished Job cannot run again): it creates a fresh Job from each one's spec,
+named <job>-<run id> and not suspended, runs the validation suite first and then the benchmarks one endpoint at a
+time (they share the GPUs), and waits for each to finish. The Jobs write JUnit XML and AIPerf exports to the
+benchmark claim; --outputs is that claim as mounted or synced on this machine (layout: python -m evidence --help).
+Exit codes: 0 every endpoint passed; 1 a Job failed or timed out, or an endpoint missed its thresholds;
+2 bad input (config, kubeconfig, missing Jobs or outputs); 3 an internal error.
+"""
+import argparse
+import sys
+import time
+from datetime import datetime, timezone
+
+from cli_exit import run_command
+from evidence import __main__ as write_evidence
+from kube_client import Kube, KubeError
+from plan.errors import ConfigError
+from plan.sources import plan_from_stack_file
+
+COMPONENT, ENDPOINT = "app.kubernetes.io/component", "ncp-inference.io/endpoint"
+PART_OF = "app.kubernetes.io/part-of=ncp-inference"
+# Fields of a Job the API server sets; a run Job copies the rest of the suspended template.
+GENERATED_LABELS = {"controller-uid", "batch.kubernetes.io/controller-uid", "job-name", "batch.kubernetes.io/job-name"}
+
+
+def run_job(template: dict, run_id: str) -> dict:
+    meta = template["metadata"]
+    spec = {k: v for k, v in template["spec"].items() if k not in ("selector", "suspend")}
+    pod = spec["template"]
+    pod_labels = {k: v for k, v in (pod.get("metadata", {}).get("labels") or {}).items() if k not in GENERATED_LABELS}
+    spec["template"] = {**pod, "metadata": {**pod.get("metadata", {}), "labels": pod_labels}}
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in GENERATED_LABELS}
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": f"{meta['name']}-{run_id}"[:63].rstrip("-"), "namespace": meta["namespace"],
+                         "labels": {**labels, "ncp-inference.io/acceptance-run": run_id},
+                         "annotations": {"ncp-inference.io/run-of": meta["name"]}},
+            "spec": {**spec, "suspend": False}}
+
+
+def finished(job: dict):
+    """'Complete', 'Failed' or None from the Job's conditions."""
+    for condition in (job.get("status") or {}).get("conditions") or []:
+        if condition["type"] in ("Complete", "Failed") and condition["status"] == "True":
+            return condition["type"]
+    return None
+
+
+def templates(kube: Kube, site_plan) -> list[dict]:
+    """The validation suite Job, then each endpoint's AIPerf Job, in the plan's endpoint order."""
+    suite = kube.jobs(f"{PART_OF},{COMPONENT}=validation-suite")
+    benchmarks = {j["metadata"]["labels"].get(ENDPOINT): j for j in kube.jobs(f"{PART_OF},{COMPONENT}=benchmark")}
+    missing = [e.endpoint.name for e in site_plan.endpoints if e.endpoint.name not in benchmarks]
+    if len(suite) != 1 or missing:
+        raise KubeError(f"the cluster lacks the stack's acceptance Jobs (validation suite Jobs found: {len(suite)}; "
+                        f"endpoints without an AIPerf Job: {', '.join(missing) or 'none'})\n"
+                        "  fix: `pulumi up` the stack with components.serving.validation enabled and its endpoints")
+    return suite + [benchmarks[e.endpoint.name] for e in site_plan.endpoints]
+
+
+def wait(kube: Kube, job: dict, timeout: float, poll: float, say) -> str:
+    namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
+    deadline = time.monotonic() + timeout
+    while True:
+        current = kube.job(namespace, name)
+        status = current.get("status") or {}
+        outcome = finished(current)
+        say(f"  {namespace}/{name}: active {status.get('active', 0)}, succeeded {status.get('succeeded', 0)}, "
+            f"failed {status.get('failed', 0)}" + (f" -> {outcome}" if outcome else ""))
+        if outcome:
+            return outcome
+        if time.monotonic() >= deadline:
+            return "TimedOut"
+        time.sleep(poll)
+
+
+def main(argv=None, say=print) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evidence.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--kubeconfig", required=True)
+    parser.add_argument("--outputs", required=True)
+    parser.add_argument("--cache-state", required=True, choices=["cold", "warm"])
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per Job (default 3600)")
+    parser.add_argument("--poll", type=float, default=10, help="seconds between progress lines (default 10)")
+    parser.add_argument("--evidence-dir")
+    parser.add_argument("--index")
+    parser.add_argument("--run-id")
+    args = parser.parse_args(argv)
+    run_id = args.run_id or datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+    try:
+        site_plan = plan_from_stack_file(args.stack)
+        kube = Kube(args.kubeconfig)
+        jobs = templates(kube, site_plan)
+        for template in jobs:
+            job = kube.create_job(template["metadata"]["namespace"], run_job(template, run_id))
+            say(f"started {job['metadata']['namespace']}/{job['metadata']['name']}")
+            outcome = wait(kube, job, args.timeout, args.poll, say)
+            if outcome != "Complete":
+                say(f"run {run_id}: {job['metadata']['name']} {outcome}; see its pod logs. No evidence written.")
+                return 1
+    except (ConfigError, KubeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    forwarded = ["--stack", args.stack, "--outputs", args.outputs, "--cache-state", args.cache_state,
+                 "--run-id", run_id]
+    for flag, value in (("--evidence-dir", args.evidence_dir), ("--index", args.index)):
+        if value:
+            forwarded += [flag, value]
+    return write_evidence.main(forwarded)
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

@@ -1,0 +1,1 @@
+"""Lifecycle: upgrade and rollback plans between two revisions of the compatibility matrix."""

@@ -1,0 +1,72 @@
+"""Collect RA references kept next to the code: `# RA: <section>: "<sentence or fragment>"` comments in the
+project's Python files, and the RA section every policy carries as its compliance framework reference."""
+import io
+import re
+import tokenize
+from dataclasses import dataclass
+from pathlib import Path
+
+from plan.catalog import ROOT
+
+COMMENT = re.compile(r'^#\s*RA:\s*(?P<section>[^:"]+?)\s*:\s*"(?P<sentence>[^"]+)"')
+SKIP_DIRS = {".venv", "venv", ".git", "node_modules", "__pycache__", ".state"}
+# What a reference proves depends on where it lives.
+KINDS = (("policy/", "policy"), ("plan/", "config rule"), ("tests/", "test"), ("evidence/", "evidence record"))
+
+
+@dataclass(frozen=True)
+class Reference:
+    section: str
+    sentence: str  # empty for section-level references (policies)
+    kind: str
+    where: str  # path:line, or policy:<name>
+
+
+def _kind(relative: str) -> str:
+    return next((kind for prefix, kind in KINDS if relative.startswith(prefix)), "implementation")
+
+
+def python_files(root: Path = ROOT):
+    for path in sorted(root.rglob("*.py")):
+        if not SKIP_DIRS.intersection(path.relative_to(root).parts):
+            yield path
+
+
+def _comments(path: Path):
+    """(line, text) of every real comment token: strings and docstrings that mention `# RA:` are not references."""
+    tokens = tokenize.generate_tokens(io.StringIO(path.read_text(encoding="utf-8")).readline)
+    return [(token.start[0], token.string) for token in tokens if token.type == tokenize.COMMENT]
+
+
+def comment_references(root: Path = ROOT) -> list[Reference]:
+    found = []
+    for path in python_files(root):
+        relative = path.relative_to(root).as_posix()
+        for number, comment in _comments(path):
+            match = COMMENT.match(comment)
+            if match:
+                found.append(Reference(match["section"].strip(), match["sentence"].strip(), _kind(relative),
+                                       f"{relative}:{number}"))
+    return found
+
+
+def policy_references(headings) -> list[Reference]:
+    """One section-level reference per RA heading named in a policy's framework reference ("A; B: C" -> A, B, C)."""
+    from offline.policy_check import load_pack
+
+    _, _, policies = load_pack()
+    found = []
+    for policy in policies:
+        parts = re.split(r"[;:]", policy.framework.reference)
+        named = [part.strip() for part in parts if part.strip() in headings]
+        found += [Reference(section, "", "policy", f"policy:{policy.name}") for section in named]
+    return found
+
+
+def unnamed_policy_sections(headings) -> list[str]:
+    """Policies whose framework reference names no RA heading at all (a broken reference)."""
+    from offline.policy_check import load_pack
+
+    _, _, policies = load_pack()
+    return [f"{p.name}: {p.framework.reference!r}" for p in policies
+            if not any(part.strip() in headings for part in re.split(r"[;:]", p.framework.reference))]

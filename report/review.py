@@ -1,0 +1,133 @@
+"""Gather the release review of a stack as one JSON-ready dict (rendered by report.render and report.picture)."""
+# RA: Security And Compliance: "container image origins, SBOM availability, and validation outputs"
+from pathlib import Path
+
+from evidence.record import INDEX_FILE, latest_per_endpoint
+from offline.policy_check import PACK_DIR, evaluate, read_pack_config
+from offline.recorder import Recording
+from plan.catalog import load_disposition
+from plan.site_plan import SitePlan
+from ratrace.matrix import build
+
+SBOM_UNKNOWN = "unknown: no upstream source recording whether this image publishes an SBOM"
+PROMOTION_CONFIG = PACK_DIR / "config" / "prod-promotion.json"
+
+
+def _images_in(value, found: set) -> None:
+    """Every container image reference in a resource's inputs (pod specs, DGD services, Helm values strings)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "image" and isinstance(item, str) and ("/" in item or ":" in item):
+                found.add(item)
+            else:
+                _images_in(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _images_in(item, found)
+
+
+def image_row(reference: str) -> dict:
+    name, _, digest = reference.partition("@")
+    repository, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "")
+    first = repository.split("/", 1)[0]
+    # The reference grammar: the first path component is a registry host when it has a '.' or ':' or is localhost.
+    registry = first if "/" in repository and ("." in first or ":" in first or first == "localhost") else "docker.io"
+    return {"reference": reference, "origin": registry, "repository": repository, "tag": tag,
+            "digest": digest or None, "pinnedByDigest": bool(digest), "sbom": SBOM_UNKNOWN}
+
+
+def _workload_deployed(images: dict, recorded: set):
+    """True when a recorded image is one of the workload's pinned images; None when it pins none (site-built)."""
+    if not images:
+        return None
+    repositories = {image.rsplit(":", 1)[0] for image in images.values()}
+    return any(reference.split("@")[0].rsplit(":", 1)[0] in repositories for reference in recorded)
+
+
+def _components(site_plan: SitePlan, recording: Recording, images: set) -> list[dict]:
+    deployed = recording.outputs.get("versions", {})
+    rows = []
+    for name, pin in site_plan.matrix.components.items():
+        rows.append({"component": name, "displayName": pin.display_name, "layer": pin.layer, "kind": "chart",
+                     "chart": pin.chart, "version": pin.version, "raMatrix": pin.ra_matrix,
+                     "deviation": pin.deviation, "source": pin.source, "deployed": name in deployed,
+                     "pinnedImages": pin.images, "localDecision": pin.local_decision is not None})
+    for name, pin in site_plan.matrix.workloads.items():
+        rows.append({"component": name, "displayName": pin.display_name, "layer": pin.layer, "kind": "images",
+                     "chart": None, "version": pin.version, "raMatrix": pin.ra_matrix, "deviation": pin.deviation,
+                     "source": pin.source, "deployed": _workload_deployed(pin.images, images),
+                     "pinnedImages": pin.images, "localDecision": False})
+    return rows
+
+
+def _local_decisions(site_plan: SitePlan) -> list[dict]:
+    found = [{"decision": d.decision, "reason": d.reason, "recordedIn": "stack config localDecisions"}
+             for d in site_plan.config.local_decisions]
+    found += [{"decision": f"{pin.display_name}: {pin.local_decision.decision}", "reason": pin.local_decision.reason,
+               "recordedIn": f"compatibility matrix ({name})"}
+              for name, pin in site_plan.matrix.components.items() if pin.local_decision]
+    return found
+
+
+def _disposition(site_plan: SitePlan) -> list[dict]:
+    matrix = load_disposition()
+    rows = []
+    for endpoint_plan in site_plan.endpoints:
+        endpoint = endpoint_plan.endpoint
+        verdict = matrix.model_classes[endpoint.model.model_class].backends[endpoint.backend]
+        rows.append({"endpoint": endpoint.name, "modelClass": endpoint.model.model_class, "backend": endpoint.backend,
+                     "environments": verdict.environments, "acceptedGaps": verdict.accepted_gaps,
+                     "blockingGaps": verdict.blocking_gaps, "rollback": verdict.rollback})
+    return rows
+
+
+def _detail(violation) -> str:
+    """The violation's own message without the policy description the analyzer puts in front of it."""
+    return violation.message.removeprefix(violation.description).strip()
+
+
+def _policies(recording: Recording, config_path: Path, index: Path = None) -> dict:
+    config = read_pack_config(config_path)
+    if index is not None:  # the promotion gate reads the same evidence index as the review's evidence column
+        config["promotion-evidence"] = {**config.get("promotion-evidence", {}), "evidenceIndex": str(index)}
+    name, version, violations = evaluate(recording, config)
+    return {"pack": f"{name}@v{version}", "config": config_path.name,
+            "violations": [{"policy": v.policy, "level": v.level, "message": _detail(v)} for v in violations]}
+
+
+def _endpoints(site_plan: SitePlan, recording: Recording, index: Path) -> list[dict]:
+    evidence = latest_per_endpoint(recording.stack, index)
+    rows = []
+    for endpoint_plan in site_plan.endpoints:
+        endpoint = endpoint_plan.endpoint
+        rows.append({"endpoint": endpoint.name, "tenant": endpoint.tenant, "mode": endpoint_plan.mode,
+                     "gpus": sum(g.replicas * g.gpus_per_worker for g in endpoint_plan.workers),
+                     "model": f"{endpoint.model.source}@{endpoint.model.revision}", "backend": endpoint.backend,
+                     "sizing": endpoint.sizing, "latestEvidence": evidence.get(endpoint.name)})
+    return rows
+
+
+def build_review(site_plan: SitePlan, recording: Recording, ra_text: str, index: Path = INDEX_FILE) -> dict:
+    images: set = set()
+    for registration in recording.resources:
+        _images_in(registration.inputs, images)
+    environment = site_plan.environment.value
+    policies = {environment: _policies(recording, PACK_DIR / "config" / f"{environment}.json")}
+    if environment == "prod":
+        policies["promotion"] = _policies(recording, PROMOTION_CONFIG, index)
+    rows, dangling = build(ra_text)
+    return {
+        "stack": recording.stack, "site": site_plan.site.name, "environment": environment,
+        "hardwareProfile": site_plan.profile.name, "gpuNodes": site_plan.site.gpu_nodes,
+        "gpuCapacity": site_plan.gpu_capacity, "kubernetesVersion": site_plan.kubernetes_version,
+        "kubernetesSupported": site_plan.kubernetes_version in site_plan.matrix.kubernetes.supported_versions,
+        "components": _components(site_plan, recording, images),
+        "images": [image_row(reference) for reference in sorted(images)],
+        "localDecisions": _local_decisions(site_plan),
+        "backendDisposition": _disposition(site_plan),
+        "policies": policies,
+        "tenants": [{"name": t.name, "namespace": site_plan.tenant_namespace(t), "gpuQuota": t.gpu_quota,
+                     "gpuLimit": t.gpu_limit} for t in site_plan.tenants],
+        "endpoints": _endpoints(site_plan, recording, index),
+        "traceability": {"rows": [row.as_dict() for row in rows], "danglingReferences": dangling},
+    }

@@ -1,0 +1,254 @@
+"""The live-cluster commands against the local control plane (e2e/control-plane.sh).
+
+`python -m preflight`: nodes, storage classes and upstream CRDs are created through the API server as a site would
+have them; each check is seen missing on the empty cluster and passing once the site provides it.
+
+`python -m evidence.run`: it creates a run Job from each
+suspended acceptance Job the stack deployed, waits with progress, and writes evidence from the run's outputs.
+
+No kubelet runs pods here, so the template Jobs carry `spec.managedBy` (a test stand-in, not the built-in Job
+controller, owns their status): the stand-in thread plays the Jobs' part, writes the outputs a real run writes (the
+validation suite's JUnit XML, the recorded real AIPerf export) to the outputs directory and finishes each Job through
+its status subresource the way the Job controller does (SuccessCriteriaMet/FailureTarget, then Complete/Failed)."""
+import os
+import shutil
+import subprocess
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import yaml
+
+import dataclasses
+
+from evidence import __main__ as evidence_cli
+from evidence import run
+from evidence.record import read_index
+from plan.catalog import integration_points
+from plan.sources import plan_from_stack_file
+from preflight import __main__ as preflight_cli
+from tests.e2e.kube_api import KubeApi, only_version, without_descriptions
+from tests.e2e.test_engine_e2e import CRDS, E2E, UPSTREAM
+from tests.test_evidence import EXPORT, JUNIT, MET, _prod
+
+STAND_IN = "ncp-inference.io/test-stand-in"
+
+
+@pytest.fixture(scope="module")
+def control_plane(tmp_path_factory):
+    result = subprocess.run([str(E2E / "bootstrap.sh"), "--print-bin"], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"the control plane binaries are not built: run e2e/bootstrap.sh first\n{result.stderr}")
+    env = {**os.environ, "NCP_E2E_STATE": str(tmp_path_factory.mktemp("control-plane"))}
+    subprocess.run([str(E2E / "control-plane.sh"), "start"], env=env, check=True, timeout=300)
+    try:
+        yield Path(env["NCP_E2E_STATE"]) / "kubeconfig"
+    finally:
+        subprocess.run([str(E2E / "control-plane.sh"), "stop"], env=env, timeout=60)
+
+
+def _template(name: str, namespace: str, component: str, endpoint: str = None, managed: bool = True) -> dict:
+    labels = {"app.kubernetes.io/part-of": "ncp-inference", "app.kubernetes.io/component": component}
+    if endpoint:
+        labels["ncp-inference.io/endpoint"] = endpoint
+    spec = {"suspend": True, "backoffLimit": 0, "template": {"spec": {
+        "restartPolicy": "Never", "containers": [{"name": "main", "image": "registry.example/tool:1.0"}]}}}
+    if managed:
+        spec["managedBy"] = STAND_IN
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": namespace,
+                                                                   "labels": labels}, "spec": spec}
+
+
+def _finish(api: KubeApi, job: dict, outcome: str) -> None:
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    first = "SuccessCriteriaMet" if outcome == "Complete" else "FailureTarget"
+    conditions = [{"type": first, "status": "True", "lastTransitionTime": now, "lastProbeTime": now,
+                   "reason": "StandIn", "message": "test stand-in"},
+                  {"type": outcome, "status": "True", "lastTransitionTime": now, "lastProbeTime": now,
+                   "reason": "StandIn", "message": "test stand-in"}]
+    status = {"startTime": now, "conditions": conditions, "active": 0, "ready": 0, "terminating": 0,
+              "succeeded": 1 if outcome == "Complete" else 0, "failed": 0 if outcome == "Complete" else 1,
+              "uncountedTerminatedPods": {}}
+    if outcome == "Complete":
+        status["completionTime"] = now
+    meta = job["metadata"]
+    api.request("PATCH", f"/apis/batch/v1/namespaces/{meta['namespace']}/jobs/{meta['name']}/status",
+                {"status": status}, "application/merge-patch+json")
+
+
+def _stand_in(api: KubeApi, outputs: Path, fail_component: str, stop: threading.Event) -> None:
+    """Plays each run Job once: writes its outputs, then finishes it."""
+    done = set()
+    while not stop.is_set():
+        for job in api.get("/apis/batch/v1/jobs?labelSelector=ncp-inference.io/acceptance-run")["items"]:
+            name, labels = job["metadata"]["name"], job["metadata"]["labels"]
+            if name in done or job["spec"].get("suspend"):
+                continue
+            component = labels["app.kubernetes.io/component"]
+            if component == "validation-suite":
+                (outputs / "validation").mkdir(parents=True, exist_ok=True)
+                (outputs / "validation" / "junit.xml").write_text(JUNIT.format(failures=0, failure=""))
+            else:
+                (outputs / labels["ncp-inference.io/endpoint"]).mkdir(parents=True, exist_ok=True)
+                shutil.copy(EXPORT, outputs / labels["ncp-inference.io/endpoint"] / EXPORT.name)
+            _finish(api, job, "Failed" if component == fail_component else "Complete")
+            done.add(name)
+        time.sleep(0.2)
+
+
+@pytest.fixture()
+def deployed(control_plane, monkeypatch):
+    """The acceptance Jobs of the prod example (its endpoints), suspended, as `pulumi up` leaves them."""
+    api = KubeApi(control_plane)
+    site_plan = _prod(MET)
+    namespaces = {"ncp-system"} | {e.namespace for e in site_plan.endpoints}
+    for namespace in namespaces:
+        if api.get(f"/api/v1/namespaces/{namespace}") is None:
+            api.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                       "metadata": {"name": namespace}})
+    for job in api.get("/apis/batch/v1/jobs")["items"]:  # each test starts from the deployed templates only
+        api.request("DELETE", f"/apis/batch/v1/namespaces/{job['metadata']['namespace']}/jobs/"
+                              f"{job['metadata']['name']}?propagationPolicy=Background")
+    api.request("POST", "/apis/batch/v1/namespaces/ncp-system/jobs",
+                _template("isv-ncp-validation", "ncp-system", "validation-suite"))
+    for endpoint in site_plan.endpoints:
+        api.request("POST", f"/apis/batch/v1/namespaces/{endpoint.namespace}/jobs",
+                    _template(f"{endpoint.endpoint.name}-aiperf", endpoint.namespace, "benchmark",
+                              endpoint.endpoint.name))
+    monkeypatch.setattr(run, "plan_from_stack_file", lambda stack: site_plan)
+    monkeypatch.setattr(evidence_cli, "plan_from_stack_file", lambda stack: site_plan)
+    return api, site_plan
+
+
+def _run(control_plane, tmp_path, api, fail_component=None, **extra):
+    outputs, lines = tmp_path / "outputs", []
+    stop = threading.Event()
+    thread = threading.Thread(target=_stand_in, args=(api, outputs, fail_component, stop), daemon=True)
+    thread.start()
+    try:
+        argv = ["--stack", "prod", "--kubeconfig", str(control_plane), "--outputs", str(outputs),
+                "--cache-state", "cold", "--poll", "0.5", "--timeout", str(extra.get("timeout", 30)),
+                "--evidence-dir", str(tmp_path / "evidence"), "--index", str(tmp_path / "index.yaml"),
+                "--run-id", "r1"]
+        return run.main(argv, say=lines.append), lines
+    finally:
+        stop.set()
+        thread.join(5)
+
+
+def test_run_creates_jobs_waits_and_writes_evidence(control_plane, deployed, tmp_path):
+    api, site_plan = deployed
+    code, lines = _run(control_plane, tmp_path, api)
+    assert code == 0, "\n".join(lines)
+    started = [line.split()[-1] for line in lines if line.startswith("started")]
+    assert started[0] == "ncp-system/isv-ncp-validation-r1", "the validation suite runs first"
+    assert started[1:] == [f"{e.namespace}/{e.endpoint.name}-aiperf-r1" for e in site_plan.endpoints]
+    assert any("-> Complete" in line for line in lines)
+    templates = api.get("/apis/batch/v1/jobs?labelSelector=app.kubernetes.io/component=benchmark")["items"]
+    assert all(j["spec"]["suspend"] for j in templates if "acceptance-run" not in str(j["metadata"]["labels"])), \
+        "the deployed templates stay suspended (no drift from the Pulumi state)"
+    entries = read_index(tmp_path / "index.yaml")
+    assert sorted(e["endpoint"] for e in entries) == sorted(e.endpoint.name for e in site_plan.endpoints)
+    assert all(e["passed"] and e["runId"] == "r1" for e in entries)
+
+
+def test_failed_job_fails_the_run_without_evidence(control_plane, deployed, tmp_path):
+    api, _ = deployed
+    code, lines = _run(control_plane, tmp_path, api, fail_component="benchmark")
+    assert code == 1 and any("Failed; see its pod logs" in line for line in lines)
+    assert read_index(tmp_path / "index.yaml") == []
+
+
+def test_job_that_never_finishes_times_out(control_plane, deployed, tmp_path):
+    api, _ = deployed
+    api.request("DELETE", "/apis/batch/v1/namespaces/ncp-system/jobs/isv-ncp-validation?propagationPolicy=Background")
+    deadline = time.monotonic() + 60
+    while api.get("/apis/batch/v1/namespaces/ncp-system/jobs/isv-ncp-validation") is not None:
+        assert time.monotonic() < deadline, "the deployed validation suite Job was not deleted within 60 s"
+        time.sleep(0.2)
+    # Managed by the built-in Job controller: its pod stays Pending (no nodes), the Job never finishes.
+    api.request("POST", "/apis/batch/v1/namespaces/ncp-system/jobs",
+                _template("isv-ncp-validation", "ncp-system", "validation-suite", managed=False))
+    lines = []
+    code = run.main(["--stack", "prod", "--kubeconfig", str(control_plane), "--outputs", str(tmp_path),
+                     "--cache-state", "cold", "--poll", "0.5", "--timeout", "2", "--run-id", "r2"], say=lines.append)
+    assert code == 1 and any("TimedOut" in line for line in lines), lines
+
+
+def test_missing_jobs_or_bad_kubeconfig_is_bad_input(control_plane, deployed, tmp_path, capsys):
+    api, site_plan = deployed
+    name = f"{site_plan.endpoints[0].endpoint.name}-aiperf"
+    api.request("DELETE", f"/apis/batch/v1/namespaces/{site_plan.endpoints[0].namespace}/jobs/{name}")
+    argv = ["--stack", "prod", "--outputs", str(tmp_path), "--cache-state", "cold"]
+    assert run.main(argv + ["--kubeconfig", str(control_plane)]) == 2
+    assert "endpoints without an AIPerf Job: " + site_plan.endpoints[0].endpoint.name in capsys.readouterr().err
+    (tmp_path / "kubeconfig").write_text("apiVersion: v1\n")
+    assert run.main(argv + ["--kubeconfig", str(tmp_path / "kubeconfig")]) == 2
+
+
+# --- preflight --------------------------------------------------------------------------------------------------------
+
+def _running_version(api: KubeApi) -> str:
+    version = api.get("/version")
+    return f"{version['major']}.{version['minor'].rstrip('+')}"
+
+
+def _preflight(monkeypatch, control_plane, site_plan, capsys) -> tuple[int, str]:
+    monkeypatch.setattr(preflight_cli, "plan_from_stack_file", lambda stack: site_plan)
+    code = preflight_cli.main(["--stack", "prod", "--kubeconfig", str(control_plane)])
+    return code, capsys.readouterr().out
+
+
+def _provide_site(api: KubeApi, site_plan) -> None:
+    """What the site provides before `pulumi up`: CRDs, storage classes, labelled GPU nodes."""
+    if not UPSTREAM.is_dir():
+        pytest.skip(f"{UPSTREAM} is absent: the site prerequisite CRDs come from there")
+    for path, version in CRDS.items():
+        if path.startswith(("prometheus-operator/", "gateway-api-inference-extension/")):
+            api.apply_crd(without_descriptions(only_version(yaml.safe_load((UPSTREAM / path).read_text()), version)))
+    for _, tier in site_plan.config.components.serving.storage.named():
+        if api.get(f"/apis/storage.k8s.io/v1/storageclasses/{tier.storage_class}") is None:
+            api.request("POST", "/apis/storage.k8s.io/v1/storageclasses", {
+                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": {"name": tier.storage_class}, "provisioner": "example.com/none"})
+    product = integration_points().gpu.product_label
+    for index in range(site_plan.site.gpu_nodes):
+        name = f"gpu-{index:02d}"
+        labels = {product: site_plan.gpu_product_label, **{level.key: f"{level.domain}-{index // 4}"
+                                                           for level in site_plan.topology_levels}}
+        labels["kubernetes.io/hostname"] = name
+        if api.get(f"/api/v1/nodes/{name}") is None:
+            api.request("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node",
+                                                  "metadata": {"name": name, "labels": labels}})
+
+
+def test_preflight_misses_then_passes(control_plane, monkeypatch, capsys):
+    api = KubeApi(control_plane)
+    site_plan = plan_from_stack_file("prod")
+    code, out = _preflight(monkeypatch, control_plane, site_plan, capsys)
+    assert code == 1
+    running = _running_version(api)
+    if running not in site_plan.matrix.kubernetes.supported_versions:
+        assert f"the cluster runs Kubernetes {running}" in out
+    for expected in ("monitoring.coreos.com/v1 PodMonitor is not served",
+                     "set ncp-inference:components.serving.storage.modelArtifacts.storageClass", "nodes carry "
+                     f"{integration_points().gpu.product_label}={site_plan.gpu_product_label}", "fix: "):
+        assert expected in out, out
+    _provide_site(api, site_plan)
+    # The control plane's own version, declared supported: the remaining checks read the site as provided.
+    matrix = site_plan.matrix.model_copy(update={"kubernetes": site_plan.matrix.kubernetes.model_copy(
+        update={"supported_versions": [running]})})
+    ready = dataclasses.replace(site_plan, matrix=matrix, kubernetes_version=running)
+    code, out = _preflight(monkeypatch, control_plane, ready, capsys)
+    assert code == 0, out
+    level = site_plan.topology_levels[0]
+    api.request("PATCH", "/api/v1/nodes/gpu-03", {"metadata": {"labels": {level.key: None}}},
+                "application/merge-patch+json")
+    code, out = _preflight(monkeypatch, control_plane, ready, capsys)
+    assert code == 1 and f"GPU nodes without {level.key} ({level.domain}): gpu-03" in out
+    stale = dataclasses.replace(ready, kubernetes_version=site_plan.kubernetes_version)
+    if site_plan.kubernetes_version != running:
+        code, out = _preflight(monkeypatch, control_plane, stale, capsys)
+        assert f'set ncp-inference:site.kubernetesVersion to "{running}"' in out

@@ -1,0 +1,157 @@
+"""Evidence records from one run's outputs (recorded real AIPerf export + JUnit XML), the `python -m evidence` exit
+codes, and the prod promotion gate reading the evidence index those records are appended to."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from evidence import __main__ as evidence_cli
+from evidence.collect import OutputsError, build_records, read_junit
+from evidence.record import EvidenceRecord, read_index, render_markdown, sha256_of
+from offline.policy_check import PACK_DIR, read_pack_config
+from plan.catalog import ROOT
+from plan.site_plan import build_plan
+from plan.sources import read_stack_file
+from tests.policy_helpers import violations
+
+EXPORT = ROOT / "tests" / "fixtures" / "evidence" / "profile_export_aiperf.json"
+PROMOTION = read_pack_config(PACK_DIR / "config" / "prod-promotion.json")
+# Thresholds the recorded stub run meets (TTFT p95 ~50 ms, ITL p95 ~4 ms, ~283 output tokens/s, no errors).
+MET = {"timeToFirstTokenP95Ms": 200, "interTokenLatencyP95Ms": 20, "outputTokenThroughputMin": 100}
+VERSIONS = {"gpuOperator": "v26.7.0", "dynamoPlatform": "1.5.0"}
+JUNIT = """<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="k8s" tests="3" failures="{failures}" errors="0" skipped="0">
+<testcase classname="K8sGpuOperatorPodsCheck" name="test_pods_ready"/>
+<testcase classname="K8sMigConfigCheck" name="test_mig"/>
+<testcase classname="K8sNodeCheck" name="test_gpu_nodes">{failure}</testcase>
+</testsuite></testsuites>"""
+
+
+def _prod(thresholds: dict):
+    raw, secrets = read_stack_file("prod")
+    for endpoint in raw["endpoints"]:
+        endpoint["slo"]["thresholds"] = thresholds
+    return build_plan(raw, secrets, "Pulumi.prod.yaml")
+
+
+def _outputs(root: Path, site_plan, failures: int = 0) -> Path:
+    (root / "validation").mkdir(parents=True)
+    failure = '<failure message="1 GPU node NotReady"/>' if failures else ""
+    (root / "validation" / "junit.xml").write_text(JUNIT.format(failures=failures, failure=failure))
+    for endpoint_plan in site_plan.endpoints:
+        (root / endpoint_plan.endpoint.name).mkdir()
+        shutil.copy(EXPORT, root / endpoint_plan.endpoint.name / EXPORT.name)
+    return root
+
+
+# RA: Validation Methodology: "record the model, tokenizer, backend, container image, hardware, driver"
+def test_passed_record_carries_the_environment(tmp_path):
+    site_plan = _prod(MET)
+    records = build_records("prod", site_plan, VERSIONS, _outputs(tmp_path, site_plan), "warm", run_id="run1")
+    assert [r.endpoint for r in records] == [e.endpoint.name for e in site_plan.endpoints]
+    for record, endpoint_plan in zip(records, site_plan.endpoints):
+        endpoint = endpoint_plan.endpoint
+        assert record.passed and record.failing_layers == []
+        env = record.environment
+        assert env.model_revision == endpoint.model.revision and env.model_source == endpoint.model.source
+        assert env.sizing.sha256 == sha256_of(ROOT / endpoint.sizing)
+        assert env.backend == endpoint.backend
+        assert env.backend_version == site_plan.matrix.workload("dynamoRuntime").version
+        assert env.images["serving"] == endpoint_plan.image and env.cache_state == "warm"
+        assert env.component_versions == VERSIONS
+        assert env.network_mode.startswith(endpoint_plan.mode)
+        assert {row.status for row in record.benchmark.checks} == {"PASS"}
+        assert record.validation.tests == 3 and record.validation.passed
+        # the JSON is the schema: it reads back to the same record
+        assert EvidenceRecord.model_validate(json.loads(record.to_json())) == record
+        markdown = render_markdown(record)
+        assert "**PASSED**" in markdown and endpoint.model.revision in markdown and "cache state" in markdown.lower()
+
+
+def test_missed_threshold_and_failed_suite_name_their_layer(tmp_path):
+    site_plan = _prod({**MET, "outputTokenThroughputMin": 3500})
+    record = build_records("prod", site_plan, VERSIONS, _outputs(tmp_path, site_plan, failures=1), "cold")[0]
+    assert not record.passed
+    assert record.failing_layers == ["Cluster baseline (validation suite)", "Inference Serving Layer"]
+    assert record.validation.failed_cases == ["K8sNodeCheck.test_gpu_nodes"]
+    failed = [row for row in record.benchmark.checks if row.status == "FAIL"]
+    assert [row.metric for row in failed] == ["output_token_throughput"]
+    assert "**FAILED**" in render_markdown(record)
+
+
+def test_missing_or_broken_junit_is_bad_input(tmp_path):
+    with pytest.raises(OutputsError, match="no JUnit XML"):
+        read_junit(tmp_path)
+    (tmp_path / "junit.xml").write_text("<testsuite")
+    with pytest.raises(OutputsError, match="not valid JUnit XML"):
+        read_junit(tmp_path)
+
+
+def _cli(tmp_path, outputs, *extra) -> int:
+    return evidence_cli.main(["--stack", "prod", "--outputs", str(outputs), "--cache-state", "warm", "--evidence-dir",
+                              str(tmp_path / "evidence"), "--index", str(tmp_path / "index.yaml"), *extra])
+
+
+def test_cli_exit_codes_and_index(tmp_path, monkeypatch):
+    site_plan = _prod(MET)
+    outputs = _outputs(tmp_path / "out", site_plan)
+    monkeypatch.setattr(evidence_cli, "plan_from_stack_file", lambda stack: site_plan)
+    assert _cli(tmp_path, outputs, "--run-id", "r1") == 0
+    entries = read_index(tmp_path / "index.yaml")
+    assert {e["endpoint"] for e in entries} == {"chat-dense", "reasoning-large"} and all(e["passed"] for e in entries)
+    for entry in entries:
+        assert Path(entry["record"]).is_file() and Path(entry["record"]).with_suffix(".md").is_file()
+    missed = _prod({**MET, "outputTokenThroughputMin": 3500})
+    monkeypatch.setattr(evidence_cli, "plan_from_stack_file", lambda stack: missed)
+    assert _cli(tmp_path, outputs, "--run-id", "r2") == 1, "a missed threshold fails the gate"
+    assert _cli(tmp_path, tmp_path / "nowhere") == 2, "missing outputs are bad input"
+    (outputs / "chat-dense" / EXPORT.name).write_text("{}")
+    assert _cli(tmp_path, outputs) == 2, "an export that is not AIPerf's is bad input"
+
+
+def test_remote_evidence_location_needs_a_local_dir(tmp_path, capsys, monkeypatch):
+    raw, secrets = read_stack_file("prod")
+    raw["site"]["validationEvidence"]["path"] = "s3://evidence-bucket/site/"
+    monkeypatch.setattr(evidence_cli, "plan_from_stack_file",
+                        lambda stack: build_plan(raw, secrets, "Pulumi.prod.yaml"))
+    code = evidence_cli.main(["--stack", "prod", "--outputs", str(tmp_path), "--cache-state", "warm",
+                              "--index", str(tmp_path / "index.yaml")])
+    assert code == 2 and "is remote" in capsys.readouterr().err
+
+
+# --- the promotion gate -----------------------------------------------------------------------------------------------
+
+def _index(tmp_path, site_plan, **change) -> dict:
+    path = tmp_path / "index.yaml"
+    outputs = _outputs(tmp_path / "out", site_plan)
+    from evidence.record import append_index, index_entry
+    for record in build_records("prod", site_plan, VERSIONS, outputs, "warm", run_id="r1"):
+        append_index({**index_entry(record, "x.json"), **change}, path)
+    return {**PROMOTION, "promotion-evidence": {"requirePassedEvidence": True, "evidenceIndex": str(path)}}
+
+
+def _gate(recording, config) -> str:
+    return "\n".join(v.message for v in violations(recording, config, "promotion-evidence"))
+
+
+def test_promotion_gate_needs_a_passed_matching_record(prod, tmp_path):
+    text = _gate(prod, {**PROMOTION, "promotion-evidence": {"requirePassedEvidence": True,
+                                                            "evidenceIndex": str(tmp_path / "none.yaml")}})
+    assert "chat-dense: no passed evidence record" in text and "reasoning-large" in text
+    site_plan = _prod(MET)
+    assert _gate(prod, _index(tmp_path / "ok", site_plan)) == ""
+
+
+@pytest.mark.parametrize("change", [{"passed": False}, {"modelRevision": "0" * 40}, {"sizingSha256": "f" * 64},
+                                    {"backendVersion": "1.4.0"}, {"stack": "staging"}])
+# RA: Serving Performance: "Reject comparisons that omit backend version, model artifact revision"
+def test_promotion_gate_refuses_evidence_for_something_else(prod, tmp_path, change):
+    config = _index(tmp_path, _prod(MET), **change)
+    assert "no passed evidence record" in _gate(prod, config)
+
+
+def test_promotion_gate_is_off_in_lab_and_plain_prod(prod, tmp_path):
+    assert _gate(prod, read_pack_config(PACK_DIR / "config" / "lab.json")) == ""
+    assert _gate(prod, read_pack_config(PACK_DIR / "config" / "prod.json")) == ""

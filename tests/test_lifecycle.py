@@ -1,0 +1,65 @@
+"""Upgrade plans between two matrices: only what changes, in the program's install order, with the CRD step, the
+driver's node impact, the re-benchmark a runtime change triggers (its evidence stops passing the promotion gate) and
+a rollback per layer; the CLI reads the matrix at git revisions."""
+import pytest
+
+from lifecycle import __main__ as lifecycle_cli
+from lifecycle.upgrade import CRD_NOTE, render, upgrade_plan
+from plan.catalog import load_matrix
+from plan.sources import plan_from_stack_file
+
+
+def _bump(matrix, component=None, version=None, driver=None, runtime=None):
+    components = dict(matrix.components)
+    if component:
+        components[component] = components[component].model_copy(update={"version": version})
+    if driver:
+        gpu = components["gpuOperator"]
+        components["gpuOperator"] = gpu.model_copy(update={"images": {**gpu.images, "driver": driver}})
+    workloads = dict(matrix.workloads)
+    if runtime:
+        workloads["dynamoRuntime"] = workloads["dynamoRuntime"].model_copy(update={"version": runtime})
+    return matrix.model_copy(update={"components": components, "workloads": workloads})
+
+
+@pytest.fixture(scope="module")
+def prod_plan():
+    return plan_from_stack_file("prod")
+
+
+def test_no_change_no_steps(prod, prod_plan):
+    matrix = load_matrix()
+    assert upgrade_plan(matrix, matrix, prod_plan, prod) == []
+    assert "Nothing the stack deploys changes" in render([], "prod", "a", "b")
+
+
+def test_steps_follow_install_order_with_crds_and_driver_drain(prod, prod_plan):
+    old = load_matrix()
+    new = _bump(_bump(old, "kaiScheduler", "v9.9.9"), driver="999.1.0")
+    steps = upgrade_plan(old, new, prod_plan, prod)
+    install_order = [r.inputs["chart"] for r in prod.releases().values()]
+    assert [s.component for s in steps] == sorted(["kaiScheduler", "gpuOperator"],
+                                                  key=lambda n: install_order.index(old.components[n].chart))
+    by_name = {s.component: s for s in steps}
+    assert any(CRD_NOTE in a and "scheduling.run.ai/v2/Queue" in a for a in by_name["kaiScheduler"].actions)
+    gpu = by_name["gpuOperator"]
+    assert gpu.change == f"image driver {old.components['gpuOperator'].images['driver']} -> 999.1.0"
+    assert any("evicted" in a and str(prod_plan.site.gpu_nodes) in a for a in gpu.actions)
+    assert all(s.rollback for s in steps)
+
+
+def test_runtime_change_rebenchmarks_every_endpoint(prod, prod_plan):
+    old = load_matrix()
+    steps = upgrade_plan(old, _bump(old, runtime="9.9.9"), prod_plan, prod)
+    assert [s.component for s in steps] == ["dynamoRuntime"]
+    text = "\n".join(steps[0].actions + steps[0].rollback)
+    for endpoint in prod_plan.endpoints:
+        assert f"{endpoint.endpoint.name}: re-benchmark" in text
+    assert "promotion gate" in text
+
+
+def test_cli_reads_git_revisions(capsys):
+    assert lifecycle_cli.main(["--stack", "prod", "--from", "HEAD", "--to", "HEAD"]) == 0
+    assert "Nothing the stack deploys changes" in capsys.readouterr().out
+    assert lifecycle_cli.main(["--stack", "prod", "--from", "no-such-revision"]) == 2
+    assert "no-such-revision" in capsys.readouterr().err
