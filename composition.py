@@ -24,7 +24,7 @@ from plan.catalog import (
 from plan.endpoints import rdma_workers, runtime_image, tenant_pod_security
 from plan.profile import DriverManagement
 from plan.serving import ApiServerEgress
-from plan.site_plan import TENANT_NAMESPACE_PREFIX, SitePlan
+from plan.site_plan import RDMA_RAIL_ISOLATION, TENANT_NAMESPACE_PREFIX, SitePlan
 
 BASELINE_NAMESPACE = "ncp-system"
 VALIDATION_NAMESPACE = "ncp-validation"
@@ -87,6 +87,9 @@ def baseline_record(plan: SitePlan) -> dict:
         "validationEvidence": evidence.model_dump(by_alias=True) if evidence else None,
         "gpuSharing": gpu_sharing(plan),
         "tenantImagePulls": plan.config.components.tenancy.pull_credentials.value,
+        # Site steps: label and taint each tenant's nodes; the program places the tenant's pods there.
+        "tenantNodePools": plan.tenant_node_pools,
+        "tenantRdmaRails": RDMA_RAIL_ISOLATION if plan.network_enabled and plan.tenant_node_pools else None,
         # KAI ignores a node without every level's label: each GPU node must carry these keys.
         "topologyLevels": [vars(level) for level in plan.topology_levels] if plan.topology_aware else [],
         "serving": {e.name: {"tenant": e.tenant.name, "backend": e.endpoint.backend, "mode": e.mode, "gpus": e.gpus,
@@ -178,17 +181,6 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         prometheus_storage=settings.serving.storage.telemetry_retention if settings.serving.storage else None,
         skip_await=skip_await))
 
-    serving = compose_serving(plan, baseline, scheduling, network, skip_await) if plan.endpoints else {}
-    if validation_suite_enabled(plan):
-        storage = settings.serving.storage
-        suite = matrix.workload("validationSuite")
-        ValidationSuite("validation", ValidationSuiteArgs(
-            namespace=baseline.namespace("validation"), image=settings.serving.validation.suite_image,
-            suite_file=suite.suite_file, gpu_operator_namespace=matrix.pin("gpuOperator").namespace,
-            overrides=suite.overrides, mig_strategy=plan.mig.strategy if plan.mig else None, version=suite.version,
-            results=storage.benchmark_output if storage else None, checks=suite.read_only_checks,
-            reads=suite.reads, pull_secret=baseline.pull_secret("validation"), skip_await=settings.skip_await))
-
     pod_security = tenant_pod_security(plan.endpoints, plan.network_enabled)
     tenancy = Tenancy("tenancy", TenancyArgs(
         tenants=[TenantSpec(name=t.name, namespace=plan.tenant_namespace(t), queue=plan.tenant_namespace(t),
@@ -204,6 +196,17 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         storage_classes=[tier.storage_class for name, tier in settings.serving.storage.named()
                          if name != "telemetry-retention"] if settings.serving.storage else [],
         ngc_api_key=ngc_api_key if plan.tenant_pull_secret else None))
+
+    serving = compose_serving(plan, baseline, scheduling, network, tenancy, skip_await) if plan.endpoints else {}
+    if validation_suite_enabled(plan):
+        storage = settings.serving.storage
+        suite = matrix.workload("validationSuite")
+        ValidationSuite("validation", ValidationSuiteArgs(
+            namespace=baseline.namespace("validation"), image=settings.serving.validation.suite_image,
+            suite_file=suite.suite_file, gpu_operator_namespace=matrix.pin("gpuOperator").namespace,
+            overrides=suite.overrides, mig_strategy=plan.mig.strategy if plan.mig else None, version=suite.version,
+            results=storage.benchmark_output if storage else None, checks=suite.read_only_checks,
+            reads=suite.reads, pull_secret=baseline.pull_secret("validation"), skip_await=settings.skip_await))
 
     return {
         "site": plan.site.name,
@@ -223,7 +226,7 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
 
 
 def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Scheduling,
-                    network: Optional[NetworkEnablement], skip_await: bool) -> dict:
+                    network: Optional[NetworkEnablement], tenancy: Tenancy, skip_await: bool) -> dict:
     matrix, settings = plan.matrix, plan.config.components
     serving, telemetry = settings.serving, settings.telemetry
     storage = serving.storage
@@ -247,12 +250,16 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
         if endpoint.tenant.name not in tenant_storage:
             tenant_storage[endpoint.tenant.name] = TenantStorage(f"storage-{endpoint.tenant.name}", TenantStorageArgs(
                 tenant=endpoint.tenant.name, namespace=endpoint.namespace, model_artifacts=storage.model_artifacts,
-                benchmark_output=storage.benchmark_output, skip_await=skip_await))
+                benchmark_output=storage.benchmark_output, skip_await=skip_await),
+                # Claims count against the tenant's quota: the API server refuses them until the quota exists.
+                pulumi.ResourceOptions(depends_on=[tenancy.tenants[endpoint.tenant.name]]))
     pull_secret = PULL_SECRET if plan.tenant_pull_secret else None
     outputs = {}
     for endpoint in plan.endpoints:
         model = endpoint.endpoint.model
         claims = tenant_storage[endpoint.tenant.name].claims
+        placement = plan.placement(endpoint.tenant.name)
+        tenant_environment = tenancy.tenants[endpoint.tenant.name]
         staging = ModelStaging(f"model-{endpoint.name}", ModelStagingArgs(
             endpoint=endpoint.name, tenant=endpoint.tenant.name, namespace=endpoint.namespace,
             model_name=model.name, source=model.source, revision=model.revision, model_class=model.model_class,
@@ -260,7 +267,8 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
             credentials_secret=model.credentials_secret, claim=claims[TenantStorage.MODEL_CLAIM],
             skip_await=skip_await,
             record={"sizing": endpoint.sizing_file, "image": endpoint.image, "mode": endpoint.mode,
-                    "dynamoPlatform": matrix.pin("dynamoPlatform").version}))
+                    "dynamoPlatform": matrix.pin("dynamoPlatform").version}, placement=placement),
+            pulumi.ResourceOptions(depends_on=[tenant_environment]))
         serving_endpoint = ServingEndpoint(f"endpoint-{endpoint.name}", EndpointArgs(
             plan=endpoint, runtime=runtime, gpus_per_node=plan.profile.gpu.per_node,
             gpu_product=plan.gpu_product_label,
@@ -273,8 +281,9 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
             planner_prometheus_url=serving.planner_prometheus_url,
             planner_prometheus=serving.planner_prometheus(), signals=signals,
             selector_labels=telemetry.prometheus_selector_labels, scrape_interval=telemetry.scrape_interval,
-            inference_pool=serving.gateway_inference_extension),
-            pulumi.ResourceOptions(depends_on=[platform, staging, claims[TenantStorage.MODEL_CLAIM]]))
+            inference_pool=serving.gateway_inference_extension, placement=placement),
+            pulumi.ResourceOptions(depends_on=[platform, staging, claims[TenantStorage.MODEL_CLAIM],
+                                               tenant_environment]))
         slo = endpoint.endpoint.slo
         Benchmark(f"benchmark-{endpoint.name}", BenchmarkArgs(
             endpoint=endpoint.name, tenant=endpoint.tenant.name, namespace=endpoint.namespace,
@@ -284,7 +293,8 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
                 tokenizer=model_path(model.name, model.revision) if model.tokenizer is None else model.tokenizer,
                 isl=slo.isl, osl=slo.osl, concurrency=slo.concurrency, request_count=slo.request_count,
                 artifact_dir=f"/results/{endpoint.name}"),
-            thresholds=slo.thresholds.model_dump(by_alias=True, exclude_none=True), graph=serving_endpoint.graph))
+            thresholds=slo.thresholds.model_dump(by_alias=True, exclude_none=True), graph=serving_endpoint.graph,
+            placement=placement), pulumi.ResourceOptions(depends_on=[tenant_environment]))
         outputs[endpoint.name] = {"url": serving_endpoint.url, "mode": endpoint.mode, "gpus": endpoint.gpus,
                                   "tenant": endpoint.tenant.name, "sizing": endpoint.sizing_file}
     return outputs

@@ -8,9 +8,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from plan.catalog import AccessRule, ChartPin
+from plan.site_plan import TENANT_KEY, NodePlacement
 
 PART_OF = "ncp-inference"
-TENANT_LABEL = "ncp-inference.io/tenant"
+TENANT_LABEL = TENANT_KEY
 POD_SECURITY_REASON = "ncp-inference.io/pod-security-reason"  # why a tenant namespace is not restricted
 LAYER_LABEL = "ncp-inference.io/layer"
 PSA_LEVELS = ("privileged", "baseline", "restricted")
@@ -123,6 +124,7 @@ def restricted_job(
     ttl_seconds: Optional[int] = None,
     automount_token: bool = False,
     pull_secret: Optional[str] = None,
+    placement: Optional[NodePlacement] = None,
 ) -> k8s.batch.v1.Job:
     """A batch Job whose pod passes PSA `restricted`, with a read-only root filesystem (scratch space at /tmp),
     at the batch priority. Suspended Jobs are run on demand (kubectl patch job ... -p '{"spec":{"suspend":false}}'),
@@ -148,6 +150,8 @@ def restricted_job(
                     volumes=[*volumes, scratch_volume],
                     image_pull_secrets=[k8s.core.v1.LocalObjectReferenceArgs(name=pull_secret)]
                     if pull_secret else None,
+                    node_selector=placement.node_selector if placement else None,
+                    tolerations=list(placement.tolerations) if placement else None,
                 ),
             ),
         ),

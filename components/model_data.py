@@ -11,6 +11,7 @@ from components.kube import (
     PRIORITY_SYSTEM, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, restricted_container, restricted_pod, restricted_job,
 )
 from plan.serving import StorageTier
+from plan.site_plan import NodePlacement
 
 STORAGE_TIER_LABEL = "ncp-inference.io/storage-tier"
 ENDPOINT_LABEL = "ncp-inference.io/endpoint"
@@ -78,6 +79,7 @@ class ModelStagingArgs:
     claim: k8s.core.v1.PersistentVolumeClaim
     skip_await: bool
     record: dict  # provenance facts beyond the model itself (sizing file, images, versions)
+    placement: Optional[NodePlacement] = None  # the tenant's dedicated nodes, where it has them
 
 
 def staging_script(source: str, revision: str, target: str) -> str:
@@ -147,7 +149,7 @@ class ModelStaging(Layer):
                     requests={"cpu": "1", "memory": "4Gi"}, limits={"cpu": "4", "memory": "16Gi"}),
             ),
             volumes=[claim_volume("models", TenantStorage.MODEL_CLAIM)],
-            service_account=args.service_account, backoff_limit=3, ttl_seconds=86400,
+            service_account=args.service_account, backoff_limit=3, ttl_seconds=86400, placement=args.placement,
             opts=self.child(args.claim),
         )
         self.model_path = target

@@ -19,6 +19,10 @@ from plan.endpoints import PodSecurity
 PULL_SECRET = "ngc-pull-secret"
 WORKLOAD_SERVICE_ACCOUNT = "tenant-workload"
 RBAC_GROUP = "rbac.authorization.k8s.io"
+# Admission refuses a claim or pod the quota covers until the quota controller has written the quota's status
+# ("status unknown for quota"): Pulumi waits for it (pulumi-kubernetes await annotation, provider >= 4.18), so
+# whatever depends on the tenant environment is created after it.
+QUOTA_STATUS_AWAIT = {"pulumi.com/waitFor": "jsonpath={.status.hard.pods}"}
 
 
 @dataclass(frozen=True)
@@ -110,7 +114,8 @@ class TenantEnvironment(Layer):
             return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=ns, labels=tenant_labels)
 
         self.quota = k8s.core.v1.ResourceQuota(
-            f"{name}-quota", metadata=meta("tenant-quota"),
+            f"{name}-quota", metadata=k8s.meta.v1.ObjectMetaArgs(name="tenant-quota", namespace=ns,
+                                                                labels=tenant_labels, annotations=QUOTA_STATUS_AWAIT),
             spec=k8s.core.v1.ResourceQuotaSpecArgs(hard=quota_hard(tenant, args.storage_classes)),
             opts=in_namespace,
         )

@@ -7,6 +7,7 @@ import pulumi
 from plan.catalog import DynamoRuntime, MetricSource
 from plan.endpoint_plan import EndpointPlan
 from plan.serving import ApiServerEgress, StorageTier
+from plan.site_plan import NodePlacement
 
 
 @dataclass(frozen=True)
@@ -30,3 +31,4 @@ class EndpointArgs:
     selector_labels: dict[str, str]
     scrape_interval: str
     inference_pool: bool
+    placement: Optional[NodePlacement] = None  # the tenant's dedicated nodes: every pod of the graph runs there
