@@ -187,7 +187,8 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
                             gpu_limit=t.gpu_limit, cpu_quota=t.cpu_quota, memory_quota=t.memory_quota,
                             cpu_limit=t.cpu_limit or t.cpu_quota, memory_limit=t.memory_limit or t.memory_quota,
                             pods=t.pod_quota, claims=t.claim_quota, storage=t.storage_quota,
-                            admins=t.admins, viewers=t.viewers, pod_security=pod_security.get(t.name))
+                            admins=t.admins, viewers=t.viewers, pod_security=pod_security.get(t.name),
+                            node_selector=plan.placement(t.name).node_selector if t.node_pool else None)
                  for t in plan.tenants],
         gateway_namespace=settings.tenancy.gateway_namespace,
         monitoring_namespace=settings.tenancy.monitoring_namespace,

@@ -41,6 +41,7 @@ class TenantSpec:
     admins: list[str] = field(default_factory=list)
     viewers: list[str] = field(default_factory=list)
     pod_security: Optional[PodSecurity] = None  # the plan's exception to `restricted` (RDMA workers), with its reason
+    node_selector: Optional[dict[str, str]] = None  # the tenant's dedicated nodes, enforced on every pod it creates
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,12 @@ class TenantEnvironment(Layer):
         super().__init__("TenantEnvironment", name, opts)
         child = self.child()
         tenant_labels = labels("tenancy", tenant.namespace, **{TENANT_LABEL: tenant.name})
+        annotations = {POD_SECURITY_REASON: tenant.pod_security.reason} if tenant.pod_security else {}
+        if tenant.node_selector:
+            # With the site's PodNodeSelector admission plugin, every pod of the namespace (also those a tenant admin
+            # creates) gets this selector, and a pod selecting another tenant's nodes is refused.
+            annotations[integration_points().kubernetes.pod_node_selector_annotation] = ",".join(
+                f"{key}={value}" for key, value in sorted(tenant.node_selector.items()))
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -104,7 +111,7 @@ class TenantEnvironment(Layer):
                 labels={**tenant_labels,
                         **psa_labels(tenant.pod_security.level if tenant.pod_security else "restricted"),
                         integration_points().kai.queue_label: tenant.queue},
-                annotations={POD_SECURITY_REASON: tenant.pod_security.reason} if tenant.pod_security else None),
+                annotations=annotations or None),
             opts=child,
         )
         ns = self.namespace.metadata.name

@@ -29,6 +29,9 @@ def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
     names = integration_points()
     prerequisites = [f"{item} (for {component})" for component in deployed
                      for item in site_plan.matrix.pin(component).prerequisites]
+    if site_plan.tenant_node_pools:
+        prerequisites.append(f"kube-apiserver admission plugin `{names.kubernetes.pod_node_selector_plugin}` enabled "
+                             "(--enable-admission-plugins): it holds every pod a tenant creates to the tenant's nodes")
     storage = components.serving.storage
     classes = [f"StorageClass `{tier.storage_class}` for {name} ({tier.access_mode}, {tier.size} per claim)"
                for name, tier in (storage.named() if storage else [])]

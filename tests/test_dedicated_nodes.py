@@ -152,6 +152,18 @@ def test_every_tenant_pod_runs_on_its_own_nodes_only():
     assert workers and all(spec["nodeSelector"]["nvidia.com/gpu.product"] == "NVIDIA-H200" for spec in workers)
 
 
+def test_tenant_namespaces_hold_pods_they_create_to_their_nodes():
+    """Pods a tenant admin creates are not the program's: the namespace's PodNodeSelector annotation (kubernetes
+    plugin/pkg/admission/podnodeselector) merges the tenant's selector into each and refuses a conflicting one."""
+    def selectors(config):
+        recording = run_program(config, stack="dedicated")
+        return {r.inputs["metadata"]["name"]: (r.inputs["metadata"].get("annotations") or {}).get(
+            "scheduler.alpha.kubernetes.io/node-selector") for r in recording.of_type("kubernetes:core/v1:Namespace")
+            if r.inputs["metadata"]["name"].startswith("tenant-")}
+    assert selectors(serving_site()) == {"tenant-t0": f"{TENANT_KEY}=t0", "tenant-t1": f"{TENANT_KEY}=t1"}
+    assert selectors(serving_site(pools=False)) == {"tenant-t0": None, "tenant-t1": None}
+
+
 def test_the_placement_check_catches_shared_nodes_and_foreign_tolerations():
     recording = run_program(serving_site(pools=False), stack="shared")
     specs = tenant_pod_specs(recording)
@@ -171,6 +183,7 @@ def test_checklist_and_baseline_record_carry_the_site_steps():
     assert (f"4 GPU nodes for tenant t1 alone: `kubectl label node <node> {TENANT_KEY}=t1` and "
             f"`kubectl taint node <node> {TENANT_KEY}=t1:NoSchedule`") in text
     assert f"tenant rail isolation: {RDMA_RAIL_ISOLATION}" in text
+    assert "kube-apiserver admission plugin `PodNodeSelector` enabled" in text
     recording = run_program(config, stack="dedicated")
     record = next(r for r in recording.resources if r.inputs.get("metadata", {}).get("name") == "ncp-baseline-record")
     pools = yaml.safe_load(record.inputs["data"]["tenantNodePools"])  # one YAML document per key
