@@ -29,7 +29,7 @@ from plan.endpoints import rdma_workers, runtime_image, tenant_pod_security
 from plan.profile import DriverManagement
 from plan.serving import ApiServerEgress
 from plan.serving_features import nvlink_pack_domain
-from plan.site_plan import TENANT_NAMESPACE_PREFIX, SitePlan
+from plan.site_plan import RDMA_RAIL_ISOLATION, TENANT_NAMESPACE_PREFIX, SitePlan
 
 BASELINE_NAMESPACE = "ncp-system"
 VALIDATION_NAMESPACE = "ncp-validation"
@@ -92,6 +92,9 @@ def baseline_record(plan: SitePlan) -> dict:
         "validationEvidence": evidence.model_dump(by_alias=True) if evidence else None,
         "gpuSharing": gpu_sharing(plan),
         "tenantImagePulls": plan.config.components.tenancy.pull_credentials.value,
+        # Site steps: label and taint each tenant's nodes; the program places the tenant's pods there.
+        "tenantNodePools": plan.tenant_node_pools,
+        "tenantRdmaRails": RDMA_RAIL_ISOLATION if plan.network_enabled and plan.tenant_node_pools else None,
         # KAI ignores a node without every level's label: each GPU node must carry these keys.
         "topologyLevels": [vars(level) for level in plan.topology_levels] if plan.topology_aware else [],
         "serving": {e.name: {"tenant": e.tenant.name, "backend": e.endpoint.backend, "mode": e.mode, "gpus": e.gpus,
@@ -203,7 +206,8 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
                             gpu_limit=t.gpu_limit, cpu_quota=t.cpu_quota, memory_quota=t.memory_quota,
                             cpu_limit=t.cpu_limit or t.cpu_quota, memory_limit=t.memory_limit or t.memory_quota,
                             pods=t.pod_quota, claims=t.claim_quota, storage=t.storage_quota,
-                            admins=t.admins, viewers=t.viewers, pod_security=pod_security.get(t.name))
+                            admins=t.admins, viewers=t.viewers, pod_security=pod_security.get(t.name),
+                            node_selector=plan.placement(t.name).node_selector if t.node_pool else None)
                  for t in plan.tenants],
         gateway_namespace=settings.tenancy.gateway_namespace,
         monitoring_namespace=settings.tenancy.monitoring_namespace,
@@ -242,7 +246,8 @@ def tenant_storage(plan: SitePlan, tenancy: Tenancy, skip_await: bool) -> dict[s
     return {tenant: TenantStorage(f"storage-{tenant}", TenantStorageArgs(
         tenant=tenant, namespace=namespace, model_artifacts=storage.model_artifacts,
         benchmark_output=storage.benchmark_output, skip_await=skip_await),
-        pulumi.ResourceOptions(depends_on=[tenancy.tenants[tenant].namespace]))
+        # Claims count against the tenant's quota: the API server refuses them until the quota exists.
+        pulumi.ResourceOptions(depends_on=[tenancy.tenants[tenant]]))
         for tenant, namespace in namespaces.items()}
 
 
@@ -257,9 +262,10 @@ def compose_inference_services(plan: SitePlan, scheduling: Scheduling, tenancy: 
             plan=service, ports=triton.ports, signals=signals, model_claim=claims[TenantStorage.MODEL_CLAIM],
             service_account=WORKLOAD_SERVICE_ACCOUNT, pull_secret=PULL_SECRET if plan.tenant_pull_secret else None,
             selector_labels=settings.telemetry.prometheus_selector_labels,
-            scrape_interval=settings.telemetry.scrape_interval, skip_await=skip_await),
-            # The tenant's queue schedules the build and the server.
-            pulumi.ResourceOptions(depends_on=[scheduling, tenancy.tenants[service.tenant.name].namespace]))
+            scrape_interval=settings.telemetry.scrape_interval, skip_await=skip_await,
+            tenant_nodes=plan.placement(service.tenant.name)),
+            # The tenant's queue schedules the build and the server; its environment holds the quota they count on.
+            pulumi.ResourceOptions(depends_on=[scheduling, tenancy.tenants[service.tenant.name]]))
         slo = service.service.slo
         Benchmark(f"benchmark-{service.name}", BenchmarkArgs(
             endpoint=service.name, tenant=service.tenant.name, namespace=service.namespace,
@@ -267,8 +273,9 @@ def compose_inference_services(plan: SitePlan, scheduling: Scheduling, tenancy: 
             command=kserve_command(url=server.url, model=service.engine_model, inputs=service.service.engine.inputs,
                                    concurrency=slo.concurrency, request_count=slo.request_count,
                                    artifact_dir=f"/results/{service.name}", server_metrics=server.metrics_url),
-            thresholds=service.acceptance_thresholds(), graph=server.deployment),
-            pulumi.ResourceOptions(depends_on=[tenancy.tenants[service.tenant.name].namespace]))
+            thresholds=service.acceptance_thresholds(), graph=server.deployment,
+            placement=plan.placement(service.tenant.name)),
+            pulumi.ResourceOptions(depends_on=[tenancy.tenants[service.tenant.name]]))
         outputs[service.name] = {"url": server.url, "gpus": service.gpu_units, "tenant": service.tenant.name,
                                  "engineDir": service.engine_dir}
     return outputs
@@ -302,7 +309,10 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
     for endpoint in plan.endpoints:
         model = endpoint.endpoint.model
         claims = tenant_storage[endpoint.tenant.name].claims
-        in_namespace = pulumi.ResourceOptions(depends_on=[tenancy.tenants[endpoint.tenant.name].namespace])
+        placement = plan.placement(endpoint.tenant.name)
+        # Tenant objects wait for the tenant's environment: its Namespace, and its quota (claims and pods count
+        # against it: the API server refuses them until the quota controller has written the quota's status).
+        in_namespace = pulumi.ResourceOptions(depends_on=[tenancy.tenants[endpoint.tenant.name]])
         staging = ModelStaging(f"model-{endpoint.name}", ModelStagingArgs(
             endpoint=endpoint.name, tenant=endpoint.tenant.name, namespace=endpoint.namespace,
             model_name=model.name, source=model.source, revision=model.revision, model_class=model.model_class,
@@ -311,7 +321,7 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
             skip_await=skip_await,
             source_access=serving.model_staging,
             record={"sizing": endpoint.sizing_file, "image": endpoint.image, "mode": endpoint.mode,
-                    "dynamoPlatform": matrix.pin("dynamoPlatform").version}), in_namespace)
+                    "dynamoPlatform": matrix.pin("dynamoPlatform").version}, placement=placement), in_namespace)
         serving_endpoint = ServingEndpoint(f"endpoint-{endpoint.name}", EndpointArgs(
             plan=endpoint, runtime=runtime, gpus_per_node=plan.profile.gpu.per_node,
             gpu_product=plan.gpu_product_label,
@@ -324,7 +334,7 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
             planner_prometheus_url=serving.planner_prometheus_url,
             planner_prometheus=serving.planner_prometheus(), signals=signals,
             selector_labels=telemetry.prometheus_selector_labels, scrape_interval=telemetry.scrape_interval,
-            inference_pool=serving.gateway_inference_extension, topology=topology),
+            inference_pool=serving.gateway_inference_extension, topology=topology, placement=placement),
             pulumi.ResourceOptions(depends_on=[platform, staging, claims[TenantStorage.MODEL_CLAIM],
                                                *in_namespace.depends_on]))
         if serving.gateway_inference_extension:
@@ -341,8 +351,8 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
                 tokenizer=model_path(model.name, model.revision) if model.tokenizer is None else model.tokenizer,
                 isl=slo.isl, osl=slo.osl, concurrency=slo.concurrency, request_count=slo.request_count,
                 artifact_dir=f"/results/{endpoint.name}"),
-            thresholds=slo.thresholds.model_dump(by_alias=True, exclude_none=True), graph=serving_endpoint.graph),
-            in_namespace)
+            thresholds=slo.thresholds.model_dump(by_alias=True, exclude_none=True), graph=serving_endpoint.graph,
+            placement=placement), in_namespace)
         outputs[endpoint.name] = {"url": serving_endpoint.url, "mode": endpoint.mode, "gpus": endpoint.gpus,
                                   "tenant": endpoint.tenant.name, "sizing": endpoint.sizing_file}
     return outputs

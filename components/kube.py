@@ -8,9 +8,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from plan.catalog import AccessRule, ChartPin
+from plan.site_plan import TENANT_KEY, NodePlacement
 
 PART_OF = "ncp-inference"
-TENANT_LABEL = "ncp-inference.io/tenant"
+TENANT_LABEL = TENANT_KEY
 POD_SECURITY_REASON = "ncp-inference.io/pod-security-reason"  # why a tenant namespace is not restricted
 LAYER_LABEL = "ncp-inference.io/layer"
 PSA_LEVELS = ("privileged", "baseline", "restricted")
@@ -112,6 +113,17 @@ def await_annotations(skip_await: bool) -> dict[str, str]:
 def claim_volume(name: str, claim: str, read_only: bool = False) -> k8s.core.v1.VolumeArgs:
     return k8s.core.v1.VolumeArgs(name=name, persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(
         claim_name=claim, read_only=read_only or None))
+
+
+def pod_placement(placement: Optional[NodePlacement], **extra: Any) -> dict[str, Any]:
+    """PodSpecArgs keywords that place a pod on the tenant's dedicated nodes (when it has them), merged with a
+    workload's own selector and tolerations (`extra`: node_selector, tolerations, scheduler_name)."""
+    keywords = dict(extra)
+    if placement is not None:
+        keywords["node_selector"] = {**(extra.get("node_selector") or {}), **placement.node_selector}
+        own = list(extra.get("tolerations") or [])
+        keywords["tolerations"] = own + [t for t in placement.tolerations if t not in own]
+    return keywords
 
 
 def restricted_job(

@@ -8,9 +8,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import (
-    PRIORITY_SYSTEM, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, restricted_deployment, restricted_job,
+    PRIORITY_SYSTEM, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, pod_placement, restricted_deployment,
+    restricted_job,
 )
 from plan.serving import ModelStagingSettings, StorageTier
+from plan.site_plan import NodePlacement
 
 STORAGE_TIER_LABEL = "ncp-inference.io/storage-tier"
 ENDPOINT_LABEL = "ncp-inference.io/endpoint"
@@ -79,6 +81,7 @@ class ModelStagingArgs:
     skip_await: bool
     record: dict  # provenance facts beyond the model itself (sizing file, images, versions)
     source_access: ModelStagingSettings  # how staging reaches the model source: direct, proxy or mirror
+    placement: Optional[NodePlacement] = None  # the tenant's dedicated nodes, where it has them
 
 
 def staging_script(source: str, revision: str, target: str) -> str:
@@ -191,7 +194,7 @@ class ModelStaging(Layer):
             ),
             volumes=[claim_volume("models", TenantStorage.MODEL_CLAIM)],
             service_account=args.service_account, backoff_limit=3, ttl_seconds=86400,
-            opts=self.child(args.claim, egress),
+            placement=pod_placement(args.placement), opts=self.child(args.claim, egress),
         )
         self.model_path = target
         self.register_outputs({"job": f"{args.endpoint}-model-staging", "modelPath": target})

@@ -19,6 +19,10 @@ from plan.endpoints import PodSecurity
 PULL_SECRET = "ngc-pull-secret"
 WORKLOAD_SERVICE_ACCOUNT = "tenant-workload"
 RBAC_GROUP = "rbac.authorization.k8s.io"
+# Admission refuses a claim or pod the quota covers until the quota controller has written the quota's status
+# ("status unknown for quota"): Pulumi waits for it (pulumi-kubernetes await annotation, provider >= 4.18), so
+# whatever depends on the tenant environment is created after it.
+QUOTA_STATUS_AWAIT = {"pulumi.com/waitFor": "jsonpath={.status.hard.pods}"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class TenantSpec:
     admins: list[str] = field(default_factory=list)
     viewers: list[str] = field(default_factory=list)
     pod_security: Optional[PodSecurity] = None  # the plan's exception to `restricted` (RDMA workers), with its reason
+    node_selector: Optional[dict[str, str]] = None  # the tenant's dedicated nodes, enforced on every pod it creates
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,12 @@ class TenantEnvironment(Layer):
         super().__init__("TenantEnvironment", name, opts)
         child = self.child()
         tenant_labels = labels("tenancy", tenant.namespace, **{TENANT_LABEL: tenant.name})
+        annotations = {POD_SECURITY_REASON: tenant.pod_security.reason} if tenant.pod_security else {}
+        if tenant.node_selector:
+            # With the site's PodNodeSelector admission plugin, every pod of the namespace (also those a tenant admin
+            # creates) gets this selector, and a pod selecting another tenant's nodes is refused.
+            annotations[integration_points().kubernetes.pod_node_selector_annotation] = ",".join(
+                f"{key}={value}" for key, value in sorted(tenant.node_selector.items()))
         self.namespace = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(
@@ -100,7 +111,7 @@ class TenantEnvironment(Layer):
                 labels={**tenant_labels,
                         **psa_labels(tenant.pod_security.level if tenant.pod_security else "restricted"),
                         integration_points().kai.queue_label: tenant.queue},
-                annotations={POD_SECURITY_REASON: tenant.pod_security.reason} if tenant.pod_security else None),
+                annotations=annotations or None),
             opts=child,
         )
         ns = self.namespace.metadata.name
@@ -110,7 +121,8 @@ class TenantEnvironment(Layer):
             return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=ns, labels=tenant_labels)
 
         self.quota = k8s.core.v1.ResourceQuota(
-            f"{name}-quota", metadata=meta("tenant-quota"),
+            f"{name}-quota", metadata=k8s.meta.v1.ObjectMetaArgs(name="tenant-quota", namespace=ns,
+                                                                labels=tenant_labels, annotations=QUOTA_STATUS_AWAIT),
             spec=k8s.core.v1.ResourceQuotaSpecArgs(hard=quota_hard(tenant, args.storage_classes)),
             opts=in_namespace,
         )

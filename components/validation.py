@@ -9,11 +9,12 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.kube import (
-    TENANT_LABEL, Layer, await_annotations, claim_volume, labels, policy_rules, restricted_job,
+    TENANT_LABEL, Layer, await_annotations, claim_volume, labels, pod_placement, policy_rules, restricted_job,
 )
 from components.model_data import ENDPOINT_LABEL, MODELS_MOUNT, TenantStorage, tier_labels
 from plan.catalog import AccessRule
 from plan.serving import StorageTier
+from plan.site_plan import NodePlacement
 
 THRESHOLDS_ANNOTATION = "ncp-inference.io/acceptance-thresholds"
 RESULTS_MOUNT = "/results"
@@ -29,6 +30,7 @@ class BenchmarkArgs:
     command: list[str]  # the aiperf command line (acceptance.aiperf_args)
     thresholds: dict
     graph: pulumi.Resource
+    placement: Optional[NodePlacement] = None  # the tenant's dedicated nodes, where it has them
 
 
 class Benchmark(Layer):
@@ -64,7 +66,7 @@ class Benchmark(Layer):
                      claim_volume("models", TenantStorage.MODEL_CLAIM, read_only=True)],
             service_account=args.service_account,
             # Run on demand once the endpoint is ready, not at every deploy.
-            suspend=True,
+            suspend=True, placement=pod_placement(args.placement),
             opts=self.child(args.graph),
         )
         self.register_outputs({"job": f"{args.endpoint}-aiperf"})

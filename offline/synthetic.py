@@ -24,6 +24,13 @@ def site_config(profile: str, environment: str = "lab", tenants: int = 2, gpu_no
             for i in range(tenants)
         ],
     }
+    if environment == "prod" and tenants > 1:
+        # Prod refuses several tenants sharing nodes: each gets gpuNodes / tenants nodes of its own.
+        pool_nodes = gpu_nodes // tenants
+        for tenant in config["tenants"]:
+            tenant["nodePool"] = {"nodes": pool_nodes}
+            tenant["gpuLimit"] = min(tenant["gpuLimit"], pool_nodes * hardware.gpu.per_node)
+            tenant["gpuQuota"] = min(tenant["gpuQuota"], tenant["gpuLimit"])
     if hardware.has_rdma_fabric:
         # /20 rails: nv-ipam blocks of 16 addresses for up to 255 nodes.
         config["components"] = {"networkOperator": {"railInterfaces": RAIL_NAMES[: hardware.fabric.nics_per_node],

@@ -368,6 +368,11 @@ class DatastoreNames(Sourced):
     replica_set_key: str
 
 
+class KubernetesNames(Sourced):
+    pod_node_selector_annotation: str
+    pod_node_selector_plugin: str
+
+
 class IntegrationPoints(StrictModel):
     gpu: GpuNames
     dcgm: DcgmNames
@@ -375,6 +380,7 @@ class IntegrationPoints(StrictModel):
     dynamo: DynamoNames
     multus: MultusNames
     network_operator: NetworkOperatorNames
+    kubernetes: KubernetesNames
     gateway_inference_extension: GatewayNames
     nvsentinel_datastore: DatastoreNames
 

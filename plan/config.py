@@ -212,6 +212,13 @@ class Components(StrictModel):
                     "name: air-gapped sites and test clusters")
 
 
+class NodePool(StrictModel):
+    """GPU nodes dedicated to one tenant. The site labels and taints them with the tenant's name (the plan's
+    TENANT_KEY; a site step in the checklist) and the program places the tenant's pods there."""
+
+    nodes: int = Field(ge=1, description="GPU nodes of the site's gpuNodes given to this tenant alone")
+
+
 class Tenant(StrictModel):
     name: Name
     display_name: Optional[str] = None
@@ -227,6 +234,8 @@ class Tenant(StrictModel):
     storage_quota: Quantity = Field(default="100Ti", description="storage all claims request, per class and in total")
     admins: list[str] = Field(default_factory=list, description="identity-provider groups with tenant admin rights")
     viewers: list[str] = Field(default_factory=list)
+    node_pool: Optional[NodePool] = Field(
+        default=None, description="dedicated GPU nodes (required in prod with several tenants: RA Workload Isolation)")
 
     @model_validator(mode="after")
     def _limit_covers_quota(self) -> "Tenant":

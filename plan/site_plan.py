@@ -21,6 +21,8 @@ from plan.profile import DriverManagement, HardwareProfile
 PROJECT = "ncp-inference"
 SECRET_KEYS = ("ngcApiKey",)
 TENANT_NAMESPACE_PREFIX = "tenant-"
+# One key for the tenant's label on its objects and on its dedicated nodes, and for the taint those nodes carry.
+TENANT_KEY = "ncp-inference.io/tenant"
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,39 @@ class Rail:
     interface: str
     subnet: str
     gateway: str
+
+
+@dataclass(frozen=True)
+class NodePlacement:
+    """Where a tenant's pods run: its dedicated nodes (labelled and tainted TENANT_KEY=<tenant> by the site). The
+    pool is GPU nodes, so its tolerations also admit the GPU taint a site may set on them (CPU pods of the tenant,
+    such as frontends and Jobs, run there too: no pod of a tenant shares a node with another tenant's)."""
+
+    node_selector: dict[str, str]
+    tolerations: tuple[dict[str, str], ...]
+
+    @classmethod
+    def dedicated(cls, tenant: str) -> "NodePlacement":
+        return cls(node_selector={TENANT_KEY: tenant},
+                   tolerations=({"key": TENANT_KEY, "operator": "Equal", "value": tenant, "effect": "NoSchedule"},
+                                gpu_toleration()))
+
+
+# Why the rails need no per-tenant IPPools or NetworkAttachmentDefinitions on dedicated nodes, and what the site
+# still owns. nv-ipam hands each node its own block of every rail pool (Mellanox/nvidia-k8s-ipam
+# pkg/ipam-controller/allocator/allocator.go, at the networkOperator pin): on dedicated nodes a tenant's pods take rail
+# addresses only from its own nodes' blocks and reach only its own nodes' NICs (the RDMA device plugin exposes the
+# node's devices). Separating tenants' traffic on a shared rail segment is the fabric's job (per-tenant VLAN/VRF or
+# partition on the rail switches): Kubernetes NetworkPolicy does not apply to Multus secondary networks.
+RDMA_RAIL_ISOLATION = (
+    "rail addresses come from per-node nv-ipam blocks, so each tenant's pods use only its own nodes' blocks and NICs; "
+    "segment the rails per tenant in the fabric (VLAN/VRF or partition per tenant node set on the rail switches): "
+    "NetworkPolicy does not cover Multus secondary networks")
+
+
+def gpu_toleration() -> dict[str, str]:
+    """Tolerates the taint sites put on GPU nodes (integration-points gpu.taintKey)."""
+    return {"key": integration_points().gpu.taint_key, "operator": "Exists", "effect": "NoSchedule"}
 
 
 @dataclass(frozen=True)
@@ -134,6 +169,17 @@ class SitePlan:
     @staticmethod
     def tenant_namespace(tenant: Tenant) -> str:
         return TENANT_NAMESPACE_PREFIX + tenant.name
+
+    @property
+    def tenant_node_pools(self) -> dict[str, dict]:
+        """tenant -> its dedicated nodes and the label and taint the site puts on them (a site step)."""
+        return {t.name: {"nodes": t.node_pool.nodes, "label": f"{TENANT_KEY}={t.name}",
+                         "taint": f"{TENANT_KEY}={t.name}:NoSchedule"} for t in self.tenants if t.node_pool}
+
+    def placement(self, tenant_name: str) -> Optional[NodePlacement]:
+        """The tenant's dedicated nodes, or None where it shares the site's GPU nodes."""
+        tenant = next(t for t in self.tenants if t.name == tenant_name)
+        return NodePlacement.dedicated(tenant.name) if tenant.node_pool else None
 
 
 def _set_fix(path: str, fix: str) -> str:
@@ -225,6 +271,41 @@ def _profile_problems(config: StackConfig, profile: HardwareProfile) -> list[Pro
                                 f"guarantee {total_quota} GPUs in total (sum of gpuQuota); the site has {capacity}",
                                 f"{_nodes_first(config)} otherwise lower gpuQuota values and use gpuLimit and "
                                 "overQuotaWeight for burst capacity"))
+    return problems
+
+
+def _node_pool_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
+    """Dedicated node pools fit the site and hold their tenant's GPU limit; prod with several tenants has them,
+    since namespaces should not be the only isolation boundary for high-value multi-tenant GPU services (RA,
+    Isolation And Security / Workload Isolation)."""
+    problems = []
+    units = gpu_units_per_node(profile, config.components.gpu_operator.mig)
+    pooled = [(index, tenant) for index, tenant in enumerate(config.tenants) if tenant.node_pool]
+    for index, tenant in pooled:
+        pool_gpus = tenant.node_pool.nodes * units
+        if tenant.gpu_limit > pool_gpus:
+            path = f"{PROJECT}:tenants[{index}].nodePool.nodes"
+            problems.append(Problem(path, f"{tenant.node_pool.nodes} nodes hold {pool_gpus} GPUs; the tenant's "
+                                          f"gpuLimit is {tenant.gpu_limit}, and its pods run only on its own nodes",
+                                    _set_fix(path, f"give it >= {-(-tenant.gpu_limit // units)} nodes, or lower "
+                                                   "gpuLimit")))
+    total = sum(tenant.node_pool.nodes for _, tenant in pooled)
+    if total > config.site.gpu_nodes:
+        problems.append(Problem(f"{PROJECT}:tenants", f"dedicate {total} nodes in total (sum of nodePool.nodes); "
+                                                      f"site.gpuNodes is {config.site.gpu_nodes}",
+                                f"{_nodes_first(config)} otherwise give the tenants fewer nodes"))
+    if config.site.environment == Environment.PROD and len(config.tenants) > 1:
+        for index, tenant in enumerate(config.tenants):
+            if tenant.node_pool is None:
+                path = f"{PROJECT}:tenants[{index}].nodePool.nodes"
+                problems.append(Problem(
+                    f"{PROJECT}:tenants[{index}].nodePool",
+                    f"is required in prod with {len(config.tenants)} tenants: without dedicated nodes the namespace "
+                    f"would be the tenant's only isolation boundary, which the RA (Workload Isolation) does not "
+                    f"accept for multi-tenant GPU services and profile {profile.name} (tenancy.isolation "
+                    f"{profile.tenancy.isolation.value}) does not either",
+                    _set_fix(path, f"give tenant {tenant.name} its own GPU nodes (at least "
+                                   f"{max(1, -(-tenant.gpu_limit // units))})")))
     return problems
 
 
@@ -320,6 +401,7 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
     else:
         profile = load_profile(config.site.hardware_profile)
         problems += _profile_problems(config, profile)
+        problems += _node_pool_problems(config, profile)
 
     matrix = load_matrix()
     k8s = config.site.kubernetes_version or matrix.kubernetes.default_version

@@ -113,6 +113,11 @@ def render(site: str, profile: HardwareProfile, environment: str, gpu_nodes: int
             f"    - name: {tenant.name}",
             f"      gpuQuota: {tenant.gpu_quota}",
             f"      gpuLimit: {tenant.gpu_limit}",
+        ]
+        if environment == "prod" and len(tenants) > 1:  # prod refuses tenants sharing nodes (RA Workload Isolation)
+            lines.append(f"      nodePool: {{nodes: {max(1, -(-tenant.gpu_limit // profile.gpu.per_node))}}}  "
+                         "# GPU nodes of its own: the site labels and taints them (python -m scaffold.checklist)")
+        lines += [
             f"      admins: [{q(placeholder(f'identity-provider group of {tenant.name} admins'))}]",
         ]
     return "\n".join(lines) + "\n"

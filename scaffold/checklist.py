@@ -15,7 +15,7 @@ from cli_exit import BAD_INPUT, OK, run_command
 from offline.recorder import run_stack_file
 from plan.catalog import integration_points
 from plan.errors import ConfigError
-from plan.site_plan import PROJECT, SitePlan
+from plan.site_plan import PROJECT, RDMA_RAIL_ISOLATION, SitePlan
 from plan.sources import plan_from_stack_file
 
 
@@ -29,6 +29,9 @@ def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
     names = integration_points()
     prerequisites = [f"{item} (for {component})" for component in deployed
                      for item in site_plan.matrix.pin(component).prerequisites]
+    if site_plan.tenant_node_pools:
+        prerequisites.append(f"kube-apiserver admission plugin `{names.kubernetes.pod_node_selector_plugin}` enabled "
+                             "(--enable-admission-plugins): it holds every pod a tenant creates to the tenant's nodes")
     storage = components.serving.storage
     classes = [f"StorageClass `{tier.storage_class}` for {name} ({tier.access_mode}, {tier.size} per claim)"
                for name, tier in (storage.named() if storage else [])]
@@ -39,10 +42,15 @@ def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
              "program's GPU pods tolerate it)"]
     if labels:
         nodes.append("topology labels on every GPU node: " + ", ".join(labels))
+    nodes += [f"{pool['nodes']} GPU nodes for tenant {tenant} alone: `kubectl label node <node> {pool['label']}` and "
+              f"`kubectl taint node <node> {pool['taint']}` on each (its pods run only there)"
+              for tenant, pool in site_plan.tenant_node_pools.items()]
     network = []
     if site_plan.network_enabled:
         network = [f"interface `{rail.interface}` on every GPU node, rail subnet {rail.subnet} routable on that rail"
                    for rail in site_plan.rails]
+        if site_plan.tenant_node_pools:
+            network.append(f"tenant rail isolation: {RDMA_RAIL_ISOLATION}")
     groups = [f"group `{group}` exists in the identity provider ({role} of tenant {tenant.name})"
               for tenant in site_plan.tenants for role, members in (("admin", tenant.admins), ("viewer", tenant.viewers))
               for group in members]

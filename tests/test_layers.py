@@ -154,7 +154,7 @@ def test_queue_tree_matches_tenant_config(prod):
     assert queues["ncp-root"]["resources"]["gpu"]["quota"] == 128
     acme = queues["tenant-acme-chat"]
     assert acme["parentQueue"] == "ncp-root"
-    assert acme["resources"]["gpu"] == {"quota": 64, "limit": 96, "overQuotaWeight": 2}
+    assert acme["resources"]["gpu"] == {"quota": 64, "limit": 72, "overQuotaWeight": 2}
     assert queues["tenant-ncp-eval"]["resources"]["gpu"]["overQuotaWeight"] == 0
     kai = prod.releases()["kai-scheduler"]
     assert kai.inputs["namespace"] == "kai-scheduler"
@@ -256,7 +256,7 @@ def test_tenant_quota_equals_config(prod):
                if q.inputs["metadata"]["name"] == "tenant-quota"]
     hard = quota.inputs["spec"]["hard"]
     assert {k: hard[k] for k in ("requests.nvidia.com/gpu", "requests.cpu", "requests.memory")} == {
-        "requests.nvidia.com/gpu": "96", "requests.cpu": "1024", "requests.memory": "8Ti"}
+        "requests.nvidia.com/gpu": "72", "requests.cpu": "1024", "requests.memory": "8Ti"}
 
 
 def test_default_deny_for_every_tenant(prod):

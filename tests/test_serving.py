@@ -93,8 +93,9 @@ def test_endpoint_placement_queue_and_model(prod):
     assert {"name": "DYN_ROUTER_MODE", "value": "kv"} in frontend["envs"]
     worker = graph["spec"]["services"]["TRTLLMWorker"]
     pod = worker["extraPodSpec"]
-    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200"}
-    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    # prod gives acme-chat dedicated nodes (tests/test_dedicated_nodes.py)
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200", "ncp-inference.io/tenant": "acme-chat"}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
     # No serviceAccountName: the operator's discovery account (tests/test_dynamo_pods.py). pullCredentials node (the
     # default): the nodes pull nvcr.io, tenant pods carry no registry credential.
     assert "serviceAccountName" not in pod and "imagePullSecrets" not in pod

@@ -7,6 +7,7 @@ import pulumi
 from plan.catalog import DynamoRuntime, MetricSource
 from plan.endpoint_plan import EndpointPlan
 from plan.serving import ApiServerEgress, StorageTier
+from plan.site_plan import NodePlacement
 
 
 @dataclass(frozen=True)
@@ -41,3 +42,4 @@ class EndpointArgs:
     scrape_interval: str
     inference_pool: bool
     topology: Optional[TopologyPlacement] = None  # set on multi-node NVLink sites with topology-aware scheduling
+    placement: Optional[NodePlacement] = None  # the tenant's dedicated nodes: every pod of the graph runs there

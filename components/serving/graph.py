@@ -20,6 +20,7 @@ from plan.catalog import BackendRuntime, DynamoRuntime, integration_points
 from plan.endpoint_plan import EndpointPlan, WorkerGroup
 from plan.endpoints import worker_pods
 from plan.serving import StorageTier
+from plan.site_plan import gpu_toleration
 
 ENGINE_CONFIG_MOUNT = "/etc/ncp-engine"
 CACHE_MOUNT = "/cache"
@@ -142,6 +143,9 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
     backend = runtime.backends[plan.endpoint.backend]
     frontend = runtime.frontend
     pod_common = {"priorityClassName": PRIORITY_SERVING, "securityContext": POD_SECURITY}
+    tenant_nodes = args.placement.node_selector if args.placement else {}
+    if args.placement:  # frontend and planner too: no pod of the tenant shares a node with another tenant's
+        pod_common.update(nodeSelector=tenant_nodes, tolerations=list(args.placement.tolerations))
     if args.pull_secret:
         pod_common["imagePullSecrets"] = [{"name": args.pull_secret}]
     services = {
@@ -185,8 +189,8 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
             "extraPodSpec": {
                 **pod_common,
                 "securityContext": RDMA_POD_SECURITY if rdma else POD_SECURITY,
-                "nodeSelector": {names.gpu.product_label: args.gpu_product},
-                "tolerations": [{"key": names.gpu.taint_key, "operator": "Exists", "effect": "NoSchedule"}],
+                "nodeSelector": {names.gpu.product_label: args.gpu_product, **tenant_nodes},
+                "tolerations": pod_common.get("tolerations", [gpu_toleration()]),
                 "volumes": volumes,
                 "mainContainer": {
                     "image": plan.image, "command": ["python3"],

@@ -8,14 +8,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import (
-    PRIORITY_SERVING, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, restricted_job, restricted_pod,
-    scratch, scratch_volume,
+    PRIORITY_SERVING, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, pod_placement, restricted_job,
+    restricted_pod, scratch, scratch_volume,
 )
 from components.model_data import ENDPOINT_LABEL, MODEL_REVISION, MODEL_SOURCE, MODELS_MOUNT, TenantStorage
 from components.serving.triton_repository import build_script, expected_provenance, repository_files, verify_script
 from components.serving.triton_rules import inference_rules, pod_monitor_spec
 from plan.catalog import MetricSource, integration_points
 from plan.inference_services import InferenceServicePlan
+from plan.site_plan import NodePlacement, gpu_toleration
 
 REPOSITORY, CONFIG_DIR = "/repository", "/model-config"
 BUILD_TIMEOUT_SECONDS = 2 * 3600
@@ -32,15 +33,16 @@ class InferenceServiceArgs:
     selector_labels: dict[str, str]
     scrape_interval: str
     skip_await: bool
+    tenant_nodes: Optional[NodePlacement] = None  # the tenant's dedicated nodes, where it has them
 
 
-def placement(plan: InferenceServicePlan) -> dict:
-    """The tenant's KAI queue and the site's GPU nodes, as PodSpecArgs keywords (server and build alike)."""
+def placement(args: InferenceServiceArgs) -> dict:
+    """The tenant's KAI queue and the site's GPU nodes (the tenant's own, where it has them), as PodSpecArgs
+    keywords (server and build alike)."""
     names = integration_points()
-    return {"scheduler_name": names.kai.scheduler_name,
-            "node_selector": {names.gpu.product_label: plan.gpu_product},
-            "tolerations": [k8s.core.v1.TolerationArgs(key=names.gpu.taint_key, operator="Exists",
-                                                       effect="NoSchedule")]}
+    return pod_placement(args.tenant_nodes, scheduler_name=names.kai.scheduler_name,
+                         node_selector={names.gpu.product_label: args.plan.gpu_product},
+                         tolerations=[gpu_toleration()])
 
 
 def gpu_resources(plan: InferenceServicePlan, cpu: str, memory: str) -> k8s.core.v1.ResourceRequirementsArgs:
@@ -88,7 +90,7 @@ class InferenceService(Layer):
                 volume_mounts=[k8s.core.v1.VolumeMountArgs(name="models", mount_path=MODELS_MOUNT)],
                 resources=gpu_resources(plan, "2", "16Gi")),
             volumes=[claim_volume("models", TenantStorage.MODEL_CLAIM)],
-            service_account=args.service_account, backoff_limit=2, ttl_seconds=86400, placement=placement(plan),
+            service_account=args.service_account, backoff_limit=2, ttl_seconds=86400, placement=placement(args),
             opts=self.child(args.model_claim))
         config = k8s.core.v1.ConfigMap(
             f"{name}-repository",
@@ -146,7 +148,7 @@ class InferenceService(Layer):
                                  # DALI and the Python backend exchange tensors through shared memory.
                                  k8s.core.v1.VolumeArgs(name="dshm", empty_dir={"medium": "Memory",
                                                                                  "sizeLimit": "1Gi"})],
-                        **placement(plan)))),
+                        **placement(args)))),
             opts=self.child(*after))
         k8s.core.v1.Service(
             f"{name}-service",
