@@ -76,9 +76,9 @@ class Rail:
 
 @dataclass(frozen=True)
 class NodePlacement:
-    """Where a tenant's pods run: its dedicated nodes (labelled and tainted TENANT_KEY=<tenant> by the site). The
-    pool is GPU nodes, so its tolerations also admit the GPU taint a site may set on them (CPU pods of the tenant,
-    such as frontends and Jobs, run there too: no pod of a tenant shares a node with another tenant's)."""
+    """Where a tenant's pods run: its dedicated nodes (labelled and tainted TENANT_KEY=<tenant> by the site): its GPU
+    nodes and the CPU nodes its frontends, planners and Jobs run on, so no pod of a tenant shares a node with another
+    tenant's. Only GPU pods add the GPU taint's toleration: control-plane pods stay off GPU nodes."""
 
     node_selector: dict[str, str]
     tolerations: tuple[dict[str, str], ...]
@@ -86,8 +86,7 @@ class NodePlacement:
     @classmethod
     def dedicated(cls, tenant: str) -> "NodePlacement":
         return cls(node_selector={TENANT_KEY: tenant},
-                   tolerations=({"key": TENANT_KEY, "operator": "Equal", "value": tenant, "effect": "NoSchedule"},
-                                gpu_toleration()))
+                   tolerations=({"key": TENANT_KEY, "operator": "Equal", "value": tenant, "effect": "NoSchedule"},))
 
 
 # Why the rails need no per-tenant IPPools or NetworkAttachmentDefinitions on dedicated nodes, and what the site

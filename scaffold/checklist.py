@@ -42,7 +42,8 @@ def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
              "program's GPU pods tolerate it)"]
     if labels:
         nodes.append("topology labels on every GPU node: " + ", ".join(labels))
-    nodes += [f"{pool['nodes']} GPU nodes for tenant {tenant} alone: `kubectl label node <node> {pool['label']}` and "
+    nodes += [f"{pool['nodes']} GPU nodes and at least one CPU node (for its frontends, planners and Jobs, which stay "
+              f"off GPU nodes) for tenant {tenant} alone: `kubectl label node <node> {pool['label']}` and "
               f"`kubectl taint node <node> {pool['taint']}` on each (its pods run only there)"
               for tenant, pool in site_plan.tenant_node_pools.items()]
     network = []

@@ -180,7 +180,8 @@ def test_checklist_and_baseline_record_carry_the_site_steps():
     config = serving_site()
     site_plan = plan(config)
     text = render_checklist(site_plan, [])
-    assert (f"4 GPU nodes for tenant t1 alone: `kubectl label node <node> {TENANT_KEY}=t1` and "
+    assert (f"4 GPU nodes and at least one CPU node (for its frontends, planners and Jobs, which stay off GPU nodes) "
+            f"for tenant t1 alone: `kubectl label node <node> {TENANT_KEY}=t1` and "
             f"`kubectl taint node <node> {TENANT_KEY}=t1:NoSchedule`") in text
     assert f"tenant rail isolation: {RDMA_RAIL_ISOLATION}" in text
     assert "kube-apiserver admission plugin `PodNodeSelector` enabled" in text

@@ -1,6 +1,7 @@
 """The e2e's simulated-cluster helpers without a cluster: nodes follow the hardware profile, stand-in pods follow the
 DynamoGraphDeployment, and the placement check catches a pod on a node it must not be on."""
 from offline.recorder import run_stack_file
+from plan.site_plan import TENANT_KEY
 from plan.sources import plan_from_stack_file
 from tests.e2e import simulated
 
@@ -22,7 +23,8 @@ def test_nodes_follow_the_profile():
     plan = plan_from_stack_file("prod")
     nodes = simulated.nodes_for(plan, rdma_devices=63)
     gpu = [n for n in nodes if n["metadata"]["labels"][simulated.POOL_LABEL] == "gpu"]
-    assert len(gpu) == plan.site.gpu_nodes and len(nodes) == plan.site.gpu_nodes + simulated.CPU_NODES
+    pooled = [t.name for t in plan.tenants if t.node_pool]  # each pooled tenant also gets its own CPU node
+    assert len(gpu) == plan.site.gpu_nodes and len(nodes) == plan.site.gpu_nodes + simulated.CPU_NODES + len(pooled)
     assert gpu[0]["status"]["capacity"]["nvidia.com/gpu"] == "8"
     assert gpu[0]["status"]["capacity"]["rdma/rdma_shared_device_a"] == "63"
     assert gpu[0]["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-H200"
@@ -49,7 +51,10 @@ def test_standins_follow_the_graph_and_placement_catches_misplaced_pods():
     nodes = simulated.nodes_for(plan_from_stack_file("prod"), rdma_devices=63)
     api = FakeApi(nodes)
     good = simulated.Placement()
-    simulated.check_placement(api, [_placed(workers[0], "gpu-0"), _placed(frontend, "cpu-0")], good)
+    # prod's first pool (nodePool: 9 nodes) is acme-chat's: globex-research owns gpu-9.. and cpu-globex-research.
+    own_gpu = next(n["metadata"]["name"] for n in nodes
+                   if n["metadata"]["labels"].get(TENANT_KEY) == "globex-research" and "gpu" in n["metadata"]["name"])
+    simulated.check_placement(api, [_placed(workers[0], own_gpu), _placed(frontend, "cpu-globex-research")], good)
     assert not good.problems and good.scheduled["tenant-globex-research"] == 2
     bad = simulated.Placement()
     simulated.check_placement(api, [_placed(frontend, "gpu-0"), _placed(workers[0], "cpu-0")], bad)

@@ -144,7 +144,7 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
     frontend = runtime.frontend
     pod_common = {"priorityClassName": PRIORITY_SERVING, "securityContext": POD_SECURITY}
     tenant_nodes = args.placement.node_selector if args.placement else {}
-    if args.placement:  # frontend and planner too: no pod of the tenant shares a node with another tenant's
+    if args.placement:  # frontend and planner too (on the tenant's CPU nodes): no pod shares a node across tenants
         pod_common.update(nodeSelector=tenant_nodes, tolerations=list(args.placement.tolerations))
     if args.pull_secret:
         pod_common["imagePullSecrets"] = [{"name": args.pull_secret}]
@@ -190,7 +190,7 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
                 **pod_common,
                 "securityContext": RDMA_POD_SECURITY if rdma else POD_SECURITY,
                 "nodeSelector": {names.gpu.product_label: args.gpu_product, **tenant_nodes},
-                "tolerations": pod_common.get("tolerations", [gpu_toleration()]),
+                "tolerations": [*pod_common.get("tolerations", []), gpu_toleration()],
                 "volumes": volumes,
                 "mainContainer": {
                     "image": plan.image, "command": ["python3"],

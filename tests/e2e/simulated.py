@@ -10,7 +10,7 @@ from typing import Optional
 
 from components.kube import PRIORITY_SYSTEM
 from plan.catalog import integration_points
-from plan.site_plan import SitePlan
+from plan.site_plan import TENANT_KEY, SitePlan
 from tests.e2e.kube_api import KubeApi
 
 KWOK_ANNOTATION = {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"}
@@ -43,9 +43,11 @@ def rdma_devices_per_node(api: KubeApi, plan: SitePlan) -> Optional[int]:
 
 
 def nodes_for(plan: SitePlan, rdma_devices: Optional[int]) -> list[dict]:
-    """site.gpuNodes GPU nodes of the profile (GFD labels, GPU count, RDMA resource, GPU taint, topology labels) and
-    CPU-only nodes for the control-plane pods."""
+    """site.gpuNodes GPU nodes of the profile (GFD labels, GPU count, RDMA resource, GPU taint, topology labels, the
+    tenant pools' label and taint) and CPU-only nodes for the control-plane pods (plus one per pooled tenant)."""
     gpu, names, topology = plan.profile.gpu, integration_points().gpu, plan.profile.topology_labels
+    # Tenants with dedicated node pools own the first GPU nodes in config order, as the site labels and taints them.
+    pool_owners = [t.name for t in plan.tenants if t.node_pool for _ in range(t.node_pool.nodes)]
     nodes = []
     for index in range(plan.site.gpu_nodes):
         labels = {names.product_label: gpu.product_label, names.present_label: "true"}
@@ -57,11 +59,18 @@ def nodes_for(plan: SitePlan, rdma_devices: Optional[int]) -> list[dict]:
                     names.resource: str(gpu.per_node)}
         if rdma_devices is not None:
             capacity[plan.profile.fabric.rdma_resource_name] = str(rdma_devices)
-        nodes.append(_node(f"gpu-{index}", "gpu", labels, capacity,
-                           [{"key": names.taint_key, "value": "present", "effect": "NoSchedule"}]))
+        taints = [{"key": names.taint_key, "value": "present", "effect": "NoSchedule"}]
+        owner = pool_owners[index] if index < len(pool_owners) else None
+        if owner:
+            labels[TENANT_KEY] = owner
+            taints.append({"key": TENANT_KEY, "value": owner, "effect": "NoSchedule"})
+        nodes.append(_node(f"gpu-{index}", "gpu", labels, capacity, taints))
+    cpu_capacity = {"cpu": "32", "memory": "128Gi", "pods": "110", "ephemeral-storage": "1Ti"}
     for index in range(CPU_NODES):
-        nodes.append(_node(f"cpu-{index}", "cpu", {"topology.kubernetes.io/zone": "zone-a"},
-                           {"cpu": "32", "memory": "128Gi", "pods": "110", "ephemeral-storage": "1Ti"}, []))
+        nodes.append(_node(f"cpu-{index}", "cpu", {"topology.kubernetes.io/zone": "zone-a"}, cpu_capacity, []))
+    for tenant in dict.fromkeys(pool_owners):  # each pooled tenant's own CPU node (checklist: its CPU pods)
+        nodes.append(_node(f"cpu-{tenant}", "cpu", {"topology.kubernetes.io/zone": "zone-a", TENANT_KEY: tenant},
+                           cpu_capacity, [{"key": TENANT_KEY, "value": tenant, "effect": "NoSchedule"}]))
     return nodes
 
 

@@ -11,7 +11,7 @@ STACK = "e2e-lab"
 CONFIG = {
     "site": {"name": "e2e-lab", "environment": "lab", "hardwareProfile": "lab", "gpuNodes": 1,
              "validationEvidence": {"path": "evidence/e2e-lab/", "owner": "ci"}},
-    "tenants": [{"name": "dev", "gpuQuota": 1, "gpuLimit": 1, "cpuQuota": "16", "memoryQuota": "64Gi",
+    "tenants": [{"name": "dev", "gpuQuota": 1, "gpuLimit": 1, "cpuQuota": "32", "memoryQuota": "160Gi",
                  "admins": ["lab-admins"]}],
     "components": {
         "chartMirror": "tests/e2e/charts", "skipAwait": True,
