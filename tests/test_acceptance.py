@@ -3,12 +3,9 @@ a local OpenAI-compatible streaming stub on 127.0.0.1, with a tokenizer built in
 and acceptance.check judges its real profile_export_aiperf.json."""
 import copy
 import json
-import os
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -17,37 +14,18 @@ import yaml
 from acceptance.aiperf_args import FLAGS, aiperf_command
 from acceptance.check import EXPORT_NAME, ExportError, check, load_export
 from acceptance.thresholds import UNITS, AcceptanceThresholds, ThresholdsFileError, load_thresholds
+from tests.aiperf_stub import AIPERF, JsonHandler, build_tokenizer, offline_env, serving
 
 ROOT = Path(__file__).resolve().parents[1]
-AIPERF = str(Path(sys.executable).with_name("aiperf"))  # the pinned aiperf's console script in this venv
 MODEL, ISL, OSL, CONCURRENCY, REQUESTS, WARMUP = "stub-model", 32, 16, 2, 8, 2
 FIRST_TOKEN_DELAY_S, TOKEN_DELAY_S = 0.02, 0.005
 WORDS = "alpha beta gamma delta epsilon zeta eta theta".split()
-OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "NO_PROXY": "127.0.0.1,localhost",
-               "no_proxy": "127.0.0.1,localhost", "COLUMNS": "200"}
-
-
-def _env() -> dict:
-    env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
-    return {**env, **OFFLINE_ENV}
 
 
 # ---- a deterministic OpenAI-compatible chat completions stub (SSE streaming) ---------------------------------------
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(JsonHandler):
     requests: list = []
-
-    def log_message(self, *args):
-        pass
-
-    def _send_json(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _chunk(self, payload: str) -> None:
         data = payload.encode()
@@ -56,14 +34,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         if self.path == "/v1/models":
-            self._send_json(200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
+            self.send_json(200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]})
         else:
-            self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+            self.send_json(404, {"error": {"message": f"no route {self.path}"}})
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         if self.path != "/v1/chat/completions":
-            return self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+            return self.send_json(404, {"error": {"message": f"no route {self.path}"}})
         type(self).requests.append({k: v for k, v in body.items() if k != "messages"})
         tokens = int(body.get("max_completion_tokens") or body.get("max_tokens") or OSL)
         self.send_response(200)
@@ -88,41 +66,15 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def stub_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)  # loopback only, free port
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(_Handler) as url:
+        yield url
 
 
 # ---- a local tokenizer: built with `tokenizers`, never downloaded -------------------------------------------------
 
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory) -> Path:
-    """A word-level tokenizer directory that transformers' AutoTokenizer loads with local_files_only.
-
-    AIPerf builds synthetic prompts from the Shakespeare corpus shipped inside the aiperf wheel, so the vocabulary is
-    trained on that corpus (~1.5 s) plus the stub's words: prompts decode to real words, the stub's output tokens
-    count one per word.
-    """
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-
-    import aiperf.dataset.generator as generator
-
-    corpus = Path(generator.__file__).parent / "assets" / "shakespeare.txt"
-    files = [str(corpus)] if corpus.is_file() else []
-    directory = tmp_path_factory.mktemp("tokenizer")
-    words = directory / "words.txt"
-    words.write_text(" ".join(WORDS * 10) + "\n")
-    tokenizer = Tokenizer(models.WordLevel(unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer.train(files + [str(words)], trainers.WordLevelTrainer(vocab_size=60000, special_tokens=["[UNK]"]))
-    tokenizer.save(str(directory / "tokenizer.json"))
-    (directory / "tokenizer_config.json").write_text(json.dumps(
-        {"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "[UNK]", "model_max_length": 1_000_000}))
-    return directory
+    return build_tokenizer(tmp_path_factory.mktemp("tokenizer"), WORDS)
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +86,7 @@ def aiperf_run(stub_url, tokenizer_dir, tmp_path_factory):
     assert argv[:2] == ["aiperf", "profile"]
     _Handler.requests.clear()
     started = time.monotonic()
-    proc = subprocess.run([AIPERF, *argv[1:]], cwd=work, env=_env(), capture_output=True, text=True, timeout=240,
+    proc = subprocess.run([AIPERF, *argv[1:]], cwd=work, env=offline_env(), capture_output=True, text=True, timeout=240,
                           stdin=subprocess.DEVNULL)
     log = work / "artifacts" / "logs" / "aiperf.log"
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:], log.read_text()[-3000:] if log.exists()
@@ -162,7 +114,7 @@ PASSING = {"timeToFirstTokenP95Ms": 2000, "interTokenLatencyP95Ms": 500, "reques
 # ---- tests ----------------------------------------------------------------------------------------------------------
 
 def test_every_flag_exists_in_pinned_aiperf():
-    proc = subprocess.run([AIPERF, "profile", "--help"], env=_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([AIPERF, "profile", "--help"], env=offline_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     missing = [flag for flag in FLAGS if flag not in proc.stdout.replace("│", " ").split()]
     assert not missing, f"aiperf profile --help does not list {missing}"

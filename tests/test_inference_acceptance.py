@@ -3,38 +3,25 @@ acceptance.aiperf_args.kserve_command builds against a local KServe v2 stub (Tri
 127.0.0.1, and acceptance.check judges its real export."""
 import json
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
 
 from acceptance.aiperf_args import KSERVE_FLAGS, kserve_command
 from acceptance.check import check, load_export
-from tests.test_acceptance import AIPERF, _env, tokenizer_dir  # noqa: F401 (fixture)
+from tests.aiperf_stub import AIPERF, JsonHandler, offline_env, serving
+from tests.test_acceptance import tokenizer_dir  # noqa: F401 (fixture)
 
 MODEL, INPUTS, OUTPUT, DALI = "resnet50_trt", {"data": [3, 8, 8]}, "logits", "resnet50_dali"
 REQUESTS, CONCURRENCY, DELAY_S = 12, 2, 0.02
 PREPROCESS_US = 2500  # the stub's DALI compute time per request, as Triton counts it
 
 
-class _KServe(BaseHTTPRequestHandler):
+class _KServe(JsonHandler):
     """POST /v2/models/<model>/infer: checks the request is a KServe v2 tensor of the declared shape, answers one
     FP32 output after DELAY_S; anything else is a 400 the run counts as an error."""
-    protocol_version = "HTTP/1.1"
     seen: list = []
-
-    def log_message(self, *args):
-        pass
-
-    def _send(self, status: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def do_GET(self):
         if self.path == "/metrics":  # Triton's exposition (docs/user_guide/metrics.md @v2.68.0): counters per model
@@ -43,12 +30,8 @@ class _KServe(BaseHTTPRequestHandler):
             text = (f"# TYPE nv_inference_request_success counter\nnv_inference_request_success{labels} {served}\n"
                     f"# TYPE nv_inference_compute_infer_duration_us counter\n"
                     f"nv_inference_compute_infer_duration_us{labels} {served * PREPROCESS_US}\n").encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(text)))
-            self.end_headers()
-            return self.wfile.write(text)
-        self._send(200 if self.path in ("/v2/health/ready", "/v2") else 404, {})
+            return self.send_body(200, text, "text/plain; version=0.0.4")
+        self.send_json(200 if self.path in ("/v2/health/ready", "/v2") else 404, {})
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -61,29 +44,22 @@ class _KServe(BaseHTTPRequestHandler):
                  and len(tensor.get("data", [])) == size)
         type(self).seen.append(valid)
         if not valid:
-            return self._send(400, {"error": "not a KServe v2 request for the model's input"})
+            return self.send_json(400, {"error": "not a KServe v2 request for the model's input"})
         time.sleep(DELAY_S)
-        self._send(200, {"model_name": MODEL, "model_version": "1",
+        self.send_json(200, {"model_name": MODEL, "model_version": "1",
                          "outputs": [{"name": OUTPUT, "datatype": "FP32", "shape": [1, 4], "data": [0.1] * 4}]})
 
 
 @pytest.fixture(scope="module")
 def kserve_run(tokenizer_dir, tmp_path_factory):  # noqa: F811 (the imported fixture)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _KServe)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     work = tmp_path_factory.mktemp("kserve")
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    argv = kserve_command(url=url, model=MODEL, inputs=INPUTS, concurrency=CONCURRENCY, request_count=REQUESTS,
-                          artifact_dir=str(work / "artifacts"), tokenizer=str(tokenizer_dir), warmup_request_count=2,
-                          server_metrics=f"{url}/metrics")
     _KServe.seen.clear()
-    try:
-        proc = subprocess.run([AIPERF, *argv[1:]], cwd=work, env=_env(), capture_output=True, text=True,
+    with serving(_KServe) as url:
+        argv = kserve_command(url=url, model=MODEL, inputs=INPUTS, concurrency=CONCURRENCY, request_count=REQUESTS,
+                              artifact_dir=str(work / "artifacts"), tokenizer=str(tokenizer_dir),
+                              warmup_request_count=2, server_metrics=f"{url}/metrics")
+        proc = subprocess.run([AIPERF, *argv[1:]], cwd=work, env=offline_env(), capture_output=True, text=True,
                               timeout=240, stdin=subprocess.DEVNULL)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     return {"artifacts": work / "artifacts", "seen": list(_KServe.seen)}
 
@@ -95,7 +71,7 @@ def _thresholds(tmp_path, values: dict):
 
 
 def test_kserve_flags_exist_in_pinned_aiperf():
-    proc = subprocess.run([AIPERF, "profile", "--help"], env=_env(), capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([AIPERF, "profile", "--help"], env=offline_env(), capture_output=True, text=True, timeout=120)
     listed = proc.stdout.replace("│", " ").split()
     assert not [flag for flag in KSERVE_FLAGS if flag not in listed]
     assert "template" in proc.stdout, "the template endpoint type is in the pinned aiperf"
@@ -125,19 +101,12 @@ def test_real_aiperf_sends_kserve_tensors_and_the_checker_judges_them(kserve_run
 
 def test_requests_the_server_rejects_fail_acceptance(tokenizer_dir, tmp_path):  # noqa: F811
     """A command for another input shape gets 400s from the stub: the checker reports the error rate."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _KServe)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    argv = kserve_command(url=f"http://127.0.0.1:{server.server_address[1]}", model=MODEL,
-                          inputs={"data": [3, 4, 4]}, concurrency=1, request_count=4,
-                          artifact_dir=str(tmp_path / "artifacts"), tokenizer=str(tokenizer_dir),
-                          warmup_request_count=1)
-    try:
-        subprocess.run([AIPERF, *argv[1:]], cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=240,
-                       stdin=subprocess.DEVNULL)
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_KServe) as url:
+        argv = kserve_command(url=url, model=MODEL, inputs={"data": [3, 4, 4]}, concurrency=1, request_count=4,
+                              artifact_dir=str(tmp_path / "artifacts"), tokenizer=str(tokenizer_dir),
+                              warmup_request_count=1)
+        subprocess.run([AIPERF, *argv[1:]], cwd=tmp_path, env=offline_env(), capture_output=True, text=True,
+                       timeout=240, stdin=subprocess.DEVNULL)
     accepted, rows = check(tmp_path / "artifacts", _thresholds(tmp_path, {"requestLatencyP95Ms": 5000}))
     error_rate = next(r for r in rows if r.metric == "error_rate")
     assert not accepted and error_rate.status == "FAIL" and error_rate.measured == 1.0, rows
