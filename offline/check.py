@@ -18,21 +18,12 @@ import pulumi
 import yaml
 
 from cli_exit import run_command
+from offline.manifests import as_written
 from offline.policy_check import PACK_DIR, PackConfigError, evaluate, read_pack_config, report
 from offline.recorder import Recording, run_stack_file
 from offline.summary import render_summary
 from plan.errors import ConfigError
 from plan.sources import plan_from_stack_file
-
-def _wire_numbers(value):
-    """The engine carries numbers as doubles, so a recorded 1000 reads back as 1000.0: show it as written."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _wire_numbers(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_wire_numbers(item) for item in value]
-    return value
 
 
 def _summary(registration) -> dict:
@@ -44,7 +35,7 @@ def _summary(registration) -> dict:
         shown = {k: inputs[k] for k in ("spec", "data", "type") if k in inputs}
         if registration.type == "kubernetes:core/v1:Secret":
             shown = {"type": inputs.get("type"), "keys": sorted((inputs.get("stringData") or {}).keys())}
-    return _wire_numbers(shown)
+    return as_written(shown)
 
 
 def render_plan(recording: Recording) -> str:

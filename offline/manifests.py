@@ -12,14 +12,14 @@ FIELDS = ("apiVersion", "kind", "metadata", "spec", "data", "stringData", "type"
           "imagePullSecrets", "rules")
 
 
-def _integral(value):
+def as_written(value):
     """The engine's wire format carries every number as a double: 1000.0 back to 1000, as the user wrote it."""
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {k: _integral(v) for k, v in value.items()}
+        return {k: as_written(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_integral(v) for v in value]
+        return [as_written(v) for v in value]
     return value
 
 
@@ -30,7 +30,7 @@ def core_manifests(recording: Recording) -> list[dict]:
             continue
         if registration.type.startswith("kubernetes:helm.sh"):
             continue
-        manifests.append({k: _integral(v) for k, v in registration.inputs.items() if k in FIELDS})
+        manifests.append({k: as_written(v) for k, v in registration.inputs.items() if k in FIELDS})
     return manifests
 
 
