@@ -1,9 +1,20 @@
 """Cross-field rules the policy pack enforces that config already knows, refused here with the key and the fix, so
 a site learns them from `offline.check`'s config error instead of from a policy violation after composing.
 
-Each rule names its policy (policy/ncp_guardrails). Rules the pack checks only on what the program composes (chart
-pins from the matrix, tenant namespace guards, RBAC, secret placement, KAI queues, KV-routing telemetry) have no
-config key a site could set wrongly and stay with the pack."""
+Every policy of the pack (policy/ncp_guardrails) and where config refuses what it can know:
+- hardware-profile-and-evidence: site.hardwareProfile is required by the schema; site.validationEvidence here.
+- charts-pinned: charts and versions come only from the matrix; config chooses none (chartMirror keeps the pins).
+- gpu-sharing: MIG on a non-MIG profile and unaccepted MIG profiles (site_plan's profile checks); time-slicing
+  under prod serving without evidence here.
+- disaggregation-fabric: multi-node workers without a fabric (plan/endpoints.py); disaggregated serving here.
+- kv-routing-telemetry, tenant-isolation, least-privilege-rbac, secret-hygiene, gpu-workloads-through-kai: what
+  the program composes (telemetry, namespaces, RBAC, Secrets, queues); no config key can break them.
+- storage-tiers: tiers sharing a storageClass (plan/serving.py StorageTiers).
+- model-provenance: floating revisions and unlisted sources (plan/serving.py, plan/endpoints.py).
+- acceptance-evidence: thresholds are part of every endpoint's slo; the validation suite in prod here.
+- promotion-evidence: a gate on recorded runs (evidence/index.yaml), not config.
+- image-references: prod serving digests (plan/endpoints.py); the site-built tool images here.
+"""
 from typing import Optional, Sequence
 
 from plan.catalog import load_allowlists
