@@ -152,7 +152,7 @@ recipe_hash() {
 }
 
 build_component() {
-  local name="$1" outputs="$2" src="$KEYDIR/src/$1" stamp="$KEYDIR/stamps/$1" hash t0 o missing=0
+  local name="$1" outputs="$2" src="$KEYDIR/src/$1" stamp="$KEYDIR/stamps/$1" hash t0 o missing=0 last
   hash="$(recipe_hash "$name")"
   for o in $outputs; do [[ -e "$BIN/$o" ]] || missing=1; done
   if ((missing == 0)) && [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" ]]; then
@@ -160,7 +160,9 @@ build_component() {
   fi
   rm -rf "$src" && mkdir -p "$src"
   "prepare_$name" "$src"
-  log "$name: building (log: $KEYDIR/logs/$name.log)"
+  # Say how long it usually takes: this machine's last build of the component, else the cold figure of e2e/README.md.
+  last="$(awk -v n="$name" '$1 == n {t = $2} END {print t}' "$KEYDIR/timings.tsv" 2>/dev/null)"
+  log "$name: building (last build here: ${last:-none yet; a cold build of everything takes ~17 min on 2 cores, e2e/README.md}; log: $KEYDIR/logs/$name.log)"
   t0=$SECONDS
   if ! (cd "$src" && { go mod tidy && "build_$name"; }) >"$KEYDIR/logs/$name.log" 2>&1; then
     tail -n 40 "$KEYDIR/logs/$name.log" >&2

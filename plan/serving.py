@@ -5,6 +5,7 @@ import re
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
 
 from acceptance.thresholds import AcceptanceThresholds
 from plan.strict import StrictModel
@@ -101,11 +102,14 @@ class StorageTiers(StrictModel):
     @model_validator(mode="after")
     def _separate(self) -> "StorageTiers":
         seen: dict[str, str] = {}
-        for tier, value in self.named():
+        for key, value in self:  # named as the stack file spells them (modelArtifacts), not as claims are
+            if value is None:
+                continue
+            key = to_camel(key)
             if value.storage_class in seen:
-                raise ValueError(f"tiers {seen[value.storage_class]} and {tier} share storage class "
+                raise ValueError(f"tiers {seen[value.storage_class]} and {key} share storageClass "
                                  f"{value.storage_class!r}; give each tier its own class")
-            seen[value.storage_class] = tier
+            seen[value.storage_class] = key
         return self
 
     def named(self) -> list[tuple[str, StorageTier]]:

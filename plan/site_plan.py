@@ -12,6 +12,7 @@ from plan.catalog import (
 )
 from plan.config import Environment, MigSettings, PullCredentials, StackConfig, Tenant, TimeSlicing
 from plan.endpoint_plan import EndpointPlan
+from plan.cross_field import cross_field_problems
 from plan.endpoints import plan_endpoints
 from plan.inference_services import InferenceServicePlan, plan_inference_services
 from plan.errors import ConfigError, Problem, problems_from_validation
@@ -417,7 +418,7 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
             config, profile, matrix, config.components.gpu_operator.mig, gpu_product_label(profile,
             config.components.gpu_operator.mig), SitePlan.tenant_namespace, endpoints)
         problems += service_problems
-    problems += _telemetry_problems(config)
+    problems += _telemetry_problems(config) + cross_field_problems(config, profile, endpoints)
     has_key = "ngcApiKey" in raw
     if config.site.environment == Environment.PROD:
         if not has_key:
@@ -430,10 +431,6 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
                 "every tenant admin can read it", _set_fix(f"{PROJECT}:components.tenancy.pullCredentials",
                                                            "node (configure the nodes' kubelet credential provider "
                                                            "or registry mirror for nvcr.io)")))
-        if config.site.validation_evidence is None:
-            problems.append(Problem(f"{PROJECT}:site.validationEvidence", "is required in prod",
-                                    _set_fix(f"{PROJECT}:site.validationEvidence.path", "record where acceptance "
-                                             "evidence is kept")))
     if problems:
         raise ConfigError(source, problems)
 

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from cli_exit import BAD_INPUT, OK, run_command
 from plan.catalog import load_profile, profile_names
+from plan.config import Environment
+from plan.cross_field import MANDATORY_ENVIRONMENTS
 from plan.profile import HardwareProfile
 from plan.raw_checks import PLACEHOLDER
 from plan.site_plan import PROJECT
@@ -80,7 +82,7 @@ def render(site: str, profile: HardwareProfile, environment: str, gpu_nodes: int
         f"    hardwareProfile: {profile.name}",
         f"    gpuNodes: {gpu_nodes}  # {_gpu_nodes_note(profile, gpu_nodes)}",
     ]
-    if environment == "prod":
+    if Environment(environment) in MANDATORY_ENVIRONMENTS:  # the pack's hardware-profile-and-evidence is mandatory
         lines += [
             "    validationEvidence:",
             f"      path: {q(placeholder('where acceptance evidence is stored, e.g. s3://<bucket>/acceptance/'))}",

@@ -4,6 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ ! -x .venv/bin/python ]]; then
   echo "setup: creating .venv and installing requirements.txt (first time: about 2 minutes, ~1.5 GB)" >&2
+else
+  echo "setup: checking .venv against requirements.txt (installed: seconds; a changed pin: up to 2 minutes)" >&2
 fi
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
@@ -13,6 +15,7 @@ if [[ ! -e policy/venv ]]; then
   ln -s ../.venv policy/venv
 fi
 # The manifest scanner checkov in its own venv: its pins would downgrade packages of requirements.txt.
+[[ -x .venv-scanners/bin/python ]] || echo "setup: creating .venv-scanners for checkov (first time only)" >&2
 python3 -m venv .venv-scanners
 .venv-scanners/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-scanners.txt
 # Graphviz `dot` renders the release review's site picture (python -m report). Debian package; idempotent.
@@ -21,3 +24,4 @@ if ! command -v dot >/dev/null 2>&1; then
   if [[ $(id -u) -eq 0 ]]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
   "${apt_get[@]}" update -q >/dev/null && DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -q graphviz >/dev/null
 fi
+echo "setup: done in ${SECONDS}s" >&2

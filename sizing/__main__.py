@@ -7,6 +7,7 @@ Exit codes: 0 written; 2 bad input, or no configuration meets the SLA within the
 """
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -53,6 +54,12 @@ def main(argv=None) -> int:
             flag = {"ttft_ms": "--ttft", "tpot_ms": "--tpot"}.get(field, "--" + field.replace("_", "-"))
             print(f"error: {flag}: {e['msg']}", file=sys.stderr)
         return 2
+    # The sweep prints nothing until it ends: say what runs and how long it usually takes (the lab example took
+    # 179 s on 2 cores under load: `python -m sizing --model Qwen/Qwen3-8B --system l40s ... --total-gpus 1`).
+    print(f"sizing: AIConfigurator sweeps the parallel layouts of {request.model} on {request.system} for "
+          f"{request.total_gpus} GPUs; usually a few minutes (the lab example: ~3 min on 2 busy cores), at most "
+          f"--timeout {args.timeout:g} s", file=sys.stderr)
+    started = time.monotonic()
     try:
         result = run_sizing(request, timeout=args.timeout, keep_dir=args.aic_save_dir)
     except (SizingInputError, NoFeasibleConfigError) as error:
@@ -66,7 +73,7 @@ def main(argv=None) -> int:
                        f" ep{g.expert_parallel})" for role, g in result.groups().items())
     print(f"{path}: {result.mode}, {result.total_gpus_used()}/{request.total_gpus} GPUs ({groups}); est. TTFT "
           f"{result.estimates.ttft_ms:g} ms, TPOT {result.estimates.tpot_ms:g} ms, "
-          f"{result.estimates.tokens_per_second_per_gpu:g} tokens/s/GPU")
+          f"{result.estimates.tokens_per_second_per_gpu:g} tokens/s/GPU (sized in {time.monotonic() - started:.0f} s)")
     return 0
 
 

@@ -324,7 +324,7 @@ def test_prod_needs_image_digests():
 def test_storage_tiers_must_not_share_a_class():
     raw, secrets = _prod_config()
     raw["components"]["serving"]["storage"]["benchmarkOutput"]["storageClass"] = "vast-models"
-    assert "share storage class 'vast-models'" in _problems(raw, secrets)
+    assert "share storageClass 'vast-models'" in _problems(raw, secrets)
 
 
 def test_nothing_is_registered_from_a_bad_endpoint(monkeypatch):

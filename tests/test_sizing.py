@@ -174,3 +174,16 @@ def test_unsupported_backend_is_input_error():
     # AIConfigurator has no TensorRT-LLM perf data for A30.
     with pytest.raises(SizingInputError, match="does not support Qwen/Qwen3-8B on a30 with trtllm"):
         run_sizing(SizingRequest(**{**SMALL, "model": "Qwen/Qwen3-8B", "system": "a30", "total_gpus": 1}))
+
+
+def test_the_sweep_says_what_it_runs_and_how_long_it_usually_takes(monkeypatch, capsys, tmp_path):
+    from sizing import __main__ as sizing_cli
+
+    def sweep(request, **_):
+        assert "usually a few minutes" in capsys.readouterr().err, "said before the silent sweep starts"
+        raise sizing_cli.NoFeasibleConfigError("nothing fits")
+
+    monkeypatch.setattr(sizing_cli, "run_sizing", sweep)
+    assert sizing_cli.main(["--model", "Qwen/Qwen3-8B", "--system", "l40s", "--backend", "trtllm", "--total-gpus", "1",
+                            "--isl", "2000", "--osl", "500", "--ttft", "1000", "--tpot", "50",
+                            "--out", str(tmp_path / "s.yaml")]) == 2

@@ -6,27 +6,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.e2e.kube_api import KubeApi, only_version, without_descriptions
+from tests.e2e.crds import UPSTREAM, install
+from tests.e2e.kube_api import KubeApi
 
 ROOT = Path(__file__).resolve().parents[2]
-UPSTREAM = ROOT.parent / "shared" / "upstream"
 E2E = ROOT / "e2e"
-# Real CRDs for every custom resource the e2e stacks create (upstream copies, read in place), with the version the
-# program writes. The DGD copy is Dynamo 1.5.0's (v1alpha1 + v1beta1 behind the operator's conversion webhook); our
-# pinned 1.2.1 has only v1alpha1, so the e2e installs it that way.
-CRDS = {
-    "kai-scheduler/scheduling.run.ai_queues.yaml": "v2",
-    "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml": "v1",
-    "prometheus-operator/monitoring.coreos.com_podmonitors.yaml": "v1",
-    "dynamo/nvidia.com_dynamographdeployments.yaml": "v1alpha1",
-    "network-operator/mellanox.com_nicclusterpolicies.yaml": "v1alpha1",
-    "network-operator/005-nv-ipam.nvidia.com_ippools.yaml": "v1alpha1",
-    "gateway-api-inference-extension/inference.networking.k8s.io_inferencepools.yaml": "v1",
-}
-# CRDs with no upstream copy in shared/upstream: our own stand-ins.
-OWN_CRDS = sorted((Path(__file__).parent / "crds").glob("*.yaml"))
 
 
 def _exports(text: str) -> dict:
@@ -55,11 +40,7 @@ def cluster(engine_env, tmp_path_factory):
     try:
         subprocess.run([str(E2E / "control-plane.sh"), "start"], env=env, check=True, timeout=300)
         api = KubeApi(Path(env["NCP_E2E_STATE"]) / "kubeconfig")
-        for path, version in CRDS.items():
-            crd = yaml.safe_load((UPSTREAM / path).read_text())
-            api.apply_crd(without_descriptions(only_version(crd, version)))
-        for path in OWN_CRDS:
-            api.apply_crd(yaml.safe_load(path.read_text()))
+        install(api)
         yield api, {**env, "KUBECONFIG": str(Path(env["NCP_E2E_STATE"]) / "kubeconfig")}
     finally:
         subprocess.run([str(E2E / "control-plane.sh"), "stop"], env=env, timeout=60)
