@@ -17,7 +17,7 @@ SLICE = {"count": 1, "migProfile": "1g.18gb"}
 
 def pooled(**changes) -> dict:
     """Prod, 4 H200 nodes: t0 and t1 own 2 each; t1's are partitioned, and its service runs on a slice."""
-    raw = config("prod", mig=POOLED, tenant="t1", gpus=SLICE, **changes)
+    raw = config("prod", mig=POOLED, tenant="t1", gpus=SLICE, replicas=4, **changes)
     raw["components"]["serving"]["imageDigests"] = {"tritonserver": "sha256:" + "a" * 64,
                                                     "tensorrt": "sha256:" + "b" * 64}
     raw["tenants"][1].update(gpuQuota=28, gpuLimit=112)
@@ -72,3 +72,16 @@ def test_pool_limits_count_slices_and_other_pools_whole_gpus():
     assert build_plan(within, secret_keys(within), "Pulumi.test.yaml").tenants[1].gpu_limit == 112
     found = problems(mutate(pooled(), "tenants[0].gpuLimit", 17))
     assert "2 nodes hold 16 GPUs" in found["ncp-inference:tenants[0].nodePool.nodes"]
+
+
+def test_replicated_servers_spread_over_hosts_and_drain_one_at_a_time():
+    raw = pooled()
+    recording = run_program(raw, secret_keys(raw), stack="t")
+    server = next(r.inputs for r in recording.resources if r.inputs.get("kind") == "Deployment"
+                  and r.inputs["metadata"]["namespace"] == "tenant-t1")
+    term = server["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    assert term["topologyKey"] == integration_points().kubernetes.hostname_label
+    assert term["labelSelector"]["matchLabels"] == server["spec"]["selector"]["matchLabels"]
+    budget = next(r.inputs for r in recording.resources if r.inputs.get("kind") == "PodDisruptionBudget")
+    assert budget["spec"] == {"maxUnavailable": 1, "selector": server["spec"]["selector"]}
