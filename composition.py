@@ -112,7 +112,8 @@ def baseline_record(plan: SitePlan) -> dict:
 
 def gpu_sharing(plan: SitePlan) -> dict:
     if plan.mig:
-        return {"mode": "mig", "strategy": plan.mig.strategy, "layout": dict(plan.mig.layout)}
+        return {"mode": "mig", "strategy": plan.mig.strategy, "layout": dict(plan.mig.layout),
+                "nodePool": plan.mig.node_pool}
     if plan.time_slicing:
         return {"mode": "time-slicing", "replicas": plan.time_slicing.replicas,
                 "validationEvidence": plan.time_slicing.validation_evidence}
@@ -324,7 +325,7 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
                     "dynamoPlatform": matrix.pin("dynamoPlatform").version}, placement=placement), in_namespace)
         serving_endpoint = ServingEndpoint(f"endpoint-{endpoint.name}", EndpointArgs(
             plan=endpoint, runtime=runtime, gpus_per_node=plan.profile.gpu.per_node,
-            gpu_product=plan.gpu_product_label,
+            gpu_product=plan.gpu_product_for(endpoint.tenant.name),
             rdma_resource=(plan.profile.fabric.rdma_resource_name
                            if rdma_workers(endpoint, plan.network_enabled) else None),
             networks=network.networks if network else [], model_path=model_path(model.name, model.revision),

@@ -9,9 +9,9 @@ import yaml
 from components.kube import Layer, helm_release, labels
 from plan.catalog import ChartPin, integration_points
 from plan.config import MigSettings, TimeSlicing
+from plan.gpu_partition import MIG_LAYOUT
 
 MIG_CONFIG_MAP = "ncp-mig-parted-config"
-MIG_LAYOUT = "ncp-layout"
 MIG_LABEL_RULE = "ncp-mig-layout"
 DEVICE_PLUGIN_CONFIG_MAP = "ncp-device-plugin-config"
 
@@ -93,8 +93,9 @@ def gpu_operator_values(args: GpuEnablementArgs) -> dict:
             # spec.migManager.config.default enum, at the gpuOperator pin). With "all-disabled" the operator labels
             # every unlabelled MIG-capable node nvidia.com/mig.config=all-disabled
             # (controllers/nodelabeling_controller.go:306-316) and would race the NodeFeatureRule below; "" leaves the
-            # label to that rule.
-            "default": "",
+            # label to that rule. A layout on one tenant's nodes has no rule (NFD matches hardware features, not node
+            # labels): the site labels those nodes, and every other node is labelled all-disabled.
+            "default": "all-disabled" if args.mig.node_pool else "",
             "data": {"config.yaml": mig_parted_config(args.mig)},
         }
     if args.time_slicing is not None:
@@ -128,7 +129,7 @@ class GpuEnablement(Layer):
         self.release = helm_release(
             "gpu-operator", args.pin, self.values, args.namespace.metadata.name, self, args.skip_await,
             depends_on=[args.namespace])
-        if args.mig is not None:
+        if args.mig is not None and args.mig.node_pool is None:
             # The GPU Operator's NFD subchart (0.19.0) installs the NodeFeatureRule CRD from its crds/ folder.
             k8s.apiextensions.CustomResource(
                 f"{name}-mig-layout-label",

@@ -1,5 +1,6 @@
 """The main job's default view of a stack: what each layer installs, what each tenant gets, and the totals."""
 from offline.recorder import Recording
+from plan.gpu_partition import capacity_breakdown
 from plan.site_plan import SitePlan
 
 
@@ -12,7 +13,7 @@ def render_summary(site_plan: SitePlan, recording: Recording) -> str:
     outputs = recording.outputs
     profile = site_plan.profile
     lines = [f"site {site_plan.site.name} ({site_plan.environment.value}) · profile {profile.name} · "
-             f"{site_plan.site.gpu_nodes} GPU nodes × {profile.gpu.per_node} GPUs = {site_plan.gpu_capacity} GPUs · "
+             f"GPU nodes: {capacity_breakdown(site_plan.config, profile)} = {site_plan.gpu_capacity} GPUs · "
              f"Kubernetes {site_plan.kubernetes_version}", "", "layers:"]
     layers = [["layer", "chart", "version", "namespace"]]
     for component, version in outputs.get("versions", {}).items():

@@ -371,6 +371,7 @@ class DatastoreNames(Sourced):
 class KubernetesNames(Sourced):
     pod_node_selector_annotation: str
     pod_node_selector_plugin: str
+    hostname_label: str
 
 
 class IntegrationPoints(StrictModel):

@@ -54,8 +54,15 @@ def _mig_slices(profile_name: str) -> int:
 class MigSettings(StrictModel):
     strategy: Literal["single", "mixed"] = "single"
     layout: dict[str, Annotated[int, Field(ge=1)]] = Field(
-        min_length=1, description="MIG profile -> instances per GPU, applied to every GPU of the profile"
+        min_length=1, description="MIG profile -> instances per GPU, applied to every GPU it partitions"
     )
+    node_pool: Optional[str] = Field(
+        default=None, description="the tenant whose dedicated nodes (tenants[].nodePool) carry the layout; the other "
+                                  "nodes keep whole GPUs. Absent: every GPU of the site is partitioned")
+
+    def applies_to(self, tenant: str) -> bool:
+        """Whether the tenant's pods run on partitioned GPUs."""
+        return self.node_pool is None or self.node_pool == tenant
 
     @field_validator("layout")
     @classmethod

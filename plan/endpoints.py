@@ -8,6 +8,7 @@ from plan.catalog import ROOT, CompatibilityMatrix, load_allowlists, load_dispos
 from plan.config import Environment, StackConfig
 from plan.endpoint_plan import EndpointPlan, WorkerGroup
 from plan.errors import Problem
+from plan.gpu_partition import tenant_mig
 from plan.profile import HardwareProfile
 from plan.serving_features import (
     kv_offload_gb, mig_fit_problems, parallel_problems, placement_problems, planner_plan,
@@ -212,7 +213,8 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
                                            min(widest, profile.gpu.per_node))
         problems += (planner_problems + kv_problems + placement_problems(index, endpoint, layout.workers, profile)
                      + parallel_problems(index, endpoint, layout.workers, runtime)
-                     + mig_fit_problems(index, endpoint, layout.workers, profile, config.components.gpu_operator.mig))
+                     + mig_fit_problems(index, endpoint, layout.workers, profile,
+                                        tenant_mig(config.components.gpu_operator.mig, tenant.name)))
         plans.append(EndpointPlan(
             endpoint=endpoint, tenant=tenant, namespace=tenant_namespace(tenant), queue=tenant_namespace(tenant),
             mode=layout.mode, workers=tuple(layout.workers),

@@ -7,6 +7,7 @@ from plan.catalog import CompatibilityMatrix, load_allowlists
 from plan.config import Environment, MigSettings, StackConfig, Tenant
 from plan.endpoint_plan import EndpointPlan
 from plan.errors import Problem
+from plan.gpu_partition import gpu_product_label, tenant_mig
 from plan.inference_service_config import InferenceService
 from plan.profile import HardwareProfile
 
@@ -76,8 +77,9 @@ def _image(matrix: CompatibilityMatrix, workload: str, key: str, digests: dict[s
     return f"{image}@{digests[key]}" if key in digests else image
 
 
-def _gpu_problems(index: int, service: InferenceService, profile: HardwareProfile,
+def _gpu_problems(index: int, service: InferenceService, profile: HardwareProfile, config: StackConfig,
                   mig: Optional[MigSettings]) -> list[Problem]:
+    """mig: the layout under the service's tenant (plan.gpu_partition.tenant_mig)."""
     problems = []
     if service.engine.gpu_product != profile.gpu.product_label:
         problems.append(Problem(
@@ -87,7 +89,13 @@ def _gpu_problems(index: int, service: InferenceService, profile: HardwareProfil
             "to load it",
             f"set it to {profile.gpu.product_label}: the engine-build Job then builds a new engine on that GPU"))
     wanted = service.gpus.mig_profile
-    if mig is None and wanted is not None:
+    site_mig = config.components.gpu_operator.mig
+    if mig is None and wanted is not None and site_mig is not None:
+        problems.append(Problem(_path(index, "gpus.migProfile"),
+                                f"tenant {service.tenant}'s nodes have whole GPUs; the MIG layout partitions tenant "
+                                f"{site_mig.node_pool}'s nodes (components.gpuOperator.mig.nodePool)",
+                                f"remove migProfile to use whole GPUs, or serve it from tenant {site_mig.node_pool}"))
+    elif mig is None and wanted is not None:
         problems.append(Problem(_path(index, "gpus.migProfile"), "the site has no MIG layout "
                                 "(components.gpuOperator.mig), so no node offers a MIG slice",
                                 "remove migProfile to use whole GPUs, or partition the site's GPUs"))
@@ -98,7 +106,7 @@ def _gpu_problems(index: int, service: InferenceService, profile: HardwareProfil
                                 "use components.gpuOperator.mig.strategy single"))
     elif mig is not None and wanted not in mig.layout:
         problems.append(Problem(_path(index, "gpus.migProfile"),
-                                f"is {wanted!r}; every GPU of the site is partitioned as {', '.join(mig.layout)} "
+                                f"is {wanted!r}; the tenant's GPUs are partitioned as {', '.join(mig.layout)} "
                                 "(components.gpuOperator.mig.layout), so the server gets one of those slices",
                                 f"set it to {next(iter(mig.layout))}"))
     return problems
@@ -153,8 +161,8 @@ def _site_problems(config: StackConfig, matrix: CompatibilityMatrix) -> list[Pro
 
 
 def plan_inference_services(config: StackConfig, profile: HardwareProfile, matrix: CompatibilityMatrix,
-                            mig: Optional[MigSettings], gpu_product: str, tenant_namespace,
-                            endpoints: list[EndpointPlan]) -> tuple[list[InferenceServicePlan], list[Problem]]:
+                            tenant_namespace, endpoints: list[EndpointPlan],
+                            ) -> tuple[list[InferenceServicePlan], list[Problem]]:
     services = config.inference_services
     if not services:
         return [], []
@@ -173,11 +181,12 @@ def plan_inference_services(config: StackConfig, profile: HardwareProfile, matri
         if service.name in endpoint_names:
             problems.append(Problem(_path(index, "name"), f"{service.name!r} is also an endpoint's name; both "
                                     "create objects of that name in the tenant namespace", "rename one of them"))
-        problems += (_artifact_problems(index, service) + _gpu_problems(index, service, profile, mig)
+        mig = tenant_mig(config.components.gpu_operator.mig, tenant.name)
+        problems += (_artifact_problems(index, service) + _gpu_problems(index, service, profile, config, mig)
                      + _threshold_problems(index, service))
         plans.append(InferenceServicePlan(
             service=service, tenant=tenant, namespace=tenant_namespace(tenant), queue=tenant_namespace(tenant),
-            gpu_product=gpu_product, gpu_units=service.gpus.count * service.replicas,
+            gpu_product=gpu_product_label(profile, mig), gpu_units=service.gpus.count * service.replicas,
             server_image=_image(matrix, "triton", SERVER, digests),
             builder_image=_image(matrix, "tensorrt", BUILDER, digests), versions=versions))
     return plans, problems + _budget_problems(config, plans, endpoints)

@@ -16,6 +16,10 @@ from plan.cross_field import cross_field_problems
 from plan.endpoints import plan_endpoints
 from plan.inference_services import InferenceServicePlan, plan_inference_services
 from plan.errors import ConfigError, Problem, problems_from_validation
+from plan.gpu_partition import (
+    MIG_LAYOUT, capacity_breakdown, gpu_product_label, gpu_units_per_node, mig_pool_nodes, site_gpu_units,
+    tenant_mig,
+)
 from plan.raw_checks import number_problems, placeholder_problems
 from plan.profile import DriverManagement, HardwareProfile
 
@@ -42,30 +46,6 @@ def topology_levels(profile: HardwareProfile) -> tuple[TopologyLevel, ...]:
     labels = profile.topology_labels
     return tuple(TopologyLevel(domain, getattr(labels, field)) for field, domain in TOPOLOGY_DOMAINS
                  if getattr(labels, field))
-
-
-def gpu_units_per_node(profile: HardwareProfile, mig: Optional[MigSettings]) -> int:
-    """GPUs per node as KAI counts them against queue quotas.
-
-    Whole GPUs without MIG. MIG strategy single: the device plugin advertises every MIG device as one nvidia.com/gpu
-    (NVIDIA/k8s-device-plugin internal/lm/mig-strategy.go:216-241@v0.20.0), so instances x GPUs. Strategy mixed:
-    pods request nvidia.com/mig-<N>g.<M>gb and KAI counts each as N GPUs of quota (kai-scheduler/KAI-Scheduler
-    pkg/scheduler/api/resource_info/gpu_resource_requirment.go GetGpusQuota, at the kaiScheduler pin), so compute
-    slices x GPUs."""
-    if mig is None or not profile.gpu.mig.supported:
-        return profile.gpu.per_node
-    if mig.strategy == "single":
-        return profile.gpu.per_node * sum(mig.layout.values())
-    return profile.gpu.per_node * mig.compute_slices
-
-
-def gpu_product_label(profile: HardwareProfile, mig: Optional[MigSettings]) -> str:
-    """GFD's nvidia.com/gpu.product: <product>-MIG-<profile> under strategy single (k8s-device-plugin
-    internal/lm/resource.go:103 baseLabeler(count, model, "MIG", migProfile)@v0.20.0); unchanged otherwise."""
-    if mig is None or mig.strategy != "single":
-        return profile.gpu.product_label
-    (mig_profile,) = mig.layout
-    return f"{profile.gpu.product_label}{integration_points().gpu.mig_product_infix}{mig_profile}"
 
 
 @dataclass(frozen=True)
@@ -153,13 +133,22 @@ class SitePlan:
 
     @property
     def gpu_capacity(self) -> int:
-        """GPUs the site's queues share, in the units the scheduler counts (see gpu_units_per_node)."""
-        return self.config.site.gpu_nodes * gpu_units_per_node(self.profile, self.mig)
+        """GPUs the site's queues share, in the units the scheduler counts (see plan.gpu_partition)."""
+        return site_gpu_units(self.config, self.profile)
+
+    def gpu_product_for(self, tenant: str) -> str:
+        """The nvidia.com/gpu.product value GFD puts on the nodes the tenant's GPU pods run on."""
+        return gpu_product_label(self.profile, tenant_mig(self.mig, tenant))
 
     @property
-    def gpu_product_label(self) -> str:
-        """The nvidia.com/gpu.product value GFD puts on this site's GPU nodes."""
-        return gpu_product_label(self.profile, self.mig)
+    def gpu_node_products(self) -> dict[str, int]:
+        """nvidia.com/gpu.product value -> GPU nodes that carry it."""
+        pool = mig_pool_nodes(self.config)
+        products = {gpu_product_label(self.profile, self.mig): self.config.site.gpu_nodes - pool}
+        if pool:
+            products = {self.profile.gpu.product_label: self.config.site.gpu_nodes - pool,
+                        gpu_product_label(self.profile, self.mig): pool}
+        return products
 
     @property
     def topology_levels(self) -> tuple[TopologyLevel, ...]:
@@ -174,7 +163,14 @@ class SitePlan:
     def tenant_node_pools(self) -> dict[str, dict]:
         """tenant -> its dedicated nodes and the label and taint the site puts on them (a site step)."""
         return {t.name: {"nodes": t.node_pool.nodes, "label": f"{TENANT_KEY}={t.name}",
-                         "taint": f"{TENANT_KEY}={t.name}:NoSchedule"} for t in self.tenants if t.node_pool}
+                         "taint": f"{TENANT_KEY}={t.name}:NoSchedule", **self._pool_mig_label(t.name)}
+                for t in self.tenants if t.node_pool}
+
+    def _pool_mig_label(self, tenant: str) -> dict:
+        """The mig-manager label the site puts on a pool whose nodes carry the pooled MIG layout."""
+        if self.mig is None or self.mig.node_pool != tenant:
+            return {}
+        return {"migConfigLabel": f"{integration_points().gpu.mig_config_label}={MIG_LAYOUT}"}
 
     def placement(self, tenant_name: str) -> Optional[NodePlacement]:
         """The tenant's dedicated nodes, or None where it shares the site's GPU nodes."""
@@ -210,10 +206,10 @@ def _profile_problems(config: StackConfig, profile: HardwareProfile) -> list[Pro
     problems = []
     gpu_settings = config.components.gpu_operator
     mig = gpu_settings.mig
-    units = gpu_units_per_node(profile, mig)
-    capacity = config.site.gpu_nodes * units
+    capacity = site_gpu_units(config, profile)
     if mig is not None:
         base = f"{PROJECT}:components.gpuOperator.mig"
+        problems += _mig_pool_problems(config, mig, base)
         if not profile.gpu.mig.supported:
             problems.append(Problem(base, f"profile {profile.name} ({profile.gpu.model}) does not support MIG",
                                     f"remove it: pulumi config rm --path '{base}'"))
@@ -262,8 +258,7 @@ def _profile_problems(config: StackConfig, profile: HardwareProfile) -> list[Pro
         if tenant.gpu_limit > capacity:
             problems.append(Problem(f"{PROJECT}:tenants[{index}].gpuLimit",
                                     f"is {tenant.gpu_limit}; the site has {capacity} GPUs "
-                                    f"({config.site.gpu_nodes} nodes x {units}"
-                                    f"{' MIG-partitioned' if units != profile.gpu.per_node else ''})",
+                                    f"({capacity_breakdown(config, profile)})",
                                     f"{_nodes_first(config)} otherwise use a value <= {capacity}"))
     total_quota = sum(t.gpu_quota for t in config.tenants)
     if total_quota > capacity:
@@ -274,14 +269,30 @@ def _profile_problems(config: StackConfig, profile: HardwareProfile) -> list[Pro
     return problems
 
 
+def _mig_pool_problems(config: StackConfig, mig: MigSettings, base: str) -> list[Problem]:
+    """A pooled layout partitions one tenant's dedicated nodes: the site labels exactly those nodes for mig-manager."""
+    if mig.node_pool is None:
+        return []
+    tenant = next((t for t in config.tenants if t.name == mig.node_pool), None)
+    if tenant is None:
+        return [Problem(f"{base}.nodePool", f"names unknown tenant {mig.node_pool!r}",
+                        f"use one of: {', '.join(t.name for t in config.tenants)}")]
+    if tenant.node_pool is None:
+        return [Problem(f"{base}.nodePool", f"tenant {tenant.name} has no dedicated nodes (tenants[].nodePool), so no "
+                                            "node set is its to partition",
+                        f"give tenant {tenant.name} a nodePool, or remove nodePool to partition every GPU node")]
+    return []
+
+
 def _node_pool_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
     """Dedicated node pools fit the site and hold their tenant's GPU limit; prod with several tenants has them,
     since namespaces should not be the only isolation boundary for high-value multi-tenant GPU services (RA,
     Isolation And Security / Workload Isolation)."""
     problems = []
-    units = gpu_units_per_node(profile, config.components.gpu_operator.mig)
+    mig = config.components.gpu_operator.mig
     pooled = [(index, tenant) for index, tenant in enumerate(config.tenants) if tenant.node_pool]
     for index, tenant in pooled:
+        units = gpu_units_per_node(profile, tenant_mig(mig, tenant.name))
         pool_gpus = tenant.node_pool.nodes * units
         if tenant.gpu_limit > pool_gpus:
             path = f"{PROJECT}:tenants[{index}].nodePool.nodes"
@@ -305,7 +316,7 @@ def _node_pool_problems(config: StackConfig, profile: HardwareProfile) -> list[P
                     f"accept for multi-tenant GPU services and profile {profile.name} (tenancy.isolation "
                     f"{profile.tenancy.isolation.value}) does not either",
                     _set_fix(path, f"give tenant {tenant.name} its own GPU nodes (at least "
-                                   f"{max(1, -(-tenant.gpu_limit // units))})")))
+                                   f"{max(1, -(-tenant.gpu_limit // profile.gpu.per_node))})")))
     return problems
 
 
@@ -414,9 +425,8 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
             config, profile, matrix, SitePlan.tenant_namespace,
             multi_node_fabric=profile.has_rdma_fabric or profile.nvlink.multi_node)
         problems += endpoint_problems
-        services, service_problems = plan_inference_services(
-            config, profile, matrix, config.components.gpu_operator.mig, gpu_product_label(profile,
-            config.components.gpu_operator.mig), SitePlan.tenant_namespace, endpoints)
+        services, service_problems = plan_inference_services(config, profile, matrix, SitePlan.tenant_namespace,
+                                                             endpoints)
         problems += service_problems
     problems += _telemetry_problems(config) + cross_field_problems(config, profile, endpoints)
     has_key = "ngcApiKey" in raw

@@ -70,14 +70,18 @@ def storage_classes(kube: Kube, site_plan: SitePlan) -> list[Miss]:
 
 def gpu_nodes(kube: Kube, site_plan: SitePlan) -> list[Miss]:
     label = integration_points().gpu.product_label
+    products = site_plan.gpu_node_products
     nodes = [n for n in kube.call("GET", "/api/v1/nodes")["items"]
-             if (n["metadata"].get("labels") or {}).get(label) == site_plan.gpu_product_label]
+             if (n["metadata"].get("labels") or {}).get(label) in products]
     misses = []
-    if len(nodes) < site_plan.site.gpu_nodes:
-        misses.append(Miss("GPU nodes", f"{len(nodes)} nodes carry {label}={site_plan.gpu_product_label}; the stack "
-                                        f"declares gpuNodes {site_plan.site.gpu_nodes}",
-                           "join the missing GPU nodes (GPU Feature Discovery sets the label) or lower "
-                           "ncp-inference:site.gpuNodes"))
+    for product, wanted in products.items():
+        found = sum(1 for n in nodes if n["metadata"]["labels"][label] == product)
+        if found < wanted:
+            misses.append(Miss("GPU nodes", f"{found} nodes carry {label}={product}; the stack needs {wanted} "
+                                            f"(gpuNodes {site_plan.site.gpu_nodes})",
+                               "join the missing GPU nodes (GPU Feature Discovery sets the label; a pooled MIG "
+                               "layout needs its nodes labelled for mig-manager, see the site checklist) or lower "
+                               "ncp-inference:site.gpuNodes"))
     for level in site_plan.topology_levels:
         unlabelled = sorted(n["metadata"]["name"] for n in nodes
                             if level.key not in (n["metadata"].get("labels") or {}))

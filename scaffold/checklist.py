@@ -37,7 +37,9 @@ def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
                for name, tier in (storage.named() if storage else [])]
     labels = [f"`{key}` ({level})" for level, key in profile.topology_labels.model_dump().items() if key]
     nodes = [f"{site_plan.site.gpu_nodes} GPU nodes of profile {profile.name} ({profile.gpu.per_node} x "
-             f"{profile.gpu.model}); GPU Feature Discovery labels them `{names.gpu.product_label}={profile.gpu.product_label}`",
+             f"{profile.gpu.model}); GPU Feature Discovery labels them "
+             + ", ".join(f"`{names.gpu.product_label}={product}` ({count})"
+                         for product, count in site_plan.gpu_node_products.items()),
              f"GPU nodes tainted `{names.gpu.taint_key}:NoSchedule` if only GPU workloads may land there (the "
              "program's GPU pods tolerate it)"]
     if labels:
@@ -45,6 +47,8 @@ def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
     nodes += [f"{pool['nodes']} GPU nodes and at least one CPU node (for its frontends, planners and Jobs, which stay "
               f"off GPU nodes) for tenant {tenant} alone: `kubectl label node <node> {pool['label']}` and "
               f"`kubectl taint node <node> {pool['taint']}` on each (its pods run only there)"
+              + (f"; on its GPU nodes `kubectl label --overwrite node <node> {pool['migConfigLabel']}` (mig-manager "
+                 "partitions them with the stack's MIG layout)" if "migConfigLabel" in pool else "")
               for tenant, pool in site_plan.tenant_node_pools.items()]
     network = []
     if site_plan.network_enabled:

@@ -117,7 +117,7 @@ def test_single_strategy_capacity_and_product_label_follow_gfd():
     config = config_with("hgx-h200", components__gpuOperator__mig=SINGLE_MIG)
     plan = plan_of(config)
     assert plan.gpu_capacity == 4 * 8 * 2
-    assert plan.gpu_product_label == "NVIDIA-H200-MIG-3g.71gb"
+    assert plan.gpu_product_for("t0") == "NVIDIA-H200-MIG-3g.71gb"
     queues = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in compose(config).custom_resources("Queue")}
     assert queues["ncp-root"]["resources"]["gpu"]["quota"] == 64
     # A tenant limit above the whole-GPU count is real capacity under MIG, and refused without it.
@@ -125,7 +125,7 @@ def test_single_strategy_capacity_and_product_label_follow_gfd():
     assert "the site has 32 GPUs" in refused(mutate(config_with("hgx-h200"), "tenants[0].gpuLimit", 48),
                                              "tenants[0].gpuLimit")
     whole = plan_of(config_with("hgx-h200"))
-    assert (whole.gpu_capacity, whole.gpu_product_label) == (32, "NVIDIA-H200")
+    assert (whole.gpu_capacity, whole.gpu_product_for("t0")) == (32, "NVIDIA-H200")
 
 
 def test_mixed_strategy_capacity_counts_kai_gpu_portions():
@@ -135,7 +135,7 @@ def test_mixed_strategy_capacity_counts_kai_gpu_portions():
     plan = plan_of(config_with("hgx-h200", components__gpuOperator__mig={
         "strategy": "mixed", "layout": {"3g.71gb": 1, "2g.35gb": 1}}))
     assert plan.gpu_capacity == 4 * 8 * 5
-    assert plan.gpu_product_label == "NVIDIA-H200"
+    assert plan.gpu_product_for("t0") == "NVIDIA-H200"
 
 
 CHAT_ENDPOINT = {  # an endpoint sized for HGX H200 by its own sizing file
@@ -222,7 +222,7 @@ def test_rail_subnets_must_give_every_gpu_node_a_block():
 
 
 def test_prod_example_rails_hold_its_gpu_nodes():
-    """The prod example (16 GPU nodes, 8 rails) validates as an example stack."""
+    """The prod example (its GPU nodes, 8 rails) validates as an example stack."""
     from plan.sources import plan_from_stack_file
     plan = plan_from_stack_file("prod")
     block = plan.config.components.network_operator.per_node_block_size

@@ -61,6 +61,18 @@ def server_args(ports: dict[str, int]) -> list[str]:
             "--metrics-config=summary_latencies=true"]
 
 
+def spread_over_hosts(selector: dict[str, str], replicas: int) -> Optional[k8s.core.v1.AffinityArgs]:
+    """Replicas preferably on different nodes, so one node's failure takes one server; preferred, not required,
+    since a MIG-partitioned pool may be a single node holding every slice."""
+    if replicas < 2:
+        return None
+    return k8s.core.v1.AffinityArgs(pod_anti_affinity=k8s.core.v1.PodAntiAffinityArgs(
+        preferred_during_scheduling_ignored_during_execution=[k8s.core.v1.WeightedPodAffinityTermArgs(
+            weight=100, pod_affinity_term=k8s.core.v1.PodAffinityTermArgs(
+                topology_key=integration_points().kubernetes.hostname_label,
+                label_selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector)))]))
+
+
 class InferenceService(Layer):
     def __init__(self, name: str, args: InferenceServiceArgs, opts: pulumi.ResourceOptions = None):
         super().__init__("InferenceService", name, opts)
@@ -148,8 +160,17 @@ class InferenceService(Layer):
                                  # DALI and the Python backend exchange tensors through shared memory.
                                  k8s.core.v1.VolumeArgs(name="dshm", empty_dir={"medium": "Memory",
                                                                                  "sizeLimit": "1Gi"})],
+                        affinity=spread_over_hosts(selector, plan.service.replicas),
                         **placement(args)))),
             opts=self.child(*after))
+        if plan.service.replicas > 1:
+            # Node drains and upgrades take one server at a time, so the service keeps answering during them.
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-disruption-budget",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.name, namespace=plan.namespace, labels=pod_labels),
+                spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                    max_unavailable=1, selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector)),
+                opts=self.child())
         k8s.core.v1.Service(
             f"{name}-service",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.name, namespace=plan.namespace, labels=pod_labels),

@@ -215,10 +215,10 @@ def _provide_site(api: KubeApi, site_plan) -> None:
                 "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
                 "metadata": {"name": tier.storage_class}, "provisioner": "example.com/none"})
     product = integration_points().gpu.product_label
-    for index in range(site_plan.site.gpu_nodes):
+    products = [value for value, count in site_plan.gpu_node_products.items() for _ in range(count)]
+    for index, value in enumerate(products):
         name = f"gpu-{index:02d}"
-        labels = {product: site_plan.gpu_product_label, **{level.key: f"{level.domain}-{index // 4}"
-                                                           for level in site_plan.topology_levels}}
+        labels = {product: value, **{level.key: f"{level.domain}-{index // 4}" for level in site_plan.topology_levels}}
         labels["kubernetes.io/hostname"] = name
         if api.get(f"/api/v1/nodes/{name}") is None:
             api.request("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node",
@@ -235,7 +235,7 @@ def test_preflight_misses_then_passes(control_plane, monkeypatch, capsys):
         assert f"the cluster runs Kubernetes {running}" in out
     for expected in ("monitoring.coreos.com/v1 PodMonitor is not served",
                      "set ncp-inference:components.serving.storage.modelArtifacts.storageClass", "nodes carry "
-                     f"{integration_points().gpu.product_label}={site_plan.gpu_product_label}", "fix: "):
+                     f"{integration_points().gpu.product_label}={next(iter(site_plan.gpu_node_products))}", "fix: "):
         assert expected in out, out
     _provide_site(api, site_plan)
     # The control plane's own version, declared supported: the remaining checks read the site as provided.
