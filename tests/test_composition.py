@@ -40,7 +40,7 @@ def test_children_are_parented_to_their_component(prod):
 
 
 def test_stack_outputs(prod):
-    assert set(prod.outputs["tenantNamespaces"]) == {"acme-chat", "globex-research", "ncp-eval", "retail-vision"}
+    assert set(prod.outputs["tenantNamespaces"]) == {"acme-chat", "globex-research", "ncp-eval"}
     assert prod.outputs["queues"]["acme-chat"] == "tenant-acme-chat"
     assert prod.outputs["versions"]["gpuOperator"] == load_matrix().pin("gpuOperator").version
     assert len(prod.outputs["networks"]) == 8
