@@ -19,7 +19,7 @@ from cli_exit import BAD_INPUT, OK, run_command
 from plan.catalog import load_profile, profile_names
 from plan.profile import HardwareProfile
 from plan.raw_checks import PLACEHOLDER
-from plan.site_plan import PROJECT
+from plan.names import PROJECT
 from plan.sources import stack_file
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")

@@ -16,7 +16,7 @@ import yaml
 
 from acceptance.aiperf_args import FLAGS, aiperf_command
 from acceptance.check import EXPORT_NAME, ExportError, check, load_export
-from acceptance.thresholds import UNITS, AcceptanceThresholds, ThresholdsFileError, load_thresholds
+from plan.thresholds import UNITS, AcceptanceThresholds, ThresholdsFileError, load_thresholds
 
 ROOT = Path(__file__).resolve().parents[1]
 AIPERF = str(Path(sys.executable).with_name("aiperf"))  # the pinned aiperf's console script in this venv
