@@ -103,3 +103,17 @@ def test_checker_accepts_imports_down_the_layers(tmp_path, module, source):
     good = tmp_path / "good.py"
     good.write_text(source)
     assert violations(good, module) == []
+
+
+def raw_config_reads(source: str) -> list[int]:
+    """Lines where `<name>.config` is read: the plan resolves config; composition takes the plan's objects."""
+    return [node.lineno for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Attribute) and node.attr == "config" and isinstance(node.value, ast.Name)]
+
+
+def test_composition_reads_no_raw_config():
+    assert raw_config_reads((ROOT / "composition.py").read_text()) == []
+
+
+def test_raw_config_check_finds_a_read():
+    assert raw_config_reads("def f(plan):\n    return plan.config.components.skip_await\n") == [2]
