@@ -61,7 +61,10 @@ class ChartPin(StrictModel):
     decisions: list[str] = Field(default_factory=list,
                                  description="how the program uses the chart where upstream leaves a choice, and why")
     local_decision: Optional[LocalDecision] = None
-    pod_security: PodSecurity = Field(description="the Pod Security level the chart's namespace enforces, and why")
+    # Optional so that matrices of earlier revisions (read by `python -m lifecycle`) still load; the plan refuses a
+    # deployed chart without it (plan/layers.py).
+    pod_security: Optional[PodSecurity] = Field(
+        default=None, description="the Pod Security level the chart's namespace enforces, and why")
     depends_on: list[Dependency] = Field(default_factory=list, description="charts installed before this one")
     deployed_when: DeployCondition = "always"
 

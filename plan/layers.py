@@ -4,7 +4,8 @@ waits for, and every layer namespace with the Pod Security level it enforces. Th
 from dataclasses import dataclass
 from typing import Mapping
 
-from plan.catalog import CompatibilityMatrix, DeployCondition
+from plan.catalog import MATRIX_FILE, CompatibilityMatrix, DeployCondition
+from plan.errors import ConfigError, Problem
 from plan.pod_security import RESTRICTED, PodSecurity
 
 # The program's own layers, beside the charts' namespaces: its records and policies, and the validation suite.
@@ -44,6 +45,15 @@ def install_order(matrix: CompatibilityMatrix, deployed: set[str]) -> tuple[str,
     return tuple(order)
 
 
+def _pod_security(matrix: CompatibilityMatrix, chart: str) -> PodSecurity:
+    pod_security = matrix.pin(chart).pod_security
+    if pod_security is None:
+        raise ConfigError(str(MATRIX_FILE), [Problem(
+            f"components.{chart}.podSecurity", "is missing for a chart the program deploys",
+            "record the Pod Security level its pods need (privileged, baseline or restricted) and why")])
+    return pod_security
+
+
 def plan_layers(matrix: CompatibilityMatrix, conditions: Mapping[DeployCondition, bool],
                 validation_suite: bool) -> PlatformLayers:
     """conditions: whether each deployedWhen condition holds for this site ("always" holds)."""
@@ -51,7 +61,7 @@ def plan_layers(matrix: CompatibilityMatrix, conditions: Mapping[DeployCondition
                 if pin.deployed_when == "always" or conditions[pin.deployed_when]}
     charts = install_order(matrix, deployed)
     namespaces = [LayerNamespace(BASELINE_NAMESPACE, BASELINE_LAYER, RESTRICTED)]
-    namespaces += [LayerNamespace(matrix.pin(c).namespace, c, matrix.pin(c).pod_security) for c in charts]
+    namespaces += [LayerNamespace(matrix.pin(c).namespace, c, _pod_security(matrix, c)) for c in charts]
     if validation_suite:
         namespaces.append(LayerNamespace(VALIDATION_NAMESPACE, VALIDATION_LAYER, RESTRICTED))
     dependencies = {c: tuple(d.component for d in matrix.pin(c).depends_on if d.component in deployed)

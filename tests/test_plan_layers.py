@@ -84,11 +84,14 @@ def test_a_dependency_on_an_unknown_chart_is_refused():
         CompatibilityMatrix.model_validate(raw)
 
 
-def test_a_chart_without_pod_security_is_refused():
+def test_a_deployed_chart_without_pod_security_is_refused():
+    """Earlier revisions' matrices (read by the upgrade plan) have no podSecurity; the plan refuses to deploy so."""
     raw = MATRIX.model_dump(by_alias=True, exclude_none=True)
     del raw["components"]["grove"]["podSecurity"]
-    with pytest.raises(ValueError, match="podSecurity"):
-        CompatibilityMatrix.model_validate(raw)
+    historic = CompatibilityMatrix.model_validate(raw)
+    with pytest.raises(ConfigError, match="components.grove.podSecurity: is missing for a chart the program deploys"):
+        plan_layers(historic, {"rdmaFabric": False, "servingEndpoints": False, "prometheusStack": False},
+                    validation_suite=False)
 
 
 def test_unknown_profile_is_a_config_error_not_a_crash():
