@@ -5,7 +5,7 @@ import pulumi
 
 from composition import compose
 from plan.errors import ConfigError
-from plan.site_plan import PROJECT
+from plan.names import PROJECT
 from plan.sources import plan_from_pulumi
 
 try:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from acceptance.thresholds import (ERROR_RATE, AcceptanceThresholds, Check, ThresholdsFileError, load_thresholds)
+from plan.thresholds import (ERROR_RATE, AcceptanceThresholds, Check, ThresholdsFileError, load_thresholds)
 from cli_exit import run_command
 
 EXPORT_NAME = "profile_export_aiperf.json"

@@ -8,10 +8,12 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.kube import (
-    LAYER_LABEL, PRIORITY_BATCH, PRIORITY_SERVING, PRIORITY_SYSTEM, Layer, labels, ngc_pull_secret, psa_labels,
+    PRIORITY_BATCH, PRIORITY_SERVING, PRIORITY_SYSTEM, Layer, labels, ngc_pull_secret, psa_labels,
 )
 from components.network_policy import platform_policies
 from plan.catalog import NetworkAccess
+from plan.layers import LayerNamespace
+from plan.names import LAYER_LABEL
 
 # PriorityClass values stay below the built-in system-* classes (2e9) so node-critical pods always win.
 PRIORITY_CLASSES = {
@@ -19,13 +21,6 @@ PRIORITY_CLASSES = {
     PRIORITY_SERVING: (1_000_000, "Latency-sensitive inference serving workers and routers", "PreemptLowerPriority"),
     PRIORITY_BATCH: (1_000, "Benchmarks, validation and other preemptible batch work", "Never"),
 }
-
-
-@dataclass(frozen=True)
-class LayerNamespace:
-    name: str
-    layer: str
-    pod_security: str  # PSA enforce level; operators that touch host devices need privileged
 
 
 @dataclass(frozen=True)
@@ -56,7 +51,7 @@ class ClusterBaseline(Layer):
                 f"{name}-ns-{ns.layer}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=ns.name,
-                    labels={**labels("cluster-baseline", ns.name), LAYER_LABEL: ns.layer, **psa_labels(ns.pod_security)},
+                    labels={**labels("cluster-baseline", ns.name), LAYER_LABEL: ns.layer, **psa_labels(ns.pod_security.level)},
                 ),
                 opts=child,
             )

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 
 from plan.catalog import MetricSource
+from plan.names import PROJECT
 
 # Grafana variables the panels use, with the value a query is checked with (a variable is not PromQL).
 VARIABLES = {"tenant": ".+", "endpoint": ".+"}
@@ -48,7 +49,7 @@ class Dashboard:
                         "query": {"query": f"label_values({source}, {name})", "refId": "variable"},
                         "definition": f"label_values({source}, {name})"}
                        for name, source in self.variables.items()]
-        return {"uid": self.uid, "title": self.title, "tags": ["ncp-inference"], "editable": False,
+        return {"uid": self.uid, "title": self.title, "tags": [PROJECT], "editable": False,
                 "schemaVersion": SCHEMA_VERSION, "time": {"from": "now-6h", "to": "now"}, "refresh": "1m",
                 "templating": {"list": templating}, "panels": panels}
 

@@ -8,13 +8,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from plan.catalog import AccessRule, ChartPin
-from plan.site_plan import TENANT_KEY, NodePlacement
+from plan.names import PROJECT, STORAGE_TIER_LABEL, TENANT_KEY
+from plan.pod_security import PSA_LEVELS
+from plan.site_plan import NodePlacement
 
-PART_OF = "ncp-inference"
+PART_OF = PROJECT
 TENANT_LABEL = TENANT_KEY
-POD_SECURITY_REASON = "ncp-inference.io/pod-security-reason"  # why a tenant namespace is not restricted
-LAYER_LABEL = "ncp-inference.io/layer"
-PSA_LEVELS = ("privileged", "baseline", "restricted")
 # PriorityClass names the baseline creates and workloads use.
 PRIORITY_SYSTEM, PRIORITY_SERVING, PRIORITY_BATCH = "ncp-system", "ncp-serving", "ncp-batch"
 
@@ -24,7 +23,7 @@ class Layer(pulumi.ComponentResource):
     Pulumi does not pass a component's depends_on down to the resources it creates."""
 
     def __init__(self, type_name: str, name: str, opts: Optional[pulumi.ResourceOptions] = None):
-        super().__init__(f"ncp-inference:layers:{type_name}", name, None, opts)
+        super().__init__(f"{PROJECT}:layers:{type_name}", name, None, opts)
         depends_on = opts.depends_on if opts is not None else None
         if depends_on is not None and not isinstance(depends_on, (list, tuple)):
             depends_on = [depends_on]
@@ -45,6 +44,11 @@ def labels(component: str, name: Optional[str] = None, **extra: str) -> dict[str
     }
     result.update(extra)
     return result
+
+
+def tier_labels(tier: str, **extra: str) -> dict[str, str]:
+    """Labels of an object on a storage tier (claims, ephemeral volumes): the tier names its storage class."""
+    return labels("model-data", tier, **{STORAGE_TIER_LABEL: tier}, **extra)
 
 
 def psa_labels(enforce: str) -> dict[str, str]:

@@ -9,26 +9,15 @@ import pulumi_kubernetes as k8s
 
 from components.kube import (
     PRIORITY_SYSTEM, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, pod_placement, restricted_deployment,
-    restricted_job,
+    restricted_job, tier_labels,
+)
+from plan.names import (
+    BENCHMARK_CLAIM, ENDPOINT_LABEL, MODEL_CLAIM, MODEL_REVISION, MODEL_SOURCE, MODELS_MOUNT, model_path,
 )
 from plan.serving import ModelStagingSettings, StorageTier
 from plan.site_plan import NodePlacement
 
-STORAGE_TIER_LABEL = "ncp-inference.io/storage-tier"
-ENDPOINT_LABEL = "ncp-inference.io/endpoint"
-MODEL_SOURCE = "ncp-inference.io/model-source"
-MODEL_REVISION = "ncp-inference.io/model-revision"
-MODELS_MOUNT = "/models"
 STAGING_TIMEOUT_SECONDS = 4 * 3600
-
-
-def model_path(model_name: str, revision: str) -> str:
-    """Where a staged model lives on the model-artifacts claim: one directory per model and revision."""
-    return f"{MODELS_MOUNT}/{model_name}/{revision}"
-
-
-def tier_labels(tier: str, **extra: str) -> dict[str, str]:
-    return labels("model-data", tier, **{STORAGE_TIER_LABEL: tier}, **extra)
 
 
 @dataclass(frozen=True)
@@ -44,8 +33,8 @@ class TenantStorage(Layer):
     """The claims a tenant's endpoints share: model artifacts (staged once, read by every worker) and benchmark
     output. Node-local model cache and KV offload are per-pod ephemeral volumes on their own classes."""
 
-    MODEL_CLAIM = "model-artifacts"
-    BENCHMARK_CLAIM = "benchmark-output"
+    MODEL_CLAIM = MODEL_CLAIM
+    BENCHMARK_CLAIM = BENCHMARK_CLAIM
 
     def __init__(self, name: str, args: TenantStorageArgs, opts: pulumi.ResourceOptions = None):
         super().__init__("TenantStorage", name, opts)

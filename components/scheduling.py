@@ -7,19 +7,11 @@ import pulumi_kubernetes as k8s
 from components.kube import Layer, helm_release, labels
 from plan.catalog import ChartPin
 from plan.site_plan import TopologyLevel
+from plan.tenancy import TenantQueue
 
 UNLIMITED = -1  # KAI Queue convention for "no quota/limit on this resource"
 ROOT_QUEUE = "ncp-root"
 TOPOLOGY_NAME = "ncp-topology"
-
-
-@dataclass(frozen=True)
-class TenantQueue:
-    tenant: str
-    queue: str
-    gpu_quota: int
-    gpu_limit: int
-    over_quota_weight: int
 
 
 @dataclass(frozen=True)

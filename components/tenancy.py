@@ -1,20 +1,22 @@
 """Tenancy and security layer: one isolated namespace per tenant with complete quota, limits, default-deny
 networking plus exactly the allows the platform needs, project-defined tenant Roles that cannot read platform
 credentials or change platform-managed isolation, and a dedicated workload ServiceAccount."""
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import (
-    POD_SECURITY_REASON, PRIORITY_SYSTEM, TENANT_LABEL, Layer, labels, ngc_pull_secret, policy_rules, psa_labels,
+    PRIORITY_SYSTEM, TENANT_LABEL, Layer, labels, ngc_pull_secret, policy_rules, psa_labels,
 )
 from components.network_policy import (
     DEFAULT_DENY, SAME_NAMESPACE, dns_egress, namespace_peer, tenant_platform_egress,
 )
 from plan.catalog import NetworkAccess, TenantAccess, integration_points
-from plan.endpoints import PodSecurity
+from plan.names import POD_SECURITY_REASON
+from plan.pod_security import RESTRICTED
+from plan.tenancy import TenantSpec
 
 PULL_SECRET = "ngc-pull-secret"
 WORKLOAD_SERVICE_ACCOUNT = "tenant-workload"
@@ -23,25 +25,6 @@ RBAC_GROUP = "rbac.authorization.k8s.io"
 # ("status unknown for quota"): Pulumi waits for it (pulumi-kubernetes await annotation, provider >= 4.18), so
 # whatever depends on the tenant environment is created after it.
 QUOTA_STATUS_AWAIT = {"pulumi.com/waitFor": "jsonpath={.status.hard.pods}"}
-
-
-@dataclass(frozen=True)
-class TenantSpec:
-    name: str
-    namespace: str
-    queue: str
-    gpu_limit: int
-    cpu_quota: str
-    memory_quota: str
-    cpu_limit: str
-    memory_limit: str
-    pods: int
-    claims: int
-    storage: str
-    admins: list[str] = field(default_factory=list)
-    viewers: list[str] = field(default_factory=list)
-    pod_security: Optional[PodSecurity] = None  # the plan's exception to `restricted` (RDMA workers), with its reason
-    node_selector: Optional[dict[str, str]] = None  # the tenant's dedicated nodes, enforced on every pod it creates
 
 
 @dataclass(frozen=True)
@@ -109,7 +92,7 @@ class TenantEnvironment(Layer):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=tenant.namespace,
                 labels={**tenant_labels,
-                        **psa_labels(tenant.pod_security.level if tenant.pod_security else "restricted"),
+                        **psa_labels((tenant.pod_security or RESTRICTED).level),
                         integration_points().kai.queue_label: tenant.queue},
                 annotations=annotations or None),
             opts=child,

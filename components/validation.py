@@ -10,13 +10,15 @@ import yaml
 
 from components.kube import (
     TENANT_LABEL, Layer, await_annotations, claim_volume, labels, pod_placement, policy_rules, restricted_job,
+    tier_labels,
 )
-from components.model_data import ENDPOINT_LABEL, MODELS_MOUNT, TenantStorage, tier_labels
+from plan.names import (
+    BENCHMARK_CLAIM, ENDPOINT_LABEL, MODEL_CLAIM, MODELS_MOUNT, SUITE_VERSION_ANNOTATION, THRESHOLDS_ANNOTATION,
+)
 from plan.catalog import AccessRule
 from plan.serving import StorageTier
 from plan.site_plan import NodePlacement
 
-THRESHOLDS_ANNOTATION = "ncp-inference.io/acceptance-thresholds"
 RESULTS_MOUNT = "/results"
 
 
@@ -62,8 +64,8 @@ class Benchmark(Layer):
                     k8s.core.v1.VolumeMountArgs(name="models", mount_path=MODELS_MOUNT, read_only=True),
                 ],
             ),
-            volumes=[claim_volume("results", TenantStorage.BENCHMARK_CLAIM),
-                     claim_volume("models", TenantStorage.MODEL_CLAIM, read_only=True)],
+            volumes=[claim_volume("results", BENCHMARK_CLAIM),
+                     claim_volume("models", MODEL_CLAIM, read_only=True)],
             service_account=args.service_account,
             # Run on demand once the endpoint is ready, not at every deploy.
             suspend=True, placement=pod_placement(args.placement),
@@ -148,7 +150,7 @@ class ValidationSuite(Layer):
             account = [account, binding]
         self.job = restricted_job(
             f"{name}-job", name=self.NAME, namespace=ns, labels=suite_labels,
-            annotations={"ncp-inference.io/suite-version": args.version},
+            annotations={SUITE_VERSION_ANNOTATION: args.version},
             container=k8s.core.v1.ContainerArgs(
                 name="isvctl", image=args.image, command=suite_command(args),
                 working_dir=RESULTS_MOUNT,  # isvctl writes _output/ under the working directory

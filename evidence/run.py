@@ -20,10 +20,11 @@ from cli_exit import run_command
 from evidence import __main__ as write_evidence
 from kube_client import Kube, KubeError
 from plan.errors import ConfigError
+from plan.names import ACCEPTANCE_RUN_LABEL, ENDPOINT_LABEL, PROJECT, RUN_OF_ANNOTATION
 from plan.sources import plan_from_stack_file
 
-COMPONENT, ENDPOINT = "app.kubernetes.io/component", "ncp-inference.io/endpoint"
-PART_OF = "app.kubernetes.io/part-of=ncp-inference"
+COMPONENT, ENDPOINT = "app.kubernetes.io/component", ENDPOINT_LABEL
+PART_OF = f"app.kubernetes.io/part-of={PROJECT}"
 # Fields of a Job the API server sets; a run Job copies the rest of the suspended template.
 GENERATED_LABELS = {"controller-uid", "batch.kubernetes.io/controller-uid", "job-name", "batch.kubernetes.io/job-name"}
 
@@ -37,8 +38,8 @@ def run_job(template: dict, run_id: str) -> dict:
     labels = {k: v for k, v in (meta.get("labels") or {}).items() if k not in GENERATED_LABELS}
     return {"apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"name": f"{meta['name']}-{run_id}"[:63].rstrip("-"), "namespace": meta["namespace"],
-                         "labels": {**labels, "ncp-inference.io/acceptance-run": run_id},
-                         "annotations": {"ncp-inference.io/run-of": meta["name"]}},
+                         "labels": {**labels, ACCEPTANCE_RUN_LABEL: run_id},
+                         "annotations": {RUN_OF_ANNOTATION: meta["name"]}},
             "spec": {**spec, "suspend": False}}
 
 

@@ -10,7 +10,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc, settings
 
 from plan.catalog import ROOT
-from plan.site_plan import PROJECT
+from plan.names import PROJECT
 
 PROGRAM = ROOT / "__main__.py"
 

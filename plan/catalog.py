@@ -1,12 +1,13 @@
 """The project's own data files: hardware profiles and the compatibility matrix."""
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional, Union
+from typing import Literal, Optional, Union
 
 import yaml
 from pydantic import Field, RootModel, ValidationError, model_validator
 
 from plan.errors import ConfigError, Problem, problems_from_validation
+from plan.pod_security import PodSecurity
 from plan.profile import HardwareProfile
 from plan.strict import StrictModel
 
@@ -31,6 +32,17 @@ class SnapshotNote(StrictModel):
     reason: str = Field(min_length=20)
 
 
+class Dependency(StrictModel):
+    """Another chart this one is installed after, and why."""
+
+    component: str
+    reason: str = Field(min_length=20)
+
+
+# When a chart is deployed: always, or when the site has what it serves (plan/layers.py resolves each).
+DeployCondition = Literal["always", "rdmaFabric", "servingEndpoints", "prometheusStack"]
+
+
 class ChartPin(StrictModel):
     display_name: str
     layer: str
@@ -49,6 +61,12 @@ class ChartPin(StrictModel):
     decisions: list[str] = Field(default_factory=list,
                                  description="how the program uses the chart where upstream leaves a choice, and why")
     local_decision: Optional[LocalDecision] = None
+    # Optional so that matrices of earlier revisions (read by `python -m lifecycle`) still load; the plan refuses a
+    # deployed chart without it (plan/layers.py).
+    pod_security: Optional[PodSecurity] = Field(
+        default=None, description="the Pod Security level the chart's namespace enforces, and why")
+    depends_on: list[Dependency] = Field(default_factory=list, description="charts installed before this one")
+    deployed_when: DeployCondition = "always"
 
     @property
     def chart_name(self) -> str:
@@ -93,6 +111,15 @@ class CompatibilityMatrix(StrictModel):
     kubernetes: KubernetesPins
     components: dict[str, ChartPin]
     workloads: dict[str, WorkloadPin] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _dependencies_are_charts(self) -> "CompatibilityMatrix":
+        for name, pin in self.components.items():
+            for dependency in pin.depends_on:
+                if dependency.component not in self.components or dependency.component == name:
+                    raise ValueError(f"components.{name}.dependsOn names {dependency.component!r}, which is not "
+                                     "another chart of the matrix")
+        return self
 
     def workload(self, name: str) -> WorkloadPin:
         try:
@@ -237,6 +264,7 @@ class KvbmFlag(StrictModel):
 
 class BackendRuntime(StrictModel):
     module: str
+    service_name_prefix: str = Field(description="the DGD service names of the backend's workers start with it")
     model_path_flag: str
     served_model_name_flag: str
     engine_args_flag: Optional[str] = None

@@ -3,32 +3,23 @@ from dataclasses import dataclass, field
 from typing import Literal, Optional
 
 from plan.config import Tenant
+from plan.names import model_path
 from plan.serving import Endpoint, Role
+from plan.sizing_file import SizedGroup
 
 
-@dataclass(frozen=True)
-class WorkerGroup:
+class WorkerGroup(SizedGroup):
+    """One role's workers as the endpoint's sizing file records them (AIConfigurator's layout), with the role."""
+
     role: Role
-    replicas: int
-    gpus_per_worker: int
-    tensor_parallel: int
-    pipeline_parallel: int
-    expert_parallel: int
-    data_parallel: int = 1  # attention data parallel ranks (AIConfigurator dp)
-    moe_tensor_parallel: int = 1
-    memory_gb_per_gpu: Optional[float] = None  # AIConfigurator's estimate: weights + activations + KV at max batch
-
-    @property
-    def gpus(self) -> int:
-        return self.replicas * self.gpus_per_worker
 
 
 @dataclass(frozen=True)
 class PlannerPlan:
     """The planner's bounds, resolved against the sized layout (plan/endpoints.py planner_plan)."""
 
-    min_replicas: dict[str, int]
-    max_replicas: dict[str, int]
+    min_replicas: dict[Role, int]
+    max_replicas: dict[Role, int]
     max_gpus: int
     adjustment_interval_seconds: int
 
@@ -59,3 +50,17 @@ class EndpointPlan:
     @property
     def gpus(self) -> int:
         return sum(group.gpus for group in self.workers)
+
+    @property
+    def model_path(self) -> str:
+        """Where the staged model lives in the tenant's pods."""
+        return model_path(self.endpoint.model.name, self.endpoint.model.revision)
+
+    @property
+    def tokenizer(self) -> str:
+        """The benchmark's tokenizer: the model's own unless the endpoint names another."""
+        return self.endpoint.model.tokenizer or self.model_path
+
+    def acceptance_thresholds(self) -> dict:
+        """The thresholds the benchmark Job records (camelCase, the ones set)."""
+        return self.endpoint.slo.thresholds.model_dump(by_alias=True, exclude_none=True)

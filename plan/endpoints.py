@@ -9,13 +9,13 @@ from plan.config import Environment, StackConfig
 from plan.endpoint_plan import EndpointPlan, WorkerGroup
 from plan.errors import Problem
 from plan.gpu_partition import tenant_mig
+from plan.names import PROJECT, tenant_namespace
 from plan.profile import HardwareProfile
 from plan.serving_features import (
     kv_offload_gb, mig_fit_problems, parallel_problems, placement_problems, planner_plan,
 )
 from plan.sizing_bridge import SizingMismatch, read_layout
 
-PROJECT = "ncp-inference"
 STAGEABLE_SCHEMES = ("hf://",)  # sources the model staging Job knows how to fetch
 
 
@@ -53,32 +53,15 @@ def rdma_workers(plan: EndpointPlan, network_enabled: bool) -> bool:
     return network_enabled and (plan.mode == "disaggregated" or plan.multi_node)
 
 
-@dataclass(frozen=True)
-class PodSecurity:
-    level: str
-    reason: str
-
-
-RDMA_POD_SECURITY = PodSecurity(
-    "privileged", "RDMA workers register memory (ibv_reg_mr) and need IPC_LOCK as root, which Pod Security "
-    "restricted and baseline refuse (Dynamo disagg-communication guide; data/dynamo-backends.yaml rdmaCapabilities)")
-
-
-def tenant_pod_security(plans, network_enabled: bool) -> dict[str, PodSecurity]:
-    """Pod Security level per tenant namespace. RDMA workers pin memory (ibv_reg_mr) and need IPC_LOCK as root
-    (data/dynamo-backends.yaml rdmaCapabilities); neither `restricted` nor `baseline` admits an added IPC_LOCK
-    (Pod Security Standards: baseline allows only AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD,
-    NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT), so only tenants running RDMA workers get
-    `privileged`, still warned and audited at `restricted`. Every other tenant stays `restricted`."""
-    return {plan.tenant.name: RDMA_POD_SECURITY for plan in plans if rdma_workers(plan, network_enabled)}
-
-
 _UNITS = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
           "m": 1e-3}
 
 
 def _quantity(value: str) -> float:
-    number, unit = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", value).groups()
+    match = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", value)
+    if match is None:  # the config's Quantity pattern admits only this form
+        raise ValueError(f"{value!r} is not a Kubernetes quantity")
+    number, unit = match.groups()
     return float(number) * _UNITS[unit]
 
 
@@ -127,7 +110,7 @@ def runtime_image(matrix: CompatibilityMatrix, key: str, digests: dict[str, str]
 
 
 def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: CompatibilityMatrix,
-                   tenant_namespace, multi_node_fabric: bool) -> tuple[list[EndpointPlan], list[Problem]]:
+                   multi_node_fabric: bool) -> tuple[list[EndpointPlan], list[Problem]]:
     problems: list[Problem] = []
     plans: list[EndpointPlan] = []
     environment = config.site.environment
@@ -184,8 +167,8 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
         elif not model.source.startswith(STAGEABLE_SCHEMES):
             problems.append(Problem(_path(index, "model.source"), "has no staging recipe for this scheme",
                                     f"stage from one of: {', '.join(STAGEABLE_SCHEMES)}"))
-        planner = ["planner"] if endpoint.planner else []
-        for image in [endpoint.backend] + planner:
+        planner_image = ["planner"] if endpoint.planner else []
+        for image in [endpoint.backend] + planner_image:
             if environment == Environment.PROD and image not in serving.image_digests:
                 problems.append(Problem(f"{PROJECT}:components.serving.imageDigests.{image}",
                                         "is required in prod: serving images are pinned by digest",
@@ -209,14 +192,15 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
                                     f"re-size with at most {profile.gpu.per_node} GPUs per worker, or use an RDMA "
                                     "profile"))
         planner, planner_problems = planner_plan(index, endpoint, tenant, layout.workers, runtime)
-        kv_gb, kv_problems = kv_offload_gb(index, endpoint, serving.storage and serving.storage.kv_offload, runtime,
-                                           min(widest, profile.gpu.per_node))
+        kv_offload = serving.storage.kv_offload if serving.storage else None
+        kv_gb, kv_problems = kv_offload_gb(index, endpoint, kv_offload, runtime, min(widest, profile.gpu.per_node))
         problems += (planner_problems + kv_problems + placement_problems(index, endpoint, layout.workers, profile)
                      + parallel_problems(index, endpoint, layout.workers, runtime)
                      + mig_fit_problems(index, endpoint, layout.workers, profile,
                                         tenant_mig(config.components.gpu_operator.mig, tenant.name)))
         plans.append(EndpointPlan(
-            endpoint=endpoint, tenant=tenant, namespace=tenant_namespace(tenant), queue=tenant_namespace(tenant),
+            endpoint=endpoint, tenant=tenant, namespace=tenant_namespace(tenant.name),
+            queue=tenant_namespace(tenant.name),
             mode=layout.mode, workers=tuple(layout.workers),
             image=runtime_image(matrix, endpoint.backend, serving.image_digests),
             sizing_file=endpoint.sizing, estimate=layout.estimate, planner=planner, kv_offload_gb=kv_gb,

@@ -1,6 +1,6 @@
 """One error for every way config can be wrong: it lists each problem with its path and the fix."""
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from pydantic import ValidationError
 
@@ -47,7 +47,7 @@ _MESSAGES = {
 }
 
 
-def _friendly(error: dict) -> tuple[str, str]:
+def _friendly(error: Mapping[str, Any]) -> tuple[str, str]:
     kind = error["type"]
     ctx = error.get("ctx") or {}
     if kind in _MESSAGES:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from acceptance.thresholds import AcceptanceThresholds
+from plan.thresholds import AcceptanceThresholds
 from plan.serving import pinned_revision
 from plan.strict import StrictModel
 

@@ -9,9 +9,9 @@ from plan.endpoint_plan import EndpointPlan
 from plan.errors import Problem
 from plan.gpu_partition import gpu_product_label, tenant_mig
 from plan.inference_service_config import InferenceService
+from plan.names import PROJECT, tenant_namespace
 from plan.profile import HardwareProfile
 
-PROJECT = "ncp-inference"
 KEY = "inferenceServices"
 STAGEABLE_SCHEMES = ("hf://",)
 # What AIPerf measures on a KServe v2 run (no token stream): acceptance.aiperf_args.kserve_command.
@@ -161,8 +161,7 @@ def _site_problems(config: StackConfig, matrix: CompatibilityMatrix) -> list[Pro
 
 
 def plan_inference_services(config: StackConfig, profile: HardwareProfile, matrix: CompatibilityMatrix,
-                            tenant_namespace, endpoints: list[EndpointPlan],
-                            ) -> tuple[list[InferenceServicePlan], list[Problem]]:
+                            endpoints: list[EndpointPlan]) -> tuple[list[InferenceServicePlan], list[Problem]]:
     services = config.inference_services
     if not services:
         return [], []
@@ -185,7 +184,8 @@ def plan_inference_services(config: StackConfig, profile: HardwareProfile, matri
         problems += (_artifact_problems(index, service) + _gpu_problems(index, service, profile, config, mig)
                      + _threshold_problems(index, service))
         plans.append(InferenceServicePlan(
-            service=service, tenant=tenant, namespace=tenant_namespace(tenant), queue=tenant_namespace(tenant),
+            service=service, tenant=tenant, namespace=tenant_namespace(tenant.name),
+            queue=tenant_namespace(tenant.name),
             gpu_product=gpu_product_label(profile, mig), gpu_units=service.gpus.count * service.replicas,
             server_image=_image(matrix, "triton", SERVER, digests),
             builder_image=_image(matrix, "tensorrt", BUILDER, digests), versions=versions))

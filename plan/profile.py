@@ -61,7 +61,7 @@ class Mig(StrictModel):
     instances: dict[str, MigInstance] = Field(
         default_factory=dict, description="GPU-instance profile table: name (e.g. 1g.18gb) -> geometry")
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form for computed fields
     @property
     def profiles(self) -> list[str]:
         """MIG profile names the GPU offers (the policy pack reads these from the stack record)."""
@@ -108,7 +108,8 @@ class Mig(StrictModel):
 
 class Gpu(StrictModel):
     model: str
-    product_label: str = Field(description="value of the nvidia.com/gpu.product node label set by GPU Feature Discovery")
+    product_label: str = Field(
+        description="value of the nvidia.com/gpu.product node label set by GPU Feature Discovery")
     per_node: int = Field(ge=1)
     memory_gib: int = Field(ge=1, alias="memoryGiB")
     mig: Mig

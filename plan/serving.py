@@ -2,16 +2,21 @@
 validation suite)."""
 import ipaddress
 import re
-from typing import Annotated, Literal, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Literal, Optional, Union
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from acceptance.thresholds import AcceptanceThresholds
+from plan.catalog import load_dynamo_runtime
 from plan.strict import StrictModel
+from plan.thresholds import AcceptanceThresholds
 
 FLOATING_REVISIONS = {"main", "master", "latest", "head"}
-Backend = Literal["trtllm", "vllm", "sglang"]
+# The backends Dynamo runs for us: the keys of data/dynamo-backends.yaml `backends`, their one home.
+if TYPE_CHECKING:  # a type checker cannot read the data file: any backend name is a str to it
+    Backend = str
+else:
+    Backend = Literal[tuple(load_dynamo_runtime().backends)]
 Role = Literal["worker", "prefill", "decode"]
 
 
@@ -216,13 +221,16 @@ class ServingSettings(StrictModel):
         if self.planner_prometheus_url is None:
             return None
         match = re.match(IN_CLUSTER_URL, self.planner_prometheus_url)
+        if match is None:  # the field's validator admits only in-cluster URLs
+            raise ValueError(f"plannerPrometheusUrl {self.planner_prometheus_url!r} is not an in-cluster URL")
         scheme_port = 443 if self.planner_prometheus_url.startswith("https") else 80
         return match.group("namespace"), int(match.group("port") or scheme_port)
     model_staging: ModelStagingSettings = Field(default_factory=ModelStagingSettings)
     gateway_inference_extension: bool = Field(default=False, description="an InferencePool per endpoint")
     model_express: bool = Field(default=False, description="deploy ModelExpress and point workers at it")
     image_digests: dict[Union[Backend, Literal["planner", "tritonserver", "tensorrt"]], str] = Field(
-        default_factory=dict, description="backend (planner, tritonserver, tensorrt) -> sha256 digest of the pinned image (required in prod)")
+        default_factory=dict,
+        description="backend (planner, tritonserver, tensorrt) -> sha256 digest of the pinned image (required in prod)")
     validation: Validation = Field(default_factory=Validation)
 
     @field_validator("image_digests")

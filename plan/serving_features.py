@@ -9,9 +9,9 @@ from plan.config import MigSettings, Tenant
 from plan.endpoint_plan import PlannerPlan, WorkerGroup
 from plan.errors import Problem
 from plan.profile import HardwareProfile
+from plan.names import PROJECT
 from plan.serving import Endpoint, StorageTier
 
-PROJECT = "ncp-inference"
 _BYTES = {"Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 

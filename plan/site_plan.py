@@ -8,26 +8,28 @@ from typing import Any, Mapping, Optional
 from pydantic import ValidationError
 
 from plan.catalog import (
-    ChartPin, CompatibilityMatrix, integration_points, load_matrix, load_profile, profile_names,
+    ChartPin, CompatibilityMatrix, integration_points, load_dynamo_runtime, load_matrix, load_profile, profile_names,
 )
-from plan.config import Environment, MigSettings, PullCredentials, StackConfig, Tenant, TimeSlicing
+from plan.config import Components, Environment, MigSettings, PullCredentials, StackConfig, Tenant, TimeSlicing
 from plan.endpoint_plan import EndpointPlan
 from plan.cross_field import cross_field_problems
-from plan.endpoints import plan_endpoints
+from plan.endpoints import plan_endpoints, rdma_workers, runtime_image
 from plan.inference_services import InferenceServicePlan, plan_inference_services
+from plan.layers import PlatformLayers, plan_layers
 from plan.errors import ConfigError, Problem, problems_from_validation
 from plan.gpu_partition import (
     MIG_LAYOUT, capacity_breakdown, gpu_product_label, gpu_units_per_node, mig_pool_nodes, site_gpu_units,
     tenant_mig,
 )
+from plan.names import PROJECT, TENANT_KEY, tenant_namespace
 from plan.raw_checks import number_problems, placeholder_problems
+from plan.pod_security import RDMA_POD_SECURITY, PodSecurity
 from plan.profile import DriverManagement, HardwareProfile
+from plan.serving import ApiServerEgress, ServingSettings, StorageTier
+from plan.serving_features import nvlink_pack_domain
+from plan.tenancy import TenantQueue, TenantSpec, tenant_queue, tenant_spec
 
-PROJECT = "ncp-inference"
 SECRET_KEYS = ("ngcApiKey",)
-TENANT_NAMESPACE_PREFIX = "tenant-"
-# One key for the tenant's label on its objects and on its dedicated nodes, and for the taint those nodes carry.
-TENANT_KEY = "ncp-inference.io/tenant"
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class SitePlan:
     topology_aware: bool
     remediation: str
     has_ngc_api_key: bool
+    layers: PlatformLayers
     endpoints: tuple[EndpointPlan, ...] = ()
     inference_services: tuple[InferenceServicePlan, ...] = ()
 
@@ -117,6 +120,85 @@ class SitePlan:
     @property
     def tenants(self) -> list[Tenant]:
         return self.config.tenants
+
+    @property
+    def settings(self) -> Components:
+        """The stack's validated component settings, values the components take as they are; every fact derived
+        from them is a property of the plan."""
+        return self.config.components
+
+    @property
+    def serving(self) -> ServingSettings:
+        return self.config.components.serving
+
+    @property
+    def managed_driver(self) -> bool:
+        """The GPU Operator installs the driver container (the node image does not ship one)."""
+        return self.driver == DriverManagement.MANAGED
+
+    @property
+    def managed_nic_driver(self) -> bool:
+        return self.config.components.network_operator.nic_driver == DriverManagement.MANAGED
+
+    @property
+    def host_mofed(self) -> bool:
+        """GPUDirect RDMA uses the DOCA-OFED driver the node image ships."""
+        return self.config.components.network_operator.nic_driver == DriverManagement.PREINSTALLED
+
+    @property
+    def gpu_node_selector(self) -> dict[str, str]:
+        """Selects every GPU node: GFD labels each one."""
+        return {integration_points().gpu.present_label: "true"}
+
+    @property
+    def tenant_pod_security(self) -> dict[str, PodSecurity]:
+        """Pod Security level per tenant namespace, where it is not restricted. RDMA workers pin memory (ibv_reg_mr)
+        and need IPC_LOCK as root (data/dynamo-backends.yaml rdmaCapabilities); neither `restricted` nor `baseline`
+        admits an added IPC_LOCK (Pod Security Standards: baseline allows only AUDIT_WRITE, CHOWN, DAC_OVERRIDE,
+        FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT), so only tenants
+        running RDMA workers get `privileged`, still warned and audited at `restricted`."""
+        return {e.tenant.name: RDMA_POD_SECURITY for e in self.endpoints if rdma_workers(e, self.network_enabled)}
+
+    @property
+    def tenant_specs(self) -> list[TenantSpec]:
+        pod_security = self.tenant_pod_security
+        placements = {t.name: self.placement(t.name) for t in self.tenants}
+        return [tenant_spec(t, pod_security.get(t.name), placement.node_selector if placement else None)
+                for t, placement in zip(self.tenants, placements.values(), strict=True)]
+
+    @property
+    def tenant_queues(self) -> list[TenantQueue]:
+        return [tenant_queue(t) for t in self.tenants]
+
+    def rdma_resource(self, endpoint: EndpointPlan) -> Optional[str]:
+        """The RDMA device resource the endpoint's workers request, when they use the rails."""
+        return self.profile.fabric.rdma_resource_name if rdma_workers(endpoint, self.network_enabled) else None
+
+    @property
+    def tenant_storage_classes(self) -> list[str]:
+        """Storage classes tenants may claim from: every tier but the platform's telemetry retention."""
+        storage = self.config.components.serving.storage
+        return [tier.storage_class for name, tier in storage.named() if name != "telemetry-retention"] \
+            if storage else []
+
+    @property
+    def prometheus_storage(self) -> Optional[StorageTier]:
+        storage = self.config.components.serving.storage
+        return storage.telemetry_retention if storage else None
+
+    @property
+    def pack_domain(self) -> Optional[str]:
+        """The topology domain multi-node workers are packed into, when placement is topology-aware."""
+        return nvlink_pack_domain(self.profile, self.topology_levels) if self.topology_aware else None
+
+    @property
+    def planner_image(self) -> str:
+        serving = self.config.components.serving
+        return runtime_image(self.matrix, load_dynamo_runtime().planner.image, serving.image_digests)
+
+    @property
+    def api_server_egress(self) -> ApiServerEgress:
+        return self.config.components.serving.api_server_egress or ApiServerEgress()
 
     def chart(self, component: str) -> ChartPin:
         """The pinned chart, taken from the site's chart mirror when it has one (same chart, same version)."""
@@ -157,7 +239,7 @@ class SitePlan:
 
     @staticmethod
     def tenant_namespace(tenant: Tenant) -> str:
-        return TENANT_NAMESPACE_PREFIX + tenant.name
+        return tenant_namespace(tenant.name)
 
     @property
     def tenant_node_pools(self) -> dict[str, dict]:
@@ -290,17 +372,17 @@ def _node_pool_problems(config: StackConfig, profile: HardwareProfile) -> list[P
     Isolation And Security / Workload Isolation)."""
     problems = []
     mig = config.components.gpu_operator.mig
-    pooled = [(index, tenant) for index, tenant in enumerate(config.tenants) if tenant.node_pool]
-    for index, tenant in pooled:
+    pooled = [(index, tenant, tenant.node_pool) for index, tenant in enumerate(config.tenants) if tenant.node_pool]
+    for index, tenant, pool in pooled:
         units = gpu_units_per_node(profile, tenant_mig(mig, tenant.name))
-        pool_gpus = tenant.node_pool.nodes * units
+        pool_gpus = pool.nodes * units
         if tenant.gpu_limit > pool_gpus:
             path = f"{PROJECT}:tenants[{index}].nodePool.nodes"
-            problems.append(Problem(path, f"{tenant.node_pool.nodes} nodes hold {pool_gpus} GPUs; the tenant's "
+            problems.append(Problem(path, f"{pool.nodes} nodes hold {pool_gpus} GPUs; the tenant's "
                                           f"gpuLimit is {tenant.gpu_limit}, and its pods run only on its own nodes",
                                     _set_fix(path, f"give it >= {-(-tenant.gpu_limit // units)} nodes, or lower "
                                                    "gpuLimit")))
-    total = sum(tenant.node_pool.nodes for _, tenant in pooled)
+    total = sum(pool.nodes for _, _, pool in pooled)
     if total > config.site.gpu_nodes:
         problems.append(Problem(f"{PROJECT}:tenants", f"dedicate {total} nodes in total (sum of nodePool.nodes); "
                                                       f"site.gpuNodes is {config.site.gpu_nodes}",
@@ -354,9 +436,9 @@ def _rail_problems(config: StackConfig) -> list[Problem]:
         return []
     return [Problem(
         f"{base}.railPrefixLength",
-        f"each rail subnet (/{net.rail_prefix_length}, e.g. {net.rail_interfaces[0]} {subnets[0]}) gives nv-ipam blocks "
-        f"of {net.per_node_block_size} addresses (perNodeBlockSize) to {capacity} nodes: blocks start at the network "
-        f"address + 1 and must end before the broadcast address; site.gpuNodes is {nodes}",
+        f"each rail subnet (/{net.rail_prefix_length}, e.g. {net.rail_interfaces[0]} {subnets[0]}) gives nv-ipam "
+        f"blocks of {net.per_node_block_size} addresses (perNodeBlockSize) to {capacity} nodes: blocks start at the "
+        f"network address + 1 and must end before the broadcast address; site.gpuNodes is {nodes}",
         f"use a shorter railPrefixLength (e.g. {_prefix_for(nodes, net.per_node_block_size)}) or a smaller "
         "perNodeBlockSize")]
 
@@ -382,8 +464,10 @@ def _telemetry_problems(config: StackConfig) -> list[Problem]:
 
 def _rails(config: StackConfig) -> tuple[Rail, ...]:
     rails = []
-    for interface, rail_net in zip(config.components.network_operator.rail_interfaces, _rail_subnets(config)):
-        rails.append(Rail(interface=interface, subnet=str(rail_net), gateway=str(next(rail_net.hosts()))))
+    # _rail_subnets gives one subnet per interface; _rail_problems refused the plan when the subnet holds fewer.
+    for interface, rail_net in zip(config.components.network_operator.rail_interfaces, _rail_subnets(config),
+                                   strict=True):
+        rails.append(Rail(interface=interface, subnet=str(rail_net), gateway=str(next(iter(rail_net.hosts())))))
     return tuple(rails)
 
 
@@ -419,14 +503,13 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
     if k8s not in matrix.kubernetes.supported_versions:
         problems.append(Problem(f"{PROJECT}:site.kubernetesVersion", f"{k8s} is not in the compatibility matrix",
                                 f"use one of: {', '.join(matrix.kubernetes.supported_versions)}"))
-    endpoints, services = [], []
+    endpoints: list[EndpointPlan] = []
+    services: list[InferenceServicePlan] = []
     if profile is not None:
         endpoints, endpoint_problems = plan_endpoints(
-            config, profile, matrix, SitePlan.tenant_namespace,
-            multi_node_fabric=profile.has_rdma_fabric or profile.nvlink.multi_node)
+            config, profile, matrix, multi_node_fabric=profile.has_rdma_fabric or profile.nvlink.multi_node)
         problems += endpoint_problems
-        services, service_problems = plan_inference_services(config, profile, matrix, SitePlan.tenant_namespace,
-                                                             endpoints)
+        services, service_problems = plan_inference_services(config, profile, matrix, endpoints)
         problems += service_problems
     problems += _telemetry_problems(config) + cross_field_problems(config, profile, endpoints)
     has_key = "ngcApiKey" in raw
@@ -441,10 +524,14 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
                 "every tenant admin can read it", _set_fix(f"{PROJECT}:components.tenancy.pullCredentials",
                                                            "node (configure the nodes' kubelet credential provider "
                                                            "or registry mirror for nvcr.io)")))
-    if problems:
+    if problems or profile is None:  # an unknown profile is among the problems
         raise ConfigError(source, problems)
 
     settings = config.components
+    validation = settings.serving.validation
+    layers = plan_layers(matrix, {"rdmaFabric": profile.has_rdma_fabric, "servingEndpoints": bool(endpoints),
+                                  "prometheusStack": settings.telemetry.prometheus_stack.enabled},
+                         validation_suite=validation.suite and validation.suite_image is not None)
     remediation = settings.health.remediation or (
         "enforce" if config.site.environment == Environment.PROD else "dry-run")
     return SitePlan(
@@ -460,6 +547,7 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
         topology_aware=_topology_aware(config, profile),
         remediation=remediation,
         has_ngc_api_key=has_key,
+        layers=layers,
         endpoints=tuple(endpoints),
         inference_services=tuple(services),
     )

@@ -1,11 +1,13 @@
 """Read an endpoint's AIConfigurator sizing file into worker groups, and check it was made for this endpoint."""
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from plan.catalog import ROOT
 from plan.endpoint_plan import WorkerGroup
 from plan.profile import HardwareProfile
 from plan.serving import Endpoint
+from plan.sizing_file import Mode, SizingFileError, load_sizing  # the AIConfigurator runner's own file format
 
 
 class SizingMismatch(Exception):
@@ -16,12 +18,12 @@ class SizingMismatch(Exception):
 
 @dataclass(frozen=True)
 class Layout:
-    mode: str
+    mode: Mode
     workers: list[WorkerGroup]
     estimate: dict
 
 
-def sizing_command(endpoint: Endpoint, profile: HardwareProfile, gpus: int, out: str = None) -> str:
+def sizing_command(endpoint: Endpoint, profile: HardwareProfile, gpus: int, out: Optional[str] = None) -> str:
     slo = endpoint.slo
     return (f"python -m sizing --model {endpoint.model.name} --system {profile.aiconfigurator_system} "
             f"--backend {endpoint.backend} --total-gpus {gpus} --isl {slo.isl} --osl {slo.osl} "
@@ -39,8 +41,6 @@ def _mismatch_fix(endpoint: Endpoint, profile: HardwareProfile, gpus: int) -> st
 
 
 def read_layout(path: Path, endpoint: Endpoint, profile: HardwareProfile) -> Layout:
-    from sizing.model import SizingFileError, load_sizing  # the AIConfigurator runner's own file format
-
     fix = sizing_command(endpoint, profile, profile.gpu.per_node)
     if profile.aiconfigurator_system is None:
         raise SizingMismatch(f"profile {profile.name} has no AIConfigurator system to size for",
@@ -59,5 +59,6 @@ def read_layout(path: Path, endpoint: Endpoint, profile: HardwareProfile) -> Lay
         raise SizingMismatch(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} was sized for a "
                              f"different endpoint ({'; '.join(differences)})",
                              _mismatch_fix(endpoint, profile, request.total_gpus))
-    return Layout(mode=result.mode, workers=[WorkerGroup(**group) for group in result.worker_groups()],
+    workers = [WorkerGroup(role=role, **group.model_dump()) for role, group in result.groups().items()]
+    return Layout(mode=result.mode, workers=workers,
                   estimate=result.estimate_summary())

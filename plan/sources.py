@@ -7,7 +7,8 @@ import yaml
 
 from plan.catalog import ROOT
 from plan.errors import ConfigError, Problem
-from plan.site_plan import PROJECT, SitePlan, build_plan
+from plan.names import PROJECT
+from plan.site_plan import SitePlan, build_plan
 
 
 def _decode(value: Any) -> Any:

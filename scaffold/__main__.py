@@ -21,7 +21,7 @@ from plan.config import Environment
 from plan.cross_field import MANDATORY_ENVIRONMENTS
 from plan.profile import HardwareProfile
 from plan.raw_checks import PLACEHOLDER
-from plan.site_plan import PROJECT
+from plan.names import PROJECT
 from plan.sources import stack_file
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")

@@ -15,7 +15,8 @@ from cli_exit import BAD_INPUT, OK, run_command
 from offline.recorder import run_stack_file
 from plan.catalog import integration_points
 from plan.errors import ConfigError
-from plan.site_plan import PROJECT, RDMA_RAIL_ISOLATION, SitePlan
+from plan.names import PROJECT
+from plan.site_plan import RDMA_RAIL_ISOLATION, SitePlan
 from plan.sources import plan_from_stack_file
 
 

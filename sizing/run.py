@@ -32,8 +32,8 @@ from typing import Optional
 
 import yaml
 
-from sizing.model import (AIC_MODES, Alternatives, Candidate, Estimates, Selection, SizingFileError, SizingRequest,
-                          SizingResult, Tool, WorkerGroup, load_sizing)
+from plan.sizing_file import (AIC_MODES, Alternatives, Candidate, Estimates, Selection, SizingFileError, SizingRequest,
+                          SizingResult, Tool, SizedGroup, load_sizing)
 
 __all__ = ["run_sizing", "write_sizing", "load_sizing", "check_request", "aiconfigurator_argv", "rerun_command",
            "SizingInputError", "NoFeasibleConfigError", "SizingToolError", "SizingFileError"]
@@ -186,9 +186,9 @@ def _float(row: dict, key: str) -> float:
         raise SizingToolError(f"AIConfigurator's best_config_topn.csv has no column {key!r}") from None
 
 
-def _group(row: dict, prefix: str, replicas: int) -> WorkerGroup:
+def _group(row: dict, prefix: str, replicas: int) -> SizedGroup:
     tp, pp, dp, cp = (_int(row, f"{prefix}{dim}") for dim in ("tp", "pp", "dp", "cp"))
-    return WorkerGroup(replicas=replicas, gpus_per_worker=tp * pp * dp * cp, tensor_parallel=tp, pipeline_parallel=pp,
+    return SizedGroup(replicas=replicas, gpus_per_worker=tp * pp * dp * cp, tensor_parallel=tp, pipeline_parallel=pp,
                        data_parallel=dp, moe_tensor_parallel=_int(row, f"{prefix}moe_tp"),
                        expert_parallel=_int(row, f"{prefix}moe_ep"), max_batch_size=_int(row, f"{prefix}bs"),
                        memory_gb_per_gpu=_positive(row, f"{prefix}memory"))

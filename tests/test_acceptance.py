@@ -13,7 +13,7 @@ import yaml
 
 from acceptance.aiperf_args import FLAGS, aiperf_command
 from acceptance.check import EXPORT_NAME, ExportError, check, load_export
-from acceptance.thresholds import UNITS, AcceptanceThresholds, ThresholdsFileError, load_thresholds
+from plan.thresholds import UNITS, AcceptanceThresholds, ThresholdsFileError, load_thresholds
 from tests.aiperf_stub import AIPERF, JsonHandler, build_tokenizer, offline_env, serving
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,8 @@ import yaml
 from offline.recorder import run_program
 from offline.synthetic import mutate, secret_keys, site_config
 from plan.errors import ConfigError
-from plan.site_plan import RDMA_RAIL_ISOLATION, TENANT_KEY, build_plan
+from plan.names import TENANT_KEY
+from plan.site_plan import RDMA_RAIL_ISOLATION, build_plan
 from scaffold.checklist import render_checklist
 from tests.test_operators import CHAT_ENDPOINT
 

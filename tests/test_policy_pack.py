@@ -392,7 +392,8 @@ def test_pack_names_equal_the_programs():
     from ncp_guardrails import serving_rules
 
     from components import kube as program
-    from components import model_data, validation
+    from components import validation
+    from plan import names as program_names
     from plan.catalog import integration_points
 
     names = integration_points()
@@ -400,9 +401,10 @@ def test_pack_names_equal_the_programs():
     assert pack.DGD_QUEUE_ANNOTATION == names.dynamo.queue_annotation
     assert pack.GPU == names.gpu.resource
     assert pack.TENANT_LABEL == program.TENANT_LABEL
-    assert (pack.STORAGE_TIER_LABEL, pack.ENDPOINT_LABEL) == (model_data.STORAGE_TIER_LABEL, model_data.ENDPOINT_LABEL)
-    assert (serving_rules.MODEL_SOURCE, serving_rules.MODEL_REVISION) == (model_data.MODEL_SOURCE,
-                                                                           model_data.MODEL_REVISION)
+    assert (pack.STORAGE_TIER_LABEL, pack.ENDPOINT_LABEL) == (program_names.STORAGE_TIER_LABEL,
+                                                                 program_names.ENDPOINT_LABEL)
+    assert (serving_rules.MODEL_SOURCE, serving_rules.MODEL_REVISION) == (program_names.MODEL_SOURCE,
+                                                                           program_names.MODEL_REVISION)
     assert serving_rules.THRESHOLDS == validation.THRESHOLDS_ANNOTATION
 
 

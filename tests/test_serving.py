@@ -212,7 +212,7 @@ def test_aiperf_job_per_endpoint(prod):
 
 
 def test_recorded_thresholds_load_in_the_acceptance_checker(prod, tmp_path):
-    from acceptance.thresholds import load_thresholds
+    from plan.thresholds import load_thresholds
 
     path = tmp_path / "thresholds.yaml"
     path.write_text(by_name(prod, "ConfigMap", "chat-dense-acceptance")["data"]["thresholds.yaml"])

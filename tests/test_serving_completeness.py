@@ -32,7 +32,7 @@ def _group(replicas, gpus, tp=None, ep=1, dp=1, memory=60.0):
 
 
 def _sizing_file(tmp_path, profile: str, backend: str, groups: dict) -> str:
-    """A sizing file in AIConfigurator's recorded format (sizing/model.py) for the fixture endpoint."""
+    """A sizing file in AIConfigurator's recorded format (plan/sizing_file.py) for the fixture endpoint."""
     mode = "aggregated" if "workers" in groups else "disaggregated"
     total = sum(g["replicas"] * g["gpusPerWorker"] for g in groups.values())
     result = {

@@ -4,12 +4,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import TENANT_LABEL, Layer, labels
-from components.model_data import ENDPOINT_LABEL, MODEL_REVISION, MODEL_SOURCE
 from components.network_policy import NAMESPACE_NAME_LABEL
 from components.serving.args import EndpointArgs
 from components.serving.graph import dgd_spec, engine_config
 from components.serving.rules import pod_monitor_spec, serving_rules
 from plan.catalog import integration_points
+from plan.names import ENDPOINT_LABEL, MODEL_REVISION, MODEL_SOURCE, SIZING_ANNOTATION
 from plan.serving import ApiServerEgress
 
 
@@ -69,7 +69,7 @@ class ServingEndpoint(Layer):
             ))
         names = integration_points()
         annotations = {names.dynamo.queue_annotation: plan.queue, MODEL_SOURCE: plan.endpoint.model.source,
-                       MODEL_REVISION: plan.endpoint.model.revision, "ncp-inference.io/sizing": plan.sizing_file}
+                       MODEL_REVISION: plan.endpoint.model.revision, SIZING_ANNOTATION: plan.sizing_file}
         spec = pulumi.Output.from_input(args.model_express_url).apply(lambda url: dgd_spec(args, url))
         self.graph = k8s.apiextensions.CustomResource(
             f"{name}-graph",

@@ -9,8 +9,8 @@ import pulumi_kubernetes as k8s
 from components.kube import (
     PRIORITY_SERVING, TENANT_LABEL, Layer, labels, restricted_deployment,
 )
-from components.model_data import ENDPOINT_LABEL
 from plan.catalog import WorkloadPin, integration_points
+from plan.names import ENDPOINT_LABEL
 
 HEALTH_SERVICE = "inference-extension"  # the gRPC health service name the EPP registers (dynamo-epp.yaml probes)
 

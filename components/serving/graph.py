@@ -14,11 +14,11 @@ from typing import Optional
 import yaml
 
 from components.kube import PRIORITY_SERVING
-from components.model_data import MODELS_MOUNT, TenantStorage
 from components.serving.args import EndpointArgs
 from plan.catalog import BackendRuntime, DynamoRuntime, integration_points
 from plan.endpoint_plan import EndpointPlan, WorkerGroup
 from plan.endpoints import worker_pods
+from plan.names import MODEL_CLAIM, MODELS_MOUNT, STORAGE_TIER_LABEL
 from plan.serving import StorageTier
 from plan.site_plan import gpu_toleration
 
@@ -29,7 +29,7 @@ POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fs
                 "seccompProfile": {"type": "RuntimeDefault"}}
 CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 # RDMA workers: root with IPC_LOCK (data/dynamo-backends.yaml rdmaCapabilities); the tenant namespace is `privileged`
-# for them (plan/endpoints.py tenant_pod_security).
+# for them (plan/site_plan.py SitePlan.tenant_pod_security).
 RDMA_POD_SECURITY = {"runAsNonRoot": False, "runAsUser": 0, "runAsGroup": 0, "fsGroup": 1000,
                      "seccompProfile": {"type": "RuntimeDefault"}}
 
@@ -80,7 +80,7 @@ def worker_args(runtime: DynamoRuntime, backend_name: str, group: WorkerGroup, m
 
 def _ephemeral(name: str, tier: StorageTier, tier_name: str) -> dict:
     return {"name": name, "ephemeral": {"volumeClaimTemplate": {
-        "metadata": {"labels": {"ncp-inference.io/storage-tier": tier_name}},
+        "metadata": {"labels": {STORAGE_TIER_LABEL: tier_name}},
         "spec": {"storageClassName": tier.storage_class, "accessModes": ["ReadWriteOnce"],
                  "resources": {"requests": {"storage": tier.size}}}}}}
 
@@ -184,7 +184,7 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
             "replicas": group.replicas,
             "resources": worker_resources(args, group, rdma),
             "envs": _env({**worker_env, **kvbm_env(runtime, plan, min(group.gpus_per_worker, args.gpus_per_node))}),
-            "volumeMounts": [{"name": TenantStorage.MODEL_CLAIM, "mountPoint": MODELS_MOUNT}],
+            "volumeMounts": [{"name": MODEL_CLAIM, "mountPoint": MODELS_MOUNT}],
             "sharedMemory": {"size": f"{backend.shared_memory_gi}Gi"},
             "extraPodSpec": {
                 **pod_common,
@@ -207,7 +207,7 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
                 service["topologyConstraint"] = {"packDomain": args.topology.pack_domain}
         if rdma and args.networks:
             service["extraPodMetadata"] = {"annotations": {names.multus.networks_annotation: ",".join(args.networks)}}
-        services[_service_name(plan.endpoint.backend, group.role)] = service
+        services[_service_name(runtime.backends[plan.endpoint.backend], group.role)] = service
     if plan.endpoint.planner:
         services["Planner"] = {
             "componentType": "planner", "replicas": 1,
@@ -219,7 +219,7 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
         }
     spec = {
         "backendFramework": plan.endpoint.backend,
-        "pvcs": [{"name": TenantStorage.MODEL_CLAIM, "create": False}],
+        "pvcs": [{"name": MODEL_CLAIM, "create": False}],
         "services": services,
     }
     if args.topology is not None and any("topologyConstraint" in service for service in services.values()):
@@ -227,6 +227,6 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
     return spec
 
 
-def _service_name(backend: str, role: str) -> str:
-    prefix = {"trtllm": "TRTLLM", "vllm": "VLLM", "sglang": "SGLang"}[backend]
+def _service_name(backend: BackendRuntime, role: str) -> str:
+    prefix = backend.service_name_prefix
     return f"{prefix}{role.capitalize()}Worker" if role != "worker" else f"{prefix}Worker"

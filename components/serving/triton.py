@@ -11,11 +11,11 @@ from components.kube import (
     PRIORITY_SERVING, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, pod_placement, restricted_job,
     restricted_pod, scratch, scratch_volume,
 )
-from components.model_data import ENDPOINT_LABEL, MODEL_REVISION, MODEL_SOURCE, MODELS_MOUNT, TenantStorage
 from components.serving.triton_repository import build_script, expected_provenance, repository_files, verify_script
 from components.serving.triton_rules import inference_rules, pod_monitor_spec
 from plan.catalog import MetricSource, integration_points
 from plan.inference_services import InferenceServicePlan
+from plan.names import ENDPOINT_LABEL, MODEL_CLAIM, MODEL_REVISION, MODEL_SOURCE, MODELS_MOUNT
 from plan.site_plan import NodePlacement, gpu_toleration
 
 REPOSITORY, CONFIG_DIR = "/repository", "/model-config"
@@ -101,7 +101,7 @@ class InferenceService(Layer):
                 name="build", image=plan.builder_image, command=["/bin/bash", "-c", build_script(plan)],
                 volume_mounts=[k8s.core.v1.VolumeMountArgs(name="models", mount_path=MODELS_MOUNT)],
                 resources=gpu_resources(plan, "2", "16Gi")),
-            volumes=[claim_volume("models", TenantStorage.MODEL_CLAIM)],
+            volumes=[claim_volume("models", MODEL_CLAIM)],
             service_account=args.service_account, backoff_limit=2, ttl_seconds=86400, placement=placement(args),
             opts=self.child(args.model_claim))
         config = k8s.core.v1.ConfigMap(
@@ -153,7 +153,7 @@ class InferenceService(Layer):
                             resources=gpu_resources(plan, "4", "16Gi"),
                             volume_mounts=mounts + [k8s.core.v1.VolumeMountArgs(name="dshm",
                                                                                 mount_path="/dev/shm")]))[0]],
-                        volumes=[scratch_volume(), claim_volume("models", TenantStorage.MODEL_CLAIM, read_only=True),
+                        volumes=[scratch_volume(), claim_volume("models", MODEL_CLAIM, read_only=True),
                                  k8s.core.v1.VolumeArgs(name="repository", empty_dir={}),
                                  k8s.core.v1.VolumeArgs(name="config", config_map={
                                      "name": f"{plan.name}-model-repository"}),

@@ -10,7 +10,8 @@ from typing import Optional
 
 from components.kube import PRIORITY_SYSTEM
 from plan.catalog import integration_points
-from plan.site_plan import TENANT_KEY, SitePlan
+from plan.names import TENANT_KEY
+from plan.site_plan import SitePlan
 from tests.e2e.kube_api import KubeApi
 
 KWOK_ANNOTATION = {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"}

@@ -3,7 +3,8 @@ deployed by the real engine, its pods admitted and placed on simulated L40S node
 import pytest
 import yaml
 
-from plan.site_plan import PROJECT, build_plan
+from plan.names import PROJECT
+from plan.site_plan import build_plan
 from tests.e2e import simulated
 from tests.e2e.engine import pulumi, stack_env
 

@@ -10,9 +10,9 @@ from typing import Literal, Optional
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from plan.serving import Backend, Role
 from plan.strict import StrictModel
 
-Backend = Literal["trtllm", "vllm", "sglang"]
 Mode = Literal["aggregated", "disaggregated"]
 ServingMode = Literal["auto", "agg", "disagg"]
 # AIConfigurator's own names for the two modes (CSV folders agg/ and disagg/, "Best Experiment Chosen: agg").
@@ -44,8 +44,9 @@ class Tool(StrictModel):
     database_mode: str = Field(default="SILICON", description="SILICON: measured kernel data, reproducible")
 
 
-class WorkerGroup(StrictModel):
-    """Workers of one role across the whole deployment (not per AIConfigurator replica)."""
+class SizedGroup(StrictModel):
+    """Workers of one role across the whole deployment (not per AIConfigurator replica), as the sizing file records
+    them; the plan's WorkerGroup (plan/endpoint_plan.py) adds the role."""
 
     replicas: int = Field(ge=1, description="number of workers of this role")
     gpus_per_worker: int = Field(ge=1)
@@ -115,9 +116,9 @@ class SizingResult(StrictModel):
     tool: Tool
     command: str = Field(description="the exact AIConfigurator command line that produced this file")
     mode: Mode
-    workers: Optional[WorkerGroup] = Field(default=None, description="aggregated workers")
-    prefill: Optional[WorkerGroup] = Field(default=None, description="disaggregated prefill workers")
-    decode: Optional[WorkerGroup] = Field(default=None, description="disaggregated decode workers")
+    workers: Optional[SizedGroup] = Field(default=None, description="aggregated workers")
+    prefill: Optional[SizedGroup] = Field(default=None, description="disaggregated prefill workers")
+    decode: Optional[SizedGroup] = Field(default=None, description="disaggregated decode workers")
     estimates: Estimates
     selection: Selection
     alternatives: Alternatives
@@ -135,22 +136,14 @@ class SizingResult(StrictModel):
             raise ValueError(f"mode {self.mode} contradicts the forced servingMode {self.request.serving_mode}")
         return self
 
-    def groups(self) -> dict[str, WorkerGroup]:
+    def groups(self) -> dict[Role, SizedGroup]:
         """Role -> worker group: {'worker': ...} when aggregated, {'prefill': ..., 'decode': ...} when not."""
-        if self.mode == "aggregated":
-            return {"worker": self.workers}
-        return {"prefill": self.prefill, "decode": self.decode}
+        groups: dict[Role, Optional[SizedGroup]] = (
+            {"worker": self.workers} if self.mode == "aggregated" else {"prefill": self.prefill, "decode": self.decode})
+        return {role: group for role, group in groups.items() if group is not None}
 
     def total_gpus_used(self) -> int:
         return sum(group.gpus for group in self.groups().values())
-
-    def worker_groups(self) -> list[dict]:
-        """The layout as plain dicts (role, replicas, gpus_per_worker, parallel sizes, memory estimate)."""
-        return [{"role": role, "replicas": g.replicas, "gpus_per_worker": g.gpus_per_worker,
-                 "tensor_parallel": g.tensor_parallel, "pipeline_parallel": g.pipeline_parallel,
-                 "expert_parallel": g.expert_parallel, "data_parallel": g.data_parallel,
-                 "moe_tensor_parallel": g.moe_tensor_parallel, "memory_gb_per_gpu": g.memory_gb_per_gpu}
-                for role, g in self.groups().items()]
 
     def estimate_summary(self) -> dict:
         """The estimates (camelCase) plus where they came from, for records and stack outputs."""

@@ -1,0 +1,38 @@
+"""The project's own names, each in one place: the config namespace, the tenant namespace rule, the label and
+annotation keys the program puts on objects, and where models and benchmark results live in a tenant's pods."""
+
+PROJECT = "ncp-inference"  # the Pulumi project: config keys are `ncp-inference:<key>`
+LABEL_PREFIX = f"{PROJECT}.io/"
+
+TENANT_NAMESPACE_PREFIX = "tenant-"
+
+
+def tenant_namespace(tenant: str) -> str:
+    """A tenant's namespace; its KAI leaf queue has the same name."""
+    return TENANT_NAMESPACE_PREFIX + tenant
+
+
+# One key for the tenant's label on its objects and on its dedicated nodes, and for the taint those nodes carry.
+TENANT_KEY = f"{LABEL_PREFIX}tenant"
+ENDPOINT_LABEL = f"{LABEL_PREFIX}endpoint"
+LAYER_LABEL = f"{LABEL_PREFIX}layer"
+STORAGE_TIER_LABEL = f"{LABEL_PREFIX}storage-tier"
+# Annotations.
+MODEL_SOURCE = f"{LABEL_PREFIX}model-source"
+MODEL_REVISION = f"{LABEL_PREFIX}model-revision"
+POD_SECURITY_REASON = f"{LABEL_PREFIX}pod-security-reason"  # why a tenant namespace is not restricted
+SIZING_ANNOTATION = f"{LABEL_PREFIX}sizing"  # the endpoint's sizing file
+THRESHOLDS_ANNOTATION = f"{LABEL_PREFIX}acceptance-thresholds"  # on a benchmark Job, for `python -m acceptance.check`
+SUITE_VERSION_ANNOTATION = f"{LABEL_PREFIX}suite-version"
+ACCEPTANCE_RUN_LABEL = f"{LABEL_PREFIX}acceptance-run"  # on a Job run from a suspended benchmark or suite Job
+RUN_OF_ANNOTATION = f"{LABEL_PREFIX}run-of"  # the suspended Job a run copies
+
+# The claims every serving tenant has, and where its pods mount the model-artifacts claim.
+MODEL_CLAIM = "model-artifacts"
+BENCHMARK_CLAIM = "benchmark-output"
+MODELS_MOUNT = "/models"
+
+
+def model_path(model_name: str, revision: str) -> str:
+    """Where a staged model lives on the model-artifacts claim: one directory per model and revision."""
+    return f"{MODELS_MOUNT}/{model_name}/{revision}"
