@@ -165,7 +165,7 @@ def render(rows: list[Row]) -> str:
     header = ("metric", "stat", "unit", "measured", "threshold", "result")
     table = [header] + [(r.metric, r.stat, r.unit, _fmt(r.measured), r.threshold, r.status) for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     notes = [f"  {r.metric}: {r.detail}" for r in rows if r.detail and r.status != "PASS"]
     failed = sum(not r.ok for r in rows)

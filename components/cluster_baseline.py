@@ -56,7 +56,8 @@ class ClusterBaseline(Layer):
                 f"{name}-ns-{ns.layer}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(
                     name=ns.name,
-                    labels={**labels("cluster-baseline", ns.name), LAYER_LABEL: ns.layer, **psa_labels(ns.pod_security)},
+                    labels={**labels("cluster-baseline", ns.name), LAYER_LABEL: ns.layer,
+                            **psa_labels(ns.pod_security)},
                 ),
                 opts=child,
             )

@@ -2,6 +2,7 @@
 layer with the components the stack pins, down to the accelerated infrastructure of the hardware profile; every
 endpoint has a path through serving, model data, orchestration and validation, coloured by its latest evidence.
 Rendered by Graphviz (`dot`, Debian package graphviz) through the PyPI `graphviz` package."""
+import itertools
 from pathlib import Path
 
 import graphviz
@@ -70,7 +71,7 @@ def site_graph(review: dict) -> graphviz.Digraph:
                                f"nodes, {review['gpuCapacity']} GPUs\nKubernetes {review['kubernetesVersion']}",
                shape="box3d", style="filled", fillcolor="#333333", fontcolor="white", fontname="Helvetica")
     chain = [anchors[layer] for layer in LAYER_ORDER if layer in anchors] + [infrastructure]
-    for upper, lower in zip(chain, chain[1:]):
+    for upper, lower in itertools.pairwise(chain):
         graph.edge(upper, lower, color="#cccccc", arrowhead="none", ltail="", penwidth="2")
     for node, _ in endpoints:
         for layer in ("Inference Serving Layer", "Performance And Validation Layer"):

@@ -37,7 +37,8 @@ def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
                for name, tier in (storage.named() if storage else [])]
     labels = [f"`{key}` ({level})" for level, key in profile.topology_labels.model_dump().items() if key]
     nodes = [f"{site_plan.site.gpu_nodes} GPU nodes of profile {profile.name} ({profile.gpu.per_node} x "
-             f"{profile.gpu.model}); GPU Feature Discovery labels them `{names.gpu.product_label}={profile.gpu.product_label}`",
+             f"{profile.gpu.model}); GPU Feature Discovery labels them "
+             f"`{names.gpu.product_label}={profile.gpu.product_label}`",
              f"GPU nodes tainted `{names.gpu.taint_key}:NoSchedule` if only GPU workloads may land there (the "
              "program's GPU pods tolerate it)"]
     if labels:
@@ -53,7 +54,8 @@ def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
         if site_plan.tenant_node_pools:
             network.append(f"tenant rail isolation: {RDMA_RAIL_ISOLATION}")
     groups = [f"group `{group}` exists in the identity provider ({role} of tenant {tenant.name})"
-              for tenant in site_plan.tenants for role, members in (("admin", tenant.admins), ("viewer", tenant.viewers))
+              for tenant in site_plan.tenants
+              for role, members in (("admin", tenant.admins), ("viewer", tenant.viewers))
               for group in members]
     secrets = []
     if site_plan.has_ngc_api_key or site_plan.environment.value == "prod":

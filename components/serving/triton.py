@@ -154,7 +154,8 @@ class InferenceService(Layer):
             f"{name}-service",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.name, namespace=plan.namespace, labels=pod_labels),
             spec=k8s.core.v1.ServiceSpecArgs(selector=selector, ports=[
-                k8s.core.v1.ServicePortArgs(name=port, port=number, target_port=port) for port, number in ports.items()]),
+                k8s.core.v1.ServicePortArgs(name=port, port=number, target_port=port)
+                for port, number in ports.items()]),
             opts=self.child())
         self.selector = selector
         return deployment
