@@ -8,7 +8,8 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.kube import (
-    LAYER_LABEL, PRIORITY_BATCH, PRIORITY_SERVING, PRIORITY_SYSTEM, Layer, labels, ngc_pull_secret, psa_labels,
+    LAYER_LABEL, PRIORITY_BATCH, PRIORITY_SERVING, PRIORITY_SYSTEM, PSA_LEVELS, Layer, labels, ngc_pull_secret, one_of,
+    psa_labels, repeated,
 )
 from components.network_policy import platform_policies
 from plan.catalog import NetworkAccess
@@ -23,22 +24,58 @@ PRIORITY_CLASSES = {
 
 @dataclass(frozen=True)
 class LayerNamespace:
+    """A namespace of one RA layer, with its Pod Security level.
+
+    Attributes:
+        name: the namespace name.
+        layer: the layer it holds: a compatibility-matrix component name, `baseline` or `validation`.
+        pod_security: the Pod Security Admission level it enforces (`privileged`, `baseline` or `restricted`); operators
+            that touch host devices need `privileged`.
+    """
+
     name: str
     layer: str
-    pod_security: str  # PSA enforce level; operators that touch host devices need privileged
+    pod_security: str
 
 
 @dataclass(frozen=True)
 class ClusterBaselineArgs:
+    """Arguments of ClusterBaseline: the layer namespaces, their default-deny network policies, priority classes,
+    registry credentials and the site's baseline record.
+
+    Attributes:
+        site: the site name (stack config `site.name`), recorded in the baseline record.
+        environment: the stack's environment (`lab` or `prod`).
+        profile: the hardware profile name (`site.hardwareProfile`).
+        namespaces: every layer namespace to create, in install order.
+        network: the network data: default-deny plus these allows in every layer namespace.
+        peers: peer name of the network data (tenants, monitoring, components) -> the namespaces it stands for.
+        record: the baseline record (site, profile, versions, decisions): one YAML document per key in the record
+            ConfigMap. Default: {}.
+        ngc_api_key: the NGC API key (a secret) for the nvcr.io pull secret; None creates no pull secret. Default: None.
+        pull_secret_layers: the layers whose own workloads pull from nvcr.io and get the pull secret. Default: [].
+    """
+
     site: str
     environment: str
     profile: str
     namespaces: list[LayerNamespace]
-    network: NetworkAccess  # default-deny plus these allows in every layer namespace
-    peers: dict[str, list[str]]  # peer names of the network data (tenants, monitoring, components) -> namespaces
-    record: dict = field(default_factory=dict)  # site, profile, versions, decisions: one YAML document per key
+    network: NetworkAccess
+    peers: dict[str, list[str]]
+    record: dict = field(default_factory=dict)
     ngc_api_key: Optional[pulumi.Output[str]] = None
-    pull_secret_layers: list[str] = field(default_factory=list)  # layers whose own workloads pull from nvcr.io
+    pull_secret_layers: list[str] = field(default_factory=list)
+
+
+def namespace_problems(namespaces: list[LayerNamespace]) -> list[str]:
+    """Layer namespaces that cannot be created: none, a name twice, an unknown Pod Security level."""
+    if not namespaces:
+        return ["needs at least one namespace"]
+    problems = repeated("namespace", [ns.name for ns in namespaces])
+    for ns in namespaces:
+        problems += [f"namespace {ns.name}: {problem}"
+                     for problem in one_of("pod_security", ns.pod_security, PSA_LEVELS)]
+    return problems
 
 
 class ClusterBaseline(Layer):
@@ -48,6 +85,7 @@ class ClusterBaseline(Layer):
 
     def __init__(self, name: str, args: ClusterBaselineArgs, opts: pulumi.ResourceOptions = None):
         super().__init__("ClusterBaseline", name, opts)
+        self.refuse(namespace_problems(args.namespaces))
         child = self.child()
         self.namespaces = {}
         self.pull_secrets = {}

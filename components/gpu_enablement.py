@@ -18,6 +18,23 @@ DEVICE_PLUGIN_CONFIG_MAP = "ncp-device-plugin-config"
 
 @dataclass(frozen=True)
 class GpuEnablementArgs:
+    """Arguments of GpuEnablement: the NVIDIA GPU Operator release and the MIG or time-slicing configuration it applies.
+
+    Attributes:
+        pin: the GPU Operator chart (compatibility matrix `gpuOperator`).
+        namespace: the layer namespace the release installs into.
+        namespace_name: that namespace's name (the DCGM endpoint and the chart values name it).
+        managed_driver: whether the operator installs the GPU driver (False: preinstalled on the host).
+        mig_capable: whether the hardware profile's GPUs support MIG (the MIG manager runs only there).
+        mig: the MIG strategy and layout applied to every GPU; None leaves MIG off.
+        time_slicing: GPU time-slicing replicas; None shares no GPU (never together with mig).
+        gpudirect_rdma: whether the profile has GPUDirect RDMA (the operator loads the peer-memory module).
+        host_mofed: whether the NIC driver is preinstalled on the host rather than managed by the Network Operator.
+        scrape_interval: how often Prometheus scrapes the DCGM exporter (a Prometheus duration, e.g. `30s`).
+        monitor_labels: the labels the site's Prometheus selects ServiceMonitors by.
+        skip_await: whether Pulumi skips waiting for the release's resources to become ready.
+    """
+
     pin: ChartPin
     namespace: k8s.core.v1.Namespace
     namespace_name: str
@@ -26,7 +43,7 @@ class GpuEnablementArgs:
     mig: Optional[MigSettings]
     time_slicing: Optional[TimeSlicing]
     gpudirect_rdma: bool
-    host_mofed: bool  # NIC driver preinstalled on the host rather than managed by the Network Operator
+    host_mofed: bool
     scrape_interval: str
     monitor_labels: dict[str, str]
     skip_await: bool
@@ -50,6 +67,16 @@ def time_slicing_config(sharing: TimeSlicing) -> str:
             {"name": integration_points().gpu.resource, "replicas": sharing.replicas}]}},
     }
     return yaml.safe_dump(document, sort_keys=False)
+
+
+def sharing_problems(args: GpuEnablementArgs) -> list[str]:
+    """GPU sharing the operator cannot apply: MIG and time-slicing together, or MIG on GPUs without it."""
+    problems = []
+    if args.mig is not None and args.time_slicing is not None:
+        problems.append("mig and time_slicing exclude each other")
+    if args.mig is not None and not args.mig_capable:
+        problems.append("mig is set but the GPUs are not MIG-capable")
+    return problems
 
 
 def gpu_operator_values(args: GpuEnablementArgs) -> dict:
@@ -124,6 +151,7 @@ def mig_label_rule_spec() -> dict:
 class GpuEnablement(Layer):
     def __init__(self, name: str, args: GpuEnablementArgs, opts: pulumi.ResourceOptions = None):
         super().__init__("GpuEnablement", name, opts)
+        self.refuse(sharing_problems(args))
         self.values = gpu_operator_values(args)
         self.release = helm_release(
             "gpu-operator", args.pin, self.values, args.namespace.metadata.name, self, args.skip_await,

@@ -33,6 +33,16 @@ def tier_labels(tier: str, **extra: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class TenantStorageArgs:
+    """Arguments of TenantStorage: the claims a tenant's endpoints share.
+
+    Attributes:
+        tenant: the tenant name (labels the claims).
+        namespace: the tenant's namespace.
+        model_artifacts: the storage tier of the model-artifacts claim (class, size, access mode).
+        benchmark_output: the storage tier of the benchmark-output claim.
+        skip_await: whether Pulumi skips waiting for the claims to bind.
+    """
+
     tenant: str
     namespace: pulumi.Input[str]
     model_artifacts: StorageTier
@@ -66,6 +76,28 @@ class TenantStorage(Layer):
 
 @dataclass(frozen=True)
 class ModelStagingArgs:
+    """Arguments of ModelStaging: the Job that downloads one pinned model revision into the tenant's
+    model-artifacts claim, with a provenance record.
+
+    Attributes:
+        endpoint: the endpoint the model serves (names the Job).
+        tenant: the tenant that owns the endpoint.
+        namespace: the tenant's namespace.
+        model_name: the served model name.
+        source: where the model comes from (`hf://<org>/<repo>`).
+        revision: the exact source revision (commit) to download.
+        model_class: the model class (data/backend-disposition.yaml `modelClasses`), recorded in the provenance file.
+        backend: the serving backend (`trtllm`, `vllm` or `sglang`), recorded in the provenance file.
+        image: the image the Job runs (the endpoint's runtime image, which has `huggingface-cli`).
+        service_account: the tenant workload ServiceAccount the Job runs as.
+        credentials_secret: a Secret in the tenant namespace with the source's token (HF_TOKEN); None for public models.
+        claim: the tenant's model-artifacts claim the Job writes into.
+        skip_await: whether Pulumi skips waiting for the Job to complete.
+        record: provenance facts beyond the model itself (sizing file, images, versions).
+        source_access: how staging reaches the model source: direct, through a proxy or from a mirror.
+        placement: the tenant's dedicated nodes, where it has them. Default: None.
+    """
+
     endpoint: str
     tenant: str
     namespace: pulumi.Input[str]
@@ -79,9 +111,9 @@ class ModelStagingArgs:
     credentials_secret: Optional[str]
     claim: k8s.core.v1.PersistentVolumeClaim
     skip_await: bool
-    record: dict  # provenance facts beyond the model itself (sizing file, images, versions)
-    source_access: ModelStagingSettings  # how staging reaches the model source: direct, proxy or mirror
-    placement: Optional[NodePlacement] = None  # the tenant's dedicated nodes, where it has them
+    record: dict
+    source_access: ModelStagingSettings
+    placement: Optional[NodePlacement] = None
 
 
 def staging_script(source: str, revision: str, target: str) -> str:
@@ -202,6 +234,16 @@ class ModelStaging(Layer):
 
 @dataclass(frozen=True)
 class ModelExpressArgs:
+    """Arguments of ModelExpress: the model cache server the Dynamo platform points workers at.
+
+    Attributes:
+        namespace: the serving platform's namespace.
+        image: the ModelExpress server image (compatibility matrix `modelExpress`).
+        port: the server's gRPC port. Unit: TCP port number.
+        cache: the storage tier of the server's cache claim.
+        skip_await: whether Pulumi skips waiting for the Deployment to become ready.
+    """
+
     namespace: pulumi.Input[str]
     image: str
     port: int

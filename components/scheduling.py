@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import Layer, helm_release, labels
+from components.kube import Layer, at_least, helm_release, labels, one_of, repeated
 from plan.catalog import ChartPin
 from plan.site_plan import TopologyLevel
 
@@ -15,6 +15,17 @@ TOPOLOGY_NAME = "ncp-topology"
 
 @dataclass(frozen=True)
 class TenantQueue:
+    """A tenant's KAI Scheduler leaf queue.
+
+    Attributes:
+        tenant: the tenant name.
+        queue: the queue name (the tenant's namespace name).
+        gpu_quota: the GPUs the queue is guaranteed. Unit: GPUs.
+        gpu_limit: the most GPUs the queue may use, borrowing idle ones. Unit: GPUs.
+        over_quota_weight: the queue's share of idle GPUs relative to the other queues. Unit: relative weight
+            (dimensionless).
+    """
+
     tenant: str
     queue: str
     gpu_quota: int
@@ -24,6 +35,21 @@ class TenantQueue:
 
 @dataclass(frozen=True)
 class SchedulingArgs:
+    """Arguments of Scheduling: the KAI Scheduler with the site's queue tree, and Grove with its topology.
+
+    Attributes:
+        kai_pin: the KAI Scheduler chart (compatibility matrix `kaiScheduler`).
+        grove_pin: the Grove chart (compatibility matrix `grove`).
+        kai_namespace: the layer namespace KAI installs into.
+        grove_namespace: the layer namespace Grove installs into.
+        site_gpus: the site's GPU capacity: the root queue's quota and limit. Unit: GPUs.
+        queues: one leaf queue per tenant.
+        placement_strategy: KAI's placement strategy: `binpack` or `spread`.
+        topology_aware: whether KAI and Grove place by the node topology labels.
+        topology_levels: the topology levels, widest domain first; every GPU node must carry each label.
+        skip_await: whether Pulumi skips waiting for the releases' resources to become ready.
+    """
+
     kai_pin: ChartPin
     grove_pin: ChartPin
     kai_namespace: k8s.core.v1.Namespace
@@ -32,8 +58,29 @@ class SchedulingArgs:
     queues: list[TenantQueue]
     placement_strategy: str
     topology_aware: bool
-    topology_levels: tuple[TopologyLevel, ...]  # widest domain first; every GPU node must carry each label
+    topology_levels: tuple[TopologyLevel, ...]
     skip_await: bool
+
+
+PLACEMENT_STRATEGIES = ("binpack", "spread")  # KAI's scheduler.placementStrategy values
+
+
+def scheduling_problems(args: SchedulingArgs) -> list[str]:
+    """What the queue tree cannot hold: negative GPUs, limits below quotas, more guaranteed than the site has."""
+    problems = [*at_least("site_gpus", args.site_gpus, 0),
+                *one_of("placement_strategy", args.placement_strategy, PLACEMENT_STRATEGIES),
+                *repeated("queue", [queue.queue for queue in args.queues])]
+    for queue in args.queues:
+        own = [*at_least("gpu_quota", queue.gpu_quota, 0), *at_least("over_quota_weight", queue.over_quota_weight, 0)]
+        if queue.gpu_limit < queue.gpu_quota:
+            own.append(f"gpu_limit {queue.gpu_limit} is below its gpu_quota {queue.gpu_quota}")
+        problems += [f"queue {queue.queue}: {problem}" for problem in own]
+    guaranteed = sum(queue.gpu_quota for queue in args.queues)
+    if guaranteed > args.site_gpus:
+        problems.append(f"the queues guarantee {guaranteed} GPUs but the site has {args.site_gpus}")
+    if args.topology_aware and not args.topology_levels:
+        problems.append("topology_aware needs topology_levels")
+    return problems
 
 
 def kai_values(args: SchedulingArgs) -> dict:
@@ -68,6 +115,7 @@ def queue_spec(parent: str, gpu_quota: int, gpu_limit: int, weight: int, display
 class Scheduling(Layer):
     def __init__(self, name: str, args: SchedulingArgs, opts: pulumi.ResourceOptions = None):
         super().__init__("Scheduling", name, opts)
+        self.refuse(scheduling_problems(args))
         self.kai_values = kai_values(args)
         self.grove_values = grove_values(args)
         self.kai = helm_release("kai-scheduler", args.kai_pin, self.kai_values, args.kai_namespace.metadata.name,

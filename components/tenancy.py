@@ -8,7 +8,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import (
-    POD_SECURITY_REASON, PRIORITY_SYSTEM, TENANT_LABEL, Layer, labels, ngc_pull_secret, policy_rules, psa_labels,
+    POD_SECURITY_REASON, PRIORITY_SYSTEM, TENANT_LABEL, Layer, at_least, labels, ngc_pull_secret, policy_rules,
+    psa_labels, repeated,
 )
 from components.network_policy import (
     DEFAULT_DENY, SAME_NAMESPACE, dns_egress, namespace_peer, tenant_platform_egress,
@@ -27,6 +28,28 @@ QUOTA_STATUS_AWAIT = {"pulumi.com/waitFor": "jsonpath={.status.hard.pods}"}
 
 @dataclass(frozen=True)
 class TenantSpec:
+    """One tenant's environment: its namespace, quota, access and placement.
+
+    Attributes:
+        name: the tenant name.
+        namespace: the tenant's namespace.
+        queue: the tenant's KAI leaf queue, which its pods name.
+        gpu_limit: the most GPUs the tenant's pods may request (quota `requests.nvidia.com/gpu`). Unit: GPUs.
+        cpu_quota: the tenant's CPU requests in total (quota `requests.cpu`; a Kubernetes CPU quantity, e.g. `64`).
+        memory_quota: the tenant's memory requests in total (quota `requests.memory`; a quantity, e.g. `512Gi`).
+        cpu_limit: the tenant's CPU limits in total (quota `limits.cpu`; a Kubernetes CPU quantity).
+        memory_limit: the tenant's memory limits in total (quota `limits.memory`; a quantity, e.g. `1Ti`).
+        pods: the most pods the tenant may run. Unit: pods.
+        claims: the most PersistentVolumeClaims the tenant may hold, in total and per storage class. Unit: claims.
+        storage: the storage the tenant's claims may request, in total and per storage class (a quantity, e.g. `2Ti`).
+        admins: identity-provider groups bound to the tenant admin role. Default: [].
+        viewers: identity-provider groups bound to the tenant viewer role. Default: [].
+        pod_security: the plan's exception to Pod Security `restricted` (RDMA workers), with its reason; None enforces
+            `restricted`. Default: None.
+        node_selector: the tenant's dedicated nodes, enforced on every pod it creates; None leaves placement to the
+            scheduler. Default: None.
+    """
+
     name: str
     namespace: str
     queue: str
@@ -40,20 +63,47 @@ class TenantSpec:
     storage: str
     admins: list[str] = field(default_factory=list)
     viewers: list[str] = field(default_factory=list)
-    pod_security: Optional[PodSecurity] = None  # the plan's exception to `restricted` (RDMA workers), with its reason
-    node_selector: Optional[dict[str, str]] = None  # the tenant's dedicated nodes, enforced on every pod it creates
+    pod_security: Optional[PodSecurity] = None
+    node_selector: Optional[dict[str, str]] = None
 
 
 @dataclass(frozen=True)
 class TenancyArgs:
+    """Arguments of Tenancy: every tenant's namespace, quota, RBAC, network policies and pull secret.
+
+    Attributes:
+        tenants: the tenants.
+        gateway_namespace: the namespace of the site's gateway, admitted to every tenant namespace.
+        monitoring_namespace: the namespace of the site's Prometheus, admitted to scrape every tenant namespace.
+        platform_namespaces: compatibility-matrix component -> its namespace: tenants reach the ports it admits them on.
+        network: the network data (DNS, API server ports, platform ports) the tenant policies allow.
+        access: the RBAC rules of the tenant admin and viewer roles and the priority classes tenants may use.
+        storage_classes: the storage classes tenant claims use: each gets its own storage quota.
+        ngc_api_key: the NGC API key (a secret) for a tenant pull secret, only with pullCredentials `sharedKey` (never
+            in prod); None creates none.
+    """
+
     tenants: list[TenantSpec]
     gateway_namespace: str
     monitoring_namespace: str
-    platform_namespaces: dict[str, str]  # matrix component -> namespace: tenants reach the ports it admits them on
+    platform_namespaces: dict[str, str]
     network: NetworkAccess
     access: TenantAccess
-    storage_classes: list[str]  # the classes tenant claims use: each gets its own storage quota
-    ngc_api_key: Optional[pulumi.Output[str]]  # only with pullCredentials sharedKey (never in prod)
+    storage_classes: list[str]
+    ngc_api_key: Optional[pulumi.Output[str]]
+
+
+def tenancy_problems(args: TenancyArgs) -> list[str]:
+    """What makes the tenants unusable: none at all, a name or namespace twice, a count the quota cannot hold."""
+    if not args.tenants:
+        return ["needs at least one tenant"]
+    problems = (repeated("tenant", [tenant.name for tenant in args.tenants])
+                + repeated("namespace", [tenant.namespace for tenant in args.tenants]))
+    for tenant in args.tenants:
+        own = [*(["namespace is empty"] if not tenant.namespace else []), *at_least("gpu_limit", tenant.gpu_limit, 0),
+               *at_least("pods", tenant.pods, 1), *at_least("claims", tenant.claims, 0)]
+        problems += [f"tenant {tenant.name}: {problem}" for problem in own]
+    return problems
 
 
 def quota_hard(tenant: TenantSpec, storage_classes: list[str]) -> dict[str, str]:
@@ -187,6 +237,7 @@ class TenantEnvironment(Layer):
 class Tenancy(Layer):
     def __init__(self, name: str, args: TenancyArgs, opts: pulumi.ResourceOptions = None):
         super().__init__("Tenancy", name, opts)
+        self.refuse(tenancy_problems(args))
         self.tenants = {
             tenant.name: TenantEnvironment(f"{name}-{tenant.name}", tenant, args, self.child())
             for tenant in args.tenants

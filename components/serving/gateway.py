@@ -17,11 +17,23 @@ HEALTH_SERVICE = "inference-extension"  # the gRPC health service name the EPP r
 
 @dataclass(frozen=True)
 class EndpointPickerArgs:
-    endpoint: str  # also the InferencePool's and the DynamoGraphDeployment's name
+    """Arguments of EndpointPicker: the Gateway API inference extension's endpoint picker for one endpoint.
+
+    Attributes:
+        endpoint: the endpoint name, also the InferencePool's and the DynamoGraphDeployment's name.
+        tenant: the tenant that owns the endpoint.
+        namespace: the tenant's namespace.
+        pin: the endpoint picker image (compatibility matrix `workloads.endpointPicker`).
+        platform_release: the dynamo-platform Helm release name (its NATS Service is `<release>-nats`).
+        platform_namespace: the serving platform's namespace.
+        skip_await: whether Pulumi skips waiting for the Deployment to become ready.
+    """
+
+    endpoint: str
     tenant: str
     namespace: pulumi.Input[str]
-    pin: WorkloadPin  # compatibility matrix: workloads.endpointPicker
-    platform_release: pulumi.Input[str]  # the dynamo-platform Helm release (its NATS Service is <release>-nats)
+    pin: WorkloadPin
+    platform_release: pulumi.Input[str]
     platform_namespace: str
     skip_await: bool
 
