@@ -135,6 +135,7 @@ def _counter_total(server: dict, metric: str, model: str) -> Optional[float]:
 
 def _preprocessing(server: Optional[dict], thresholds: AcceptanceThresholds) -> Row:
     limit, model = thresholds.preprocessing_time_avg_ms, thresholds.preprocessing_model
+    assert limit is not None, "called only when the thresholds bound the preprocessing time"
     row = ("preprocessing_time", "avg", "ms")
     if model is None:
         return Row(*row, None, f"<= {_fmt(limit)}", "MISSING", "the thresholds name no preprocessingModel")

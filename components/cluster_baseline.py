@@ -83,7 +83,7 @@ class ClusterBaseline(Layer):
     namespaces: dict[str, k8s.core.v1.Namespace]
     priority_classes: dict[str, pulumi.Output[str]]
 
-    def __init__(self, name: str, args: ClusterBaselineArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: ClusterBaselineArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ClusterBaseline", name, opts)
         self.refuse(namespace_problems(args.namespaces))
         child = self.child()

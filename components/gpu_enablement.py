@@ -149,7 +149,7 @@ def mig_label_rule_spec() -> dict:
 
 
 class GpuEnablement(Layer):
-    def __init__(self, name: str, args: GpuEnablementArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: GpuEnablementArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("GpuEnablement", name, opts)
         self.refuse(sharing_problems(args))
         self.values = gpu_operator_values(args)

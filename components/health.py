@@ -100,7 +100,7 @@ def nvsentinel_values(args: HealthArgs) -> dict:
 
 
 class Health(Layer):
-    def __init__(self, name: str, args: HealthArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: HealthArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("Health", name, opts)
         self.refuse(health_problems(args))
         depends_on = [args.namespace]

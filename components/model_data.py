@@ -57,7 +57,7 @@ class TenantStorage(Layer):
     MODEL_CLAIM = "model-artifacts"
     BENCHMARK_CLAIM = "benchmark-output"
 
-    def __init__(self, name: str, args: TenantStorageArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: TenantStorageArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("TenantStorage", name, opts)
         self.claims = {}
         for claim, tier in ((self.MODEL_CLAIM, args.model_artifacts), (self.BENCHMARK_CLAIM, args.benchmark_output)):
@@ -174,7 +174,7 @@ class ModelStaging(Layer):
     """Stages the endpoint's model at its pinned revision onto the tenant's model-artifacts claim and records its
     provenance (a ConfigMap here, and .ncp-provenance.json with file digests beside the model)."""
 
-    def __init__(self, name: str, args: ModelStagingArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: ModelStagingArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ModelStaging", name, opts)
         target = model_path(args.model_name, args.revision)
         annotations = {MODEL_SOURCE: args.source, MODEL_REVISION: args.revision}
@@ -256,7 +256,7 @@ class ModelExpress(Layer):
 
     NAME = "modelexpress"
 
-    def __init__(self, name: str, args: ModelExpressArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: ModelExpressArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ModelExpress", name, opts)
         child = self.child()
         meta_labels = labels("model-express", self.NAME)

@@ -120,7 +120,7 @@ def rail_network_config(rail_name: str, rail: Rail, args: NetworkEnablementArgs)
 
 
 class NetworkEnablement(Layer):
-    def __init__(self, name: str, args: NetworkEnablementArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: NetworkEnablementArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("NetworkEnablement", name, opts)
         self.refuse(rail_problems(args))
         self.values = network_operator_values(args)

@@ -1,5 +1,6 @@
 """Scheduling and placement layer: KAI Scheduler with a per-tenant queue tree, and Grove for gang scheduling."""
 from dataclasses import dataclass
+from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -113,7 +114,7 @@ def queue_spec(parent: str, gpu_quota: int, gpu_limit: int, weight: int, display
 
 
 class Scheduling(Layer):
-    def __init__(self, name: str, args: SchedulingArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: SchedulingArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("Scheduling", name, opts)
         self.refuse(scheduling_problems(args))
         self.kai_values = kai_values(args)

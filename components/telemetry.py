@@ -177,7 +177,7 @@ def retention_size(size: str) -> str:
 
 
 class Telemetry(Layer):
-    def __init__(self, name: str, args: TelemetryArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: TelemetryArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("Telemetry", name, opts)
         depends_on = [args.rules_namespace]
         self.prometheus = None

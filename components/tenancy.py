@@ -144,7 +144,7 @@ def network_policies(args: TenancyArgs) -> dict[str, dict]:
 
 
 class TenantEnvironment(Layer):
-    def __init__(self, name: str, tenant: TenantSpec, args: TenancyArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, tenant: TenantSpec, args: TenancyArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("TenantEnvironment", name, opts)
         child = self.child()
         tenant_labels = labels("tenancy", tenant.namespace, **{TENANT_LABEL: tenant.name})
@@ -235,7 +235,7 @@ class TenantEnvironment(Layer):
 
 
 class Tenancy(Layer):
-    def __init__(self, name: str, args: TenancyArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: TenancyArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("Tenancy", name, opts)
         self.refuse(tenancy_problems(args))
         self.tenants = {

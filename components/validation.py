@@ -51,7 +51,7 @@ class Benchmark(Layer):
     """The endpoint's AIPerf run: a Job writing artifacts to the tenant's benchmark-output claim, with the
     acceptance thresholds recorded beside it (annotation and ConfigMap) for `python -m acceptance.check`."""
 
-    def __init__(self, name: str, args: BenchmarkArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: BenchmarkArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("Benchmark", name, opts)
         thresholds = yaml.safe_dump(args.thresholds, sort_keys=True)
         job_labels = labels("benchmark", f"{args.endpoint}-aiperf", **{ENDPOINT_LABEL: args.endpoint,
@@ -139,7 +139,7 @@ def suite_command(args: ValidationSuiteArgs) -> list[str]:
 class ValidationSuite(Layer):
     NAME = "isv-ncp-validation"
 
-    def __init__(self, name: str, args: ValidationSuiteArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: ValidationSuiteArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ValidationSuite", name, opts)
         child = self.child(args.namespace)
         ns = args.namespace.metadata.name

@@ -19,7 +19,7 @@ def _node_id(*parts: str) -> str:
 
 def _layer_nodes(graph: graphviz.Digraph, review: dict) -> dict[str, str]:
     """One cluster per RA layer with its components; returns layer -> an anchor node for edges."""
-    anchors = {}
+    anchors: dict[str, str] = {}
     for index, layer in enumerate(LAYER_ORDER):
         components = [c for c in review["components"] if c["layer"] == layer and c["deployed"] is not False]
         if not components:

@@ -137,9 +137,12 @@ class SizingResult(StrictModel):
 
     def groups(self) -> dict[str, WorkerGroup]:
         """Role -> worker group: {'worker': ...} when aggregated, {'prefill': ..., 'decode': ...} when not."""
-        if self.mode == "aggregated":
+        if self.mode == "aggregated" and self.workers is not None:
             return {"worker": self.workers}
-        return {"prefill": self.prefill, "decode": self.decode}
+        if self.mode == "disaggregated" and self.prefill is not None and self.decode is not None:
+            return {"prefill": self.prefill, "decode": self.decode}
+        raise ValueError(f"a {self.mode} layout without its worker groups")  # _consistent refuses such a layout
+
 
     def total_gpus_used(self) -> int:
         return sum(group.gpus for group in self.groups().values())

@@ -2,6 +2,7 @@
 with Dynamo's KV-aware plugin, deployed per endpoint the way Dynamo's GAIE integration (dynamo-gaie) lays it out.
 Until it runs, the gateway has nothing to ask which worker takes a request."""
 from dataclasses import dataclass
+from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -67,7 +68,7 @@ class EndpointPicker(Layer):
     """ServiceAccount + Role (reads the pool, pods and Dynamo's discovery records), Deployment and Service
     `<endpoint>-epp` on the port the InferencePool names. A CPU pod: it never tolerates the GPU taint."""
 
-    def __init__(self, name: str, args: EndpointPickerArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: EndpointPickerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("EndpointPicker", name, opts)
         picker = picker_name(args.endpoint)
         grpc_port = integration_points().gateway_inference_extension.endpoint_picker_port

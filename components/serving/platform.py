@@ -51,7 +51,7 @@ def dynamo_platform_values(model_express_url: Optional[str]) -> dict:
 
 
 class ServingPlatform(Layer):
-    def __init__(self, name: str, args: ServingPlatformArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: ServingPlatformArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ServingPlatform", name, opts)
         values = pulumi.Output.from_input(args.model_express_url).apply(dynamo_platform_values)
         self.release = helm_release("dynamo-platform", args.pin, values, args.namespace.metadata.name, self,

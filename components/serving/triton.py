@@ -77,7 +77,7 @@ def server_args(ports: dict[str, int]) -> list[str]:
 
 
 class InferenceService(Layer):
-    def __init__(self, name: str, args: InferenceServiceArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: InferenceServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("InferenceService", name, opts)
         plan, child = args.plan, self.child()
         names = integration_points()
