@@ -82,6 +82,7 @@ class ClusterBaseline(Layer):
     PULL_SECRET = "ngc-pull-secret"
     namespaces: dict[str, k8s.core.v1.Namespace]
     priority_classes: dict[str, pulumi.Output[str]]
+    pull_secrets: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: ClusterBaselineArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ClusterBaseline", name, opts)
@@ -90,39 +91,15 @@ class ClusterBaseline(Layer):
         self.namespaces = {}
         self.pull_secrets = {}
         for ns in args.namespaces:
-            self.namespaces[ns.layer] = k8s.core.v1.Namespace(
-                f"{name}-ns-{ns.layer}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=ns.name,
-                    labels={**labels("cluster-baseline", ns.name), LAYER_LABEL: ns.layer,
-                            **psa_labels(ns.pod_security)},
-                ),
-                opts=child,
-            )
-            in_namespace = self.child(self.namespaces[ns.layer])
-            for policy, spec in platform_policies(args.network, args.network.of(ns.layer), args.peers).items():
-                k8s.networking.v1.NetworkPolicy(
-                    f"{name}-netpol-{ns.layer}-{policy}", spec=spec, opts=in_namespace,
-                    metadata=k8s.meta.v1.ObjectMetaArgs(name=policy, namespace=ns.name,
-                                                        labels=labels("cluster-baseline", policy)))
-            if args.ngc_api_key is not None and ns.layer in args.pull_secret_layers:
-                # The provider's key stays in platform namespaces, which no tenant role can read.
-                self.pull_secrets[ns.layer] = ngc_pull_secret(
-                    f"{name}-pull-secret-{ns.layer}", k8s.meta.v1.ObjectMetaArgs(
-                        name=self.PULL_SECRET, namespace=ns.name, labels=labels("cluster-baseline")),
-                    args.ngc_api_key, in_namespace).metadata.name
-        self.priority_classes = {}
-        for class_name, (value, description, preemption) in PRIORITY_CLASSES.items():
-            pc = k8s.scheduling.v1.PriorityClass(
+            self.namespaces[ns.layer] = self._layer_namespace(name, ns, args)
+        self.priority_classes = {
+            class_name: k8s.scheduling.v1.PriorityClass(
                 f"{name}-priority-{class_name.removeprefix('ncp-')}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=class_name, labels=labels("cluster-baseline")),
-                value=value,
-                global_default=False,
-                preemption_policy=preemption,
-                description=description,
+                value=value, global_default=False, preemption_policy=preemption, description=description,
                 opts=child,
-            )
-            self.priority_classes[class_name] = pc.metadata.name
+            ).metadata.name
+            for class_name, (value, description, preemption) in PRIORITY_CLASSES.items()}
         record_ns = self.namespaces["baseline"]
         self.record = k8s.core.v1.ConfigMap(
             f"{name}-record",
@@ -137,6 +114,31 @@ class ClusterBaseline(Layer):
             "priorityClasses": self.priority_classes,
             "record": self.record.metadata.name,
         })
+
+    def _layer_namespace(self, name: str, ns: LayerNamespace, args: ClusterBaselineArgs) -> k8s.core.v1.Namespace:
+        """A layer's namespace with its Pod Security level, default-deny policies and, where the layer pulls from
+        nvcr.io, the pull secret."""
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-ns-{ns.layer}",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=ns.name,
+                labels={**labels("cluster-baseline", ns.name), LAYER_LABEL: ns.layer, **psa_labels(ns.pod_security)},
+            ),
+            opts=self.child(),
+        )
+        in_namespace = self.child(namespace)
+        for policy, spec in platform_policies(args.network, args.network.of(ns.layer), args.peers).items():
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-netpol-{ns.layer}-{policy}", spec=spec, opts=in_namespace,
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=policy, namespace=ns.name,
+                                                    labels=labels("cluster-baseline", policy)))
+        if args.ngc_api_key is not None and ns.layer in args.pull_secret_layers:
+            # The provider's key stays in platform namespaces, which no tenant role can read.
+            self.pull_secrets[ns.layer] = ngc_pull_secret(
+                f"{name}-pull-secret-{ns.layer}", k8s.meta.v1.ObjectMetaArgs(
+                    name=self.PULL_SECRET, namespace=ns.name, labels=labels("cluster-baseline")),
+                args.ngc_api_key, in_namespace).metadata.name
+        return namespace
 
     def namespace(self, layer: str) -> k8s.core.v1.Namespace:
         return self.namespaces[layer]

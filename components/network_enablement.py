@@ -138,42 +138,45 @@ class NetworkEnablement(Layer):
         )
         # nv-ipam and multus CRDs are applied by the operator once the NicClusterPolicy reconciles.
         after_policy = self.child(self.nic_cluster_policy)
-        self.networks = []
-        for index, rail in enumerate(args.rails):
-            rail_name = f"rail-{index}"
-            k8s.apiextensions.CustomResource(
-                f"{name}-ippool-{rail_name}",
-                api_version="nv-ipam.nvidia.com/v1alpha1",
-                kind="IPPool",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=rail_name, namespace=args.namespace_name,
-                                                    labels=labels("network-enablement", rail_name)),
-                spec={
-                    "subnet": rail.subnet,
-                    "perNodeBlockSize": args.per_node_block_size,
-                    "gateway": rail.gateway,
-                    "nodeSelector": {"nodeSelectorTerms": [{"matchExpressions": [
-                        {"key": key, "operator": "In", "values": [value]}
-                        for key, value in args.gpu_node_selector.items()]}]},
-                },
-                opts=after_policy,
-            )
-            annotations = {}
-            if args.exposure == RdmaExposure.SRIOV:
-                annotations[integration_points().multus.resource_name_annotation] = args.rdma_resource
-            k8s.apiextensions.CustomResource(
-                f"{name}-nad-{rail_name}",
-                api_version="k8s.cni.cncf.io/v1",
-                kind="NetworkAttachmentDefinition",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=rail_name, namespace=args.namespace_name,
-                                                    labels=labels("network-enablement", rail_name),
-                                                    annotations=annotations or None),
-                spec={"config": rail_network_config(rail_name, rail, args)},
-                opts=after_policy,
-            )
-            self.networks.append(f"{args.namespace_name}/{rail_name}")
+        self.networks = [self._rail(name, f"rail-{index}", rail, args, after_policy)
+                         for index, rail in enumerate(args.rails)]
         self.register_outputs({
             "release": self.release.name,
             "chartVersion": args.pin.version,
             "networks": self.networks,
             "rdmaResource": args.rdma_resource,
         })
+
+    def _rail(self, name: str, rail_name: str, rail: Rail, args: NetworkEnablementArgs,
+              opts: pulumi.ResourceOptions) -> str:
+        """A rail's nv-ipam pool and its secondary network; returns the network as <namespace>/<name>."""
+        k8s.apiextensions.CustomResource(
+            f"{name}-ippool-{rail_name}",
+            api_version="nv-ipam.nvidia.com/v1alpha1",
+            kind="IPPool",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=rail_name, namespace=args.namespace_name,
+                                                labels=labels("network-enablement", rail_name)),
+            spec={
+                "subnet": rail.subnet,
+                "perNodeBlockSize": args.per_node_block_size,
+                "gateway": rail.gateway,
+                "nodeSelector": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": key, "operator": "In", "values": [value]}
+                    for key, value in args.gpu_node_selector.items()]}]},
+            },
+            opts=opts,
+        )
+        annotations = {}
+        if args.exposure == RdmaExposure.SRIOV:
+            annotations[integration_points().multus.resource_name_annotation] = args.rdma_resource
+        k8s.apiextensions.CustomResource(
+            f"{name}-nad-{rail_name}",
+            api_version="k8s.cni.cncf.io/v1",
+            kind="NetworkAttachmentDefinition",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=rail_name, namespace=args.namespace_name,
+                                                labels=labels("network-enablement", rail_name),
+                                                annotations=annotations or None),
+            spec={"config": rail_network_config(rail_name, rail, args)},
+            opts=opts,
+        )
+        return f"{args.namespace_name}/{rail_name}"

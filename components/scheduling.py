@@ -114,6 +114,9 @@ def queue_spec(parent: str, gpu_quota: int, gpu_limit: int, weight: int, display
 
 
 class Scheduling(Layer):
+    """KAI Scheduler with the site's queue tree (a root queue with one leaf per tenant), and Grove, with the site's
+    topology when placement is topology-aware."""
+
     def __init__(self, name: str, args: SchedulingArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("Scheduling", name, opts)
         self.refuse(scheduling_problems(args))
@@ -123,40 +126,9 @@ class Scheduling(Layer):
                                 self, args.skip_await, depends_on=[args.kai_namespace])
         self.grove = helm_release("grove", args.grove_pin, self.grove_values, args.grove_namespace.metadata.name,
                                   self, args.skip_await, depends_on=[args.grove_namespace, self.kai])
-        after_kai = self.child(self.kai)
-        root = k8s.apiextensions.CustomResource(
-            f"{name}-queue-root",
-            api_version="scheduling.run.ai/v2",
-            kind="Queue",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=ROOT_QUEUE, labels=labels("scheduling", ROOT_QUEUE)),
-            spec=queue_spec("", args.site_gpus, args.site_gpus, 1, "Site root"),
-            opts=after_kai,
-        )
-        self.queues: dict[str, str] = {}
-        for queue in args.queues:
-            k8s.apiextensions.CustomResource(
-                f"{name}-queue-{queue.tenant}",
-                api_version="scheduling.run.ai/v2",
-                kind="Queue",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=queue.queue, labels=labels("scheduling", queue.queue)),
-                spec=queue_spec(ROOT_QUEUE, queue.gpu_quota, queue.gpu_limit, queue.over_quota_weight,
-                                f"Tenant {queue.tenant}"),
-                opts=self.child(self.kai, root),
-            )
-            self.queues[queue.tenant] = queue.queue
+        self.queues = self._queue_tree(name, args)
         if args.topology_aware:
-            # Grove reads topology from a ClusterTopologyBinding and creates the KAI Topology of the same name from
-            # its levels itself; it refuses a KAI Topology by that name that it does not own (ai-dynamo/grove
-            # operator/internal/scheduler/kai/topology.go:56-95 SyncTopology at the grove pin). The operator applies
-            # the CRD it embeds at start-up, so the binding waits for the Grove release.
-            k8s.apiextensions.CustomResource(
-                f"{name}-cluster-topology",
-                api_version="grove.io/v1alpha1",
-                kind="ClusterTopologyBinding",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=TOPOLOGY_NAME, labels=labels("scheduling")),
-                spec={"levels": [{"domain": level.domain, "key": level.key} for level in args.topology_levels]},
-                opts=self.child(self.grove),
-            )
+            self._cluster_topology(name, args.topology_levels)
         self.register_outputs({
             "kaiRelease": self.kai.name,
             "groveRelease": self.grove.name,
@@ -165,3 +137,33 @@ class Scheduling(Layer):
             "topologyAware": args.topology_aware,
             "clusterTopology": TOPOLOGY_NAME if args.topology_aware else None,
         })
+
+    def _queue(self, name: str, queue: str, spec: dict, *after: pulumi.Resource) -> k8s.apiextensions.CustomResource:
+        return k8s.apiextensions.CustomResource(
+            name, api_version="scheduling.run.ai/v2", kind="Queue",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=queue, labels=labels("scheduling", queue)),
+            spec=spec, opts=self.child(self.kai, *after))
+
+    def _queue_tree(self, name: str, args: SchedulingArgs) -> dict[str, str]:
+        """The site's root queue and each tenant's leaf under it; returns tenant -> queue."""
+        root = self._queue(f"{name}-queue-root", ROOT_QUEUE,
+                           queue_spec("", args.site_gpus, args.site_gpus, 1, "Site root"))
+        for queue in args.queues:
+            self._queue(f"{name}-queue-{queue.tenant}", queue.queue,
+                        queue_spec(ROOT_QUEUE, queue.gpu_quota, queue.gpu_limit, queue.over_quota_weight,
+                                   f"Tenant {queue.tenant}"), root)
+        return {queue.tenant: queue.queue for queue in args.queues}
+
+    def _cluster_topology(self, name: str, levels: tuple[TopologyLevel, ...]) -> None:
+        # Grove reads topology from a ClusterTopologyBinding and creates the KAI Topology of the same name from
+        # its levels itself; it refuses a KAI Topology by that name that it does not own (ai-dynamo/grove
+        # operator/internal/scheduler/kai/topology.go:56-95 SyncTopology at the grove pin). The operator applies
+        # the CRD it embeds at start-up, so the binding waits for the Grove release.
+        k8s.apiextensions.CustomResource(
+            f"{name}-cluster-topology",
+            api_version="grove.io/v1alpha1",
+            kind="ClusterTopologyBinding",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=TOPOLOGY_NAME, labels=labels("scheduling")),
+            spec={"levels": [{"domain": level.domain, "key": level.key} for level in levels]},
+            opts=self.child(self.grove),
+        )
