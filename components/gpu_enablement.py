@@ -1,6 +1,6 @@
 """GPU enablement layer: the NVIDIA GPU Operator, tuned from the hardware profile and stack config."""
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -79,41 +79,62 @@ def sharing_problems(args: GpuEnablementArgs) -> list[str]:
     return problems
 
 
-def gpu_operator_values(args: GpuEnablementArgs) -> dict:
-    driver = {"enabled": args.managed_driver}
-    if args.managed_driver:
-        driver["version"] = args.pin.images["driver"]
-        driver["rdma"] = {"enabled": args.gpudirect_rdma, "useHostMofed": args.gpudirect_rdma and args.host_mofed}
-    values = {
+def gpu_operator_values(args: GpuEnablementArgs) -> dict[str, Any]:
+    values: dict[str, Any] = {
         # NFD runs once per cluster: the GPU Operator owns it, the Network Operator's copy stays off.
         "nfd": {"enabled": True},
         "cdi": {"enabled": True},
-        "driver": driver,
+        "driver": _driver(args),
         "toolkit": {"enabled": True},
         "gfd": {"enabled": True},
         # Standalone DCGM host engine: NVSentinel's GPU health monitor talks to it.
         "dcgm": {"enabled": True},
-        "dcgmExporter": {
-            "enabled": True,
-            "serviceMonitor": {
-                "enabled": True,
-                "interval": args.scrape_interval,
-                "honorLabels": False,
-                "additionalLabels": dict(args.monitor_labels),
-                # Stable node label on every GPU series, whatever the pod's name is.
-                "relabelings": [{
-                    "sourceLabels": ["__meta_kubernetes_pod_node_name"],
-                    "targetLabel": "node",
-                    "action": "replace",
-                }],
-            },
-        },
+        "dcgmExporter": _dcgm_exporter(args),
         "gdrcopy": {"enabled": args.gpudirect_rdma},
-        "migManager": {"enabled": args.mig_capable},
+        "migManager": _mig_manager(args),
     }
     if args.mig is not None:
         values["mig"] = {"strategy": args.mig.strategy}
-        values["migManager"]["config"] = {
+    if args.time_slicing is not None:
+        values["devicePlugin"] = {"config": {
+            "create": True,
+            "name": DEVICE_PLUGIN_CONFIG_MAP,
+            "default": "time-slicing",
+            "data": {"time-slicing": time_slicing_config(args.time_slicing)},
+        }}
+    return values
+
+
+def _driver(args: GpuEnablementArgs) -> dict[str, Any]:
+    driver: dict[str, Any] = {"enabled": args.managed_driver}
+    if args.managed_driver:
+        driver["version"] = args.pin.images["driver"]
+        driver["rdma"] = {"enabled": args.gpudirect_rdma, "useHostMofed": args.gpudirect_rdma and args.host_mofed}
+    return driver
+
+
+def _dcgm_exporter(args: GpuEnablementArgs) -> dict[str, Any]:
+    return {
+        "enabled": True,
+        "serviceMonitor": {
+            "enabled": True,
+            "interval": args.scrape_interval,
+            "honorLabels": False,
+            "additionalLabels": dict(args.monitor_labels),
+            # Stable node label on every GPU series, whatever the pod's name is.
+            "relabelings": [{
+                "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                "targetLabel": "node",
+                "action": "replace",
+            }],
+        },
+    }
+
+
+def _mig_manager(args: GpuEnablementArgs) -> dict[str, Any]:
+    manager: dict[str, Any] = {"enabled": args.mig_capable}
+    if args.mig is not None:
+        manager["config"] = {
             "create": True,
             "name": MIG_CONFIG_MAP,
             # The ClusterPolicy CRD admits only "all-disabled" or "" here (nvidia.com_clusterpolicies.yaml
@@ -124,14 +145,7 @@ def gpu_operator_values(args: GpuEnablementArgs) -> dict:
             "default": "",
             "data": {"config.yaml": mig_parted_config(args.mig)},
         }
-    if args.time_slicing is not None:
-        values["devicePlugin"] = {"config": {
-            "create": True,
-            "name": DEVICE_PLUGIN_CONFIG_MAP,
-            "default": "time-slicing",
-            "data": {"time-slicing": time_slicing_config(args.time_slicing)},
-        }}
-    return values
+    return manager
 
 
 def mig_label_rule_spec() -> dict:

@@ -103,7 +103,7 @@ class Health(Layer):
     def __init__(self, name: str, args: HealthArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("Health", name, opts)
         self.refuse(health_problems(args))
-        depends_on = [args.namespace]
+        depends_on: list[pulumi.Resource] = [args.namespace]
         if args.existing_datastore_secret is None:
             depends_on.append(self._generated_credentials(name, args))
         self.values = nvsentinel_values(args)

@@ -190,25 +190,7 @@ class ModelStaging(Layer):
             }, indent=2, sort_keys=True)},
             opts=self.child(),
         )
-        # The tenant namespace denies egress by default: this opens the route to the model source, for the
-        # staging pods of this endpoint only.
-        staging_pods = {"app.kubernetes.io/component": meta_labels["app.kubernetes.io/component"],
-                        ENDPOINT_LABEL: args.endpoint}
-        egress = k8s.networking.v1.NetworkPolicy(
-            f"{name}-egress",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{args.endpoint}-model-source", namespace=args.namespace,
-                labels=labels("model-source-access", args.endpoint, **{ENDPOINT_LABEL: args.endpoint,
-                                                                         TENANT_LABEL: args.tenant})),
-            spec={"podSelector": {"matchLabels": staging_pods}, "policyTypes": ["Egress"],
-                  "egress": source_egress(args.source_access)},
-            opts=self.child(),
-        )
-        env = [k8s.core.v1.EnvVarArgs(name="HF_HUB_DISABLE_TELEMETRY", value="1")] + [
-            k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in source_env(args.source_access).items()]
-        if args.credentials_secret:
-            env.append(k8s.core.v1.EnvVarArgs(name="HF_TOKEN", value_from=k8s.core.v1.EnvVarSourceArgs(
-                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=args.credentials_secret, key="HF_TOKEN"))))
+        egress = self._source_egress(name, args, meta_labels["app.kubernetes.io/component"])
         # Pulumi waits for the download to finish before the endpoint is created (up to STAGING_TIMEOUT).
         staging_await = await_annotations(args.skip_await) or {
             "pulumi.com/timeoutSeconds": str(STAGING_TIMEOUT_SECONDS)}
@@ -219,7 +201,7 @@ class ModelStaging(Layer):
                 name="stage",
                 image=args.image,
                 command=["/bin/bash", "-c", staging_script(args.source, args.revision, target)],
-                env=env + [k8s.core.v1.EnvVarArgs(name="HF_HOME", value="/tmp/hf-home")],
+                env=staging_env(args),
                 volume_mounts=[k8s.core.v1.VolumeMountArgs(name="models", mount_path=MODELS_MOUNT)],
                 resources=k8s.core.v1.ResourceRequirementsArgs(
                     requests={"cpu": "1", "memory": "4Gi"}, limits={"cpu": "4", "memory": "16Gi"}),
@@ -230,6 +212,32 @@ class ModelStaging(Layer):
         )
         self.model_path = target
         self.register_outputs({"job": f"{args.endpoint}-model-staging", "modelPath": target})
+
+    def _source_egress(self, name: str, args: ModelStagingArgs, component: str) -> k8s.networking.v1.NetworkPolicy:
+        """The tenant namespace denies egress by default: this opens the route to the model source, for the staging
+        pods of this endpoint only."""
+        staging_pods = {"app.kubernetes.io/component": component, ENDPOINT_LABEL: args.endpoint}
+        return k8s.networking.v1.NetworkPolicy(
+            f"{name}-egress",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{args.endpoint}-model-source", namespace=args.namespace,
+                labels=labels("model-source-access", args.endpoint, **{ENDPOINT_LABEL: args.endpoint,
+                                                                         TENANT_LABEL: args.tenant})),
+            spec={"podSelector": {"matchLabels": staging_pods}, "policyTypes": ["Egress"],
+                  "egress": source_egress(args.source_access)},
+            opts=self.child(),
+        )
+
+
+def staging_env(args: ModelStagingArgs) -> list[k8s.core.v1.EnvVarArgs]:
+    """The staging container's environment: no telemetry, the route to the source, the token where the model needs
+    one, and a writable Hugging Face home."""
+    env = [k8s.core.v1.EnvVarArgs(name="HF_HUB_DISABLE_TELEMETRY", value="1")] + [
+        k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in source_env(args.source_access).items()]
+    if args.credentials_secret:
+        env.append(k8s.core.v1.EnvVarArgs(name="HF_TOKEN", value_from=k8s.core.v1.EnvVarSourceArgs(
+            secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=args.credentials_secret, key="HF_TOKEN"))))
+    return env + [k8s.core.v1.EnvVarArgs(name="HF_HOME", value="/tmp/hf-home")]
 
 
 @dataclass(frozen=True)

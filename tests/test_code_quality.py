@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # Functions over MAX_LINES lines left in the project (python scripts/long_functions.py --list names them). Lower it
 # as they are split; never raise it.
-LONG_FUNCTIONS_CEILING = 21
+LONG_FUNCTIONS_CEILING = 19
 
 
 def run(*command: str) -> subprocess.CompletedProcess:
