@@ -47,7 +47,9 @@ class Kube:
         if user.get("token"):
             self.headers["Authorization"] = f"Bearer {user['token']}"
         elif user.get("client-certificate") or user.get("client-certificate-data"):
-            self.context.load_cert_chain(_data_file(user, "client-certificate"), _data_file(user, "client-key"))
+            certificate = _data_file(user, "client-certificate")
+            assert certificate is not None, "the branch condition: one of the two keys is set"
+            self.context.load_cert_chain(certificate, _data_file(user, "client-key"))
         else:
             raise KubeError(f"{kubeconfig}: user {context['user']} has neither a token nor a client certificate")
 

@@ -135,6 +135,7 @@ def _counter_total(server: dict, metric: str, model: str) -> Optional[float]:
 
 def _preprocessing(server: Optional[dict], thresholds: AcceptanceThresholds) -> Row:
     limit, model = thresholds.preprocessing_time_avg_ms, thresholds.preprocessing_model
+    assert limit is not None, "called only when the thresholds bound the preprocessing time"
     row = ("preprocessing_time", "avg", "ms")
     if model is None:
         return Row(*row, None, f"<= {_fmt(limit)}", "MISSING", "the thresholds name no preprocessingModel")
@@ -165,7 +166,7 @@ def render(rows: list[Row]) -> str:
     header = ("metric", "stat", "unit", "measured", "threshold", "result")
     table = [header] + [(r.metric, r.stat, r.unit, _fmt(r.measured), r.threshold, r.status) for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in table]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip() for line in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     notes = [f"  {r.metric}: {r.detail}" for r in rows if r.detail and r.status != "PASS"]
     failed = sum(not r.ok for r in rows)

@@ -105,7 +105,8 @@ def main() -> int:
             rows.append(best)
     print(f"{'tenants':>7} {'mode':>8} {'resources':>9} {'seconds':>8} {'peak MiB':>9}")
     for row in rows:
-        print(f"{row['tenants']:>7} {row['mode']:>8} {row['resources']:>9} {row['seconds']:>8.3f} {row['peak_mib']:>9.1f}")
+        print(f"{row['tenants']:>7} {row['mode']:>8} {row['resources']:>9} {row['seconds']:>8.3f} "
+              f"{row['peak_mib']:>9.1f}")
     by = {(r["mode"], r["tenants"]): r for r in rows}
     for tenants in args.tenants:
         ratio = by[("program", tenants)]["seconds"] / by[("plain", tenants)]["seconds"]

@@ -27,7 +27,8 @@ def main() -> int:
     recording = run_program(config, secret_keys(config), stack="bench")
     pack_config = read_pack_config(PACK_DIR / "config" / "prod.json")
     evaluate(recording, pack_config)  # warm-up: imports and first-use caches
-    times, violations = [], None
+    times: list[float] = []
+    violations: list = []
     for _ in range(args.repeat):
         start = time.perf_counter()
         _, _, violations = evaluate(recording, pack_config)

@@ -17,6 +17,16 @@ SCHEMA_VERSION = 39  # Grafana 10/11 dashboard JSON
 
 @dataclass(frozen=True)
 class Panel:
+    """One Grafana panel of a dashboard.
+
+    Attributes:
+        title: the panel title.
+        expr: the PromQL query it plots.
+        legend: the legend format (Grafana `legendFormat`, e.g. `{{tenant}}`).
+        unit: the Grafana unit id of the values (e.g. `percent`, `celsius`, `s`). Default: 'short'.
+        kind: the Grafana panel type. Default: 'timeseries'.
+    """
+
     title: str
     expr: str
     legend: str
@@ -26,10 +36,19 @@ class Panel:
 
 @dataclass(frozen=True)
 class Dashboard:
+    """A Grafana dashboard the site's dashboard sidecar loads from a ConfigMap.
+
+    Attributes:
+        uid: the dashboard uid (stable across updates).
+        title: the dashboard title.
+        panels: its panels, laid out two to a row.
+        variables: Grafana template variable -> the series its values come from. Default: {}.
+    """
+
     uid: str
     title: str
     panels: list[Panel]
-    variables: dict[str, str] = field(default_factory=dict)  # Grafana variable -> the series its values come from
+    variables: dict[str, str] = field(default_factory=dict)
 
     def model(self) -> dict:
         """The dashboard JSON Grafana imports."""

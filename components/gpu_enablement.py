@@ -1,6 +1,6 @@
 """GPU enablement layer: the NVIDIA GPU Operator, tuned from the hardware profile and stack config."""
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -18,6 +18,23 @@ DEVICE_PLUGIN_CONFIG_MAP = "ncp-device-plugin-config"
 
 @dataclass(frozen=True)
 class GpuEnablementArgs:
+    """Arguments of GpuEnablement: the NVIDIA GPU Operator release and the MIG or time-slicing configuration it applies.
+
+    Attributes:
+        pin: the GPU Operator chart (compatibility matrix `gpuOperator`).
+        namespace: the layer namespace the release installs into.
+        namespace_name: that namespace's name (the DCGM endpoint and the chart values name it).
+        managed_driver: whether the operator installs the GPU driver (False: preinstalled on the host).
+        mig_capable: whether the hardware profile's GPUs support MIG (the MIG manager runs only there).
+        mig: the MIG strategy and layout applied to every GPU; None leaves MIG off.
+        time_slicing: GPU time-slicing replicas; None shares no GPU (never together with mig).
+        gpudirect_rdma: whether the profile has GPUDirect RDMA (the operator loads the peer-memory module).
+        host_mofed: whether the NIC driver is preinstalled on the host rather than managed by the Network Operator.
+        scrape_interval: how often Prometheus scrapes the DCGM exporter (a Prometheus duration, e.g. `30s`).
+        monitor_labels: the labels the site's Prometheus selects ServiceMonitors by.
+        skip_await: whether Pulumi skips waiting for the release's resources to become ready.
+    """
+
     pin: ChartPin
     namespace: k8s.core.v1.Namespace
     namespace_name: str
@@ -26,7 +43,7 @@ class GpuEnablementArgs:
     mig: Optional[MigSettings]
     time_slicing: Optional[TimeSlicing]
     gpudirect_rdma: bool
-    host_mofed: bool  # NIC driver preinstalled on the host rather than managed by the Network Operator
+    host_mofed: bool
     scrape_interval: str
     monitor_labels: dict[str, str]
     skip_await: bool
@@ -52,41 +69,72 @@ def time_slicing_config(sharing: TimeSlicing) -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
-def gpu_operator_values(args: GpuEnablementArgs) -> dict:
-    driver = {"enabled": args.managed_driver}
-    if args.managed_driver:
-        driver["version"] = args.pin.images["driver"]
-        driver["rdma"] = {"enabled": args.gpudirect_rdma, "useHostMofed": args.gpudirect_rdma and args.host_mofed}
-    values = {
+def sharing_problems(args: GpuEnablementArgs) -> list[str]:
+    """GPU sharing the operator cannot apply: MIG and time-slicing together, or MIG on GPUs without it."""
+    problems = []
+    if args.mig is not None and args.time_slicing is not None:
+        problems.append("mig and time_slicing exclude each other")
+    if args.mig is not None and not args.mig_capable:
+        problems.append("mig is set but the GPUs are not MIG-capable")
+    return problems
+
+
+def gpu_operator_values(args: GpuEnablementArgs) -> dict[str, Any]:
+    values: dict[str, Any] = {
         # NFD runs once per cluster: the GPU Operator owns it, the Network Operator's copy stays off.
         "nfd": {"enabled": True},
         "cdi": {"enabled": True},
-        "driver": driver,
+        "driver": _driver(args),
         "toolkit": {"enabled": True},
         "gfd": {"enabled": True},
         # Standalone DCGM host engine: NVSentinel's GPU health monitor talks to it.
         "dcgm": {"enabled": True},
-        "dcgmExporter": {
-            "enabled": True,
-            "serviceMonitor": {
-                "enabled": True,
-                "interval": args.scrape_interval,
-                "honorLabels": False,
-                "additionalLabels": dict(args.monitor_labels),
-                # Stable node label on every GPU series, whatever the pod's name is.
-                "relabelings": [{
-                    "sourceLabels": ["__meta_kubernetes_pod_node_name"],
-                    "targetLabel": "node",
-                    "action": "replace",
-                }],
-            },
-        },
+        "dcgmExporter": _dcgm_exporter(args),
         "gdrcopy": {"enabled": args.gpudirect_rdma},
-        "migManager": {"enabled": args.mig_capable},
+        "migManager": _mig_manager(args),
     }
     if args.mig is not None:
         values["mig"] = {"strategy": args.mig.strategy}
-        values["migManager"]["config"] = {
+    if args.time_slicing is not None:
+        values["devicePlugin"] = {"config": {
+            "create": True,
+            "name": DEVICE_PLUGIN_CONFIG_MAP,
+            "default": "time-slicing",
+            "data": {"time-slicing": time_slicing_config(args.time_slicing)},
+        }}
+    return values
+
+
+def _driver(args: GpuEnablementArgs) -> dict[str, Any]:
+    driver: dict[str, Any] = {"enabled": args.managed_driver}
+    if args.managed_driver:
+        driver["version"] = args.pin.images["driver"]
+        driver["rdma"] = {"enabled": args.gpudirect_rdma, "useHostMofed": args.gpudirect_rdma and args.host_mofed}
+    return driver
+
+
+def _dcgm_exporter(args: GpuEnablementArgs) -> dict[str, Any]:
+    return {
+        "enabled": True,
+        "serviceMonitor": {
+            "enabled": True,
+            "interval": args.scrape_interval,
+            "honorLabels": False,
+            "additionalLabels": dict(args.monitor_labels),
+            # Stable node label on every GPU series, whatever the pod's name is.
+            "relabelings": [{
+                "sourceLabels": ["__meta_kubernetes_pod_node_name"],
+                "targetLabel": "node",
+                "action": "replace",
+            }],
+        },
+    }
+
+
+def _mig_manager(args: GpuEnablementArgs) -> dict[str, Any]:
+    manager: dict[str, Any] = {"enabled": args.mig_capable}
+    if args.mig is not None:
+        manager["config"] = {
             "create": True,
             "name": MIG_CONFIG_MAP,
             # The ClusterPolicy CRD admits only "all-disabled" or "" here (nvidia.com_clusterpolicies.yaml
@@ -98,14 +146,7 @@ def gpu_operator_values(args: GpuEnablementArgs) -> dict:
             "default": "all-disabled" if args.mig.node_pool else "",
             "data": {"config.yaml": mig_parted_config(args.mig)},
         }
-    if args.time_slicing is not None:
-        values["devicePlugin"] = {"config": {
-            "create": True,
-            "name": DEVICE_PLUGIN_CONFIG_MAP,
-            "default": "time-slicing",
-            "data": {"time-slicing": time_slicing_config(args.time_slicing)},
-        }}
-    return values
+    return manager
 
 
 def mig_label_rule_spec() -> dict:
@@ -123,8 +164,9 @@ def mig_label_rule_spec() -> dict:
 
 
 class GpuEnablement(Layer):
-    def __init__(self, name: str, args: GpuEnablementArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: GpuEnablementArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("GpuEnablement", name, opts)
+        self.refuse(sharing_problems(args))
         self.values = gpu_operator_values(args)
         self.release = helm_release(
             "gpu-operator", args.pin, self.values, args.namespace.metadata.name, self, args.skip_await,

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.kube import Layer, helm_release, labels
+from components.kube import Layer, helm_release, labels, one_of
 from plan.catalog import ChartPin, integration_points
 
 DATASTORE_SECRET = "nvsentinel-datastore-credentials"
@@ -16,17 +16,51 @@ DATASTORE_SECRET = "nvsentinel-datastore-credentials"
 
 @dataclass(frozen=True)
 class HealthArgs:
+    """Arguments of Health: the NVSentinel release that watches GPU (and NIC) health and remediates nodes.
+
+    Attributes:
+        pin: the NVSentinel chart (compatibility matrix `nvsentinel`).
+        namespace: the layer namespace the release installs into.
+        dcgm_endpoint: host:port of the GPU Operator's standalone DCGM host engine.
+        remediation: `dry-run` (report only) or `enforce` (cordon and drain faulty nodes).
+        nic_monitor: whether the NIC health monitor runs (sites with an RDMA fabric).
+        tenant_namespaces: the tenant namespaces whose pods a drain evicts.
+        drain_timeout_seconds: how long a drain waits for pods to leave. Unit: seconds, a whole number of minutes (the
+            plan checks it).
+        scrape_interval: how often Prometheus scrapes NVSentinel (a Prometheus duration, e.g. `30s`).
+        monitor_labels: the labels the site's Prometheus selects PodMonitors by.
+        skip_await: whether Pulumi skips waiting for the release's resources to become ready.
+        existing_datastore_secret: a datastore credentials Secret managed outside the program; None generates one here.
+            Default: None.
+    """
+
     pin: ChartPin
     namespace: k8s.core.v1.Namespace
-    dcgm_endpoint: str  # host:port of the GPU Operator's standalone DCGM host engine
-    remediation: str  # dry-run | enforce
+    dcgm_endpoint: str
+    remediation: str
     nic_monitor: bool
     tenant_namespaces: list[str]
-    drain_timeout_seconds: int  # a whole number of minutes (the plan checks it)
+    drain_timeout_seconds: int
     scrape_interval: str
-    monitor_labels: dict[str, str]  # the labels the site's Prometheus selects PodMonitors by
+    monitor_labels: dict[str, str]
     skip_await: bool
-    existing_datastore_secret: Optional[str] = None  # managed outside the program; otherwise generated here
+    existing_datastore_secret: Optional[str] = None
+
+
+REMEDIATION_MODES = ("dry-run", "enforce")
+
+
+def health_problems(args: HealthArgs) -> list[str]:
+    """What NVSentinel cannot be configured with: an unknown mode, a drain timeout in part minutes, no DCGM port."""
+    problems = one_of("remediation", args.remediation, REMEDIATION_MODES)
+    if args.drain_timeout_seconds <= 0 or args.drain_timeout_seconds % 60:
+        # node-drainer counts deleteAfterTimeoutMinutes (nvsentinel_values).
+        problems.append(f"drain_timeout_seconds must be a positive whole number of minutes "
+                        f"(got {args.drain_timeout_seconds})")
+    host, _, port = args.dcgm_endpoint.rpartition(":")
+    if not host or not port.isdigit():
+        problems.append(f"dcgm_endpoint must be host:port (got {args.dcgm_endpoint!r})")
+    return problems
 
 
 def nvsentinel_values(args: HealthArgs) -> dict:
@@ -66,9 +100,10 @@ def nvsentinel_values(args: HealthArgs) -> dict:
 
 
 class Health(Layer):
-    def __init__(self, name: str, args: HealthArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: HealthArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("Health", name, opts)
-        depends_on = [args.namespace]
+        self.refuse(health_problems(args))
+        depends_on: list[pulumi.Resource] = [args.namespace]
         if args.existing_datastore_secret is None:
             depends_on.append(self._generated_credentials(name, args))
         self.values = nvsentinel_values(args)

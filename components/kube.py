@@ -18,12 +18,26 @@ TENANT_LABEL = TENANT_KEY
 PRIORITY_SYSTEM, PRIORITY_SERVING, PRIORITY_BATCH = "ncp-system", "ncp-serving", "ncp-batch"
 
 
+class ResourceError(pulumi.RunError):
+    """Bad arguments given to a component, reported against it (`resource`, and its type and name in the message).
+
+    The Node.js SDK's pulumi.ResourceError(message, resource) has no Python counterpart at the pinned SDK
+    (pulumi/pulumi sdk/python/lib/pulumi/errors.py@v3.272.0 defines RunError and the InputProperty errors only).
+    A RunError ends the program with its message and no traceback (sdk/python/cmd/pulumi-language-python-exec:234
+    @v3.272.0: `except pulumi.RunError as e: pulumi.log.error(str(e))`)."""
+
+    def __init__(self, message: str, resource: pulumi.Resource):
+        super().__init__(message)
+        self.resource = resource
+
+
 class Layer(pulumi.ComponentResource):
     """A component of the RA stack. Dependencies given to the component (opts.depends_on) hold for every child:
     Pulumi does not pass a component's depends_on down to the resources it creates."""
 
     def __init__(self, type_name: str, name: str, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(f"{PROJECT}:layers:{type_name}", name, None, opts)
+        self._title = f"{type_name} {name!r}"
         depends_on = opts.depends_on if opts is not None else None
         if depends_on is not None and not isinstance(depends_on, (list, tuple)):
             depends_on = [depends_on]
@@ -32,6 +46,27 @@ class Layer(pulumi.ComponentResource):
     def child(self, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
         """Options for a child: parented here, after the component's own dependencies and the ones given."""
         return pulumi.ResourceOptions(parent=self, depends_on=[*self._after, *depends_on])
+
+    def refuse(self, problems: Sequence[str]) -> None:
+        """Raise a ResourceError against this component naming every problem of its arguments, if there is one.
+        Components call it before they create any child."""
+        if problems:
+            raise ResourceError(f"{self._title}: bad arguments: " + "; ".join(problems), self)
+
+
+def at_least(name: str, value: int, minimum: int) -> list[str]:
+    """The problem of a count below its minimum, or none."""
+    return [] if value >= minimum else [f"{name} must be at least {minimum} (got {value})"]
+
+
+def one_of(name: str, value: str, allowed: Sequence[str]) -> list[str]:
+    """The problem of a value outside its allowed set, or none."""
+    return [] if value in allowed else [f"{name} must be one of {', '.join(allowed)} (got {value!r})"]
+
+
+def repeated(kind: str, names: Sequence[str]) -> list[str]:
+    """One problem per name given more than once."""
+    return [f"{kind} {name} is given twice" for name in sorted({n for n in names if names.count(n) > 1})]
 
 
 def labels(component: str, name: Optional[str] = None, **extra: str) -> dict[str, str]:

@@ -22,6 +22,16 @@ STAGING_TIMEOUT_SECONDS = 4 * 3600
 
 @dataclass(frozen=True)
 class TenantStorageArgs:
+    """Arguments of TenantStorage: the claims a tenant's endpoints share.
+
+    Attributes:
+        tenant: the tenant name (labels the claims).
+        namespace: the tenant's namespace.
+        model_artifacts: the storage tier of the model-artifacts claim (class, size, access mode).
+        benchmark_output: the storage tier of the benchmark-output claim.
+        skip_await: whether Pulumi skips waiting for the claims to bind.
+    """
+
     tenant: str
     namespace: pulumi.Input[str]
     model_artifacts: StorageTier
@@ -36,7 +46,7 @@ class TenantStorage(Layer):
     MODEL_CLAIM = MODEL_CLAIM
     BENCHMARK_CLAIM = BENCHMARK_CLAIM
 
-    def __init__(self, name: str, args: TenantStorageArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: TenantStorageArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("TenantStorage", name, opts)
         self.claims = {}
         for claim, tier in ((self.MODEL_CLAIM, args.model_artifacts), (self.BENCHMARK_CLAIM, args.benchmark_output)):
@@ -55,6 +65,28 @@ class TenantStorage(Layer):
 
 @dataclass(frozen=True)
 class ModelStagingArgs:
+    """Arguments of ModelStaging: the Job that downloads one pinned model revision into the tenant's
+    model-artifacts claim, with a provenance record.
+
+    Attributes:
+        endpoint: the endpoint the model serves (names the Job).
+        tenant: the tenant that owns the endpoint.
+        namespace: the tenant's namespace.
+        model_name: the served model name.
+        source: where the model comes from (`hf://<org>/<repo>`).
+        revision: the exact source revision (commit) to download.
+        model_class: the model class (data/backend-disposition.yaml `modelClasses`), recorded in the provenance file.
+        backend: the serving backend (`trtllm`, `vllm` or `sglang`), recorded in the provenance file.
+        image: the image the Job runs (the endpoint's runtime image, which has `huggingface-cli`).
+        service_account: the tenant workload ServiceAccount the Job runs as.
+        credentials_secret: a Secret in the tenant namespace with the source's token (HF_TOKEN); None for public models.
+        claim: the tenant's model-artifacts claim the Job writes into.
+        skip_await: whether Pulumi skips waiting for the Job to complete.
+        record: provenance facts beyond the model itself (sizing file, images, versions).
+        source_access: how staging reaches the model source: direct, through a proxy or from a mirror.
+        placement: the tenant's dedicated nodes, where it has them. Default: None.
+    """
+
     endpoint: str
     tenant: str
     namespace: pulumi.Input[str]
@@ -68,9 +100,9 @@ class ModelStagingArgs:
     credentials_secret: Optional[str]
     claim: k8s.core.v1.PersistentVolumeClaim
     skip_await: bool
-    record: dict  # provenance facts beyond the model itself (sizing file, images, versions)
-    source_access: ModelStagingSettings  # how staging reaches the model source: direct, proxy or mirror
-    placement: Optional[NodePlacement] = None  # the tenant's dedicated nodes, where it has them
+    record: dict
+    source_access: ModelStagingSettings
+    placement: Optional[NodePlacement] = None
 
 
 def staging_script(source: str, revision: str, target: str) -> str:
@@ -131,7 +163,7 @@ class ModelStaging(Layer):
     """Stages the endpoint's model at its pinned revision onto the tenant's model-artifacts claim and records its
     provenance (a ConfigMap here, and .ncp-provenance.json with file digests beside the model)."""
 
-    def __init__(self, name: str, args: ModelStagingArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: ModelStagingArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ModelStaging", name, opts)
         target = model_path(args.model_name, args.revision)
         annotations = {MODEL_SOURCE: args.source, MODEL_REVISION: args.revision}
@@ -147,25 +179,7 @@ class ModelStaging(Layer):
             }, indent=2, sort_keys=True)},
             opts=self.child(),
         )
-        # The tenant namespace denies egress by default: this opens the route to the model source, for the
-        # staging pods of this endpoint only.
-        staging_pods = {"app.kubernetes.io/component": meta_labels["app.kubernetes.io/component"],
-                        ENDPOINT_LABEL: args.endpoint}
-        egress = k8s.networking.v1.NetworkPolicy(
-            f"{name}-egress",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{args.endpoint}-model-source", namespace=args.namespace,
-                labels=labels("model-source-access", args.endpoint, **{ENDPOINT_LABEL: args.endpoint,
-                                                                         TENANT_LABEL: args.tenant})),
-            spec={"podSelector": {"matchLabels": staging_pods}, "policyTypes": ["Egress"],
-                  "egress": source_egress(args.source_access)},
-            opts=self.child(),
-        )
-        env = [k8s.core.v1.EnvVarArgs(name="HF_HUB_DISABLE_TELEMETRY", value="1")] + [
-            k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in source_env(args.source_access).items()]
-        if args.credentials_secret:
-            env.append(k8s.core.v1.EnvVarArgs(name="HF_TOKEN", value_from=k8s.core.v1.EnvVarSourceArgs(
-                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=args.credentials_secret, key="HF_TOKEN"))))
+        egress = self._source_egress(name, args, meta_labels["app.kubernetes.io/component"])
         # Pulumi waits for the download to finish before the endpoint is created (up to STAGING_TIMEOUT).
         staging_await = await_annotations(args.skip_await) or {
             "pulumi.com/timeoutSeconds": str(STAGING_TIMEOUT_SECONDS)}
@@ -176,7 +190,7 @@ class ModelStaging(Layer):
                 name="stage",
                 image=args.image,
                 command=["/bin/bash", "-c", staging_script(args.source, args.revision, target)],
-                env=env + [k8s.core.v1.EnvVarArgs(name="HF_HOME", value="/tmp/hf-home")],
+                env=staging_env(args),
                 volume_mounts=[k8s.core.v1.VolumeMountArgs(name="models", mount_path=MODELS_MOUNT)],
                 resources=k8s.core.v1.ResourceRequirementsArgs(
                     requests={"cpu": "1", "memory": "4Gi"}, limits={"cpu": "4", "memory": "16Gi"}),
@@ -188,9 +202,45 @@ class ModelStaging(Layer):
         self.model_path = target
         self.register_outputs({"job": f"{args.endpoint}-model-staging", "modelPath": target})
 
+    def _source_egress(self, name: str, args: ModelStagingArgs, component: str) -> k8s.networking.v1.NetworkPolicy:
+        """The tenant namespace denies egress by default: this opens the route to the model source, for the staging
+        pods of this endpoint only."""
+        staging_pods = {"app.kubernetes.io/component": component, ENDPOINT_LABEL: args.endpoint}
+        return k8s.networking.v1.NetworkPolicy(
+            f"{name}-egress",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=f"{args.endpoint}-model-source", namespace=args.namespace,
+                labels=labels("model-source-access", args.endpoint, **{ENDPOINT_LABEL: args.endpoint,
+                                                                         TENANT_LABEL: args.tenant})),
+            spec={"podSelector": {"matchLabels": staging_pods}, "policyTypes": ["Egress"],
+                  "egress": source_egress(args.source_access)},
+            opts=self.child(),
+        )
+
+
+def staging_env(args: ModelStagingArgs) -> list[k8s.core.v1.EnvVarArgs]:
+    """The staging container's environment: no telemetry, the route to the source, the token where the model needs
+    one, and a writable Hugging Face home."""
+    env = [k8s.core.v1.EnvVarArgs(name="HF_HUB_DISABLE_TELEMETRY", value="1")] + [
+        k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in source_env(args.source_access).items()]
+    if args.credentials_secret:
+        env.append(k8s.core.v1.EnvVarArgs(name="HF_TOKEN", value_from=k8s.core.v1.EnvVarSourceArgs(
+            secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=args.credentials_secret, key="HF_TOKEN"))))
+    return env + [k8s.core.v1.EnvVarArgs(name="HF_HOME", value="/tmp/hf-home")]
+
 
 @dataclass(frozen=True)
 class ModelExpressArgs:
+    """Arguments of ModelExpress: the model cache server the Dynamo platform points workers at.
+
+    Attributes:
+        namespace: the serving platform's namespace.
+        image: the ModelExpress server image (compatibility matrix `modelExpress`).
+        port: the server's gRPC port. Unit: TCP port number.
+        cache: the storage tier of the server's cache claim.
+        skip_await: whether Pulumi skips waiting for the Deployment to become ready.
+    """
+
     namespace: pulumi.Input[str]
     image: str
     port: int
@@ -203,7 +253,7 @@ class ModelExpress(Layer):
 
     NAME = "modelexpress"
 
-    def __init__(self, name: str, args: ModelExpressArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: ModelExpressArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ModelExpress", name, opts)
         child = self.child()
         meta_labels = labels("model-express", self.NAME)

@@ -7,7 +7,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import Layer, helm_release, labels
+from components.kube import Layer, at_least, helm_release, labels
 from plan.catalog import ChartPin, integration_points
 from plan.profile import RdmaExposure
 from plan.site_plan import Rail
@@ -15,12 +15,30 @@ from plan.site_plan import Rail
 
 @dataclass(frozen=True)
 class NetworkEnablementArgs:
+    """Arguments of NetworkEnablement: the NVIDIA Network Operator, the RDMA device exposure and one
+    secondary network per east-west rail.
+
+    Attributes:
+        pin: the Network Operator chart (compatibility matrix `networkOperator`).
+        namespace: the layer namespace the release installs into.
+        namespace_name: that namespace's name (the NicClusterPolicy and networks name it).
+        rails: the east-west rails: one interface, subnet and gateway each.
+        exposure: how RDMA devices reach pods: a shared RDMA device plugin resource or SR-IOV virtual functions.
+        rdma_resource: the extended resource RDMA pods request (e.g. `rdma/rdma_shared_device_a`).
+        managed_nic_driver: whether the operator installs the DOCA NIC driver (False: preinstalled on the host).
+        doca_driver_version: the DOCA driver version the operator installs; None with a preinstalled driver.
+        mtu: the MTU of the rail networks. Unit: bytes.
+        per_node_block_size: the addresses nv-ipam hands each node from a rail's subnet. Unit: IP addresses per node.
+        gpu_node_selector: the node labels that select GPU nodes (where the RDMA components run).
+        skip_await: whether Pulumi skips waiting for the release's resources to become ready.
+    """
+
     pin: ChartPin
     namespace: k8s.core.v1.Namespace
     namespace_name: str
     rails: tuple[Rail, ...]
     exposure: RdmaExposure
-    rdma_resource: str  # e.g. rdma/rdma_shared_device_a
+    rdma_resource: str
     managed_nic_driver: bool
     doca_driver_version: Optional[str]
     mtu: int
@@ -32,6 +50,16 @@ class NetworkEnablementArgs:
 def _image(pin: ChartPin, key: str, version: Optional[str] = None) -> dict:
     image, _, tag = pin.images[key].partition(":")
     return {"image": image, "repository": pin.image_repository, "version": version or tag}
+
+
+def rail_problems(args: NetworkEnablementArgs) -> list[str]:
+    """Rails that cannot carry RDMA traffic: none at all, a link MTU below IPv6's minimum (1280 bytes, RFC 8200
+    section 5), no addresses per node, a managed NIC driver without a version to install."""
+    problems = [*(["needs at least one rail"] if not args.rails else []), *at_least("mtu", args.mtu, 1280),
+                *at_least("per_node_block_size", args.per_node_block_size, 1)]
+    if args.managed_nic_driver and not args.doca_driver_version:
+        problems.append("a managed NIC driver needs doca_driver_version")
+    return problems
 
 
 def network_operator_values(args: NetworkEnablementArgs) -> dict:
@@ -92,10 +120,9 @@ def rail_network_config(rail_name: str, rail: Rail, args: NetworkEnablementArgs)
 
 
 class NetworkEnablement(Layer):
-    def __init__(self, name: str, args: NetworkEnablementArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: NetworkEnablementArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("NetworkEnablement", name, opts)
-        if not args.rails:
-            raise ValueError("NetworkEnablement needs at least one east-west rail")
+        self.refuse(rail_problems(args))
         self.values = network_operator_values(args)
         self.release = helm_release("network-operator", args.pin, self.values, args.namespace.metadata.name, self,
                                     args.skip_await, depends_on=[args.namespace])
@@ -111,42 +138,45 @@ class NetworkEnablement(Layer):
         )
         # nv-ipam and multus CRDs are applied by the operator once the NicClusterPolicy reconciles.
         after_policy = self.child(self.nic_cluster_policy)
-        self.networks = []
-        for index, rail in enumerate(args.rails):
-            rail_name = f"rail-{index}"
-            k8s.apiextensions.CustomResource(
-                f"{name}-ippool-{rail_name}",
-                api_version="nv-ipam.nvidia.com/v1alpha1",
-                kind="IPPool",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=rail_name, namespace=args.namespace_name,
-                                                    labels=labels("network-enablement", rail_name)),
-                spec={
-                    "subnet": rail.subnet,
-                    "perNodeBlockSize": args.per_node_block_size,
-                    "gateway": rail.gateway,
-                    "nodeSelector": {"nodeSelectorTerms": [{"matchExpressions": [
-                        {"key": key, "operator": "In", "values": [value]}
-                        for key, value in args.gpu_node_selector.items()]}]},
-                },
-                opts=after_policy,
-            )
-            annotations = {}
-            if args.exposure == RdmaExposure.SRIOV:
-                annotations[integration_points().multus.resource_name_annotation] = args.rdma_resource
-            k8s.apiextensions.CustomResource(
-                f"{name}-nad-{rail_name}",
-                api_version="k8s.cni.cncf.io/v1",
-                kind="NetworkAttachmentDefinition",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=rail_name, namespace=args.namespace_name,
-                                                    labels=labels("network-enablement", rail_name),
-                                                    annotations=annotations or None),
-                spec={"config": rail_network_config(rail_name, rail, args)},
-                opts=after_policy,
-            )
-            self.networks.append(f"{args.namespace_name}/{rail_name}")
+        self.networks = [self._rail(name, f"rail-{index}", rail, args, after_policy)
+                         for index, rail in enumerate(args.rails)]
         self.register_outputs({
             "release": self.release.name,
             "chartVersion": args.pin.version,
             "networks": self.networks,
             "rdmaResource": args.rdma_resource,
         })
+
+    def _rail(self, name: str, rail_name: str, rail: Rail, args: NetworkEnablementArgs,
+              opts: pulumi.ResourceOptions) -> str:
+        """A rail's nv-ipam pool and its secondary network; returns the network as <namespace>/<name>."""
+        k8s.apiextensions.CustomResource(
+            f"{name}-ippool-{rail_name}",
+            api_version="nv-ipam.nvidia.com/v1alpha1",
+            kind="IPPool",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=rail_name, namespace=args.namespace_name,
+                                                labels=labels("network-enablement", rail_name)),
+            spec={
+                "subnet": rail.subnet,
+                "perNodeBlockSize": args.per_node_block_size,
+                "gateway": rail.gateway,
+                "nodeSelector": {"nodeSelectorTerms": [{"matchExpressions": [
+                    {"key": key, "operator": "In", "values": [value]}
+                    for key, value in args.gpu_node_selector.items()]}]},
+            },
+            opts=opts,
+        )
+        annotations = {}
+        if args.exposure == RdmaExposure.SRIOV:
+            annotations[integration_points().multus.resource_name_annotation] = args.rdma_resource
+        k8s.apiextensions.CustomResource(
+            f"{name}-nad-{rail_name}",
+            api_version="k8s.cni.cncf.io/v1",
+            kind="NetworkAttachmentDefinition",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=rail_name, namespace=args.namespace_name,
+                                                labels=labels("network-enablement", rail_name),
+                                                annotations=annotations or None),
+            spec={"config": rail_network_config(rail_name, rail, args)},
+            opts=opts,
+        )
+        return f"{args.namespace_name}/{rail_name}"

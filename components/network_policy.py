@@ -36,7 +36,8 @@ def ingress_from(namespaces: list[str], ports: list[int]) -> dict:
 
 def platform_policies(access: NetworkAccess, layer: PlatformAccess, peers: dict[str, list[str]]) -> dict[str, dict]:
     """name -> spec for one platform namespace. `peers` resolves a peer name of the data file to namespaces."""
-    policies = {"default-deny": DEFAULT_DENY, "allow-same-namespace": SAME_NAMESPACE, "allow-dns": dns_egress(access)}
+    policies: dict[str, dict] = {"default-deny": DEFAULT_DENY, "allow-same-namespace": SAME_NAMESPACE,
+                                 "allow-dns": dns_egress(access)}
     if layer.egress.api_server:
         policies["allow-api-server"] = api_server_egress(access)
     if layer.egress.anywhere:

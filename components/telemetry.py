@@ -18,18 +18,38 @@ RULES_NAME = "ncp-gpu-health"
 
 @dataclass(frozen=True)
 class TelemetryArgs:
-    rules_namespace: k8s.core.v1.Namespace  # site rules and dashboards
+    """Arguments of Telemetry: the site's recording and alerting rules, dashboards and, when the site
+    records that decision, its own Prometheus stack.
+
+    Attributes:
+        rules_namespace: the namespace of the site rules and dashboards.
+        dcgm: the DCGM exporter's metric names and labels (data/telemetry-signals.yaml `dcgm`).
+        kai: the KAI Scheduler's metric names and labels.
+        nvsentinel: NVSentinel's metric names and labels.
+        tenant_namespace_prefix: tenant namespaces and their KAI leaf queues are both `<prefix><tenant>`.
+        selector_labels: the labels the site's Prometheus selects rules by.
+        gpu_temperature_celsius: the GPU temperature above which the temperature alert fires. Unit: degrees Celsius.
+        dashboards: the site dashboards.
+        dashboard_label: the label (key, value) the site's Grafana dashboard sidecar loads ConfigMaps by.
+        prometheus_pin: the kube-prometheus-stack chart, set only when the site records the Prometheus stack decision;
+            None installs none.
+        prometheus_namespace: the layer namespace of that Prometheus stack; None without it.
+        prometheus_storage: the telemetry-retention tier backing the stack's Prometheus; None keeps no volume.
+        skip_await: whether Pulumi skips waiting for the resources to become ready.
+    """
+
+    rules_namespace: k8s.core.v1.Namespace
     dcgm: MetricSource
     kai: MetricSource
     nvsentinel: MetricSource
-    tenant_namespace_prefix: str  # tenant namespaces and their KAI leaf queues are both <prefix><tenant>
+    tenant_namespace_prefix: str
     selector_labels: dict[str, str]
     gpu_temperature_celsius: int
     dashboards: list[Dashboard]
-    dashboard_label: tuple[str, str]  # the label (key, value) the site's Grafana dashboard sidecar loads
-    prometheus_pin: Optional[ChartPin]  # set only when the site records the Prometheus stack decision
+    dashboard_label: tuple[str, str]
+    prometheus_pin: Optional[ChartPin]
     prometheus_namespace: Optional[k8s.core.v1.Namespace]
-    prometheus_storage: Optional[StorageTier]  # the telemetry-retention tier, backing the stack's Prometheus
+    prometheus_storage: Optional[StorageTier]
     skip_await: bool
 
 
@@ -157,7 +177,7 @@ def retention_size(size: str) -> str:
 
 
 class Telemetry(Layer):
-    def __init__(self, name: str, args: TelemetryArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: TelemetryArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("Telemetry", name, opts)
         depends_on = [args.rules_namespace]
         self.prometheus = None

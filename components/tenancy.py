@@ -8,12 +8,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import (
-    PRIORITY_SYSTEM, TENANT_LABEL, Layer, labels, ngc_pull_secret, policy_rules, psa_labels,
+    PRIORITY_SYSTEM, TENANT_LABEL, Layer, at_least, labels, ngc_pull_secret, policy_rules, psa_labels, repeated,
 )
 from components.network_policy import (
     DEFAULT_DENY, SAME_NAMESPACE, dns_egress, namespace_peer, tenant_platform_egress,
 )
-from plan.catalog import NetworkAccess, TenantAccess, integration_points
+from plan.catalog import AccessRule, NetworkAccess, TenantAccess, integration_points
 from plan.names import POD_SECURITY_REASON
 from plan.pod_security import RESTRICTED
 from plan.tenancy import TenantSpec
@@ -29,14 +29,41 @@ QUOTA_STATUS_AWAIT = {"pulumi.com/waitFor": "jsonpath={.status.hard.pods}"}
 
 @dataclass(frozen=True)
 class TenancyArgs:
+    """Arguments of Tenancy: every tenant's namespace, quota, RBAC, network policies and pull secret.
+
+    Attributes:
+        tenants: the tenants.
+        gateway_namespace: the namespace of the site's gateway, admitted to every tenant namespace.
+        monitoring_namespace: the namespace of the site's Prometheus, admitted to scrape every tenant namespace.
+        platform_namespaces: compatibility-matrix component -> its namespace: tenants reach the ports it admits them on.
+        network: the network data (DNS, API server ports, platform ports) the tenant policies allow.
+        access: the RBAC rules of the tenant admin and viewer roles and the priority classes tenants may use.
+        storage_classes: the storage classes tenant claims use: each gets its own storage quota.
+        ngc_api_key: the NGC API key (a secret) for a tenant pull secret, only with pullCredentials `sharedKey` (never
+            in prod); None creates none.
+    """
+
     tenants: list[TenantSpec]
     gateway_namespace: str
     monitoring_namespace: str
-    platform_namespaces: dict[str, str]  # matrix component -> namespace: tenants reach the ports it admits them on
+    platform_namespaces: dict[str, str]
     network: NetworkAccess
     access: TenantAccess
-    storage_classes: list[str]  # the classes tenant claims use: each gets its own storage quota
-    ngc_api_key: Optional[pulumi.Output[str]]  # only with pullCredentials sharedKey (never in prod)
+    storage_classes: list[str]
+    ngc_api_key: Optional[pulumi.Output[str]]
+
+
+def tenancy_problems(args: TenancyArgs) -> list[str]:
+    """What makes the tenants unusable: none at all, a name or namespace twice, a count the quota cannot hold."""
+    if not args.tenants:
+        return ["needs at least one tenant"]
+    problems = (repeated("tenant", [tenant.name for tenant in args.tenants])
+                + repeated("namespace", [tenant.namespace for tenant in args.tenants]))
+    for tenant in args.tenants:
+        own = [*(["namespace is empty"] if not tenant.namespace else []), *at_least("gpu_limit", tenant.gpu_limit, 0),
+               *at_least("pods", tenant.pods, 1), *at_least("claims", tenant.claims, 0)]
+        problems += [f"tenant {tenant.name}: {problem}" for problem in own]
+    return problems
 
 
 def quota_hard(tenant: TenantSpec, storage_classes: list[str]) -> dict[str, str]:
@@ -77,53 +104,75 @@ def network_policies(args: TenancyArgs) -> dict[str, dict]:
 
 
 class TenantEnvironment(Layer):
-    def __init__(self, name: str, tenant: TenantSpec, args: TenancyArgs, opts: pulumi.ResourceOptions = None):
+    """One tenant's namespace with everything that confines it: quotas, limits, network policies, roles and the
+    workload ServiceAccount."""
+
+    def __init__(self, name: str, tenant: TenantSpec, args: TenancyArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("TenantEnvironment", name, opts)
-        child = self.child()
-        tenant_labels = labels("tenancy", tenant.namespace, **{TENANT_LABEL: tenant.name})
+        self._tenant = tenant
+        self._labels = labels("tenancy", tenant.namespace, **{TENANT_LABEL: tenant.name})
+        self.namespace = self._namespace()
+        self._in_namespace = self.child(self.namespace)
+        self.quota = self._quotas(args)
+        self.network_policies = [
+            k8s.networking.v1.NetworkPolicy(f"{name}-netpol-{policy_name}", metadata=self._meta(policy_name),
+                                            spec=spec, opts=self._in_namespace)
+            for policy_name, spec in network_policies(args).items()]
+        for role, rules, groups in (("admins", args.access.admin, tenant.admins),
+                                    ("viewers", args.access.viewer, tenant.viewers)):
+            if groups:
+                self._role(role, rules, groups)
+        self.service_account = self._service_account(args.ngc_api_key)
+        self.register_outputs({"namespace": self.namespace.metadata.name, "serviceAccount": WORKLOAD_SERVICE_ACCOUNT,
+                               "queue": tenant.queue})
+
+    def _meta(self, object_name: str) -> k8s.meta.v1.ObjectMetaArgs:
+        return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=self.namespace.metadata.name,
+                                          labels=self._labels)
+
+    def _namespace(self) -> k8s.core.v1.Namespace:
+        tenant = self._tenant
         annotations = {POD_SECURITY_REASON: tenant.pod_security.reason} if tenant.pod_security else {}
         if tenant.node_selector:
             # With the site's PodNodeSelector admission plugin, every pod of the namespace (also those a tenant admin
             # creates) gets this selector, and a pod selecting another tenant's nodes is refused.
             annotations[integration_points().kubernetes.pod_node_selector_annotation] = ",".join(
                 f"{key}={value}" for key, value in sorted(tenant.node_selector.items()))
-        self.namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
+        return k8s.core.v1.Namespace(
+            f"{self.pulumi_resource_name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=tenant.namespace,
-                labels={**tenant_labels,
+                labels={**self._labels,
                         **psa_labels((tenant.pod_security or RESTRICTED).level),
                         integration_points().kai.queue_label: tenant.queue},
                 annotations=annotations or None),
-            opts=child,
+            opts=self.child(),
         )
-        ns = self.namespace.metadata.name
-        in_namespace = self.child(self.namespace)
 
-        def meta(object_name: str) -> k8s.meta.v1.ObjectMetaArgs:
-            return k8s.meta.v1.ObjectMetaArgs(name=object_name, namespace=ns, labels=tenant_labels)
-
-        self.quota = k8s.core.v1.ResourceQuota(
+    def _quotas(self, args: TenancyArgs) -> k8s.core.v1.ResourceQuota:
+        """The tenant's quota, no pods at the platform's priorities, and per-container limits; returns the quota."""
+        name, tenant, ns = self.pulumi_resource_name, self._tenant, self.namespace.metadata.name
+        quota = k8s.core.v1.ResourceQuota(
             f"{name}-quota", metadata=k8s.meta.v1.ObjectMetaArgs(name="tenant-quota", namespace=ns,
-                                                                labels=tenant_labels, annotations=QUOTA_STATUS_AWAIT),
+                                                                labels=self._labels, annotations=QUOTA_STATUS_AWAIT),
             spec=k8s.core.v1.ResourceQuotaSpecArgs(hard=quota_hard(tenant, args.storage_classes)),
-            opts=in_namespace,
+            opts=self._in_namespace,
         )
         # Tenant pods may not run at the platform's priorities (and so never preempt platform pods or other tenants
         # with them): a quota of zero pods scoped to those classes.
         k8s.core.v1.ResourceQuota(
-            f"{name}-platform-priorities", metadata=meta("platform-priorities"),
+            f"{name}-platform-priorities", metadata=self._meta("platform-priorities"),
             spec=k8s.core.v1.ResourceQuotaSpecArgs(
                 hard={"pods": "0"},
                 scope_selector=k8s.core.v1.ScopeSelectorArgs(match_expressions=[
                     k8s.core.v1.ScopedResourceSelectorRequirementArgs(
                         scope_name="PriorityClass", operator="In",
                         values=[PRIORITY_SYSTEM, *args.access.platform_priority_classes])])),
-            opts=in_namespace,
+            opts=self._in_namespace,
         )
         k8s.core.v1.LimitRange(
             f"{name}-limits",
-            metadata=meta("tenant-limits"),
+            metadata=self._meta("tenant-limits"),
             spec=k8s.core.v1.LimitRangeSpecArgs(limits=[k8s.core.v1.LimitRangeItemArgs(
                 type="Container",
                 default_request={"cpu": "500m", "memory": "1Gi"},
@@ -132,44 +181,42 @@ class TenantEnvironment(Layer):
                 max={"cpu": tenant.cpu_limit, "memory": tenant.memory_limit},
                 min={"cpu": "10m", "memory": "16Mi"},
             )]),
-            opts=in_namespace,
+            opts=self._in_namespace,
         )
-        self.network_policies = []
-        for policy_name, spec in network_policies(args).items():
-            self.network_policies.append(k8s.networking.v1.NetworkPolicy(
-                f"{name}-netpol-{policy_name}", metadata=meta(policy_name), spec=spec, opts=in_namespace))
-        for role, rules, groups in (("admins", args.access.admin, tenant.admins),
-                                    ("viewers", args.access.viewer, tenant.viewers)):
-            if not groups:
-                continue
-            # Project-defined Roles, not the built-in admin/view: those read Secrets and edit NetworkPolicies.
-            k8s.rbac.v1.Role(f"{name}-{role}-role", metadata=meta(f"tenant-{role}"), rules=policy_rules(rules),
-                             opts=in_namespace)
-            k8s.rbac.v1.RoleBinding(
-                f"{name}-{role}",
-                metadata=meta(f"tenant-{role}"),
-                role_ref=k8s.rbac.v1.RoleRefArgs(api_group=RBAC_GROUP, kind="Role", name=f"tenant-{role}"),
-                subjects=[k8s.rbac.v1.SubjectArgs(kind="Group", name=group, api_group=RBAC_GROUP)
-                          for group in groups],
-                opts=in_namespace,
-            )
+        return quota
+
+    def _role(self, role: str, rules: list[AccessRule], groups: list[str]) -> None:
+        # Project-defined Roles, not the built-in admin/view: those read Secrets and edit NetworkPolicies.
+        k8s.rbac.v1.Role(f"{self.pulumi_resource_name}-{role}-role", metadata=self._meta(f"tenant-{role}"),
+                         rules=policy_rules(rules), opts=self._in_namespace)
+        k8s.rbac.v1.RoleBinding(
+            f"{self.pulumi_resource_name}-{role}",
+            metadata=self._meta(f"tenant-{role}"),
+            role_ref=k8s.rbac.v1.RoleRefArgs(api_group=RBAC_GROUP, kind="Role", name=f"tenant-{role}"),
+            subjects=[k8s.rbac.v1.SubjectArgs(kind="Group", name=group, api_group=RBAC_GROUP) for group in groups],
+            opts=self._in_namespace,
+        )
+
+    def _service_account(self, ngc_api_key: Optional[pulumi.Output[str]]) -> k8s.core.v1.ServiceAccount:
+        """The account tenant workloads run as, with the tenant pull secret where there is one."""
         pull_secrets = None
-        if args.ngc_api_key is not None:
-            ngc_pull_secret(f"{name}-ngc-pull-secret", meta(PULL_SECRET), args.ngc_api_key, in_namespace)
+        if ngc_api_key is not None:
+            ngc_pull_secret(f"{self.pulumi_resource_name}-ngc-pull-secret", self._meta(PULL_SECRET), ngc_api_key,
+                            self._in_namespace)
             pull_secrets = [k8s.core.v1.LocalObjectReferenceArgs(name=PULL_SECRET)]
-        self.service_account = k8s.core.v1.ServiceAccount(
-            f"{name}-workload-sa",
-            metadata=meta(WORKLOAD_SERVICE_ACCOUNT),
+        return k8s.core.v1.ServiceAccount(
+            f"{self.pulumi_resource_name}-workload-sa",
+            metadata=self._meta(WORKLOAD_SERVICE_ACCOUNT),
             automount_service_account_token=False,
             image_pull_secrets=pull_secrets,
-            opts=in_namespace,
+            opts=self._in_namespace,
         )
-        self.register_outputs({"namespace": ns, "serviceAccount": WORKLOAD_SERVICE_ACCOUNT, "queue": tenant.queue})
 
 
 class Tenancy(Layer):
-    def __init__(self, name: str, args: TenancyArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: TenancyArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("Tenancy", name, opts)
+        self.refuse(tenancy_problems(args))
         self.tenants = {
             tenant.name: TenantEnvironment(f"{name}-{tenant.name}", tenant, args, self.child())
             for tenant in args.tenants

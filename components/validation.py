@@ -24,22 +24,36 @@ RESULTS_MOUNT = "/results"
 
 @dataclass(frozen=True)
 class BenchmarkArgs:
+    """Arguments of Benchmark: the AIPerf Job measuring one endpoint against its acceptance thresholds.
+
+    Attributes:
+        endpoint: the endpoint (or inference service) measured.
+        tenant: the tenant that owns it.
+        namespace: the tenant's namespace.
+        image: the AIPerf image (`components.serving.validation.benchmarkImage`).
+        service_account: the tenant workload ServiceAccount the Job runs as.
+        command: the AIPerf command line (acceptance.aiperf_args).
+        thresholds: the acceptance thresholds, recorded beside the Job for `python -m acceptance.check`.
+        graph: the workload measured (DynamoGraphDeployment or Deployment): the Job waits for it.
+        placement: the tenant's dedicated nodes, where it has them. Default: None.
+    """
+
     endpoint: str
     tenant: str
     namespace: pulumi.Input[str]
     image: str
     service_account: str
-    command: list[str]  # the aiperf command line (acceptance.aiperf_args)
+    command: list[str]
     thresholds: dict
     graph: pulumi.Resource
-    placement: Optional[NodePlacement] = None  # the tenant's dedicated nodes, where it has them
+    placement: Optional[NodePlacement] = None
 
 
 class Benchmark(Layer):
     """The endpoint's AIPerf run: a Job writing artifacts to the tenant's benchmark-output claim, with the
     acceptance thresholds recorded beside it (annotation and ConfigMap) for `python -m acceptance.check`."""
 
-    def __init__(self, name: str, args: BenchmarkArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: BenchmarkArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("Benchmark", name, opts)
         thresholds = yaml.safe_dump(args.thresholds, sort_keys=True)
         job_labels = labels("benchmark", f"{args.endpoint}-aiperf", **{ENDPOINT_LABEL: args.endpoint,
@@ -76,6 +90,23 @@ class Benchmark(Layer):
 
 @dataclass(frozen=True)
 class ValidationSuiteArgs:
+    """Arguments of ValidationSuite: the ISV NCP Validation Suite's read-only checks, run as a Job.
+
+    Attributes:
+        namespace: the validation namespace.
+        image: the site-built suite image, pinned by digest in prod.
+        suite_file: the suite configuration file inside the image (compatibility matrix `validationSuite`).
+        gpu_operator_namespace: the GPU Operator's namespace, which the suite checks.
+        overrides: the suite configuration paths the Job sets (GPU Operator namespace, MIG expectations).
+        mig_strategy: the MIG strategy the suite expects on the nodes; None expects no MIG.
+        version: the suite version, recorded on the Job.
+        results: the benchmark-output tier, which keeps the evidence; None writes to an emptyDir.
+        checks: the suite's read-only checks this Job runs (pytest -k); at least one.
+        reads: everything those checks read: the Job's ClusterRole, and nothing more; at least one rule.
+        pull_secret: the platform's registry credential in this namespace, if any. Default: None.
+        skip_await: whether Pulumi skips waiting for the Job to complete. Default: False.
+    """
+
     namespace: k8s.core.v1.Namespace
     image: str
     suite_file: str
@@ -83,10 +114,10 @@ class ValidationSuiteArgs:
     overrides: dict
     mig_strategy: Optional[str]
     version: str
-    results: Optional[StorageTier]  # the benchmark-output tier keeps the evidence; without it, an emptyDir
-    checks: list[str]  # the suite's read-only checks this Job runs (pytest -k)
-    reads: list[AccessRule]  # everything those checks read: the Job's ClusterRole, and nothing more
-    pull_secret: Optional[str] = None  # the platform's registry credential in this namespace, if any
+    results: Optional[StorageTier]
+    checks: list[str]
+    reads: list[AccessRule]
+    pull_secret: Optional[str] = None
     skip_await: bool = False
 
 
@@ -110,14 +141,14 @@ def suite_command(args: ValidationSuiteArgs) -> list[str]:
 class ValidationSuite(Layer):
     NAME = "isv-ncp-validation"
 
-    def __init__(self, name: str, args: ValidationSuiteArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: ValidationSuiteArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ValidationSuite", name, opts)
         child = self.child(args.namespace)
         ns = args.namespace.metadata.name
         suite_labels = labels("validation-suite", self.NAME)
         if not args.checks or not args.reads:
-            raise pulumi.ResourceError("ValidationSuite needs the checks it runs and the rules they read "
-                                       "(validationSuite.readOnlyChecks/reads in the compatibility matrix)", self)
+            self.refuse(["needs the checks it runs and the rules they read "
+                         "(validationSuite.readOnlyChecks/reads in the compatibility matrix)"])
         # The token is mounted only into the Job's pod (automount_token below), never by default.
         account = k8s.core.v1.ServiceAccount(
             f"{name}-sa", metadata=k8s.meta.v1.ObjectMetaArgs(name=self.NAME, namespace=ns, labels=suite_labels),

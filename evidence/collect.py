@@ -8,10 +8,11 @@ Outputs layout (what the validation suite Job and the AIPerf Jobs write to the b
 import xml.etree.ElementTree as ElementTree
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Optional
 
 from acceptance.check import evaluate, load_export
-from evidence.record import (BenchmarkResult, CheckRow, Environment, EvidenceRecord, Sizing, ValidationResult,
-                             Workload, sha256_of)
+from evidence.record import (BenchmarkResult, CacheState, CheckRow, Environment, EvidenceRecord, Sizing,
+                             ValidationResult, Workload, sha256_of)
 from plan.catalog import ROOT
 from plan.site_plan import SitePlan
 
@@ -45,13 +46,15 @@ def read_junit(directory: Path) -> ValidationResult:
     return ValidationResult(source=", ".join(p.name for p in files), failed_cases=failed, **totals)
 
 
-def _environment(site_plan: SitePlan, endpoint_plan, cache_state: str, versions: dict) -> Environment:
+def _environment(site_plan: SitePlan, endpoint_plan, cache_state: CacheState, versions: dict) -> Environment:
     endpoint = endpoint_plan.endpoint
     model = endpoint.model
     matrix = site_plan.matrix
     runtime = matrix.workload("dynamoRuntime")
     mode = endpoint_plan.mode + (" over RDMA rails" if endpoint_plan.mode == "disaggregated"
                                  and site_plan.network_enabled else "")
+    storage = site_plan.config.components.serving.storage
+    assert storage is not None, "a stack with endpoints has storage tiers (the plan requires them)"
     return Environment(
         kubernetes_version=site_plan.kubernetes_version, hardware_profile=site_plan.profile.name,
         gpu_driver=matrix.pin("gpuOperator").images.get("driver", "preinstalled"),
@@ -59,7 +62,7 @@ def _environment(site_plan: SitePlan, endpoint_plan, cache_state: str, versions:
         images={"serving": endpoint_plan.image}, model_source=model.source, model_revision=model.revision,
         tokenizer=model.tokenizer or model.name, backend=endpoint.backend, backend_version=runtime.version,
         network_mode=mode, cache_state=cache_state,
-        storage_path=site_plan.config.components.serving.storage.model_artifacts.storage_class,
+        storage_path=storage.model_artifacts.storage_class,
         sizing=Sizing(file=endpoint.sizing, sha256=sha256_of(ROOT / endpoint.sizing)))
 
 
@@ -69,8 +72,8 @@ def _benchmark(directory: Path, thresholds) -> BenchmarkResult:
                            checks=[CheckRow(**row.__dict__) for row in rows])
 
 
-def build_records(stack: str, site_plan: SitePlan, versions: dict, outputs: Path, cache_state: str,
-                  run_id: str = None, now: datetime = None) -> list[EvidenceRecord]:
+def build_records(stack: str, site_plan: SitePlan, versions: dict, outputs: Path, cache_state: CacheState,
+                  run_id: Optional[str] = None, now: Optional[datetime] = None) -> list[EvidenceRecord]:
     """One record per endpoint; `versions`: the chart versions the stack deploys (the program's `versions` output)."""
     now = now or datetime.now(timezone.utc)
     run_id = run_id or now.strftime("%Y%m%dT%H%M%SZ")

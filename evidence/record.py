@@ -16,6 +16,8 @@ from plan.strict import StrictModel
 SCHEMA_VERSION = 1
 INDEX_FILE = ROOT / "evidence" / "index.yaml"
 
+CacheState = Literal["cold", "warm"]  # the model cache at the start of the run
+
 
 class Sizing(StrictModel):
     file: str
@@ -34,7 +36,7 @@ class Environment(StrictModel):
     backend: str
     backend_version: str = Field(description="Dynamo runtime release the backend image belongs to")
     network_mode: str = Field(description="aggregated or disaggregated, and whether KV moves over RDMA rails")
-    cache_state: Literal["cold", "warm"]
+    cache_state: CacheState
     storage_path: str = Field(description="storage class of the model artifacts")
     sizing: Sizing
 

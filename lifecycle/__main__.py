@@ -40,7 +40,8 @@ def matrix_at(revision) -> CompatibilityMatrix:
     try:
         return CompatibilityMatrix.model_validate(yaml.safe_load(text))
     except (yaml.YAMLError, ValidationError) as error:
-        raise RevisionError(f"{revision or 'working tree'}: the matrix is invalid ({str(error).splitlines()[0]})")
+        raise RevisionError(f"{revision or 'working tree'}: the matrix is invalid "
+                            f"({str(error).splitlines()[0]})") from None
 
 
 def main(argv=None) -> int:

@@ -10,7 +10,7 @@ Exit codes: 0 compared (differences are not an error), 2 a stack file or revisio
 import argparse
 import subprocess
 import sys
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import pulumi
 from cli_exit import BAD_INPUT, OK, run_command
@@ -37,7 +37,8 @@ def _record(side: str) -> Recording:
 
 def _layer(registration: Registration, by_urn: dict[str, Registration]) -> str:
     """The outermost project component above a resource (its RA layer), or the stack for top-level resources."""
-    layer, current = "stack", registration
+    layer = "stack"
+    current: Optional[Registration] = registration
     while current is not None:
         if current.type.startswith(COMPONENT_PREFIX):
             layer = f"{current.type[len(COMPONENT_PREFIX):]} {current.name}"

@@ -18,7 +18,8 @@ from offline.recorder import Recording, Registration
 from plan.catalog import ROOT
 
 PACK_DIR = ROOT / "policy"
-LEVELS = {"advisory": 0, "mandatory": 1, "disabled": 2, "remediate": 3}
+LEVELS = {"advisory": analyzer_pb2.ADVISORY, "mandatory": analyzer_pb2.MANDATORY, "disabled": analyzer_pb2.DISABLED,
+          "remediate": analyzer_pb2.REMEDIATE}
 LEVEL_NAMES = {value: name for name, value in LEVELS.items()}
 
 

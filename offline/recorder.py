@@ -2,7 +2,7 @@
 import json
 import runpy
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import AbstractSet, Any, Callable, Mapping, Optional
 
 import pulumi
 from google.protobuf import json_format
@@ -92,8 +92,8 @@ def config_for_runtime(raw: Mapping[str, Any]) -> dict[str, str]:
     return {f"{PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value) for key, value in raw.items()}
 
 
-def run_program(raw: Mapping[str, Any], secret_keys: set[str] = frozenset(), stack: str = "test",
-                program: Callable[[], None] = None) -> Recording:
+def run_program(raw: Mapping[str, Any], secret_keys: AbstractSet[str] = frozenset(), stack: str = "test",
+                program: Optional[Callable[[], None]] = None) -> Recording:
     """Run __main__.py (or `program`) under mocks with the given config; raises what the program raises."""
     recording = Recording(stack=stack)
     monitor = _RecordingMonitor(_Mocks(), recording)
@@ -108,7 +108,9 @@ def run_program(raw: Mapping[str, Any], secret_keys: set[str] = frozenset(), sta
             runpy.run_path(str(PROGRAM), run_name="__main__")
         # Under mocks the root Stack is finished before the program runs, so exports never reach the monitor:
         # read them from the root resource instead.
-        exports = dict(settings.get_root_resource().outputs)
+        root = settings.get_root_resource()
+        assert isinstance(root, pulumi.runtime.stack.Stack), "pulumi.runtime.test runs the program in a Stack"
+        exports = dict(root.outputs)
         return pulumi.Output.from_input(exports).apply(recording.outputs.update)
 
     pulumi.runtime.test(run)()

@@ -68,7 +68,8 @@ def declared_by_site(config: Mapping[str, Any]) -> set[tuple[str, Optional[str],
     """(kind, namespace, name) the site provides: built-ins, and the names its config (effective_config) gives at
     the declared keys."""
     data = _prerequisites()
-    provided = {(kind, ANY, name) for kind, names in data["builtin"].items() if kind != "source" for name in names}
+    provided: set[tuple[str, Optional[str], str]] = {
+        (kind, ANY, name) for kind, names in data["builtin"].items() if kind != "source" for name in names}
     for kind, keys in data["siteProvided"].items():
         for key in keys:
             for value in _config_values(config, key.split(".")):
@@ -94,7 +95,8 @@ def namespace_of(registration: Registration) -> Optional[str]:
     return _meta(registration).get("namespace")
 
 
-def _pod_spec_refs(spec: Mapping, namespace: str, where: str) -> Iterator[tuple[str, str, Optional[str], str]]:
+def _pod_spec_refs(spec: Mapping, namespace: Optional[str],
+                   where: str) -> Iterator[tuple[str, str, Optional[str], str]]:
     """(where, kind, namespace, name) a pod spec refers to."""
     yield f"{where}.serviceAccountName", "ServiceAccount", namespace, spec.get("serviceAccountName") or "default"
     if spec.get("priorityClassName"):
@@ -136,7 +138,7 @@ def _pod_specs(registration: Registration) -> Iterator[tuple[str, Mapping]]:
             yield f"spec.services.{service}.extraPodSpec", body.get("extraPodSpec") or {}
 
 
-def _network_refs(value: str, namespace: str) -> Iterator[tuple[Optional[str], str]]:
+def _network_refs(value: str, namespace: Optional[str]) -> Iterator[tuple[Optional[str], str]]:
     for item in value.split(","):
         item = item.strip().split("@", 1)[0]
         ns, _, name = item.rpartition("/")
@@ -216,7 +218,7 @@ def references(registration: Registration) -> Iterator[Ref]:
 @dataclass(frozen=True)
 class Inventory:
     objects: set[tuple[str, Optional[str], str]]
-    service_ports: dict[tuple[str, str], set[int]]  # (namespace, Service) -> ports; empty set: any port
+    service_ports: dict[tuple[Optional[str], str], set[int]]  # (namespace, Service) -> ports; empty set: any port
 
     def has(self, ref: Ref) -> bool:
         namespace = None if ref.kind in CLUSTER_SCOPED else ref.namespace
@@ -240,9 +242,9 @@ def _release_services(release: Registration) -> Iterator[tuple[str, int]]:
 def inventory(recording: Recording, config: Mapping[str, Any]) -> Inventory:
     """What the stack creates, what operators it installs create from it, and what the site declares."""
     objects = set(declared_by_site(config))
-    ports: dict[tuple[str, str], set[int]] = {}
+    ports: dict[tuple[Optional[str], str], set[int]] = {}
 
-    def service(namespace: str, name: str, *service_ports: int) -> None:
+    def service(namespace: Optional[str], name: str, *service_ports: int) -> None:
         objects.add(("Service", namespace, name))
         ports.setdefault((namespace, name), set()).update(service_ports)
 

@@ -574,6 +574,7 @@ class Gpu:
 
 def dcgm_series(plan: SitePlan, recording: Recording, gpus: list[Gpu], scenario: Scenario) -> Scenario:
     dcgm = load_signals()["dcgm"]
+    assert dcgm.workload_namespace_label, "data/telemetry-signals.yaml `dcgm` names its workload namespace label"
     m = dcgm.metrics
     monitor = recording.releases()["gpu-operator"].inputs["values"]["dcgmExporter"]["serviceMonitor"]
     namespace = plan.matrix.pin("gpuOperator").namespace
@@ -636,7 +637,7 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     kai_series(recording, {over: quota[over] + 4}, records)
     nvsentinel_series(plan, {"gpu-node-0": 1}, 2, records)
     per_gpu = lambda attr: [(gpu_labels(plan, g), getattr(g, attr)) for g in (allocated, spare)]  # noqa: E731
-    expected_records = {
+    expected_records: dict[str, list[tuple[dict[str, str], float]]] = {
         "ncp:gpu_utilization:percent": per_gpu("utilization"),
         "ncp:gpu_temperature:celsius": per_gpu("temperature"),
         "ncp:gpu_power:watts": per_gpu("power"),
@@ -666,7 +667,8 @@ def kai_series(recording: Recording, allocated: dict[str, int], scenario: Scenar
         name = queue.inputs["metadata"]["name"]
         quota = max(queue.inputs["spec"]["resources"]["gpu"]["quota"], 0)
         exporter = {kai.labels["queue"]: name, "queue_metadata_name": name, "queue_display_name": ""}
-        used = allocated.get(tenant_of.get(name), quota)
+        tenant = tenant_of.get(name)
+        used = allocated.get(tenant, quota) if tenant is not None else quota
         scenario.add(scraped(kai.metrics["queueDeservedGpus"], exporter, base), gauge(quota))
         scenario.add(scraped(kai.metrics["queueAllocatedGpus"], exporter, base), gauge(used))
     return scenario
@@ -720,12 +722,11 @@ def rule_test_suites(plan: SitePlan, recording: Recording) -> list[tuple[dict[st
     if len(site) != 1:
         raise KeyError(f"expected one site PrometheusRule ncp-gpu-health, found {sorted(files)}")
     suites = [(site, site_cases(plan, recording, next(iter(site.values()))))]
-    for fixture in endpoint_fixtures(plan, recording):
-        suites.append(({fixture.plan.name: fixture.groups}, endpoint_cases(fixture)))
+    for endpoint in endpoint_fixtures(plan, recording):
+        suites.append(({endpoint.plan.name: endpoint.groups}, endpoint_cases(endpoint)))
     signals = load_signals()["triton"]
     for service in plan.inference_services:
         monitor = _registered(recording, "PodMonitor", service.name, service.namespace)
         groups = _registered(recording, "PrometheusRule", f"{service.name}-inference", service.namespace)["groups"]
-        fixture = InferenceFixture(service, monitor, groups, signals)
-        suites.append(({service.name: groups}, inference_cases(fixture)))
+        suites.append(({service.name: groups}, inference_cases(InferenceFixture(service, monitor, groups, signals))))
     return suites

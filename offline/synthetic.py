@@ -20,7 +20,8 @@ def site_config(profile: str, environment: str = "lab", tenants: int = 2, gpu_no
             "validationEvidence": {"path": f"evidence/{profile}/", "owner": "validation"},
         },
         "tenants": [
-            {"name": f"t{i}", "gpuQuota": per_tenant, "gpuLimit": min(per_tenant * 2, capacity), "admins": [f"t{i}-admins"]}
+            {"name": f"t{i}", "gpuQuota": per_tenant, "gpuLimit": min(per_tenant * 2, capacity),
+             "admins": [f"t{i}-admins"]}
             for i in range(tenants)
         ],
     }

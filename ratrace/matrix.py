@@ -1,5 +1,6 @@
 """The traceability matrix: every RA requirement with the references that cover it, or "not covered"."""
 from dataclasses import dataclass, field
+from typing import Optional
 
 from ratrace.ra_text import Requirement, contains, normalize, requirements, sections
 from ratrace.scan import Reference, comment_references, policy_references, unnamed_policy_sections
@@ -26,7 +27,7 @@ def dangling(text: str, references: list[Reference]) -> list[str]:
     return problems + [f"policy {entry} names no RA section" for entry in unnamed_policy_sections(set(sections(text)))]
 
 
-def build(text: str, references: list[Reference] = None) -> tuple[list[Row], list[str]]:
+def build(text: str, references: Optional[list[Reference]] = None) -> tuple[list[Row], list[str]]:
     references = comment_references() if references is None else references
     headings = set(sections(text))
     section_policies: dict[str, list[str]] = {}

@@ -6,6 +6,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from plan.catalog import ROOT
 
@@ -40,7 +41,7 @@ def ra_text_path() -> Path:
     return Path(os.environ.get(RA_TEXT_ENV) or DEFAULT_RA_TEXT)
 
 
-def read_ra_text(path: Path = None) -> str:
+def read_ra_text(path: Optional[Path] = None) -> str:
     path = Path(path or ra_text_path())
     if not path.is_file():
         raise RaTextMissing(f"RA text not found at {path}\n  fix: set {RA_TEXT_ENV}=<path to "

@@ -2,6 +2,7 @@
 layer with the components the stack pins, down to the accelerated infrastructure of the hardware profile; every
 endpoint has a path through serving, model data, orchestration and validation, coloured by its latest evidence.
 Rendered by Graphviz (`dot`, Debian package graphviz) through the PyPI `graphviz` package."""
+import itertools
 from pathlib import Path
 
 import graphviz
@@ -18,7 +19,7 @@ def _node_id(*parts: str) -> str:
 
 def _layer_nodes(graph: graphviz.Digraph, review: dict) -> dict[str, str]:
     """One cluster per RA layer with its components; returns layer -> an anchor node for edges."""
-    anchors = {}
+    anchors: dict[str, str] = {}
     for index, layer in enumerate(LAYER_ORDER):
         components = [c for c in review["components"] if c["layer"] == layer and c["deployed"] is not False]
         if not components:
@@ -70,7 +71,7 @@ def site_graph(review: dict) -> graphviz.Digraph:
                                f"nodes, {review['gpuCapacity']} GPUs\nKubernetes {review['kubernetesVersion']}",
                shape="box3d", style="filled", fillcolor="#333333", fontcolor="white", fontname="Helvetica")
     chain = [anchors[layer] for layer in LAYER_ORDER if layer in anchors] + [infrastructure]
-    for upper, lower in zip(chain, chain[1:]):
+    for upper, lower in itertools.pairwise(chain):
         graph.edge(upper, lower, color="#cccccc", arrowhead="none", ltail="", penwidth="2")
     for node, _ in endpoints:
         for layer in ("Inference Serving Layer", "Performance And Validation Layer"):

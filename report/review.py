@@ -1,6 +1,7 @@
 """Gather the release review of a stack as one JSON-ready dict (rendered by report.render and report.picture)."""
 # RA: Security And Compliance: "container image origins, SBOM availability, and validation outputs"
 from pathlib import Path
+from typing import Optional
 
 from evidence.record import INDEX_FILE, latest_per_endpoint
 from offline.policy_check import PACK_DIR, evaluate, read_pack_config
@@ -52,11 +53,12 @@ def _components(site_plan: SitePlan, recording: Recording, images: set) -> list[
                      "chart": pin.chart, "version": pin.version, "raMatrix": pin.ra_matrix,
                      "deviation": pin.deviation, "source": pin.source, "deployed": name in deployed,
                      "pinnedImages": pin.images, "localDecision": pin.local_decision is not None})
-    for name, pin in site_plan.matrix.workloads.items():
-        rows.append({"component": name, "displayName": pin.display_name, "layer": pin.layer, "kind": "images",
-                     "chart": None, "version": pin.version, "raMatrix": pin.ra_matrix, "deviation": pin.deviation,
-                     "source": pin.source, "deployed": _workload_deployed(pin.images, images),
-                     "pinnedImages": pin.images, "localDecision": False})
+    for name, workload in site_plan.matrix.workloads.items():
+        rows.append({"component": name, "displayName": workload.display_name, "layer": workload.layer,
+                     "kind": "images", "chart": None, "version": workload.version, "raMatrix": workload.ra_matrix,
+                     "deviation": workload.deviation,
+                     "source": workload.source, "deployed": _workload_deployed(workload.images, images),
+                     "pinnedImages": workload.images, "localDecision": False})
     return rows
 
 
@@ -86,7 +88,7 @@ def _detail(violation) -> str:
     return violation.message.removeprefix(violation.description).strip()
 
 
-def _policies(recording: Recording, config_path: Path, index: Path = None) -> dict:
+def _policies(recording: Recording, config_path: Path, index: Optional[Path] = None) -> dict:
     config = read_pack_config(config_path)
     if index is not None:  # the promotion gate reads the same evidence index as the review's evidence column
         config["promotion-evidence"] = {**config.get("promotion-evidence", {}), "evidenceIndex": str(index)}

@@ -97,15 +97,17 @@ def render(site: str, profile: HardwareProfile, environment: str, gpu_nodes: int
             f"      # {profile.fabric.nics_per_node} x {profile.fabric.nic_model} per node: one rail per NIC.",
             "      railInterfaces:",
             *[f"        - {nic}" for nic in nics],
-            f"      railSubnet: {q(placeholder('east-west CIDR unused elsewhere, one /24 per rail, e.g. 10.200.0.0/16'))}",
+            "      railSubnet: "
+            + q(placeholder("east-west CIDR unused elsewhere, one /24 per rail, e.g. 10.200.0.0/16")),
         ]
     if environment == "prod":
         components += [
             "    serving:",
             "      validation:",
-            "        # The ISV NCP Validation Suite publishes no image: build it, push it to the site's registry and pin",
-            "        # it by digest (prod refuses a tag-only tool image).",
-            f"        suiteImage: {q(placeholder('site-built validation suite image, e.g. <registry>/isv-ncp-validation-suite:<tag>@<sha256 digest>'))}",
+            "        # The ISV NCP Validation Suite publishes no image: build it, push it to the site's registry and",
+            "        # pin it by digest (prod refuses a tag-only tool image).",
+            "        suiteImage: " + q(placeholder("site-built validation suite image, e.g. "
+                                               "<registry>/isv-ncp-validation-suite:<tag>@<sha256 digest>")),
         ]
     if components:
         lines += [f"  {PROJECT}:components:", *components]

@@ -58,7 +58,8 @@ def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
         if site_plan.tenant_node_pools:
             network.append(f"tenant rail isolation: {RDMA_RAIL_ISOLATION}")
     groups = [f"group `{group}` exists in the identity provider ({role} of tenant {tenant.name})"
-              for tenant in site_plan.tenants for role, members in (("admin", tenant.admins), ("viewer", tenant.viewers))
+              for tenant in site_plan.tenants
+              for role, members in (("admin", tenant.admins), ("viewer", tenant.viewers))
               for group in members]
     secrets = []
     if site_plan.has_ngc_api_key or site_plan.environment.value == "prod":

@@ -173,7 +173,7 @@ def _raise_failure(request: SizingRequest, returncode: int, log: str) -> None:
 
 def _int(row: dict, key: str, default: int = 1) -> int:
     value = row.get(key)
-    if value in (None, ""):
+    if value is None or value == "":
         return default
     number = float(value)
     return int(number) if number == number and number > 0 else default  # NaN or 0 -> default

@@ -73,7 +73,8 @@ def dgd(name: str, namespace: str, disaggregated: bool = False, router: str = "k
     image = image or "nvcr.io/nvidia/ai-dynamo/tensorrtllm-runtime:1.2.1"
     worker = {"componentType": "worker", "replicas": 1, "resources": {"limits": {"gpu": "1"}},
               "extraPodSpec": {"mainContainer": {"image": image}}}
-    services = {"Frontend": {"componentType": "frontend", "replicas": 1, "envs": [{"name": "DYN_ROUTER_MODE", "value": router}],
+    services = {"Frontend": {"componentType": "frontend", "replicas": 1,
+                             "envs": [{"name": "DYN_ROUTER_MODE", "value": router}],
                              "extraPodSpec": {"mainContainer": {"image": image}}}}
     if disaggregated:
         services["prefill"] = {**worker, "subComponentType": "prefill"}

@@ -48,13 +48,14 @@ def serving_site(pools: bool = True) -> dict:
     """Staging HGX H200 site, 8 nodes, two tenants with an endpoint each (t1's disaggregated over the rails)."""
     config = site_config("hgx-h200", "staging", tenants=2, gpu_nodes=8)
     for tenant in config["tenants"]:
-        tenant.update(gpuQuota=16, gpuLimit=32, cpuQuota="512", memoryQuota="2Ti", **({"nodePool": {"nodes": 4}} if pools else {}))
+        tenant.update(gpuQuota=16, gpuLimit=32, cpuQuota="512", memoryQuota="2Ti",
+                      **({"nodePool": {"nodes": 4}} if pools else {}))
     config["endpoints"] = [{**CHAT_ENDPOINT, "tenant": "t0"}, REASONING_ENDPOINT]
     config["components"]["serving"] = SERVING
     return config
 
 
-# --- refusals ----------------------------------------------------------------------------------------------------------
+# --- refusals ---------------------------------------------------------------------------------------------------------
 
 def test_prod_refuses_several_tenants_without_dedicated_nodes():
     config = without_pools(site_config("hgx-h200", "prod", tenants=2, gpu_nodes=4))
@@ -96,7 +97,7 @@ def test_pools_must_fit_the_site():
     assert "'ncp-inference:site.gpuNodes'" in text
 
 
-# --- placement ---------------------------------------------------------------------------------------------------------
+# --- placement --------------------------------------------------------------------------------------------------------
 
 def tenant_pod_specs(recording) -> list[tuple[str, str, dict]]:
     """(tenant, where, pod spec) for every pod the program defines in a tenant namespace."""
@@ -175,7 +176,7 @@ def test_the_placement_check_catches_shared_nodes_and_foreign_tolerations():
     assert placement_violations(wildcard, ["t0", "t1"]) == ["Job/x of t0 tolerates t1's taint"]
 
 
-# --- site steps --------------------------------------------------------------------------------------------------------
+# --- site steps -------------------------------------------------------------------------------------------------------
 
 def test_checklist_and_baseline_record_carry_the_site_steps():
     config = serving_site()
@@ -216,4 +217,5 @@ def test_tenant_claims_wait_for_the_tenant_quota():
                and (r.type in ("kubernetes:core/v1:PersistentVolumeClaim", "kubernetes:batch/v1:Job")
                     or r.inputs.get("kind") == "DynamoGraphDeployment")]
     assert {r.inputs["kind"] for r in waiting} == {"PersistentVolumeClaim", "Job", "DynamoGraphDeployment"}
-    assert all(quota.urn in r.dependencies for r in waiting), [r.name for r in waiting if quota.urn not in r.dependencies]
+    assert all(quota.urn in r.dependencies for r in waiting), \
+        [r.name for r in waiting if quota.urn not in r.dependencies]

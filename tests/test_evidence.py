@@ -5,7 +5,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import yaml
 
 from evidence import __main__ as evidence_cli
 from evidence.collect import OutputsError, build_records, read_junit
@@ -51,7 +50,7 @@ def test_passed_record_carries_the_environment(tmp_path):
     site_plan = _prod(MET)
     records = build_records("prod", site_plan, VERSIONS, _outputs(tmp_path, site_plan), "warm", run_id="run1")
     assert [r.endpoint for r in records] == [e.endpoint.name for e in site_plan.endpoints]
-    for record, endpoint_plan in zip(records, site_plan.endpoints):
+    for record, endpoint_plan in zip(records, site_plan.endpoints, strict=True):
         endpoint = endpoint_plan.endpoint
         assert record.passed and record.failing_layers == []
         env = record.environment

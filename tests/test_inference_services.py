@@ -42,8 +42,8 @@ STORAGE = {"modelArtifacts": {"storageClass": "nfs", "size": "1Ti"}, "modelCache
 def config(environment: str = "lab", mig: dict = None, **changes) -> dict:
     raw = site_config("hgx-h200", environment)
     serving = raw.setdefault("components", {}).setdefault("serving", {})
-    serving.update({"storage": STORAGE, "validation": {**serving.get("validation", {}),
-                                                       "benchmarkImage": "nvcr.io/org/aiperf:0.8.0@sha256:" + "1" * 64}})
+    validation = {**serving.get("validation", {}), "benchmarkImage": "nvcr.io/org/aiperf:0.8.0@sha256:" + "1" * 64}
+    serving.update({"storage": STORAGE, "validation": validation})
     if mig:
         raw["components"]["gpuOperator"] = {"mig": mig}
     service = copy.deepcopy(SERVICE)
@@ -345,7 +345,7 @@ def test_vision_example_serves_on_mig_slices_and_passes_the_prod_pack():
     assert "shelf-classify (triton, 8)" in summary and "1 inference services on 8 GPUs" in summary
 
 
-# --- model configurations, judged by Triton's ModelConfig message ------------------------------------------------------
+# --- model configurations, judged by Triton's ModelConfig message -----------------------------------------------------
 
 def triton_model_config():
     """ModelConfig from the pinned release's client (loaded from its file: the package's grpc __init__ needs more)."""

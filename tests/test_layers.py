@@ -40,7 +40,8 @@ def test_layer_namespaces_have_pod_security(prod):
 
 
 def test_priority_classes(prod):
-    classes = {r.inputs["metadata"]["name"]: r.inputs for r in prod.of_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")}
+    classes = {r.inputs["metadata"]["name"]: r.inputs
+               for r in prod.of_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")}
     assert set(classes) == {"ncp-system", "ncp-serving", "ncp-batch"}
     assert classes["ncp-system"]["value"] > classes["ncp-serving"]["value"] > classes["ncp-batch"]["value"]
     assert classes["ncp-batch"]["preemptionPolicy"] == "Never"
@@ -84,7 +85,8 @@ def test_mig_profile_sets_strategy_and_mig_manager_config():
     config = v["migManager"]["config"]
     assert config["create"] is True and config["default"] == ""  # nodes get the layout by label (test_operators)
     parted = yaml.safe_load(config["data"]["config.yaml"])
-    assert parted["mig-configs"]["ncp-layout"] == [{"devices": "all", "mig-enabled": True, "mig-devices": {"3g.71gb": 2}}]
+    assert parted["mig-configs"]["ncp-layout"] == [
+        {"devices": "all", "mig-enabled": True, "mig-devices": {"3g.71gb": 2}}]
 
 
 def test_non_mig_profile_has_no_mig_manager(lab):
@@ -225,7 +227,8 @@ def test_gpu_health_rules(prod):
 def test_prometheus_stack_only_as_recorded_decision(prod):
     assert "kube-prometheus-stack" not in prod.releases()
     recording = compose("lab", components__telemetry__prometheusStack={
-        "enabled": True, "localDecision": {"decision": "lab metrics backend", "reason": "no site Prometheus in the lab"}})
+        "enabled": True,
+        "localDecision": {"decision": "lab metrics backend", "reason": "no site Prometheus in the lab"}})
     assert "kube-prometheus-stack" in recording.releases()
     decisions = yaml.safe_load(record(recording)["localDecisions"])
     assert {"component": "kubePrometheusStack", "decision": "lab metrics backend",
@@ -247,7 +250,8 @@ def test_tenant_namespaces_are_restricted(prod):
         rdma = tenant == "globex-research"
         assert labels["pod-security.kubernetes.io/enforce"] == ("privileged" if rdma else "restricted")
         assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
-        assert bool((ns.inputs["metadata"].get("annotations") or {}).get("ncp-inference.io/pod-security-reason")) == rdma
+        annotations = ns.inputs["metadata"].get("annotations") or {}
+        assert bool(annotations.get("ncp-inference.io/pod-security-reason")) == rdma
         assert labels["ncp-inference.io/tenant"] == tenant
 
 

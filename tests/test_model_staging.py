@@ -92,7 +92,8 @@ def test_a_mirror_is_the_only_route_and_a_declared_prerequisite():
     ({"airGapped": True}, "an air-gapped site has no egress to the model source: name an in-cluster mirror"),
     ({"proxy": PROXY, "mirror": MIRROR}, "either a proxy or a mirror"),
     ({"airGapped": True, "proxy": PROXY, "mirror": MIRROR}, "either a proxy or a mirror"),
-    ({"proxy": {"url": "http://proxy.corp.example:3128", "cidrs": ["10.20.30.400/32"]}}, "Octet 400 (> 255) not permitted"),
+    ({"proxy": {"url": "http://proxy.corp.example:3128", "cidrs": ["10.20.30.400/32"]}},
+     "Octet 400 (> 255) not permitted"),
 ])
 def test_bad_staging_routes_are_config_errors(staging, message):
     with pytest.raises(ConfigError) as error:

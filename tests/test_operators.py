@@ -45,7 +45,7 @@ def refused(config, key: str) -> str:
     return str(error.value)
 
 
-# --- 1. MIG: the layout must reach the nodes, and the scheduler must see what GFD advertises ---------------------------
+# --- 1. MIG: the layout must reach the nodes, and the scheduler must see what GFD advertises --------------------------
 
 SINGLE_MIG = {"strategy": "single", "layout": {"3g.71gb": 2}}
 
@@ -165,7 +165,7 @@ def test_serving_node_selector_uses_the_mig_product_label():
                              for s in selectors)
 
 
-# --- 2. Network Operator on a fresh cluster -----------------------------------------------------------------------------
+# --- 2. Network Operator on a fresh cluster ---------------------------------------------------------------------------
 
 def test_network_operator_renders_no_node_feature_rule_without_its_nfd(upstream):
     """Mellanox/network-operator deployment/network-operator/templates/nodefeaturerules.yaml:1@v26.4.1 renders a
@@ -187,7 +187,7 @@ def test_network_operator_renders_no_node_feature_rule_without_its_nfd(upstream)
     assert "02" in pci["deviceClassWhitelist"] and pci["deviceLabelFields"] == ["vendor"]
 
 
-# --- 3. nv-ipam rail capacity -------------------------------------------------------------------------------------------
+# --- 3. nv-ipam rail capacity -----------------------------------------------------------------------------------------
 
 def _allocate_blocks(subnet: ipaddress.IPv4Network, block: int) -> int:
     """A transcription of nv-ipam's controller allocator loop (Mellanox/nvidia-k8s-ipam pkg/ipam-controller/
@@ -215,7 +215,8 @@ def test_rail_subnets_must_give_every_gpu_node_a_block():
     assert plan_of(config_with("hgx-h200", gpu_nodes=15, **rails)).rails[0].subnet == "192.168.0.0/24"
     message = refused(config_with("hgx-h200", gpu_nodes=16, **rails), "components.networkOperator.railPrefixLength")
     assert "to 15 nodes" in message and "site.gpuNodes is 16" in message and "railPrefixLength (e.g. 23)" in message
-    wider = plan_of(config_with("hgx-h200", gpu_nodes=16, **{**rails, "components__networkOperator__railPrefixLength": 23}))
+    wider = plan_of(config_with("hgx-h200", gpu_nodes=16,
+                                **{**rails, "components__networkOperator__railPrefixLength": 23}))
     assert [r.subnet for r in wider.rails[:2]] == ["192.168.0.0/23", "192.168.2.0/23"]
     refused(config_with("hgx-h200", gpu_nodes=4, components__networkOperator__railSubnet="10.0.0.0/22",
                         components__networkOperator__railPrefixLength=24), "components.networkOperator.railSubnet")
@@ -230,7 +231,7 @@ def test_prod_example_rails_hold_its_gpu_nodes():
                for r in plan.rails)
 
 
-# --- 4. NVSentinel: enforced remediation acts, the drain timeout is the one in effect, the monitor is scraped -------------
+# --- 4. NVSentinel: enforced remediation acts, the drain timeout is the one in effect, the monitor is scraped ---------
 
 def test_enforced_remediation_has_an_executor():
     """fault-remediation only files maintenance requests (RebootNode, GPUReset, ... CRs, janitor chart crds/); the
@@ -316,7 +317,7 @@ def test_topology_aware_profiles_declare_every_level_label():
     assert plan_of(config_with("hgx-h200", components__scheduling__topologyAware=True)).topology_aware
 
 
-# --- 9. DOCA driver version, KAI default queues -------------------------------------------------------------------------
+# --- 9. DOCA driver version, KAI default queues -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("version", ["23.10-0.2.2.0", "24.01-0.3.3.1-0", "doca3.1-24.01-0.3.3.1-0",
                                      "doca3.2.0-25.10-1.2.8.0-2", "25.01-0.6.0.0-0-6.8.0-1019-oracle-ubuntu22.04-arm64",

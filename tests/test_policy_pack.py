@@ -115,7 +115,8 @@ def test_time_slicing_for_prod_serving_needs_evidence(prod):
     sliced = clone(prod)
     data = yaml.safe_dump({"version": "v1", "sharing": {"timeSlicing": {"resources": [
         {"name": "nvidia.com/gpu", "replicas": 4}]}}})
-    _gpu_values(sliced, {"devicePlugin": {"config": {"create": True, "name": "x", "default": "ts", "data": {"ts": data}}}})
+    _gpu_values(sliced, {"devicePlugin": {"config": {"create": True, "name": "x", "default": "ts",
+                                                     "data": {"ts": data}}}})
     assert "needs recorded validation evidence" in messages(sliced, "gpu-sharing")
     without_serving = clone(sliced)
     for graph in [r for r in without_serving.resources if r.wire_inputs.get("kind") == "DynamoGraphDeployment"]:
@@ -219,7 +220,8 @@ def test_tenant_isolation(prod):
     remove(mutated, find(mutated, "ResourceQuota", "tenant-quota", TENANT))
     namespace = find(mutated, "Namespace", TENANT)
     labels = {**namespace.wire_inputs["metadata"]["labels"], "pod-security.kubernetes.io/enforce": "baseline"}
-    set_inputs(namespace, {**namespace.wire_inputs, "metadata": {**namespace.wire_inputs["metadata"], "labels": labels}})
+    set_inputs(namespace, {**namespace.wire_inputs,
+                           "metadata": {**namespace.wire_inputs["metadata"], "labels": labels}})
     account = find(mutated, "ServiceAccount", "tenant-workload", TENANT)
     set_inputs(account, {**account.wire_inputs, "automountServiceAccountToken": True})
     add(mutated, gpu_job("escape", TENANT, hostNetwork=True, schedulerName="kai-scheduler",
@@ -241,7 +243,8 @@ def test_privileged_tenant_namespace_only_with_a_recorded_reason(prod):
     namespace = find(mutated, "Namespace", rdma)
     metadata = {k: v for k, v in namespace.wire_inputs["metadata"].items() if k != "annotations"}
     set_inputs(namespace, {**namespace.wire_inputs, "metadata": metadata})
-    assert f"tenant namespace {rdma} does not enforce Pod Security 'restricted'" in messages(mutated, "tenant-isolation")
+    assert (f"tenant namespace {rdma} does not enforce Pod Security 'restricted'"
+            in messages(mutated, "tenant-isolation"))
 
 
 def test_privileged_tenant_container(prod):
@@ -260,7 +263,8 @@ def test_kv_routing_needs_telemetry(prod):
     text = messages(mutated, "kv-routing-telemetry")
     assert "dynamo_component_router_kv_hit_rate" in text and "no PodMonitor" in text
     add(mutated, {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
-                  "metadata": {"name": "chat-serving", "namespace": TENANT, "labels": {"ncp-inference.io/endpoint": "chat"}},
+                  "metadata": {"name": "chat-serving", "namespace": TENANT,
+                               "labels": {"ncp-inference.io/endpoint": "chat"}},
                   "spec": {"groups": [{"name": "g", "rules": [
                       {"record": "a", "expr": "dynamo_component_router_kv_hit_rate"},
                       {"record": "b", "expr": "dynamo_frontend_queued_requests"}]}]}})
@@ -364,7 +368,8 @@ SKELETONS = [
     {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "bare", "namespace": "bare"}},
     {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "bare", "namespace": "bare"}},
     {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bare", "namespace": "bare"}},
-    {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": {"name": "bare", "namespace": "bare"}},
+    {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+     "metadata": {"name": "bare", "namespace": "bare"}},
     {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "bare", "namespace": "bare"}},
 ]
 

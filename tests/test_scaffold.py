@@ -74,7 +74,7 @@ def test_bad_answers_exit_2_without_writing(tmp_path, monkeypatch, capsys, args,
     (tmp_path / "Pulumi.lab.yaml").write_text("config: {}\n")
     monkeypatch.setattr(sources, "ROOT", tmp_path)
     base = {"--site": "new", "--profile": "lab", "--environment": "lab", "--gpu-nodes": "1", "--tenant": "a:1"}
-    base.update(dict(zip(args[::2], args[1::2])))
+    base.update(dict(zip(args[::2], args[1::2], strict=True)))
     assert scaffold.main([item for pair in base.items() for item in pair]) == 2
     assert message in capsys.readouterr().err
     assert (tmp_path / "Pulumi.lab.yaml").read_text() == "config: {}\n"

@@ -265,7 +265,8 @@ def test_gpus_beyond_tenant_quota():
     raw, secrets = _prod_config()
     raw["tenants"][1]["gpuQuota"] = 8
     text = _problems(raw, secrets)
-    assert "ncp-inference:endpoints[1].sizing: tenant globex-research's endpoints need 16 GPUs; its gpuQuota is 8" in text
+    assert ("ncp-inference:endpoints[1].sizing: tenant globex-research's endpoints need 16 GPUs; "
+            "its gpuQuota is 8") in text
 
 
 def test_multi_node_workers_without_rdma_fabric(tmp_path):

@@ -55,7 +55,8 @@ BUILT_IN_GROUPS = {"", "apps", "batch", "policy", "autoscaling", "rbac.authoriza
 # Custom resources with no upstream schema in shared/upstream, and why.
 NO_UPSTREAM_SCHEMA = {
     "NetworkAttachmentDefinition": "the NAD CRD (k8s.cni.cncf.io) is installed by Multus; no copy in shared/upstream",
-    "NodeFeatureRule": "NFD's CRD (nfd.k8s-sigs.io, from the GPU Operator's NFD subchart) has no copy in shared/upstream",
+    "NodeFeatureRule": "NFD's CRD (nfd.k8s-sigs.io, from the GPU Operator's NFD subchart) has no copy in "
+                       "shared/upstream",
     "ClusterTopologyBinding": "Grove's ClusterTopologyBinding CRD (grove.io) has no copy in shared/upstream",
 }
 # Value keys upstream documents only as a commented-out line of values.yaml: (release, key path) -> that line.
@@ -117,8 +118,8 @@ def snapshot_problems(matrix, snapshots: dict) -> list:
                 continue
             snapshot = snapshots[SNAPSHOT_OF[name]]
             note = pin.checked_against
-            fix = (f"write `checkedAgainst: {{pinned: {pin.version}, snapshot: {snapshot.version}, reason: <why the pin "
-                   f"differs from the snapshot the checks read, and what they still prove>}}`")
+            fix = (f"write `checkedAgainst: {{pinned: {pin.version}, snapshot: {snapshot.version}, "
+                   f"reason: <why the pin differs from the snapshot the checks read, and what they still prove>}}`")
             if pin.version in snapshot.same_as | {snapshot.version}:
                 if note is not None:
                     problems.append(f"{key}.checkedAgainst: version {pin.version} is the snapshot's version: remove "
@@ -127,8 +128,9 @@ def snapshot_problems(matrix, snapshots: dict) -> list:
                 problems.append(f"{key}.version: {pin.version} differs from the upstream snapshot the checks read "
                                 f"(shared/upstream/{SNAPSHOT_OF[name]}, {snapshot.version} per MANIFEST.md): {fix}")
             elif (note.pinned, note.snapshot) != (pin.version, snapshot.version):
-                problems.append(f"{key}.checkedAgainst: written for pin {note.pinned} against snapshot {note.snapshot}, "
-                                f"but the pin is {pin.version} and the snapshot {snapshot.version}: re-check, then {fix}")
+                problems.append(f"{key}.checkedAgainst: written for pin {note.pinned} against snapshot "
+                                f"{note.snapshot}, but the pin is {pin.version} and the snapshot {snapshot.version}: "
+                                f"re-check, then {fix}")
     return problems
 
 
@@ -232,7 +234,7 @@ def test_every_helm_value_key_exists_upstream(recordings, upstream: Path, snapsh
                 if not _upstream_has(defaults, path) and not _documented_in_comment(release, path, values_text):
                     missing.append(f"{release} (snapshot {at}): {'.'.join(path)}")
     assert checked > 50
-    assert not sorted(set(missing)), "Helm value keys that upstream charts do not have:\n" + "\n".join(sorted(set(missing)))
+    assert not missing, "Helm value keys that upstream charts do not have:\n" + "\n".join(sorted(set(missing)))
 
 
 def _strict(schema):
@@ -274,7 +276,8 @@ def test_custom_resources_validate_against_upstream_crds(recordings, upstream: P
             key = (api_version, kind)
             if key in UPSTREAM_CRDS:
                 schema = _crd_schema(upstream, UPSTREAM_CRDS[key], api_version)
-                instance = {k: v for k, v in registration.inputs.items() if k in ("apiVersion", "kind", "metadata", "spec")}
+                instance = {k: v for k, v in registration.inputs.items()
+                            if k in ("apiVersion", "kind", "metadata", "spec")}
                 at = snapshots[UPSTREAM_CRDS[key].split("/")[0]].version
                 try:
                     _validate(instance, schema)
@@ -286,7 +289,8 @@ def test_custom_resources_validate_against_upstream_crds(recordings, upstream: P
                 unknown.add(kind)
     assert {"NicClusterPolicy", "IPPool", "Queue", "PrometheusRule", "PodMonitor", "DynamoGraphDeployment",
             "InferencePool"} <= checked
-    assert unknown <= set(NO_UPSTREAM_SCHEMA), f"custom resources with no schema check: {unknown - set(NO_UPSTREAM_SCHEMA)}"
+    assert unknown <= set(NO_UPSTREAM_SCHEMA), \
+        f"custom resources with no schema check: {unknown - set(NO_UPSTREAM_SCHEMA)}"
 
 
 def test_crd_schema_check_catches_a_bad_field(upstream: Path):
@@ -381,7 +385,7 @@ MANIFEST_SAMPLE = """# header
 |---|---|---|---|---|
 | a/values.yaml | o/a | v.yaml | commit 0123456789abcdef (main; `v1.2.0-3-g0123456`); byte-identical to tag v1.2.0 | 1 |
 | a/Chart.yaml | o/a | c.yaml | same commit; `version: v1.0.0-devel` (placeholder; tag v1.2.0 has the same file) | 1 |
-| b/values.yaml | o/b | v.yaml | fork main 2a6da14c83617f5412caba5777dbf0e2399e9c5f; chart 1.5.0; identical to tag 1.5.0 | 1 |
+| b/values.yaml | o/b | v.yaml | fork main 2a6da14c; chart 1.5.0; identical to tag 1.5.0 | 1 |
 | b/crd.yaml | o/b | crd.yaml | same; last change df7deed0d | 1 |
 | c/x.yaml | o/c | x.yaml | upstream commit 2083bfa9ad405e8bbd626beef6d04729aafbba23 | 1 |
 | d/x.yaml | o/d | x.yaml | **tag v1.5.0** (df9f8909fe06fe2dfd4a6fc0bd0c01a0acabf849) | 1 |

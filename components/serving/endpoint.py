@@ -1,5 +1,7 @@
 """One serving endpoint: its DynamoGraphDeployment, engine config, API server egress, PodMonitor, rules and optional
 InferencePool."""
+from typing import Optional
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -52,7 +54,7 @@ def egress_policies(args: EndpointArgs) -> dict[str, dict]:
 
 
 class ServingEndpoint(Layer):
-    def __init__(self, name: str, args: EndpointArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: EndpointArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ServingEndpoint", name, opts)
         plan = args.plan
         child = self.child()

@@ -2,6 +2,7 @@
 with Dynamo's KV-aware plugin, deployed per endpoint the way Dynamo's GAIE integration (dynamo-gaie) lays it out.
 Until it runs, the gateway has nothing to ask which worker takes a request."""
 from dataclasses import dataclass
+from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -17,11 +18,23 @@ HEALTH_SERVICE = "inference-extension"  # the gRPC health service name the EPP r
 
 @dataclass(frozen=True)
 class EndpointPickerArgs:
-    endpoint: str  # also the InferencePool's and the DynamoGraphDeployment's name
+    """Arguments of EndpointPicker: the Gateway API inference extension's endpoint picker for one endpoint.
+
+    Attributes:
+        endpoint: the endpoint name, also the InferencePool's and the DynamoGraphDeployment's name.
+        tenant: the tenant that owns the endpoint.
+        namespace: the tenant's namespace.
+        pin: the endpoint picker image (compatibility matrix `workloads.endpointPicker`).
+        platform_release: the dynamo-platform Helm release name (its NATS Service is `<release>-nats`).
+        platform_namespace: the serving platform's namespace.
+        skip_await: whether Pulumi skips waiting for the Deployment to become ready.
+    """
+
+    endpoint: str
     tenant: str
     namespace: pulumi.Input[str]
-    pin: WorkloadPin  # compatibility matrix: workloads.endpointPicker
-    platform_release: pulumi.Input[str]  # the dynamo-platform Helm release (its NATS Service is <release>-nats)
+    pin: WorkloadPin
+    platform_release: pulumi.Input[str]
     platform_namespace: str
     skip_await: bool
 
@@ -55,7 +68,7 @@ class EndpointPicker(Layer):
     """ServiceAccount + Role (reads the pool, pods and Dynamo's discovery records), Deployment and Service
     `<endpoint>-epp` on the port the InferencePool names. A CPU pod: it never tolerates the GPU taint."""
 
-    def __init__(self, name: str, args: EndpointPickerArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: EndpointPickerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("EndpointPicker", name, opts)
         picker = picker_name(args.endpoint)
         grpc_port = integration_points().gateway_inference_extension.endpoint_picker_port

@@ -11,6 +11,15 @@ from plan.catalog import ChartPin
 
 @dataclass(frozen=True)
 class ServingPlatformArgs:
+    """Arguments of ServingPlatform: the Dynamo platform release (operator, NATS, etcd).
+
+    Attributes:
+        pin: the dynamo-platform chart (compatibility matrix `dynamoPlatform`).
+        namespace: the layer namespace the release installs into.
+        model_express_url: the ModelExpress server the operator points workers at; None without one.
+        skip_await: whether Pulumi skips waiting for the release's resources to become ready.
+    """
+
     pin: ChartPin
     namespace: k8s.core.v1.Namespace
     model_express_url: Optional[pulumi.Input[str]]
@@ -42,7 +51,7 @@ def dynamo_platform_values(model_express_url: Optional[str]) -> dict:
 
 
 class ServingPlatform(Layer):
-    def __init__(self, name: str, args: ServingPlatformArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: ServingPlatformArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ServingPlatform", name, opts)
         values = pulumi.Output.from_input(args.model_express_url).apply(dynamo_platform_values)
         self.release = helm_release("dynamo-platform", args.pin, values, args.namespace.metadata.name, self,

@@ -5,6 +5,7 @@ Pod labels such as `nvidia.com/dynamo-graph-deployment-name` are not series labe
 rules need into `tenant`, `endpoint`, `model` and `component_type`, and the rules select on those alone.
 """
 from dataclasses import dataclass
+from typing import Optional
 
 from plan.catalog import MetricSource
 from plan.endpoint_plan import EndpointPlan
@@ -138,7 +139,7 @@ def _records(select: _Selection) -> list[dict]:
                        "expr": select.slo_miss(short, window)} for short in LATENCIES for window in WINDOWS]
 
 
-def alert(name: str, expr: str, for_: str, severity: str, summary: str, extra: dict = None) -> dict:
+def alert(name: str, expr: str, for_: str, severity: str, summary: str, extra: Optional[dict] = None) -> dict:
     return {"alert": name, "expr": expr, "for": for_,
             "labels": {"severity": severity, "layer": "serving", **(extra or {})},
             "annotations": {"summary": summary,

@@ -24,16 +24,31 @@ BUILD_TIMEOUT_SECONDS = 2 * 3600
 
 @dataclass(frozen=True)
 class InferenceServiceArgs:
+    """Arguments of InferenceService: one Triton server with its TensorRT engine build, Service, monitor and rules.
+
+    Attributes:
+        plan: the service's plan: model, engine, GPUs, tenant and namespace.
+        ports: Triton's http, grpc and metrics ports (compatibility matrix `triton`), each a TCP port number.
+        signals: Triton's metric names and labels (data/telemetry-signals.yaml `triton`).
+        model_claim: the tenant's model-artifacts claim holding the model repository and engines.
+        service_account: the tenant workload ServiceAccount the pods run as.
+        pull_secret: the registry Secret in the tenant namespace; None pulls without one.
+        selector_labels: the labels the site's Prometheus selects PodMonitors and rules by.
+        scrape_interval: how often Prometheus scrapes the server (a Prometheus duration, e.g. `30s`).
+        skip_await: whether Pulumi skips waiting for the Deployment to become ready.
+        tenant_nodes: the tenant's dedicated nodes, where it has them. Default: None.
+    """
+
     plan: InferenceServicePlan
-    ports: dict[str, int]          # Triton's http, grpc and metrics ports (compatibility matrix `triton`)
-    signals: MetricSource          # data/telemetry-signals.yaml `triton`
+    ports: dict[str, int]
+    signals: MetricSource
     model_claim: k8s.core.v1.PersistentVolumeClaim
     service_account: str
     pull_secret: Optional[str]
     selector_labels: dict[str, str]
     scrape_interval: str
     skip_await: bool
-    tenant_nodes: Optional[NodePlacement] = None  # the tenant's dedicated nodes, where it has them
+    tenant_nodes: Optional[NodePlacement] = None
 
 
 def placement(args: InferenceServiceArgs) -> dict:
@@ -74,7 +89,7 @@ def spread_over_hosts(selector: dict[str, str], replicas: int) -> Optional[k8s.c
 
 
 class InferenceService(Layer):
-    def __init__(self, name: str, args: InferenceServiceArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: InferenceServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("InferenceService", name, opts)
         plan, child = args.plan, self.child()
         names = integration_points()
@@ -175,7 +190,8 @@ class InferenceService(Layer):
             f"{name}-service",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.name, namespace=plan.namespace, labels=pod_labels),
             spec=k8s.core.v1.ServiceSpecArgs(selector=selector, ports=[
-                k8s.core.v1.ServicePortArgs(name=port, port=number, target_port=port) for port, number in ports.items()]),
+                k8s.core.v1.ServicePortArgs(name=port, port=number, target_port=port)
+                for port, number in ports.items()]),
             opts=self.child())
         self.selector = selector
         return deployment

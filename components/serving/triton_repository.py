@@ -25,7 +25,8 @@ def _tensors(kind: str, tensors: list[str]) -> str:
 def engine_config(plan: InferenceServicePlan) -> str:
     """The TensorRT model. trtexec keeps FP32 I/O tensors whatever the build precision (no --inputIOFormats)."""
     service = plan.service
-    lines = [f'name: "{plan.engine_model}"', 'platform: "tensorrt_plan"', f"max_batch_size: {service.engine.max_batch_size}",
+    lines = [f'name: "{plan.engine_model}"', 'platform: "tensorrt_plan"',
+             f"max_batch_size: {service.engine.max_batch_size}",
              _tensors("input", [_tensor(n, "TYPE_FP32", d) for n, d in service.engine.inputs.items()]),
              _tensors("output", [_tensor(n, "TYPE_FP32", d) for n, d in service.engine.outputs.items()]),
              f"instance_group [ {{ count: {service.instances_per_gpu} kind: KIND_GPU }} ]"]
@@ -133,7 +134,8 @@ def build_script(plan: InferenceServicePlan) -> str:
         f"python3 -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' "
         f'"{url}" {work}/{SOURCE_FILE}',
         f'echo "{artifact.sha256}  {work}/{SOURCE_FILE}" | sha256sum -c -',
-        " ".join(trtexec_args(plan, f"{work}/{SOURCE_FILE}", f"$dir.partial/{ENGINE_FILE}")) + f" | tee {work}/trtexec.log",
+        " ".join(trtexec_args(plan, f"{work}/{SOURCE_FILE}", f"$dir.partial/{ENGINE_FILE}"))
+        + f" | tee {work}/trtexec.log",
         f'python3 - "$dir.partial" {work}/trtexec.log <<\'PY\'',
         "import hashlib, json, re, subprocess, sys",
         "root, log = sys.argv[1], open(sys.argv[2]).read()",

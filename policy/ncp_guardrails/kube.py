@@ -71,7 +71,7 @@ INFERENCE_WORKLOADS = {"Deployment": "inference-service", "Job": "engine-build"}
 
 
 def is_inference_workload(props) -> bool:
-    component = INFERENCE_WORKLOADS.get(kind_of(props))
+    component = INFERENCE_WORKLOADS.get(kind_of(props) or "")
     return component is not None and labels_of(props).get(COMPONENT_LABEL) == component
 
 

@@ -56,7 +56,8 @@ def _charts_pinned(args, report):
                        f"{matches[0][1]['version']}", release.urn)
             continue
         matches = [(key, pin) for key, pin in pins().items()
-                   if pin["chart"] == chart and (chart.startswith("oci://") or pin["repository"] == _release_source(props))]
+                   if pin["chart"] == chart
+                   and (chart.startswith("oci://") or pin["repository"] == _release_source(props))]
         if not matches:
             report(f"chart {chart!r} from {_release_source(props)!r} is not in the compatibility matrix", release.urn)
             continue
@@ -122,7 +123,8 @@ def _gpu_sharing(args, report):
     if mig_requested:
         mig = get(record, "hardwareProfile", "gpu", "mig", default={}) or {}
         if not mig.get("supported"):
-            report(f"MIG is configured but hardware profile {get(record, 'hardwareProfile', 'name')!r} is not MIG-capable")
+            report(f"MIG is configured but hardware profile {get(record, 'hardwareProfile', 'name')!r} "
+                   "is not MIG-capable")
         unknown = _mig_profiles(values) - set(mig.get("profiles") or [])
         if mig.get("supported") and unknown:
             report(f"MIG profiles {sorted(unknown)} are not accepted profiles of the hardware profile")
@@ -158,7 +160,8 @@ def _disaggregation_fabric(args, report):
         if pins()["networkOperator"]["chart"] not in chart_names:
             report(f"{endpoint}: disaggregated serving needs the Network Operator, which is not deployed", resource.urn)
         if pins()["grove"]["chart"] not in chart_names:
-            report(f"{endpoint}: disaggregated serving needs Grove gang scheduling, which is not deployed", resource.urn)
+            report(f"{endpoint}: disaggregated serving needs Grove gang scheduling, which is not deployed",
+                   resource.urn)
         if not get(resource.props, "metadata", "annotations", DGD_QUEUE_ANNOTATION):
             report(f"{endpoint}: disaggregated serving must schedule through a KAI queue "
                    f"({DGD_QUEUE_ANNOTATION} annotation)", resource.urn)

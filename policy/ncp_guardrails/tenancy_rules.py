@@ -15,7 +15,8 @@ def _is_default_deny(props) -> bool:
 
 
 def _tenant_isolation(args, report):
-    tenants = {name_of(ns.props): ns for ns in of_kind(args.resources, "Namespace") if TENANT_LABEL in labels_of(ns.props)}
+    tenants = {name_of(ns.props): ns for ns in of_kind(args.resources, "Namespace")
+               if TENANT_LABEL in labels_of(ns.props)}
     in_namespace = {}
     for resource in args.resources:
         in_namespace.setdefault(namespace_of(resource.props), []).append(resource)

@@ -5,7 +5,8 @@ from ncp_guardrails.data import allowlists
 from ncp_guardrails.framework import resource_policy, stack_policy
 from ncp_guardrails.kube import (
     DGD_QUEUE_ANNOTATION, GPU, KAI_QUEUE_LABEL, KAI_SCHEDULER, containers, dgd_service_gpus, dgd_services, get,
-    images, is_dgd, is_inference_workload, kind_of, labels_of, name_of, namespace_of, of_kind, parse_image, pod_specs, requests_gpu,
+    images, is_dgd, is_inference_workload, kind_of, labels_of, name_of, namespace_of, of_kind, parse_image, pod_specs,
+    requests_gpu,
 )
 
 SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|api[-_]?key|credential|private[-_]?key)", re.IGNORECASE)

@@ -53,7 +53,8 @@ def nodes_for(plan: SitePlan, rdma_devices: Optional[int]) -> list[dict]:
     for index in range(plan.site.gpu_nodes):
         labels = {names.product_label: gpu.product_label, names.present_label: "true"}
         for key, value in ((topology.zone, "zone-a"), (topology.rack, f"rack-{index // 4}"),
-                           (topology.nvlink_domain, f"nvl-{index // max(plan.profile.nvlink.domain_size // gpu.per_node, 1)}")):
+                           (topology.nvlink_domain,
+                            f"nvl-{index // max(plan.profile.nvlink.domain_size // gpu.per_node, 1)}")):
             if key:
                 labels[key] = value
         capacity = {"cpu": "112", "memory": "2048Gi", "pods": "110", "ephemeral-storage": "30Ti",
