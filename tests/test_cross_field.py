@@ -15,7 +15,7 @@ from plan.errors import ConfigError
 from plan.site_plan import build_plan
 from plan.endpoint_plan import WorkerGroup
 from plan.sizing_bridge import Layout
-from sizing.model import load_sizing
+from plan.sizing_file import load_sizing
 
 ROOT = Path(__file__).resolve().parents[1]
 P = "ncp-inference:"
@@ -40,7 +40,8 @@ def _serving(config: dict, environment: str) -> dict:
     config = mutate(config, "tenants[0].gpuLimit", 8)
     config["tenants"][0].update({"cpuQuota": "96", "memoryQuota": "1Ti"})
     serving = config.setdefault("components", {}).setdefault("serving", {})
-    serving["storage"] = {"modelArtifacts": {"storageClass": "fx-shared", "size": "10Gi", "accessMode": "ReadWriteMany"},
+    serving["storage"] = {"modelArtifacts": {"storageClass": "fx-shared", "size": "10Gi",
+                                             "accessMode": "ReadWriteMany"},
                           "modelCache": {"storageClass": "fx-local", "size": "10Gi"},
                           "benchmarkOutput": {"storageClass": "fx-bench", "size": "1Gi"}}
     serving.setdefault("validation", {})["benchmarkImage"] = (
@@ -49,7 +50,8 @@ def _serving(config: dict, environment: str) -> dict:
         serving["imageDigests"] = {"trtllm": DIGEST}
         serving["apiServerEgress"] = {"cidrs": ["10.0.0.1/32"], "ports": [6443]}
     config["endpoints"] = [{
-        "name": "chat", "tenant": config["tenants"][0]["name"], "backend": "trtllm", "sizing": "sizing/prod/chat-dense.yaml",
+        "name": "chat", "tenant": config["tenants"][0]["name"], "backend": "trtllm",
+        "sizing": "sizing/prod/chat-dense.yaml",
         "model": {"name": "Qwen/Qwen3-32B", "source": "hf://Qwen/Qwen3-32B",
                   "revision": "9216db5781bf21249d130ec9da846c4624c16137", "class": "dense-llm"},
         "slo": {"isl": 4000, "osl": 500, "ttftMs": 1000, "tpotMs": 30, "concurrency": 128, "requestCount": 2000,

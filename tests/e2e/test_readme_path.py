@@ -148,14 +148,14 @@ def test_scaffolded_site_validates_then_deploys_and_destroys(walk):
     shell.run(scaffold)
     stack_file = project / f"Pulumi.{SITE}.yaml"
     try:
-        code, output = shell.run(f'.venv/bin/python -m offline.check --stack "$SITE"', allow_exit=True)
+        code, output = shell.run('.venv/bin/python -m offline.check --stack "$SITE"', allow_exit=True)
         assert code == 2 and "REPLACE-ME" in output, "validation refuses the scaffold's placeholders"
         fixes = re.findall(r"fix: replace it with the site's value: (pulumi config set .*) <value>$", output, re.M)
         assert fixes, f"offline.check prints the command that sets each placeholder:\n{output}"
         shell.run(blocks["local-site"])
         for index, fix in enumerate(fixes):
             shell.run(f"{fix} walk-group-{index}")
-        code, output = shell.run(f'.venv/bin/python -m offline.check --stack "$SITE"', allow_exit=True)
+        code, output = shell.run('.venv/bin/python -m offline.check --stack "$SITE"', allow_exit=True)
         assert code == 0, f"the filled-in stack validates and passes the pack:\n{output}"
         assert "tenant" in output.lower() and "dev" in output and "REPLACE-ME" not in output, "the summary"
         _, output = shell.run("\n".join(_commands(blocks["local-up"], "pulumi preview")))
