@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from offline.policy_check import PackConfigError, load_pack, policy_configs
-from plan.catalog import ROOT
+from plan.catalog import ROOT, load_matrix
 from offline.recorder import run_program
 from offline.synthetic import secret_keys, site_config
 from tests.policy_helpers import (
@@ -81,7 +81,13 @@ def test_charts_pinned(prod):
     foreign = clone(prod)
     release = find_release(foreign, "kai-scheduler")
     set_inputs(release, {**release.wire_inputs, "chart": "oci://example.com/charts/kai-scheduler"})
-    assert "not in the compatibility matrix" in messages(foreign, "charts-pinned")
+    pinned = load_matrix().pin("kaiScheduler").chart
+    assert (f"chart kai-scheduler (kaiScheduler) is installed from oci://example.com/charts/kai-scheduler; the "
+            f"compatibility matrix pins {pinned}") in messages(foreign, "charts-pinned")
+    unknown = clone(prod)
+    release = find_release(unknown, "kai-scheduler")
+    set_inputs(release, {**release.wire_inputs, "chart": "oci://example.com/charts/other-scheduler"})
+    assert "chart 'other-scheduler' is not in the compatibility matrix" in messages(unknown, "charts-pinned")
 
 
 def test_local_decision_chart_needs_record():
@@ -337,7 +343,7 @@ def test_acceptance_evidence(prod):
 
 def test_pack_allowlists_equal_the_programs():
     from ncp_guardrails.data import allowlists
-    from plan.catalog import ROOT
+    from plan.catalog import ROOT, load_matrix
 
     assert allowlists() == yaml.safe_load((ROOT / "data" / "allowlists.yaml").read_text())
 
