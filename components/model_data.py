@@ -18,6 +18,7 @@ STORAGE_TIER_LABEL = "ncp-inference.io/storage-tier"
 ENDPOINT_LABEL = "ncp-inference.io/endpoint"
 MODEL_SOURCE = "ncp-inference.io/model-source"
 MODEL_REVISION = "ncp-inference.io/model-revision"
+STAGING_COMPONENT = "model-staging"  # app.kubernetes.io/component of staging Jobs
 MODELS_MOUNT = "/models"
 STAGING_TIMEOUT_SECONDS = 4 * 3600
 
@@ -146,7 +147,7 @@ class ModelStaging(Layer):
         super().__init__("ModelStaging", name, opts)
         target = model_path(args.model_name, args.revision)
         annotations = {MODEL_SOURCE: args.source, MODEL_REVISION: args.revision}
-        meta_labels = labels("model-staging", args.endpoint, **{ENDPOINT_LABEL: args.endpoint,
+        meta_labels = labels(STAGING_COMPONENT, args.endpoint, **{ENDPOINT_LABEL: args.endpoint,
                                                                  TENANT_LABEL: args.tenant})
         self.provenance = k8s.core.v1.ConfigMap(
             f"{name}-provenance",

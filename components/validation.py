@@ -17,6 +17,8 @@ from plan.serving import StorageTier
 from plan.site_plan import NodePlacement
 
 THRESHOLDS_ANNOTATION = "ncp-inference.io/acceptance-thresholds"
+# app.kubernetes.io/component of the acceptance Jobs (the policy pack finds them by it)
+BENCHMARK_COMPONENT, SUITE_COMPONENT = "benchmark", "validation-suite"
 RESULTS_MOUNT = "/results"
 
 
@@ -40,7 +42,7 @@ class Benchmark(Layer):
     def __init__(self, name: str, args: BenchmarkArgs, opts: pulumi.ResourceOptions = None):
         super().__init__("Benchmark", name, opts)
         thresholds = yaml.safe_dump(args.thresholds, sort_keys=True)
-        job_labels = labels("benchmark", f"{args.endpoint}-aiperf", **{ENDPOINT_LABEL: args.endpoint,
+        job_labels = labels(BENCHMARK_COMPONENT, f"{args.endpoint}-aiperf", **{ENDPOINT_LABEL: args.endpoint,
                                                                       TENANT_LABEL: args.tenant})
         k8s.core.v1.ConfigMap(
             f"{name}-thresholds",
@@ -112,7 +114,7 @@ class ValidationSuite(Layer):
         super().__init__("ValidationSuite", name, opts)
         child = self.child(args.namespace)
         ns = args.namespace.metadata.name
-        suite_labels = labels("validation-suite", self.NAME)
+        suite_labels = labels(SUITE_COMPONENT, self.NAME)
         if not args.checks or not args.reads:
             raise pulumi.ResourceError("ValidationSuite needs the checks it runs and the rules they read "
                                        "(validationSuite.readOnlyChecks/reads in the compatibility matrix)", self)

@@ -12,6 +12,8 @@ from components.serving.rules import pod_monitor_spec, serving_rules
 from plan.catalog import integration_points
 from plan.serving import ApiServerEgress
 
+SIZING_ANNOTATION = "ncp-inference.io/sizing"  # the sizing file a graph was built from (promotion evidence)
+
 
 def api_server_egress_policy(graph_label: str, graph: str, egress: ApiServerEgress) -> dict:
     """Egress from the endpoint's Dynamo pods to the Kubernetes API server. Kubernetes discovery has every Dynamo pod
@@ -69,7 +71,7 @@ class ServingEndpoint(Layer):
             ))
         names = integration_points()
         annotations = {names.dynamo.queue_annotation: plan.queue, MODEL_SOURCE: plan.endpoint.model.source,
-                       MODEL_REVISION: plan.endpoint.model.revision, "ncp-inference.io/sizing": plan.sizing_file}
+                       MODEL_REVISION: plan.endpoint.model.revision, SIZING_ANNOTATION: plan.sizing_file}
         spec = pulumi.Output.from_input(args.model_express_url).apply(lambda url: dgd_spec(args, url))
         self.graph = k8s.apiextensions.CustomResource(
             f"{name}-graph",
