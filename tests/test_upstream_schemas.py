@@ -36,7 +36,8 @@ NO_SNAPSHOT = {
 # (pin, deployed, snapshot) versions the reason below was written for, the reason). A bump of the entry, or a new
 # snapshot, fails until the reason is re-written here for the new versions.
 DERIVED_SNAPSHOTS = {
-    "dcgm-exporter": ("gpuOperator", ("dcgmExporter", "version"), ("v26.7.0", "4.6.0-4.8.3-distroless", "4.5.3-4.8.2-1"),
+    "dcgm-exporter": ("gpuOperator", ("dcgmExporter", "version"),
+                      ("v26.7.0", "4.6.0-4.8.3-distroless", "4.5.3-4.8.2-1"),
                       "the metric-name check reads default-counters.csv at 4.5.3-4.8.2; the pinned GPU Operator "
                       "deploys dcgm-exporter 4.6.0-4.8.3 (its values.yaml default), not re-read at that tag"),
 }
