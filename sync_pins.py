@@ -25,6 +25,7 @@ from plan.catalog import (
     ALLOWLISTS_FILE, BACKENDS_FILE, INTEGRATION_FILE, MATRIX_FILE, ROOT, SIGNALS_FILE, CompatibilityMatrix,
     integration_points, load_dynamo_runtime, load_matrix, load_signals,
 )
+from plan.profile import EastWestFabric
 
 COMMAND = "python -m sync_pins"
 PACK = Path("policy/ncp_guardrails")
@@ -97,7 +98,9 @@ def _shared_names() -> dict:
             "baselineRecord": _constant("components.cluster_baseline", "RECORD_NAME"),
             "kaiScheduler": (points.kai.scheduler_name, f"{points_file} kai.schedulerName"),
             "gpuResource": (points.gpu.resource, f"{points_file} gpu.resource"),
-            "routerModeEnv": (runtime.frontend.router_mode_env, f"{backends_file} frontend.routerModeEnv")},
+            "routerModeEnv": (runtime.frontend.router_mode_env, f"{backends_file} frontend.routerModeEnv"),
+            "rdmaFabrics": ([fabric.value for fabric in EastWestFabric if fabric != EastWestFabric.NONE],
+                            "plan/profile.py EastWestFabric (every value but none)")},
         "signals": {
             "kvHitRate": (signals.metrics["kvHitRate"], f"{signals_file} dynamo.metrics.kvHitRate"),
             "queueDepth": (signals.metrics["queuedRequests"], f"{signals_file} dynamo.metrics.queuedRequests")},

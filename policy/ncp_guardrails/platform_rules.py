@@ -2,7 +2,7 @@
 disaggregation."""
 import yaml
 
-from ncp_guardrails.data import allowlists, pins
+from ncp_guardrails.data import allowlists, names, pins
 from ncp_guardrails.framework import stack_policy
 from ncp_guardrails.kube import (
     DGD_QUEUE_ANNOTATION, dgd_services, environment, find_record, get, is_dgd, name_of,
@@ -150,7 +150,7 @@ def _disaggregation_fabric(args, report):
         if not (is_dgd(resource.props) and _disaggregated(resource.props)):
             continue
         endpoint = name_of(resource.props)
-        if fabric not in ("rdma", "gpudirect-rdma"):
+        if fabric not in names()["names"]["rdmaFabrics"]:
             report(f"{endpoint}: disaggregated or multi-node serving needs an east-west RDMA profile; the hardware "
                    f"profile's fabric is {fabric!r}", resource.urn)
         if "networkOperator" not in components:
