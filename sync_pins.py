@@ -1,15 +1,19 @@
-"""The copies of the compatibility matrix's pins that live outside it, and the command that rewrites them.
+"""The copies of the program's facts that live outside their homes, and the command that rewrites them.
 
-    python -m sync_pins           # rewrite every copy from data/compatibility-matrix.yaml
+    python -m sync_pins           # rewrite every copy from its home
     python -m sync_pins --check   # only list the copies that differ (exit 1 if any)
 
-Two places repeat pins, each because it must stand without the matrix: the policy pack's
-`policy/ncp_guardrails/pins.yaml` (the pack is published on its own) and the stand-in charts' `Chart.yaml` under
-`tests/e2e/charts` (Helm reads a chart's name and version from its own file). A version bump is an edit to the matrix
-followed by this command; tests/test_data_files.py fails, naming the file, the key and the value to write, while a
-copy differs. Exit codes: 0 in step (or rewritten), 1 a copy differs (--check), 3 internal error.
+Some files must stand without the program, so they repeat what it keeps elsewhere: the policy pack (published on its
+own) carries the matrix's pins (`policy/ncp_guardrails/pins.yaml`), the allowlists (`allowlists.yaml`, a copy of
+data/allowlists.yaml) and the names it shares with the program (`program.yaml`: labels, annotations, resource and
+signal names, each line saying its home); the stand-in charts' `Chart.yaml` under `tests/e2e/charts` repeat chart
+names and versions (Helm reads them from its own file). A version bump is an edit to the matrix followed by this
+command; tests/test_data_files.py fails, naming the copy, the key, the value to write and its home, while a copy
+differs. Exit codes: 0 in step (or rewritten), 1 a copy differs (--check), 3 internal error.
 """
 import argparse
+import importlib
+import json
 import sys
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence
@@ -17,40 +21,114 @@ from typing import NamedTuple, Optional, Sequence
 import yaml
 
 from cli_exit import FAILED_GATE, OK, run_command
-from plan.catalog import MATRIX_FILE, ROOT, CompatibilityMatrix, load_matrix
+from plan.catalog import (
+    ALLOWLISTS_FILE, BACKENDS_FILE, INTEGRATION_FILE, MATRIX_FILE, ROOT, SIGNALS_FILE, CompatibilityMatrix,
+    integration_points, load_dynamo_runtime, load_matrix, load_signals,
+)
+from plan.profile import EastWestFabric
 
 COMMAND = "python -m sync_pins"
-PACK_PINS = Path("policy/ncp_guardrails/pins.yaml")
+PACK = Path("policy/ncp_guardrails")
+PACK_PINS, PACK_ALLOWLISTS, PACK_NAMES = PACK / "pins.yaml", PACK / "allowlists.yaml", PACK / "program.yaml"
 STAND_INS = Path("tests/e2e/charts")
-PACK_HEADER = (f"# Chart pins the pack enforces, generated from data/compatibility-matrix.yaml by `{COMMAND}`\n"
-               "# (kept here so the pack can be published on its own; tests/test_data_files.py checks it).\n")
+CHECKED_BY = "(kept here so the pack can be published on its own; tests/test_data_files.py checks it)"
+
+
+def _home(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def _pack_header(what: str, home: str) -> str:
+    return f"# {what}, generated from {home} by `{COMMAND}`\n# {CHECKED_BY}.\n"
 
 
 class Copy(NamedTuple):
     path: Path  # relative to the project root
     text: str  # what the file must hold
-    sources: dict  # flattened key in the copy -> the matrix key it copies
+    home: str  # the file(s) it copies: where a change is made
+    sources: dict  # flattened key in the copy -> "<home file> <key>" it copies
 
 
 def _pack_pins(matrix: CompatibilityMatrix) -> Copy:
     charts = {name: {"chart": pin.chart, "localDecision": pin.local_decision is not None,
                      "repository": pin.repository, "version": pin.version}
               for name, pin in matrix.components.items()}
-    sources = {f"charts.{name}.{field}": f"components.{name}.{field}"
+    home = _home(MATRIX_FILE)
+    sources = {f"charts.{name}.{field}": f"{home} components.{name}.{field}"
                for name, fields in charts.items() for field in fields}
-    return Copy(PACK_PINS, PACK_HEADER + yaml.safe_dump({"charts": charts}, sort_keys=True), sources)
+    text = _pack_header("Chart pins the pack enforces", home) + yaml.safe_dump({"charts": charts}, sort_keys=True)
+    return Copy(PACK_PINS, text, home, sources)
+
+
+def _pack_allowlists() -> Copy:
+    home = _home(ALLOWLISTS_FILE)
+    text = ALLOWLISTS_FILE.read_text()
+    sources = {key: f"{home} {key}" for key in _flat(yaml.safe_load(text))}
+    return Copy(PACK_ALLOWLISTS, _pack_header("Sources the pack allows", home) + text, home, sources)
+
+
+def _constant(module: str, name: str) -> tuple:
+    return getattr(importlib.import_module(module), name), f"{module.replace('.', '/')}.py {name}"
+
+
+def _shared_names() -> dict:
+    """group -> name -> (value, its home): the names the pack must spell as the program does."""
+    points, signals, runtime = integration_points(), load_signals()["dynamo"], load_dynamo_runtime()
+    points_file, signals_file, backends_file = _home(INTEGRATION_FILE), _home(SIGNALS_FILE), _home(BACKENDS_FILE)
+    return {
+        "labels": {
+            "tenant": _constant("plan.names", "TENANT_KEY"),
+            "endpoint": _constant("plan.names", "ENDPOINT_LABEL"),
+            "storageTier": _constant("plan.names", "STORAGE_TIER_LABEL"),
+            "kaiQueue": (points.kai.queue_label, f"{points_file} kai.queueLabel")},
+        "annotations": {
+            "modelSource": _constant("plan.names", "MODEL_SOURCE"),
+            "modelRevision": _constant("plan.names", "MODEL_REVISION"),
+            "acceptanceThresholds": _constant("plan.names", "THRESHOLDS_ANNOTATION"),
+            "sizing": _constant("plan.names", "SIZING_ANNOTATION"),
+            "podSecurityReason": _constant("plan.names", "POD_SECURITY_REASON"),
+            "dgdQueue": (points.dynamo.queue_annotation, f"{points_file} dynamo.queueAnnotation")},
+        "components": {  # app.kubernetes.io/component values of the workloads the pack finds by it
+            "modelStaging": _constant("components.model_data", "STAGING_COMPONENT"),
+            "benchmark": _constant("components.validation", "BENCHMARK_COMPONENT"),
+            "validationSuite": _constant("components.validation", "SUITE_COMPONENT"),
+            "inferenceServer": _constant("components.serving.triton", "SERVER_COMPONENT"),
+            "engineBuild": _constant("components.serving.triton", "ENGINE_BUILD_COMPONENT")},
+        "names": {
+            "baselineRecord": _constant("components.cluster_baseline", "RECORD_NAME"),
+            "kaiScheduler": (points.kai.scheduler_name, f"{points_file} kai.schedulerName"),
+            "gpuResource": (points.gpu.resource, f"{points_file} gpu.resource"),
+            "routerModeEnv": (runtime.frontend.router_mode_env, f"{backends_file} frontend.routerModeEnv"),
+            "rdmaFabrics": ([fabric.value for fabric in EastWestFabric if fabric != EastWestFabric.NONE],
+                            "plan/profile.py EastWestFabric (every value but none)")},
+        "signals": {
+            "kvHitRate": (signals.metrics["kvHitRate"], f"{signals_file} dynamo.metrics.kvHitRate"),
+            "queueDepth": (signals.metrics["queuedRequests"], f"{signals_file} dynamo.metrics.queuedRequests")},
+    }
+
+
+def _pack_names() -> Copy:
+    names = _shared_names()
+    lines = [f"# Names the pack spells as the program does, generated from their homes (after each #) by `{COMMAND}`",
+             f"# {CHECKED_BY}."]
+    for group, entries in sorted(names.items()):
+        lines.append(f"{group}:")
+        lines += [f"  {key}: {json.dumps(value)}  # {home}" for key, (value, home) in sorted(entries.items())]
+    sources = {f"{group}.{key}": home for group, entries in names.items() for key, (_, home) in entries.items()}
+    return Copy(PACK_NAMES, "\n".join(lines) + "\n", "the program file after each line's #", sources)
 
 
 def _stand_in_chart(name: str, matrix: CompatibilityMatrix) -> Copy:
-    pin = matrix.components[name]
+    pin, home = matrix.components[name], _home(MATRIX_FILE)
     text = (f"# Stand-in for {pin.display_name} ({pin.chart}) in end-to-end tests; generated from the matrix by "
             f"`{COMMAND}`.\napiVersion: v2\nname: {pin.chart_name}\nversion: {pin.version}\ntype: application\n")
-    return Copy(STAND_INS / pin.chart_name / "Chart.yaml", text,
-                {"name": f"components.{name}.chart", "version": f"components.{name}.version"})
+    return Copy(STAND_INS / pin.chart_name / "Chart.yaml", text, home,
+                {"name": f"{home} components.{name}.chart", "version": f"{home} components.{name}.version"})
 
 
 def copies(matrix: CompatibilityMatrix) -> list:
-    return [_pack_pins(matrix)] + [_stand_in_chart(name, matrix) for name in matrix.components]
+    return ([_pack_pins(matrix), _pack_allowlists(), _pack_names()]
+            + [_stand_in_chart(name, matrix) for name in matrix.components])
 
 
 def _flat(data, prefix="") -> dict:
@@ -60,22 +138,27 @@ def _flat(data, prefix="") -> dict:
 
 
 def drift(matrix: CompatibilityMatrix, root: Path = ROOT) -> list:
-    """One line per key that differs from the matrix: the file, the key, the value to write and where it comes from."""
-    matrix_file = MATRIX_FILE.relative_to(ROOT)
+    """One line per key that differs from its home: the copy, the key, the value to write and the home it copies; a
+    copy whose keys agree but whose text differs (comments, layout) is named once."""
     problems = []
     for copy in copies(matrix):
         path = root / copy.path
         if not path.is_file():
-            problems.append(f"{copy.path}: missing (run `{COMMAND}` to write it)")
+            problems.append(f"{copy.path}: missing (it copies {copy.home}; run `{COMMAND}` to write it)")
             continue
         expected = _flat(yaml.safe_load(copy.text))
         actual = _flat(yaml.safe_load(path.read_text()) or {})
+        found = []
         for key in sorted(expected.keys() | actual.keys()):
             if key not in expected:
-                problems.append(f"{copy.path}: {key} is not in {matrix_file}: remove it (or run `{COMMAND}`)")
+                found.append(f"{copy.path}: {key} is not in {copy.home}: remove it (or run `{COMMAND}`)")
             elif actual.get(key) != expected[key]:
-                problems.append(f"{copy.path}: {key} is {actual.get(key)!r}, write {expected[key]!r} (it copies "
-                                f"{matrix_file} {copy.sources.get(key, key)}; `{COMMAND}` rewrites every copy)")
+                found.append(f"{copy.path}: {key} is {actual.get(key)!r}, write {expected[key]!r} (it copies "
+                             f"{copy.sources.get(key, copy.home)}; `{COMMAND}` rewrites every copy)")
+        if not found and path.read_text() != copy.text:
+            found.append(f"{copy.path}: its values agree with {copy.home} but not its text: do not edit it by hand, "
+                         f"run `{COMMAND}`")
+        problems += found
     return problems
 
 
@@ -98,7 +181,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     matrix = load_matrix()
     if arguments.check:
         problems = drift(matrix)
-        print("\n".join(problems) or "every copy of the matrix's pins is in step")
+        print("\n".join(problems) or "every copy is in step with its home")
         return FAILED_GATE if problems else OK
     for path in write(matrix):
         print(f"wrote {path}")

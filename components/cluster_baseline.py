@@ -17,6 +17,7 @@ from plan.names import LAYER_LABEL
 from plan.pod_security import PSA_LEVELS
 
 # PriorityClass values stay below the built-in system-* classes (2e9) so node-critical pods always win.
+RECORD_NAME = "ncp-baseline-record"  # the baseline record ConfigMap (the policy pack reads it)
 PRIORITY_CLASSES = {
     PRIORITY_SYSTEM: (100_000_000, "Platform operators and agents of the inference stack", "PreemptLowerPriority"),
     PRIORITY_SERVING: (1_000_000, "Latency-sensitive inference serving workers and routers", "PreemptLowerPriority"),
@@ -90,7 +91,7 @@ class ClusterBaseline(Layer):
         self.record = k8s.core.v1.ConfigMap(
             f"{name}-record",
             metadata=k8s.meta.v1.ObjectMetaArgs(
-                name="ncp-baseline-record", namespace=record_ns.metadata.name, labels=labels("cluster-baseline")),
+                name=RECORD_NAME, namespace=record_ns.metadata.name, labels=labels("cluster-baseline")),
             data={key: yaml.safe_dump(value, sort_keys=True) if not isinstance(value, str) else value
                   for key, value in args.record.items()},
             opts=child,

@@ -17,6 +17,7 @@ from plan.names import (
 from plan.serving import ModelStagingSettings, StorageTier
 from plan.site_plan import NodePlacement
 
+STAGING_COMPONENT = "model-staging"  # app.kubernetes.io/component of staging Jobs
 STAGING_TIMEOUT_SECONDS = 4 * 3600
 
 
@@ -167,7 +168,7 @@ class ModelStaging(Layer):
         super().__init__("ModelStaging", name, opts)
         target = model_path(args.model_name, args.revision)
         annotations = {MODEL_SOURCE: args.source, MODEL_REVISION: args.revision}
-        meta_labels = labels("model-staging", args.endpoint, **{ENDPOINT_LABEL: args.endpoint,
+        meta_labels = labels(STAGING_COMPONENT, args.endpoint, **{ENDPOINT_LABEL: args.endpoint,
                                                                  TENANT_LABEL: args.tenant})
         self.provenance = k8s.core.v1.ConfigMap(
             f"{name}-provenance",

@@ -19,6 +19,8 @@ from plan.catalog import AccessRule
 from plan.serving import StorageTier
 from plan.site_plan import NodePlacement
 
+# app.kubernetes.io/component of the acceptance Jobs (the policy pack finds them by it)
+BENCHMARK_COMPONENT, SUITE_COMPONENT = "benchmark", "validation-suite"
 RESULTS_MOUNT = "/results"
 
 
@@ -56,7 +58,7 @@ class Benchmark(Layer):
     def __init__(self, name: str, args: BenchmarkArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("Benchmark", name, opts)
         thresholds = yaml.safe_dump(args.thresholds, sort_keys=True)
-        job_labels = labels("benchmark", f"{args.endpoint}-aiperf", **{ENDPOINT_LABEL: args.endpoint,
+        job_labels = labels(BENCHMARK_COMPONENT, f"{args.endpoint}-aiperf", **{ENDPOINT_LABEL: args.endpoint,
                                                                       TENANT_LABEL: args.tenant})
         k8s.core.v1.ConfigMap(
             f"{name}-thresholds",
@@ -145,7 +147,7 @@ class ValidationSuite(Layer):
         super().__init__("ValidationSuite", name, opts)
         child = self.child(args.namespace)
         ns = args.namespace.metadata.name
-        suite_labels = labels("validation-suite", self.NAME)
+        suite_labels = labels(SUITE_COMPONENT, self.NAME)
         if not args.checks or not args.reads:
             self.refuse(["needs the checks it runs and the rules they read "
                          "(validationSuite.readOnlyChecks/reads in the compatibility matrix)"])

@@ -4,7 +4,7 @@ import pytest
 import yaml
 
 from offline.policy_check import PackConfigError, load_pack, policy_configs
-from plan.catalog import ROOT
+from plan.catalog import ROOT, load_matrix
 from offline.recorder import run_program
 from offline.synthetic import secret_keys, site_config
 from tests.policy_helpers import (
@@ -81,7 +81,13 @@ def test_charts_pinned(prod):
     foreign = clone(prod)
     release = find_release(foreign, "kai-scheduler")
     set_inputs(release, {**release.wire_inputs, "chart": "oci://example.com/charts/kai-scheduler"})
-    assert "not in the compatibility matrix" in messages(foreign, "charts-pinned")
+    pinned = load_matrix().pin("kaiScheduler").chart
+    assert (f"chart kai-scheduler (kaiScheduler) is installed from oci://example.com/charts/kai-scheduler; the "
+            f"compatibility matrix pins {pinned}") in messages(foreign, "charts-pinned")
+    unknown = clone(prod)
+    release = find_release(unknown, "kai-scheduler")
+    set_inputs(release, {**release.wire_inputs, "chart": "oci://example.com/charts/other-scheduler"})
+    assert "chart 'other-scheduler' is not in the compatibility matrix" in messages(unknown, "charts-pinned")
 
 
 def test_local_decision_chart_needs_record():
@@ -337,14 +343,8 @@ def test_acceptance_evidence(prod):
     assert messages(mutated, "acceptance-evidence") == ""
 
 
-# --- the pack is self-contained: its data equals the program's (pins: tests/test_data_files.py) -----------------------
-
-def test_pack_allowlists_equal_the_programs():
-    from ncp_guardrails.data import allowlists
-    from plan.catalog import ROOT
-
-    assert allowlists() == yaml.safe_load((ROOT / "data" / "allowlists.yaml").read_text())
-
+# --- the pack is self-contained: its data files are generated from the program's homes and checked in one place,
+# tests/test_data_files.py (sync_pins) --------------------------------------------------------------------------------
 
 def test_private_analyzer_api_still_has_the_shape_we_drive():
     from pulumi_policy import policy
@@ -390,27 +390,6 @@ def test_missing_properties_never_crash_a_policy(lab, policy):
                 "charts-pinned": ("is not in the compatibility matrix",)}
     for violation in found:
         assert policy in expected and any(text in violation.message for text in expected[policy]), violation.message
-
-
-def test_pack_names_equal_the_programs():
-    from ncp_guardrails import kube as pack
-    from ncp_guardrails import serving_rules
-
-    from components import kube as program
-    from components import validation
-    from plan import names as program_names
-    from plan.catalog import integration_points
-
-    names = integration_points()
-    assert (pack.KAI_QUEUE_LABEL, pack.KAI_SCHEDULER) == (names.kai.queue_label, names.kai.scheduler_name)
-    assert pack.DGD_QUEUE_ANNOTATION == names.dynamo.queue_annotation
-    assert pack.GPU == names.gpu.resource
-    assert pack.TENANT_LABEL == program.TENANT_LABEL
-    assert (pack.STORAGE_TIER_LABEL, pack.ENDPOINT_LABEL) == (program_names.STORAGE_TIER_LABEL,
-                                                                 program_names.ENDPOINT_LABEL)
-    assert (serving_rules.MODEL_SOURCE, serving_rules.MODEL_REVISION) == (program_names.MODEL_SOURCE,
-                                                                           program_names.MODEL_REVISION)
-    assert serving_rules.THRESHOLDS == validation.THRESHOLDS_ANNOTATION
 
 
 def test_pack_requirements_are_the_programs_pins():

@@ -3,6 +3,7 @@
 Upstream data is read from ../shared/upstream (never copied into the project); checks skip, saying why, where it is
 absent. Each snapshot was taken at one upstream version (../shared/upstream/MANIFEST.md): a matrix pin that differs
 from it carries a `checkedAgainst` note, so a bump cannot pass these checks unnoticed."""
+import functools
 import re
 from pathlib import Path
 from typing import NamedTuple
@@ -29,6 +30,21 @@ NO_SNAPSHOT = {
                       "CRD, not the dynamo-gaie templates the picker's settings come from",
     **{name: "an NGC container or library of the traditional ML path; shared/upstream has none of its files"
        for name in ("triton", "tensorrt", "modelOptimizer", "dali", "aitune")},
+}
+# Snapshots no matrix pin names but a pin decides: the pinned chart deploys the component at its own default version.
+# folder -> (matrix entry, value path in that entry's values.yaml snapshot giving the deployed version, the
+# (pin, deployed, snapshot) versions the reason below was written for, the reason). A bump of the entry, or a new
+# snapshot, fails until the reason is re-written here for the new versions.
+DERIVED_SNAPSHOTS = {
+    "dcgm-exporter": ("gpuOperator", ("dcgmExporter", "version"),
+                      ("v26.7.0", "4.6.0-4.8.3-distroless", "4.5.3-4.8.2-1"),
+                      "the metric-name check reads default-counters.csv at 4.5.3-4.8.2; the pinned GPU Operator "
+                      "deploys dcgm-exporter 4.6.0-4.8.3 (its values.yaml default), not re-read at that tag"),
+}
+# Snapshots whose version no pin decides, and why.
+UNPINNED_SNAPSHOTS = {
+    "gateway-api-inference-extension": "the InferencePool CRD is a site prerequisite the program does not install; the "
+                                       "check reads main (same as v1.6.0), the API version the program emits is v1",
 }
 # Release name -> folder under shared/upstream holding that chart's values.yaml and Chart.yaml.
 UPSTREAM_CHART_DIRS = {"gpu-operator": "gpu-operator", "network-operator": "network-operator",
@@ -131,6 +147,23 @@ def snapshot_problems(matrix, snapshots: dict) -> list:
                 problems.append(f"{key}.checkedAgainst: written for pin {note.pinned} against snapshot "
                                 f"{note.snapshot}, but the pin is {pin.version} and the snapshot {snapshot.version}: "
                                 f"re-check, then {fix}")
+    return problems
+
+
+def derived_snapshot_problems(matrix, snapshots: dict, upstream: Path) -> list:
+    """A snapshot a pin decides (DERIVED_SNAPSHOTS) was reviewed for this pin, this deployed version and this snapshot;
+    each problem names the matrix key that moved and the note to re-write."""
+    problems = []
+    for folder, (entry, path, reviewed, _reason) in DERIVED_SNAPSHOTS.items():
+        values = yaml.safe_load((upstream / SNAPSHOT_OF[entry] / "values.yaml").read_text())
+        deployed = functools.reduce(dict.get, path, values)
+        now = (matrix.components[entry].version, deployed, snapshots[folder].version)
+        if now != reviewed:
+            problems.append(
+                f"{MATRIX_FILE.relative_to(ROOT)} components.{entry}.version {now[0]} deploys {folder} {deployed} "
+                f"({SNAPSHOT_OF[entry]} values {'.'.join(path)}), and the checks read shared/upstream/{folder} at "
+                f"{now[2]} (MANIFEST.md); the note in tests/test_upstream_schemas.py DERIVED_SNAPSHOTS was written for "
+                f"{reviewed}: re-check {folder}, then write {now} there with the reason")
     return problems
 
 
@@ -334,6 +367,23 @@ def test_every_pin_equals_its_upstream_snapshot_or_says_why(snapshots: dict):
     assert all(snapshots[folder].version for folder in SNAPSHOT_OF.values())
     problems = snapshot_problems(MATRIX, snapshots)
     assert not problems, "\n".join(problems)
+
+
+def test_every_snapshot_is_tied_to_a_pin_or_says_why(snapshots: dict, upstream: Path):
+    """Each folder of MANIFEST.md is read for a matrix pin (SNAPSHOT_OF), for the component a pinned chart deploys
+    (DERIVED_SNAPSHOTS, checked against the versions its note was written for) or for no pin (UNPINNED_SNAPSHOTS)."""
+    tied = set(SNAPSHOT_OF.values()) | set(DERIVED_SNAPSHOTS) | set(UNPINNED_SNAPSHOTS)
+    assert set(snapshots) <= tied, f"snapshots no pin accounts for: {sorted(set(snapshots) - tied)}"
+    problems = derived_snapshot_problems(MATRIX, snapshots, upstream)
+    assert not problems, "\n".join(problems)
+
+
+def test_a_bump_of_a_chart_deploying_a_snapshot_component_fails_naming_the_matrix_key(snapshots: dict,
+                                                                                    upstream: Path):
+    [problem] = derived_snapshot_problems(_with(MATRIX, "gpuOperator", version="v99.0.0"), snapshots, upstream)
+    assert problem.startswith("data/compatibility-matrix.yaml components.gpuOperator.version v99.0.0 deploys "
+                              "dcgm-exporter ")
+    assert "tests/test_upstream_schemas.py DERIVED_SNAPSHOTS" in problem
 
 
 def _with(matrix, name: str, **update):

@@ -15,6 +15,7 @@ from plan.names import ENDPOINT_LABEL, MODEL_REVISION, MODEL_SOURCE, SIZING_ANNO
 from plan.serving import ApiServerEgress
 
 
+
 def api_server_egress_policy(graph_label: str, graph: str, egress: ApiServerEgress) -> dict:
     """Egress from the endpoint's Dynamo pods to the Kubernetes API server. Kubernetes discovery has every Dynamo pod
     watch EndpointSlices and DynamoWorkerMetadata and each worker write its own (ai-dynamo/dynamo@2a6da14c

@@ -20,6 +20,8 @@ from plan.site_plan import NodePlacement, gpu_toleration
 
 REPOSITORY, CONFIG_DIR = "/repository", "/model-config"
 BUILD_TIMEOUT_SECONDS = 2 * 3600
+# app.kubernetes.io/component of the server Deployment and its engine-build Job (the policy pack finds them by it)
+SERVER_COMPONENT, ENGINE_BUILD_COMPONENT = "inference-service", "engine-build"
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ class InferenceService(Layer):
         names = integration_points()
         artifact = plan.service.artifact
         annotations = {MODEL_SOURCE: artifact.source, MODEL_REVISION: artifact.revision}
-        meta = labels("inference-service", plan.name, **{ENDPOINT_LABEL: plan.name, TENANT_LABEL: plan.tenant.name})
+        meta = labels(SERVER_COMPONENT, plan.name, **{ENDPOINT_LABEL: plan.name, TENANT_LABEL: plan.tenant.name})
         pod_labels = {**meta, names.kai.queue_label: plan.queue}
         self.provenance = k8s.core.v1.ConfigMap(
             f"{name}-provenance",
@@ -110,7 +112,7 @@ class InferenceService(Layer):
         build_await = await_annotations(args.skip_await) or {"pulumi.com/timeoutSeconds": str(BUILD_TIMEOUT_SECONDS)}
         build = restricted_job(
             f"{name}-engine-build", name=f"{plan.name}-engine-build", namespace=plan.namespace,
-            labels={**pod_labels, "app.kubernetes.io/component": "engine-build"},
+            labels={**pod_labels, "app.kubernetes.io/component": ENGINE_BUILD_COMPONENT},
             annotations={**annotations, **build_await},
             container=k8s.core.v1.ContainerArgs(
                 name="build", image=plan.builder_image, command=["/bin/bash", "-c", build_script(plan)],
@@ -133,7 +135,7 @@ class InferenceService(Layer):
     def _server(self, name: str, args: InferenceServiceArgs, pod_labels: dict, annotations: dict,
                 after: list) -> k8s.apps.v1.Deployment:
         plan, ports = args.plan, args.ports
-        selector = {"app.kubernetes.io/name": plan.name, "app.kubernetes.io/component": "inference-service"}
+        selector = {"app.kubernetes.io/name": plan.name, "app.kubernetes.io/component": SERVER_COMPONENT}
         mounts = [k8s.core.v1.VolumeMountArgs(name="models", mount_path=MODELS_MOUNT, read_only=True),
                   k8s.core.v1.VolumeMountArgs(name="repository", mount_path=REPOSITORY)]
         probe = lambda path: k8s.core.v1.ProbeArgs(  # noqa: E731

@@ -1,7 +1,9 @@
-"""Data the pack carries so it can be published on its own: chart pins and allowlists.
+"""Data the pack carries so it can be published on its own: chart pins, allowlists and the names it shares with the
+program (labels, annotations, resource and signal names).
 
-pins.yaml is generated from the program's data/compatibility-matrix.yaml (`python -m sync_pins` in the project) and
-read here rather than the matrix, so the pack enforces the same pins inside the project and published alone."""
+Each file is generated from the program's own home (data/compatibility-matrix.yaml, data/allowlists.yaml, the
+program files program.yaml names) by `python -m sync_pins` in the project, and read here rather than there, so the
+pack enforces the same facts inside the project and published alone."""
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,6 +15,11 @@ HERE = Path(__file__).resolve().parent
 @lru_cache(maxsize=None)
 def pins() -> dict:
     return yaml.safe_load((HERE / "pins.yaml").read_text())["charts"]
+
+
+@lru_cache(maxsize=None)
+def names() -> dict:
+    return yaml.safe_load((HERE / "program.yaml").read_text())
 
 
 @lru_cache(maxsize=None)

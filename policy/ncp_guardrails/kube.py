@@ -3,16 +3,16 @@ from typing import Any, Iterator, Optional
 
 import yaml
 
+from ncp_guardrails.data import names
+
 RELEASE = "kubernetes:helm.sh/v3:Release"
-RECORD_NAME = "ncp-baseline-record"
-TENANT_LABEL = "ncp-inference.io/tenant"
-STORAGE_TIER_LABEL = "ncp-inference.io/storage-tier"
-ENDPOINT_LABEL = "ncp-inference.io/endpoint"
 COMPONENT_LABEL = "app.kubernetes.io/component"
-KAI_SCHEDULER = "kai-scheduler"
-KAI_QUEUE_LABEL = "kai.scheduler/queue"
-DGD_QUEUE_ANNOTATION = "nvidia.com/kai-scheduler-queue"
-GPU = "nvidia.com/gpu"
+# Names the program defines (program.yaml, generated from their homes by `python -m sync_pins`).
+RECORD_NAME, KAI_SCHEDULER, GPU = (names()["names"][key] for key in ("baselineRecord", "kaiScheduler", "gpuResource"))
+TENANT_LABEL, STORAGE_TIER_LABEL, ENDPOINT_LABEL, KAI_QUEUE_LABEL = (
+    names()["labels"][key] for key in ("tenant", "storageTier", "endpoint", "kaiQueue"))
+DGD_QUEUE_ANNOTATION = names()["annotations"]["dgdQueue"]
+WORKLOADS = names()["components"]  # app.kubernetes.io/component of the program's workloads
 
 # Workload kind -> path from the object to its pod spec.
 POD_SPEC_PATHS = {
@@ -67,7 +67,7 @@ def is_dgd(props) -> bool:
 
 
 # The program's inference-service workloads (components/serving/triton.py): the Triton server and its engine build.
-INFERENCE_WORKLOADS = {"Deployment": "inference-service", "Job": "engine-build"}
+INFERENCE_WORKLOADS = {"Deployment": WORKLOADS["inferenceServer"], "Job": WORKLOADS["engineBuild"]}
 
 
 def is_inference_workload(props) -> bool:

@@ -2,11 +2,12 @@
 disaggregation."""
 import yaml
 
-from ncp_guardrails.data import allowlists, pins
+from ncp_guardrails.data import allowlists, names, pins
 from ncp_guardrails.framework import stack_policy
 from ncp_guardrails.kube import (
-    DGD_QUEUE_ANNOTATION, dgd_services, environment, find_record, get, is_dgd, name_of, releases,
+    DGD_QUEUE_ANNOTATION, dgd_services, environment, find_record, get, is_dgd, name_of,
 )
+from ncp_guardrails.releases import chart_name, deployed, identified
 
 
 def _hardware_profile_and_evidence(args, report):
@@ -34,8 +35,13 @@ def _release_source(props) -> str:
     return chart if chart.startswith("oci://") else get(props, "repositoryOpts", "repo", default="")
 
 
-def _chart_name(chart: str) -> str:
-    return chart.rstrip("/").rsplit("/", 1)[-1]
+def _origin(chart: str, repository: str) -> str:
+    return f"{repository} chart {chart}" if repository else chart
+
+
+def _from_mirror(props, mirror) -> bool:
+    """Whether the chart is read from the site's recorded chart mirror (same chart, same pinned version)."""
+    return bool(mirror) and get(props, "chart", default="").startswith(f"./{str(mirror).strip('/')}/")
 
 
 def _charts_pinned(args, report):
@@ -43,35 +49,28 @@ def _charts_pinned(args, report):
     recorded = {d.get("component") for d in get(record, "localDecisions", default=[]) or []}
     mirror = get(record, "chartMirror")
     repositories = allowlists()["chartRepositories"]
-    for release in releases(args.resources):
+    for key, release in identified(args.resources):
         props = release.props
         chart, version = get(props, "chart", default=""), get(props, "version", default="")
-        if mirror and chart.startswith(f"./{mirror.strip('/')}/"):
-            # The site's recorded chart mirror: the same chart at the same pinned version.
-            matches = [(key, pin) for key, pin in pins().items() if _chart_name(pin["chart"]) == _chart_name(chart)]
-            if not matches:
-                report(f"chart {chart!r} from the chart mirror is not in the compatibility matrix", release.urn)
-            elif version != matches[0][1]["version"]:
-                report(f"chart {chart} is at version {version!r}; the compatibility matrix pins "
-                       f"{matches[0][1]['version']}", release.urn)
+        if key is None:
+            report(f"chart {chart_name(chart)!r} is not in the compatibility matrix", release.urn)
             continue
-        matches = [(key, pin) for key, pin in pins().items()
-                   if pin["chart"] == chart
-                   and (chart.startswith("oci://") or pin["repository"] == _release_source(props))]
-        if not matches:
-            report(f"chart {chart!r} from {_release_source(props)!r} is not in the compatibility matrix", release.urn)
-            continue
-        key, pin = matches[0]
+        pin, name = pins()[key], f"{chart_name(chart)} ({key})"
         if version != pin["version"]:
-            report(f"chart {chart} is at version {version!r}; the compatibility matrix pins {pin['version']}",
+            report(f"chart {name} is at version {version!r}; the compatibility matrix pins {pin['version']}",
                    release.urn)
-        source = _release_source(props)
-        if not any(source.startswith(prefix) for prefix in repositories):
+        if _from_mirror(props, mirror):
+            continue
+        origin = _origin(chart, get(props, "repositoryOpts", "repo", default=""))
+        if origin != _origin(pin["chart"], pin["repository"]):
+            report(f"chart {name} is installed from {origin}; the compatibility matrix pins "
+                   f"{_origin(pin['chart'], pin['repository'])} (or record the site's chartMirror)", release.urn)
+        elif not any(_release_source(props).startswith(prefix) for prefix in repositories):
             if not pin["localDecision"]:
-                report(f"chart {chart} comes from {source}, outside the NVIDIA allowlist", release.urn)
+                report(f"chart {name} comes from {_release_source(props)}, outside the NVIDIA allowlist", release.urn)
             elif key not in recorded:
-                report(f"chart {chart} ({key}) is a non-NVIDIA component but the stack records no local decision for"
-                       " it", release.urn)
+                report(f"chart {name} is a non-NVIDIA component but the stack records no local decision for it",
+                       release.urn)
 
 
 charts_pinned = stack_policy(
@@ -85,10 +84,8 @@ charts_pinned = stack_policy(
 
 
 def _gpu_operator_values(resources):
-    for release in releases(resources):
-        if get(release.props, "chart") == pins()["gpuOperator"]["chart"]:
-            return get(release.props, "values", default={}) or {}
-    return None
+    release = deployed(resources).get("gpuOperator")
+    return None if release is None else get(release.props, "values", default={}) or {}
 
 
 def _time_slicing(values) -> bool:
@@ -148,20 +145,19 @@ def _disaggregated(props) -> bool:
 
 def _disaggregation_fabric(args, report):
     record = find_record(args.resources) or {}
-    chart_names = {get(r.props, "chart") for r in releases(args.resources)}
+    components = deployed(args.resources)
     fabric = get(record, "hardwareProfile", "fabric", "eastWest", default="none")
     for resource in args.resources:
         if not (is_dgd(resource.props) and _disaggregated(resource.props)):
             continue
         endpoint = name_of(resource.props)
-        if fabric not in ("rdma", "gpudirect-rdma"):
+        if fabric not in names()["names"]["rdmaFabrics"]:
             report(f"{endpoint}: disaggregated or multi-node serving needs an east-west RDMA profile; the hardware "
                    f"profile's fabric is {fabric!r}", resource.urn)
-        if pins()["networkOperator"]["chart"] not in chart_names:
+        if "networkOperator" not in components:
             report(f"{endpoint}: disaggregated serving needs the Network Operator, which is not deployed", resource.urn)
-        if pins()["grove"]["chart"] not in chart_names:
-            report(f"{endpoint}: disaggregated serving needs Grove gang scheduling, which is not deployed",
-                   resource.urn)
+        if "grove" not in components:
+            report(f"{endpoint}: disaggregated serving needs Grove gang scheduling, which is not deployed", resource.urn)
         if not get(resource.props, "metadata", "annotations", DGD_QUEUE_ANNOTATION):
             report(f"{endpoint}: disaggregated serving must schedule through a KAI queue "
                    f"({DGD_QUEUE_ANNOTATION} annotation)", resource.urn)

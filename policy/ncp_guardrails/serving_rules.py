@@ -5,20 +5,19 @@ from pathlib import Path
 
 import yaml
 
-from ncp_guardrails.data import allowlists
+from ncp_guardrails.data import allowlists, names
 from ncp_guardrails.framework import resource_policy, stack_policy
 from ncp_guardrails.kube import (
-    COMPONENT_LABEL, ENDPOINT_LABEL, STORAGE_TIER_LABEL, dgd_services, get, is_dgd, is_inference_server,
+    COMPONENT_LABEL, ENDPOINT_LABEL, STORAGE_TIER_LABEL, WORKLOADS, dgd_services, get, is_dgd, is_inference_server,
     is_inference_workload, kind_of, labels_of, name_of, of_kind, plain, pod_specs,
 )
 
-# Dynamo metric names (ai-dynamo/dynamo docs/observability/metrics.md): the signals that prove KV routing helps.
-KV_HIT_RATE = "dynamo_component_router_kv_hit_rate"
-QUEUE_DEPTH = "dynamo_frontend_queued_requests"
-MODEL_SOURCE = "ncp-inference.io/model-source"
-MODEL_REVISION = "ncp-inference.io/model-revision"
-THRESHOLDS = "ncp-inference.io/acceptance-thresholds"
-SIZING = "ncp-inference.io/sizing"
+# Dynamo metric names (the program's data/telemetry-signals.yaml, through program.yaml): the signals that prove KV
+# routing helps.
+KV_HIT_RATE, QUEUE_DEPTH = names()["signals"]["kvHitRate"], names()["signals"]["queueDepth"]
+ROUTER_MODE_ENV = names()["names"]["routerModeEnv"]
+MODEL_SOURCE, MODEL_REVISION, THRESHOLDS, SIZING = (
+    names()["annotations"][key] for key in ("modelSource", "modelRevision", "acceptanceThresholds", "sizing"))
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # evidence index and sizing paths are project-relative
 FLOATING_REVISIONS = {"", "main", "master", "latest", "head"}
 
@@ -29,7 +28,7 @@ def _kv_routed(props) -> bool:
             continue
         envs = {e.get("name"): e.get("value") for e in get(service, "envs", default=[]) or []}
         args = " ".join(get(service, "extraPodSpec", "mainContainer", "args", default=[]) or [])
-        if envs.get("DYN_ROUTER_MODE") == "kv" or "--router-mode kv" in args or "--router-mode=kv" in args:
+        if envs.get(ROUTER_MODE_ENV) == "kv" or "--router-mode kv" in args or "--router-mode=kv" in args:
             return True
     return False
 
@@ -92,7 +91,7 @@ storage_tiers = stack_policy(
     "Model artifacts, model cache, KV offload, benchmark output and telemetry retention never share a storage "
     "class or claim.",
     "Storage; Data Center Architecture: Storage Domain",
-    "Give each tier its own storage class (components.storage) and label claims with ncp-inference.io/storage-tier.",
+    f"Give each tier its own storage class (components.storage) and label claims with {STORAGE_TIER_LABEL}.",
     _storage_tiers,
 )
 
@@ -100,7 +99,7 @@ storage_tiers = stack_policy(
 def _model_provenance(args, report):
     props = args.props
     staged = (is_dgd(props) or is_inference_workload(props)
-              or labels_of(props).get(COMPONENT_LABEL) == "model-staging")
+              or labels_of(props).get(COMPONENT_LABEL) == WORKLOADS["modelStaging"])
     if not staged:
         return
     annotations = get(props, "metadata", "annotations", default={}) or {}
@@ -126,7 +125,7 @@ def _acceptance_evidence(args, report):
         return
     jobs = of_kind(args.resources, "Job")
     benchmarks = {labels_of(j.props).get(ENDPOINT_LABEL): j for j in jobs
-                  if labels_of(j.props).get(COMPONENT_LABEL) == "benchmark"}
+                  if labels_of(j.props).get(COMPONENT_LABEL) == WORKLOADS["benchmark"]}
     for resource in args.resources:
         if not (is_dgd(resource.props) or is_inference_server(resource.props)):
             continue
@@ -136,7 +135,7 @@ def _acceptance_evidence(args, report):
             report(f"{endpoint}: no AIPerf benchmark Job for the endpoint", resource.urn)
         elif not get(job.props, "metadata", "annotations", THRESHOLDS):
             report(f"{endpoint}: its benchmark Job records no acceptance thresholds ({THRESHOLDS})", job.urn)
-    if not any(labels_of(j.props).get(COMPONENT_LABEL) == "validation-suite" for j in jobs):
+    if not any(labels_of(j.props).get(COMPONENT_LABEL) == WORKLOADS["validationSuite"] for j in jobs):
         report("no ISV NCP validation suite Job is defined for the stack")
 
 

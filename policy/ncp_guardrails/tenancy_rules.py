@@ -1,10 +1,11 @@
 """Guardrails on tenant namespaces and what runs in them."""
+from ncp_guardrails.data import names
 from ncp_guardrails.framework import stack_policy
 from ncp_guardrails.kube import (
-    TENANT_LABEL, containers, get, labels_of, name_of, namespace_of, of_kind, pod_specs,
+    GPU, TENANT_LABEL, containers, get, labels_of, name_of, namespace_of, of_kind, pod_specs,
 )
 
-POD_SECURITY_REASON = "ncp-inference.io/pod-security-reason"
+POD_SECURITY_REASON = names()["annotations"]["podSecurityReason"]
 
 
 def _is_default_deny(props) -> bool:
@@ -33,8 +34,8 @@ def _tenant_isolation(args, report):
         if not any(_is_default_deny(p.props) for p in policies):
             report(f"tenant namespace {namespace} has no default-deny NetworkPolicy", ns.urn)
         quotas = [r for r in objects if get(r.props, "kind") == "ResourceQuota"]
-        if not any("requests.nvidia.com/gpu" in (get(q.props, "spec", "hard", default={}) or {}) for q in quotas):
-            report(f"tenant namespace {namespace} has no ResourceQuota limiting requests.nvidia.com/gpu", ns.urn)
+        if not any(f"requests.{GPU}" in (get(q.props, "spec", "hard", default={}) or {}) for q in quotas):
+            report(f"tenant namespace {namespace} has no ResourceQuota limiting requests.{GPU}", ns.urn)
         accounts = [r for r in objects if get(r.props, "kind") == "ServiceAccount"]
         if not any(get(a.props, "automountServiceAccountToken") is False for a in accounts):
             report(f"tenant namespace {namespace} has no dedicated ServiceAccount with token automount off", ns.urn)

@@ -119,8 +119,8 @@ gpu_workloads_through_kai = stack_policy(
     "gpu-workloads-through-kai",
     "Every GPU workload sets GPU limits and schedules through KAI with its tenant's queue.",
     "Operator View: Placement And Scheduling; Isolation And Security: Workload Isolation",
-    "Set resources.limits nvidia.com/gpu, schedulerName kai-scheduler and the kai.scheduler/queue label (DGDs: the "
-    "nvidia.com/kai-scheduler-queue annotation) to the tenant's queue.",
+    f"Set resources.limits {GPU}, schedulerName {KAI_SCHEDULER} and the {KAI_QUEUE_LABEL} label (DGDs: the "
+    f"{DGD_QUEUE_ANNOTATION} annotation) to the tenant's queue.",
     _gpu_workloads_through_kai,
 )
 
