@@ -121,10 +121,10 @@ def test_a_stale_shared_name_or_allowlist_names_its_home(tmp_path):
     allowlists = root / sync_pins.PACK_ALLOWLISTS
     allowlists.write_text(allowlists.read_text().replace("  - hf://\n", ""))
     assert sync_pins.drift(load_matrix(), root) == [
-        "policy/ncp_guardrails/allowlists.yaml: modelSources is ['ngc://', 's3://'], write ['hf://', 'ngc://', 's3://'] "
-        "(it copies data/allowlists.yaml modelSources; `python -m sync_pins` rewrites every copy)",
+        "policy/ncp_guardrails/allowlists.yaml: modelSources is ['ngc://', 's3://'], "
+        "write ['hf://', 'ngc://', 's3://'] (it copies data/allowlists.yaml modelSources; `python -m sync_pins` rewrites every copy)",
         "policy/ncp_guardrails/program.yaml: labels.tenant is 'example.io/tenant', write 'ncp-inference.io/tenant' "
-        "(it copies plan/site_plan.py TENANT_KEY; `python -m sync_pins` rewrites every copy)"]
+        "(it copies plan/names.py TENANT_KEY; `python -m sync_pins` rewrites every copy)"]
 
 
 def test_a_hand_edit_that_keeps_the_values_is_named_too(tmp_path):

@@ -157,7 +157,8 @@ def _disaggregation_fabric(args, report):
         if "networkOperator" not in components:
             report(f"{endpoint}: disaggregated serving needs the Network Operator, which is not deployed", resource.urn)
         if "grove" not in components:
-            report(f"{endpoint}: disaggregated serving needs Grove gang scheduling, which is not deployed", resource.urn)
+            report(f"{endpoint}: disaggregated serving needs Grove gang scheduling, which is not deployed",
+                   resource.urn)
         if not get(resource.props, "metadata", "annotations", DGD_QUEUE_ANNOTATION):
             report(f"{endpoint}: disaggregated serving must schedule through a KAI queue "
                    f"({DGD_QUEUE_ANNOTATION} annotation)", resource.urn)
