@@ -122,7 +122,8 @@ def test_a_stale_shared_name_or_allowlist_names_its_home(tmp_path):
     allowlists.write_text(allowlists.read_text().replace("  - hf://\n", ""))
     assert sync_pins.drift(load_matrix(), root) == [
         "policy/ncp_guardrails/allowlists.yaml: modelSources is ['ngc://', 's3://'], "
-        "write ['hf://', 'ngc://', 's3://'] (it copies data/allowlists.yaml modelSources; `python -m sync_pins` rewrites every copy)",
+        "write ['hf://', 'ngc://', 's3://'] (it copies data/allowlists.yaml modelSources; `python -m sync_pins` "
+        "rewrites every copy)",
         "policy/ncp_guardrails/program.yaml: labels.tenant is 'example.io/tenant', write 'ncp-inference.io/tenant' "
         "(it copies plan/names.py TENANT_KEY; `python -m sync_pins` rewrites every copy)"]
 
