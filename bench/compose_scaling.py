@@ -7,7 +7,6 @@ Targets (issue): linear in tenants; at most 1.5x the plain loop at 100 tenants. 
 process so peak memory (ru_maxrss) is per run."""
 import argparse
 import json
-import re
 import resource
 import subprocess
 import sys
@@ -17,50 +16,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.plain import register_plain  # noqa: E402
+
 
 def site(tenants: int) -> dict:
     from offline.synthetic import site_config
 
     config = site_config("hgx-h200", "prod", tenants=tenants, gpu_nodes=max(16, tenants))
     return config
-
-
-def plain_loop(recorded) -> None:
-    """Register the recorded custom resources again, directly, with no components, plan or validation."""
-    import pulumi
-    import pulumi_kubernetes as k8s
-
-    for registration in recorded:
-        inputs = registration["inputs"]
-        opts = pulumi.ResourceOptions()
-        if registration["type"] == "kubernetes:helm.sh/v3:Release":
-            k8s.helm.v3.Release(registration["name"], chart=inputs["chart"], version=inputs["version"],
-                                namespace=inputs["namespace"], values=inputs["values"], opts=opts)
-        elif registration["type"].startswith("random:"):
-            import pulumi_random as random
-            random.RandomPassword(registration["name"], length=inputs["length"], special=False, opts=opts)
-        else:
-            api_version, kind = inputs["apiVersion"], inputs["kind"]
-            body = {_snake(k): v for k, v in inputs.items() if k not in ("apiVersion", "kind")}
-            typed = _typed_class(api_version, kind)
-            if typed is not None:
-                typed(registration["name"], opts=opts, **body)
-            else:
-                k8s.apiextensions.CustomResource(registration["name"], api_version=api_version, kind=kind,
-                                                 opts=opts, **body)
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def _typed_class(api_version: str, kind: str):
-    import pulumi_kubernetes as k8s
-
-    group, _, version = api_version.rpartition("/")
-    module_name = {"": "core", "rbac.authorization.k8s.io": "rbac"}.get(group, group.split(".")[0])
-    module = getattr(getattr(k8s, module_name, None), version, None)
-    return getattr(module, kind, None) if group == "" or group.endswith("k8s.io") else None
 
 
 def measure(mode: str, tenants: int) -> dict:
@@ -78,7 +41,7 @@ def measure(mode: str, tenants: int) -> dict:
         reference = run_program(config, secret_keys(config), stack="bench")
         recorded = [{"type": r.type, "name": r.name, "inputs": r.inputs} for r in reference.resources if r.custom]
         start = time.perf_counter()
-        recording = run_program({}, set(), stack="bench-plain", program=lambda: plain_loop(recorded))
+        recording = run_program({}, set(), stack="bench-plain", program=lambda: register_plain(recorded))
         seconds = time.perf_counter() - start
         count = len(recording.resources)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

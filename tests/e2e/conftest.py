@@ -1,49 +1,21 @@
 """Fixtures of the real-engine e2e: the engine environment, a local control plane with the real upstream CRDs and a
 simulated node pool (scheduler + KWOK), and a throwaway copy of the project."""
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.e2e.kube_api import KubeApi, only_version, without_descriptions
+from tests.e2e.cluster import UPSTREAM, EngineMissing, engine_environment, start_control_plane, stop_control_plane
 
 ROOT = Path(__file__).resolve().parents[2]
-UPSTREAM = ROOT.parent / "shared" / "upstream"
-E2E = ROOT / "e2e"
-# Real CRDs for every custom resource the e2e stacks create (upstream copies, read in place), with the version the
-# program writes. The DGD copy is Dynamo 1.5.0's (v1alpha1 + v1beta1 behind the operator's conversion webhook); our
-# pinned 1.2.1 has only v1alpha1, so the e2e installs it that way.
-CRDS = {
-    "kai-scheduler/scheduling.run.ai_queues.yaml": "v2",
-    "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml": "v1",
-    "prometheus-operator/monitoring.coreos.com_podmonitors.yaml": "v1",
-    "dynamo/nvidia.com_dynamographdeployments.yaml": "v1alpha1",
-    "network-operator/mellanox.com_nicclusterpolicies.yaml": "v1alpha1",
-    "network-operator/005-nv-ipam.nvidia.com_ippools.yaml": "v1alpha1",
-    "gateway-api-inference-extension/inference.networking.k8s.io_inferencepools.yaml": "v1",
-}
-# CRDs with no upstream copy in shared/upstream: our own stand-ins.
-OWN_CRDS = sorted((Path(__file__).parent / "crds").glob("*.yaml"))
-
-
-def _exports(text: str) -> dict:
-    env = {}
-    for line in text.splitlines():
-        if line.startswith("export "):
-            key, _, value = line[len("export "):].partition("=")
-            env[key] = value.strip('"').replace("$PATH", os.environ.get("PATH", ""))
-    return env
 
 
 @pytest.fixture(scope="module")
 def engine_env() -> dict:
-    result = subprocess.run([str(E2E / "bootstrap.sh"), "--print-env"], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.fail(f"the offline Pulumi engine is not built: run e2e/bootstrap.sh first\n{result.stderr}")
-    return {**os.environ, **_exports(result.stdout)}
+    try:
+        return engine_environment()
+    except EngineMissing as missing:
+        pytest.fail(str(missing))
 
 
 @pytest.fixture(scope="module")
@@ -53,16 +25,9 @@ def cluster(engine_env, tmp_path_factory):
         pytest.skip(f"{UPSTREAM} is absent: the e2e installs the real upstream CRDs from there")
     env = {**engine_env, "NCP_E2E_STATE": str(tmp_path_factory.mktemp("control-plane"))}
     try:
-        subprocess.run([str(E2E / "control-plane.sh"), "start"], env=env, check=True, timeout=300)
-        api = KubeApi(Path(env["NCP_E2E_STATE"]) / "kubeconfig")
-        for path, version in CRDS.items():
-            crd = yaml.safe_load((UPSTREAM / path).read_text())
-            api.apply_crd(without_descriptions(only_version(crd, version)))
-        for path in OWN_CRDS:
-            api.apply_crd(yaml.safe_load(path.read_text()))
-        yield api, {**env, "KUBECONFIG": str(Path(env["NCP_E2E_STATE"]) / "kubeconfig")}
+        yield start_control_plane(env)
     finally:
-        subprocess.run([str(E2E / "control-plane.sh"), "stop"], env=env, timeout=60)
+        stop_control_plane(env)
 
 
 @pytest.fixture(scope="module")
