@@ -169,13 +169,15 @@ class Engine:
         extra = [f"--tracing=file:{self.trace / trace_name}.trace"] if self.trace and trace_name else []
         return run_measured(["pulumi", *args, "--non-interactive", *extra], project, self.env)
 
-    def measure(self, project: Path, stack: str, skip_up: bool, label: str) -> dict[str, Measurement]:
-        phases = {"preview": self.run(project, "preview", "--stack", stack, trace_name=f"{label}-preview")}
-        if not skip_up:
-            phases["up"] = self.run(project, "up", "--yes", "--skip-preview", "--stack", stack,
-                                    trace_name=f"{label}-up")
+    def measure(self, project: Path, stack: str, phase: str, label: str) -> Measurement:
+        """Preview, or up (then an unmeasured destroy: both stacks deploy the same objects)."""
+        if phase == "preview":
+            measured = self.run(project, "preview", "--stack", stack, trace_name=f"{label}-preview")
+        else:
+            measured = self.run(project, "up", "--yes", "--skip-preview", "--stack", stack, trace_name=f"{label}-up")
             self.run(project, "destroy", "--yes", "--skip-preview", "--stack", stack)
-        return phases
+        print(f"{label} {phase}: {measured.seconds:.1f} s, peak {measured.peak_mib:.0f} MiB", file=sys.stderr)
+        return measured
 
 
 def wait_namespaces_gone(api, resources: list[dict], timeout: float = 300) -> None:
@@ -187,7 +189,10 @@ def wait_namespaces_gone(api, resources: list[dict], timeout: float = 300) -> No
                 raise BenchError(f"namespace {name} still exists {timeout:.0f}s after destroy")
 
 
-def bench_tenants(tenants: int, engine: Engine, api, work: Path, program: Path, skip_up: bool) -> list[Row]:
+def bench_tenants(tenants: int, engine: Engine, api, work: Path, program: Path, skip_up: bool,
+                  rows: list[Row]) -> None:
+    """Both previews first (they change nothing), then each up followed by its destroy; rows are added to `rows`
+    before they are measured, so an interrupted run still reports what it measured."""
     from offline.synthetic import secret_keys
     from plan.site_plan import PROJECT
 
@@ -198,17 +203,16 @@ def bench_tenants(tenants: int, engine: Engine, api, work: Path, program: Path, 
     engine.run(program, "stack", "init", stack)
     for key in sorted(secret_keys(config)):
         engine.run(program, "config", "set", "--secret", "--stack", stack, f"{PROJECT}:{key}", config[key])
-    rows = [Row(tenants, "program", len(resources), registrations,
-                engine.measure(program, stack, skip_up, f"program-{tenants}"))]
-    if not skip_up:
-        wait_namespaces_gone(api, resources)
     plain = write_plain_project(work / f"plain-{tenants}", resources)
     engine.run(plain, "stack", "init", stack)
-    rows.append(Row(tenants, "plain", len(resources), len(resources) + 1,
-                    engine.measure(plain, stack, skip_up, f"plain-{tenants}")))
-    if not skip_up:
-        wait_namespaces_gone(api, resources)
-    return rows
+    measured = [Row(tenants, "program", len(resources), registrations, {}),
+                Row(tenants, "plain", len(resources), len(resources) + 1, {})]
+    rows += measured
+    for phase in PHASES[:1] if skip_up else PHASES:
+        for row, project in zip(measured, (program, plain)):
+            row.phases[phase] = engine.measure(project, stack, phase, f"{row.mode}-{tenants}")
+            if phase == "up":
+                wait_namespaces_gone(api, resources)
 
 
 def per_resource_ms(row: Row, phase: str) -> float:
@@ -222,7 +226,7 @@ def marginal_ms(low: Row, high: Row, phase: str) -> float:
 
 def report(rows: list[Row]) -> str:
     phases = [p for p in PHASES if all(p in r.phases for r in rows)]
-    header = f"| tenants | mode | resources (registrations) |"
+    header = "| tenants | mode | resources (registrations) |"
     header += "".join(f" {p} s | {p} peak MiB | {p} ms/resource |" for p in phases)
     lines = [header, "|" + " --- |" * (3 + 3 * len(phases))]
     for row in rows:
@@ -307,10 +311,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             engine = Engine(env, work / "backend", args.trace)
             program = copy_program(work / "program")
             for tenants in args.tenants:
-                rows += bench_tenants(tenants, engine, api, work, program, args.skip_up)
-                print(f"{tenants} tenants done", file=sys.stderr)
+                bench_tenants(tenants, engine, api, work, program, args.skip_up, rows)
         except BenchError as error:
             print(f"benchmark run failed: {error}", file=sys.stderr)
+            return INTERNAL_ERROR
+        except KeyboardInterrupt:
+            done = [t for t in args.tenants if sum(r.tenants == t and "preview" in r.phases for r in rows) == 2]
+            complete = [r for r in rows if r.tenants in done]
+            print(f"interrupted: the figures measured so far\n{report(complete) if complete else ''}")
             return INTERNAL_ERROR
         finally:
             stop_control_plane(env)
