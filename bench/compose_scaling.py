@@ -3,8 +3,8 @@ that registers the same resources with pulumi-kubernetes directly under the same
 
     .venv/bin/python bench/compose_scaling.py [--tenants 1 10 100] [--repeat 3]
 
-Targets (issue): linear in tenants; at most 1.5x the plain loop at 100 tenants. Each measurement runs in a fresh
-process so peak memory (ru_maxrss) is per run."""
+Targets (issue): linear in tenants; at most 1.5x the plain loop at 100 tenants (exit 1 when the ratio at the largest
+tenant count is over it). Each measurement runs in a fresh process so peak memory (ru_maxrss) is per run."""
 import argparse
 import json
 import resource
@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.plain import register_plain  # noqa: E402
+from cli_exit import FAILED_GATE, OK  # noqa: E402
+
+TARGET_RATIO = 1.5
 
 
 def site(tenants: int) -> dict:
@@ -70,15 +73,20 @@ def main() -> int:
     for row in rows:
         print(f"{row['tenants']:>7} {row['mode']:>8} {row['resources']:>9} {row['seconds']:>8.3f} {row['peak_mib']:>9.1f}")
     by = {(r["mode"], r["tenants"]): r for r in rows}
+    ratios = {}
     for tenants in args.tenants:
-        ratio = by[("program", tenants)]["seconds"] / by[("plain", tenants)]["seconds"]
-        print(f"program/plain at {tenants} tenants: {ratio:.2f}x")
+        ratios[tenants] = by[("program", tenants)]["seconds"] / by[("plain", tenants)]["seconds"]
+        print(f"program/plain at {tenants} tenants: {ratios[tenants]:.2f}x")
     if len(args.tenants) >= 2:
         lo, hi = min(args.tenants), max(args.tenants)
         per_lo = by[("program", lo)]["seconds"] / by[("program", lo)]["resources"]
         per_hi = by[("program", hi)]["seconds"] / by[("program", hi)]["resources"]
         print(f"seconds per resource: {per_lo * 1000:.2f} ms at {lo} tenants, {per_hi * 1000:.2f} ms at {hi}")
-    return 0
+    largest = max(args.tenants)
+    if ratios[largest] > TARGET_RATIO:
+        print(f"target missed: {ratios[largest]:.2f}x the plain loop at {largest} tenants (target <= {TARGET_RATIO}x)")
+        return FAILED_GATE
+    return OK
 
 
 if __name__ == "__main__":
