@@ -3,11 +3,10 @@ that registers the same resources with pulumi-kubernetes directly under the same
 
     .venv/bin/python bench/compose_scaling.py [--tenants 1 10 100] [--repeat 3]
 
-Targets (issue): linear in tenants; at most 1.5x the plain loop at 100 tenants. Each measurement runs in a fresh
-process so peak memory (ru_maxrss) is per run."""
+Targets (issue): linear in tenants; at most 1.5x the plain loop at 100 tenants (exit 1 when the ratio at the largest
+tenant count is over it). Each measurement runs in a fresh process so peak memory (ru_maxrss) is per run."""
 import argparse
 import json
-import re
 import resource
 import subprocess
 import sys
@@ -17,50 +16,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.plain import register_plain  # noqa: E402
+from cli_exit import FAILED_GATE, OK  # noqa: E402
+
+TARGET_RATIO = 1.5
+
 
 def site(tenants: int) -> dict:
     from offline.synthetic import site_config
 
     config = site_config("hgx-h200", "prod", tenants=tenants, gpu_nodes=max(16, tenants))
     return config
-
-
-def plain_loop(recorded) -> None:
-    """Register the recorded custom resources again, directly, with no components, plan or validation."""
-    import pulumi
-    import pulumi_kubernetes as k8s
-
-    for registration in recorded:
-        inputs = registration["inputs"]
-        opts = pulumi.ResourceOptions()
-        if registration["type"] == "kubernetes:helm.sh/v3:Release":
-            k8s.helm.v3.Release(registration["name"], chart=inputs["chart"], version=inputs["version"],
-                                namespace=inputs["namespace"], values=inputs["values"], opts=opts)
-        elif registration["type"].startswith("random:"):
-            import pulumi_random as random
-            random.RandomPassword(registration["name"], length=inputs["length"], special=False, opts=opts)
-        else:
-            api_version, kind = inputs["apiVersion"], inputs["kind"]
-            body = {_snake(k): v for k, v in inputs.items() if k not in ("apiVersion", "kind")}
-            typed = _typed_class(api_version, kind)
-            if typed is not None:
-                typed(registration["name"], opts=opts, **body)
-            else:
-                k8s.apiextensions.CustomResource(registration["name"], api_version=api_version, kind=kind,
-                                                 opts=opts, **body)
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
-def _typed_class(api_version: str, kind: str):
-    import pulumi_kubernetes as k8s
-
-    group, _, version = api_version.rpartition("/")
-    module_name = {"": "core", "rbac.authorization.k8s.io": "rbac"}.get(group, group.split(".")[0])
-    module = getattr(getattr(k8s, module_name, None), version, None)
-    return getattr(module, kind, None) if group == "" or group.endswith("k8s.io") else None
 
 
 def measure(mode: str, tenants: int) -> dict:
@@ -78,7 +44,7 @@ def measure(mode: str, tenants: int) -> dict:
         reference = run_program(config, secret_keys(config), stack="bench")
         recorded = [{"type": r.type, "name": r.name, "inputs": r.inputs} for r in reference.resources if r.custom]
         start = time.perf_counter()
-        recording = run_program({}, set(), stack="bench-plain", program=lambda: plain_loop(recorded))
+        recording = run_program({}, set(), stack="bench-plain", program=lambda: register_plain(recorded))
         seconds = time.perf_counter() - start
         count = len(recording.resources)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -108,15 +74,20 @@ def main() -> int:
         print(f"{row['tenants']:>7} {row['mode']:>8} {row['resources']:>9} {row['seconds']:>8.3f} "
               f"{row['peak_mib']:>9.1f}")
     by = {(r["mode"], r["tenants"]): r for r in rows}
+    ratios = {}
     for tenants in args.tenants:
-        ratio = by[("program", tenants)]["seconds"] / by[("plain", tenants)]["seconds"]
-        print(f"program/plain at {tenants} tenants: {ratio:.2f}x")
+        ratios[tenants] = by[("program", tenants)]["seconds"] / by[("plain", tenants)]["seconds"]
+        print(f"program/plain at {tenants} tenants: {ratios[tenants]:.2f}x")
     if len(args.tenants) >= 2:
         lo, hi = min(args.tenants), max(args.tenants)
         per_lo = by[("program", lo)]["seconds"] / by[("program", lo)]["resources"]
         per_hi = by[("program", hi)]["seconds"] / by[("program", hi)]["resources"]
         print(f"seconds per resource: {per_lo * 1000:.2f} ms at {lo} tenants, {per_hi * 1000:.2f} ms at {hi}")
-    return 0
+    largest = max(args.tenants)
+    if ratios[largest] > TARGET_RATIO:
+        print(f"target missed: {ratios[largest]:.2f}x the plain loop at {largest} tenants (target <= {TARGET_RATIO}x)")
+        return FAILED_GATE
+    return OK
 
 
 if __name__ == "__main__":

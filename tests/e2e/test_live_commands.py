@@ -30,8 +30,7 @@ from plan.catalog import integration_points
 from plan.sources import plan_from_stack_file
 from preflight import __main__ as preflight_cli
 from tests.e2e.kube_api import KubeApi, only_version, without_descriptions
-from tests.e2e.conftest import E2E
-from tests.e2e.crds import CRDS, UPSTREAM
+from tests.e2e.cluster import CRDS, E2E, UPSTREAM
 from tests.test_evidence import EXPORT, JUNIT, MET, _prod
 
 STAND_IN = "ncp-inference.io/test-stand-in"

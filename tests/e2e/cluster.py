@@ -1,0 +1,49 @@
+"""The e2e control plane outside pytest: the engine environment, starting/stopping the local control plane and
+installing the CRDs every e2e stack needs (tests.e2e.crds, the README's documented step). The e2e fixtures and
+bench/real_engine.py share it."""
+import os
+import subprocess
+from pathlib import Path
+
+from tests.e2e.crds import CRDS, UPSTREAM, install
+from tests.e2e.kube_api import KubeApi
+
+__all__ = ["CRDS", "E2E", "UPSTREAM", "EngineMissing", "engine_environment", "start_control_plane",
+           "stop_control_plane"]
+
+ROOT = Path(__file__).resolve().parents[2]
+E2E = ROOT / "e2e"
+
+
+class EngineMissing(RuntimeError):
+    """The offline engine is not built (e2e/bootstrap.sh has not run)."""
+
+
+def _exports(text: str) -> dict:
+    env = {}
+    for line in text.splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export "):].partition("=")
+            env[key] = value.strip('"').replace("$PATH", os.environ.get("PATH", ""))
+    return env
+
+
+def engine_environment() -> dict:
+    """os.environ plus the engine's PATH/PULUMI_HOME/offline switches from e2e/bootstrap.sh --print-env."""
+    result = subprocess.run([str(E2E / "bootstrap.sh"), "--print-env"], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise EngineMissing(f"the offline Pulumi engine is not built: run e2e/bootstrap.sh first\n{result.stderr}")
+    return {**os.environ, **_exports(result.stdout)}
+
+
+def start_control_plane(env: dict) -> tuple[KubeApi, dict]:
+    """Start the control plane in env's NCP_E2E_STATE and install the CRDs; (api, env with KUBECONFIG)."""
+    subprocess.run([str(E2E / "control-plane.sh"), "start"], env=env, check=True, timeout=300)
+    kubeconfig = Path(env["NCP_E2E_STATE"]) / "kubeconfig"
+    api = KubeApi(kubeconfig)
+    install(api, say=lambda _: None)
+    return api, {**env, "KUBECONFIG": str(kubeconfig)}
+
+
+def stop_control_plane(env: dict) -> None:
+    subprocess.run([str(E2E / "control-plane.sh"), "stop"], env=env, timeout=60)
