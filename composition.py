@@ -15,8 +15,8 @@ from components.scheduling import TOPOLOGY_NAME, Scheduling, SchedulingArgs, Ten
 from components.serving.triton import InferenceService, InferenceServiceArgs
 from components.dashboards import site_dashboards
 from components.serving import (
-    EndpointArgs, EndpointPicker, EndpointPickerArgs, ServingEndpoint, ServingPlatform, ServingPlatformArgs,
-    TopologyPlacement,
+    EndpointArgs, EndpointPicker, EndpointPickerArgs, InferenceRoute, RouteArgs, ServingEndpoint, ServingPlatform,
+    ServingPlatformArgs, TopologyPlacement,
 )
 from components.telemetry import Telemetry, TelemetryArgs
 from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, TenancyArgs, TenantSpec
@@ -26,6 +26,7 @@ from plan.catalog import (
     MONITORING_PEER, TENANTS_PEER, integration_points, load_dynamo_runtime, load_signals, network_access, tenant_access,
 )
 from plan.endpoints import rdma_workers, runtime_image, tenant_pod_security
+from plan.gateway import endpoint_picker_image
 from plan.profile import DriverManagement
 from plan.serving import ApiServerEgress
 from plan.serving_features import nvlink_pack_domain
@@ -263,7 +264,7 @@ def compose_inference_services(plan: SitePlan, scheduling: Scheduling, tenancy: 
             service_account=WORKLOAD_SERVICE_ACCOUNT, pull_secret=PULL_SECRET if plan.tenant_pull_secret else None,
             selector_labels=settings.telemetry.prometheus_selector_labels,
             scrape_interval=settings.telemetry.scrape_interval, skip_await=skip_await,
-            tenant_nodes=plan.placement(service.tenant.name)),
+            source_access=settings.serving.model_staging, tenant_nodes=plan.placement(service.tenant.name)),
             # The tenant's queue schedules the build and the server; its environment holds the quota they count on.
             pulumi.ResourceOptions(depends_on=[scheduling, tenancy.tenants[service.tenant.name]]))
         slo = service.service.slo
@@ -305,7 +306,7 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
     pull_secret = PULL_SECRET if plan.tenant_pull_secret else None
     pack_domain = nvlink_pack_domain(plan.profile, plan.topology_levels) if plan.topology_aware else None
     topology = TopologyPlacement(TOPOLOGY_NAME, pack_domain) if pack_domain else None
-    outputs = {}
+    outputs, graphs = {}, {}
     for endpoint in plan.endpoints:
         model = endpoint.endpoint.model
         claims = tenant_storage[endpoint.tenant.name].claims
@@ -340,7 +341,8 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
         if serving.gateway_inference_extension:
             EndpointPicker(f"epp-{endpoint.name}", EndpointPickerArgs(
                 endpoint=endpoint.name, tenant=endpoint.tenant.name, namespace=endpoint.namespace,
-                pin=matrix.workload("endpointPicker"), platform_release=platform.release.name,
+                pin=matrix.workload("endpointPicker"), image=endpoint_picker_image(matrix, serving.image_digests),
+                platform_release=platform.release.name,
                 platform_namespace=matrix.pin("dynamoPlatform").namespace, skip_await=skip_await), in_namespace)
         slo = endpoint.endpoint.slo
         Benchmark(f"benchmark-{endpoint.name}", BenchmarkArgs(
@@ -355,4 +357,11 @@ def compose_serving(plan: SitePlan, baseline: ClusterBaseline, scheduling: Sched
             placement=placement), in_namespace)
         outputs[endpoint.name] = {"url": serving_endpoint.url, "mode": endpoint.mode, "gpus": endpoint.gpus,
                                   "tenant": endpoint.tenant.name, "sizing": endpoint.sizing_file}
+        graphs[endpoint.name] = serving_endpoint
+    for route in plan.routes:  # after the pools they name
+        InferenceRoute(f"route-{route.name}", RouteArgs(
+            name=route.name, tenant=route.tenant, namespace=route.namespace, gateway=route.gateway,
+            gateway_namespace=route.gateway_namespace, section_name=route.section_name, hostnames=route.hostnames,
+            path_prefix=route.path_prefix, backends=tuple((b.pool, b.weight) for b in route.backends)),
+            pulumi.ResourceOptions(depends_on=[graphs[b.pool] for b in route.backends]))
     return outputs

@@ -138,6 +138,21 @@ def source_egress(access: ModelStagingSettings) -> list[dict]:
              "ports": [{"protocol": "TCP", "port": HTTPS_PORT}]}]
 
 
+def model_source_access(resource_name: str, *, owner: str, tenant: str, namespace: pulumi.Input[str], component: str,
+                        access: ModelStagingSettings, opts: pulumi.ResourceOptions) -> k8s.networking.v1.NetworkPolicy:
+    """The NetworkPolicy `<owner>-model-source`: the tenant namespace denies egress by default, and this opens
+    exactly the site's route to the model source (source_egress) for the pods of one workload that fetch from it
+    (an endpoint's staging Job, an inference service's engine build), selected by component and owner."""
+    return k8s.networking.v1.NetworkPolicy(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=f"{owner}-model-source", namespace=namespace,
+            labels=labels("model-source-access", owner, **{ENDPOINT_LABEL: owner, TENANT_LABEL: tenant})),
+        spec={"podSelector": {"matchLabels": {"app.kubernetes.io/component": component, ENDPOINT_LABEL: owner}},
+              "policyTypes": ["Egress"], "egress": source_egress(access)},
+        opts=opts)
+
+
 class ModelStaging(Layer):
     """Stages the endpoint's model at its pinned revision onto the tenant's model-artifacts claim and records its
     provenance (a ConfigMap here, and .ncp-provenance.json with file digests beside the model)."""
@@ -158,20 +173,9 @@ class ModelStaging(Layer):
             }, indent=2, sort_keys=True)},
             opts=self.child(),
         )
-        # The tenant namespace denies egress by default: this opens the route to the model source, for the
-        # staging pods of this endpoint only.
-        staging_pods = {"app.kubernetes.io/component": meta_labels["app.kubernetes.io/component"],
-                        ENDPOINT_LABEL: args.endpoint}
-        egress = k8s.networking.v1.NetworkPolicy(
-            f"{name}-egress",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{args.endpoint}-model-source", namespace=args.namespace,
-                labels=labels("model-source-access", args.endpoint, **{ENDPOINT_LABEL: args.endpoint,
-                                                                         TENANT_LABEL: args.tenant})),
-            spec={"podSelector": {"matchLabels": staging_pods}, "policyTypes": ["Egress"],
-                  "egress": source_egress(args.source_access)},
-            opts=self.child(),
-        )
+        egress = model_source_access(f"{name}-egress", owner=args.endpoint, tenant=args.tenant,
+                                     namespace=args.namespace, component=meta_labels["app.kubernetes.io/component"],
+                                     access=args.source_access, opts=self.child())
         env = [k8s.core.v1.EnvVarArgs(name="HF_HUB_DISABLE_TELEMETRY", value="1")] + [
             k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in source_env(args.source_access).items()]
         if args.credentials_secret:

@@ -58,18 +58,30 @@ class PodSecurity:
     reason: str
 
 
-RDMA_POD_SECURITY = PodSecurity(
-    "privileged", "RDMA workers register memory (ibv_reg_mr) and need IPC_LOCK as root, which Pod Security "
-    "restricted and baseline refuse (Dynamo disagg-communication guide; data/dynamo-backends.yaml rdmaCapabilities)")
+RDMA_REASON = ("RDMA workers register memory (ibv_reg_mr) and need IPC_LOCK as root, which Pod Security "
+               "restricted and baseline refuse (Dynamo disagg-communication guide; data/dynamo-backends.yaml "
+               "rdmaCapabilities)")
+KVBM_REASON = ("KV offload to disk: cuFile reads the node's udev database to register the KV block manager's disk "
+               "files, a read-only hostPath Pod Security restricted and baseline refuse (Dynamo kvbm-guide; "
+               "data/dynamo-backends.yaml kvbm.udevHostPath)")
 
 
 def tenant_pod_security(plans, network_enabled: bool) -> dict[str, PodSecurity]:
     """Pod Security level per tenant namespace. RDMA workers pin memory (ibv_reg_mr) and need IPC_LOCK as root
     (data/dynamo-backends.yaml rdmaCapabilities); neither `restricted` nor `baseline` admits an added IPC_LOCK
     (Pod Security Standards: baseline allows only AUDIT_WRITE, CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, MKNOD,
-    NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT), so only tenants running RDMA workers get
-    `privileged`, still warned and audited at `restricted`. Every other tenant stays `restricted`."""
-    return {plan.tenant.name: RDMA_POD_SECURITY for plan in plans if rdma_workers(plan, network_enabled)}
+    NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT). Workers offloading KV to disk mount the node's
+    /run/udev read-only (kvbm.udevHostPath), and both levels refuse every hostPath volume. Only tenants running such
+    workers get `privileged`, still warned and audited at `restricted`, with the reasons on the namespace; every
+    other tenant stays `restricted`."""
+    reasons: dict[str, list[str]] = {}
+    for plan in plans:
+        needs = reasons.setdefault(plan.tenant.name, [])
+        for reason, needed in ((RDMA_REASON, rdma_workers(plan, network_enabled)),
+                               (KVBM_REASON, plan.kv_offload_gb is not None)):
+            if needed and reason not in needs:
+                needs.append(reason)
+    return {tenant: PodSecurity("privileged", "; ".join(needs)) for tenant, needs in reasons.items() if needs}
 
 
 _UNITS = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,

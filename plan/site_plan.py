@@ -14,6 +14,7 @@ from plan.config import Environment, MigSettings, PullCredentials, StackConfig, 
 from plan.endpoint_plan import EndpointPlan
 from plan.endpoints import plan_endpoints
 from plan.inference_services import InferenceServicePlan, plan_inference_services
+from plan.gateway import RoutePlan, plan_routes
 from plan.errors import ConfigError, Problem, problems_from_validation
 from plan.raw_checks import number_problems, placeholder_problems
 from plan.profile import DriverManagement, HardwareProfile
@@ -124,6 +125,7 @@ class SitePlan:
     has_ngc_api_key: bool
     endpoints: tuple[EndpointPlan, ...] = ()
     inference_services: tuple[InferenceServicePlan, ...] = ()
+    routes: tuple[RoutePlan, ...] = ()  # HTTPRoutes of the gateway path (plan/gateway.py)
 
     @property
     def site(self):
@@ -417,7 +419,8 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
             config, profile, matrix, config.components.gpu_operator.mig, gpu_product_label(profile,
             config.components.gpu_operator.mig), SitePlan.tenant_namespace, endpoints)
         problems += service_problems
-    problems += _telemetry_problems(config)
+    routes, route_problems = plan_routes(config, matrix, SitePlan.tenant_namespace)
+    problems += route_problems + _telemetry_problems(config)
     has_key = "ngcApiKey" in raw
     if config.site.environment == Environment.PROD:
         if not has_key:
@@ -455,4 +458,5 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
         has_ngc_api_key=has_key,
         endpoints=tuple(endpoints),
         inference_services=tuple(services),
+        routes=tuple(routes),
     )

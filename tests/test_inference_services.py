@@ -63,6 +63,15 @@ def problems(raw: dict) -> dict[str, str]:
     return {p.path: f"{p.message} | {p.fix}" for p in error.value.problems}
 
 
+def problems_of(raw: dict, secrets: set, source: str) -> dict[str, str]:
+    """{} for a valid config, else each problem's path -> message."""
+    try:
+        build_plan(raw, secrets, source)
+    except ConfigError as error:
+        return {p.path: p.message for p in error.problems}
+    return {}
+
+
 def plan_of(raw: dict):
     return build_plan(raw, secret_keys(raw), "Pulumi.test.yaml").inference_services[0]
 
@@ -190,17 +199,19 @@ def _stand_ins(bin_dir: Path, gpu_name: str) -> None:
 
 
 def _run(script: str, tmp: Path, gpu_name: str = "NVIDIA H200") -> subprocess.CompletedProcess:
+    """Run a script with stand-in tools, the Hub mirrored under tmp/hub (HF_ENDPOINT, as on a mirrored site)."""
     _stand_ins(tmp / "bin", gpu_name)
-    env = {**os.environ, "PATH": f"{tmp / 'bin'}:{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{tmp / 'bin'}:{os.environ['PATH']}", "HF_ENDPOINT": f"file://{tmp / 'hub'}"}
     return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
 
 
 def _local(script: str, plan, tmp: Path) -> str:
-    """The scripts with the claim under tmp and the Hub download replaced by the local file."""
-    (tmp / "source.onnx").write_bytes(ONNX)
-    script = script.replace(plan.engine_dir, str(tmp / "engine"))
-    return script.replace(f"https://huggingface.co/example/resnet50/resolve/{SERVICE['artifact']['revision']}/"
-                          "model.onnx", f"file://{tmp / 'source.onnx'}")
+    """The scripts with the claim under tmp and the pinned file in the local Hub mirror."""
+    artifact = SERVICE["artifact"]
+    hosted = tmp / "hub" / "example" / "resnet50" / "resolve" / artifact["revision"] / artifact["file"]
+    hosted.parent.mkdir(parents=True, exist_ok=True)
+    hosted.write_bytes(ONNX)
+    return script.replace(plan.engine_dir, str(tmp / "engine"))
 
 
 def test_build_records_provenance_and_the_server_check_accepts_it(tmp_path):
@@ -333,14 +344,35 @@ def test_gpu_server_outside_kai_fails(prod_service):
 
 # --- the example stacks -----------------------------------------------------------------------------------------------
 
+PINNED_ARTIFACT = {"revision": "0123456789abcdef0123456789abcdef01234567", "sha256": "ab" * 32}
+
+
+def test_example_artifact_placeholders_are_refused_in_prod_only():
+    """The examples' artifact commit and digest are marked placeholders: Pulumi.vision.yaml (prod) is refused until
+    the site pins both, naming each key; the lab composes with them (its build fails on them, see the build test)."""
+    raw, secrets = read_stack_file("vision")
+    found = problems_of(raw, secrets, "Pulumi.vision.yaml")
+    prefix = "ncp-inference:inferenceServices[0].artifact"
+    assert set(found) == {f"{prefix}.revision", f"{prefix}.sha256"}, found
+    assert "example placeholder 'EXAMPLE(" in found[f"{prefix}.sha256"]
+    lab, lab_secrets = read_stack_file("lab")
+    assert build_plan(lab, lab_secrets, "Pulumi.lab.yaml").inference_services
+    marked = config("prod", **{f"artifact.{key}": f"EXAMPLE({key})" for key in PINNED_ARTIFACT})
+    assert set(problems_of(marked, secret_keys(marked), "t")) >= {f"{prefix}.revision", f"{prefix}.sha256"}
+    pinned = config("prod")
+    assert not set(problems_of(pinned, secret_keys(pinned), "t")) & {f"{prefix}.revision", f"{prefix}.sha256"}
+
+
 def test_vision_example_serves_on_mig_slices_and_passes_the_prod_pack():
-    """Pulumi.vision.yaml, validated as an example: a whole-site MIG layout with a service on 1g.18gb slices."""
-    recording = run_stack_file("vision")
+    """Pulumi.vision.yaml, validated as an example once the site has pinned its artifact (the test does it here):
+    a whole-site MIG layout with a service on 1g.18gb slices."""
+    raw, secrets = read_stack_file("vision")
+    raw["inferenceServices"][0]["artifact"].update(PINNED_ARTIFACT)
+    recording = run_program(raw, secrets, stack="vision")
     spec = registered(recording, "Deployment", "shelf-classify")["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200-MIG-1g.18gb"}
     assert "@sha256:" in spec["containers"][0]["image"]
     assert violations(recording, PROD_CONFIG) == []
-    raw, secrets = read_stack_file("vision")
     summary = render_summary(build_plan(raw, secrets, "Pulumi.vision.yaml"), recording)
     assert "shelf-classify (triton, 8)" in summary and "1 inference services on 8 GPUs" in summary
 

@@ -17,11 +17,25 @@ HEALTH_SERVICE = "inference-extension"  # the gRPC health service name the EPP r
 
 @dataclass(frozen=True)
 class EndpointPickerArgs:
-    endpoint: str  # also the InferencePool's and the DynamoGraphDeployment's name
+    """Args of one endpoint's picker.
+
+    Attributes:
+        endpoint: the endpoint, also the InferencePool's and the DynamoGraphDeployment's name (no default).
+        tenant: the endpoint's tenant (no default).
+        namespace: the tenant namespace (no default).
+        pin: the compatibility matrix's workloads.endpointPicker: ports and KV block size (no default).
+        image: the picker's image, by digest in prod (plan/gateway.py endpoint_picker_image; no default).
+        platform_release: the dynamo-platform Helm release; its NATS Service is <release>-nats (no default).
+        platform_namespace: the dynamo-platform namespace (no default).
+        skip_await: do not wait for the Deployment to become ready (no default).
+    """
+
+    endpoint: str
     tenant: str
     namespace: pulumi.Input[str]
-    pin: WorkloadPin  # compatibility matrix: workloads.endpointPicker
-    platform_release: pulumi.Input[str]  # the dynamo-platform Helm release (its NATS Service is <release>-nats)
+    pin: WorkloadPin
+    image: str
+    platform_release: pulumi.Input[str]
     platform_namespace: str
     skip_await: bool
 
@@ -58,7 +72,8 @@ class EndpointPicker(Layer):
     def __init__(self, name: str, args: EndpointPickerArgs, opts: pulumi.ResourceOptions = None):
         super().__init__("EndpointPicker", name, opts)
         picker = picker_name(args.endpoint)
-        grpc_port = integration_points().gateway_inference_extension.endpoint_picker_port
+        gateway_names = integration_points().gateway_inference_extension
+        grpc_port = gateway_names.endpoint_picker_port
         health_port, metrics_port = args.pin.ports["health"], args.pin.ports["metrics"]
         meta_labels = labels("endpoint-picker", picker, **{ENDPOINT_LABEL: args.endpoint, TENANT_LABEL: args.tenant})
 
@@ -67,7 +82,7 @@ class EndpointPicker(Layer):
 
         account = k8s.core.v1.ServiceAccount(f"{name}-sa", metadata=meta(), opts=self.child())
         role = k8s.rbac.v1.Role(f"{name}-role", metadata=meta(), rules=[
-            k8s.rbac.v1.PolicyRuleArgs(api_groups=["inference.networking.k8s.io"], resources=["inferencepools"],
+            k8s.rbac.v1.PolicyRuleArgs(api_groups=[gateway_names.pool_group], resources=["inferencepools"],
                                        verbs=["get", "list", "watch"]),
             k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["pods"], verbs=["get", "list", "watch"]),
             k8s.rbac.v1.PolicyRuleArgs(api_groups=["discovery.k8s.io"], resources=["endpointslices"],
@@ -92,7 +107,7 @@ class EndpointPicker(Layer):
                 automount_service_account_token=True,
                 priority_class_name=PRIORITY_SERVING,
                 containers=[k8s.core.v1.ContainerArgs(
-                    name="epp", image=args.pin.images["epp"],
+                    name="epp", image=args.image,
                     args=["-poolName", args.endpoint, "-poolNamespace", args.namespace,
                           "-grpcPort", str(grpc_port), "-grpcHealthPort", str(health_port)],
                     env=env,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from plan.catalog import integration_points
 from tests.e2e.kube_api import KubeApi, only_version, without_descriptions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +52,9 @@ def cluster(engine_env, tmp_path_factory):
     """(api, env): a fresh control plane per test module (ports from NCP_E2E_* in the environment)."""
     if not UPSTREAM.is_dir():
         pytest.skip(f"{UPSTREAM} is absent: the e2e installs the real upstream CRDs from there")
-    env = {**engine_env, "NCP_E2E_STATE": str(tmp_path_factory.mktemp("control-plane"))}
+    # Pods naming KAI's scheduler are placed by the real kube-scheduler's second profile (KAI is not running).
+    env = {**engine_env, "NCP_E2E_STATE": str(tmp_path_factory.mktemp("control-plane")),
+           "NCP_E2E_SCHEDULER_NAMES": integration_points().kai.scheduler_name}
     try:
         subprocess.run([str(E2E / "control-plane.sh"), "start"], env=env, check=True, timeout=300)
         api = KubeApi(Path(env["NCP_E2E_STATE"]) / "kubeconfig")
