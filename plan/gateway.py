@@ -72,13 +72,13 @@ def _route_problems(index: int, gateway: GatewaySettings, endpoints: dict[str, E
                         f"use one of: {', '.join(sorted(tenants))}")]
     problems = []
     names = [backend.endpoint for backend in route.backends]
+    own = sorted(name for name, endpoint in endpoints.items() if endpoint.tenant == route.tenant)
     for position, name in enumerate(names):
         at = f"{key}.backends[{position}].endpoint"
         endpoint = endpoints.get(name)
         if endpoint is None:
             problems.append(Problem(at, f"names unknown endpoint {name!r}",
-                                    f"use an endpoint of tenant {route.tenant}: "
-                                    f"{', '.join(sorted(n for n, e in endpoints.items() if e.tenant == route.tenant)) or 'none'}"))
+                                    f"use an endpoint of tenant {route.tenant}: {', '.join(own) or 'none'}"))
         elif endpoint.tenant != route.tenant:
             problems.append(Problem(at, f"endpoint {name!r} belongs to tenant {endpoint.tenant}, not "
                                     f"{route.tenant}: a route lives in its tenant's namespace and reaches only that "
