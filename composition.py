@@ -16,8 +16,8 @@ from components.scheduling import TOPOLOGY_NAME, Scheduling, SchedulingArgs
 from components.serving.triton import InferenceService, InferenceServiceArgs
 from components.dashboards import site_dashboards
 from components.serving import (
-    EndpointArgs, EndpointPicker, EndpointPickerArgs, ServingEndpoint, ServingPlatform, ServingPlatformArgs,
-    TopologyPlacement,
+    EndpointArgs, EndpointPicker, EndpointPickerArgs, InferenceRoute, RouteArgs, ServingEndpoint, ServingPlatform,
+    ServingPlatformArgs, TopologyPlacement,
 )
 from components.telemetry import Telemetry, TelemetryArgs
 from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, TenancyArgs
@@ -125,7 +125,7 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         "versions": {c: matrix.pin(c).version for c in layers.charts},
         "networks": network.networks if network else [], "remediation": plan.remediation,
         "telemetryRules": telemetry_layer.rules_name, "healthRelease": health.release.name,
-        "endpoints": {e.name: compose_endpoint(plan, e, serving) for e in plan.endpoints} if serving else {},
+        "endpoints": compose_endpoints(plan, serving) if serving else {},
         "inferenceServices": {s.name: compose_inference_service(plan, s, scheduling, tenancy, claims)
                               for s in plan.inference_services},
     }
@@ -154,6 +154,18 @@ class Serving:
     claims: dict[str, TenantStorage]
 
 
+def compose_endpoints(plan: SitePlan, wiring: Serving) -> dict:
+    """Every endpoint, then the gateway's HTTPRoutes after the pools they name."""
+    endpoints = {e.name: compose_endpoint(plan, e, wiring) for e in plan.endpoints}
+    for route in plan.routes:
+        InferenceRoute(f"route-{route.name}", RouteArgs(
+            name=route.name, tenant=route.tenant, namespace=route.namespace, gateway=route.gateway,
+            gateway_namespace=route.gateway_namespace, section_name=route.section_name, hostnames=route.hostnames,
+            path_prefix=route.path_prefix, backends=tuple((b.pool, b.weight) for b in route.backends)),
+            pulumi.ResourceOptions(depends_on=[endpoints[b.pool][1] for b in route.backends]))
+    return {name: outputs for name, (outputs, _) in endpoints.items()}
+
+
 def serving_platform(plan: SitePlan, namespace, network: Optional[NetworkEnablement], tenancy: Tenancy,
                      claims: dict[str, TenantStorage], opts: pulumi.ResourceOptions) -> Serving:
     """Dynamo's platform, with ModelExpress beside it where the site runs it."""
@@ -178,7 +190,8 @@ def compose_inference_service(plan: SitePlan, service: InferenceServicePlan, sch
         model_claim=storage[tenant].claims[MODEL_CLAIM], service_account=WORKLOAD_SERVICE_ACCOUNT,
         pull_secret=PULL_SECRET if plan.tenant_pull_secret else None,
         selector_labels=telemetry.prometheus_selector_labels, scrape_interval=telemetry.scrape_interval,
-        skip_await=plan.settings.skip_await, tenant_nodes=plan.placement(tenant)),
+        skip_await=plan.settings.skip_await, source_access=plan.serving.model_staging,
+        tenant_nodes=plan.placement(tenant)),
         # The tenant's queue schedules the build and the server; its environment holds the quota they count on.
         pulumi.ResourceOptions(depends_on=[scheduling, tenancy.tenants[tenant]]))
     slo = service.service.slo
@@ -193,7 +206,7 @@ def compose_inference_service(plan: SitePlan, service: InferenceServicePlan, sch
     return {"url": server.url, "gpus": service.gpu_units, "tenant": tenant, "engineDir": service.engine_dir}
 
 
-def compose_endpoint(plan: SitePlan, endpoint: EndpointPlan, wiring: Serving) -> dict:
+def compose_endpoint(plan: SitePlan, endpoint: EndpointPlan, wiring: Serving) -> tuple[dict, ServingEndpoint]:
     serving, telemetry, skip_await = plan.serving, plan.settings.telemetry, plan.settings.skip_await
     model, tenant, placement = endpoint.endpoint.model, endpoint.tenant.name, plan.placement(endpoint.tenant.name)
     platform, network = wiring.platform, wiring.network
@@ -225,7 +238,8 @@ def compose_endpoint(plan: SitePlan, endpoint: EndpointPlan, wiring: Serving) ->
     if serving.gateway_inference_extension:
         EndpointPicker(f"epp-{endpoint.name}", EndpointPickerArgs(
             endpoint=endpoint.name, tenant=tenant, namespace=endpoint.namespace,
-            pin=plan.matrix.workload("endpointPicker"), platform_release=platform.release.name,
+            pin=plan.matrix.workload("endpointPicker"), image=plan.endpoint_picker_image,
+            platform_release=platform.release.name,
             platform_namespace=plan.matrix.pin("dynamoPlatform").namespace, skip_await=skip_await), in_namespace)
     slo = endpoint.endpoint.slo
     Benchmark(f"benchmark-{endpoint.name}", BenchmarkArgs(
@@ -236,4 +250,4 @@ def compose_endpoint(plan: SitePlan, endpoint: EndpointPlan, wiring: Serving) ->
                                artifact_dir=f"/results/{endpoint.name}"),
         thresholds=endpoint.acceptance_thresholds(), graph=serving_endpoint.graph, placement=placement), in_namespace)
     return {"url": serving_endpoint.url, "mode": endpoint.mode, "gpus": endpoint.gpus, "tenant": tenant,
-            "sizing": endpoint.sizing_file}
+            "sizing": endpoint.sizing_file}, serving_endpoint

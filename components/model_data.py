@@ -11,6 +11,7 @@ from components.kube import (
     PRIORITY_SYSTEM, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, pod_placement, restricted_deployment,
     restricted_job, tier_labels,
 )
+from components.network_policy import model_source_access, source_env
 from plan.names import (
     BENCHMARK_CLAIM, ENDPOINT_LABEL, MODEL_CLAIM, MODEL_REVISION, MODEL_SOURCE, MODELS_MOUNT, model_path,
 )
@@ -133,33 +134,6 @@ def staging_script(source: str, revision: str, target: str) -> str:
     ])
 
 
-HTTPS_PORT = 443
-NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
-
-
-def source_env(access: ModelStagingSettings) -> dict[str, str]:
-    """How the downloader reaches the source: HF_ENDPOINT points huggingface_hub at a mirror
-    (huggingface/huggingface_hub src/huggingface_hub/constants.py); the *_PROXY variables send it through a proxy."""
-    if access.mirror is not None:
-        return {"HF_ENDPOINT": access.mirror.url}
-    if access.proxy is not None:
-        return {"HTTPS_PROXY": access.proxy.url, "HTTP_PROXY": access.proxy.url,
-                "NO_PROXY": "localhost,127.0.0.1,.svc,.cluster.local"}
-    return {}
-
-
-def source_egress(access: ModelStagingSettings) -> list[dict]:
-    """The NetworkPolicy egress rules that open exactly the route to the model source."""
-    if access.mirror is not None:
-        return [{"to": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: access.mirror.namespace}}}],
-                 "ports": [{"protocol": "TCP", "port": access.mirror.port}]}]
-    if access.proxy is not None:
-        return [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in access.proxy.cidrs],
-                 "ports": [{"protocol": "TCP", "port": access.proxy.port}]}]
-    return [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in access.allowed_cidrs],
-             "ports": [{"protocol": "TCP", "port": HTTPS_PORT}]}]
-
-
 class ModelStaging(Layer):
     """Stages the endpoint's model at its pinned revision onto the tenant's model-artifacts claim and records its
     provenance (a ConfigMap here, and .ncp-provenance.json with file digests beside the model)."""
@@ -180,7 +154,9 @@ class ModelStaging(Layer):
             }, indent=2, sort_keys=True)},
             opts=self.child(),
         )
-        egress = self._source_egress(name, args, meta_labels["app.kubernetes.io/component"])
+        egress = model_source_access(f"{name}-egress", owner=args.endpoint, tenant=args.tenant,
+                                     namespace=args.namespace, component=STAGING_COMPONENT,
+                                     access=args.source_access, opts=self.child())
         # Pulumi waits for the download to finish before the endpoint is created (up to STAGING_TIMEOUT).
         staging_await = await_annotations(args.skip_await) or {
             "pulumi.com/timeoutSeconds": str(STAGING_TIMEOUT_SECONDS)}
@@ -202,21 +178,6 @@ class ModelStaging(Layer):
         )
         self.model_path = target
         self.register_outputs({"job": f"{args.endpoint}-model-staging", "modelPath": target})
-
-    def _source_egress(self, name: str, args: ModelStagingArgs, component: str) -> k8s.networking.v1.NetworkPolicy:
-        """The tenant namespace denies egress by default: this opens the route to the model source, for the staging
-        pods of this endpoint only."""
-        staging_pods = {"app.kubernetes.io/component": component, ENDPOINT_LABEL: args.endpoint}
-        return k8s.networking.v1.NetworkPolicy(
-            f"{name}-egress",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=f"{args.endpoint}-model-source", namespace=args.namespace,
-                labels=labels("model-source-access", args.endpoint, **{ENDPOINT_LABEL: args.endpoint,
-                                                                         TENANT_LABEL: args.tenant})),
-            spec={"podSelector": {"matchLabels": staging_pods}, "policyTypes": ["Egress"],
-                  "egress": source_egress(args.source_access)},
-            opts=self.child(),
-        )
 
 
 def staging_env(args: ModelStagingArgs) -> list[k8s.core.v1.EnvVarArgs]:

@@ -1,6 +1,12 @@
 """NetworkPolicy specs shared by the platform and tenant namespaces: default-deny plus the allows of
-data/network-access.yaml, nothing else."""
+data/network-access.yaml, nothing else; and the one route to the model source for the pods that fetch from it."""
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.kube import TENANT_LABEL, labels
 from plan.catalog import TENANTS_PEER, NetworkAccess, PlatformAccess
+from plan.names import ENDPOINT_LABEL
+from plan.serving import ModelStagingSettings
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 
@@ -66,3 +72,46 @@ def tenant_platform_egress(access: NetworkAccess, platform_namespaces: dict[str,
         if ports:
             rules.append({"to": [namespace_peer(namespace)], "ports": tcp(ports)})
     return {"podSelector": {}, "policyTypes": ["Egress"], "egress": rules} if rules else {}
+
+
+# --- the route to the model source, for the pods that fetch from it ---------------------------------------------
+
+HTTPS_PORT = 443
+
+
+def source_env(access: ModelStagingSettings) -> dict[str, str]:
+    """How the downloader reaches the source: HF_ENDPOINT points huggingface_hub at a mirror
+    (huggingface/huggingface_hub src/huggingface_hub/constants.py); the *_PROXY variables send it through a proxy."""
+    if access.mirror is not None:
+        return {"HF_ENDPOINT": access.mirror.url}
+    if access.proxy is not None:
+        return {"HTTPS_PROXY": access.proxy.url, "HTTP_PROXY": access.proxy.url,
+                "NO_PROXY": "localhost,127.0.0.1,.svc,.cluster.local"}
+    return {}
+
+
+def source_egress(access: ModelStagingSettings) -> list[dict]:
+    """The NetworkPolicy egress rules that open exactly the route to the model source."""
+    if access.mirror is not None:
+        return [{"to": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: access.mirror.namespace}}}],
+                 "ports": [{"protocol": "TCP", "port": access.mirror.port}]}]
+    if access.proxy is not None:
+        return [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in access.proxy.cidrs],
+                 "ports": [{"protocol": "TCP", "port": access.proxy.port}]}]
+    return [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in access.allowed_cidrs],
+             "ports": [{"protocol": "TCP", "port": HTTPS_PORT}]}]
+
+
+def model_source_access(resource_name: str, *, owner: str, tenant: str, namespace: pulumi.Input[str], component: str,
+                        access: ModelStagingSettings, opts: pulumi.ResourceOptions) -> k8s.networking.v1.NetworkPolicy:
+    """The NetworkPolicy `<owner>-model-source`: the tenant namespace denies egress by default, and this opens
+    exactly the site's route to the model source (source_egress) for the pods of one workload that fetch from it
+    (an endpoint's staging Job, an inference service's engine build), selected by component and owner."""
+    return k8s.networking.v1.NetworkPolicy(
+        resource_name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=f"{owner}-model-source", namespace=namespace,
+            labels=labels("model-source-access", owner, **{ENDPOINT_LABEL: owner, TENANT_LABEL: tenant})),
+        spec={"podSelector": {"matchLabels": {"app.kubernetes.io/component": component, ENDPOINT_LABEL: owner}},
+              "policyTypes": ["Egress"], "egress": source_egress(access)},
+        opts=opts)

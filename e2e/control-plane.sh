@@ -20,6 +20,9 @@
 #   NCP_E2E_SCHEDULER_PORT kube-scheduler secure port (default 10359)
 #   NCP_E2E_KWOK_PORT    KWOK's health/metrics server port (default 10247)
 #   NCP_E2E_TIMEOUT      seconds to wait for readiness (default 120)
+#   NCP_E2E_SCHEDULER_NAMES extra scheduler names the real kube-scheduler also answers to, as extra profiles
+#                        (the tests pass KAI's: pods that name it are filtered and placed like any other;
+#                        KAI's queues and gangs are not simulated). Default: none.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,6 +36,7 @@ KWOK_PORT="${NCP_E2E_KWOK_PORT:-10247}"
 # KWOK manages only the nodes with this annotation (the simulated GPU and CPU nodes the test creates).
 KWOK_NODE_ANNOTATION="kwok.x-k8s.io/node=fake"
 TIMEOUT="${NCP_E2E_TIMEOUT:-120}"
+SCHEDULER_NAMES="${NCP_E2E_SCHEDULER_NAMES:-}"
 PKI="$STATE/pki"
 LOGS="$STATE/logs"
 RUN="$STATE/run"
@@ -222,13 +226,22 @@ cmd_start() {
     --profiling=false --v 1
   wait_for "the default service account (controller-manager running)" kube-controller-manager default_sa_exists
 
-  # The real scheduler: node selectors, tolerations, resources, priorities, volume binding.
+  # The real scheduler: node selectors, tolerations, resources, priorities, volume binding; one profile per
+  # scheduler name (kube-scheduler's KubeSchedulerConfiguration profiles, kubescheduler.config.k8s.io/v1).
+  {
+    echo "apiVersion: kubescheduler.config.k8s.io/v1"
+    echo "kind: KubeSchedulerConfiguration"
+    echo "clientConnection: {kubeconfig: \"$KUBECONFIG_PATH\"}"
+    echo "leaderElection: {leaderElect: false}"
+    echo "enableProfiling: false"
+    echo "profiles:"
+    for name in default-scheduler $SCHEDULER_NAMES; do echo "  - schedulerName: $name"; done
+  } >"$STATE/scheduler-config.yaml"
   spawn kube-scheduler "$BIN/kube-scheduler" \
-    --kubeconfig "$KUBECONFIG_PATH" \
+    --config "$STATE/scheduler-config.yaml" \
     --authentication-kubeconfig "$KUBECONFIG_PATH" --authorization-kubeconfig "$KUBECONFIG_PATH" \
     --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" \
-    --cert-dir "$STATE/scheduler-certs" \
-    --leader-elect=false --profiling=false --v 1
+    --cert-dir "$STATE/scheduler-certs" --v 1
   wait_for "kube-scheduler /readyz" kube-scheduler component_ready "$SCHEDULER_PORT"
 
   # KWOK's controller only (no kwokctl cluster): simulated node heartbeats and pod lifecycle.

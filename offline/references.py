@@ -1,8 +1,8 @@
 """Reference integrity of a rendered stack: every name an object refers to (ServiceAccount, Secret, ConfigMap, PVC,
-PriorityClass, Service and port, KAI queue, network attachment, endpoint picker, storage class, namespace) exists in
-the same stack, is created from it by an operator the stack installs, is a Kubernetes built-in, or is a site
-prerequisite the stack config declares (data/site-prerequisites.yaml). Every namespaced object depends on its
-Namespace when the stack creates that Namespace."""
+PriorityClass, Service and port, KAI queue, network attachment, endpoint picker, a route's Gateway and pools, storage
+class, namespace) exists in the same stack, is created from it by an operator the stack installs, is a Kubernetes
+built-in, or is a site prerequisite the stack config declares (data/site-prerequisites.yaml). Every namespaced object
+depends on its Namespace when the stack creates that Namespace."""
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -206,6 +206,14 @@ def references(registration: Registration) -> Iterator[Ref]:
             for network_namespace, network in _network_refs(networks or "", namespace) if networks else ():
                 yield ref(f"spec.services.{service}.extraPodMetadata", "NetworkAttachmentDefinition",
                           network_namespace, network)
+    if kind == "HTTPRoute":
+        for parent in spec.get("parentRefs") or []:
+            yield ref("spec.parentRefs", parent.get("kind", "Gateway"), parent.get("namespace") or namespace,
+                      parent["name"])
+        for rule in spec.get("rules") or []:
+            for backend in rule.get("backendRefs") or []:
+                yield ref("spec.rules.backendRefs", backend.get("kind", "Service"),
+                          backend.get("namespace") or namespace, backend["name"], backend.get("port"))
     if kind == "InferencePool" and "endpointPickerRef" in spec:
         picker = spec["endpointPickerRef"]
         yield ref("spec.endpointPickerRef", "Service", namespace, picker["name"], picker.get("port", {}).get("number"))

@@ -237,6 +237,7 @@ class Allowlists(StrictModel):
     chart_repositories: list[str]
     image_registries: list[str]
     model_sources: list[str]
+    tenant_host_paths: list[str] = Field(default_factory=list, description="node paths tenant pods may mount read-only")
 
 
 @lru_cache(maxsize=1)
@@ -294,6 +295,7 @@ class Kvbm(StrictModel):
     disk_cache_dir_env: str
     host_cache_gb_per_gpu: int = Field(gt=0)
     disk_fill_ratio: float = Field(gt=0, le=1)
+    udev_host_path: str = Field(pattern=r"^/", description="the node's udev database cuFile reads (read-only)")
 
 
 class ModelStreamer(StrictModel):
@@ -389,6 +391,18 @@ class NetworkOperatorNames(Sourced):
 
 class GatewayNames(Sourced):
     endpoint_picker_port: int
+    pool_api_version: str  # group/version of the InferencePool the pinned extension serves
+    pool_kind: str
+    route_api_version: str  # Gateway API HTTPRoute
+    gateway_kind: str
+
+    @property
+    def pool_group(self) -> str:
+        return self.pool_api_version.split("/", 1)[0]
+
+    @property
+    def route_group(self) -> str:
+        return self.route_api_version.split("/", 1)[0]
 
 
 class DatastoreNames(Sourced):

@@ -12,6 +12,8 @@ from plan.serving import pinned_revision
 from plan.strict import StrictModel
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+# An example stack's stand-in for a value only the site can pin (an artifact's commit and digest): EXAMPLE(<what>).
+EXAMPLE_MARKER = "EXAMPLE"
 # Triton model names become directories of the model repository and series labels: keep them simple.
 MODEL_NAME = r"^[a-zA-Z0-9_][a-zA-Z0-9_.-]{0,63}$"
 # Precisions trtexec builds with one flag each (none for fp32); int8 needs calibration data, which the Job has not.
@@ -25,7 +27,14 @@ class SourceArtifact(StrictModel):
     revision: Annotated[str, AfterValidator(pinned_revision)] = Field(
         min_length=1, description="commit or immutable tag; never main/latest")
     file: str = Field(pattern=r"^[A-Za-z0-9_./-]+\.onnx$", description="path of the ONNX file in the repository")
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of that file: the build refuses any other")
+    sha256: str = Field(pattern=rf"^([0-9a-f]{{64}}|{EXAMPLE_MARKER}\(.+\))$",
+                        description="sha256 of that file: the build refuses any other")
+
+    def example_fields(self) -> list[str]:
+        """The fields still holding an example stack's marked placeholder (EXAMPLE(<what>)): a lab may compose
+        with them (the build fails on them loudly), prod refuses them."""
+        return [key for key, value in (("revision", self.revision), ("sha256", self.sha256))
+                if value.startswith(EXAMPLE_MARKER)]
 
     @field_validator("file")
     @classmethod

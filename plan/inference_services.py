@@ -112,6 +112,17 @@ def _gpu_problems(index: int, service: InferenceService, profile: HardwareProfil
     return problems
 
 
+def _example_problems(index: int, service: InferenceService, environment: Environment) -> list[Problem]:
+    """Prod deploys only artifacts the site pinned: an example's marked placeholders stop it."""
+    if environment != Environment.PROD:
+        return []
+    artifact = service.artifact
+    return [Problem(_path(index, f"artifact.{key}"), f"is the example placeholder {getattr(artifact, key)!r}",
+                    f"pin the {'commit of ' + artifact.source if key == 'revision' else 'sha256 of ' + artifact.file} "
+                    f"you serve: pulumi config set --path '{_path(index, 'artifact.' + key)}' <value>")
+            for key in artifact.example_fields()]
+
+
 def _artifact_problems(index: int, service: InferenceService) -> list[Problem]:
     allowed = load_allowlists().model_sources
     source = service.artifact.source
@@ -181,7 +192,8 @@ def plan_inference_services(config: StackConfig, profile: HardwareProfile, matri
             problems.append(Problem(_path(index, "name"), f"{service.name!r} is also an endpoint's name; both "
                                     "create objects of that name in the tenant namespace", "rename one of them"))
         mig = tenant_mig(config.components.gpu_operator.mig, tenant.name)
-        problems += (_artifact_problems(index, service) + _gpu_problems(index, service, profile, config, mig)
+        problems += (_artifact_problems(index, service) + _example_problems(index, service, config.site.environment)
+                     + _gpu_problems(index, service, profile, config, mig)
                      + _threshold_problems(index, service))
         plans.append(InferenceServicePlan(
             service=service, tenant=tenant, namespace=tenant_namespace(tenant.name),

@@ -19,7 +19,13 @@ class PodSecurity(StrictModel):
 
 RESTRICTED = PodSecurity(level="restricted", reason="only the program's own restricted pods run in it")
 
-RDMA_POD_SECURITY = PodSecurity(
-    level="privileged",
-    reason="RDMA workers register memory (ibv_reg_mr) and need IPC_LOCK as root, which Pod Security restricted and "
-           "baseline refuse (Dynamo disagg-communication guide; data/dynamo-backends.yaml rdmaCapabilities)")
+RDMA_REASON = ("RDMA workers register memory (ibv_reg_mr) and need IPC_LOCK as root, which Pod Security restricted "
+               "and baseline refuse (Dynamo disagg-communication guide; data/dynamo-backends.yaml rdmaCapabilities)")
+KVBM_REASON = ("KV offload to disk: cuFile reads the node's udev database to register the KV block manager's disk "
+               "files, a read-only hostPath Pod Security restricted and baseline refuse (Dynamo kvbm-guide; "
+               "data/dynamo-backends.yaml kvbm.udevHostPath)")
+
+
+def privileged_for(reasons: list[str]) -> PodSecurity:
+    """`privileged` for a tenant whose workers need what restricted and baseline refuse, with every reason."""
+    return PodSecurity(level="privileged", reason="; ".join(reasons))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Literal, Optional, Union
 from pydantic import AfterValidator, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from plan.catalog import load_dynamo_runtime
+from plan.catalog import LocalDecision, load_dynamo_runtime
 from plan.strict import StrictModel
 from plan.thresholds import AcceptanceThresholds
 
@@ -207,6 +207,50 @@ class ModelStagingSettings(StrictModel):
         return self
 
 
+DNS_NAME = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+# Gateway API bounds a rule's backendRefs and a route's hostnames (maxItems 16 each) and gives host names this
+# pattern: kubernetes-sigs/gateway-api config/crd/standard/gateway.networking.k8s.io_httproutes.yaml@v1.6.1.
+MAX_ROUTE_BACKENDS = 16
+
+
+class RouteBackend(StrictModel):
+    endpoint: str = Field(min_length=1, description="an endpoint of the route's tenant (its InferencePool)")
+    weight: int = Field(ge=0, le=100, description="percent of the route's requests; 0 keeps a standby endpoint")
+
+
+class Route(StrictModel):
+    """One HTTPRoute from the site's Gateway to the InferencePools of a tenant's endpoints. Several backends of the
+    same served model make a blue/green or canary rollout a change of weights."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)
+    tenant: str
+    hostnames: list[Annotated[str, Field(pattern=DNS_NAME, max_length=253)]] = Field(
+        default_factory=list, max_length=16,
+        description="host names the route answers (default: every host of the listener)")
+    path_prefix: str = Field(default="/", pattern=r"^/[A-Za-z0-9/._~-]*$", description="request path prefix")
+    backends: list[RouteBackend] = Field(min_length=1, max_length=MAX_ROUTE_BACKENDS)
+
+
+class GatewaySettings(StrictModel):
+    """The site's Gateway (gateway.networking.k8s.io/v1) that tenant routes attach to. The site runs it in
+    components.tenancy.gatewayNamespace; the program never creates it (a site prerequisite)."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    section_name: Optional[str] = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+                                        description="the Gateway listener routes attach to (default: every one)")
+    local_decision: LocalDecision = Field(description="the Gateway implementation the site chose, and why")
+    routes: list[Route] = Field(default_factory=list)
+
+    @field_validator("routes")
+    @classmethod
+    def _unique_routes(cls, routes: list[Route]) -> list[Route]:
+        names = [route.name for route in routes]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"route names must be unique; repeated: {', '.join(repeated)}")
+        return routes
+
+
 class ServingSettings(StrictModel):
     storage: Optional[StorageTiers] = None
     api_server_egress: Optional[ApiServerEgress] = Field(
@@ -227,10 +271,12 @@ class ServingSettings(StrictModel):
         return match.group("namespace"), int(match.group("port") or scheme_port)
     model_staging: ModelStagingSettings = Field(default_factory=ModelStagingSettings)
     gateway_inference_extension: bool = Field(default=False, description="an InferencePool per endpoint")
+    gateway: Optional[GatewaySettings] = Field(
+        default=None, description="the site's Gateway and the routes to the endpoints' InferencePools")
     model_express: bool = Field(default=False, description="deploy ModelExpress and point workers at it")
-    image_digests: dict[Union[Backend, Literal["planner", "tritonserver", "tensorrt"]], str] = Field(
-        default_factory=dict,
-        description="backend (planner, tritonserver, tensorrt) -> sha256 digest of the pinned image (required in prod)")
+    image_digests: dict[Union[Backend, Literal["planner", "epp", "tritonserver", "tensorrt"]], str] = Field(
+        default_factory=dict, description="backend (planner, epp, tritonserver, tensorrt) -> sha256 digest of the "
+                                          "pinned image (required in prod)")
     validation: Validation = Field(default_factory=Validation)
 
     @field_validator("image_digests")

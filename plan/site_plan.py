@@ -16,6 +16,7 @@ from plan.cross_field import cross_field_problems
 from plan.endpoints import plan_endpoints, rdma_workers, runtime_image
 from plan.inference_services import InferenceServicePlan, plan_inference_services
 from plan.layers import PlatformLayers, plan_layers
+from plan.gateway import RoutePlan, endpoint_picker_image, plan_routes
 from plan.errors import ConfigError, Problem, problems_from_validation
 from plan.gpu_partition import (
     MIG_LAYOUT, capacity_breakdown, gpu_product_label, gpu_units_per_node, mig_pool_nodes, site_gpu_units,
@@ -23,7 +24,7 @@ from plan.gpu_partition import (
 )
 from plan.names import PROJECT, TENANT_KEY, tenant_namespace
 from plan.raw_checks import number_problems, placeholder_problems
-from plan.pod_security import RDMA_POD_SECURITY, PodSecurity
+from plan.pod_security import KVBM_REASON, RDMA_REASON, PodSecurity, privileged_for
 from plan.profile import DriverManagement, HardwareProfile
 from plan.serving import ApiServerEgress, ServingSettings, StorageTier
 from plan.serving_features import nvlink_pack_domain
@@ -108,6 +109,7 @@ class SitePlan:
     layers: PlatformLayers
     endpoints: tuple[EndpointPlan, ...] = ()
     inference_services: tuple[InferenceServicePlan, ...] = ()
+    routes: tuple[RoutePlan, ...] = ()  # HTTPRoutes of the gateway path (plan/gateway.py)
 
     @property
     def site(self):
@@ -151,13 +153,26 @@ class SitePlan:
         return {integration_points().gpu.present_label: "true"}
 
     @property
+    def endpoint_picker_image(self) -> str:
+        """The endpoint picker's image, by digest where the stack records one (required in prod)."""
+        return endpoint_picker_image(self.matrix, self.config.components.serving.image_digests)
+
+    @property
     def tenant_pod_security(self) -> dict[str, PodSecurity]:
         """Pod Security level per tenant namespace, where it is not restricted. RDMA workers pin memory (ibv_reg_mr)
         and need IPC_LOCK as root (data/dynamo-backends.yaml rdmaCapabilities); neither `restricted` nor `baseline`
         admits an added IPC_LOCK (Pod Security Standards: baseline allows only AUDIT_WRITE, CHOWN, DAC_OVERRIDE,
         FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT), so only tenants
-        running RDMA workers get `privileged`, still warned and audited at `restricted`."""
-        return {e.tenant.name: RDMA_POD_SECURITY for e in self.endpoints if rdma_workers(e, self.network_enabled)}
+        running RDMA workers get `privileged`, still warned and audited at `restricted`. Workers offloading KV to disk
+        mount the node's /run/udev read-only (kvbm.udevHostPath), and both levels refuse every hostPath volume."""
+        reasons: dict[str, list[str]] = {}
+        for endpoint in self.endpoints:
+            needs = reasons.setdefault(endpoint.tenant.name, [])
+            for reason, needed in ((RDMA_REASON, rdma_workers(endpoint, self.network_enabled)),
+                                   (KVBM_REASON, endpoint.kv_offload_gb is not None)):
+                if needed and reason not in needs:
+                    needs.append(reason)
+        return {tenant: privileged_for(needs) for tenant, needs in reasons.items() if needs}
 
     @property
     def tenant_specs(self) -> list[TenantSpec]:
@@ -511,7 +526,8 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
         problems += endpoint_problems
         services, service_problems = plan_inference_services(config, profile, matrix, endpoints)
         problems += service_problems
-    problems += _telemetry_problems(config) + cross_field_problems(config, profile, endpoints)
+    routes, route_problems = plan_routes(config, matrix)
+    problems += route_problems + _telemetry_problems(config) + cross_field_problems(config, profile, endpoints)
     has_key = "ngcApiKey" in raw
     if config.site.environment == Environment.PROD:
         if not has_key:
@@ -550,4 +566,5 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
         layers=layers,
         endpoints=tuple(endpoints),
         inference_services=tuple(services),
+        routes=tuple(routes),
     )

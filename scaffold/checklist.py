@@ -70,6 +70,15 @@ def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
                 f"{e.name})" for e in site_plan.endpoints if e.endpoint.model.credentials_secret]
     namespaces = [f"namespace `{components.tenancy.gateway_namespace}` (inference gateway; tenants accept its ingress)",
                   f"namespace `{components.tenancy.monitoring_namespace}` (Prometheus; tenants accept its scrapes)"]
+    gateway = components.serving.gateway
+    if gateway is not None and site_plan.routes:
+        listener = f"listener `{gateway.section_name}`" if gateway.section_name else "its listeners"
+        tenant_namespaces = ", ".join(sorted({route.namespace for route in site_plan.routes}))
+        namespaces.append(
+            f"Gateway `{components.tenancy.gateway_namespace}/{gateway.name}` ({gateway.local_decision.decision}) "
+            f"with the Gateway API and InferencePool CRDs, {listener} admitting HTTPRoutes from {tenant_namespaces} "
+            "(`allowedRoutes.namespaces.from: Selector` or `All`): the routes attach to it across namespaces, "
+            "which a ReferenceGrant does not allow")
     evidence = site_plan.site.validation_evidence
     records = ([f"evidence location `{evidence.path}` writable by the validation jobs; owner `{evidence.owner}`"]
                if evidence else ["no evidence location set (required in prod: site.validationEvidence)"])

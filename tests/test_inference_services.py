@@ -13,7 +13,7 @@ import pytest
 
 from components.serving.triton_repository import build_script, repository_files, verify_script
 from offline.promtool import find_promtool, run_rule_tests
-from offline.recorder import run_program, run_stack_file
+from offline.recorder import run_program
 from offline.summary import render_summary
 from offline.rule_tests import EVALUATION_INTERVAL, rule_test_suites
 from offline.synthetic import secret_keys, site_config
@@ -61,6 +61,15 @@ def problems(raw: dict) -> dict[str, str]:
     with pytest.raises(ConfigError) as error:
         build_plan(raw, secret_keys(raw), "Pulumi.test.yaml")
     return {p.path: f"{p.message} | {p.fix}" for p in error.value.problems}
+
+
+def problems_of(raw: dict, secrets: set, source: str) -> dict[str, str]:
+    """{} for a valid config, else each problem's path -> message."""
+    try:
+        build_plan(raw, secrets, source)
+    except ConfigError as error:
+        return {p.path: p.message for p in error.problems}
+    return {}
 
 
 def plan_of(raw: dict):
@@ -190,17 +199,19 @@ def _stand_ins(bin_dir: Path, gpu_name: str) -> None:
 
 
 def _run(script: str, tmp: Path, gpu_name: str = "NVIDIA H200") -> subprocess.CompletedProcess:
+    """Run a script with stand-in tools, the Hub mirrored under tmp/hub (HF_ENDPOINT, as on a mirrored site)."""
     _stand_ins(tmp / "bin", gpu_name)
-    env = {**os.environ, "PATH": f"{tmp / 'bin'}:{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{tmp / 'bin'}:{os.environ['PATH']}", "HF_ENDPOINT": f"file://{tmp / 'hub'}"}
     return subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=60)
 
 
 def _local(script: str, plan, tmp: Path) -> str:
-    """The scripts with the claim under tmp and the Hub download replaced by the local file."""
-    (tmp / "source.onnx").write_bytes(ONNX)
-    script = script.replace(plan.engine_dir, str(tmp / "engine"))
-    return script.replace(f"https://huggingface.co/example/resnet50/resolve/{SERVICE['artifact']['revision']}/"
-                          "model.onnx", f"file://{tmp / 'source.onnx'}")
+    """The scripts with the claim under tmp and the pinned file in the local Hub mirror."""
+    artifact = SERVICE["artifact"]
+    hosted = tmp / "hub" / "example" / "resnet50" / "resolve" / artifact["revision"] / artifact["file"]
+    hosted.parent.mkdir(parents=True, exist_ok=True)
+    hosted.write_bytes(ONNX)
+    return script.replace(plan.engine_dir, str(tmp / "engine"))
 
 
 def test_build_records_provenance_and_the_server_check_accepts_it(tmp_path):
@@ -333,14 +344,33 @@ def test_gpu_server_outside_kai_fails(prod_service):
 
 # --- the example stacks -----------------------------------------------------------------------------------------------
 
+PINNED_ARTIFACT = {"revision": "0123456789abcdef0123456789abcdef01234567", "sha256": "ab" * 32}
+
+
+def test_example_artifact_placeholders_are_refused_in_prod_only():
+    """Marked placeholders (EXAMPLE(...)) of the artifact commit and digest stop a prod stack, naming each key; a lab
+    composes with them (its build fails on them, see the build test)."""
+    prefix = "ncp-inference:inferenceServices[0].artifact"
+    marked = config("prod", **{f"artifact.{key}": f"EXAMPLE({key})" for key in PINNED_ARTIFACT})
+    found = problems_of(marked, secret_keys(marked), "t")
+    assert {f"{prefix}.revision", f"{prefix}.sha256"} <= set(found)
+    assert "example placeholder 'EXAMPLE(" in found[f"{prefix}.sha256"]
+    lab = config("lab", **{f"artifact.{key}": f"EXAMPLE({key})" for key in PINNED_ARTIFACT})
+    assert build_plan(lab, secret_keys(lab), "t").inference_services
+    pinned = config("prod")
+    assert not set(problems_of(pinned, secret_keys(pinned), "t")) & {f"{prefix}.revision", f"{prefix}.sha256"}
+
+
 def test_vision_example_serves_on_mig_slices_and_passes_the_prod_pack():
-    """Pulumi.vision.yaml, validated as an example: a whole-site MIG layout with a service on 1g.18gb slices."""
-    recording = run_stack_file("vision")
+    """Pulumi.vision.yaml, validated as an example once the site has pinned its artifact (the test does it here):
+    a whole-site MIG layout with a service on 1g.18gb slices."""
+    raw, secrets = read_stack_file("vision")
+    raw["inferenceServices"][0]["artifact"].update(PINNED_ARTIFACT)
+    recording = run_program(raw, secrets, stack="vision")
     spec = registered(recording, "Deployment", "shelf-classify")["spec"]["template"]["spec"]
     assert spec["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-H200-MIG-1g.18gb"}
     assert "@sha256:" in spec["containers"][0]["image"]
     assert violations(recording, PROD_CONFIG) == []
-    raw, secrets = read_stack_file("vision")
     summary = render_summary(build_plan(raw, secrets, "Pulumi.vision.yaml"), recording)
     assert "shelf-classify (triton, 8)" in summary and "1 inference services on 8 GPUs" in summary
 

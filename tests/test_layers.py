@@ -242,16 +242,17 @@ def _in_namespace(recording, type_token, namespace):
 
 
 def test_tenant_namespaces_are_restricted(prod):
-    """Restricted, except the recorded RDMA exception (tests/test_dynamo_pods.py): globex-research runs RDMA workers."""
+    """Restricted, except the recorded exceptions (tests/test_dynamo_pods.py): globex-research runs RDMA workers, and
+    acme-chat and globex-research offload KV to disk (KVBM reads the node's /run/udev)."""
     for tenant in ("acme-chat", "globex-research", "ncp-eval"):
         ns = next(r for r in prod.of_type("kubernetes:core/v1:Namespace")
                   if r.inputs["metadata"]["name"] == f"tenant-{tenant}")
         labels = ns.inputs["metadata"]["labels"]
-        rdma = tenant == "globex-research"
-        assert labels["pod-security.kubernetes.io/enforce"] == ("privileged" if rdma else "restricted")
+        excepted = tenant != "ncp-eval"
+        assert labels["pod-security.kubernetes.io/enforce"] == ("privileged" if excepted else "restricted")
         assert labels["pod-security.kubernetes.io/warn"] == labels["pod-security.kubernetes.io/audit"] == "restricted"
-        annotations = ns.inputs["metadata"].get("annotations") or {}
-        assert bool(annotations.get("ncp-inference.io/pod-security-reason")) == rdma
+        reason = (ns.inputs["metadata"].get("annotations") or {}).get("ncp-inference.io/pod-security-reason")
+        assert bool(reason) == excepted
         assert labels["ncp-inference.io/tenant"] == tenant
 
 

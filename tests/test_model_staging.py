@@ -49,12 +49,17 @@ def direct() -> Recording:
     return _run(_config())
 
 
-def test_direct_egress_opens_https_for_staging_pods_only(direct):
-    staging, env = _pod(direct, "Job", "chat-dense-model-staging")
-    assert _may(direct, staging, HUB)
-    assert not _may(direct, staging, Destination(ip=HUB.ip, port=80))
-    assert "HF_ENDPOINT" not in env and "HTTPS_PROXY" not in env
-    for kind, name in (("Job", "chat-dense-aiperf"), ("Deployment", "chat-dense-epp")):
+FETCHERS = (("Job", "chat-dense-model-staging"), ("Job", "vision-classify-engine-build"))
+
+
+def test_direct_egress_opens_https_for_staging_and_engine_build_pods_only(direct):
+    for kind, name in FETCHERS:
+        pod, env = _pod(direct, kind, name)
+        assert _may(direct, pod, HUB), f"{name} must reach the model source"
+        assert not _may(direct, pod, Destination(ip=HUB.ip, port=80))
+        assert "HF_ENDPOINT" not in env and "HTTPS_PROXY" not in env
+    for kind, name in (("Job", "chat-dense-aiperf"), ("Deployment", "chat-dense-epp"),
+                       ("Deployment", "vision-classify"), ("Job", "vision-classify-aiperf")):
         labels, _ = _pod(direct, kind, name)
         assert not _may(direct, labels, HUB), f"{name} must not reach the model source"
 
@@ -68,23 +73,33 @@ def test_without_the_staging_policy_the_tenant_default_deny_blocks_staging(direc
     assert not may_egress(others, NAMESPACE, staging, HUB)
 
 
-def test_a_proxy_is_the_only_route():
+def test_without_its_source_policy_the_engine_build_cannot_fetch(direct):
+    build, _ = _pod(direct, "Job", "vision-classify-engine-build")
+    others = [p for p in _policies(direct)
+              if p["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/component") != "engine-build"]
+    assert len(others) == len(_policies(direct)) - 1
+    assert not may_egress(others, NAMESPACE, build, HUB)
+
+
+@pytest.mark.parametrize("kind, name", FETCHERS)
+def test_a_proxy_is_the_only_route(kind, name):
     recording = _run(_config({"proxy": PROXY}))
-    staging, env = _pod(recording, "Job", "chat-dense-model-staging")
+    pod, env = _pod(recording, kind, name)
     assert env["HTTPS_PROXY"] == PROXY["url"]
-    assert _may(recording, staging, Destination(ip="10.20.30.40", port=3128))
-    assert not _may(recording, staging, HUB)
-    assert not _may(recording, staging, Destination(ip="10.20.30.41", port=3128))
+    assert _may(recording, pod, Destination(ip="10.20.30.40", port=3128))
+    assert not _may(recording, pod, HUB)
+    assert not _may(recording, pod, Destination(ip="10.20.30.41", port=3128))
 
 
-def test_a_mirror_is_the_only_route_and_a_declared_prerequisite():
+@pytest.mark.parametrize("kind, name", FETCHERS)
+def test_a_mirror_is_the_only_route_and_a_declared_prerequisite(kind, name):
     config = _config({"airGapped": True, "mirror": MIRROR})
     recording = _run(config)
-    staging, env = _pod(recording, "Job", "chat-dense-model-staging")
+    pod, env = _pod(recording, kind, name)
     assert env["HF_ENDPOINT"] == "http://hf-mirror.model-mirror.svc.cluster.local:8080"
-    assert _may(recording, staging, Destination(namespace="model-mirror", port=8080))
-    assert not _may(recording, staging, Destination(namespace="model-mirror", port=22))
-    assert not _may(recording, staging, HUB)
+    assert _may(recording, pod, Destination(namespace="model-mirror", port=8080))
+    assert not _may(recording, pod, Destination(namespace="model-mirror", port=22))
+    assert not _may(recording, pod, HUB)
     assert not dangling_references(recording, effective_config(config))
 
 

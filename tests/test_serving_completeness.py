@@ -15,6 +15,7 @@ from offline.synthetic import mutate, secret_keys, site_config
 from plan.catalog import load_dynamo_runtime
 from plan.errors import ConfigError
 from plan.site_plan import build_plan
+from tests.policy_helpers import clone, find, set_inputs, violations
 from tests.test_upstream_schemas import _crd_schema, _validate
 
 RUNTIME = load_dynamo_runtime()
@@ -157,6 +158,32 @@ def test_trtllm_workers_offload_kv_to_the_tier_through_kvbm(tmp_path):
     assert volume["ephemeral"]["volumeClaimTemplate"]["spec"]["storageClassName"] == "kv"
 
 
+def test_kv_offload_workers_read_the_node_udev_database_under_a_recorded_exception(tmp_path):
+    """With a disk tier the KVBM worker adds NIXL's GDS_MT backend and cuFile registers the disk files through the
+    node's /run/udev (kvbm-guide.md:460-506@2a6da14c): a read-only hostPath, which only Pod Security `privileged`
+    admits, so the tenant namespace says why and the policy pack accepts exactly that mount."""
+    config = _stack(tmp_path, kv_offload="2Ti")
+    recording = run_program(config, secret_keys(config))
+    [dgd] = recording.custom_resources("DynamoGraphDeployment")
+    decode = dgd.inputs["spec"]["services"]["TRTLLMDecodeWorker"]["extraPodSpec"]
+    assert {"name": "run-udev", "hostPath": {"path": "/run/udev", "type": "Directory"}} in decode["volumes"]
+    assert {"name": "run-udev", "mountPath": "/run/udev", "readOnly": True} in decode["mainContainer"]["volumeMounts"]
+    namespace = next(r for r in recording.resources if r.inputs.get("kind") == "Namespace"
+                     and r.inputs["metadata"]["name"] == "tenant-t0").inputs["metadata"]
+    assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert "udev" in namespace["annotations"]["ncp-inference.io/pod-security-reason"]
+    assert not violations(recording, policy="tenant-isolation")
+    writable = clone(recording)
+    graph = find(writable, "DynamoGraphDeployment", "moe")
+    manifest = copy.deepcopy(graph.wire_inputs)
+    spec = manifest["spec"]["services"]["TRTLLMDecodeWorker"]["extraPodSpec"]
+    next(m for m in spec["mainContainer"]["volumeMounts"] if m["name"] == "run-udev")["readOnly"] = False
+    spec["volumes"].append({"name": "host-root", "hostPath": {"path": "/"}})
+    set_inputs(graph, manifest)
+    found = [v.message for v in violations(writable, policy="tenant-isolation")]
+    assert any("(run-udev)" in m for m in found) and any("(host-root)" in m for m in found), found
+
+
 def test_vllm_workers_take_kvbm_through_kv_transfer_config(tmp_path):
     groups = {"workers": _group(2, 4)}
     services = _services(_stack(tmp_path, profile="hgx-h200", backend="vllm", groups=groups))
@@ -187,7 +214,7 @@ def test_no_tier_or_opt_out_means_no_offload_volume(tmp_path):
         decode = _services(config)["TRTLLMDecodeWorker"]
         assert "--connector" not in decode["extraPodSpec"]["mainContainer"]["args"]
         assert not any(name.startswith("DYN_KVBM") for name in _env(decode))
-        assert all(v["name"] != "kv-offload" for v in decode["extraPodSpec"]["volumes"])
+        assert all(v["name"] not in ("kv-offload", "run-udev") for v in decode["extraPodSpec"]["volumes"])
 
 
 @pytest.mark.parametrize("backend,kwargs,key,text", [

@@ -21,7 +21,8 @@ MATRIX = load_matrix()
 # Matrix entry -> the snapshot folder under shared/upstream whose files the checks here read for it.
 SNAPSHOT_OF = {"gpuOperator": "gpu-operator", "networkOperator": "network-operator", "kaiScheduler": "kai-scheduler",
                "grove": "grove", "nvsentinel": "nvsentinel", "dynamoPlatform": "dynamo", "dynamoRuntime": "dynamo",
-               "modelExpress": "modelexpress", "kubePrometheusStack": "prometheus-operator"}
+               "modelExpress": "modelexpress", "kubePrometheusStack": "prometheus-operator",
+               "gatewayApiInferenceExtension": "gateway-api-inference-extension"}
 # Matrix entries with no snapshot in shared/upstream, and why.
 NO_SNAPSHOT = {
     "validationSuite": "isvctl's suite file is not in shared/upstream; the suite runs from the site's image",
@@ -74,6 +75,8 @@ NO_UPSTREAM_SCHEMA = {
     "NodeFeatureRule": "NFD's CRD (nfd.k8s-sigs.io, from the GPU Operator's NFD subchart) has no copy in "
                        "shared/upstream",
     "ClusterTopologyBinding": "Grove's ClusterTopologyBinding CRD (grove.io) has no copy in shared/upstream",
+    "HTTPRoute": "Gateway API's HTTPRoute CRD (gateway.networking.k8s.io) has no copy in shared/upstream; routes are "
+                 "validated against the e2e stand-in tests/e2e/crds/httproutes.yaml (tests/test_gateway_routes.py)",
 }
 # Value keys upstream documents only as a commented-out line of values.yaml: (release, key path) -> that line.
 COMMENTED_UPSTREAM_KEYS = {

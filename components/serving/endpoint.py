@@ -113,8 +113,8 @@ class ServingEndpoint(Layer):
         if args.inference_pool:
             k8s.apiextensions.CustomResource(
                 f"{name}-inference-pool",
-                api_version="inference.networking.k8s.io/v1",
-                kind="InferencePool",
+                api_version=names.gateway_inference_extension.pool_api_version,
+                kind=names.gateway_inference_extension.pool_kind,
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.name, namespace=plan.namespace, labels=endpoint_labels),
                 spec={
                     "selector": {"matchLabels": {graph_label: plan.name,

@@ -24,7 +24,8 @@ class EndpointPickerArgs:
         endpoint: the endpoint name, also the InferencePool's and the DynamoGraphDeployment's name.
         tenant: the tenant that owns the endpoint.
         namespace: the tenant's namespace.
-        pin: the endpoint picker image (compatibility matrix `workloads.endpointPicker`).
+        pin: the endpoint picker's ports and KV block size (compatibility matrix `workloads.endpointPicker`).
+        image: the picker's image, by digest in prod (plan/gateway.py endpoint_picker_image).
         platform_release: the dynamo-platform Helm release name (its NATS Service is `<release>-nats`).
         platform_namespace: the serving platform's namespace.
         skip_await: whether Pulumi skips waiting for the Deployment to become ready.
@@ -34,6 +35,7 @@ class EndpointPickerArgs:
     tenant: str
     namespace: pulumi.Input[str]
     pin: WorkloadPin
+    image: str
     platform_release: pulumi.Input[str]
     platform_namespace: str
     skip_await: bool
@@ -71,7 +73,8 @@ class EndpointPicker(Layer):
     def __init__(self, name: str, args: EndpointPickerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("EndpointPicker", name, opts)
         picker = picker_name(args.endpoint)
-        grpc_port = integration_points().gateway_inference_extension.endpoint_picker_port
+        gateway_names = integration_points().gateway_inference_extension
+        grpc_port = gateway_names.endpoint_picker_port
         health_port, metrics_port = args.pin.ports["health"], args.pin.ports["metrics"]
         meta_labels = labels("endpoint-picker", picker, **{ENDPOINT_LABEL: args.endpoint, TENANT_LABEL: args.tenant})
 
@@ -80,7 +83,7 @@ class EndpointPicker(Layer):
 
         account = k8s.core.v1.ServiceAccount(f"{name}-sa", metadata=meta(), opts=self.child())
         role = k8s.rbac.v1.Role(f"{name}-role", metadata=meta(), rules=[
-            k8s.rbac.v1.PolicyRuleArgs(api_groups=["inference.networking.k8s.io"], resources=["inferencepools"],
+            k8s.rbac.v1.PolicyRuleArgs(api_groups=[gateway_names.pool_group], resources=["inferencepools"],
                                        verbs=["get", "list", "watch"]),
             k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["pods"], verbs=["get", "list", "watch"]),
             k8s.rbac.v1.PolicyRuleArgs(api_groups=["discovery.k8s.io"], resources=["endpointslices"],
@@ -105,7 +108,7 @@ class EndpointPicker(Layer):
                 automount_service_account_token=True,
                 priority_class_name=PRIORITY_SERVING,
                 containers=[k8s.core.v1.ContainerArgs(
-                    name="epp", image=args.pin.images["epp"],
+                    name="epp", image=args.image,
                     args=["-poolName", args.endpoint, "-poolNamespace", args.namespace,
                           "-grpcPort", str(grpc_port), "-grpcHealthPort", str(health_port)],
                     env=env,

@@ -167,8 +167,11 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
     volumes = [_ephemeral("model-cache", args.model_cache, "model-cache")]
     mounts = [{"name": "model-cache", "mountPath": CACHE_MOUNT}]
     if plan.kv_offload_gb is not None:
-        volumes.append(_ephemeral("kv-offload", args.kv_offload, "kv-offload"))
-        mounts.append({"name": "kv-offload", "mountPath": KV_OFFLOAD_MOUNT})
+        udev = runtime.kvbm.udev_host_path  # cuFile reads the disk tier's device attributes there
+        volumes += [_ephemeral("kv-offload", args.kv_offload, "kv-offload"),
+                    {"name": "run-udev", "hostPath": {"path": udev, "type": "Directory"}}]
+        mounts += [{"name": "kv-offload", "mountPath": KV_OFFLOAD_MOUNT},
+                   {"name": "run-udev", "mountPath": udev, "readOnly": True}]
     if backend.engine_args:
         volumes.append({"name": "engine-config", "configMap": {"name": f"{plan.name}-engine"}})
         mounts.append({"name": "engine-config", "mountPath": ENGINE_CONFIG_MOUNT, "readOnly": True})

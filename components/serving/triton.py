@@ -11,11 +11,13 @@ from components.kube import (
     PRIORITY_SERVING, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, pod_placement, restricted_job,
     restricted_pod, scratch, scratch_volume,
 )
+from components.network_policy import model_source_access, source_env
 from components.serving.triton_repository import build_script, expected_provenance, repository_files, verify_script
 from components.serving.triton_rules import inference_rules, pod_monitor_spec
 from plan.catalog import MetricSource, integration_points
 from plan.inference_services import InferenceServicePlan
 from plan.names import ENDPOINT_LABEL, MODEL_CLAIM, MODEL_REVISION, MODEL_SOURCE, MODELS_MOUNT
+from plan.serving import ModelStagingSettings
 from plan.site_plan import NodePlacement, gpu_toleration
 
 REPOSITORY, CONFIG_DIR = "/repository", "/model-config"
@@ -38,6 +40,8 @@ class InferenceServiceArgs:
         selector_labels: the labels the site's Prometheus selects PodMonitors and rules by.
         scrape_interval: how often Prometheus scrapes the server (a Prometheus duration, e.g. `30s`).
         skip_await: whether Pulumi skips waiting for the Deployment to become ready.
+        source_access: the site's route to the model source (components.serving.modelStaging): the engine build
+            fetches its ONNX file by it.
         tenant_nodes: the tenant's dedicated nodes, where it has them. Default: None.
     """
 
@@ -50,6 +54,7 @@ class InferenceServiceArgs:
     selector_labels: dict[str, str]
     scrape_interval: str
     skip_await: bool
+    source_access: ModelStagingSettings
     tenant_nodes: Optional[NodePlacement] = None
 
 
@@ -110,17 +115,23 @@ class InferenceService(Layer):
             }, indent=2, sort_keys=True)},
             opts=child)
         build_await = await_annotations(args.skip_await) or {"pulumi.com/timeoutSeconds": str(BUILD_TIMEOUT_SECONDS)}
+        # The build fetches its source the way model staging does: the site's route only, for the build pods only.
+        source = model_source_access(f"{name}-source-egress", owner=plan.name, tenant=plan.tenant.name,
+                                     namespace=plan.namespace, component=ENGINE_BUILD_COMPONENT,
+                                     access=args.source_access, opts=child)
         build = restricted_job(
             f"{name}-engine-build", name=f"{plan.name}-engine-build", namespace=plan.namespace,
             labels={**pod_labels, "app.kubernetes.io/component": ENGINE_BUILD_COMPONENT},
             annotations={**annotations, **build_await},
             container=k8s.core.v1.ContainerArgs(
                 name="build", image=plan.builder_image, command=["/bin/bash", "-c", build_script(plan)],
+                env=[k8s.core.v1.EnvVarArgs(name=key, value=value)
+                     for key, value in source_env(args.source_access).items()],
                 volume_mounts=[k8s.core.v1.VolumeMountArgs(name="models", mount_path=MODELS_MOUNT)],
                 resources=gpu_resources(plan, "2", "16Gi")),
             volumes=[claim_volume("models", MODEL_CLAIM)],
             service_account=args.service_account, backoff_limit=2, ttl_seconds=86400, placement=placement(args),
-            opts=self.child(args.model_claim))
+            opts=self.child(args.model_claim, source))
         config = k8s.core.v1.ConfigMap(
             f"{name}-repository",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{plan.name}-model-repository", namespace=plan.namespace,

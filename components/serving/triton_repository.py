@@ -12,6 +12,7 @@ from plan.inference_services import ENGINE_FILE, PROVENANCE_FILE, InferenceServi
 DALI_INPUT, DALI_OUTPUT = "DALI_INPUT_0", "DALI_OUTPUT_0"
 ENSEMBLE_INPUT = "IMAGE"
 SOURCE_FILE = "source.onnx"
+HUB = "https://huggingface.co"  # where hf:// sources resolve without a mirror
 
 
 def _tensor(name: str, data_type: str, dims: list[int]) -> str:
@@ -123,7 +124,8 @@ def build_script(plan: InferenceServicePlan) -> str:
     """Fetch the pinned ONNX file, refuse any other digest, build the engine, write provenance beside it."""
     artifact = plan.service.artifact
     repo = artifact.source.split("://", 1)[1]
-    url = f"https://huggingface.co/{repo}/resolve/{artifact.revision}/{artifact.file}"
+    # HF_ENDPOINT names the site's hub mirror where it has one (components/model_data.py source_env), as for staging.
+    url = f"${{HF_ENDPOINT:-{HUB}}}/{repo}/resolve/{artifact.revision}/{artifact.file}"
     work, engine_dir = "/tmp/build", plan.engine_dir
     expected = expected_provenance(plan)
     return "\n".join([

@@ -68,11 +68,18 @@ def is_dgd(props) -> bool:
 
 # The program's inference-service workloads (components/serving/triton.py): the Triton server and its engine build.
 INFERENCE_WORKLOADS = {"Deployment": WORKLOADS["inferenceServer"], "Job": WORKLOADS["engineBuild"]}
+ENDPOINT_PICKER = "endpoint-picker"  # components/serving/gateway.py labels
 
 
 def is_inference_workload(props) -> bool:
     component = INFERENCE_WORKLOADS.get(kind_of(props) or "")
     return component is not None and labels_of(props).get(COMPONENT_LABEL) == component
+
+
+def is_endpoint_picker(props) -> bool:
+    """The Gateway API Inference Extension endpoint picker the program runs per InferencePool: it decides which
+    worker serves each request, so prod pins its image like the serving images."""
+    return kind_of(props) == "Deployment" and labels_of(props).get(COMPONENT_LABEL) == ENDPOINT_PICKER
 
 
 def is_inference_server(props) -> bool:

@@ -1,5 +1,5 @@
 """Guardrails on tenant namespaces and what runs in them."""
-from ncp_guardrails.data import names
+from ncp_guardrails.data import allowlists, names
 from ncp_guardrails.framework import stack_policy
 from ncp_guardrails.kube import (
     GPU, TENANT_LABEL, containers, get, labels_of, name_of, namespace_of, of_kind, pod_specs,
@@ -23,8 +23,9 @@ def _tenant_isolation(args, report):
         in_namespace.setdefault(namespace_of(resource.props), []).append(resource)
     for namespace, ns in tenants.items():
         enforce = labels_of(ns.props).get("pod-security.kubernetes.io/enforce")
-        # The one recorded exception: RDMA workers need IPC_LOCK as root, which only `privileged` admits; the
-        # program says why on the namespace (plan/endpoints.py tenant_pod_security).
+        # The recorded exceptions: RDMA workers need IPC_LOCK as root and KV offload to disk a read-only hostPath,
+        # which only `privileged` admits; the program says why on the namespace (plan/endpoints.py
+        # tenant_pod_security).
         excepted = enforce == "privileged" and (get(ns.props, "metadata", "annotations", default={}) or {}).get(
             POD_SECURITY_REASON)
         if enforce != "restricted" and not excepted:
@@ -41,15 +42,25 @@ def _tenant_isolation(args, report):
             report(f"tenant namespace {namespace} has no dedicated ServiceAccount with token automount off", ns.urn)
         for resource in objects:
             for where, spec in pod_specs(resource.props):
-                _check_pod(spec, f"{name_of(resource.props)} {where}", resource.urn, report)
+                _check_pod(spec, f"{name_of(resource.props)} {where}", resource.urn, report, bool(excepted))
 
 
-def _check_pod(spec, where, urn, report):
+def _read_only_everywhere(spec, volume: str) -> bool:
+    mounts = [m for c in containers(spec) for m in (c.get("volumeMounts") or []) if m.get("name") == volume]
+    return all(m.get("readOnly") for m in mounts)
+
+
+def _check_pod(spec, where, urn, report, excepted: bool):
     if spec.get("hostNetwork") or spec.get("hostPID") or spec.get("hostIPC"):
         report(f"{where}: tenant workloads may not use host namespaces", urn)
+    allowed = allowlists().get("tenantHostPaths") or []
     for volume in spec.get("volumes") or []:
-        if "hostPath" in volume:
-            report(f"{where}: tenant workloads may not mount hostPath volumes ({volume.get('name')})", urn)
+        if "hostPath" not in volume:
+            continue
+        name = volume.get("name")
+        if not (excepted and volume["hostPath"].get("path") in allowed and _read_only_everywhere(spec, name)):
+            report(f"{where}: tenant workloads may not mount hostPath volumes ({name}); only {', '.join(allowed)} "
+                   "read-only in a namespace with a recorded Pod Security exception", urn)
     for container in containers(spec):
         if get(container, "securityContext", "privileged"):
             report(f"{where}: container {container.get('name')!r} is privileged", urn)
@@ -58,7 +69,8 @@ def _check_pod(spec, where, urn, report):
 tenant_isolation = stack_policy(
     "tenant-isolation",
     "Tenant namespaces enforce PSA restricted and have a default-deny NetworkPolicy, a GPU ResourceQuota and a "
-    "dedicated ServiceAccount; tenant workloads use no privileged containers, host namespaces or hostPath.",
+    "dedicated ServiceAccount; tenant workloads use no privileged containers, host namespaces or hostPath (but the "
+    "allowlisted read-only node paths under a recorded exception).",
     "Isolation And Security: Workload Isolation",
     "Create tenants through ncp-inference:tenants (the Tenancy layer sets all of this); remove privileged settings.",
     _tenant_isolation,

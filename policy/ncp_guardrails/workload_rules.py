@@ -5,8 +5,8 @@ from ncp_guardrails.data import allowlists
 from ncp_guardrails.framework import resource_policy, stack_policy
 from ncp_guardrails.kube import (
     DGD_QUEUE_ANNOTATION, GPU, KAI_QUEUE_LABEL, KAI_SCHEDULER, containers, dgd_service_gpus, dgd_services, get,
-    images, is_dgd, is_inference_workload, kind_of, labels_of, name_of, namespace_of, of_kind, parse_image, pod_specs,
-    requests_gpu,
+    images, is_dgd, is_endpoint_picker, is_inference_workload, kind_of, labels_of, name_of, namespace_of, of_kind,
+    parse_image, pod_specs, requests_gpu,
 )
 
 SECRET_NAME = re.compile(r"(pass(word|wd)?|secret|token|api[-_]?key|credential|private[-_]?key)", re.IGNORECASE)
@@ -24,7 +24,7 @@ def _image_references(args, report):
             report(f"{where}: image {image!r} uses the mutable tag latest")
         if not any(repository.startswith(prefix) for prefix in registries):
             report(f"{where}: image {image!r} is not from an allowlisted registry ({', '.join(registries)})")
-        serving = is_dgd(args.props) or is_inference_workload(args.props)
+        serving = is_dgd(args.props) or is_inference_workload(args.props) or is_endpoint_picker(args.props)
         if config.get("requireDigestForServing") and serving and not digest:
             report(f"{where}: production serving image {image!r} must be pinned by digest (@sha256:...)")
 
@@ -34,7 +34,8 @@ image_references = resource_policy(
     "Images carry a tag or digest and never `latest`, come from allowlisted registries, and prod serving images are "
     "pinned by digest.",
     "Isolation And Security: Security And Compliance (container image origins)",
-    "Pin images by tag in data/compatibility-matrix.yaml; for prod serving set the runtime digest per backend with "
+    "Pin images by tag in data/compatibility-matrix.yaml; for prod serving set the runtime digest per backend (and "
+    "planner, epp, tritonserver, tensorrt) with "
     "`pulumi config set --path ncp-inference:components.serving.imageDigests.<backend> sha256:...`; pull from an "
     "allowlisted registry (data/allowlists.yaml).",
     _image_references,

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from plan.catalog import integration_points
 from tests.e2e.cluster import UPSTREAM, EngineMissing, engine_environment, start_control_plane, stop_control_plane
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +24,9 @@ def cluster(engine_env, tmp_path_factory):
     """(api, env): a fresh control plane per test module (ports from NCP_E2E_* in the environment)."""
     if not UPSTREAM.is_dir():
         pytest.skip(f"{UPSTREAM} is absent: the e2e installs the real upstream CRDs from there")
-    env = {**engine_env, "NCP_E2E_STATE": str(tmp_path_factory.mktemp("control-plane"))}
+    # Pods naming KAI's scheduler are placed by the real kube-scheduler's second profile (KAI is not running).
+    env = {**engine_env, "NCP_E2E_STATE": str(tmp_path_factory.mktemp("control-plane")),
+           "NCP_E2E_SCHEDULER_NAMES": integration_points().kai.scheduler_name}
     try:
         yield start_control_plane(env)
     finally:

@@ -181,6 +181,7 @@ class Placement:
     admitted: dict = field(default_factory=lambda: defaultdict(int))  # namespace -> pods admitted
     scheduled: dict = field(default_factory=lambda: defaultdict(int))  # namespace -> pods on a node
     phases: dict = field(default_factory=lambda: defaultdict(lambda: defaultdict(int)))  # namespace -> phase -> n
+    owners: dict = field(default_factory=lambda: defaultdict(set))  # namespace -> Jobs/Deployments whose pods ran
     rejections: list = field(default_factory=list)  # (what, reason)
     problems: list = field(default_factory=list)
 
@@ -223,6 +224,12 @@ def wait_for_placement(api: KubeApi, namespaces: list[str], expected: dict[str, 
         time.sleep(1)
 
 
+def _owner(pod: dict) -> str:
+    """The Job, Deployment (through its ReplicaSet <deployment>-<hash>) or graph that made the pod."""
+    (owner,) = pod["metadata"].get("ownerReferences") or [{"kind": "Pod", "name": pod["metadata"]["name"]}]
+    return owner["name"].rsplit("-", 1)[0] if owner["kind"] == "ReplicaSet" else owner["name"]
+
+
 def check_placement(api: KubeApi, pods: list[dict], placement: Placement) -> None:
     """Every pod sits on a node whose labels satisfy its nodeSelector and whose taints it tolerates; a pod without
     GPUs never sits on a GPU node."""
@@ -233,6 +240,7 @@ def check_placement(api: KubeApi, pods: list[dict], placement: Placement) -> Non
         placement.admitted[namespace] += 1
         placement.scheduled[namespace] += 1
         placement.phases[namespace][pod["status"]["phase"]] += 1
+        placement.owners[namespace].add(_owner(pod))
         labels = node["metadata"]["labels"]
         for key, value in (pod["spec"].get("nodeSelector") or {}).items():
             if labels.get(key) != value:

@@ -38,12 +38,12 @@ def test_api_objects(deployed):
     namespace = api.get("/api/v1/namespaces/tenant-dev")
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     quota = api.get("/api/v1/namespaces/tenant-dev/resourcequotas/tenant-quota")
-    assert quota["spec"]["hard"]["requests.nvidia.com/gpu"] == "8"
+    assert quota["spec"]["hard"]["requests.nvidia.com/gpu"] == "10"
     deny = api.get("/apis/networking.k8s.io/v1/namespaces/tenant-dev/networkpolicies/default-deny")
     assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     queue = api.get("/apis/scheduling.run.ai/v2/queues/tenant-dev")
     assert queue["spec"]["parentQueue"] == "ncp-root"
-    assert queue["spec"]["resources"]["gpu"]["quota"] == 8
+    assert queue["spec"]["resources"]["gpu"]["quota"] == 10
     graph = api.get("/apis/nvidia.com/v1alpha1/namespaces/tenant-dev/dynamographdeployments/chat-dense")
     worker = graph["spec"]["services"]["TRTLLMWorker"]
     assert (worker["replicas"], worker["resources"]["limits"]["gpu"]) == (2, "4"), "the sizing file's layout"
@@ -69,14 +69,21 @@ def test_api_objects(deployed):
     assert yaml.safe_load(record["data"]["hardwareProfile"])["name"] == "hgx-h200"
 
     assert api.get("/apis/apps/v1/namespaces/tenant-dev/deployments/chat-dense-epp"), "the pool's endpoint picker"
+    route = api.get("/apis/gateway.networking.k8s.io/v1/namespaces/tenant-dev/httproutes/chat")
+    assert route["spec"]["rules"][0]["backendRefs"] == [
+        {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": "chat-dense", "weight": 100}]
+    assert api.get("/apis/apps/v1/namespaces/tenant-dev/deployments/vision-classify"), "the Triton server"
+    assert api.get("/apis/batch/v1/namespaces/tenant-dev/jobs/vision-classify-engine-build")
+    assert api.get("/apis/networking.k8s.io/v1/namespaces/tenant-dev/networkpolicies/vision-classify-model-source")
 
 
 def test_every_pod_is_admitted_and_placed(placement):
-    """Staging, benchmark and validation Jobs, ModelExpress and the endpoint picker, and stand-ins for the graph's
-    frontend and GPU workers (RDMA, rails): admitted under their namespace's Pod Security level, on a node their
-    selectors and tolerations allow; no pod without GPUs on a GPU node."""
+    """Staging, benchmark, engine-build and validation Jobs, ModelExpress, the endpoint picker and the Triton server,
+    and stand-ins for the graph's frontend and GPU workers (RDMA, rails): admitted under their namespace's Pod
+    Security level, on a node their selectors and tolerations allow; no pod without GPUs on a GPU node."""
     print(placement.report("hgx-h200, e2e stack"))
     assert not placement.problems, "\n".join(placement.problems)
+    assert {"vision-classify-engine-build", "vision-classify"} <= placement.owners[TENANT], placement.owners[TENANT]
     assert placement.phases[TENANT]["Succeeded"] >= 2, "the staging and benchmark Jobs ran to completion"
 
 

@@ -31,6 +31,7 @@ from plan.sources import plan_from_stack_file
 from preflight import __main__ as preflight_cli
 from tests.e2e.kube_api import KubeApi, only_version, without_descriptions
 from tests.e2e.cluster import CRDS, E2E, UPSTREAM
+from tests.e2e.crds import OWN_CRDS
 from tests.test_evidence import EXPORT, JUNIT, MET, _prod
 
 STAND_IN = "ncp-inference.io/test-stand-in"
@@ -208,6 +209,7 @@ def _provide_site(api: KubeApi, site_plan) -> None:
     for path, version in CRDS.items():
         if path.startswith(("prometheus-operator/", "gateway-api-inference-extension/")):
             api.apply_crd(without_descriptions(only_version(yaml.safe_load((UPSTREAM / path).read_text()), version)))
+    api.apply_crd(yaml.safe_load(next(p for p in OWN_CRDS if p.name == "httproutes.yaml").read_text()))  # the routes
     for _, tier in site_plan.config.components.serving.storage.named():
         if api.get(f"/apis/storage.k8s.io/v1/storageclasses/{tier.storage_class}") is None:
             api.request("POST", "/apis/storage.k8s.io/v1/storageclasses", {
