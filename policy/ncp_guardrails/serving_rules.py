@@ -34,6 +34,7 @@ def _kv_routed(props) -> bool:
     return False
 
 
+# RA: Cloud-Native Inference Gateway Integration: "cache behavior before making cache-aware routing a production default"
 def _kv_routing_telemetry(args, report):
     rules_text = {}
     for rule in of_kind(args.resources, "PrometheusRule"):
@@ -77,6 +78,7 @@ def _tiered_storage(props):
                 yield template_tier, get(template, "spec", "storageClassName")
 
 
+# RA: Storage: "distinguish persistent model artifact storage from ephemeral cache and from telemetry retention"
 def _storage_tiers(args, report):
     tiers_by_class: dict = {}
     for resource in args.resources:
@@ -97,6 +99,7 @@ storage_tiers = stack_policy(
 )
 
 
+# RA: Security And Compliance: "Model artifact sources should have access controls, provenance checks"
 def _model_provenance(args, report):
     props = args.props
     staged = (is_dgd(props) or is_inference_workload(props)
@@ -121,6 +124,7 @@ model_provenance = resource_policy(
 )
 
 
+# RA: Performance Requirements: "validate performance for each accepted service profile"
 def _acceptance_evidence(args, report):
     if not (args.get_config() or {}).get("requireAcceptance"):
         return
@@ -166,6 +170,7 @@ def _sha256(relative: str):
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
+# RA: Design Alternatives And Tradeoffs: "final acceptance still requires measured workload behavior"
 def _promotion_evidence(args, report):
     # RA: Architecture Decision Guardrails: "Every deployment needs a named hardware profile and validation evidence."
     # RA: Serving Performance: "Reject comparisons that omit backend version, model artifact revision, network mode"
