@@ -52,6 +52,7 @@ def time_slicing_config(sharing: TimeSlicing) -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
+# RA: GPU Compute Node: "NVIDIA driver, NVIDIA Container Toolkit, GPU device plugin, DCGM telemetry"
 def gpu_operator_values(args: GpuEnablementArgs) -> dict:
     driver = {"enabled": args.managed_driver}
     if args.managed_driver:

@@ -47,6 +47,9 @@ def network_operator_values(args: NetworkEnablementArgs) -> dict:
     }
 
 
+# RA: Virtual Machine And Container Networking: "direct NIC access, use SR-IOV, RDMA, GPUDirect RDMA"
+# RA: Software Defined Network Layer: "NVIDIA Network Operator belongs in the Kubernetes layer"
+# RA: Kubernetes Architecture For Inference: "NVIDIA Network Operator enables RDMA and GPUDirect RDMA networking components"
 def nic_cluster_policy_spec(args: NetworkEnablementArgs) -> dict:
     interfaces = [rail.interface for rail in args.rails]
     names = integration_points().network_operator

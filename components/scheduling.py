@@ -95,6 +95,8 @@ class Scheduling(Layer):
                 opts=self.child(self.kai, root),
             )
             self.queues[queue.tenant] = queue.queue
+        # RA: Tenant Compute View: "the platform must preserve enough topology and resource intent"
+        # RA: GPU Compute Node: "node placement must be considered part of the architecture"
         if args.topology_aware:
             # Grove reads topology from a ClusterTopologyBinding and creates the KAI Topology of the same name from
             # its levels itself; it refuses a KAI Topology by that name that it does not own (ai-dynamo/grove
