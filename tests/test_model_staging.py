@@ -49,6 +49,7 @@ def direct() -> Recording:
     return _run(_config())
 
 
+# RA: Security And Compliance: "Network policy should separate API ingress, control plane, metadata stores"
 def test_direct_egress_opens_https_for_staging_pods_only(direct):
     staging, env = _pod(direct, "Job", "chat-dense-model-staging")
     assert _may(direct, staging, HUB)
@@ -77,6 +78,7 @@ def test_a_proxy_is_the_only_route():
     assert not _may(recording, staging, Destination(ip="10.20.30.41", port=3128))
 
 
+# RA: Security And Compliance: "provenance checks, and air-gap behavior when needed"
 def test_a_mirror_is_the_only_route_and_a_declared_prerequisite():
     config = _config({"airGapped": True, "mirror": MIRROR})
     recording = _run(config)
