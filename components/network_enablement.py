@@ -84,6 +84,7 @@ def nic_cluster_policy_spec(args: NetworkEnablementArgs) -> dict:
     return spec
 
 
+# RA: Virtual Machine And Container Networking: "should avoid unnecessary network abstraction on latency-sensitive"
 def rail_network_config(rail_name: str, rail: Rail, args: NetworkEnablementArgs) -> str:
     ipam = {"type": "nv-ipam", "poolName": rail_name}
     if args.exposure == RdmaExposure.SHARED_DEVICE_PLUGIN:

@@ -168,6 +168,7 @@ class TopologyLabels(StrictModel):
 
 # RA: Physical Architecture: "record which assumptions apply to the partner profile"
 # RA: GPU Compute Node: "The node design should account for GPU memory capacity"
+# RA: Data Center Architecture: "cluster interconnect where required, and local GPU scale-up where supported"
 class HardwareProfile(StrictModel):
     name: str
     description: str

@@ -183,6 +183,7 @@ def _promotion_evidence(args, report):
         if not is_dgd(resource.props):
             continue
         endpoint, annotations = name_of(resource.props), get(resource.props, "metadata", "annotations", default={})
+        # RA: Model Optimization And Runtime Preparation: "optimization path should be selected before final"
         wanted = {"modelRevision": annotations.get(MODEL_REVISION), "sizingFile": annotations.get(SIZING),
                   "sizingSha256": _sha256(annotations.get(SIZING) or "")}
         tags = _image_tags(resource.props)
