@@ -16,6 +16,7 @@ FLAGS = ("--model", "--url", "--endpoint-type", "--streaming", "--ui", "--tokeni
 IGNORE_EOS = {"ignore_eos": True, "nvext": {"ignore_eos": True}}  # OpenAI-style and Dynamo's nvext
 
 
+# RA: Serving Performance: "record time to first token, inter-token latency, request latency, output throughput"
 def aiperf_command(*, model: str, url: str, tokenizer: str, isl: int, osl: int, concurrency: int,
                    request_count: int, artifact_dir: str, warmup_request_count: Optional[int] = None,
                    random_seed: int = 100, endpoint_type: str = "chat", streaming: bool = True,

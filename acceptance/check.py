@@ -150,6 +150,7 @@ def _preprocessing(server: Optional[dict], thresholds: AcceptanceThresholds) -> 
     return Row(*row, measured, f"<= {_fmt(limit)}", "PASS" if measured <= limit else "FAIL")
 
 
+# RA: Validation Methodology: "The RA should be enforced as an executable acceptance bar."
 def evaluate(export: dict, thresholds: AcceptanceThresholds, server: Optional[dict] = None) -> list[Row]:
     """One row per threshold, in declaration order, then preprocessing (server metrics), the error rate and the
     run's completion."""

@@ -79,6 +79,7 @@ def sharing_problems(args: GpuEnablementArgs) -> list[str]:
     return problems
 
 
+# RA: GPU Compute Node: "NVIDIA driver, NVIDIA Container Toolkit, GPU device plugin, DCGM telemetry"
 def gpu_operator_values(args: GpuEnablementArgs) -> dict[str, Any]:
     values: dict[str, Any] = {
         # NFD runs once per cluster: the GPU Operator owns it, the Network Operator's copy stays off.

@@ -63,6 +63,7 @@ def health_problems(args: HealthArgs) -> list[str]:
     return problems
 
 
+# RA: Break-Fix Architecture: "detect, triage, remediate, validate, and return GPU infrastructure to service"
 def nvsentinel_values(args: HealthArgs) -> dict:
     host, _, port = args.dcgm_endpoint.rpartition(":")
     enforce = args.remediation == "enforce"
@@ -71,6 +72,7 @@ def nvsentinel_values(args: HealthArgs) -> dict:
             "dryRun": not enforce,
             "gpuHealthMonitor": {"enabled": True},
             "syslogHealthMonitor": {"enabled": True},
+            # RA: Node Level Health Checks: "Node health checks should run at the level where the signal is visible."
             "nicHealthMonitor": {"enabled": args.nic_monitor},
             "faultQuarantine": {"enabled": True},
             "nodeDrainer": {"enabled": True},
@@ -95,6 +97,7 @@ def nvsentinel_values(args: HealthArgs) -> dict:
     if enforce:
         # No janitor-provider: its CSP clients (kind/aws/gcp/azure/oci) cannot reboot the site's nodes; the site's
         # out-of-band system executes the requests the janitor records (decision in the matrix entry).
+        # RA: Break-Fix Architecture: "GPU reset, firmware remediation, repeated XID errors"
         values["janitor"] = {"config": {"manualMode": True}}
     return values
 

@@ -41,6 +41,7 @@ class TenantStorageArgs:
     skip_await: bool
 
 
+# RA: Storage: "Hot models may need node-local cache, shared cache, or GPU-to-GPU transfer paths."
 class TenantStorage(Layer):
     """The claims a tenant's endpoints share: model artifacts (staged once, read by every worker) and benchmark
     output. Node-local model cache and KV offload are per-pod ephemeral volumes on their own classes."""

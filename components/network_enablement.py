@@ -75,6 +75,9 @@ def network_operator_values(args: NetworkEnablementArgs) -> dict:
     }
 
 
+# RA: Virtual Machine And Container Networking: "direct NIC access, use SR-IOV, RDMA, GPUDirect RDMA"
+# RA: Software Defined Network Layer: "NVIDIA Network Operator belongs in the Kubernetes layer"
+# RA: Kubernetes Architecture For Inference: "Network Operator enables RDMA and GPUDirect RDMA networking components"
 def nic_cluster_policy_spec(args: NetworkEnablementArgs) -> dict:
     interfaces = [rail.interface for rail in args.rails]
     names = integration_points().network_operator
@@ -109,6 +112,7 @@ def nic_cluster_policy_spec(args: NetworkEnablementArgs) -> dict:
     return spec
 
 
+# RA: Virtual Machine And Container Networking: "should avoid unnecessary network abstraction on latency-sensitive"
 def rail_network_config(rail_name: str, rail: Rail, args: NetworkEnablementArgs) -> str:
     ipam = {"type": "nv-ipam", "poolName": rail_name}
     if args.exposure == RdmaExposure.SHARED_DEVICE_PLUGIN:

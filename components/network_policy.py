@@ -40,6 +40,7 @@ def ingress_from(namespaces: list[str], ports: list[int]) -> dict:
     return {"podSelector": {}, "policyTypes": ["Ingress"], "ingress": [rule]}
 
 
+# RA: Security And Compliance: "Network policy should separate API ingress, control plane, metadata stores"
 def platform_policies(access: NetworkAccess, layer: PlatformAccess, peers: dict[str, list[str]]) -> dict[str, dict]:
     """name -> spec for one platform namespace. `peers` resolves a peer name of the data file to namespaces."""
     policies: dict[str, dict] = {"default-deny": DEFAULT_DENY, "allow-same-namespace": SAME_NAMESPACE,

@@ -108,6 +108,8 @@ class Scheduling(Layer):
         self.grove = helm_release("grove", args.grove_pin, self.grove_values, args.grove_namespace.metadata.name,
                                   self, args.skip_await, depends_on=[args.grove_namespace, self.kai])
         self.queues = self._queue_tree(name, args)
+        # RA: Tenant Compute View: "the platform must preserve enough topology and resource intent"
+        # RA: GPU Compute Node: "node placement must be considered part of the architecture"
         if args.topology_aware:
             self._cluster_topology(name, args.topology_levels)
         self.register_outputs({

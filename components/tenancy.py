@@ -86,6 +86,7 @@ def quota_hard(tenant: TenantSpec, storage_classes: list[str]) -> dict[str, str]
     return hard
 
 
+# RA: Software Defined Network Layer: "The network layer must provide tenant isolation"
 def network_policies(args: TenancyArgs) -> dict[str, dict]:
     """name -> NetworkPolicy spec. Default-deny first; every other policy is one allow the platform needs."""
     policies = {

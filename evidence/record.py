@@ -24,6 +24,8 @@ class Sizing(StrictModel):
     sha256: str
 
 
+# RA: Known Limitations: "Benchmark results must be tied to the model, hardware, backend, traffic profile"
+# RA: Performance Guidance: "Do not compare configurations unless the model, tokenizer, prompt distribution"
 class Environment(StrictModel):
     kubernetes_version: str
     hardware_profile: str

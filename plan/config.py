@@ -28,6 +28,7 @@ class Environment(str, Enum):
     PROD = "prod"
 
 
+# RA: Architecture Decision Guardrails: "The base RA should mandate evidence, ownership, and decision records"
 class ValidationEvidence(StrictModel):
     """Where the site's acceptance evidence lives (RA Validation Methodology: evidence paths per phase)."""
 
@@ -159,6 +160,7 @@ class PrometheusStack(StrictModel):
     enabled: bool = False
     local_decision: Optional[LocalDecision] = None
 
+    # RA: Known Limitations: "unless the partner records it as a local decision outside the reference stack"
     @model_validator(mode="after")
     def _recorded(self) -> "PrometheusStack":
         if self.enabled and self.local_decision is None:

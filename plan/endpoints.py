@@ -47,6 +47,7 @@ def worker_pods(backend: str, group: WorkerGroup, gpus_per_node: int, kv_offload
                       memory_gi=shm + gpus * resources.memory_per_gpu_gi + host_cache_gi, shared_memory_gi=shm)
 
 
+# RA: Networking: "so the highest-volume traffic remains on the most appropriate fabric"
 def rdma_workers(plan: EndpointPlan, network_enabled: bool) -> bool:
     """Workers use the east-west RDMA rails when the site has them and they talk across nodes: disaggregated workers
     move the KV cache, and a worker spanning nodes runs its model-parallel collectives between them."""
@@ -153,6 +154,8 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
                                     f"use one of: {', '.join(disposition.model_classes)} "
                                     "(data/backend-disposition.yaml)"))
         else:
+            # RA: AI Platform-as-a-Service: "maintain a backend disposition matrix"
+            # RA: Operations And Lifecycle Management: "treat unsupported feature gaps as explicit disposition items"
             verdict = model_class.backends.get(endpoint.backend)
             if verdict is None or environment.value not in verdict.environments:
                 gaps = "; ".join(verdict.blocking_gaps) if verdict else "no disposition recorded"
@@ -177,6 +180,7 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
                                         f"{matrix.workload('dynamoRuntime').images[image]}>"))
         sizing_file = ROOT / endpoint.sizing
         try:
+            # RA: Model Optimization And Runtime Preparation: "New model bring-up should use versioned recipes"
             layout = read_layout(sizing_file, endpoint, profile)
         except SizingMismatch as mismatch:
             problems.append(Problem(_path(index, "sizing"), mismatch.message, mismatch.fix))

@@ -11,6 +11,7 @@ from pydantic import Field, computed_field, model_validator
 from plan.strict import StrictModel
 
 
+# RA: Known Limitations: "Hardware guidance must be reconciled with the selected NVIDIA Enterprise RA"
 class RaProfile(str, Enum):
     """The profile families the RA names (Physical Architecture / Architecture Decision Guardrails)."""
 
@@ -166,6 +167,9 @@ class TopologyLabels(StrictModel):
     nvlink_domain: Optional[str] = None
 
 
+# RA: Physical Architecture: "record which assumptions apply to the partner profile"
+# RA: GPU Compute Node: "The node design should account for GPU memory capacity"
+# RA: Data Center Architecture: "cluster interconnect where required, and local GPU scale-up where supported"
 class HardwareProfile(StrictModel):
     name: str
     description: str

@@ -95,6 +95,7 @@ class StorageTier(StrictModel):
     access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"] = "ReadWriteOnce"
 
 
+# RA: Storage: "Inference needs more than one storage tier."
 class StorageTiers(StrictModel):
     """One storage class per tier; the RA keeps artifacts, cache, KV offload, benchmark output and telemetry apart."""
 
@@ -104,6 +105,7 @@ class StorageTiers(StrictModel):
     kv_offload: Optional[StorageTier] = None
     telemetry_retention: Optional[StorageTier] = None
 
+    # RA: Storage: "distinguish persistent model artifact storage from ephemeral cache"
     @model_validator(mode="after")
     def _separate(self) -> "StorageTiers":
         seen: dict[str, str] = {}
@@ -194,6 +196,7 @@ class ModelStagingSettings(StrictModel):
     proxy: Optional[SourceProxy] = None
     mirror: Optional[SourceMirror] = None
 
+    # RA: Security And Compliance: "provenance checks, and air-gap behavior when needed"
     @model_validator(mode="after")
     def _one_route(self) -> "ModelStagingSettings":
         if self.air_gapped and self.mirror is None:
@@ -270,6 +273,8 @@ class ServingSettings(StrictModel):
         scheme_port = 443 if self.planner_prometheus_url.startswith("https") else 80
         return match.group("namespace"), int(match.group("port") or scheme_port)
     model_staging: ModelStagingSettings = Field(default_factory=ModelStagingSettings)
+    # RA: Kubernetes Architecture For Inference: "Gateway API Inference Extension can be included"
+    # RA: Design Alternatives And Tradeoffs: "Direct platform API versus Kubernetes Gateway API Inference Extension"
     gateway_inference_extension: bool = Field(default=False, description="an InferencePool per endpoint")
     gateway: Optional[GatewaySettings] = Field(
         default=None, description="the site's Gateway and the routes to the endpoints' InferencePools")

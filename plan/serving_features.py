@@ -55,6 +55,7 @@ def planner_plan(index: int, endpoint: Endpoint, tenant: Tenant, workers: list[W
                        adjustment_interval_seconds=settings.adjustment_interval_seconds), problems
 
 
+# RA: Model Data And Memory Architecture: "Host memory, local SSD, remote memory, and peer-to-peer transfer"
 def kv_offload_gb(index: int, endpoint: Endpoint, tier: Optional[StorageTier], runtime: DynamoRuntime,
                   gpus_per_pod: int) -> tuple[Optional[int], list[Problem]]:
     """The KV block manager's disk tier per worker pod in GB, from the kvOffload tier, or None when the endpoint does
@@ -84,6 +85,7 @@ def kv_offload_gb(index: int, endpoint: Endpoint, tier: Optional[StorageTier], r
     return disk_gb, []
 
 
+# RA: Data Center Architecture: "Use rack-scale GPU domains for large models"
 def placement_problems(index: int, endpoint: Endpoint, workers: list[WorkerGroup],
                        profile: HardwareProfile) -> list[Problem]:
     """A worker spanning nodes of a multi-node NVLink system must fit one NVLink domain: its tensor/expert-parallel

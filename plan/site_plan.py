@@ -85,6 +85,7 @@ RDMA_RAIL_ISOLATION = (
     "NetworkPolicy does not cover Multus secondary networks")
 
 
+# RA: Visual Architecture Views: "Place control services away from hot-path GPU workers"
 def gpu_toleration() -> dict[str, str]:
     """Tolerates the taint sites put on GPU nodes (integration-points gpu.taintKey)."""
     return {"key": integration_points().gpu.taint_key, "operator": "Exists", "effect": "NoSchedule"}
@@ -286,6 +287,7 @@ def _nodes_first(config: StackConfig) -> str:
             f"'{PROJECT}:site.gpuNodes' <nodes>;")
 
 
+# RA: Physical Architecture: "Do not inherit HGX or NVL72 assumptions by default."
 def _topology_aware(config: StackConfig, profile: HardwareProfile) -> bool:
     configured = config.components.scheduling.topology_aware
     return profile.nvlink.multi_node if configured is None else configured
@@ -381,6 +383,7 @@ def _mig_pool_problems(config: StackConfig, mig: MigSettings, base: str) -> list
     return []
 
 
+# RA: Workload Isolation: "namespaces are useful but should not be the only isolation boundary"
 def _node_pool_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
     """Dedicated node pools fit the site and hold their tenant's GPU limit; prod with several tenants has them,
     since namespaces should not be the only isolation boundary for high-value multi-tenant GPU services (RA,
@@ -515,6 +518,7 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
 
     matrix = load_matrix()
     k8s = config.site.kubernetes_version or matrix.kubernetes.default_version
+    # RA: Architecture Decision Guardrails: "The platform needs a declared Kubernetes API surface"
     if k8s not in matrix.kubernetes.supported_versions:
         problems.append(Problem(f"{PROJECT}:site.kubernetesVersion", f"{k8s} is not in the compatibility matrix",
                                 f"use one of: {', '.join(matrix.kubernetes.supported_versions)}"))
@@ -558,6 +562,7 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
         driver=settings.gpu_operator.driver or profile.gpu.driver,
         mig=settings.gpu_operator.mig,
         time_slicing=settings.gpu_operator.time_slicing,
+        # RA: Operator View: "Use Network Operator where the deployment requires high-performance east-west traffic"
         network_enabled=profile.has_rdma_fabric,
         rails=_rails(config) if profile.has_rdma_fabric else (),
         topology_aware=_topology_aware(config, profile),

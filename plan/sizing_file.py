@@ -19,6 +19,7 @@ ServingMode = Literal["auto", "agg", "disagg"]
 AIC_MODES: dict[str, Mode] = {"agg": "aggregated", "disagg": "disaggregated"}
 
 
+# RA: Sizing Guidance: "document the starting GPU count, target concurrency, prompt and output shape"
 class SizingRequest(StrictModel):
     """The inputs of one `aiconfigurator cli default` run."""
 

@@ -22,7 +22,8 @@ class Row:
 
 def dangling(text: str, references: list[Reference]) -> list[str]:
     """References that point at text the RA does not contain (wrong section or misquoted sentence)."""
-    problems = [f"{r.where}: RA section {r.section!r} has no sentence {r.sentence!r}"
+    problems = [f"{r.where}: RA section {r.section!r} has no sentence {r.sentence!r}" if r.section else
+                f"{r.where}: {r.sentence!r} is not a reference; write # RA: <section>: \"<sentence or fragment>\""
                 for r in references if not contains(text, r.section, r.sentence)]
     return problems + [f"policy {entry} names no RA section" for entry in unnamed_policy_sections(set(sections(text)))]
 

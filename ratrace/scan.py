@@ -8,7 +8,9 @@ from pathlib import Path
 
 from plan.catalog import ROOT
 
-COMMENT = re.compile(r'^#\s*RA:\s*(?P<section>[^:"]+?)\s*:\s*"(?P<sentence>[^"]+)"')
+# A section heading may itself hold a colon ("Example Workload: Large MoE LLM Inference"): the last `: "` ends it.
+COMMENT = re.compile(r'^#\s*RA:\s*(?P<section>[^"]+?)\s*:\s*"(?P<sentence>[^"]+)"')
+MARKER = re.compile(r"^#\s*RA:")
 SKIP_DIRS = {".venv", "venv", ".git", "node_modules", "__pycache__", ".state"}
 # What a reference proves depends on where it lives.
 KINDS = (("policy/", "policy"), ("plan/", "config rule"), ("tests/", "test"), ("evidence/", "evidence record"))
@@ -47,20 +49,24 @@ def comment_references(root: Path = ROOT) -> list[Reference]:
             if match:
                 found.append(Reference(match["section"].strip(), match["sentence"].strip(), _kind(relative),
                                        f"{relative}:{number}"))
+            elif MARKER.match(comment):  # a reference that does not parse must not vanish: it resolves to nothing
+                found.append(Reference("", comment, _kind(relative), f"{relative}:{number}"))
     return found
+
+
+def named_sections(reference: str, headings) -> list[str]:
+    """RA headings a policy's framework reference names: "A; B: C (what of C)" -> A, B, C."""
+    parts = (part.split("(", 1)[0].strip() for part in re.split(r"[;:]", reference))
+    return [part for part in parts if part in headings]
 
 
 def policy_references(headings) -> list[Reference]:
-    """One section-level reference per RA heading named in a policy's framework reference ("A; B: C" -> A, B, C)."""
+    """One section-level reference per RA heading named in a policy's framework reference."""
     from offline.policy_check import load_pack
 
     _, _, policies = load_pack()
-    found = []
-    for policy in policies:
-        parts = re.split(r"[;:]", policy.framework.reference)
-        named = [part.strip() for part in parts if part.strip() in headings]
-        found += [Reference(section, "", "policy", f"policy:{policy.name}") for section in named]
-    return found
+    return [Reference(section, "", "policy", f"policy:{policy.name}") for policy in policies
+            for section in named_sections(policy.framework.reference, headings)]
 
 
 def unnamed_policy_sections(headings) -> list[str]:
@@ -69,4 +75,4 @@ def unnamed_policy_sections(headings) -> list[str]:
 
     _, _, policies = load_pack()
     return [f"{p.name}: {p.framework.reference!r}" for p in policies
-            if not any(part.strip() in headings for part in re.split(r"[;:]", p.framework.reference))]
+            if not named_sections(p.framework.reference, headings)]

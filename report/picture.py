@@ -58,6 +58,7 @@ def _tenants(graph: graphviz.Digraph, review: dict) -> list[tuple[str, dict]]:
     return endpoints
 
 
+# RA: Layered Inference Factory View: "confirm that every tenant-facing endpoint has a path through platform API"
 def site_graph(review: dict) -> graphviz.Digraph:
     graph = graphviz.Digraph("site", graph_attr={"rankdir": "TB", "compound": "true", "fontname": "Helvetica",
                                                  "label": f"{review['site']} ({review['environment']}): RA layered "

@@ -71,6 +71,7 @@ def _local_decisions(site_plan: SitePlan) -> list[dict]:
     return found
 
 
+# RA: Operations And Lifecycle Management: "and the rollback decision for each service profile"
 def _disposition(site_plan: SitePlan) -> list[dict]:
     matrix = load_disposition()
     rows = []
@@ -109,6 +110,7 @@ def _endpoints(site_plan: SitePlan, recording: Recording, index: Path) -> list[d
     return rows
 
 
+# RA: Visual Architecture Views: "Each view should be reviewed with the component matrix, source evidence"
 def build_review(site_plan: SitePlan, recording: Recording, ra_text: str, index: Path = INDEX_FILE) -> dict:
     images: set = set()
     for registration in recording.resources:

@@ -166,6 +166,7 @@ def test_passing_thresholds(aiperf_run, tmp_path):
     assert any(line.split()[:2] == ["time_to_first_token", "p95"] and line.endswith("PASS") for line in lines)
 
 
+# RA: Validation Methodology: "The RA should be enforced as an executable acceptance bar."
 def test_failing_thresholds_exit_nonzero(aiperf_run, tmp_path):
     # The stub cannot deliver 1 ms TTFT or a million tokens/s; the export file path works as well as the directory.
     failing = {**PASSING, "timeToFirstTokenP95Ms": 1, "outputTokenThroughputMin": 1_000_000}

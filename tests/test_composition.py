@@ -14,6 +14,7 @@ def test_required_profiles_exist():
     assert REQUIRED_PROFILES <= set(profile_names())
 
 
+# RA: Common Component Combinations: "reproducible cluster configuration, GPU and network operators"
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 @pytest.mark.parametrize("profile", sorted(REQUIRED_PROFILES))
 def test_profile_composes(profile, environment):

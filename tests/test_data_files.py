@@ -10,6 +10,7 @@ from plan.catalog import ROOT, load_matrix, load_profile, profile_names
 from plan.errors import ConfigError
 
 
+# RA: GPU Compute Node: "The node design should account for GPU memory capacity"
 @pytest.mark.parametrize("name", profile_names())
 def test_profile_records_what_the_ra_asks(name):
     profile = load_profile(name)
@@ -45,6 +46,7 @@ def test_invalid_profile_names_file_key_and_fix(tmp_path, monkeypatch):
     assert "fix: use a value >= 1" in str(error.value)
 
 
+# RA: Customer Problem: "without losing traceability to the component versions"
 def test_every_matrix_entry_records_its_ra_row_and_source():
     for name, pin in load_matrix().components.items():
         assert pin.ra_matrix and pin.source, name

@@ -57,6 +57,7 @@ def serving_site(pools: bool = True) -> dict:
 
 # --- refusals ---------------------------------------------------------------------------------------------------------
 
+# RA: Workload Isolation: "namespaces are useful but should not be the only isolation boundary"
 def test_prod_refuses_several_tenants_without_dedicated_nodes():
     config = without_pools(site_config("hgx-h200", "prod", tenants=2, gpu_nodes=4))
     text = problems(config)

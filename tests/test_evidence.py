@@ -46,6 +46,7 @@ def _outputs(root: Path, site_plan, failures: int = 0) -> Path:
 
 
 # RA: Validation Methodology: "record the model, tokenizer, backend, container image, hardware, driver"
+# RA: Known Limitations: "Benchmark results must be tied to the model, hardware, backend, traffic profile"
 def test_passed_record_carries_the_environment(tmp_path):
     site_plan = _prod(MET)
     records = build_records("prod", site_plan, VERSIONS, _outputs(tmp_path, site_plan), "warm", run_id="run1")
@@ -135,6 +136,7 @@ def _gate(recording, config) -> str:
     return "\n".join(v.message for v in violations(recording, config, "promotion-evidence"))
 
 
+# RA: Design Alternatives And Tradeoffs: "final acceptance still requires measured workload behavior"
 def test_promotion_gate_needs_a_passed_matching_record(prod, tmp_path):
     text = _gate(prod, {**PROMOTION, "promotion-evidence": {"requirePassedEvidence": True,
                                                             "evidenceIndex": str(tmp_path / "none.yaml")}})

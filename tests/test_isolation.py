@@ -42,6 +42,7 @@ def test_every_layer_namespace_is_default_deny(prod):
     assert namespaces == denied
 
 
+# RA: Security And Compliance: "Network policy should separate API ingress, control plane, metadata stores"
 def test_tenants_reach_the_platform_only_on_the_ports_it_admits_them_on(prod):
     [egress] = [p for p in _objects(prod, "NetworkPolicy", "tenant-acme-chat")
                 if p["metadata"]["name"] == "allow-platform-egress"]

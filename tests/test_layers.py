@@ -109,6 +109,7 @@ def test_preinstalled_driver_on_cloud_profile():
 
 # --- network enablement ---------------------------------------------------------------------------------------------
 
+# RA: Operator View: "Use Network Operator where the deployment requires high-performance east-west traffic"
 def test_no_network_operator_on_lab(lab):
     assert "network-operator" not in lab.releases()
     assert not lab.custom_resources("NicClusterPolicy")

@@ -33,6 +33,7 @@ def test_no_change_no_steps(prod, prod_plan):
     assert "Nothing the stack deploys changes" in render([], "prod", "a", "b")
 
 
+# RA: Architecture Decision Guardrails: "Kubernetes API surface and upgrade policy"
 def test_steps_follow_install_order_with_crds_and_driver_drain(prod, prod_plan):
     old = load_matrix()
     new = _bump(_bump(old, "kaiScheduler", "v9.9.9"), driver="999.1.0")

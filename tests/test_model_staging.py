@@ -52,6 +52,7 @@ def direct() -> Recording:
 FETCHERS = (("Job", "chat-dense-model-staging"), ("Job", "vision-classify-engine-build"))
 
 
+# RA: Security And Compliance: "Network policy should separate API ingress, control plane, metadata stores"
 def test_direct_egress_opens_https_for_staging_and_engine_build_pods_only(direct):
     for kind, name in FETCHERS:
         pod, env = _pod(direct, kind, name)
@@ -91,6 +92,7 @@ def test_a_proxy_is_the_only_route(kind, name):
     assert not _may(recording, pod, Destination(ip="10.20.30.41", port=3128))
 
 
+# RA: Security And Compliance: "provenance checks, and air-gap behavior when needed"
 @pytest.mark.parametrize("kind, name", FETCHERS)
 def test_a_mirror_is_the_only_route_and_a_declared_prerequisite(kind, name):
     config = _config({"airGapped": True, "mirror": MIRROR})

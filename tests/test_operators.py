@@ -233,6 +233,7 @@ def test_prod_example_rails_hold_its_gpu_nodes():
 
 # --- 4. NVSentinel: enforced remediation acts, the drain timeout is the one in effect, the monitor is scraped ---------
 
+# RA: Break-Fix Architecture: "GPU reset, firmware remediation, repeated XID errors"
 def test_enforced_remediation_has_an_executor():
     """fault-remediation only files maintenance requests (RebootNode, GPUReset, ... CRs, janitor chart crds/); the
     janitor executes them. janitor-provider's clients are cloud APIs only (NVIDIA/NVSentinel janitor-provider/pkg/csp/
@@ -283,6 +284,7 @@ GROVE_KEY = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]/)?([A-Za-z0-
 GROVE_DOMAIN = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
+# RA: Tenant Compute View: "the platform must preserve enough topology and resource intent"
 def test_topology_reaches_grove_as_a_cluster_topology_binding():
     """ai-dynamo/grove operator/api/core/v1alpha1/clustertopologybinding.go@v0.1.0-alpha.11: levels [{domain, key}],
     broadest first, domain ^[a-z][a-z0-9-]*$, key a label key of at most 63 characters, both unique (webhook

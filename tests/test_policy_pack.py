@@ -90,6 +90,7 @@ def test_charts_pinned(prod):
     assert "chart 'other-scheduler' is not in the compatibility matrix" in messages(unknown, "charts-pinned")
 
 
+# RA: Known Limitations: "unless the partner records it as a local decision outside the reference stack"
 def test_local_decision_chart_needs_record():
     config = site_config("lab")
     config.setdefault("components", {})["telemetry"] = {"prometheusStack": {"enabled": True, "localDecision": {
@@ -117,6 +118,7 @@ def test_mig_only_on_mig_capable_profiles(lab):
     assert "not MIG-capable" in messages(mutated, "gpu-sharing")
 
 
+# RA: Compute Service: "Smaller services may use MIG or virtualized GPU paths, but those choices must be validated"
 def test_time_slicing_for_prod_serving_needs_evidence(prod):
     sliced = clone(prod)
     data = yaml.safe_dump({"version": "v1", "sharing": {"timeSlicing": {"resources": [
@@ -136,6 +138,7 @@ def test_time_slicing_for_prod_serving_needs_evidence(prod):
 
 # --- e. disaggregation needs the fabric --------------------------------------------------------------------------
 
+# RA: Networking: "For disaggregated serving, network design must be reviewed together with serving topology."
 def test_disaggregation_fabric(lab, prod):
     on_prod = clone(prod)
     add(on_prod, dgd("reasoning", TENANT, disaggregated=True))
@@ -178,6 +181,7 @@ def test_prod_serving_images_pinned_by_digest(prod):
 
 # --- h. secrets --------------------------------------------------------------------------------------------------
 
+# RA: Security And Compliance: "Secrets must be scoped by namespace and service account."
 def test_secret_hygiene(prod):
     assert messages(prod, "secret-hygiene") == ""
     mutated = clone(prod)
@@ -263,6 +267,7 @@ def test_privileged_tenant_container(prod):
 
 # --- f. KV routing needs telemetry ---------------------------------------------------------------------------------
 
+# RA: Cloud-Native Inference Gateway Integration: "before making cache-aware routing a production default"
 def test_kv_routing_needs_telemetry(prod):
     mutated = clone(prod)
     add(mutated, dgd("chat", TENANT, router="kv"))
@@ -292,6 +297,7 @@ def _claim(name, tier, storage_class):
                      "resources": {"requests": {"storage": "1Ti"}}}}
 
 
+# RA: Storage: "distinguish persistent model artifact storage from ephemeral cache"
 def test_storage_tiers(prod):
     separated = clone(prod)
     add(separated, _claim("models", "model-artifacts", "file-models"))
@@ -310,6 +316,7 @@ def test_storage_tiers(prod):
     (None, "hf://Qwen/Qwen3-8B", "is not pinned"),
     ("0123456789abcdef0123456789abcdef01234567", "http://example.com/model", "not allowlisted"),
 ])
+# RA: Security And Compliance: "Model artifact sources should have access controls, provenance checks"
 def test_model_provenance_fails(prod, revision, source, expected):
     mutated = clone(prod)
     manifest = dgd("chat", TENANT, revision=revision, source=source)
@@ -327,6 +334,7 @@ def test_model_provenance_passes(prod):
 
 # --- k. acceptance evidence ----------------------------------------------------------------------------------------
 
+# RA: Performance Requirements: "validate performance for each accepted service profile"
 def test_acceptance_evidence(prod):
     mutated = clone(prod)
     add(mutated, dgd("chat", TENANT))

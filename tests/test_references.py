@@ -121,6 +121,7 @@ def test_an_object_without_its_namespace_dependency_is_reported(stacks):
     assert missing == ["model-chat-dense-provenance (ConfigMap in tenant-acme-chat)"]
 
 
+# RA: Kubernetes Architecture For Inference: "Gateway API Inference Extension can be included"
 def test_an_endpoint_picker_exactly_when_the_gateway_extension_is_on(stacks):
     lab, prod = stacks["lab"][0], stacks["prod"][0]
     assert lab.custom_resources("DynamoGraphDeployment") and not lab.custom_resources("InferencePool")

@@ -64,6 +64,7 @@ def test_review_images_policies_evidence(prod_review):
         [d.decision for d in site_plan.config.local_decisions]
 
 
+# RA: Layered Inference Factory View: "confirm that every tenant-facing endpoint has a path through platform API"
 def test_review_markdown_and_picture(prod_review):
     out, review = prod_review
     markdown = (out / "review.md").read_text()

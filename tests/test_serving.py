@@ -300,6 +300,7 @@ def test_missing_sizing_file():
     assert "python -m sizing --model Qwen/Qwen3-32B --system h200_sxm" in text
 
 
+# RA: Model Optimization And Runtime Preparation: "New model bring-up should use versioned recipes"
 def test_sizing_file_for_other_inputs():
     raw, secrets = _prod_config()
     raw["endpoints"][0]["slo"]["isl"] = 2000
@@ -308,6 +309,7 @@ def test_sizing_file_for_other_inputs():
     assert "the endpoint changed since it was sized; re-size it:" in text and "--isl 2000" in text
 
 
+# RA: Operations And Lifecycle Management: "treat unsupported feature gaps as explicit disposition items"
 def test_backend_blocked_by_the_disposition_matrix():
     raw, secrets = _prod_config()
     raw["endpoints"][1]["backend"] = "sglang"

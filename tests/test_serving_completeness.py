@@ -252,12 +252,14 @@ def test_multi_node_worker_is_packed_into_one_nvlink_domain(tmp_path, upstream):
         _validate(broken, schema)
 
 
+# RA: Data Center Architecture: "Use rack-scale GPU domains for large models"
 def test_worker_bigger_than_an_nvlink_domain_is_refused(tmp_path):
     message = _problems(_stack(tmp_path, groups={"workers": _group(1, 144, ep=8)}))
     assert "ncp-inference:endpoints[0].sizing: needs 144 GPUs per worker worker; one NVLink domain" in message
     assert "holds 72" in message
 
 
+# RA: Networking: "so the highest-volume traffic remains on the most appropriate fabric"
 def test_multi_node_aggregated_workers_get_the_rdma_rails(tmp_path):
     wide = _services(_stack(tmp_path, profile="hgx-h200", groups={"workers": _group(1, 16, ep=8)}))["TRTLLMWorker"]
     assert wide["multinode"] == {"nodeCount": 2}

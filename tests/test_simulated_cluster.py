@@ -32,6 +32,7 @@ def test_nodes_follow_the_profile():
     assert gpu[0]["spec"]["taints"][0]["key"] == "nvidia.com/gpu"
 
 
+# RA: Visual Architecture Views: "Place control services away from hot-path GPU workers"
 def test_standins_follow_the_graph_and_placement_catches_misplaced_pods():
     prod = run_stack_file("prod")
     graph = next(r.inputs for r in prod.custom_resources("DynamoGraphDeployment")

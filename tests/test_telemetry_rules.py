@@ -93,6 +93,7 @@ def test_relabelling_model_follows_prometheus():
 
 # --- every rule behaves -------------------------------------------------------------------------------------------
 
+# RA: Telemetry And Observability: "Cache-hit-rate, prefill saturation, decode saturation, model-load state"
 @pytest.mark.parametrize("stack", STACKS)
 def test_rules_fire_and_record_as_specified(promtool, stacks, stack):
     plan, recording = stacks[stack]
@@ -141,6 +142,7 @@ def _with_rule(files: dict, name: str, change) -> dict:
     return changed
 
 
+# RA: Telemetry And Observability: "those signals must be correlated with model, endpoint, tenant"
 def test_a_rule_that_ignores_the_tenant_fails(promtool, stacks):
     plan, recording = stacks["lab"]
     files, tests = rule_test_suites(plan, recording)[1]

@@ -4,9 +4,10 @@ import pytest
 
 from ratrace import matrix
 from ratrace.ra_text import contains, ra_text_path, read_ra_text, requirements, sections
-from ratrace.scan import Reference, comment_references, unnamed_policy_sections
+from ratrace.scan import Reference, comment_references, policy_references, unnamed_policy_sections
 
 GATE_SENTENCE = "Every deployment needs a named hardware profile and validation evidence."
+MOE_SECTION = "Example Workload: Large MoE LLM Inference"
 
 
 @pytest.fixture(scope="module")
@@ -38,16 +39,22 @@ def test_misquoted_or_misplaced_references_are_reported(ra_text, tmp_path):
         f'x = 1  # RA: Architecture Decision Guardrails: "{GATE_SENTENCE}"\n'
         '# RA: Architecture Decision Guardrails: "Every deployment needs no evidence at all."\n'
         f'# RA: Serving Performance: "{GATE_SENTENCE}"\n'
-        '# RA: No Such Section: "Platform validation requires lab execution."\n')
+        '# RA: No Such Section: "Platform validation requires lab execution."\n'
+        f'# RA: {MOE_SECTION}: "separate compute profiles for prefill and decode"\n'
+        '# RA: Serving Performance - Reject comparisons that omit backend version\n')
     references = comment_references(tmp_path)
-    assert [r.kind for r in references] == ["config rule"] * 4
+    assert [r.kind for r in references] == ["config rule"] * 6
+    assert references[4].section == MOE_SECTION, "a heading holding a colon is one section"
     problems = matrix.dangling(ra_text, references)
-    assert [p.split(":")[1] for p in problems] == ["2", "3", "4"], problems
+    assert [p.split(":")[1] for p in problems] == ["2", "3", "4", "6"], problems
+    assert "is not a reference" in problems[-1], "a malformed reference is reported, not dropped"
     assert contains(ra_text, "Architecture Decision Guardrails", GATE_SENTENCE.upper()), "case and spacing fold"
 
 
 def test_policy_sections_must_name_ra_headings(ra_text):
     assert unnamed_policy_sections(set(sections(ra_text))) == []
+    cited = {r.section for r in policy_references(set(sections(ra_text))) if r.where == "policy:image-references"}
+    assert cited == {"Isolation And Security", "Security And Compliance"}, "a heading with a parenthetical counts"
     assert len(unnamed_policy_sections(set())) > 0, "a pack whose references match no heading is reported"
 
 

@@ -66,6 +66,8 @@ def picker_env(args: EndpointPickerArgs, namespace: str, release: str) -> list[k
         k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in values.items()]
 
 
+# RA: Kubernetes Architecture For Inference: "Treat that extension as an API integration decision"
+# RA: Cloud-Native Inference Gateway Integration: "Do not treat it as a replacement for Dynamo Router"
 class EndpointPicker(Layer):
     """ServiceAccount + Role (reads the pool, pods and Dynamo's discovery records), Deployment and Service
     `<endpoint>-epp` on the port the InferencePool names. A CPU pod: it never tolerates the GPU taint."""

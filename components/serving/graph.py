@@ -137,6 +137,10 @@ def kvbm_env(runtime: DynamoRuntime, plan: EndpointPlan, gpus_per_pod: int) -> d
             kvbm.disk_cache_env: str(plan.kv_offload_gb), kvbm.disk_cache_dir_env: KV_OFFLOAD_MOUNT}
 
 
+# RA: Common Component Combinations: "needs independent prefill and decode scale, fast model starts, KV-aware routing"
+# RA: Example Workload: Large MoE LLM Inference: "separate compute profiles for prefill and decode, cache-aware routing"
+# RA: Kubernetes Architecture For Inference: "A large service may need routers, prefill workers, decode workers"
+# RA: Core Design Philosophy: "separate control plane, request routing, prefill, decode, KV cache management"
 def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
     plan, runtime = args.plan, args.runtime
     names = integration_points()

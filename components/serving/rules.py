@@ -29,6 +29,7 @@ def meta_label(pod_label: str) -> str:
     return "__meta_kubernetes_pod_label_" + "".join(c if c.isalnum() or c == "_" else "_" for c in pod_label)
 
 
+# RA: Telemetry And Observability: "those signals must be correlated with model, endpoint, tenant"
 def pod_monitor_relabelings(plan: EndpointPlan, signals: MetricSource) -> list[dict]:
     """Stable series labels for every scraped pod of the endpoint: who it serves, and which role the pod has.
 
@@ -114,6 +115,7 @@ class _Selection:
         return f"the {lower * 1000:g} and {upper * 1000:g} ms buckets, interpolated"
 
 
+# RA: Telemetry And Observability: "Cache-hit-rate, prefill saturation, decode saturation, model-load state"
 def _records(select: _Selection) -> list[dict]:
     m, signals = select.signals.metrics, select.signals
     own, workers = select.own, "|".join(signals.component_types["worker"])

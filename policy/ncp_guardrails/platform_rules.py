@@ -44,6 +44,8 @@ def _from_mirror(props, mirror) -> bool:
     return bool(mirror) and get(props, "chart", default="").startswith(f"./{str(mirror).strip('/')}/")
 
 
+# RA: Known Limitations: "unless the partner records it as a local decision outside the reference stack"
+# RA: Design Alternatives And Tradeoffs: "ecosystem tools should be recorded as implementation decisions"
 def _charts_pinned(args, report):
     record = find_record(args.resources) or {}
     recorded = {d.get("component") for d in get(record, "localDecisions", default=[]) or []}
@@ -106,6 +108,7 @@ def _mig_profiles(values) -> set:
     return profiles
 
 
+# RA: Compute Service: "Smaller services may use MIG or virtualized GPU paths, but those choices must be validated"
 def _gpu_sharing(args, report):
     values = _gpu_operator_values(args.resources)
     record = find_record(args.resources) or {}
@@ -143,6 +146,8 @@ def _disaggregated(props) -> bool:
                for _, s in dgd_services(props))
 
 
+# RA: Networking: "For disaggregated serving, network design must be reviewed together with serving topology."
+# RA: Design Alternatives And Tradeoffs: "large disaggregated services may require high-performance east-west paths"
 def _disaggregation_fabric(args, report):
     record = find_record(args.resources) or {}
     components = deployed(args.resources)
@@ -156,9 +161,11 @@ def _disaggregation_fabric(args, report):
                    f"profile's fabric is {fabric!r}", resource.urn)
         if "networkOperator" not in components:
             report(f"{endpoint}: disaggregated serving needs the Network Operator, which is not deployed", resource.urn)
+        # RA: Kubernetes Integration Only: "Add Grove when workloads require coordinated multi-pod placement."
         if "grove" not in components:
             report(f"{endpoint}: disaggregated serving needs Grove gang scheduling, which is not deployed",
                    resource.urn)
+        # RA: GenAI/LLM Inference Only: "Grove, and KAI Scheduler when the service needs multi-node scale"
         if not get(resource.props, "metadata", "annotations", DGD_QUEUE_ANNOTATION):
             report(f"{endpoint}: disaggregated serving must schedule through a KAI queue "
                    f"({DGD_QUEUE_ANNOTATION} annotation)", resource.urn)

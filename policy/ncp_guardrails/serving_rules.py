@@ -33,6 +33,7 @@ def _kv_routed(props) -> bool:
     return False
 
 
+# RA: Cloud-Native Inference Gateway Integration: "before making cache-aware routing a production default"
 def _kv_routing_telemetry(args, report):
     rules_text = {}
     for rule in of_kind(args.resources, "PrometheusRule"):
@@ -76,6 +77,7 @@ def _tiered_storage(props):
                 yield template_tier, get(template, "spec", "storageClassName")
 
 
+# RA: Storage: "distinguish persistent model artifact storage from ephemeral cache and from telemetry retention"
 def _storage_tiers(args, report):
     tiers_by_class: dict = {}
     for resource in args.resources:
@@ -96,6 +98,7 @@ storage_tiers = stack_policy(
 )
 
 
+# RA: Security And Compliance: "Model artifact sources should have access controls, provenance checks"
 def _model_provenance(args, report):
     props = args.props
     staged = (is_dgd(props) or is_inference_workload(props)
@@ -120,6 +123,7 @@ model_provenance = resource_policy(
 )
 
 
+# RA: Performance Requirements: "validate performance for each accepted service profile"
 def _acceptance_evidence(args, report):
     if not (args.get_config() or {}).get("requireAcceptance"):
         return
@@ -165,6 +169,7 @@ def _sha256(relative: str):
     return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
 
 
+# RA: Design Alternatives And Tradeoffs: "final acceptance still requires measured workload behavior"
 def _promotion_evidence(args, report):
     # RA: Architecture Decision Guardrails: "Every deployment needs a named hardware profile and validation evidence."
     # RA: Serving Performance: "Reject comparisons that omit backend version, model artifact revision, network mode"
@@ -177,6 +182,7 @@ def _promotion_evidence(args, report):
         if not is_dgd(resource.props):
             continue
         endpoint, annotations = name_of(resource.props), get(resource.props, "metadata", "annotations", default={})
+        # RA: Model Optimization And Runtime Preparation: "optimization path should be selected before final"
         wanted = {"modelRevision": annotations.get(MODEL_REVISION), "sizingFile": annotations.get(SIZING),
                   "sizingSha256": _sha256(annotations.get(SIZING) or "")}
         tags = _image_tags(resource.props)

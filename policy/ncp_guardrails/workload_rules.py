@@ -43,6 +43,7 @@ image_references = resource_policy(
 )
 
 
+# RA: Security And Compliance: "Secrets must be scoped by namespace and service account."
 def _secret_hygiene(args, report):
     props = args.props
     kind = kind_of(props)

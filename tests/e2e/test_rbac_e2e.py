@@ -170,6 +170,7 @@ def test_positive_controls(api):
     assert api.call("GET", "/api/v1/nodes", as_user=SUITE)[0] == 200
 
 
+# RA: Security And Compliance: "Secrets must be scoped by namespace and service account."
 def test_tenant_admin_cannot_read_the_platform_pull_credential(api, manifests):
     assert api.call("GET", PLATFORM_PULL_SECRET)[0] == 200, "the platform credential exists"
     assert api.call("GET", PLATFORM_PULL_SECRET, as_user=ADMIN)[0] == 403
