@@ -11,7 +11,7 @@ def register_plain(recorded: list[dict]) -> int:
     import pulumi
     import pulumi_kubernetes as k8s
 
-    namespaces = {}
+    namespaces: dict = {}
     for registration in recorded:
         inputs = registration["inputs"]
         namespace = namespaces.get(inputs.get("namespace") or inputs.get("metadata", {}).get("namespace"))

@@ -145,7 +145,9 @@ def run_measured(args: Sequence[str], cwd: Path, env: dict) -> Measurement:
     process = subprocess.Popen(list(args), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
     output: list[str] = []
-    reader = threading.Thread(target=lambda: output.append(process.stdout.read()), daemon=True)
+    stdout = process.stdout
+    assert stdout is not None  # stdout=PIPE
+    reader = threading.Thread(target=lambda: output.append(stdout.read()), daemon=True)
     reader.start()
     while process.poll() is None:
         peak[0] = max(peak[0], tree_rss(process.pid))
@@ -273,7 +275,7 @@ def missed_targets(rows: list[Row]) -> list[str]:
     return missed
 
 
-def parse(argv: Sequence[str]) -> argparse.Namespace:
+def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tenants", type=int, nargs="+", default=[1, 10, 100], help="tenant counts, ascending")
     parser.add_argument("--skip-up", action="store_true", help="preview only (no up/destroy)")

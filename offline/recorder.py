@@ -93,7 +93,7 @@ def config_for_runtime(raw: Mapping[str, Any]) -> dict[str, str]:
 
 
 def run_program(raw: Mapping[str, Any], secret_keys: AbstractSet[str] = frozenset(), stack: str = "test",
-                program: Optional[Callable[[], None]] = None) -> Recording:
+                program: Optional[Callable[[], object]] = None) -> Recording:
     """Run __main__.py (or `program`) under mocks with the given config; raises what the program raises."""
     recording = Recording(stack=stack)
     monitor = _RecordingMonitor(_Mocks(), recording)

@@ -99,7 +99,9 @@ def _route_problems(index: int, gateway: GatewaySettings, endpoints: dict[str, E
 
 def _coverage_problems(gateway: GatewaySettings, endpoints: dict[str, Endpoint]) -> list[Problem]:
     """Every endpoint's pool is reached by exactly one route, and no two routes answer the same host and path."""
-    problems, routed, answered = [], {}, {}
+    problems: list[Problem] = []
+    routed: dict[str, str] = {}
+    answered: dict[tuple, str] = {}
     for index, route in enumerate(gateway.routes):
         for backend in route.backends:
             if backend.endpoint in routed and routed[backend.endpoint] != route.name:

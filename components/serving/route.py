@@ -21,9 +21,9 @@ class RouteArgs:
         gateway: name of the site's Gateway the route attaches to (no default; a site prerequisite).
         gateway_namespace: namespace of that Gateway (no default); its listeners' allowedRoutes must admit routes
             from tenant namespaces (a site prerequisite).
-        section_name: the Gateway listener to attach to (default None: every listener).
-        hostnames: host names the route answers (default empty: every host of the listener).
-        path_prefix: request path prefix (default "/").
+        section_name: the Gateway listener to attach to; None attaches to every listener. Default: None.
+        hostnames: host names the route answers; empty answers every host of the listener. Default: ().
+        path_prefix: the request path prefix the route matches. Default: '/'.
         backends: (InferencePool name, weight in percent of the route's requests) per pool (no default).
     """
 
@@ -64,10 +64,9 @@ def route_spec(args: RouteArgs) -> dict:
 class InferenceRoute(Layer):
     """The HTTPRoute `<route>` in the tenant namespace."""
 
-    def __init__(self, name: str, args: RouteArgs, opts: pulumi.ResourceOptions = None):
+    def __init__(self, name: str, args: RouteArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("InferenceRoute", name, opts)
-        if not args.backends:
-            raise pulumi.ResourceError(f"route {args.name} names no InferencePool", self)
+        self.refuse([] if args.backends else [f"route {args.name} names no InferencePool"])
         names = integration_points().gateway_inference_extension
         self.route = k8s.apiextensions.CustomResource(
             f"{name}-httproute",

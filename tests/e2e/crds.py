@@ -31,8 +31,8 @@ OWN_CRDS = sorted((Path(__file__).parent / "crds").glob("*.yaml"))
 
 
 def install(api: KubeApi, say=print) -> None:
-    for path, version in CRDS.items():
-        crd = yaml.safe_load((UPSTREAM / path).read_text())
+    for upstream_path, version in CRDS.items():
+        crd = yaml.safe_load((UPSTREAM / upstream_path).read_text())
         api.apply_crd(without_descriptions(only_version(crd, version)))
         say(f"crds: {crd['metadata']['name']} ({version}) established")
     for path in OWN_CRDS:
