@@ -21,6 +21,8 @@ from components.serving import (
 from components.telemetry import Telemetry, TelemetryArgs
 from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, TenancyArgs, TenantSpec
 from components.validation import Benchmark, BenchmarkArgs, ValidationSuite, ValidationSuiteArgs
+from components.readiness import Readiness, ReadinessArgs
+from plan.readiness import readiness_plan
 from acceptance.aiperf_args import aiperf_command, kserve_command
 from plan.catalog import (
     MONITORING_PEER, TENANTS_PEER, integration_points, load_dynamo_runtime, load_signals, network_access, tenant_access,
@@ -33,6 +35,7 @@ from plan.site_plan import RDMA_RAIL_ISOLATION, TENANT_NAMESPACE_PREFIX, SitePla
 
 BASELINE_NAMESPACE = "ncp-system"
 VALIDATION_NAMESPACE = "ncp-validation"
+READINESS_NAMESPACE = "ncp-readiness"  # privileged: the NCCL test's pods need IPC_LOCK as root (RDMA)
 
 
 def deployed_components(plan: SitePlan) -> list[str]:
@@ -57,6 +60,8 @@ def layer_namespaces(plan: SitePlan) -> list[LayerNamespace]:
         namespaces.append(LayerNamespace(plan.matrix.pin(component).namespace, component, pod_security[component]))
     if validation_suite_enabled(plan):
         namespaces.append(LayerNamespace(VALIDATION_NAMESPACE, "validation", "restricted"))
+    if readiness_plan(plan) is not None:
+        namespaces.append(LayerNamespace(READINESS_NAMESPACE, "readiness", "privileged"))
     return namespaces
 
 
@@ -158,8 +163,12 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         # GPUDirect RDMA's peer-memory module loads against the NIC driver the Network Operator provides.
         pulumi.ResourceOptions(depends_on=[network] if network else []))
 
+    readiness = readiness_plan(plan)
     queues = [TenantQueue(tenant=t.name, queue=plan.tenant_namespace(t), gpu_quota=t.gpu_quota,
                           gpu_limit=t.gpu_limit, over_quota_weight=t.over_quota_weight) for t in plan.tenants]
+    if readiness is not None:  # the NCCL test runs on over-quota GPUs, before tenants serve
+        queues.append(TenantQueue(tenant="readiness", queue=READINESS_NAMESPACE, gpu_quota=0,
+                                  gpu_limit=plan.gpu_capacity, over_quota_weight=1))
     scheduling = Scheduling("scheduling", SchedulingArgs(
         kai_pin=plan.chart("kaiScheduler"), grove_pin=plan.chart("grove"),
         kai_namespace=baseline.namespace("kaiScheduler"), grove_namespace=baseline.namespace("grove"),
@@ -167,6 +176,14 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         topology_aware=plan.topology_aware,
         topology_levels=plan.topology_levels,
         skip_await=skip_await))
+
+    if readiness is not None:
+        Readiness("readiness", ReadinessArgs(
+            plan=readiness, namespace=baseline.namespace("readiness"), nccl_pin=matrix.workload("ncclTests"),
+            fio_image=settings.serving.validation.storage_image, networks=network.networks,
+            rdma_resource=plan.profile.fabric.rdma_resource_name, capabilities=load_dynamo_runtime().rdma_capabilities,
+            gpu_product=plan.gpu_product_label, queue=READINESS_NAMESPACE),
+            pulumi.ResourceOptions(depends_on=[network, gpu, scheduling]))
 
     health = Health("health", HealthArgs(
         pin=plan.chart("nvsentinel"), namespace=baseline.namespace("nvsentinel"), dcgm_endpoint=gpu.dcgm_endpoint,

@@ -222,13 +222,22 @@ cmd_start() {
     --profiling=false --v 1
   wait_for "the default service account (controller-manager running)" kube-controller-manager default_sa_exists
 
-  # The real scheduler: node selectors, tolerations, resources, priorities, volume binding.
+  # The real scheduler: node selectors, tolerations, resources, priorities, volume binding. KAI is not running
+  # here: a second profile under KAI's scheduler name places the pods that name it by the same rules (KAI's queues
+  # and gang scheduling are not exercised).
+  cat > "$STATE/scheduler-config.yaml" <<EOF
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection: {kubeconfig: "$KUBECONFIG_PATH"}
+leaderElection: {leaderElect: false}
+profiles: [{schedulerName: default-scheduler}, {schedulerName: kai-scheduler}]
+EOF
   spawn kube-scheduler "$BIN/kube-scheduler" \
-    --kubeconfig "$KUBECONFIG_PATH" \
+    --config "$STATE/scheduler-config.yaml" \
     --authentication-kubeconfig "$KUBECONFIG_PATH" --authorization-kubeconfig "$KUBECONFIG_PATH" \
     --bind-address 127.0.0.1 --secure-port "$SCHEDULER_PORT" \
     --cert-dir "$STATE/scheduler-certs" \
-    --leader-elect=false --profiling=false --v 1
+    --profiling=false --v 1
   wait_for "kube-scheduler /readyz" kube-scheduler component_ready "$SCHEDULER_PORT"
 
   # KWOK's controller only (no kwokctl cluster): simulated node heartbeats and pod lifecycle.

@@ -25,7 +25,7 @@ from plan.errors import ConfigError
 from plan.sources import plan_from_stack_file
 
 
-def _evidence_dir(args, site_plan) -> Path:
+def evidence_dir(args, site_plan) -> Path:
     if args.evidence_dir:
         return args.evidence_dir
     configured = site_plan.site.validation_evidence
@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         site_plan = plan_from_stack_file(args.stack)
-        target = _evidence_dir(args, site_plan)
+        target = evidence_dir(args, site_plan)
         versions = run_stack_file(args.stack).outputs["versions"]
         records = build_records(args.stack, site_plan, versions, args.outputs, args.cache_state, args.run_id)
     except (ConfigError, pulumi.RunError, OutputsError, ExportError) as error:

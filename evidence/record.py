@@ -164,6 +164,8 @@ def append_index(entry: dict, path: Path = INDEX_FILE) -> None:
 def latest_per_endpoint(stack: str, path: Path = INDEX_FILE) -> dict[str, dict]:
     latest: dict[str, dict] = {}
     for entry in read_index(path):
+        if entry.get("kind", "endpoint") != "endpoint":  # readiness records belong to the site, not an endpoint
+            continue
         if entry.get("stack") == stack and entry["createdAt"] >= latest.get(entry["endpoint"], {}).get("createdAt", ""):
             latest[entry["endpoint"]] = entry
     return latest

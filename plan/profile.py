@@ -156,6 +156,34 @@ class Tenancy(StrictModel):
     notes: str = ""
 
 
+# The RA's storage tiers as the stack config names them (components.serving.storage), camelCase.
+STORAGE_TIERS = ("modelArtifacts", "modelCache", "kvOffload", "benchmarkOutput", "telemetryRetention")
+
+
+class Readiness(StrictModel):
+    """Pass thresholds of the fabric and storage readiness checks run before disaggregated serving is accepted:
+    NCCL all_reduce_perf across the east-west rails (its "Avg bus bandwidth" line) and a fio sequential read per
+    storage tier. nccl-tests' busbw is normalised to be comparable with the hardware's peak bandwidth
+    (NVIDIA/nccl-tests doc/PERFORMANCE.md), so the bus bandwidth threshold is stated against the node's east-west
+    peak (nicsPerNode x nicSpeedGbps / 8) and may not exceed it."""
+
+    nccl_bus_bandwidth_gbps: float = Field(gt=0, alias="ncclBusBandwidthGBps",
+                                           description="minimum all_reduce_perf Avg bus bandwidth, GB/s")
+    nccl_nodes: int = Field(default=2, ge=2, description="nodes the NCCL test spans (one pod per node)")
+    storage_read_gbps: dict[str, float] = Field(
+        alias="storageReadGBps", description="minimum fio sequential read per storage tier, GB/s (10^9 bytes/s)")
+    source: str = Field(min_length=1, description="where the thresholds come from")
+
+    @model_validator(mode="after")
+    def _tiers(self) -> "Readiness":
+        unknown = sorted(set(self.storage_read_gbps) - set(STORAGE_TIERS))
+        if unknown:
+            raise ValueError(f"storageReadGBps names unknown tiers {unknown}; tiers are {list(STORAGE_TIERS)}")
+        if any(value <= 0 for value in self.storage_read_gbps.values()):
+            raise ValueError("storageReadGBps values must be > 0")
+        return self
+
+
 class TopologyLabels(StrictModel):
     """Node label keys the scheduler and telemetry use to see the physical design."""
 
@@ -177,6 +205,7 @@ class HardwareProfile(StrictModel):
     tenancy: Tenancy
     topology_labels: TopologyLabels = Field(default_factory=TopologyLabels)
     aiconfigurator_system: Optional[str] = Field(default=None, description="AIConfigurator --system name, if any")
+    readiness: Optional[Readiness] = Field(default=None, description="readiness thresholds; required with RDMA")
     sources: list[str] = Field(min_length=1)
 
     @property
@@ -186,6 +215,21 @@ class HardwareProfile(StrictModel):
     @property
     def has_gpudirect_rdma(self) -> bool:
         return self.fabric.east_west == EastWestFabric.GPUDIRECT_RDMA
+
+    @property
+    def east_west_peak_gbps(self) -> float:
+        """A node's east-west peak in GB/s: every rail NIC at line rate."""
+        return self.fabric.nics_per_node * self.fabric.nic_speed_gbps / 8
+
+    @model_validator(mode="after")
+    def _readiness(self) -> "HardwareProfile":
+        if self.has_rdma_fabric and self.readiness is None:
+            raise ValueError("an RDMA east-west fabric needs readiness thresholds (readiness.ncclBusBandwidthGBps, "
+                             "readiness.storageReadGBps)")
+        if self.readiness and self.readiness.nccl_bus_bandwidth_gbps > self.east_west_peak_gbps:
+            raise ValueError(f"readiness.ncclBusBandwidthGBps {self.readiness.nccl_bus_bandwidth_gbps} exceeds the "
+                             f"east-west peak {self.east_west_peak_gbps:g} GB/s (nicsPerNode x nicSpeedGbps / 8)")
+        return self
 
     @model_validator(mode="after")
     def _nvlink_consistent(self) -> "HardwareProfile":

@@ -88,8 +88,9 @@ def _detail(violation) -> str:
 
 def _policies(recording: Recording, config_path: Path, index: Path = None) -> dict:
     config = read_pack_config(config_path)
-    if index is not None:  # the promotion gate reads the same evidence index as the review's evidence column
-        config["promotion-evidence"] = {**config.get("promotion-evidence", {}), "evidenceIndex": str(index)}
+    if index is not None:  # the promotion gates read the same evidence index as the review's evidence column
+        for gate in ("promotion-evidence", "readiness-evidence"):
+            config[gate] = {**config.get(gate, {}), "evidenceIndex": str(index)}
     name, version, violations = evaluate(recording, config)
     return {"pack": f"{name}@v{version}", "config": config_path.name,
             "violations": [{"policy": v.policy, "level": v.level, "message": _detail(v)} for v in violations]}

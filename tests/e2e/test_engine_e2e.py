@@ -78,6 +78,9 @@ def test_every_pod_is_admitted_and_placed(placement):
     print(placement.report("hgx-h200, e2e stack"))
     assert not placement.problems, "\n".join(placement.problems)
     assert placement.phases[TENANT]["Succeeded"] >= 2, "the staging and benchmark Jobs ran to completion"
+    # The readiness Jobs: the NCCL test's two pods on two GPU nodes (rails, RDMA resource, KAI's scheduler name)
+    # and one fio pod per storage tier, admitted under the namespace's privileged level and run to completion.
+    assert placement.phases["ncp-readiness"]["Succeeded"] >= 2 + 3, placement.report("readiness")
 
 
 def test_tenant_guardrails_refuse(deployed, placement):
