@@ -158,6 +158,8 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         managed_driver=plan.driver == DriverManagement.MANAGED, mig_capable=plan.profile.gpu.mig.supported,
         mig=plan.mig, time_slicing=plan.time_slicing, gpudirect_rdma=plan.profile.has_gpudirect_rdma,
         host_mofed=settings.network_operator.nic_driver == DriverManagement.PREINSTALLED,
+        driver_upgrade_policy=(plan.driver_upgrade_policy.model_dump(by_alias=True)
+                               if plan.driver_upgrade_policy else None),
         scrape_interval=telemetry.scrape_interval, monitor_labels=telemetry.prometheus_selector_labels,
         skip_await=skip_await),
         # GPUDirect RDMA's peer-memory module loads against the NIC driver the Network Operator provides.

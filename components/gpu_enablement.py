@@ -27,6 +27,7 @@ class GpuEnablementArgs:
     time_slicing: Optional[TimeSlicing]
     gpudirect_rdma: bool
     host_mofed: bool  # NIC driver preinstalled on the host rather than managed by the Network Operator
+    driver_upgrade_policy: Optional[dict]  # driver.upgradePolicy (camelCase) with a managed driver
     scrape_interval: str
     monitor_labels: dict[str, str]
     skip_await: bool
@@ -57,6 +58,8 @@ def gpu_operator_values(args: GpuEnablementArgs) -> dict:
     if args.managed_driver:
         driver["version"] = args.pin.images["driver"]
         driver["rdma"] = {"enabled": args.gpudirect_rdma, "useHostMofed": args.gpudirect_rdma and args.host_mofed}
+        # The site's policy, never the chart default: how the operator rolls a driver change across the nodes.
+        driver["upgradePolicy"] = args.driver_upgrade_policy
     values = {
         # NFD runs once per cluster: the GPU Operator owns it, the Network Operator's copy stays off.
         "nfd": {"enabled": True},

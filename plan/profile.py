@@ -4,9 +4,11 @@ A profile describes the GPU node and fabric a site is built from; the stack conf
 plus the stack config decide which layers are composed and how they are tuned.
 """
 from enum import Enum
-from typing import Optional
+from typing import Annotated, Optional, Union
 
-from pydantic import Field, computed_field, model_validator
+import re
+
+from pydantic import AfterValidator, Field, computed_field, model_validator
 
 from plan.strict import StrictModel
 
@@ -106,6 +108,65 @@ class Mig(StrictModel):
         return chosen if place(0, frozenset()) else None
 
 
+class DriverDrain(StrictModel):
+    """`kubectl drain` of a node before its driver reloads (off: the operator only deletes GPU pods)."""
+
+    enable: bool
+    force: bool = False
+    pod_selector: str = ""
+    timeout_seconds: int = Field(ge=0)
+    delete_empty_dir: bool = Field(description="serving pods keep /dev/shm and scratch in emptyDirs: without it a "
+                                               "drain of a serving node never finishes")
+
+
+class GpuPodDeletion(StrictModel):
+    force: bool = False
+    timeout_seconds: int = Field(default=300, ge=0)
+    delete_empty_dir: bool = False
+
+
+class WaitForCompletion(StrictModel):
+    timeout_seconds: int = Field(default=0, ge=0, description="0: wait for matching pods without a limit")
+    pod_selector: str = ""
+
+
+def _count_or_percent(value):
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,3}%", value):
+        raise ValueError("must be a node count or a percentage like 25%")
+    return value
+
+
+MaxUnavailable = Annotated[Union[int, str], AfterValidator(_count_or_percent)]
+
+
+class DriverUpgradePolicy(StrictModel):
+    """The GPU Operator's driver upgrade policy (chart value driver.upgradePolicy; keys and meaning from
+    NVIDIA/gpu-operator deployments/gpu-operator/values.yaml@v26.7.0 lines 167-197): whether the operator upgrades
+    the driver by itself, how many nodes at once, how many may be unavailable, and how it empties a node."""
+
+    auto_upgrade: bool
+    max_parallel_upgrades: int = Field(ge=0, description="nodes upgraded at once; 0 means all")
+    max_unavailable: MaxUnavailable = Field(description="nodes (or a percentage like 25%) that may be unavailable")
+    wait_for_completion: WaitForCompletion = Field(default_factory=WaitForCompletion)
+    gpu_pod_deletion: GpuPodDeletion = Field(default_factory=GpuPodDeletion)
+    drain: DriverDrain
+
+
+class DriverUpgradePolicyOverride(StrictModel):
+    """A stack's changes to the profile's driver upgrade policy: the keys it names replace the profile's."""
+
+    auto_upgrade: Optional[bool] = None
+    max_parallel_upgrades: Optional[int] = Field(default=None, ge=0)
+    max_unavailable: Optional[MaxUnavailable] = None
+    wait_for_completion: Optional[WaitForCompletion] = None
+    gpu_pod_deletion: Optional[GpuPodDeletion] = None
+    drain: Optional[DriverDrain] = None
+
+    def applied_to(self, policy: DriverUpgradePolicy) -> DriverUpgradePolicy:
+        changes = {key: getattr(self, key) for key in self.model_fields_set}
+        return DriverUpgradePolicy.model_validate({**policy.model_dump(), **changes})
+
+
 class Gpu(StrictModel):
     model: str
     product_label: str = Field(description="value of the nvidia.com/gpu.product node label set by GPU Feature Discovery")
@@ -113,6 +174,16 @@ class Gpu(StrictModel):
     memory_gib: int = Field(ge=1, alias="memoryGiB")
     mig: Mig
     driver: DriverManagement
+    driver_upgrade: Optional[DriverUpgradePolicy] = Field(
+        default=None, description="the site's default driver upgrade policy; required with a managed driver")
+
+    @model_validator(mode="after")
+    def _upgrade_policy(self) -> "Gpu":
+        if self.driver == DriverManagement.MANAGED and self.driver_upgrade is None:
+            raise ValueError("a managed driver needs driverUpgrade (the GPU Operator's driver.upgradePolicy)")
+        if self.driver == DriverManagement.PREINSTALLED and self.driver_upgrade is not None:
+            raise ValueError("driverUpgrade is set but the driver is preinstalled in the node image")
+        return self
 
 
 class NvLink(StrictModel):

@@ -16,7 +16,7 @@ from plan.endpoints import plan_endpoints
 from plan.inference_services import InferenceServicePlan, plan_inference_services
 from plan.errors import ConfigError, Problem, problems_from_validation
 from plan.raw_checks import number_problems, placeholder_problems
-from plan.profile import DriverManagement, HardwareProfile
+from plan.profile import DriverManagement, DriverUpgradePolicy, HardwareProfile
 
 PROJECT = "ncp-inference"
 SECRET_KEYS = ("ngcApiKey",)
@@ -156,6 +156,16 @@ class SitePlan:
         return self.config.site.gpu_nodes * gpu_units_per_node(self.profile, self.mig)
 
     @property
+    def driver_upgrade_policy(self) -> Optional[DriverUpgradePolicy]:
+        """The GPU Operator's driver upgrade policy: the profile's, with the stack's overrides; None when the
+        driver is preinstalled (nothing for the operator to upgrade)."""
+        if self.driver != DriverManagement.MANAGED:
+            return None
+        override = self.config.components.gpu_operator.driver_upgrade_policy
+        policy = self.profile.gpu.driver_upgrade
+        return override.applied_to(policy) if override is not None else policy
+
+    @property
     def gpu_product_label(self) -> str:
         """The nvidia.com/gpu.product value GFD puts on this site's GPU nodes."""
         return gpu_product_label(self.profile, self.mig)
@@ -227,6 +237,18 @@ def _profile_problems(config: StackConfig, profile: HardwareProfile) -> list[Pro
                 problems.append(Problem(f"{base}.layout", _unplaceable(profile, mig.layout),
                                         "choose instance counts whose placements fit side by side (the profile's "
                                         f"gpu.mig.instances table in profiles/{profile.name}.yaml)"))
+    override = gpu_settings.driver_upgrade_policy
+    if override is not None and (gpu_settings.driver or profile.gpu.driver) == DriverManagement.PREINSTALLED:
+        problems.append(Problem(f"{PROJECT}:components.gpuOperator.driverUpgradePolicy",
+                                f"the driver is preinstalled in {profile.name}'s node image: the GPU Operator does "
+                                "not upgrade it", "remove driverUpgradePolicy"))
+    elif override is not None:
+        try:
+            override.applied_to(profile.gpu.driver_upgrade)
+        except ValueError as error:
+            problems.append(Problem(f"{PROJECT}:components.gpuOperator.driverUpgradePolicy",
+                                    f"does not apply to the profile's policy ({str(error).splitlines()[0]})",
+                                    "name only keys of driver.upgradePolicy with valid values"))
     if gpu_settings.driver == DriverManagement.MANAGED and profile.gpu.driver == DriverManagement.PREINSTALLED:
         problems.append(Problem(f"{PROJECT}:components.gpuOperator.driver",
                                 f"profile {profile.name} ships the driver in its node image; a managed driver would "
