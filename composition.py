@@ -168,13 +168,14 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
     readiness = readiness_plan(plan)
     queues = [TenantQueue(tenant=t.name, queue=plan.tenant_namespace(t), gpu_quota=t.gpu_quota,
                           gpu_limit=t.gpu_limit, over_quota_weight=t.over_quota_weight) for t in plan.tenants]
-    if readiness is not None:  # the NCCL test runs on over-quota GPUs, before tenants serve
-        queues.append(TenantQueue(tenant="readiness", queue=READINESS_NAMESPACE, gpu_quota=0,
-                                  gpu_limit=plan.gpu_capacity, over_quota_weight=1))
+    # The NCCL readiness test runs on over-quota GPUs, before tenants serve.
+    platform_queues = [TenantQueue(tenant="readiness", queue=READINESS_NAMESPACE, gpu_quota=0,
+                                   gpu_limit=plan.gpu_capacity, over_quota_weight=1)] if readiness else []
     scheduling = Scheduling("scheduling", SchedulingArgs(
         kai_pin=plan.chart("kaiScheduler"), grove_pin=plan.chart("grove"),
         kai_namespace=baseline.namespace("kaiScheduler"), grove_namespace=baseline.namespace("grove"),
-        site_gpus=plan.gpu_capacity, queues=queues, placement_strategy=settings.scheduling.placement_strategy,
+        site_gpus=plan.gpu_capacity, queues=queues, platform_queues=platform_queues,
+        placement_strategy=settings.scheduling.placement_strategy,
         topology_aware=plan.topology_aware,
         topology_levels=plan.topology_levels,
         skip_await=skip_await))

@@ -1,5 +1,5 @@
 """Scheduling and placement layer: KAI Scheduler with a per-tenant queue tree, and Grove for gang scheduling."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -34,6 +34,7 @@ class SchedulingArgs:
     topology_aware: bool
     topology_levels: tuple[TopologyLevel, ...]  # widest domain first; every GPU node must carry each label
     skip_await: bool
+    platform_queues: list[TenantQueue] = field(default_factory=list)  # the platform's own (readiness): no tenant
 
 
 def kai_values(args: SchedulingArgs) -> dict:
@@ -83,18 +84,19 @@ class Scheduling(Layer):
             spec=queue_spec("", args.site_gpus, args.site_gpus, 1, "Site root"),
             opts=after_kai,
         )
-        self.queues: dict[str, str] = {}
-        for queue in args.queues:
+        self.queues: dict[str, str] = {}  # tenant -> its queue
+        for queue in [*args.queues, *args.platform_queues]:
             k8s.apiextensions.CustomResource(
                 f"{name}-queue-{queue.tenant}",
                 api_version="scheduling.run.ai/v2",
                 kind="Queue",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=queue.queue, labels=labels("scheduling", queue.queue)),
                 spec=queue_spec(ROOT_QUEUE, queue.gpu_quota, queue.gpu_limit, queue.over_quota_weight,
-                                f"Tenant {queue.tenant}"),
+                                f"{'Platform' if queue in args.platform_queues else 'Tenant'} {queue.tenant}"),
                 opts=self.child(self.kai, root),
             )
-            self.queues[queue.tenant] = queue.queue
+            if queue not in args.platform_queues:
+                self.queues[queue.tenant] = queue.queue
         if args.topology_aware:
             # Grove reads topology from a ClusterTopologyBinding and creates the KAI Topology of the same name from
             # its levels itself; it refuses a KAI Topology by that name that it does not own (ai-dynamo/grove
