@@ -22,9 +22,10 @@ from pydantic import Field
 from acceptance.check import ExportError
 from acceptance.readiness import judge
 from cli_exit import run_command
-from evidence.__main__ import evidence_dir
+from evidence.__main__ import evidence_store, index_location
 from evidence.collect import OutputsError
-from evidence.record import INDEX_FILE, SCHEMA_VERSION, CheckRow, append_index
+from evidence.record import SCHEMA_VERSION, CheckRow, append_index, write_json_and_markdown
+from evidence.store import StoreError
 from plan.errors import ConfigError
 from plan.readiness import readiness_plan
 from plan.site_plan import SitePlan
@@ -93,13 +94,10 @@ def render_markdown(record: ReadinessRecord) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_record(record: ReadinessRecord, target: Path) -> Path:
-    directory = Path(target) / "readiness"
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{record.run_id}.json"
-    path.write_text(record.model_dump_json(by_alias=True, indent=2) + "\n")
-    path.with_suffix(".md").write_text(render_markdown(record))
-    return path
+def write_record(record: ReadinessRecord, store) -> str:
+    """<store>/readiness/<run id>.json and .md; returns the JSON's location."""
+    return write_json_and_markdown(store, f"readiness/{record.run_id}",
+                                   record.model_dump_json(by_alias=True, indent=2) + "\n", render_markdown(record))
 
 
 def index_entry(record: ReadinessRecord, location: str) -> dict:
@@ -111,19 +109,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evidence.readiness", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", required=True)
     parser.add_argument("--outputs", required=True, type=Path, help="the readiness Jobs' outputs")
-    parser.add_argument("--evidence-dir", type=Path)
-    parser.add_argument("--index", type=Path, default=INDEX_FILE)
+    parser.add_argument("--evidence-dir", help="local directory or s3://bucket/prefix")
+    parser.add_argument("--index", help="evidence index file or s3:// object (default as python -m evidence)")
     parser.add_argument("--run-id")
     args = parser.parse_args(argv)
     try:
         site_plan = plan_from_stack_file(args.stack)
-        target = evidence_dir(args, site_plan)
+        target = evidence_store(args, site_plan)
         record = build_record(args.stack, site_plan, args.outputs, args.run_id)
-    except (ConfigError, OutputsError, ExportError) as error:
+        path = write_record(record, target)
+        append_index(index_entry(record, path), index_location(args, target))
+    except (ConfigError, OutputsError, ExportError, StoreError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    path = write_record(record, target)
-    append_index(index_entry(record, str(path)), args.index)
     print(f"readiness: {'PASSED' if record.passed else 'FAILED'} {', '.join(record.failing_layers)} -> {path} "
           "(+ .md)")
     return 0 if record.passed else 1

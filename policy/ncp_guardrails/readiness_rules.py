@@ -1,10 +1,9 @@
 """Promotion gate on RDMA sites: a disaggregated or multi-node endpoint, whose workers use the east-west rails, is
 accepted only with passed readiness evidence (NCCL across the rails, storage throughput per tier) for the stack."""
-import yaml
-
+from ncp_guardrails.evidence_index import IndexUnreadable, load_index
 from ncp_guardrails.framework import stack_policy
 from ncp_guardrails.kube import dgd_services, get, is_dgd, name_of
-from ncp_guardrails.serving_rules import PROJECT_ROOT, _stack_of
+from ncp_guardrails.serving_rules import _stack_of
 
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"  # Multus: the rails a worker pod attaches
 
@@ -30,8 +29,11 @@ def _readiness_evidence(args, report):
     config = args.get_config() or {}
     if not config.get("requirePassedReadiness"):
         return
-    index = PROJECT_ROOT / config["evidenceIndex"]
-    entries = (yaml.safe_load(index.read_text()) or {}).get("records", []) if index.is_file() else []
+    try:
+        entries = load_index(config["evidenceIndex"])
+    except IndexUnreadable as error:
+        report(f"the evidence index cannot be read: {error}")
+        return
     for resource in args.resources:
         if not (is_dgd(resource.props) and _uses_rails(resource.props)):
             continue

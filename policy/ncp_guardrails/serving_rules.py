@@ -6,6 +6,7 @@ from pathlib import Path
 import yaml
 
 from ncp_guardrails.data import allowlists
+from ncp_guardrails.evidence_index import IndexUnreadable, load_index
 from ncp_guardrails.framework import resource_policy, stack_policy
 from ncp_guardrails.kube import (
     COMPONENT_LABEL, ENDPOINT_LABEL, STORAGE_TIER_LABEL, dgd_services, get, is_dgd, is_inference_server,
@@ -172,8 +173,11 @@ def _promotion_evidence(args, report):
     config = args.get_config() or {}
     if not config.get("requirePassedEvidence"):
         return
-    index = PROJECT_ROOT / config["evidenceIndex"]
-    entries = (yaml.safe_load(index.read_text()) or {}).get("records", []) if index.is_file() else []
+    try:
+        entries = load_index(config["evidenceIndex"])
+    except IndexUnreadable as error:
+        report(f"the evidence index cannot be read: {error}")
+        return
     for resource in args.resources:
         if not is_dgd(resource.props):
             continue
