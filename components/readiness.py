@@ -20,6 +20,7 @@ from plan.site_plan import TENANT_KEY, gpu_toleration
 READINESS_LABEL = "ncp-inference.io/readiness"  # nccl or storage: what a readiness Job measures
 NCCL_JOB = "nccl-tests"
 TARGET_MOUNT = "/target"
+SSH_MOUNT = "/etc/ncp-ssh"
 # fio reads FIO_JOBS files of FIO_FILE each from a fresh FIO_VOLUME of the tier's class: 16 GiB in all, beyond what
 # the pod's 4 GiB memory limit could cache (reads are O_DIRECT anyway).
 FIO_JOBS, FIO_FILE, FIO_VOLUME = 4, "4G", "32Gi"
@@ -78,8 +79,11 @@ def nccl_script(nccl: NcclArgs, job: str, service: str) -> str:
     ssh = f"ssh -p {nccl.ssh_port} -o StrictHostKeyChecking=no"
     return "\n".join([
         "set -eu",
-        "mkdir -p /run/sshd /root/.ssh && install -m 600 /etc/ncp-ssh/ssh-privatekey /root/.ssh/id_rsa",
-        "install -m 600 /etc/ncp-ssh/ssh-publickey /root/.ssh/authorized_keys && ssh-keygen -A",
+        f"[ -f {SSH_MOUNT}/ssh-privatekey ] || {{ echo 'Secret {job}-ssh is missing; create it for this run: "
+        f"ssh-keygen -t ed25519 -N \"\" -f key && kubectl -n <namespace> create secret generic {job}-ssh "
+        "--type=kubernetes.io/ssh-auth --from-file=ssh-privatekey=key --from-file=ssh-publickey=key.pub' >&2; exit 2; }",
+        f"mkdir -p /run/sshd /root/.ssh && install -m 600 {SSH_MOUNT}/ssh-privatekey /root/.ssh/id_ed25519",
+        f"install -m 600 {SSH_MOUNT}/ssh-publickey /root/.ssh/authorized_keys && ssh-keygen -A",
         f"/usr/sbin/sshd -p {nccl.ssh_port}",
         'if [ "$JOB_COMPLETION_INDEX" != 0 ]; then until [ -f /tmp/done ]; do sleep 2; done; exit 0; fi',
         f"for host in {' '.join(hosts)}; do until {ssh} $host true; do sleep 2; done; done",
@@ -132,7 +136,7 @@ class Readiness(Layer):
                 requests={"cpu": "8", "memory": "64Gi"},
                 limits={"cpu": "8", "memory": "64Gi", nccl.gpu_resource: str(nccl.gpus_per_node),
                         nccl.rdma_resource: "1"}),
-            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="ssh", mount_path="/etc/ncp-ssh", read_only=True),
+            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="ssh", mount_path=SSH_MOUNT, read_only=True),
                            k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")]))
         # Root with IPC_LOCK for RDMA memory registration (as the RDMA workers), plus what sshd's privilege
         # separation needs (chroot to its empty directory, then setuid/setgid to the sshd user).
@@ -165,8 +169,10 @@ class Readiness(Layer):
                                 label_selector=k8s.meta.v1.LabelSelectorArgs(
                                     match_labels={"app.kubernetes.io/name": NCCL_JOB}))])),
                         containers=[container],
+                        # The run's key: made per run by the operator (the script says how when it is missing),
+                        # never kept in the stack.
                         volumes=[k8s.core.v1.VolumeArgs(name="ssh", secret=k8s.core.v1.SecretVolumeSourceArgs(
-                                     secret_name=f"{NCCL_JOB}-ssh", default_mode=0o400)),
+                                     secret_name=f"{NCCL_JOB}-ssh", default_mode=0o400, optional=True)),
                                  k8s.core.v1.VolumeArgs(name="shm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
                                      medium="Memory", size_limit="16Gi")),
                                  scratch_vol],

@@ -141,8 +141,9 @@ MaxUnavailable = Annotated[Union[int, str], AfterValidator(_count_or_percent)]
 
 class DriverUpgradePolicy(StrictModel):
     """The GPU Operator's driver upgrade policy (chart value driver.upgradePolicy; keys and meaning from
-    NVIDIA/gpu-operator deployments/gpu-operator/values.yaml@v26.7.0 lines 167-197): whether the operator upgrades
-    the driver by itself, how many nodes at once, how many may be unavailable, and how it empties a node."""
+    NVIDIA/gpu-operator deployments/gpu-operator/values.yaml at the gpuOperator pin, lines 167-197): whether the
+    operator upgrades the driver by itself, how many nodes at once, how many may be unavailable, and how it empties
+    a node."""
 
     auto_upgrade: bool
     max_parallel_upgrades: int = Field(ge=0, description="nodes upgraded at once; 0 means all")
