@@ -122,8 +122,8 @@ def main(argv=None) -> int:
     except (ConfigError, OutputsError, ExportError, StoreError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"readiness: {'PASSED' if record.passed else 'FAILED'} {', '.join(record.failing_layers)} -> {path} "
-          "(+ .md)")
+    failing = f" ({', '.join(record.failing_layers)})" if record.failing_layers else ""
+    print(f"readiness: {'PASSED' if record.passed else 'FAILED'}{failing} -> {path} (+ .md)")
     return 0 if record.passed else 1
 
 

@@ -34,3 +34,16 @@ def load_index(location: str) -> list:
         path = PROJECT_ROOT / location
         text = path.read_text() if path.is_file() else None
     return (yaml.safe_load(text) or {}).get("records", []) if text else []
+
+
+def gate_entries(args, switch: str, report):
+    """The index records a promotion gate judges, or None when the gate is off (its `switch` config) or the index
+    cannot be read (reported as a violation: no evidence is no acceptance)."""
+    config = args.get_config() or {}
+    if not config.get(switch):
+        return None
+    try:
+        return load_index(config["evidenceIndex"])
+    except IndexUnreadable as error:
+        report(f"the evidence index cannot be read: {error}")
+        return None

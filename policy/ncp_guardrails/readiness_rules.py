@@ -1,6 +1,6 @@
 """Promotion gate on RDMA sites: a disaggregated or multi-node endpoint, whose workers use the east-west rails, is
 accepted only with passed readiness evidence (NCCL across the rails, storage throughput per tier) for the stack."""
-from ncp_guardrails.evidence_index import IndexUnreadable, load_index
+from ncp_guardrails.evidence_index import gate_entries
 from ncp_guardrails.framework import stack_policy
 from ncp_guardrails.kube import dgd_services, get, is_dgd, name_of
 from ncp_guardrails.serving_rules import _stack_of
@@ -26,14 +26,10 @@ def latest_readiness(entries: list, stack: str):
 
 def _readiness_evidence(args, report):
     # RA: Network And Storage Readiness View: "each need independent evidence before a disaggregated inference profile is accepted"
-    config = args.get_config() or {}
-    if not config.get("requirePassedReadiness"):
+    entries = gate_entries(args, "requirePassedReadiness", report)
+    if entries is None:
         return
-    try:
-        entries = load_index(config["evidenceIndex"])
-    except IndexUnreadable as error:
-        report(f"the evidence index cannot be read: {error}")
-        return
+    config = args.get_config()
     for resource in args.resources:
         if not (is_dgd(resource.props) and _uses_rails(resource.props)):
             continue

@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 
 from ncp_guardrails.data import allowlists
-from ncp_guardrails.evidence_index import IndexUnreadable, load_index
+from ncp_guardrails.evidence_index import gate_entries
 from ncp_guardrails.framework import resource_policy, stack_policy
 from ncp_guardrails.kube import (
     COMPONENT_LABEL, ENDPOINT_LABEL, STORAGE_TIER_LABEL, dgd_services, get, is_dgd, is_inference_server,
@@ -170,14 +170,10 @@ def _sha256(relative: str):
 def _promotion_evidence(args, report):
     # RA: Architecture Decision Guardrails: "Every deployment needs a named hardware profile and validation evidence."
     # RA: Serving Performance: "Reject comparisons that omit backend version, model artifact revision, network mode"
-    config = args.get_config() or {}
-    if not config.get("requirePassedEvidence"):
+    entries = gate_entries(args, "requirePassedEvidence", report)
+    if entries is None:
         return
-    try:
-        entries = load_index(config["evidenceIndex"])
-    except IndexUnreadable as error:
-        report(f"the evidence index cannot be read: {error}")
-        return
+    config = args.get_config()
     for resource in args.resources:
         if not is_dgd(resource.props):
             continue
