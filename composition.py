@@ -22,13 +22,15 @@ from components.serving import (
 from components.telemetry import Telemetry, TelemetryArgs
 from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, TenancyArgs
 from components.validation import Benchmark, BenchmarkArgs, ValidationSuite, ValidationSuiteArgs
+from components.readiness import Readiness, ReadinessArgs
+from plan.readiness import readiness_plan
 from acceptance.aiperf_args import aiperf_command, kserve_command
 from plan.catalog import (
     MONITORING_PEER, TENANTS_PEER, load_dynamo_runtime, load_signals, network_access, tenant_access,
 )
 from plan.endpoint_plan import EndpointPlan
 from plan.inference_services import InferenceServicePlan
-from plan.layers import BASELINE_LAYER, VALIDATION_LAYER
+from plan.layers import BASELINE_LAYER, READINESS_LAYER, READINESS_NAMESPACE, VALIDATION_LAYER
 from plan.names import MODEL_CLAIM, TENANT_NAMESPACE_PREFIX
 from plan.record import baseline_record
 from plan.site_plan import SitePlan
@@ -69,14 +71,25 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         managed_driver=plan.managed_driver, mig_capable=plan.profile.gpu.mig.supported,
         mig=plan.mig, time_slicing=plan.time_slicing, gpudirect_rdma=plan.profile.has_gpudirect_rdma,
         host_mofed=plan.host_mofed, scrape_interval=telemetry.scrape_interval,
+        driver_upgrade_policy=(plan.driver_upgrade_policy.model_dump(by_alias=True)
+                               if plan.driver_upgrade_policy else None),
         monitor_labels=telemetry.prometheus_selector_labels, skip_await=skip_await), after("gpuOperator"))
 
     installed["kaiScheduler"] = installed["grove"] = scheduling = Scheduling("scheduling", SchedulingArgs(
         kai_pin=plan.chart("kaiScheduler"), grove_pin=plan.chart("grove"),
         kai_namespace=baseline.namespace("kaiScheduler"), grove_namespace=baseline.namespace("grove"),
-        site_gpus=plan.gpu_capacity, queues=plan.tenant_queues,
+        site_gpus=plan.gpu_capacity, queues=plan.tenant_queues, platform_queues=plan.platform_queues,
         placement_strategy=settings.scheduling.placement_strategy, topology_aware=plan.topology_aware,
         topology_levels=plan.topology_levels, skip_await=skip_await), after("kaiScheduler"))
+
+    readiness = readiness_plan(plan)
+    if readiness is not None and network is not None:
+        Readiness("readiness", ReadinessArgs(
+            plan=readiness, namespace=baseline.namespace(READINESS_LAYER), nccl_pin=matrix.workload("ncclTests"),
+            fio_image=settings.serving.validation.storage_image, networks=network.networks,
+            rdma_resource=plan.profile.fabric.rdma_resource_name, capabilities=load_dynamo_runtime().rdma_capabilities,
+            gpu_product=plan.shared_gpu_product, queue=READINESS_NAMESPACE),
+            pulumi.ResourceOptions(depends_on=[network, gpu, scheduling]))
 
     installed["nvsentinel"] = health = Health("health", HealthArgs(
         pin=plan.chart("nvsentinel"), namespace=baseline.namespace("nvsentinel"), dcgm_endpoint=gpu.dcgm_endpoint,

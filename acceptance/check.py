@@ -11,7 +11,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Union
 
 from plan.thresholds import (ERROR_RATE, AcceptanceThresholds, Check, ThresholdsFileError, load_thresholds)
 from cli_exit import run_command
@@ -25,7 +25,7 @@ COMPUTE_TIME, REQUESTS = "nv_inference_compute_infer_duration_us", "nv_inference
 class ExportError(Exception):
     """The AIPerf export is missing or invalid; the message names the path, the problem and the fix."""
 
-    def __init__(self, path: Path, problem: str, fix: str):
+    def __init__(self, path: Union[Path, str], problem: str, fix: str):
         self.path, self.problem, self.fix = Path(path), problem, fix
         super().__init__(f"{path}: {problem}\n  fix: {fix}")
 

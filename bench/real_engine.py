@@ -324,9 +324,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return INTERNAL_ERROR
         finally:
             stop_control_plane(env)
+    return verdict(rows, args.json)
+
+
+def verdict(rows: list[Row], json_path: Optional[Path]) -> int:
+    """Print the table (and write it as JSON); FAILED_GATE when a target is missed."""
     print(report(rows))
-    if args.json:
-        args.json.write_text(json.dumps([{**r.__dict__, "phases": {p: m.__dict__ for p, m in r.phases.items()}}
+    if json_path:
+        json_path.write_text(json.dumps([{**r.__dict__, "phases": {p: m.__dict__ for p, m in r.phases.items()}}
                                          for r in rows], indent=1))
     missed = missed_targets(rows)
     for line in missed:

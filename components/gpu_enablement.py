@@ -33,6 +33,8 @@ class GpuEnablementArgs:
         scrape_interval: how often Prometheus scrapes the DCGM exporter (a Prometheus duration, e.g. `30s`).
         monitor_labels: the labels the site's Prometheus selects ServiceMonitors by.
         skip_await: whether Pulumi skips waiting for the release's resources to become ready.
+        driver_upgrade_policy: the chart's driver.upgradePolicy (camelCase keys) for a managed driver: how the
+            operator rolls a driver change across the nodes (the profile's, with the stack's overrides). Default: None.
     """
 
     pin: ChartPin
@@ -47,6 +49,7 @@ class GpuEnablementArgs:
     scrape_interval: str
     monitor_labels: dict[str, str]
     skip_await: bool
+    driver_upgrade_policy: Optional[dict] = None
 
 
 def mig_parted_config(mig: MigSettings) -> str:
@@ -111,6 +114,8 @@ def _driver(args: GpuEnablementArgs) -> dict[str, Any]:
     if args.managed_driver:
         driver["version"] = args.pin.images["driver"]
         driver["rdma"] = {"enabled": args.gpudirect_rdma, "useHostMofed": args.gpudirect_rdma and args.host_mofed}
+        # The site's policy, never the chart default: how the operator rolls a driver change across the nodes.
+        driver["upgradePolicy"] = args.driver_upgrade_policy
     return driver
 
 

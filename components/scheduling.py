@@ -1,5 +1,5 @@
 """Scheduling and placement layer: KAI Scheduler with a per-tenant queue tree, and Grove for gang scheduling."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
@@ -30,6 +30,7 @@ class SchedulingArgs:
         topology_aware: whether KAI and Grove place by the node topology labels.
         topology_levels: the topology levels, widest domain first; every GPU node must carry each label.
         skip_await: whether Pulumi skips waiting for the releases' resources to become ready.
+        platform_queues: the platform's own leaf queues (the readiness tests), tenant of none. Default: [].
     """
 
     kai_pin: ChartPin
@@ -42,6 +43,7 @@ class SchedulingArgs:
     topology_aware: bool
     topology_levels: tuple[TopologyLevel, ...]
     skip_await: bool
+    platform_queues: list[TenantQueue] = field(default_factory=list)
 
 
 PLACEMENT_STRATEGIES = ("binpack", "spread")  # KAI's scheduler.placementStrategy values
@@ -128,13 +130,15 @@ class Scheduling(Layer):
             spec=spec, opts=self.child(self.kai, *after))
 
     def _queue_tree(self, name: str, args: SchedulingArgs) -> dict[str, str]:
-        """The site's root queue and each tenant's leaf under it; returns tenant -> queue."""
+        """The site's root queue, each tenant's leaf and the platform's own leaves under it; returns tenant -> queue
+        (the tenants' only)."""
         root = self._queue(f"{name}-queue-root", ROOT_QUEUE,
                            queue_spec("", args.site_gpus, args.site_gpus, 1, "Site root"))
-        for queue in args.queues:
-            self._queue(f"{name}-queue-{queue.tenant}", queue.queue,
-                        queue_spec(ROOT_QUEUE, queue.gpu_quota, queue.gpu_limit, queue.over_quota_weight,
-                                   f"Tenant {queue.tenant}"), root)
+        for owner, queues in (("Tenant", args.queues), ("Platform", args.platform_queues)):
+            for queue in queues:
+                self._queue(f"{name}-queue-{queue.tenant}", queue.queue,
+                            queue_spec(ROOT_QUEUE, queue.gpu_quota, queue.gpu_limit, queue.over_quota_weight,
+                                       f"{owner} {queue.tenant}"), root)
         return {queue.tenant: queue.queue for queue in args.queues}
 
     def _cluster_topology(self, name: str, levels: tuple[TopologyLevel, ...]) -> None:

@@ -5,11 +5,12 @@
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import yaml
 from pydantic import Field
 
+from evidence.store import split
 from plan.catalog import ROOT
 from plan.strict import StrictModel
 
@@ -136,14 +137,16 @@ def render_markdown(record: EvidenceRecord) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_record(record: EvidenceRecord, evidence_dir: Path) -> Path:
-    """<evidence dir>/<endpoint>/<run id>.json and .md; returns the JSON path."""
-    target = Path(evidence_dir) / record.endpoint
-    target.mkdir(parents=True, exist_ok=True)
-    json_path = target / f"{record.run_id}.json"
-    json_path.write_text(record.to_json())
-    json_path.with_suffix(".md").write_text(render_markdown(record))
-    return json_path
+def write_json_and_markdown(store, key: str, json_text: str, markdown: str) -> str:
+    """<key>.json and <key>.md in the evidence store (a local directory or a bucket); returns the JSON's location."""
+    store.put(f"{key}.md", markdown)
+    return store.put(f"{key}.json", json_text)
+
+
+def write_record(record: EvidenceRecord, store) -> str:
+    """<store>/<endpoint>/<run id>.json and .md; returns the JSON's location."""
+    return write_json_and_markdown(store, f"{record.endpoint}/{record.run_id}", record.to_json(),
+                                   render_markdown(record))
 
 
 def index_entry(record: EvidenceRecord, location: str) -> dict:
@@ -154,20 +157,24 @@ def index_entry(record: EvidenceRecord, location: str) -> dict:
             "sizingSha256": env.sizing.sha256, "record": location}
 
 
-def read_index(path: Path = INDEX_FILE) -> list[dict]:
-    if not Path(path).is_file():
-        return []
-    return (yaml.safe_load(Path(path).read_text()) or {}).get("records", [])
+def read_index(location: Union[str, Path] = INDEX_FILE) -> list[dict]:
+    """The index's records from a local file or an s3:// object (missing: none)."""
+    store, key = split(location)
+    text = store.get(key)
+    return (yaml.safe_load(text) or {}).get("records", []) if text else []
 
 
-def append_index(entry: dict, path: Path = INDEX_FILE) -> None:
-    records = read_index(path) + [entry]
-    Path(path).write_text(yaml.safe_dump({"schemaVersion": SCHEMA_VERSION, "records": records}, sort_keys=False))
+def append_index(entry: dict, location: Union[str, Path] = INDEX_FILE) -> None:
+    records = read_index(location) + [entry]
+    store, key = split(location)
+    store.put(key, yaml.safe_dump({"schemaVersion": SCHEMA_VERSION, "records": records}, sort_keys=False))
 
 
 def latest_per_endpoint(stack: str, path: Path = INDEX_FILE) -> dict[str, dict]:
     latest: dict[str, dict] = {}
     for entry in read_index(path):
+        if entry.get("kind", "endpoint") != "endpoint":  # readiness records belong to the site, not an endpoint
+            continue
         if entry.get("stack") == stack and entry["createdAt"] >= latest.get(entry["endpoint"], {}).get("createdAt", ""):
             latest[entry["endpoint"]] = entry
     return latest

@@ -10,6 +10,13 @@ from plan.site_plan import SitePlan
 # A chart's crds/ directory is installed once and never upgraded by `helm upgrade` (Helm docs, "Custom Resource
 # Definitions" best practice: "There is no support at this time for upgrading or deleting CRDs using Helm").
 CRD_NOTE = "Helm does not upgrade CRDs from a chart's crds/ directory"
+# The DGD (nvidia.com/v1alpha1 at the pinned Dynamo) has no update strategy field to set: the operator rolls an
+# image change itself, and tracks it in status.rollingUpdate "only for single-node, non-Grove deployments"; a Grove
+# (multi-node) graph is replaced as its PodCliqueSet updates (ai-dynamo/dynamo
+# deploy/operator/config/crd/bases/nvidia.com_dynamographdeployments.yaml@2a6da14c, status.rollingUpdate;
+# spec.restart.strategy only orders restarts asked for by changing spec.restart.id).
+DGD_ROLLOUT = ("the Dynamo operator rolls the workers itself (the DGD has no update strategy to set; rolling-update "
+               "progress in status.rollingUpdate for single-node graphs): watch it before the next endpoint")
 
 
 @dataclass
@@ -41,8 +48,7 @@ def _chart_step(name: str, old: CompatibilityMatrix, new: CompatibilityMatrix, s
     if name == "gpuOperator" and before is not None and before.images.get("driver") != pin.images.get("driver"):
         step.actions.append(f"driver {before.images.get('driver')} -> {pin.images.get('driver')}: GPU workloads on "
                             f"each of the {site_plan.site.gpu_nodes} GPU nodes are evicted while its driver container "
-                            "restarts; drain per the GPU Operator's driver upgrade policy (ClusterPolicy "
-                            "driver.upgradePolicy, chart default) and keep serving capacity above the tenants' quotas")
+                            f"restarts; {driver_rollout(site_plan)}; keep serving capacity above the tenants' quotas")
     if before is not None:
         step.rollback.append(f"revert the matrix to {pin.chart_name} {before.version} and `pulumi up` (Helm "
                              "upgrade back to the previous chart)")
@@ -54,6 +60,23 @@ def _chart_step(name: str, old: CompatibilityMatrix, new: CompatibilityMatrix, s
     return step
 
 
+def driver_rollout(site_plan: SitePlan) -> str:
+    """How the GPU Operator rolls a driver change, from the stack's driver upgrade policy (profile + overrides)."""
+    policy = site_plan.driver_upgrade_policy
+    if policy is None:
+        return "the driver is preinstalled in the node image: upgrade it with the node image, node by node"
+    if not policy.auto_upgrade:
+        return ("driver upgradePolicy autoUpgrade false: the operator does not roll the driver; upgrade each node "
+                "by hand (cordon, drain, label it for the upgrade)")
+    parallel = "all nodes at once" if policy.max_parallel_upgrades == 0 else \
+        f"{policy.max_parallel_upgrades} node(s) at a time"
+    drain = (f"drained first (timeout {policy.drain.timeout_seconds}s, emptyDir pods "
+             f"{'deleted' if policy.drain.delete_empty_dir else 'block the drain'})" if policy.drain.enable
+             else f"not drained: the operator deletes GPU pods (timeout {policy.gpu_pod_deletion.timeout_seconds}s)")
+    return (f"the GPU Operator upgrades {parallel}, at most {policy.max_unavailable} unavailable, each node {drain} "
+            "(driver.upgradePolicy from the profile and the stack)")
+
+
 def _runtime_step(old: CompatibilityMatrix, new: CompatibilityMatrix, site_plan: SitePlan) -> Step:
     before, after = old.workloads["dynamoRuntime"], new.workloads["dynamoRuntime"]
     step = Step(after.layer, "dynamoRuntime", f"Dynamo runtime {before.version} -> {after.version}")
@@ -61,8 +84,7 @@ def _runtime_step(old: CompatibilityMatrix, new: CompatibilityMatrix, site_plan:
     for endpoint_plan in site_plan.endpoints:
         endpoint = endpoint_plan.endpoint
         step.actions.append(f"{endpoint.name}: `pulumi up` moves the DynamoGraphDeployment's {endpoint_plan.mode} "
-                            f"workers to the {after.version} {endpoint.backend} image; the Dynamo operator replaces "
-                            "them by its default update behaviour (this program does not set an update strategy)")
+                            f"workers to the {after.version} {endpoint.backend} image; {DGD_ROLLOUT}")
         step.actions.append(f"{endpoint.name}: re-benchmark (`python -m evidence.run`); its evidence for backend "
                             f"{before.version} no longer passes the prod promotion gate")
         verdict = disposition.model_classes[endpoint.model.model_class].backends[endpoint.backend]

@@ -109,7 +109,7 @@ def _pod_spec_refs(spec: Mapping, namespace: Optional[str],
             yield at, "PersistentVolumeClaim", namespace, volume["persistentVolumeClaim"]["claimName"]
         if "configMap" in volume:
             yield at, "ConfigMap", namespace, volume["configMap"]["name"]
-        if "secret" in volume:
+        if "secret" in volume and not volume["secret"].get("optional"):  # optional: made at run time, not a dependency
             yield at, "Secret", namespace, volume["secret"]["secretName"]
         template = (volume.get("ephemeral") or {}).get("volumeClaimTemplate")
         if template and template["spec"].get("storageClassName"):

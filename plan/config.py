@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 from plan.catalog import LocalDecision, integration_points
 from plan.inference_service_config import InferenceService
 from plan.serving import Cidr, Endpoint, ServingSettings
-from plan.profile import DriverManagement
+from plan.profile import DriverManagement, DriverUpgradePolicyOverride
 from plan.strict import StrictModel
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -94,6 +94,8 @@ class GpuOperatorSettings(StrictModel):
     driver: Optional[DriverManagement] = Field(default=None, description="defaults to the profile's driver mode")
     mig: Optional[MigSettings] = None
     time_slicing: Optional[TimeSlicing] = None
+    driver_upgrade_policy: Optional[DriverUpgradePolicyOverride] = Field(
+        default=None, description="overrides the profile's gpu.driverUpgrade, key by key")
 
     @model_validator(mode="after")
     def _one_sharing_mode(self) -> "GpuOperatorSettings":

@@ -11,6 +11,10 @@ from plan.pod_security import RESTRICTED, PodSecurity
 # The program's own layers, beside the charts' namespaces: its records and policies, and the validation suite.
 BASELINE_LAYER, BASELINE_NAMESPACE = "baseline", "ncp-system"
 VALIDATION_LAYER, VALIDATION_NAMESPACE = "validation", "ncp-validation"
+READINESS_LAYER, READINESS_NAMESPACE = "readiness", "ncp-readiness"
+READINESS_POD_SECURITY = PodSecurity(
+    level="privileged", reason="the NCCL readiness test's pods register RDMA memory and need IPC_LOCK as root, "
+                               "which Pod Security restricted and baseline refuse")
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ def _pod_security(matrix: CompatibilityMatrix, chart: str) -> PodSecurity:
 
 
 def plan_layers(matrix: CompatibilityMatrix, conditions: Mapping[DeployCondition, bool],
-                validation_suite: bool) -> PlatformLayers:
+                validation_suite: bool, readiness: bool = False) -> PlatformLayers:
     """conditions: whether each deployedWhen condition holds for this site ("always" holds)."""
     deployed = {name for name, pin in matrix.components.items()
                 if pin.deployed_when == "always" or conditions[pin.deployed_when]}
@@ -64,6 +68,8 @@ def plan_layers(matrix: CompatibilityMatrix, conditions: Mapping[DeployCondition
     namespaces += [LayerNamespace(matrix.pin(c).namespace, c, _pod_security(matrix, c)) for c in charts]
     if validation_suite:
         namespaces.append(LayerNamespace(VALIDATION_NAMESPACE, VALIDATION_LAYER, RESTRICTED))
+    if readiness:
+        namespaces.append(LayerNamespace(READINESS_NAMESPACE, READINESS_LAYER, READINESS_POD_SECURITY))
     dependencies = {c: tuple(d.component for d in matrix.pin(c).depends_on if d.component in deployed)
                     for c in charts}
     return PlatformLayers(charts, tuple(namespaces), validation_suite, dependencies)

@@ -4,9 +4,11 @@ A profile describes the GPU node and fabric a site is built from; the stack conf
 plus the stack config decide which layers are composed and how they are tuned.
 """
 from enum import Enum
-from typing import Optional
+from typing import Annotated, Optional, Union
 
-from pydantic import Field, computed_field, model_validator
+import re
+
+from pydantic import AfterValidator, Field, computed_field, model_validator
 
 from plan.strict import StrictModel
 
@@ -107,6 +109,66 @@ class Mig(StrictModel):
         return chosen if place(0, frozenset()) else None
 
 
+class DriverDrain(StrictModel):
+    """`kubectl drain` of a node before its driver reloads (off: the operator only deletes GPU pods)."""
+
+    enable: bool
+    force: bool = False
+    pod_selector: str = ""
+    timeout_seconds: int = Field(ge=0)
+    delete_empty_dir: bool = Field(description="serving pods keep /dev/shm and scratch in emptyDirs: without it a "
+                                               "drain of a serving node never finishes")
+
+
+class GpuPodDeletion(StrictModel):
+    force: bool = False
+    timeout_seconds: int = Field(default=300, ge=0)
+    delete_empty_dir: bool = False
+
+
+class WaitForCompletion(StrictModel):
+    timeout_seconds: int = Field(default=0, ge=0, description="0: wait for matching pods without a limit")
+    pod_selector: str = ""
+
+
+def _count_or_percent(value):
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,3}%", value):
+        raise ValueError("must be a node count or a percentage like 25%")
+    return value
+
+
+MaxUnavailable = Annotated[Union[int, str], AfterValidator(_count_or_percent)]
+
+
+class DriverUpgradePolicy(StrictModel):
+    """The GPU Operator's driver upgrade policy (chart value driver.upgradePolicy; keys and meaning from
+    NVIDIA/gpu-operator deployments/gpu-operator/values.yaml at the gpuOperator pin, lines 167-197): whether the
+    operator upgrades the driver by itself, how many nodes at once, how many may be unavailable, and how it empties
+    a node."""
+
+    auto_upgrade: bool
+    max_parallel_upgrades: int = Field(ge=0, description="nodes upgraded at once; 0 means all")
+    max_unavailable: MaxUnavailable = Field(description="nodes (or a percentage like 25%) that may be unavailable")
+    wait_for_completion: WaitForCompletion = Field(default_factory=WaitForCompletion)
+    gpu_pod_deletion: GpuPodDeletion = Field(default_factory=GpuPodDeletion)
+    drain: DriverDrain
+
+
+class DriverUpgradePolicyOverride(StrictModel):
+    """A stack's changes to the profile's driver upgrade policy: the keys it names replace the profile's."""
+
+    auto_upgrade: Optional[bool] = None
+    max_parallel_upgrades: Optional[int] = Field(default=None, ge=0)
+    max_unavailable: Optional[MaxUnavailable] = None
+    wait_for_completion: Optional[WaitForCompletion] = None
+    gpu_pod_deletion: Optional[GpuPodDeletion] = None
+    drain: Optional[DriverDrain] = None
+
+    def applied_to(self, policy: DriverUpgradePolicy) -> DriverUpgradePolicy:
+        changes = {key: getattr(self, key) for key in self.model_fields_set}
+        return DriverUpgradePolicy.model_validate({**policy.model_dump(), **changes})
+
+
 class Gpu(StrictModel):
     model: str
     product_label: str = Field(
@@ -115,6 +177,16 @@ class Gpu(StrictModel):
     memory_gib: int = Field(ge=1, alias="memoryGiB")
     mig: Mig
     driver: DriverManagement
+    driver_upgrade: Optional[DriverUpgradePolicy] = Field(
+        default=None, description="the site's default driver upgrade policy; required with a managed driver")
+
+    @model_validator(mode="after")
+    def _upgrade_policy(self) -> "Gpu":
+        if self.driver == DriverManagement.MANAGED and self.driver_upgrade is None:
+            raise ValueError("a managed driver needs driverUpgrade (the GPU Operator's driver.upgradePolicy)")
+        if self.driver == DriverManagement.PREINSTALLED and self.driver_upgrade is not None:
+            raise ValueError("driverUpgrade is set but the driver is preinstalled in the node image")
+        return self
 
 
 class NvLink(StrictModel):
@@ -158,6 +230,34 @@ class Tenancy(StrictModel):
     notes: str = ""
 
 
+# The RA's storage tiers as the stack config names them (components.serving.storage), camelCase.
+STORAGE_TIERS = ("modelArtifacts", "modelCache", "kvOffload", "benchmarkOutput", "telemetryRetention")
+
+
+class Readiness(StrictModel):
+    """Pass thresholds of the fabric and storage readiness checks run before disaggregated serving is accepted:
+    NCCL all_reduce_perf across the east-west rails (its "Avg bus bandwidth" line) and a fio sequential read per
+    storage tier. nccl-tests' busbw is normalised to be comparable with the hardware's peak bandwidth
+    (NVIDIA/nccl-tests doc/PERFORMANCE.md), so the bus bandwidth threshold is stated against the node's east-west
+    peak (nicsPerNode x nicSpeedGbps / 8) and may not exceed it."""
+
+    nccl_bus_bandwidth_gbps: float = Field(gt=0, alias="ncclBusBandwidthGBps",
+                                           description="minimum all_reduce_perf Avg bus bandwidth, GB/s")
+    nccl_nodes: int = Field(default=2, ge=2, description="nodes the NCCL test spans (one pod per node)")
+    storage_read_gbps: dict[str, float] = Field(
+        alias="storageReadGBps", description="minimum fio sequential read per storage tier, GB/s (10^9 bytes/s)")
+    source: str = Field(min_length=1, description="where the thresholds come from")
+
+    @model_validator(mode="after")
+    def _tiers(self) -> "Readiness":
+        unknown = sorted(set(self.storage_read_gbps) - set(STORAGE_TIERS))
+        if unknown:
+            raise ValueError(f"storageReadGBps names unknown tiers {unknown}; tiers are {list(STORAGE_TIERS)}")
+        if any(value <= 0 for value in self.storage_read_gbps.values()):
+            raise ValueError("storageReadGBps values must be > 0")
+        return self
+
+
 class TopologyLabels(StrictModel):
     """Node label keys the scheduler and telemetry use to see the physical design."""
 
@@ -182,6 +282,7 @@ class HardwareProfile(StrictModel):
     tenancy: Tenancy
     topology_labels: TopologyLabels = Field(default_factory=TopologyLabels)
     aiconfigurator_system: Optional[str] = Field(default=None, description="AIConfigurator --system name, if any")
+    readiness: Optional[Readiness] = Field(default=None, description="readiness thresholds; required with RDMA")
     sources: list[str] = Field(min_length=1)
 
     @property
@@ -191,6 +292,21 @@ class HardwareProfile(StrictModel):
     @property
     def has_gpudirect_rdma(self) -> bool:
         return self.fabric.east_west == EastWestFabric.GPUDIRECT_RDMA
+
+    @property
+    def east_west_peak_gbps(self) -> float:
+        """A node's east-west peak in GB/s: every rail NIC at line rate."""
+        return self.fabric.nics_per_node * self.fabric.nic_speed_gbps / 8
+
+    @model_validator(mode="after")
+    def _readiness(self) -> "HardwareProfile":
+        if self.has_rdma_fabric and self.readiness is None:
+            raise ValueError("an RDMA east-west fabric needs readiness thresholds (readiness.ncclBusBandwidthGBps, "
+                             "readiness.storageReadGBps)")
+        if self.readiness and self.readiness.nccl_bus_bandwidth_gbps > self.east_west_peak_gbps:
+            raise ValueError(f"readiness.ncclBusBandwidthGBps {self.readiness.nccl_bus_bandwidth_gbps} exceeds the "
+                             f"east-west peak {self.east_west_peak_gbps:g} GB/s (nicsPerNode x nicSpeedGbps / 8)")
+        return self
 
     @model_validator(mode="after")
     def _nvlink_consistent(self) -> "HardwareProfile":

@@ -130,6 +130,8 @@ class Validation(StrictModel):
     suite: bool = Field(default=True, description="define the ISV NCP Validation Suite Job")
     suite_image: Optional[str] = Field(default=None, description="site-built image of the pinned validation suite")
     benchmark_image: Optional[str] = Field(default=None, description="site-built image with the pinned aiperf")
+    storage_image: Optional[str] = Field(default=None, description="site-built image with the pinned fio (storage "
+                                         "readiness Jobs on RDMA profiles)")
 
 
 IN_CLUSTER_URL = (r"^https?://[a-z0-9]([-a-z0-9]*[a-z0-9])?\.(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc"

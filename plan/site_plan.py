@@ -15,7 +15,7 @@ from plan.endpoint_plan import EndpointPlan
 from plan.cross_field import cross_field_problems
 from plan.endpoints import plan_endpoints, rdma_workers, runtime_image
 from plan.inference_services import InferenceServicePlan, plan_inference_services
-from plan.layers import PlatformLayers, plan_layers
+from plan.layers import READINESS_LAYER, READINESS_NAMESPACE, PlatformLayers, plan_layers
 from plan.gateway import RoutePlan, endpoint_picker_image, plan_routes
 from plan.errors import ConfigError, Problem, problems_from_validation
 from plan.gpu_partition import (
@@ -25,7 +25,7 @@ from plan.gpu_partition import (
 from plan.names import PROJECT, TENANT_KEY, tenant_namespace
 from plan.raw_checks import number_problems, placeholder_problems
 from plan.pod_security import KVBM_REASON, RDMA_REASON, PodSecurity, privileged_for
-from plan.profile import DriverManagement, HardwareProfile
+from plan.profile import DriverManagement, DriverUpgradePolicy, HardwareProfile
 from plan.serving import ApiServerEgress, ServingSettings, StorageTier
 from plan.serving_features import nvlink_pack_domain
 from plan.tenancy import TenantQueue, TenantSpec, tenant_queue, tenant_spec
@@ -249,6 +249,30 @@ class SitePlan:
         return products
 
     @property
+    def shared_gpu_product(self) -> str:
+        """The nvidia.com/gpu.product of the GPU nodes no tenant's MIG pool partitions (the platform's own Jobs)."""
+        site_wide = self.mig if self.mig is not None and self.mig.node_pool is None else None
+        return gpu_product_label(self.profile, site_wide)
+
+    @property
+    def platform_queues(self) -> list[TenantQueue]:
+        """The platform's own KAI queues: the readiness tests run on over-quota GPUs only, before tenants serve."""
+        if not any(ns.layer == READINESS_LAYER for ns in self.layers.namespaces):
+            return []
+        return [TenantQueue(tenant=READINESS_LAYER, queue=READINESS_NAMESPACE, gpu_quota=0,
+                            gpu_limit=self.gpu_capacity, over_quota_weight=1)]
+
+    @property
+    def driver_upgrade_policy(self) -> Optional[DriverUpgradePolicy]:
+        """The GPU Operator's driver upgrade policy: the profile's, with the stack's overrides; None when the
+        driver is preinstalled (nothing for the operator to upgrade)."""
+        if self.driver != DriverManagement.MANAGED:
+            return None
+        override = self.config.components.gpu_operator.driver_upgrade_policy
+        policy = self.profile.gpu.driver_upgrade
+        return override.applied_to(policy) if override is not None else policy
+
+    @property
     def topology_levels(self) -> tuple[TopologyLevel, ...]:
         """Topology levels, broadest first, for Grove's ClusterTopologyBinding (and the KAI Topology Grove derives)."""
         return topology_levels(self.profile)
@@ -302,49 +326,9 @@ def _unplaceable(profile: HardwareProfile, layout: dict[str, int]) -> str:
 
 
 def _profile_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
-    problems = []
-    gpu_settings = config.components.gpu_operator
-    mig = gpu_settings.mig
-    capacity = site_gpu_units(config, profile)
-    if mig is not None:
-        base = f"{PROJECT}:components.gpuOperator.mig"
-        problems += _mig_pool_problems(config, mig, base)
-        if not profile.gpu.mig.supported:
-            problems.append(Problem(base, f"profile {profile.name} ({profile.gpu.model}) does not support MIG",
-                                    f"remove it: pulumi config rm --path '{base}'"))
-        else:
-            allowed = profile.gpu.mig.profiles
-            for name in mig.layout:
-                if name not in allowed:
-                    problems.append(Problem(f"{base}.layout.{name}",
-                                            f"is not an accepted MIG profile of {profile.name}",
-                                            f"use one of: {', '.join(allowed) or '(none recorded in the profile)'}"))
-            if set(mig.layout) <= set(allowed) and profile.gpu.mig.placement(mig.layout) is None:
-                problems.append(Problem(f"{base}.layout", _unplaceable(profile, mig.layout),
-                                        "choose instance counts whose placements fit side by side (the profile's "
-                                        f"gpu.mig.instances table in profiles/{profile.name}.yaml)"))
-    if gpu_settings.driver == DriverManagement.MANAGED and profile.gpu.driver == DriverManagement.PREINSTALLED:
-        problems.append(Problem(f"{PROJECT}:components.gpuOperator.driver",
-                                f"profile {profile.name} ships the driver in its node image; a managed driver would "
-                                "conflict with it", "remove the override or use preinstalled"))
-    net = config.components.network_operator
-    net_base = f"{PROJECT}:components.networkOperator"
-    if profile.has_rdma_fabric:
-        if not net.rail_interfaces:
-            problems.append(Problem(f"{net_base}.railInterfaces",
-                                    f"profile {profile.name} has an RDMA east-west fabric; name its NIC interfaces",
-                                    _set_fix(f"{net_base}.railInterfaces[0]", "")))
-        elif len(net.rail_interfaces) > profile.fabric.nics_per_node:
-            problems.append(Problem(f"{net_base}.railInterfaces",
-                                    f"lists {len(net.rail_interfaces)} rails; profile {profile.name} has "
-                                    f"{profile.fabric.nics_per_node} NICs per node", "list one interface per NIC"))
-        elif len(net.rail_interfaces) != len(set(net.rail_interfaces)):
-            problems.append(Problem(f"{net_base}.railInterfaces", "lists an interface twice", "list each once"))
-        problems += _rail_problems(config)
-    elif net.rail_interfaces:
-        problems.append(Problem(f"{net_base}.railInterfaces",
-                                f"profile {profile.name} has no RDMA east-west fabric, so the Network Operator is not "
-                                "deployed", f"remove it: pulumi config rm --path '{net_base}.railInterfaces'"))
+    """The stack's settings against its hardware profile: GPU sharing, driver, rails, topology and capacity."""
+    problems = _mig_problems(config, profile) + _driver_problems(config, profile) + _rail_interface_problems(
+        config, profile)
     if _topology_aware(config, profile) and not profile.topology_labels.rack:
         # KAI leaves a node out of a topology unless it carries every level's label (kai-scheduler/KAI-Scheduler
         # pkg/scheduler/plugins/topology/common.go:69-77 isNodePartOfTopology, at the kaiScheduler pin).
@@ -353,12 +337,80 @@ def _profile_problems(config: StackConfig, profile: HardwareProfile) -> list[Pro
                                 "aware placement has no level between zone and host",
                                 f"declare topologyLabels.rack in profiles/{profile.name}.yaml (a label every GPU "
                                 "node carries) or set topologyAware false"))
-    for index, tenant in enumerate(config.tenants):
-        if tenant.gpu_limit > capacity:
-            problems.append(Problem(f"{PROJECT}:tenants[{index}].gpuLimit",
-                                    f"is {tenant.gpu_limit}; the site has {capacity} GPUs "
-                                    f"({capacity_breakdown(config, profile)})",
-                                    f"{_nodes_first(config)} otherwise use a value <= {capacity}"))
+    return problems + _capacity_problems(config, profile)
+
+
+def _mig_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
+    mig = config.components.gpu_operator.mig
+    if mig is None:
+        return []
+    base = f"{PROJECT}:components.gpuOperator.mig"
+    problems = _mig_pool_problems(config, mig, base)
+    if not profile.gpu.mig.supported:
+        return problems + [Problem(base, f"profile {profile.name} ({profile.gpu.model}) does not support MIG",
+                                   f"remove it: pulumi config rm --path '{base}'")]
+    allowed = profile.gpu.mig.profiles
+    problems += [Problem(f"{base}.layout.{name}", f"is not an accepted MIG profile of {profile.name}",
+                         f"use one of: {', '.join(allowed) or '(none recorded in the profile)'}")
+                 for name in mig.layout if name not in allowed]
+    if set(mig.layout) <= set(allowed) and profile.gpu.mig.placement(mig.layout) is None:
+        problems.append(Problem(f"{base}.layout", _unplaceable(profile, mig.layout),
+                                "choose instance counts whose placements fit side by side (the profile's "
+                                f"gpu.mig.instances table in profiles/{profile.name}.yaml)"))
+    return problems
+
+
+def _driver_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
+    gpu_settings = config.components.gpu_operator
+    problems = []
+    override = gpu_settings.driver_upgrade_policy
+    if override is not None and (gpu_settings.driver or profile.gpu.driver) == DriverManagement.PREINSTALLED:
+        problems.append(Problem(f"{PROJECT}:components.gpuOperator.driverUpgradePolicy",
+                                f"the driver is preinstalled in {profile.name}'s node image: the GPU Operator does "
+                                "not upgrade it", "remove driverUpgradePolicy"))
+    elif override is not None:
+        try:
+            override.applied_to(profile.gpu.driver_upgrade)
+        except ValueError as error:
+            problems.append(Problem(f"{PROJECT}:components.gpuOperator.driverUpgradePolicy",
+                                    f"does not apply to the profile's policy ({str(error).splitlines()[0]})",
+                                    "name only keys of driver.upgradePolicy with valid values"))
+    if gpu_settings.driver == DriverManagement.MANAGED and profile.gpu.driver == DriverManagement.PREINSTALLED:
+        problems.append(Problem(f"{PROJECT}:components.gpuOperator.driver",
+                                f"profile {profile.name} ships the driver in its node image; a managed driver would "
+                                "conflict with it", "remove the override or use preinstalled"))
+    return problems
+
+
+def _rail_interface_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
+    net = config.components.network_operator
+    net_base = f"{PROJECT}:components.networkOperator"
+    if not profile.has_rdma_fabric:
+        return [Problem(f"{net_base}.railInterfaces",
+                        f"profile {profile.name} has no RDMA east-west fabric, so the Network Operator is not "
+                        "deployed", f"remove it: pulumi config rm --path '{net_base}.railInterfaces'")
+                ] if net.rail_interfaces else []
+    if not net.rail_interfaces:
+        return [Problem(f"{net_base}.railInterfaces",
+                        f"profile {profile.name} has an RDMA east-west fabric; name its NIC interfaces",
+                        _set_fix(f"{net_base}.railInterfaces[0]", ""))] + _rail_problems(config)
+    if len(net.rail_interfaces) > profile.fabric.nics_per_node:
+        return [Problem(f"{net_base}.railInterfaces",
+                        f"lists {len(net.rail_interfaces)} rails; profile {profile.name} has "
+                        f"{profile.fabric.nics_per_node} NICs per node", "list one interface per NIC")
+                ] + _rail_problems(config)
+    if len(net.rail_interfaces) != len(set(net.rail_interfaces)):
+        return [Problem(f"{net_base}.railInterfaces", "lists an interface twice", "list each once")
+                ] + _rail_problems(config)
+    return _rail_problems(config)
+
+
+def _capacity_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
+    capacity = site_gpu_units(config, profile)
+    problems = [Problem(f"{PROJECT}:tenants[{index}].gpuLimit",
+                        f"is {tenant.gpu_limit}; the site has {capacity} GPUs ({capacity_breakdown(config, profile)})",
+                        f"{_nodes_first(config)} otherwise use a value <= {capacity}")
+                for index, tenant in enumerate(config.tenants) if tenant.gpu_limit > capacity]
     total_quota = sum(t.gpu_quota for t in config.tenants)
     if total_quota > capacity:
         problems.append(Problem(f"{PROJECT}:tenants",
@@ -551,7 +603,8 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
     validation = settings.serving.validation
     layers = plan_layers(matrix, {"rdmaFabric": profile.has_rdma_fabric, "servingEndpoints": bool(endpoints),
                                   "prometheusStack": settings.telemetry.prometheus_stack.enabled},
-                         validation_suite=validation.suite and validation.suite_image is not None)
+                         validation_suite=validation.suite and validation.suite_image is not None,
+                         readiness=profile.has_rdma_fabric and profile.readiness is not None)
     remediation = settings.health.remediation or (
         "enforce" if config.site.environment == Environment.PROD else "dry-run")
     return SitePlan(

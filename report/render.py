@@ -56,7 +56,9 @@ def render(review: dict, picture: str) -> str:
     pinned = [_pinned(c) for c in r["components"] if c["pinnedImages"] and c["kind"] == "chart"]
     lines += ["", "Chart operand images are the charts' own, at the pinned chart versions; versions the program pins "
               "explicitly: " + "; ".join(pinned), ""]
-    lines += ["## Local implementation decisions", ""]
+    lines += ["## Disposition items", ""]
+    lines += [f"- {item}" for item in r["dispositionItems"]] or ["None."]
+    lines += ["", "## Local implementation decisions", ""]
     lines += _table(["Decision", "Reason", "Recorded in"],
                     [[d["decision"], d["reason"], d["recordedIn"]] for d in r["localDecisions"]])
     lines += ["", "## Backend disposition per endpoint", ""]

@@ -9,8 +9,8 @@ from offline.recorder import Recording
 from plan.catalog import load_disposition
 from plan.site_plan import SitePlan
 from ratrace.matrix import build
+from report.sbom import SBOM_UNKNOWN, disposition_items, sbom_facts
 
-SBOM_UNKNOWN = "unknown: no upstream source recording whether this image publishes an SBOM"
 PROMOTION_CONFIG = PACK_DIR / "config" / "prod-promotion.json"
 
 
@@ -34,7 +34,8 @@ def image_row(reference: str) -> dict:
     # The reference grammar: the first path component is a registry host when it has a '.' or ':' or is localhost.
     registry = first if "/" in repository and ("." in first or ":" in first or first == "localhost") else "docker.io"
     return {"reference": reference, "origin": registry, "repository": repository, "tag": tag,
-            "digest": digest or None, "pinnedByDigest": bool(digest), "sbom": SBOM_UNKNOWN}
+            "digest": digest or None, "pinnedByDigest": bool(digest),
+            "sbom": sbom_facts().describe(repository) or SBOM_UNKNOWN}
 
 
 def _workload_deployed(images: dict, recorded: set):
@@ -91,8 +92,9 @@ def _detail(violation) -> str:
 
 def _policies(recording: Recording, config_path: Path, index: Optional[Path] = None) -> dict:
     config = read_pack_config(config_path)
-    if index is not None:  # the promotion gate reads the same evidence index as the review's evidence column
-        config["promotion-evidence"] = {**config.get("promotion-evidence", {}), "evidenceIndex": str(index)}
+    if index is not None:  # the promotion gates read the same evidence index as the review's evidence column
+        for gate in ("promotion-evidence", "readiness-evidence"):
+            config[gate] = {**config.get(gate, {}), "evidenceIndex": str(index)}
     name, version, violations = evaluate(recording, config)
     return {"pack": f"{name}@v{version}", "config": config_path.name,
             "violations": [{"policy": v.policy, "level": v.level, "message": _detail(v)} for v in violations]}
@@ -120,13 +122,15 @@ def build_review(site_plan: SitePlan, recording: Recording, ra_text: str, index:
     if environment == "prod":
         policies["promotion"] = _policies(recording, PROMOTION_CONFIG, index)
     rows, dangling = build(ra_text)
+    image_rows = [image_row(reference) for reference in sorted(images)]
     return {
         "stack": recording.stack, "site": site_plan.site.name, "environment": environment,
         "hardwareProfile": site_plan.profile.name, "gpuNodes": site_plan.site.gpu_nodes,
         "gpuCapacity": site_plan.gpu_capacity, "kubernetesVersion": site_plan.kubernetes_version,
         "kubernetesSupported": site_plan.kubernetes_version in site_plan.matrix.kubernetes.supported_versions,
         "components": _components(site_plan, recording, images),
-        "images": [image_row(reference) for reference in sorted(images)],
+        "images": image_rows,
+        "dispositionItems": disposition_items(image_rows),
         "localDecisions": _local_decisions(site_plan),
         "backendDisposition": _disposition(site_plan),
         "policies": policies,

@@ -111,14 +111,14 @@ def test_cli_exit_codes_and_index(tmp_path, monkeypatch):
     assert _cli(tmp_path, outputs) == 2, "an export that is not AIPerf's is bad input"
 
 
-def test_remote_evidence_location_needs_a_local_dir(tmp_path, capsys, monkeypatch):
+def test_unsupported_remote_evidence_location_is_bad_input(tmp_path, capsys, monkeypatch):
     raw, secrets = read_stack_file("prod")
-    raw["site"]["validationEvidence"]["path"] = "s3://evidence-bucket/site/"
+    raw["site"]["validationEvidence"]["path"] = "gs://evidence-bucket/site/"
     monkeypatch.setattr(evidence_cli, "plan_from_stack_file",
                         lambda stack: build_plan(raw, secrets, "Pulumi.prod.yaml"))
     code = evidence_cli.main(["--stack", "prod", "--outputs", str(tmp_path), "--cache-state", "warm",
                               "--index", str(tmp_path / "index.yaml")])
-    assert code == 2 and "is remote" in capsys.readouterr().err
+    assert code == 2 and "only local paths and s3:// buckets" in capsys.readouterr().err
 
 
 # --- the promotion gate -----------------------------------------------------------------------------------------------

@@ -64,3 +64,49 @@ def test_cli_reads_git_revisions(capsys):
     assert "Nothing the stack deploys changes" in capsys.readouterr().out
     assert lifecycle_cli.main(["--stack", "prod", "--from", "no-such-revision"]) == 2
     assert "no-such-revision" in capsys.readouterr().err
+
+
+# --- the driver upgrade policy: from the profile and the stack, never the chart default -------------------------------
+
+def _prod_with(policy=None, profile=None):
+    from plan.site_plan import build_plan
+    from plan.sources import read_stack_file
+    raw, secrets = read_stack_file("prod")
+    if policy is not None:
+        raw["components"].setdefault("gpuOperator", {})["driverUpgradePolicy"] = policy
+    if profile is not None:
+        raw["site"]["hardwareProfile"] = profile
+    return build_plan(raw, secrets, "Pulumi.prod.yaml")
+
+
+def test_driver_upgrade_policy_is_the_profiles_with_the_stacks_overrides(prod):
+    from offline.recorder import Recording  # noqa: F401 (the recording is the prod fixture)
+    values = next(r.inputs["values"] for r in prod.releases().values() if r.inputs["chart"] == "gpu-operator")
+    assert values["driver"]["upgradePolicy"] == {
+        "autoUpgrade": True, "maxParallelUpgrades": 1, "maxUnavailable": 1,
+        "waitForCompletion": {"timeoutSeconds": 0, "podSelector": ""},
+        "gpuPodDeletion": {"force": False, "timeoutSeconds": 300, "deleteEmptyDir": False},
+        "drain": {"enable": True, "force": False, "podSelector": "", "timeoutSeconds": 900, "deleteEmptyDir": True}}
+    changed = _prod_with({"maxParallelUpgrades": 2, "maxUnavailable": "25%"}).driver_upgrade_policy
+    assert (changed.max_parallel_upgrades, changed.max_unavailable, changed.drain.enable) == (2, "25%", True)
+
+
+@pytest.mark.parametrize("policy, profile, message", [
+    ({"maxUnavailable": "lots"}, None, "a node count or a percentage"),
+    ({"autoUpgrade": False}, "cloud-h100", "the driver is preinstalled"),
+    ({"drainTimeout": 5}, None, "driverUpgradePolicy"),
+])
+def test_bad_driver_upgrade_policy_is_a_config_error(policy, profile, message):
+    from plan.errors import ConfigError
+    with pytest.raises(ConfigError) as error:
+        _prod_with(policy, profile)
+    assert "components.gpuOperator.driverUpgradePolicy" in str(error.value) and message in str(error.value)
+
+
+def test_driver_step_states_the_configured_rollout(prod):
+    old = load_matrix()
+    new = _bump(old, driver="999.1.0")
+    text = "\n".join(upgrade_plan(old, new, _prod_with(), prod)[0].actions)
+    assert "1 node(s) at a time, at most 1 unavailable, each node drained first (timeout 900s" in text
+    manual = "\n".join(upgrade_plan(old, new, _prod_with({"autoUpgrade": False}), prod)[0].actions)
+    assert "autoUpgrade false: the operator does not roll the driver" in manual

@@ -103,3 +103,21 @@ def test_exit_codes(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(matrix, "comment_references", lambda: [bad])
     assert report_cli.main(["--stack", "lab", "--out", str(tmp_path)]) == 1
     assert "Platform validation is optional." in capsys.readouterr().err
+
+
+def test_sbom_facts_come_from_data_and_unknowns_are_disposition_items(prod_review, monkeypatch):
+    from report import sbom
+    _, review = prod_review
+    assert sbom.sbom_facts().images == {}, "the shipped data claims no fact it has no source for"
+    assert len(review["dispositionItems"]) == len(review["images"]), "every unknown SBOM is a disposition item"
+    assert all("data/image-sbom.yaml" in item for item in review["dispositionItems"])
+    recorded = review["images"][0]["repository"]
+    facts = sbom.SbomFacts.model_validate({"images": {recorded: {
+        "sbom": "published", "where": "cosign download sbom", "source": "vendor docs (test fact)"}}})
+    from report import review as review_module
+    monkeypatch.setattr(review_module, "sbom_facts", lambda: facts)
+    row = image_row(review["images"][0]["reference"])
+    assert row["sbom"] == "published (cosign download sbom); source: vendor docs (test fact)"
+    assert sbom.disposition_items([row]) == []
+    with pytest.raises(Exception, match="source"):
+        sbom.SbomFacts.model_validate({"images": {recorded: {"sbom": "published"}}})

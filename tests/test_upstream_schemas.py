@@ -29,6 +29,8 @@ NO_SNAPSHOT = {
     "aiperf": "AIPerf is a PyPI tool run in benchmark Jobs; shared/upstream has none of its files",
     "endpointPicker": "the picker runs the Dynamo release's frontend image; shared/upstream has Dynamo's chart and DGD "
                       "CRD, not the dynamo-gaie templates the picker's settings come from",
+    "ncclTests": "nccl-tests runs from the NGC PyTorch container; shared/upstream has none of its files",
+    "fio": "fio runs from the site's tool image; shared/upstream has none of its files",
     **{name: "an NGC container or library of the traditional ML path; shared/upstream has none of its files"
        for name in ("triton", "tensorrt", "modelOptimizer", "dali", "aitune")},
 }

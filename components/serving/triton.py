@@ -114,12 +114,28 @@ class InferenceService(Layer):
                 "note": "the build writes the measured GPU, TensorRT version and engine sha256 beside the engine",
             }, indent=2, sort_keys=True)},
             opts=child)
+        build = self._engine_build(name, args, pod_labels, annotations)
+        config = k8s.core.v1.ConfigMap(
+            f"{name}-repository",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{plan.name}-model-repository", namespace=plan.namespace,
+                                                labels=meta),
+            data=repository_files(plan), opts=child)
+        self.deployment = self._server(name, args, pod_labels, annotations, [build, config])
+        self._telemetry(name, args, meta)
+        self.url = f"http://{plan.name}.{plan.namespace}.svc:{args.ports['http']}"
+        self.metrics_url = f"http://{plan.name}.{plan.namespace}.svc:{args.ports['metrics']}/metrics"
+        self.register_outputs({"url": self.url, "engineDir": plan.engine_dir, "gpus": plan.gpu_units})
+
+    def _engine_build(self, name: str, args: InferenceServiceArgs, pod_labels: dict,
+                      annotations: dict) -> k8s.batch.v1.Job:
+        """The Job that builds the engine from the pinned artifact on the site's GPU, with its route to the source."""
+        plan = args.plan
         build_await = await_annotations(args.skip_await) or {"pulumi.com/timeoutSeconds": str(BUILD_TIMEOUT_SECONDS)}
         # The build fetches its source the way model staging does: the site's route only, for the build pods only.
         source = model_source_access(f"{name}-source-egress", owner=plan.name, tenant=plan.tenant.name,
                                      namespace=plan.namespace, component=ENGINE_BUILD_COMPONENT,
-                                     access=args.source_access, opts=child)
-        build = restricted_job(
+                                     access=args.source_access, opts=self.child())
+        return restricted_job(
             f"{name}-engine-build", name=f"{plan.name}-engine-build", namespace=plan.namespace,
             labels={**pod_labels, "app.kubernetes.io/component": ENGINE_BUILD_COMPONENT},
             annotations={**annotations, **build_await},
@@ -132,16 +148,6 @@ class InferenceService(Layer):
             volumes=[claim_volume("models", MODEL_CLAIM)],
             service_account=args.service_account, backoff_limit=2, ttl_seconds=86400, placement=placement(args),
             opts=self.child(args.model_claim, source))
-        config = k8s.core.v1.ConfigMap(
-            f"{name}-repository",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{plan.name}-model-repository", namespace=plan.namespace,
-                                                labels=meta),
-            data=repository_files(plan), opts=child)
-        self.deployment = self._server(name, args, pod_labels, annotations, [build, config])
-        self._telemetry(name, args, meta)
-        self.url = f"http://{plan.name}.{plan.namespace}.svc:{args.ports['http']}"
-        self.metrics_url = f"http://{plan.name}.{plan.namespace}.svc:{args.ports['metrics']}/metrics"
-        self.register_outputs({"url": self.url, "engineDir": plan.engine_dir, "gpus": plan.gpu_units})
 
     def _server(self, name: str, args: InferenceServiceArgs, pod_labels: dict, annotations: dict,
                 after: list) -> k8s.apps.v1.Deployment:

@@ -3,9 +3,9 @@ import hashlib
 import json
 from pathlib import Path
 
-import yaml
 
 from ncp_guardrails.data import allowlists, names
+from ncp_guardrails.evidence_index import gate_entries
 from ncp_guardrails.framework import resource_policy, stack_policy
 from ncp_guardrails.kube import (
     COMPONENT_LABEL, ENDPOINT_LABEL, STORAGE_TIER_LABEL, WORKLOADS, dgd_services, get, is_dgd, is_inference_server,
@@ -173,11 +173,10 @@ def _sha256(relative: str):
 def _promotion_evidence(args, report):
     # RA: Architecture Decision Guardrails: "Every deployment needs a named hardware profile and validation evidence."
     # RA: Serving Performance: "Reject comparisons that omit backend version, model artifact revision, network mode"
-    config = args.get_config() or {}
-    if not config.get("requirePassedEvidence"):
+    entries = gate_entries(args, "requirePassedEvidence", report)
+    if entries is None:
         return
-    index = PROJECT_ROOT / config["evidenceIndex"]
-    entries = (yaml.safe_load(index.read_text()) or {}).get("records", []) if index.is_file() else []
+    config = args.get_config()
     for resource in args.resources:
         if not is_dgd(resource.props):
             continue

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from components.kube import PRIORITY_SYSTEM
+from components.readiness import READINESS_LABEL
 from plan.catalog import integration_points
 from plan.names import TENANT_KEY
 from plan.site_plan import SitePlan
@@ -249,7 +250,9 @@ def check_placement(api: KubeApi, pods: list[dict], placement: Placement) -> Non
             if taint["effect"] in ("NoSchedule", "NoExecute") and not _tolerates(pod["spec"].get("tolerations"),
                                                                                  taint):
                 placement.problems.append(f"{namespace}/{name} on {node['metadata']['name']}: untolerated {taint}")
-        if gpu_request(pod) == 0 and labels[POOL_LABEL] == "gpu":
+        # A storage readiness pod reads the tier from a GPU node on purpose: node-local tiers exist only there.
+        storage_check = (pod["metadata"].get("labels") or {}).get(READINESS_LABEL) == "storage"
+        if gpu_request(pod) == 0 and labels[POOL_LABEL] == "gpu" and not storage_check:
             placement.problems.append(f"{namespace}/{name}: a pod without GPUs landed on GPU node "
                                       f"{node['metadata']['name']}")
         if gpu_request(pod) > 0 and labels[POOL_LABEL] != "gpu":
@@ -285,6 +288,21 @@ def _expected_pods(api: KubeApi, namespaces: list[str], standins: list[dict]) ->
     return dict(expected)
 
 
+def wait_for_readiness_jobs(api: KubeApi, namespaces: list[str], timeout: float = 240) -> None:
+    """The readiness Jobs run before serving (the NCCL test needs whole GPU nodes): wait until they completed."""
+    deadline = time.monotonic() + timeout
+    selector = f"?labelSelector={READINESS_LABEL.replace('/', '%2F')}"
+    while True:
+        jobs = [j for ns in namespaces for j in api.get(f"/apis/batch/v1/namespaces/{ns}/jobs{selector}")["items"]]
+        pending = [j["metadata"]["name"] for j in jobs
+                   if (j.get("status") or {}).get("succeeded", 0) < j["spec"].get("completions", 1)]
+        if not pending:
+            return
+        assert time.monotonic() < deadline, f"readiness Jobs {pending} did not complete within {timeout}s"
+        provision_pending_claims(api, namespaces)
+        time.sleep(2)
+
+
 def prove_workloads(api: KubeApi, plan: SitePlan) -> Placement:
     """Nodes and storage as the site would have them, every Job unsuspended, stand-ins for every graph's pods; then
     every pod is admitted and placed where its selectors and tolerations allow, and the tenant guardrails refuse
@@ -300,6 +318,7 @@ def prove_workloads(api: KubeApi, plan: SitePlan) -> Placement:
             if job["spec"].get("suspend"):
                 api.patch(f"/apis/batch/v1/namespaces/{namespace}/jobs/{job['metadata']['name']}",
                           {"spec": {"suspend": False}})
+    wait_for_readiness_jobs(api, namespaces)
     graphs = api.get("/apis/nvidia.com/v1alpha1/dynamographdeployments")["items"]
     standins = [pod for graph in graphs for pod in graph_standin_pods(graph)]
     for pod in standins:

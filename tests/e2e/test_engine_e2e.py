@@ -85,6 +85,9 @@ def test_every_pod_is_admitted_and_placed(placement):
     assert not placement.problems, "\n".join(placement.problems)
     assert {"vision-classify-engine-build", "vision-classify"} <= placement.owners[TENANT], placement.owners[TENANT]
     assert placement.phases[TENANT]["Succeeded"] >= 2, "the staging and benchmark Jobs ran to completion"
+    # The readiness Jobs: the NCCL test's two pods on two GPU nodes (rails, RDMA resource, KAI's scheduler name)
+    # and one fio pod per storage tier, admitted under the namespace's privileged level and run to completion.
+    assert placement.phases["ncp-readiness"]["Succeeded"] >= 2 + 3, placement.report("readiness")
 
 
 def test_tenant_guardrails_refuse(deployed, placement):

@@ -1,0 +1,240 @@
+"""Readiness gates on RDMA profiles: an NCCL tests Job across the east-west rails and a fio read Job per storage
+tier, both suspended (run on demand before a disaggregated endpoint is accepted), with the profile's thresholds
+recorded beside them for `python -m evidence.readiness`."""
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+import yaml
+
+from components.kube import (
+    ON_DEMAND, PRIORITY_BATCH, Layer, labels, restricted_job, scratch,
+)
+from plan.names import STORAGE_TIER_LABEL
+from plan.serving import StorageTier
+from plan.catalog import WorkloadPin, integration_points
+from plan.readiness import ReadinessPlan
+from plan.site_plan import TENANT_KEY, gpu_toleration
+
+READINESS_LABEL = "ncp-inference.io/readiness"  # nccl or storage: what a readiness Job measures
+NCCL_JOB = "nccl-tests"
+TARGET_MOUNT = "/target"
+SSH_MOUNT = "/etc/ncp-ssh"
+# fio reads FIO_JOBS files of FIO_FILE each from a fresh FIO_VOLUME of the tier's class: 16 GiB in all, beyond what
+# the pod's 4 GiB memory limit could cache (reads are O_DIRECT anyway).
+FIO_JOBS, FIO_FILE, FIO_VOLUME = 4, "4G", "32Gi"
+
+
+@dataclass(frozen=True)
+class NcclArgs:
+    """The NCCL all-reduce test across the rails, as ReadinessArgs.nccl resolves it.
+
+    Attributes:
+        image: the nccl-tests image (compatibility matrix workloads.ncclTests).
+        binary: the test binary, all_reduce_perf_mpi (nccl-tests built with MPI=1).
+        ssh_port: the port the ranks' sshd listens on for mpirun. Unit: TCP port number.
+        nodes: the GPU nodes the test spans. Unit: nodes.
+        gpus_per_node: the GPUs each rank pod takes. Unit: GPUs.
+        gpu_resource: the GPU extended resource (nvidia.com/gpu).
+        rdma_resource: the profile's RDMA extended resource.
+        networks: the rails' NetworkAttachmentDefinitions (namespace/name).
+        capabilities: what RDMA memory registration needs (IPC_LOCK), as the RDMA workers get.
+    """
+
+    image: str
+    binary: str
+    ssh_port: int
+    nodes: int
+    gpus_per_node: int
+    gpu_resource: str
+    rdma_resource: str
+    networks: list[str]
+    capabilities: list[str]
+
+
+@dataclass(frozen=True)
+class ReadinessArgs:
+    """Arguments of Readiness: the NCCL test across the rails and a storage throughput Job per tier, suspended until
+    the operator runs them before tenants serve.
+
+    Attributes:
+        plan: the readiness plan (plan/readiness.py): nodes, tiers and thresholds.
+        namespace: the readiness layer's namespace (privileged: RDMA needs IPC_LOCK as root).
+        nccl_pin: the nccl-tests workload (compatibility matrix workloads.ncclTests).
+        fio_image: the site's fio image (validation.storageImage); None makes no storage Jobs.
+        networks: the rails' NetworkAttachmentDefinitions (namespace/name).
+        rdma_resource: the profile's RDMA extended resource.
+        capabilities: what RDMA memory registration needs (IPC_LOCK), as the RDMA workers get.
+        gpu_product: the nvidia.com/gpu.product value of the GPU nodes the tests run on.
+        queue: the KAI queue the NCCL test's GPU pods run in (the platform's readiness queue).
+    """
+
+    plan: ReadinessPlan
+    namespace: k8s.core.v1.Namespace
+    nccl_pin: WorkloadPin
+    fio_image: Optional[str]
+    networks: list[str]
+    rdma_resource: str
+    capabilities: list[str]
+    gpu_product: str
+    queue: str
+
+    def nccl(self) -> Optional[NcclArgs]:
+        if self.plan.nccl_nodes is None:
+            return None
+        names = integration_points().gpu
+        return NcclArgs(image=self.nccl_pin.images["ncclTests"], binary=str(self.nccl_pin.overrides["binary"]),
+                        ssh_port=int(str(self.nccl_pin.overrides["sshPort"])), nodes=self.plan.nccl_nodes,
+                        gpus_per_node=self.plan.gpus_per_node, gpu_resource=names.resource,
+                        rdma_resource=self.rdma_resource, networks=self.networks, capabilities=self.capabilities)
+
+
+def _on_gpu_nodes(args: ReadinessArgs) -> dict:
+    """GPU nodes of the site's product; readiness tests every GPU node's fabric and storage, so it tolerates the GPU
+    taint and the tenant pools' taint (run by the operator before tenants serve)."""
+    names = integration_points().gpu
+    return {"node_selector": {names.product_label: args.gpu_product},
+            "tolerations": [k8s.core.v1.TolerationArgs(**gpu_toleration()),  # type: ignore[arg-type]
+                            k8s.core.v1.TolerationArgs(key=TENANT_KEY, operator="Exists", effect="NoSchedule")]}
+
+
+def nccl_script(nccl: NcclArgs, job: str, service: str) -> str:
+    """Every pod runs sshd with the run's key (Secret <job>-ssh); index 0 waits for its peers, then mpirun starts
+    gpus_per_node ranks on each pod over ssh (Open MPI's default launcher, as the MPI Operator's launcher does) and
+    tells the peers to stop when the test has printed its result."""
+    hosts = [f"{job}-{index}.{service}" for index in range(nccl.nodes)]
+    ranks = nccl.nodes * nccl.gpus_per_node
+    ssh = f"ssh -p {nccl.ssh_port} -o StrictHostKeyChecking=no"
+    return "\n".join([
+        "set -eu",
+        f"[ -f {SSH_MOUNT}/ssh-privatekey ] || {{ echo 'Secret {job}-ssh is missing; create it for this run: "
+        f"ssh-keygen -t ed25519 -N \"\" -f key && kubectl -n <namespace> create secret generic {job}-ssh "
+        "--type=kubernetes.io/ssh-auth --from-file=ssh-privatekey=key --from-file=ssh-publickey=key.pub' >&2; "
+        "exit 2; }",
+        f"mkdir -p /run/sshd /root/.ssh && install -m 600 {SSH_MOUNT}/ssh-privatekey /root/.ssh/id_ed25519",
+        f"install -m 600 {SSH_MOUNT}/ssh-publickey /root/.ssh/authorized_keys && ssh-keygen -A",
+        f"/usr/sbin/sshd -p {nccl.ssh_port}",
+        'if [ "$JOB_COMPLETION_INDEX" != 0 ]; then until [ -f /tmp/done ]; do sleep 2; done; exit 0; fi',
+        f"for host in {' '.join(hosts)}; do until {ssh} $host true; do sleep 2; done; done",
+        f"mpirun --allow-run-as-root -np {ranks} -H {','.join(f'{h}:{nccl.gpus_per_node}' for h in hosts)} "
+        f"--bind-to none --mca plm_rsh_args '-p {nccl.ssh_port} -o StrictHostKeyChecking=no' -x NCCL_DEBUG=WARN "
+        f"{nccl.binary} -b 8 -e 8G -f 2 -g 1 -c 1 || status=$?",
+        f"for host in {' '.join(hosts[1:])}; do {ssh} $host touch /tmp/done; done",
+        "exit ${status:-0}",
+    ])
+
+
+class Readiness(Layer):
+    """Fabric and storage readiness Jobs in the readiness namespace (Pod Security privileged: RDMA pods need
+    IPC_LOCK as root, like the disaggregated workers)."""
+
+    def __init__(self, name: str, args: ReadinessArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("Readiness", name, opts)
+        nccl = args.nccl()
+        tiers = args.plan.tiers if args.fio_image else []
+        self.refuse([] if nccl is not None or tiers else [
+            "nothing to check: the site has fewer GPU nodes than the NCCL test spans and no fio image "
+            "(validation.storageImage) for the tiers"])
+        ns = args.namespace.metadata.name
+        child = self.child(args.namespace)
+        k8s.core.v1.ConfigMap(
+            f"{name}-thresholds",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="readiness-thresholds", namespace=ns,
+                                                labels=labels("readiness", "readiness-thresholds")),
+            data={"thresholds.yaml": yaml.safe_dump(args.plan.thresholds, sort_keys=True)}, opts=child)
+        self.jobs = []
+        if nccl is not None:
+            self.jobs.append(self._nccl(name, nccl, args, ns, child))
+        for tier, label, storage in tiers:
+            self.jobs.append(self._fio(name, args, tier, label, storage, ns, child))
+        self.register_outputs({"jobs": self.jobs})
+
+    def _nccl(self, name: str, nccl: NcclArgs, args: ReadinessArgs, ns, child) -> str:
+        kai = integration_points().kai
+        job_labels = labels("readiness", NCCL_JOB, **{READINESS_LABEL: "nccl"})
+        pod_labels = {**job_labels, kai.queue_label: args.queue}  # KAI gang-schedules the pods in the queue
+        service = k8s.core.v1.Service(
+            f"{name}-nccl-peers",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=NCCL_JOB, namespace=ns, labels=job_labels),
+            spec=k8s.core.v1.ServiceSpecArgs(  # headless: gives each indexed pod its DNS name for mpirun's host list
+                cluster_ip="None", publish_not_ready_addresses=True, selector={"app.kubernetes.io/name": NCCL_JOB},
+                ports=[k8s.core.v1.ServicePortArgs(name="ssh", port=nccl.ssh_port)]), opts=child)
+        container, scratch_vol = scratch(k8s.core.v1.ContainerArgs(
+            name="nccl-tests", image=nccl.image, command=["bash", "-c", nccl_script(nccl, NCCL_JOB, NCCL_JOB)],
+            resources=k8s.core.v1.ResourceRequirementsArgs(
+                requests={"cpu": "8", "memory": "64Gi"},
+                limits={"cpu": "8", "memory": "64Gi", nccl.gpu_resource: str(nccl.gpus_per_node),
+                        nccl.rdma_resource: "1"}),
+            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="ssh", mount_path=SSH_MOUNT, read_only=True),
+                           k8s.core.v1.VolumeMountArgs(name="shm", mount_path="/dev/shm")]))
+        # Root with IPC_LOCK for RDMA memory registration (as the RDMA workers), plus what sshd's privilege
+        # separation needs (chroot to its empty directory, then setuid/setgid to the sshd user).
+        container.security_context = k8s.core.v1.SecurityContextArgs(
+            run_as_user=0, run_as_non_root=False, allow_privilege_escalation=False, read_only_root_filesystem=False,
+            capabilities=k8s.core.v1.CapabilitiesArgs(
+                drop=["ALL"], add=[*nccl.capabilities, "SETUID", "SETGID", "SYS_CHROOT"]))
+        k8s.batch.v1.Job(
+            f"{name}-nccl",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=NCCL_JOB, namespace=ns, labels=job_labels,
+                annotations={**ON_DEMAND, "ncp-inference.io/run-needs":
+                             f"Secret {NCCL_JOB}-ssh (type kubernetes.io/ssh-auth, plus ssh-publickey) made per run"}),
+            spec=k8s.batch.v1.JobSpecArgs(
+                completion_mode="Indexed", completions=nccl.nodes, parallelism=nccl.nodes, backoff_limit=0,
+                suspend=True,
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=pod_labels, annotations={
+                        "k8s.v1.cni.cncf.io/networks": ",".join(nccl.networks)} if nccl.networks else None),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        restart_policy="Never", subdomain=NCCL_JOB, automount_service_account_token=False,
+                        scheduler_name=kai.scheduler_name,
+                        priority_class_name=PRIORITY_BATCH,
+                        security_context=k8s.core.v1.PodSecurityContextArgs(
+                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
+                        # One pod per node: the test spans nodes, so its traffic crosses the rails.
+                        affinity=k8s.core.v1.AffinityArgs(pod_anti_affinity=k8s.core.v1.PodAntiAffinityArgs(
+                            required_during_scheduling_ignored_during_execution=[k8s.core.v1.PodAffinityTermArgs(
+                                topology_key="kubernetes.io/hostname",
+                                label_selector=k8s.meta.v1.LabelSelectorArgs(
+                                    match_labels={"app.kubernetes.io/name": NCCL_JOB}))])),
+                        containers=[container],
+                        # The run's key: made per run by the operator (the script says how when it is missing),
+                        # never kept in the stack.
+                        volumes=[k8s.core.v1.VolumeArgs(name="ssh", secret=k8s.core.v1.SecretVolumeSourceArgs(
+                                     secret_name=f"{NCCL_JOB}-ssh", default_mode=0o400, optional=True)),
+                                 k8s.core.v1.VolumeArgs(name="shm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+                                     medium="Memory", size_limit="16Gi")),
+                                 scratch_vol],
+                        **_on_gpu_nodes(args)))),
+            opts=self.child(args.namespace, service))
+        return NCCL_JOB
+
+    def _fio(self, name: str, args: ReadinessArgs, tier: str, label: str, storage: StorageTier, ns, child) -> str:
+        job = fio_job(tier)
+        job_labels = labels("readiness", job, **{READINESS_LABEL: "storage", STORAGE_TIER_LABEL: label})
+        # A fresh volume of the tier's class on a GPU node, where serving reads it (node-local tiers exist only
+        # there); sequential 1 MiB direct reads by FIO_JOBS readers, reported as JSON on stdout.
+        volume = k8s.core.v1.VolumeArgs(name="target", ephemeral=k8s.core.v1.EphemeralVolumeSourceArgs(
+            volume_claim_template=k8s.core.v1.PersistentVolumeClaimTemplateArgs(
+                metadata=k8s.meta.v1.ObjectMetaArgs(labels={STORAGE_TIER_LABEL: label}),
+                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                    storage_class_name=storage.storage_class, access_modes=[storage.access_mode],
+                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": FIO_VOLUME})))))
+        command = ["fio", "--name=seqread", f"--directory={TARGET_MOUNT}", "--rw=read", "--bs=1M", "--direct=1",
+                   "--ioengine=libaio", "--iodepth=32", f"--numjobs={FIO_JOBS}", f"--size={FIO_FILE}",
+                   "--group_reporting", "--output-format=json"]
+        restricted_job(
+            f"{name}-{job}", name=job, namespace=ns, labels=job_labels, annotations={},
+            container=k8s.core.v1.ContainerArgs(
+                name="fio", image=args.fio_image, command=command,
+                resources=k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": "4", "memory": "4Gi"},
+                                                               limits={"cpu": "4", "memory": "4Gi"}),
+                volume_mounts=[k8s.core.v1.VolumeMountArgs(name="target", mount_path=TARGET_MOUNT)]),
+            volumes=[volume], service_account="default", suspend=True, placement=_on_gpu_nodes(args), opts=child)
+        return job
+
+
+
+def fio_job(tier: str) -> str:
+    return f"fio-{tier.lower()}"

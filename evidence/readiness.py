@@ -1,0 +1,131 @@
+"""Write the readiness evidence of an RDMA site: the NCCL test across the rails and the fio read per storage tier,
+judged by the hardware profile's thresholds (acceptance.readiness).
+
+    python -m evidence.readiness --stack prod --outputs <dir> [--evidence-dir <dir>] [--index <file>] [--run-id <id>]
+
+<outputs> holds what the readiness Jobs printed (`kubectl logs job/<name> -n ncp-readiness > <file>`):
+    nccl-all-reduce.log       the nccl-tests Job's log (index 0 prints the result)
+    fio-<tier>.json           each fio-<tier> Job's log (fio --output-format=json), tier as in the stack config
+Writes <evidence dir>/readiness/<run id>.json + .md and appends it to the evidence index (kind readiness), which
+the prod promotion gate reads (policy readiness-evidence) before it accepts a disaggregated endpoint.
+Exit codes: 0 passed; 1 a check failed or is missing; 2 bad input (config, outputs); 3 an internal error.
+"""
+# RA: Network And Storage Readiness View: "need independent evidence before a disaggregated inference profile"
+import argparse
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal, Optional
+
+from pydantic import Field
+
+from acceptance.check import ExportError
+from acceptance.readiness import judge
+from cli_exit import run_command
+from evidence.__main__ import evidence_store, index_location
+from evidence.collect import OutputsError
+from evidence.record import SCHEMA_VERSION, CheckRow, append_index, write_json_and_markdown
+from evidence.store import StoreError
+from plan.errors import ConfigError
+from plan.readiness import readiness_plan
+from plan.site_plan import SitePlan
+from plan.sources import plan_from_stack_file
+from plan.strict import StrictModel
+
+FABRIC_LAYER, STORAGE_LAYER = "Networking Layer (east-west rails)", "Model Data And Memory Layer (storage tiers)"
+
+
+class ReadinessRecord(StrictModel):
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["readiness"] = "readiness"
+    run_id: str
+    created_at: str
+    stack: str
+    site: str
+    site_environment: str
+    hardware_profile: str
+    fabric: str
+    rails: list[str]
+    nccl_nodes: int
+    images: dict[str, str]
+    thresholds: dict
+    outputs: str
+    checks: list[CheckRow]
+    passed: bool
+    failing_layers: list[str] = Field(default_factory=list)
+
+
+def build_record(stack: str, site_plan: SitePlan, outputs: Path, run_id: Optional[str] = None,
+                 now: Optional[datetime] = None) -> ReadinessRecord:
+    readiness = readiness_plan(site_plan)
+    if readiness is None:
+        raise OutputsError(f"Pulumi.{stack}.yaml: hardware profile {site_plan.profile.name} has no RDMA fabric; "
+                           "readiness gates apply to RDMA profiles only")
+    now = now or datetime.now(timezone.utc)
+    rows = judge(site_plan.profile.readiness, readiness.tier_names, outputs)
+    layers = ([FABRIC_LAYER] if any(not r.ok for r in rows if r.metric.startswith("nccl")) else []) + (
+        [STORAGE_LAYER] if any(not r.ok for r in rows if r.metric.startswith("storage")) else [])
+    fabric = site_plan.profile.fabric
+    storage_image = site_plan.config.components.serving.validation.storage_image
+    return ReadinessRecord(
+        run_id=run_id or now.strftime("%Y%m%dT%H%M%SZ"), created_at=now.isoformat(timespec="seconds"), stack=stack,
+        site=site_plan.site.name, site_environment=site_plan.environment.value,
+        hardware_profile=site_plan.profile.name,
+        fabric=f"{fabric.nics_per_node}x {fabric.nic_model or 'NIC'} {fabric.nic_speed_gbps} Gb/s "
+               f"{fabric.east_west.value} ({fabric.rdma_exposure.value if fabric.rdma_exposure else 'no RDMA'})",
+        rails=[rail.interface for rail in site_plan.rails], nccl_nodes=readiness.nccl_nodes or 0,
+        images={"ncclTests": site_plan.matrix.workload("ncclTests").images["ncclTests"],
+                **({"fio": storage_image} if storage_image else {})},
+        thresholds=readiness.thresholds, outputs=str(outputs),
+        checks=[CheckRow(**row.__dict__) for row in rows], passed=not layers, failing_layers=layers)
+
+
+def render_markdown(record: ReadinessRecord) -> str:
+    lines = [f"# Readiness evidence: {record.site} ({record.site_environment})", "",
+             f"**{'PASSED' if record.passed else 'FAILED'}** · run `{record.run_id}` · {record.created_at} · stack "
+             f"`{record.stack}` · profile {record.hardware_profile}", "",
+             f"Fabric {record.fabric}; rails {', '.join(record.rails)}; NCCL test across {record.nccl_nodes} nodes.",
+             f"Images: {', '.join(f'{k} `{v}`' for k, v in record.images.items())}. Outputs `{record.outputs}`.", ""]
+    if record.failing_layers:
+        lines += ["Failing layers: " + ", ".join(record.failing_layers), ""]
+    lines += ["| Check | Measured | Threshold | Result |", "|---|---|---|---|"]
+    lines += [f"| {r.metric} | {'-' if r.measured is None else f'{r.measured:.4g}'} {r.unit} | {r.threshold} | "
+              f"{r.status} |" for r in record.checks]
+    return "\n".join(lines) + "\n"
+
+
+def write_record(record: ReadinessRecord, store) -> str:
+    """<store>/readiness/<run id>.json and .md; returns the JSON's location."""
+    return write_json_and_markdown(store, f"readiness/{record.run_id}",
+                                   record.model_dump_json(by_alias=True, indent=2) + "\n", render_markdown(record))
+
+
+def index_entry(record: ReadinessRecord, location: str) -> dict:
+    return {"kind": "readiness", "stack": record.stack, "runId": record.run_id, "createdAt": record.created_at,
+            "passed": record.passed, "hardwareProfile": record.hardware_profile, "record": location}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evidence.readiness", description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--outputs", required=True, type=Path, help="the readiness Jobs' outputs")
+    parser.add_argument("--evidence-dir", help="local directory or s3://bucket/prefix")
+    parser.add_argument("--index", help="evidence index file or s3:// object (default as python -m evidence)")
+    parser.add_argument("--run-id")
+    args = parser.parse_args(argv)
+    try:
+        site_plan = plan_from_stack_file(args.stack)
+        target = evidence_store(args, site_plan)
+        record = build_record(args.stack, site_plan, args.outputs, args.run_id)
+        path = write_record(record, target)
+        append_index(index_entry(record, path), index_location(args, target))
+    except (ConfigError, OutputsError, ExportError, StoreError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    failing = f" ({', '.join(record.failing_layers)})" if record.failing_layers else ""
+    print(f"readiness: {'PASSED' if record.passed else 'FAILED'}{failing} -> {path} (+ .md)")
+    return 0 if record.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

@@ -1,0 +1,161 @@
+"""Readiness gates on RDMA profiles (#16 item 6): the NCCL and fio outputs parsed and judged by the profile's
+thresholds into an evidence record, the Jobs the program defines, and the prod promotion gate that refuses an
+endpoint on the rails without passed readiness evidence."""
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from acceptance.check import ExportError
+from acceptance.readiness import NCCL_LOG, fio_output, parse_fio, parse_nccl
+from evidence import readiness as readiness_cli
+from evidence.record import read_index
+from offline.policy_check import PACK_DIR, read_pack_config
+from plan.catalog import ROOT
+from plan.profile import HardwareProfile
+from plan.site_plan import build_plan
+from plan.sources import read_stack_file
+from tests.policy_helpers import violations
+
+FIXTURES = ROOT / "tests" / "fixtures" / "readiness"
+PROMOTION = read_pack_config(PACK_DIR / "config" / "prod-promotion.json")
+PROD_TIERS = ["modelArtifacts", "modelCache", "benchmarkOutput", "kvOffload"]  # Pulumi.prod.yaml's, in tier order
+
+
+def test_nccl_footer_is_parsed():
+    result = parse_nccl((FIXTURES / NCCL_LOG).read_text())
+    assert (result.avg_bus_bandwidth_gbps, result.out_of_bounds) == (336.583, 0)
+    tagged = "\n".join(f"[1,0]<stdout>:{line}" for line in (FIXTURES / NCCL_LOG).read_text().splitlines())
+    assert parse_nccl(tagged).avg_bus_bandwidth_gbps == 336.583, "mpirun --tag-output prefixes are ignored"
+    with pytest.raises(ExportError, match="no nccl-tests result footer"):
+        parse_nccl((FIXTURES / NCCL_LOG).read_text().split("# Out of bounds")[0])
+
+
+def test_fio_json_is_parsed():
+    assert parse_fio((FIXTURES / "fio-read.json").read_text()) == pytest.approx(12.297829382)
+    broken = json.loads((FIXTURES / "fio-read.json").read_text())
+    broken["jobs"][0]["error"] = 5
+    with pytest.raises(ExportError, match="ended with an error"):
+        parse_fio(json.dumps(broken))
+    with pytest.raises(ExportError, match="not fio JSON"):
+        parse_fio("fio: unrecognized option")
+
+
+def _prod(**readiness):
+    raw, secrets = read_stack_file("prod")
+    site_plan = build_plan(raw, secrets, "Pulumi.prod.yaml")
+    if readiness:
+        profile = site_plan.profile.model_copy(update={"readiness": site_plan.profile.readiness.model_copy(
+            update=readiness)})
+        site_plan = site_plan.__class__(**{**site_plan.__dict__, "profile": profile})
+    return site_plan
+
+
+def _outputs(root: Path, nccl: str = None, skip: tuple = ()) -> Path:
+    root.mkdir(parents=True)
+    (root / NCCL_LOG).write_text(nccl or (FIXTURES / NCCL_LOG).read_text())
+    for tier in PROD_TIERS:
+        if tier not in skip:
+            shutil.copy(FIXTURES / "fio-read.json", root / fio_output(tier))
+    return root
+
+
+def test_record_passes_at_the_profiles_thresholds(tmp_path):
+    site_plan = _prod()
+    record = readiness_cli.build_record("prod", site_plan, _outputs(tmp_path / "out"), run_id="r1")
+    assert record.passed and not record.failing_layers
+    assert [r.metric for r in record.checks] == ["ncclAllReduceBusBandwidth", "ncclOutOfBoundsValues",
+                                                  *[f"storageRead.{t}" for t in PROD_TIERS]]
+    assert record.thresholds["ncclBusBandwidthGBps"] == 320 and record.nccl_nodes == 2
+    assert record.rails == [rail.interface for rail in site_plan.rails] and record.rails
+    assert record.images["ncclTests"] == "nvcr.io/nvidia/pytorch:25.06-py3"
+
+
+@pytest.mark.parametrize("readiness, layer, metric", [
+    ({"nccl_bus_bandwidth_gbps": 340}, "Networking", "ncclAllReduceBusBandwidth"),
+    ({"storage_read_gbps": {"modelArtifacts": 5, "modelCache": 13, "kvOffload": 10, "benchmarkOutput": 1}},
+     "Model Data", "storageRead.modelCache"),
+])
+def test_each_threshold_fails_below_it(tmp_path, readiness, layer, metric):
+    record = readiness_cli.build_record("prod", _prod(**readiness), _outputs(tmp_path / "out"))
+    assert not record.passed and any(layer in failing for failing in record.failing_layers)
+    assert [r.metric for r in record.checks if r.status == "FAIL"] == [metric]
+
+
+def test_data_errors_and_missing_outputs_fail(tmp_path):
+    corrupt = (FIXTURES / NCCL_LOG).read_text().replace("Out of bounds values : 0 OK",
+                                                         "Out of bounds values : 3 FAILED")
+    record = readiness_cli.build_record("prod", _prod(), _outputs(tmp_path / "a", nccl=corrupt))
+    assert [r.metric for r in record.checks if r.status == "FAIL"] == ["ncclOutOfBoundsValues"]
+    record = readiness_cli.build_record("prod", _prod(), _outputs(tmp_path / "b", skip=("kvOffload",)))
+    assert not record.passed and [r.metric for r in record.checks if r.status == "MISSING"] == ["storageRead.kvOffload"]
+
+
+def test_profile_thresholds_are_checked():
+    raw = yaml.safe_load((ROOT / "profiles" / "hgx-h200.yaml").read_text())
+    HardwareProfile.model_validate(raw)
+    with pytest.raises(ValidationError, match="needs readiness thresholds"):
+        HardwareProfile.model_validate({k: v for k, v in raw.items() if k != "readiness"})
+    with pytest.raises(ValidationError, match="exceeds the east-west peak 400 GB/s"):
+        HardwareProfile.model_validate({**raw, "readiness": {**raw["readiness"], "ncclBusBandwidthGBps": 450}})
+    with pytest.raises(ValidationError, match="unknown tiers"):
+        HardwareProfile.model_validate({**raw, "readiness": {**raw["readiness"], "storageReadGBps": {"scratch": 1}}})
+
+
+def _jobs(recording) -> dict:
+    return {r.inputs["metadata"]["name"]: r.inputs for r in recording.resources
+            if r.type == "kubernetes:batch/v1:Job" and r.inputs["metadata"].get("namespace") == "ncp-readiness"}
+
+
+def test_readiness_jobs_on_rdma_profiles_only(prod, lab):
+    jobs = _jobs(prod)
+    assert sorted(jobs) == sorted(["nccl-tests", *(f"fio-{tier.lower()}" for tier in PROD_TIERS)])
+    nccl = jobs["nccl-tests"]["spec"]
+    assert (nccl["completionMode"], nccl["completions"], nccl["parallelism"], nccl["suspend"]) == (
+        "Indexed", 2, 2, True)
+    pod = nccl["template"]
+    limits = pod["spec"]["containers"][0]["resources"]["limits"]
+    assert limits["nvidia.com/gpu"] == "8" and limits["rdma/rdma_shared_device_a"] == "1"
+    assert pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"].startswith("nvidia-network-operator/rail-0")
+    assert pod["spec"]["schedulerName"] == "kai-scheduler" and pod["metadata"]["labels"]["kai.scheduler/queue"]
+    assert "all_reduce_perf_mpi" in pod["spec"]["containers"][0]["command"][-1]
+    assert _jobs(lab) == {}, "no RDMA fabric, no readiness Jobs"
+
+
+@pytest.fixture(scope="module")
+def lab():
+    from offline.recorder import run_stack_file
+    return run_stack_file("lab")
+
+
+# --- the promotion gate -----------------------------------------------------------------------------------------------
+
+def _gate(recording, tmp_path, record=None) -> str:
+    index = tmp_path / "index.yaml"
+    if record is not None:
+        code = readiness_cli.main(["--stack", "prod", "--outputs", str(record), "--evidence-dir",
+                                   str(tmp_path / "evidence"), "--index", str(index)])
+        assert code in (0, 1)
+    config = {**PROMOTION, "readiness-evidence": {"requirePassedReadiness": True, "evidenceIndex": str(index)}}
+    return "\n".join(v.message for v in violations(recording, config, "readiness-evidence"))
+
+
+def test_gate_refuses_without_readiness_evidence_and_passes_with_it(prod, tmp_path):
+    refused = _gate(prod, tmp_path / "none")
+    assert "reasoning-large: its workers use the RDMA rails" in refused and "chat-dense" not in refused
+    assert _gate(prod, tmp_path / "ok", _outputs(tmp_path / "ok-out")) == ""
+    entry = read_index(tmp_path / "ok" / "index.yaml")[0]
+    assert entry["kind"] == "readiness" and entry["passed"] and Path(entry["record"]).with_suffix(".md").is_file()
+
+
+def test_gate_refuses_a_failed_latest_record(prod, tmp_path, monkeypatch):
+    corrupt = (FIXTURES / NCCL_LOG).read_text().replace("336.583", "120.5")
+    text = _gate(prod, tmp_path, _outputs(tmp_path / "out", nccl=corrupt))
+    assert "reasoning-large: the latest readiness record" in text and "failed" in text
+
+
+def test_gate_is_off_in_plain_prod(prod):
+    assert not violations(prod, read_pack_config(PACK_DIR / "config" / "prod.json"), "readiness-evidence")
