@@ -164,9 +164,10 @@ class DriverUpgradePolicyOverride(StrictModel):
     gpu_pod_deletion: Optional[GpuPodDeletion] = None
     drain: Optional[DriverDrain] = None
 
-    def applied_to(self, policy: DriverUpgradePolicy) -> DriverUpgradePolicy:
+    def applied_to(self, policy: Optional[DriverUpgradePolicy]) -> DriverUpgradePolicy:
+        """The profile's policy with these keys changed (a profile without one needs every key here)."""
         changes = {key: getattr(self, key) for key in self.model_fields_set}
-        return DriverUpgradePolicy.model_validate({**policy.model_dump(), **changes})
+        return DriverUpgradePolicy.model_validate({**(policy.model_dump() if policy else {}), **changes})
 
 
 class Gpu(StrictModel):
