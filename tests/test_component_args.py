@@ -8,7 +8,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 
-from components.cluster_baseline import ClusterBaseline, ClusterBaselineArgs, LayerNamespace
+from components.cluster_baseline import ClusterBaseline, ClusterBaselineArgs
+from plan.layers import LayerNamespace
+from plan.pod_security import PodSecurity
 from components.gpu_enablement import GpuEnablement, GpuEnablementArgs
 from components.health import Health, HealthArgs
 from components.kube import ResourceError
@@ -137,9 +139,14 @@ def _network(namespace: k8s.core.v1.Namespace, **changes) -> NetworkEnablement:
     return NetworkEnablement("network", dataclasses.replace(args, **changes))
 
 
+def _psa(level: str) -> PodSecurity:
+    """A Pod Security level as the plan hands it over, unvalidated (the component checks it itself)."""
+    return PodSecurity.model_construct(level=level, reason="the level a component test gives")
+
+
 def _baseline(_: k8s.core.v1.Namespace, **changes) -> ClusterBaseline:
     args = ClusterBaselineArgs(site="s", environment="lab", profile="p", network=network_access(), peers={},
-                               namespaces=[LayerNamespace("ncp-system", "baseline", "restricted")])
+                               namespaces=[LayerNamespace("ncp-system", "baseline", _psa("restricted"))])
     return ClusterBaseline("baseline", dataclasses.replace(args, **changes))
 
 
@@ -177,10 +184,10 @@ BAD_ARGUMENTS = [
     (_network, {"per_node_block_size": 0}, "per_node_block_size must be at least 1 (got 0)"),
     (_network, {"managed_nic_driver": True}, "a managed NIC driver needs doca_driver_version"),
     (_baseline, {"namespaces": []}, "needs at least one namespace"),
-    (_baseline, {"namespaces": [LayerNamespace("ncp-system", "baseline", "restricted"),
-                                LayerNamespace("ncp-system", "grove", "baseline")]},
+    (_baseline, {"namespaces": [LayerNamespace("ncp-system", "baseline", _psa("restricted")),
+                                LayerNamespace("ncp-system", "grove", _psa("baseline"))]},
      "namespace ncp-system is given twice"),
-    (_baseline, {"namespaces": [LayerNamespace("ncp-system", "baseline", "strict")]},
+    (_baseline, {"namespaces": [LayerNamespace("ncp-system", "baseline", _psa("strict"))]},
      "namespace ncp-system: pod_security must be one of privileged, baseline, restricted (got 'strict')"),
     # Before: `pulumi.ResourceError`, which the Python SDK does not have, raised AttributeError here.
     (_validation, {"reads": []}, "needs the checks it runs and the rules they read"),

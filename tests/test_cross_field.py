@@ -131,5 +131,6 @@ def test_disaggregation_fabric(monkeypatch):
 def _layout(path, endpoint, profile) -> Layout:
     result = load_sizing(path)
     assert result.mode == "disaggregated"
-    return Layout(mode=result.mode, workers=[WorkerGroup(**group) for group in result.worker_groups()],
+    return Layout(mode=result.mode, workers=[WorkerGroup(role=role, **group.model_dump())
+                                                for role, group in result.groups().items()],
                   estimate=result.estimate_summary())
