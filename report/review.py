@@ -109,6 +109,12 @@ def _endpoints(site_plan: SitePlan, recording: Recording, index: Path) -> list[d
                      "gpus": sum(g.replicas * g.gpus_per_worker for g in endpoint_plan.workers),
                      "model": f"{endpoint.model.source}@{endpoint.model.revision}", "backend": endpoint.backend,
                      "sizing": endpoint.sizing, "latestEvidence": evidence.get(endpoint.name)})
+    for service_plan in site_plan.inference_services:  # the traditional ML path: Triton serving a built engine
+        service, slice_ = service_plan.service, service_plan.service.gpus.mig_profile
+        rows.append({"endpoint": service.name, "tenant": service.tenant,
+                     "mode": "triton" + (f", MIG {slice_}" if slice_ else ""), "gpus": service_plan.gpu_units,
+                     "model": f"{service.artifact.source}@{service.artifact.revision}", "backend": "triton",
+                     "sizing": "-", "latestEvidence": evidence.get(service.name)})
     return rows
 
 

@@ -121,3 +121,15 @@ def test_sbom_facts_come_from_data_and_unknowns_are_disposition_items(prod_revie
     assert sbom.disposition_items([row]) == []
     with pytest.raises(Exception, match="source"):
         sbom.SbomFacts.model_validate({"images": {recorded: {"sbom": "published"}}})
+
+
+def test_inference_services_are_reviewed_and_drawn_beside_the_endpoints(tmp_path):
+    """The traditional ML path is part of the site: its services are rows of the review and boxes of the picture."""
+    if not ra_text_path().is_file():
+        pytest.skip(f"{ra_text_path()} is absent: the review needs the RA text for its traceability matrix")
+    assert report_cli.main(["--stack", "vision", "--out", str(tmp_path)]) == 0
+    review = json.loads((tmp_path / "review.json").read_text())
+    (row,) = [e for e in review["endpoints"] if e["endpoint"] == "shelf-classify"]
+    assert (row["tenant"], row["mode"], row["gpus"], row["backend"]) == ("retail-vision", "triton, MIG 1g.18gb", 8,
+                                                                        "triton")
+    assert "shelf-classify" in (tmp_path / "site.svg").read_text()
