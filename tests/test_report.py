@@ -132,4 +132,5 @@ def test_inference_services_are_reviewed_and_drawn_beside_the_endpoints(tmp_path
     (row,) = [e for e in review["endpoints"] if e["endpoint"] == "shelf-classify"]
     assert (row["tenant"], row["mode"], row["gpus"], row["backend"]) == ("retail-vision", "triton, MIG 1g.18gb", 8,
                                                                         "triton")
-    assert "shelf-classify" in (tmp_path / "site.svg").read_text()
+    texts = {t.text for t in ElementTree.parse(tmp_path / "site.svg").iter(f"{SVG}text")}
+    assert "shelf-classify" in texts
