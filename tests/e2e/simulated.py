@@ -161,6 +161,21 @@ def graph_standin_pods(graph: dict) -> list[dict]:
     return pods
 
 
+def remove_graph_standins(api: KubeApi) -> None:
+    """What the Dynamo operator does when its graph goes: it deletes the graph's pods. The stand-ins are ours, so the
+    test removes them before `pulumi destroy` rather than leaving them to the garbage collector, whose foreground
+    deletion of a custom owner's dependents can take minutes on this control plane."""
+    selector = f"?labelSelector={GRAPH_LABEL.replace('/', '%2F')}"
+    pods = api.get(f"/api/v1/pods{selector}")["items"]
+    for pod in pods:
+        meta = pod["metadata"]
+        api.request("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}",
+                    {"kind": "DeleteOptions", "apiVersion": "v1", "gracePeriodSeconds": 0,
+                     "propagationPolicy": "Background"})
+    for pod in pods:
+        api.wait_gone(f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/{pod['metadata']['name']}")
+
+
 def _tolerates(tolerations: list, taint: dict) -> bool:
     for toleration in tolerations or []:
         if toleration.get("effect") not in (None, "", taint["effect"]):

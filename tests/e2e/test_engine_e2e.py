@@ -113,6 +113,7 @@ def test_policy_pack_blocks_a_violating_config(deployed):
 
 def test_destroy_leaves_nothing(deployed):
     api, env, project = deployed
+    simulated.remove_graph_standins(api)
     pulumi(project, env, "destroy", "--yes", "--skip-preview")
     for path in ("/api/v1/namespaces/tenant-dev", "/api/v1/namespaces/ncp-system", "/api/v1/namespaces/nvsentinel",
                  "/api/v1/namespaces/nvidia-network-operator",

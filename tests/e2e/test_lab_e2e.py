@@ -76,5 +76,6 @@ def test_platform_priority_is_refused_in_a_tenant_namespace(deployed, placement,
 
 def test_destroy(deployed):
     api, env, project = deployed
+    simulated.remove_graph_standins(api)
     pulumi(project, env, "destroy", "--yes", "--skip-preview")
     assert api.wait_gone("/api/v1/namespaces/tenant-dev"), "the tenant namespace outlived destroy"
