@@ -93,6 +93,7 @@ def _shared_names() -> dict:
             "benchmark": _constant("components.validation", "BENCHMARK_COMPONENT"),
             "validationSuite": _constant("components.validation", "SUITE_COMPONENT"),
             "inferenceServer": _constant("components.serving.triton", "SERVER_COMPONENT"),
+            "endpointPicker": _constant("components.serving.gateway", "PICKER_COMPONENT"),
             "engineBuild": _constant("components.serving.triton", "ENGINE_BUILD_COMPONENT")},
         "names": {
             "baselineRecord": _constant("components.cluster_baseline", "RECORD_NAME"),

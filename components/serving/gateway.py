@@ -14,6 +14,7 @@ from plan.catalog import WorkloadPin, integration_points
 from plan.names import ENDPOINT_LABEL
 
 HEALTH_SERVICE = "inference-extension"  # the gRPC health service name the EPP registers (dynamo-epp.yaml probes)
+PICKER_COMPONENT = "endpoint-picker"  # app.kubernetes.io/component of the picker (the policy pack finds it by it)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ class EndpointPicker(Layer):
         gateway_names = integration_points().gateway_inference_extension
         grpc_port = gateway_names.endpoint_picker_port
         health_port, metrics_port = args.pin.ports["health"], args.pin.ports["metrics"]
-        meta_labels = labels("endpoint-picker", picker, **{ENDPOINT_LABEL: args.endpoint, TENANT_LABEL: args.tenant})
+        meta_labels = labels(PICKER_COMPONENT, picker, **{ENDPOINT_LABEL: args.endpoint, TENANT_LABEL: args.tenant})
 
         def meta(**extra) -> k8s.meta.v1.ObjectMetaArgs:
             return k8s.meta.v1.ObjectMetaArgs(name=picker, namespace=args.namespace, labels=meta_labels, **extra)

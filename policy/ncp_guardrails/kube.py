@@ -68,7 +68,7 @@ def is_dgd(props) -> bool:
 
 # The program's inference-service workloads (components/serving/triton.py): the Triton server and its engine build.
 INFERENCE_WORKLOADS = {"Deployment": WORKLOADS["inferenceServer"], "Job": WORKLOADS["engineBuild"]}
-ENDPOINT_PICKER = "endpoint-picker"  # components/serving/gateway.py labels
+ENDPOINT_PICKER = WORKLOADS["endpointPicker"]
 
 
 def is_inference_workload(props) -> bool:
