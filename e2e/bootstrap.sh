@@ -365,7 +365,9 @@ if ((complete && PRUNE)); then
 fi
 
 # ---- summary ----------------------------------------------------------------------------
-ver() { "$@" 2>&1 | head -n 1 | tr -s ' \t' ' '; }
+# awk reads the whole output: `head -n 1` would close the pipe early, and a multi-line writer (etcd) then dies of
+# SIGPIPE, which pipefail turns into a failed bootstrap (exit 141).
+ver() { "$@" 2>&1 | awk 'NR == 1 { gsub(/[ \t]+/, " "); print }'; }
 {
   echo "== ncp-inference offline engine: $KEYDIR"
   printf '%-30s %-28s %8s\n' binary version size

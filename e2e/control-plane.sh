@@ -163,6 +163,23 @@ default_sa_exists() {
     "https://127.0.0.1:$API_PORT/api/v1/namespaces/default/serviceaccounts/default" >/dev/null 2>&1
 }
 
+port_in_use() { (: >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for_free_ports() { # another control plane (a previous test module's, just stopped) may still hold a port
+  local deadline=$((SECONDS + 30)) var port busy
+  while :; do
+    busy=()
+    for var in ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHEDULER_PORT KWOK_PORT; do
+      port="${!var}"
+      port_in_use "$port" && busy+=("$var=$port")
+    done
+    ((${#busy[@]} == 0)) && return 0
+    ((SECONDS > deadline)) && die "ports still in use after 30s: ${busy[*]}; stop the other control plane" \
+      "(e2e/control-plane.sh stop with its NCP_E2E_STATE) or choose free ports with NCP_E2E_*_PORT"
+    sleep 1
+  done
+}
+
 cmd_start() {
   if alive kube-apiserver && readyz; then
     log "already running (state $STATE)"
@@ -176,6 +193,7 @@ cmd_start() {
   command -v openssl >/dev/null || die "openssl is required"
   command -v curl >/dev/null || die "curl is required"
 
+  wait_for_free_ports
   local t0=$SECONDS
   rm -rf "$STATE/etcd" "$PKI" "$LOGS" "$RUN"
   mkdir -p "$STATE" "$LOGS" "$RUN"

@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -14,9 +15,14 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "NO_PROXY": "
                "no_proxy": "127.0.0.1,localhost", "COLUMNS": "200"}
 
 
-def offline_env() -> dict:
+@contextlib.contextmanager
+def offline_env() -> Iterator[dict]:
+    """The environment aiperf runs in: no proxies, no hub. Its temporary files (a memory-map directory per run, which
+    it leaves behind) go to a short-lived directory of their own: short, because aiperf puts its ZeroMQ IPC sockets
+    there and a socket path over 107 characters fails (a pytest tmp_path is too long)."""
     env = {k: v for k, v in os.environ.items() if k.lower() not in ("http_proxy", "https_proxy", "all_proxy")}
-    return {**env, **OFFLINE_ENV}
+    with tempfile.TemporaryDirectory(prefix="ncp-aiperf-") as tmp:
+        yield {**env, **OFFLINE_ENV, "TMPDIR": tmp}
 
 
 class JsonHandler(BaseHTTPRequestHandler):

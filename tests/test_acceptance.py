@@ -86,8 +86,9 @@ def aiperf_run(stub_url, tokenizer_dir, tmp_path_factory):
     assert argv[:2] == ["aiperf", "profile"]
     _Handler.requests.clear()
     started = time.monotonic()
-    proc = subprocess.run([AIPERF, *argv[1:]], cwd=work, env=offline_env(), capture_output=True, text=True, timeout=240,
-                          stdin=subprocess.DEVNULL)
+    with offline_env() as env:
+        proc = subprocess.run([AIPERF, *argv[1:]], cwd=work, env=env, capture_output=True, text=True, timeout=240,
+                              stdin=subprocess.DEVNULL)
     log = work / "artifacts" / "logs" / "aiperf.log"
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:], log.read_text()[-3000:] if log.exists()
                                   else "")
@@ -114,7 +115,8 @@ PASSING = {"timeToFirstTokenP95Ms": 2000, "interTokenLatencyP95Ms": 500, "reques
 # ---- tests ----------------------------------------------------------------------------------------------------------
 
 def test_every_flag_exists_in_pinned_aiperf():
-    proc = subprocess.run([AIPERF, "profile", "--help"], env=offline_env(), capture_output=True, text=True, timeout=120)
+    with offline_env() as env:
+        proc = subprocess.run([AIPERF, "profile", "--help"], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     missing = [flag for flag in FLAGS if flag not in proc.stdout.replace("│", " ").split()]
     assert not missing, f"aiperf profile --help does not list {missing}"

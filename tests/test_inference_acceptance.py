@@ -54,11 +54,11 @@ class _KServe(JsonHandler):
 def kserve_run(tokenizer_dir, tmp_path_factory):  # noqa: F811 (the imported fixture)
     work = tmp_path_factory.mktemp("kserve")
     _KServe.seen.clear()
-    with serving(_KServe) as url:
+    with serving(_KServe) as url, offline_env() as env:
         argv = kserve_command(url=url, model=MODEL, inputs=INPUTS, concurrency=CONCURRENCY, request_count=REQUESTS,
                               artifact_dir=str(work / "artifacts"), tokenizer=str(tokenizer_dir),
                               warmup_request_count=2, server_metrics=f"{url}/metrics")
-        proc = subprocess.run([AIPERF, *argv[1:]], cwd=work, env=offline_env(), capture_output=True, text=True,
+        proc = subprocess.run([AIPERF, *argv[1:]], cwd=work, env=env, capture_output=True, text=True,
                               timeout=240, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     return {"artifacts": work / "artifacts", "seen": list(_KServe.seen)}
@@ -71,7 +71,8 @@ def _thresholds(tmp_path, values: dict):
 
 
 def test_kserve_flags_exist_in_pinned_aiperf():
-    proc = subprocess.run([AIPERF, "profile", "--help"], env=offline_env(), capture_output=True, text=True, timeout=120)
+    with offline_env() as env:
+        proc = subprocess.run([AIPERF, "profile", "--help"], env=env, capture_output=True, text=True, timeout=120)
     listed = proc.stdout.replace("│", " ").split()
     assert not [flag for flag in KSERVE_FLAGS if flag not in listed]
     assert "template" in proc.stdout, "the template endpoint type is in the pinned aiperf"
@@ -101,12 +102,13 @@ def test_real_aiperf_sends_kserve_tensors_and_the_checker_judges_them(kserve_run
 
 def test_requests_the_server_rejects_fail_acceptance(tokenizer_dir, tmp_path):  # noqa: F811
     """A command for another input shape gets 400s from the stub: the checker reports the error rate."""
-    with serving(_KServe) as url:
+    with serving(_KServe) as url, offline_env() as env:
         argv = kserve_command(url=url, model=MODEL, inputs={"data": [3, 4, 4]}, concurrency=1, request_count=4,
                               artifact_dir=str(tmp_path / "artifacts"), tokenizer=str(tokenizer_dir),
                               warmup_request_count=1)
-        subprocess.run([AIPERF, *argv[1:]], cwd=tmp_path, env=offline_env(), capture_output=True, text=True,
-                       timeout=240, stdin=subprocess.DEVNULL)
+        proc = subprocess.run([AIPERF, *argv[1:]], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=240, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
     accepted, rows = check(tmp_path / "artifacts", _thresholds(tmp_path, {"requestLatencyP95Ms": 5000}))
     error_rate = next(r for r in rows if r.metric == "error_rate")
     assert not accepted and error_rate.status == "FAIL" and error_rate.measured == 1.0, rows
