@@ -1,5 +1,6 @@
-"""The few Kubernetes API calls an acceptance run needs (list, create and read Jobs), over HTTPS with the
-credentials of a kubeconfig's current context: bearer token or client certificate. Standard library only."""
+"""The few Kubernetes API calls an acceptance or readiness run needs (Jobs, their pods' logs, a per-run Secret), over
+HTTPS with the credentials of a kubeconfig's current context: bearer token or client certificate. Standard library
+only."""
 import base64
 import json
 import ssl
@@ -54,12 +55,15 @@ class Kube:
             raise KubeError(f"{kubeconfig}: user {context['user']} has neither a token nor a client certificate")
 
     def call(self, method: str, path: str, body: Optional[dict] = None) -> dict:
+        return json.loads(self._send(method, path, body) or b"{}")
+
+    def _send(self, method: str, path: str, body: Optional[dict] = None) -> bytes:
         request = urllib.request.Request(f"{self.server}{path}", method=method,
                                          data=None if body is None else json.dumps(body).encode(),
                                          headers={**self.headers, "Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, context=self.context, timeout=60) as response:
-                return json.loads(response.read() or b"{}")
+                return response.read()
         except urllib.error.HTTPError as error:
             raise KubeError(f"{method} {path}: HTTP {error.code}: {error.read()[:400].decode(errors='replace')}",
                             error.code) from None
@@ -83,3 +87,24 @@ class Kube:
 
     def job(self, namespace: str, name: str) -> dict:
         return self.call("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}")
+
+    def pods(self, namespace: str, selector: str) -> list[dict]:
+        return self.call("GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector={urllib.parse.quote(selector)}"
+                         )["items"]
+
+    def pod_log(self, namespace: str, name: str, container: str) -> str:
+        query = urllib.parse.urlencode({"container": container})
+        return self._send("GET", f"/api/v1/namespaces/{namespace}/pods/{name}/log?{query}").decode(errors="replace")
+
+    def replace_secret(self, namespace: str, secret: dict) -> dict:
+        """Creates the Secret, replacing one of the same name (a previous run's, left by an interrupted run)."""
+        self.delete(f"/api/v1/namespaces/{namespace}/secrets/{secret['metadata']['name']}")
+        return self.call("POST", f"/api/v1/namespaces/{namespace}/secrets", secret)
+
+    def delete(self, path: str) -> None:
+        """Deletes the object at path; one already gone is fine."""
+        try:
+            self.call("DELETE", path)
+        except KubeError as error:
+            if error.status != 404:
+                raise

@@ -1,6 +1,6 @@
 """Readiness gates on RDMA profiles: an NCCL tests Job across the east-west rails and a fio read Job per storage
 tier, both suspended (run on demand before a disaggregated endpoint is accepted), with the profile's thresholds
-recorded beside them for `python -m evidence.readiness`."""
+recorded beside them; `python -m evidence.readiness_run` runs them and judges their logs."""
 from dataclasses import dataclass
 from typing import Optional
 
@@ -11,14 +11,12 @@ import yaml
 from components.kube import (
     ON_DEMAND, PRIORITY_BATCH, Layer, labels, restricted_job, scratch,
 )
-from plan.names import STORAGE_TIER_LABEL
+from plan.names import NCCL_JOB, NCCL_SSH_SECRET, READINESS_LABEL, STORAGE_TIER_LABEL, fio_job
 from plan.serving import StorageTier
 from plan.catalog import WorkloadPin, integration_points
 from plan.readiness import ReadinessPlan
 from plan.site_plan import TENANT_KEY, gpu_toleration
 
-READINESS_LABEL = "ncp-inference.io/readiness"  # nccl or storage: what a readiness Job measures
-NCCL_JOB = "nccl-tests"
 TARGET_MOUNT = "/target"
 SSH_MOUNT = "/etc/ncp-ssh"
 # fio reads FIO_JOBS files of FIO_FILE each from a fresh FIO_VOLUME of the tier's class: 16 GiB in all, beyond what
@@ -99,28 +97,30 @@ def _on_gpu_nodes(args: ReadinessArgs) -> dict:
                             k8s.core.v1.TolerationArgs(key=TENANT_KEY, operator="Exists", effect="NoSchedule")]}
 
 
-def nccl_script(nccl: NcclArgs, job: str, service: str) -> str:
-    """Every pod runs sshd with the run's key (Secret <job>-ssh); index 0 waits for its peers, then mpirun starts
-    gpus_per_node ranks on each pod over ssh (Open MPI's default launcher, as the MPI Operator's launcher does) and
-    tells the peers to stop when the test has printed its result."""
-    hosts = [f"{job}-{index}.{service}" for index in range(nccl.nodes)]
+def nccl_script(nccl: NcclArgs, service: str) -> str:
+    """Every pod runs sshd with the run's key (Secret NCCL_SSH_SECRET); index 0 waits for its peers, then mpirun
+    starts gpus_per_node ranks on each pod over ssh (Open MPI's default launcher, as the MPI Operator's launcher does)
+    and tells the peers to stop when the test has printed its result. An Indexed Job's pod is named host
+    <job>-<index>, so the peers' names come from the pod's own: a run's copy of the Job (<job>-<run id>) works as
+    the template would."""
     ranks = nccl.nodes * nccl.gpus_per_node
     ssh = f"ssh -p {nccl.ssh_port} -o StrictHostKeyChecking=no"
     return "\n".join([
         "set -eu",
-        f"[ -f {SSH_MOUNT}/ssh-privatekey ] || {{ echo 'Secret {job}-ssh is missing; create it for this run: "
-        f"ssh-keygen -t ed25519 -N \"\" -f key && kubectl -n <namespace> create secret generic {job}-ssh "
-        "--type=kubernetes.io/ssh-auth --from-file=ssh-privatekey=key --from-file=ssh-publickey=key.pub' >&2; "
-        "exit 2; }",
+        f"[ -f {SSH_MOUNT}/ssh-privatekey ] || {{ echo 'Secret {NCCL_SSH_SECRET} is missing: run the test with "
+        "python -m evidence.readiness_run, which makes the key for the run' >&2; exit 2; }",
         f"mkdir -p /run/sshd /root/.ssh && install -m 600 {SSH_MOUNT}/ssh-privatekey /root/.ssh/id_ed25519",
         f"install -m 600 {SSH_MOUNT}/ssh-publickey /root/.ssh/authorized_keys && ssh-keygen -A",
         f"/usr/sbin/sshd -p {nccl.ssh_port}",
         'if [ "$JOB_COMPLETION_INDEX" != 0 ]; then until [ -f /tmp/done ]; do sleep 2; done; exit 0; fi',
-        f"for host in {' '.join(hosts)}; do until {ssh} $host true; do sleep 2; done; done",
-        f"mpirun --allow-run-as-root -np {ranks} -H {','.join(f'{h}:{nccl.gpus_per_node}' for h in hosts)} "
+        'job="${HOSTNAME%-*}"',
+        f'hosts=""; for index in $(seq 0 {nccl.nodes - 1}); do hosts="$hosts $job-$index.{service}"; done',
+        f"for host in $hosts; do until {ssh} $host true; do sleep 2; done; done",
+        f"mpirun --allow-run-as-root -np {ranks} -H \"$(for host in $hosts; do printf '%s:{nccl.gpus_per_node},' "
+        "\"$host\"; done | sed 's/,$//')\" "
         f"--bind-to none --mca plm_rsh_args '-p {nccl.ssh_port} -o StrictHostKeyChecking=no' -x NCCL_DEBUG=WARN "
         f"{nccl.binary} -b 8 -e 8G -f 2 -g 1 -c 1 || status=$?",
-        f"for host in {' '.join(hosts[1:])}; do {ssh} $host touch /tmp/done; done",
+        f"for host in $hosts; do [ \"$host\" = \"$job-0.{service}\" ] || {ssh} $host touch /tmp/done; done",
         "exit ${status:-0}",
     ])
 
@@ -161,7 +161,7 @@ class Readiness(Layer):
                 cluster_ip="None", publish_not_ready_addresses=True, selector={"app.kubernetes.io/name": NCCL_JOB},
                 ports=[k8s.core.v1.ServicePortArgs(name="ssh", port=nccl.ssh_port)]), opts=child)
         container, scratch_vol = scratch(k8s.core.v1.ContainerArgs(
-            name="nccl-tests", image=nccl.image, command=["bash", "-c", nccl_script(nccl, NCCL_JOB, NCCL_JOB)],
+            name="nccl-tests", image=nccl.image, command=["bash", "-c", nccl_script(nccl, NCCL_JOB)],
             resources=k8s.core.v1.ResourceRequirementsArgs(
                 requests={"cpu": "8", "memory": "64Gi"},
                 limits={"cpu": "8", "memory": "64Gi", nccl.gpu_resource: str(nccl.gpus_per_node),
@@ -179,7 +179,8 @@ class Readiness(Layer):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=NCCL_JOB, namespace=ns, labels=job_labels,
                 annotations={**ON_DEMAND, "ncp-inference.io/run-needs":
-                             f"Secret {NCCL_JOB}-ssh (type kubernetes.io/ssh-auth, plus ssh-publickey) made per run"}),
+                             f"Secret {NCCL_SSH_SECRET} (type kubernetes.io/ssh-auth, plus ssh-publickey), made and "
+                             "deleted per run by python -m evidence.readiness_run"}),
             spec=k8s.batch.v1.JobSpecArgs(
                 completion_mode="Indexed", completions=nccl.nodes, parallelism=nccl.nodes, backoff_limit=0,
                 suspend=True,
@@ -199,10 +200,10 @@ class Readiness(Layer):
                                 label_selector=k8s.meta.v1.LabelSelectorArgs(
                                     match_labels={"app.kubernetes.io/name": NCCL_JOB}))])),
                         containers=[container],
-                        # The run's key: made per run by the operator (the script says how when it is missing),
-                        # never kept in the stack.
+                        # The run's key: made per run by evidence.readiness_run and deleted after it, never
+                        # kept in the stack (optional: the template Job exists before any run).
                         volumes=[k8s.core.v1.VolumeArgs(name="ssh", secret=k8s.core.v1.SecretVolumeSourceArgs(
-                                     secret_name=f"{NCCL_JOB}-ssh", default_mode=0o400, optional=True)),
+                                     secret_name=NCCL_SSH_SECRET, default_mode=0o400, optional=True)),
                                  k8s.core.v1.VolumeArgs(name="shm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
                                      medium="Memory", size_limit="16Gi")),
                                  scratch_vol],
@@ -234,7 +235,3 @@ class Readiness(Layer):
             volumes=[volume], service_account="default", suspend=True, placement=_on_gpu_nodes(args), opts=child)
         return job
 
-
-
-def fio_job(tier: str) -> str:
-    return f"fio-{tier.lower()}"

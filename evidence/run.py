@@ -107,12 +107,16 @@ def main(argv=None, say=print) -> int:
     except (ConfigError, KubeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    forwarded = ["--stack", args.stack, "--outputs", args.outputs, "--cache-state", args.cache_state,
-                 "--run-id", run_id]
+    return write_evidence.main(["--cache-state", args.cache_state, *judge_arguments(args, run_id)])
+
+
+def judge_arguments(args: argparse.Namespace, run_id: str) -> list[str]:
+    """The arguments a run hands to the command that judges its outputs and writes the evidence."""
+    forwarded = ["--stack", args.stack, "--outputs", str(args.outputs), "--run-id", run_id]
     for flag, value in (("--evidence-dir", args.evidence_dir), ("--index", args.index)):
         if value:
             forwarded += [flag, value]
-    return write_evidence.main(forwarded)
+    return forwarded
 
 
 if __name__ == "__main__":

@@ -27,6 +27,17 @@ SUITE_VERSION_ANNOTATION = f"{LABEL_PREFIX}suite-version"
 ACCEPTANCE_RUN_LABEL = f"{LABEL_PREFIX}acceptance-run"  # on a Job run from a suspended benchmark or suite Job
 RUN_OF_ANNOTATION = f"{LABEL_PREFIX}run-of"  # the suspended Job a run copies
 
+# The readiness Jobs (RDMA profiles): what each measures (label value nccl or storage), their names, and the Secret
+# that holds a run's ssh key for the NCCL test's mpirun (made and deleted by `python -m evidence.readiness_run`).
+READINESS_LABEL = f"{LABEL_PREFIX}readiness"
+NCCL_JOB = "nccl-tests"
+NCCL_SSH_SECRET = f"{NCCL_JOB}-ssh"
+
+
+def fio_job(tier: str) -> str:
+    """The storage readiness Job of a tier (camelCase, as the stack config writes it)."""
+    return f"fio-{tier.lower()}"
+
 # The claims every serving tenant has, and where its pods mount the model-artifacts claim.
 MODEL_CLAIM = "model-artifacts"
 BENCHMARK_CLAIM = "benchmark-output"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from components.kube import PRIORITY_SYSTEM
-from components.readiness import READINESS_LABEL
+from plan.names import READINESS_LABEL
 from plan.catalog import integration_points
 from plan.names import TENANT_KEY
 from plan.site_plan import SitePlan

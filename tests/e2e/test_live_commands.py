@@ -24,7 +24,7 @@ import yaml
 import dataclasses
 
 from evidence import __main__ as evidence_cli
-from evidence import run
+from evidence import readiness_run, run
 from evidence.record import read_index
 from plan.catalog import integration_points
 from plan.sources import plan_from_stack_file
@@ -32,6 +32,8 @@ from preflight import __main__ as preflight_cli
 from tests.e2e.kube_api import KubeApi, only_version, without_descriptions
 from tests.e2e.cluster import CRDS, E2E, UPSTREAM
 from tests.e2e.crds import OWN_CRDS
+from offline.manifests import core_manifests
+from plan.names import NCCL_SSH_SECRET
 from tests.test_evidence import EXPORT, JUNIT, MET, _prod
 
 STAND_IN = "ncp-inference.io/test-stand-in"
@@ -255,3 +257,55 @@ def test_preflight_misses_then_passes(control_plane, monkeypatch, capsys):
     if site_plan.kubernetes_version != running:
         code, out = _preflight(monkeypatch, control_plane, stale, capsys)
         assert f'set ncp-inference:site.kubernetesVersion to "{running}"' in out
+
+
+# --- readiness run ----------------------------------------------------------------------------------------------------
+
+def _readiness_stand_in(api: KubeApi, seen: dict, stop: threading.Event) -> None:
+    """Plays each readiness run Job: notes whether the run's ssh key Secret existed while it ran, then completes it.
+    (No kubelet: the Jobs' pods and logs do not exist here, so every check is MISSING and the record fails.)"""
+    while not stop.is_set():
+        for job in api.get("/apis/batch/v1/namespaces/ncp-readiness/jobs?labelSelector="
+                           "ncp-inference.io/acceptance-run")["items"]:
+            name = job["metadata"]["name"]
+            if name not in seen:
+                seen[name] = api.get(f"/api/v1/namespaces/ncp-readiness/secrets/{NCCL_SSH_SECRET}")
+                _finish(api, job, "Complete")
+        time.sleep(0.2)
+
+
+def test_readiness_run_keys_the_nccl_test_and_runs_every_job(control_plane, prod, tmp_path, monkeypatch):
+    """The prod stack's readiness Jobs as the program renders them, deployed suspended in their privileged namespace:
+    the API server admits each run copy; the key Secret exists exactly while the NCCL test runs."""
+    api = KubeApi(control_plane)
+    if api.get("/api/v1/namespaces/ncp-readiness") is None:
+        api.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+            "name": "ncp-readiness", "labels": {"pod-security.kubernetes.io/enforce": "privileged"}}})
+    templates = {job["metadata"]["name"]: {**job, "spec": {**job["spec"], "managedBy": STAND_IN}}
+                 for job in core_manifests(prod)
+                 if job["kind"] == "Job" and job["metadata"].get("namespace") == "ncp-readiness"}
+    for job in templates.values():
+        api.request("POST", "/apis/batch/v1/namespaces/ncp-readiness/jobs", job)
+    monkeypatch.setattr(readiness_run, "plan_from_stack_file", lambda stack: plan_from_stack_file("prod"))
+    seen: dict = {}
+    stop = threading.Event()
+    thread = threading.Thread(target=_readiness_stand_in, args=(api, seen, stop), daemon=True)
+    thread.start()
+    lines: list[str] = []
+    try:
+        code = readiness_run.main(["--stack", "prod", "--kubeconfig", str(control_plane), "--outputs",
+                                   str(tmp_path / "out"), "--evidence-dir", str(tmp_path / "evidence"), "--index",
+                                   str(tmp_path / "index.yaml"), "--poll", "0.5", "--timeout", "30", "--run-id", "r1"],
+                                  say=lines.append)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert code == 1 and "no pod to read the log of" in "\n".join(lines), lines
+    assert sorted(seen) == sorted(f"{name}-r1" for name in templates)
+    key = seen["nccl-tests-r1"]
+    assert key is not None and key["type"] == "kubernetes.io/ssh-auth" and {"ssh-privatekey", "ssh-publickey"} <= \
+        set(key["data"]), "the NCCL test ran with the run's key"
+    assert all(seen[name] is None for name in seen if name != "nccl-tests-r1"), "the key lives for the NCCL test only"
+    assert api.get(f"/api/v1/namespaces/ncp-readiness/secrets/{NCCL_SSH_SECRET}") is None
+    entry = read_index(tmp_path / "index.yaml")[0]
+    assert entry["kind"] == "readiness" and not entry["passed"], "no outputs: every check MISSING"
