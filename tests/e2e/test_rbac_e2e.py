@@ -23,7 +23,8 @@ from tests.e2e.kube_api import KubeApi
 ROOT = Path(__file__).resolve().parents[2]
 E2E = ROOT / "e2e"
 # Own ports, so this control plane never meets the engine e2e's (override with the control plane's variables).
-PORTS = {"NCP_E2E_ETCD_PORT": "25790", "NCP_E2E_API_PORT": "18443", "NCP_E2E_KCM_PORT": "12357"}
+PORTS = {"NCP_E2E_ETCD_PORT": "25790", "NCP_E2E_API_PORT": "18443", "NCP_E2E_KCM_PORT": "12357",
+         "NCP_E2E_SCHEDULER_PORT": "12359", "NCP_E2E_KWOK_PORT": "12247"}
 BUILT_IN_GROUPS = {"", "apps", "batch", "rbac.authorization.k8s.io", "networking.k8s.io", "scheduling.k8s.io",
                    "policy", "storage.k8s.io"}
 # Dependencies first: namespaces and cluster-scoped definitions, then what lives in them.
@@ -218,6 +219,37 @@ def test_tenant_admin_cannot_delete_or_change_isolation(api, manifests):
     with removed(api, role, loosened):
         delete = lambda: api.call("DELETE", f"{DEFAULT_DENY}?dryRun=All", as_user=ADMIN)  # noqa: E731
         assert _eventually(delete, lambda status, _: status == 200)[0] == 200
+
+
+def _allowed(api: Api, who: tuple, verb: str, group: str, resource: str, namespace: str = TENANT) -> bool:
+    """The RBAC authorizer's answer (SubjectAccessReview): a kind whose CRD is not installed is judged all the same."""
+    user, groups = who
+    review = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": {
+        "user": user, "groups": [*groups, "system:authenticated"],
+        "resourceAttributes": {"namespace": namespace, "verb": verb, "group": group, "resource": resource}}}
+    status, body = api.call("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review)
+    assert status == 201, body
+    return body["status"].get("allowed", False)
+
+
+def test_tenants_read_their_routes_but_never_change_them(api, manifests):
+    """The endpoint's HTTPRoutes (and their blue/green weights) come from the stack config: a tenant's admins and
+    viewers read them in their namespace, change none of them, and read none in another tenant's."""
+    viewer = ("bob@acme", ["acme-sre"])
+    for who in (ADMIN, viewer):
+        assert _allowed(api, who, "list", "gateway.networking.k8s.io", "httproutes"), who
+        assert _allowed(api, who, "get", "inference.networking.k8s.io", "inferencepools"), who
+        for verb in ("create", "update", "patch", "delete"):
+            assert not _allowed(api, who, verb, "gateway.networking.k8s.io", "httproutes"), (who, verb)
+        assert not _allowed(api, who, "list", "gateway.networking.k8s.io", "httproutes", OTHER_TENANT), who
+    # The guard: without the read rule in the tenant Role, the admin cannot see the routes.
+    role = _find(manifests, "Role", "tenant-admins", TENANT)
+    narrowed = {**role, "rules": [r for r in role["rules"] if "httproutes" not in r["resources"]]}
+    assert narrowed["rules"] != role["rules"]
+    with removed(api, role, narrowed):
+        denied = lambda: (200, {"allowed": _allowed(api, ADMIN, "list", "gateway.networking.k8s.io",  # noqa: E731
+                                                    "httproutes")})
+        assert _eventually(denied, lambda _, body: not body["allowed"])[1]["allowed"] is False
 
 
 def _eventually(call, done, timeout: float = 60) -> tuple[int, dict]:
