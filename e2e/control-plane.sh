@@ -20,6 +20,8 @@
 #   NCP_E2E_SCHEDULER_PORT kube-scheduler secure port (default 10359)
 #   NCP_E2E_KWOK_PORT    KWOK's health/metrics server port (default 10247)
 #   NCP_E2E_TIMEOUT      seconds to wait for readiness (default 120)
+#   NCP_E2E_KWOK_CONFIG  extra KWOK config files, comma-separated (e.g. a ClusterLogs: what `kubectl logs` of the
+#                        simulated pods returns; the API server reaches KWOK as each node's kubelet). Default: none.
 #   NCP_E2E_SCHEDULER_NAMES extra scheduler names the real kube-scheduler also answers to, as extra profiles
 #                        (the tests pass KAI's: pods that name it are filtered and placed like any other;
 #                        KAI's queues and gangs are not simulated). Default: none.
@@ -224,6 +226,7 @@ cmd_start() {
     --service-account-signing-key-file "$PKI/sa.key" \
     --endpoint-reconciler-type none \
     --enable-priority-and-fairness=false \
+    --kubelet-preferred-address-types InternalIP \
     --profiling=false --v 1
   wait_for "kube-apiserver /readyz" kube-apiserver readyz
 
@@ -262,7 +265,9 @@ cmd_start() {
     --cert-dir "$STATE/scheduler-certs" --v 1
   wait_for "kube-scheduler /readyz" kube-scheduler component_ready "$SCHEDULER_PORT"
 
-  # KWOK's controller only (no kwokctl cluster): simulated node heartbeats and pod lifecycle.
+  # KWOK's controller only (no kwokctl cluster): simulated node heartbeats and pod lifecycle. Each node it
+  # initialises gets 127.0.0.1 and KWOK's port as its kubelet address, so the API server's pods/log reaches KWOK's
+  # server (TLS, self-signed: the API server does not verify kubelets without --kubelet-certificate-authority).
   # Out of a kwokctl cluster it needs its stages as config: its own "fast" node and pod stages
   # (pods Running, Job pods Succeeded, deletion honoured) and the node heartbeat, read in place
   # from the kwok module bootstrap.sh built (never copied here).
@@ -270,11 +275,12 @@ cmd_start() {
   stages="$(kwok_stages)" || die "kwok's stage files are not in the Go module cache: re-run e2e/bootstrap.sh (without --prune)"
   spawn kwok "$BIN/kwok" \
     --kubeconfig "$KUBECONFIG_PATH" \
-    --config "$stages" \
+    --config "$stages${NCP_E2E_KWOK_CONFIG:+,$NCP_E2E_KWOK_CONFIG}" \
     --manage-all-nodes=false \
     --manage-nodes-with-annotation-selector "$KWOK_NODE_ANNOTATION" \
     --manage-nodes-with-label-selector= --manage-single-node= \
-    --cidr 10.0.1.0/24 --node-ip 10.0.0.2 --node-lease-duration-seconds 40 \
+    --cidr 10.0.1.0/24 --node-lease-duration-seconds 40 \
+    --node-ip 127.0.0.1 --node-port "$KWOK_PORT" \
     --server-address "127.0.0.1:$KWOK_PORT"
   wait_for "kwok /healthz" kwok kwok_healthy
 

@@ -7,6 +7,7 @@ import pytest
 
 from plan.catalog import integration_points
 from tests.e2e.cluster import UPSTREAM, EngineMissing, engine_environment, start_control_plane, stop_control_plane
+from tests.e2e.simulated import kwok_logs_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,8 +26,10 @@ def cluster(engine_env, tmp_path_factory):
     if not UPSTREAM.is_dir():
         pytest.skip(f"{UPSTREAM} is absent: the e2e installs the real upstream CRDs from there")
     # Pods naming KAI's scheduler are placed by the real kube-scheduler's second profile (KAI is not running).
-    env = {**engine_env, "NCP_E2E_STATE": str(tmp_path_factory.mktemp("control-plane")),
-           "NCP_E2E_SCHEDULER_NAMES": integration_points().kai.scheduler_name}
+    state = tmp_path_factory.mktemp("control-plane")
+    env = {**engine_env, "NCP_E2E_STATE": str(state),
+           "NCP_E2E_SCHEDULER_NAMES": integration_points().kai.scheduler_name,
+           "NCP_E2E_KWOK_CONFIG": str(kwok_logs_config(state / "kwok"))}
     try:
         yield start_control_plane(env)
     finally:

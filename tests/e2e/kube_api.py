@@ -13,6 +13,7 @@ import yaml
 
 class KubeApi:
     def __init__(self, kubeconfig: Path):
+        self.kubeconfig = kubeconfig
         config = yaml.safe_load(kubeconfig.read_text())
         cluster = config["clusters"][0]["cluster"]
         user = config["users"][0]["user"]

@@ -3,15 +3,24 @@ stand-in for the site's volume provisioner, stand-in pods for what the Dynamo op
 DynamoGraphDeployment, and the checks that every pod was admitted and landed on a node its selectors and
 tolerations allow. The real kube-scheduler places the pods; KWOK runs them (Running, Job pods Succeeded)."""
 import json
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Optional
 
+import yaml
+
+from acceptance.readiness import NCCL_LOG
 from components.kube import PRIORITY_SYSTEM
-from plan.names import READINESS_LABEL
-from plan.catalog import integration_points
-from plan.names import TENANT_KEY
+from evidence import readiness as readiness_evidence
+from evidence import readiness_run
+from kube_client import Kube
+from plan.catalog import ROOT, integration_points
+from plan.names import READINESS_LABEL, TENANT_KEY
+from plan.readiness import readiness_plan
 from plan.site_plan import SitePlan
 from tests.e2e.kube_api import KubeApi
 
@@ -200,6 +209,7 @@ class Placement:
     owners: dict = field(default_factory=lambda: defaultdict(set))  # namespace -> Jobs/Deployments whose pods ran
     rejections: list = field(default_factory=list)  # (what, reason)
     problems: list = field(default_factory=list)
+    readiness: Optional[readiness_evidence.ReadinessRecord] = None  # the readiness run's record (RDMA profiles)
 
     def report(self, title: str) -> str:
         lines = [f"simulated cluster ({title}): pods admitted/scheduled per namespace"]
@@ -295,7 +305,8 @@ def _stack_namespaces(api: KubeApi) -> list[str]:
 def _expected_pods(api: KubeApi, namespaces: list[str], standins: list[dict]) -> dict[str, int]:
     expected = defaultdict(int)
     for namespace in namespaces:
-        expected[namespace] += len(api.get(f"/apis/batch/v1/namespaces/{namespace}/jobs")["items"])
+        expected[namespace] += sum(1 for job in api.get(f"/apis/batch/v1/namespaces/{namespace}/jobs")["items"]
+                                   if not job["spec"].get("suspend"))
         expected[namespace] += sum(int(d["spec"]["replicas"]) for d in
                                    api.get(f"/apis/apps/v1/namespaces/{namespace}/deployments")["items"])
     for pod in standins:
@@ -303,37 +314,72 @@ def _expected_pods(api: KubeApi, namespaces: list[str], standins: list[dict]) ->
     return dict(expected)
 
 
-def wait_for_readiness_jobs(api: KubeApi, namespaces: list[str], timeout: float = 240) -> None:
-    """The readiness Jobs run before serving (the NCCL test needs whole GPU nodes): wait until they completed."""
-    deadline = time.monotonic() + timeout
-    selector = f"?labelSelector={READINESS_LABEL.replace('/', '%2F')}"
-    while True:
-        jobs = [j for ns in namespaces for j in api.get(f"/apis/batch/v1/namespaces/{ns}/jobs{selector}")["items"]]
-        pending = [j["metadata"]["name"] for j in jobs
-                   if (j.get("status") or {}).get("succeeded", 0) < j["spec"].get("completions", 1)]
-        if not pending:
-            return
-        assert time.monotonic() < deadline, f"readiness Jobs {pending} did not complete within {timeout}s"
+# What the simulated readiness pods print (tests/fixtures/readiness: a real nccl-tests footer and fio JSON report),
+# by container name; KWOK serves it as each pod's log in the CRI log format the API server's pods/log reads.
+READINESS_LOGS = {"nccl-tests": ROOT / "tests" / "fixtures" / "readiness" / NCCL_LOG,
+                  "fio": ROOT / "tests" / "fixtures" / "readiness" / "fio-read.json"}
+
+
+def kwok_logs_config(directory: Path) -> Path:
+    """A KWOK ClusterLogs config (NCP_E2E_KWOK_CONFIG) that gives the readiness pods their logs."""
+    directory.mkdir(parents=True, exist_ok=True)
+    logs = []
+    for container, source in READINESS_LOGS.items():
+        cri = directory / f"{container}.log"
+        cri.write_text("".join(f"2026-01-01T00:00:00.000000000Z stdout F {line}\n"
+                               for line in source.read_text().splitlines()))
+        logs.append({"containers": [container], "logsFile": str(cri)})
+    config = directory / "kwok-logs.yaml"
+    config.write_text(yaml.safe_dump({"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterLogs",
+                                      "metadata": {"name": "readiness"},
+                                      "spec": {"selector": {"matchNamespaces": ["ncp-readiness"]}, "logs": logs}}))
+    return config
+
+
+def run_readiness(api: KubeApi, plan: SitePlan, namespaces: list[str], outputs: Path,
+                  timeout: float = 240) -> Optional[readiness_evidence.ReadinessRecord]:
+    """The readiness Jobs run as an operator runs them (evidence.readiness_run: the run's ssh key, a Job from each
+    suspended template, waited for, each log read back through the API server), while this thread provisions their
+    claims; then judged into a readiness record. None on profiles without RDMA."""
+    if readiness_plan(plan) is None:
+        return None
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            readiness_run.run(Kube(api.kubeconfig), "e2e", plan, outputs, "e2e", timeout, 1, print)
+        except BaseException as error:  # re-raised in the test's thread
+            failures.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    while thread.is_alive():
         provision_pending_claims(api, namespaces)
-        time.sleep(2)
+        thread.join(2)
+    if failures:
+        raise failures[0]
+    return readiness_evidence.build_record("e2e", plan, outputs, run_id="e2e",
+                                           now=datetime(2026, 1, 1, tzinfo=timezone.utc))
 
 
-def prove_workloads(api: KubeApi, plan: SitePlan) -> Placement:
-    """Nodes and storage as the site would have them, every Job unsuspended, stand-ins for every graph's pods; then
-    every pod is admitted and placed where its selectors and tolerations allow, and the tenant guardrails refuse
-    what they must. Returns the placement (printed by the caller)."""
+def prove_workloads(api: KubeApi, plan: SitePlan, outputs: Path) -> Placement:
+    """Nodes and storage as the site would have them, the readiness Jobs run by the readiness run (their logs saved
+    to outputs), every other Job unsuspended, stand-ins for every graph's pods; then every pod is admitted and placed
+    where its selectors and tolerations allow, and the tenant guardrails refuse what they must. Returns the placement
+    (printed by the caller)."""
     placement = Placement()
     for storage_class in storage_classes(plan):
         api.create("/apis/storage.k8s.io/v1/storageclasses", storage_class)
     for node in nodes_for(plan, rdma_devices_per_node(api, plan)):
         api.create("/api/v1/nodes", node)
     namespaces = _stack_namespaces(api)
+    # The readiness Jobs run first, as before serving (the NCCL test takes whole GPU nodes).
+    placement.readiness = run_readiness(api, plan, namespaces, outputs)
     for namespace in namespaces:
         for job in api.get(f"/apis/batch/v1/namespaces/{namespace}/jobs")["items"]:
-            if job["spec"].get("suspend"):
+            if job["spec"].get("suspend") and READINESS_LABEL not in job["metadata"].get("labels", {}):
                 api.patch(f"/apis/batch/v1/namespaces/{namespace}/jobs/{job['metadata']['name']}",
                           {"spec": {"suspend": False}})
-    wait_for_readiness_jobs(api, namespaces)
     graphs = api.get("/apis/nvidia.com/v1alpha1/dynamographdeployments")["items"]
     standins = [pod for graph in graphs for pod in graph_standin_pods(graph)]
     for pod in standins:

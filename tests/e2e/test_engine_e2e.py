@@ -28,9 +28,9 @@ def deployed(cluster, project, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def placement(deployed):
+def placement(deployed, tmp_path_factory):
     api, _, _ = deployed
-    return simulated.prove_workloads(api, plan_from_stack_file(STACK))
+    return simulated.prove_workloads(api, plan_from_stack_file(STACK), tmp_path_factory.mktemp("readiness"))
 
 
 def test_api_objects(deployed):
@@ -88,6 +88,16 @@ def test_every_pod_is_admitted_and_placed(placement):
     # The readiness Jobs: the NCCL test's two pods on two GPU nodes (rails, RDMA resource, KAI's scheduler name)
     # and one fio pod per storage tier, admitted under the namespace's privileged level and run to completion.
     assert placement.phases["ncp-readiness"]["Succeeded"] >= 2 + 3, placement.report("readiness")
+
+
+def test_readiness_run_passes_on_the_logs_the_pods_printed(placement):
+    """`evidence.readiness_run` ran them: its ssh key, the Job controller's pods on the KWOK GPU nodes, each log
+    read back through the API server (KWOK plays the kubelet) and judged by the profile's thresholds."""
+    record = placement.readiness
+    assert record is not None and record.passed, record
+    assert {row.metric: row.status for row in record.checks} == {
+        "ncclAllReduceBusBandwidth": "PASS", "ncclOutOfBoundsValues": "PASS",
+        **{f"storageRead.{tier}": "PASS" for tier in ("modelArtifacts", "modelCache", "benchmarkOutput")}}
 
 
 def test_tenant_guardrails_refuse(deployed, placement):

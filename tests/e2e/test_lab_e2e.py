@@ -53,8 +53,8 @@ def deployed(cluster, project, tmp_path_factory, plan):
 
 
 @pytest.fixture(scope="module")
-def placement(deployed, plan):
-    return simulated.prove_workloads(deployed[0], plan)
+def placement(deployed, plan, tmp_path_factory):
+    return simulated.prove_workloads(deployed[0], plan, tmp_path_factory.mktemp("readiness"))
 
 
 def test_every_pod_is_admitted_and_placed(deployed, placement, plan):
