@@ -22,14 +22,27 @@ class KubeError(Exception):
         self.status = status
 
 
-def _data_file(entry: dict, key: str) -> Optional[str]:
-    """A kubeconfig '<key>-data' value written to a private temp file, or the '<key>' path itself."""
+def _pem(entry: dict, key: str) -> Optional[bytes]:
+    """A kubeconfig '<key>-data' value (base64 PEM) or the file '<key>' names, as PEM bytes; None when neither."""
     if entry.get(f"{key}-data"):
-        handle = tempfile.NamedTemporaryFile("wb", suffix=".pem", delete=False)
-        handle.write(base64.b64decode(entry[f"{key}-data"]))
-        handle.close()
-        return handle.name
-    return entry.get(key)
+        return base64.b64decode(entry[f"{key}-data"])
+    return Path(entry[key]).expanduser().read_bytes() if entry.get(key) else None
+
+
+def _load_client_certificate(context: ssl.SSLContext, user: dict) -> None:
+    """ssl reads a certificate chain from files only: the PEMs go to a private directory that is removed as soon as
+    they are loaded (never left behind: the key is a credential)."""
+    with tempfile.TemporaryDirectory(prefix="ncp-kube-") as directory:
+        paths = []
+        for key in ("client-certificate", "client-key"):
+            data = _pem(user, key)
+            if data is None:
+                raise KubeError(f"the kubeconfig user has a client certificate but no {key}")
+            path = Path(directory) / f"{key}.pem"
+            path.write_bytes(data)
+            path.chmod(0o600)
+            paths.append(str(path))
+        context.load_cert_chain(*paths)
 
 
 class Kube:
@@ -43,16 +56,19 @@ class Kube:
         except (OSError, yaml.YAMLError, KeyError, IndexError, StopIteration, TypeError) as error:
             raise KubeError(f"{kubeconfig}: not a usable kubeconfig ({type(error).__name__}: {error})") from None
         self.server = cluster["server"].rstrip("/")
-        self.context = ssl.create_default_context(cafile=_data_file(cluster, "certificate-authority"))
-        self.headers = {"Accept": "application/json"}
-        if user.get("token"):
-            self.headers["Authorization"] = f"Bearer {user['token']}"
-        elif user.get("client-certificate") or user.get("client-certificate-data"):
-            certificate = _data_file(user, "client-certificate")
-            assert certificate is not None, "the branch condition: one of the two keys is set"
-            self.context.load_cert_chain(certificate, _data_file(user, "client-key"))
-        else:
+        token = user.get("token")
+        certificate = bool(user.get("client-certificate") or user.get("client-certificate-data"))
+        if not token and not certificate:
             raise KubeError(f"{kubeconfig}: user {context['user']} has neither a token nor a client certificate")
+        try:
+            authority = _pem(cluster, "certificate-authority")
+            self.context = ssl.create_default_context(cadata=authority.decode() if authority else None)
+            if not token:
+                _load_client_certificate(self.context, user)
+        except (OSError, ssl.SSLError, ValueError) as error:
+            raise KubeError(f"{kubeconfig}: its certificates cannot be used ({type(error).__name__}: {error})"
+                            ) from None
+        self.headers = {"Accept": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
 
     def call(self, method: str, path: str, body: Optional[dict] = None) -> dict:
         return json.loads(self._send(method, path, body) or b"{}")
