@@ -21,10 +21,11 @@ from components.serving import (
 )
 from components.telemetry import Telemetry, TelemetryArgs
 from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, TenancyArgs
-from components.validation import Benchmark, BenchmarkArgs, ValidationSuite, ValidationSuiteArgs
+from components.validation import Benchmark, BenchmarkArgs, ValidationSuite, ValidationSuiteArgs, benchmark_artifacts
 from components.readiness import Readiness, ReadinessArgs
 from plan.readiness import readiness_plan
 from acceptance.aiperf_args import aiperf_command, kserve_command
+from acceptance.check import EXPORT_NAME
 from plan.catalog import (
     MONITORING_PEER, TENANTS_PEER, load_dynamo_runtime, load_signals, network_access, tenant_access,
 )
@@ -213,7 +214,8 @@ def compose_inference_service(plan: SitePlan, service: InferenceServicePlan, sch
         image=plan.serving.validation.benchmark_image, service_account=WORKLOAD_SERVICE_ACCOUNT,
         command=kserve_command(url=server.url, model=service.engine_model, inputs=service.service.engine.inputs,
                                concurrency=slo.concurrency, request_count=slo.request_count,
-                               artifact_dir=f"/results/{service.name}", server_metrics=server.metrics_url),
+                               artifact_dir=benchmark_artifacts(service.name), server_metrics=server.metrics_url),
+        export_file=f"{benchmark_artifacts(service.name)}/{EXPORT_NAME}",
         thresholds=service.acceptance_thresholds(), graph=server.deployment, placement=plan.placement(tenant)),
         pulumi.ResourceOptions(depends_on=[tenancy.tenants[tenant]]))
     return {"url": server.url, "gpus": service.gpu_units, "tenant": tenant, "engineDir": service.engine_dir}
@@ -260,7 +262,8 @@ def compose_endpoint(plan: SitePlan, endpoint: EndpointPlan, wiring: Serving) ->
         service_account=WORKLOAD_SERVICE_ACCOUNT,
         command=aiperf_command(model=model.name, url=serving_endpoint.url, tokenizer=endpoint.tokenizer, isl=slo.isl,
                                osl=slo.osl, concurrency=slo.concurrency, request_count=slo.request_count,
-                               artifact_dir=f"/results/{endpoint.name}"),
+                               artifact_dir=benchmark_artifacts(endpoint.name)),
+        export_file=f"{benchmark_artifacts(endpoint.name)}/{EXPORT_NAME}",
         thresholds=endpoint.acceptance_thresholds(), graph=serving_endpoint.graph, placement=placement), in_namespace)
     return {"url": serving_endpoint.url, "mode": endpoint.mode, "gpus": endpoint.gpus, "tenant": tenant,
             "sizing": endpoint.sizing_file}, serving_endpoint

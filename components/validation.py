@@ -22,6 +22,16 @@ from plan.site_plan import NodePlacement
 # app.kubernetes.io/component of the acceptance Jobs (the policy pack finds them by it)
 BENCHMARK_COMPONENT, SUITE_COMPONENT = "benchmark", "validation-suite"
 RESULTS_MOUNT = "/results"
+# The benchmark container runs the command, then fails unless it wrote its export: AIPerf 0.8.0 exits 0 when its
+# services cannot start (e.g. an IPC socket path over 107 characters) and writes nothing, and a Job that completed
+# without results would only fail later, as unusable evidence.
+EXPORT_CHECK = ('export_file="$1"; shift; "$@" || exit; test -s "$export_file" || '
+                '{ echo "$1 exited 0 but wrote no $export_file: see the log in its artifact directory" >&2; exit 1; }')
+
+
+def benchmark_artifacts(endpoint: str) -> str:
+    """Where an endpoint's benchmark writes its artifacts, on the tenant's benchmark-output claim."""
+    return f"{RESULTS_MOUNT}/{endpoint}"
 
 
 @dataclass(frozen=True)
@@ -34,7 +44,10 @@ class BenchmarkArgs:
         namespace: the tenant's namespace.
         image: the AIPerf image (`components.serving.validation.benchmarkImage`).
         service_account: the tenant workload ServiceAccount the Job runs as.
-        command: the AIPerf command line (acceptance.aiperf_args).
+        command: the AIPerf command line (acceptance.aiperf_args), recorded beside the Job as the reproducible
+            command.
+        export_file: the export the command must write (under benchmark_artifacts(endpoint)); the Job fails
+            without it.
         thresholds: the acceptance thresholds, recorded beside the Job for `python -m acceptance.check`.
         graph: the workload measured (DynamoGraphDeployment or Deployment): the Job waits for it.
         placement: the tenant's dedicated nodes, where it has them. Default: None.
@@ -46,6 +59,7 @@ class BenchmarkArgs:
     image: str
     service_account: str
     command: list[str]
+    export_file: str
     thresholds: dict
     graph: pulumi.Resource
     placement: Optional[NodePlacement] = None
@@ -71,7 +85,8 @@ class Benchmark(Layer):
             f"{name}-job", name=f"{args.endpoint}-aiperf", namespace=args.namespace, labels=job_labels,
             annotations={THRESHOLDS_ANNOTATION: thresholds},
             container=k8s.core.v1.ContainerArgs(
-                name="aiperf", image=args.image, command=args.command,
+                name="aiperf", image=args.image,
+                command=["sh", "-c", EXPORT_CHECK, "benchmark", args.export_file, *args.command],
                 env=[k8s.core.v1.EnvVarArgs(name="HF_HUB_OFFLINE", value="1")],
                 resources=k8s.core.v1.ResourceRequirementsArgs(
                     requests={"cpu": "4", "memory": "8Gi"}, limits={"cpu": "8", "memory": "16Gi"}),

@@ -1,6 +1,7 @@
 """The serving, model data and validation layers on the example stacks, and every bad endpoint input."""
 import copy
 import json
+import subprocess
 
 import pytest
 import yaml
@@ -209,6 +210,29 @@ def test_aiperf_job_per_endpoint(prod):
     assert thresholds["timeToFirstTokenP95Ms"] == 1200
     volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
     assert volumes["results"]["persistentVolumeClaim"]["claimName"] == "benchmark-output"
+
+
+@pytest.mark.parametrize("stub, code, message", [
+    ('mkdir -p "$ARTIFACTS" && echo "{}" >"$ARTIFACTS/profile_export_aiperf.json"', 0, ""),
+    ("exit 0", 1, "exited 0 but wrote no"),  # what aiperf 0.8.0 does when its services cannot start
+    ("exit 3", 3, ""),
+])
+def test_aiperf_job_fails_without_its_export(prod, tmp_path, stub, code, message):
+    """The Job's command, run by sh with a stand-in `aiperf`: it completes only when the export exists."""
+    command = by_name(prod, "Job", "chat-dense-aiperf")["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[:2] == ["sh", "-c"] and command[4] == "/results/chat-dense/profile_export_aiperf.json"
+    assert command[5:7] == ["aiperf", "profile"], "the recorded aiperf command follows the check's arguments"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "aiperf").write_text(f"#!/bin/sh\n{stub}\n")
+    (bin_dir / "aiperf").chmod(0o755)
+    artifacts = tmp_path / "results"
+    argv = [*command[:4], str(artifacts / "profile_export_aiperf.json"), *command[5:]]
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "ARTIFACTS": str(artifacts)}
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == code and message in proc.stderr, (proc.returncode, proc.stderr)
+    recorded = json.loads(by_name(prod, "ConfigMap", "chat-dense-acceptance")["data"]["command.json"])
+    assert recorded == command[5:], "the reproducible command recorded beside the Job is aiperf's own"
 
 
 def test_recorded_thresholds_load_in_the_acceptance_checker(prod, tmp_path):
