@@ -83,8 +83,11 @@ class Kube:
         except urllib.error.HTTPError as error:
             raise KubeError(f"{method} {path}: HTTP {error.code}: {error.read()[:400].decode(errors='replace')}",
                             error.code) from None
-        except urllib.error.URLError as error:
-            raise KubeError(f"{method} {path}: cannot reach {self.server} ({error.reason})") from None
+        except (urllib.error.URLError, OSError) as error:
+            # Under TLS 1.3 a server that refuses the client's certificate says so after the handshake, so the
+            # alert surfaces as an ssl.SSLError while the response is read, not as a URLError when connecting.
+            reason = error.reason if isinstance(error, urllib.error.URLError) else error
+            raise KubeError(f"{method} {path}: cannot reach {self.server} ({reason})") from None
 
     def get(self, path: str) -> Optional[dict]:
         """The object at path, or None when the server answers 404 (e.g. an API group it does not serve)."""

@@ -7,7 +7,7 @@ import json
 import ssl
 import tempfile
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -72,8 +72,10 @@ def pki(tmp_path_factory):
     context.load_cert_chain(directory / "server.crt", directory / "server.key")
     context.load_verify_locations(directory / "ca.crt")
     context.verify_mode = ssl.CERT_REQUIRED  # as kube-apiserver with --client-ca-file
-    server = HTTPServer(("127.0.0.1", 0), _Echo)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    server.daemon_threads = True
+    # The handshake runs in each request's thread (on its first read), so a refused client never blocks the server.
+    server.socket = context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield directory, f"https://127.0.0.1:{server.server_address[1]}", files
     server.shutdown()
