@@ -161,7 +161,7 @@ class Readiness(Layer):
                 cluster_ip="None", publish_not_ready_addresses=True, selector={"app.kubernetes.io/name": NCCL_JOB},
                 ports=[k8s.core.v1.ServicePortArgs(name="ssh", port=nccl.ssh_port)]), opts=child)
         container, scratch_vol = scratch(k8s.core.v1.ContainerArgs(
-            name="nccl-tests", image=nccl.image, command=["bash", "-c", nccl_script(nccl, NCCL_JOB)],
+            name=NCCL_JOB, image=nccl.image, command=["bash", "-c", nccl_script(nccl, NCCL_JOB)],
             resources=k8s.core.v1.ResourceRequirementsArgs(
                 requests={"cpu": "8", "memory": "64Gi"},
                 limits={"cpu": "8", "memory": "64Gi", nccl.gpu_resource: str(nccl.gpus_per_node),

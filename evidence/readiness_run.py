@@ -28,15 +28,14 @@ from acceptance.check import ExportError
 from acceptance.readiness import NCCL_LOG, fio_output, parse_fio, parse_nccl
 from cli_exit import run_command
 from evidence import readiness as readiness_evidence
-from evidence.run import judge_arguments, run_job, wait
+from evidence.run import PART_OF, judge_arguments, run_job, wait
 from kube_client import Kube, KubeError
 from plan.errors import ConfigError, Problem
-from plan.names import (ACCEPTANCE_RUN_LABEL, NCCL_JOB, NCCL_SSH_SECRET, PROJECT, READINESS_LABEL, fio_job)
+from plan.names import ACCEPTANCE_RUN_LABEL, NCCL_JOB, NCCL_SSH_SECRET, PROJECT, READINESS_LABEL, fio_job
 from plan.readiness import readiness_plan
 from plan.site_plan import SitePlan
 from plan.sources import plan_from_stack_file
 
-PART_OF = f"app.kubernetes.io/part-of={PROJECT}"
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"  # set by the Job controller on its pods (Kubernetes >= 1.27)
 INDEX_LABEL = "batch.kubernetes.io/job-completion-index"  # an Indexed Job's pod index (Kubernetes >= 1.28)
 

@@ -38,6 +38,7 @@ def fio_job(tier: str) -> str:
     """The storage readiness Job of a tier (camelCase, as the stack config writes it)."""
     return f"fio-{tier.lower()}"
 
+
 # The claims every serving tenant has, and where its pods mount the model-artifacts claim.
 MODEL_CLAIM = "model-artifacts"
 BENCHMARK_CLAIM = "benchmark-output"

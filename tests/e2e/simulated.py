@@ -19,7 +19,8 @@ from evidence import readiness as readiness_evidence
 from evidence import readiness_run
 from kube_client import Kube
 from plan.catalog import ROOT, integration_points
-from plan.names import READINESS_LABEL, TENANT_KEY
+from plan.layers import READINESS_NAMESPACE
+from plan.names import NCCL_JOB, READINESS_LABEL, TENANT_KEY
 from plan.readiness import readiness_plan
 from plan.site_plan import SitePlan
 from tests.e2e.kube_api import KubeApi
@@ -316,7 +317,7 @@ def _expected_pods(api: KubeApi, namespaces: list[str], standins: list[dict]) ->
 
 # What the simulated readiness pods print (tests/fixtures/readiness: a real nccl-tests footer and fio JSON report),
 # by container name; KWOK serves it as each pod's log in the CRI log format the API server's pods/log reads.
-READINESS_LOGS = {"nccl-tests": ROOT / "tests" / "fixtures" / "readiness" / NCCL_LOG,
+READINESS_LOGS = {NCCL_JOB: ROOT / "tests" / "fixtures" / "readiness" / NCCL_LOG,
                   "fio": ROOT / "tests" / "fixtures" / "readiness" / "fio-read.json"}
 
 
@@ -332,7 +333,7 @@ def kwok_logs_config(directory: Path) -> Path:
     config = directory / "kwok-logs.yaml"
     config.write_text(yaml.safe_dump({"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "ClusterLogs",
                                       "metadata": {"name": "readiness"},
-                                      "spec": {"selector": {"matchNamespaces": ["ncp-readiness"]}, "logs": logs}}))
+                                      "spec": {"selector": {"matchNamespaces": [READINESS_NAMESPACE]}, "logs": logs}}))
     return config
 
 
