@@ -161,7 +161,8 @@ build_component() {
   rm -rf "$src" && mkdir -p "$src"
   "prepare_$name" "$src"
   # Say how long it usually takes: this machine's last build of the component, else the cold figure of e2e/README.md.
-  last="$(awk -v n="$name" '$1 == n {t = $2} END {print t}' "$KEYDIR/timings.tsv" 2>/dev/null)"
+  last=""
+  [[ -f "$KEYDIR/timings.tsv" ]] && last="$(awk -v n="$name" '$1 == n {t = $2} END {print t}' "$KEYDIR/timings.tsv")"
   log "$name: building (last build here: ${last:-none yet; a cold build of everything takes ~17 min on 2 cores, e2e/README.md}; log: $KEYDIR/logs/$name.log)"
   t0=$SECONDS
   if ! (cd "$src" && { go mod tidy && "build_$name"; }) >"$KEYDIR/logs/$name.log" 2>&1; then
