@@ -22,7 +22,10 @@
 #                                  binaries stay, re-runs stay instant; a version bump re-downloads)
 #   e2e/bootstrap.sh --print-bin   print the bin dir (fails if not bootstrapped; no network)
 #   e2e/bootstrap.sh --print-env   print shell exports to run the engine offline (no network)
-set -euo pipefail
+set -Eeuo pipefail
+# No failure is silent: whatever a step did not catch itself names the line and command (a first run once died with
+# no message reading a file that only a previous build writes).
+trap 'echo "bootstrap: ERROR: unexpected failure (exit $?) at e2e/bootstrap.sh line $LINENO: $BASH_COMMAND" >&2' ERR
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${NCP_ENGINE_CACHE:-$HOME/.cache/ncp-inference/engine}"
@@ -59,21 +62,23 @@ resolved_file="$CACHE/resolved/pulumi-$PULUMI_WANT"
 resolve_pulumi() {
   if [[ -s "$resolved_file" ]]; then cat "$resolved_file"; return; fi
   mkdir -p "$CACHE/resolved"
-  local candidates v
+  local candidates v logfile="$CACHE/resolved/resolve.log"
+  : >"$logfile"
   candidates="$( { echo "v$PULUMI_WANT"
-    go list -m -versions github.com/pulumi/pulumi/pkg/v3 2>/dev/null | tr ' ' '\n' | grep '^v3\.' || true
+    go list -m -versions github.com/pulumi/pulumi/pkg/v3 2>>"$logfile" | tr ' ' '\n' | grep '^v3\.' || true
   } | awk -v want="$PULUMI_WANT" '
       { s=$0; sub(/^v/,"",s); if (s ~ /-/) next; split(s,a,"."); split(want,w,".");
         if (a[1]*1e6+a[2]*1e3+a[3] >= w[1]*1e6+w[2]*1e3+w[3]) print $0 }' | sort -uV)"
   for v in $candidates; do
-    if go mod download "github.com/pulumi/pulumi/pkg/v3@$v" "github.com/pulumi/pulumi/sdk/v3@$v" 2>/dev/null; then
+    if go mod download "github.com/pulumi/pulumi/pkg/v3@$v" "github.com/pulumi/pulumi/sdk/v3@$v" 2>>"$logfile"; then
       [[ "$v" == "v$PULUMI_WANT" ]] || log "pulumi v$PULUMI_WANT is not served by the module proxy; using $v"
       echo "$v" >"$resolved_file"
       echo "$v"
       return
     fi
   done
-  die "no served github.com/pulumi/pulumi/pkg/v3 version >= $PULUMI_WANT"
+  die "pulumi: resolving the version failed: no served github.com/pulumi/pulumi/pkg/v3 version >= $PULUMI_WANT" \
+    "($(awk 'NF {line = $0} END {print line}' "$logfile"); full log: $logfile)"
 }
 
 key_for() { echo "pulumi-${1#v}_k8s-${K8S_PROVIDER_VERSION}_kube-${KUBE_VERSION}_etcd-${ETCD_VERSION}"; }
@@ -118,7 +123,7 @@ command -v go >/dev/null || die "go is not installed"
 command -v python3 >/dev/null || die "python3 is needed (to stamp the provider schema version)"
 
 T_START=$SECONDS
-PULUMI_VERSION="$(resolve_pulumi)"
+PULUMI_VERSION="$(resolve_pulumi)" || exit 1  # resolve_pulumi said why
 KEY="$(key_for "$PULUMI_VERSION")"
 KEYDIR="$CACHE/$KEY"
 BIN="$KEYDIR/bin"
@@ -151,29 +156,46 @@ recipe_hash() {
   } | sha256sum | cut -c1-16
 }
 
+# step COMPONENT STEP LOG CMD...: run CMD with errexit in force (a plain `if ! CMD` would switch it off inside CMD's
+# functions), its output appended to LOG; on failure name the component, the step, the reason (the log's last lines)
+# and the log, then stop.
+step() {
+  local name="$1" what="$2" logfile="$3" rc; shift 3
+  set +e
+  ( set -e; "$@" ) >>"$logfile" 2>&1
+  rc=$?
+  set -e
+  ((rc == 0)) && return 0
+  tail -n 25 "$logfile" | sed 's/^/  | /' >&2
+  die "$name: $what failed (exit $rc): $(awk 'NF {line = $0} END {print line}' "$logfile") (full log: $logfile)"
+}
+
 build_component() {
-  local name="$1" outputs="$2" src="$KEYDIR/src/$1" stamp="$KEYDIR/stamps/$1" hash t0 o missing=0 last
+  local name="$1" outputs="$2" src="$KEYDIR/src/$1" stamp="$KEYDIR/stamps/$1" hash t0 o missing=0 last="" logfile
+  logfile="$KEYDIR/logs/$name.log"
   hash="$(recipe_hash "$name")"
   for o in $outputs; do [[ -e "$BIN/$o" ]] || missing=1; done
   if ((missing == 0)) && [[ -f "$stamp" && "$(cat "$stamp")" == "$hash" ]]; then
     log "$name: up to date"; return 0
   fi
-  rm -rf "$src" && mkdir -p "$src"
-  "prepare_$name" "$src"
   # Say how long it usually takes: this machine's last build of the component, else the cold figure of e2e/README.md.
-  last=""
+  # (timings.tsv exists only after a first build.)
   [[ -f "$KEYDIR/timings.tsv" ]] && last="$(awk -v n="$name" '$1 == n {t = $2} END {print t}' "$KEYDIR/timings.tsv")"
-  log "$name: building (last build here: ${last:-none yet; a cold build of everything takes ~17 min on 2 cores, e2e/README.md}; log: $KEYDIR/logs/$name.log)"
+  log "$name: building (last build here: ${last:-none yet; a cold build of everything takes ~28 min on 2 cores, e2e/README.md}; log: $logfile)"
   t0=$SECONDS
-  if ! (cd "$src" && { go mod tidy && "build_$name"; }) >"$KEYDIR/logs/$name.log" 2>&1; then
-    tail -n 40 "$KEYDIR/logs/$name.log" >&2
-    die "$name: build failed (full log: $KEYDIR/logs/$name.log)"
-  fi
-  for o in $outputs; do [[ -x "$BIN/$o" ]] || die "$name: $BIN/$o was not produced"; done
+  : >"$logfile"
+  rm -rf "$src" && mkdir -p "$src"
+  step "$name" "prepare (wrapper module $src)" "$logfile" "prepare_$name" "$src"
+  step "$name" "go mod tidy (in $src)" "$logfile" in_dir "$src" go mod tidy
+  step "$name" build "$logfile" in_dir "$src" "build_$name"
+  for o in $outputs; do
+    [[ -x "$BIN/$o" ]] || die "$name: build produced no $BIN/$o (the build step exited 0; full log: $logfile)"
+  done
   echo "$hash" >"$stamp"
   printf '%s\t%ss\t%s\n' "$name" "$((SECONDS - t0))" "$(date -u +%FT%TZ)" >>"$KEYDIR/timings.tsv"
   log "$name: built in $((SECONDS - t0))s"
 }
+in_dir() { cd "$1" && shift && "$@"; }
 
 # ---- pulumi CLI -------------------------------------------------------------------------
 prepare_pulumi() {
@@ -245,10 +267,12 @@ install_kubernetes_plugin() {
     return 0
   fi
   "$BIN/pulumi" plugin rm resource kubernetes "$K8S_PROVIDER_VERSION" --yes >/dev/null 2>&1 || true
-  "$BIN/pulumi" plugin install resource kubernetes "$K8S_PROVIDER_VERSION" \
-    --file "$BIN/pulumi-resource-kubernetes" >"$KEYDIR/logs/plugin-install.log" 2>&1 ||
-    { cat "$KEYDIR/logs/plugin-install.log" >&2; die "pulumi plugin install resource kubernetes failed"; }
-  [[ -x "$dir/pulumi-resource-kubernetes" ]] || die "plugin install did not create $dir"
+  : >"$KEYDIR/logs/plugin-install.log"
+  step kubernetes "plugin install (pulumi plugin install resource kubernetes into $PULUMI_HOME)" \
+    "$KEYDIR/logs/plugin-install.log" \
+    "$BIN/pulumi" plugin install resource kubernetes "$K8S_PROVIDER_VERSION" --file "$BIN/pulumi-resource-kubernetes"
+  [[ -x "$dir/pulumi-resource-kubernetes" ]] ||
+    die "kubernetes: plugin install exited 0 but did not create $dir (log: $KEYDIR/logs/plugin-install.log)"
   ln -f "$BIN/pulumi-resource-kubernetes" "$dir/pulumi-resource-kubernetes" # same inode: no 2nd copy
 }
 
@@ -368,7 +392,7 @@ fi
 # ---- summary ----------------------------------------------------------------------------
 # awk reads the whole output: `head -n 1` would close the pipe early, and a multi-line writer (etcd) then dies of
 # SIGPIPE, which pipefail turns into a failed bootstrap (exit 141).
-ver() { "$@" 2>&1 | awk 'NR == 1 { gsub(/[ \t]+/, " "); print }'; }
+ver() { { "$@" 2>&1 || true; } | awk 'NR == 1 { gsub(/[ \t]+/, " "); print }'; }
 {
   echo "== ncp-inference offline engine: $KEYDIR"
   printf '%-30s %-28s %8s\n' binary version size

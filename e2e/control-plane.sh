@@ -22,6 +22,9 @@
 #   NCP_E2E_TIMEOUT      seconds to wait for readiness (default 120)
 #   NCP_E2E_KWOK_CONFIG  extra KWOK config files, comma-separated (e.g. a ClusterLogs: what `kubectl logs` of the
 #                        simulated pods returns; the API server reaches KWOK as each node's kubelet). Default: none.
+#   NCP_E2E_ADMISSION_PLUGINS admission plugins enabled beyond the API server's defaults (default PodNodeSelector,
+#                        which holds tenants to their node pools; preflight proves it is on). Set it empty to
+#                        start a control plane that lacks it, as many managed clusters do.
 #   NCP_E2E_SCHEDULER_NAMES extra scheduler names the real kube-scheduler also answers to, as extra profiles
 #                        (the tests pass KAI's: pods that name it are filtered and placed like any other;
 #                        KAI's queues and gangs are not simulated). Default: none.
@@ -39,6 +42,7 @@ KWOK_PORT="${NCP_E2E_KWOK_PORT:-10247}"
 KWOK_NODE_ANNOTATION="kwok.x-k8s.io/node=fake"
 TIMEOUT="${NCP_E2E_TIMEOUT:-120}"
 SCHEDULER_NAMES="${NCP_E2E_SCHEDULER_NAMES:-}"
+ADMISSION_PLUGINS="${NCP_E2E_ADMISSION_PLUGINS-PodNodeSelector}"
 PKI="$STATE/pki"
 LOGS="$STATE/logs"
 RUN="$STATE/run"
@@ -219,6 +223,7 @@ cmd_start() {
     --client-ca-file "$PKI/ca.crt" \
     --token-auth-file "$PKI/tokens.csv" \
     --authorization-mode RBAC \
+    ${ADMISSION_PLUGINS:+--enable-admission-plugins "$ADMISSION_PLUGINS"} \
     --service-cluster-ip-range "$SERVICE_CIDR" \
     --allow-privileged=true \
     --service-account-issuer "https://kubernetes.default.svc.cluster.local" \

@@ -1,7 +1,8 @@
 """Run a deployed RDMA site's readiness Jobs, wait for them with progress, then write the readiness evidence.
 
-    python -m evidence.readiness_run --stack prod --kubeconfig <file> --outputs <dir> [--timeout 3600] [--poll 10]
-                                     [--evidence-dir <dir>] [--index <file>] [--run-id <id>]
+    python -m evidence.readiness_run --stack prod --outputs <dir> [--kubeconfig <file>] [--context <name>]
+                                     [--timeout 3600] [--poll 10] [--evidence-dir <dir>] [--index <file>]
+                                     [--run-id <id>]
 
 The program deploys the readiness Jobs suspended (namespace ncp-readiness): the NCCL test across the rails and a fio
 read per storage tier. A run never edits them; it
@@ -29,7 +30,7 @@ from acceptance.readiness import NCCL_LOG, fio_output, parse_fio, parse_nccl
 from cli_exit import run_command
 from evidence import readiness as readiness_evidence
 from evidence.run import PART_OF, judge_arguments, run_job, wait
-from kube_client import Kube, KubeError
+from cluster_api import Kube, KubeError, add_arguments, connect_from
 from plan.errors import ConfigError, Problem
 from plan.names import ACCEPTANCE_RUN_LABEL, NCCL_JOB, NCCL_SSH_SECRET, PROJECT, READINESS_LABEL, fio_job
 from plan.readiness import readiness_plan
@@ -133,7 +134,7 @@ def run(kube: Kube, stack: str, site_plan: SitePlan, outputs: Path, run_id: str,
                 set_aside_without_result(target, say)
         finally:
             if secret:
-                kube.delete(f"/api/v1/namespaces/{namespace}/secrets/{NCCL_SSH_SECRET}")
+                kube.delete_secret(namespace, NCCL_SSH_SECRET)
                 say(f"deleted Secret {namespace}/{NCCL_SSH_SECRET}")
 
 
@@ -141,7 +142,7 @@ def run(kube: Kube, stack: str, site_plan: SitePlan, outputs: Path, run_id: str,
 def main(argv=None, say=print) -> int:
     parser = argparse.ArgumentParser(prog="python -m evidence.readiness_run", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", required=True)
-    parser.add_argument("--kubeconfig", required=True)
+    add_arguments(parser)
     parser.add_argument("--outputs", required=True, type=Path, help="where the Jobs' logs are saved")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per Job (default 3600)")
     parser.add_argument("--poll", type=float, default=10, help="seconds between progress lines (default 10)")
@@ -152,7 +153,7 @@ def main(argv=None, say=print) -> int:
     run_id = args.run_id or datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
     try:
         site_plan = plan_from_stack_file(args.stack)
-        run(Kube(args.kubeconfig), args.stack, site_plan, args.outputs, run_id, args.timeout, args.poll, say)
+        run(connect_from(args), args.stack, site_plan, args.outputs, run_id, args.timeout, args.poll, say)
     except (ConfigError, KubeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

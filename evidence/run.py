@@ -1,7 +1,7 @@
 """Run a deployed stack's acceptance Jobs, wait for them with progress, then write the evidence.
 
-    python -m evidence.run --stack prod --kubeconfig <file> --outputs <dir> --cache-state warm [--timeout 3600]
-                           [--evidence-dir <dir>] [--index <file>] [--poll 10]
+    python -m evidence.run --stack prod --outputs <dir> --cache-state warm [--kubeconfig <file>] [--context <name>]
+                           [--timeout 3600] [--evidence-dir <dir>] [--index <file>] [--poll 10]
 
 The program deploys the validation suite Job and one AIPerf Job per endpoint suspended. A run never edits them (that
 would drift from the Pulumi state and a finished Job cannot run again): it creates a fresh Job from each one's spec,
@@ -13,12 +13,11 @@ Exit codes: 0 every endpoint passed; 1 a Job failed or timed out, or an endpoint
 """
 import argparse
 import sys
-import time
 from datetime import datetime, timezone
 
 from cli_exit import run_command
 from evidence import __main__ as write_evidence
-from kube_client import Kube, KubeError
+from cluster_api import Kube, KubeError, add_arguments, connect_from
 from plan.errors import ConfigError
 from plan.names import ACCEPTANCE_RUN_LABEL, ENDPOINT_LABEL, PROJECT, RUN_OF_ANNOTATION
 from plan.sources import plan_from_stack_file
@@ -64,26 +63,24 @@ def templates(kube: Kube, site_plan) -> list[dict]:
 
 
 def wait(kube: Kube, job: dict, timeout: float, poll: float, say) -> str:
+    """Watches the Job until it finishes or `timeout` seconds pass, with a progress line at each change and at least
+    every `poll` seconds."""
     namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
-    deadline = time.monotonic() + timeout
-    while True:
-        current = kube.job(namespace, name)
+    for current in kube.job_updates(namespace, name, timeout, heartbeat=poll):
         status = current.get("status") or {}
         outcome = finished(current)
         say(f"  {namespace}/{name}: active {status.get('active', 0)}, succeeded {status.get('succeeded', 0)}, "
             f"failed {status.get('failed', 0)}" + (f" -> {outcome}" if outcome else ""))
         if outcome:
             return outcome
-        if time.monotonic() >= deadline:
-            return "TimedOut"
-        time.sleep(poll)
+    return "TimedOut"
 
 
 # RA: Validation Methodology: "Platform validation requires lab execution."
 def main(argv=None, say=print) -> int:
     parser = argparse.ArgumentParser(prog="python -m evidence.run", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", required=True)
-    parser.add_argument("--kubeconfig", required=True)
+    add_arguments(parser)
     parser.add_argument("--outputs", required=True)
     parser.add_argument("--cache-state", required=True, choices=["cold", "warm"])
     parser.add_argument("--timeout", type=float, default=3600, help="seconds per Job (default 3600)")
@@ -95,7 +92,7 @@ def main(argv=None, say=print) -> int:
     run_id = args.run_id or datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
     try:
         site_plan = plan_from_stack_file(args.stack)
-        kube = Kube(args.kubeconfig)
+        kube = connect_from(args)
         jobs = templates(kube, site_plan)
         for template in jobs:
             job = kube.create_job(template["metadata"]["namespace"], run_job(template, run_id))

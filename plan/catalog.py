@@ -413,6 +413,7 @@ class DatastoreNames(Sourced):
 class KubernetesNames(Sourced):
     pod_node_selector_annotation: str
     pod_node_selector_plugin: str
+    pod_node_selector_refusal: str
     hostname_label: str
 
 

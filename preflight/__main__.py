@@ -1,11 +1,12 @@
 """Preflight a live cluster before `pulumi up`.
 
-    python -m preflight --stack prod --kubeconfig <file>
+    python -m preflight --stack prod [--kubeconfig <file>] [--context <name>]
 
 Checks the Kubernetes version against the compatibility matrix and the stack, the CRDs the site must provide (custom
 resources the program creates that no chart of the stack installs), the storage classes of every tier, the GPU nodes
-(profile product label, count) and the topology labels on each. Prints every miss with its fix. Rails (NIC
-interfaces) are not visible through the API and are not checked.
+(profile product label, count) and the topology labels on each, and the admission the tenancy design relies on
+(PodNodeSelector, proved by a dry-run pod it must refuse in a short-lived probe namespace; ValidatingAdmissionPolicy
+served). Prints every miss with its fix. Rails (NIC interfaces) are not visible through the API and are not checked.
 Exit codes: 0 ready; 1 a check missed; 2 bad input (config, kubeconfig, unreachable API server); 3 internal error.
 """
 import argparse
@@ -14,7 +15,7 @@ import sys
 import pulumi
 
 from cli_exit import run_command
-from kube_client import Kube, KubeError
+from cluster_api import KubeError, add_arguments, connect_from
 from offline.recorder import run_stack_file
 from plan.errors import ConfigError
 from plan.sources import plan_from_stack_file
@@ -24,11 +25,11 @@ from preflight.checks import run_checks
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m preflight", description=__doc__.splitlines()[0])
     parser.add_argument("--stack", required=True)
-    parser.add_argument("--kubeconfig", required=True)
+    add_arguments(parser)
     args = parser.parse_args(argv)
     try:
         site_plan = plan_from_stack_file(args.stack)
-        results = run_checks(Kube(args.kubeconfig), site_plan, run_stack_file(args.stack))
+        results = run_checks(connect_from(args), site_plan, run_stack_file(args.stack))
     except (ConfigError, pulumi.RunError, KubeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

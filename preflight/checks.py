@@ -1,9 +1,11 @@
 """Each check reads the cluster through the API server and returns its misses, each with the fix."""
+import secrets
 from dataclasses import dataclass
 
-from kube_client import Kube
+from cluster_api import Kube, KubeError
 from offline.recorder import Recording
 from plan.catalog import integration_points
+from plan.names import PROJECT
 from plan.site_plan import SitePlan
 
 
@@ -15,7 +17,7 @@ class Miss:
 
 
 def kubernetes_version(kube: Kube, site_plan: SitePlan) -> list[Miss]:
-    version = kube.call("GET", "/version")
+    version = kube.version()
     running = f"{version['major']}.{version['minor'].rstrip('+')}"
     supported = site_plan.matrix.kubernetes.supported_versions
     if running not in supported:
@@ -46,7 +48,7 @@ def required_kinds(site_plan: SitePlan, recording: Recording) -> dict[str, set]:
 def crds(kube: Kube, site_plan: SitePlan, recording: Recording) -> list[Miss]:
     misses = []
     for api_version, kinds in sorted(required_kinds(site_plan, recording).items()):
-        served = {r["kind"] for r in (kube.get(f"/apis/{api_version}") or {}).get("resources", [])}
+        served = kube.served_kinds(api_version)
         for kind in sorted(kinds - served):
             misses.append(Miss("site prerequisite CRDs", f"{api_version} {kind} is not served by the cluster",
                                f"install the CRD that defines {kind} ({api_version}) before `pulumi up` (see "
@@ -61,7 +63,7 @@ def _camel(tier: str) -> str:
 
 def storage_classes(kube: Kube, site_plan: SitePlan) -> list[Miss]:
     storage = site_plan.config.components.serving.storage
-    present = {item["metadata"]["name"] for item in kube.call("GET", "/apis/storage.k8s.io/v1/storageclasses")["items"]}
+    present = kube.storage_class_names()
     return [Miss("storage classes", f"StorageClass {tier.storage_class!r} ({name}) does not exist",
                  f"create it, or set ncp-inference:components.serving.storage.{_camel(name)}.storageClass to an "
                  "existing class")
@@ -71,7 +73,7 @@ def storage_classes(kube: Kube, site_plan: SitePlan) -> list[Miss]:
 def gpu_nodes(kube: Kube, site_plan: SitePlan) -> list[Miss]:
     label = integration_points().gpu.product_label
     products = site_plan.gpu_node_products
-    nodes = [n for n in kube.call("GET", "/api/v1/nodes")["items"]
+    nodes = [n for n in kube.nodes()
              if (n["metadata"].get("labels") or {}).get(label) in products]
     misses = []
     for product, wanted in products.items():
@@ -92,8 +94,67 @@ def gpu_nodes(kube: Kube, site_plan: SitePlan) -> list[Miss]:
     return misses
 
 
+# A pod that selects a node pool its namespace does not allow: the probe the node-selector plugin must refuse.
+PROBE_POOL_KEY, PROBE_ALLOWED, PROBE_OTHER = "ncp-inference.io/preflight-pool", "allowed", "other"
+
+
+def node_selector_admission(kube: Kube, site_plan: SitePlan) -> list[Miss]:
+    """Tenants with dedicated nodes are held to them by the PodNodeSelector admission plugin (the namespace's
+    annotation is merged into every pod a tenant creates, and a conflicting pod is refused). Managed clusters often
+    do not enable it, and nothing fails visibly without it: a tenant's pods simply may land on another tenant's
+    nodes. So the plugin is proved, not assumed: in a short-lived probe namespace carrying the annotation, the API
+    server's admission is asked (server-side dry run: nothing is created) to admit a pod selecting another pool."""
+    if not any(spec.node_selector for spec in site_plan.tenant_specs):
+        return []
+    points = integration_points().kubernetes
+    namespace = f"ncp-preflight-{secrets.token_hex(4)}"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "node-selector-probe"},
+           "spec": {"nodeSelector": {PROBE_POOL_KEY: PROBE_OTHER},
+                    "containers": [{"name": "probe", "image": "registry.k8s.io/pause:3.10"}]}}
+    kube.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": namespace, "labels": {"app.kubernetes.io/part-of": PROJECT},
+        "annotations": {points.pod_node_selector_annotation: f"{PROBE_POOL_KEY}={PROBE_ALLOWED}"}}})
+    try:
+        refusal = kube.admits_pod(namespace, pod)
+    finally:
+        kube.delete_namespace(namespace)
+    if refusal and points.pod_node_selector_refusal in refusal:
+        return []
+    return [Miss("admission plugins",
+                 f"the {points.pod_node_selector_plugin} admission plugin is not enabled: a pod selecting another node "
+                 f"pool was {'refused for another reason: ' + refusal if refusal else 'admitted'} in a namespace "
+                 "annotated with a pool, so tenants with dedicated nodes could run on other tenants' nodes",
+                 f"add {points.pod_node_selector_plugin} to kube-apiserver --enable-admission-plugins (on a managed "
+                 "cluster, ask the provider; where it cannot be enabled, drop the tenants' nodePool and record the "
+                 "shared nodes as a local decision)")]
+
+
+def validating_admission_policy(kube: Kube, site_plan: SitePlan) -> list[Miss]:
+    """The tenancy guardrails that hold after deploy are ValidatingAdmissionPolicies; a cluster that does not serve the
+    API would take them as unknown kinds at `pulumi up`."""
+    kinds = kube.served_kinds("admissionregistration.k8s.io/v1")
+    missing = sorted({"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} - kinds)
+    if not missing or not site_plan.tenants:
+        return []
+    return [Miss("admission plugins",
+                 f"the cluster does not serve admissionregistration.k8s.io/v1 {', '.join(missing)}",
+                 "run Kubernetes 1.30 or later (ValidatingAdmissionPolicy is GA there) with the "
+                 "ValidatingAdmissionPolicy admission plugin enabled (the default)")]
+
+
+def admission(kube: Kube, site_plan: SitePlan) -> list[Miss]:
+    try:
+        return node_selector_admission(kube, site_plan) + validating_admission_policy(kube, site_plan)
+    except KubeError as error:
+        if error.status == 403:
+            return [Miss("admission plugins", f"cannot probe admission: {error}",
+                         "run preflight as a cluster admin (it creates and deletes a probe namespace)")]
+        raise
+
+
 def run_checks(kube: Kube, site_plan: SitePlan, recording: Recording) -> dict[str, list[Miss]]:
     return {"kubernetes version": kubernetes_version(kube, site_plan),
             "site prerequisite CRDs": crds(kube, site_plan, recording),
             "storage classes": storage_classes(kube, site_plan),
-            "GPU nodes and topology labels": gpu_nodes(kube, site_plan)}
+            "GPU nodes and topology labels": gpu_nodes(kube, site_plan),
+            "admission plugins": admission(kube, site_plan)}

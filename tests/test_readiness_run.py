@@ -17,7 +17,7 @@ from components.readiness import NcclArgs, nccl_script, SSH_MOUNT
 from evidence import readiness_run
 from evidence.readiness import FABRIC_LAYER, STORAGE_LAYER
 from evidence.record import read_index
-from kube_client import KubeError
+from cluster_api import KubeError
 from plan.names import ACCEPTANCE_RUN_LABEL, NCCL_JOB, NCCL_SSH_SECRET
 from tests.test_readiness import FIXTURES, PROD_TIERS, _jobs
 
@@ -45,9 +45,9 @@ class FakeKube:
         self.secrets[secret["metadata"]["name"]] = secret
         return secret
 
-    def delete(self, path):
-        self.calls.append(("delete", path.rsplit("/", 1)[-1]))
-        self.secrets.pop(path.rsplit("/", 1)[-1], None)
+    def delete_secret(self, namespace, name):
+        self.calls.append(("delete", name))
+        self.secrets.pop(name, None)
 
     def create_job(self, namespace, job):
         assert NCCL_SSH_SECRET in self.secrets or not job["metadata"]["name"].startswith(NCCL_JOB), \
@@ -61,6 +61,9 @@ class FakeKube:
                                     "Complete")
         conditions = [] if outcome == "Running" else [{"type": outcome, "status": "True"}]
         return {**self.created[name], "status": {"conditions": conditions}}
+
+    def job_updates(self, namespace, name, timeout, heartbeat):
+        yield self.job(namespace, name)
 
     def pods(self, namespace, selector):
         self.calls.append(("pods", selector))
@@ -79,7 +82,7 @@ def _passing_logs() -> dict:
 
 
 def _run(kube, tmp_path, monkeypatch, run_id="r1") -> tuple[int, list[str]]:
-    monkeypatch.setattr(readiness_run, "Kube", lambda _: kube)
+    monkeypatch.setattr(readiness_run, "connect_from", lambda _: kube)
     lines: list[str] = []
     code = readiness_run.main(["--stack", "prod", "--kubeconfig", "unused", "--outputs", str(tmp_path / "out"),
                                "--evidence-dir", str(tmp_path / "evidence"), "--index", str(tmp_path / "index.yaml"),
@@ -131,7 +134,7 @@ def test_a_stack_without_its_jobs_or_without_rdma_is_bad_input(prod, tmp_path, m
     templates = {k: v for k, v in _jobs(prod).items() if k != NCCL_JOB}
     code, _ = _run(FakeKube(templates), tmp_path, monkeypatch)
     assert code == 2 and f"lacks the stack's readiness Jobs {NCCL_JOB}" in capsys.readouterr().err
-    monkeypatch.setattr(readiness_run, "Kube", lambda _: FakeKube({}))
+    monkeypatch.setattr(readiness_run, "connect_from", lambda _: FakeKube({}))
     code = readiness_run.main(["--stack", "lab", "--kubeconfig", "unused", "--outputs", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and "Pulumi.lab.yaml" in err and "no RDMA fabric" in err

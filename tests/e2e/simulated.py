@@ -17,7 +17,7 @@ from acceptance.readiness import NCCL_LOG
 from components.kube import PRIORITY_SYSTEM
 from evidence import readiness as readiness_evidence
 from evidence import readiness_run
-from kube_client import Kube
+from cluster_api import connect
 from plan.catalog import ROOT, integration_points
 from plan.layers import READINESS_NAMESPACE
 from plan.names import NCCL_JOB, READINESS_LABEL, TENANT_KEY
@@ -348,7 +348,7 @@ def run_readiness(api: KubeApi, plan: SitePlan, namespaces: list[str], outputs: 
 
     def run() -> None:
         try:
-            readiness_run.run(Kube(api.kubeconfig), "e2e", plan, outputs, "e2e", timeout, 1, print)
+            readiness_run.run(connect(str(api.kubeconfig)), "e2e", plan, outputs, "e2e", timeout, 1, print)
         except BaseException as error:  # re-raised in the test's thread
             failures.append(error)
 
