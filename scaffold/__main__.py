@@ -124,6 +124,16 @@ def render(site: str, profile: HardwareProfile, environment: str, gpu_nodes: int
         lines += [
             f"      admins: [{q(placeholder(f'identity-provider group of {tenant.name} admins'))}]",
         ]
+    if Environment(environment) in MANDATORY_ENVIRONMENTS:  # plan/ra_rules.py: partner products are recorded
+        lines += [f"  {PROJECT}:localDecisions:",
+                  "    # The partner products every site uses; add one entry per further kind the stack uses",
+                  "    # (storage: naming each storageClass, gateway, registry).",
+                  *[line for kind, what in (("certManager", "the site's certificate manager for NVSentinel's "
+                                                            "datastore certificates, e.g. cert-manager"),
+                                            ("metricsBackend", "the site's metrics backend that loads the "
+                                                               "monitors and rules, e.g. its Prometheus Operator"))
+                    for line in (f"    - kind: {kind}", f"      decision: {q(placeholder(what))}",
+                                 f"      reason: {q(placeholder('why the site chose it'))}")]]
     return "\n".join(lines) + "\n"
 
 
