@@ -174,13 +174,13 @@ class PrometheusStack(StrictModel):
 
 class TelemetrySettings(StrictModel):
     scrape_interval: Duration = "30s"
-    prometheus_selector_labels: dict[str, str] = Field(
+    prometheus_selector_labels: dict[str, Text] = Field(
         default_factory=lambda: {"release": "kube-prometheus-stack"},
         description="labels the site's Prometheus selects ServiceMonitors/PodMonitors/PrometheusRules by",
     )
     gpu_temperature_celsius: int = Field(default=85, ge=50, le=110)
     prometheus_stack: PrometheusStack = Field(default_factory=PrometheusStack)
-    dashboard_label: dict[str, str] = Field(
+    dashboard_label: dict[str, Text] = Field(
         default_factory=lambda: {"grafana_dashboard": "1"},
         description="the one label (Grafana sidecar.dashboards.label: labelValue) the site's Grafana loads "
                     "dashboard ConfigMaps by")
