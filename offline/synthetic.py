@@ -5,6 +5,12 @@ from typing import Any
 from plan.catalog import load_profile
 
 RAIL_NAMES = [f"ens{i}f0np0" for i in range(1, 9)]
+# The partner products every site uses, recorded where the pack is mandatory (plan/ra_rules.py).
+PARTNER_DECISIONS = [
+    {"kind": "certManager", "decision": "cert-manager issues the NVSentinel datastore certificates",
+     "reason": "cert-manager is the site's certificate manager, not an NVIDIA RA component."},
+    {"kind": "metricsBackend", "decision": "the site's Prometheus Operator loads monitors and rules",
+     "reason": "The RA names telemetry signals, not a metrics backend."}]
 
 
 def site_config(profile: str, environment: str = "lab", tenants: int = 2, gpu_nodes: int = 4) -> dict[str, Any]:
@@ -37,12 +43,7 @@ def site_config(profile: str, environment: str = "lab", tenants: int = 2, gpu_no
         config["components"] = {"networkOperator": {"railInterfaces": RAIL_NAMES[: hardware.fabric.nics_per_node],
                                                     "railPrefixLength": 20}}
     if environment in ("staging", "prod"):
-        # The partner products every site uses, recorded where the pack is mandatory (plan/ra_rules.py).
-        config["localDecisions"] = [
-            {"kind": "certManager", "decision": "cert-manager issues the NVSentinel datastore certificates",
-             "reason": "cert-manager is the site's certificate manager, not an NVIDIA RA component."},
-            {"kind": "metricsBackend", "decision": "the site's Prometheus Operator loads monitors and rules",
-             "reason": "The RA names telemetry signals, not a metrics backend."}]
+        config["localDecisions"] = copy.deepcopy(PARTNER_DECISIONS)
     if environment == "prod":
         config["ngcApiKey"] = "test-ngc-key"
         config.setdefault("components", {})["serving"] = {
