@@ -63,7 +63,7 @@ def health_problems(args: HealthArgs) -> list[str]:
     return problems
 
 
-# RA: Break-Fix Architecture: "detect, triage, remediate, validate, and return GPU infrastructure to service"
+# RA: Break-Fix Architecture: "detect, triage, remediate"
 def nvsentinel_values(args: HealthArgs) -> dict:
     host, _, port = args.dcgm_endpoint.rpartition(":")
     enforce = args.remediation == "enforce"

@@ -26,10 +26,11 @@ def _record(side: str) -> Recording:
     if not revision:
         return run_stack_file(stack)
     path = stack_file(stack)
-    shown = subprocess.run(["git", "show", f"{revision}:./{path.name}"], cwd=path.parent, capture_output=True,
-                           text=True)
+    # Bytes, not text: the shared loader decodes them and names where a file is not UTF-8.
+    shown = subprocess.run(["git", "show", f"{revision}:./{path.name}"], cwd=path.parent, capture_output=True)
     if shown.returncode != 0:
-        raise ConfigError(side, [Problem(side, f"git cannot show {path.name} at {revision}: {shown.stderr.strip()}",
+        stderr = shown.stderr.decode("utf-8", errors="replace").strip()
+        raise ConfigError(side, [Problem(side, f"git cannot show {path.name} at {revision}: {stderr}",
                                          "name a commit that has the stack file, e.g. prod@HEAD~1")])
     raw, secrets = config_of_document(shown.stdout, f"{path.name}@{revision}")
     return run_stack_config(raw, secrets, stack)

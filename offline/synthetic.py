@@ -5,6 +5,12 @@ from typing import Any
 from plan.catalog import load_profile
 
 RAIL_NAMES = [f"ens{i}f0np0" for i in range(1, 9)]
+# The partner products every site uses, recorded where the pack is mandatory (plan/ra_rules.py).
+PARTNER_DECISIONS = [
+    {"kind": "certManager", "decision": "cert-manager issues the NVSentinel datastore certificates",
+     "reason": "cert-manager is the site's certificate manager, not an NVIDIA RA component."},
+    {"kind": "metricsBackend", "decision": "the site's Prometheus Operator loads monitors and rules",
+     "reason": "The RA names telemetry signals, not a metrics backend."}]
 
 
 def site_config(profile: str, environment: str = "lab", tenants: int = 2, gpu_nodes: int = 4) -> dict[str, Any]:
@@ -36,6 +42,8 @@ def site_config(profile: str, environment: str = "lab", tenants: int = 2, gpu_no
         # /20 rails: nv-ipam blocks of 16 addresses for up to 255 nodes.
         config["components"] = {"networkOperator": {"railInterfaces": RAIL_NAMES[: hardware.fabric.nics_per_node],
                                                     "railPrefixLength": 20}}
+    if environment in ("staging", "prod"):
+        config["localDecisions"] = copy.deepcopy(PARTNER_DECISIONS)
     if environment == "prod":
         config["ngcApiKey"] = "test-ngc-key"
         config.setdefault("components", {})["serving"] = {
@@ -62,3 +70,14 @@ def mutate(config: dict, path: str, value: Any) -> dict:
                 target[key] = {}
             target = target[key]
     return result
+
+
+def record_storage(config: dict) -> dict:
+    """config with a storage decision naming every storage class its tiers use (staging and prod require one)."""
+    tiers = ((config.get("components") or {}).get("serving") or {}).get("storage") or {}
+    classes = sorted({tier["storageClass"] for tier in tiers.values() if tier})
+    decisions = [d for d in config.get("localDecisions", []) if d.get("kind") != "storage"]
+    if classes:
+        decisions.append({"kind": "storage", "decision": f"Storage classes {', '.join(classes)}",
+                          "reason": "Storage products are partner-selected; the RA requires separate tiers."})
+    return {**config, "localDecisions": decisions}

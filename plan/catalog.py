@@ -9,18 +9,25 @@ from pydantic import Field, RootModel, ValidationError, model_validator
 from plan.errors import ConfigError, Problem, problems_from_validation
 from plan.pod_security import PodSecurity
 from plan.profile import HardwareProfile
-from plan.strict import StrictModel
+from plan.strict import StrictModel, Text
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES_DIR = ROOT / "profiles"
 MATRIX_FILE = ROOT / "data" / "compatibility-matrix.yaml"
 
 
+# The partner-product kinds a stack uses and records a local decision for (plan/ra_rules.py checks each is recorded).
+PartnerProduct = Literal["storage", "gateway", "certManager", "metricsBackend", "registry"]
+
+
 class LocalDecision(StrictModel):
     """A partner-selected, non-NVIDIA choice recorded outside the base RA."""
 
-    decision: str
-    reason: str = Field(min_length=10)
+    decision: Text
+    reason: Text = Field(min_length=10)
+    kind: Optional[PartnerProduct] = Field(
+        default=None, description="the partner-product kind it records (storage, gateway, certManager, "
+                                  "metricsBackend, registry); other decisions leave it out")
 
 
 class SnapshotNote(StrictModel):
@@ -237,6 +244,8 @@ class Allowlists(StrictModel):
     chart_repositories: list[str]
     image_registries: list[str]
     model_sources: list[str]
+    model_revisions: dict[str, str] = Field(
+        default_factory=dict, description="model source prefix -> the pattern of its immutable revisions")
     tenant_host_paths: list[str] = Field(default_factory=list, description="node paths tenant pods may mount read-only")
 
 

@@ -12,7 +12,7 @@ from plan.catalog import LocalDecision, integration_points
 from plan.inference_service_config import InferenceService
 from plan.serving import Cidr, Endpoint, ServingSettings
 from plan.profile import DriverManagement, DriverUpgradePolicyOverride
-from plan.strict import StrictModel
+from plan.strict import StrictModel, Text
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
@@ -32,14 +32,14 @@ class Environment(str, Enum):
 class ValidationEvidence(StrictModel):
     """Where the site's acceptance evidence lives (RA Validation Methodology: evidence paths per phase)."""
 
-    path: str = Field(min_length=1, description="evidence location, e.g. s3://bucket/site/ or evidence/<site>/")
-    owner: str = Field(min_length=1)
+    path: Text = Field(description="evidence location, e.g. s3://bucket/site/ or evidence/<site>/")
+    owner: Text
 
 
 class Site(StrictModel):
     name: Name
     environment: Environment
-    hardware_profile: str = Field(min_length=1)
+    hardware_profile: Text
     gpu_nodes: int = Field(ge=1, description="GPU worker nodes of the hardware profile in this cluster")
     kubernetes_version: Optional[str] = Field(default=None, pattern=r"^1\.[0-9]+$")
     validation_evidence: Optional[ValidationEvidence] = None
@@ -57,7 +57,7 @@ class MigSettings(StrictModel):
     layout: dict[str, Annotated[int, Field(ge=1)]] = Field(
         min_length=1, description="MIG profile -> instances per GPU, applied to every GPU it partitions"
     )
-    node_pool: Optional[str] = Field(
+    node_pool: Optional[Text] = Field(
         default=None, description="the tenant whose dedicated nodes (tenants[].nodePool) carry the layout; the other "
                                   "nodes keep whole GPUs. Absent: every GPU of the site is partitioned")
 
@@ -85,7 +85,7 @@ class MigSettings(StrictModel):
 
 class TimeSlicing(StrictModel):
     replicas: int = Field(ge=2, le=48)
-    validation_evidence: Optional[str] = Field(
+    validation_evidence: Optional[Text] = Field(
         default=None, description="evidence that time-slicing meets the latency SLO (needed for prod serving)"
     )
 
@@ -148,6 +148,8 @@ class HealthSettings(StrictModel):
         description="an existing Secret with the datastore credentials (e.g. synced from the site's secret store); "
                     "by default the program generates them")
     drain_timeout_seconds: int = Field(default=600, ge=60, description="whole minutes: NVSentinel counts in minutes")
+    local_decision: Optional[LocalDecision] = Field(
+        default=None, description="why prod remediation stays in dry-run (required for remediation dry-run in prod)")
 
     @field_validator("drain_timeout_seconds")
     @classmethod
@@ -172,13 +174,13 @@ class PrometheusStack(StrictModel):
 
 class TelemetrySettings(StrictModel):
     scrape_interval: Duration = "30s"
-    prometheus_selector_labels: dict[str, str] = Field(
+    prometheus_selector_labels: dict[str, Text] = Field(
         default_factory=lambda: {"release": "kube-prometheus-stack"},
         description="labels the site's Prometheus selects ServiceMonitors/PodMonitors/PrometheusRules by",
     )
     gpu_temperature_celsius: int = Field(default=85, ge=50, le=110)
     prometheus_stack: PrometheusStack = Field(default_factory=PrometheusStack)
-    dashboard_label: dict[str, str] = Field(
+    dashboard_label: dict[str, Text] = Field(
         default_factory=lambda: {"grafana_dashboard": "1"},
         description="the one label (Grafana sidecar.dashboards.label: labelValue) the site's Grafana loads "
                     "dashboard ConfigMaps by")
@@ -232,7 +234,7 @@ class NodePool(StrictModel):
 
 class Tenant(StrictModel):
     name: Name
-    display_name: Optional[str] = None
+    display_name: Optional[Text] = None
     gpu_quota: int = Field(ge=0, description="GPUs guaranteed to the tenant (KAI deserved quota)")
     gpu_limit: int = Field(ge=0, description="hard cap on GPUs (KAI limit and ResourceQuota)")
     over_quota_weight: int = Field(default=1, ge=0)
@@ -243,8 +245,8 @@ class Tenant(StrictModel):
     pod_quota: int = Field(default=200, ge=1, description="pods in the tenant namespace")
     claim_quota: int = Field(default=50, ge=0, description="PersistentVolumeClaims (incl. ephemeral volumes)")
     storage_quota: Quantity = Field(default="100Ti", description="storage all claims request, per class and in total")
-    admins: list[str] = Field(default_factory=list, description="identity-provider groups with tenant admin rights")
-    viewers: list[str] = Field(default_factory=list)
+    admins: list[Text] = Field(default_factory=list, description="identity-provider groups with tenant admin rights")
+    viewers: list[Text] = Field(default_factory=list)
     node_pool: Optional[NodePool] = Field(
         default=None, description="dedicated GPU nodes (required in prod with several tenants: RA Workload Isolation)")
 

@@ -3,13 +3,13 @@
 A service is a TensorRT engine served by NVIDIA Triton Inference Server, built by a pinned engine-build Job from a
 pinned ONNX artifact, optionally behind a DALI preprocessing stage (a Triton ensemble), benchmarked by AIPerf.
 """
-from typing import Annotated, Literal, Optional
+from typing import Literal, Optional
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from plan.thresholds import AcceptanceThresholds
-from plan.serving import pinned_revision
-from plan.strict import StrictModel
+from plan.serving import revision_problem
+from plan.strict import StrictModel, Text
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 # An example stack's stand-in for a value only the site can pin (an artifact's commit and digest): EXAMPLE(<what>).
@@ -24,8 +24,7 @@ class SourceArtifact(StrictModel):
     """The pinned source the engine is built from: one ONNX file of a repository at an immutable revision."""
 
     source: str = Field(pattern=r"^[a-z0-9]+://.+", description="repository URI, e.g. hf://onnx-community/resnet50")
-    revision: Annotated[str, AfterValidator(pinned_revision)] = Field(
-        min_length=1, description="commit or immutable tag; never main/latest")
+    revision: Text = Field(description="the commit (hf://: the full commit hash); never a branch or tag")
     file: str = Field(pattern=r"^[A-Za-z0-9_./-]+\.onnx$", description="path of the ONNX file in the repository")
     sha256: str = Field(pattern=rf"^([0-9a-f]{{64}}|{EXAMPLE_MARKER}\(.+\))$",
                         description="sha256 of that file: the build refuses any other")
@@ -35,6 +34,15 @@ class SourceArtifact(StrictModel):
         with them (the build fails on them loudly), prod refuses them."""
         return [key for key, value in (("revision", self.revision), ("sha256", self.sha256))
                 if value.startswith(EXAMPLE_MARKER)]
+
+    @field_validator("revision")
+    @classmethod
+    def _pinned(cls, revision: str, info: ValidationInfo) -> str:
+        problem = None if revision.startswith(EXAMPLE_MARKER) else revision_problem(info.data.get("source", ""),
+                                                                                     revision)
+        if problem:
+            raise ValueError(problem)
+        return revision
 
     @field_validator("file")
     @classmethod
@@ -48,7 +56,7 @@ class EngineTarget(StrictModel):
     """What the engine-build Job builds for. A TensorRT engine runs only on the GPU model and TensorRT version it
     was built with, so the target is part of the engine's identity and path."""
 
-    gpu_product: str = Field(min_length=1, description="nvidia.com/gpu.product of the GPUs the engine is built for")
+    gpu_product: Text = Field(description="nvidia.com/gpu.product of the GPUs the engine is built for")
     precision: Precision = "fp16"
     max_batch_size: int = Field(default=8, ge=1, le=4096)
     inputs: dict[str, list[int]] = Field(
@@ -69,7 +77,7 @@ class EngineTarget(StrictModel):
 
 class GpuRequest(StrictModel):
     count: int = Field(default=1, ge=1, le=8, description="GPUs per server pod (MIG devices with migProfile)")
-    mig_profile: Optional[str] = Field(
+    mig_profile: Optional[Text] = Field(
         default=None, description="a MIG profile of components.gpuOperator.mig.layout (strategy single), e.g. 1g.18gb")
 
 
@@ -98,7 +106,7 @@ class ServiceSlo(StrictModel):
 
 class InferenceService(StrictModel):
     name: str = Field(pattern=DNS_LABEL, max_length=40)
-    tenant: str
+    tenant: Text
     server: Literal["triton"] = "triton"
     model: str = Field(pattern=MODEL_NAME, description="served model name (the Triton model clients call)")
     artifact: SourceArtifact

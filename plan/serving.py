@@ -4,14 +4,16 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING, Annotated, Literal, Optional, Union
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from plan.catalog import LocalDecision, load_dynamo_runtime
-from plan.strict import StrictModel
+from plan.catalog import LocalDecision, load_allowlists, load_dynamo_runtime
+from plan.strict import StrictModel, Text
 from plan.thresholds import AcceptanceThresholds
 
-FLOATING_REVISIONS = {"main", "master", "latest", "head"}
+# Names that move, in any spelling: branches and tags (refs/heads/..., refs/tags/..., a remote's name in front).
+FLOATING_REVISIONS = {"main", "master", "latest", "head", "stable", "dev", "develop", "nightly", "release"}
+_REF_PREFIXES = ("refs/heads/", "refs/tags/", "refs/remotes/", "origin/", "heads/", "tags/")
 # The backends Dynamo runs for us: the keys of data/dynamo-backends.yaml `backends`, their one home.
 if TYPE_CHECKING:  # a type checker cannot read the data file: any backend name is a str to it
     Backend = str
@@ -20,25 +22,43 @@ else:
 Role = Literal["worker", "prefill", "decode"]
 
 
-def pinned_revision(revision: str) -> str:
-    if revision.strip().lower() in FLOATING_REVISIONS:
-        raise ValueError(f"revision {revision!r} floats; pin a commit hash or an immutable tag")
-    return revision
+def revision_problem(source: str, revision: str) -> Optional[str]:
+    """Why `revision` of `source` is not an immutable revision, or None. A source whose revisions have a known form
+    (data/allowlists.yaml modelRevisions: a Hugging Face repository's full commit hash) takes only that form; any
+    other source refuses a branch or tag name however it is spelled."""
+    forms = load_allowlists().model_revisions
+    prefix = next((prefix for prefix in forms if source.startswith(prefix)), None)
+    if prefix is not None:
+        if re.fullmatch(forms[prefix], revision):
+            return None
+        return (f"revision {revision!r} is not a commit hash of the {prefix} repository (a branch or tag name moves; "
+                f"the form is {forms[prefix]}); look up the commit it points at, e.g. curl -s "
+                f"https://huggingface.co/api/models/<repo>/revision/{revision.strip() or 'main'} | jq -r .sha")
+    spelled = revision.strip().lower()
+    for ref_prefix in _REF_PREFIXES:
+        spelled = spelled.removeprefix(ref_prefix)
+    if spelled in FLOATING_REVISIONS or revision.strip().lower().startswith(_REF_PREFIXES):
+        return f"revision {revision!r} names a branch or tag, which moves; pin the immutable version or commit"
+    return None
 
 
 class Model(StrictModel):
-    name: str = Field(min_length=1, description="served model name, e.g. Qwen/Qwen3-32B")
+    name: Text = Field(description="served model name, e.g. Qwen/Qwen3-32B")
     source: str = Field(pattern=r"^[a-z0-9]+://.+", description="artifact URI, e.g. hf://Qwen/Qwen3-32B")
-    revision: str = Field(min_length=1, description="commit or immutable tag; never main/latest")
-    model_class: str = Field(alias="class", description="a model class of data/backend-disposition.yaml")
-    tokenizer: Optional[str] = Field(default=None, description="defaults to the model name")
-    credentials_secret: Optional[str] = Field(
+    revision: Text = Field(description="the commit (hf://: the full commit hash); never a branch or tag")
+    model_class: Text = Field(alias="class", description="a model class of data/backend-disposition.yaml")
+    tokenizer: Optional[Text] = Field(default=None, description="defaults to the model name")
+    credentials_secret: Optional[Text] = Field(
         default=None, description="Secret in the tenant namespace with key HF_TOKEN, for gated sources")
 
+    # RA: Security And Compliance: "Model artifact sources should have access controls, provenance checks"
     @field_validator("revision")
     @classmethod
-    def _pinned(cls, revision: str) -> str:
-        return pinned_revision(revision)
+    def _pinned(cls, revision: str, info: ValidationInfo) -> str:
+        problem = revision_problem(info.data.get("source", ""), revision)
+        if problem:
+            raise ValueError(problem)
+        return revision
 
 
 class Slo(StrictModel):
@@ -68,10 +88,10 @@ class PlannerSettings(StrictModel):
 
 class Endpoint(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)
-    tenant: str
+    tenant: Text
     model: Model
     backend: Backend = "trtllm"
-    sizing: str = Field(description="AIConfigurator sizing file, relative to the project root")
+    sizing: Text = Field(description="AIConfigurator sizing file, relative to the project root")
     router: Literal["kv", "round-robin", "random"] = "kv"
     planner: Optional[PlannerSettings] = Field(
         default=None, description="run the Dynamo SLA planner against slo.ttftMs and slo.tpotMs: true, or its bounds")
@@ -90,7 +110,7 @@ class Endpoint(StrictModel):
 
 
 class StorageTier(StrictModel):
-    storage_class: str = Field(min_length=1, description="an existing StorageClass (a recorded local decision)")
+    storage_class: Text = Field(description="an existing StorageClass (a recorded local decision)")
     size: str = Field(pattern=r"^[0-9]+(Mi|Gi|Ti)$")
     access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"] = "ReadWriteOnce"
 
@@ -128,9 +148,9 @@ class StorageTiers(StrictModel):
 
 class Validation(StrictModel):
     suite: bool = Field(default=True, description="define the ISV NCP Validation Suite Job")
-    suite_image: Optional[str] = Field(default=None, description="site-built image of the pinned validation suite")
-    benchmark_image: Optional[str] = Field(default=None, description="site-built image with the pinned aiperf")
-    storage_image: Optional[str] = Field(default=None, description="site-built image with the pinned fio (storage "
+    suite_image: Optional[Text] = Field(default=None, description="site-built image of the pinned validation suite")
+    benchmark_image: Optional[Text] = Field(default=None, description="site-built image with the pinned aiperf")
+    storage_image: Optional[Text] = Field(default=None, description="site-built image with the pinned fio (storage "
                                          "readiness Jobs on RDMA profiles)")
 
 
@@ -219,7 +239,7 @@ MAX_ROUTE_BACKENDS = 16
 
 
 class RouteBackend(StrictModel):
-    endpoint: str = Field(min_length=1, description="an endpoint of the route's tenant (its InferencePool)")
+    endpoint: Text = Field(description="an endpoint of the route's tenant (its InferencePool)")
     weight: int = Field(ge=0, le=100, description="percent of the route's requests; 0 keeps a standby endpoint")
 
 
@@ -228,7 +248,7 @@ class Route(StrictModel):
     same served model make a blue/green or canary rollout a change of weights."""
 
     name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)
-    tenant: str
+    tenant: Text
     hostnames: list[Annotated[str, Field(pattern=DNS_NAME, max_length=253)]] = Field(
         default_factory=list, max_length=16,
         description="host names the route answers (default: every host of the listener)")

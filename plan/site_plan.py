@@ -23,6 +23,7 @@ from plan.gpu_partition import (
     tenant_mig,
 )
 from plan.names import PROJECT, TENANT_KEY, tenant_namespace
+from plan.ra_rules import ra_rule_problems
 from plan.raw_checks import number_problems, placeholder_problems
 from plan.pod_security import KVBM_REASON, RDMA_REASON, PodSecurity, privileged_for
 from plan.profile import DriverManagement, DriverUpgradePolicy, HardwareProfile
@@ -584,6 +585,7 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
         problems += service_problems
     routes, route_problems = plan_routes(config, matrix)
     problems += route_problems + _telemetry_problems(config) + cross_field_problems(config, profile, endpoints)
+    problems += ra_rule_problems(config, profile, endpoints)
     has_key = "ngcApiKey" in raw
     if config.site.environment == Environment.PROD:
         if not has_key:

@@ -1,5 +1,7 @@
 """Base class for every config, profile and catalog model: unknown keys are errors, keys are camelCase."""
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 
@@ -10,3 +12,15 @@ class StrictModel(BaseModel):
         populate_by_name=True,
         frozen=True,
     )
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("is empty or only whitespace; write the text it records")
+    return value
+
+
+# Every free-text value the config records (owners, decisions, reasons, paths, names of things the site provides):
+# present means written, so whitespace alone is refused. tests/test_ra_rules.py finds every string field of the
+# stack schema and holds that each is this type, or constrained by a pattern or a validator of its own.
+Text = Annotated[str, AfterValidator(_not_blank)]

@@ -27,7 +27,7 @@ from typing import Literal, Optional
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from plan.strict import StrictModel
+from plan.strict import StrictModel, Text
 
 Op = Literal["<=", ">="]
 
@@ -68,7 +68,7 @@ class AcceptanceThresholds(StrictModel):
                                   description="failed / (completed + failed) profiled requests; default: no errors")
     preprocessing_time_avg_ms: Optional[float] = Field(default=None, gt=0,
                                                        description="server preprocessing time per request")
-    preprocessing_model: Optional[str] = Field(default=None, min_length=1,
+    preprocessing_model: Optional[Text] = Field(default=None,
                                                description="the Triton model that preprocesses (DALI); the "
                                                            "program sets it for inference services")
 

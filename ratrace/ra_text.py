@@ -13,8 +13,16 @@ from plan.catalog import ROOT
 DEFAULT_RA_TEXT = ROOT.parent / "shared" / "reference" / "nvidia-inference-reference-architecture.txt"
 RA_TEXT_ENV = "NCP_RA_TEXT"
 # Words that make a sentence a requirement rather than a description (the RA's own modal vocabulary).
-REQUIREMENT = re.compile(r"\b(must|should|needs?|require[sd]?|requirement|mandate|do not|every|reject)\b",
+REQUIREMENT = re.compile(r"\b(must|should|shall|needs?|require[sd]?|requirement|mandate|do not|every|reject)\b",
                          re.IGNORECASE)
+# Imperative sentences ("Use KAI Scheduler for ...", "Record partner-selected ..."): a verb the RA opens its
+# instructions with, at the start of a sentence or of a table cell glued to the previous one ("...SchedulingUse").
+IMPERATIVE = re.compile(
+    r"(?:^|(?<=[a-z)]))(Use|Record|Keep|Place|Prefer|Decide|Treat|Validate|Add|Plan|Select|Define|Run|Start|Deploy|"
+    r"Install|Avoid|Give|Include|Separate|Expose|Enable|Measure|Capture|Track|Pin|Document|Confirm|Map|Route|"
+    r"Apply|Verify|Build|Store|Review|Tune|Benchmark|Compare|Publish|Label|Isolate|Scale|Limit|Set|Choose|"
+    r"Prepare|Test|Check|Collect|Create|Ensure|Reserve|Align|Assign|Attach|Bind|Cache|Configure|Let|Make|"
+    r"Point|Promote|Protect|Restrict|Return|Roll|Schedule|Stage|Start|Stop|Version|Write)\b")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|(?<=[a-z0-9)][.!?])(?=[A-Z])")
 _MAX_HEADING = 70
 
@@ -79,7 +87,7 @@ def sentences(body: str) -> list[str]:
 
 def requirements(text: str) -> list[Requirement]:
     return [Requirement(section, sentence) for section, body in sections(text).items()
-            for sentence in sentences(body) if REQUIREMENT.search(sentence)]
+            for sentence in sentences(body) if REQUIREMENT.search(sentence) or IMPERATIVE.search(sentence)]
 
 
 def contains(text: str, section: str, sentence: str) -> bool:

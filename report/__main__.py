@@ -23,6 +23,7 @@ from offline.recorder import run_stack_file
 from plan.catalog import ROOT
 from plan.errors import ConfigError
 from plan.sources import plan_from_stack_file
+from ratrace.matrix import summary
 from ratrace.ra_text import RaTextMissing, read_ra_text
 from report.picture import render_picture
 from report.render import render
@@ -55,6 +56,7 @@ def main(argv=None) -> int:
     dangling = review["traceability"]["danglingReferences"]
     print(f"release review of {args.stack}: {out / 'review.md'}, {out / 'review.json'}, "
           f"{', '.join(str(p) for p in pictures)}")
+    print(f"RA traceability: {summary(review['traceability']['rows'])}")
     for problem in dangling:
         print(f"RA reference problem: {problem}", file=sys.stderr)
     return 1 if dangling else 0

@@ -1,5 +1,5 @@
 """Gather the release review of a stack as one JSON-ready dict (rendered by report.render and report.picture)."""
-# RA: Security And Compliance: "container image origins, SBOM availability, and validation outputs"
+# RA: Security And Compliance: "container image origins"
 from pathlib import Path
 from typing import Optional
 

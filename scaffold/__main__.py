@@ -66,6 +66,20 @@ def _gpu_nodes_note(profile: HardwareProfile, gpu_nodes: int) -> str:
     return note
 
 
+def _partner_decisions() -> list[str]:
+    """The partner products every site uses, each a placeholder decision of its kind."""
+    products = (("certManager", "the site's certificate manager for NVSentinel's datastore certificates, e.g. "
+                                "cert-manager"),
+                ("metricsBackend", "the site's metrics backend that loads the monitors and rules, e.g. its "
+                                   "Prometheus Operator"))
+    return [f"  {PROJECT}:localDecisions:",
+            "    # The partner products every site uses; add one entry per further kind the stack uses",
+            "    # (storage: naming each storageClass, gateway, registry).",
+            *[line for kind, what in products
+              for line in (f"    - kind: {kind}", f"      decision: \"{placeholder(what)}\"",
+                           f"      reason: \"{placeholder('why the site chose it')}\"")]]
+
+
 def render(site: str, profile: HardwareProfile, environment: str, gpu_nodes: int,
            tenants: list[TenantAnswer]) -> str:
     q = lambda text: f'"{text}"'  # noqa: E731 - placeholders hold spaces and parentheses
@@ -124,6 +138,8 @@ def render(site: str, profile: HardwareProfile, environment: str, gpu_nodes: int
         lines += [
             f"      admins: [{q(placeholder(f'identity-provider group of {tenant.name} admins'))}]",
         ]
+    if Environment(environment) in MANDATORY_ENVIRONMENTS:  # plan/ra_rules.py: partner products are recorded
+        lines += _partner_decisions()
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from offline.synthetic import mutate, secret_keys, site_config
+from offline.synthetic import mutate, record_storage, secret_keys, site_config
 from plan import endpoints as endpoints_module
 from plan.config import Environment
 from plan.cross_field import MANDATORY_ENVIRONMENTS
@@ -56,7 +56,7 @@ def _serving(config: dict, environment: str) -> dict:
                   "revision": "9216db5781bf21249d130ec9da846c4624c16137", "class": "dense-llm"},
         "slo": {"isl": 4000, "osl": 500, "ttftMs": 1000, "tpotMs": 30, "concurrency": 128, "requestCount": 2000,
                 "thresholds": {"timeToFirstTokenP95Ms": 1200}}}]
-    return config
+    return record_storage(config)
 
 
 @pytest.fixture(scope="module")

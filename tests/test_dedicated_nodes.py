@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from offline.recorder import run_program
-from offline.synthetic import mutate, secret_keys, site_config
+from offline.synthetic import mutate, record_storage, secret_keys, site_config
 from plan.errors import ConfigError
 from plan.names import TENANT_KEY
 from plan.site_plan import RDMA_RAIL_ISOLATION, build_plan
@@ -52,7 +52,7 @@ def serving_site(pools: bool = True) -> dict:
                       **({"nodePool": {"nodes": 4}} if pools else {}))
     config["endpoints"] = [{**CHAT_ENDPOINT, "tenant": "t0"}, REASONING_ENDPOINT]
     config["components"]["serving"] = SERVING
-    return config
+    return record_storage(config)
 
 
 # --- refusals ---------------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from offline.promtool import find_promtool, run_rule_tests
 from offline.recorder import run_program
 from offline.summary import render_summary
 from offline.rule_tests import EVALUATION_INTERVAL, rule_test_suites
-from offline.synthetic import secret_keys, site_config
+from offline.synthetic import record_storage, secret_keys, site_config
 from plan.errors import ConfigError
 from plan.inference_services import ENGINE_FILE, PROVENANCE_FILE
 from plan.site_plan import build_plan
@@ -54,7 +54,7 @@ def config(environment: str = "lab", mig: dict = None, **changes) -> dict:
             target = target.setdefault(part, {})
         target[last] = value
     raw["inferenceServices"] = [service]
-    return raw
+    return record_storage(raw)
 
 
 def problems(raw: dict) -> dict[str, str]:
@@ -85,7 +85,7 @@ def test_engine_for_another_gpu_product_is_refused():
 
 
 @pytest.mark.parametrize("key, value, path, text", [
-    ("artifact.revision", "main", "artifact.revision", "floats"),
+    ("artifact.revision", "main", "artifact.revision", "moves"),
     ("artifact.sha256", "abc", "artifact.sha256", "does not match"),
     ("artifact.file", "../x.onnx", "artifact.file", "relative path inside"),
     ("artifact.source", "http://x/y", "artifact.source", "not an allowlisted source"),

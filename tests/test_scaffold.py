@@ -21,6 +21,7 @@ def _fill(text: str) -> str:
     nics = iter(f"ens{i}f0np0" for i in range(1, 99))
     text = re.sub(r'"REPLACE-ME\(host netdev[^"]*\)"', lambda _: next(nics), text)
     text = re.sub(r'"REPLACE-ME\(east-west CIDR[^"]*\)"', "10.200.0.0/16", text)
+    text = re.sub(r'"REPLACE-ME\((the site\'s [^"]*|why the site chose it)\)"', "Recorded by the site team", text)
     return re.sub(r'"REPLACE-ME\((identity-provider group of (\S+) admins)\)"', r"\2-admins", text) \
         .replace('"REPLACE-ME(where acceptance evidence is stored, e.g. s3://<bucket>/acceptance/)"', "s3://b/e/") \
         .replace('"REPLACE-ME(team that owns validation evidence)"', "validation-team") \
@@ -47,7 +48,8 @@ def test_prod_scaffold_on_an_rdma_profile_asks_for_every_site_value(tmp_path, mo
     assert "nvcr.io" not in text and "\nencryptionsalt:" not in text and "sha256:" not in text and "secure:" not in text
     assert check.main(["--stack", "west"]) == 2
     err = capsys.readouterr().err
-    assert "14 problems" in err  # evidence path and owner, 8 rail NICs, the rail subnet, suite image, two admin groups
+    assert "18 problems" in err  # evidence path and owner, 8 rail NICs, the rail subnet, suite image, two admin groups,
+    # two partner-product decisions (certificate manager, metrics backend) with their reasons
     for path in ("site.validationEvidence.path", "site.validationEvidence.owner",
                  "components.networkOperator.railInterfaces[7]", "components.networkOperator.railSubnet",
                  "tenants[1].admins[0]"):

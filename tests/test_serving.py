@@ -313,7 +313,7 @@ def test_unpinned_model_revision():
     raw, secrets = _prod_config()
     raw["endpoints"][0]["model"]["revision"] = "main"
     text = _problems(raw, secrets)
-    assert "ncp-inference:endpoints[0].model.revision" in text and "floats" in text
+    assert "ncp-inference:endpoints[0].model.revision" in text and "moves" in text
 
 
 def test_missing_sizing_file():

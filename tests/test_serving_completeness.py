@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from offline.recorder import run_program
-from offline.synthetic import mutate, secret_keys, site_config
+from offline.synthetic import mutate, record_storage, secret_keys, site_config
 from plan.catalog import load_dynamo_runtime
 from plan.errors import ConfigError
 from plan.site_plan import build_plan
@@ -71,7 +71,7 @@ def _stack(tmp_path, profile="gb300-nvl72", backend="trtllm", groups=None, kv_of
         "model": {"name": MODEL, "source": f"hf://{MODEL}", "revision": "39eb2b067ea6b8e3e1dd97d3cd0c7ffeaf3e1a35",
                   "class": "moe-llm"},
         "sizing": _sizing_file(tmp_path, profile, backend, groups), "slo": copy.deepcopy(SLO), **endpoint}]
-    return config
+    return record_storage(config)
 
 
 def _problems(config) -> str:

@@ -3,7 +3,7 @@ contains, and a misquoted or misplaced reference is reported (the release review
 import pytest
 
 from ratrace import matrix
-from ratrace.ra_text import contains, ra_text_path, read_ra_text, requirements, sections
+from ratrace.ra_text import contains, normalize, ra_text_path, read_ra_text, requirements, sections
 from ratrace.scan import Reference, comment_references, policy_references, unnamed_policy_sections
 
 GATE_SENTENCE = "Every deployment needs a named hardware profile and validation evidence."
@@ -67,3 +67,54 @@ def test_matrix_marks_covered_and_not_covered(ra_text):
     assert gate["status"] == "covered" and gate["coveredBy"] == [{"kind": "policy", "where": "policy/x.py:1"}]
     assert any(row["status"] == "not covered" for row in by_sentence.values())
     assert "**not covered**" in matrix.render([row.as_dict() for row in rows])
+
+
+QUEUE_SECTION = "Telemetry And Observability"
+
+
+def test_a_fragment_is_partial_never_covered(ra_text):
+    """A reference quoting part of a sentence must not credit the whole sentence."""
+    whole = next(r for r in requirements(ra_text) if r.section == "Architecture Decision Guardrails"
+                 and GATE_SENTENCE in r.sentence)
+    fragment = Reference(whole.section, "Every deployment needs a named hardware profile", "policy", "policy/x.py:1")
+    rows, _ = matrix.build(ra_text, [fragment])
+    row = next(row.as_dict() for row in rows if row.requirement == whole)
+    assert row["status"] == "partial" and row["coveredBy"] == []
+    assert row["partialBy"] == [{"kind": "policy", "where": "policy/x.py:1",
+                                 "quote": "Every deployment needs a named hardware profile"}]
+    assert "**partial**" in matrix.render([row])
+
+
+def test_section_policies_are_context_not_coverage(ra_text):
+    rows, _ = matrix.build(ra_text, [])
+    with_policies = [row.as_dict() for row in rows if row.section_policies]
+    assert with_policies, "some sections are cited by policies"
+    assert all(row["status"] == "not covered" for row in with_policies)
+    assert "section policy only" not in matrix.render(with_policies)
+
+
+def test_imperative_sentences_are_requirements(ra_text):
+    found = {normalize(r.sentence) for r in requirements(ra_text)}
+    assert any(s.startswith("use kai scheduler for queue and allocation policy") for s in found)
+    assert any(s.startswith("record partner-selected storage, gateway, registry") for s in found)
+    assert "the architecture uses a layered approach." not in found
+
+
+def test_held_down_references_still_exist_and_are_not_covered(ra_text):
+    references = comment_references()
+    rows, _ = matrix.build(ra_text, references)
+    for entry in matrix.downgrades():
+        matching = [r for r in references if r.where.split(":", 1)[0] == entry["where"]
+                    and normalize(r.sentence) == normalize(entry["sentence"])]
+        assert matching, f"stale entry in ratrace/downgrades.yaml: {entry['where']}: {entry['sentence']}"
+        row = next(row for row in rows if normalize(row.requirement.sentence) == normalize(entry["sentence"]))
+        assert row.status == entry["status"], row.as_dict()
+
+
+def test_the_project_matrix_counts_add_up(ra_text):
+    rows, dangling = matrix.build(ra_text)
+    dicts = [row.as_dict() for row in rows]
+    count = matrix.counts(dicts)
+    assert sum(count.values()) == len(rows) and dangling == []
+    assert all(row["coveredBy"] == [] or row["status"] == "covered" for row in dicts)
+    assert f"{count['covered']} covered" in matrix.summary(dicts)

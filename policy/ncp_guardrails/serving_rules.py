@@ -172,7 +172,7 @@ def _sha256(relative: str):
 # RA: Design Alternatives And Tradeoffs: "final acceptance still requires measured workload behavior"
 def _promotion_evidence(args, report):
     # RA: Architecture Decision Guardrails: "Every deployment needs a named hardware profile and validation evidence."
-    # RA: Serving Performance: "Reject comparisons that omit backend version, model artifact revision, network mode"
+    # RA: Serving Performance: "Reject comparisons that omit backend version, model artifact revision"
     entries = gate_entries(args, "requirePassedEvidence", report)
     if entries is None:
         return
