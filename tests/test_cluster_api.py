@@ -234,9 +234,10 @@ def test_bad_kubeconfigs_are_one_clear_line(server, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("argv_module", ["preflight", "evidence.run", "evidence.readiness_run"])
-def test_live_commands_exit_2_on_a_bad_kubeconfig(argv_module, tmp_path, capsys):
+def test_live_commands_exit_2_on_a_bad_kubeconfig(argv_module, tmp_path, capsys, monkeypatch):
     module = __import__(f"{argv_module}.__main__" if argv_module == "preflight" else argv_module,
                         fromlist=["main"])
+    monkeypatch.setattr(module, "plan_from_stack_file", lambda stack: None)  # the kubeconfig fails first
     argv = ["--stack", "prod", "--kubeconfig", str(tmp_path / "absent")]
     if argv_module != "preflight":
         argv += ["--outputs", str(tmp_path / "out")]
