@@ -255,7 +255,8 @@ def compose_endpoint(plan: SitePlan, endpoint: EndpointPlan, wiring: Serving) ->
             endpoint=endpoint.name, tenant=tenant, namespace=endpoint.namespace,
             pin=plan.matrix.workload("endpointPicker"), image=plan.endpoint_picker_image,
             platform_release=platform.release.name,
-            platform_namespace=plan.matrix.pin("dynamoPlatform").namespace, skip_await=skip_await), in_namespace)
+            platform_namespace=plan.matrix.pin("dynamoPlatform").namespace,
+            api_server_egress=plan.api_server_egress, skip_await=skip_await), in_namespace)
     slo = endpoint.endpoint.slo
     Benchmark(f"benchmark-{endpoint.name}", BenchmarkArgs(
         endpoint=endpoint.name, tenant=tenant, namespace=endpoint.namespace, image=serving.validation.benchmark_image,

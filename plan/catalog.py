@@ -416,6 +416,23 @@ class KubernetesNames(Sourced):
     hostname_label: str
 
 
+class EndpointPickerNames(Sourced):
+    """The endpoint picker runner Dynamo 1.5's picker is built on: its flags and configuration API."""
+
+    module: str
+    module_version: str
+    package: str
+    flags: list[str]
+    config_api_version: str
+    config_kind: str
+    config_mount_path: str
+    config_file: str
+    scorer: str
+    picker: str
+    profile_handler: str
+    saturation_detector: str
+
+
 class IntegrationPoints(StrictModel):
     gpu: GpuNames
     dcgm: DcgmNames
@@ -425,6 +442,7 @@ class IntegrationPoints(StrictModel):
     network_operator: NetworkOperatorNames
     kubernetes: KubernetesNames
     gateway_inference_extension: GatewayNames
+    endpoint_picker: EndpointPickerNames
     nvsentinel_datastore: DatastoreNames
 
 

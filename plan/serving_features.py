@@ -41,6 +41,13 @@ def planner_plan(index: int, endpoint: Endpoint, tenant: Tenant, workers: list[W
                                     f"is {lowest[role]}, above maxReplicas.{role} {highest[role]}",
                                     f"lower it to at most {highest[role]} or raise maxReplicas.{role}"))
     max_gpus = sum(highest[role] * group.gpus_per_worker for role, group in sized.items())
+    min_gpus = sum(lowest[role] * group.gpus_per_worker for role, group in sized.items())
+    if max_gpus <= min_gpus:
+        problems.append(Problem(_path(index, "planner.maxReplicas"),
+                                f"leaves the planner no room: its GPU budget ({max_gpus}) is its minimum ({min_gpus}), "
+                                "so it can never scale up (maxReplicas defaults to the sized replicas)",
+                                f"raise maxReplicas of a role ({', '.join(sized)}) above its minReplicas, within the "
+                                f"tenant's gpuLimit {tenant.gpu_limit}"))
     if max_gpus > tenant.gpu_limit:
         problems.append(Problem(_path(index, "planner.maxReplicas"),
                                 f"lets the planner grow to {max_gpus} GPUs; tenant {tenant.name}'s gpuLimit is "

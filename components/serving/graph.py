@@ -34,6 +34,22 @@ RDMA_POD_SECURITY = {"runAsNonRoot": False, "runAsUser": 0, "runAsGroup": 0, "fs
                      "seccompProfile": {"type": "RuntimeDefault"}}
 
 
+# RA: north-south redundancy: one frontend per endpoint is a single point of failure for every request.
+FRONTEND_REPLICAS = 2
+HOSTNAME_KEY = "kubernetes.io/hostname"
+
+
+def frontend_anti_affinity(graph_label: str, graph: str, component_label: str, spread_required: bool) -> dict:
+    """Frontend replicas on different nodes: required where the tenant's dedicated pool has nodes enough for every
+    replica, preferred elsewhere (shared nodes, or a one-node pool, where a required rule would leave one Pending)."""
+    term = {"labelSelector": {"matchLabels": {graph_label: graph, component_label: "frontend"}},
+            "topologyKey": HOSTNAME_KEY}
+    if spread_required:
+        return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": term}]}}
+
+
 def _parallel_sizes(backend: BackendRuntime, group: WorkerGroup) -> dict[str, int]:
     """Parallel sizes as the engine counts them: with attention data parallelism TRT-LLM's tensor-parallel size spans
     every attention-DP rank (data/dynamo-backends.yaml attentionDataParallelArg)."""
@@ -155,9 +171,11 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
     services = {
         "Frontend": {
             "componentType": "frontend",
-            "replicas": 1,
+            "replicas": FRONTEND_REPLICAS,
             "envs": _env({frontend.router_mode_env: plan.endpoint.router}),
-            "extraPodSpec": {**pod_common, "mainContainer": {
+            "extraPodSpec": {**pod_common, "affinity": frontend_anti_affinity(
+                args.signals.pod_labels["graph"], plan.name, args.signals.pod_labels["componentType"],
+                args.placement is not None and args.placement.nodes >= FRONTEND_REPLICAS), "mainContainer": {
                 "image": plan.image, "command": ["python3"],
                 "args": ["-m", frontend.module, frontend.http_port_flag, str(frontend.http_port)],
                 "securityContext": CONTAINER_SECURITY}},
