@@ -13,7 +13,10 @@ FLAGS = ("--model", "--url", "--endpoint-type", "--streaming", "--ui", "--tokeni
          "--isl-stddev", "--osl", "--osl-stddev", "--request-count", "--warmup-request-count", "--random-seed",
          "--artifact-dir", "--extra-inputs", "--gpu-telemetry", "--no-gpu-telemetry", "--no-server-metrics",
          "--request-timeout-seconds")
-IGNORE_EOS = {"ignore_eos": True, "nvext": {"ignore_eos": True}}  # OpenAI-style and Dynamo's nvext
+# The top-level (vLLM/SGLang-style) switch Dynamo's frontend passes to every engine. Not `nvext.ignore_eos`: the
+# Dynamo 1.5 frontend refuses the whole request when nvext carries it (400 "unknown field `ignore_eos`"; seen through
+# the serving twin, tests/test_twin.py).
+IGNORE_EOS = {"ignore_eos": True}
 
 
 # RA: Serving Performance: "record time to first token, inter-token latency, request latency, output throughput"

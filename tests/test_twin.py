@@ -31,7 +31,18 @@ VALIDATION_JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 <testcase classname="ServingTwin" name="frontend_serves_the_model"/></testsuite></testsuites>"""
 
 
-def stack(router: str = "kv", slo: dict | None = None, endpoints: tuple[str, ...] = (CHAT, DISAGG)) -> tuple:
+def small_sizing(directory: Path, isl: int, osl: int) -> str:
+    """chat-dense's sizing file re-stated for a small workload (the plan refuses a sizing of another ISL/OSL); the
+    layout (one 8-GPU aggregated worker x 2) is unchanged."""
+    sizing = yaml.safe_load((ROOT / "sizing" / "prod" / "chat-dense.yaml").read_text())
+    sizing["request"].update(isl=isl, osl=osl)
+    path = directory / "chat-dense-small.yaml"
+    path.write_text(yaml.safe_dump(sizing, sort_keys=False))
+    return str(path)
+
+
+def stack(router: str = "kv", slo: dict | None = None, endpoints: tuple[str, ...] = (CHAT, DISAGG),
+          sizing: str | None = None) -> tuple:
     """prod's config with the endpoints named, chat-dense's router and (for the benchmark) a small SLO workload."""
     raw, secrets = read_stack_file("prod")
     raw = copy.deepcopy(raw)
@@ -45,6 +56,8 @@ def stack(router: str = "kv", slo: dict | None = None, endpoints: tuple[str, ...
         chat["router"] = router
         if slo is not None:
             chat["slo"] = {**chat["slo"], **slo}
+        if sizing is not None:
+            chat["sizing"] = sizing
     return raw, secrets | {"ngcApiKey"}
 
 
@@ -238,7 +251,8 @@ def test_acceptance_through_the_twin_passes_and_an_unmeetable_slo_names_the_serv
     from tests.policy_helpers import violations
     met = {"timeToFirstTokenP95Ms": 5000, "interTokenLatencyP95Ms": 1000, "outputTokenThroughputMin": 1,
            "errorRateMax": 0}
-    raw, secrets = stack(slo={**SMALL, "thresholds": met}, endpoints=(CHAT,))
+    sizing = small_sizing(tmp_path, SMALL["isl"], SMALL["osl"])
+    raw, secrets = stack(slo={**SMALL, "thresholds": met}, endpoints=(CHAT,), sizing=sizing)
     recording, graphs = rendered(raw, secrets)
     outputs = tmp_path / "outputs"
     (outputs / "validation").mkdir(parents=True)
@@ -255,7 +269,8 @@ def test_acceptance_through_the_twin_passes_and_an_unmeetable_slo_names_the_serv
     gate = {**promotion, "promotion-evidence": {"requirePassedEvidence": True, "evidenceIndex": str(passing)}}
     assert [v.message for v in violations(recording, gate, "promotion-evidence")] == []
 
-    unmeetable = stack(slo={**SMALL, "thresholds": {**met, "timeToFirstTokenP95Ms": 0.001}}, endpoints=(CHAT,))
+    unmeetable = stack(slo={**SMALL, "thresholds": {**met, "timeToFirstTokenP95Ms": 0.001}}, endpoints=(CHAT,),
+                       sizing=sizing)
     failing = tmp_path / "fail" / "index.yaml"
     assert _evidence(monkeypatch, *unmeetable, outputs, failing) == 1
     [entry] = read_index(failing)

@@ -7,7 +7,10 @@ from pathlib import Path
 # still has a token (the byte-level alphabet), so any prompt AIPerf synthesises round-trips.
 _CORPUS = ["the quick brown fox jumps over the lazy dog", "inference serving on kubernetes with dynamo",
            "time to first token and inter token latency", "hello world how are you today"]
-VOCAB_SIZE = 1024
+TRAINED_VOCAB = 1024
+# The mocker emits token ids 1000..31999 whatever the tokenizer (lib/mocker/src/live.rs deterministic_output_tokens,
+# ai-dynamo/dynamo@2a6da14c): every one must decode to text, or the frontend streams empty deltas.
+VOCAB_SIZE = 32768
 CHAT_TEMPLATE = ("{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}\n{% endfor %}"
                  "{% if add_generation_prompt %}<|assistant|>{% endif %}")
 SPECIAL_TOKENS = ["<|bos|>", "<|eos|>"]
@@ -21,12 +24,16 @@ def synthesise(directory: Path, max_model_len: int = 16384) -> Path:
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB_SIZE, special_tokens=SPECIAL_TOKENS,
+    trainer = trainers.BpeTrainer(vocab_size=TRAINED_VOCAB, special_tokens=SPECIAL_TOKENS,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tokenizer.train_from_iterator(_CORPUS * 8, trainer=trainer)
-    tokenizer.save(str(directory / "tokenizer.json"))
+    spec = json.loads(tokenizer.to_str())
+    vocab_map = spec["model"]["vocab"]
+    for token_id in range(len(vocab_map), VOCAB_SIZE):  # words no merge reaches: decodable, never produced by encoding
+        vocab_map[f"\u0120w{token_id}"] = token_id
+    (directory / "tokenizer.json").write_text(json.dumps(spec))
     bos, eos = (tokenizer.token_to_id(token) for token in SPECIAL_TOKENS)
-    vocab = tokenizer.get_vocab_size()
+    vocab = len(vocab_map)
     files = {
         "tokenizer_config.json": {"bos_token": SPECIAL_TOKENS[0], "eos_token": SPECIAL_TOKENS[1],
                                   "model_max_length": max_model_len, "chat_template": CHAT_TEMPLATE,
