@@ -272,6 +272,7 @@ class BackendRuntime(StrictModel):
     engine_args: dict[str, str] = Field(default_factory=dict)
     parallel_flags: dict[str, str] = Field(default_factory=dict)
     disaggregation_flag: Optional[str] = None
+    multinode_over_ssh: bool = False
     disaggregated_transfer: Optional[KvbmFlag] = Field(
         default=None, description="KV transfer flag prefill/decode workers need (replaced by kvbm's when offloading)")
     disaggregated_engine_args: dict = Field(default_factory=dict, description="engine config of prefill/decode workers")
@@ -332,6 +333,7 @@ class DynamoRuntime(StrictModel):
     model_streamer: ModelStreamer
     model_express_client_env: str
     rdma_capabilities: list[str]
+    multinode_ssh: "MultinodeSsh"
 
 
 @lru_cache(maxsize=1)
@@ -365,6 +367,7 @@ class DcgmNames(Sourced):
 class KaiNames(Sourced):
     queue_label: str
     scheduler_name: str
+    batch_min_member_annotation: str
 
 
 class DynamoNames(Sourced):
@@ -431,6 +434,14 @@ class EndpointPickerNames(Sourced):
     picker: str
     profile_handler: str
     saturation_detector: str
+
+
+class MultinodeSsh(StrictModel):
+    """What a multi-node TRT-LLM worker running as root needs for the operator's ssh/mpirun bootstrap."""
+
+    root_capabilities: list[str]
+    privilege_separation_dir: str
+    home: str
 
 
 class IntegrationPoints(StrictModel):

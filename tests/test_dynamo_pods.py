@@ -319,3 +319,26 @@ def test_frontends_are_redundant_spread_and_disruption_budgeted(prod, lab):
         assert term == {"labelSelector": {"matchLabels": selector}, "topologyKey": "kubernetes.io/hostname"}
         pdb = _named(recording, "PodDisruptionBudget", f"{graph}-frontend")["spec"]
         assert pdb == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+
+
+# --- multi-node TRT-LLM bootstrap (#24 item 4) ----------------------------------------------------------------------
+
+def test_multinode_root_workers_can_run_the_operators_ssh_bootstrap():
+    """gb300's decode workers span two nodes over RDMA (root, IPC_LOCK). The operator runs `mkdir -p $HOME/.ssh` and
+    `/usr/sbin/sshd -D` in them (deploy/operator/internal/dynamo/backend_trtllm.go:139-150, 194-221@2a6da14c): as root
+    with every capability dropped, $HOME (uid 1000's in the image) is not writable and sshd's privilege-separated
+    child cannot chroot to /run/sshd nor switch user. Single-node workers keep only IPC_LOCK."""
+    from offline.recorder import run_stack_file
+    services = _dgds(run_stack_file("gb300"))["reasoning-moe"]["spec"]["services"]
+    decode, prefill = services["TRTLLMDecodeWorker"], services["TRTLLMPrefillWorker"]
+    assert decode["multinode"] == {"nodeCount": 2} and decode["extraPodSpec"]["securityContext"]["runAsUser"] == 0
+    added = decode["extraPodSpec"]["mainContainer"]["securityContext"]["capabilities"]["add"]
+    assert {"IPC_LOCK", "SYS_CHROOT", "SETUID", "SETGID"} <= set(added)
+    assert "DAC_OVERRIDE" not in added and "SYS_ADMIN" not in added
+    mounts = {m["mountPath"]: m["name"] for m in decode["extraPodSpec"]["mainContainer"]["volumeMounts"]}
+    volumes = {v["name"]: v for v in decode["extraPodSpec"]["volumes"]}
+    home = next(e["value"] for e in decode["envs"] if e["name"] == "HOME")
+    for path in (home, "/run/sshd"):  # root-owned scratch: writable by root without DAC_OVERRIDE
+        assert volumes[mounts[path]] == {"name": mounts[path], "emptyDir": {}}
+    assert prefill["extraPodSpec"]["mainContainer"]["securityContext"]["capabilities"]["add"] == ["IPC_LOCK"]
+    assert "HOME" not in {e["name"] for e in prefill["envs"]}

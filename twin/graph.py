@@ -91,16 +91,27 @@ def worker_to_mocker(args: list[str], backend_name: str, backend: BackendRuntime
     return mocker, dropped
 
 
+def _replicas(name: str, role: str, replicas: int, argv: list[str], dropped: list[str], values: dict,
+              rendered_env: dict[str, str], ports: "PortPool") -> list[TwinProcess]:
+    pods = []
+    for replica in range(replicas):
+        pod = TwinProcess(service=f"{name}-{replica}", component_type="worker", role=role, argv=argv, env={},
+                          system_port=ports.take(), dropped_args=dropped)
+        pod_values = {**values, "system_port": pod.system_port, "pod": f"{values['graph']}-{name.lower()}-{replica}",
+                      "pod_uid": f"twin-{values['graph']}-{name}-{replica}"}
+        pod.env = {**_operator_env("worker", pod_values), **rendered_env}
+        pods.append(pod)
+    return pods
+
+
 def graph_processes(dgd: dict, runtime: DynamoRuntime, model_root: Path, models_mount: str, ports: "PortPool",
                     speedup_ratio: float = 1.0, python: str = sys.executable,
                     services: Optional[set[str]] = None) -> list[TwinProcess]:
     """One process per DGD service, and per replica of a worker service (`<service>-<replica>`)."""
-    meta, spec = dgd["metadata"], dgd["spec"]
-    graph, namespace = meta["name"], meta["namespace"]
+    spec, graph, namespace = dgd["spec"], dgd["metadata"]["name"], dgd["metadata"]["namespace"]
     dynamo_namespace = integration_points().dynamo.dynamo_namespace(namespace, graph)
-    backend_name = spec["backendFramework"]
+    backend_name, processes = spec["backendFramework"], []
     backend = runtime.backends[backend_name]
-    processes = []
     for name, service in spec["services"].items():
         if services is not None and name not in services:
             continue
@@ -118,17 +129,10 @@ def graph_processes(dgd: dict, runtime: DynamoRuntime, model_root: Path, models_
             args = _replace_value(list(container["args"]), runtime.frontend.http_port_flag, str(process.http_port),
                                   name)
         elif kind == "worker":  # one process per replica, each with its own system port, as pods have
-            for replica in range(int(service["replicas"])):
-                pod = TwinProcess(service=f"{name}-{replica}", component_type=kind, role=role, argv=[], env={},
-                                  system_port=ports.take())
-                pod_values = {**values, "system_port": pod.system_port, "pod": f"{graph}-{name.lower()}-{replica}",
-                              "pod_uid": f"twin-{graph}-{name}-{replica}"}
-                args, pod.dropped_args = worker_to_mocker(
-                    list(container["args"]), backend_name, backend, role, model_root, models_mount, name,
-                    speedup_ratio)
-                pod.argv = argv + args
-                pod.env = {**_operator_env(kind, pod_values), **rendered_env}
-                processes.append(pod)
+            mocker, dropped = worker_to_mocker(list(container["args"]), backend_name, backend, role, model_root,
+                                               models_mount, name, speedup_ratio)
+            processes += _replicas(name, role, int(service["replicas"]), argv + mocker, dropped, values,
+                                   rendered_env, ports)
             continue
         elif kind == "planner":
             process.system_port = ports.take()
