@@ -115,3 +115,68 @@ def test_the_picker_may_reach_the_api_server(prod):
     spec = policy["spec"]
     assert spec["podSelector"]["matchLabels"].items() <= labels.items()
     assert spec["policyTypes"] == ["Egress"] and spec["egress"] == graph_policy["egress"]
+
+
+# --- the real runner (built by e2e/bootstrap.sh, component epp) ---------------------------------------------------
+
+def _runner():
+    """The epp binary from the bootstrap bin dir (NCP_EPP overrides), or skip with the reason."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    import pytest
+
+    from offline.promtool import BOOTSTRAP
+    override = os.environ.get("NCP_EPP")
+    if override:
+        return Path(override)
+    result = subprocess.run(["bash", str(BOOTSTRAP), "--print-bin"], capture_output=True, text=True)
+    path = Path(result.stdout.strip()) / "epp"
+    if result.returncode != 0 or not os.access(path, os.X_OK):
+        pytest.skip(f"the endpoint picker runner is not built (run e2e/bootstrap.sh): {result.stderr.strip()}")
+    return path
+
+
+UNREACHABLE_API = """apiVersion: v1
+kind: Config
+clusters: [{name: none, cluster: {server: "https://127.0.0.1:1"}}]
+users: [{name: none, user: {token: none}}]
+contexts: [{name: none, context: {cluster: none, user: none}}]
+current-context: none
+"""
+
+
+def _run_runner(runner, args: list[str], tmp_path) -> tuple[int, str]:
+    import subprocess
+    (tmp_path / "kubeconfig").write_text(UNREACHABLE_API)
+    result = subprocess.run([str(runner), *args], capture_output=True, text=True, timeout=60,
+                            env={"KUBECONFIG": str(tmp_path / "kubeconfig"), "HOME": str(tmp_path)})
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_the_real_runner_parses_the_rendered_args_and_loads_the_rendered_config(prod, tmp_path):
+    """The runner at the pinned version, given the rendered args (the config file mapped to a local copy of the
+    rendered ConfigMap), gets past flag parsing and loads the configuration with metrics collection off; it then
+    stops only because no API server answers. The old single-dash args end it at flag parsing (exit 2)."""
+    runner = _runner()
+    template = _picker_pod(prod, "chat-dense")
+    args = list(template["spec"]["containers"][0]["args"])
+    config = tmp_path / RUNNER.config_file
+    config.write_text(_named(prod, "ConfigMap", "chat-dense-epp")["data"][RUNNER.config_file])
+    args[args.index("--config-file") + 1] = str(config)
+    code, output = _run_runner(runner, args, tmp_path)
+    assert "Flags processed" in output and "loaded configuration from file/text successfully" in output, output
+    assert "No data sources configured; metrics collection is disabled" in output
+    assert "Failed to create controller manager" in output and code != 0
+    code, output = _run_runner(runner, ["-poolName", "chat-dense", "-poolNamespace", "tenant-acme-chat"], tmp_path)
+    assert code == 2 and "Flags processed" not in output and "unknown shorthand flag: 'p' in -poolName" in output
+
+
+def test_bootstrap_builds_the_runner_version_the_program_names():
+    """e2e/bootstrap.sh EPP_VERSION and data/integration-points.yaml endpointPicker.moduleVersion: change both."""
+    import re
+
+    from offline.promtool import BOOTSTRAP
+    [version] = re.findall(r"^EPP_VERSION=(\S+)", BOOTSTRAP.read_text(), flags=re.MULTILINE)
+    assert version == RUNNER.module_version

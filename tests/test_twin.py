@@ -20,7 +20,7 @@ from plan.catalog import ROOT, load_dynamo_runtime, load_matrix
 from plan.names import MODELS_MOUNT
 from plan.sources import read_stack_file
 from twin.graph import PortPool, graph_processes, twin_settings
-from twin.run import Twin, TwinStartError, http_text, twin_python
+from twin.run import Twin, TwinStartError, http_text, synthesise_models, twin_python
 
 RUNTIME = load_dynamo_runtime()
 PORTS = PortPool(int(os.environ.get("NCP_TWIN_PORT_BASE", "21000")))
@@ -70,13 +70,9 @@ def rendered(raw, secrets) -> tuple:
 @pytest.fixture(scope="module")
 def model_root(tmp_path_factory) -> Path:
     """The model volume: a synthesised tokenizer/config per model the endpoints serve, at the rendered paths."""
-    root = tmp_path_factory.mktemp("models")
     raw, _ = read_stack_file("prod")
-    script = "import sys; from pathlib import Path; from twin.model_dir import synthesise\n" \
-             "for d in sys.argv[1:]: synthesise(Path(d))"
-    dirs = [str(root / e["model"]["name"] / e["model"]["revision"]) for e in raw["endpoints"]]
-    subprocess.run([twin_python(), "-c", script, *dirs], cwd=ROOT, check=True, timeout=120)
-    return root
+    paths = [f"{MODELS_MOUNT}/{e['model']['name']}/{e['model']['revision']}" for e in raw["endpoints"]]
+    return synthesise_models(tmp_path_factory.mktemp("models"), paths, MODELS_MOUNT)
 
 
 def twin_of(graph: dict, model_root: Path, directory: Path, services=None, wrap=None) -> Twin:

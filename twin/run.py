@@ -128,3 +128,13 @@ class Twin:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def synthesise_models(root: Path, model_paths: list[str], models_mount: str) -> Path:
+    """The model volume: a synthesised model directory (twin/model_dir.py) at each rendered model path, written by
+    the twin's Python (it has the tokenizers library)."""
+    script = "import sys; from pathlib import Path; from twin.model_dir import synthesise\n" \
+             "for d in sys.argv[1:]: synthesise(Path(d))"
+    dirs = [str(root / path[len(models_mount) + 1:]) for path in model_paths]
+    subprocess.run([twin_python(), "-c", script, *dirs], cwd=ROOT, check=True, timeout=300)
+    return root
