@@ -92,7 +92,7 @@ class ServingEndpoint(Layer):
                 spec=spec,
                 opts=child,
             )
-        # RA: north-south redundancy survives a node drain: at most one frontend down at a time.
+        # A node drain takes at most one frontend at a time (north-south redundancy, see graph.py FRONTEND_REPLICAS).
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-frontend-pdb",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{plan.name}-frontend", namespace=plan.namespace,

@@ -34,7 +34,7 @@ RDMA_POD_SECURITY = {"runAsNonRoot": False, "runAsUser": 0, "runAsGroup": 0, "fs
                      "seccompProfile": {"type": "RuntimeDefault"}}
 
 
-# RA: north-south redundancy: one frontend per endpoint is a single point of failure for every request.
+# RA: Validation Methodology: "east-west reachability, north-south redundancy, storage configuration"
 FRONTEND_REPLICAS = 2
 HOSTNAME_KEY = "kubernetes.io/hostname"
 
