@@ -276,3 +276,32 @@ def test_acceptance_through_the_twin_passes_and_an_unmeetable_slo_names_the_serv
     gate = {**promotion, "promotion-evidence": {"requirePassedEvidence": True, "evidenceIndex": str(failing)}}
     assert "chat-dense: no passed evidence record" in "\n".join(
         v.message for v in violations(recording, gate, "promotion-evidence"))
+
+
+# --- #24 item 3 through the planner's own code --------------------------------------------------------------------
+
+PLANNER_READS = """
+import json, sys
+from dynamo.planner.monitoring.traffic_metrics import PrometheusAPIClient
+labels, namespace, model = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+client = PrometheusAPIClient(url="http://127.0.0.1:1", dynamo_namespace=namespace)
+client.prom.custom_query = lambda query: [{"metric": labels, "value": [0, "0.25"]}]
+print(client._get_average_metric("dynamo_frontend_time_to_first_token_seconds", "1m", "ttft", model))
+"""
+
+
+def test_the_planner_reads_the_frontend_series_the_podmonitor_labels(prod):
+    """The Dynamo 1.5.0 planner's own query path (PrometheusAPIClient._get_average_metric, frontend source) given
+    the series labels our PodMonitor produces for a frontend: it reads the value; without the dynamo_namespace
+    relabelling it reads 0 (the planner then sees no traffic)."""
+    from tests.test_dynamo_pods import frontend_series_labels
+    namespace, graph, model = "tenant-globex-research", DISAGG, "Qwen/Qwen3-235B-A22B-FP8"
+    planner_namespace = f"{namespace}-{graph}"
+
+    def planner_reads(labels: dict) -> float:
+        result = subprocess.run([twin_python(), "-c", PLANNER_READS, json.dumps(labels), planner_namespace, model],
+                                capture_output=True, text=True, timeout=120, check=True)
+        return float(result.stdout.strip().splitlines()[-1])
+
+    assert planner_reads(frontend_series_labels(prod, graph, namespace)) == 0.25
+    assert planner_reads(frontend_series_labels(prod, graph, namespace, with_frontend_relabelings=False)) == 0
