@@ -14,6 +14,7 @@ from components.model_data import (
 )
 from components.scheduling import TOPOLOGY_NAME, Scheduling, SchedulingArgs
 from components.serving.triton import InferenceService, InferenceServiceArgs
+from components.serving.triton_repository import ENSEMBLE_INPUT
 from components.dashboards import site_dashboards
 from components.serving import (
     EndpointArgs, EndpointPicker, EndpointPickerArgs, InferenceRoute, RouteArgs, ServingEndpoint, ServingPlatform,
@@ -212,7 +213,10 @@ def compose_inference_service(plan: SitePlan, service: InferenceServicePlan, sch
     Benchmark(f"benchmark-{service.name}", BenchmarkArgs(
         endpoint=service.name, tenant=tenant, namespace=service.namespace,
         image=plan.serving.validation.benchmark_image, service_account=WORKLOAD_SERVICE_ACCOUNT,
-        command=kserve_command(url=server.url, model=service.engine_model, inputs=service.service.engine.inputs,
+        # With DALI preprocessing clients call the ensemble with an encoded image, so the preprocessing model the
+        # thresholds judge runs; without it, the engine's model with its own input tensors.
+        command=kserve_command(url=server.url, model=service.entry_model, inputs=service.service.engine.inputs,
+                               image_input=ENSEMBLE_INPUT if service.preprocess_model else None,
                                concurrency=slo.concurrency, request_count=slo.request_count,
                                artifact_dir=benchmark_artifacts(service.name), server_metrics=server.metrics_url),
         export_file=f"{benchmark_artifacts(service.name)}/{EXPORT_NAME}",
@@ -255,7 +259,8 @@ def compose_endpoint(plan: SitePlan, endpoint: EndpointPlan, wiring: Serving) ->
             endpoint=endpoint.name, tenant=tenant, namespace=endpoint.namespace,
             pin=plan.matrix.workload("endpointPicker"), image=plan.endpoint_picker_image,
             platform_release=platform.release.name,
-            platform_namespace=plan.matrix.pin("dynamoPlatform").namespace, skip_await=skip_await), in_namespace)
+            platform_namespace=plan.matrix.pin("dynamoPlatform").namespace,
+            api_server_egress=plan.api_server_egress, skip_await=skip_await), in_namespace)
     slo = endpoint.endpoint.slo
     Benchmark(f"benchmark-{endpoint.name}", BenchmarkArgs(
         endpoint=endpoint.name, tenant=tenant, namespace=endpoint.namespace, image=serving.validation.benchmark_image,

@@ -5,6 +5,7 @@ that and runs the command for real against a local stub server. Choices follow t
 generates (top1/k8s_bench.yaml): fixed ISL/OSL (stddev 0), ignore_eos so every request produces OSL tokens, warm-up
 of 2 x concurrency requests, a fixed random seed.
 """
+import base64
 import json
 from typing import Optional, Sequence
 
@@ -13,7 +14,10 @@ FLAGS = ("--model", "--url", "--endpoint-type", "--streaming", "--ui", "--tokeni
          "--isl-stddev", "--osl", "--osl-stddev", "--request-count", "--warmup-request-count", "--random-seed",
          "--artifact-dir", "--extra-inputs", "--gpu-telemetry", "--no-gpu-telemetry", "--no-server-metrics",
          "--request-timeout-seconds")
-IGNORE_EOS = {"ignore_eos": True, "nvext": {"ignore_eos": True}}  # OpenAI-style and Dynamo's nvext
+# The top-level (vLLM/SGLang-style) switch Dynamo's frontend passes to every engine. Not `nvext.ignore_eos`: the
+# Dynamo 1.5 frontend refuses the whole request when nvext carries it (400 "unknown field `ignore_eos`"; seen through
+# the serving twin, tests/test_twin.py).
+IGNORE_EOS = {"ignore_eos": True}
 
 
 # RA: Serving Performance: "record time to first token, inter-token latency, request latency, output throughput"
@@ -70,17 +74,36 @@ def kserve_payload_template(inputs: dict[str, list[int]]) -> str:
     return template
 
 
+# An 8x8 baseline RGB JPEG (written by Pillow, quality 75, optimised tables): what an image client sends to a model
+# with DALI preprocessing, which decodes, resizes and normalises it on the GPU (any size decodes).
+BENCHMARK_JPEG = base64.b64decode(
+    "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDAAgGBgcGBQgHBwcJCQgKDBQNDAsLDBkSEw8UHRofHh0aHBwgJC4nICIsIxwcKDcpLDAxNDQ0Hyc5"
+    "PTgyPC4zNDL/2wBDAQkJCQwLDBgNDRgyIRwhMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjL/wAAR"
+    "CAAIAAgDASIAAhEBAxEB/8QAFQABAQAAAAAAAAAAAAAAAAAAAAf/xAAUEAEAAAAAAAAAAAAAAAAAAAAA/8QAFQEBAQAAAAAAAAAAAAAAAAAA"
+    "BQb/xAAUEQEAAAAAAAAAAAAAAAAAAAAA/9oADAMBAAIRAxEAPwCSgC1y/9k=")
+
+
+def kserve_image_payload(input_name: str, image: bytes = BENCHMARK_JPEG) -> str:
+    """One KServe v2 request carrying an encoded image as a UINT8 tensor [1, bytes] (the ensemble's input)."""
+    return json.dumps({"inputs": [{"name": input_name, "shape": [1, len(image)], "datatype": "UINT8",
+                                   "data": list(image)}]}, separators=(",", ":"))
+
+
 def kserve_command(*, url: str, model: str, inputs: dict[str, list[int]], concurrency: int, request_count: int,
                    artifact_dir: str, tokenizer: str = "gpt2", warmup_request_count: Optional[int] = None,
-                   random_seed: int = 100, server_metrics: Optional[str] = None) -> list[str]:
+                   random_seed: int = 100, server_metrics: Optional[str] = None,
+                   image_input: Optional[str] = None) -> list[str]:
     """argv of `aiperf profile` against a Triton model over KServe v2 HTTP: request latency and throughput (no
     tokens, so no TTFT/ITL; `--streaming` off). AIPerf loads a tokenizer whatever the endpoint; the offline Job
     passes a local one (HF_HUB_OFFLINE=1) and the text it would count is never sent. server_metrics: Triton's
-    metrics URL, scraped during the run into server_metrics_export.json (the preprocessing threshold reads it)."""
+    metrics URL, scraped during the run into server_metrics_export.json (the preprocessing threshold reads it).
+    image_input: the input name of a model that takes encoded images (a DALI ensemble): each request sends
+    BENCHMARK_JPEG instead of zero tensors of `inputs`."""
     for name, value in (("concurrency", concurrency), ("request_count", request_count)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
-    extra = {"payload_template": kserve_payload_template(inputs), "response_field": "outputs[0].data"}
+    payload = kserve_image_payload(image_input) if image_input else kserve_payload_template(inputs)
+    extra = {"payload_template": payload, "response_field": "outputs[0].data"}
     warmup = 2 * concurrency if warmup_request_count is None else warmup_request_count
     return ["aiperf", "profile", "--model", model, "--url", url, "--endpoint-type", "template",
             "--custom-endpoint", f"/v2/models/{model}/infer", "--ui", "none", "--tokenizer", tokenizer,

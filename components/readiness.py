@@ -19,6 +19,9 @@ from plan.site_plan import TENANT_KEY, gpu_toleration
 
 TARGET_MOUNT = "/target"
 SSH_MOUNT = "/etc/ncp-ssh"
+# A run that cannot finish (a rank that never starts, a hung collective) fails instead of holding its GPU nodes:
+# the 8 B..8 GB sweep takes minutes on a healthy fabric.
+NCCL_DEADLINE_SECONDS = 1800
 # fio reads FIO_JOBS files of FIO_FILE each from a fresh FIO_VOLUME of the tier's class: 16 GiB in all, beyond what
 # the pod's 4 GiB memory limit could cache (reads are O_DIRECT anyway).
 FIO_JOBS, FIO_FILE, FIO_VOLUME = 4, "4G", "32Gi"
@@ -107,6 +110,9 @@ def nccl_script(nccl: NcclArgs, service: str) -> str:
     ssh = f"ssh -p {nccl.ssh_port} -o StrictHostKeyChecking=no"
     return "\n".join([
         "set -eu",
+        # The image must carry an ssh server for mpirun's launcher; the stock NGC PyTorch image has none.
+        "[ -x /usr/sbin/sshd ] || { echo 'the nccl-tests image has no /usr/sbin/sshd (mpirun starts the remote ranks "
+        "over ssh): use an image with openssh-server and the nccl-tests MPI binaries' >&2; exit 2; }",
         f"[ -f {SSH_MOUNT}/ssh-privatekey ] || {{ echo 'Secret {NCCL_SSH_SECRET} is missing: run the test with "
         "python -m evidence.readiness_run, which makes the key for the run' >&2; exit 2; }",
         f"mkdir -p /run/sshd /root/.ssh && install -m 600 {SSH_MOUNT}/ssh-privatekey /root/.ssh/id_ed25519",
@@ -119,6 +125,8 @@ def nccl_script(nccl: NcclArgs, service: str) -> str:
         f"mpirun --allow-run-as-root -np {ranks} -H \"$(for host in $hosts; do printf '%s:{nccl.gpus_per_node},' "
         "\"$host\"; done | sed 's/,$//')\" "
         f"--bind-to none --mca plm_rsh_args '-p {nccl.ssh_port} -o StrictHostKeyChecking=no' -x NCCL_DEBUG=WARN "
+        # remote ranks start from sshd's login environment, not the image's: pass the image's search paths
+        "-x PATH -x LD_LIBRARY_PATH "
         f"{nccl.binary} -b 8 -e 8G -f 2 -g 1 -c 1 || status=$?",
         f"for host in $hosts; do [ \"$host\" = \"$job-0.{service}\" ] || {ssh} $host touch /tmp/done; done",
         "exit ${status:-0}",
@@ -152,6 +160,7 @@ class Readiness(Layer):
 
     def _nccl(self, name: str, nccl: NcclArgs, args: ReadinessArgs, ns, child) -> str:
         kai = integration_points().kai
+        gang = kai.batch_min_member_annotation
         job_labels = labels("readiness", NCCL_JOB, **{READINESS_LABEL: "nccl"})
         pod_labels = {**job_labels, kai.queue_label: args.queue}  # KAI gang-schedules the pods in the queue
         service = k8s.core.v1.Service(
@@ -178,15 +187,18 @@ class Readiness(Layer):
             f"{name}-nccl",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=NCCL_JOB, namespace=ns, labels=job_labels,
-                annotations={**ON_DEMAND, "ncp-inference.io/run-needs":
+                annotations={**ON_DEMAND, gang: str(nccl.nodes), "ncp-inference.io/run-needs":
                              f"Secret {NCCL_SSH_SECRET} (type kubernetes.io/ssh-auth, plus ssh-publickey), made and "
                              "deleted per run by python -m evidence.readiness_run"}),
             spec=k8s.batch.v1.JobSpecArgs(
                 completion_mode="Indexed", completions=nccl.nodes, parallelism=nccl.nodes, backoff_limit=0,
-                suspend=True,
+                suspend=True, active_deadline_seconds=NCCL_DEADLINE_SECONDS,
                 template=k8s.core.v1.PodTemplateSpecArgs(
+                    # KAI gangs a plain Job only with batch-min-member (on the Job; also on its pods, which a run's
+                    # copy of the Job keeps): without it one rank can start alone and wait for its peers forever.
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=pod_labels, annotations={
-                        "k8s.v1.cni.cncf.io/networks": ",".join(nccl.networks)} if nccl.networks else None),
+                        gang: str(nccl.nodes),
+                        **({"k8s.v1.cni.cncf.io/networks": ",".join(nccl.networks)} if nccl.networks else {})}),
                     spec=k8s.core.v1.PodSpecArgs(
                         restart_policy="Never", subdomain=NCCL_JOB, automount_service_account_token=False,
                         scheduler_name=kai.scheduler_name,

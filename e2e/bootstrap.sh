@@ -16,7 +16,7 @@
 # Usage:
 #   e2e/bootstrap.sh               build what is missing (a no-op taking seconds when cached)
 #   e2e/bootstrap.sh --only a,b    build only these components (pulumi, langhost, kubernetes,
-#                                  kube, scheduler, etcd, promtool, kwok, kube-score, trivy, random)
+#                                  kube, scheduler, etcd, promtool, kwok, kube-score, trivy, epp, random)
 #   e2e/bootstrap.sh --with-random also try the pulumi-random provider (expected to fail, see README)
 #   e2e/bootstrap.sh --prune       after a complete build, delete the shared Go caches (~10+ GB;
 #                                  binaries stay, re-runs stay instant; a version bump re-downloads)
@@ -44,11 +44,14 @@ PROMTOOL_VERSION=v0.316.0                       # github.com/prometheus/promethe
 KWOK_VERSION=v0.8.0                             # sigs.k8s.io/kwok: simulated nodes and pods
 KUBE_SCORE_VERSION=v1.20.0                      # github.com/zegl/kube-score: workload hardening checks
 TRIVY_VERSION=v0.74.0                           # github.com/aquasecurity/trivy: `trivy config` (KSV-*) checks
+# The endpoint picker's runner at the version Dynamo 1.5's picker builds on (data/integration-points.yaml
+# endpointPicker.moduleVersion; tests/test_endpoint_picker.py keeps the two equal).
+EPP_VERSION=v0.0.0-20260603065144-7c1f1994dbff  # sigs.k8s.io/gateway-api-inference-extension cmd/epp
 # If the proxy ever serves the upstream Python language host, set this to its pseudo-version
 # (the commit of the Pulumi tag) to build it instead of our replacement in engine/.
 LANGHOST_UPSTREAM_VERSION="${NCP_LANGHOST_UPSTREAM_VERSION:-}"
 
-ALL_COMPONENTS=(pulumi langhost kubernetes kube scheduler etcd promtool kwok kube-score trivy)
+ALL_COMPONENTS=(pulumi langhost kubernetes kube scheduler etcd promtool kwok kube-score trivy epp)
 
 export GOMODCACHE="$CACHE/gomod" GOCACHE="$CACHE/gocache"
 export GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN="${GOTOOLCHAIN:-local}" CGO_ENABLED=0
@@ -148,6 +151,7 @@ recipe_hash() {
       kwok) echo "$KWOK_VERSION" ;;
       kube-score) echo "$KUBE_SCORE_VERSION" ;;
       trivy) echo "$TRIVY_VERSION" ;;
+      epp) echo "$EPP_VERSION" ;;
     esac
     case "$1" in
       langhost) [[ -n "$LANGHOST_UPSTREAM_VERSION" ]] || cat "$HERE/engine/pulumi-language-python/main.go" ;;
@@ -330,6 +334,10 @@ prepare_trivy() { printf 'module ncp.local/engine/trivy\n\ngo 1.25\n' >"$1/go.mo
 # trivy v0.74 imports encoding/json/v2, which Go only builds behind this experiment.
 build_trivy() { GOEXPERIMENT=jsonv2 GOBIN="$BIN" go install "github.com/aquasecurity/trivy/cmd/trivy@$TRIVY_VERSION"; }
 
+# ---- epp: the endpoint picker runner; parses the program's picker args and loads its config ----------
+prepare_epp() { printf 'module ncp.local/engine/epp\n\ngo 1.25\n' >"$1/go.mod"; }
+build_epp() { GOBIN="$BIN" go install "sigs.k8s.io/gateway-api-inference-extension/cmd/epp@$EPP_VERSION"; }
+
 # ---- etcd -------------------------------------------------------------------------------
 prepare_etcd() {
   {
@@ -366,6 +374,7 @@ outputs_for() {
     kwok) echo kwok ;;
     kube-score) echo kube-score ;;
     trivy) echo trivy ;;
+    epp) echo epp ;;
     random) echo pulumi-resource-random ;;
     *) die "unknown component: $1" ;;
   esac
@@ -397,7 +406,7 @@ ver() { { "$@" 2>&1 || true; } | awk 'NR == 1 { gsub(/[ \t]+/, " "); print }'; }
   echo "== ncp-inference offline engine: $KEYDIR"
   printf '%-30s %-28s %8s\n' binary version size
   for b in pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-kubernetes \
-    kube-apiserver kube-controller-manager kube-scheduler etcd promtool kwok kube-score trivy pulumi-resource-random; do
+    kube-apiserver kube-controller-manager kube-scheduler etcd promtool kwok kube-score trivy epp pulumi-resource-random; do
     [[ -e "$BIN/$b" ]] || { [[ $b == pulumi-resource-random ]] && printf '%-30s %s\n' "$b" "not built (see README)"; continue; }
     case "$b" in
       pulumi) v="$(ver "$BIN/pulumi" version)" ;;
@@ -408,6 +417,7 @@ ver() { { "$@" 2>&1 || true; } | awk 'NR == 1 { gsub(/[ \t]+/, " "); print }'; }
       etcd) v="$(ver "$BIN/etcd" --version)" ;;
       kube-score) v="$KUBE_SCORE_VERSION (go install: no version stamp)" ;;
       trivy) v="$TRIVY_VERSION (go install: no version stamp)" ;;
+      epp) v="$EPP_VERSION (go install: no version stamp)" ;;
       *) v="?" ;;
     esac
     printf '%-30s %-28s %8s\n' "$b" "$v" "$(du -h "$BIN/$b" | cut -f1)"

@@ -281,6 +281,7 @@ class BackendRuntime(StrictModel):
     engine_args: dict[str, str] = Field(default_factory=dict)
     parallel_flags: dict[str, str] = Field(default_factory=dict)
     disaggregation_flag: Optional[str] = None
+    multinode_over_ssh: bool = False
     disaggregated_transfer: Optional[KvbmFlag] = Field(
         default=None, description="KV transfer flag prefill/decode workers need (replaced by kvbm's when offloading)")
     disaggregated_engine_args: dict = Field(default_factory=dict, description="engine config of prefill/decode workers")
@@ -341,6 +342,7 @@ class DynamoRuntime(StrictModel):
     model_streamer: ModelStreamer
     model_express_client_env: str
     rdma_capabilities: list[str]
+    multinode_ssh: "MultinodeSsh"
 
 
 @lru_cache(maxsize=1)
@@ -374,6 +376,7 @@ class DcgmNames(Sourced):
 class KaiNames(Sourced):
     queue_label: str
     scheduler_name: str
+    batch_min_member_annotation: str
 
 
 class DynamoNames(Sourced):
@@ -426,6 +429,31 @@ class KubernetesNames(Sourced):
     hostname_label: str
 
 
+class EndpointPickerNames(Sourced):
+    """The endpoint picker runner Dynamo 1.5's picker is built on: its flags and configuration API."""
+
+    module: str
+    module_version: str
+    package: str
+    flags: list[str]
+    config_api_version: str
+    config_kind: str
+    config_mount_path: str
+    config_file: str
+    scorer: str
+    picker: str
+    profile_handler: str
+    saturation_detector: str
+
+
+class MultinodeSsh(StrictModel):
+    """What a multi-node TRT-LLM worker running as root needs for the operator's ssh/mpirun bootstrap."""
+
+    root_capabilities: list[str]
+    privilege_separation_dir: str
+    home: str
+
+
 class IntegrationPoints(StrictModel):
     gpu: GpuNames
     dcgm: DcgmNames
@@ -435,6 +463,7 @@ class IntegrationPoints(StrictModel):
     network_operator: NetworkOperatorNames
     kubernetes: KubernetesNames
     gateway_inference_extension: GatewayNames
+    endpoint_picker: EndpointPickerNames
     nvsentinel_datastore: DatastoreNames
 
 

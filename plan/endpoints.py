@@ -66,12 +66,21 @@ def _quantity(value: str) -> float:
     return float(number) * _UNITS[unit]
 
 
+def _at_most(plan: EndpointPlan, group: WorkerGroup) -> WorkerGroup:
+    """The role's workers at the planner's maxReplicas (the sized replicas without a planner)."""
+    if plan.planner is None:
+        return group
+    return group.model_copy(update={"replicas": plan.planner.max_replicas[group.role]})
+
+
 def _host_quota_problems(config: StackConfig, plans: list[EndpointPlan], gpus_per_node: int) -> list[Problem]:
     """Worker pods request their host CPU and memory; the tenant's ResourceQuota (requests.cpu/requests.memory)
-    must hold every worker pod of its endpoints at once, or the operator's pods are refused by quota admission."""
+    must hold every worker pod of its endpoints at once, or the operator's pods are refused by quota admission. An
+    endpoint with a planner counts the most workers its planner may scale each role to."""
     problems = []
     for index, tenant in enumerate(config.tenants):
-        pods = [worker_pods(plan.endpoint.backend, group, gpus_per_node, plan.kv_offload_gb is not None)
+        pods = [worker_pods(plan.endpoint.backend, _at_most(plan, group), gpus_per_node,
+                            plan.kv_offload_gb is not None)
                 for plan in plans if plan.tenant.name == tenant.name for group in plan.workers]
         cpu = sum(p.pods * p.cpu for p in pods)
         memory_gi = sum(p.pods * p.memory_gi for p in pods)

@@ -19,6 +19,18 @@ def _path(index: int, key: str) -> str:
     return f"{PROJECT}:endpoints[{index}].{key}"
 
 
+def _no_room(index: int, sized: dict, lowest: dict, max_gpus: int, tenant: Tenant) -> list[Problem]:
+    """A planner whose GPU budget is its minimum can never scale up (maxReplicas defaults to the sized replicas)."""
+    min_gpus = sum(lowest[role] * group.gpus_per_worker for role, group in sized.items())
+    if max_gpus > min_gpus:
+        return []
+    return [Problem(_path(index, "planner.maxReplicas"),
+                    f"leaves the planner no room: its GPU budget ({max_gpus}) is its minimum ({min_gpus}), so it "
+                    "can never scale up (maxReplicas defaults to the sized replicas)",
+                    f"raise maxReplicas of a role ({', '.join(sized)}) above its minReplicas, within the tenant's "
+                    f"gpuLimit {tenant.gpu_limit}")]
+
+
 def planner_plan(index: int, endpoint: Endpoint, tenant: Tenant, workers: list[WorkerGroup],
                  runtime: DynamoRuntime) -> tuple[Optional[PlannerPlan], list[Problem]]:
     """Min/max workers per role (defaults: 1 and the sized replicas), the GPU budget they add up to, and the SLA
@@ -41,6 +53,7 @@ def planner_plan(index: int, endpoint: Endpoint, tenant: Tenant, workers: list[W
                                     f"is {lowest[role]}, above maxReplicas.{role} {highest[role]}",
                                     f"lower it to at most {highest[role]} or raise maxReplicas.{role}"))
     max_gpus = sum(highest[role] * group.gpus_per_worker for role, group in sized.items())
+    problems += _no_room(index, sized, lowest, max_gpus, tenant)
     if max_gpus > tenant.gpu_limit:
         problems.append(Problem(_path(index, "planner.maxReplicas"),
                                 f"lets the planner grow to {max_gpus} GPUs; tenant {tenant.name}'s gpuLimit is "

@@ -67,11 +67,13 @@ class NodePlacement:
 
     node_selector: dict[str, str]
     tolerations: tuple[dict[str, str], ...]
+    nodes: int = 1  # how many nodes the selector matches: replicas spread across them only when there are several
 
     @classmethod
-    def dedicated(cls, tenant: str) -> "NodePlacement":
+    def dedicated(cls, tenant: str, nodes: int = 1) -> "NodePlacement":
         return cls(node_selector={TENANT_KEY: tenant},
-                   tolerations=({"key": TENANT_KEY, "operator": "Equal", "value": tenant, "effect": "NoSchedule"},))
+                   tolerations=({"key": TENANT_KEY, "operator": "Equal", "value": tenant, "effect": "NoSchedule"},),
+                   nodes=nodes)
 
 
 # Why the rails need no per-tenant IPPools or NetworkAttachmentDefinitions on dedicated nodes, and what the site
@@ -298,7 +300,7 @@ class SitePlan:
     def placement(self, tenant_name: str) -> Optional[NodePlacement]:
         """The tenant's dedicated nodes, or None where it shares the site's GPU nodes."""
         tenant = next(t for t in self.tenants if t.name == tenant_name)
-        return NodePlacement.dedicated(tenant.name) if tenant.node_pool else None
+        return NodePlacement.dedicated(tenant.name, tenant.node_pool.nodes) if tenant.node_pool else None
 
 
 def _set_fix(path: str, fix: str) -> str:

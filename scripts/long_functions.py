@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIPPED_DIRS = {".venv", ".venv-scanners", "venv", ".git", "__pycache__", "node_modules"}
+SKIPPED_DIRS = {".venv", ".venv-scanners", ".venv-twin", "venv", ".git", "__pycache__", "node_modules"}
 MAX_LINES = 40
 
 

@@ -18,6 +18,12 @@ fi
 [[ -x .venv-scanners/bin/python ]] || echo "setup: creating .venv-scanners for checkov (first time only)" >&2
 python3 -m venv .venv-scanners
 .venv-scanners/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-scanners.txt
+# The serving twin's Dynamo release in its own venv (requirements-twin.txt says why): the two Dynamo wheels without
+# their dependency list, then those dependencies pinned. First time: about 1-2 minutes, ~700 MB.
+[[ -x .venv-twin/bin/python ]] || echo "setup: creating .venv-twin for the serving twin (first time only)" >&2
+python3 -m venv .venv-twin
+.venv-twin/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-twin.txt
+.venv-twin/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -r requirements-twin-nodeps.txt
 # Graphviz `dot` renders the release review's site picture (python -m report). Debian package; idempotent.
 if ! command -v dot >/dev/null 2>&1; then
   echo "setup: installing graphviz (apt) for the release review picture" >&2

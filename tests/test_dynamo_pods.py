@@ -116,11 +116,12 @@ def test_tenant_quota_must_hold_its_worker_pods():
     raw["tenants"][1]["memoryQuota"] = "512Gi"
     raw["tenants"][1]["cpuQuota"] = "32"
     text = _problems(raw, secrets)
-    need = 2 * (80 + 8 * RUNTIME.worker_resources.memory_per_gpu_gi + KVBM_HOST_GI_8_GPUS)
+    pods = 6  # the planner's maximum: 3 prefill + 3 decode workers
+    need = pods * (80 + 8 * RUNTIME.worker_resources.memory_per_gpu_gi + KVBM_HOST_GI_8_GPUS)
     assert (f"ncp-inference:tenants[1].memoryQuota: is 512Gi; tenant globex-research's worker pods request "
             f"{need}Gi") in text
     assert f"ncp-inference:tenants[1].cpuQuota: is 32; tenant globex-research's worker pods request " \
-           f"{2 * 8 * RUNTIME.worker_resources.cpu_per_gpu}" in text
+           f"{pods * 8 * RUNTIME.worker_resources.cpu_per_gpu}" in text
 
 
 def test_workers_serve_the_model_metadata_to_the_frontend(prod):
@@ -179,12 +180,25 @@ def test_planner_runs_its_image_with_a_config_from_the_slo(prod):
     config = json.loads(args[3])
     assert config == {"environment": "kubernetes", "backend": "trtllm", "mode": "disagg",
                       "optimization_target": "sla", "pre_deployment_sweeping_mode": "none",
-                      "ttft_ms": 500.0, "itl_ms": 20.0, "max_gpu_budget": 16,
+                      "ttft_ms": 500.0, "itl_ms": 20.0, "max_gpu_budget": 48,
                       "prefill_engine_num_gpu": 8, "decode_engine_num_gpu": 8,
                       "prefill_min_endpoint": 1, "decode_min_endpoint": 1,
                       "throughput_adjustment_interval_seconds": 180}
     url = read_stack_file("prod")[0]["components"]["serving"]["plannerPrometheusUrl"]
     assert planner["envs"] == [{"name": "PROMETHEUS_ENDPOINT", "value": url}]
+
+
+def test_a_planner_needs_room_to_scale_and_quota_for_its_maximum():
+    """#24 item 8: maxReplicas defaults to the sized replicas, so `planner: true` on a layout sized to one worker
+    per role gave a budget equal to the minimum: the planner could never scale up. Its maximum must also fit the
+    tenant's host quota, or the operator's scaled-up pods are refused by quota admission."""
+    raw, secrets = _prod_config()
+    raw["endpoints"][1]["planner"] = True
+    assert ("ncp-inference:endpoints[1].planner.maxReplicas: leaves the planner no room: its GPU budget (16) is its "
+            "minimum (16)") in _problems(raw, secrets)
+    raw["endpoints"][1]["planner"] = {"maxReplicas": {"prefill": 3, "decode": 3}}
+    raw["tenants"][1]["memoryQuota"] = "2Ti"  # holds the two sized workers, not the six the planner may run
+    assert "ncp-inference:tenants[1].memoryQuota: is 2Ti" in _problems(raw, secrets)
 
 
 def test_planner_may_reach_its_prometheus(prod):
@@ -237,3 +251,94 @@ def test_planner_off_runs_no_planner():
     raw["endpoints"][1]["planner"] = False
     recording = run_program(raw, secrets | {"ngcApiKey"}, stack="noplanner")
     assert "Planner" not in _dgds(recording)["reasoning-large"]["spec"]["services"]
+
+
+# --- the planner's view of the frontend (#24 item 3) ----------------------------------------------------------------
+
+def planner_keeps(series_labels: dict, planner_namespace: str, model: str) -> bool:
+    """The SLA planner's filter on frontend series (ai-dynamo 1.5.0 wheel, dynamo/planner/monitoring/
+    traffic_metrics.py:153-158 and 224-231, with the default throughput_metrics_source "frontend",
+    planner/config/defaults.py:86): the series' model (lower-cased) and dynamo_namespace must equal its own."""
+    return (series_labels.get("model", "").lower() == model.lower()
+            and series_labels.get("dynamo_namespace") == planner_namespace)
+
+
+def frontend_series_labels(prod, graph: str, namespace: str, with_frontend_relabelings: bool = True) -> dict:
+    """Labels of a frontend TTFT series as Prometheus stores it through the endpoint's PodMonitor (target labels win,
+    honorLabels false), the frontend pod labelled as the operator labels it (consts.go:66-68@2a6da14c)."""
+    from components.serving.rules import frontend_relabelings
+    from offline.rule_tests import pod_meta, scraped, target_labels
+    from plan.catalog import integration_points, load_signals
+    signals = load_signals()["dynamo"]
+    monitor = _named(prod, "PodMonitor", graph)["spec"]
+    [frontend] = [pme for pme in monitor["podMetricsEndpoints"] if pme["port"] == signals.ports["frontend"]]
+    relabelings = frontend["relabelings"]
+    if not with_frontend_relabelings:
+        relabelings = [rule for rule in relabelings if rule not in frontend_relabelings(signals)]
+    pod_labels = {signals.pod_labels["graph"]: graph, signals.pod_labels["componentType"]: "frontend",
+                  signals.pod_labels["dynamoNamespace"]: integration_points().dynamo.dynamo_namespace(namespace, graph)}
+    target = target_labels(pod_meta(namespace, f"{graph}-frontend-0", pod_labels),
+                           {"namespace": namespace, "pod": f"{graph}-frontend-0", "endpoint": "http"}, relabelings)
+    # what the frontend exports (dynamo_frontend_time_to_first_token_seconds{model} in the twin's /metrics)
+    text = scraped(signals.metrics["timeToFirstToken"] + "_count", {"model": "qwen/qwen3-235b-a22b-fp8"}, target)
+    return yaml.safe_load("{" + text.split("{", 1)[1].split("}", 1)[0].replace("=", ": ") + "}")
+
+
+def test_the_planner_sees_its_frontends_series(prod):
+    """The chart's PodMonitors (off: they would scrape twice) gave frontend series `dynamo_namespace` from the pod
+    label (operator/templates/prometheus.yaml:41-48); without it the planner reads no traffic and scales every
+    role to its minimum. Worker series keep their own exported dynamo_namespace (no target label there)."""
+    namespace, graph = "tenant-globex-research", "reasoning-large"
+    planner_namespace = f"{namespace}-{graph}"  # DYN_NAMESPACE the operator gives the planner (component_common.go:97)
+    labels = frontend_series_labels(prod, graph, namespace)
+    assert labels["dynamo_namespace"] == planner_namespace
+    assert planner_keeps(labels, planner_namespace, "Qwen/Qwen3-235B-A22B-FP8")
+    before = frontend_series_labels(prod, graph, namespace, with_frontend_relabelings=False)
+    assert not planner_keeps(before, planner_namespace, "Qwen/Qwen3-235B-A22B-FP8"), "without it: no traffic"
+    monitor = _named(prod, "PodMonitor", graph)["spec"]
+    worker = next(pme for pme in monitor["podMetricsEndpoints"] if pme["port"] == "system")
+    assert all(rule.get("targetLabel") != "dynamo_namespace" for rule in worker["relabelings"])
+
+
+# --- north-south redundancy (#24 item 9) ----------------------------------------------------------------------------
+
+def test_frontends_are_redundant_spread_and_disruption_budgeted(prod, lab):
+    """Two frontends per endpoint on different nodes: required on a tenant's dedicated pool of several nodes,
+    preferred on shared nodes; a PodDisruptionBudget keeps one serving through a drain. The operator passes
+    extraPodSpec.affinity into the pod spec (graph.go:1712-1724, mergo.WithOverride)."""
+    for recording, graph, rule in ((prod, "chat-dense", "requiredDuringSchedulingIgnoredDuringExecution"),
+                                   (prod, "reasoning-large", "requiredDuringSchedulingIgnoredDuringExecution"),
+                                   (lab, "chat-small", "preferredDuringSchedulingIgnoredDuringExecution")):
+        frontend = _dgds(recording)[graph]["spec"]["services"]["Frontend"]
+        assert frontend["replicas"] >= 2
+        anti = frontend["extraPodSpec"]["affinity"]["podAntiAffinity"]
+        assert list(anti) == [rule]
+        [term] = anti[rule]
+        term = term.get("podAffinityTerm", term)
+        selector = {GRAPH_LABEL: graph, "nvidia.com/dynamo-component-type": "frontend"}
+        assert term == {"labelSelector": {"matchLabels": selector}, "topologyKey": "kubernetes.io/hostname"}
+        pdb = _named(recording, "PodDisruptionBudget", f"{graph}-frontend")["spec"]
+        assert pdb == {"maxUnavailable": 1, "selector": {"matchLabels": selector}}
+
+
+# --- multi-node TRT-LLM bootstrap (#24 item 4) ----------------------------------------------------------------------
+
+def test_multinode_root_workers_can_run_the_operators_ssh_bootstrap():
+    """gb300's decode workers span two nodes over RDMA (root, IPC_LOCK). The operator runs `mkdir -p $HOME/.ssh` and
+    `/usr/sbin/sshd -D` in them (deploy/operator/internal/dynamo/backend_trtllm.go:139-150, 194-221@2a6da14c): as root
+    with every capability dropped, $HOME (uid 1000's in the image) is not writable and sshd's privilege-separated
+    child cannot chroot to /run/sshd nor switch user. Single-node workers keep only IPC_LOCK."""
+    from offline.recorder import run_stack_file
+    services = _dgds(run_stack_file("gb300"))["reasoning-moe"]["spec"]["services"]
+    decode, prefill = services["TRTLLMDecodeWorker"], services["TRTLLMPrefillWorker"]
+    assert decode["multinode"] == {"nodeCount": 2} and decode["extraPodSpec"]["securityContext"]["runAsUser"] == 0
+    added = decode["extraPodSpec"]["mainContainer"]["securityContext"]["capabilities"]["add"]
+    assert {"IPC_LOCK", "SYS_CHROOT", "SETUID", "SETGID"} <= set(added)
+    assert "DAC_OVERRIDE" not in added and "SYS_ADMIN" not in added
+    mounts = {m["mountPath"]: m["name"] for m in decode["extraPodSpec"]["mainContainer"]["volumeMounts"]}
+    volumes = {v["name"]: v for v in decode["extraPodSpec"]["volumes"]}
+    home = next(e["value"] for e in decode["envs"] if e["name"] == "HOME")
+    for path in (home, "/run/sshd"):  # root-owned scratch: writable by root without DAC_OVERRIDE
+        assert volumes[mounts[path]] == {"name": mounts[path], "emptyDir": {}}
+    assert prefill["extraPodSpec"]["mainContainer"]["securityContext"]["capabilities"]["add"] == ["IPC_LOCK"]
+    assert "HOME" not in {e["name"] for e in prefill["envs"]}

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components.serving.triton_repository import build_script, repository_files, verify_script
 from offline.promtool import find_promtool, run_rule_tests
@@ -170,11 +171,41 @@ def test_composes_build_server_and_telemetry_on_whole_gpus():
     assert registered(recording, "PrometheusRule", "vision-inference")
     benchmark = registered(recording, "Job", "vision-aiperf")
     command = benchmark["spec"]["template"]["spec"]["containers"][0]["command"]
-    assert "/v2/models/resnet50_trt/infer" in command
+    assert "/v2/models/resnet50/infer" in command  # the ensemble: DALI preprocessing, then the engine
     assert command[command.index("--server-metrics") + 1] == "http://vision.tenant-t0.svc:8002/metrics"
     thresholds = registered(recording, "ConfigMap", "vision-acceptance")["data"]["thresholds.yaml"]
     assert "preprocessingModel: resnet50_dali" in thresholds and "preprocessingTimeAvgMs: 5" in thresholds
     assert recording.outputs["inferenceServices"]["vision"]["gpus"] == 1
+
+
+def test_the_benchmark_runs_the_preprocessing_its_threshold_judges():
+    """#24 item 6: the preprocessing threshold reads the DALI model's compute time from Triton's counters
+    (acceptance/check.py); a benchmark of the bare TensorRT model never runs DALI, so the gate always rejected. The
+    benchmark now calls the ensemble (whose first step is the thresholds' preprocessingModel) with an encoded image,
+    the ensemble's input; a service without preprocessing still calls its engine with zero tensors."""
+    import io
+
+    from PIL import Image
+    recording = run_program(config(), secret_keys(config()))
+    command = registered(recording, "Job", "vision-aiperf")["spec"]["template"]["spec"]["containers"][0]["command"]
+    model = command[command.index("--model") + 1]
+    thresholds = yaml.safe_load(registered(recording, "ConfigMap", "vision-acceptance")["data"]["thresholds.yaml"])
+    ensemble = registered(recording, "ConfigMap", "vision-model-repository")["data"][f"{model}.config.pbtxt"]
+    assert 'platform: "ensemble"' in ensemble
+    first_step = ensemble.split("model_name:", 1)[1].split('"')[1]
+    assert first_step == thresholds["preprocessingModel"]
+    payload = json.loads(json.loads(command[command.index("--extra-inputs") + 1])["payload_template"])
+    [tensor] = payload["inputs"]
+    assert tensor["datatype"] == "UINT8" and tensor["shape"] == [1, len(tensor["data"])]
+    assert f'name: "{tensor["name"]}"' in ensemble
+    assert Image.open(io.BytesIO(bytes(tensor["data"]))).format == "JPEG"
+    plain = copy.deepcopy(config())
+    del plain["inferenceServices"][0]["preprocessing"]
+    del plain["inferenceServices"][0]["slo"]["thresholds"]["preprocessingTimeAvgMs"]
+    command = registered(run_program(plain, secret_keys(plain)), "Job", "vision-aiperf")["spec"]["template"][
+        "spec"]["containers"][0]["command"]
+    template = json.loads(command[command.index("--extra-inputs") + 1])["payload_template"]
+    assert "/v2/models/resnet50/infer" in command and '"datatype":"FP32"' in template
 
 
 def test_a_mig_slice_is_requested_where_the_site_is_partitioned():

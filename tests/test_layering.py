@@ -15,6 +15,7 @@ RANKS = {
     "composition": 2,  # wires the plan into the components
     "__main__": 3,  # the Pulumi program
     "offline": 4,  # runs the program under mocks
+    "twin": 4,  # runs the rendered serving graph as local processes (reads the plan only)
     "evidence": 5, "lifecycle": 5, "preflight": 5, "ratrace": 5, "scaffold": 5, "sync_pins": 5, "bench": 5,
     "report": 6,  # the release review reads evidence and traceability
 }

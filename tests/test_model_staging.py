@@ -20,7 +20,11 @@ MIRROR = {"service": "hf-mirror", "namespace": "model-mirror", "port": 8080}
 
 def _config(staging=None) -> dict:
     raw, _ = read_stack_file("e2e")
-    return mutate(raw, "components.serving.modelStaging", staging) if staging is not None else copy.deepcopy(raw)
+    raw = mutate(raw, "components.serving.modelStaging", staging) if staging is not None else copy.deepcopy(raw)
+    # The API server's own endpoint, as prod requires: the lab default (any address on 443/6443) lets the pods that
+    # watch the API server (Dynamo's, the endpoint picker) reach any HTTPS address, the hub included.
+    raw["components"]["serving"]["apiServerEgress"] = {"cidrs": ["10.96.0.1/32"], "ports": [6443]}
+    return raw
 
 
 def _run(config: dict) -> Recording:

@@ -159,3 +159,18 @@ def test_gate_refuses_a_failed_latest_record(prod, tmp_path, monkeypatch):
 
 def test_gate_is_off_in_plain_prod(prod):
     assert not violations(prod, read_pack_config(PACK_DIR / "config" / "prod.json"), "readiness-evidence")
+
+
+def test_nccl_job_is_a_gang_with_a_deadline_and_the_images_paths(prod):
+    """#24 item 5. KAI gives a plain Job a PodGroup of minMember 1 unless `kai.scheduler/batch-min-member` says
+    otherwise (KAI-Scheduler docs/batch/README.md, #1308): ranks could start alone and wait forever. Remote ranks
+    start from sshd's environment, so mpirun passes PATH/LD_LIBRARY_PATH (-x); a deadline ends a hung run; an image
+    without sshd fails at once with the fix instead of hanging."""
+    nccl = _jobs(prod)["nccl-tests"]
+    nodes = str(int(nccl["spec"]["completions"]))
+    assert nccl["metadata"]["annotations"]["kai.scheduler/batch-min-member"] == nodes
+    assert nccl["spec"]["template"]["metadata"]["annotations"]["kai.scheduler/batch-min-member"] == nodes
+    assert 0 < nccl["spec"]["activeDeadlineSeconds"] <= 3600
+    script = nccl["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    assert "-x PATH -x LD_LIBRARY_PATH" in script
+    assert script.index("[ -x /usr/sbin/sshd ]") < script.index("/usr/sbin/sshd -p")

@@ -115,7 +115,8 @@ def test_planner_bounds_from_the_stack(tmp_path):
 
 def test_aggregated_planner_uses_the_aggregated_minimum(tmp_path):
     """Dynamo refuses prefill_/decode_min_endpoint with mode agg (planner_config.py:841-848)."""
-    config = _planner_config(_stack(tmp_path, groups={"workers": _group(2, 4)}, planner={"minReplicas": {"worker": 2}}))
+    config = _planner_config(_stack(tmp_path, groups={"workers": _group(2, 4)}, planner={"minReplicas": {"worker": 2},
+                                                                                "maxReplicas": {"worker": 3}}))
     assert config["mode"] == "agg" and config["min_endpoint"] == 2
     assert not {"prefill_min_endpoint", "decode_min_endpoint"} & set(config)
 

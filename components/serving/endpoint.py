@@ -15,16 +15,16 @@ from plan.names import ENDPOINT_LABEL, MODEL_REVISION, MODEL_SOURCE, SIZING_ANNO
 from plan.serving import ApiServerEgress
 
 
-
-def api_server_egress_policy(graph_label: str, graph: str, egress: ApiServerEgress) -> dict:
-    """Egress from the endpoint's Dynamo pods to the Kubernetes API server. Kubernetes discovery has every Dynamo pod
+def api_server_egress_policy(pod_labels: dict[str, str], egress: ApiServerEgress) -> dict:
+    """Egress from the pods `pod_labels` selects to the Kubernetes API server (the endpoint's Dynamo pods, and its
+    endpoint picker, which watches its InferencePool and the pool's pods). Kubernetes discovery has every Dynamo pod
     watch EndpointSlices and DynamoWorkerMetadata and each worker write its own (ai-dynamo/dynamo@2a6da14c
     docs/fern/pages/developer-guide/knowledge-base/concepts/communication-planes/discovery-plane.md:16-28;
     deploy/operator/internal/discovery/resource.go:62-76, the Role the operator grants them); the tenant namespace
     otherwise denies egress outside DNS, the namespace and the platform namespaces. The operator labels every pod
     of the graph with its name (deploy/operator/internal/consts/consts.go:66)."""
     return {
-        "podSelector": {"matchLabels": {graph_label: graph}},
+        "podSelector": {"matchLabels": dict(pod_labels)},
         "policyTypes": ["Egress"],
         "egress": [{"to": [{"ipBlock": {"cidr": cidr}} for cidr in egress.cidrs],
                     "ports": [{"protocol": "TCP", "port": port} for port in egress.ports]}],
@@ -47,7 +47,7 @@ def planner_prometheus_policy(graph_label: str, component_label: str, graph: str
 def egress_policies(args: EndpointArgs) -> dict[str, dict]:
     """name suffix -> NetworkPolicy spec of the egress the endpoint's Dynamo pods need beyond the tenant's allows."""
     graph_label, plan = args.signals.pod_labels["graph"], args.plan
-    policies = {"api-server-egress": api_server_egress_policy(graph_label, plan.name, args.api_server_egress)}
+    policies = {"api-server-egress": api_server_egress_policy({graph_label: plan.name}, args.api_server_egress)}
     if plan.endpoint.planner:
         policies["planner-prometheus-egress"] = planner_prometheus_policy(
             graph_label, args.signals.pod_labels["componentType"], plan.name, args.planner_prometheus)
@@ -92,6 +92,16 @@ class ServingEndpoint(Layer):
                 spec=spec,
                 opts=child,
             )
+        # A node drain takes at most one frontend at a time (north-south redundancy, see graph.py FRONTEND_REPLICAS).
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{name}-frontend-pdb",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{plan.name}-frontend", namespace=plan.namespace,
+                                                labels=endpoint_labels),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                max_unavailable=1,
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels={
+                    graph_label: plan.name, args.signals.pod_labels["componentType"]: "frontend"})),
+            opts=self.child(self.graph))
         monitor_labels = {**endpoint_labels, **args.selector_labels}
         k8s.apiextensions.CustomResource(
             f"{name}-podmonitor",

@@ -1,17 +1,29 @@
-"""The endpoint picker (EPP) an endpoint's InferencePool names: the Gateway API Inference Extension's ext-proc server
-with Dynamo's KV-aware plugin, deployed per endpoint the way Dynamo's GAIE integration (dynamo-gaie) lays it out.
-Until it runs, the gateway has nothing to ask which worker takes a request."""
+"""The endpoint picker (EPP) an endpoint's InferencePool names: the Gateway API Inference Extension's ext-proc runner
+as Dynamo 1.5's picker builds it, over a pool of the endpoint's Dynamo frontends. Until it runs, the gateway has
+nothing to ask which frontend takes a request (the pool fails closed).
+
+Why a program-owned picker over frontends and not the graph's `componentType: epp` over worker pods: the frontend's
+own KV router already picks the worker with the graph's router settings (the RA: the extension is "not a replacement
+for Dynamo Router"), the tenant's frontends stay the north-south entry the policies and telemetry describe, and the
+picker's pod security, priority, RBAC and egress stay the program's. Dynamo's own path (deploy/operator/internal/
+dynamo/component_epp.go and epp/inference_pool.go@2a6da14c) pools *worker* pods that each carry a frontend sidecar in
+`direct` router mode and scores them with Dynamo's KV plugins; adopting it means a pool per graph named `<dgd>-pool`
+that the operator, not the program, owns. The picker therefore runs with an explicit configuration whose plugins
+need no model-server metrics (data/integration-points.yaml endpointPicker), never the runner's defaults."""
 from dataclasses import dataclass
 from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 from components.kube import (
     PRIORITY_SERVING, TENANT_LABEL, Layer, labels, restricted_deployment,
 )
-from plan.catalog import WorkloadPin, integration_points
+from components.serving.endpoint import api_server_egress_policy
+from plan.catalog import EndpointPickerNames, WorkloadPin, integration_points
 from plan.names import ENDPOINT_LABEL
+from plan.serving import ApiServerEgress
 
 HEALTH_SERVICE = "inference-extension"  # the gRPC health service name the EPP registers (dynamo-epp.yaml probes)
 PICKER_COMPONENT = "endpoint-picker"  # app.kubernetes.io/component of the picker (the policy pack finds it by it)
@@ -29,6 +41,7 @@ class EndpointPickerArgs:
         image: the picker's image, by digest in prod (plan/gateway.py endpoint_picker_image).
         platform_release: the dynamo-platform Helm release name (its NATS Service is `<release>-nats`).
         platform_namespace: the serving platform's namespace.
+        api_server_egress: where the picker reaches the Kubernetes API (it watches its pool and the pool's pods).
         skip_await: whether Pulumi skips waiting for the Deployment to become ready.
     """
 
@@ -39,6 +52,7 @@ class EndpointPickerArgs:
     image: str
     platform_release: pulumi.Input[str]
     platform_namespace: str
+    api_server_egress: ApiServerEgress
     skip_await: bool
 
 
@@ -67,16 +81,43 @@ def picker_env(args: EndpointPickerArgs, namespace: str, release: str) -> list[k
         k8s.core.v1.EnvVarArgs(name=key, value=value) for key, value in values.items()]
 
 
+def picker_config(names: EndpointPickerNames) -> str:
+    """The picker's EndpointPickerConfig: one profile scoring frontends by prefix affinity, saturation by in-flight
+    requests, and an explicitly empty data layer (no scrape of model-server metrics the frontends do not export;
+    pkg/epp/config/loader/defaults.go:292-301 leaves an explicit section unchanged)."""
+    config = {
+        "apiVersion": names.config_api_version, "kind": names.config_kind,
+        "plugins": [{"type": plugin} for plugin in (names.profile_handler, names.scorer, names.picker,
+                                                     names.saturation_detector)],
+        "schedulingProfiles": [{"name": "default", "plugins": [{"pluginRef": names.scorer, "weight": 1},
+                                                               {"pluginRef": names.picker}]}],
+        "saturationDetector": {"pluginRef": names.saturation_detector},
+        "dataLayer": {"sources": []},
+    }
+    return yaml.safe_dump(config, sort_keys=False)
+
+
+def picker_args(names: EndpointPickerNames, pool: str, namespace: str, pool_group: str, grpc_port: int,
+                health_port: int, metrics_port: int) -> list[str]:
+    """The runner's GNU-style flags (pflag; options.go:126-192 at the pinned runner)."""
+    values = {"pool-name": pool, "pool-namespace": namespace, "pool-group": pool_group, "grpc-port": str(grpc_port),
+              "grpc-health-port": str(health_port), "metrics-port": str(metrics_port),
+              "config-file": f"{names.config_mount_path}/{names.config_file}"}
+    return [item for flag, value in values.items() for item in (f"--{flag}", value)]
+
+
 # RA: Kubernetes Architecture For Inference: "Treat that extension as an API integration decision"
 # RA: Cloud-Native Inference Gateway Integration: "Do not treat it as a replacement for Dynamo Router"
 class EndpointPicker(Layer):
-    """ServiceAccount + Role (reads the pool, pods and Dynamo's discovery records), Deployment and Service
-    `<endpoint>-epp` on the port the InferencePool names. A CPU pod: it never tolerates the GPU taint."""
+    """ServiceAccount + Role (reads the pool, pods and Dynamo's discovery records), ConfigMap (its configuration),
+    egress to the API server, Deployment and Service `<endpoint>-epp` on the port the InferencePool names. A CPU pod:
+    it never tolerates the GPU taint."""
 
     def __init__(self, name: str, args: EndpointPickerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("EndpointPicker", name, opts)
         picker = picker_name(args.endpoint)
         gateway_names = integration_points().gateway_inference_extension
+        runner = integration_points().endpoint_picker
         grpc_port = gateway_names.endpoint_picker_port
         health_port, metrics_port = args.pin.ports["health"], args.pin.ports["metrics"]
         meta_labels = labels(PICKER_COMPONENT, picker, **{ENDPOINT_LABEL: args.endpoint, TENANT_LABEL: args.tenant})
@@ -99,6 +140,14 @@ class EndpointPicker(Layer):
             role_ref=k8s.rbac.v1.RoleRefArgs(api_group="rbac.authorization.k8s.io", kind="Role", name=picker),
             subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=picker, namespace=args.namespace)],
             opts=self.child(role, account))
+        config = k8s.core.v1.ConfigMap(f"{name}-config", metadata=meta(),
+                                       data={runner.config_file: picker_config(runner)}, opts=self.child())
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-api-server-egress",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{picker}-api-server-egress", namespace=args.namespace,
+                                                labels=meta_labels),
+            spec=api_server_egress_policy({"app.kubernetes.io/name": picker}, args.api_server_egress),
+            opts=self.child())
         probe = k8s.core.v1.ProbeArgs(grpc=k8s.core.v1.GRPCActionArgs(port=health_port, service=HEALTH_SERVICE),
                                       initial_delay_seconds=5, period_seconds=10)
         env = pulumi.Output.all(args.namespace, args.platform_release).apply(
@@ -112,9 +161,12 @@ class EndpointPicker(Layer):
                 priority_class_name=PRIORITY_SERVING,
                 containers=[k8s.core.v1.ContainerArgs(
                     name="epp", image=args.image,
-                    args=["-poolName", args.endpoint, "-poolNamespace", args.namespace,
-                          "-grpcPort", str(grpc_port), "-grpcHealthPort", str(health_port)],
+                    args=pulumi.Output.from_input(args.namespace).apply(lambda namespace: picker_args(
+                        runner, args.endpoint, namespace, gateway_names.pool_group, grpc_port, health_port,
+                        metrics_port)),
                     env=env,
+                    volume_mounts=[k8s.core.v1.VolumeMountArgs(name="config", mount_path=runner.config_mount_path,
+                                                               read_only=True)],
                     ports=[k8s.core.v1.ContainerPortArgs(name="grpc", container_port=grpc_port),
                            k8s.core.v1.ContainerPortArgs(name="grpc-health", container_port=health_port),
                            k8s.core.v1.ContainerPortArgs(name="metrics", container_port=metrics_port)],
@@ -122,8 +174,10 @@ class EndpointPicker(Layer):
                         requests={"cpu": "1", "memory": "2Gi"}, limits={"cpu": "4", "memory": "8Gi"}),
                     liveness_probe=probe, readiness_probe=probe,
                 )],
+                volumes=[k8s.core.v1.VolumeArgs(name="config", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
+                    name=picker))],
             ),
-            skip_await=args.skip_await, opts=self.child(binding),
+            skip_await=args.skip_await, opts=self.child(binding, config),
         )
         k8s.core.v1.Service(
             f"{name}-service", metadata=meta(),

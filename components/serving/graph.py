@@ -34,6 +34,22 @@ RDMA_POD_SECURITY = {"runAsNonRoot": False, "runAsUser": 0, "runAsGroup": 0, "fs
                      "seccompProfile": {"type": "RuntimeDefault"}}
 
 
+# RA: Validation Methodology: "east-west reachability, north-south redundancy, storage configuration"
+FRONTEND_REPLICAS = 2
+HOSTNAME_KEY = "kubernetes.io/hostname"
+
+
+def frontend_anti_affinity(graph_label: str, graph: str, component_label: str, spread_required: bool) -> dict:
+    """Frontend replicas on different nodes: required where the tenant's dedicated pool has nodes enough for every
+    replica, preferred elsewhere (shared nodes, or a one-node pool, where a required rule would leave one Pending)."""
+    term = {"labelSelector": {"matchLabels": {graph_label: graph, component_label: "frontend"}},
+            "topologyKey": HOSTNAME_KEY}
+    if spread_required:
+        return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": term}]}}
+
+
 def _parallel_sizes(backend: BackendRuntime, group: WorkerGroup) -> dict[str, int]:
     """Parallel sizes as the engine counts them: with attention data parallelism TRT-LLM's tensor-parallel size spans
     every attention-DP rank (data/dynamo-backends.yaml attentionDataParallelArg)."""
@@ -137,6 +153,20 @@ def kvbm_env(runtime: DynamoRuntime, plan: EndpointPlan, gpus_per_pod: int) -> d
             kvbm.disk_cache_env: str(plan.kv_offload_gb), kvbm.disk_cache_dir_env: KV_OFFLOAD_MOUNT}
 
 
+def multinode_ssh_env(runtime: DynamoRuntime) -> dict:
+    """$HOME on a root-owned scratch volume: the operator's ssh bootstrap writes $HOME/.ssh, and the image's home
+    belongs to uid 1000, which root without CAP_DAC_OVERRIDE cannot write."""
+    return {"HOME": runtime.multinode_ssh.home}
+
+
+def multinode_ssh_volumes(runtime: DynamoRuntime) -> tuple[list[dict], list[dict]]:
+    """Scratch volumes of a multi-node worker running as root: its $HOME and sshd's privilege-separation directory."""
+    ssh = runtime.multinode_ssh
+    named = {"ssh-home": ssh.home, "sshd-privsep": ssh.privilege_separation_dir}
+    return ([{"name": name, "emptyDir": {}} for name in named],
+            [{"name": name, "mountPath": path} for name, path in named.items()])
+
+
 # RA: Common Component Combinations: "needs independent prefill and decode scale, fast model starts, KV-aware routing"
 # RA: Example Workload: Large MoE LLM Inference: "separate compute profiles for prefill and decode, cache-aware routing"
 # RA: Kubernetes Architecture For Inference: "A large service may need routers, prefill workers, decode workers"
@@ -155,9 +185,11 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
     services = {
         "Frontend": {
             "componentType": "frontend",
-            "replicas": 1,
+            "replicas": FRONTEND_REPLICAS,
             "envs": _env({frontend.router_mode_env: plan.endpoint.router}),
-            "extraPodSpec": {**pod_common, "mainContainer": {
+            "extraPodSpec": {**pod_common, "affinity": frontend_anti_affinity(
+                args.signals.pod_labels["graph"], plan.name, args.signals.pod_labels["componentType"],
+                args.placement is not None and args.placement.nodes >= FRONTEND_REPLICAS), "mainContainer": {
                 "image": plan.image, "command": ["python3"],
                 "args": ["-m", frontend.module, frontend.http_port_flag, str(frontend.http_port)],
                 "securityContext": CONTAINER_SECURITY}},
@@ -182,15 +214,22 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
     for group in plan.workers:
         nodes = plan.nodes_per_worker[group.role]
         rdma = args.rdma_resource is not None
+        ssh_as_root = rdma and nodes > 1 and backend.multinode_over_ssh
         container_security = CONTAINER_SECURITY
         if rdma:
-            container_security = {**CONTAINER_SECURITY, "capabilities": {"drop": ["ALL"],
-                                                                         "add": runtime.rdma_capabilities}}
+            added = runtime.rdma_capabilities + (runtime.multinode_ssh.root_capabilities if ssh_as_root else [])
+            container_security = {**CONTAINER_SECURITY, "capabilities": {"drop": ["ALL"], "add": added}}
+        group_env, group_volumes, group_mounts = dict(worker_env), list(volumes), list(mounts)
+        if ssh_as_root:
+            group_env.update(multinode_ssh_env(runtime))
+            extra_volumes, extra_mounts = multinode_ssh_volumes(runtime)
+            group_volumes += extra_volumes
+            group_mounts += extra_mounts
         service = {
             "componentType": "worker",
             "replicas": group.replicas,
             "resources": worker_resources(args, group, rdma),
-            "envs": _env({**worker_env, **kvbm_env(runtime, plan, min(group.gpus_per_worker, args.gpus_per_node))}),
+            "envs": _env({**group_env, **kvbm_env(runtime, plan, min(group.gpus_per_worker, args.gpus_per_node))}),
             "volumeMounts": [{"name": MODEL_CLAIM, "mountPoint": MODELS_MOUNT}],
             "sharedMemory": {"size": f"{backend.shared_memory_gi}Gi"},
             "extraPodSpec": {
@@ -198,12 +237,12 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
                 "securityContext": RDMA_POD_SECURITY if rdma else POD_SECURITY,
                 "nodeSelector": {names.gpu.product_label: args.gpu_product, **tenant_nodes},
                 "tolerations": [*pod_common.get("tolerations", []), gpu_toleration()],
-                "volumes": volumes,
+                "volumes": group_volumes,
                 "mainContainer": {
                     "image": plan.image, "command": ["python3"],
                     "args": worker_args(runtime, plan.endpoint.backend, group, args.model_path,
                                         plan.endpoint.model.name) + kv_connector_args(runtime, plan, group.role),
-                    "volumeMounts": mounts, "securityContext": container_security},
+                    "volumeMounts": group_mounts, "securityContext": container_security},
             },
         }
         if group.role != "worker":

@@ -48,11 +48,21 @@ def pod_monitor_relabelings(plan: EndpointPlan, signals: MetricSource) -> list[d
     ]
 
 
+def frontend_relabelings(signals: MetricSource) -> list[dict]:
+    """The frontend's series carry the graph's Dynamo namespace, which the SLA planner selects them by (the frontend
+    does not export it). Only on the frontend port: worker and router series export their own, in the planner's
+    underscore form, which a target label would overwrite."""
+    return [{"sourceLabels": [meta_label(signals.pod_labels["dynamoNamespace"])],
+             "targetLabel": signals.labels["dynamoNamespace"], "action": "replace"}]
+
+
 def pod_monitor_spec(plan: EndpointPlan, signals: MetricSource, scrape_interval: str) -> dict:
+    frontend_port = signals.ports["frontend"]
     return {
         "selector": {"matchLabels": {signals.pod_labels["graph"]: plan.name}},
         "podMetricsEndpoints": [{"port": port, "interval": scrape_interval,
-                                 "relabelings": pod_monitor_relabelings(plan, signals)}
+                                 "relabelings": pod_monitor_relabelings(plan, signals) + (
+                                     frontend_relabelings(signals) if port == frontend_port else [])}
                                 for port in signals.ports.values()],
     }
 
