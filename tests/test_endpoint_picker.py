@@ -134,7 +134,8 @@ def _runner():
     result = subprocess.run(["bash", str(BOOTSTRAP), "--print-bin"], capture_output=True, text=True)
     path = Path(result.stdout.strip()) / "epp"
     if result.returncode != 0 or not os.access(path, os.X_OK):
-        pytest.skip(f"the endpoint picker runner is not built (run e2e/bootstrap.sh): {result.stderr.strip()}")
+        pytest.skip("the endpoint picker runner is not built: it is opt-in (`e2e/bootstrap.sh --with-epp`, ~6 min "
+                    f"cold) {result.stderr.strip()}")
     return path
 
 
