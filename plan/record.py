@@ -32,12 +32,12 @@ class BaselineRecord(StrictModel):
 
 
 def local_decisions(plan: SitePlan) -> list[dict]:
-    decisions = [d.model_dump(by_alias=True) for d in plan.config.local_decisions]
+    decisions = [d.model_dump(by_alias=True, exclude_none=True) for d in plan.config.local_decisions]
     for component in plan.layers.charts:
         pin = plan.matrix.pin(component)
         if pin.local_decision:
             decision = plan.config.components.telemetry.prometheus_stack.local_decision or pin.local_decision
-            decisions.append({"component": component, **decision.model_dump(by_alias=True)})
+            decisions.append({"component": component, **decision.model_dump(by_alias=True, exclude_none=True)})
     return decisions
 
 

@@ -35,8 +35,10 @@ SITES = {"lab": (lambda: site_config("lab", "lab"), LAB_CONFIG), "prod": (_prod_
 
 
 def _recording(config: dict, mirror: bool):
-    if mirror:
-        config = {**config, "components": {**config.get("components", {}), "chartMirror": MIRROR}}
+    if mirror:  # a mirror is a partner product: its registry decision is recorded too (plan/ra_rules.py)
+        config = {**config, "components": {**config.get("components", {}), "chartMirror": MIRROR},
+                  "localDecisions": [*config.get("localDecisions", []), {
+                      "kind": "registry", "decision": f"charts from {MIRROR}", "reason": "the site's mirror"}]}
     return run_program(config, secret_keys(config), stack="mirror")
 
 
