@@ -165,15 +165,14 @@ recipe_hash() {
   } | sha256sum | cut -c1-16
 }
 
-# step COMPONENT STEP LOG CMD...: run CMD with errexit in force (a plain `if ! CMD` would switch it off inside CMD's
-# functions), its output appended to LOG; on failure name the component, the step, the reason (the log's last lines)
-# and the log, then stop.
+# step COMPONENT STEP LOG CMD...: run CMD with errexit in force, its output appended to LOG; on failure name the
+# component, the step, the reason (the log's last lines) and the log, then stop. CMD runs as a background job that is
+# waited for: in `if CMD` or `CMD || ...` bash would switch errexit off inside CMD's functions, and a plain failing
+# subshell would fire the ERR trap meant for unexpected failures.
 step() {
-  local name="$1" what="$2" logfile="$3" rc; shift 3
-  set +e
-  ( set -e; "$@" ) >>"$logfile" 2>&1
-  rc=$?
-  set -e
+  local name="$1" what="$2" logfile="$3" rc=0; shift 3
+  ( trap - ERR; set -e; "$@" ) >>"$logfile" 2>&1 &
+  wait "$!" || rc=$?
   ((rc == 0)) && return 0
   tail -n 25 "$logfile" | sed 's/^/  | /' >&2
   die "$name: $what failed (exit $rc): $(awk 'NF {line = $0} END {print line}' "$logfile") (full log: $logfile)"
