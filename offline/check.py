@@ -20,7 +20,7 @@ import yaml
 from cli_exit import run_command
 from offline.manifests import as_written
 from offline.policy_check import PACK_DIR, PackConfigError, evaluate, read_pack_config, report
-from offline.recorder import Recording, run_stack_file
+from offline.recorder import Recording, install_order, run_stack_file
 from offline.summary import render_summary
 from plan.errors import ConfigError
 from plan.sources import plan_from_stack_file
@@ -40,7 +40,7 @@ def _summary(registration) -> dict:
 
 def render_plan(recording: Recording) -> str:
     children: dict[str, list] = {}
-    for registration in recording.resources:  # registration order: the order the program installs them
+    for registration in install_order(recording):
         children.setdefault(registration.parent, []).append(registration)
     lines: list[str] = []
 

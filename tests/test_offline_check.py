@@ -121,3 +121,18 @@ def test_every_command_keeps_the_exit_code_contract(module):
     """Each command's entry point goes through run_command, so a bug exits 3, never 1 (a failed gate)."""
     source = Path(importlib.util.find_spec(module if module != "sizing" else "sizing.__main__").origin).read_text()
     assert "sys.exit(run_command(main))" in source
+
+
+def test_plan_order_does_not_depend_on_registration_order(lab):
+    """Resources registered inside `apply` callbacks arrive in a different order per run: the plan is printed in
+    dependency order with ties by type and name, so two runs' --plan outputs can be diffed."""
+    import random
+
+    from offline.recorder import Recording
+
+    shuffled = list(lab.resources)
+    random.Random(23).shuffle(shuffled)
+    assert check.render_plan(Recording(lab.stack, shuffled, lab.outputs)) == check.render_plan(lab)
+    order = [r.name for r in check.install_order(lab)]
+    namespace = order.index("baseline-ns-gpuOperator")
+    assert namespace < order.index("gpu-operator")  # a release after the namespace it installs into
