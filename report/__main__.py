@@ -16,7 +16,7 @@ from pathlib import Path
 import graphviz
 import pulumi
 
-from cli_exit import run_command
+from cli_exit import prepare_output, run_command
 from evidence.record import INDEX_FILE
 from offline.policy_check import PackConfigError
 from offline.recorder import run_stack_file
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     except (RaTextMissing, ConfigError, pulumi.RunError, PackConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_output(out, "--out", directory=True)
     try:
         pictures = render_picture(review, out)
     except graphviz.ExecutableNotFound as error:

@@ -7,7 +7,8 @@ Every value only the site knows (identity-provider groups, NIC names, the rail s
 written as REPLACE-ME(<what>), which config validation refuses until it is replaced: `python -m offline.check
 --stack <site>` lists each one with the command that sets it. No example key, salt, digest or registry org of
 another site is copied. Endpoints are added after sizing (README, "Serving endpoints").
-Exit codes: 0 written, 2 bad input (unknown profile, bad tenant spec, the file exists), 3 internal error.
+Exit codes: 0 written, 2 bad input (unknown profile, bad tenant spec, the file exists, --out not writable), 3 internal
+error.
 """
 import argparse
 import re
@@ -15,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from cli_exit import BAD_INPUT, OK, run_command
+from cli_exit import BAD_INPUT, OK, OutputPathError, prepare_output, run_command
 from plan.catalog import load_profile, profile_names
 from plan.config import Environment
 from plan.cross_field import MANDATORY_ENVIRONMENTS
@@ -152,9 +153,11 @@ def scaffold(args: argparse.Namespace) -> Path:
         raise ScaffoldInputError("--tenant: name at least one tenant, e.g. --tenant acme:8:16")
     tenants = [TenantAnswer.parse(spec) for spec in args.tenant]
     out = args.out or stack_file(args.site)
+    prepare_output(out, "--out")
     if out.exists() and not args.force:
         raise ScaffoldInputError(f"{out} exists: choose another --site or --out, or pass --force to overwrite it")
-    out.write_text(render(args.site, load_profile(args.profile), args.environment, args.gpu_nodes, tenants))
+    text = render(args.site, load_profile(args.profile), args.environment, args.gpu_nodes, tenants)
+    out.write_text(text)
     return out
 
 
@@ -162,7 +165,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         out = scaffold(args)
-    except ScaffoldInputError as error:
+    except (ScaffoldInputError, OutputPathError) as error:
         print(f"error: {error}", file=sys.stderr)
         return BAD_INPUT
     print(f"{out}: written. Next: replace every {PLACEHOLDER}(...) value, then "

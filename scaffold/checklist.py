@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pulumi
 
-from cli_exit import BAD_INPUT, OK, run_command
+from cli_exit import BAD_INPUT, OK, prepare_output, run_command
 from offline.recorder import run_stack_file
 from plan.catalog import integration_points
 from plan.errors import ConfigError
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
         return BAD_INPUT
     text = render_checklist(site_plan, deployed)
     if args.out:
-        args.out.write_text(text)
+        prepare_output(args.out, "--out").write_text(text)
         print(f"{args.out}: written")
     else:
         print(text)

@@ -69,14 +69,17 @@ def test_gpu_nodes_are_explained_per_profile(tmp_path, monkeypatch):
     (["--tenant", "Bad_Name:1"], "--tenant 'Bad_Name:1': write NAME:GPU_QUOTA[:GPU_LIMIT]"),
     (["--tenant", "a:8:4"], "the GPU limit (4) is below the quota (8)"),
     (["--site", "lab"], "Pulumi.lab.yaml exists: choose another --site or --out, or pass --force"),
+    (["--out", "{tmp}/no-such-dir/Pulumi.new.yaml"], "no-such-dir does not exist; create it (mkdir -p"),
+    (["--out", "{tmp}", "--force", ""], "is a directory; name a file in it"),
 ])
 def test_bad_answers_exit_2_without_writing(tmp_path, monkeypatch, capsys, args, message):
     (tmp_path / "Pulumi.lab.yaml").write_text("config: {}\n")
     monkeypatch.setattr(sources, "ROOT", tmp_path)
     base = {"--site": "new", "--profile": "lab", "--environment": "lab", "--gpu-nodes": "1", "--tenant": "a:1"}
-    base.update(dict(zip(args[::2], args[1::2], strict=True)))
-    assert scaffold.main([item for pair in base.items() for item in pair]) == 2
-    assert message in capsys.readouterr().err
+    base.update({key: value.format(tmp=tmp_path) for key, value in zip(args[::2], args[1::2], strict=True)})
+    assert scaffold.main([item for pair in base.items() for item in pair if item]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "Pulumi.lab.yaml").read_text() == "config: {}\n"
     assert not (tmp_path / "Pulumi.new.yaml").exists()
 
