@@ -18,40 +18,18 @@ import yaml
 from plan.catalog import MATRIX_FILE, ROOT, CompatibilityMatrix
 
 UPSTREAM_DIR = ROOT.parent / "shared" / "upstream"
-HOME = __name__.replace(".", "/") + ".py"
 VERSION_TOKEN = re.compile(r"(?<![\w.])v?\d+\.\d+(?:\.\d+)?(?:[-.][\w.]+)?")
 
-# Matrix entry -> the snapshot folder under shared/upstream whose files the checks here read for it.
-SNAPSHOT_OF = {"gpuOperator": "gpu-operator", "networkOperator": "network-operator", "kaiScheduler": "kai-scheduler",
-               "grove": "grove", "nvsentinel": "nvsentinel", "dynamoPlatform": "dynamo", "dynamoRuntime": "dynamo",
-               "modelExpress": "modelexpress", "kubePrometheusStack": "prometheus-operator",
-               "gatewayApiInferenceExtension": "gateway-api-inference-extension"}
-# Matrix entries with no snapshot in shared/upstream, and why.
-NO_SNAPSHOT = {
-    "validationSuite": "isvctl's suite file is not in shared/upstream; the suite runs from the site's image",
-    "aiperf": "AIPerf is a PyPI tool run in benchmark Jobs; shared/upstream has none of its files",
-    "endpointPicker": "the picker runs the Dynamo release's frontend image; shared/upstream has Dynamo's chart and DGD "
-                      "CRD, not the dynamo-gaie templates the picker's settings come from",
-    "ncclTests": "nccl-tests runs from the NGC PyTorch container; shared/upstream has none of its files",
-    "fio": "fio runs from the site's tool image; shared/upstream has none of its files",
-    **{name: "an NGC container or library of the traditional ML path; shared/upstream has none of its files"
-       for name in ("triton", "tensorrt", "modelOptimizer", "dali", "aitune")},
-}
-# Snapshots no matrix pin names but a pin decides: the pinned chart deploys the component at its own default version.
-# folder -> (matrix entry, value path in that entry's values.yaml snapshot giving the deployed version, the
-# (pin, deployed, snapshot) versions the reason below was written for, the reason). A bump of the entry, or a new
-# snapshot, fails until the reason is re-written here for the new versions.
-DERIVED_SNAPSHOTS = {
-    "dcgm-exporter": ("gpuOperator", ("dcgmExporter", "version"),
-                      ("v26.7.0", "4.6.0-4.8.3-distroless", "4.5.3-4.8.2-1"),
-                      "the metric-name check reads default-counters.csv at 4.5.3-4.8.2; the pinned GPU Operator "
-                      "deploys dcgm-exporter 4.6.0-4.8.3 (its values.yaml default), not re-read at that tag"),
-}
-# Snapshots whose version no pin decides, and why.
-UNPINNED_SNAPSHOTS = {
-    "gateway-api-inference-extension": "the InferencePool CRD is a site prerequisite the program does not install; the "
-                                       "check reads main (same as v1.6.0), the API version the program emits is v1",
-}
+SNAPSHOTS_FILE = ROOT / "data" / "upstream-snapshots.yaml"
+HOME = str(SNAPSHOTS_FILE.relative_to(ROOT))
+_SNAPSHOT_DATA = yaml.safe_load(SNAPSHOTS_FILE.read_text())
+SNAPSHOT_OF: dict[str, str] = _SNAPSHOT_DATA["snapshotOf"]
+NO_SNAPSHOT: dict[str, str] = _SNAPSHOT_DATA["noSnapshot"]
+# folder -> (matrix entry, value path, the (pin, deployed, snapshot) versions the reason was written for, reason)
+DERIVED_SNAPSHOTS = {folder: (note["entry"], tuple(note["valuePath"]), tuple(note["reviewed"]), note["reason"])
+                     for folder, note in _SNAPSHOT_DATA["derivedSnapshots"].items()}
+UNPINNED_SNAPSHOTS: dict[str, str] = _SNAPSHOT_DATA["unpinnedSnapshots"]
+
 
 class Snapshot(NamedTuple):
     version: str  # what MANIFEST.md says the snapshot was taken at (git describe, chart version or commit)
@@ -101,7 +79,7 @@ def snapshot_problems(matrix, snapshots: dict) -> list:
             if name in NO_SNAPSHOT:
                 continue
             if name not in SNAPSHOT_OF:
-                problems.append(f"{key}: no upstream snapshot is named for it: add it to SNAPSHOT_OF or NO_SNAPSHOT "
+                problems.append(f"{key}: no upstream snapshot is named for it: add it to snapshotOf or noSnapshot "
                                 f"in {HOME}")
                 continue
             snapshot = snapshots[SNAPSHOT_OF[name]]
@@ -134,7 +112,7 @@ def derived_snapshot_problems(matrix, snapshots: dict, upstream: Path) -> list:
             problems.append(
                 f"{MATRIX_FILE.relative_to(ROOT)} components.{entry}.version {now[0]} deploys {folder} {deployed} "
                 f"({SNAPSHOT_OF[entry]} values {'.'.join(path)}), and the checks read shared/upstream/{folder} at "
-                f"{now[2]} (MANIFEST.md); the note in {HOME} DERIVED_SNAPSHOTS was written for "
+                f"{now[2]} (MANIFEST.md); the note in {HOME} derivedSnapshots was written for "
                 f"{reviewed}: re-check {folder}, then write {now} there with the reason")
     return problems
 

@@ -15,7 +15,12 @@ def render_summary(site_plan: SitePlan, recording: Recording) -> str:
     profile = site_plan.profile
     lines = [f"site {site_plan.site.name} ({site_plan.environment.value}) · profile {profile.name} · "
              f"GPU nodes: {capacity_breakdown(site_plan.config, profile)} = {site_plan.gpu_capacity} GPUs · "
-             f"Kubernetes {site_plan.kubernetes_version}", "", "layers:"]
+             f"Kubernetes {site_plan.kubernetes_version}"]
+    if site_plan.local_overlay:
+        lines.append(f"local control plane overlay {site_plan.local_overlay} merged over the stack (chart mirror "
+                     f"{site_plan.config.components.chart_mirror}, skipAwait {site_plan.config.components.skip_await}):"
+                     " test cluster settings, never a site's")
+    lines += ["", "layers:"]
     layers = [["layer", "chart", "version", "namespace"]]
     for component, version in outputs.get("versions", {}).items():
         layers.append([component, site_plan.matrix.pin(component).chart_name, version,

@@ -17,6 +17,7 @@ from plan.endpoints import plan_endpoints, rdma_workers, runtime_image
 from plan.inference_services import InferenceServicePlan, plan_inference_services
 from plan.layers import READINESS_LAYER, READINESS_NAMESPACE, PlatformLayers, plan_layers
 from plan.gateway import RoutePlan, endpoint_picker_image, plan_routes
+from plan.local_overlay import LocalOverlay, local_setting_problems, merged
 from plan.errors import ConfigError, Problem, problems_from_validation
 from plan.gpu_partition import (
     MIG_LAYOUT, capacity_breakdown, gpu_product_label, gpu_units_per_node, mig_pool_nodes, site_gpu_units,
@@ -111,6 +112,7 @@ class SitePlan:
     endpoints: tuple[EndpointPlan, ...] = ()
     inference_services: tuple[InferenceServicePlan, ...] = ()
     routes: tuple[RoutePlan, ...] = ()  # HTTPRoutes of the gateway path (plan/gateway.py)
+    local_overlay: Optional[str] = None  # the test cluster overlay merged over the stack (plan/local_overlay.py)
 
     @property
     def site(self):
@@ -541,12 +543,16 @@ def _rails(config: StackConfig) -> tuple[Rail, ...]:
     return tuple(rails)
 
 
-def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> SitePlan:
-    """raw: the project's config keys without the `ncp-inference:` prefix, values already decoded from JSON."""
+def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str,
+               overlay: Optional[LocalOverlay] = None) -> SitePlan:
+    """raw: the project's config keys without the `ncp-inference:` prefix, values already decoded from JSON;
+    overlay: the local control plane's settings, merged over raw after the checks of what raw itself holds."""
+    local_problems = local_setting_problems(raw, overlay)
+    raw = merged(raw, overlay)
     placeholders = placeholder_problems(dict(raw), f"{PROJECT}:")
     if placeholders:  # schema errors about the same values would only repeat these
-        raise ConfigError(source, placeholders)
-    problems: list[Problem] = number_problems(dict(raw), f"{PROJECT}:")
+        raise ConfigError(source, local_problems + placeholders)
+    problems: list[Problem] = local_problems + number_problems(dict(raw), f"{PROJECT}:")
     for key in SECRET_KEYS:
         if key in raw and key not in secret_keys:
             problems.append(Problem(f"{PROJECT}:{key}", "is stored in plain text",
@@ -625,4 +631,5 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
         endpoints=tuple(endpoints),
         inference_services=tuple(services),
         routes=tuple(routes),
+        local_overlay=overlay.path if overlay else None,
     )

@@ -3,11 +3,14 @@ results it gets from the charts' own repositories (issue #13): every policy iden
 chart name (policy/ncp_guardrails/releases.py). Fixture stacks, lab and prod, each also broken the same way in both
 variants so that every policy that looks a release up has something to report."""
 import importlib
+import os
+from unittest import mock
 
 import pytest
 import yaml
 
 from offline.policy_check import load_pack
+from plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
 from offline.recorder import run_program
 from offline.synthetic import secret_keys, site_config
 from tests.policy_helpers import LAB_CONFIG, PROD_CONFIG, add, dgd, find, find_release, remove, set_inputs, violations
@@ -35,9 +38,12 @@ SITES = {"lab": (lambda: site_config("lab", "lab"), LAB_CONFIG), "prod": (_prod_
 
 
 def _recording(config: dict, mirror: bool):
-    if mirror:
-        config = {**config, "components": {**config.get("components", {}), "chartMirror": MIRROR}}
-    return run_program(config, secret_keys(config), stack="mirror")
+    """With the mirror, the stand-in charts come from the local control plane's overlay: prod refuses them in the
+    stack file itself (plan/local_overlay.py)."""
+    if not mirror:
+        return run_program(config, secret_keys(config), stack="mirror")
+    with mock.patch.dict(os.environ, {OVERLAY_ENV: CONTROL_PLANE_OVERLAY}):
+        return run_program(config, secret_keys(config), stack="mirror")
 
 
 def _break(recording) -> None:

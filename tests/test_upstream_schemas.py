@@ -272,7 +272,7 @@ def test_a_bump_of_a_chart_deploying_a_snapshot_component_fails_naming_the_matri
     [problem] = derived_snapshot_problems(_with(MATRIX, "gpuOperator", version="v99.0.0"), snapshots, upstream)
     assert problem.startswith("data/compatibility-matrix.yaml components.gpuOperator.version v99.0.0 deploys "
                               "dcgm-exporter ")
-    assert "offline/bump_checks.py DERIVED_SNAPSHOTS" in problem
+    assert "data/upstream-snapshots.yaml derivedSnapshots" in problem
 
 
 def _with(matrix, name: str, **update):
@@ -316,7 +316,7 @@ def test_a_new_matrix_entry_must_name_its_snapshot(snapshots: dict):
     extra = MATRIX.model_copy(update={"workloads": {**MATRIX.workloads, "newTool": MATRIX.workloads["aiperf"]}})
     assert snapshot_problems(extra, snapshots) == [
         "data/compatibility-matrix.yaml workloads.newTool: no upstream snapshot is named for it: add it to "
-        "SNAPSHOT_OF or NO_SNAPSHOT in offline/bump_checks.py"]
+        "snapshotOf or noSnapshot in data/upstream-snapshots.yaml"]
 
 
 MANIFEST_SAMPLE = """# header
