@@ -561,7 +561,7 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str,
     try:
         config = StackConfig.model_validate(plain)
     except ValidationError as exc:
-        problems += problems_from_validation(f"{PROJECT}:", exc, _set_fix)
+        problems += problems_from_validation(f"{PROJECT}:", exc, _set_fix, model=StackConfig)
         raise ConfigError(source, problems) from None
 
     profile = None
