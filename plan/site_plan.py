@@ -24,7 +24,7 @@ from plan.gpu_partition import (
     tenant_mig,
 )
 from plan.names import PROJECT, TENANT_KEY, tenant_namespace
-from plan.raw_checks import number_problems, placeholder_problems
+from plan.raw_checks import at_placeholder, number_problems, placeholder_problems, with_stand_ins
 from plan.pod_security import KVBM_REASON, RDMA_REASON, PodSecurity, privileged_for
 from plan.profile import DriverManagement, DriverUpgradePolicy, HardwareProfile
 from plan.serving import ApiServerEgress, ServingSettings, StorageTier
@@ -511,13 +511,29 @@ def _rail_problems(config: StackConfig) -> list[Problem]:
         f"each rail subnet (/{net.rail_prefix_length}, e.g. {net.rail_interfaces[0]} {subnets[0]}) gives nv-ipam "
         f"blocks of {net.per_node_block_size} addresses (perNodeBlockSize) to {capacity} nodes: blocks start at the "
         f"network address + 1 and must end before the broadcast address; site.gpuNodes is {nodes}",
-        f"use a shorter railPrefixLength (e.g. {_prefix_for(nodes, net.per_node_block_size)}) or a smaller "
+        f"use a shorter railPrefixLength (e.g. {rail_prefix_for(nodes, net.per_node_block_size)}) or a smaller "
         "perNodeBlockSize")]
 
 
-def _prefix_for(nodes: int, block_size: int) -> int:
+def rail_prefix_for(nodes: int, block_size: int) -> int:
     """Longest prefix whose subnet gives `nodes` blocks of `block_size`."""
     return 32 - (nodes * block_size + 2 - 1).bit_length()
+
+
+def _storage_readiness_problems(config: StackConfig, profile: Optional[HardwareProfile],
+                                matrix: CompatibilityMatrix) -> list[Problem]:
+    """In prod, readiness is never judged on NCCL alone: the fio Jobs of the storage tiers need the site's image."""
+    storage = config.components.serving.storage
+    if (profile is None or not profile.has_rdma_fabric or profile.readiness is None or storage is None
+            or not storage.named() or config.components.serving.validation.storage_image is not None):
+        return []
+    path = f"{PROJECT}:components.serving.validation.storageImage"
+    return [Problem(path, f"is required in prod on {profile.name}: without it the fio readiness Jobs of the storage "
+                          f"tiers ({', '.join(name for name, _ in storage.named())}) are not defined and readiness "
+                          "would be judged on the NCCL test alone",
+                    f"build an image with fio {matrix.workloads['fio'].version}, push it to the site's registry and "
+                    f"pin it by digest: pulumi config set --path '{path}' "
+                    f"nvcr.io/<org>/tools/fio:{matrix.workloads['fio'].version}@sha256:<digest>")]
 
 
 def _telemetry_problems(config: StackConfig) -> list[Problem]:
@@ -549,9 +565,23 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str,
     overlay: the local control plane's settings, merged over raw after the checks of what raw itself holds."""
     local_problems = local_setting_problems(raw, overlay)
     raw = merged(raw, overlay)
-    placeholders = placeholder_problems(dict(raw), f"{PROJECT}:")
-    if placeholders:  # schema errors about the same values would only repeat these
-        raise ConfigError(source, local_problems + placeholders)
+    placeholders = placeholder_problems(dict(raw), f"{PROJECT}:", SECRET_KEYS)
+    if not placeholders:
+        return _validated_plan(raw, secret_keys, source, overlay, local_problems)
+    # Placeholders do not hide the other problems: validate again with a value of its kind in place of each, and
+    # keep every problem that is not about a placeholder's own value (that one is the placeholder problem).
+    stand_ins, replaced = with_stand_ins(dict(raw))
+    try:
+        _validated_plan(stand_ins, secret_keys | (replaced & set(SECRET_KEYS)), source, overlay, [])
+        others: list[Problem] = []
+    except ConfigError as error:
+        others = [p for p in error.problems if not at_placeholder(p.path, placeholders)]
+    own = [p for p in local_problems if not at_placeholder(p.path, placeholders)]
+    raise ConfigError(source, own + placeholders + others)
+
+
+def _validated_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str, overlay: Optional[LocalOverlay],
+                    local_problems: list[Problem]) -> SitePlan:
     problems: list[Problem] = local_problems + number_problems(dict(raw), f"{PROJECT}:")
     for key in SECRET_KEYS:
         if key in raw and key not in secret_keys:
@@ -595,6 +625,7 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str,
         if not has_key:
             problems.append(Problem(f"{PROJECT}:ngcApiKey", "is required in prod (image pulls from nvcr.io)",
                                     f"pulumi config set --secret {PROJECT}:ngcApiKey <NGC API key>"))
+        problems += _storage_readiness_problems(config, profile, matrix)
         if config.components.tenancy.pull_credentials == PullCredentials.SHARED_KEY:
             problems.append(Problem(
                 f"{PROJECT}:components.tenancy.pullCredentials",

@@ -159,3 +159,24 @@ def test_gate_refuses_a_failed_latest_record(prod, tmp_path, monkeypatch):
 
 def test_gate_is_off_in_plain_prod(prod):
     assert not violations(prod, read_pack_config(PACK_DIR / "config" / "prod.json"), "readiness-evidence")
+
+
+def test_prod_refuses_storage_readiness_without_the_fio_image():
+    """Without validation.storageImage the fio Jobs were dropped silently and readiness judged on NCCL alone."""
+    from offline.synthetic import mutate, site_config
+    from plan.errors import ConfigError
+    from plan.site_plan import build_plan
+
+    config = mutate(site_config("hgx-h200", "prod"), "components.serving.storage",
+                    {"modelArtifacts": {"storageClass": "models", "size": "1Ti", "accessMode": "ReadWriteMany"},
+                     "modelCache": {"storageClass": "cache", "size": "1Ti"},
+                     "benchmarkOutput": {"storageClass": "bench", "size": "1Ti", "accessMode": "ReadWriteMany"}})
+    assert build_plan(config, {"ngcApiKey"}, "Pulumi.x.yaml").config.components.serving.validation.storage_image
+    del config["components"]["serving"]["validation"]["storageImage"]
+    with pytest.raises(ConfigError) as error:
+        build_plan(config, {"ngcApiKey"}, "Pulumi.x.yaml")
+    assert "ncp-inference:components.serving.validation.storageImage: is required in prod on hgx-h200" in str(
+        error.value)
+    assert "pulumi config set --path 'ncp-inference:components.serving.validation.storageImage'" in str(error.value)
+    lab = mutate(config, "site.environment", "lab")
+    assert build_plan(lab, {"ngcApiKey"}, "Pulumi.x.yaml")  # outside prod the gap stays a choice

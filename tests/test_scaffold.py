@@ -24,8 +24,8 @@ def _fill(text: str) -> str:
     return re.sub(r'"REPLACE-ME\((identity-provider group of (\S+) admins)\)"', r"\2-admins", text) \
         .replace('"REPLACE-ME(where acceptance evidence is stored, e.g. s3://<bucket>/acceptance/)"', "s3://b/e/") \
         .replace('"REPLACE-ME(team that owns validation evidence)"', "validation-team") \
-        .replace('"REPLACE-ME(site-built validation suite image, e.g. '
-                 '<registry>/isv-ncp-validation-suite:<tag>@<sha256 digest>)"',
+        .replace('"REPLACE-ME(site-built validation suite image, e.g. nvcr.io/<your NGC org>/tools/'
+                 'isv-ncp-validation-suite:<version>@sha256:<digest>)"',
                  "nvcr.io/west/tools/isv-ncp-validation-suite:0.6.8@sha256:" + "0" * 64)
 
 
@@ -44,10 +44,11 @@ def test_lab_scaffold_is_refused_until_filled_then_validates(tmp_path, monkeypat
 def test_prod_scaffold_on_an_rdma_profile_asks_for_every_site_value(tmp_path, monkeypatch, capsys):
     text = _scaffold(tmp_path, monkeypatch, "--site", "west", "--profile", "hgx-h200", "--environment", "prod",
                      "--gpu-nodes", "4", "--tenant", "acme:16:24", "--tenant", "beta:8")
-    assert "nvcr.io" not in text and "\nencryptionsalt:" not in text and "sha256:" not in text and "secure:" not in text
+    assert "nvcr.io/" not in text.replace("nvcr.io/<your NGC org>", "") and "\nencryptionsalt:" not in text
+    assert "sha256:" not in text.replace("@sha256:<digest>", "") and "secure:" not in text
     assert check.main(["--stack", "west"]) == 2
     err = capsys.readouterr().err
-    assert "14 problems" in err  # evidence path and owner, 8 rail NICs, the rail subnet, suite image, two admin groups
+    assert "15 problems" in err  # evidence path and owner, NGC key, 8 rail NICs, the rail subnet, suite image, 2 admins
     for path in ("site.validationEvidence.path", "site.validationEvidence.owner",
                  "components.networkOperator.railInterfaces[7]", "components.networkOperator.railSubnet",
                  "tenants[1].admins[0]"):
@@ -55,7 +56,8 @@ def test_prod_scaffold_on_an_rdma_profile_asks_for_every_site_value(tmp_path, mo
     (tmp_path / "Pulumi.west.yaml").write_text(_fill(text))
     assert check.main(["--stack", "west"]) == 2
     err = capsys.readouterr().err  # filled in: only the secret is left, and it is never written to the file
-    assert "1 problem;" in err and "ncp-inference:ngcApiKey: is required in prod" in err
+    assert "1 problem;" in err and "ncp-inference:ngcApiKey: is still the scaffold placeholder" in err
+    assert "fix: replace it with the site's value: pulumi config set --secret ncp-inference:ngcApiKey <value>" in err
 
 
 def test_gpu_nodes_are_explained_per_profile(tmp_path, monkeypatch):
@@ -96,3 +98,41 @@ def test_checklist_names_what_the_site_provides(tmp_path, monkeypatch, capsys):
     assert "cert-manager" in out  # NVSentinel's prerequisite from the compatibility matrix
     (tmp_path / "Pulumi.west.yaml").write_text(text)
     assert checklist.main(["--stack", "west"]) == 2  # an unfinished stack has no checklist yet
+
+
+def test_placeholders_do_not_hide_other_problems(tmp_path, monkeypatch, capsys):
+    """A stack with placeholders left and a real mistake elsewhere shows both in the first round."""
+    text = _scaffold(tmp_path, monkeypatch, "--site", "lab-3", "--profile", "lab", "--environment", "lab",
+                     "--gpu-nodes", "1", "--tenant", "dev:1")
+    (tmp_path / "Pulumi.lab-3.yaml").write_text(text.replace("gpuLimit: 1", "gpuLimit: 9"))
+    assert check.main(["--stack", "lab-3"]) == 2
+    err = capsys.readouterr().err
+    assert "ncp-inference:tenants[0].admins[0]: is still the scaffold placeholder" in err
+    assert "ncp-inference:tenants[0].gpuLimit" in err  # 9 GPUs on a one-GPU site: reported in the same round
+
+
+def test_a_b200_prod_site_with_every_option_validates_once_filled(tmp_path, monkeypatch, capsys):
+    """The issue's site: HGX B200, 24 GPU nodes, 4 tenants, a MIG pool, a gateway, air-gapped with an in-cluster model
+    mirror, the site's monitoring release. The scaffold computes the rail prefix and the quotas; once the
+    placeholders are filled (and the chart mirror exists), only the secret is left."""
+    from plan import local_overlay
+    text = _scaffold(tmp_path, monkeypatch, "--site", "b200", "--profile", "hgx-b200", "--environment", "prod",
+                     "--gpu-nodes", "24", "--tenant", "acme:64:96", "--tenant", "beta:32:40", "--tenant", "gamma:16",
+                     "--tenant", "vision:8", "--mig-pool", "vision:1g.23gb=7", "--gateway", "inference-gateway",
+                     "--air-gapped", "--monitoring-release", "site-prometheus")
+    assert "railPrefixLength: 23" in text  # a /24 per rail gives nv-ipam blocks to 15 nodes only
+    assert "gpuLimit: 56" in text and "Counted in MIG devices: 8 GPUs x 7 slices" in text
+    assert "prometheusSelectorLabels: {release: site-prometheus}" in text
+    filled = _fill(text)
+    for what, value in (("project directory of the pinned charts", "charts-mirror"),
+                        ("model mirror Service name", "hf-mirror"), ("model mirror namespace", "model-mirror"),
+                        ("the Gateway implementation", "Envoy Gateway with InferencePool support"),
+                        ("why the site chose it", "The RA names no Gateway implementation; the site runs Envoy.")):
+        filled = re.sub(r'"REPLACE-ME\(' + re.escape(what) + r'[^"]*\)"', f'"{value}"', filled)
+    filled = re.sub(r'"REPLACE-ME\(model mirror port[^"]*\)"', "8080", filled)
+    (tmp_path / "charts-mirror").mkdir()
+    monkeypatch.setattr(local_overlay, "ROOT", tmp_path)
+    (tmp_path / "Pulumi.b200.yaml").write_text(filled)
+    assert check.main(["--stack", "b200"]) == 2
+    err = capsys.readouterr().err
+    assert "1 problem;" in err and "ncp-inference:ngcApiKey: is still the scaffold placeholder" in err, err
