@@ -119,7 +119,9 @@ def _endpoints(site_plan: SitePlan, recording: Recording, index: Path) -> list[d
 
 
 # RA: Visual Architecture Views: "Each view should be reviewed with the component matrix, source evidence"
-def build_review(site_plan: SitePlan, recording: Recording, ra_text: str, index: Path = INDEX_FILE) -> dict:
+def build_review(site_plan: SitePlan, recording: Recording, ra_text: Optional[str], index: Path = INDEX_FILE,
+                 ra_text_missing: str = "") -> dict:
+    """ra_text None: the traceability section says it is not available (and why: `ra_text_missing`)."""
     images: set = set()
     for registration in recording.resources:
         _images_in(registration.inputs, images)
@@ -127,7 +129,11 @@ def build_review(site_plan: SitePlan, recording: Recording, ra_text: str, index:
     policies = {environment: _policies(recording, PACK_DIR / "config" / f"{environment}.json")}
     if environment == "prod":
         policies["promotion"] = _policies(recording, PROMOTION_CONFIG, index)
-    rows, dangling = build(ra_text)
+    if ra_text is None:
+        traceability = {"available": False, "reason": ra_text_missing, "rows": [], "danglingReferences": []}
+    else:
+        rows, dangling = build(ra_text)
+        traceability = {"available": True, "rows": [row.as_dict() for row in rows], "danglingReferences": dangling}
     image_rows = [image_row(reference) for reference in sorted(images)]
     return {
         "stack": recording.stack, "site": site_plan.site.name, "environment": environment,
@@ -143,5 +149,5 @@ def build_review(site_plan: SitePlan, recording: Recording, ra_text: str, index:
         "tenants": [{"name": t.name, "namespace": site_plan.tenant_namespace(t), "gpuQuota": t.gpu_quota,
                      "gpuLimit": t.gpu_limit} for t in site_plan.tenants],
         "endpoints": _endpoints(site_plan, recording, index),
-        "traceability": {"rows": [row.as_dict() for row in rows], "danglingReferences": dangling},
+        "traceability": traceability,
     }

@@ -136,3 +136,31 @@ def test_a_b200_prod_site_with_every_option_validates_once_filled(tmp_path, monk
     assert check.main(["--stack", "b200"]) == 2
     err = capsys.readouterr().err
     assert "1 problem;" in err and "ncp-inference:ngcApiKey: is still the scaffold placeholder" in err, err
+
+
+def test_checklist_lists_every_prerequisite_the_stack_names(monkeypatch):
+    """Each object named at a key of data/site-prerequisites.yaml (the model mirror Service among them), the
+    monitoring release label the site's Prometheus selects by, and every site-built image."""
+    import yaml
+
+    from offline.synthetic import mutate
+    from plan.catalog import ROOT
+    from plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
+    from plan.site_plan import build_plan
+    from tests.test_model_staging import MIRROR, _config
+
+    raw = mutate(_config({"airGapped": True, "mirror": MIRROR}), "components.telemetry.prometheusSelectorLabels",
+                 {"release": "site-prometheus"})
+    monkeypatch.setenv(OVERLAY_ENV, CONTROL_PLANE_OVERLAY)  # the air-gapped site's charts: the stand-ins, locally
+    site_plan = build_plan(raw, set(), "Pulumi.e2e.yaml", sources.local_overlay("Pulumi.e2e.yaml"))
+    text = checklist.render_checklist(site_plan, ["gpuOperator"])
+    assert "the model mirror Service `model-mirror/hf-mirror` serves http://hf-mirror.model-mirror.svc" in text
+    assert "Service `hf-mirror` (named at `ncp-inference:components.serving.modelStaging.mirror.service`)" in text
+    assert "labelled `release=site-prometheus` (telemetry.prometheusSelectorLabels" in text
+    config = site_plan.config.model_dump(by_alias=True, mode="json")
+    provided = yaml.safe_load((ROOT / "data" / "site-prerequisites.yaml").read_text())["siteProvided"]
+    for kind, keys in provided.items():
+        for key in keys:
+            for _, value in checklist._at(config, key.split("."), ""):
+                if isinstance(value, str):
+                    assert f"{kind} `{value}`" in text, (kind, key)
