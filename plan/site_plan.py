@@ -20,8 +20,8 @@ from plan.gateway import RoutePlan, endpoint_picker_image, plan_routes
 from plan.local_overlay import LocalOverlay, local_setting_problems, merged
 from plan.errors import ConfigError, Problem, problems_from_validation
 from plan.gpu_partition import (
-    MIG_LAYOUT, capacity_breakdown, gpu_product_label, gpu_units_per_node, mig_pool_nodes, site_gpu_units,
-    tenant_mig,
+    MIG_LAYOUT, GpuCount, capacity_breakdown, gpu_count, gpu_product_label, gpu_units_per_node, mig_pool_nodes,
+    site_gpu_units, tenant_gpu_unit, tenant_mig,
 )
 from plan.names import PROJECT, TENANT_KEY, tenant_namespace
 from plan.raw_checks import at_placeholder, number_problems, placeholder_problems, with_stand_ins
@@ -235,6 +235,15 @@ class SitePlan:
     def gpu_capacity(self) -> int:
         """GPUs the site's queues share, in the units the scheduler counts (see plan.gpu_partition)."""
         return site_gpu_units(self.config, self.profile)
+
+    @property
+    def gpu_count(self) -> GpuCount:
+        """Physical GPUs and MIG units counted apart, for reports (gpu_capacity adds them for the queues)."""
+        return gpu_count(self.config, self.profile)
+
+    def gpu_unit(self, tenant: str) -> str:
+        """What the tenant's gpuQuota and gpuLimit count: GPUs, or MIG units where its nodes are partitioned."""
+        return tenant_gpu_unit(self.config, self.profile, tenant)
 
     def gpu_product_for(self, tenant: str) -> str:
         """The nvidia.com/gpu.product value GFD puts on the nodes the tenant's GPU pods run on."""

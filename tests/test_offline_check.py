@@ -76,11 +76,11 @@ def test_summary_is_the_default_view(tmp_path, monkeypatch, capsys):
     assert check.main(["--stack", "two"]) == 0
     out, _ = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0].startswith("site x (lab) · profile lab · GPU nodes: 2 nodes x ")
+    assert lines[0].startswith("site x (lab) · profile lab · 2 GPU nodes, 2 GPUs · ")
     assert any(line.split()[:3] == ["gpuOperator", "gpu-operator", load_matrix().pin("gpuOperator").version]
                for line in lines)
-    assert ["red", "tenant-red", "1", "2", "3", "-"] in [line.split() for line in lines]
-    assert "totals: 2 tenants, 1/" in out and "0 endpoints on 0 GPUs" in out
+    assert ["red", "tenant-red", "1", "2", "GPUs", "3", "-"] in [line.split() for line in lines]
+    assert "totals: 2 tenants, guaranteed 1/2 GPUs, 0 endpoints on 0 GPUs" in out
     assert "ncp-inference:layers:GpuEnablement" not in out  # the resource tree only with --plan
 
 
