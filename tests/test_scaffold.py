@@ -38,7 +38,8 @@ def test_lab_scaffold_is_refused_until_filled_then_validates(tmp_path, monkeypat
     assert "pulumi config set --path 'ncp-inference:tenants[0].admins[0]' <value>" in err
     (tmp_path / "Pulumi.lab-2.yaml").write_text(_fill(text))
     assert check.main(["--stack", "lab-2"]) == 0
-    assert ["dev", "tenant-dev", "1", "1", "GPUs", "1", "-"] in [line.split() for line in capsys.readouterr().out.splitlines()]
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["dev", "tenant-dev", "1", "1", "GPUs", "1", "-"] in rows
 
 
 def test_prod_scaffold_on_an_rdma_profile_asks_for_every_site_value(tmp_path, monkeypatch, capsys):
