@@ -91,7 +91,7 @@ def run_site_ci(stacks: list[str], pack_dir: Path, pack_config: Optional[Path],
     for result in results:
         verdict = {OK: "ok", FAILED_GATE: "FAILED", BAD_INPUT: "INVALID"}[result.status]
         print(f"{result.stack.ljust(width)}  {verdict:7}  {result.line}")
-        for line in result.details:
+        for line in (part for detail in result.details for part in detail.splitlines()):
             print(f"{' ' * (width + 2)}{line}")
     matrix = load_matrix()
     problems, notes = bump_problems(matrix, upstream)
