@@ -113,6 +113,13 @@ def known_keys(model: type[BaseModel], loc: Sequence) -> list[str]:
     return [field.alias or name for name, field in current.model_fields.items()]
 
 
+def _named_keys(model: type[BaseModel], loc: tuple, message: str) -> list[str]:
+    """The keys of the object at `loc` a rule's message names, in the order it names them."""
+    found = [(match.start(), key) for key in known_keys(model, loc)
+             if (match := re.search(rf"(?<![\w.]){re.escape(key)}\b", message))]
+    return [key for _, key in sorted(found)]
+
+
 def _unknown_key(prefix: str, loc: tuple, model: type[BaseModel], config: bool) -> tuple[str, str, str]:
     """(message, fix, suggested key) for a key the schema does not know: the likeliest intended key by spelling.
     `config`: the key is stack config, fixed with `pulumi config` (otherwise a data file, edited by hand)."""
@@ -146,7 +153,10 @@ def problems_from_validation(prefix: str, exc: ValidationError, fix_hint=None,
             continue
         message, fix = _friendly(error)
         path = join_path(prefix, loc)
-        if fix_hint is not None:
+        named = _named_keys(model, loc, message) if error["type"] == "value_error" and model is not None else []
+        if named and config:  # a rule over several keys: fix the keys it names, not the object holding them
+            fix = " or ".join(f"pulumi config set --path '{join_path(prefix, (*loc, key))}' <value>" for key in named)
+        elif fix_hint is not None:
             fix = fix_hint(path, fix)
         problems.append(Problem(path, message, fix))
     missing = {join_path(prefix, loc) for loc, error in errors if error["type"] == "missing" and loc in renamed}

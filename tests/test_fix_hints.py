@@ -58,3 +58,12 @@ def test_a_problem_found_twice_is_printed_once():
     twice = Problem("ncp-inference:site.gpuNodes", "must be >= 1", "use a value >= 1")
     error = ConfigError("Pulumi.x.yaml", [twice, twice])
     assert "1 problem;" in str(error) and str(error).count("must be >= 1") == 1
+
+
+def test_a_rule_over_several_keys_fixes_the_keys_it_names_not_their_parent():
+    text = _error({"site": SITE, "tenants": [{"name": "a", "gpuQuota": 1, "gpuLimit": 1}],
+                   "components": {"networkOperator": {"nicDriver": "managed"}}})
+    assert "ncp-inference:components.networkOperator: nicDriver managed needs docaDriverVersion" in text
+    assert ("fix: pulumi config set --path 'ncp-inference:components.networkOperator.nicDriver' <value> or pulumi "
+            "config set --path 'ncp-inference:components.networkOperator.docaDriverVersion' <value>") in text
+    assert "--path 'ncp-inference:components.networkOperator' <value>" not in text
