@@ -125,3 +125,25 @@ def local_setting_problems(raw: Mapping[str, Any], overlay: Optional[LocalOverla
                                     f"{mirror} holds stand-in charts, not a mirror of the pinned charts",
                                     "build the mirror: python -m scaffold.mirror --stack <site>"))
     return problems
+
+
+def mirror_problems(mirror: Optional[str], charts: list[tuple[str, str]]) -> list[Problem]:
+    """A chart mirror holds each deployed chart (name, pinned version) unpacked: <mirror>/<name>/Chart.yaml at that
+    version, or Helm installs something else (or nothing) from it."""
+    if mirror is None or not (ROOT / mirror).is_dir():
+        return []  # no mirror, or reported by local_setting_problems
+    problems = []
+    for name, version in charts:
+        chart_file = ROOT / mirror / name / "Chart.yaml"
+        try:
+            found = (yaml.safe_load(chart_file.read_text()) or {}).get("version") if chart_file.is_file() else None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            found = "unreadable"
+        if found != version:
+            held = f"holds {name} {found}" if found else f"has no {name}/Chart.yaml"
+            problems.append(Problem(f"{PROJECT}:components.chartMirror",
+                                    f"{mirror} {held}; the matrix pins {name} {version}",
+                                    f"pull it into the mirror: helm pull <{name} source> --version {version} --untar "
+                                    f"--untardir {mirror} (python -m scaffold.mirror --stack <site> --script "
+                                    "mirror.sh writes every command)"))
+    return problems

@@ -17,7 +17,7 @@ from plan.endpoints import plan_endpoints, rdma_workers, runtime_image
 from plan.inference_services import InferenceServicePlan, plan_inference_services
 from plan.layers import READINESS_LAYER, READINESS_NAMESPACE, PlatformLayers, plan_layers
 from plan.gateway import RoutePlan, endpoint_picker_image, plan_routes
-from plan.local_overlay import LocalOverlay, local_setting_problems, merged
+from plan.local_overlay import LocalOverlay, local_setting_problems, merged, mirror_problems
 from plan.errors import ConfigError, Problem, problems_from_validation
 from plan.gpu_partition import (
     MIG_LAYOUT, GpuCount, capacity_breakdown, gpu_count, gpu_product_label, gpu_units_per_node, mig_pool_nodes,
@@ -651,6 +651,10 @@ def _validated_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str, 
                                   "prometheusStack": settings.telemetry.prometheus_stack.enabled},
                          validation_suite=validation.suite and validation.suite_image is not None,
                          readiness=profile.has_rdma_fabric and profile.readiness is not None)
+    mirrored = mirror_problems(settings.chart_mirror, [(matrix.pin(c).chart_name, matrix.pin(c).version)
+                                                       for c in layers.charts])
+    if mirrored:
+        raise ConfigError(source, mirrored)
     remediation = settings.health.remediation or (
         "enforce" if config.site.environment == Environment.PROD else "dry-run")
     return SitePlan(

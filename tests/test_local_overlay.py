@@ -83,3 +83,16 @@ def test_every_stand_in_chart_is_recognised():
     charts = sorted((ROOT / STAND_INS).iterdir())
     assert charts and all(STAND_IN_CHART_LABEL in "".join(t.read_text() for t in (c / "templates").glob("*.yaml"))
                           for c in charts)
+
+
+def test_a_chart_mirror_must_hold_each_deployed_chart_at_its_pin(tmp_path, monkeypatch):
+    from plan import local_overlay
+    from plan.catalog import load_matrix
+    pin = load_matrix().pin("gpuOperator")
+    (tmp_path / "mirror" / pin.chart_name).mkdir(parents=True)
+    (tmp_path / "mirror" / pin.chart_name / "Chart.yaml").write_text(f"name: {pin.chart_name}\nversion: v0.0.1\n")
+    monkeypatch.setattr(local_overlay, "ROOT", tmp_path)
+    text = _problems(_raw("lab", chartMirror="mirror"))
+    assert f"ncp-inference:components.chartMirror: mirror holds {pin.chart_name} v0.0.1; the matrix pins " \
+           f"{pin.chart_name} {pin.version}" in text
+    assert "mirror has no kai-scheduler/Chart.yaml" in text

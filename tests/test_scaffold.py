@@ -131,7 +131,12 @@ def test_a_b200_prod_site_with_every_option_validates_once_filled(tmp_path, monk
                         ("why the site chose it", "The RA names no Gateway implementation; the site runs Envoy.")):
         filled = re.sub(r'"REPLACE-ME\(' + re.escape(what) + r'[^"]*\)"', f'"{value}"', filled)
     filled = re.sub(r'"REPLACE-ME\(model mirror port[^"]*\)"', "8080", filled)
-    (tmp_path / "charts-mirror").mkdir()
+    from plan.catalog import load_matrix
+    matrix = load_matrix()
+    for name in matrix.components:  # what `bash mirror.sh` unpacks: each pinned chart at its version
+        chart = tmp_path / "charts-mirror" / matrix.pin(name).chart_name
+        chart.mkdir(parents=True)
+        (chart / "Chart.yaml").write_text(f"name: {matrix.pin(name).chart_name}\nversion: {matrix.pin(name).version}\n")
     monkeypatch.setattr(local_overlay, "ROOT", tmp_path)
     (tmp_path / "Pulumi.b200.yaml").write_text(filled)
     assert check.main(["--stack", "b200"]) == 2
