@@ -1,12 +1,36 @@
 """The exit-code contract every command of the project keeps: 0 ok, 1 a policy violation or failed gate, 2 bad
 input, 3 an internal error. `run_command` turns an unexpected exception into exit 3 with where it happened instead of a
-bare traceback (`--debug` in argv shows the traceback)."""
+bare traceback (`--debug` in argv shows the traceback), and an `OutputPathError` (a path the user named that cannot be
+written) into exit 2 with one line."""
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 OK, FAILED_GATE, BAD_INPUT, INTERNAL_ERROR = 0, 1, 2, 3
+
+
+class OutputPathError(Exception):
+    """A file or directory the user asked for (`--out`) that cannot be created: bad input, not a bug."""
+
+
+def prepare_output(path: Path, option: str, directory: bool = False) -> Path:
+    """Check that `path` (a file, or with `directory` a directory to create) can be written; name `option` if not."""
+    folder = path if directory else path.parent
+    if not directory and path.is_dir():
+        raise OutputPathError(f"{option} {path}: is a directory; name a file in it")
+    try:
+        folder.mkdir(parents=True, exist_ok=True) if directory else None
+    except OSError as error:
+        raise OutputPathError(f"{option} {path}: cannot be created ({error.strerror}); choose a writable path") \
+            from None
+    if not folder.is_dir():
+        raise OutputPathError(f"{option} {path}: the directory {folder} does not exist; create it "
+                              f"(mkdir -p {folder}) or write elsewhere")
+    if not os.access(folder, os.W_OK):
+        raise OutputPathError(f"{option} {path}: {folder} is not writable; choose a writable path")
+    return path
 
 
 def run_command(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[Sequence[str]] = None) -> int:
@@ -14,6 +38,9 @@ def run_command(main: Callable[[Optional[Sequence[str]]], int], argv: Optional[S
     debug = "--debug" in arguments
     try:
         return main([a for a in arguments if a != "--debug"])
+    except OutputPathError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return BAD_INPUT
     except BrokenPipeError:  # the reader (e.g. `| head`) has all it wants: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return OK

@@ -312,6 +312,8 @@ cmd_env() {
   echo "export KUBECONFIG=$KUBECONFIG_PATH"
   echo "export NCP_E2E_STATE=$STATE"
   echo "export NCP_E2E_APISERVER=https://127.0.0.1:$API_PORT"
+  # The control plane's own settings (stand-in charts, no waits), merged over whichever stack is deployed here.
+  echo "export NCP_LOCAL_OVERLAY=$HERE/local-control-plane.yaml"
   # Engine exports (PATH with pulumi + plugins, PULUMI_HOME, offline switches), if built.
   "$HERE/bootstrap.sh" --print-env 2>/dev/null || true
 }

@@ -5,6 +5,8 @@
                                                   policy/config/<environment>.json)
     python -m offline.check --stack prod --plan   ... and print the resource tree, in install order, with Helm values
                                                   and key specs
+    python -m offline.check --all                 site CI: every stack (or repeat --stack), then the version bump
+                                                  checks (offline/site_ci.py)
 
 Exit codes: 0 ok, 1 a mandatory policy violation, 2 invalid config or pack config, 3 an internal error (a bug in
 the program or the pack: the message says where; --debug shows the traceback). See cli_exit.py.
@@ -20,7 +22,8 @@ import yaml
 from cli_exit import run_command
 from offline.manifests import as_written
 from offline.policy_check import PACK_DIR, PackConfigError, evaluate, read_pack_config, report
-from offline.recorder import Recording, run_stack_file
+from offline.recorder import Recording, install_order, run_stack_file
+from offline.site_ci import every_stack, run_site_ci
 from offline.summary import render_summary
 from plan.errors import ConfigError
 from plan.sources import plan_from_stack_file
@@ -40,7 +43,7 @@ def _summary(registration) -> dict:
 
 def render_plan(recording: Recording) -> str:
     children: dict[str, list] = {}
-    for registration in recording.resources:  # registration order: the order the program installs them
+    for registration in install_order(recording):
         children.setdefault(registration.parent, []).append(registration)
     lines: list[str] = []
 
@@ -64,12 +67,21 @@ def render_plan(recording: Recording) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m offline.check", description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", default="lab", help="stack name: reads Pulumi.<stack>.yaml (default: lab)")
+    parser.add_argument("--stack", action="append", help="stack name: reads Pulumi.<stack>.yaml (default: lab); "
+                                                         "repeat it for the site CI view of several stacks")
+    parser.add_argument("--all", action="store_true",
+                        help="site CI: every Pulumi.<stack>.yaml, then the version bump checks (offline/site_ci.py)")
     parser.add_argument("--plan", action="store_true", help="print the resource tree with values and specs")
     parser.add_argument("--policy-pack", type=Path, default=PACK_DIR, help="policy pack directory (default: policy)")
     parser.add_argument("--policy-pack-config", type=Path,
                         help="pack config JSON (default: <pack>/config/<environment>.json)")
-    return _check(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    if args.all or len(args.stack or []) > 1:
+        if args.plan:
+            parser.error("--plan shows one stack: name one --stack")
+        return run_site_ci(every_stack() if args.all else args.stack, args.policy_pack, args.policy_pack_config)
+    args.stack = (args.stack or ["lab"])[0]
+    return _check(args)
 
 
 def _check(args) -> int:

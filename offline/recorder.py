@@ -87,6 +87,22 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+def install_order(recording: Recording) -> list[Registration]:
+    """Resources in the order the engine can install them: after everything they depend on, ties by type and name.
+    Registration order is not it: resources registered in `apply` callbacks arrive in a different order per run."""
+    by_urn = {r.urn: r for r in recording.resources}
+    depth: dict[str, int] = {}
+
+    def level(urn: str, seen: frozenset = frozenset()) -> int:
+        if urn not in depth:
+            registration = by_urn[urn]
+            after = [u for u in registration.dependencies if u in by_urn and u not in seen]
+            depth[urn] = 1 + max((level(u, seen | {urn}) for u in after), default=-1)
+        return depth[urn]
+
+    return sorted(recording.resources, key=lambda r: (level(r.urn), r.type, r.name))
+
+
 def config_for_runtime(raw: Mapping[str, Any]) -> dict[str, str]:
     """Stack config values as the engine hands them to a program: strings, objects JSON-encoded."""
     return {f"{PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value) for key, value in raw.items()}

@@ -47,7 +47,8 @@ def site_config(profile: str, environment: str = "lab", tenants: int = 2, gpu_no
     if environment == "prod":
         config["ngcApiKey"] = "test-ngc-key"
         config.setdefault("components", {})["serving"] = {
-            "validation": {"suiteImage": "nvcr.io/test-org/tools/isv-ncp-validation-suite:0.6.8@sha256:" + "0" * 64}}
+            "validation": {"suiteImage": "nvcr.io/test-org/tools/isv-ncp-validation-suite:0.6.8@sha256:" + "0" * 64,
+                           "storageImage": "nvcr.io/test-org/tools/fio:3.38@sha256:" + "4" * 64}}
     return config
 
 

@@ -153,7 +153,7 @@ def _load(model, path: Path):
     try:
         return model.model_validate(_read_yaml(path))
     except ValidationError as exc:
-        raise ConfigError(str(path), problems_from_validation("", exc)) from None
+        raise ConfigError(str(path), problems_from_validation("", exc, model=model, config=False)) from None
 
 
 @lru_cache(maxsize=1)

@@ -88,10 +88,11 @@ def _host_quota_problems(config: StackConfig, plans: list[EndpointPlan], gpus_pe
                                       ("memoryQuota", memory_gi * 2**30, tenant.memory_quota, "Gi")):
             if need > _quantity(have):
                 shown = f"{memory_gi}Gi" if unit else str(cpu)
-                problems.append(Problem(f"{PROJECT}:tenants[{index}].{key}",
-                                        f"is {have}; tenant {tenant.name}'s worker pods request {shown} "
+                path = f"{PROJECT}:tenants[{index}].{key}"
+                problems.append(Problem(path, f"is {have}; tenant {tenant.name}'s worker pods request {shown} "
                                         "(host resources per GPU and /dev/shm, data/dynamo-backends.yaml)",
-                                        f"raise {key} to at least {shown}"))
+                                        f"raise {key} to at least {shown}: pulumi config set --path '{path}' "
+                                        f"{shown}"))
     return problems
 
 

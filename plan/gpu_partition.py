@@ -1,5 +1,6 @@
 """How the site's GPUs are partitioned, per tenant: whole GPUs, or the MIG layout of components.gpuOperator.mig on
 every GPU node or on one tenant's dedicated nodes."""
+from dataclasses import dataclass
 from typing import Optional
 
 from plan.catalog import integration_points
@@ -69,3 +70,44 @@ def capacity_breakdown(config: StackConfig, profile: HardwareProfile) -> str:
     pool = mig_pool_nodes(config) if mig is not None and mig.node_pool else config.site.gpu_nodes
     whole = config.site.gpu_nodes - pool
     return (f"{whole} nodes x {profile.gpu.per_node} + " if whole else "") + f"{pool} nodes x {units} MIG-partitioned"
+
+
+def mig_unit(mig: MigSettings) -> str:
+    """What one unit of a partitioned tenant's gpuQuota/gpuLimit is (see gpu_units_per_node)."""
+    layout = ", ".join(mig.layout)
+    return f"MIG devices ({layout})" if mig.strategy == "single" else f"MIG compute slices ({layout})"
+
+
+@dataclass(frozen=True)
+class GpuCount:
+    """The site's GPUs counted apart: physical GPUs, those left whole, and the MIG units the partitioned ones offer.
+    Queue capacity (site_gpu_units) adds whole GPUs and MIG units; reports never call that sum GPUs."""
+
+    physical: int
+    whole: int
+    partitioned: int  # physical GPUs carrying the MIG layout
+    mig_units: int
+    unit: str  # what a MIG unit is, "" without MIG
+
+    def describe(self) -> str:
+        if not self.partitioned:
+            return f"{self.physical} GPUs"
+        whole = f"{self.whole} whole, " if self.whole else ""
+        return f"{self.physical} GPUs ({whole}{self.partitioned} partitioned into {self.mig_units} {self.unit})"
+
+
+def gpu_count(config: StackConfig, profile: HardwareProfile) -> GpuCount:
+    mig = config.components.gpu_operator.mig
+    physical = config.site.gpu_nodes * profile.gpu.per_node
+    if mig is None or not profile.gpu.mig.supported:
+        return GpuCount(physical, physical, 0, 0, "")
+    pool = mig_pool_nodes(config) if mig.node_pool else config.site.gpu_nodes
+    partitioned = pool * profile.gpu.per_node
+    return GpuCount(physical, physical - partitioned, partitioned, pool * gpu_units_per_node(profile, mig),
+                    mig_unit(mig))
+
+
+def tenant_gpu_unit(config: StackConfig, profile: HardwareProfile, tenant: str) -> str:
+    """The unit of a tenant's gpuQuota/gpuLimit: GPUs, or the MIG units of the partitioned nodes it runs on."""
+    mig = tenant_mig(config.components.gpu_operator.mig, tenant)
+    return mig_unit(mig) if mig is not None and profile.gpu.mig.supported else "GPUs"

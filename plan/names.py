@@ -14,6 +14,8 @@ def tenant_namespace(tenant: str) -> str:
 
 # One key for the tenant's label on its objects and on its dedicated nodes, and for the taint those nodes carry.
 TENANT_KEY = f"{LABEL_PREFIX}tenant"
+# On what the e2e stand-in charts (tests/e2e/charts) render: how a chart mirror of stand-ins is recognised.
+STAND_IN_CHART_LABEL = f"{LABEL_PREFIX}stand-in-chart"
 ENDPOINT_LABEL = f"{LABEL_PREFIX}endpoint"
 LAYER_LABEL = f"{LABEL_PREFIX}layer"
 STORAGE_TIER_LABEL = f"{LABEL_PREFIX}storage-tier"

@@ -21,6 +21,7 @@ from plan.cross_field import MANDATORY_ENVIRONMENTS
 from plan.endpoint_plan import EndpointPlan
 from plan.errors import Problem
 from plan.layers import plan_layers
+from plan.local_overlay import is_stand_in_mirror
 from plan.names import PROJECT, tenant_namespace
 from plan.profile import HardwareProfile
 
@@ -139,7 +140,11 @@ def _partner_product_problems(config: StackConfig, profile: HardwareProfile,
     if not config.components.telemetry.prometheus_stack.enabled and not _decisions(config, "metricsBackend"):
         problems.append(_missing("metricsBackend", f"{PROJECT}:components.telemetry.prometheusSelectorLabels",
                                  "the site's metrics backend that loads the monitors and rules"))
-    registries = [(f"{PROJECT}:components.chartMirror", "the chart mirror", config.components.chart_mirror),
+    # The e2e stand-in charts are the local control plane's (plan/local_overlay.py), not a site's product.
+    site_mirror = config.components.chart_mirror
+    if site_mirror is not None and is_stand_in_mirror(site_mirror):
+        site_mirror = None
+    registries = [(f"{PROJECT}:components.chartMirror", "the chart mirror", site_mirror),
                   (f"{PROJECT}:components.serving.modelStaging.mirror", "the in-cluster model mirror",
                    serving.model_staging.mirror)]
     if any(value is not None for _, _, value in registries) and not _decisions(config, "registry"):

@@ -17,14 +17,15 @@ from plan.endpoints import plan_endpoints, rdma_workers, runtime_image
 from plan.inference_services import InferenceServicePlan, plan_inference_services
 from plan.layers import READINESS_LAYER, READINESS_NAMESPACE, PlatformLayers, plan_layers
 from plan.gateway import RoutePlan, endpoint_picker_image, plan_routes
+from plan.local_overlay import LocalOverlay, local_setting_problems, merged, mirror_problems
 from plan.errors import ConfigError, Problem, problems_from_validation
 from plan.gpu_partition import (
-    MIG_LAYOUT, capacity_breakdown, gpu_product_label, gpu_units_per_node, mig_pool_nodes, site_gpu_units,
-    tenant_mig,
+    MIG_LAYOUT, GpuCount, capacity_breakdown, gpu_count, gpu_product_label, gpu_units_per_node, mig_pool_nodes,
+    site_gpu_units, tenant_gpu_unit, tenant_mig,
 )
 from plan.names import PROJECT, TENANT_KEY, tenant_namespace
 from plan.ra_rules import ra_rule_problems
-from plan.raw_checks import number_problems, placeholder_problems
+from plan.raw_checks import at_placeholder, number_problems, placeholder_problems, with_stand_ins
 from plan.pod_security import KVBM_REASON, RDMA_REASON, PodSecurity, privileged_for
 from plan.profile import DriverManagement, DriverUpgradePolicy, HardwareProfile
 from plan.serving import ApiServerEgress, ServingSettings, StorageTier
@@ -114,6 +115,7 @@ class SitePlan:
     endpoints: tuple[EndpointPlan, ...] = ()
     inference_services: tuple[InferenceServicePlan, ...] = ()
     routes: tuple[RoutePlan, ...] = ()  # HTTPRoutes of the gateway path (plan/gateway.py)
+    local_overlay: Optional[str] = None  # the test cluster overlay merged over the stack (plan/local_overlay.py)
 
     @property
     def site(self):
@@ -236,6 +238,15 @@ class SitePlan:
     def gpu_capacity(self) -> int:
         """GPUs the site's queues share, in the units the scheduler counts (see plan.gpu_partition)."""
         return site_gpu_units(self.config, self.profile)
+
+    @property
+    def gpu_count(self) -> GpuCount:
+        """Physical GPUs and MIG units counted apart, for reports (gpu_capacity adds them for the queues)."""
+        return gpu_count(self.config, self.profile)
+
+    def gpu_unit(self, tenant: str) -> str:
+        """What the tenant's gpuQuota and gpuLimit count: GPUs, or MIG units where its nodes are partitioned."""
+        return tenant_gpu_unit(self.config, self.profile, tenant)
 
     def gpu_product_for(self, tenant: str) -> str:
         """The nvidia.com/gpu.product value GFD puts on the nodes the tenant's GPU pods run on."""
@@ -512,13 +523,29 @@ def _rail_problems(config: StackConfig) -> list[Problem]:
         f"each rail subnet (/{net.rail_prefix_length}, e.g. {net.rail_interfaces[0]} {subnets[0]}) gives nv-ipam "
         f"blocks of {net.per_node_block_size} addresses (perNodeBlockSize) to {capacity} nodes: blocks start at the "
         f"network address + 1 and must end before the broadcast address; site.gpuNodes is {nodes}",
-        f"use a shorter railPrefixLength (e.g. {_prefix_for(nodes, net.per_node_block_size)}) or a smaller "
+        f"use a shorter railPrefixLength (e.g. {rail_prefix_for(nodes, net.per_node_block_size)}) or a smaller "
         "perNodeBlockSize")]
 
 
-def _prefix_for(nodes: int, block_size: int) -> int:
+def rail_prefix_for(nodes: int, block_size: int) -> int:
     """Longest prefix whose subnet gives `nodes` blocks of `block_size`."""
     return 32 - (nodes * block_size + 2 - 1).bit_length()
+
+
+def _storage_readiness_problems(config: StackConfig, profile: Optional[HardwareProfile],
+                                matrix: CompatibilityMatrix) -> list[Problem]:
+    """In prod, readiness is never judged on NCCL alone: the fio Jobs of the storage tiers need the site's image."""
+    storage = config.components.serving.storage
+    if (profile is None or not profile.has_rdma_fabric or profile.readiness is None or storage is None
+            or not storage.named() or config.components.serving.validation.storage_image is not None):
+        return []
+    path = f"{PROJECT}:components.serving.validation.storageImage"
+    return [Problem(path, f"is required in prod on {profile.name}: without it the fio readiness Jobs of the storage "
+                          f"tiers ({', '.join(name for name, _ in storage.named())}) are not defined and readiness "
+                          "would be judged on the NCCL test alone",
+                    f"build an image with fio {matrix.workloads['fio'].version}, push it to the site's registry and "
+                    f"pin it by digest: pulumi config set --path '{path}' "
+                    f"nvcr.io/<org>/tools/fio:{matrix.workloads['fio'].version}@sha256:<digest>")]
 
 
 def _telemetry_problems(config: StackConfig) -> list[Problem]:
@@ -544,12 +571,30 @@ def _rails(config: StackConfig) -> tuple[Rail, ...]:
     return tuple(rails)
 
 
-def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> SitePlan:
-    """raw: the project's config keys without the `ncp-inference:` prefix, values already decoded from JSON."""
-    placeholders = placeholder_problems(dict(raw), f"{PROJECT}:")
-    if placeholders:  # schema errors about the same values would only repeat these
-        raise ConfigError(source, placeholders)
-    problems: list[Problem] = number_problems(dict(raw), f"{PROJECT}:")
+def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str,
+               overlay: Optional[LocalOverlay] = None) -> SitePlan:
+    """raw: the project's config keys without the `ncp-inference:` prefix, values already decoded from JSON;
+    overlay: the local control plane's settings, merged over raw after the checks of what raw itself holds."""
+    local_problems = local_setting_problems(raw, overlay)
+    raw = merged(raw, overlay)
+    placeholders = placeholder_problems(dict(raw), f"{PROJECT}:", SECRET_KEYS)
+    if not placeholders:
+        return _validated_plan(raw, secret_keys, source, overlay, local_problems)
+    # Placeholders do not hide the other problems: validate again with a value of its kind in place of each, and
+    # keep every problem that is not about a placeholder's own value (that one is the placeholder problem).
+    stand_ins, replaced = with_stand_ins(dict(raw))
+    try:
+        _validated_plan(stand_ins, secret_keys | (replaced & set(SECRET_KEYS)), source, overlay, [])
+        others: list[Problem] = []
+    except ConfigError as error:
+        others = [p for p in error.problems if not at_placeholder(p.path, placeholders)]
+    own = [p for p in local_problems if not at_placeholder(p.path, placeholders)]
+    raise ConfigError(source, own + placeholders + others)
+
+
+def _validated_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str, overlay: Optional[LocalOverlay],
+                    local_problems: list[Problem]) -> SitePlan:
+    problems: list[Problem] = local_problems + number_problems(dict(raw), f"{PROJECT}:")
     for key in SECRET_KEYS:
         if key in raw and key not in secret_keys:
             problems.append(Problem(f"{PROJECT}:{key}", "is stored in plain text",
@@ -558,7 +603,7 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
     try:
         config = StackConfig.model_validate(plain)
     except ValidationError as exc:
-        problems += problems_from_validation(f"{PROJECT}:", exc, _set_fix)
+        problems += problems_from_validation(f"{PROJECT}:", exc, _set_fix, model=StackConfig)
         raise ConfigError(source, problems) from None
 
     profile = None
@@ -593,6 +638,7 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
         if not has_key:
             problems.append(Problem(f"{PROJECT}:ngcApiKey", "is required in prod (image pulls from nvcr.io)",
                                     f"pulumi config set --secret {PROJECT}:ngcApiKey <NGC API key>"))
+        problems += _storage_readiness_problems(config, profile, matrix)
         if config.components.tenancy.pull_credentials == PullCredentials.SHARED_KEY:
             problems.append(Problem(
                 f"{PROJECT}:components.tenancy.pullCredentials",
@@ -609,6 +655,10 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
                                   "prometheusStack": settings.telemetry.prometheus_stack.enabled},
                          validation_suite=validation.suite and validation.suite_image is not None,
                          readiness=profile.has_rdma_fabric and profile.readiness is not None)
+    mirrored = mirror_problems(settings.chart_mirror, [(matrix.pin(c).chart_name, matrix.pin(c).version)
+                                                       for c in layers.charts])
+    if mirrored:
+        raise ConfigError(source, mirrored)
     remediation = settings.health.remediation or (
         "enforce" if config.site.environment == Environment.PROD else "dry-run")
     return SitePlan(
@@ -629,4 +679,5 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
         endpoints=tuple(endpoints),
         inference_services=tuple(services),
         routes=tuple(routes),
+        local_overlay=overlay.path if overlay else None,
     )

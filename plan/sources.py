@@ -1,12 +1,13 @@
 """Where raw stack config comes from: the running Pulumi program, or a Pulumi.<stack>.yaml read offline."""
 import json
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Optional, Union
 
 import yaml
 
 from plan.catalog import ROOT
 from plan.errors import ConfigError, Problem
+from plan.local_overlay import OVERLAY_ENV, LocalOverlay, read_overlay
 from plan.names import PROJECT
 from plan.site_plan import SitePlan, build_plan
 
@@ -37,7 +38,12 @@ def plan_from_pulumi() -> SitePlan:
         for key in list(merged)
         if runtime_config.is_config_secret(key) or key in runtime_config.get_config_secret_keys_env()
     }
-    return build_plan(raw, secret_keys, f"Pulumi.{pulumi.get_stack()}.yaml")
+    source = f"Pulumi.{pulumi.get_stack()}.yaml"
+    overlay = local_overlay(source)
+    if overlay is not None:
+        pulumi.log.warn(f"local control plane overlay {overlay.path} ({OVERLAY_ENV}) is merged over {source}: "
+                        "test cluster settings, never a site's")
+    return build_plan(raw, secret_keys, source, overlay)
 
 
 def stack_file(stack: str) -> Path:
@@ -154,6 +160,15 @@ def _stack_config(text: str, source: str) -> dict[str, Any]:
     return config
 
 
+def local_overlay(source: str) -> Optional[LocalOverlay]:
+    """The overlay $NCP_LOCAL_OVERLAY names, if any (plan/local_overlay.py); a bad one is a ConfigError."""
+    overlay, problems = read_overlay(source)
+    if problems:
+        raise ConfigError(source, problems)
+    return overlay
+
+
 def plan_from_stack_file(stack: str) -> SitePlan:
     raw, secrets = read_stack_file(stack)
-    return build_plan(raw, secrets, stack_file(stack).name)
+    source = stack_file(stack).name
+    return build_plan(raw, secrets, source, local_overlay(source))

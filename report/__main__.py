@@ -3,20 +3,23 @@
     python -m report --stack prod [--out reports/prod] [--ra-text <RA text file>] [--evidence-index <file>]
 
 Writes review.md, review.json and the site picture (site.svg, site.png) to --out (default reports/<stack>/).
-The RA text is required: the review carries the RA traceability matrix, so without it the command refuses (exit 2)
-rather than write a review that silently lacks it (default path: ../shared/reference, or $NCP_RA_TEXT).
+The RA text (--ra-text, $NCP_RA_TEXT, default ../shared/reference/...) feeds the RA traceability matrix; where the
+default copy is absent (a fork without ../shared) the review is written with that section marked not available and
+a warning; a file named with --ra-text or $NCP_RA_TEXT that is absent is bad input (exit 2).
 Exit codes: 0 written; 1 a reference in the code points at text the RA does not contain (review still written);
 2 bad input (stack config, pack config, RA text missing); 3 an internal error (Graphviz missing is reported as such).
 """
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
+from typing import Optional
 
 import graphviz
 import pulumi
 
-from cli_exit import run_command
+from cli_exit import prepare_output, run_command
 from evidence.record import INDEX_FILE
 from offline.policy_check import PackConfigError
 from offline.recorder import run_stack_file
@@ -24,10 +27,22 @@ from plan.catalog import ROOT
 from plan.errors import ConfigError
 from plan.sources import plan_from_stack_file
 from ratrace.matrix import summary
-from ratrace.ra_text import RaTextMissing, read_ra_text
+from ratrace.ra_text import RA_TEXT_ENV, RaTextMissing, ra_text_path, read_ra_text
 from report.picture import render_picture
 from report.render import render
 from report.review import build_review
+
+
+def _ra_text(named: Optional[Path]) -> tuple[Optional[str], str]:
+    """The RA text and, where the default copy is absent (a fork without ../shared), why the review goes without
+    its traceability section. A file named with --ra-text that is absent is bad input."""
+    if named is not None or os.environ.get(RA_TEXT_ENV):
+        return read_ra_text(named), ""
+    try:
+        return read_ra_text(), ""
+    except RaTextMissing:
+        return None, (f"the RA text is not at {ra_text_path()} (pass --ra-text <file> or set {RA_TEXT_ENV} to the "
+                      "NVIDIA Inference Reference Architecture text)")
 
 
 def main(argv=None) -> int:
@@ -39,14 +54,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     out = args.out or ROOT / "reports" / args.stack
     try:
-        ra_text = read_ra_text(args.ra_text)
+        ra_text, missing = _ra_text(args.ra_text)
         site_plan = plan_from_stack_file(args.stack)
         recording = run_stack_file(args.stack)
-        review = build_review(site_plan, recording, ra_text, args.evidence_index)
+        review = build_review(site_plan, recording, ra_text, args.evidence_index, missing)
     except (RaTextMissing, ConfigError, pulumi.RunError, PackConfigError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_output(out, "--out", directory=True)
     try:
         pictures = render_picture(review, out)
     except graphviz.ExecutableNotFound as error:
@@ -56,7 +71,10 @@ def main(argv=None) -> int:
     dangling = review["traceability"]["danglingReferences"]
     print(f"release review of {args.stack}: {out / 'review.md'}, {out / 'review.json'}, "
           f"{', '.join(str(p) for p in pictures)}")
-    print(f"RA traceability: {summary(review['traceability']['rows'])}")
+    if review["traceability"]["available"]:
+        print(f"RA traceability: {summary(review['traceability']['rows'])}")
+    else:
+        print(f"warning: RA traceability not available: {review['traceability']['reason']}", file=sys.stderr)
     for problem in dangling:
         print(f"RA reference problem: {problem}", file=sys.stderr)
     return 1 if dangling else 0

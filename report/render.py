@@ -31,6 +31,9 @@ def _policies(name: str, result: dict) -> list[str]:
 
 
 def _traceability(trace: dict) -> list[str]:
+    if not trace.get("available", True):
+        return [f"Not available: {trace['reason']}. This review does not show which RA requirement each part of the "
+                "program traces to; regenerate it with the RA text (README, \"the release review\").", ""]
     lines = [render_matrix(trace["rows"]), ""]
     if trace["danglingReferences"]:
         lines += ["References pointing at text the RA does not contain:", ""]
@@ -38,14 +41,25 @@ def _traceability(trace: dict) -> list[str]:
     return lines
 
 
+def _tenant_rows(review: dict) -> list[str]:
+    rows = _table(["Tenant", "Namespace", "Quota", "Limit", "Unit", "Dedicated nodes"],
+                  [[t["name"], t["namespace"], t["gpuQuota"], t["gpuLimit"], t["unit"], t["nodePool"] or "-"]
+                   for t in review["tenants"]])
+    notes = [f"- {t['name']}: gpuQuota and gpuLimit count {t['unit']}, not GPUs (its GPUs are MIG-partitioned)."
+             for t in review["tenants"] if t["unit"] != "GPUs"]
+    return rows + ([""] + notes if notes else [])
+
+
 def render(review: dict, picture: str) -> str:
     r = review
     lines = [f"# Release review: {r['site']} ({r['environment']}), stack `{r['stack']}`", "",
-             f"Hardware profile {r['hardwareProfile']}, {r['gpuNodes']} GPU nodes, {r['gpuCapacity']} GPUs; "
+             f"Hardware profile {r['hardwareProfile']}, {r['gpuNodes']} GPU nodes, {r['gpus']}; "
              f"Kubernetes {r['kubernetesVersion']} "
              f"({'supported' if r['kubernetesSupported'] else 'NOT in the supported list'}).",
              "", f"![site layers, tenants and endpoints]({picture})", "",
-             "## Components and versions vs the RA compatibility matrix", ""]
+             "## Tenants and GPU quotas", ""]
+    lines += _tenant_rows(r)
+    lines += ["", "## Components and versions vs the RA compatibility matrix", ""]
     lines += _table(["Component", "Layer", "Pinned", "RA matrix", "Deviation", "Source", "Deployed"],
                     [[c["displayName"], c["layer"], c["version"], c["raMatrix"], c["deviation"], c["source"],
                       {True: "yes", False: "no", None: "site-built image"}[c["deployed"]]] for c in r["components"]])

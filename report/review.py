@@ -1,5 +1,6 @@
 """Gather the release review of a stack as one JSON-ready dict (rendered by report.render and report.picture)."""
 # RA: Security And Compliance: "container image origins"
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
@@ -118,8 +119,32 @@ def _endpoints(site_plan: SitePlan, recording: Recording, index: Path) -> list[d
     return rows
 
 
+def _site_facts(site_plan: SitePlan) -> dict:
+    """What the site provides around the program, for the picture: gateway and routes, the model source route, the
+    monitoring release, the GPU nodes per pool and the east-west rails."""
+    settings = site_plan.config.components
+    staging = settings.serving.model_staging
+    gateway = settings.serving.gateway
+    pooled = sum(t.node_pool.nodes for t in site_plan.tenants if t.node_pool)
+    return {
+        "gateway": None if gateway is None or not site_plan.routes else {
+            "name": gateway.name, "namespace": settings.tenancy.gateway_namespace,
+            "routes": [{"name": r.name, "tenant": r.tenant, "hostnames": list(r.hostnames),
+                        "backends": [{"endpoint": b.pool, "weight": b.weight} for b in r.backends]}
+                       for r in site_plan.routes]},
+        "modelSource": (f"model mirror {staging.mirror.url}" if staging.mirror else
+                        f"proxy {staging.proxy.url}" if staging.proxy else "direct HTTPS to the model source"),
+        "monitoring": {"namespace": settings.tenancy.monitoring_namespace,
+                       "selector": dict(settings.telemetry.prometheus_selector_labels)},
+        "sharedNodes": site_plan.site.gpu_nodes - pooled,
+        "rails": [{"interface": rail.interface, "subnet": rail.subnet} for rail in site_plan.rails],
+    }
+
+
 # RA: Visual Architecture Views: "Each view should be reviewed with the component matrix, source evidence"
-def build_review(site_plan: SitePlan, recording: Recording, ra_text: str, index: Path = INDEX_FILE) -> dict:
+def build_review(site_plan: SitePlan, recording: Recording, ra_text: Optional[str], index: Path = INDEX_FILE,
+                 ra_text_missing: str = "") -> dict:
+    """ra_text None: the traceability section says it is not available (and why: `ra_text_missing`)."""
     images: set = set()
     for registration in recording.resources:
         _images_in(registration.inputs, images)
@@ -127,12 +152,16 @@ def build_review(site_plan: SitePlan, recording: Recording, ra_text: str, index:
     policies = {environment: _policies(recording, PACK_DIR / "config" / f"{environment}.json")}
     if environment == "prod":
         policies["promotion"] = _policies(recording, PROMOTION_CONFIG, index)
-    rows, dangling = build(ra_text)
+    if ra_text is None:
+        traceability = {"available": False, "reason": ra_text_missing, "rows": [], "danglingReferences": []}
+    else:
+        rows, dangling = build(ra_text)
+        traceability = {"available": True, "rows": [row.as_dict() for row in rows], "danglingReferences": dangling}
     image_rows = [image_row(reference) for reference in sorted(images)]
     return {
         "stack": recording.stack, "site": site_plan.site.name, "environment": environment,
         "hardwareProfile": site_plan.profile.name, "gpuNodes": site_plan.site.gpu_nodes,
-        "gpuCapacity": site_plan.gpu_capacity, "kubernetesVersion": site_plan.kubernetes_version,
+        "queueCapacityUnits": site_plan.gpu_capacity, "kubernetesVersion": site_plan.kubernetes_version,
         "kubernetesSupported": site_plan.kubernetes_version in site_plan.matrix.kubernetes.supported_versions,
         "components": _components(site_plan, recording, images),
         "images": image_rows,
@@ -140,8 +169,11 @@ def build_review(site_plan: SitePlan, recording: Recording, ra_text: str, index:
         "localDecisions": _local_decisions(site_plan),
         "backendDisposition": _disposition(site_plan),
         "policies": policies,
+        "gpus": site_plan.gpu_count.describe(), "gpuCount": asdict(site_plan.gpu_count),
         "tenants": [{"name": t.name, "namespace": site_plan.tenant_namespace(t), "gpuQuota": t.gpu_quota,
-                     "gpuLimit": t.gpu_limit} for t in site_plan.tenants],
+                     "gpuLimit": t.gpu_limit, "unit": site_plan.gpu_unit(t.name),
+                     "nodePool": t.node_pool.nodes if t.node_pool else None} for t in site_plan.tenants],
+        "siteFacts": _site_facts(site_plan),
         "endpoints": _endpoints(site_plan, recording, index),
-        "traceability": {"rows": [row.as_dict() for row in rows], "danglingReferences": dangling},
+        "traceability": traceability,
     }

@@ -8,20 +8,48 @@ Exit codes: 0 written, 2 invalid stack config, 3 internal error.
 import argparse
 import sys
 from pathlib import Path
+from typing import Any, Iterator
 
 import pulumi
+import yaml
 
-from cli_exit import BAD_INPUT, OK, run_command
+from cli_exit import BAD_INPUT, OK, prepare_output, run_command
 from offline.recorder import run_stack_file
-from plan.catalog import integration_points
+from plan.catalog import ROOT, integration_points
 from plan.errors import ConfigError
 from plan.names import PROJECT
 from plan.site_plan import RDMA_RAIL_ISOLATION, SitePlan
 from plan.sources import plan_from_stack_file
 
 
+PREREQUISITES_FILE = ROOT / "data" / "site-prerequisites.yaml"
+
+
 def _section(title: str, items: list[str]) -> list[str]:
     return [f"## {title}", "", *(f"- [ ] {item}" for item in items or ["nothing for this stack"]), ""]
+
+
+def _at(node: Any, path: list[str], where: str) -> Iterator[tuple[str, Any]]:
+    """(config key, value) at a data/site-prerequisites.yaml key (`*`: every key or list item)."""
+    if not path:
+        yield where, node
+        return
+    head, rest = path[0], path[1:]
+    if head == "*":
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else []
+        for key, child in items:
+            yield from _at(child, rest, f"{where}[{key}]" if isinstance(key, int) else f"{where}.{key}")
+    elif isinstance(node, dict) and head in node:
+        yield from _at(node[head], rest, f"{where}.{head}" if where else head)
+
+
+def named_prerequisites(site_plan: SitePlan) -> list[str]:
+    """Every object the stack names at a key data/site-prerequisites.yaml lists: the site provides each one."""
+    config = site_plan.config.model_dump(by_alias=True, mode="json")
+    provided = yaml.safe_load(PREREQUISITES_FILE.read_text())["siteProvided"]
+    return [f"{kind} `{value}` (named at `{PROJECT}:{key}`)"
+            for kind, keys in provided.items() for pattern in keys
+            for key, value in _at(config, pattern.split("."), "") if isinstance(value, str) and value]
 
 
 def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
@@ -30,6 +58,19 @@ def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
     names = integration_points()
     prerequisites = [f"{item} (for {component})" for component in deployed
                      for item in site_plan.matrix.pin(component).prerequisites]
+    selector = ", ".join(f"{key}={value}" for key, value in components.telemetry.prometheus_selector_labels.items())
+    prerequisites.append(f"the site's Prometheus (namespace `{components.tenancy.monitoring_namespace}`) "
+                         f"selects ServiceMonitors, PodMonitors and PrometheusRules labelled `{selector}` "
+                         f"(telemetry.prometheusSelectorLabels: its monitoring release)")
+    staging = components.serving.model_staging
+    if staging.mirror is not None:
+        prerequisites.append(f"the model mirror Service `{staging.mirror.namespace}/{staging.mirror.service}` serves "
+                             f"{staging.mirror.url} to the staging Jobs")
+    if staging.proxy is not None:
+        prerequisites.append(f"the egress proxy {staging.proxy.url} admits the staging Jobs")
+    if components.chart_mirror and not site_plan.local_overlay:
+        prerequisites.append(f"the chart mirror `{components.chart_mirror}/` holds every pinned chart "
+                             "(python -m scaffold.mirror lists them)")
     if site_plan.tenant_node_pools:
         prerequisites.append(f"kube-apiserver admission plugin `{names.kubernetes.pod_node_selector_plugin}` enabled "
                              "(--enable-admission-plugins): it holds every pod a tenant creates to the tenant's nodes")
@@ -83,7 +124,8 @@ def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
     records = ([f"evidence location `{evidence.path}` writable by the validation jobs; owner `{evidence.owner}`"]
                if evidence else ["no evidence location set (required in prod: site.validationEvidence)"])
     images = [f"site-built image `{image}` pushed to its registry" for image in
-              (components.serving.validation.benchmark_image, components.serving.validation.suite_image) if image]
+              (components.serving.validation.benchmark_image, components.serving.validation.suite_image,
+               components.serving.validation.storage_image) if image]
     lines = [f"# Site checklist: {site_plan.site.name} ({site_plan.environment.value}, profile {profile.name})", "",
              "Generated from the stack by `python -m scaffold.checklist`; tick each item before `pulumi up`.", ""]
     lines += _section("Cluster prerequisites", prerequisites)
@@ -93,6 +135,7 @@ def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
     lines += _section("Identity-provider groups", groups)
     lines += _section("Secrets", secrets)
     lines += _section("Namespaces the program expects", namespaces)
+    lines += _section("Objects the stack names (data/site-prerequisites.yaml)", named_prerequisites(site_plan))
     lines += _section("Images", images)
     lines += _section("Validation evidence", records)
     return "\n".join(lines)
@@ -111,7 +154,7 @@ def main(argv=None) -> int:
         return BAD_INPUT
     text = render_checklist(site_plan, deployed)
     if args.out:
-        args.out.write_text(text)
+        prepare_output(args.out, "--out").write_text(text)
         print(f"{args.out}: written")
     else:
         print(text)

@@ -2,7 +2,6 @@ from pathlib import Path
 
 import pytest
 
-import offline.diff
 import plan.sources
 from offline.recorder import run_stack_file
 
@@ -21,18 +20,16 @@ def frozen_stack_file(stack: str) -> Path:
 def pytest_configure(config):
     """Before collection, so module-level reads and fixtures of every scope see the frozen copies too."""
     plan.sources.stack_file = frozen_stack_file
-    offline.diff.stack_file = frozen_stack_file
 
 
 def pytest_unconfigure(config):
-    plan.sources.stack_file = offline.diff.stack_file = PROJECT_STACK_FILE
+    plan.sources.stack_file = PROJECT_STACK_FILE
 
 
 @pytest.fixture()
 def example_stacks(monkeypatch):
     """For tests that validate the examples as examples (tests/test_examples.py): the project's own stack files."""
     monkeypatch.setattr(plan.sources, "stack_file", PROJECT_STACK_FILE)
-    monkeypatch.setattr(offline.diff, "stack_file", PROJECT_STACK_FILE)
 
 
 @pytest.fixture(scope="session")

@@ -403,7 +403,7 @@ def test_vision_example_serves_on_mig_slices_and_passes_the_prod_pack():
     assert "@sha256:" in spec["containers"][0]["image"]
     assert violations(recording, PROD_CONFIG) == []
     summary = render_summary(build_plan(raw, secrets, "Pulumi.vision.yaml"), recording)
-    assert "shelf-classify (triton, 8)" in summary and "1 inference services on 8 GPUs" in summary
+    assert "shelf-classify (triton, 8)" in summary and "1 inference services on 8 MIG devices (1g.18gb)" in summary
 
 
 # --- model configurations, judged by Triton's ModelConfig message -----------------------------------------------------

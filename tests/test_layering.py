@@ -13,10 +13,11 @@ RANKS = {
     "plan": 0, "cli_exit": 0, "cluster_api": 0,  # the validated plan and neutral utilities
     "components": 1, "acceptance": 1, "sizing": 1,  # libraries built on the plan
     "composition": 2,  # wires the plan into the components
+    "sync_pins": 3,  # writes the copies of the plan's and components' facts; offline.check runs its drift check
     "__main__": 3,  # the Pulumi program
     "offline": 4,  # runs the program under mocks
     "twin": 4,  # runs the rendered serving graph as local processes (reads the plan only)
-    "evidence": 5, "lifecycle": 5, "preflight": 5, "ratrace": 5, "scaffold": 5, "sync_pins": 5, "bench": 5,
+    "evidence": 5, "lifecycle": 5, "preflight": 5, "ratrace": 5, "scaffold": 5, "bench": 5,
     "report": 6,  # the release review reads evidence and traceability
 }
 # Inside components/, a component imports only these helper modules of its siblings, never another component's names.

@@ -8,6 +8,7 @@ from offline.recorder import Recording, run_program
 from offline.references import dangling_references, effective_config
 from offline.synthetic import mutate
 from plan.errors import ConfigError
+from plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
 from plan.site_plan import build_plan
 from plan.sources import read_stack_file
 from tests.netpol import Destination, may_egress
@@ -24,6 +25,9 @@ def _config(staging=None) -> dict:
     # The API server's own endpoint, as prod requires: the lab default (any address on 443/6443) lets the pods that
     # watch the API server (Dynamo's, the endpoint picker) reach any HTTPS address, the hub included.
     raw["components"]["serving"]["apiServerEgress"] = {"cidrs": ["10.96.0.1/32"], "ports": [6443]}
+    if (staging or {}).get("mirror"):  # an in-cluster model mirror is a partner product (plan/ra_rules.py)
+        raw["localDecisions"] = [*raw.get("localDecisions", []), {
+            "kind": "registry", "decision": "the site's in-cluster model mirror", "reason": "air-gapped site"}]
     return raw
 
 
@@ -98,7 +102,8 @@ def test_a_proxy_is_the_only_route(kind, name):
 
 # RA: Security And Compliance: "provenance checks, and air-gap behavior when needed"
 @pytest.mark.parametrize("kind, name", FETCHERS)
-def test_a_mirror_is_the_only_route_and_a_declared_prerequisite(kind, name):
+def test_a_mirror_is_the_only_route_and_a_declared_prerequisite(kind, name, monkeypatch):
+    monkeypatch.setenv(OVERLAY_ENV, CONTROL_PLANE_OVERLAY)  # air-gapped: charts from the control plane's stand-ins
     config = _config({"airGapped": True, "mirror": MIRROR})
     recording = _run(config)
     pod, env = _pod(recording, kind, name)

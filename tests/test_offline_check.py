@@ -76,11 +76,11 @@ def test_summary_is_the_default_view(tmp_path, monkeypatch, capsys):
     assert check.main(["--stack", "two"]) == 0
     out, _ = capsys.readouterr()
     lines = out.splitlines()
-    assert lines[0].startswith("site x (lab) · profile lab · GPU nodes: 2 nodes x ")
+    assert lines[0].startswith("site x (lab) · profile lab · 2 GPU nodes, 2 GPUs · ")
     assert any(line.split()[:3] == ["gpuOperator", "gpu-operator", load_matrix().pin("gpuOperator").version]
                for line in lines)
-    assert ["red", "tenant-red", "1", "2", "3", "-"] in [line.split() for line in lines]
-    assert "totals: 2 tenants, 1/" in out and "0 endpoints on 0 GPUs" in out
+    assert ["red", "tenant-red", "1", "2", "GPUs", "3", "-"] in [line.split() for line in lines]
+    assert "totals: 2 tenants, guaranteed 1/2 GPUs, 0 endpoints on 0 GPUs" in out
     assert "ncp-inference:layers:GpuEnablement" not in out  # the resource tree only with --plan
 
 
@@ -121,3 +121,18 @@ def test_every_command_keeps_the_exit_code_contract(module):
     """Each command's entry point goes through run_command, so a bug exits 3, never 1 (a failed gate)."""
     source = Path(importlib.util.find_spec(module if module != "sizing" else "sizing.__main__").origin).read_text()
     assert "sys.exit(run_command(main))" in source
+
+
+def test_plan_order_does_not_depend_on_registration_order(lab):
+    """Resources registered inside `apply` callbacks arrive in a different order per run: the plan is printed in
+    dependency order with ties by type and name, so two runs' --plan outputs can be diffed."""
+    import random
+
+    from offline.recorder import Recording
+
+    shuffled = list(lab.resources)
+    random.Random(23).shuffle(shuffled)
+    assert check.render_plan(Recording(lab.stack, shuffled, lab.outputs)) == check.render_plan(lab)
+    order = [r.name for r in check.install_order(lab)]
+    namespace = order.index("baseline-ns-gpuOperator")
+    assert namespace < order.index("gpu-operator")  # a release after the namespace it installs into

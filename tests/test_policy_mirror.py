@@ -3,11 +3,14 @@ results it gets from the charts' own repositories (issue #13): every policy iden
 chart name (policy/ncp_guardrails/releases.py). Fixture stacks, lab and prod, each also broken the same way in both
 variants so that every policy that looks a release up has something to report."""
 import importlib
+import os
+from unittest import mock
 
 import pytest
 import yaml
 
 from offline.policy_check import load_pack
+from plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
 from offline.recorder import run_program
 from offline.synthetic import secret_keys, site_config
 from tests.policy_helpers import LAB_CONFIG, PROD_CONFIG, add, dgd, find, find_release, remove, set_inputs, violations
@@ -25,7 +28,8 @@ def _prod_site() -> dict:
     serving = config["components"]["serving"]
     serving["validation"] = {
         "benchmarkImage": "nvcr.io/test-org/tools/aiperf:0.8.0@sha256:" + "1" * 64,
-        "suiteImage": "nvcr.io/test-org/tools/isv-ncp-validation-suite:0.6.8@sha256:" + "0" * 64}
+        "suiteImage": "nvcr.io/test-org/tools/isv-ncp-validation-suite:0.6.8@sha256:" + "0" * 64,
+        "storageImage": "nvcr.io/test-org/tools/fio:3.38@sha256:" + "4" * 64}
     serving["imageDigests"] = {"trtllm": "sha256:" + "2" * 64, "planner": "sha256:" + "3" * 64}
     serving["apiServerEgress"] = {"cidrs": ["10.10.0.10/32"], "ports": [6443]}
     return config
@@ -35,11 +39,12 @@ SITES = {"lab": (lambda: site_config("lab", "lab"), LAB_CONFIG), "prod": (_prod_
 
 
 def _recording(config: dict, mirror: bool):
-    if mirror:  # a mirror is a partner product: its registry decision is recorded too (plan/ra_rules.py)
-        config = {**config, "components": {**config.get("components", {}), "chartMirror": MIRROR},
-                  "localDecisions": [*config.get("localDecisions", []), {
-                      "kind": "registry", "decision": f"charts from {MIRROR}", "reason": "the site's mirror"}]}
-    return run_program(config, secret_keys(config), stack="mirror")
+    """With the mirror, the stand-in charts come from the local control plane's overlay: prod refuses them in the
+    stack file itself (plan/local_overlay.py)."""
+    if not mirror:
+        return run_program(config, secret_keys(config), stack="mirror")
+    with mock.patch.dict(os.environ, {OVERLAY_ENV: CONTROL_PLANE_OVERLAY}):
+        return run_program(config, secret_keys(config), stack="mirror")
 
 
 def _break(recording) -> None:

@@ -230,11 +230,12 @@ def test_every_partner_product_kind_needs_a_recorded_decision(base):
     assert "certManager" in _refused(without("certManager"), secrets, "localDecisions")
     assert "metricsBackend" in _refused(without("metricsBackend"), secrets,
                                         "components.telemetry.prometheusSelectorLabels")
-    mirrored = mutate(raw, "components.chartMirror", "tests/e2e/charts")
-    assert "kind registry" in _refused(mirrored, secrets, "components.chartMirror")
+    mirrored = mutate(raw, "components.serving.modelStaging.mirror",
+                      {"service": "hf-mirror", "namespace": "model-mirror", "port": 8080})
+    assert "kind registry" in _refused(mirrored, secrets, "components.serving.modelStaging.mirror")
     _plan(mutate(mirrored, "localDecisions", raw["localDecisions"] + [
-        {"kind": "registry", "decision": "Charts from the site's mirror directory",
-         "reason": "The site has no route to the chart repositories."}]), secrets)
+        {"kind": "registry", "decision": "Models from the site's in-cluster mirror",
+         "reason": "The site has no route to the model hub."}]), secrets)
     gateway = {**mutate(raw, "components.serving.gatewayInferenceExtension", True)}
     gateway["components"]["serving"].pop("gateway", None)
     assert "kind gateway" in _refused(without("gateway") | {"components": gateway["components"]}, secrets,
@@ -273,4 +274,5 @@ def _gb300_as_prod(raw: dict, secrets: set) -> tuple[dict, set]:
         if key.endswith("Image") and "@" not in value:
             validation[key] = value + "@" + DIGEST
     validation.setdefault("suiteImage", "nvcr.io/site/tools/isv-ncp-validation-suite:0.6.8@" + DIGEST)
+    validation.setdefault("storageImage", "nvcr.io/site/tools/fio:3.38@" + DIGEST)  # prod: storage readiness
     return raw, secrets

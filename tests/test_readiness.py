@@ -174,3 +174,24 @@ def test_nccl_job_is_a_gang_with_a_deadline_and_the_images_paths(prod):
     script = nccl["spec"]["template"]["spec"]["containers"][0]["command"][-1]
     assert "-x PATH -x LD_LIBRARY_PATH" in script
     assert script.index("[ -x /usr/sbin/sshd ]") < script.index("/usr/sbin/sshd -p")
+
+
+def test_prod_refuses_storage_readiness_without_the_fio_image():
+    """Without validation.storageImage the fio Jobs were dropped silently and readiness judged on NCCL alone."""
+    from offline.synthetic import mutate, record_storage, site_config
+    from plan.errors import ConfigError
+    from plan.site_plan import build_plan
+
+    config = record_storage(mutate(site_config("hgx-h200", "prod"), "components.serving.storage",
+                    {"modelArtifacts": {"storageClass": "models", "size": "1Ti", "accessMode": "ReadWriteMany"},
+                     "modelCache": {"storageClass": "cache", "size": "1Ti"},
+                     "benchmarkOutput": {"storageClass": "bench", "size": "1Ti", "accessMode": "ReadWriteMany"}}))
+    assert build_plan(config, {"ngcApiKey"}, "Pulumi.x.yaml").config.components.serving.validation.storage_image
+    del config["components"]["serving"]["validation"]["storageImage"]
+    with pytest.raises(ConfigError) as error:
+        build_plan(config, {"ngcApiKey"}, "Pulumi.x.yaml")
+    assert "ncp-inference:components.serving.validation.storageImage: is required in prod on hgx-h200" in str(
+        error.value)
+    assert "pulumi config set --path 'ncp-inference:components.serving.validation.storageImage'" in str(error.value)
+    lab = mutate(config, "site.environment", "lab")
+    assert build_plan(lab, {"ngcApiKey"}, "Pulumi.x.yaml")  # outside prod the gap stays a choice

@@ -134,3 +134,17 @@ def test_inference_services_are_reviewed_and_drawn_beside_the_endpoints(tmp_path
                                                                         "triton")
     texts = {t.text for t in ElementTree.parse(tmp_path / "site.svg").iter(f"{SVG}text")}
     assert "shelf-classify" in texts
+
+
+def test_review_without_the_ra_text_marks_traceability_not_available(tmp_path, monkeypatch, capsys):
+    """A fork without ../shared beside it still gets its review; the traceability section says it is missing."""
+    from ratrace import ra_text
+
+    monkeypatch.delenv("NCP_RA_TEXT", raising=False)
+    monkeypatch.setattr(ra_text, "DEFAULT_RA_TEXT", tmp_path / "absent" / "ra.txt")
+    assert report_cli.main(["--stack", "lab", "--out", str(tmp_path / "out")]) == 0
+    assert "warning: RA traceability not available: the RA text is not at " in capsys.readouterr().err
+    review = json.loads((tmp_path / "out" / "review.json").read_text())
+    assert review["traceability"]["available"] is False and review["traceability"]["rows"] == []
+    markdown = (tmp_path / "out" / "review.md").read_text()
+    assert "## RA traceability\n\nNot available: the RA text is not at " in markdown

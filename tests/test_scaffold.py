@@ -25,8 +25,8 @@ def _fill(text: str) -> str:
     return re.sub(r'"REPLACE-ME\((identity-provider group of (\S+) admins)\)"', r"\2-admins", text) \
         .replace('"REPLACE-ME(where acceptance evidence is stored, e.g. s3://<bucket>/acceptance/)"', "s3://b/e/") \
         .replace('"REPLACE-ME(team that owns validation evidence)"', "validation-team") \
-        .replace('"REPLACE-ME(site-built validation suite image, e.g. '
-                 '<registry>/isv-ncp-validation-suite:<tag>@<sha256 digest>)"',
+        .replace('"REPLACE-ME(site-built validation suite image, e.g. nvcr.io/<your NGC org>/tools/'
+                 'isv-ncp-validation-suite:<version>@sha256:<digest>)"',
                  "nvcr.io/west/tools/isv-ncp-validation-suite:0.6.8@sha256:" + "0" * 64)
 
 
@@ -39,17 +39,19 @@ def test_lab_scaffold_is_refused_until_filled_then_validates(tmp_path, monkeypat
     assert "pulumi config set --path 'ncp-inference:tenants[0].admins[0]' <value>" in err
     (tmp_path / "Pulumi.lab-2.yaml").write_text(_fill(text))
     assert check.main(["--stack", "lab-2"]) == 0
-    assert ["dev", "tenant-dev", "1", "1", "1", "-"] in [line.split() for line in capsys.readouterr().out.splitlines()]
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert ["dev", "tenant-dev", "1", "1", "GPUs", "1", "-"] in rows
 
 
 def test_prod_scaffold_on_an_rdma_profile_asks_for_every_site_value(tmp_path, monkeypatch, capsys):
     text = _scaffold(tmp_path, monkeypatch, "--site", "west", "--profile", "hgx-h200", "--environment", "prod",
                      "--gpu-nodes", "4", "--tenant", "acme:16:24", "--tenant", "beta:8")
-    assert "nvcr.io" not in text and "\nencryptionsalt:" not in text and "sha256:" not in text and "secure:" not in text
+    assert "nvcr.io/" not in text.replace("nvcr.io/<your NGC org>", "") and "\nencryptionsalt:" not in text
+    assert "sha256:" not in text.replace("@sha256:<digest>", "") and "secure:" not in text
     assert check.main(["--stack", "west"]) == 2
     err = capsys.readouterr().err
-    assert "18 problems" in err  # evidence path and owner, 8 rail NICs, the rail subnet, suite image, two admin groups,
-    # two partner-product decisions (certificate manager, metrics backend) with their reasons
+    assert "19 problems" in err  # evidence path and owner, NGC key, 8 rail NICs, the rail subnet, suite image, two
+    # admin groups, two partner-product decisions (certificate manager, metrics backend) with their reasons
     for path in ("site.validationEvidence.path", "site.validationEvidence.owner",
                  "components.networkOperator.railInterfaces[7]", "components.networkOperator.railSubnet",
                  "tenants[1].admins[0]"):
@@ -57,7 +59,8 @@ def test_prod_scaffold_on_an_rdma_profile_asks_for_every_site_value(tmp_path, mo
     (tmp_path / "Pulumi.west.yaml").write_text(_fill(text))
     assert check.main(["--stack", "west"]) == 2
     err = capsys.readouterr().err  # filled in: only the secret is left, and it is never written to the file
-    assert "1 problem;" in err and "ncp-inference:ngcApiKey: is required in prod" in err
+    assert "1 problem;" in err and "ncp-inference:ngcApiKey: is still the scaffold placeholder" in err
+    assert "fix: replace it with the site's value: pulumi config set --secret ncp-inference:ngcApiKey <value>" in err
 
 
 def test_gpu_nodes_are_explained_per_profile(tmp_path, monkeypatch):
@@ -71,14 +74,17 @@ def test_gpu_nodes_are_explained_per_profile(tmp_path, monkeypatch):
     (["--tenant", "Bad_Name:1"], "--tenant 'Bad_Name:1': write NAME:GPU_QUOTA[:GPU_LIMIT]"),
     (["--tenant", "a:8:4"], "the GPU limit (4) is below the quota (8)"),
     (["--site", "lab"], "Pulumi.lab.yaml exists: choose another --site or --out, or pass --force"),
+    (["--out", "{tmp}/no-such-dir/Pulumi.new.yaml"], "no-such-dir does not exist; create it (mkdir -p"),
+    (["--out", "{tmp}", "--force", ""], "is a directory; name a file in it"),
 ])
 def test_bad_answers_exit_2_without_writing(tmp_path, monkeypatch, capsys, args, message):
     (tmp_path / "Pulumi.lab.yaml").write_text("config: {}\n")
     monkeypatch.setattr(sources, "ROOT", tmp_path)
     base = {"--site": "new", "--profile": "lab", "--environment": "lab", "--gpu-nodes": "1", "--tenant": "a:1"}
-    base.update(dict(zip(args[::2], args[1::2], strict=True)))
-    assert scaffold.main([item for pair in base.items() for item in pair]) == 2
-    assert message in capsys.readouterr().err
+    base.update({key: value.format(tmp=tmp_path) for key, value in zip(args[::2], args[1::2], strict=True)})
+    assert scaffold.main([item for pair in base.items() for item in pair if item]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "Pulumi.lab.yaml").read_text() == "config: {}\n"
     assert not (tmp_path / "Pulumi.new.yaml").exists()
 
@@ -95,3 +101,74 @@ def test_checklist_names_what_the_site_provides(tmp_path, monkeypatch, capsys):
     assert "cert-manager" in out  # NVSentinel's prerequisite from the compatibility matrix
     (tmp_path / "Pulumi.west.yaml").write_text(text)
     assert checklist.main(["--stack", "west"]) == 2  # an unfinished stack has no checklist yet
+
+
+def test_placeholders_do_not_hide_other_problems(tmp_path, monkeypatch, capsys):
+    """A stack with placeholders left and a real mistake elsewhere shows both in the first round."""
+    text = _scaffold(tmp_path, monkeypatch, "--site", "lab-3", "--profile", "lab", "--environment", "lab",
+                     "--gpu-nodes", "1", "--tenant", "dev:1")
+    (tmp_path / "Pulumi.lab-3.yaml").write_text(text.replace("gpuLimit: 1", "gpuLimit: 9"))
+    assert check.main(["--stack", "lab-3"]) == 2
+    err = capsys.readouterr().err
+    assert "ncp-inference:tenants[0].admins[0]: is still the scaffold placeholder" in err
+    assert "ncp-inference:tenants[0].gpuLimit" in err  # 9 GPUs on a one-GPU site: reported in the same round
+
+
+def test_a_b200_prod_site_with_every_option_validates_once_filled(tmp_path, monkeypatch, capsys):
+    """The issue's site: HGX B200, 24 GPU nodes, 4 tenants, a MIG pool, a gateway, air-gapped with an in-cluster model
+    mirror, the site's monitoring release. The scaffold computes the rail prefix and the quotas; once the
+    placeholders are filled (and the chart mirror exists), only the secret is left."""
+    from plan import local_overlay
+    text = _scaffold(tmp_path, monkeypatch, "--site", "b200", "--profile", "hgx-b200", "--environment", "prod",
+                     "--gpu-nodes", "24", "--tenant", "acme:64:96", "--tenant", "beta:32:40", "--tenant", "gamma:16",
+                     "--tenant", "vision:8", "--mig-pool", "vision:1g.23gb=7", "--gateway", "inference-gateway",
+                     "--air-gapped", "--monitoring-release", "site-prometheus")
+    assert "railPrefixLength: 23" in text  # a /24 per rail gives nv-ipam blocks to 15 nodes only
+    assert "gpuLimit: 56" in text and "Counted in MIG devices: 8 GPUs x 7 slices" in text
+    assert "prometheusSelectorLabels: {release: site-prometheus}" in text
+    filled = _fill(text)
+    for what, value in (("project directory of the pinned charts", "charts-mirror"),
+                        ("model mirror Service name", "hf-mirror"), ("model mirror namespace", "model-mirror"),
+                        ("the Gateway implementation", "Envoy Gateway with InferencePool support"),
+                        ("why the site chose it", "The RA names no Gateway implementation; the site runs Envoy.")):
+        filled = re.sub(r'"REPLACE-ME\(' + re.escape(what) + r'[^"]*\)"', f'"{value}"', filled)
+    filled = re.sub(r'"REPLACE-ME\(model mirror port[^"]*\)"', "8080", filled)
+    from plan.catalog import load_matrix
+    matrix = load_matrix()
+    for name in matrix.components:  # what `bash mirror.sh` unpacks: each pinned chart at its version
+        chart = tmp_path / "charts-mirror" / matrix.pin(name).chart_name
+        chart.mkdir(parents=True)
+        (chart / "Chart.yaml").write_text(f"name: {matrix.pin(name).chart_name}\nversion: {matrix.pin(name).version}\n")
+    monkeypatch.setattr(local_overlay, "ROOT", tmp_path)
+    (tmp_path / "Pulumi.b200.yaml").write_text(filled)
+    assert check.main(["--stack", "b200"]) == 2
+    err = capsys.readouterr().err
+    assert "1 problem;" in err and "ncp-inference:ngcApiKey: is still the scaffold placeholder" in err, err
+
+
+def test_checklist_lists_every_prerequisite_the_stack_names(monkeypatch):
+    """Each object named at a key of data/site-prerequisites.yaml (the model mirror Service among them), the
+    monitoring release label the site's Prometheus selects by, and every site-built image."""
+    import yaml
+
+    from offline.synthetic import mutate
+    from plan.catalog import ROOT
+    from plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
+    from plan.site_plan import build_plan
+    from tests.test_model_staging import MIRROR, _config
+
+    raw = mutate(_config({"airGapped": True, "mirror": MIRROR}), "components.telemetry.prometheusSelectorLabels",
+                 {"release": "site-prometheus"})
+    monkeypatch.setenv(OVERLAY_ENV, CONTROL_PLANE_OVERLAY)  # the air-gapped site's charts: the stand-ins, locally
+    site_plan = build_plan(raw, set(), "Pulumi.e2e.yaml", sources.local_overlay("Pulumi.e2e.yaml"))
+    text = checklist.render_checklist(site_plan, ["gpuOperator"])
+    assert "the model mirror Service `model-mirror/hf-mirror` serves http://hf-mirror.model-mirror.svc" in text
+    assert "Service `hf-mirror` (named at `ncp-inference:components.serving.modelStaging.mirror.service`)" in text
+    assert "labelled `release=site-prometheus` (telemetry.prometheusSelectorLabels" in text
+    config = site_plan.config.model_dump(by_alias=True, mode="json")
+    provided = yaml.safe_load((ROOT / "data" / "site-prerequisites.yaml").read_text())["siteProvided"]
+    for kind, keys in provided.items():
+        for key in keys:
+            for _, value in checklist._at(config, key.split("."), ""):
+                if isinstance(value, str):
+                    assert f"{kind} `{value}`" in text, (kind, key)

@@ -3,52 +3,22 @@
 Upstream data is read from ../shared/upstream (never copied into the project); checks skip, saying why, where it is
 absent. Each snapshot was taken at one upstream version (../shared/upstream/MANIFEST.md): a matrix pin that differs
 from it carries a `checkedAgainst` note, so a bump cannot pass these checks unnoticed."""
-import functools
-import re
 from pathlib import Path
-from typing import NamedTuple
 
 import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
+from offline.bump_checks import (
+    DERIVED_SNAPSHOTS, SNAPSHOT_OF, UNPINNED_SNAPSHOTS, Snapshot, derived_snapshot_problems, parse_manifest,
+    snapshot_problems,
+)
 from offline.recorder import run_program, run_stack_file
 from offline.synthetic import secret_keys, site_config
-from plan.catalog import MATRIX_FILE, ROOT, SnapshotNote, load_matrix, load_signals, profile_names
+from plan.catalog import SnapshotNote, load_matrix, load_signals, profile_names
 
 MATRIX = load_matrix()
-# Matrix entry -> the snapshot folder under shared/upstream whose files the checks here read for it.
-SNAPSHOT_OF = {"gpuOperator": "gpu-operator", "networkOperator": "network-operator", "kaiScheduler": "kai-scheduler",
-               "grove": "grove", "nvsentinel": "nvsentinel", "dynamoPlatform": "dynamo", "dynamoRuntime": "dynamo",
-               "modelExpress": "modelexpress", "kubePrometheusStack": "prometheus-operator",
-               "gatewayApiInferenceExtension": "gateway-api-inference-extension"}
-# Matrix entries with no snapshot in shared/upstream, and why.
-NO_SNAPSHOT = {
-    "validationSuite": "isvctl's suite file is not in shared/upstream; the suite runs from the site's image",
-    "aiperf": "AIPerf is a PyPI tool run in benchmark Jobs; shared/upstream has none of its files",
-    "endpointPicker": "the picker runs the Dynamo release's frontend image; shared/upstream has Dynamo's chart and DGD "
-                      "CRD, not the dynamo-gaie templates the picker's settings come from",
-    "ncclTests": "nccl-tests runs from the NGC PyTorch container; shared/upstream has none of its files",
-    "fio": "fio runs from the site's tool image; shared/upstream has none of its files",
-    **{name: "an NGC container or library of the traditional ML path; shared/upstream has none of its files"
-       for name in ("triton", "tensorrt", "modelOptimizer", "dali", "aitune")},
-}
-# Snapshots no matrix pin names but a pin decides: the pinned chart deploys the component at its own default version.
-# folder -> (matrix entry, value path in that entry's values.yaml snapshot giving the deployed version, the
-# (pin, deployed, snapshot) versions the reason below was written for, the reason). A bump of the entry, or a new
-# snapshot, fails until the reason is re-written here for the new versions.
-DERIVED_SNAPSHOTS = {
-    "dcgm-exporter": ("gpuOperator", ("dcgmExporter", "version"),
-                      ("v26.7.0", "4.6.0-4.8.3-distroless", "4.5.3-4.8.2-1"),
-                      "the metric-name check reads default-counters.csv at 4.5.3-4.8.2; the pinned GPU Operator "
-                      "deploys dcgm-exporter 4.6.0-4.8.3 (its values.yaml default), not re-read at that tag"),
-}
-# Snapshots whose version no pin decides, and why.
-UNPINNED_SNAPSHOTS = {
-    "gateway-api-inference-extension": "the InferencePool CRD is a site prerequisite the program does not install; the "
-                                       "check reads main (same as v1.6.0), the API version the program emits is v1",
-}
 # Release name -> folder under shared/upstream holding that chart's values.yaml and Chart.yaml.
 UPSTREAM_CHART_DIRS = {"gpu-operator": "gpu-operator", "network-operator": "network-operator",
                        "kai-scheduler": "kai-scheduler", "grove": "grove", "nvsentinel": "nvsentinel",
@@ -84,92 +54,6 @@ NO_UPSTREAM_SCHEMA = {
 COMMENTED_UPSTREAM_KEYS = {
     ("nvsentinel", ("podMonitor", "labels")): "# labels: {}  # Additional labels for the PodMonitor resource",
 }
-
-
-class Snapshot(NamedTuple):
-    version: str  # what MANIFEST.md says the snapshot was taken at (git describe, chart version or commit)
-    same_as: frozenset  # release tags every file of the snapshot is stated to be identical to
-
-
-def _version_cell(cell: str) -> str:
-    """The version one MANIFEST row names: its `git describe`, chart version, VERSION file, leading tag or commit."""
-    for pattern in (r"`(v?\d[\w.+-]*)`", r"\bchart (\d[\w.+-]*\w)", r"\bVERSION (\d[\w.+-]*\w)",
-                    r"^\*\*tag (v?\d[\w.+-]*\w)\*\*"):
-        found = re.search(pattern, cell)
-        if found:
-            return found.group(1)
-    found = re.search(r"\bcommit ([0-9a-f]{8})", cell)
-    return f"commit {found.group(1)}" if found else ""
-
-
-def _identical_tags(cell: str) -> set:
-    return set(re.findall(r"identical to tag (v?\d[\w.+-]*\w)", cell)) | set(
-        re.findall(r"tag (v?\d[\w.+-]*\w) has the same file", cell))
-
-
-def parse_manifest(text: str) -> dict:
-    """Snapshot folder -> Snapshot, from the file table of shared/upstream/MANIFEST.md (column "commit / version";
-    a folder's version is its first row's, and a release tag counts as the same only if every row says so)."""
-    lines = text.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.startswith("| local path |"))
-    column = [c.strip() for c in lines[header].strip("|").split("|")].index("commit / version")
-    rows = {}
-    for line in lines[header + 2:]:
-        if not line.startswith("|"):
-            break
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        rows.setdefault(cells[0].split("/")[0], []).append(cells[column])
-    return {folder: Snapshot(_version_cell(cells[0]), frozenset(set.intersection(*map(_identical_tags, cells))))
-            for folder, cells in rows.items()}
-
-
-def snapshot_problems(matrix, snapshots: dict) -> list:
-    """Every matrix pin either equals the version of the snapshot its checks read, or carries a `checkedAgainst` note
-    written for this pin and this snapshot. Each problem names the matrix file, the key and what to write."""
-    where = MATRIX_FILE.relative_to(ROOT)
-    problems = []
-    for section, entries in (("components", matrix.components), ("workloads", matrix.workloads)):
-        for name, pin in entries.items():
-            key = f"{where} {section}.{name}"
-            if name in NO_SNAPSHOT:
-                continue
-            if name not in SNAPSHOT_OF:
-                problems.append(f"{key}: no upstream snapshot is named for it: add it to SNAPSHOT_OF or NO_SNAPSHOT "
-                                f"in tests/test_upstream_schemas.py")
-                continue
-            snapshot = snapshots[SNAPSHOT_OF[name]]
-            note = pin.checked_against
-            fix = (f"write `checkedAgainst: {{pinned: {pin.version}, snapshot: {snapshot.version}, "
-                   f"reason: <why the pin differs from the snapshot the checks read, and what they still prove>}}`")
-            if pin.version in snapshot.same_as | {snapshot.version}:
-                if note is not None:
-                    problems.append(f"{key}.checkedAgainst: version {pin.version} is the snapshot's version: remove "
-                                    f"the note")
-            elif note is None:
-                problems.append(f"{key}.version: {pin.version} differs from the upstream snapshot the checks read "
-                                f"(shared/upstream/{SNAPSHOT_OF[name]}, {snapshot.version} per MANIFEST.md): {fix}")
-            elif (note.pinned, note.snapshot) != (pin.version, snapshot.version):
-                problems.append(f"{key}.checkedAgainst: written for pin {note.pinned} against snapshot "
-                                f"{note.snapshot}, but the pin is {pin.version} and the snapshot {snapshot.version}: "
-                                f"re-check, then {fix}")
-    return problems
-
-
-def derived_snapshot_problems(matrix, snapshots: dict, upstream: Path) -> list:
-    """A snapshot a pin decides (DERIVED_SNAPSHOTS) was reviewed for this pin, this deployed version and this snapshot;
-    each problem names the matrix key that moved and the note to re-write."""
-    problems = []
-    for folder, (entry, path, reviewed, _reason) in DERIVED_SNAPSHOTS.items():
-        values = yaml.safe_load((upstream / SNAPSHOT_OF[entry] / "values.yaml").read_text())
-        deployed = functools.reduce(dict.get, path, values)
-        now = (matrix.components[entry].version, deployed, snapshots[folder].version)
-        if now != reviewed:
-            problems.append(
-                f"{MATRIX_FILE.relative_to(ROOT)} components.{entry}.version {now[0]} deploys {folder} {deployed} "
-                f"({SNAPSHOT_OF[entry]} values {'.'.join(path)}), and the checks read shared/upstream/{folder} at "
-                f"{now[2]} (MANIFEST.md); the note in tests/test_upstream_schemas.py DERIVED_SNAPSHOTS was written for "
-                f"{reviewed}: re-check {folder}, then write {now} there with the reason")
-    return problems
 
 
 @pytest.fixture(scope="module")
@@ -388,7 +272,7 @@ def test_a_bump_of_a_chart_deploying_a_snapshot_component_fails_naming_the_matri
     [problem] = derived_snapshot_problems(_with(MATRIX, "gpuOperator", version="v99.0.0"), snapshots, upstream)
     assert problem.startswith("data/compatibility-matrix.yaml components.gpuOperator.version v99.0.0 deploys "
                               "dcgm-exporter ")
-    assert "tests/test_upstream_schemas.py DERIVED_SNAPSHOTS" in problem
+    assert "data/upstream-snapshots.yaml derivedSnapshots" in problem
 
 
 def _with(matrix, name: str, **update):
@@ -432,7 +316,7 @@ def test_a_new_matrix_entry_must_name_its_snapshot(snapshots: dict):
     extra = MATRIX.model_copy(update={"workloads": {**MATRIX.workloads, "newTool": MATRIX.workloads["aiperf"]}})
     assert snapshot_problems(extra, snapshots) == [
         "data/compatibility-matrix.yaml workloads.newTool: no upstream snapshot is named for it: add it to "
-        "SNAPSHOT_OF or NO_SNAPSHOT in tests/test_upstream_schemas.py"]
+        "snapshotOf or noSnapshot in data/upstream-snapshots.yaml"]
 
 
 MANIFEST_SAMPLE = """# header

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 from tests.e2e.crds import CRDS, UPSTREAM, install
+from plan.local_overlay import OVERLAY_ENV
 from tests.e2e.kube_api import KubeApi
 
 __all__ = ["CRDS", "E2E", "UPSTREAM", "EngineMissing", "engine_environment", "start_control_plane",
@@ -42,7 +43,7 @@ def start_control_plane(env: dict) -> tuple[KubeApi, dict]:
     kubeconfig = Path(env["NCP_E2E_STATE"]) / "kubeconfig"
     api = KubeApi(kubeconfig)
     install(api, say=lambda _: None)
-    return api, {**env, "KUBECONFIG": str(kubeconfig)}
+    return api, {**env, "KUBECONFIG": str(kubeconfig), OVERLAY_ENV: str(E2E / "local-control-plane.yaml")}
 
 
 def stop_control_plane(env: dict) -> None:

@@ -35,6 +35,8 @@ def test_readme_blocks_are_found_and_complete():
     assert set(blocks) == {"local-up", "local-destroy", "local-stop", "local-site"}
     assert "pulumi up" in blocks["local-up"] and "--expect-no-changes" in blocks["local-up"]
     assert "--policy-pack policy" in blocks["local-up"] and "tests.e2e.crds" in blocks["local-up"]
+    # The local control plane's settings come from its overlay, never written into a site's stack file.
+    assert "pulumi config set" not in blocks["local-site"] and "NCP_LOCAL_OVERLAY=" in blocks["local-site"]
     with pytest.raises(AssertionError):
         readme_blocks("```bash\npulumi up\n```\n")
 
