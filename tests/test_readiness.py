@@ -18,6 +18,7 @@ from plan.catalog import ROOT
 from plan.profile import HardwareProfile
 from plan.site_plan import build_plan
 from plan.sources import read_stack_file
+from tests.evidence_keys import evidence_keys, gate_config  # noqa: F401 - evidence_keys is a fixture
 from tests.policy_helpers import violations
 
 FIXTURES = ROOT / "tests" / "fixtures" / "readiness"
@@ -133,27 +134,27 @@ def lab():
 
 # --- the promotion gate -----------------------------------------------------------------------------------------------
 
-def _gate(recording, tmp_path, record=None) -> str:
+def _gate(recording, tmp_path, keys, record=None) -> str:
     index = tmp_path / "index.yaml"
     if record is not None:
         code = readiness_cli.main(["--stack", "prod", "--outputs", str(record), "--evidence-dir",
                                    str(tmp_path / "evidence"), "--index", str(index)])
         assert code in (0, 1)
-    config = {**PROMOTION, "readiness-evidence": {"requirePassedReadiness": True, "evidenceIndex": str(index)}}
+    config = gate_config(PROMOTION, index, keys, "readiness-evidence")
     return "\n".join(v.message for v in violations(recording, config, "readiness-evidence"))
 
 
-def test_gate_refuses_without_readiness_evidence_and_passes_with_it(prod, tmp_path):
-    refused = _gate(prod, tmp_path / "none")
+def test_gate_refuses_without_readiness_evidence_and_passes_with_it(prod, tmp_path, evidence_keys):
+    refused = _gate(prod, tmp_path / "none", evidence_keys)
     assert "reasoning-large: its workers use the RDMA rails" in refused and "chat-dense" not in refused
-    assert _gate(prod, tmp_path / "ok", _outputs(tmp_path / "ok-out")) == ""
+    assert _gate(prod, tmp_path / "ok", evidence_keys, _outputs(tmp_path / "ok-out")) == ""
     entry = read_index(tmp_path / "ok" / "index.yaml")[0]
     assert entry["kind"] == "readiness" and entry["passed"] and Path(entry["record"]).with_suffix(".md").is_file()
 
 
-def test_gate_refuses_a_failed_latest_record(prod, tmp_path, monkeypatch):
+def test_gate_refuses_a_failed_latest_record(prod, tmp_path, monkeypatch, evidence_keys):
     corrupt = (FIXTURES / NCCL_LOG).read_text().replace("336.583", "120.5")
-    text = _gate(prod, tmp_path, _outputs(tmp_path / "out", nccl=corrupt))
+    text = _gate(prod, tmp_path, evidence_keys, _outputs(tmp_path / "out", nccl=corrupt))
     assert "reasoning-large: the latest readiness record" in text and "failed" in text
 
 

@@ -20,6 +20,7 @@ from evidence.record import read_index
 from kube_client import KubeError
 from plan.names import ACCEPTANCE_RUN_LABEL, NCCL_JOB, NCCL_SSH_SECRET
 from tests.test_readiness import FIXTURES, PROD_TIERS, _jobs
+from tests.evidence_keys import evidence_keys  # noqa: F401 - a fixture
 
 NAMESPACE = "ncp-readiness"
 
@@ -72,6 +73,12 @@ class FakeKube:
             raise KubeError(f"GET pods/{name}/log: HTTP 404", 404)
         return self.logs[template]
 
+
+
+@pytest.fixture(autouse=True)
+def _site_key(evidence_keys):
+    """Readiness evidence is signed: every run here has a site key (outside the repository)."""
+    return evidence_keys
 
 def _passing_logs() -> dict:
     fio = (FIXTURES / "fio-read.json").read_text()
