@@ -156,9 +156,11 @@ def judge_failure(directory: Path, thresholds: Optional[FailureThresholds]) -> B
     measured = _read(path, FailureInput)
     rate = measured.client_errors / measured.client_requests if measured.client_requests else None
     kinds = ", ".join(f"{count} x {kind}" for kind, count in measured.error_kinds.items())
-    checks = [_check("failure", "failure.recovery", "s", measured.recovery_seconds, thresholds.recovery_seconds,
-                     detail=f"killed {measured.killed_pod} at {measured.killed_at_seconds:g} s"
-                     + ("" if measured.recovery_seconds is not None else "; never recovered")),
+    recovery = _check("failure", "failure.recovery", "s", measured.recovery_seconds, thresholds.recovery_seconds,
+                      detail=f"killed {measured.killed_pod} at {measured.killed_at_seconds:g} s")
+    if measured.recovery_seconds is None:  # measured, and it never came back: a failure, not a gap in the evidence
+        recovery = recovery.model_copy(update={"status": "FAIL", "detail": recovery.detail + "; never recovered"})
+    checks = [recovery,
               _check("failure", "failure.clientErrorRate", "ratio", rate, thresholds.client_error_rate_max,
                      detail=f"{measured.client_errors} of {measured.client_requests} requests failed"
                      + (f" ({kinds})" if kinds else ""))]

@@ -13,7 +13,7 @@ from offline.policy_check import PACK_DIR, read_pack_config
 from plan.catalog import ROOT
 from plan.site_plan import build_plan
 from plan.sources import read_stack_file
-from tests.evidence_keys import evidence_keys, gate_config, with_keys  # noqa: F401 - evidence_keys is a fixture
+from tests.evidence_keys import gate_config, with_keys
 from tests.policy_helpers import violations
 
 EXPORT = ROOT / "tests" / "fixtures" / "evidence" / "profile_export_aiperf.json"

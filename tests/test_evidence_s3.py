@@ -12,7 +12,7 @@ from evidence import __main__ as evidence_cli  # noqa: E402
 from evidence.record import read_index  # noqa: E402
 from plan.site_plan import build_plan  # noqa: E402
 from plan.sources import read_stack_file  # noqa: E402
-from tests.evidence_keys import evidence_keys, gate_config, with_keys  # noqa: E402,F401 - a fixture
+from tests.evidence_keys import gate_config, with_keys  # noqa: E402
 from tests.policy_helpers import violations  # noqa: E402
 from tests.test_evidence import MET, PROMOTION, _outputs  # noqa: E402
 

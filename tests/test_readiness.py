@@ -18,7 +18,7 @@ from plan.catalog import ROOT
 from plan.profile import HardwareProfile
 from plan.site_plan import build_plan
 from plan.sources import read_stack_file
-from tests.evidence_keys import evidence_keys, gate_config  # noqa: F401 - evidence_keys is a fixture
+from tests.evidence_keys import gate_config
 from tests.policy_helpers import violations
 
 FIXTURES = ROOT / "tests" / "fixtures" / "readiness"

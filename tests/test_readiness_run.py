@@ -20,7 +20,6 @@ from evidence.record import read_index
 from kube_client import KubeError
 from plan.names import ACCEPTANCE_RUN_LABEL, NCCL_JOB, NCCL_SSH_SECRET
 from tests.test_readiness import FIXTURES, PROD_TIERS, _jobs
-from tests.evidence_keys import evidence_keys  # noqa: F401 - a fixture
 
 NAMESPACE = "ncp-readiness"
 
