@@ -85,13 +85,16 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         topology_levels=plan.topology_levels, skip_await=skip_await), after("kaiScheduler"))
 
     readiness = readiness_plan(plan)
-    if readiness is not None and network is not None:
+    storage_image = settings.serving.validation.storage_image
+    # Without a fabric only storage is made ready, which needs the site's fio image.
+    if readiness is not None and (readiness.fabric and network is not None or storage_image and readiness.tiers):
         Readiness("readiness", ReadinessArgs(
             plan=readiness, namespace=baseline.namespace(READINESS_LAYER), nccl_pin=matrix.workload("ncclTests"),
-            fio_image=settings.serving.validation.storage_image, networks=network.networks,
-            rdma_resource=plan.profile.fabric.rdma_resource_name, capabilities=load_dynamo_runtime().rdma_capabilities,
+            fio_image=storage_image, networks=network.networks if network else [],
+            rdma_resource=plan.profile.fabric.rdma_resource_name or "",
+            capabilities=load_dynamo_runtime().rdma_capabilities,
             gpu_product=plan.shared_gpu_product, queue=READINESS_NAMESPACE),
-            pulumi.ResourceOptions(depends_on=[network, gpu, scheduling]))
+            pulumi.ResourceOptions(depends_on=[d for d in (network, gpu, scheduling) if d is not None]))
 
     installed["nvsentinel"] = health = Health("health", HealthArgs(
         pin=plan.chart("nvsentinel"), namespace=baseline.namespace("nvsentinel"), dcgm_endpoint=gpu.dcgm_endpoint,

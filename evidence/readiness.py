@@ -1,10 +1,12 @@
-"""Write the readiness evidence of an RDMA site: the NCCL test across the rails and the fio read per storage tier,
-judged by the hardware profile's thresholds (acceptance.readiness).
+"""Write the readiness evidence of a site: on RDMA profiles the NCCL test across all rails and over each rail alone,
+and on every profile with readiness thresholds the fio read per storage tier, judged by the hardware profile's
+thresholds (acceptance.readiness).
 
     python -m evidence.readiness --stack prod --outputs <dir> [--evidence-dir <dir>] [--index <file>] [--run-id <id>]
 
 <outputs> holds what the readiness Jobs printed (`kubectl logs job/<name> -n ncp-readiness > <file>`):
-    nccl-all-reduce.log       the nccl-tests Job's log (index 0 prints the result)
+    nccl-all-reduce.log       the nccl-tests Job's log (index 0 prints the all-rails result, then each rail's after
+                              its `# ncp-rail <interface>` line); RDMA profiles only
     fio-<tier>.json           each fio-<tier> Job's log (fio --output-format=json), tier as in the stack config
 Writes <evidence dir>/readiness/<run id>.json (signed with the site key) + .md, .junit.xml, .ctrf.json and appends a
 signed entry to the evidence index (kind readiness, expiring after validationEvidence.ttlDays.readiness), which
@@ -65,24 +67,28 @@ def build_record(stack: str, site_plan: SitePlan, outputs: Path, run_id: Optiona
                  now: Optional[datetime] = None) -> ReadinessRecord:
     readiness = readiness_plan(site_plan)
     if readiness is None:
-        raise OutputsError(f"Pulumi.{stack}.yaml: hardware profile {site_plan.profile.name} has no RDMA fabric; "
-                           "readiness gates apply to RDMA profiles only")
+        raise OutputsError(f"Pulumi.{stack}.yaml: hardware profile {site_plan.profile.name} sets no readiness "
+                           "thresholds (readiness.storageReadGBps, and ncclBusBandwidthGBps with an RDMA fabric)")
     now = now or datetime.now(timezone.utc)
-    rows = judge(site_plan.profile.readiness, readiness.tier_names, outputs)
+    profile = site_plan.profile
+    rows = judge(profile.readiness, readiness.tier_names, outputs, readiness.rails, profile.rail_bus_bandwidth_gbps)
     layers = list(dict.fromkeys(check_owner("readiness", row.metric) for row in rows if not row.ok))
-    fabric = site_plan.profile.fabric
     storage_image = site_plan.config.components.serving.validation.storage_image
+    nccl_image = {"ncclTests": site_plan.matrix.workload("ncclTests").images["ncclTests"]} if readiness.fabric else {}
     return ReadinessRecord(
         run_id=run_id or now.strftime("%Y%m%dT%H%M%SZ"), created_at=now.isoformat(timespec="seconds"), stack=stack,
-        site=site_plan.site.name, site_environment=site_plan.environment.value,
-        hardware_profile=site_plan.profile.name,
-        fabric=f"{fabric.nics_per_node}x {fabric.nic_model or 'NIC'} {fabric.nic_speed_gbps} Gb/s "
-               f"{fabric.east_west.value} ({fabric.rdma_exposure.value if fabric.rdma_exposure else 'no RDMA'})",
-        rails=[rail.interface for rail in site_plan.rails], nccl_nodes=readiness.nccl_nodes or 0,
-        images={"ncclTests": site_plan.matrix.workload("ncclTests").images["ncclTests"],
-                **({"fio": storage_image} if storage_image else {})},
+        site=site_plan.site.name, site_environment=site_plan.environment.value, hardware_profile=profile.name,
+        fabric=_fabric(site_plan) if readiness.fabric else "no RDMA east-west fabric: storage readiness only",
+        rails=list(readiness.rails), nccl_nodes=readiness.nccl_nodes or 0,
+        images={**nccl_image, **({"fio": storage_image} if storage_image else {})},
         thresholds=readiness.thresholds, outputs=str(outputs),
         checks=[CheckRow(**row.__dict__) for row in rows], passed=not layers, failing_layers=layers)
+
+
+def _fabric(site_plan: SitePlan) -> str:
+    fabric = site_plan.profile.fabric
+    return (f"{fabric.nics_per_node}x {fabric.nic_model or 'NIC'} {fabric.nic_speed_gbps} Gb/s "
+            f"{fabric.east_west.value} ({fabric.rdma_exposure.value if fabric.rdma_exposure else 'no RDMA'})")
 
 
 def render_markdown(record: ReadinessRecord) -> str:

@@ -1,6 +1,7 @@
 """Thresholds for how an endpoint starts and how it rides out a lost worker, judged from the startup and failure
 evidence the serving twin records (evidence/behaviour.py reads it; the inputs it needs are documented there)."""
-# RA: Validation Methodology: "cold start, warm start, cache hit, restart recovery"
+# RA: Performance Guidance: "collect model download, cache-hit, weight-transfer, and first-ready timestamps"
+# RA: Performance Guidance: "For operations, track GPU health events, recovery time"
 from typing import Optional
 
 from pydantic import Field

@@ -604,7 +604,7 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str) -> Si
     layers = plan_layers(matrix, {"rdmaFabric": profile.has_rdma_fabric, "servingEndpoints": bool(endpoints),
                                   "prometheusStack": settings.telemetry.prometheus_stack.enabled},
                          validation_suite=validation.suite and validation.suite_image is not None,
-                         readiness=profile.has_rdma_fabric and profile.readiness is not None)
+                         readiness=profile.readiness is not None, readiness_fabric=profile.has_rdma_fabric)
     remediation = settings.health.remediation or (
         "enforce" if config.site.environment == Environment.PROD else "dry-run")
     return SitePlan(

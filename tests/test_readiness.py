@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from acceptance.check import ExportError
 from acceptance.readiness import NCCL_LOG, fio_output, parse_fio, parse_nccl
 from evidence import readiness as readiness_cli
+from evidence.readiness import FABRIC_LAYER as FABRIC_OWNER
 from evidence.record import read_index
 from offline.policy_check import PACK_DIR, read_pack_config
 from plan.catalog import ROOT
@@ -69,7 +70,10 @@ def test_record_passes_at_the_profiles_thresholds(tmp_path):
     record = readiness_cli.build_record("prod", site_plan, _outputs(tmp_path / "out"), run_id="r1")
     assert record.passed and not record.failing_layers
     assert [r.metric for r in record.checks] == ["ncclAllReduceBusBandwidth", "ncclOutOfBoundsValues",
+                                                  *[f"ncclRailBusBandwidth.{r.interface}" for r in site_plan.rails],
                                                   *[f"storageRead.{t}" for t in PROD_TIERS]]
+    rails = [r for r in record.checks if r.metric.startswith("ncclRail")]
+    assert rails[0].measured == 46.18 and rails[0].threshold == ">= 40", "each rail: the all-rails bar per NIC"
     assert record.thresholds["ncclBusBandwidthGBps"] == 320 and record.nccl_nodes == 2
     assert record.rails == [rail.interface for rail in site_plan.rails] and record.rails
     assert record.images["ncclTests"] == "nvcr.io/nvidia/pytorch:25.06-py3"
@@ -123,7 +127,7 @@ def test_readiness_jobs_on_rdma_profiles_only(prod, lab):
     assert pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"].startswith("nvidia-network-operator/rail-0")
     assert pod["spec"]["schedulerName"] == "kai-scheduler" and pod["metadata"]["labels"]["kai.scheduler/queue"]
     assert "all_reduce_perf_mpi" in pod["spec"]["containers"][0]["command"][-1]
-    assert _jobs(lab) == {}, "no RDMA fabric, no readiness Jobs"
+    assert _jobs(lab) == {}, "no readiness thresholds in the profile, no readiness Jobs"
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +164,59 @@ def test_gate_refuses_a_failed_latest_record(prod, tmp_path, monkeypatch, eviden
 
 def test_gate_is_off_in_plain_prod(prod):
     assert not violations(prod, read_pack_config(PACK_DIR / "config" / "prod.json"), "readiness-evidence")
+
+
+# --- #28: each rail on its own, storage readiness without a fabric ----------------------------------------------------
+
+def test_a_weak_or_silent_rail_fails_on_its_own(tmp_path):
+    site_plan = _prod()
+    log = (FIXTURES / NCCL_LOG).read_text()
+    weak = log.replace("# Avg bus bandwidth    : 46.31", "# Avg bus bandwidth    : 12.4")
+    record = readiness_cli.build_record("prod", site_plan, _outputs(tmp_path / "weak", nccl=weak))
+    assert [(r.metric, r.status) for r in record.checks if r.status != "PASS"] == [
+        ("ncclRailBusBandwidth.ens3f0np0", "FAIL")], "the all-rails figure alone would hide a weak rail"
+    assert record.failing_layers == [FABRIC_OWNER]
+    silent = log.split("# ncp-rail ens8f0np0")[0]
+    record = readiness_cli.build_record("prod", site_plan, _outputs(tmp_path / "silent", nccl=silent))
+    assert [(r.metric, r.status) for r in record.checks if r.status != "PASS"] == [
+        ("ncclRailBusBandwidth.ens8f0np0", "MISSING")]
+
+
+def test_the_nccl_job_runs_each_rail_alone(prod):
+    command = _jobs(prod)["nccl-tests"]["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    rails = [rail.interface for rail in _prod().rails]
+    loop = next(line for line in command.splitlines() if line.startswith("for rail in"))
+    assert loop.split(";")[0] == "for rail in " + " ".join(f"{r}:net{i}" for i, r in enumerate(rails, start=1))
+    assert 'echo "# ncp-rail ${rail%%:*}"' in loop and 'NCCL_IB_HCA="=$hca"' in loop
+
+
+def _storage_only_plan():
+    """A site without an RDMA fabric whose profile sets storage thresholds (a copy of lab's profile with them)."""
+    raw, secrets = read_stack_file("lab")
+    raw["components"].setdefault("serving", {}).setdefault("validation", {})["storageImage"] = \
+        "docker.io/library/fio:3.38"
+    site_plan = build_plan(raw, secrets, "Pulumi.lab.yaml")
+    tiers = {tier: 1.0 for tier in ("modelArtifacts", "modelCache")}
+    readiness = {"storageReadGBps": tiers, "source": "site design targets (test)"}
+    profile = HardwareProfile.model_validate({**_profile_file(site_plan), "readiness": readiness})
+    return site_plan.__class__(**{**site_plan.__dict__, "profile": profile})
+
+
+def _profile_file(site_plan) -> dict:
+    return yaml.safe_load((ROOT / "profiles" / f"{site_plan.profile.name}.yaml").read_text())
+
+
+def test_storage_readiness_on_a_site_without_a_fabric(tmp_path):
+    site_plan = _storage_only_plan()
+    assert not site_plan.network_enabled
+    outputs = tmp_path / "out"
+    outputs.mkdir()
+    shutil.copy(FIXTURES / "fio-read.json", outputs / fio_output("modelArtifacts"))
+    record = readiness_cli.build_record("lab", site_plan, outputs)
+    assert [(r.metric, r.status) for r in record.checks] == [("storageRead.modelArtifacts", "PASS"),
+                                                            ("storageRead.modelCache", "MISSING")]
+    assert record.fabric.startswith("no RDMA") and record.rails == [] and "ncclTests" not in record.images
+    assert record.failing_layers == ["Model Data And Memory Layer (storage tiers)"]
+    with pytest.raises(ValidationError, match="no RDMA east-west fabric to test"):
+        HardwareProfile.model_validate({**_profile_file(site_plan), "readiness": {
+            "ncclBusBandwidthGBps": 10, "storageReadGBps": {}, "source": "x"}})

@@ -140,7 +140,7 @@ def test_a_stack_without_its_jobs_or_without_rdma_is_bad_input(prod, tmp_path, m
     monkeypatch.setattr(readiness_run, "Kube", lambda _: FakeKube({}))
     code = readiness_run.main(["--stack", "lab", "--kubeconfig", "unused", "--outputs", str(tmp_path)])
     err = capsys.readouterr().err
-    assert code == 2 and "Pulumi.lab.yaml" in err and "no RDMA fabric" in err
+    assert code == 2 and "Pulumi.lab.yaml" in err and "sets no readiness thresholds" in err
 
 
 def test_the_run_key_is_a_usable_openssh_key_pair():
