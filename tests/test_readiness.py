@@ -220,3 +220,22 @@ def test_storage_readiness_on_a_site_without_a_fabric(tmp_path):
     with pytest.raises(ValidationError, match="no RDMA east-west fabric to test"):
         HardwareProfile.model_validate({**_profile_file(site_plan), "readiness": {
             "ncclBusBandwidthGBps": 10, "storageReadGBps": {}, "source": "x"}})
+
+
+def test_the_program_deploys_storage_readiness_without_a_fabric(monkeypatch):
+    """A profile without a fabric but with storage thresholds: fio Jobs per tier, no NCCL test, in a readiness
+    namespace at Pod Security restricted (nothing there needs RDMA)."""
+    import plan.site_plan
+    from offline.recorder import run_stack_config
+    storage_only = _storage_only_plan()
+    real = plan.site_plan.load_profile
+    monkeypatch.setattr(plan.site_plan, "load_profile", lambda name: storage_only.profile
+                        if name == storage_only.profile.name else real(name))
+    raw, secrets = read_stack_file("lab")
+    raw["components"].setdefault("serving", {}).setdefault("validation", {})["storageImage"] = \
+        "docker.io/library/fio:3.38"
+    recording = run_stack_config(raw, secrets, "lab")
+    assert sorted(_jobs(recording)) == ["fio-modelartifacts", "fio-modelcache"]
+    namespace = next(r.inputs for r in recording.resources if r.type == "kubernetes:core/v1:Namespace"
+                     and r.inputs["metadata"]["name"] == "ncp-readiness")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
