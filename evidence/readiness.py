@@ -102,6 +102,9 @@ def render_markdown(record: ReadinessRecord) -> str:
     lines += ["| Check | Measured | Threshold | Result |", "|---|---|---|---|"]
     lines += [f"| {r.metric} | {'-' if r.measured is None else f'{r.measured:.4g}'} {r.unit} | {r.threshold} | "
               f"{r.status} |" for r in record.checks]
+    if record.signature:
+        lines += ["", f"Signed ({record.signature.get('algorithm')}, key `{record.signature.get('keyId')}`): "
+                      "`python -m evidence verify` checks it."]
     return "\n".join(lines) + "\n"
 
 
@@ -111,7 +114,8 @@ def write_record(record: ReadinessRecord, store, signer: Signer) -> tuple[str, s
                   f"measured {row.measured} {row.unit}, threshold {row.threshold} {row.detail}".strip())
              for row in record.checks]
     return write_signed(store, f"readiness/{record.run_id}", record.model_dump(by_alias=True, mode="json"),
-                        render_markdown(record), cases, f"readiness {record.site}", signer)
+                        lambda signature: render_markdown(record.model_copy(update={"signature": signature})),
+                        cases, f"readiness {record.site}", signer)
 
 
 def index_entry(record: ReadinessRecord, location: str, sha256: str, signer: Signer) -> dict:

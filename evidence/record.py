@@ -5,7 +5,7 @@
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal, Optional, Union
+from typing import Callable, Literal, Optional, Union
 
 import yaml
 from pydantic import Field
@@ -223,13 +223,13 @@ def ci_cases(record: EvidenceRecord) -> list[Case]:
     return cases
 
 
-def write_signed(store, key: str, payload: dict, markdown: str, cases: list[Case], title: str,
+def write_signed(store, key: str, payload: dict, markdown: Callable[[dict], str], cases: list[Case], title: str,
                  signer: Signer) -> tuple[str, str]:
-    """<key>.json (signed), .md, .junit.xml and .ctrf.json in the evidence store (a local directory or a bucket);
-    returns the JSON's location and the sha256 of its bytes (the index entry signs it)."""
+    """<key>.json (signed), .md (markdown(signature)), .junit.xml and .ctrf.json in the evidence store (a local
+    directory or a bucket); returns the JSON's location and the sha256 of its bytes (the index entry signs it)."""
     signed = signer.sign({k: v for k, v in payload.items() if k != "signature"})
     text = json.dumps(signed, indent=2) + "\n"
-    store.put(f"{key}.md", markdown)
+    store.put(f"{key}.md", markdown(signed["signature"]))
     store.put(f"{key}.junit.xml", junit_xml(title, signed["runId"], cases))
     store.put(f"{key}.ctrf.json", ctrf_json(title, signed["runId"], signed["createdAt"], cases,
                                              signed.get("key") or {}))
@@ -239,7 +239,8 @@ def write_signed(store, key: str, payload: dict, markdown: str, cases: list[Case
 def write_record(record: EvidenceRecord, store, signer: Signer) -> tuple[str, str]:
     """<store>/<endpoint>/<run id>.{json,md,junit.xml,ctrf.json}; returns the JSON's location and sha256."""
     return write_signed(store, f"{record.endpoint}/{record.run_id}", record.model_dump(by_alias=True, mode="json"),
-                        render_markdown(record), ci_cases(record), record.endpoint, signer)
+                        lambda signature: render_markdown(record.model_copy(update={"signature": signature})),
+                        ci_cases(record), record.endpoint, signer)
 
 
 def signed_entry(fields: dict, kind: str, location: str, sha256: str, signer: Signer) -> dict:

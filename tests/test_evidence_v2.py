@@ -87,6 +87,9 @@ def test_keygen_keeps_the_key_out_of_the_repository(tmp_path, monkeypatch, capsy
 def test_signed_record_verifies_and_the_gate_accepts_it(prod, tmp_path, evidence_keys, monkeypatch, capsys):
     index = _write(tmp_path, _plan(), evidence_keys)
     assert _gate(prod, index, evidence_keys) == ""
+    record = Path(read_index(index)[0]["record"])
+    assert f"Signed (ed25519, key `{evidence_keys.signer.key_id}`)" in record.with_suffix(".md").read_text()
+    assert json.loads(record.read_text())["signature"]["keyId"] == evidence_keys.signer.key_id
     monkeypatch.setattr(evidence_cli, "plan_from_stack_file", lambda stack: _plan(keys=evidence_keys))
     assert evidence_cli.main(["verify", "--stack", "prod", "--index", str(index)]) == 0
     out = capsys.readouterr().out
