@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Optional
 
 from acceptance.aiperf_args import judged_artifacts, sweep_levels
-from acceptance.check import evaluate, evaluate_export, load_export
+from acceptance.check import evaluate_export, load_export
 from evidence.behaviour import BehaviourResult, judge_failure, judge_startup
 from evidence.owners import check_owner, phase_owner
 from evidence.record import (BenchmarkResult, CacheState, CheckRow, Environment, EvidenceRecord, Phase, Sizing,
                              ValidationResult, Workload, sha256_of)
-from evidence.sweep import Sweep, read_sweep
+from evidence.sweep import Sweep, point, read_sweep
 from plan.catalog import ROOT
 from plan.evidence_key import endpoint_key, gpu_driver, network_mode, service_key
 from plan.site_plan import SitePlan
@@ -77,10 +77,13 @@ def _model_storage(site_plan: SitePlan) -> str:
     return storage.model_artifacts.storage_class
 
 
-def _benchmark(directory: Path, thresholds) -> BenchmarkResult:
-    rows = evaluate(load_export(directory), thresholds)
+def _benchmark(directory: Path, thresholds: AcceptanceThresholds, concurrency: int) -> BenchmarkResult:
+    """The judged run: each threshold's check (with Triton's server metrics where AIPerf wrote them) and its headline
+    figures."""
+    rows = evaluate_export(directory, thresholds)
     return BenchmarkResult(source=str(directory), thresholds=thresholds.model_dump(by_alias=True, exclude_none=True),
-                           checks=[CheckRow(**row.__dict__) for row in rows])
+                           checks=[CheckRow(**row.__dict__) for row in rows],
+                           figures=point(concurrency, load_export(directory)))
 
 
 def _status(passed: bool, checks) -> str:
@@ -110,7 +113,7 @@ def _endpoint_record(common: dict, site_plan: SitePlan, endpoint_plan, outputs: 
     endpoint, slo = endpoint_plan.endpoint, endpoint_plan.endpoint.slo
     directory = Path(outputs) / endpoint.name
     benchmark = _benchmark(Path(judged_artifacts(str(directory), slo.concurrency, slo.concurrency_sweep)),
-                           slo.thresholds)
+                           slo.thresholds, slo.concurrency)
     sweep = read_sweep(directory, slo.concurrency, slo.concurrency_sweep)
     startup, failure = judge_startup(directory, slo.startup), judge_failure(directory, slo.failure)
     phases, failing = judged_phases(validation, benchmark, sweep, [startup, failure])
@@ -133,10 +136,7 @@ def _service_record(common: dict, site_plan: SitePlan, service_plan, outputs: Pa
     service, slo = service_plan.service, service_plan.service.slo
     directory = Path(outputs) / service.name
     thresholds = AcceptanceThresholds.model_validate(service_plan.acceptance_thresholds())
-    rows = evaluate_export(directory, thresholds)
-    benchmark = BenchmarkResult(source=str(directory), thresholds=thresholds.model_dump(by_alias=True,
-                                                                                       exclude_none=True),
-                                checks=[CheckRow(**row.__dict__) for row in rows])
+    benchmark = _benchmark(directory, thresholds, slo.concurrency)
     phases, failing = judged_phases(validation, benchmark, None, [])
     key = {**service_key(site_plan, service_plan), "cacheState": cache_state}
     return EvidenceRecord(

@@ -4,10 +4,9 @@ like-for-like key (plan/evidence_key.py KEY_FIELDS) and workload shape. A metric
 from dataclasses import dataclass
 from typing import Optional
 
-# (metric, stat, higher is better) compared between runs, as the benchmark checks name them
-COMPARED = (("output_token_throughput", "avg", True), ("request_throughput", "avg", True),
-            ("time_to_first_token", "p95", False), ("inter_token_latency", "p95", False),
-            ("request_latency", "p99", False))
+# The judged run's headline figures (evidence.sweep FIGURES, recorded as benchmark.figures), higher is better or not
+COMPARED = (("outputTokenThroughput", True), ("requestThroughput", True), ("timeToFirstTokenP95Ms", False),
+            ("interTokenLatencyP95Ms", False), ("requestLatencyP99Ms", False))
 # The workload fields that must match too: a different traffic shape is not a like-for-like comparison.
 WORKLOAD_FIELDS = ("isl", "osl", "islStddev", "oslStddev", "concurrency", "concurrencySweep")
 
@@ -21,9 +20,9 @@ class Delta:
     regression: bool
 
 
-def _measured(record: dict) -> dict[tuple[str, str], float]:
-    return {(row["metric"], row["stat"]): row["measured"] for row in record["benchmark"]["checks"]
-            if isinstance(row.get("measured"), (int, float))}
+def _measured(record: dict) -> dict[str, float]:
+    figures = record["benchmark"].get("figures") or {}
+    return {name: value for name, value in figures.items() if isinstance(value, (int, float))}
 
 
 def comparable(current: dict, candidate: dict) -> bool:
@@ -42,12 +41,12 @@ def baseline_of(current: dict, candidates: list[dict]) -> Optional[dict]:
 def compare(current: dict, baseline: dict, margin_pct: float) -> list[Delta]:
     now, then = _measured(current), _measured(baseline)
     deltas = []
-    for metric, stat, higher_better in COMPARED:
-        if (metric, stat) not in now or not then.get((metric, stat)):
+    for metric, higher_better in COMPARED:
+        if metric not in now or not then.get(metric):
             continue
-        old, new = then[(metric, stat)], now[(metric, stat)]
+        old, new = then[metric], now[metric]
         change = (new - old) / old * 100 * (1 if higher_better else -1)
-        deltas.append(Delta(f"{metric} {stat}", old, new, change, change < -margin_pct))
+        deltas.append(Delta(metric, old, new, change, change < -margin_pct))
     return deltas
 
 

@@ -14,7 +14,7 @@ from evidence.behaviour import BehaviourResult
 from evidence.ci_reports import Case, ctrf_json, junit_xml
 from evidence.signing import Signer
 from evidence.store import split
-from evidence.sweep import Sweep
+from evidence.sweep import Sweep, SweepPoint
 from plan.catalog import ROOT
 from plan.strict import StrictModel
 
@@ -88,6 +88,8 @@ class BenchmarkResult(StrictModel):
     source: str
     thresholds: dict
     checks: list[CheckRow]
+    figures: Optional[SweepPoint] = Field(default=None, description="the run's headline figures, thresholds or not "
+                                                                     "(what `compare` holds against the baseline)")
 
     @property
     def passed(self) -> bool:

@@ -1,11 +1,13 @@
 """`python -m evidence verify`: every entry of the evidence index checked as the promotion gates check it: signed by a
 trusted site key, unchanged since (entry and record), not expired. One line per entry; exit 1 when any is refused."""
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Optional
 
 from evidence.signing import TrustedKeysError, parse_trusted_keys
-from evidence.store import split
+from evidence.store import S3, split
 from ncp_guardrails.evidence_trust import entry_problem
+from plan.catalog import ROOT
 
 __all__ = ["TrustedKeysError", "verify_index"]
 
@@ -14,6 +16,8 @@ def read_location(location: str) -> Optional[str]:
     """A record's text from its location (local path or s3:// URI), None when it is not there."""
     if not location:
         return None
+    if not location.startswith(S3) and not Path(location).is_absolute():
+        location = str(ROOT / location)  # project-relative, as the promotion gate reads it
     store, key = split(location)
     return store.get(key)
 

@@ -268,8 +268,9 @@ def test_the_benchmark_job_renders_the_sweep_and_distributions():
     assert judged_artifacts("/results/chat", 16, []) == "/results/chat" and flags
 
 
-def _compare_setup(tmp_path, keys, monkeypatch, factor: float, **record_change):
-    """A passed baseline r1 from the recorded export, then r2 whose output throughput is `factor` of it."""
+def _compare_setup(tmp_path, keys, monkeypatch, factor: float, latency: float = 1.0, **record_change):
+    """A passed baseline r1 from the recorded export, then r2 whose output throughput is `factor` of it and whose
+    request latency (no threshold bounds it) is `latency` times it."""
     site_plan = _plan(keys=keys)
     monkeypatch.setattr(evidence_cli, "plan_from_stack_file", lambda stack: site_plan)
     start = datetime(2026, 12, 1, tzinfo=timezone.utc)
@@ -278,6 +279,7 @@ def _compare_setup(tmp_path, keys, monkeypatch, factor: float, **record_change):
     for endpoint in site_plan.endpoints:
         export = json.loads(EXPORT.read_text())
         export["output_token_throughput"]["avg"] *= factor
+        export["request_latency"]["p99"] *= latency
         (outputs / endpoint.name / EXPORT.name).write_text(json.dumps(export))
     _write(tmp_path, site_plan, keys, run_id="r2", now=start + timedelta(hours=1), outputs=outputs,
            **record_change)
@@ -288,8 +290,17 @@ def test_compare_catches_a_regression_beyond_the_margin(tmp_path, evidence_keys,
     index, current = _compare_setup(tmp_path, evidence_keys, monkeypatch, 0.7)
     assert evidence_cli.main(["compare", "--stack", "prod", "--record", current, "--index", str(index)]) == 1
     out = capsys.readouterr().out
-    assert "against r1" in out and "output_token_throughput avg" in out and "-30.0% worse" in out
+    assert "against r1" in out and "outputTokenThroughput" in out and "-30.0% worse" in out
     assert "REGRESSED: 1 metric" in out
+    index, current = _compare_setup(tmp_path / "slow", evidence_keys, monkeypatch, 1.0, latency=1.25)
+    assert evidence_cli.main(["compare", "--stack", "prod", "--record", current, "--index", str(index)]) == 1
+    assert "requestLatencyP99Ms" in capsys.readouterr().out, "a figure without a threshold is compared too"
+
+
+def test_records_inside_the_project_are_indexed_project_relative(tmp_path):
+    assert open_store(ROOT / "evidence" / "records" / "prod").location("chat/r1.json") == \
+        "evidence/records/prod/chat/r1.json", "a committed index must read the same on every checkout"
+    assert open_store(tmp_path).location("r1.json") == str(tmp_path / "r1.json")
 
 
 def test_compare_passes_within_the_margin_and_without_a_baseline(tmp_path, evidence_keys, monkeypatch, capsys):
