@@ -32,9 +32,10 @@ from cli_exit import BAD_INPUT, FAILED_GATE, OK, run_command
 from evidence import compare as comparison
 from evidence.collect import OutputsError, build_records
 from evidence.record import INDEX_FILE, append_index, index_entry, read_index, write_record
-from evidence.signing import Signer, SigningKeyError, generate, trusted_keys_path
+from evidence.signing import Signer, SigningKeyError, generate, parse_trusted_keys, trusted_keys_path
 from evidence.store import S3, S3Store, StoreError, open_store
 from evidence.verify import TrustedKeysError, describe, read_location, verify_index
+from ncp_guardrails.evidence_trust import signature_problem
 from offline.recorder import run_stack_file
 from plan.catalog import ROOT
 from plan.config import ValidationEvidence
@@ -134,6 +135,10 @@ def compare(args) -> int:
                            "wrote (<endpoint>/<run id>.json)") from None
     keys_file = trusted_keys_path(settings)
     trusted = keys_file.read_text() if keys_file.is_file() else None
+    problem = signature_problem(current, parse_trusted_keys(trusted, str(keys_file)))
+    if problem:  # a record that cannot be believed says nothing about a regression either way
+        print(f"REFUSED {args.record}: {problem}")
+        return FAILED_GATE
     same_key = [e for e in read_index(default_index(args, site_plan)) if e.get("key") == current.get("key")]
     believed = [e for e, problem in verify_index(same_key, trusted, str(keys_file)) if problem is None]
     candidates = [json.loads(found) for found in (read_location(e["record"]) for e in believed) if found]

@@ -295,6 +295,9 @@ def test_compare_catches_a_regression_beyond_the_margin(tmp_path, evidence_keys,
     index, current = _compare_setup(tmp_path / "slow", evidence_keys, monkeypatch, 1.0, latency=1.25)
     assert evidence_cli.main(["compare", "--stack", "prod", "--record", current, "--index", str(index)]) == 1
     assert "requestLatencyP99Ms" in capsys.readouterr().out, "a figure without a threshold is compared too"
+    Path(current).write_text(Path(current).read_text().replace('"passed": true', '"passed": false', 1))
+    assert evidence_cli.main(["compare", "--stack", "prod", "--record", current, "--index", str(index)]) == 1
+    assert "tampered" in capsys.readouterr().out, "a tampered record is not compared"
 
 
 def test_records_inside_the_project_are_indexed_project_relative(tmp_path):
