@@ -27,9 +27,6 @@ from plan.evidence_key import endpoint_key, gpu_driver, network_mode, service_ke
 from plan.site_plan import SitePlan
 from plan.thresholds import AcceptanceThresholds
 
-# RA: Validation Methodology: "Require failures to identify the owning layer before closing the run."
-SERVING_LAYER, VALIDATION_LAYER = phase_owner("benchmark"), phase_owner("validation")
-
 
 class OutputsError(Exception):
     """The run's outputs are missing or unreadable; the message names the path and the fix."""
@@ -90,6 +87,7 @@ def _status(passed: bool, checks) -> str:
     return "PASS" if passed else "MISSING" if all(c.status in ("PASS", "MISSING") for c in checks) else "FAIL"
 
 
+# RA: Validation Methodology: "Require failures to identify the owning layer before closing the run."
 def judged_phases(validation: ValidationResult, benchmark: BenchmarkResult, sweep: Optional[Sweep],
                   behaviour: list[BehaviourResult]) -> tuple[list[Phase], list[str]]:
     """Every phase with its owner and verdict, and the owning layer of each failure (data/evidence-owners.yaml)."""
