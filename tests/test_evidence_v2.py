@@ -27,7 +27,7 @@ from plan.config import ValidationEvidence
 from plan.site_plan import build_plan
 from plan.sources import read_stack_file
 from tests.evidence_keys import gate_config, make_keys, with_keys
-from tests.policy_helpers import violations
+from tests.policy_helpers import clone, find, set_inputs, violations
 from tests.test_evidence import EXPORT, MET, PROMOTION, VERSIONS, _outputs
 
 SWEEP = ROOT / "tests" / "fixtures" / "evidence" / "sweep"
@@ -177,6 +177,21 @@ def test_the_program_stamps_the_key_the_records_carry(prod, tmp_path):
     for record in records:
         stamped = json.loads(graphs[record.endpoint]["metadata"]["annotations"]["ncp-inference.io/evidence-key"])
         assert {**stamped, "cacheState": "warm"} == record.key
+
+
+def test_a_stamped_key_that_is_not_the_deployments_is_refused(prod, tmp_path, evidence_keys):
+    index = _write(tmp_path, _plan(), evidence_keys)
+    edited = clone(prod)
+    graph = find(edited, "DynamoGraphDeployment", "chat-dense")
+    inputs = copy.deepcopy(graph.wire_inputs)
+    for service in inputs["spec"]["services"].values():
+        container = service.get("extraPodSpec", {}).get("mainContainer", {})
+        if "image" in container:
+            container["image"] = "nvcr.io/nvidia/ai-dynamo/tensorrtllm-runtime:1.4.0"
+    set_inputs(graph, inputs)
+    text = _gate(edited, index, evidence_keys)
+    assert "chat-dense: its evidence key (ncp-inference.io/evidence-key) is not the deployment's: image" in text
+    assert "reasoning-large" not in text, "the other endpoint's key still matches its evidence"
 
 
 def _outputs_for(site_plan, root):

@@ -1,5 +1,7 @@
 """Guardrails on serving: KV-routing telemetry, storage tiers, model provenance, acceptance evidence, promotion."""
+import hashlib
 import json
+from pathlib import Path
 from typing import Optional
 
 from ncp_guardrails.data import allowlists, names
@@ -7,7 +9,7 @@ from ncp_guardrails.evidence_index import INDEX_CONFIG, gate_entries
 from ncp_guardrails.framework import resource_policy, stack_policy
 from ncp_guardrails.kube import (
     COMPONENT_LABEL, ENDPOINT_LABEL, STORAGE_TIER_LABEL, WORKLOADS, dgd_services, get, is_dgd, is_inference_server,
-    is_inference_workload, kind_of, labels_of, name_of, of_kind, plain, pod_specs,
+    images, is_inference_workload, kind_of, labels_of, name_of, of_kind, plain, pod_specs,
 )
 
 # Dynamo metric names (the program's data/telemetry-signals.yaml, through program.yaml): the signals that prove KV
@@ -16,6 +18,7 @@ KV_HIT_RATE, QUEUE_DEPTH = names()["signals"]["kvHitRate"], names()["signals"]["
 ROUTER_MODE_ENV = names()["names"]["routerModeEnv"]
 MODEL_SOURCE, MODEL_REVISION, THRESHOLDS, EVIDENCE_KEY = (
     names()["annotations"][key] for key in ("modelSource", "modelRevision", "acceptanceThresholds", "evidenceKey"))
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # sizing files are project-relative
 FLOATING_REVISIONS = {"", "main", "master", "latest", "head"}
 
 
@@ -165,6 +168,24 @@ def _deployed_key(props) -> Optional[dict]:
     return key if isinstance(key, dict) else None
 
 
+def _key_drift(props, key: dict) -> list[str]:
+    """Where the stamped key disagrees with the resource it is on: the image its containers run, the model revision
+    annotation, the sizing file's bytes in the project (an edit after deploy). Evidence is then matched against a
+    key that is not the deployment's, so the gate refuses."""
+    drift = []
+    running = {image for _, image in images(props)}
+    if key.get("image") not in running:
+        drift.append(f"image {key.get('image')!r} runs in none of its containers ({', '.join(sorted(running))})")
+    revision = get(props, "metadata", "annotations", MODEL_REVISION)
+    if revision != key.get("modelRevision"):
+        drift.append(f"modelRevision {key.get('modelRevision')!r} but the resource serves {revision!r}")
+    sizing = PROJECT_ROOT / str(key.get("sizingFile", ""))
+    if key.get("sizingFile") and not str(key["sizingFile"]).startswith("/") and sizing.is_file() \
+            and hashlib.sha256(sizing.read_bytes()).hexdigest() != key.get("sizingSha256"):
+        drift.append(f"{key['sizingFile']} changed since the key was stamped (sha256 {key.get('sizingSha256')})")
+    return drift
+
+
 def _differences(wanted: dict, entries: list) -> str:
     """How the newest passed record for the same service differs from the wanted key (why it does not count)."""
     nearest = max(entries, key=lambda e: e.get("createdAt", ""), default=None)
@@ -188,9 +209,10 @@ def _promotion_evidence(args, report):
             continue
         name, stack = name_of(resource.props), _stack_of(resource.urn)
         key = _deployed_key(resource.props)
-        if key is None:
-            report(f"{name}: no evidence key ({EVIDENCE_KEY}) to match evidence against: deploy it through the program",
-                   resource.urn)
+        drift = ["it has none"] if key is None else _key_drift(resource.props, key)
+        if key is None or drift:
+            report(f"{name}: its evidence key ({EVIDENCE_KEY}) is not the deployment's: {'; '.join(drift)}; deploy it "
+                   "through the program", resource.urn)
             continue
         passed = [e for e in evidence.trusted if e.get("stack") == stack and e.get("endpoint") == name
                   and e.get("passed") is True]
