@@ -25,12 +25,13 @@ from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, T
 from components.validation import Benchmark, BenchmarkArgs, ValidationSuite, ValidationSuiteArgs, benchmark_artifacts
 from components.readiness import Readiness, ReadinessArgs
 from plan.readiness import readiness_plan
-from acceptance.aiperf_args import aiperf_command, kserve_command
+from acceptance.aiperf_args import aiperf_command, judged_artifacts, kserve_command
 from acceptance.check import EXPORT_NAME
 from plan.catalog import (
     MONITORING_PEER, TENANTS_PEER, load_dynamo_runtime, load_signals, network_access, tenant_access,
 )
 from plan.endpoint_plan import EndpointPlan
+from plan.evidence_key import annotation_value, endpoint_key, service_key
 from plan.inference_services import InferenceServicePlan
 from plan.layers import BASELINE_LAYER, READINESS_LAYER, READINESS_NAMESPACE, VALIDATION_LAYER
 from plan.names import MODEL_CLAIM, TENANT_NAMESPACE_PREFIX
@@ -85,13 +86,16 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         topology_levels=plan.topology_levels, skip_await=skip_await), after("kaiScheduler"))
 
     readiness = readiness_plan(plan)
-    if readiness is not None and network is not None:
+    storage_image = settings.serving.validation.storage_image
+    # Without a fabric only storage is made ready, which needs the site's fio image.
+    if readiness is not None and (readiness.fabric and network is not None or storage_image and readiness.tiers):
         Readiness("readiness", ReadinessArgs(
             plan=readiness, namespace=baseline.namespace(READINESS_LAYER), nccl_pin=matrix.workload("ncclTests"),
-            fio_image=settings.serving.validation.storage_image, networks=network.networks,
-            rdma_resource=plan.profile.fabric.rdma_resource_name, capabilities=load_dynamo_runtime().rdma_capabilities,
+            fio_image=storage_image, networks=network.networks if network else [],
+            rdma_resource=plan.profile.fabric.rdma_resource_name or "",
+            capabilities=load_dynamo_runtime().rdma_capabilities,
             gpu_product=plan.shared_gpu_product, queue=READINESS_NAMESPACE),
-            pulumi.ResourceOptions(depends_on=[network, gpu, scheduling]))
+            pulumi.ResourceOptions(depends_on=[d for d in (network, gpu, scheduling) if d is not None]))
 
     installed["nvsentinel"] = health = Health("health", HealthArgs(
         pin=plan.chart("nvsentinel"), namespace=baseline.namespace("nvsentinel"), dcgm_endpoint=gpu.dcgm_endpoint,
@@ -206,7 +210,7 @@ def compose_inference_service(plan: SitePlan, service: InferenceServicePlan, sch
         pull_secret=PULL_SECRET if plan.tenant_pull_secret else None,
         selector_labels=telemetry.prometheus_selector_labels, scrape_interval=telemetry.scrape_interval,
         skip_await=plan.settings.skip_await, source_access=plan.serving.model_staging,
-        tenant_nodes=plan.placement(tenant)),
+        evidence_key=annotation_value(service_key(plan, service)), tenant_nodes=plan.placement(tenant)),
         # The tenant's queue schedules the build and the server; its environment holds the quota they count on.
         pulumi.ResourceOptions(depends_on=[scheduling, tenancy.tenants[tenant]]))
     slo = service.service.slo
@@ -252,6 +256,7 @@ def compose_endpoint(plan: SitePlan, endpoint: EndpointPlan, wiring: Serving) ->
         planner_prometheus_url=serving.planner_prometheus_url, planner_prometheus=serving.planner_prometheus(),
         signals=load_signals()["dynamo"], selector_labels=telemetry.prometheus_selector_labels,
         scrape_interval=telemetry.scrape_interval, inference_pool=serving.gateway_inference_extension,
+        evidence_key=annotation_value(endpoint_key(plan, endpoint)),
         topology=TopologyPlacement(TOPOLOGY_NAME, pack_domain) if pack_domain else None, placement=placement),
         pulumi.ResourceOptions(depends_on=[platform, staging, model_claim, *in_namespace.depends_on]))
     if serving.gateway_inference_extension:
@@ -267,8 +272,10 @@ def compose_endpoint(plan: SitePlan, endpoint: EndpointPlan, wiring: Serving) ->
         service_account=WORKLOAD_SERVICE_ACCOUNT,
         command=aiperf_command(model=model.name, url=serving_endpoint.url, tokenizer=endpoint.tokenizer, isl=slo.isl,
                                osl=slo.osl, concurrency=slo.concurrency, request_count=slo.request_count,
-                               artifact_dir=benchmark_artifacts(endpoint.name)),
-        export_file=f"{benchmark_artifacts(endpoint.name)}/{EXPORT_NAME}",
+                               artifact_dir=benchmark_artifacts(endpoint.name), isl_stddev=slo.isl_stddev,
+                               osl_stddev=slo.osl_stddev, sweep=slo.concurrency_sweep),
+        export_file=f"{judged_artifacts(benchmark_artifacts(endpoint.name), slo.concurrency, slo.concurrency_sweep)}/"
+                    f"{EXPORT_NAME}",
         thresholds=endpoint.acceptance_thresholds(), graph=serving_endpoint.graph, placement=placement), in_namespace)
     return {"url": serving_endpoint.url, "mode": endpoint.mode, "gpus": endpoint.gpus, "tenant": tenant,
             "sizing": endpoint.sizing_file}, serving_endpoint

@@ -86,6 +86,7 @@ def _shared_names() -> dict:
             "modelRevision": _constant("plan.names", "MODEL_REVISION"),
             "acceptanceThresholds": _constant("plan.names", "THRESHOLDS_ANNOTATION"),
             "sizing": _constant("plan.names", "SIZING_ANNOTATION"),
+            "evidenceKey": _constant("plan.names", "EVIDENCE_KEY_ANNOTATION"),
             "podSecurityReason": _constant("plan.names", "POD_SECURITY_REASON"),
             "dgdQueue": (points.dynamo.queue_annotation, f"{points_file} dynamo.queueAnnotation")},
         "components": {  # app.kubernetes.io/component values of the workloads the pack finds by it

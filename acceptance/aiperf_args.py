@@ -2,11 +2,15 @@
 
 Every flag is one that `aiperf profile --help` lists in the pinned aiperf (0.8.0); tests/test_acceptance.py checks
 that and runs the command for real against a local stub server. Choices follow the bench Job AIConfigurator itself
-generates (top1/k8s_bench.yaml): fixed ISL/OSL (stddev 0), ignore_eos so every request produces OSL tokens, warm-up
-of 2 x concurrency requests, a fixed random seed.
+generates (top1/k8s_bench.yaml): ISL/OSL around the service profile's (stddev 0 unless the profile sets a
+distribution), ignore_eos so every request produces OSL tokens, warm-up of 2 x concurrency requests, a fixed random
+seed. With a concurrency sweep AIPerf runs once per level (`--concurrency 1,4,16`, a comma-separated list) and writes
+each level's artifacts to `<artifact dir>/concurrency_<level>/` (aiperf/orchestrator/strategies.py
+ParameterSweepStrategy.get_run_label and get_run_path@0.8.0: `f"{self.parameter_name}_{value}"` under base_dir).
 """
 import base64
 import json
+from pathlib import PurePosixPath
 from typing import Optional, Sequence
 
 # The flags aiperf_command can emit.
@@ -18,6 +22,18 @@ FLAGS = ("--model", "--url", "--endpoint-type", "--streaming", "--ui", "--tokeni
 # Dynamo 1.5 frontend refuses the whole request when nvext carries it (400 "unknown field `ignore_eos`"; seen through
 # the serving twin, tests/test_twin.py).
 IGNORE_EOS = {"ignore_eos": True}
+SWEEP_RUN = "concurrency_{}"  # a sweep level's artifact directory (module docstring)
+
+
+def sweep_levels(concurrency: int, sweep: Sequence[int]) -> list[int]:
+    """The levels a run measures: the sweep and the service profile's own concurrency, ascending; [] = no sweep."""
+    return sorted({*sweep, concurrency}) if sweep else []
+
+
+def judged_artifacts(artifact_dir: str, concurrency: int, sweep: Sequence[int] = ()) -> str:
+    """Where the run judged against the thresholds writes its export: the artifact directory, or with a sweep the
+    directory of the level at the profile's concurrency."""
+    return str(PurePosixPath(artifact_dir) / SWEEP_RUN.format(concurrency)) if sweep else artifact_dir
 
 
 # RA: Serving Performance: "record time to first token, inter-token latency, request latency, output throughput"
@@ -25,23 +41,32 @@ def aiperf_command(*, model: str, url: str, tokenizer: str, isl: int, osl: int, 
                    request_count: int, artifact_dir: str, warmup_request_count: Optional[int] = None,
                    random_seed: int = 100, endpoint_type: str = "chat", streaming: bool = True,
                    ignore_eos: bool = True, gpu_telemetry: Optional[str] = None, server_metrics: bool = True,
-                   request_timeout_seconds: Optional[float] = None, extra_args: Sequence[str] = ()) -> list[str]:
+                   request_timeout_seconds: Optional[float] = None, extra_args: Sequence[str] = (),
+                   isl_stddev: int = 0, osl_stddev: int = 0, sweep: Sequence[int] = ()) -> list[str]:
     """argv of `aiperf profile` for a Kubernetes Job.
+
+    isl_stddev/osl_stddev: the spread of the input and output lengths around isl/osl (tokens; 0 fixes them).
+    sweep: further concurrency levels; AIPerf then measures each level and `concurrency` (sweep_levels) in turn.
 
     tokenizer: a local path (the staged model directory) keeps the Job offline with HF_HUB_OFFLINE=1; a Hub id
     needs network. gpu_telemetry: a DCGM exporter metrics URL; None disables GPU telemetry (AIPerf's default probes
     localhost:9400/9401, which is not the GPU node in a Job). server_metrics: scrape the endpoint's /metrics.
     """
-    for name, value in (("isl", isl), ("osl", osl), ("concurrency", concurrency), ("request_count", request_count)):
+    for name, value in (("isl", isl), ("osl", osl), ("concurrency", concurrency), ("request_count", request_count),
+                        *(("sweep", level) for level in sweep)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
-    warmup = 2 * concurrency if warmup_request_count is None else warmup_request_count
+    for name, value in (("isl_stddev", isl_stddev), ("osl_stddev", osl_stddev)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+    levels = sweep_levels(concurrency, sweep)
+    warmup = 2 * max([concurrency, *levels]) if warmup_request_count is None else warmup_request_count
     argv = ["aiperf", "profile", "--model", model, "--url", url, "--endpoint-type", endpoint_type]
     if streaming:  # TTFT and inter-token latency are measured only on streamed responses
         argv.append("--streaming")
     argv += ["--ui", "none", "--tokenizer", tokenizer,
-             "--concurrency", str(concurrency),
-             "--isl", str(isl), "--isl-stddev", "0", "--osl", str(osl), "--osl-stddev", "0",
+             "--concurrency", ",".join(map(str, levels)) if levels else str(concurrency),
+             "--isl", str(isl), "--isl-stddev", str(isl_stddev), "--osl", str(osl), "--osl-stddev", str(osl_stddev),
              "--request-count", str(request_count), "--warmup-request-count", str(warmup),
              "--random-seed", str(random_seed), "--artifact-dir", artifact_dir]
     if ignore_eos:

@@ -176,12 +176,16 @@ def render(rows: list[Row]) -> str:
     return "\n".join(lines + notes + [verdict])
 
 
-def check(export_path, thresholds_path) -> tuple[bool, list[Row]]:
-    """Load both files and evaluate. Raises ExportError / ThresholdsFileError for missing or invalid files."""
-    thresholds = load_thresholds(thresholds_path)
+def evaluate_export(export_path, thresholds: AcceptanceThresholds) -> list[Row]:
+    """Evaluate an export and, where AIPerf wrote it beside, its server metrics. Raises ExportError."""
     server_export = find_export(export_path).parent / SERVER_EXPORT_NAME
     server = json.loads(server_export.read_text()) if server_export.is_file() else None
-    rows = evaluate(load_export(export_path), thresholds, server)
+    return evaluate(load_export(export_path), thresholds, server)
+
+
+def check(export_path, thresholds_path) -> tuple[bool, list[Row]]:
+    """Load both files and evaluate. Raises ExportError / ThresholdsFileError for missing or invalid files."""
+    rows = evaluate_export(export_path, load_thresholds(thresholds_path))
     return all(r.ok for r in rows), rows
 
 

@@ -1,6 +1,7 @@
-"""Readiness gates on RDMA profiles: an NCCL tests Job across the east-west rails and a fio read Job per storage
-tier, both suspended (run on demand before a disaggregated endpoint is accepted), with the profile's thresholds
-recorded beside them; `python -m evidence.readiness_run` runs them and judges their logs."""
+"""Readiness gates: on RDMA profiles an NCCL tests Job across the east-west rails (all rails, then each alone); on
+every profile with readiness thresholds a fio read Job per storage tier; all suspended (run on demand before tenants
+serve), with the profile's thresholds recorded beside them; `python -m evidence.readiness_run` runs them and judges
+their logs."""
 from dataclasses import dataclass
 from typing import Optional
 
@@ -41,6 +42,8 @@ class NcclArgs:
         rdma_resource: the profile's RDMA extended resource.
         networks: the rails' NetworkAttachmentDefinitions (namespace/name).
         capabilities: what RDMA memory registration needs (IPC_LOCK), as the RDMA workers get.
+        rails: the rails' interfaces in the pods; after the all-rails run the test runs once over each rail alone.
+            Default: ().
     """
 
     image: str
@@ -52,6 +55,7 @@ class NcclArgs:
     rdma_resource: str
     networks: list[str]
     capabilities: list[str]
+    rails: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,7 +92,8 @@ class ReadinessArgs:
         return NcclArgs(image=self.nccl_pin.images["ncclTests"], binary=str(self.nccl_pin.overrides["binary"]),
                         ssh_port=int(str(self.nccl_pin.overrides["sshPort"])), nodes=self.plan.nccl_nodes,
                         gpus_per_node=self.plan.gpus_per_node, gpu_resource=names.resource,
-                        rdma_resource=self.rdma_resource, networks=self.networks, capabilities=self.capabilities)
+                        rdma_resource=self.rdma_resource, networks=self.networks, capabilities=self.capabilities,
+                        rails=self.plan.rails)
 
 
 def _on_gpu_nodes(args: ReadinessArgs) -> dict:
@@ -100,6 +105,22 @@ def _on_gpu_nodes(args: ReadinessArgs) -> dict:
                             k8s.core.v1.TolerationArgs(key=TENANT_KEY, operator="Exists", effect="NoSchedule")]}
 
 
+# Each rail alone: every rank limits NCCL to the RDMA device whose GID 0 belongs to the rail (NCCL_IB_HCA "=<dev>":
+# an exact match). The kernel names that net device in /sys/class/infiniband/<dev>/ports/1/gid_attrs/ndevs/0
+# (Documentation/ABI/testing/sysfs-class-infiniband): the host NIC under a shared RDMA device (macvlan rails) or
+# the pod's own interface under SR-IOV, which Multus names net<n> in the order of the networks annotation.
+RAIL_HCA = ('hca=""; for d in /sys/class/infiniband/*; do n=$(cat $d/ports/1/gid_attrs/ndevs/0 2>/dev/null); '
+            '[ "$n" = "${RAIL%%:*}" ] || [ "$n" = "${RAIL#*:}" ] && hca=${d##*/}; done; '
+            '[ -n "$hca" ] || { echo "no RDMA device behind rail ${RAIL%%:*}" >&2; exit 1; }; '
+            'export NCCL_IB_HCA="=$hca"')
+
+
+def _rail_loop(nccl: NcclArgs, mpirun: str) -> str:
+    rails = " ".join(f"{rail}:net{index}" for index, rail in enumerate(nccl.rails, start=1))
+    return (f"for rail in {rails}; do echo \"# ncp-rail ${{rail%%:*}}\"; {mpirun} -x RAIL=$rail sh -c "
+            f"'{RAIL_HCA}; exec {nccl.binary} -b 1G -e 8G -f 2 -g 1 -c 1' || status=$?; done")
+
+
 def nccl_script(nccl: NcclArgs, service: str) -> str:
     """Every pod runs sshd with the run's key (Secret NCCL_SSH_SECRET); index 0 waits for its peers, then mpirun
     starts gpus_per_node ranks on each pod over ssh (Open MPI's default launcher, as the MPI Operator's launcher does)
@@ -108,6 +129,10 @@ def nccl_script(nccl: NcclArgs, service: str) -> str:
     the template would."""
     ranks = nccl.nodes * nccl.gpus_per_node
     ssh = f"ssh -p {nccl.ssh_port} -o StrictHostKeyChecking=no"
+    # Remote ranks start from sshd's login environment, not the image's: -x passes the image's search paths.
+    mpirun = (f"mpirun --allow-run-as-root -np {ranks} -H \"$(for host in $hosts; do printf "
+              f"'%s:{nccl.gpus_per_node},' \"$host\"; done | sed 's/,$//')\" --bind-to none --mca plm_rsh_args "
+              f"'-p {nccl.ssh_port} -o StrictHostKeyChecking=no' -x NCCL_DEBUG=WARN -x PATH -x LD_LIBRARY_PATH")
     return "\n".join([
         "set -eu",
         # The image must carry an ssh server for mpirun's launcher; the stock NGC PyTorch image has none.
@@ -122,12 +147,8 @@ def nccl_script(nccl: NcclArgs, service: str) -> str:
         'job="${HOSTNAME%-*}"',
         f'hosts=""; for index in $(seq 0 {nccl.nodes - 1}); do hosts="$hosts $job-$index.{service}"; done',
         f"for host in $hosts; do until {ssh} $host true; do sleep 2; done; done",
-        f"mpirun --allow-run-as-root -np {ranks} -H \"$(for host in $hosts; do printf '%s:{nccl.gpus_per_node},' "
-        "\"$host\"; done | sed 's/,$//')\" "
-        f"--bind-to none --mca plm_rsh_args '-p {nccl.ssh_port} -o StrictHostKeyChecking=no' -x NCCL_DEBUG=WARN "
-        # remote ranks start from sshd's login environment, not the image's: pass the image's search paths
-        "-x PATH -x LD_LIBRARY_PATH "
-        f"{nccl.binary} -b 8 -e 8G -f 2 -g 1 -c 1 || status=$?",
+        f"{mpirun} {nccl.binary} -b 8 -e 8G -f 2 -g 1 -c 1 || status=$?",
+        *([_rail_loop(nccl, mpirun)] if nccl.rails else []),
         f"for host in $hosts; do [ \"$host\" = \"$job-0.{service}\" ] || {ssh} $host touch /tmp/done; done",
         "exit ${status:-0}",
     ])

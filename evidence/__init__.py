@@ -1,2 +1,3 @@
-"""Acceptance evidence: one record per run (JSON + Markdown) with the environment it ran in, and the committed
-index the prod promotion gate reads (policy promotion-evidence)."""
+"""Acceptance evidence: one signed record per endpoint, Triton service or readiness run (JSON, Markdown, JUnit XML,
+CTRF) with the environment and like-for-like key it ran under, and the index of signed, expiring entries the prod
+promotion gates read (policies promotion-evidence and readiness-evidence)."""

@@ -1,12 +1,15 @@
-"""Write the readiness evidence of an RDMA site: the NCCL test across the rails and the fio read per storage tier,
-judged by the hardware profile's thresholds (acceptance.readiness).
+"""Write the readiness evidence of a site: on RDMA profiles the NCCL test across all rails and over each rail alone,
+and on every profile with readiness thresholds the fio read per storage tier, judged by the hardware profile's
+thresholds (acceptance.readiness).
 
     python -m evidence.readiness --stack prod --outputs <dir> [--evidence-dir <dir>] [--index <file>] [--run-id <id>]
 
 <outputs> holds what the readiness Jobs printed (`kubectl logs job/<name> -n ncp-readiness > <file>`):
-    nccl-all-reduce.log       the nccl-tests Job's log (index 0 prints the result)
+    nccl-all-reduce.log       the nccl-tests Job's log (index 0 prints the all-rails result, then each rail's after
+                              its `# ncp-rail <interface>` line); RDMA profiles only
     fio-<tier>.json           each fio-<tier> Job's log (fio --output-format=json), tier as in the stack config
-Writes <evidence dir>/readiness/<run id>.json + .md and appends it to the evidence index (kind readiness), which
+Writes <evidence dir>/readiness/<run id>.json (signed with the site key) + .md, .junit.xml, .ctrf.json and appends a
+signed entry to the evidence index (kind readiness, expiring after validationEvidence.ttlDays.readiness), which
 the prod promotion gate reads (policy readiness-evidence) before it accepts a disaggregated endpoint.
 Exit codes: 0 passed; 1 a check failed or is missing; 2 bad input (config, outputs); 3 an internal error.
 """
@@ -24,7 +27,10 @@ from acceptance.readiness import judge
 from cli_exit import run_command
 from evidence.__main__ import evidence_store, index_location
 from evidence.collect import OutputsError
-from evidence.record import SCHEMA_VERSION, CheckRow, append_index, write_json_and_markdown
+from evidence.ci_reports import Case
+from evidence.owners import check_owner
+from evidence.record import SCHEMA_VERSION, CheckRow, append_index, signed_entry, write_signed
+from evidence.signing import Signer, SigningKeyError
 from evidence.store import StoreError
 from plan.errors import ConfigError
 from plan.readiness import readiness_plan
@@ -32,7 +38,8 @@ from plan.site_plan import SitePlan
 from plan.sources import plan_from_stack_file
 from plan.strict import StrictModel
 
-FABRIC_LAYER, STORAGE_LAYER = "Networking Layer (east-west rails)", "Model Data And Memory Layer (storage tiers)"
+# The owners of the two kinds of check (data/evidence-owners.yaml)
+FABRIC_LAYER, STORAGE_LAYER = check_owner("readiness", "nccl"), check_owner("readiness", "storageRead")
 
 
 class ReadinessRecord(StrictModel):
@@ -53,31 +60,35 @@ class ReadinessRecord(StrictModel):
     checks: list[CheckRow]
     passed: bool
     failing_layers: list[str] = Field(default_factory=list)
+    signature: Optional[dict] = Field(default=None, description="ed25519 over the rest (evidence/signing.py)")
 
 
 def build_record(stack: str, site_plan: SitePlan, outputs: Path, run_id: Optional[str] = None,
                  now: Optional[datetime] = None) -> ReadinessRecord:
     readiness = readiness_plan(site_plan)
     if readiness is None:
-        raise OutputsError(f"Pulumi.{stack}.yaml: hardware profile {site_plan.profile.name} has no RDMA fabric; "
-                           "readiness gates apply to RDMA profiles only")
+        raise OutputsError(f"Pulumi.{stack}.yaml: hardware profile {site_plan.profile.name} sets no readiness "
+                           "thresholds (readiness.storageReadGBps, and ncclBusBandwidthGBps with an RDMA fabric)")
     now = now or datetime.now(timezone.utc)
-    rows = judge(site_plan.profile.readiness, readiness.tier_names, outputs)
-    layers = ([FABRIC_LAYER] if any(not r.ok for r in rows if r.metric.startswith("nccl")) else []) + (
-        [STORAGE_LAYER] if any(not r.ok for r in rows if r.metric.startswith("storage")) else [])
-    fabric = site_plan.profile.fabric
+    profile = site_plan.profile
+    rows = judge(profile.readiness, readiness.tier_names, outputs, readiness.rails, profile.rail_bus_bandwidth_gbps)
+    layers = list(dict.fromkeys(check_owner("readiness", row.metric) for row in rows if not row.ok))
     storage_image = site_plan.config.components.serving.validation.storage_image
+    nccl_image = {"ncclTests": site_plan.matrix.workload("ncclTests").images["ncclTests"]} if readiness.fabric else {}
     return ReadinessRecord(
         run_id=run_id or now.strftime("%Y%m%dT%H%M%SZ"), created_at=now.isoformat(timespec="seconds"), stack=stack,
-        site=site_plan.site.name, site_environment=site_plan.environment.value,
-        hardware_profile=site_plan.profile.name,
-        fabric=f"{fabric.nics_per_node}x {fabric.nic_model or 'NIC'} {fabric.nic_speed_gbps} Gb/s "
-               f"{fabric.east_west.value} ({fabric.rdma_exposure.value if fabric.rdma_exposure else 'no RDMA'})",
-        rails=[rail.interface for rail in site_plan.rails], nccl_nodes=readiness.nccl_nodes or 0,
-        images={"ncclTests": site_plan.matrix.workload("ncclTests").images["ncclTests"],
-                **({"fio": storage_image} if storage_image else {})},
+        site=site_plan.site.name, site_environment=site_plan.environment.value, hardware_profile=profile.name,
+        fabric=_fabric(site_plan) if readiness.fabric else "no RDMA east-west fabric: storage readiness only",
+        rails=list(readiness.rails), nccl_nodes=readiness.nccl_nodes or 0,
+        images={**nccl_image, **({"fio": storage_image} if storage_image else {})},
         thresholds=readiness.thresholds, outputs=str(outputs),
         checks=[CheckRow(**row.__dict__) for row in rows], passed=not layers, failing_layers=layers)
+
+
+def _fabric(site_plan: SitePlan) -> str:
+    fabric = site_plan.profile.fabric
+    return (f"{fabric.nics_per_node}x {fabric.nic_model or 'NIC'} {fabric.nic_speed_gbps} Gb/s "
+            f"{fabric.east_west.value} ({fabric.rdma_exposure.value if fabric.rdma_exposure else 'no RDMA'})")
 
 
 def render_markdown(record: ReadinessRecord) -> str:
@@ -91,18 +102,26 @@ def render_markdown(record: ReadinessRecord) -> str:
     lines += ["| Check | Measured | Threshold | Result |", "|---|---|---|---|"]
     lines += [f"| {r.metric} | {'-' if r.measured is None else f'{r.measured:.4g}'} {r.unit} | {r.threshold} | "
               f"{r.status} |" for r in record.checks]
+    if record.signature:
+        lines += ["", f"Signed ({record.signature.get('algorithm')}, key `{record.signature.get('keyId')}`): "
+                      "`python -m evidence verify` checks it."]
     return "\n".join(lines) + "\n"
 
 
-def write_record(record: ReadinessRecord, store) -> str:
-    """<store>/readiness/<run id>.json and .md; returns the JSON's location."""
-    return write_json_and_markdown(store, f"readiness/{record.run_id}",
-                                   record.model_dump_json(by_alias=True, indent=2) + "\n", render_markdown(record))
+def write_record(record: ReadinessRecord, store, signer: Signer) -> tuple[str, str]:
+    """<store>/readiness/<run id>.{json,md,junit.xml,ctrf.json}; returns the JSON's location and sha256."""
+    cases = [Case("readiness", row.metric, row.status, check_owner("readiness", row.metric),
+                  f"measured {row.measured} {row.unit}, threshold {row.threshold} {row.detail}".strip())
+             for row in record.checks]
+    return write_signed(store, f"readiness/{record.run_id}", record.model_dump(by_alias=True, mode="json"),
+                        lambda signature: render_markdown(record.model_copy(update={"signature": signature})),
+                        cases, f"readiness {record.site}", signer)
 
 
-def index_entry(record: ReadinessRecord, location: str) -> dict:
-    return {"kind": "readiness", "stack": record.stack, "runId": record.run_id, "createdAt": record.created_at,
-            "passed": record.passed, "hardwareProfile": record.hardware_profile, "record": location}
+def index_entry(record: ReadinessRecord, location: str, sha256: str, signer: Signer) -> dict:
+    return signed_entry({"stack": record.stack, "runId": record.run_id, "createdAt": record.created_at,
+                         "passed": record.passed, "hardwareProfile": record.hardware_profile},
+                        "readiness", location, sha256, signer)
 
 
 def main(argv=None) -> int:
@@ -116,10 +135,11 @@ def main(argv=None) -> int:
     try:
         site_plan = plan_from_stack_file(args.stack)
         target = evidence_store(args, site_plan)
+        signer = Signer.load(site_plan.site.name, site_plan.site.validation_evidence)
         record = build_record(args.stack, site_plan, args.outputs, args.run_id)
-        path = write_record(record, target)
-        append_index(index_entry(record, path), index_location(args, target))
-    except (ConfigError, OutputsError, ExportError, StoreError) as error:
+        path, sha256 = write_record(record, target, signer)
+        append_index(index_entry(record, path, sha256, signer), index_location(args, target))
+    except (ConfigError, OutputsError, ExportError, StoreError, SigningKeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     failing = f" ({', '.join(record.failing_layers)})" if record.failing_layers else ""

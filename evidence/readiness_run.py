@@ -1,4 +1,4 @@
-"""Run a deployed RDMA site's readiness Jobs, wait for them with progress, then write the readiness evidence.
+"""Run a deployed site's readiness Jobs, wait for them with progress, then write the readiness evidence.
 
     python -m evidence.readiness_run --stack prod --outputs <dir> [--kubeconfig <file>] [--context <name>]
                                      [--timeout 3600] [--poll 10] [--evidence-dir <dir>] [--index <file>]
@@ -46,8 +46,8 @@ def expected_outputs(stack: str, site_plan: SitePlan) -> dict[str, str]:
     readiness = readiness_plan(site_plan)
     if readiness is None:
         raise ConfigError(f"Pulumi.{stack}.yaml", [Problem(
-            "hardwareProfile", f"{site_plan.profile.name} has no RDMA fabric: readiness gates apply to RDMA profiles "
-            "only", "run this against a stack whose profile has an RDMA fabric")])
+            "hardwareProfile", f"{site_plan.profile.name} sets no readiness thresholds: nothing to make ready",
+            "give the profile readiness.storageReadGBps (and ncclBusBandwidthGBps with an RDMA fabric)")])
     nccl = {NCCL_JOB: NCCL_LOG} if readiness.nccl_nodes is not None else {}
     return {**nccl, **{fio_job(tier): fio_output(tier) for tier in readiness.tier_names}}
 

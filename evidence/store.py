@@ -4,6 +4,8 @@ AWS_ENDPOINT_URL for a MinIO or Ceph gateway, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCES
 from pathlib import Path
 from typing import Optional, Union
 
+from plan.catalog import ROOT
+
 S3 = "s3://"
 
 
@@ -12,17 +14,21 @@ class StoreError(Exception):
 
 
 class LocalStore:
+    """A local directory. Locations inside the project are written project-relative, so an index committed with its
+    records reads the same on every checkout (the promotion gate resolves them against the project root)."""
+
     def __init__(self, root: Union[str, Path]):
         self.root = Path(root)
 
     def location(self, key: str) -> str:
-        return str(self.root / key)
+        path = (self.root / key).absolute()
+        return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(self.root / key)
 
     def put(self, key: str, text: str) -> str:
         path = self.root / key
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-        return str(path)
+        return self.location(key)
 
     def get(self, key: str) -> Optional[str]:
         path = self.root / key

@@ -4,11 +4,12 @@ Field names are snake_case here and camelCase in YAML (e.g. `gpu_quota` is `gpuQ
 """
 import re
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 from pydantic import Field, field_validator, model_validator
 
-from plan.catalog import LocalDecision, integration_points
+from plan.catalog import ROOT, LocalDecision, integration_points
 from plan.inference_service_config import InferenceService
 from plan.serving import Cidr, Endpoint, ServingSettings
 from plan.profile import DriverManagement, DriverUpgradePolicyOverride
@@ -28,12 +29,45 @@ class Environment(str, Enum):
     PROD = "prod"
 
 
+def _inside_project(path: str) -> bool:
+    resolved = Path(path).expanduser()
+    resolved = (resolved if resolved.is_absolute() else ROOT / resolved).resolve()
+    return resolved.is_relative_to(ROOT.resolve())
+
+
+class EvidenceTtl(StrictModel):
+    """Days each kind of evidence stays fresh: the promotion gate refuses older records (their expiresAt, signed)."""
+
+    endpoint: int = Field(default=30, ge=1, description="an endpoint's acceptance record")
+    inference_service: int = Field(default=30, ge=1, description="a Triton inference service's acceptance record")
+    readiness: int = Field(default=90, ge=1, description="the site's readiness record (NCCL, storage)")
+
+
 # RA: Architecture Decision Guardrails: "The base RA should mandate evidence, ownership, and decision records"
 class ValidationEvidence(StrictModel):
     """Where the site's acceptance evidence lives (RA Validation Methodology: evidence paths per phase)."""
 
     path: Text = Field(description="evidence location, e.g. s3://bucket/site/ or evidence/<site>/")
     owner: Text
+    signing_key: Optional[Text] = Field(
+        default=None, description="the site's private evidence signing key (PEM), outside the repository; "
+                                  "NCP_EVIDENCE_SIGNING_KEY overrides; default "
+                                  "~/.config/ncp-inference/<site>.signing-key.pem")
+    trusted_keys: Text = Field(default="evidence/trusted-keys.yaml",
+                              description="project-relative file of the public keys evidence is verified with")
+    ttl_days: EvidenceTtl = Field(default_factory=lambda: EvidenceTtl(),
+                                  description="how long each kind of evidence stays fresh for the promotion gate")
+    regression_margin_pct: float = Field(
+        default=10, gt=0, le=100, description="`python -m evidence compare`: a metric worse than the last passed "
+                                              "record of the same key by more than this fails")
+
+    @field_validator("signing_key")
+    @classmethod
+    def _outside_repository(cls, path: Optional[str]) -> Optional[str]:
+        if path is not None and _inside_project(path):
+            raise ValueError(f"{path} is inside the repository: keep the site's private key elsewhere (e.g. "
+                             "~/.config/ncp-inference/) so it is never committed")
+        return path
 
 
 class Site(StrictModel):

@@ -59,8 +59,9 @@ def _pod_security(matrix: CompatibilityMatrix, chart: str) -> PodSecurity:
 
 
 def plan_layers(matrix: CompatibilityMatrix, conditions: Mapping[DeployCondition, bool],
-                validation_suite: bool, readiness: bool = False) -> PlatformLayers:
-    """conditions: whether each deployedWhen condition holds for this site ("always" holds)."""
+                validation_suite: bool, readiness: bool = False, readiness_fabric: bool = True) -> PlatformLayers:
+    """conditions: whether each deployedWhen condition holds for this site ("always" holds). readiness_fabric: the
+    readiness layer runs the NCCL test (RDMA: privileged); without a fabric it only reads storage (restricted)."""
     deployed = {name for name, pin in matrix.components.items()
                 if pin.deployed_when == "always" or conditions[pin.deployed_when]}
     charts = install_order(matrix, deployed)
@@ -69,7 +70,8 @@ def plan_layers(matrix: CompatibilityMatrix, conditions: Mapping[DeployCondition
     if validation_suite:
         namespaces.append(LayerNamespace(VALIDATION_NAMESPACE, VALIDATION_LAYER, RESTRICTED))
     if readiness:
-        namespaces.append(LayerNamespace(READINESS_NAMESPACE, READINESS_LAYER, READINESS_POD_SECURITY))
+        namespaces.append(LayerNamespace(READINESS_NAMESPACE, READINESS_LAYER,
+                                         READINESS_POD_SECURITY if readiness_fabric else RESTRICTED))
     dependencies = {c: tuple(d.component for d in matrix.pin(c).depends_on if d.component in deployed)
                     for c in charts}
     return PlatformLayers(charts, tuple(namespaces), validation_suite, dependencies)

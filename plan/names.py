@@ -24,6 +24,8 @@ MODEL_SOURCE = f"{LABEL_PREFIX}model-source"
 MODEL_REVISION = f"{LABEL_PREFIX}model-revision"
 POD_SECURITY_REASON = f"{LABEL_PREFIX}pod-security-reason"  # why a tenant namespace is not restricted
 SIZING_ANNOTATION = f"{LABEL_PREFIX}sizing"  # the endpoint's sizing file
+# the like-for-like key evidence must match (plan/evidence_key.py), on each served resource
+EVIDENCE_KEY_ANNOTATION = f"{LABEL_PREFIX}evidence-key"
 THRESHOLDS_ANNOTATION = f"{LABEL_PREFIX}acceptance-thresholds"  # on a benchmark Job, for `python -m acceptance.check`
 SUITE_VERSION_ANNOTATION = f"{LABEL_PREFIX}suite-version"
 ACCEPTANCE_RUN_LABEL = f"{LABEL_PREFIX}acceptance-run"  # on a Job run from a suspended benchmark or suite Job

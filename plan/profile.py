@@ -242,8 +242,11 @@ class Readiness(StrictModel):
     (NVIDIA/nccl-tests doc/PERFORMANCE.md), so the bus bandwidth threshold is stated against the node's east-west
     peak (nicsPerNode x nicSpeedGbps / 8) and may not exceed it."""
 
-    nccl_bus_bandwidth_gbps: float = Field(gt=0, alias="ncclBusBandwidthGBps",
-                                           description="minimum all_reduce_perf Avg bus bandwidth, GB/s")
+    nccl_bus_bandwidth_gbps: Optional[float] = Field(
+        default=None, gt=0, alias="ncclBusBandwidthGBps",
+        description="minimum all_reduce_perf Avg bus bandwidth across every rail, GB/s; RDMA profiles only (a profile "
+                    "without a fabric sets storage thresholds alone: storage readiness). Each rail on its own must "
+                    "reach this divided by nicsPerNode (ncclRailBusBandwidth)")
     nccl_nodes: int = Field(default=2, ge=2, description="nodes the NCCL test spans (one pod per node)")
     storage_read_gbps: dict[str, float] = Field(
         alias="storageReadGBps", description="minimum fio sequential read per storage tier, GB/s (10^9 bytes/s)")
@@ -304,10 +307,22 @@ class HardwareProfile(StrictModel):
         if self.has_rdma_fabric and self.readiness is None:
             raise ValueError("an RDMA east-west fabric needs readiness thresholds (readiness.ncclBusBandwidthGBps, "
                              "readiness.storageReadGBps)")
-        if self.readiness and self.readiness.nccl_bus_bandwidth_gbps > self.east_west_peak_gbps:
-            raise ValueError(f"readiness.ncclBusBandwidthGBps {self.readiness.nccl_bus_bandwidth_gbps} exceeds the "
+        nccl = self.readiness.nccl_bus_bandwidth_gbps if self.readiness else None
+        if self.has_rdma_fabric and nccl is None:
+            raise ValueError("an RDMA east-west fabric needs readiness.ncclBusBandwidthGBps (the NCCL test's bar)")
+        if nccl is not None and not self.has_rdma_fabric:
+            raise ValueError("readiness.ncclBusBandwidthGBps is set but the profile has no RDMA east-west fabric to "
+                             "test: remove it (storage readiness needs storageReadGBps alone)")
+        if nccl is not None and nccl > self.east_west_peak_gbps:
+            raise ValueError(f"readiness.ncclBusBandwidthGBps {nccl} exceeds the "
                              f"east-west peak {self.east_west_peak_gbps:g} GB/s (nicsPerNode x nicSpeedGbps / 8)")
         return self
+
+    @property
+    def rail_bus_bandwidth_gbps(self) -> Optional[float]:
+        """What the NCCL test must reach over each rail on its own: the all-rails bar shared by the NICs."""
+        nccl = self.readiness.nccl_bus_bandwidth_gbps if self.readiness else None
+        return None if nccl is None or not self.fabric.nics_per_node else nccl / self.fabric.nics_per_node
 
     @model_validator(mode="after")
     def _nvlink_consistent(self) -> "HardwareProfile":

@@ -8,6 +8,7 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator, mod
 from pydantic.alias_generators import to_camel
 
 from plan.catalog import LocalDecision, load_allowlists, load_dynamo_runtime
+from plan.behaviour_thresholds import FailureThresholds, StartupThresholds
 from plan.strict import StrictModel, Text
 from plan.thresholds import AcceptanceThresholds
 
@@ -70,7 +71,16 @@ class Slo(StrictModel):
     tpot_ms: float = Field(gt=0)
     concurrency: int = Field(default=16, gt=0)
     request_count: int = Field(default=200, gt=0)
+    isl_stddev: int = Field(default=0, ge=0, description="spread of the benchmark's input lengths (tokens)")
+    osl_stddev: int = Field(default=0, ge=0, description="spread of the benchmark's output lengths (tokens)")
+    concurrency_sweep: list[Annotated[int, Field(gt=0)]] = Field(
+        default_factory=list, description="further concurrency levels AIPerf measures, for the knee (evidence)")
     thresholds: AcceptanceThresholds
+    startup: Optional[StartupThresholds] = Field(
+        default=None, description="cold/warm start thresholds; set, the evidence needs the serving twin's startup "
+                                  "record")
+    failure: Optional[FailureThresholds] = Field(
+        default=None, description="worker-kill thresholds; set, the evidence needs the twin's failure record")
 
 
 class PlannerSettings(StrictModel):

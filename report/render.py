@@ -15,12 +15,14 @@ def _pinned(component: dict) -> str:
     return f"{component['component']}: " + ", ".join(f"{k} {v}" for k, v in component["pinnedImages"].items())
 
 
-def _evidence(entry) -> str:
+def _evidence(entry, trust: str = "") -> str:
     if not entry:
         return "none recorded"
+    key = entry.get("key") or entry  # schema 1 entries held the key's fields at the top
     return (f"{'PASSED' if entry['passed'] else 'FAILED'} run {entry['runId']} ({entry['createdAt']}), revision "
-            f"{entry['modelRevision'][:12]}, backend {entry['backendVersion']}, sizing sha256 "
-            f"{entry['sizingSha256'][:12]}: `{entry['record']}`")
+            f"{str(key.get('modelRevision'))[:12]}, driver {key.get('gpuDriver', '-')}, cache "
+            f"{key.get('cacheState', '-')}, sizing sha256 {str(key.get('sizingSha256'))[:12]}: `{entry['record']}`"
+            + (f"; {trust}" if trust else ""))
 
 
 def _policies(name: str, result: dict) -> list[str]:
@@ -87,6 +89,6 @@ def render(review: dict, picture: str) -> str:
     lines += ["## Endpoints and latest evidence", ""]
     lines += _table(["Endpoint", "Tenant", "Mode", "GPUs", "Model", "Backend", "Sizing", "Latest evidence"],
                     [[e["endpoint"], e["tenant"], e["mode"], e["gpus"], e["model"], e["backend"], e["sizing"],
-                      _evidence(e["latestEvidence"])] for e in r["endpoints"]])
+                      _evidence(e["latestEvidence"], e.get("evidenceTrust", ""))] for e in r["endpoints"]])
     lines += ["", "## RA traceability", ""] + _traceability(r["traceability"])
     return "\n".join(lines) + "\n"

@@ -5,6 +5,8 @@ from pathlib import Path
 from typing import Optional
 
 from evidence.record import INDEX_FILE, latest_per_endpoint
+from evidence.signing import trusted_keys_path
+from evidence.verify import TrustedKeysError, verify_index
 from offline.policy_check import PACK_DIR, evaluate, read_pack_config
 from offline.recorder import Recording
 from plan.catalog import load_disposition
@@ -91,31 +93,48 @@ def _detail(violation) -> str:
     return violation.message.removeprefix(violation.description).strip()
 
 
-def _policies(recording: Recording, config_path: Path, index: Optional[Path] = None) -> dict:
+def _policies(recording: Recording, config_path: Path, index: Optional[Path] = None,
+              trusted_keys: Optional[Path] = None) -> dict:
     config = read_pack_config(config_path)
-    if index is not None:  # the promotion gates read the same evidence index as the review's evidence column
+    if index is not None:  # the promotion gates read the same evidence index and keys as the review's evidence column
         for gate in ("promotion-evidence", "readiness-evidence"):
-            config[gate] = {**config.get(gate, {}), "evidenceIndex": str(index)}
+            config[gate] = {**config.get(gate, {}), "evidenceIndex": str(index),
+                            **({"trustedKeys": str(trusted_keys)} if trusted_keys else {})}
     name, version, violations = evaluate(recording, config)
     return {"pack": f"{name}@v{version}", "config": config_path.name,
             "violations": [{"policy": v.policy, "level": v.level, "message": _detail(v)} for v in violations]}
 
 
+def _trust(site_plan: SitePlan, entries: dict[str, dict]) -> dict[str, str]:
+    """Per endpoint, whether its latest entry would be believed by the promotion gate (signed by a trusted key,
+    unchanged, fresh) or why not."""
+    keys = trusted_keys_path(site_plan.site.validation_evidence)
+    text = keys.read_text() if keys.is_file() else None
+    try:
+        judged = verify_index(list(entries.values()), text, str(keys))
+    except TrustedKeysError as error:
+        return {name: f"not verifiable: {error}".splitlines()[0] for name in entries}
+    return {entry["endpoint"]: "verified" if problem is None else f"refused: {problem}" for entry, problem in judged}
+
+
 def _endpoints(site_plan: SitePlan, recording: Recording, index: Path) -> list[dict]:
     evidence = latest_per_endpoint(recording.stack, index)
+    trust = _trust(site_plan, evidence)
     rows = []
     for endpoint_plan in site_plan.endpoints:
         endpoint = endpoint_plan.endpoint
         rows.append({"endpoint": endpoint.name, "tenant": endpoint.tenant, "mode": endpoint_plan.mode,
                      "gpus": sum(g.replicas * g.gpus_per_worker for g in endpoint_plan.workers),
                      "model": f"{endpoint.model.source}@{endpoint.model.revision}", "backend": endpoint.backend,
-                     "sizing": endpoint.sizing, "latestEvidence": evidence.get(endpoint.name)})
+                     "sizing": endpoint.sizing, "latestEvidence": evidence.get(endpoint.name),
+                     "evidenceTrust": trust.get(endpoint.name, "")})
     for service_plan in site_plan.inference_services:  # the traditional ML path: Triton serving a built engine
         service, slice_ = service_plan.service, service_plan.service.gpus.mig_profile
         rows.append({"endpoint": service.name, "tenant": service.tenant,
                      "mode": "triton" + (f", MIG {slice_}" if slice_ else ""), "gpus": service_plan.gpu_units,
                      "model": f"{service.artifact.source}@{service.artifact.revision}", "backend": "triton",
-                     "sizing": "-", "latestEvidence": evidence.get(service.name)})
+                     "sizing": "-", "latestEvidence": evidence.get(service.name),
+                     "evidenceTrust": trust.get(service.name, "")})
     return rows
 
 
@@ -151,7 +170,8 @@ def build_review(site_plan: SitePlan, recording: Recording, ra_text: Optional[st
     environment = site_plan.environment.value
     policies = {environment: _policies(recording, PACK_DIR / "config" / f"{environment}.json")}
     if environment == "prod":
-        policies["promotion"] = _policies(recording, PROMOTION_CONFIG, index)
+        policies["promotion"] = _policies(recording, PROMOTION_CONFIG, index,
+                                          trusted_keys_path(site_plan.site.validation_evidence))
     if ra_text is None:
         traceability = {"available": False, "reason": ra_text_missing, "rows": [], "danglingReferences": []}
     else:

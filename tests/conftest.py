@@ -4,6 +4,7 @@ import pytest
 
 import plan.sources
 from offline.recorder import run_stack_file
+from tests.evidence_keys import evidence_keys  # noqa: F401 - the site signing key fixture of evidence tests
 
 SHARED_UPSTREAM = Path(__file__).resolve().parents[2] / "shared" / "upstream"
 # The example stacks a site copies and edits; tests read frozen copies of them (tests/fixtures/stacks/README.md).

@@ -255,3 +255,27 @@ def test_thresholds_file_error_on_non_mapping(tmp_path):
     path.write_text("- 1\n- 2\n")
     with pytest.raises(ThresholdsFileError, match="must be a YAML mapping of thresholds, got list"):
         load_thresholds(path)
+
+
+# RA: Performance Guidance: "measure token latency, request latency, throughput, and concurrency behavior"
+def test_real_aiperf_sweep_with_length_spread_feeds_the_knee(stub_url, tokenizer_dir, tmp_path_factory):
+    """The rendered sweep command (#28), run by the pinned aiperf against the stub: one artifact directory per level
+    where evidence.sweep reads them, ISL/OSL spread around the profile's, and a knee among the levels."""
+    from acceptance.aiperf_args import judged_artifacts
+    from evidence.sweep import read_sweep
+    work = tmp_path_factory.mktemp("sweep")
+    argv = aiperf_command(model=MODEL, url=stub_url, tokenizer=str(tokenizer_dir), isl=ISL, osl=OSL,
+                          concurrency=CONCURRENCY, request_count=REQUESTS, warmup_request_count=WARMUP,
+                          random_seed=7, artifact_dir=str(work / "artifacts"), server_metrics=False, isl_stddev=4,
+                          osl_stddev=2, sweep=[1, 4])
+    _Handler.requests.clear()
+    with offline_env() as env:
+        proc = subprocess.run([AIPERF, *argv[1:]], cwd=work, env=env, capture_output=True, text=True, timeout=600,
+                              stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    judged = load_export(judged_artifacts(str(work / "artifacts"), CONCURRENCY, [1, 4]))
+    assert judged["input_sequence_length"]["std"] > 0, "lengths spread around the profile's ISL"
+    sweep = read_sweep(work / "artifacts", CONCURRENCY, [1, 4])
+    assert [p.concurrency for p in sweep.levels] == [1, 2, 4] and sweep.knee in (1, 2, 4)
+    assert all(p.output_token_throughput and p.errors == 0 for p in sweep.levels)
+    assert len(_Handler.requests) == 3 * (REQUESTS + WARMUP), "every level ran its requests and warm-up"

@@ -13,6 +13,7 @@ from offline.policy_check import PACK_DIR, read_pack_config
 from plan.catalog import ROOT
 from plan.site_plan import build_plan
 from plan.sources import read_stack_file
+from tests.evidence_keys import gate_config, with_keys
 from tests.policy_helpers import violations
 
 EXPORT = ROOT / "tests" / "fixtures" / "evidence" / "profile_export_aiperf.json"
@@ -28,11 +29,11 @@ JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 </testsuite></testsuites>"""
 
 
-def _prod(thresholds: dict):
+def _prod(thresholds: dict, keys=None):
     raw, secrets = read_stack_file("prod")
     for endpoint in raw["endpoints"]:
         endpoint["slo"]["thresholds"] = thresholds
-    return build_plan(raw, secrets, "Pulumi.prod.yaml")
+    return build_plan(with_keys(raw, keys) if keys else raw, secrets, "Pulumi.prod.yaml")
 
 
 def _outputs(root: Path, site_plan, failures: int = 0) -> Path:
@@ -62,6 +63,9 @@ def test_passed_record_carries_the_environment(tmp_path):
         assert env.images["serving"] == endpoint_plan.image and env.cache_state == "warm"
         assert env.component_versions == VERSIONS
         assert env.network_mode.startswith(endpoint_plan.mode)
+        assert record.key["gpuDriver"] == env.gpu_driver and record.key["cacheState"] == "warm"
+        assert [p.name for p in record.phases] == ["validation", "benchmark", "startup", "failure"]
+        assert {p.name: p.status for p in record.phases}["startup"] == "NOT RUN", "no startup thresholds: not judged"
         assert {row.status for row in record.benchmark.checks} == {"PASS"}
         assert record.validation.tests == 3 and record.validation.passed
         # the JSON is the schema: it reads back to the same record
@@ -94,16 +98,19 @@ def _cli(tmp_path, outputs, *extra) -> int:
                               str(tmp_path / "evidence"), "--index", str(tmp_path / "index.yaml"), *extra])
 
 
-def test_cli_exit_codes_and_index(tmp_path, monkeypatch):
-    site_plan = _prod(MET)
+def test_cli_exit_codes_and_index(tmp_path, monkeypatch, evidence_keys):
+    site_plan = _prod(MET, evidence_keys)
     outputs = _outputs(tmp_path / "out", site_plan)
     monkeypatch.setattr(evidence_cli, "plan_from_stack_file", lambda stack: site_plan)
     assert _cli(tmp_path, outputs, "--run-id", "r1") == 0
     entries = read_index(tmp_path / "index.yaml")
     assert {e["endpoint"] for e in entries} == {"chat-dense", "reasoning-large"} and all(e["passed"] for e in entries)
     for entry in entries:
-        assert Path(entry["record"]).is_file() and Path(entry["record"]).with_suffix(".md").is_file()
-    missed = _prod({**MET, "outputTokenThroughputMin": 3500})
+        record = Path(entry["record"])
+        assert record.is_file() and all(record.with_suffix(suffix).is_file()
+                                        for suffix in (".md", ".junit.xml", ".ctrf.json"))
+        assert entry["signature"]["keyId"] == evidence_keys.signer.key_id and entry["expiresAt"] > entry["createdAt"]
+    missed = _prod({**MET, "outputTokenThroughputMin": 3500}, evidence_keys)
     monkeypatch.setattr(evidence_cli, "plan_from_stack_file", lambda stack: missed)
     assert _cli(tmp_path, outputs, "--run-id", "r2") == 1, "a missed threshold fails the gate"
     assert _cli(tmp_path, tmp_path / "nowhere") == 2, "missing outputs are bad input"
@@ -123,13 +130,19 @@ def test_unsupported_remote_evidence_location_is_bad_input(tmp_path, capsys, mon
 
 # --- the promotion gate -----------------------------------------------------------------------------------------------
 
-def _index(tmp_path, site_plan, **change) -> dict:
+def _index(tmp_path, site_plan, keys, **change) -> dict:
+    """Records of a run written and signed as `python -m evidence` does; `change` edits a record before signing
+    (evidence measured for something else), so only the key decides."""
+    from evidence.record import append_index, index_entry, write_record
+    from evidence.store import open_store
     path = tmp_path / "index.yaml"
     outputs = _outputs(tmp_path / "out", site_plan)
-    from evidence.record import append_index, index_entry
     for record in build_records("prod", site_plan, VERSIONS, outputs, "warm", run_id="r1"):
-        append_index({**index_entry(record, "x.json"), **change}, path)
-    return {**PROMOTION, "promotion-evidence": {"requirePassedEvidence": True, "evidenceIndex": str(path)}}
+        record = record.model_copy(update={k: v for k, v in change.items() if k != "key"}
+                                   | {"key": {**record.key, **change.get("key", {})}})
+        location, sha256 = write_record(record, open_store(tmp_path / "records"), keys.signer)
+        append_index(index_entry(record, location, sha256, keys.signer), path)
+    return gate_config(PROMOTION, path, keys)
 
 
 def _gate(recording, config) -> str:
@@ -137,20 +150,25 @@ def _gate(recording, config) -> str:
 
 
 # RA: Design Alternatives And Tradeoffs: "final acceptance still requires measured workload behavior"
-def test_promotion_gate_needs_a_passed_matching_record(prod, tmp_path):
-    text = _gate(prod, {**PROMOTION, "promotion-evidence": {"requirePassedEvidence": True,
-                                                            "evidenceIndex": str(tmp_path / "none.yaml")}})
-    assert "chat-dense: no passed evidence record" in text and "reasoning-large" in text
+def test_promotion_gate_needs_a_passed_matching_record(prod, tmp_path, evidence_keys):
+    text = _gate(prod, gate_config(PROMOTION, tmp_path / "none.yaml", evidence_keys))
+    assert "chat-dense: no passed, signed and fresh evidence record" in text and "reasoning-large" in text
     site_plan = _prod(MET)
-    assert _gate(prod, _index(tmp_path / "ok", site_plan)) == ""
+    assert _gate(prod, _index(tmp_path / "ok", site_plan, evidence_keys)) == ""
 
 
-@pytest.mark.parametrize("change", [{"passed": False}, {"modelRevision": "0" * 40}, {"sizingSha256": "f" * 64},
-                                    {"backendVersion": "1.4.0"}, {"stack": "staging"}])
+@pytest.mark.parametrize("change", [
+    {"passed": False}, {"stack": "staging"}, {"key": {"modelRevision": "0" * 40}}, {"key": {"sizingSha256": "f" * 64}},
+    {"key": {"image": "nvcr.io/nvidia/ai-dynamo/tensorrtllm-runtime:1.4.0"}}, {"key": {"gpuDriver": "580.95.05"}},
+    {"key": {"kubernetesVersion": "1.33"}}, {"key": {"networkMode": "aggregated over RDMA rails"}},
+    {"key": {"cacheState": "cold"}}])
 # RA: Serving Performance: "Reject comparisons that omit backend version, model artifact revision"
-def test_promotion_gate_refuses_evidence_for_something_else(prod, tmp_path, change):
-    config = _index(tmp_path, _prod(MET), **change)
-    assert "no passed evidence record" in _gate(prod, config)
+def test_promotion_gate_refuses_evidence_for_something_else(prod, tmp_path, change, evidence_keys):
+    config = _index(tmp_path, _prod(MET), evidence_keys, **change)
+    text = _gate(prod, config)
+    assert "no passed, signed and fresh evidence record" in text
+    for name, value in change.get("key", {}).items():
+        assert f"{name} {value!r} ->" in text, "the message names the key field that differs"
 
 
 def test_promotion_gate_is_off_in_lab_and_plain_prod(prod, tmp_path):

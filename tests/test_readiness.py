@@ -12,12 +12,14 @@ from pydantic import ValidationError
 from acceptance.check import ExportError
 from acceptance.readiness import NCCL_LOG, fio_output, parse_fio, parse_nccl
 from evidence import readiness as readiness_cli
+from evidence.readiness import FABRIC_LAYER as FABRIC_OWNER
 from evidence.record import read_index
 from offline.policy_check import PACK_DIR, read_pack_config
 from plan.catalog import ROOT
 from plan.profile import HardwareProfile
 from plan.site_plan import build_plan
 from plan.sources import read_stack_file
+from tests.evidence_keys import gate_config
 from tests.policy_helpers import violations
 
 FIXTURES = ROOT / "tests" / "fixtures" / "readiness"
@@ -68,7 +70,10 @@ def test_record_passes_at_the_profiles_thresholds(tmp_path):
     record = readiness_cli.build_record("prod", site_plan, _outputs(tmp_path / "out"), run_id="r1")
     assert record.passed and not record.failing_layers
     assert [r.metric for r in record.checks] == ["ncclAllReduceBusBandwidth", "ncclOutOfBoundsValues",
+                                                  *[f"ncclRailBusBandwidth.{r.interface}" for r in site_plan.rails],
                                                   *[f"storageRead.{t}" for t in PROD_TIERS]]
+    rails = [r for r in record.checks if r.metric.startswith("ncclRail")]
+    assert rails[0].measured == 46.18 and rails[0].threshold == ">= 40", "each rail: the all-rails bar per NIC"
     assert record.thresholds["ncclBusBandwidthGBps"] == 320 and record.nccl_nodes == 2
     assert record.rails == [rail.interface for rail in site_plan.rails] and record.rails
     assert record.images["ncclTests"] == "nvcr.io/nvidia/pytorch:25.06-py3"
@@ -122,7 +127,7 @@ def test_readiness_jobs_on_rdma_profiles_only(prod, lab):
     assert pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"].startswith("nvidia-network-operator/rail-0")
     assert pod["spec"]["schedulerName"] == "kai-scheduler" and pod["metadata"]["labels"]["kai.scheduler/queue"]
     assert "all_reduce_perf_mpi" in pod["spec"]["containers"][0]["command"][-1]
-    assert _jobs(lab) == {}, "no RDMA fabric, no readiness Jobs"
+    assert _jobs(lab) == {}, "no readiness thresholds in the profile, no readiness Jobs"
 
 
 @pytest.fixture(scope="module")
@@ -133,27 +138,27 @@ def lab():
 
 # --- the promotion gate -----------------------------------------------------------------------------------------------
 
-def _gate(recording, tmp_path, record=None) -> str:
+def _gate(recording, tmp_path, keys, record=None) -> str:
     index = tmp_path / "index.yaml"
     if record is not None:
         code = readiness_cli.main(["--stack", "prod", "--outputs", str(record), "--evidence-dir",
                                    str(tmp_path / "evidence"), "--index", str(index)])
         assert code in (0, 1)
-    config = {**PROMOTION, "readiness-evidence": {"requirePassedReadiness": True, "evidenceIndex": str(index)}}
+    config = gate_config(PROMOTION, index, keys, "readiness-evidence")
     return "\n".join(v.message for v in violations(recording, config, "readiness-evidence"))
 
 
-def test_gate_refuses_without_readiness_evidence_and_passes_with_it(prod, tmp_path):
-    refused = _gate(prod, tmp_path / "none")
+def test_gate_refuses_without_readiness_evidence_and_passes_with_it(prod, tmp_path, evidence_keys):
+    refused = _gate(prod, tmp_path / "none", evidence_keys)
     assert "reasoning-large: its workers use the RDMA rails" in refused and "chat-dense" not in refused
-    assert _gate(prod, tmp_path / "ok", _outputs(tmp_path / "ok-out")) == ""
+    assert _gate(prod, tmp_path / "ok", evidence_keys, _outputs(tmp_path / "ok-out")) == ""
     entry = read_index(tmp_path / "ok" / "index.yaml")[0]
     assert entry["kind"] == "readiness" and entry["passed"] and Path(entry["record"]).with_suffix(".md").is_file()
 
 
-def test_gate_refuses_a_failed_latest_record(prod, tmp_path, monkeypatch):
+def test_gate_refuses_a_failed_latest_record(prod, tmp_path, monkeypatch, evidence_keys):
     corrupt = (FIXTURES / NCCL_LOG).read_text().replace("336.583", "120.5")
-    text = _gate(prod, tmp_path, _outputs(tmp_path / "out", nccl=corrupt))
+    text = _gate(prod, tmp_path, evidence_keys, _outputs(tmp_path / "out", nccl=corrupt))
     assert "reasoning-large: the latest readiness record" in text and "failed" in text
 
 
@@ -195,3 +200,78 @@ def test_prod_refuses_storage_readiness_without_the_fio_image():
     assert "pulumi config set --path 'ncp-inference:components.serving.validation.storageImage'" in str(error.value)
     lab = mutate(config, "site.environment", "lab")
     assert build_plan(lab, {"ngcApiKey"}, "Pulumi.x.yaml")  # outside prod the gap stays a choice
+
+
+# --- #28: each rail on its own, storage readiness without a fabric ----------------------------------------------------
+
+def test_a_weak_or_silent_rail_fails_on_its_own(tmp_path):
+    site_plan = _prod()
+    log = (FIXTURES / NCCL_LOG).read_text()
+    weak = log.replace("# Avg bus bandwidth    : 46.31", "# Avg bus bandwidth    : 12.4")
+    record = readiness_cli.build_record("prod", site_plan, _outputs(tmp_path / "weak", nccl=weak))
+    assert [(r.metric, r.status) for r in record.checks if r.status != "PASS"] == [
+        ("ncclRailBusBandwidth.ens3f0np0", "FAIL")], "the all-rails figure alone would hide a weak rail"
+    assert record.failing_layers == [FABRIC_OWNER]
+    silent = log.split("# ncp-rail ens8f0np0")[0]
+    record = readiness_cli.build_record("prod", site_plan, _outputs(tmp_path / "silent", nccl=silent))
+    assert [(r.metric, r.status) for r in record.checks if r.status != "PASS"] == [
+        ("ncclRailBusBandwidth.ens8f0np0", "MISSING")]
+
+
+def test_the_nccl_job_runs_each_rail_alone(prod):
+    command = _jobs(prod)["nccl-tests"]["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    rails = [rail.interface for rail in _prod().rails]
+    loop = next(line for line in command.splitlines() if line.startswith("for rail in"))
+    assert loop.split(";")[0] == "for rail in " + " ".join(f"{r}:net{i}" for i, r in enumerate(rails, start=1))
+    assert 'echo "# ncp-rail ${rail%%:*}"' in loop and 'NCCL_IB_HCA="=$hca"' in loop
+
+
+def _storage_only_plan():
+    """A site without an RDMA fabric whose profile sets storage thresholds (a copy of lab's profile with them)."""
+    raw, secrets = read_stack_file("lab")
+    raw["components"].setdefault("serving", {}).setdefault("validation", {})["storageImage"] = \
+        "docker.io/library/fio:3.38"
+    site_plan = build_plan(raw, secrets, "Pulumi.lab.yaml")
+    tiers = {tier: 1.0 for tier in ("modelArtifacts", "modelCache")}
+    readiness = {"storageReadGBps": tiers, "source": "site design targets (test)"}
+    profile = HardwareProfile.model_validate({**_profile_file(site_plan), "readiness": readiness})
+    return site_plan.__class__(**{**site_plan.__dict__, "profile": profile})
+
+
+def _profile_file(site_plan) -> dict:
+    return yaml.safe_load((ROOT / "profiles" / f"{site_plan.profile.name}.yaml").read_text())
+
+
+def test_storage_readiness_on_a_site_without_a_fabric(tmp_path):
+    site_plan = _storage_only_plan()
+    assert not site_plan.network_enabled
+    outputs = tmp_path / "out"
+    outputs.mkdir()
+    shutil.copy(FIXTURES / "fio-read.json", outputs / fio_output("modelArtifacts"))
+    record = readiness_cli.build_record("lab", site_plan, outputs)
+    assert [(r.metric, r.status) for r in record.checks] == [("storageRead.modelArtifacts", "PASS"),
+                                                            ("storageRead.modelCache", "MISSING")]
+    assert record.fabric.startswith("no RDMA") and record.rails == [] and "ncclTests" not in record.images
+    assert record.failing_layers == ["Model Data And Memory Layer (storage tiers)"]
+    with pytest.raises(ValidationError, match="no RDMA east-west fabric to test"):
+        HardwareProfile.model_validate({**_profile_file(site_plan), "readiness": {
+            "ncclBusBandwidthGBps": 10, "storageReadGBps": {}, "source": "x"}})
+
+
+def test_the_program_deploys_storage_readiness_without_a_fabric(monkeypatch):
+    """A profile without a fabric but with storage thresholds: fio Jobs per tier, no NCCL test, in a readiness
+    namespace at Pod Security restricted (nothing there needs RDMA)."""
+    import plan.site_plan
+    from offline.recorder import run_stack_config
+    storage_only = _storage_only_plan()
+    real = plan.site_plan.load_profile
+    monkeypatch.setattr(plan.site_plan, "load_profile", lambda name: storage_only.profile
+                        if name == storage_only.profile.name else real(name))
+    raw, secrets = read_stack_file("lab")
+    raw["components"].setdefault("serving", {}).setdefault("validation", {})["storageImage"] = \
+        "docker.io/library/fio:3.38"
+    recording = run_stack_config(raw, secrets, "lab")
+    assert sorted(_jobs(recording)) == ["fio-modelartifacts", "fio-modelcache"]
+    namespace = next(r.inputs for r in recording.resources if r.type == "kubernetes:core/v1:Namespace"
+                     and r.inputs["metadata"]["name"] == "ncp-readiness")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"

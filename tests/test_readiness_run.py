@@ -76,6 +76,12 @@ class FakeKube:
         return self.logs[template]
 
 
+
+@pytest.fixture(autouse=True)
+def _site_key(evidence_keys):
+    """Readiness evidence is signed: every run here has a site key (outside the repository)."""
+    return evidence_keys
+
 def _passing_logs() -> dict:
     fio = (FIXTURES / "fio-read.json").read_text()
     return {NCCL_JOB: (FIXTURES / NCCL_LOG).read_text(), **{f"fio-{tier.lower()}": fio for tier in PROD_TIERS}}
@@ -137,7 +143,7 @@ def test_a_stack_without_its_jobs_or_without_rdma_is_bad_input(prod, tmp_path, m
     monkeypatch.setattr(readiness_run, "connect_from", lambda _: FakeKube({}))
     code = readiness_run.main(["--stack", "lab", "--kubeconfig", "unused", "--outputs", str(tmp_path)])
     err = capsys.readouterr().err
-    assert code == 2 and "Pulumi.lab.yaml" in err and "no RDMA fabric" in err
+    assert code == 2 and "Pulumi.lab.yaml" in err and "sets no readiness thresholds" in err
 
 
 def test_the_run_key_is_a_usable_openssh_key_pair():

@@ -60,6 +60,8 @@ def test_review_images_policies_evidence(prod_review):
     assert gated == {e.endpoint.name for e in site_plan.endpoints}, "the index's records match no revision or sizing"
     latest = {e["endpoint"]: e["latestEvidence"] for e in review["endpoints"]}
     assert latest["chat-dense"]["runId"] == "new" and latest["reasoning-large"] is None
+    trust = {e["endpoint"]: e["evidenceTrust"] for e in review["endpoints"]}
+    assert trust["chat-dense"] == "refused: unsigned", "the review says why the gate would not believe the record"
     assert [d["decision"] for d in review["localDecisions"][:len(site_plan.config.local_decisions)]] == \
         [d.decision for d in site_plan.config.local_decisions]
 

@@ -51,6 +51,8 @@ class EndpointArgs:
         selector_labels: the labels the site's Prometheus selects PodMonitors and rules by.
         scrape_interval: how often Prometheus scrapes the endpoint (a Prometheus duration, e.g. `30s`).
         inference_pool: whether the endpoint is served through a Gateway API InferencePool.
+        evidence_key: the like-for-like key its acceptance evidence must match (plan/evidence_key.py annotation_value),
+            stamped on the DynamoGraphDeployment for the promotion gate.
         topology: where multi-node workers are packed, on multi-node NVLink sites with topology-aware scheduling.
             Default: None.
         placement: the tenant's dedicated nodes: every pod of the graph runs there. Default: None.
@@ -75,5 +77,6 @@ class EndpointArgs:
     selector_labels: dict[str, str]
     scrape_interval: str
     inference_pool: bool
+    evidence_key: str
     topology: Optional[TopologyPlacement] = None
     placement: Optional[NodePlacement] = None

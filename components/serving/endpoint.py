@@ -11,7 +11,7 @@ from components.serving.args import EndpointArgs
 from components.serving.graph import dgd_spec, engine_config
 from components.serving.rules import pod_monitor_spec, serving_rules
 from plan.catalog import integration_points
-from plan.names import ENDPOINT_LABEL, MODEL_REVISION, MODEL_SOURCE, SIZING_ANNOTATION
+from plan.names import ENDPOINT_LABEL, EVIDENCE_KEY_ANNOTATION, MODEL_REVISION, MODEL_SOURCE, SIZING_ANNOTATION
 from plan.serving import ApiServerEgress
 
 
@@ -72,7 +72,8 @@ class ServingEndpoint(Layer):
             ))
         names = integration_points()
         annotations = {names.dynamo.queue_annotation: plan.queue, MODEL_SOURCE: plan.endpoint.model.source,
-                       MODEL_REVISION: plan.endpoint.model.revision, SIZING_ANNOTATION: plan.sizing_file}
+                       MODEL_REVISION: plan.endpoint.model.revision, SIZING_ANNOTATION: plan.sizing_file,
+                       EVIDENCE_KEY_ANNOTATION: args.evidence_key}
         spec = pulumi.Output.from_input(args.model_express_url).apply(lambda url: dgd_spec(args, url))
         self.graph = k8s.apiextensions.CustomResource(
             f"{name}-graph",

@@ -16,7 +16,7 @@ from components.serving.triton_repository import build_script, expected_provenan
 from components.serving.triton_rules import inference_rules, pod_monitor_spec
 from plan.catalog import MetricSource, integration_points
 from plan.inference_services import InferenceServicePlan
-from plan.names import ENDPOINT_LABEL, MODEL_CLAIM, MODEL_REVISION, MODEL_SOURCE, MODELS_MOUNT
+from plan.names import ENDPOINT_LABEL, EVIDENCE_KEY_ANNOTATION, MODEL_CLAIM, MODEL_REVISION, MODEL_SOURCE, MODELS_MOUNT
 from plan.serving import ModelStagingSettings
 from plan.site_plan import NodePlacement, gpu_toleration
 
@@ -42,6 +42,8 @@ class InferenceServiceArgs:
         skip_await: whether Pulumi skips waiting for the Deployment to become ready.
         source_access: the site's route to the model source (components.serving.modelStaging): the engine build
             fetches its ONNX file by it.
+        evidence_key: the like-for-like key its acceptance evidence must match (plan/evidence_key.py
+            annotation_value), stamped on the server Deployment for the promotion gate.
         tenant_nodes: the tenant's dedicated nodes, where it has them. Default: None.
     """
 
@@ -55,6 +57,7 @@ class InferenceServiceArgs:
     scrape_interval: str
     skip_await: bool
     source_access: ModelStagingSettings
+    evidence_key: str
     tenant_nodes: Optional[NodePlacement] = None
 
 
@@ -160,7 +163,8 @@ class InferenceService(Layer):
         deployment = k8s.apps.v1.Deployment(
             f"{name}-server",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=plan.name, namespace=plan.namespace, labels=pod_labels,
-                                                annotations={**annotations, **await_annotations(args.skip_await)}),
+                                                annotations={**annotations, EVIDENCE_KEY_ANNOTATION: args.evidence_key,
+                                                             **await_annotations(args.skip_await)}),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=plan.service.replicas,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),

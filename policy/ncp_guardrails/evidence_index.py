@@ -1,15 +1,36 @@
 """The evidence index the promotion gates read: a project-relative file, or an object in an S3-compatible bucket
-(`s3://<bucket>/<key>`, read with boto3; endpoint and credentials from the standard AWS settings)."""
+(`s3://<bucket>/<key>`, read with boto3; endpoint and credentials from the standard AWS settings). Each entry is
+believed only when it is signed by a trusted site key, fresh, and its record is the one it signed
+(ncp_guardrails.evidence_trust); the others are kept with the reason they were refused, for the gate's message."""
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import yaml
 
+from ncp_guardrails.evidence_trust import TrustedKeysError, entry_problem, parse_trusted_keys
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]  # a local index path is project-relative
 S3 = "s3://"
+TRUSTED_KEYS = "evidence/trusted-keys.yaml"
+# The pack config every evidence gate takes: where the index and the trusted public keys are.
+INDEX_CONFIG = {"evidenceIndex": {"type": "string", "default": "evidence/index.yaml"},
+                "trustedKeys": {"type": "string", "default": TRUSTED_KEYS}}
 
 
 class IndexUnreadable(Exception):
     pass
+
+
+@dataclass
+class Evidence:
+    """The index's entries the gate believes, and those it refused with the reason."""
+    trusted: list = field(default_factory=list)
+    refused: list = field(default_factory=list)  # (entry, reason)
+
+    def refusals(self, **match) -> list[str]:
+        return [f"{entry.get('runId')} ({reason})" for entry, reason in self.refused
+                if all(entry.get(key) == value for key, value in match.items())]
 
 
 def _s3_text(location: str):
@@ -26,24 +47,43 @@ def _s3_text(location: str):
         raise IndexUnreadable(f"{location}: {error} (check AWS_ENDPOINT_URL and the credentials)") from None
 
 
+def read_text(location: str) -> Optional[str]:
+    """A local (project-relative or absolute) file or an s3:// object; None when it does not exist."""
+    if location.startswith(S3):
+        return _s3_text(location)
+    path = PROJECT_ROOT / location
+    return path.read_text() if path.is_file() else None
+
+
 def load_index(location: str) -> list:
     """The index's records (none when it does not exist yet); IndexUnreadable when the bucket cannot be read."""
-    if location.startswith(S3):
-        text = _s3_text(location)
-    else:
-        path = PROJECT_ROOT / location
-        text = path.read_text() if path.is_file() else None
+    text = read_text(location)
     return (yaml.safe_load(text) or {}).get("records", []) if text else []
 
 
-def gate_entries(args, switch: str, report):
-    """The index records a promotion gate judges, or None when the gate is off (its `switch` config) or the index
-    cannot be read (reported as a violation: no evidence is no acceptance)."""
+def judge_entries(entries: list, keys) -> Evidence:
+    evidence = Evidence()
+    for entry in entries:
+        problem = entry_problem(entry, keys, read_text)
+        if problem is None:
+            evidence.trusted.append(entry)
+        else:
+            evidence.refused.append((entry, problem))
+    return evidence
+
+
+def gate_entries(args, switch: str, report) -> Optional[Evidence]:
+    """The index entries a promotion gate judges, or None when the gate is off (its `switch` config) or the index or
+    the trusted keys cannot be read (reported as a violation: no evidence is no acceptance)."""
     config = args.get_config() or {}
     if not config.get(switch):
         return None
+    keys_file = config.get("trustedKeys", TRUSTED_KEYS)
     try:
-        return load_index(config["evidenceIndex"])
+        keys = parse_trusted_keys(read_text(keys_file), keys_file)
+        return judge_entries(load_index(config["evidenceIndex"]), keys)
     except IndexUnreadable as error:
         report(f"the evidence index cannot be read: {error}")
-        return None
+    except TrustedKeysError as error:
+        report(f"the trusted evidence keys cannot be read: {error}")
+    return None

@@ -1,6 +1,6 @@
 """Promotion gate on RDMA sites: a disaggregated or multi-node endpoint, whose workers use the east-west rails, is
 accepted only with passed readiness evidence (NCCL across the rails, storage throughput per tier) for the stack."""
-from ncp_guardrails.evidence_index import gate_entries
+from ncp_guardrails.evidence_index import INDEX_CONFIG, gate_entries
 from ncp_guardrails.framework import stack_policy
 from ncp_guardrails.kube import dgd_services, get, is_dgd, name_of
 from ncp_guardrails.serving_rules import _stack_of
@@ -26,17 +26,20 @@ def latest_readiness(entries: list, stack: str):
 
 def _readiness_evidence(args, report):
     # RA: Network And Storage Readiness View: "need independent evidence before a disaggregated inference profile"
-    entries = gate_entries(args, "requirePassedReadiness", report)
-    if entries is None:
+    evidence = gate_entries(args, "requirePassedReadiness", report)
+    if evidence is None:
         return
     config = args.get_config()
     for resource in args.resources:
         if not (is_dgd(resource.props) and _uses_rails(resource.props)):
             continue
-        latest = latest_readiness(entries, _stack_of(resource.urn))
+        stack = _stack_of(resource.urn)
+        latest = latest_readiness(evidence.trusted, stack)
         if latest is None:
+            refused = evidence.refusals(stack=stack, kind="readiness")
             report(f"{name_of(resource.props)}: its workers use the RDMA rails but {config['evidenceIndex']} has no "
-                   "readiness record for the stack (NCCL across the rails, storage throughput per tier)", resource.urn)
+                   "signed and fresh readiness record for the stack (NCCL across the rails, storage throughput per "
+                   "tier)" + (f"; refused: {'; '.join(refused)}" if refused else ""), resource.urn)
         elif latest.get("passed") is not True:
             report(f"{name_of(resource.props)}: the latest readiness record {latest.get('runId')} "
                    f"({latest.get('record')}) failed", resource.urn)
@@ -50,8 +53,7 @@ readiness_evidence = stack_policy(
     "Run the readiness Jobs in ncp-readiness (nccl-tests, fio-<tier>) with `python -m evidence.readiness_run "
     "--stack <stack> --kubeconfig <file> --outputs <dir>` and commit evidence/index.yaml with the record.",
     _readiness_evidence,
-    config={"requirePassedReadiness": {"type": "boolean", "default": False},
-            "evidenceIndex": {"type": "string", "default": "evidence/index.yaml"}},
+    config={"requirePassedReadiness": {"type": "boolean", "default": False}, **INDEX_CONFIG},
 )
 
 POLICIES = [readiness_evidence]

@@ -2,23 +2,23 @@
 import hashlib
 import json
 from pathlib import Path
-
+from typing import Optional
 
 from ncp_guardrails.data import allowlists, names
-from ncp_guardrails.evidence_index import gate_entries
+from ncp_guardrails.evidence_index import INDEX_CONFIG, gate_entries
 from ncp_guardrails.framework import resource_policy, stack_policy
 from ncp_guardrails.kube import (
     COMPONENT_LABEL, ENDPOINT_LABEL, STORAGE_TIER_LABEL, WORKLOADS, dgd_services, get, is_dgd, is_inference_server,
-    is_inference_workload, kind_of, labels_of, name_of, of_kind, plain, pod_specs,
+    images, is_inference_workload, kind_of, labels_of, name_of, of_kind, plain, pod_specs,
 )
 
 # Dynamo metric names (the program's data/telemetry-signals.yaml, through program.yaml): the signals that prove KV
 # routing helps.
 KV_HIT_RATE, QUEUE_DEPTH = names()["signals"]["kvHitRate"], names()["signals"]["queueDepth"]
 ROUTER_MODE_ENV = names()["names"]["routerModeEnv"]
-MODEL_SOURCE, MODEL_REVISION, THRESHOLDS, SIZING = (
-    names()["annotations"][key] for key in ("modelSource", "modelRevision", "acceptanceThresholds", "sizing"))
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # evidence index and sizing paths are project-relative
+MODEL_SOURCE, MODEL_REVISION, THRESHOLDS, EVIDENCE_KEY = (
+    names()["annotations"][key] for key in ("modelSource", "modelRevision", "acceptanceThresholds", "evidenceKey"))
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # sizing files are project-relative
 FLOATING_REVISIONS = {"", "main", "master", "latest", "head"}
 
 
@@ -159,51 +159,87 @@ def _stack_of(urn: str) -> str:
     return urn.split("::")[0].rsplit(":", 1)[-1]
 
 
-def _image_tags(props) -> set:
-    images = {get(service, "extraPodSpec", "mainContainer", "image") for _, service in dgd_services(props)}
-    return {str(image).split("@")[0].rsplit(":", 1)[-1] for image in images if image}
+def _deployed_key(props) -> Optional[dict]:
+    """The like-for-like key the program stamped on a served resource (EVIDENCE_KEY annotation), or None."""
+    try:
+        key = json.loads(get(props, "metadata", "annotations", EVIDENCE_KEY) or "null")
+    except json.JSONDecodeError:
+        return None
+    return key if isinstance(key, dict) else None
 
 
-def _sha256(relative: str):
-    path = PROJECT_ROOT / relative
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+def _key_drift(props, key: dict) -> list[str]:
+    """Where the stamped key disagrees with the resource it is on: the image its containers run, the model revision
+    annotation, the sizing file's bytes in the project (an edit after deploy). Evidence is then matched against a
+    key that is not the deployment's, so the gate refuses."""
+    drift = []
+    running = {image for _, image in images(props)}
+    if key.get("image") not in running:
+        drift.append(f"image {key.get('image')!r} runs in none of its containers ({', '.join(sorted(running))})")
+    revision = get(props, "metadata", "annotations", MODEL_REVISION)
+    if revision != key.get("modelRevision"):
+        drift.append(f"modelRevision {key.get('modelRevision')!r} but the resource serves {revision!r}")
+    sizing = PROJECT_ROOT / str(key.get("sizingFile", ""))
+    if key.get("sizingFile") and not str(key["sizingFile"]).startswith("/") and sizing.is_file() \
+            and hashlib.sha256(sizing.read_bytes()).hexdigest() != key.get("sizingSha256"):
+        drift.append(f"{key['sizingFile']} changed since the key was stamped (sha256 {key.get('sizingSha256')})")
+    return drift
+
+
+def _differences(wanted: dict, entries: list) -> str:
+    """How the newest passed record for the same service differs from the wanted key (why it does not count)."""
+    nearest = max(entries, key=lambda e: e.get("createdAt", ""), default=None)
+    if nearest is None:
+        return ""
+    have = nearest.get("key") or {}
+    changed = [f"{name} {have.get(name)!r} -> {value!r}" for name, value in wanted.items() if have.get(name) != value]
+    return f"; the newest passed record {nearest.get('runId')} was measured under another key: " + ", ".join(changed)
 
 
 # RA: Design Alternatives And Tradeoffs: "final acceptance still requires measured workload behavior"
 def _promotion_evidence(args, report):
     # RA: Architecture Decision Guardrails: "Every deployment needs a named hardware profile and validation evidence."
-    # RA: Serving Performance: "Reject comparisons that omit backend version, model artifact revision"
-    entries = gate_entries(args, "requirePassedEvidence", report)
-    if entries is None:
+    # RA: Serving Performance: "Reject comparisons that omit backend version, model artifact revision, network mode"
+    evidence = gate_entries(args, "requirePassedEvidence", report)
+    if evidence is None:
         return
     config = args.get_config()
     for resource in args.resources:
-        if not is_dgd(resource.props):
+        if not (is_dgd(resource.props) or is_inference_server(resource.props)):
             continue
-        endpoint, annotations = name_of(resource.props), get(resource.props, "metadata", "annotations", default={})
-        # RA: Model Optimization And Runtime Preparation: "optimization path should be selected before final"
-        wanted = {"modelRevision": annotations.get(MODEL_REVISION), "sizingFile": annotations.get(SIZING),
-                  "sizingSha256": _sha256(annotations.get(SIZING) or "")}
-        tags = _image_tags(resource.props)
-        passed = [e for e in entries if e.get("stack") == _stack_of(resource.urn) and e.get("endpoint") == endpoint
-                  and e.get("passed") is True and all(e.get(k) == v for k, v in wanted.items())
-                  and tags == {e.get("backendVersion")}]
-        if not passed:
-            report(f"{endpoint}: no passed evidence record in {config['evidenceIndex']} for model revision "
-                   f"{wanted['modelRevision']}, backend version {', '.join(sorted(tags))} and sizing file "
-                   f"{wanted['sizingFile']} (sha256 {str(wanted['sizingSha256'])[:12]})", resource.urn)
+        name, stack = name_of(resource.props), _stack_of(resource.urn)
+        key = _deployed_key(resource.props)
+        drift = ["it has none"] if key is None else _key_drift(resource.props, key)
+        if key is None or drift:
+            report(f"{name}: its evidence key ({EVIDENCE_KEY}) is not the deployment's: {'; '.join(drift)}; deploy it "
+                   "through the program", resource.urn)
+            continue
+        passed = [e for e in evidence.trusted if e.get("stack") == stack and e.get("endpoint") == name
+                  and e.get("passed") is True]
+        for cache_state in config.get("cacheStates") or ["warm"]:
+            wanted = {**key, "cacheState": cache_state}
+            if any(e.get("key") == wanted for e in passed):
+                continue
+            refused = evidence.refusals(stack=stack, endpoint=name)
+            report(f"{name}: no passed, signed and fresh evidence record in {config['evidenceIndex']} for "
+                   f"{cache_state} cache under its key ({', '.join(f'{k}={v}' for k, v in wanted.items())})"
+                   + _differences(wanted, passed)
+                   + (f"; refused: {'; '.join(refused)}" if refused else ""), resource.urn)
 
 
 promotion_evidence = stack_policy(
     "promotion-evidence",
-    "Promotion to prod needs, per endpoint, a passed acceptance evidence record for the same model revision, "
-    "backend version and sizing file (the committed evidence index).",
+    "Promotion to prod needs, per endpoint and Triton inference service, a passed acceptance evidence record, signed "
+    "by a trusted site key and not expired, measured under the same key: model revision, image (digest), sizing "
+    "file, GPU driver, Kubernetes version, network mode and cache state (each state of `cacheStates`).",
     "Validation Methodology; Architecture Decision Guardrails",
     "Run the acceptance Jobs on the deployed stack, then `python -m evidence --stack <stack> --outputs <dir> "
-    "--cache-state <cold|warm>` and commit evidence/index.yaml with the records.",
+    "--cache-state <cold|warm>` (signs with the site key) and commit evidence/index.yaml with the records; "
+    "`python -m evidence verify` shows why an entry is refused.",
     _promotion_evidence,
-    config={"requirePassedEvidence": {"type": "boolean", "default": False},
-            "evidenceIndex": {"type": "string", "default": "evidence/index.yaml"}},
+    config={"requirePassedEvidence": {"type": "boolean", "default": False}, **INDEX_CONFIG,
+            "cacheStates": {"type": "array", "items": {"type": "string", "enum": ["cold", "warm"]},
+                            "default": ["warm"]}},
 )
 
 POLICIES = [kv_routing_telemetry, storage_tiers, model_provenance, acceptance_evidence, promotion_evidence]

@@ -95,8 +95,10 @@ def test_readiness_run_passes_on_the_logs_the_pods_printed(placement):
     read back through the API server (KWOK plays the kubelet) and judged by the profile's thresholds."""
     record = placement.readiness
     assert record is not None and record.passed, record
-    assert {row.metric: row.status for row in record.checks} == {
+    rails = [rail.interface for rail in plan_from_stack_file(STACK).rails]
+    assert rails and {row.metric: row.status for row in record.checks} == {
         "ncclAllReduceBusBandwidth": "PASS", "ncclOutOfBoundsValues": "PASS",
+        **{f"ncclRailBusBandwidth.{rail}": "PASS" for rail in rails},
         **{f"storageRead.{tier}": "PASS" for tier in ("modelArtifacts", "modelCache", "benchmarkOutput")}}
 
 

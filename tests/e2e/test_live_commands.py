@@ -142,7 +142,7 @@ def _run(control_plane, tmp_path, api, fail_component=None, **extra):
 
 
 # RA: Validation Methodology: "Platform validation requires lab execution."
-def test_run_creates_jobs_waits_and_writes_evidence(control_plane, deployed, tmp_path):
+def test_run_creates_jobs_waits_and_writes_evidence(control_plane, deployed, tmp_path, evidence_keys):
     api, site_plan = deployed
     code, lines = _run(control_plane, tmp_path, api)
     assert code == 0, "\n".join(lines)
@@ -274,7 +274,8 @@ def _readiness_stand_in(api: KubeApi, seen: dict, stop: threading.Event) -> None
         time.sleep(0.2)
 
 
-def test_readiness_run_keys_the_nccl_test_and_runs_every_job(control_plane, prod, tmp_path, monkeypatch):
+def test_readiness_run_keys_the_nccl_test_and_runs_every_job(control_plane, prod, tmp_path, monkeypatch,
+                                                             evidence_keys):
     """The prod stack's readiness Jobs as the program renders them, deployed suspended in their privileged namespace:
     the API server admits each run copy; the key Secret exists exactly while the NCCL test runs."""
     api = KubeApi(control_plane)
