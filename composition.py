@@ -126,7 +126,8 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         monitoring_namespace=settings.tenancy.monitoring_namespace,
         platform_namespaces={ns.layer: ns.name for ns in namespaces}, network=network_access(),
         access=tenant_access(), storage_classes=plan.tenant_storage_classes,
-        ngc_api_key=ngc_api_key if plan.tenant_pull_secret else None))
+        ngc_api_key=ngc_api_key if plan.tenant_pull_secret else None, admission=plan.admission,
+        rail_networks=network.networks if network else []))
     claims = tenant_storage(plan, tenancy)
     serving = None
     if "dynamoPlatform" in layers.charts:

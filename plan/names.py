@@ -15,12 +15,21 @@ def tenant_namespace(tenant: str) -> str:
 # One key for the tenant's label on its objects and on its dedicated nodes, and for the taint those nodes carry.
 TENANT_KEY = f"{LABEL_PREFIX}tenant"
 ENDPOINT_LABEL = f"{LABEL_PREFIX}endpoint"
+# Every object the program creates carries PART_OF_LABEL=PROJECT (components.kube.labels): in a tenant namespace it
+# marks what is platform-owned, which admission keeps read-only to tenants and out of their hands.
+PART_OF_LABEL = "app.kubernetes.io/part-of"
 LAYER_LABEL = f"{LABEL_PREFIX}layer"
 STORAGE_TIER_LABEL = f"{LABEL_PREFIX}storage-tier"
 # Annotations.
 MODEL_SOURCE = f"{LABEL_PREFIX}model-source"
 MODEL_REVISION = f"{LABEL_PREFIX}model-revision"
 POD_SECURITY_REASON = f"{LABEL_PREFIX}pod-security-reason"  # why a tenant namespace is not restricted
+# What admission lets pass in a tenant namespace, on the namespace (tenants cannot change it): the tenant's groups,
+# the node paths and capabilities of its recorded Pod Security exception, the secondary networks it may attach to.
+TENANT_GROUPS = f"{LABEL_PREFIX}tenant-groups"
+ALLOWED_HOST_PATHS = f"{LABEL_PREFIX}allowed-host-paths"
+ALLOWED_CAPABILITIES = f"{LABEL_PREFIX}allowed-capabilities"
+ALLOWED_NETWORKS = f"{LABEL_PREFIX}allowed-networks"
 SIZING_ANNOTATION = f"{LABEL_PREFIX}sizing"  # the endpoint's sizing file
 THRESHOLDS_ANNOTATION = f"{LABEL_PREFIX}acceptance-thresholds"  # on a benchmark Job, for `python -m acceptance.check`
 SUITE_VERSION_ANNOTATION = f"{LABEL_PREFIX}suite-version"

@@ -7,6 +7,7 @@ from typing import Any, Mapping, Optional
 
 from pydantic import ValidationError
 
+from plan.admission import AdmissionPlan, admission_plan, tenant_exceptions
 from plan.catalog import (
     ChartPin, CompatibilityMatrix, integration_points, load_dynamo_runtime, load_matrix, load_profile, profile_names,
 )
@@ -158,6 +159,16 @@ class SitePlan:
         """The endpoint picker's image, by digest where the stack records one (required in prod)."""
         return endpoint_picker_image(self.matrix, self.config.components.serving.image_digests)
 
+    def _tenant_needs(self) -> dict[str, tuple[bool, bool]]:
+        """tenant -> (RDMA workers, KV offload to disk) over its endpoints: what its workers need beyond
+        `restricted`."""
+        needs: dict[str, tuple[bool, bool]] = {}
+        for endpoint in self.endpoints:
+            rdma, kvbm = needs.get(endpoint.tenant.name, (False, False))
+            needs[endpoint.tenant.name] = (rdma or rdma_workers(endpoint, self.network_enabled),
+                                           kvbm or endpoint.kv_offload_gb is not None)
+        return needs
+
     @property
     def tenant_pod_security(self) -> dict[str, PodSecurity]:
         """Pod Security level per tenant namespace, where it is not restricted. RDMA workers pin memory (ibv_reg_mr)
@@ -165,22 +176,25 @@ class SitePlan:
         admits an added IPC_LOCK (Pod Security Standards: baseline allows only AUDIT_WRITE, CHOWN, DAC_OVERRIDE,
         FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT), so only tenants
         running RDMA workers get `privileged`, still warned and audited at `restricted`. Workers offloading KV to disk
-        mount the node's /run/udev read-only (kvbm.udevHostPath), and both levels refuse every hostPath volume."""
-        reasons: dict[str, list[str]] = {}
-        for endpoint in self.endpoints:
-            needs = reasons.setdefault(endpoint.tenant.name, [])
-            for reason, needed in ((RDMA_REASON, rdma_workers(endpoint, self.network_enabled)),
-                                   (KVBM_REASON, endpoint.kv_offload_gb is not None)):
-                if needed and reason not in needs:
-                    needs.append(reason)
+        mount the node's /run/udev read-only (kvbm.udevHostPath), and both levels refuse every hostPath volume.
+        `privileged` admits anything; admission (plan.admission, the Tenancy layer's policies) lets pass only these
+        exceptions (tenant_exceptions)."""
+        reasons = {tenant: [reason for reason, needed in ((RDMA_REASON, rdma), (KVBM_REASON, kvbm)) if needed]
+                   for tenant, (rdma, kvbm) in self._tenant_needs().items()}
         return {tenant: privileged_for(needs) for tenant, needs in reasons.items() if needs}
 
     @property
     def tenant_specs(self) -> list[TenantSpec]:
-        pod_security = self.tenant_pod_security
+        pod_security, needs = self.tenant_pod_security, self._tenant_needs()
         placements = {t.name: self.placement(t.name) for t in self.tenants}
-        return [tenant_spec(t, pod_security.get(t.name), placement.node_selector if placement else None)
+        return [tenant_spec(t, pod_security.get(t.name), placement.node_selector if placement else None,
+                            tenant_exceptions(*needs.get(t.name, (False, False))))
                 for t, placement in zip(self.tenants, placements.values(), strict=True)]
+
+    @property
+    def admission(self) -> AdmissionPlan:
+        """What admission holds tenants to; tenant images by digest in prod, as the serving images are."""
+        return admission_plan(require_digest=self.environment == Environment.PROD)
 
     @property
     def tenant_queues(self) -> list[TenantQueue]:
