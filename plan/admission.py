@@ -4,7 +4,10 @@ resolved for the Tenancy layer, which renders them as ValidatingAdmissionPolicie
 from dataclasses import dataclass
 
 from plan.catalog import integration_points, load_allowlists, load_dynamo_runtime, load_signals
-from plan.names import ENDPOINT_LABEL, PART_OF_LABEL, PROJECT, READINESS_LABEL
+from plan.names import (
+    ENDPOINT_LABEL, PART_OF_LABEL, PROJECT, READINESS_LABEL, SERIES_COMPONENT_TYPE, SERIES_ENDPOINT, SERIES_MODEL,
+    SERIES_TENANT, TARGET_LABELS,
+)
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,15 @@ class AdmissionPlan:
             select pods by them (model-source egress, API server egress, planner -> Prometheus), and readiness and
             evidence find Jobs by them.
         owner_label: (key, value) marking platform-owned objects (read-only to tenants, never set by them).
+        series_labels: series labels a tenant's monitors may not write: the ones the program's monitors write and
+            its rules attribute usage and SLOs by, and the scrape's own target labels.
     """
 
     image_registries: tuple[str, ...]
     require_digest: bool
     platform_labels: tuple[str, ...]
     owner_label: tuple[str, str]
+    series_labels: tuple[str, ...]
     gpu_resource: str
     scheduler_name: str
     queue_label: str
@@ -54,7 +60,9 @@ def admission_plan(require_digest: bool) -> AdmissionPlan:
     return AdmissionPlan(
         image_registries=tuple(load_allowlists().image_registries), require_digest=require_digest,
         platform_labels=(ENDPOINT_LABEL, dynamo_labels["graph"], READINESS_LABEL),
-        owner_label=(PART_OF_LABEL, PROJECT), gpu_resource=names.gpu.resource, scheduler_name=names.kai.scheduler_name,
+        owner_label=(PART_OF_LABEL, PROJECT),
+        series_labels=(SERIES_TENANT, SERIES_ENDPOINT, SERIES_MODEL, SERIES_COMPONENT_TYPE, *TARGET_LABELS),
+        gpu_resource=names.gpu.resource, scheduler_name=names.kai.scheduler_name,
         queue_label=names.kai.queue_label, dgd_queue_annotation=names.dynamo.queue_annotation,
         networks_annotation=names.multus.networks_annotation,
         default_network_annotation=names.multus.default_network_annotation)

@@ -20,6 +20,12 @@ ENDPOINT_LABEL = f"{LABEL_PREFIX}endpoint"
 PART_OF_LABEL = "app.kubernetes.io/part-of"
 LAYER_LABEL = f"{LABEL_PREFIX}layer"
 STORAGE_TIER_LABEL = f"{LABEL_PREFIX}storage-tier"
+# Series labels the program's PodMonitors write and its rules and dashboards select on (target labels win over an
+# exporter's own `model`/`endpoint`, which Prometheus keeps as exported_model/exported_endpoint).
+SERIES_TENANT, SERIES_ENDPOINT, SERIES_MODEL, SERIES_COMPONENT_TYPE = "tenant", "endpoint", "model", "component_type"
+# Prometheus target labels that attribute a series to a pod (the scrape's namespace, pod and node): GPU usage per
+# tenant is summed by them.
+TARGET_LABELS = ("namespace", "pod", "node")
 # Annotations.
 MODEL_SOURCE = f"{LABEL_PREFIX}model-source"
 MODEL_REVISION = f"{LABEL_PREFIX}model-revision"

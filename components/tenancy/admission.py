@@ -129,6 +129,16 @@ def privileged(spec, containers, pod_labels, annotations) -> str:
             f" && (!has({context}.procMount) || {context}.procMount == 'Default')))")
 
 
+def confined(spec, containers, pod_labels, annotations) -> str:
+    """Seccomp and AppArmor stay on, as Pod Security baseline requires (a privileged namespace does not)."""
+    def unconfined(context: str) -> str:
+        return " || ".join(f"(has({context}.{profile}) && {context}.{profile}.type == 'Unconfined')"
+                           for profile in ("seccompProfile", "appArmorProfile"))
+    pod = f"{spec}.securityContext"
+    return (f"!(has({pod}) && ({unconfined(pod)})) && "
+            f"({containers}).all(c, !has(c.securityContext) || !({unconfined('c.securityContext')}))")
+
+
 def host_ports(spec, containers, pod_labels, annotations) -> str:
     return f"({containers}).all(c, !has(c.ports) || c.ports.all(p, !has(p.hostPort) || p.hostPort == 0))"
 
@@ -204,6 +214,7 @@ def _pod_rules(plan: AdmissionPlan) -> dict[str, list[Rule]]:
         "pod-security": [
             Rule(host_namespaces, "tenant pods may not use the node's network, PID or IPC namespace"),
             Rule(privileged, "tenant containers may not run privileged or with an unmasked /proc"),
+            Rule(confined, "tenant pods may not run without seccomp or AppArmor (Unconfined)"),
             Rule(host_ports, "tenant containers may not bind hostPorts"),
             Rule(host_paths, "tenant pods may mount no hostPath volume but the namespace's recorded exception ("
                              f"annotation {ALLOWED_HOST_PATHS}), read-only"),
@@ -258,7 +269,9 @@ def _policy(resource_rules: list[dict], operations: list[str], variables: list[d
             validations: list[dict]) -> dict:
     return {
         "failurePolicy": "Fail",
-        "matchConstraints": {"resourceRules": [{**rule, "operations": operations} for rule in resource_rules]},
+        # Namespaced only: a binding's namespaceSelector never skips a cluster-scoped object.
+        "matchConstraints": {"resourceRules": [{**rule, "operations": operations, "scope": "Namespaced"}
+                                               for rule in resource_rules]},
         "variables": variables,
         "validations": validations,
     }
@@ -297,6 +310,40 @@ def _dgd_policy(plan: AdmissionPlan) -> dict:
     return _policy([DGD_RESOURCE], WRITES, [*_namespace_variables(plan), *DGD_VARIABLES], validations)
 
 
+def _monitors_policy(plan: AdmissionPlan) -> dict:
+    """A tenant's PodMonitors and ServiceMonitors configure the shared Prometheus: they may scrape only their own
+    namespace, read no file on the Prometheus host, and write none of the series labels usage and SLOs are
+    attributed by."""
+    protected = _cel_list(plan.series_labels)
+    relabelings = ("((has(e.relabelings) ? e.relabelings : []) + "
+                   "(has(e.metricRelabelings) ? e.metricRelabelings : []))")
+    copied = ("(has(object.spec.podTargetLabels) ? object.spec.podTargetLabels : []) + "
+              "(has(object.spec.targetLabels) ? object.spec.targetLabels : [])")
+    selector = "object.spec.namespaceSelector"
+    tls = "e.tlsConfig"
+    validations = [
+        _validation(f"!has({selector}) || (!{_flag(selector, 'any')} && (!has({selector}.matchNames) || "
+                    f"{selector}.matchNames.all(n, n == namespaceObject.metadata.name)))",
+                    "tenant monitors may select pods of their own namespace only (namespaceSelector)"),
+        _validation(f"variables.endpoints.all(e, !has(e.bearerTokenFile) && (!has({tls}) || (!has({tls}.caFile) "
+                    f"&& !has({tls}.certFile) && !has({tls}.keyFile))))",
+                    "tenant monitors may not make Prometheus read files (bearerTokenFile, tlsConfig files): use "
+                    "Secret references"),
+        _validation(f"variables.endpoints.all(e, !{_flag('e', 'honorLabels')} && {relabelings}.all(r, "
+                    f"!(has(r.targetLabel) && r.targetLabel in {protected}) && "
+                    f"!(has(r.action) && r.action.lowerAscii() == 'labelmap'))) && "
+                    f"({copied}).all(l, !(l in {protected}))",
+                    f"tenant monitors may not write the series labels usage and SLOs are attributed by "
+                    f"({', '.join(plan.series_labels)}), honor the target's labels or labelmap"),
+    ]
+    endpoints = ("object.kind == 'PodMonitor' ? (has(object.spec.podMetricsEndpoints) ? "
+                 "object.spec.podMetricsEndpoints : []) : (has(object.spec.endpoints) ? object.spec.endpoints : [])")
+    return _policy([{"apiGroups": ["monitoring.coreos.com"], "apiVersions": ["*"],
+                     "resources": ["podmonitors", "servicemonitors"]}], WRITES,
+                   [*_tenant_identity(), {"name": "endpoints", "expression": endpoints}],
+                   [{**v, "expression": _identity_guarded(v["expression"])} for v in validations])
+
+
 def tenant_policies(plan: AdmissionPlan) -> dict[str, dict]:
     """policy name -> ValidatingAdmissionPolicy spec, every one bound to all tenant namespaces."""
     variables = [*_namespace_variables(plan), *WORKLOAD_VARIABLES]
@@ -327,6 +374,7 @@ def tenant_policies(plan: AdmissionPlan) -> dict[str, dict]:
                      "no service-account token Secrets in tenant namespaces (they never expire): request short-lived "
                      "tokens (TokenRequest, projected volumes)")])
     policies["dynamo-graphs"] = _dgd_policy(plan)
+    policies["monitors"] = _monitors_policy(plan)
     owner_key, owner_value = plan.owner_label
     policies["platform-owned"] = _policy(
         [{"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"]}], ["UPDATE", "DELETE"],
