@@ -123,6 +123,7 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
 
     tenancy = Tenancy("tenancy", TenancyArgs(
         tenants=plan.tenant_specs, gateway_namespace=settings.tenancy.gateway_namespace,
+        gateway_ports=plan.gateway_ports,
         monitoring_namespace=settings.tenancy.monitoring_namespace,
         platform_namespaces={ns.layer: ns.name for ns in namespaces}, network=network_access(),
         access=tenant_access(), storage_classes=plan.tenant_storage_classes,

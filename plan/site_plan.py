@@ -182,6 +182,13 @@ class SitePlan:
                 for t, placement in zip(self.tenants, placements.values(), strict=True)]
 
     @property
+    def gateway_ports(self) -> list[int]:
+        """What the site's gateway reaches in a tenant namespace: the pools' target port (the Dynamo frontend) and
+        the endpoint picker's ext-proc port."""
+        names = integration_points()
+        return [load_dynamo_runtime().frontend.http_port, names.gateway_inference_extension.endpoint_picker_port]
+
+    @property
     def admission(self) -> AdmissionPlan:
         """What admission holds tenants to; tenant images by digest in prod, as the serving images are."""
         return admission_plan(require_digest=self.environment == Environment.PROD)

@@ -35,7 +35,9 @@ class TenancyArgs:
 
     Attributes:
         tenants: the tenants.
-        gateway_namespace: the namespace of the site's gateway, admitted to every tenant namespace.
+        gateway_namespace: the namespace of the site's gateway, admitted to every tenant namespace on gateway_ports.
+        gateway_ports: the ports the gateway reaches in a tenant namespace (the pools' target port, the endpoint
+            picker's ext-proc port): nothing else of a tenant's pods is open to it.
         monitoring_namespace: the namespace of the site's Prometheus, admitted to scrape every tenant namespace.
         platform_namespaces: compatibility-matrix component -> its namespace: tenants reach the ports it admits them on.
         network: the network data (DNS, API server ports, platform ports) the tenant policies allow.
@@ -50,6 +52,7 @@ class TenancyArgs:
 
     tenants: list[TenantSpec]
     gateway_namespace: str
+    gateway_ports: list[int]
     monitoring_namespace: str
     platform_namespaces: dict[str, str]
     network: NetworkAccess
@@ -101,7 +104,9 @@ def network_policies(args: TenancyArgs) -> dict[str, dict]:
         "allow-dns": dns_egress(args.network),
         "allow-same-namespace": SAME_NAMESPACE,
         "allow-gateway-ingress": {"podSelector": {}, "policyTypes": ["Ingress"],
-                                  "ingress": [{"from": [namespace_peer(args.gateway_namespace)]}]},
+                                  "ingress": [{"from": [namespace_peer(args.gateway_namespace)],
+                                               "ports": [{"protocol": "TCP", "port": port}
+                                                         for port in sorted(set(args.gateway_ports))]}]},
         "allow-telemetry-scrape": {"podSelector": {}, "policyTypes": ["Ingress"],
                                    "ingress": [{"from": [namespace_peer(args.monitoring_namespace)]}]},
     }

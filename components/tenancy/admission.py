@@ -344,6 +344,41 @@ def _monitors_policy(plan: AdmissionPlan) -> dict:
                    [{**v, "expression": _identity_guarded(v["expression"])} for v in validations])
 
 
+def _services_policy() -> dict:
+    """No Service capturing traffic for addresses it does not own, or aliasing another namespace's Service."""
+    external_name = ("has(object.spec.externalName) && has(object.spec.type) && object.spec.type == 'ExternalName' "
+                     "? object.spec.externalName.lowerAscii().split('.') : []")
+    return _policy(
+        [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["services"]}], WRITES,
+        [{"name": "externalName", "expression": external_name}],
+        [_validation("!has(object.spec.externalIPs) || size(object.spec.externalIPs) == 0",
+                     "tenant Services may not set externalIPs (CVE-2020-8554: they capture traffic to those IPs)"),
+         # <service>.<namespace>[.svc[.<cluster domain>]]: the second label names a namespace.
+         _validation("size(variables.externalName) < 2 || (size(variables.externalName) > 2 && "
+                     "variables.externalName[2] != 'svc') || "
+                     "variables.externalName[1] == namespaceObject.metadata.name",
+                     "tenant ExternalName Services may not point into another namespace")])
+
+
+def _token_secrets_policy() -> dict:
+    return _policy(
+        [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["secrets"]}], WRITES, [],
+        [_validation("!has(object.type) || object.type != 'kubernetes.io/service-account-token'",
+                     "no service-account token Secrets in tenant namespaces (they never expire): request "
+                     "short-lived tokens (TokenRequest, projected volumes)")])
+
+
+def _platform_owned_policy(plan: AdmissionPlan) -> dict:
+    key, value = _cel(plan.owner_label[0]), _cel(plan.owner_label[1])
+    old_labels = "oldObject.metadata.labels"
+    return _policy(
+        [{"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"]}], ["UPDATE", "DELETE"], _tenant_identity(),
+        [_validation(f"!variables.tenantHuman || !(has({old_labels}) && {key} in {old_labels} && "
+                     f"{old_labels}[{key}] == {value})",
+                     f"objects the platform owns ({plan.owner_label[0]}={plan.owner_label[1]}) are read-only to "
+                     "tenants: change them through the stack config")])
+
+
 def tenant_policies(plan: AdmissionPlan) -> dict[str, dict]:
     """policy name -> ValidatingAdmissionPolicy spec, every one bound to all tenant namespaces."""
     variables = [*_namespace_variables(plan), *WORKLOAD_VARIABLES]
@@ -356,34 +391,11 @@ def tenant_policies(plan: AdmissionPlan) -> dict[str, dict]:
         policies[name] = _policy(WORKLOADS, WRITES, variables,
                                  [_validation(_identity_guarded(rule.check(*workload)), rule.message)
                                   for rule in rules])
-    policies["services"] = _policy(
-        [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["services"]}], WRITES,
-        [{"name": "externalName", "expression": "has(object.spec.externalName) && has(object.spec.type) && "
-                                                "object.spec.type == 'ExternalName'"
-                                                " ? object.spec.externalName.lowerAscii().split('.') : []"}],
-        [_validation("!has(object.spec.externalIPs) || size(object.spec.externalIPs) == 0",
-                     "tenant Services may not set externalIPs (CVE-2020-8554: they capture traffic to those IPs)"),
-         # <service>.<namespace>[.svc[.<cluster domain>]]: the second label names a namespace.
-         _validation("size(variables.externalName) < 2 || (size(variables.externalName) > 2 && "
-                     "variables.externalName[2] != 'svc') || "
-                     "variables.externalName[1] == namespaceObject.metadata.name",
-                     "tenant ExternalName Services may not point into another namespace")])
-    policies["token-secrets"] = _policy(
-        [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["secrets"]}], WRITES, [],
-        [_validation("!has(object.type) || object.type != 'kubernetes.io/service-account-token'",
-                     "no service-account token Secrets in tenant namespaces (they never expire): request short-lived "
-                     "tokens (TokenRequest, projected volumes)")])
+    policies["services"] = _services_policy()
+    policies["token-secrets"] = _token_secrets_policy()
     policies["dynamo-graphs"] = _dgd_policy(plan)
     policies["monitors"] = _monitors_policy(plan)
-    owner_key, owner_value = plan.owner_label
-    policies["platform-owned"] = _policy(
-        [{"apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*"]}], ["UPDATE", "DELETE"],
-        _tenant_identity(),
-        [_validation(f"!variables.tenantHuman || !(has(oldObject.metadata.labels) && {_cel(owner_key)} in "
-                     f"oldObject.metadata.labels && oldObject.metadata.labels[{_cel(owner_key)}] == "
-                     f"{_cel(owner_value)})",
-                     f"objects the platform owns ({owner_key}={owner_value}) are read-only to tenants: change them "
-                     "through the stack config")])
+    policies["platform-owned"] = _platform_owned_policy(plan)
     return {f"{POLICY_PREFIX}{name}": spec for name, spec in policies.items()}
 
 
