@@ -96,21 +96,33 @@ WORKLOAD_VARIABLES = [
 DGD_VARIABLES = [
     {"name": "services", "expression": _field("object.spec", "services", "{}")},
     {"name": "graphAnnotations", "expression": _field("object.metadata", "annotations", "{}")},
+    # What the graph propagates to every child resource and pod template (spec.labels / spec.annotations).
+    {"name": "graphLabels", "expression": _field("object.spec", "labels", "{}")},
+    {"name": "propagatedAnnotations", "expression": _field("object.spec", "annotations", "{}")},
 ]
 
 
-def _dgd_each(check) -> str:
-    """`check(spec, containers, labels, annotations)` for every service of a DynamoGraphDeployment (its pods'
-    extraPodSpec, main container and extraPodMetadata)."""
+def _dgd_each(check, metadata: str = "extraPodMetadata") -> str:
+    """`check(spec, containers, labels, annotations)` for every service of a DynamoGraphDeployment: its pods'
+    extraPodSpec and main container, with the labels and annotations of its `metadata` (extraPodMetadata, or ""
+    for the service's own, which the operator also puts on the pods)."""
     service = "variables.services[s]"
     spec = f"{service}.extraPodSpec"
     spec_or_empty = _field(service, "extraPodSpec", "{}")
     main = f"(has({service}.extraPodSpec) && has({spec}.mainContainer) ? [{spec}.mainContainer] : [])"
     containers = (f"{main} + (has({service}.extraPodSpec) ? {_containers(spec)} : [])")
-    meta_labels = f"(has({service}.extraPodMetadata) ? {_field(service + '.extraPodMetadata', 'labels', '{}')} : {{}})"
-    meta_annotations = (f"(has({service}.extraPodMetadata) "
-                        f"? {_field(service + '.extraPodMetadata', 'annotations', '{}')} : {{}})")
+    owner = f"{service}.{metadata}" if metadata else service
+    guard = f"has({owner})" if metadata else "true"
+    meta_labels = f"({guard} ? {_field(owner, 'labels', '{}')} : {{}})"
+    meta_annotations = f"({guard} ? {_field(owner, 'annotations', '{}')} : {{}})"
     return f"variables.services.all(s, {check(spec_or_empty, containers, meta_labels, meta_annotations)})"
+
+
+def _dgd_metadata(check) -> str:
+    """`check` on the graph's own labels and annotations (propagated to every child resource and pod template) and on
+    each service's pod and service metadata."""
+    graph = check("{}", "[]", "variables.graphLabels", "variables.propagatedAnnotations")
+    return f"({graph}) && ({_dgd_each(check)}) && ({_dgd_each(check, '')})"
 
 
 # --- checks, each on (pod spec, containers, pod labels, pod annotations) ---------------------------------------------
@@ -235,6 +247,8 @@ def _authored_rules(plan: AdmissionPlan) -> dict[str, list[Rule]]:
         "gpu-queue": [Rule(partial(gpu_queue, plan),
                            f"tenant GPU pods must use schedulerName {plan.scheduler_name} and the {plan.queue_label} "
                            "label of their namespace's queue; no pod may name another queue"),
+                      Rule(lambda spec, *_: f"!has({spec}.nodeName)",
+                           "tenant pods may not bypass the scheduler and its queue (nodeName)"),
                       # KAI's pod grouper takes the queue from the pod's top owner first: the workload's own label.
                       Rule(lambda *_: _own_queue(plan, _field("object.metadata", "labels", "{}")),
                            f"tenant workloads may not name another namespace's queue ({plan.queue_label})")],
@@ -293,9 +307,14 @@ def _dgd_policy(plan: AdmissionPlan) -> dict:
         _validation(f"variables.services.all(s, !has({service}.ingress) || !{_flag(service + '.ingress', 'enabled')})",
                     "DynamoGraphDeployment services may not enable ingress (the operator would create Ingress or "
                     "VirtualService objects tenants may not create): serve through the site gateway"),
-        _validation(f"variables.services.all(s, !has({service}.extraPodSpec) || !has({service}.extraPodSpec"
-                    f".schedulerName) || {service}.extraPodSpec.schedulerName == {kai})",
-                    f"DynamoGraphDeployment pods must stay on {plan.scheduler_name}"),
+        _validation(f"variables.services.all(s, !has({service}.extraPodSpec) || ((!has({service}.extraPodSpec"
+                    f".schedulerName) || {service}.extraPodSpec.schedulerName == {kai}) && "
+                    f"!has({service}.extraPodSpec.nodeName)))",
+                    f"DynamoGraphDeployment pods must stay on {plan.scheduler_name} (no schedulerName, no nodeName)"),
+        _validation(f"variables.services.all(s, !{_flag(service, 'globalDynamoNamespace')} && "
+                    f"!has({service}.dynamoNamespace))",
+                    "DynamoGraphDeployment components stay in their graph's own Dynamo namespace (no "
+                    "globalDynamoNamespace or dynamoNamespace: discovery and events shared with other tenants)"),
         _validation(f"({queue} in variables.graphAnnotations ? variables.graphAnnotations[{queue}] == variables.queue"
                     f" : !variables.services.exists(s, {gpu_service}))",
                     f"DynamoGraphDeployments with GPU services must set {plan.dgd_queue_annotation} to their "
@@ -303,10 +322,11 @@ def _dgd_policy(plan: AdmissionPlan) -> dict:
     ]
     for rules in _pod_rules(plan).values():
         validations += [_validation(_dgd_each(rule.check), rule.message) for rule in rules]
-    validations.append(_validation(_dgd_each(partial(networks, plan)), _authored_rules(plan)["networks"][0].message))
-    for name in ("images", "platform-labels"):
-        validations += [_validation(_identity_guarded(_dgd_each(rule.check)), rule.message)
-                        for rule in _authored_rules(plan)[name]]
+    authored = _authored_rules(plan)
+    validations.append(_validation(_dgd_metadata(partial(networks, plan)), authored["networks"][0].message))
+    validations += [_validation(_identity_guarded(_dgd_each(rule.check)), rule.message) for rule in authored["images"]]
+    validations += [_validation(_identity_guarded(_dgd_metadata(rule.check)), rule.message)
+                    for rule in authored["platform-labels"]]
     return _policy([DGD_RESOURCE], WRITES, [*_namespace_variables(plan), *DGD_VARIABLES], validations)
 
 
