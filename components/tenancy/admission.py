@@ -6,12 +6,15 @@ Per-tenant facts (its groups, the node paths and capabilities of its recorded Po
 may attach to, its KAI queue) are on its namespace (TenantEnvironment writes them; tenants cannot change namespaces),
 so every tenant shares one set of policies. Whom a rule applies to:
 - everyone creating in a tenant namespace (what escapes to the node, the network or another namespace): no
-  privileged containers, host namespaces, hostPorts, hostPath or added capabilities beyond the exception; no Service
-  externalIPs or ExternalName into another namespace; no service-account token Secrets; DynamoGraphDeployments
-  without ingress objects, with KAI and the namespace's queue and only the tenant's networks;
+  privileged containers, unmasked /proc, host namespaces, hostPorts, unconfined seccomp/AppArmor, hostPath or added
+  capabilities beyond the exception; no Service externalIPs or ExternalName into another namespace; no
+  service-account token Secrets; DynamoGraphDeployments without ingress objects, with KAI and the namespace's queue,
+  in their own Dynamo namespace and on the tenant's networks only;
 - the tenant's identities (its RBAC groups and the namespace's ServiceAccounts) on what they author (Pods and pod
   templates; a controller creating pods from a checked template is not a tenant): allowlisted images (by digest in
-  prod), GPU pods on KAI with the namespace's queue, only the tenant's networks, none of the platform's labels;
+  prod), GPU pods on KAI with the namespace's queue and no nodeName, only the tenant's networks, none of the
+  platform's labels (also on the graphs they write); monitors of their own namespace that read no Prometheus file
+  and write none of the series labels usage and SLOs are attributed by;
 - the tenant's groups: platform-owned objects (the program's part-of label) are read-only to them. The namespace's
   ServiceAccounts are left out of this one: the Dynamo planner scales its own graph."""
 from dataclasses import dataclass
@@ -23,9 +26,7 @@ import pulumi_kubernetes as k8s
 
 from components.kube import TENANT_LABEL, Layer, labels
 from plan.admission import AdmissionPlan
-from plan.names import (
-    ALLOWED_CAPABILITIES, ALLOWED_HOST_PATHS, ALLOWED_NETWORKS, PROJECT, TENANT_GROUPS,
-)
+from plan.names import ALLOWED_CAPABILITIES, ALLOWED_HOST_PATHS, ALLOWED_NETWORKS, PROJECT, TENANT_GROUPS
 from plan.tenancy import TenantSpec
 
 POLICY_PREFIX = f"{PROJECT}-tenant-"
