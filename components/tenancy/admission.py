@@ -205,6 +205,14 @@ def platform_labels(plan: AdmissionPlan, spec: str, containers: str, pod_labels:
             f"&& !({_cel(key)} in {pod_labels} && {pod_labels}[{_cel(key)}] == {_cel(value)})")
 
 
+def _kept_labels(plan: AdmissionPlan) -> str:
+    """None of the platform's label keys on the object unless its old version carried the same value."""
+    labels_, old = _field("object.metadata", "labels", "{}"), "oldObject.metadata.labels"
+    keys = _cel_list([*plan.platform_labels, plan.owner_label[0]])
+    kept = f"(oldObject != null && has({old}) && k in {old} && {old}[k] == {labels_}[k])"
+    return f"{keys}.all(k, !(k in {labels_}) || {kept})"
+
+
 # --- the policies --------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -260,7 +268,12 @@ def _authored_rules(plan: AdmissionPlan) -> dict[str, list[Rule]]:
         "platform-labels": [Rule(partial(platform_labels, plan),
                                  f"tenant pods may not carry the labels platform NetworkPolicies and Jobs are "
                                  f"selected by ({', '.join(plan.platform_labels)}) nor "
-                                 f"{plan.owner_label[0]}={plan.owner_label[1]}")],
+                                 f"{plan.owner_label[0]}={plan.owner_label[1]}"),
+                            # Readiness and evidence select Jobs by the workload's own labels: none newly set by a
+                            # tenant (an update keeping what the object had is not a claim).
+                            Rule(lambda *_: f"object.kind == 'Pod' || {_kept_labels(plan)}",
+                                 f"tenant workloads may not claim the platform's labels "
+                                 f"({', '.join(plan.platform_labels)}, {plan.owner_label[0]})")],
     }
 
 

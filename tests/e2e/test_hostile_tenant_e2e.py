@@ -22,7 +22,7 @@ from components.tenancy.admission import POLICY_PREFIX
 from offline.manifests import core_manifests
 from offline.recorder import run_stack_file
 from plan.catalog import integration_points
-from plan.names import ALLOWED_HOST_PATHS, ENDPOINT_LABEL, PART_OF_LABEL, PROJECT
+from plan.names import ALLOWED_HOST_PATHS, ENDPOINT_LABEL, PART_OF_LABEL, PROJECT, READINESS_LABEL
 from tests.e2e.crds import UPSTREAM, install as install_crds
 from tests.e2e.kube_api import KubeApi
 from tests.e2e.simulated import GRAPH_LABEL, graph_standin_pods
@@ -358,6 +358,10 @@ ATTACKS = [
      "platform-labels", "labels"),
     ("6", "the platform's part-of label", lambda m: _pod(ACME, labels={PART_OF_LABEL: PROJECT}),
      "platform-labels", "labels"),
+    ("14", "a Job labelled as a readiness Job",
+     lambda m: {**_cronjob(ACME, _pod(ACME))["spec"]["jobTemplate"], "apiVersion": "batch/v1", "kind": "Job",
+                "metadata": {"name": "nccl-tests", "namespace": ACME, "labels": {READINESS_LABEL: "nccl"}}},
+     "platform-labels", "claim"),
     ("8", "a GPU pod off KAI", lambda m: _pod(ACME, _gpu_spec(schedulerName="default-scheduler"),
                                               labels={QUEUE_LABEL: ACME}), "gpu-queue", KAI),
     ("8", "a GPU pod in another tenant's queue",
