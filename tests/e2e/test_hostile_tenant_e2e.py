@@ -450,6 +450,33 @@ def test_inference_pools_are_read_only_to_tenants(api, manifests):
 
 # --- each guard matters --------------------------------------------------------------------------------------------
 
+POLICIES = sorted({attack[3] for attack in ATTACKS})
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_each_policy_is_what_refuses_its_attacks(api, manifests, policy):
+    """Without the policy's binding, every attack it refused above is admitted: no other plugin (Pod Security in a
+    privileged namespace, RBAC, quota) would have stopped it."""
+    attacks = [a for a in ATTACKS if a[3] == policy]
+    binding = next(m for m in manifests if m["kind"] == "ValidatingAdmissionPolicyBinding"
+                   and m["metadata"]["name"] == f"{POLICY_PREFIX}{policy}")
+    assert api.call("DELETE", f"{api.resource_path(binding)}/{binding['metadata']['name']}")[0] == 200
+    try:
+        for _, what, make, _, _ in attacks:
+            manifest = make(manifests)
+            who = GLOBEX_ADMIN if manifest["metadata"]["namespace"] == GLOBEX else ACME_ADMIN
+            status, body = _eventually(lambda: _dry_run(api, manifest, who, _method(what)),  # noqa: B023
+                                       lambda status, _: status < 400)
+            assert status < 400, f"{what}: still refused without {policy}: {body.get('message')}"
+    finally:
+        api.apply(binding)
+    first = attacks[0]
+    manifest = first[2](manifests)
+    who = GLOBEX_ADMIN if manifest["metadata"]["namespace"] == GLOBEX else ACME_ADMIN
+    assert _eventually(lambda: _dry_run(api, manifest, who, _method(first[1])),
+                       lambda status, _: status in (403, 422))[0] in (403, 422)
+
+
 def test_without_the_binding_a_privileged_namespace_admits_node_root(api, manifests):
     """Pod Security `privileged` (the recorded RDMA/KVBM exception) admits hostPID and hostPath /: only the
     binding of the pod-security policy stands between the tenant admin and the node."""
