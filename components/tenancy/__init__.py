@@ -7,7 +7,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.tenancy.admission import AdmissionGuardrails, namespace_annotations
+from components.tenancy.admission import WORKLOAD_SERVICE_ACCOUNT, AdmissionGuardrails, namespace_annotations
 from components.kube import (
     PRIORITY_SYSTEM, TENANT_LABEL, Layer, at_least, labels, ngc_pull_secret, policy_rules, psa_labels, repeated,
 )
@@ -21,7 +21,6 @@ from plan.pod_security import RESTRICTED
 from plan.tenancy import TenantSpec
 
 PULL_SECRET = "ngc-pull-secret"
-WORKLOAD_SERVICE_ACCOUNT = "tenant-workload"
 RBAC_GROUP = "rbac.authorization.k8s.io"
 # Admission refuses a claim or pod the quota covers until the quota controller has written the quota's status
 # ("status unknown for quota"): Pulumi waits for it (pulumi-kubernetes await annotation, provider >= 4.18), so

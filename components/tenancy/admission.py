@@ -13,7 +13,8 @@ so every tenant shares one set of policies. Whom a rule applies to:
 - the tenant's identities (its RBAC groups and the namespace's ServiceAccounts) on what they author (Pods and pod
   templates; a controller creating pods from a checked template is not a tenant): allowlisted images (by digest in
   prod), GPU pods on KAI with the namespace's queue and no nodeName, only the tenant's networks, none of the
-  platform's labels (also on the graphs they write); monitors of their own namespace that read no Prometheus file
+  platform's labels (also on the graphs they write), only the tenant's ServiceAccounts (the namespace's others are
+  the endpoint picker's and the Dynamo components'); monitors of their own namespace that read no Prometheus file
   and write none of the series labels usage and SLOs are attributed by;
 - the tenant's groups: platform-owned objects (the program's part-of label) are read-only to them. The namespace's
   ServiceAccounts are left out of this one: the Dynamo planner scales its own graph."""
@@ -30,6 +31,10 @@ from plan.names import ALLOWED_CAPABILITIES, ALLOWED_HOST_PATHS, ALLOWED_NETWORK
 from plan.tenancy import TenantSpec
 
 POLICY_PREFIX = f"{PROJECT}-tenant-"
+# The accounts tenant pods run as: the tenant's workload account (no token automount) and the namespace's default;
+# the namespace's other accounts are the platform's (the endpoint picker's, the Dynamo components').
+WORKLOAD_SERVICE_ACCOUNT = "tenant-workload"
+TENANT_ACCOUNTS = (WORKLOAD_SERVICE_ACCOUNT, "default")
 WRITES = ["CREATE", "UPDATE"]
 # Pod-bearing kinds a tenant admin may write (data/tenant-access.yaml) and where each keeps its pod template.
 WORKLOADS = [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods"]},
@@ -265,6 +270,10 @@ def _authored_rules(plan: AdmissionPlan) -> dict[str, list[Rule]]:
                           f"tenant pods may attach ({plan.networks_annotation}, name form) only to their own "
                           f"namespace's networks and those in its {ALLOWED_NETWORKS} annotation, and may not "
                           f"replace their cluster network ({plan.default_network_annotation})")],
+        "service-accounts": [Rule(lambda spec, *_: f"!has({spec}.serviceAccountName) || {spec}.serviceAccountName "
+                                                   f"in {_cel_list(TENANT_ACCOUNTS)}",
+                                  f"tenant pods may run only as {' or '.join(TENANT_ACCOUNTS)}: the namespace's "
+                                  "other ServiceAccounts carry the platform's permissions")],
         "platform-labels": [Rule(partial(platform_labels, plan),
                                  f"tenant pods may not carry the labels platform NetworkPolicies and Jobs are "
                                  f"selected by ({', '.join(plan.platform_labels)}) nor "
@@ -338,7 +347,8 @@ def _dgd_policy(plan: AdmissionPlan) -> dict:
         validations += [_validation(_dgd_each(rule.check), rule.message) for rule in rules]
     authored = _authored_rules(plan)
     validations.append(_validation(_dgd_metadata(partial(networks, plan)), authored["networks"][0].message))
-    validations += [_validation(_identity_guarded(_dgd_each(rule.check)), rule.message) for rule in authored["images"]]
+    validations += [_validation(_identity_guarded(_dgd_each(rule.check)), rule.message)
+                    for rule in authored["images"] + authored["service-accounts"]]
     validations += [_validation(_identity_guarded(_dgd_metadata(rule.check)), rule.message)
                     for rule in authored["platform-labels"]]
     return _policy([DGD_RESOURCE], WRITES, [*_namespace_variables(plan), *DGD_VARIABLES], validations)
