@@ -128,10 +128,12 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
 
     tenancy = Tenancy("tenancy", TenancyArgs(
         tenants=plan.tenant_specs, gateway_namespace=settings.tenancy.gateway_namespace,
+        gateway_ports=plan.gateway_ports,
         monitoring_namespace=settings.tenancy.monitoring_namespace,
         platform_namespaces={ns.layer: ns.name for ns in namespaces}, network=network_access(),
         access=tenant_access(), storage_classes=plan.tenant_storage_classes,
-        ngc_api_key=ngc_api_key if plan.tenant_pull_secret else None))
+        ngc_api_key=ngc_api_key if plan.tenant_pull_secret else None, admission=plan.admission,
+        rail_networks=network.networks if network else []))
     claims = tenant_storage(plan, tenancy)
     serving = None
     if "dynamoPlatform" in layers.charts:

@@ -8,7 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from plan.catalog import AccessRule, ChartPin
-from plan.names import PROJECT, STORAGE_TIER_LABEL, TENANT_KEY
+from plan.names import PART_OF_LABEL, PROJECT, STORAGE_TIER_LABEL, TENANT_KEY
 from plan.pod_security import PSA_LEVELS
 from plan.site_plan import NodePlacement
 
@@ -74,7 +74,7 @@ def labels(component: str, name: Optional[str] = None, **extra: str) -> dict[str
     result = {
         "app.kubernetes.io/name": name or component,
         "app.kubernetes.io/component": component,
-        "app.kubernetes.io/part-of": PART_OF,
+        PART_OF_LABEL: PART_OF,
         "app.kubernetes.io/managed-by": "pulumi",
     }
     result.update(extra)

@@ -393,6 +393,7 @@ class DynamoNames(Sourced):
 class MultusNames(Sourced):
     networks_annotation: str
     resource_name_annotation: str
+    default_network_annotation: str
 
 
 class NetworkOperatorNames(Sourced):

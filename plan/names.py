@@ -17,12 +17,27 @@ TENANT_KEY = f"{LABEL_PREFIX}tenant"
 # On what the e2e stand-in charts (tests/e2e/charts) render: how a chart mirror of stand-ins is recognised.
 STAND_IN_CHART_LABEL = f"{LABEL_PREFIX}stand-in-chart"
 ENDPOINT_LABEL = f"{LABEL_PREFIX}endpoint"
+# Every object the program creates carries PART_OF_LABEL=PROJECT (components.kube.labels): in a tenant namespace it
+# marks what is platform-owned, which admission keeps read-only to tenants and out of their hands.
+PART_OF_LABEL = "app.kubernetes.io/part-of"
 LAYER_LABEL = f"{LABEL_PREFIX}layer"
 STORAGE_TIER_LABEL = f"{LABEL_PREFIX}storage-tier"
+# Series labels the program's PodMonitors write and its rules and dashboards select on (target labels win over an
+# exporter's own `model`/`endpoint`, which Prometheus keeps as exported_model/exported_endpoint).
+SERIES_TENANT, SERIES_ENDPOINT, SERIES_MODEL, SERIES_COMPONENT_TYPE = "tenant", "endpoint", "model", "component_type"
+# Prometheus target labels that attribute a series to a pod (the scrape's namespace, pod and node): GPU usage per
+# tenant is summed by them.
+TARGET_LABELS = ("namespace", "pod", "node")
 # Annotations.
 MODEL_SOURCE = f"{LABEL_PREFIX}model-source"
 MODEL_REVISION = f"{LABEL_PREFIX}model-revision"
 POD_SECURITY_REASON = f"{LABEL_PREFIX}pod-security-reason"  # why a tenant namespace is not restricted
+# What admission lets pass in a tenant namespace, on the namespace (tenants cannot change it): the tenant's groups,
+# the node paths and capabilities of its recorded Pod Security exception, the secondary networks it may attach to.
+TENANT_GROUPS = f"{LABEL_PREFIX}tenant-groups"
+ALLOWED_HOST_PATHS = f"{LABEL_PREFIX}allowed-host-paths"
+ALLOWED_CAPABILITIES = f"{LABEL_PREFIX}allowed-capabilities"
+ALLOWED_NETWORKS = f"{LABEL_PREFIX}allowed-networks"
 SIZING_ANNOTATION = f"{LABEL_PREFIX}sizing"  # the endpoint's sizing file
 # the like-for-like key evidence must match (plan/evidence_key.py), on each served resource
 EVIDENCE_KEY_ANNOTATION = f"{LABEL_PREFIX}evidence-key"

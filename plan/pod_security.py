@@ -1,5 +1,16 @@
 """Pod Security Admission levels: one type for the level a namespace enforces and why, whether the matrix gives it
-for a chart's namespace or the plan derives it for a tenant's."""
+for a chart's namespace or the plan derives it for a tenant's.
+
+Decision (issue 22), privileged tenant namespaces: confined, not removed. RDMA workers pin memory with IPC_LOCK as
+root (Dynamo disagg-communication guide, data/dynamo-backends.yaml rdmaCapabilities): Kubernetes has no ambient
+capabilities, so an added capability is effective only for UID 0, and Pod Security baseline and restricted refuse
+IPC_LOCK at any UID; running the workers as non-root would rest on the container runtime's memlock limit, a node
+setting the program neither sets nor can check. KVBM's disk tier reads the node's udev database through a read-only
+hostPath (kvbm-guide.md:460-506, ai-dynamo/dynamo#6032), which both levels refuse. So these tenants keep Pod
+Security `privileged`, and (1) the Tenancy layer's admission policies (components/tenancy/admission.py) admit in
+their namespace only these exceptions: no privileged container, host namespace, hostPort or unconfined profile, no
+capability but IPC_LOCK, no hostPath but /run/udev read-only; (2) the plan runs such a tenant on its own nodes in
+every environment with other tenants (plan.site_plan _excepted_tenant_problems)."""
 from typing import Literal
 
 from pydantic import Field

@@ -7,6 +7,7 @@ from typing import Any, Mapping, Optional
 
 from pydantic import ValidationError
 
+from plan.admission import AdmissionPlan, admission_plan, tenant_exceptions
 from plan.catalog import (
     ChartPin, CompatibilityMatrix, integration_points, load_dynamo_runtime, load_matrix, load_profile, profile_names,
 )
@@ -170,22 +171,32 @@ class SitePlan:
         admits an added IPC_LOCK (Pod Security Standards: baseline allows only AUDIT_WRITE, CHOWN, DAC_OVERRIDE,
         FOWNER, FSETID, KILL, MKNOD, NET_BIND_SERVICE, SETFCAP, SETGID, SETPCAP, SETUID, SYS_CHROOT), so only tenants
         running RDMA workers get `privileged`, still warned and audited at `restricted`. Workers offloading KV to disk
-        mount the node's /run/udev read-only (kvbm.udevHostPath), and both levels refuse every hostPath volume."""
-        reasons: dict[str, list[str]] = {}
-        for endpoint in self.endpoints:
-            needs = reasons.setdefault(endpoint.tenant.name, [])
-            for reason, needed in ((RDMA_REASON, rdma_workers(endpoint, self.network_enabled)),
-                                   (KVBM_REASON, endpoint.kv_offload_gb is not None)):
-                if needed and reason not in needs:
-                    needs.append(reason)
+        mount the node's /run/udev read-only (kvbm.udevHostPath), and both levels refuse every hostPath volume.
+        `privileged` admits anything; admission (plan.admission, the Tenancy layer's policies) lets pass only these
+        exceptions (tenant_exceptions)."""
+        reasons = {tenant: [reason for reason, needed in ((RDMA_REASON, rdma), (KVBM_REASON, kvbm)) if needed]
+                   for tenant, (rdma, kvbm) in tenant_needs(self.endpoints, self.network_enabled).items()}
         return {tenant: privileged_for(needs) for tenant, needs in reasons.items() if needs}
 
     @property
     def tenant_specs(self) -> list[TenantSpec]:
-        pod_security = self.tenant_pod_security
+        pod_security, needs = self.tenant_pod_security, tenant_needs(self.endpoints, self.network_enabled)
         placements = {t.name: self.placement(t.name) for t in self.tenants}
-        return [tenant_spec(t, pod_security.get(t.name), placement.node_selector if placement else None)
+        return [tenant_spec(t, pod_security.get(t.name), placement.node_selector if placement else None,
+                            tenant_exceptions(*needs.get(t.name, (False, False))))
                 for t, placement in zip(self.tenants, placements.values(), strict=True)]
+
+    @property
+    def gateway_ports(self) -> list[int]:
+        """What the site's gateway reaches in a tenant namespace: the pools' target port (the Dynamo frontend) and
+        the endpoint picker's ext-proc port."""
+        names = integration_points()
+        return [load_dynamo_runtime().frontend.http_port, names.gateway_inference_extension.endpoint_picker_port]
+
+    @property
+    def admission(self) -> AdmissionPlan:
+        """What admission holds tenants to; tenant images by digest in prod, as the serving images are."""
+        return admission_plan(require_digest=self.environment == Environment.PROD)
 
     @property
     def tenant_queues(self) -> list[TenantQueue]:
@@ -449,6 +460,36 @@ def _mig_pool_problems(config: StackConfig, mig: MigSettings, base: str) -> list
     return []
 
 
+def tenant_needs(endpoints, network_enabled: bool) -> dict[str, tuple[bool, bool]]:
+    """tenant -> (RDMA workers, KV offload to disk) over its endpoints: what its workers need beyond Pod Security
+    `restricted`."""
+    needs: dict[str, tuple[bool, bool]] = {}
+    for endpoint in endpoints:
+        rdma, kvbm = needs.get(endpoint.tenant.name, (False, False))
+        needs[endpoint.tenant.name] = (rdma or rdma_workers(endpoint, network_enabled),
+                                       kvbm or endpoint.kv_offload_gb is not None)
+    return needs
+
+
+def _excepted_tenant_problems(config: StackConfig, endpoints, network_enabled: bool) -> list[Problem]:
+    """A tenant whose workers need a Pod Security exception (RDMA, KV offload to disk) runs on its own nodes in
+    every environment with other tenants: admission confines its pods to the exception (the Tenancy layer's
+    policies), and its own nodes keep a breach of that away from other tenants' GPUs, weights and KV caches."""
+    if len(config.tenants) < 2:
+        return []
+    problems, all_needs = [], tenant_needs(endpoints, network_enabled)
+    for index, tenant in enumerate(config.tenants):
+        needs = all_needs.get(tenant.name, (False, False))
+        if any(needs) and tenant.node_pool is None:
+            what = " and ".join(n for n, needed in zip(("RDMA workers", "KV offload to disk"), needs, strict=True)
+                            if needed)
+            path = f"{PROJECT}:tenants[{index}].nodePool"
+            problems.append(Problem(path, f"is required: tenant {tenant.name} runs {what}, which need a privileged "
+                                          "Pod Security exception, and shares the site with other tenants",
+                                    _set_fix(f"{path}.nodes", f"give tenant {tenant.name} its own GPU nodes")))
+    return problems
+
+
 # RA: Workload Isolation: "namespaces are useful but should not be the only isolation boundary"
 def _node_pool_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
     """Dedicated node pools fit the site and hold their tenant's GPU limit; prod with several tenants has them,
@@ -633,6 +674,8 @@ def _validated_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str, 
     routes, route_problems = plan_routes(config, matrix)
     problems += route_problems + _telemetry_problems(config) + cross_field_problems(config, profile, endpoints)
     problems += ra_rule_problems(config, profile, endpoints)
+    if profile is not None:
+        problems += _excepted_tenant_problems(config, endpoints, profile.has_rdma_fabric)
     has_key = "ngcApiKey" in raw
     if config.site.environment == Environment.PROD:
         if not has_key:

@@ -2,6 +2,7 @@
 from dataclasses import dataclass, field
 from typing import Optional
 
+from plan.admission import TenantExceptions
 from plan.config import Tenant
 from plan.names import tenant_namespace
 from plan.pod_security import PodSecurity
@@ -27,6 +28,7 @@ class TenantSpec:
     viewers: list[str] = field(default_factory=list)
     pod_security: Optional[PodSecurity] = None  # the plan's exception to `restricted` (RDMA workers), with its reason
     node_selector: Optional[dict[str, str]] = None  # the tenant's dedicated nodes, enforced on every pod it creates
+    exceptions: TenantExceptions = TenantExceptions()  # what admission lets its pods do beyond `restricted`
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,8 @@ def tenant_queue(tenant: Tenant) -> TenantQueue:
                        gpu_limit=tenant.gpu_limit, over_quota_weight=tenant.over_quota_weight)
 
 
-def tenant_spec(tenant: Tenant, pod_security: Optional[PodSecurity],
-                node_selector: Optional[dict[str, str]]) -> TenantSpec:
+def tenant_spec(tenant: Tenant, pod_security: Optional[PodSecurity], node_selector: Optional[dict[str, str]],
+                exceptions: TenantExceptions) -> TenantSpec:
     namespace = tenant_namespace(tenant.name)
     return TenantSpec(name=tenant.name, namespace=namespace, queue=namespace, gpu_limit=tenant.gpu_limit,
                       cpu_quota=tenant.cpu_quota, memory_quota=tenant.memory_quota,
@@ -54,4 +56,4 @@ def tenant_spec(tenant: Tenant, pod_security: Optional[PodSecurity],
                       memory_limit=tenant.memory_limit or tenant.memory_quota,
                       pods=tenant.pod_quota, claims=tenant.claim_quota, storage=tenant.storage_quota,
                       admins=tenant.admins, viewers=tenant.viewers, pod_security=pod_security,
-                      node_selector=node_selector)
+                      node_selector=node_selector, exceptions=exceptions)

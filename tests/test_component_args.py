@@ -19,6 +19,7 @@ from components.scheduling import Scheduling, SchedulingArgs, TenantQueue
 from components.tenancy import Tenancy, TenancyArgs, TenantSpec
 from components.validation import ValidationSuite, ValidationSuiteArgs
 from offline.recorder import Recording, run_program
+from plan.admission import admission_plan
 from plan.catalog import AccessRule, load_matrix, network_access, tenant_access
 from plan.config import MigSettings, TimeSlicing
 from plan.profile import RdmaExposure
@@ -102,9 +103,10 @@ def _tenant(name: str, **changes) -> TenantSpec:
 
 
 def _tenancy(_: k8s.core.v1.Namespace, **changes) -> Tenancy:
-    args = TenancyArgs(tenants=[_tenant("a"), _tenant("b")], gateway_namespace="gateway",
+    args = TenancyArgs(tenants=[_tenant("a"), _tenant("b")], gateway_namespace="gateway", gateway_ports=[8000],
                        monitoring_namespace="monitoring", platform_namespaces={}, network=network_access(),
-                       access=tenant_access(), storage_classes=["fast"], ngc_api_key=None)
+                       access=tenant_access(), storage_classes=["fast"], ngc_api_key=None,
+                       admission=admission_plan(require_digest=False), rail_networks=[])
     return Tenancy("tenancy", dataclasses.replace(args, **changes))
 
 

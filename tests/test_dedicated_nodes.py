@@ -45,11 +45,13 @@ def without_pools(config: dict) -> dict:
 
 
 def serving_site(pools: bool = True) -> dict:
-    """Staging HGX H200 site, 8 nodes, two tenants with an endpoint each (t1's disaggregated over the rails)."""
+    """Staging HGX H200 site, 8 nodes, two tenants with an endpoint each (t1's disaggregated over the rails). Without
+    pools, only t0 shares the GPU nodes: t1's RDMA workers need a Pod Security exception, which the plan confines to
+    dedicated nodes."""
     config = site_config("hgx-h200", "staging", tenants=2, gpu_nodes=8)
     for tenant in config["tenants"]:
         tenant.update(gpuQuota=16, gpuLimit=32, cpuQuota="512", memoryQuota="2Ti",
-                      **({"nodePool": {"nodes": 4}} if pools else {}))
+                      **({"nodePool": {"nodes": 4}} if pools or tenant["name"] == "t1" else {}))
     config["endpoints"] = [{**CHAT_ENDPOINT, "tenant": "t0"}, REASONING_ENDPOINT]
     config["components"]["serving"] = SERVING
     return record_storage(config)
@@ -69,6 +71,17 @@ def test_prod_refuses_several_tenants_without_dedicated_nodes():
     assert "pulumi config set --path 'ncp-inference:tenants[0].nodePool.nodes' <value>" in text
     # The same site with the pools synthetic.py gives every prod tenant is accepted.
     assert plan(site_config("hgx-h200", "prod", tenants=2, gpu_nodes=4)).tenant_node_pools["t1"]["nodes"] == 2
+
+
+def test_a_tenant_with_a_pod_security_exception_needs_its_own_nodes_in_every_environment():
+    """t1's workers use the rails (IPC_LOCK as root: a privileged namespace); sharing nodes with t0 is refused in
+    staging too, naming the key and the fix; alone on the site, or on its own nodes, it is accepted."""
+    config = without_pools(serving_site())
+    text = problems(config)
+    assert ("ncp-inference:tenants[1].nodePool: is required: tenant t1 runs RDMA workers, which need a privileged Pod "
+            "Security exception, and shares the site with other tenants") in text
+    assert "tenants[0].nodePool" not in text, "t0 needs no exception"
+    assert plan(serving_site(pools=False)).placement("t1") is not None
 
 
 def test_one_tenant_missing_its_pool_is_named():
@@ -164,14 +177,15 @@ def test_tenant_namespaces_hold_pods_they_create_to_their_nodes():
             "scheduler.alpha.kubernetes.io/node-selector") for r in recording.of_type("kubernetes:core/v1:Namespace")
             if r.inputs["metadata"]["name"].startswith("tenant-")}
     assert selectors(serving_site()) == {"tenant-t0": f"{TENANT_KEY}=t0", "tenant-t1": f"{TENANT_KEY}=t1"}
-    assert selectors(serving_site(pools=False)) == {"tenant-t0": None, "tenant-t1": None}
+    assert selectors(serving_site(pools=False)) == {"tenant-t0": None, "tenant-t1": f"{TENANT_KEY}=t1"}
 
 
 def test_the_placement_check_catches_shared_nodes_and_foreign_tolerations():
     recording = run_program(serving_site(pools=False), stack="shared")
     specs = tenant_pod_specs(recording)
     violations = placement_violations(specs, ["t0", "t1"])
-    assert len(violations) == 2 * len(specs)  # no selector, no toleration, on every pod
+    shared = [spec for spec in specs if spec[0] == "t0"]
+    assert shared and len(violations) == 2 * len(shared)  # no selector, no toleration, on every pod of t0
     wildcard = [("t0", "Job/x", {"nodeSelector": {TENANT_KEY: "t0"},
                                  "tolerations": [{"operator": "Exists"}]})]
     assert placement_violations(wildcard, ["t0", "t1"]) == ["Job/x of t0 tolerates t1's taint"]

@@ -272,6 +272,9 @@ def test_default_deny_for_every_tenant(prod):
         assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
         assert policies["allow-gateway-ingress"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {
             "kubernetes.io/metadata.name": "ncp-gateway"}
+        # Only the pools' target port (the Dynamo frontend) and the endpoint picker's port, not every tenant port.
+        assert policies["allow-gateway-ingress"]["ingress"][0]["ports"] == [
+            {"protocol": "TCP", "port": 8000}, {"protocol": "TCP", "port": 9002}]
         assert policies["allow-telemetry-scrape"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {
             "kubernetes.io/metadata.name": "ncp-observability"}
         dns = policies["allow-dns"]["egress"][0]["ports"]

@@ -257,6 +257,18 @@ def test_privileged_tenant_namespace_only_with_a_recorded_reason(prod):
             in messages(mutated, "tenant-isolation"))
 
 
+def test_privileged_tenant_namespace_only_under_admission_policies(prod):
+    """`privileged` admits whatever a tenant admin creates: the pack accepts the exception only while the stack binds
+    admission policies that deny in tenant namespaces (components/tenancy/admission.py)."""
+    mutated = clone(prod)
+    for binding in [r for r in mutated.resources if r.type.endswith("ValidatingAdmissionPolicyBinding")]:
+        remove(mutated, binding)
+    text = messages(mutated, "tenant-isolation")
+    assert ("tenant namespace tenant-globex-research enforces Pod Security 'privileged' with no admission policy "
+            "binding") in text
+    assert "tenant-ncp-eval" not in text, "a restricted namespace needs no binding for this rule"
+
+
 def test_privileged_tenant_container(prod):
     mutated = clone(prod)
     job = gpu_job("priv", TENANT, schedulerName="kai-scheduler")

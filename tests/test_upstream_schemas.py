@@ -40,7 +40,9 @@ UPSTREAM_CRDS = {
         "gateway-api-inference-extension/inference.networking.k8s.io_inferencepools.yaml",
 }
 BUILT_IN_GROUPS = {"", "apps", "batch", "policy", "autoscaling", "rbac.authorization.k8s.io", "networking.k8s.io",
-                   "scheduling.k8s.io", "storage.k8s.io", "apiextensions.k8s.io"}
+                   "scheduling.k8s.io", "storage.k8s.io", "apiextensions.k8s.io",
+                   # the tenant admission policies: the real kube-apiserver judges them (test_hostile_tenant_e2e.py)
+                   "admissionregistration.k8s.io"}
 # Custom resources with no upstream schema in shared/upstream, and why.
 NO_UPSTREAM_SCHEMA = {
     "NetworkAttachmentDefinition": "the NAD CRD (k8s.cni.cncf.io) is installed by Multus; no copy in shared/upstream",

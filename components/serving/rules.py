@@ -9,10 +9,9 @@ from typing import Optional
 
 from plan.catalog import MetricSource
 from plan.endpoint_plan import EndpointPlan
+from plan.names import SERIES_COMPONENT_TYPE, SERIES_ENDPOINT, SERIES_MODEL, SERIES_TENANT
 
-# Series labels our PodMonitor writes (target labels win over the exporter's own `model`/`endpoint` labels, which
-# Prometheus then keeps as exported_model/exported_endpoint).
-TENANT, ENDPOINT, MODEL, COMPONENT_TYPE = "tenant", "endpoint", "model", "component_type"
+TENANT, ENDPOINT, MODEL, COMPONENT_TYPE = SERIES_TENANT, SERIES_ENDPOINT, SERIES_MODEL, SERIES_COMPONENT_TYPE
 KEEP = f"{TENANT}, {ENDPOINT}, {MODEL}"
 
 # Multiwindow, multi-burn-rate SLO alerts (Google SRE workbook, "Alerting on SLOs", table 5-8): a fast burn spends

@@ -15,9 +15,21 @@ def _is_default_deny(props) -> bool:
             and not spec.get("ingress") and not spec.get("egress"))
 
 
+def _admission_bound(resources) -> bool:
+    """Whether the stack binds admission policies to tenant namespaces (by the tenant label, as the program does)."""
+    for binding in of_kind(resources, "ValidatingAdmissionPolicyBinding"):
+        selector = get(binding.props, "spec", "matchResources", "namespaceSelector", default={}) or {}
+        if any(e.get("key") == TENANT_LABEL and e.get("operator") == "Exists"
+               for e in selector.get("matchExpressions") or []) and "Deny" in (
+                get(binding.props, "spec", "validationActions", default=[]) or []):
+            return True
+    return False
+
+
 def _tenant_isolation(args, report):
     tenants = {name_of(ns.props): ns for ns in of_kind(args.resources, "Namespace")
                if TENANT_LABEL in labels_of(ns.props)}
+    bound = _admission_bound(args.resources)
     in_namespace = {}
     for resource in args.resources:
         in_namespace.setdefault(namespace_of(resource.props), []).append(resource)
@@ -30,6 +42,10 @@ def _tenant_isolation(args, report):
             POD_SECURITY_REASON)
         if enforce != "restricted" and not excepted:
             report(f"tenant namespace {namespace} does not enforce Pod Security 'restricted'", ns.urn)
+        elif enforce != "restricted" and not bound:
+            # `privileged` admits anything a tenant admin creates: only admission holds it to the exception.
+            report(f"tenant namespace {namespace} enforces Pod Security 'privileged' with no admission policy "
+                   "binding denying in tenant namespaces: its tenant admin could run any pod", ns.urn)
         objects = in_namespace.get(namespace, [])
         policies = [r for r in objects if get(r.props, "kind") == "NetworkPolicy"]
         if not any(_is_default_deny(p.props) for p in policies):
@@ -68,9 +84,10 @@ def _check_pod(spec, where, urn, report, excepted: bool):
 
 tenant_isolation = stack_policy(
     "tenant-isolation",
-    "Tenant namespaces enforce PSA restricted and have a default-deny NetworkPolicy, a GPU ResourceQuota and a "
-    "dedicated ServiceAccount; tenant workloads use no privileged containers, host namespaces or hostPath (but the "
-    "allowlisted read-only node paths under a recorded exception).",
+    "Tenant namespaces enforce PSA restricted (or privileged with a recorded reason and admission policies bound to "
+    "tenant namespaces) and have a default-deny NetworkPolicy, a GPU ResourceQuota and a dedicated ServiceAccount; "
+    "tenant workloads use no privileged containers, host namespaces or hostPath (but the allowlisted read-only node "
+    "paths under a recorded exception).",
     "Isolation And Security: Workload Isolation",
     "Create tenants through ncp-inference:tenants (the Tenancy layer sets all of this); remove privileged settings.",
     _tenant_isolation,

@@ -7,19 +7,20 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.tenancy.admission import WORKLOAD_SERVICE_ACCOUNT, AdmissionGuardrails, namespace_annotations
 from components.kube import (
     PRIORITY_SYSTEM, TENANT_LABEL, Layer, at_least, labels, ngc_pull_secret, policy_rules, psa_labels, repeated,
 )
 from components.network_policy import (
     DEFAULT_DENY, SAME_NAMESPACE, dns_egress, namespace_peer, tenant_platform_egress,
 )
+from plan.admission import AdmissionPlan
 from plan.catalog import AccessRule, NetworkAccess, TenantAccess, integration_points
 from plan.names import POD_SECURITY_REASON
 from plan.pod_security import RESTRICTED
 from plan.tenancy import TenantSpec
 
 PULL_SECRET = "ngc-pull-secret"
-WORKLOAD_SERVICE_ACCOUNT = "tenant-workload"
 RBAC_GROUP = "rbac.authorization.k8s.io"
 # Admission refuses a claim or pod the quota covers until the quota controller has written the quota's status
 # ("status unknown for quota"): Pulumi waits for it (pulumi-kubernetes await annotation, provider >= 4.18), so
@@ -33,7 +34,9 @@ class TenancyArgs:
 
     Attributes:
         tenants: the tenants.
-        gateway_namespace: the namespace of the site's gateway, admitted to every tenant namespace.
+        gateway_namespace: the namespace of the site's gateway, admitted to every tenant namespace on gateway_ports.
+        gateway_ports: the ports the gateway reaches in a tenant namespace (the pools' target port, the endpoint
+            picker's ext-proc port): nothing else of a tenant's pods is open to it.
         monitoring_namespace: the namespace of the site's Prometheus, admitted to scrape every tenant namespace.
         platform_namespaces: compatibility-matrix component -> its namespace: tenants reach the ports it admits them on.
         network: the network data (DNS, API server ports, platform ports) the tenant policies allow.
@@ -41,16 +44,22 @@ class TenancyArgs:
         storage_classes: the storage classes tenant claims use: each gets its own storage quota.
         ngc_api_key: the NGC API key (a secret) for a tenant pull secret, only with pullCredentials `sharedKey` (never
             in prod); None creates none.
+        admission: what admission holds tenants to (the policies bound to every tenant namespace).
+        rail_networks: the site's RDMA rail networks (<namespace>/<name>): the tenants whose workers use the rails
+            may attach to them.
     """
 
     tenants: list[TenantSpec]
     gateway_namespace: str
+    gateway_ports: list[int]
     monitoring_namespace: str
     platform_namespaces: dict[str, str]
     network: NetworkAccess
     access: TenantAccess
     storage_classes: list[str]
     ngc_api_key: Optional[pulumi.Output[str]]
+    admission: AdmissionPlan
+    rail_networks: list[str]
 
 
 def tenancy_problems(args: TenancyArgs) -> list[str]:
@@ -94,7 +103,9 @@ def network_policies(args: TenancyArgs) -> dict[str, dict]:
         "allow-dns": dns_egress(args.network),
         "allow-same-namespace": SAME_NAMESPACE,
         "allow-gateway-ingress": {"podSelector": {}, "policyTypes": ["Ingress"],
-                                  "ingress": [{"from": [namespace_peer(args.gateway_namespace)]}]},
+                                  "ingress": [{"from": [namespace_peer(args.gateway_namespace)],
+                                               "ports": [{"protocol": "TCP", "port": port}
+                                                         for port in sorted(set(args.gateway_ports))]}]},
         "allow-telemetry-scrape": {"podSelector": {}, "policyTypes": ["Ingress"],
                                    "ingress": [{"from": [namespace_peer(args.monitoring_namespace)]}]},
     }
@@ -110,7 +121,7 @@ class TenantEnvironment(Layer):
 
     def __init__(self, name: str, tenant: TenantSpec, args: TenancyArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("TenantEnvironment", name, opts)
-        self._tenant = tenant
+        self._tenant, self._rail_networks = tenant, args.rail_networks
         self._labels = labels("tenancy", tenant.namespace, **{TENANT_LABEL: tenant.name})
         self.namespace = self._namespace()
         self._in_namespace = self.child(self.namespace)
@@ -133,7 +144,9 @@ class TenantEnvironment(Layer):
 
     def _namespace(self) -> k8s.core.v1.Namespace:
         tenant = self._tenant
-        annotations = {POD_SECURITY_REASON: tenant.pod_security.reason} if tenant.pod_security else {}
+        annotations = namespace_annotations(tenant, self._rail_networks)
+        if tenant.pod_security:
+            annotations[POD_SECURITY_REASON] = tenant.pod_security.reason
         if tenant.node_selector:
             # With the site's PodNodeSelector admission plugin, every pod of the namespace (also those a tenant admin
             # creates) gets this selector, and a pod selecting another tenant's nodes is refused.
@@ -146,7 +159,7 @@ class TenantEnvironment(Layer):
                 labels={**self._labels,
                         **psa_labels((tenant.pod_security or RESTRICTED).level),
                         integration_points().kai.queue_label: tenant.queue},
-                annotations=annotations or None),
+                annotations=annotations),
             opts=self.child(),
         )
 
@@ -223,4 +236,6 @@ class Tenancy(Layer):
             for tenant in args.tenants
         }
         self.namespaces = {tenant: env.namespace.metadata.name for tenant, env in self.tenants.items()}
+        # Cluster-scoped, bound by namespace label: the tenants' namespaces carry what each policy reads.
+        self.admission = AdmissionGuardrails(f"{name}-admission", args.admission, self.child())
         self.register_outputs({"namespaces": self.namespaces})
