@@ -177,13 +177,13 @@ def alert_cases(prefix: str, groups: list[dict], healthy: Scenario, bad: dict[st
 @dataclass(frozen=True)
 class Traffic:
     """One endpoint's behaviour, per minute, constant over the whole input."""
-    requests: int = 600
+    requests: float = 600
     error_fraction: float = 0.0
     ttft_miss: float = 0.0          # share of requests slower than the TTFT SLO (above its upper bucket)
     itl_miss: float = 0.0
     straddling: float = 0.0         # share between the buckets around the SLO, where the rules interpolate
-    output_tokens: int = 6000
-    queued: int = 0
+    output_tokens: float = 6000
+    queued: float = 0
     kv_hit_rate: float = 0.5
     kv_cache_usage: float = 0.5
     workers_up: bool = True
@@ -266,7 +266,12 @@ def endpoint_series(fixture: EndpointFixture, traffic: Traffic, scenario: Scenar
     monitor, signals, m = _monitor_for(fixture, tenant, endpoint), fixture.signals, fixture.signals.metrics
     slo = fixture.plan.endpoint.slo
     served = {"model": fixture.plan.endpoint.model.name}
-    for pod in endpoint_pods(fixture.graph, endpoint, signals, contract):
+    pods = endpoint_pods(fixture.graph, endpoint, signals, contract)
+    # The endpoint's traffic is spread over its frontend replicas: each serves its share, the rules sum them.
+    frontends = max(1, sum(pod.role == "frontend" for pod in pods))
+    share = replace(traffic, requests=traffic.requests / frontends,
+                    output_tokens=traffic.output_tokens / frontends, queued=traffic.queued / frontends)
+    for pod in pods:
         for pme in monitor["podMetricsEndpoints"]:
             if pme["port"] != pod.port:
                 continue
@@ -282,7 +287,7 @@ def endpoint_series(fixture: EndpointFixture, traffic: Traffic, scenario: Scenar
                 scenario.add(scraped(m["gpuCacheUsage"], {**served, "dynamo_component": pod.role, "dp_rank": "0"},
                                      target), gauge(traffic.kv_cache_usage))
                 continue
-            _frontend_series(fixture, traffic, scenario, target, served, slo, le_style)
+            _frontend_series(fixture, share, scenario, target, served, slo, le_style)
     return scenario
 
 

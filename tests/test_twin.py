@@ -241,14 +241,16 @@ def _evidence(monkeypatch, raw, secrets, outputs: Path, index: Path) -> int:
 
 
 def test_acceptance_through_the_twin_passes_and_an_unmeetable_slo_names_the_serving_layer(
-        model_root, tmp_path, monkeypatch):
+        model_root, tmp_path, monkeypatch, evidence_keys):
     from evidence.record import read_index
+    from tests.evidence_keys import gate_config, with_keys
     from offline.policy_check import PACK_DIR, read_pack_config
     from tests.policy_helpers import violations
     met = {"timeToFirstTokenP95Ms": 5000, "interTokenLatencyP95Ms": 1000, "outputTokenThroughputMin": 1,
            "errorRateMax": 0}
     sizing = small_sizing(tmp_path, SMALL["isl"], SMALL["osl"])
     raw, secrets = stack(slo={**SMALL, "thresholds": met}, endpoints=(CHAT,), sizing=sizing)
+    raw = with_keys(raw, evidence_keys)
     recording, graphs = rendered(raw, secrets)
     outputs = tmp_path / "outputs"
     (outputs / "validation").mkdir(parents=True)
@@ -262,19 +264,20 @@ def test_acceptance_through_the_twin_passes_and_an_unmeetable_slo_names_the_serv
     assert _evidence(monkeypatch, raw, secrets, outputs, passing) == 0
     [entry] = read_index(passing)
     assert entry["passed"] and entry["endpoint"] == CHAT
-    gate = {**promotion, "promotion-evidence": {"requirePassedEvidence": True, "evidenceIndex": str(passing)}}
+    gate = gate_config(promotion, passing, evidence_keys)
     assert [v.message for v in violations(recording, gate, "promotion-evidence")] == []
 
     unmeetable = stack(slo={**SMALL, "thresholds": {**met, "timeToFirstTokenP95Ms": 0.001}}, endpoints=(CHAT,),
                        sizing=sizing)
+    unmeetable = (with_keys(unmeetable[0], evidence_keys), unmeetable[1])
     failing = tmp_path / "fail" / "index.yaml"
     assert _evidence(monkeypatch, *unmeetable, outputs, failing) == 1
     [entry] = read_index(failing)
     record = yaml.safe_load(Path(entry["record"]).read_text())
     assert record["passed"] is False
     assert record["failingLayers"] == ["Inference Serving Layer"]
-    gate = {**promotion, "promotion-evidence": {"requirePassedEvidence": True, "evidenceIndex": str(failing)}}
-    assert "chat-dense: no passed evidence record" in "\n".join(
+    gate = gate_config(promotion, failing, evidence_keys)
+    assert "chat-dense: no passed, signed and fresh evidence record" in "\n".join(
         v.message for v in violations(recording, gate, "promotion-evidence"))
 
 
