@@ -146,7 +146,10 @@ class EndpointPicker(Layer):
             f"{name}-api-server-egress",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{picker}-api-server-egress", namespace=args.namespace,
                                                 labels=meta_labels),
-            spec=api_server_egress_policy({"app.kubernetes.io/name": picker}, args.api_server_egress),
+            # Keyed on a label only the platform may set on pods (admission, platform-labels): a tenant's own pod
+            # named like the picker gets no API-server egress.
+            spec=api_server_egress_policy({"app.kubernetes.io/name": picker, ENDPOINT_LABEL: args.endpoint},
+                                          args.api_server_egress),
             opts=self.child())
         probe = k8s.core.v1.ProbeArgs(grpc=k8s.core.v1.GRPCActionArgs(port=health_port, service=HEALTH_SERVICE),
                                       initial_delay_seconds=5, period_seconds=10)
