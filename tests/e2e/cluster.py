@@ -3,14 +3,18 @@ installing the CRDs every e2e stack needs (tests.e2e.crds, the README's document
 bench/real_engine.py share it."""
 import os
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
+
+import pytest
 
 from tests.e2e.crds import CRDS, UPSTREAM, install
 from plan.local_overlay import OVERLAY_ENV
 from tests.e2e.kube_api import KubeApi
 
-__all__ = ["CRDS", "E2E", "UPSTREAM", "EngineMissing", "engine_environment", "start_control_plane",
-           "stop_control_plane"]
+__all__ = ["CRDS", "E2E", "UPSTREAM", "EngineMissing", "engine_environment", "own_control_plane",
+           "start_control_plane", "stop_control_plane"]
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E = ROOT / "e2e"
@@ -48,3 +52,22 @@ def start_control_plane(env: dict) -> tuple[KubeApi, dict]:
 
 def stop_control_plane(env: dict) -> None:
     subprocess.run([str(E2E / "control-plane.sh"), "stop"], env=env, timeout=60)
+
+
+@contextmanager
+def own_control_plane(state: Path, ports: dict[str, str], **extra_env: str) -> Iterator[dict]:
+    """A control plane of the test module's own, on `ports` (each overridable by its NCP_E2E_* variable), with no
+    CRDs; yields its environment (NCP_E2E_STATE holds its kubeconfig) and stops it after. Skips where the engine is
+    not built."""
+    env = {**os.environ, **{key: os.environ.get(key, value) for key, value in ports.items()},
+           "NCP_E2E_STATE": str(state), **extra_env}
+    started = subprocess.run(["bash", str(E2E / "control-plane.sh"), "start"], env=env, capture_output=True,
+                             text=True, timeout=300)
+    if started.returncode != 0:
+        if any(reason in started.stderr for reason in ("not built", "not bootstrapped", "missing")):
+            pytest.skip(f"the control plane is not built: run e2e/bootstrap.sh\n{started.stderr[-500:]}")
+        pytest.fail(f"control plane did not start:\n{started.stderr[-3000:]}")
+    try:
+        yield env
+    finally:
+        stop_control_plane(env)

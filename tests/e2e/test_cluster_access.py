@@ -6,8 +6,6 @@ check on the real admission chain: PodNodeSelector refuses the probe pod where t
 plane started without it is reported."""
 import base64
 import datetime
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,30 +21,21 @@ from cluster_api import KubeError, connect
 from plan.sources import plan_from_stack_file
 from preflight import checks
 from preflight import __main__ as preflight_cli
-from tests.e2e.cluster import E2E
+from tests.e2e.cluster import own_control_plane
 
 PEM = serialization.Encoding.PEM
-# A second control plane, started without PodNodeSelector, on ports of its own (the first one is still up).
+# control-plane.sh's defaults; and a second control plane without PodNodeSelector on ports of its own (the first one
+# is still up).
+DEFAULT_PORTS = {"NCP_E2E_ETCD_PORT": "23790", "NCP_E2E_API_PORT": "16443", "NCP_E2E_KCM_PORT": "10357",
+                 "NCP_E2E_SCHEDULER_PORT": "10359", "NCP_E2E_KWOK_PORT": "10247"}
 WITHOUT_PLUGIN_PORTS = {"NCP_E2E_ETCD_PORT": "24790", "NCP_E2E_API_PORT": "17443", "NCP_E2E_KCM_PORT": "11357",
                         "NCP_E2E_SCHEDULER_PORT": "11359", "NCP_E2E_KWOK_PORT": "11247"}
 
 
-def _control_plane(tmp_path_factory, **env_overrides):
-    result = subprocess.run([str(E2E / "bootstrap.sh"), "--print-bin"], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.fail(f"the control plane binaries are not built: run e2e/bootstrap.sh first\n{result.stderr}")
-    env = {**os.environ, "NCP_E2E_STATE": str(tmp_path_factory.mktemp("control-plane")), **env_overrides}
-    subprocess.run([str(E2E / "control-plane.sh"), "start"], env=env, check=True, timeout=300)
-    return env
-
-
 @pytest.fixture(scope="module")
 def state(tmp_path_factory):
-    env = _control_plane(tmp_path_factory)
-    try:
+    with own_control_plane(tmp_path_factory.mktemp("control-plane"), DEFAULT_PORTS) as env:
         yield Path(env["NCP_E2E_STATE"])
-    finally:
-        subprocess.run([str(E2E / "control-plane.sh"), "stop"], env=env, timeout=60)
 
 
 def _admin_config(state: Path) -> dict:
@@ -152,8 +141,9 @@ def test_preflight_proves_pod_node_selector_on_the_real_admission_chain(state):
 
 
 def test_a_cluster_without_pod_node_selector_is_reported(tmp_path_factory, monkeypatch, capsys):
-    env = _control_plane(tmp_path_factory, NCP_E2E_ADMISSION_PLUGINS="", **WITHOUT_PLUGIN_PORTS)
-    try:
+    # Its ports are fixed (not NCP_E2E_* overridable): the module's first control plane is still up on those.
+    with own_control_plane(tmp_path_factory.mktemp("without-plugin"), {}, NCP_E2E_ADMISSION_PLUGINS="",
+                           **WITHOUT_PLUGIN_PORTS) as env:
         kubeconfig = Path(env["NCP_E2E_STATE"]) / "kubeconfig"
         misses = checks.admission(connect(str(kubeconfig)), _tenants_with_pools())
         assert [m.check for m in misses] == ["admission plugins"]
@@ -163,5 +153,3 @@ def test_a_cluster_without_pod_node_selector_is_reported(tmp_path_factory, monke
         monkeypatch.setattr(preflight_cli, "plan_from_stack_file", lambda stack: _tenants_with_pools())
         assert preflight_cli.main(["--stack", "prod", "--kubeconfig", str(kubeconfig)]) == 1
         assert "MISS  admission plugins" in capsys.readouterr().out
-    finally:
-        subprocess.run([str(E2E / "control-plane.sh"), "stop"], env=env, timeout=60)

@@ -10,7 +10,6 @@ Needs etcd, kube-apiserver and kube-controller-manager from e2e/bootstrap.sh and
 ../shared/upstream (skipped with the reason when either is absent)."""
 import copy
 import os
-import subprocess
 import time
 import urllib.parse
 from pathlib import Path
@@ -24,12 +23,11 @@ from offline.recorder import run_stack_file
 from plan.catalog import integration_points
 from plan.names import ALLOWED_HOST_PATHS, ENDPOINT_LABEL, PART_OF_LABEL, PROJECT, READINESS_LABEL
 from tests.e2e.crds import UPSTREAM, install as install_crds
+from tests.e2e.cluster import own_control_plane
 from tests.e2e.kube_api import KubeApi
 from tests.e2e.simulated import GRAPH_LABEL, graph_standin_pods
 from tests.e2e.test_rbac_e2e import Api
 
-ROOT = Path(__file__).resolve().parents[2]
-E2E = ROOT / "e2e"
 # Own ports, so this control plane never meets another e2e's (override with the control plane's variables).
 PORTS = {"NCP_E2E_ETCD_PORT": "25890", "NCP_E2E_API_PORT": "18543", "NCP_E2E_KCM_PORT": "12457",
          "NCP_E2E_SCHEDULER_PORT": "12459", "NCP_E2E_KWOK_PORT": "12347"}
@@ -66,15 +64,8 @@ BUILT_IN = {"apps", "batch", "rbac.authorization.k8s.io", "networking.k8s.io", "
 def api(manifests, tmp_path_factory):
     if not UPSTREAM.is_dir():
         pytest.skip(f"{UPSTREAM} is absent: the e2e installs the real upstream CRDs from there")
-    env = {**os.environ, **{k: os.environ.get(k, v) for k, v in PORTS.items()},
-           "NCP_E2E_STATE": os.environ.get("NCP_E2E_STATE") or str(tmp_path_factory.mktemp("hostile-tenant"))}
-    started = subprocess.run(["bash", str(E2E / "control-plane.sh"), "start"], env=env, capture_output=True,
-                             text=True, timeout=300)
-    if started.returncode != 0:
-        if any(reason in started.stderr for reason in ("not built", "not bootstrapped", "missing")):
-            pytest.skip(f"the control plane is not built: run e2e/bootstrap.sh\n{started.stderr[-500:]}")
-        pytest.fail(f"control plane did not start:\n{started.stderr[-3000:]}")
-    try:
+    state = os.environ.get("NCP_E2E_STATE") or tmp_path_factory.mktemp("hostile-tenant")
+    with own_control_plane(Path(state), PORTS) as env:
         kubeconfig = Path(env["NCP_E2E_STATE"]) / "kubeconfig"
         install_crds(KubeApi(kubeconfig), say=lambda _: None)
         client = Api(kubeconfig)
@@ -86,8 +77,6 @@ def api(manifests, tmp_path_factory):
             if not (manifest["kind"] == "Namespace" or manifest["kind"] in ORDER[1:4]):
                 client.apply(manifest)  # the program's own objects: each must be admitted (apply asserts it)
         yield client
-    finally:
-        subprocess.run(["bash", str(E2E / "control-plane.sh"), "stop"], env=env, timeout=60)
 
 
 def _wait_for_policies(api: Api) -> None:

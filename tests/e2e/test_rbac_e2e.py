@@ -6,8 +6,6 @@ is persisted. Every check is also shown to flip when the rule it guards is remov
 Needs kube-apiserver, kube-controller-manager and etcd from e2e/bootstrap.sh (the Pulumi engine is not used)."""
 import http.client
 import json
-import os
-import subprocess
 import time
 import urllib.parse
 from contextlib import contextmanager
@@ -18,10 +16,9 @@ import pytest
 
 from offline.manifests import core_manifests
 from offline.recorder import run_stack_file
+from tests.e2e.cluster import own_control_plane
 from tests.e2e.kube_api import KubeApi
 
-ROOT = Path(__file__).resolve().parents[2]
-E2E = ROOT / "e2e"
 # Own ports, so this control plane never meets the engine e2e's (override with the control plane's variables).
 PORTS = {"NCP_E2E_ETCD_PORT": "25790", "NCP_E2E_API_PORT": "18443", "NCP_E2E_KCM_PORT": "12357",
          "NCP_E2E_SCHEDULER_PORT": "12359", "NCP_E2E_KWOK_PORT": "12247"}
@@ -102,21 +99,11 @@ def manifests() -> list[dict]:
 
 @pytest.fixture(scope="module")
 def api(manifests, tmp_path_factory):
-    env = {**os.environ, **{k: os.environ.get(k, v) for k, v in PORTS.items()},
-           "NCP_E2E_STATE": str(tmp_path_factory.mktemp("rbac-control-plane"))}
-    started = subprocess.run(["bash", str(E2E / "control-plane.sh"), "start"], env=env, capture_output=True,
-                             text=True, timeout=300)
-    if started.returncode != 0:
-        if any(reason in started.stderr for reason in ("not built", "not bootstrapped", "missing")):
-            pytest.skip(f"the control plane is not built: run e2e/bootstrap.sh\n{started.stderr[-500:]}")
-        pytest.fail(f"control plane did not start:\n{started.stderr[-3000:]}")
-    try:
+    with own_control_plane(tmp_path_factory.mktemp("rbac-control-plane"), PORTS) as env:
         client = Api(Path(env["NCP_E2E_STATE"]) / "kubeconfig")
         for manifest in manifests:
             client.apply(manifest)
         yield client
-    finally:
-        subprocess.run(["bash", str(E2E / "control-plane.sh"), "stop"], env=env, timeout=60)
 
 
 def _find(manifests, kind: str, name: str, namespace: Optional[str] = None) -> dict:
