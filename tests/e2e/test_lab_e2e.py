@@ -9,10 +9,12 @@ from tests.e2e import simulated
 from tests.e2e.engine import pulumi, stack_env
 
 STACK = "e2e-lab"
+# memoryQuota holds what runs at once at its memory limits: the TRT-LLM worker (80Gi /dev/shm + 32Gi per GPU), the
+# two frontends and the model-staging Job (16Gi each, the tenant LimitRange's default), with room to spare.
 CONFIG = {
     "site": {"name": "e2e-lab", "environment": "lab", "hardwareProfile": "lab", "gpuNodes": 1,
              "validationEvidence": {"path": "evidence/e2e-lab/", "owner": "ci"}},
-    "tenants": [{"name": "dev", "gpuQuota": 1, "gpuLimit": 1, "cpuQuota": "32", "memoryQuota": "160Gi",
+    "tenants": [{"name": "dev", "gpuQuota": 1, "gpuLimit": 1, "cpuQuota": "32", "memoryQuota": "192Gi",
                  "admins": ["lab-admins"]}],
     "components": {
         "chartMirror": "tests/e2e/charts", "skipAwait": True,
