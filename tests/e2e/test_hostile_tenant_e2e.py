@@ -10,7 +10,6 @@ Needs etcd, kube-apiserver and kube-controller-manager from e2e/bootstrap.sh and
 ../shared/upstream (skipped with the reason when either is absent)."""
 import copy
 import os
-import time
 import urllib.parse
 from pathlib import Path
 from typing import Optional
@@ -26,7 +25,7 @@ from tests.e2e.crds import UPSTREAM, install as install_crds
 from tests.e2e.cluster import own_control_plane
 from tests.e2e.kube_api import KubeApi
 from tests.e2e.simulated import GRAPH_LABEL, graph_standin_pods
-from tests.e2e.test_rbac_e2e import Api
+from tests.e2e.test_rbac_e2e import Api, _eventually
 
 # Own ports, so this control plane never meets another e2e's (override with the control plane's variables).
 PORTS = {"NCP_E2E_ETCD_PORT": "25890", "NCP_E2E_API_PORT": "18543", "NCP_E2E_KCM_PORT": "12457",
@@ -87,13 +86,6 @@ def _wait_for_policies(api: Api) -> None:
     assert status in (403, 422), f"the admission policies never took effect: {status} {body}"
 
 
-def _eventually(call, done, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while True:
-        status, body = call()
-        if done(status, body) or time.monotonic() > deadline:
-            return status, body
-        time.sleep(0.5)
 
 
 def _dry_run(api: Api, manifest: dict, as_user, method: str = "POST") -> tuple[int, dict]:
