@@ -3,10 +3,10 @@
 Validate the stack config first; nothing is registered from a config that did not validate."""
 import pulumi
 
-from composition import compose
-from plan.errors import ConfigError
-from plan.names import PROJECT
-from plan.sources import plan_from_pulumi
+from ncp.composition import compose
+from ncp.plan.errors import ConfigError
+from ncp.plan.names import PROJECT
+from ncp.plan.sources import plan_from_pulumi
 
 try:
     site_plan = plan_from_pulumi()

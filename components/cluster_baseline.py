@@ -11,10 +11,10 @@ from components.kube import (
     PRIORITY_BATCH, PRIORITY_SERVING, PRIORITY_SYSTEM, Layer, labels, ngc_pull_secret, one_of, psa_labels, repeated,
 )
 from components.network_policy import platform_policies
-from plan.catalog import NetworkAccess
-from plan.layers import LayerNamespace
-from plan.names import LAYER_LABEL
-from plan.pod_security import PSA_LEVELS
+from ncp.plan.catalog import NetworkAccess
+from ncp.plan.layers import LayerNamespace
+from ncp.plan.names import LAYER_LABEL
+from ncp.plan.pod_security import PSA_LEVELS
 
 # PriorityClass values stay below the built-in system-* classes (2e9) so node-critical pods always win.
 RECORD_NAME = "ncp-baseline-record"  # the baseline record ConfigMap (the policy pack reads it)

@@ -7,8 +7,8 @@ rules and the upstream metric names of data/telemetry-signals.yaml, so renaming 
 import re
 from dataclasses import dataclass, field
 
-from plan.catalog import MetricSource
-from plan.names import PROJECT
+from ncp.plan.catalog import MetricSource
+from ncp.plan.names import PROJECT
 
 # Grafana variables the panels use, with the value a query is checked with (a variable is not PromQL).
 VARIABLES = {"tenant": ".+", "endpoint": ".+"}

@@ -7,9 +7,9 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.kube import Layer, helm_release, labels
-from plan.catalog import ChartPin, integration_points
-from plan.config import MigSettings, TimeSlicing
-from plan.gpu_partition import MIG_LAYOUT
+from ncp.plan.catalog import ChartPin, integration_points
+from ncp.plan.config import MigSettings, TimeSlicing
+from ncp.plan.gpu_partition import MIG_LAYOUT
 
 MIG_CONFIG_MAP = "ncp-mig-parted-config"
 MIG_LABEL_RULE = "ncp-mig-layout"

@@ -9,7 +9,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.kube import Layer, helm_release, labels, one_of
-from plan.catalog import ChartPin, integration_points
+from ncp.plan.catalog import ChartPin, integration_points
 
 DATASTORE_SECRET = "nvsentinel-datastore-credentials"
 

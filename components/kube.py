@@ -7,10 +7,10 @@ from typing import Any, Mapping, Optional, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from plan.catalog import AccessRule, ChartPin
-from plan.names import PART_OF_LABEL, PROJECT, STORAGE_TIER_LABEL, TENANT_KEY
-from plan.pod_security import PSA_LEVELS
-from plan.site_plan import NodePlacement
+from ncp.plan.catalog import AccessRule, ChartPin
+from ncp.plan.names import PART_OF_LABEL, PROJECT, STORAGE_TIER_LABEL, TENANT_KEY
+from ncp.plan.pod_security import PSA_LEVELS
+from ncp.plan.site_plan import NodePlacement
 
 PART_OF = PROJECT
 TENANT_LABEL = TENANT_KEY

@@ -12,11 +12,11 @@ from components.kube import (
     restricted_job, tier_labels,
 )
 from components.network_policy import model_source_access, source_env
-from plan.names import (
+from ncp.plan.names import (
     BENCHMARK_CLAIM, ENDPOINT_LABEL, MODEL_CLAIM, MODEL_REVISION, MODEL_SOURCE, MODELS_MOUNT, model_path,
 )
-from plan.serving import ModelStagingSettings, StorageTier
-from plan.site_plan import NodePlacement
+from ncp.plan.serving import ModelStagingSettings, StorageTier
+from ncp.plan.site_plan import NodePlacement
 
 STAGING_COMPONENT = "model-staging"  # app.kubernetes.io/component of staging Jobs
 STAGING_TIMEOUT_SECONDS = 4 * 3600

@@ -8,9 +8,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import Layer, at_least, helm_release, labels
-from plan.catalog import ChartPin, integration_points
-from plan.profile import RdmaExposure
-from plan.site_plan import Rail
+from ncp.plan.catalog import ChartPin, integration_points
+from ncp.plan.profile import RdmaExposure
+from ncp.plan.site_plan import Rail
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import TENANT_LABEL, labels
-from plan.catalog import TENANTS_PEER, NetworkAccess, PlatformAccess
-from plan.names import ENDPOINT_LABEL
-from plan.serving import ModelStagingSettings
+from ncp.plan.catalog import TENANTS_PEER, NetworkAccess, PlatformAccess
+from ncp.plan.names import ENDPOINT_LABEL
+from ncp.plan.serving import ModelStagingSettings
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 

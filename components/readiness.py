@@ -1,6 +1,6 @@
 """Readiness gates: on RDMA profiles an NCCL tests Job across the east-west rails (all rails, then each alone); on
 every profile with readiness thresholds a fio read Job per storage tier; all suspended (run on demand before tenants
-serve), with the profile's thresholds recorded beside them; `python -m evidence.readiness_run` runs them and judges
+serve), with the profile's thresholds recorded beside them; `ncp evidence readiness-run` runs them and judges
 their logs."""
 from dataclasses import dataclass
 from typing import Optional
@@ -12,11 +12,11 @@ import yaml
 from components.kube import (
     ON_DEMAND, PRIORITY_BATCH, Layer, labels, restricted_job, scratch,
 )
-from plan.names import NCCL_JOB, NCCL_SSH_SECRET, READINESS_LABEL, STORAGE_TIER_LABEL, fio_job
-from plan.serving import StorageTier
-from plan.catalog import WorkloadPin, integration_points
-from plan.readiness import ReadinessPlan
-from plan.site_plan import TENANT_KEY, gpu_toleration
+from ncp.plan.names import NCCL_JOB, NCCL_SSH_SECRET, READINESS_LABEL, STORAGE_TIER_LABEL, fio_job
+from ncp.plan.serving import StorageTier
+from ncp.plan.catalog import WorkloadPin, integration_points
+from ncp.plan.readiness import ReadinessPlan
+from ncp.plan.site_plan import TENANT_KEY, gpu_toleration
 
 TARGET_MOUNT = "/target"
 SSH_MOUNT = "/etc/ncp-ssh"
@@ -64,7 +64,7 @@ class ReadinessArgs:
     the operator runs them before tenants serve.
 
     Attributes:
-        plan: the readiness plan (plan/readiness.py): nodes, tiers and thresholds.
+        plan: the readiness plan (ncp/plan/readiness.py): nodes, tiers and thresholds.
         namespace: the readiness layer's namespace (privileged: RDMA needs IPC_LOCK as root).
         nccl_pin: the nccl-tests workload (compatibility matrix workloads.ncclTests).
         fio_image: the site's fio image (validation.storageImage); None makes no storage Jobs.
@@ -139,7 +139,7 @@ def nccl_script(nccl: NcclArgs, service: str) -> str:
         "[ -x /usr/sbin/sshd ] || { echo 'the nccl-tests image has no /usr/sbin/sshd (mpirun starts the remote ranks "
         "over ssh): use an image with openssh-server and the nccl-tests MPI binaries' >&2; exit 2; }",
         f"[ -f {SSH_MOUNT}/ssh-privatekey ] || {{ echo 'Secret {NCCL_SSH_SECRET} is missing: run the test with "
-        "python -m evidence.readiness_run, which makes the key for the run' >&2; exit 2; }",
+        "ncp evidence readiness-run, which makes the key for the run' >&2; exit 2; }",
         f"mkdir -p /run/sshd /root/.ssh && install -m 600 {SSH_MOUNT}/ssh-privatekey /root/.ssh/id_ed25519",
         f"install -m 600 {SSH_MOUNT}/ssh-publickey /root/.ssh/authorized_keys && ssh-keygen -A",
         f"/usr/sbin/sshd -p {nccl.ssh_port}",
@@ -210,7 +210,7 @@ class Readiness(Layer):
                 name=NCCL_JOB, namespace=ns, labels=job_labels,
                 annotations={**ON_DEMAND, gang: str(nccl.nodes), "ncp-inference.io/run-needs":
                              f"Secret {NCCL_SSH_SECRET} (type kubernetes.io/ssh-auth, plus ssh-publickey), made and "
-                             "deleted per run by python -m evidence.readiness_run"}),
+                             "deleted per run by ncp evidence readiness-run"}),
             spec=k8s.batch.v1.JobSpecArgs(
                 completion_mode="Indexed", completions=nccl.nodes, parallelism=nccl.nodes, backoff_limit=0,
                 suspend=True, active_deadline_seconds=NCCL_DEADLINE_SECONDS,

@@ -6,9 +6,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import Layer, at_least, helm_release, labels, one_of, repeated
-from plan.catalog import ChartPin
-from plan.site_plan import TopologyLevel
-from plan.tenancy import TenantQueue
+from ncp.plan.catalog import ChartPin
+from ncp.plan.site_plan import TopologyLevel
+from ncp.plan.tenancy import TenantQueue
 
 UNLIMITED = -1  # KAI Queue convention for "no quota/limit on this resource"
 ROOT_QUEUE = "ncp-root"

@@ -10,8 +10,8 @@ import pulumi_kubernetes as k8s
 
 from components.kube import Layer, helm_release, labels
 from components.dashboards import Dashboard
-from plan.catalog import ChartPin, MetricSource
-from plan.serving import StorageTier
+from ncp.plan.catalog import ChartPin, MetricSource
+from ncp.plan.serving import StorageTier
 
 RULES_NAME = "ncp-gpu-health"
 

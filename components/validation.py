@@ -12,12 +12,12 @@ from components.kube import (
     TENANT_LABEL, Layer, await_annotations, claim_volume, labels, pod_placement, policy_rules, restricted_job,
     tier_labels,
 )
-from plan.names import (
+from ncp.plan.names import (
     BENCHMARK_CLAIM, ENDPOINT_LABEL, MODEL_CLAIM, MODELS_MOUNT, SUITE_VERSION_ANNOTATION, THRESHOLDS_ANNOTATION,
 )
-from plan.catalog import AccessRule
-from plan.serving import StorageTier
-from plan.site_plan import NodePlacement
+from ncp.plan.catalog import AccessRule
+from ncp.plan.serving import StorageTier
+from ncp.plan.site_plan import NodePlacement
 
 # app.kubernetes.io/component of the acceptance Jobs (the policy pack finds them by it)
 BENCHMARK_COMPONENT, SUITE_COMPONENT = "benchmark", "validation-suite"
@@ -48,7 +48,7 @@ class BenchmarkArgs:
             command.
         export_file: the export the command must write (under benchmark_artifacts(endpoint)); the Job fails
             without it.
-        thresholds: the acceptance thresholds, recorded beside the Job for `python -m acceptance.check`.
+        thresholds: the acceptance thresholds, recorded beside the Job for `ncp acceptance`.
         graph: the workload measured (DynamoGraphDeployment or Deployment): the Job waits for it.
         placement: the tenant's dedicated nodes, where it has them. Default: None.
     """
@@ -67,7 +67,7 @@ class BenchmarkArgs:
 
 class Benchmark(Layer):
     """The endpoint's AIPerf run: a Job writing artifacts to the tenant's benchmark-output claim, with the
-    acceptance thresholds recorded beside it (annotation and ConfigMap) for `python -m acceptance.check`."""
+    acceptance thresholds recorded beside it (annotation and ConfigMap) for `ncp acceptance`."""
 
     def __init__(self, name: str, args: BenchmarkArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("Benchmark", name, opts)

@@ -8,4 +8,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 stack="${1:-lab}"
 shift || true
-exec .venv/bin/python -m offline.check --stack "$stack" "$@"
+exec .venv/bin/ncp check --stack "$stack" "$@"

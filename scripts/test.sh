@@ -7,7 +7,7 @@ bash scripts/setup.sh
 # The bootstrap reports on stderr (its progress, the ERROR line naming component, step, reason and log; the engine
 # summary); stdout carries nothing a test run needs.
 status=0
-bash e2e/bootstrap.sh >/dev/null || status=$?
+bash tools/e2e/bootstrap.sh >/dev/null || status=$?
 if ((status != 0)); then
   echo "test.sh: the offline engine bootstrap failed (exit $status): its ERROR line above names the component, the" \
     "step and the log; no test was run" >&2

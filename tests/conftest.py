@@ -2,15 +2,15 @@ from pathlib import Path
 
 import pytest
 
-import plan.sources
-from offline.recorder import run_stack_file
+import ncp.plan.sources
+from ncp.offline.recorder import run_stack_file
 from tests.evidence_keys import evidence_keys  # noqa: F401 - the site signing key fixture of evidence tests
 
 SHARED_UPSTREAM = Path(__file__).resolve().parents[2] / "shared" / "upstream"
 # The example stacks a site copies and edits; tests read frozen copies of them (tests/fixtures/stacks/README.md).
 EXAMPLE_STACKS = ("lab", "prod", "gb300", "vision")
 FROZEN_STACKS = Path(__file__).parent / "fixtures" / "stacks"
-PROJECT_STACK_FILE = plan.sources.stack_file
+PROJECT_STACK_FILE = ncp.plan.sources.stack_file
 
 
 def frozen_stack_file(stack: str) -> Path:
@@ -20,17 +20,17 @@ def frozen_stack_file(stack: str) -> Path:
 
 def pytest_configure(config):
     """Before collection, so module-level reads and fixtures of every scope see the frozen copies too."""
-    plan.sources.stack_file = frozen_stack_file
+    ncp.plan.sources.stack_file = frozen_stack_file
 
 
 def pytest_unconfigure(config):
-    plan.sources.stack_file = PROJECT_STACK_FILE
+    ncp.plan.sources.stack_file = PROJECT_STACK_FILE
 
 
 @pytest.fixture()
 def example_stacks(monkeypatch):
     """For tests that validate the examples as examples (tests/test_examples.py): the project's own stack files."""
-    monkeypatch.setattr(plan.sources, "stack_file", PROJECT_STACK_FILE)
+    monkeypatch.setattr(ncp.plan.sources, "stack_file", PROJECT_STACK_FILE)
 
 
 @pytest.fixture(scope="session")

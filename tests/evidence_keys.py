@@ -4,8 +4,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from evidence.signing import KEY_ENV, Signer, generate
-from plan.config import ValidationEvidence
+from ncp.evidence.signing import KEY_ENV, Signer, generate
+from ncp.plan.config import ValidationEvidence
 
 SITE = "test-site"
 

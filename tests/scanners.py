@@ -9,8 +9,8 @@ from typing import Optional
 
 import yaml
 
-from offline.manifests import write_manifests
-from offline.recorder import Recording
+from ncp.offline.manifests import write_manifests
+from ncp.offline.recorder import Recording
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE_FILE = ROOT / "data" / "scanner-baseline.yaml"
@@ -29,10 +29,10 @@ class Finding:
 
 
 def engine_bin() -> Optional[Path]:
-    """Where e2e/bootstrap.sh puts kube-score and trivy (NCP_ENGINE_BIN overrides, as for the control plane)."""
+    """Where tools/e2e/bootstrap.sh puts kube-score and trivy (NCP_ENGINE_BIN overrides, as for the control plane)."""
     if os.environ.get("NCP_ENGINE_BIN"):
         return Path(os.environ["NCP_ENGINE_BIN"])
-    result = subprocess.run(["bash", str(ROOT / "e2e" / "bootstrap.sh"), "--print-bin"], capture_output=True,
+    result = subprocess.run(["bash", str(ROOT / "tools" / "e2e" / "bootstrap.sh"), "--print-bin"], capture_output=True,
                             text=True)
     return Path(result.stdout.strip()) if result.returncode == 0 else None
 

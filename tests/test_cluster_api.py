@@ -22,8 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-import cluster_api
-from cluster_api import KubeError, connect
+from ncp import cluster_api
+from ncp.cluster_api import KubeError, connect
 
 PEM = serialization.Encoding.PEM
 GOOD_TOKEN = "token-the-server-accepts"
@@ -235,7 +235,7 @@ def test_bad_kubeconfigs_are_one_clear_line(server, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("argv_module", ["preflight", "evidence.run", "evidence.readiness_run"])
 def test_live_commands_exit_2_on_a_bad_kubeconfig(argv_module, tmp_path, capsys, monkeypatch):
-    module = __import__(f"{argv_module}.__main__" if argv_module == "preflight" else argv_module,
+    module = __import__(f"ncp.{argv_module}.cli" if argv_module == "preflight" else f"ncp.{argv_module}",
                         fromlist=["main"])
     monkeypatch.setattr(module, "plan_from_stack_file", lambda stack: None)  # the kubeconfig fails first
     argv = ["--stack", "prod", "--kubeconfig", str(tmp_path / "absent")]
@@ -250,9 +250,9 @@ def test_live_commands_exit_2_on_a_bad_kubeconfig(argv_module, tmp_path, capsys,
 
 
 def test_the_private_directory_is_removed_at_exit(tmp_path):
-    code = ("import cluster_api, pathlib, sys; d = cluster_api._private_dir(); "
+    code = ("from ncp import cluster_api; import pathlib; d = cluster_api._private_dir(); "
             "pathlib.Path(d, 'key').write_text('k'); print(d)")
     import subprocess
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=Path(cluster_api.__file__).parent)
+                            cwd=Path(cluster_api.__file__).parents[1])
     assert result.returncode == 0 and not Path(result.stdout.strip()).exists()

@@ -1,4 +1,4 @@
-"""Component arguments: every field documented (scripts/args_docs.py), and bad arguments refused with a ResourceError
+"""Component arguments: every field documented (tools/args_docs.py), and bad arguments refused with a ResourceError
 naming the component, before it creates anything (run under Pulumi mocks, pulumi.runtime.set_mocks)."""
 import dataclasses
 from dataclasses import dataclass, field
@@ -9,8 +9,8 @@ import pulumi_kubernetes as k8s
 import pytest
 
 from components.cluster_baseline import ClusterBaseline, ClusterBaselineArgs
-from plan.layers import LayerNamespace
-from plan.pod_security import PodSecurity
+from ncp.plan.layers import LayerNamespace
+from ncp.plan.pod_security import PodSecurity
 from components.gpu_enablement import GpuEnablement, GpuEnablementArgs
 from components.health import Health, HealthArgs
 from components.kube import ResourceError
@@ -18,13 +18,13 @@ from components.network_enablement import NetworkEnablement, NetworkEnablementAr
 from components.scheduling import Scheduling, SchedulingArgs, TenantQueue
 from components.tenancy import Tenancy, TenancyArgs, TenantSpec
 from components.validation import ValidationSuite, ValidationSuiteArgs
-from offline.recorder import Recording, run_program
-from plan.admission import admission_plan
-from plan.catalog import AccessRule, load_matrix, network_access, tenant_access
-from plan.config import MigSettings, TimeSlicing
-from plan.profile import RdmaExposure
-from plan.site_plan import Rail
-from scripts.args_docs import component_dataclasses, problems
+from ncp.offline.recorder import Recording, run_program
+from ncp.plan.admission import admission_plan
+from ncp.plan.catalog import AccessRule, load_matrix, network_access, tenant_access
+from ncp.plan.config import MigSettings, TimeSlicing
+from ncp.plan.profile import RdmaExposure
+from ncp.plan.site_plan import Rail
+from tools.args_docs import component_dataclasses, problems
 
 # --- documentation ---------------------------------------------------------------------------------------------------
 

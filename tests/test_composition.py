@@ -1,9 +1,9 @@
 """Every hardware profile composes in every environment, and the profile decides which layers exist."""
 import pytest
 
-from offline.recorder import run_program
-from offline.synthetic import secret_keys, site_config
-from plan.catalog import load_matrix, load_profile, profile_names
+from ncp.offline.recorder import run_program
+from ncp.offline.synthetic import secret_keys, site_config
+from ncp.plan.catalog import load_matrix, load_profile, profile_names
 
 ENVIRONMENTS = ["lab", "staging", "prod"]
 REQUIRED_PROFILES = {"rtx-pro-6000", "hgx-h100", "hgx-h200", "hgx-b200", "gb300-nvl72", "cloud-h100", "lab"}

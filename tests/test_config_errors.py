@@ -2,10 +2,10 @@
 import pytest
 import pulumi
 
-from offline.recorder import run_program
-from offline.synthetic import mutate, secret_keys, site_config
-from plan.errors import ConfigError
-from plan.site_plan import build_plan
+from ncp.offline.recorder import run_program
+from ncp.offline.synthetic import mutate, secret_keys, site_config
+from ncp.plan.errors import ConfigError
+from ncp.plan.site_plan import build_plan
 
 BASE_LAB = site_config("lab")
 BASE_PROD = site_config("hgx-h200", "prod")
@@ -123,7 +123,7 @@ def test_fix_suggests_the_pulumi_command():
 
 
 def test_program_stops_before_registering_anything(monkeypatch):
-    from offline import recorder
+    from ncp.offline import recorder
 
     seen = []
     original = recorder._RecordingMonitor.RegisterResource

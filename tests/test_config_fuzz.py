@@ -1,4 +1,4 @@
-"""Bad stack files end in exit 2 with the file and where, never a traceback: the shared loader (plan/sources.py)
+"""Bad stack files end in exit 2 with the file and where, never a traceback: the shared loader (ncp/plan/sources.py)
 refuses unreadable and non-UTF-8 files for every command that reads one, and a seeded fuzz of the loader and the
 validation behind it (mutations of the example stacks, bad bytes, deep nesting, huge numbers, wrong types) sees only
 an accepted plan or a ConfigError."""
@@ -9,16 +9,16 @@ import re
 import pytest
 import yaml
 
-import lifecycle.__main__ as lifecycle_cli
-import offline.check as check_cli
-import offline.diff as diff_cli
-import plan.sources
-import preflight.__main__ as preflight_cli
-import scaffold.checklist as checklist_cli
-from plan.errors import ConfigError
-from plan.names import PROJECT
-from plan.site_plan import build_plan
-from plan.sources import config_of_document
+import ncp.lifecycle.cli as lifecycle_cli
+import ncp.offline.check as check_cli
+import ncp.offline.diff as diff_cli
+import ncp.plan.sources
+import ncp.preflight.cli as preflight_cli
+import ncp.scaffold.checklist as checklist_cli
+from ncp.plan.errors import ConfigError
+from ncp.plan.names import PROJECT
+from ncp.plan.site_plan import build_plan
+from ncp.plan.sources import config_of_document
 from tests.conftest import FROZEN_STACKS
 
 SEED = 26
@@ -79,8 +79,8 @@ def test_every_command_refuses_a_bad_stack_file_with_exit_2(command, damage, tmp
     else:
         bad.mkdir()  # exists but cannot be read as a file: the same refusal as a file without read permission
         monkeypatch.setattr(type(bad), "is_file", lambda path: path.name == "Pulumi.bad.yaml" or path.exists())
-    frozen = plan.sources.stack_file
-    monkeypatch.setattr(plan.sources, "stack_file",
+    frozen = ncp.plan.sources.stack_file
+    monkeypatch.setattr(ncp.plan.sources, "stack_file",
                         lambda stack: bad if stack == "bad" else frozen(stack))
     assert _commands(tmp_path)[command]() == 2
     err = capsys.readouterr().err

@@ -1,5 +1,5 @@
 """Every cross-field rule of the policy pack that config can know is refused by config validation too, naming the
-camelCase key as the user writes it (plan/cross_field.py). Each case starts from a fixture stack that validates and
+camelCase key as the user writes it (ncp/plan/cross_field.py). Each case starts from a fixture stack that validates and
 breaks one rule; where the pack's own verdict is the point (its mandatory level per environment), the pack configs
 are read."""
 import json
@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from offline.synthetic import mutate, record_storage, secret_keys, site_config
-from plan import endpoints as endpoints_module
-from plan.config import Environment
-from plan.cross_field import MANDATORY_ENVIRONMENTS
-from plan.errors import ConfigError
-from plan.site_plan import build_plan
-from plan.endpoint_plan import WorkerGroup
-from plan.sizing_bridge import Layout
-from plan.sizing_file import load_sizing
+from ncp.offline.synthetic import mutate, record_storage, secret_keys, site_config
+from ncp.plan import endpoints as endpoints_module
+from ncp.plan.config import Environment
+from ncp.plan.cross_field import MANDATORY_ENVIRONMENTS
+from ncp.plan.errors import ConfigError
+from ncp.plan.site_plan import build_plan
+from ncp.plan.endpoint_plan import WorkerGroup
+from ncp.plan.sizing_bridge import Layout
+from ncp.plan.sizing_file import load_sizing
 
 ROOT = Path(__file__).resolve().parents[1]
 P = "ncp-inference:"
@@ -51,7 +51,7 @@ def _serving(config: dict, environment: str) -> dict:
         serving["apiServerEgress"] = {"cidrs": ["10.0.0.1/32"], "ports": [6443]}
     config["endpoints"] = [{
         "name": "chat", "tenant": config["tenants"][0]["name"], "backend": "trtllm",
-        "sizing": "sizing/prod/chat-dense.yaml",
+        "sizing": "sites/prod/sizing/chat-dense.yaml",
         "model": {"name": "Qwen/Qwen3-32B", "source": "hf://Qwen/Qwen3-32B",
                   "revision": "9216db5781bf21249d130ec9da846c4624c16137", "class": "dense-llm"},
         "slo": {"isl": 4000, "osl": 500, "ttftMs": 1000, "tpotMs": 30, "concurrency": 128, "requestCount": 2000,
@@ -119,7 +119,7 @@ def test_disaggregation_fabric(monkeypatch):
     """A lab (no RDMA) site whose endpoint's sizing file says disaggregated: the layout AIConfigurator would write
     for it is the prod example's disaggregated one (its GPUs are beside the point)."""
     config = _serving(site_config("hgx-h200", "staging", tenants=1, gpu_nodes=1), "staging")
-    disaggregated = ROOT / "sizing" / "prod" / "reasoning-large.yaml"
+    disaggregated = ROOT / "sites" / "prod" / "sizing" / "reasoning-large.yaml"
     lab = mutate(config, "site.hardwareProfile", "lab")
     del lab["components"]["networkOperator"]
     monkeypatch.setattr(endpoints_module, "read_layout",

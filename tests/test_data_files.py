@@ -1,13 +1,13 @@
 """The data files: profiles carry what the RA asks a profile to record; the matrix is the only place versions live
-(the copies that must stand without it are generated from it by `python -m sync_pins` and checked here)."""
+(the copies that must stand without it are generated from it by `ncp sync-pins` and checked here)."""
 import re
 
 import pytest
 
-import sync_pins
-from plan import catalog
-from plan.catalog import ROOT, load_matrix, load_profile, profile_names
-from plan.errors import ConfigError
+from ncp import sync_pins
+from ncp.plan import catalog
+from ncp.plan.catalog import ROOT, load_matrix, load_profile, profile_names
+from ncp.plan.errors import ConfigError
 
 
 # RA: GPU Compute Node: "The node design should account for GPU memory capacity"
@@ -63,7 +63,7 @@ def test_versions_are_pinned_only_in_the_matrix():
         pins |= {pin.version, pin.repository} | ({pin.chart} if "/" in pin.chart else set())
         pins |= {tag.partition(":")[2] or tag for tag in pin.images.values()}
     code = [p for folder in ("plan", "components", "offline") for p in (ROOT / folder).rglob("*.py")]
-    code += [ROOT / "__main__.py", ROOT / "composition.py"]
+    code += [ROOT / "__main__.py", ROOT / "ncp/composition.py"]
     offenders = [(path.name, pin) for path in code for pin in pins if pin and pin in path.read_text()]
     assert offenders == []
 
@@ -88,9 +88,9 @@ def test_a_bump_names_each_stale_copy_its_key_and_the_value_to_write():
     bumped = _bumped("grove", pinned + "-bumped")
     assert sync_pins.drift(bumped) == [
         f"policy/ncp_guardrails/pins.yaml: charts.grove.version is '{pinned}', write '{pinned}-bumped' (it copies "
-        "data/compatibility-matrix.yaml components.grove.version; `python -m sync_pins` rewrites every copy)",
+        "data/compatibility-matrix.yaml components.grove.version; `ncp sync-pins` rewrites every copy)",
         f"tests/e2e/charts/grove-charts/Chart.yaml: version is '{pinned}', write '{pinned}-bumped' (it copies "
-        "data/compatibility-matrix.yaml components.grove.version; `python -m sync_pins` rewrites every copy)"]
+        "data/compatibility-matrix.yaml components.grove.version; `ncp sync-pins` rewrites every copy)"]
 
 
 def test_the_generator_brings_stale_copies_in_step(tmp_path):
@@ -124,10 +124,10 @@ def test_a_stale_shared_name_or_allowlist_names_its_home(tmp_path):
     allowlists.write_text(allowlists.read_text().replace("  - hf://\n", ""))
     assert sync_pins.drift(load_matrix(), root) == [
         "policy/ncp_guardrails/allowlists.yaml: modelSources is ['ngc://', 's3://'], "
-        "write ['hf://', 'ngc://', 's3://'] (it copies data/allowlists.yaml modelSources; `python -m sync_pins` "
+        "write ['hf://', 'ngc://', 's3://'] (it copies data/allowlists.yaml modelSources; `ncp sync-pins` "
         "rewrites every copy)",
         "policy/ncp_guardrails/program.yaml: labels.tenant is 'example.io/tenant', write 'ncp-inference.io/tenant' "
-        "(it copies plan/names.py TENANT_KEY; `python -m sync_pins` rewrites every copy)"]
+        "(it copies ncp/plan/names.py TENANT_KEY; `ncp sync-pins` rewrites every copy)"]
 
 
 def test_a_hand_edit_that_keeps_the_values_is_named_too(tmp_path):
@@ -136,4 +136,4 @@ def test_a_hand_edit_that_keeps_the_values_is_named_too(tmp_path):
     pins.write_text(pins.read_text() + "# a hand-written note\n")
     assert sync_pins.drift(load_matrix(), root) == [
         "policy/ncp_guardrails/pins.yaml: its values agree with data/compatibility-matrix.yaml but not its text: do "
-        "not edit it by hand, run `python -m sync_pins`"]
+        "not edit it by hand, run `ncp sync-pins`"]

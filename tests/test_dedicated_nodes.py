@@ -1,19 +1,19 @@
 """Dedicated tenant nodes (issue #10, items 2 and 4): prod refuses several tenants whose only boundary would be the
 namespace; node pools fit the site and their tenant's GPU limit; every pod the program defines for a tenant runs on
-that tenant's nodes and tolerates no other tenant's taint. Fixture stacks from offline/synthetic.py."""
+that tenant's nodes and tolerates no other tenant's taint. Fixture stacks from ncp/offline/synthetic.py."""
 import pytest
 import yaml
 
-from offline.recorder import run_program
-from offline.synthetic import mutate, record_storage, secret_keys, site_config
-from plan.errors import ConfigError
-from plan.names import TENANT_KEY
-from plan.site_plan import RDMA_RAIL_ISOLATION, build_plan
-from scaffold.checklist import render_checklist
+from ncp.offline.recorder import run_program
+from ncp.offline.synthetic import mutate, record_storage, secret_keys, site_config
+from ncp.plan.errors import ConfigError
+from ncp.plan.names import TENANT_KEY
+from ncp.plan.site_plan import RDMA_RAIL_ISOLATION, build_plan
+from ncp.scaffold.checklist import render_checklist
 from tests.test_operators import CHAT_ENDPOINT
 
 REASONING_ENDPOINT = {  # disaggregated across two nodes: its workers use the RDMA rails
-    "name": "reason", "tenant": "t1", "backend": "trtllm", "sizing": "sizing/prod/reasoning-large.yaml",
+    "name": "reason", "tenant": "t1", "backend": "trtllm", "sizing": "sites/prod/sizing/reasoning-large.yaml",
     "router": "kv",
     "model": {"name": "Qwen/Qwen3-235B-A22B-FP8", "source": "hf://Qwen/Qwen3-235B-A22B-FP8",
               "revision": "39eb2b067ea6b8e3e1dd97d3cd0c7ffeaf3e1a35", "class": "moe-llm"},
@@ -210,8 +210,8 @@ def test_checklist_and_baseline_record_carry_the_site_steps():
 
 
 def test_scaffold_gives_each_prod_tenant_its_nodes(tmp_path):
-    from plan.catalog import load_profile
-    from scaffold.__main__ import TenantAnswer, render
+    from ncp.plan.catalog import load_profile
+    from ncp.scaffold.cli import TenantAnswer, render
     text = render("west", load_profile("hgx-h200"), "prod", 4,
                   [TenantAnswer.parse("acme:16:24"), TenantAnswer.parse("beta:8")])
     assert "nodePool: {nodes: 3}" in text and "nodePool: {nodes: 1}" in text

@@ -5,7 +5,7 @@ v0.0.0-20260603065144-7c1f1994dbff (ai-dynamo/dynamo deploy/inference-gateway/ep
 below are of that module version (data/integration-points.yaml endpointPicker)."""
 import yaml
 
-from plan.catalog import integration_points
+from ncp.plan.catalog import integration_points
 
 NAMES = integration_points()
 RUNNER = NAMES.endpoint_picker
@@ -117,7 +117,7 @@ def test_the_picker_may_reach_the_api_server(prod):
     assert spec["policyTypes"] == ["Egress"] and spec["egress"] == graph_policy["egress"]
 
 
-# --- the real runner (built by e2e/bootstrap.sh, component epp) ---------------------------------------------------
+# --- the real runner (built by tools/e2e/bootstrap.sh, component epp) -----------------------------------------------
 
 def _runner():
     """The epp binary from the bootstrap bin dir (NCP_EPP overrides), or skip with the reason."""
@@ -127,14 +127,14 @@ def _runner():
 
     import pytest
 
-    from offline.promtool import BOOTSTRAP
+    from ncp.offline.promtool import BOOTSTRAP
     override = os.environ.get("NCP_EPP")
     if override:
         return Path(override)
     result = subprocess.run(["bash", str(BOOTSTRAP), "--print-bin"], capture_output=True, text=True)
     path = Path(result.stdout.strip()) / "epp"
     if result.returncode != 0 or not os.access(path, os.X_OK):
-        pytest.skip("the endpoint picker runner is not built: it is opt-in (`e2e/bootstrap.sh --with-epp`, ~6 min "
+        pytest.skip("the endpoint picker runner is not built: opt-in (`tools/e2e/bootstrap.sh --with-epp`, ~6 min "
                     f"cold) {result.stderr.strip()}")
     return path
 
@@ -175,9 +175,9 @@ def test_the_real_runner_parses_the_rendered_args_and_loads_the_rendered_config(
 
 
 def test_bootstrap_builds_the_runner_version_the_program_names():
-    """e2e/bootstrap.sh EPP_VERSION and data/integration-points.yaml endpointPicker.moduleVersion: change both."""
+    """tools/e2e/bootstrap.sh EPP_VERSION and data/integration-points.yaml endpointPicker.moduleVersion: change both."""
     import re
 
-    from offline.promtool import BOOTSTRAP
+    from ncp.offline.promtool import BOOTSTRAP
     [version] = re.findall(r"^EPP_VERSION=(\S+)", BOOTSTRAP.read_text(), flags=re.MULTILINE)
     assert version == RUNNER.module_version

@@ -7,11 +7,11 @@ import typing
 import pydantic
 import pytest
 
-from offline.synthetic import mutate, secret_keys, site_config
-from plan.config import StackConfig
-from plan.errors import ConfigError
-from plan.serving import StorageTiers
-from plan.site_plan import build_plan
+from ncp.offline.synthetic import mutate, secret_keys, site_config
+from ncp.plan.config import StackConfig
+from ncp.plan.errors import ConfigError
+from ncp.plan.serving import StorageTiers
+from ncp.plan.site_plan import build_plan
 from tests.test_config_errors import CASES, _clean, _drop
 
 STORAGE = {"modelArtifacts": {"storageClass": "shared", "size": "10Gi", "accessMode": "ReadWriteMany"},

@@ -1,4 +1,4 @@
-"""Evidence records from one run's outputs (recorded real AIPerf export + JUnit XML), the `python -m evidence` exit
+"""Evidence records from one run's outputs (recorded real AIPerf export + JUnit XML), the `ncp evidence` exit
 codes, and the prod promotion gate reading the evidence index those records are appended to."""
 import json
 import shutil
@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from evidence import __main__ as evidence_cli
-from evidence.collect import OutputsError, build_records, read_junit
-from evidence.record import EvidenceRecord, read_index, render_markdown, sha256_of
-from offline.policy_check import PACK_DIR, read_pack_config
-from plan.catalog import ROOT
-from plan.site_plan import build_plan
-from plan.sources import read_stack_file
+from ncp.evidence import cli as evidence_cli
+from ncp.evidence.collect import OutputsError, build_records, read_junit
+from ncp.evidence.record import EvidenceRecord, read_index, render_markdown, sha256_of
+from ncp.offline.policy_check import PACK_DIR, read_pack_config
+from ncp.plan.catalog import ROOT
+from ncp.plan.site_plan import build_plan
+from ncp.plan.sources import read_stack_file
 from tests.evidence_keys import gate_config, with_keys
 from tests.policy_helpers import violations
 
@@ -131,10 +131,10 @@ def test_unsupported_remote_evidence_location_is_bad_input(tmp_path, capsys, mon
 # --- the promotion gate -----------------------------------------------------------------------------------------------
 
 def _index(tmp_path, site_plan, keys, **change) -> dict:
-    """Records of a run written and signed as `python -m evidence` does; `change` edits a record before signing
+    """Records of a run written and signed as `ncp evidence` does; `change` edits a record before signing
     (evidence measured for something else), so only the key decides."""
-    from evidence.record import append_index, index_entry, write_record
-    from evidence.store import open_store
+    from ncp.evidence.record import append_index, index_entry, write_record
+    from ncp.evidence.store import open_store
     path = tmp_path / "index.yaml"
     outputs = _outputs(tmp_path / "out", site_plan)
     for record in build_records("prod", site_plan, VERSIONS, outputs, "warm", run_id="r1"):

@@ -5,13 +5,13 @@ import socket
 
 import pytest
 
-boto3 = pytest.importorskip("boto3", reason="boto3 is pinned in requirements.txt (scripts/setup.sh installs it)")
-moto_server = pytest.importorskip("moto.server", reason="moto[server] is pinned in requirements.txt")
+boto3 = pytest.importorskip("boto3", reason="boto3 is pinned in pyproject.toml (scripts/setup.sh installs it)")
+moto_server = pytest.importorskip("moto.server", reason="moto[server] is pinned in pyproject.toml")
 
-from evidence import __main__ as evidence_cli  # noqa: E402
-from evidence.record import read_index  # noqa: E402
-from plan.site_plan import build_plan  # noqa: E402
-from plan.sources import read_stack_file  # noqa: E402
+from ncp.evidence import cli as evidence_cli  # noqa: E402
+from ncp.evidence.record import read_index  # noqa: E402
+from ncp.plan.site_plan import build_plan  # noqa: E402
+from ncp.plan.sources import read_stack_file  # noqa: E402
 from tests.evidence_keys import gate_config, with_keys  # noqa: E402
 from tests.policy_helpers import violations  # noqa: E402
 from tests.test_evidence import MET, PROMOTION, _outputs  # noqa: E402

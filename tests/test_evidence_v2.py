@@ -1,6 +1,6 @@
 """Evidence v2 (#28): signed and fresh evidence, like-for-like keys, Triton services gated, the concurrency sweep and
 its knee, `compare` catching a regression, JUnit/CTRF beside each record, startup and failure behaviour judged, and
-the owning layer of every check. Records are written and signed as `python -m evidence` writes them; the gate is the
+the owning layer of every check. Records are written and signed as `ncp evidence` writes them; the gate is the
 policy pack run by pulumi-policy's analyzer on recorded stacks."""
 import copy
 import json
@@ -12,20 +12,20 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evidence import __main__ as evidence_cli
-from evidence.behaviour import FAILURE_FILE, STARTUP_FILE, judge_failure, judge_startup
-from evidence.collect import build_records, read_junit
-from evidence.owners import OWNERS_FILE, check_owner
-from evidence.record import EvidenceRecord, append_index, index_entry, read_index, write_record
-from evidence.signing import KEY_ENV, SigningKeyError, key_path
-from evidence.store import open_store
-from evidence.sweep import SweepPoint, knee
-from offline.recorder import run_stack_config, run_stack_file
-from plan.behaviour_thresholds import FailureThresholds, StartupThresholds
-from plan.catalog import ROOT
-from plan.config import ValidationEvidence
-from plan.site_plan import build_plan
-from plan.sources import read_stack_file
+from ncp.evidence import cli as evidence_cli
+from ncp.evidence.behaviour import FAILURE_FILE, STARTUP_FILE, judge_failure, judge_startup
+from ncp.evidence.collect import build_records, read_junit
+from ncp.evidence.owners import OWNERS_FILE, check_owner
+from ncp.evidence.record import EvidenceRecord, append_index, index_entry, read_index, write_record
+from ncp.evidence.signing import KEY_ENV, SigningKeyError, key_path
+from ncp.evidence.store import open_store
+from ncp.evidence.sweep import SweepPoint, knee
+from ncp.offline.recorder import run_stack_config, run_stack_file
+from ncp.plan.behaviour_thresholds import FailureThresholds, StartupThresholds
+from ncp.plan.catalog import ROOT
+from ncp.plan.config import ValidationEvidence
+from ncp.plan.site_plan import build_plan
+from ncp.plan.sources import read_stack_file
 from tests.evidence_keys import gate_config, make_keys, with_keys
 from tests.policy_helpers import clone, find, set_inputs, violations
 from tests.test_evidence import EXPORT, MET, PROMOTION, VERSIONS, _outputs
@@ -41,7 +41,7 @@ def _plan(stack: str = "prod", keys=None, **slo):
 
 
 def _write(tmp_path, site_plan, keys, run_id="r1", now=None, outputs=None, cache_state="warm") -> Path:
-    """Judge a run's outputs and write signed records and entries as `python -m evidence` does; the index path."""
+    """Judge a run's outputs and write signed records and entries as `ncp evidence` does; the index path."""
     index = tmp_path / "index.yaml"
     outputs = outputs or _outputs(tmp_path / f"out-{run_id}", site_plan)
     for record in build_records("prod", site_plan, VERSIONS, outputs, cache_state, run_id=run_id, now=now):
@@ -143,7 +143,7 @@ def test_stale_evidence_is_refused_and_ttl_comes_from_the_stack(prod, tmp_path, 
     raw, secrets = read_stack_file("prod")
     raw["site"]["validationEvidence"]["ttlDays"] = {"endpoint": 45}
     longer = build_plan(with_keys(raw, evidence_keys), secrets, "Pulumi.prod.yaml")
-    from evidence.signing import Signer
+    from ncp.evidence.signing import Signer
     signer = Signer.load("test-site", longer.site.validation_evidence)
     assert signer.expires_at("endpoint", "2026-01-01T00:00:00+00:00") == "2026-02-15T00:00:00+00:00"
     assert signer.expires_at("readiness", "2026-01-01T00:00:00+00:00") == "2026-04-01T00:00:00+00:00"
@@ -266,12 +266,12 @@ def test_sweep_of_a_real_aiperf_run_is_recorded_with_its_knee(tmp_path, evidence
 
 
 def _markdown(record):
-    from evidence.record import render_markdown
+    from ncp.evidence.record import render_markdown
     return render_markdown(record)
 
 
 def test_the_benchmark_job_renders_the_sweep_and_distributions():
-    from acceptance.aiperf_args import aiperf_command, judged_artifacts
+    from ncp.acceptance.aiperf_args import aiperf_command, judged_artifacts
     argv = aiperf_command(model="m", url="http://m:8000", tokenizer="/models/m", isl=512, osl=128, concurrency=16,
                           request_count=100, artifact_dir="/results/chat", isl_stddev=64, osl_stddev=16,
                           sweep=[1, 4, 64])

@@ -17,7 +17,7 @@ from tests.conftest import EXAMPLE_STACKS, FROZEN_STACKS, frozen_stack_file
 ROOT = Path(__file__).resolve().parents[1]
 # Modules that validate the examples as examples (and this one, which edits them in a copy).
 ALLOWED = {"tests/test_examples.py", "tests/test_example_independence.py", "tests/conftest.py"}
-# A read of a project stack file that bypasses plan.sources.stack_file: a path built from the project root, a glob
+# A read of a project stack file that bypasses ncp.plan.sources.stack_file: a path built from the project root, a glob
 # over the stack files, or the fixture that restores the project's files.
 EXAMPLE_READ = re.compile(r"""(ROOT|parents\[\d\])\s*/\s*f?["']Pulumi\.|glob\(\s*["']Pulumi\.|\bexample_stacks\b|"""
                           r"""\bPROJECT_STACK_FILE\b""")
@@ -41,7 +41,7 @@ def test_no_unit_test_reads_the_example_stacks_outside_the_allow_list():
         relative = path.relative_to(ROOT).as_posix()
         if relative not in ALLOWED and _reads(path.read_text()):
             found[relative] = _reads(path.read_text())
-    assert not found, f"read the frozen copies (plan.sources.stack_file in tests) instead: {found}"
+    assert not found, f"read the frozen copies (ncp.plan.sources.stack_file in tests) instead: {found}"
 
 
 def test_example_names_resolve_to_frozen_copies():
@@ -59,7 +59,7 @@ def _edit_as_a_site(project: Path) -> None:
         tenants = document["config"]["ncp-inference:tenants"]
         tenants.append({**tenants[-1], "name": "initech", "admins": ["initech-admins"]})
         if stack == "prod":
-            document["config"]["ncp-inference:endpoints"][0]["sizing"] = "sizing/prod/reasoning-large.yaml"
+            document["config"]["ncp-inference:endpoints"][0]["sizing"] = "sites/prod/sizing/reasoning-large.yaml"
         path.write_text(yaml.safe_dump(document, sort_keys=False))
 
 

@@ -1,10 +1,10 @@
-"""Every stack file of the project, validated as the site's CI does (`python -m offline.check --all`): what a site
+"""Every stack file of the project, validated as the site's CI does (`ncp check --all`): what a site
 commits must be usable as it stands, and a site's typo turns the suite red with the file, key and fix."""
 import pytest
 
-from offline import site_ci
-from offline.policy_check import PACK_DIR
-from plan.catalog import ROOT
+from ncp.offline import site_ci
+from ncp.offline.policy_check import PACK_DIR
+from ncp.plan.catalog import ROOT
 from tests.conftest import EXAMPLE_STACKS
 
 STACKS = sorted(path.name[len("Pulumi."):-len(".yaml")] for path in ROOT.glob("Pulumi.*.yaml"))
@@ -21,7 +21,7 @@ def test_stack_file_validates_composes_and_passes_its_pack(stack, example_stacks
 @pytest.mark.parametrize("stack", STACKS)
 def test_stack_selection_leaves_the_stack_file_untouched(stack, example_stacks):
     """`pulumi stack select --create <stack>` writes an encryptionsalt into a stack file that has neither a salt nor a
-    KMS key (seen with the engine e2e/bootstrap.sh builds: it appended one and re-wrapped the comments of
+    KMS key (seen with the engine tools/e2e/bootstrap.sh builds: it appended one and re-wrapped the comments of
     Pulumi.lab.yaml); with the salt or key committed, selecting the stack leaves the tracked file as it is."""
     problem, note = site_ci.secrets_problem(stack)
     assert problem is None, problem

@@ -1,11 +1,12 @@
-"""Every command keeps the exit-code contract for bad input (cli_exit.py): exit 2 with one line naming what is
-wrong, never exit 3 ("a bug in the program") and never a traceback. Run as a user runs them, one process each."""
+"""Every command keeps the exit-code contract for bad input (ncp/cli_exit.py): exit 2 with one line naming what is
+wrong, never exit 3 ("a bug in the program") and never a traceback. Run as a user runs them (`ncp <command>`), one process
+each."""
 import subprocess
 import sys
 
 import pytest
 
-from plan.catalog import ROOT
+from ncp.plan.catalog import ROOT
 
 MISSING_DIR = "/nonexistent-ncp-dir/sub"
 NEW_SITE = ["--site", "exit-codes", "--profile", "lab", "--environment", "lab", "--gpu-nodes", "1", "--tenant", "a:1"]
@@ -15,18 +16,18 @@ NEW_SITE = ["--site", "exit-codes", "--profile", "lab", "--environment", "lab", 
     (["scaffold", *NEW_SITE, "--out", f"{MISSING_DIR}/Pulumi.x.yaml"],
      f"--out {MISSING_DIR}/Pulumi.x.yaml: the directory {MISSING_DIR} does not exist"),
     (["scaffold", *NEW_SITE, "--out", "/tmp", "--force"], "--out /tmp: is a directory"),
-    (["scaffold.checklist", "--stack", "lab", "--out", f"{MISSING_DIR}/checklist.md"],
+    (["checklist", "--stack", "lab", "--out", f"{MISSING_DIR}/checklist.md"],
      f"the directory {MISSING_DIR} does not exist"),
     (["report", "--stack", "lab", "--out", "/proc/ncp-review"], "--out /proc/ncp-review: cannot be created"),
-    (["scaffold.mirror", "--stack", "lab", "--out", f"{MISSING_DIR}/mirror-list.yaml"],
+    (["mirror", "--stack", "lab", "--out", f"{MISSING_DIR}/mirror-list.yaml"],
      f"the directory {MISSING_DIR} does not exist"),
-    (["offline.diff", "lab@no-such-revision", "lab"], "git cannot read the project at no-such-revision"),
-    (["offline.check", "--stack", "no-such-stack", "--stack", "lab"], "Pulumi.no-such-stack.yaml: does not exist"),
-    (["offline.check", "--stack", "no-such-stack"], "Pulumi.no-such-stack.yaml: does not exist"),
-    (["lifecycle", "--stack", "lab", "--from", "no-such-revision"], "no-such-revision"),
+    (["diff", "lab@no-such-revision", "lab"], "git cannot read the project at no-such-revision"),
+    (["check", "--stack", "no-such-stack", "--stack", "lab"], "Pulumi.no-such-stack.yaml: does not exist"),
+    (["check", "--stack", "no-such-stack"], "Pulumi.no-such-stack.yaml: does not exist"),
+    (["upgrade-plan", "--stack", "lab", "--from", "no-such-revision"], "no-such-revision"),
 ])
 def test_bad_input_exits_2_with_one_line(command, says):
-    result = subprocess.run([sys.executable, "-m", *command], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "ncp", *command], cwd=ROOT, capture_output=True, text=True, timeout=300)
     output = result.stderr + result.stdout  # the site CI view (several stacks) reports per stack on stdout
     assert result.returncode == 2, output
     assert says in output

@@ -2,9 +2,9 @@
 command is runnable as printed (the project's virtualenv), and a problem found twice is printed once."""
 import pytest
 
-from plan import catalog
-from plan.errors import ConfigError, Problem
-from plan.site_plan import build_plan
+from ncp.plan import catalog
+from ncp.plan.errors import ConfigError, Problem
+from ncp.plan.site_plan import build_plan
 
 SITE = {"name": "x", "environment": "lab", "hardwareProfile": "lab", "gpuNodes": 1}
 
@@ -49,9 +49,9 @@ def test_a_misspelled_key_in_a_profile_file_is_renamed_in_the_file(tmp_path, mon
 
 
 def test_commands_in_fixes_run_with_the_projects_virtualenv():
-    rendered = str(ConfigError("Pulumi.x.yaml", [Problem("k", "is wrong", "re-size it: python -m sizing --out f")]))
-    assert "fix: re-size it: .venv/bin/python -m sizing --out f" in rendered
-    assert ".venv/bin/.venv" not in str(ConfigError("s", [Problem("k", "m", ".venv/bin/python -m scaffold")]))
+    rendered = str(ConfigError("Pulumi.x.yaml", [Problem("k", "is wrong", "re-size it: ncp sizing --out f")]))
+    assert "fix: re-size it: .venv/bin/ncp sizing --out f" in rendered
+    assert ".venv/bin/.venv" not in str(ConfigError("s", [Problem("k", "m", ".venv/bin/ncp scaffold")]))
 
 
 def test_a_problem_found_twice_is_printed_once():

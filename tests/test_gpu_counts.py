@@ -8,10 +8,10 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from offline import check
-from offline.synthetic import site_config
-from plan import sources
-from report import __main__ as report_cli
+from ncp.offline import check
+from ncp.offline.synthetic import site_config
+from ncp.plan import sources
+from ncp.report import cli as report_cli
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -48,7 +48,7 @@ def test_summary_counts_physical_gpus_and_mig_devices_apart(mig_site, capsys):
 def test_review_and_picture_count_them_apart_and_draw_the_site(mig_site, monkeypatch):
     tmp_path = mig_site
     monkeypatch.delenv("NCP_RA_TEXT", raising=False)  # traceability is not what this test is about
-    from ratrace import ra_text
+    from ncp.ratrace import ra_text
     monkeypatch.setattr(ra_text, "DEFAULT_RA_TEXT", tmp_path / "absent.txt")
     assert report_cli.main(["--stack", "mig", "--out", str(tmp_path)]) == 0
     review = json.loads((tmp_path / "review.json").read_text())

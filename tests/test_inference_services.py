@@ -13,15 +13,15 @@ import pytest
 import yaml
 
 from components.serving.triton_repository import build_script, repository_files, verify_script
-from offline.promtool import find_promtool, run_rule_tests
-from offline.recorder import run_program
-from offline.summary import render_summary
-from offline.rule_tests import EVALUATION_INTERVAL, rule_test_suites
-from offline.synthetic import record_storage, secret_keys, site_config
-from plan.errors import ConfigError
-from plan.inference_services import ENGINE_FILE, PROVENANCE_FILE
-from plan.site_plan import build_plan
-from plan.sources import read_stack_file
+from ncp.offline.promtool import find_promtool, run_rule_tests
+from ncp.offline.recorder import run_program
+from ncp.offline.summary import render_summary
+from ncp.offline.rule_tests import EVALUATION_INTERVAL, rule_test_suites
+from ncp.offline.synthetic import record_storage, secret_keys, site_config
+from ncp.plan.errors import ConfigError
+from ncp.plan.inference_services import ENGINE_FILE, PROVENANCE_FILE
+from ncp.plan.site_plan import build_plan
+from ncp.plan.sources import read_stack_file
 from tests.policy_helpers import LAB_CONFIG, PROD_CONFIG, clone, find, messages, remove, set_inputs, violations
 
 ONNX = b"not really onnx, but bytes with a digest"
@@ -180,7 +180,7 @@ def test_composes_build_server_and_telemetry_on_whole_gpus():
 
 def test_the_benchmark_runs_the_preprocessing_its_threshold_judges():
     """#24 item 6: the preprocessing threshold reads the DALI model's compute time from Triton's counters
-    (acceptance/check.py); a benchmark of the bare TensorRT model never runs DALI, so the gate always rejected. The
+    (ncp/acceptance/check.py); a benchmark of the bare TensorRT model never runs DALI, so the gate always rejected. The
     benchmark now calls the ensemble (whose first step is the thresholds' preprocessingModel) with an encoded image,
     the ensemble's input; a service without preprocessing still calls its engine with zero tensors."""
     import io
@@ -303,7 +303,7 @@ def test_build_refuses_another_source_file_or_gpu(tmp_path):
 
 @pytest.mark.parametrize("preprocessing", [{"resize": [224, 224]}, None], ids=["dali-ensemble", "engine-only"])
 def test_inference_rules_fire_and_record_as_specified(preprocessing):
-    """Generated cases (offline/rule_tests.py) for a service of its own stack, with and without the DALI stage."""
+    """Generated cases (ncp/offline/rule_tests.py) for a service of its own stack, with and without the DALI stage."""
     promtool, reason = find_promtool()
     if promtool is None:
         pytest.skip(f"promtool is not available: {reason}")
@@ -412,7 +412,7 @@ def triton_model_config():
     """ModelConfig from the pinned release's client (loaded from its file: the package's grpc __init__ needs more)."""
     import importlib.util
 
-    tritonclient = pytest.importorskip("tritonclient", reason="tritonclient (requirements.txt) is not installed")
+    tritonclient = pytest.importorskip("tritonclient", reason="tritonclient (extra dev) is not installed")
     path = Path(tritonclient.__file__).parent / "grpc" / "model_config_pb2.py"
     spec = importlib.util.spec_from_file_location("triton_model_config_pb2", path)
     module = importlib.util.module_from_spec(spec)

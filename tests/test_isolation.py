@@ -2,12 +2,12 @@
 (tests/test_scanners.py) and the API server (tests/e2e/test_rbac_e2e.py)."""
 import pytest
 
-from offline.manifests import core_manifests
-from offline.recorder import run_program
-from offline.synthetic import mutate, secret_keys, site_config
-from plan.catalog import load_matrix, network_access
-from plan.errors import ConfigError
-from plan.site_plan import build_plan
+from ncp.offline.manifests import core_manifests
+from ncp.offline.recorder import run_program
+from ncp.offline.synthetic import mutate, secret_keys, site_config
+from ncp.plan.catalog import load_matrix, network_access
+from ncp.plan.errors import ConfigError
+from ncp.plan.site_plan import build_plan
 
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection", "escalate", "bind", "impersonate"}
 

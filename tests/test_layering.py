@@ -7,25 +7,30 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Rank of each first-party top-level package or module: a module may import its own package or one ranked lower.
-# Packages of the same rank are independent of each other.
+# Rank of each first-party unit (a subpackage or module of `ncp`, or a top-level package or module): a module may
+# import its own unit or one ranked lower. Units of the same rank are independent of each other.
 RANKS = {
-    "plan": 0, "cli_exit": 0, "cluster_api": 0,  # the validated plan and neutral utilities
-    "components": 1, "acceptance": 1, "sizing": 1,  # libraries built on the plan
-    "composition": 2,  # wires the plan into the components
-    "sync_pins": 3,  # writes the copies of the plan's and components' facts; offline.check runs its drift check
+    "ncp.cli_exit": -1,  # the exit codes and the exception hierarchy every layer raises into
+    "ncp.plan": 0, "ncp.cluster_api": 0,  # the validated plan and neutral utilities
+    "components": 1, "ncp.acceptance": 1, "ncp.sizing": 1,  # libraries built on the plan
+    "ncp.composition": 2,  # wires the plan into the components
+    "ncp.sync_pins": 3,  # writes the copies of the plan's and components' facts; ncp check runs its drift check
     "__main__": 3,  # the Pulumi program
-    "offline": 4,  # runs the program under mocks
-    "twin": 4,  # runs the rendered serving graph as local processes (reads the plan only)
-    "evidence": 5, "lifecycle": 5, "preflight": 5, "ratrace": 5, "scaffold": 5, "bench": 5,
-    "report": 6,  # the release review reads evidence and traceability
+    "ncp.offline": 4,  # the read model: runs the program under mocks and records what it registers
+    "ncp.twin": 4,  # runs the rendered serving graph as local processes (reads the plan only)
+    "ncp.evidence": 5, "ncp.lifecycle": 5, "ncp.preflight": 5, "ncp.ratrace": 5, "ncp.scaffold": 5, "tools": 5,
+    "ncp.report": 6,  # the release review reads evidence and traceability
+    "ncp.cli": 7,  # the one entrance routes to every command
+    "ncp.__main__": 8, "ncp": 8,
 }
 # Inside components/, a component imports only these helper modules of its siblings, never another component's names.
 SHARED_COMPONENT_MODULES = {"components.kube", "components.network_policy", "components.dashboards"}
 
 
 def _top(module: str) -> str:
-    return module.split(".")[0]
+    """The unit a module belongs to: ncp.plan.config -> ncp.plan; components.health -> components."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if parts[0] == "ncp" and len(parts) > 1 else parts[0]
 
 
 def _imports(tree: ast.AST):
@@ -33,6 +38,9 @@ def _imports(tree: ast.AST):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "ncp":
+            for alias in node.names:  # `from ncp import cluster_api` imports the unit ncp.cluster_api
+                yield node.lineno, f"ncp.{alias.name}"
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             yield node.lineno, node.module
 
@@ -65,16 +73,21 @@ def _module_name(path: Path) -> str:
 
 def program_files() -> list[Path]:
     files = [p for p in ROOT.glob("*.py")]
-    for package in RANKS:
-        if (ROOT / package).is_dir():
-            files += sorted((ROOT / package).rglob("*.py"))
+    for directory in ("ncp", "components", "tools"):
+        files += sorted((ROOT / directory).rglob("*.py"))
     return files
 
 
-def test_every_package_has_a_rank():
-    """A new top-level package must be placed in the order before it can import or be imported."""
-    packages = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()} | {p.stem for p in ROOT.glob("*.py")}
-    assert packages - {"tests"} - set(RANKS) == set()
+def _units() -> set[str]:
+    top = {p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file()} | {p.stem for p in ROOT.glob("*.py")}
+    inside = {f"ncp.{p.name}" for p in (ROOT / "ncp").iterdir() if (p / "__init__.py").is_file()} \
+        | {f"ncp.{p.stem}" for p in (ROOT / "ncp").glob("*.py") if p.stem != "__init__"}
+    return top | inside | {"tools"}
+
+
+def test_every_unit_has_a_rank():
+    """A new package or module must be placed in the order before it can import or be imported."""
+    assert _units() - {"tests"} - set(RANKS) == set()
 
 
 def test_no_import_runs_up_a_layer():
@@ -83,10 +96,11 @@ def test_no_import_runs_up_a_layer():
 
 
 @pytest.mark.parametrize("module, source, expected", [
-    ("plan.bad", "from acceptance.thresholds import AcceptanceThresholds\n", "plan.bad (rank 0) imports acceptance"),
-    ("plan.bad", "import components.kube\n", "plan.bad (rank 0) imports components.kube (rank 1)"),
-    ("components.bad", "from composition import compose\n", "imports composition (rank 2)"),
-    ("components.bad", "from sizing.model import load_sizing\n", "imports sizing.model (rank 1)"),
+    ("ncp.plan.bad", "from ncp.acceptance.thresholds import AcceptanceThresholds\n",
+     "ncp.plan.bad (rank 0) imports ncp.acceptance"),
+    ("ncp.plan.bad", "import components.kube\n", "ncp.plan.bad (rank 0) imports components.kube (rank 1)"),
+    ("components.bad", "from ncp.composition import compose\n", "imports ncp.composition (rank 2)"),
+    ("components.bad", "from ncp.sizing.model import load_sizing\n", "imports ncp.sizing.model (rank 1)"),
     ("components.serving.bad", "from components.model_data import MODELS_MOUNT\n", "another component's module"),
 ])
 def test_checker_reports_an_injected_upward_import(tmp_path, module, source, expected):
@@ -96,10 +110,18 @@ def test_checker_reports_an_injected_upward_import(tmp_path, module, source, exp
     assert expected in found
 
 
+def test_checker_sees_a_unit_imported_from_the_package(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from ncp import composition\n")
+    (found,) = violations(bad, "ncp.plan.bad")
+    assert "imports ncp.composition (rank 2)" in found
+
+
 @pytest.mark.parametrize("module, source", [
-    ("components.health", "from plan.site_plan import SitePlan\nfrom components.kube import Layer\n"),
+    ("components.health", "from ncp.plan.site_plan import SitePlan\nfrom components.kube import Layer\n"),
     ("components.serving.graph", "from components.serving.args import EndpointArgs\n"),
-    ("composition", "from components.health import Health\nfrom acceptance.aiperf_args import aiperf_command\n"),
+    ("ncp.composition",
+     "from components.health import Health\nfrom ncp.acceptance.aiperf_args import aiperf_command\n"),
 ])
 def test_checker_accepts_imports_down_the_layers(tmp_path, module, source):
     good = tmp_path / "good.py"
@@ -114,7 +136,7 @@ def raw_config_reads(source: str) -> list[int]:
 
 
 def test_composition_reads_no_raw_config():
-    assert raw_config_reads((ROOT / "composition.py").read_text()) == []
+    assert raw_config_reads((ROOT / "ncp/composition.py").read_text()) == []
 
 
 def test_raw_config_check_finds_a_read():

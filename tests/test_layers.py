@@ -3,9 +3,9 @@ import json
 
 import yaml
 
-from offline.recorder import run_program
-from offline.synthetic import mutate, secret_keys, site_config
-from plan.catalog import load_matrix
+from ncp.offline.recorder import run_program
+from ncp.offline.synthetic import mutate, secret_keys, site_config
+from ncp.plan.catalog import load_matrix
 
 MATRIX = load_matrix()
 

@@ -3,10 +3,10 @@ driver's node impact, the re-benchmark a runtime change triggers (its evidence s
 a rollback per layer; the CLI reads the matrix at git revisions."""
 import pytest
 
-from lifecycle import __main__ as lifecycle_cli
-from lifecycle.upgrade import CRD_NOTE, render, upgrade_plan
-from plan.catalog import load_matrix
-from plan.sources import plan_from_stack_file
+from ncp.lifecycle import cli as lifecycle_cli
+from ncp.lifecycle.upgrade import CRD_NOTE, render, upgrade_plan
+from ncp.plan.catalog import load_matrix
+from ncp.plan.sources import plan_from_stack_file
 
 
 def _bump(matrix, component=None, version=None, driver=None, runtime=None):
@@ -69,8 +69,8 @@ def test_cli_reads_git_revisions(capsys):
 # --- the driver upgrade policy: from the profile and the stack, never the chart default -------------------------------
 
 def _prod_with(policy=None, profile=None):
-    from plan.site_plan import build_plan
-    from plan.sources import read_stack_file
+    from ncp.plan.site_plan import build_plan
+    from ncp.plan.sources import read_stack_file
     raw, secrets = read_stack_file("prod")
     if policy is not None:
         raw["components"].setdefault("gpuOperator", {})["driverUpgradePolicy"] = policy
@@ -80,7 +80,7 @@ def _prod_with(policy=None, profile=None):
 
 
 def test_driver_upgrade_policy_is_the_profiles_with_the_stacks_overrides(prod):
-    from offline.recorder import Recording  # noqa: F401 (the recording is the prod fixture)
+    from ncp.offline.recorder import Recording  # noqa: F401 (the recording is the prod fixture)
     values = next(r.inputs["values"] for r in prod.releases().values() if r.inputs["chart"] == "gpu-operator")
     assert values["driver"]["upgradePolicy"] == {
         "autoUpgrade": True, "maxParallelUpgrades": 1, "maxUnavailable": 1,
@@ -97,7 +97,7 @@ def test_driver_upgrade_policy_is_the_profiles_with_the_stacks_overrides(prod):
     ({"drainTimeout": 5}, None, "driverUpgradePolicy"),
 ])
 def test_bad_driver_upgrade_policy_is_a_config_error(policy, profile, message):
-    from plan.errors import ConfigError
+    from ncp.plan.errors import ConfigError
     with pytest.raises(ConfigError) as error:
         _prod_with(policy, profile)
     assert "components.gpuOperator.driverUpgradePolicy" in str(error.value) and message in str(error.value)

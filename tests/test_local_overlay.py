@@ -1,16 +1,16 @@
 """The local control plane's settings (stand-in charts, skipAwait, an existing datastore Secret) come from an overlay
 the site's stack file never holds; staging and prod refuse them in the stack file, and an air-gapped site needs a
-chart mirror of the real charts (plan/local_overlay.py)."""
+chart mirror of the real charts (ncp/plan/local_overlay.py)."""
 import copy
 
 import pytest
 
-from offline import check
-from offline.synthetic import PARTNER_DECISIONS
-from plan import sources
-from plan.errors import ConfigError
-from plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
-from plan.site_plan import build_plan
+from ncp.offline import check
+from ncp.offline.synthetic import PARTNER_DECISIONS
+from ncp.plan import sources
+from ncp.plan.errors import ConfigError
+from ncp.plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
+from ncp.plan.site_plan import build_plan
 
 STAND_INS = "tests/e2e/charts"
 
@@ -21,7 +21,7 @@ def _raw(environment: str, **components) -> dict:
            "tenants": [{"name": "red", "gpuQuota": 1, "gpuLimit": 1}], "components": components}
     if environment == "prod":
         raw["ngcApiKey"] = "key"
-    if environment in ("staging", "prod"):  # partner products are recorded there (plan/ra_rules.py)
+    if environment in ("staging", "prod"):  # partner products are recorded there (ncp/plan/ra_rules.py)
         raw["localDecisions"] = copy.deepcopy(PARTNER_DECISIONS)
     return raw
 
@@ -85,16 +85,16 @@ def test_an_air_gapped_site_needs_a_chart_mirror_of_the_real_charts():
 
 def test_every_stand_in_chart_is_recognised():
     """The refusal recognises stand-ins by the label their templates render: every stand-in must carry it."""
-    from plan.catalog import ROOT
-    from plan.names import STAND_IN_CHART_LABEL
+    from ncp.plan.catalog import ROOT
+    from ncp.plan.names import STAND_IN_CHART_LABEL
     charts = sorted((ROOT / STAND_INS).iterdir())
     assert charts and all(STAND_IN_CHART_LABEL in "".join(t.read_text() for t in (c / "templates").glob("*.yaml"))
                           for c in charts)
 
 
 def test_a_chart_mirror_must_hold_each_deployed_chart_at_its_pin(tmp_path, monkeypatch):
-    from plan import local_overlay
-    from plan.catalog import load_matrix
+    from ncp.plan import local_overlay
+    from ncp.plan.catalog import load_matrix
     pin = load_matrix().pin("gpuOperator")
     (tmp_path / "mirror" / pin.chart_name).mkdir(parents=True)
     (tmp_path / "mirror" / pin.chart_name / "Chart.yaml").write_text(f"name: {pin.chart_name}\nversion: v0.0.1\n")

@@ -4,11 +4,11 @@ mig-manager label the site puts on them (no NFD rule, which would partition ever
 get it wrong is a config error naming the key."""
 import yaml
 
-from offline.recorder import run_program
-from offline.synthetic import mutate, secret_keys
-from plan.catalog import integration_points
-from plan.site_plan import build_plan
-from scaffold.checklist import render_checklist
+from ncp.offline.recorder import run_program
+from ncp.offline.synthetic import mutate, secret_keys
+from ncp.plan.catalog import integration_points
+from ncp.plan.site_plan import build_plan
+from ncp.scaffold.checklist import render_checklist
 from tests.test_inference_services import config, problems
 
 POOLED = {"strategy": "single", "layout": {"1g.18gb": 7}, "nodePool": "t1"}

@@ -1,8 +1,8 @@
-"""`python -m scaffold.mirror`: what an air-gapped site copies on a connected machine, from its stack."""
-from offline.recorder import run_stack_file
-from plan.catalog import load_matrix
-from plan.sources import plan_from_stack_file
-from scaffold import mirror
+"""`ncp mirror`: what an air-gapped site copies on a connected machine, from its stack."""
+from ncp.offline.recorder import run_stack_file
+from ncp.plan.catalog import load_matrix
+from ncp.plan.sources import plan_from_stack_file
+from ncp.scaffold import mirror
 
 
 def test_the_list_holds_every_pinned_chart_and_every_image_the_stack_runs(tmp_path, capsys):

@@ -4,13 +4,13 @@ import copy
 
 import pytest
 
-from offline.recorder import Recording, run_program
-from offline.references import dangling_references, effective_config
-from offline.synthetic import mutate
-from plan.errors import ConfigError
-from plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
-from plan.site_plan import build_plan
-from plan.sources import read_stack_file
+from ncp.offline.recorder import Recording, run_program
+from ncp.offline.references import dangling_references, effective_config
+from ncp.offline.synthetic import mutate
+from ncp.plan.errors import ConfigError
+from ncp.plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
+from ncp.plan.site_plan import build_plan
+from ncp.plan.sources import read_stack_file
 from tests.netpol import Destination, may_egress
 
 NAMESPACE = "tenant-dev"
@@ -25,7 +25,7 @@ def _config(staging=None) -> dict:
     # The API server's own endpoint, as prod requires: the lab default (any address on 443/6443) lets the pods that
     # watch the API server (Dynamo's, the endpoint picker) reach any HTTPS address, the hub included.
     raw["components"]["serving"]["apiServerEgress"] = {"cidrs": ["10.96.0.1/32"], "ports": [6443]}
-    if (staging or {}).get("mirror"):  # an in-cluster model mirror is a partner product (plan/ra_rules.py)
+    if (staging or {}).get("mirror"):  # an in-cluster model mirror is a partner product (ncp/plan/ra_rules.py)
         raw["localDecisions"] = [*raw.get("localDecisions", []), {
             "kind": "registry", "decision": "the site's in-cluster model mirror", "reason": "air-gapped site"}]
     return raw

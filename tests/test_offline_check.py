@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from cli_exit import run_command
-from offline import check
-from plan import sources
-from plan.catalog import load_matrix
+from ncp.cli_exit import run_command
+from ncp.offline import check
+from ncp.plan import sources
+from ncp.plan.catalog import load_matrix
 
 LAB_SITE = "  ncp-inference:site: {name: x, environment: lab, hardwareProfile: lab, gpuNodes: %s}\n"
 LAB_TENANTS = "  ncp-inference:tenants: [{name: a, gpuQuota: 0, gpuLimit: 0}]\n"
@@ -116,11 +116,46 @@ def test_internal_error_exits_3_and_names_where(monkeypatch, capsys):
     assert "Traceback" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("module", ["offline.check", "acceptance.check", "sizing"])
-def test_every_command_keeps_the_exit_code_contract(module):
-    """Each command's entry point goes through run_command, so a bug exits 3, never 1 (a failed gate)."""
-    source = Path(importlib.util.find_spec(module if module != "sizing" else "sizing.__main__").origin).read_text()
-    assert "sys.exit(run_command(main))" in source
+def _commands(table=None):
+    from ncp.cli import COMMANDS, Command
+    for entry in (table or COMMANDS).values():
+        yield from [entry] if isinstance(entry, Command) else _commands(entry)
+
+
+@pytest.mark.parametrize("command", sorted({c.module for c in _commands()}))
+def test_every_command_keeps_the_exit_code_contract(command, monkeypatch, capsys):
+    """Every command is reached through `ncp`, which wraps it in run_command: a bug exits 3, never 1 (a failed
+    gate), and an input error of the one hierarchy exits 2 with its line."""
+    from ncp import cli
+    from ncp.cli_exit import BadInput
+    module = importlib.import_module(command)
+    name = next(n for n, e in _flat(cli.COMMANDS) if e.module == command)
+
+    def bug(argv=None):
+        raise KeyError("boom")
+
+    def bad(argv=None):
+        raise BadInput("Pulumi.x.yaml: ncp-inference:site.name: missing; fix: name the site")
+
+    monkeypatch.setattr(module, "main", bug)
+    assert cli.main(name.split()) == 3 and "internal error: KeyError" in capsys.readouterr().err
+    monkeypatch.setattr(module, "main", bad)
+    assert cli.main(name.split()) == 2 and "error: Pulumi.x.yaml" in capsys.readouterr().err
+
+
+def _flat(table, prefix=""):
+    from ncp.cli import Command
+    for name, entry in table.items():
+        yield from [(prefix + name, entry)] if isinstance(entry, Command) else _flat(entry, f"{prefix}{name} ")
+
+
+def test_the_cli_routes_every_name_and_refuses_an_unknown_one(capsys):
+    from ncp import cli
+    for name, entry in _flat(cli.COMMANDS):
+        command, argv, _ = cli.resolve([*name.split(), "--x"])
+        assert command is importlib.import_module(entry.module).main and argv[-1] == "--x"
+    assert cli.main(["chek"]) == 2 and "did you mean check or checklist?" in capsys.readouterr().err
+    assert cli.main(["--help"]) == 0 and "upgrade-plan" in capsys.readouterr().out
 
 
 def test_plan_order_does_not_depend_on_registration_order(lab):
@@ -128,7 +163,7 @@ def test_plan_order_does_not_depend_on_registration_order(lab):
     dependency order with ties by type and name, so two runs' --plan outputs can be diffed."""
     import random
 
-    from offline.recorder import Recording
+    from ncp.offline.recorder import Recording
 
     shuffled = list(lab.resources)
     random.Random(23).shuffle(shuffled)

@@ -1,4 +1,4 @@
-"""`python -m offline.diff`: two stacks, or one stack at two git revisions, compared by layer and resource.
+"""`ncp diff`: two stacks, or one stack at two git revisions, compared by layer and resource.
 
 A revision means the whole repository as of that commit (matrix, sizing files, profiles, program), so the tests
 that compare revisions run in a throwaway git copy of the project with its own commits."""
@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from offline import diff
-from offline.recorder import Recording, Registration
-from plan import sources
-from plan.catalog import ROOT
+from ncp.offline import diff
+from ncp.offline.recorder import Recording, Registration
+from ncp.plan import sources
+from ncp.plan.catalog import ROOT
 
 from tests.conftest import FROZEN_STACKS
 
@@ -104,7 +104,7 @@ def _commit(cwd: Path, message: str) -> None:
 
 
 def _diff(cwd: Path, *sides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "offline.diff", *sides], cwd=cwd, capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "ncp", "diff", *sides], cwd=cwd, capture_output=True, text=True)
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -132,7 +132,7 @@ def test_a_revision_reads_the_matrix_of_that_commit(project_copy):
 
 def test_a_revision_reads_the_sizing_files_of_that_commit(project_copy):
     """Re-sizing an endpoint from aggregated to disaggregated edits only its sizing file."""
-    sizing = project_copy / "sizing" / "prod" / "chat-dense.yaml"
+    sizing = project_copy / "sites" / "prod" / "sizing" / "chat-dense.yaml"
     original = sizing.read_text()
     aggregated = original[original.index("mode: aggregated"):original.index("estimates:")]
     group = ("  replicas: 1\n  gpusPerWorker: 4\n  tensorParallel: 4\n  pipelineParallel: 1\n  expertParallel: 1\n"

@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from components.gpu_enablement import MIG_LAYOUT
-from offline.recorder import run_program
-from offline.synthetic import mutate, secret_keys, site_config
-from plan.catalog import integration_points, load_matrix
-from plan.errors import ConfigError
-from plan.site_plan import build_plan, nv_ipam_node_capacity
+from ncp.offline.recorder import run_program
+from ncp.offline.synthetic import mutate, secret_keys, site_config
+from ncp.plan.catalog import integration_points, load_matrix
+from ncp.plan.errors import ConfigError
+from ncp.plan.site_plan import build_plan, nv_ipam_node_capacity
 
 MATRIX = load_matrix()
 
@@ -139,7 +139,7 @@ def test_mixed_strategy_capacity_counts_kai_gpu_portions():
 
 
 CHAT_ENDPOINT = {  # an endpoint sized for HGX H200 by its own sizing file
-    "name": "chat", "tenant": "t0", "backend": "trtllm", "sizing": "sizing/prod/chat-dense.yaml", "router": "kv",
+    "name": "chat", "tenant": "t0", "backend": "trtllm", "sizing": "sites/prod/sizing/chat-dense.yaml", "router": "kv",
     "model": {"name": "Qwen/Qwen3-32B", "source": "hf://Qwen/Qwen3-32B",
               "revision": "9216db5781bf21249d130ec9da846c4624c16137", "class": "dense-llm"},
     "slo": {"isl": 4000, "osl": 500, "ttftMs": 1000, "tpotMs": 30, "concurrency": 128, "requestCount": 2000,
@@ -224,7 +224,7 @@ def test_rail_subnets_must_give_every_gpu_node_a_block():
 
 def test_prod_example_rails_hold_its_gpu_nodes():
     """The prod example (its GPU nodes, 8 rails) validates as an example stack."""
-    from plan.sources import plan_from_stack_file
+    from ncp.plan.sources import plan_from_stack_file
     plan = plan_from_stack_file("prod")
     block = plan.config.components.network_operator.per_node_block_size
     assert all(nv_ipam_node_capacity(ipaddress.IPv4Network(r.subnet), block) >= plan.site.gpu_nodes

@@ -3,11 +3,11 @@ and the Pod Security level of every layer namespace. The matrix entries carry th
 deployedWhen); broken entries are refused."""
 import pytest
 
-from offline.synthetic import mutate, secret_keys, site_config
-from plan.catalog import CompatibilityMatrix, load_matrix
-from plan.errors import ConfigError
-from plan.layers import BASELINE_NAMESPACE, VALIDATION_NAMESPACE, install_order, plan_layers
-from plan.site_plan import build_plan
+from ncp.offline.synthetic import mutate, secret_keys, site_config
+from ncp.plan.catalog import CompatibilityMatrix, load_matrix
+from ncp.plan.errors import ConfigError
+from ncp.plan.layers import BASELINE_NAMESPACE, VALIDATION_NAMESPACE, install_order, plan_layers
+from ncp.plan.site_plan import build_plan
 
 MATRIX = load_matrix()
 

@@ -9,10 +9,10 @@ from unittest import mock
 import pytest
 import yaml
 
-from offline.policy_check import load_pack
-from plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
-from offline.recorder import run_program
-from offline.synthetic import secret_keys, site_config
+from ncp.offline.policy_check import load_pack
+from ncp.plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
+from ncp.offline.recorder import run_program
+from ncp.offline.synthetic import secret_keys, site_config
 from tests.policy_helpers import LAB_CONFIG, PROD_CONFIG, add, dgd, find, find_release, remove, set_inputs, violations
 from tests.test_dedicated_nodes import serving_site
 
@@ -40,7 +40,7 @@ SITES = {"lab": (lambda: site_config("lab", "lab"), LAB_CONFIG), "prod": (_prod_
 
 def _recording(config: dict, mirror: bool):
     """With the mirror, the stand-in charts come from the local control plane's overlay: prod refuses them in the
-    stack file itself (plan/local_overlay.py)."""
+    stack file itself (ncp/plan/local_overlay.py)."""
     if not mirror:
         return run_program(config, secret_keys(config), stack="mirror")
     with mock.patch.dict(os.environ, {OVERLAY_ENV: CONTROL_PLANE_OVERLAY}):

@@ -1,12 +1,14 @@
 """Every guardrail passes on the real example stacks and fails on a mutation of them; missing properties never
-crash a policy. Evaluation goes through pulumi-policy's own analyzer (offline/policy_check.py)."""
+crash a policy. Evaluation goes through pulumi-policy's own analyzer (ncp/offline/policy_check.py)."""
+import re
+
 import pytest
 import yaml
 
-from offline.policy_check import PackConfigError, load_pack, policy_configs
-from plan.catalog import ROOT, load_matrix
-from offline.recorder import run_program
-from offline.synthetic import secret_keys, site_config
+from ncp.offline.policy_check import PackConfigError, load_pack, policy_configs
+from ncp.plan.catalog import ROOT, load_matrix
+from ncp.offline.recorder import run_program
+from ncp.offline.synthetic import secret_keys, site_config
 from tests.policy_helpers import (
     LAB_CONFIG, PROD_CONFIG, add, clone, dgd, find, find_release, gpu_job, messages, remove, set_inputs, violations,
 )
@@ -370,7 +372,7 @@ def test_private_analyzer_api_still_has_the_shape_we_drive():
     from pulumi_policy import policy
 
     servicer = getattr(policy, "_PolicyAnalyzerServicer", None)
-    assert servicer is not None, "pulumi-policy no longer has _PolicyAnalyzerServicer: update offline/policy_check.py"
+    assert servicer is not None, "pulumi-policy has no _PolicyAnalyzerServicer: update ncp/offline/policy_check.py"
     for method in ("Analyze", "AnalyzeStack", "Configure"):
         assert callable(getattr(servicer, method, None)), method
 
@@ -413,11 +415,17 @@ def test_missing_properties_never_crash_a_policy(lab, policy):
 
 
 def test_pack_requirements_are_the_programs_pins():
-    """scripts/setup.sh links policy/venv to .venv, so the pack runs with the program's pins: they must agree."""
-    def pins(path):
-        lines = (line.split("#")[0].strip() for line in (ROOT / path).read_text().splitlines())
-        return dict(line.split("==") for line in lines if "==" in line)
+    """scripts/setup.sh links policy/venv to .venv, so the pack runs with the program's pins (pyproject.toml, locked
+    in constraints.txt): the three must agree."""
+    def pins(lines):
+        lines = (line.split("#")[0].strip().strip('",') for line in lines)
+        pairs = (line.split("==") for line in lines if "==" in line)
+        return {re.sub(r"[-_.]+", "-", name.split("[")[0]).lower(): version for name, version in pairs}
 
-    program, pack = pins("requirements.txt"), pins("policy/requirements.txt")
-    assert {name: program.get(name) for name in pack} == pack, \
-        "policy/requirements.txt and requirements.txt pin different versions: change both together"
+    project = pins((ROOT / "pyproject.toml").read_text().splitlines())
+    lock = pins((ROOT / "constraints.txt").read_text().splitlines())
+    pack = pins((ROOT / "policy/requirements.txt").read_text().splitlines())
+    assert {name: project.get(name) for name in pack} == pack, \
+        "policy/requirements.txt and pyproject.toml pin different versions: change both together"
+    unlocked = {name: version for name, version in project.items() if lock.get(name) != version}
+    assert unlocked == {}, "constraints.txt does not lock what pyproject.toml pins: regenerate it (see its header)"

@@ -9,16 +9,16 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from acceptance.check import ExportError
-from acceptance.readiness import NCCL_LOG, fio_output, parse_fio, parse_nccl
-from evidence import readiness as readiness_cli
-from evidence.readiness import FABRIC_LAYER as FABRIC_OWNER
-from evidence.record import read_index
-from offline.policy_check import PACK_DIR, read_pack_config
-from plan.catalog import ROOT
-from plan.profile import HardwareProfile
-from plan.site_plan import build_plan
-from plan.sources import read_stack_file
+from ncp.acceptance.check import ExportError
+from ncp.acceptance.readiness import NCCL_LOG, fio_output, parse_fio, parse_nccl
+from ncp.evidence import readiness as readiness_cli
+from ncp.evidence.readiness import FABRIC_LAYER as FABRIC_OWNER
+from ncp.evidence.record import read_index
+from ncp.offline.policy_check import PACK_DIR, read_pack_config
+from ncp.plan.catalog import ROOT
+from ncp.plan.profile import HardwareProfile
+from ncp.plan.site_plan import build_plan
+from ncp.plan.sources import read_stack_file
 from tests.evidence_keys import gate_config
 from tests.policy_helpers import violations
 
@@ -132,7 +132,7 @@ def test_readiness_jobs_on_rdma_profiles_only(prod, lab):
 
 @pytest.fixture(scope="module")
 def lab():
-    from offline.recorder import run_stack_file
+    from ncp.offline.recorder import run_stack_file
     return run_stack_file("lab")
 
 
@@ -183,9 +183,9 @@ def test_nccl_job_is_a_gang_with_a_deadline_and_the_images_paths(prod):
 
 def test_prod_refuses_storage_readiness_without_the_fio_image():
     """Without validation.storageImage the fio Jobs were dropped silently and readiness judged on NCCL alone."""
-    from offline.synthetic import mutate, record_storage, site_config
-    from plan.errors import ConfigError
-    from plan.site_plan import build_plan
+    from ncp.offline.synthetic import mutate, record_storage, site_config
+    from ncp.plan.errors import ConfigError
+    from ncp.plan.site_plan import build_plan
 
     config = record_storage(mutate(site_config("hgx-h200", "prod"), "components.serving.storage",
                     {"modelArtifacts": {"storageClass": "models", "size": "1Ti", "accessMode": "ReadWriteMany"},
@@ -261,11 +261,11 @@ def test_storage_readiness_on_a_site_without_a_fabric(tmp_path):
 def test_the_program_deploys_storage_readiness_without_a_fabric(monkeypatch):
     """A profile without a fabric but with storage thresholds: fio Jobs per tier, no NCCL test, in a readiness
     namespace at Pod Security restricted (nothing there needs RDMA)."""
-    import plan.site_plan
-    from offline.recorder import run_stack_config
+    import ncp.plan.site_plan
+    from ncp.offline.recorder import run_stack_config
     storage_only = _storage_only_plan()
-    real = plan.site_plan.load_profile
-    monkeypatch.setattr(plan.site_plan, "load_profile", lambda name: storage_only.profile
+    real = ncp.plan.site_plan.load_profile
+    monkeypatch.setattr(ncp.plan.site_plan, "load_profile", lambda name: storage_only.profile
                         if name == storage_only.profile.name else real(name))
     raw, secrets = read_stack_file("lab")
     raw["components"].setdefault("serving", {}).setdefault("validation", {})["storageImage"] = \

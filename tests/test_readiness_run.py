@@ -1,4 +1,4 @@
-"""`python -m evidence.readiness_run`: the per-run ssh key the NCCL test's mpirun needs (a usable OpenSSH key, in the
+"""`ncp evidence readiness-run`: the per-run ssh key the NCCL test's mpirun needs (a usable OpenSSH key, in the
 Secret the pods mount, deleted after the run), the readiness Jobs run from their suspended templates in order, their
 logs judged into a readiness record; and the NCCL script itself, run by bash with stand-ins for sshd/ssh/mpirun, finds
 its peers under a run's Job name."""
@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from acceptance.readiness import NCCL_LOG
+from ncp.acceptance.readiness import NCCL_LOG
 from components.readiness import NcclArgs, nccl_script, SSH_MOUNT
-from evidence import readiness_run
-from evidence.readiness import FABRIC_LAYER, STORAGE_LAYER
-from evidence.record import read_index
-from cluster_api import KubeError
-from plan.names import ACCEPTANCE_RUN_LABEL, NCCL_JOB, NCCL_SSH_SECRET
+from ncp.evidence import readiness_run
+from ncp.evidence.readiness import FABRIC_LAYER, STORAGE_LAYER
+from ncp.evidence.record import read_index
+from ncp.cluster_api import KubeError
+from ncp.plan.names import ACCEPTANCE_RUN_LABEL, NCCL_JOB, NCCL_SSH_SECRET
 from tests.test_readiness import FIXTURES, PROD_TIERS, _jobs
 
 NAMESPACE = "ncp-readiness"
@@ -214,4 +214,4 @@ def test_nccl_script_reaches_the_peers_of_a_run_copy(tmp_path):
 def test_nccl_script_without_the_run_key_says_how_to_run_it(tmp_path):
     script, env, _ = _sandboxed(tmp_path, with_key=False)
     proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 2 and "python -m evidence.readiness_run" in proc.stderr
+    assert proc.returncode == 2 and "ncp evidence readiness-run" in proc.stderr

@@ -6,10 +6,10 @@ import dataclasses
 
 import pytest
 
-from offline.recorder import Recording, run_program, run_stack_file
-from offline.references import dangling_references, effective_config, missing_namespace_dependencies
-from offline.synthetic import secret_keys, site_config
-from plan.sources import read_stack_file
+from ncp.offline.recorder import Recording, run_program, run_stack_file
+from ncp.offline.references import dangling_references, effective_config, missing_namespace_dependencies
+from ncp.offline.synthetic import secret_keys, site_config
+from ncp.plan.sources import read_stack_file
 from tests.test_composition import ENVIRONMENTS, REQUIRED_PROFILES
 
 EXAMPLE_STACKS = ["lab", "prod", "e2e"]

@@ -1,4 +1,4 @@
-"""The release review (`python -m report`): versions vs the RA matrix, images with digests and SBOM state, decisions,
+"""The release review (`ncp report`): versions vs the RA matrix, images with digests and SBOM state, decisions,
 disposition, policy results incl. the promotion gate, latest evidence per endpoint, traceability, and a site
 picture rendered by Graphviz; exit codes for a missing RA text, a bad stack and a dangling RA reference."""
 import json
@@ -7,14 +7,14 @@ import xml.etree.ElementTree as ElementTree
 import pytest
 import yaml
 
-from plan.catalog import load_matrix
-from plan.sources import plan_from_stack_file
-from ratrace import matrix
-from ratrace.ra_text import ra_text_path
-from ratrace.scan import Reference
-from report import __main__ as report_cli
-from report.picture import EVIDENCE_COLOUR
-from report.review import SBOM_UNKNOWN, image_row
+from ncp.plan.catalog import load_matrix
+from ncp.plan.sources import plan_from_stack_file
+from ncp.ratrace import matrix
+from ncp.ratrace.ra_text import ra_text_path
+from ncp.ratrace.scan import Reference
+from ncp.report import cli as report_cli
+from ncp.report.picture import EVIDENCE_COLOUR
+from ncp.report.review import SBOM_UNKNOWN, image_row
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -108,7 +108,7 @@ def test_exit_codes(tmp_path, monkeypatch, capsys):
 
 
 def test_sbom_facts_come_from_data_and_unknowns_are_disposition_items(prod_review, monkeypatch):
-    from report import sbom
+    from ncp.report import sbom
     _, review = prod_review
     assert sbom.sbom_facts().images == {}, "the shipped data claims no fact it has no source for"
     assert len(review["dispositionItems"]) == len(review["images"]), "every unknown SBOM is a disposition item"
@@ -116,7 +116,7 @@ def test_sbom_facts_come_from_data_and_unknowns_are_disposition_items(prod_revie
     recorded = review["images"][0]["repository"]
     facts = sbom.SbomFacts.model_validate({"images": {recorded: {
         "sbom": "published", "where": "cosign download sbom", "source": "vendor docs (test fact)"}}})
-    from report import review as review_module
+    from ncp.report import review as review_module
     monkeypatch.setattr(review_module, "sbom_facts", lambda: facts)
     row = image_row(review["images"][0]["reference"])
     assert row["sbom"] == "published (cosign download sbom); source: vendor docs (test fact)"
@@ -140,7 +140,7 @@ def test_inference_services_are_reviewed_and_drawn_beside_the_endpoints(tmp_path
 
 def test_review_without_the_ra_text_marks_traceability_not_available(tmp_path, monkeypatch, capsys):
     """A fork without ../shared beside it still gets its review; the traceability section says it is missing."""
-    from ratrace import ra_text
+    from ncp.ratrace import ra_text
 
     monkeypatch.delenv("NCP_RA_TEXT", raising=False)
     monkeypatch.setattr(ra_text, "DEFAULT_RA_TEXT", tmp_path / "absent" / "ra.txt")

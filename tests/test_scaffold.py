@@ -4,10 +4,10 @@ import re
 
 import pytest
 
-from offline import check
-from plan import sources
-from scaffold import __main__ as scaffold
-from scaffold import checklist
+from ncp.offline import check
+from ncp.plan import sources
+from ncp.scaffold import cli as scaffold
+from ncp.scaffold import checklist
 
 
 def _scaffold(tmp_path, monkeypatch, *args) -> str:
@@ -118,7 +118,7 @@ def test_a_b200_prod_site_with_every_option_validates_once_filled(tmp_path, monk
     """The issue's site: HGX B200, 24 GPU nodes, 4 tenants, a MIG pool, a gateway, air-gapped with an in-cluster model
     mirror, the site's monitoring release. The scaffold computes the rail prefix and the quotas; once the
     placeholders are filled (and the chart mirror exists), only the secret is left."""
-    from plan import local_overlay
+    from ncp.plan import local_overlay
     text = _scaffold(tmp_path, monkeypatch, "--site", "b200", "--profile", "hgx-b200", "--environment", "prod",
                      "--gpu-nodes", "24", "--tenant", "acme:64:96", "--tenant", "beta:32:40", "--tenant", "gamma:16",
                      "--tenant", "vision:8", "--mig-pool", "vision:1g.23gb=7", "--gateway", "inference-gateway",
@@ -133,7 +133,7 @@ def test_a_b200_prod_site_with_every_option_validates_once_filled(tmp_path, monk
                         ("why the site chose it", "The RA names no Gateway implementation; the site runs Envoy.")):
         filled = re.sub(r'"REPLACE-ME\(' + re.escape(what) + r'[^"]*\)"', f'"{value}"', filled)
     filled = re.sub(r'"REPLACE-ME\(model mirror port[^"]*\)"', "8080", filled)
-    from plan.catalog import load_matrix
+    from ncp.plan.catalog import load_matrix
     matrix = load_matrix()
     for name in matrix.components:  # what `bash mirror.sh` unpacks: each pinned chart at its version
         chart = tmp_path / "charts-mirror" / matrix.pin(name).chart_name
@@ -151,10 +151,10 @@ def test_checklist_lists_every_prerequisite_the_stack_names(monkeypatch):
     monitoring release label the site's Prometheus selects by, and every site-built image."""
     import yaml
 
-    from offline.synthetic import mutate
-    from plan.catalog import ROOT
-    from plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
-    from plan.site_plan import build_plan
+    from ncp.offline.synthetic import mutate
+    from ncp.plan.catalog import ROOT
+    from ncp.plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
+    from ncp.plan.site_plan import build_plan
     from tests.test_model_staging import MIRROR, _config
 
     raw = mutate(_config({"airGapped": True, "mirror": MIRROR}), "components.telemetry.prometheusSelectorLabels",

@@ -31,12 +31,12 @@ def _scanner(name: str):
     """(scan function of a directory and its index) for an installed scanner, or skip with the reason."""
     if name == "checkov":
         if not CHECKOV.exists():
-            pytest.skip(f"{CHECKOV} is absent: scripts/setup.sh installs checkov (requirements-scanners.txt)")
+            pytest.skip(f"{CHECKOV} is absent: scripts/setup.sh installs checkov (tools/venvs/scanners.txt)")
         return lambda directory, index, tmp: checkov(CHECKOV, directory)
     bin_dir = engine_bin()
     binary = bin_dir / name if bin_dir else None
     if binary is None or not binary.exists():
-        pytest.skip(f"{name} is not built: e2e/bootstrap.sh builds it (scripts/test.sh runs it)")
+        pytest.skip(f"{name} is not built: tools/e2e/bootstrap.sh builds it (scripts/test.sh runs it)")
     if name == "kube-score":
         return lambda directory, index, tmp: kube_score(binary, directory, index)
     return lambda directory, index, tmp: trivy(binary, directory, index, tmp / "trivy-cache")

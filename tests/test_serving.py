@@ -6,11 +6,11 @@ import subprocess
 import pytest
 import yaml
 
-from offline.recorder import run_program
-from plan.catalog import ROOT, load_matrix
-from plan.errors import ConfigError
-from plan.site_plan import build_plan
-from plan.sources import read_stack_file
+from ncp.offline.recorder import run_program
+from ncp.plan.catalog import ROOT, load_matrix
+from ncp.plan.errors import ConfigError
+from ncp.plan.site_plan import build_plan
+from ncp.plan.sources import read_stack_file
 
 MATRIX = load_matrix()
 
@@ -40,7 +40,7 @@ def test_dynamo_platform_release(prod):
 
 
 def test_no_serving_layer_without_endpoints():
-    from offline.synthetic import site_config
+    from ncp.offline.synthetic import site_config
     recording = run_program(site_config("lab"), set(), stack="plain")
     assert "dynamo-platform" not in recording.releases()
     assert not recording.custom_resources("DynamoGraphDeployment")
@@ -50,7 +50,7 @@ def test_no_serving_layer_without_endpoints():
 
 def test_aggregated_endpoint_follows_its_sizing_file(prod):
     graph = dgd(prod, "chat-dense")
-    sizing = yaml.safe_load((ROOT / "sizing/prod/chat-dense.yaml").read_text())
+    sizing = yaml.safe_load((ROOT / "sites/prod/sizing/chat-dense.yaml").read_text())
     services = graph["spec"]["services"]
     worker = services["TRTLLMWorker"]
     assert worker["replicas"] == sizing["workers"]["replicas"] == 2
@@ -66,7 +66,7 @@ def test_aggregated_endpoint_follows_its_sizing_file(prod):
 
 def test_disaggregated_endpoint_follows_its_sizing_file(prod):
     graph = dgd(prod, "reasoning-large")
-    sizing = yaml.safe_load((ROOT / "sizing/prod/reasoning-large.yaml").read_text())
+    sizing = yaml.safe_load((ROOT / "sites/prod/sizing/reasoning-large.yaml").read_text())
     services = graph["spec"]["services"]
     prefill, decode = services["TRTLLMPrefillWorker"], services["TRTLLMDecodeWorker"]
     assert prefill["subComponentType"] == "prefill" and decode["subComponentType"] == "decode"
@@ -145,7 +145,7 @@ def test_model_staging_job_and_provenance(prod):
     assert job["metadata"]["labels"]["app.kubernetes.io/component"] == "model-staging"
     provenance = json.loads(by_name(prod, "ConfigMap", "chat-dense-model-provenance")["data"]["provenance.json"])
     assert provenance["revision"] == "9216db5781bf21249d130ec9da846c4624c16137"
-    assert provenance["sizing"] == "sizing/prod/chat-dense.yaml"
+    assert provenance["sizing"] == "sites/prod/sizing/chat-dense.yaml"
     # The graph waits for the staging Job (Pulumi awaits the Job's completion in a real deployment).
     staging_job = next(r.urn for r in prod.resources if r.name == "model-chat-dense-job")
     graph = next(r for r in prod.resources if r.name == "endpoint-chat-dense-graph")
@@ -162,7 +162,7 @@ def test_model_express_server(prod):
 def test_model_streamer_for_vllm(tmp_path):
     raw, secrets = read_stack_file("lab")
     raw = copy.deepcopy(raw)
-    sizing = yaml.safe_load((ROOT / "sizing/lab/chat-small.yaml").read_text())
+    sizing = yaml.safe_load((ROOT / "sites/lab/sizing/chat-small.yaml").read_text())
     sizing["request"]["backend"] = "vllm"
     path = tmp_path / "vllm.yaml"
     path.write_text(yaml.safe_dump(sizing))
@@ -236,7 +236,7 @@ def test_aiperf_job_fails_without_its_export(prod, tmp_path, stub, code, message
 
 
 def test_recorded_thresholds_load_in_the_acceptance_checker(prod, tmp_path):
-    from plan.thresholds import load_thresholds
+    from ncp.plan.thresholds import load_thresholds
 
     path = tmp_path / "thresholds.yaml"
     path.write_text(by_name(prod, "ConfigMap", "chat-dense-acceptance")["data"]["thresholds.yaml"])
@@ -253,7 +253,7 @@ def test_validation_suite_job_matches_the_stack(prod):
 
 
 def test_validation_suite_expects_the_mig_strategy():
-    from offline.synthetic import site_config
+    from ncp.offline.synthetic import site_config
     config = site_config("hgx-h100", "prod")
     config["components"]["gpuOperator"] = {"mig": {"strategy": "mixed", "layout": {"3g.40gb": 1, "2g.20gb": 2}}}
     recording = run_program(config, {"ngcApiKey"}, stack="mig")
@@ -297,7 +297,7 @@ def test_multi_node_workers_without_rdma_fabric(tmp_path):
     raw, secrets = _prod_config()
     raw["site"]["hardwareProfile"] = "cloud-h100"
     raw["components"].pop("networkOperator")
-    sizing = yaml.safe_load((ROOT / "sizing/prod/reasoning-large.yaml").read_text())
+    sizing = yaml.safe_load((ROOT / "sites/prod/sizing/reasoning-large.yaml").read_text())
     sizing["request"].update(system="h100_sxm", totalGpus=32)
     for role in ("prefill", "decode"):
         sizing[role].update(gpusPerWorker=16, tensorParallel=16)
@@ -318,10 +318,10 @@ def test_unpinned_model_revision():
 
 def test_missing_sizing_file():
     raw, secrets = _prod_config()
-    raw["endpoints"][0]["sizing"] = "sizing/prod/nope.yaml"
+    raw["endpoints"][0]["sizing"] = "sites/prod/sizing/nope.yaml"
     text = _problems(raw, secrets)
     assert "ncp-inference:endpoints[0].sizing:" in text and "sizing file not found" in text
-    assert "python -m sizing --model Qwen/Qwen3-32B --system h200_sxm" in text
+    assert "ncp sizing --model Qwen/Qwen3-32B --system h200_sxm" in text
 
 
 # RA: Model Optimization And Runtime Preparation: "New model bring-up should use versioned recipes"
@@ -357,7 +357,7 @@ def test_storage_tiers_must_not_share_a_class():
 def test_nothing_is_registered_from_a_bad_endpoint(monkeypatch):
     import pulumi
 
-    from offline import recorder
+    from ncp.offline import recorder
 
     seen = []
     original = recorder._RecordingMonitor.RegisterResource
@@ -374,5 +374,6 @@ def test_sizing_file_of_another_endpoint_is_not_overwritten_by_the_fix():
     raw, secrets = _prod_config()
     raw["endpoints"][1]["sizing"] = raw["endpoints"][0]["sizing"]  # reasoning-large points at chat-dense's file
     text = _problems(raw, secrets)
-    assert "sizing/prod/chat-dense.yaml belongs to another endpoint; size this one into its own file" in text
-    assert "--out sizing/prod/reasoning-large.yaml" in text and "--out sizing/prod/chat-dense.yaml" not in text
+    assert "sites/prod/sizing/chat-dense.yaml belongs to another endpoint; size this one into its own file" in text
+    assert "--out sites/prod/sizing/reasoning-large.yaml" in text
+    assert "--out sites/prod/sizing/chat-dense.yaml" not in text

@@ -10,11 +10,11 @@ import jsonschema
 import pytest
 import yaml
 
-from offline.recorder import run_program
-from offline.synthetic import mutate, record_storage, secret_keys, site_config
-from plan.catalog import load_dynamo_runtime
-from plan.errors import ConfigError
-from plan.site_plan import build_plan
+from ncp.offline.recorder import run_program
+from ncp.offline.synthetic import mutate, record_storage, secret_keys, site_config
+from ncp.plan.catalog import load_dynamo_runtime
+from ncp.plan.errors import ConfigError
+from ncp.plan.site_plan import build_plan
 from tests.policy_helpers import clone, find, set_inputs, violations
 from tests.test_upstream_schemas import _crd_schema, _validate
 
@@ -34,7 +34,7 @@ def _group(replicas, gpus, tp=None, ep=1, dp=1, memory=60.0):
 
 
 def _sizing_file(tmp_path, profile: str, backend: str, groups: dict) -> str:
-    """A sizing file in AIConfigurator's recorded format (plan/sizing_file.py) for the fixture endpoint."""
+    """A sizing file in AIConfigurator's recorded format (ncp/plan/sizing_file.py) for the fixture endpoint."""
     mode = "aggregated" if "workers" in groups else "disaggregated"
     total = sum(g["replicas"] * g["gpusPerWorker"] for g in groups.values())
     result = {

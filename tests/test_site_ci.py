@@ -1,9 +1,9 @@
-"""`python -m offline.check --all`: the site's CI job over every stack file, the version bump checks included."""
+"""`ncp check --all`: the site's CI job over every stack file, the version bump checks included."""
 import pytest
 
-from offline import bump_checks, check, site_ci
-from plan import sources
-from plan.catalog import load_matrix
+from ncp.offline import bump_checks, check, site_ci
+from ncp.plan import sources
+from ncp.plan.catalog import load_matrix
 
 SITE = "  ncp-inference:site: {name: x, environment: lab, hardwareProfile: lab, gpuNodes: 1}\n"
 TENANTS = "  ncp-inference:tenants: [{name: red, gpuQuota: 1, gpuLimit: 1}]\n"

@@ -4,10 +4,10 @@ skipAwait; the test cluster's come from the local control plane's overlay, never
 import pytest
 import yaml
 
-from offline.recorder import run_program, run_stack_file
-from offline.synthetic import site_config
-from plan.catalog import load_matrix
-from plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
+from ncp.offline.recorder import run_program, run_stack_file
+from ncp.offline.synthetic import site_config
+from ncp.plan.catalog import load_matrix
+from ncp.plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
 from tests.policy_helpers import LAB_CONFIG, PROD_CONFIG, clone, find_release, messages, set_inputs
 
 MIRROR = "tests/e2e/charts"

@@ -2,9 +2,9 @@
 contains, and a misquoted or misplaced reference is reported (the release review exits 1 on it)."""
 import pytest
 
-from ratrace import matrix
-from ratrace.ra_text import contains, normalize, ra_text_path, read_ra_text, requirements, sections
-from ratrace.scan import Reference, comment_references, policy_references, unnamed_policy_sections
+from ncp.ratrace import matrix
+from ncp.ratrace.ra_text import contains, normalize, ra_text_path, read_ra_text, requirements, sections
+from ncp.ratrace.scan import Reference, comment_references, policy_references, unnamed_policy_sections
 
 GATE_SENTENCE = "Every deployment needs a named hardware profile and validation evidence."
 MOE_SECTION = "Example Workload: Large MoE LLM Inference"

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from offline.recorder import run_program
-from plan.catalog import ROOT, load_dynamo_runtime, load_matrix
-from plan.names import MODELS_MOUNT
-from plan.sources import read_stack_file
-from twin.graph import PortPool, graph_processes, twin_settings
-from twin.run import Twin, TwinStartError, http_text, synthesise_models, twin_python
+from ncp.offline.recorder import run_program
+from ncp.plan.catalog import ROOT, load_dynamo_runtime, load_matrix
+from ncp.plan.names import MODELS_MOUNT
+from ncp.plan.sources import read_stack_file
+from ncp.twin.graph import PortPool, graph_processes, twin_settings
+from ncp.twin.run import Twin, TwinStartError, http_text, synthesise_models, twin_python
 
 RUNTIME = load_dynamo_runtime()
 PORTS = PortPool(int(os.environ.get("NCP_TWIN_PORT_BASE", "21000")))
@@ -34,7 +34,7 @@ VALIDATION_JUNIT = """<?xml version="1.0" encoding="utf-8"?>
 def small_sizing(directory: Path, isl: int, osl: int) -> str:
     """chat-dense's sizing file re-stated for a small workload (the plan refuses a sizing of another ISL/OSL); the
     layout (one 8-GPU aggregated worker x 2) is unchanged."""
-    sizing = yaml.safe_load((ROOT / "sizing" / "prod" / "chat-dense.yaml").read_text())
+    sizing = yaml.safe_load((ROOT / "sites" / "prod" / "sizing" / "chat-dense.yaml").read_text())
     sizing["request"].update(isl=isl, osl=osl)
     path = directory / "chat-dense-small.yaml"
     path.write_text(yaml.safe_dump(sizing, sort_keys=False))
@@ -115,9 +115,9 @@ def test_twin_processes_take_command_args_and_env_from_the_rendered_graph():
 
 
 def test_twin_pins_the_dynamo_release_the_program_deploys():
-    """requirements-twin-nodeps.txt installs the release of data/compatibility-matrix.yaml workloads.dynamoRuntime;
+    """tools/venvs/twin-nodeps.txt installs the release of data/compatibility-matrix.yaml workloads.dynamoRuntime;
     change both together."""
-    pins = dict(line.split("==") for line in (ROOT / "requirements-twin-nodeps.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in (ROOT / "tools/venvs/twin-nodeps.txt").read_text().splitlines()
                 if "==" in line and not line.startswith("#"))
     version = load_matrix().workload("dynamoRuntime").version
     assert pins == {"ai-dynamo": version, "ai-dynamo-runtime": version}
@@ -232,8 +232,8 @@ def _run_benchmark(recording, twin: Twin, model_root: Path, outputs: Path) -> No
 
 
 def _evidence(monkeypatch, raw, secrets, outputs: Path, index: Path) -> int:
-    from evidence import __main__ as evidence_cli
-    from plan.site_plan import build_plan
+    from ncp.evidence import cli as evidence_cli
+    from ncp.plan.site_plan import build_plan
     site_plan = build_plan(raw, secrets, "Pulumi.prod.yaml")
     monkeypatch.setattr(evidence_cli, "plan_from_stack_file", lambda stack: site_plan)
     return evidence_cli.main(["--stack", "prod", "--outputs", str(outputs), "--cache-state", "warm",
@@ -242,9 +242,9 @@ def _evidence(monkeypatch, raw, secrets, outputs: Path, index: Path) -> int:
 
 def test_acceptance_through_the_twin_passes_and_an_unmeetable_slo_names_the_serving_layer(
         model_root, tmp_path, monkeypatch, evidence_keys):
-    from evidence.record import read_index
+    from ncp.evidence.record import read_index
     from tests.evidence_keys import gate_config, with_keys
-    from offline.policy_check import PACK_DIR, read_pack_config
+    from ncp.offline.policy_check import PACK_DIR, read_pack_config
     from tests.policy_helpers import violations
     met = {"timeToFirstTokenP95Ms": 5000, "interTokenLatencyP95Ms": 1000, "outputTokenThroughputMin": 1,
            "errorRateMax": 0}

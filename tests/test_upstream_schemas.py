@@ -10,13 +10,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from offline.bump_checks import (
+from ncp.offline.bump_checks import (
     DERIVED_SNAPSHOTS, SNAPSHOT_OF, UNPINNED_SNAPSHOTS, Snapshot, derived_snapshot_problems, parse_manifest,
     snapshot_problems,
 )
-from offline.recorder import run_program, run_stack_file
-from offline.synthetic import secret_keys, site_config
-from plan.catalog import SnapshotNote, load_matrix, load_signals, profile_names
+from ncp.offline.recorder import run_program, run_stack_file
+from ncp.offline.synthetic import secret_keys, site_config
+from ncp.plan.catalog import SnapshotNote, load_matrix, load_signals, profile_names
 
 MATRIX = load_matrix()
 # Release name -> folder under shared/upstream holding that chart's values.yaml and Chart.yaml.

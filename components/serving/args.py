@@ -4,10 +4,10 @@ from typing import Optional
 
 import pulumi
 
-from plan.catalog import DynamoRuntime, MetricSource
-from plan.endpoint_plan import EndpointPlan
-from plan.serving import ApiServerEgress, StorageTier
-from plan.site_plan import NodePlacement
+from ncp.plan.catalog import DynamoRuntime, MetricSource
+from ncp.plan.endpoint_plan import EndpointPlan
+from ncp.plan.serving import ApiServerEgress, StorageTier
+from ncp.plan.site_plan import NodePlacement
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from components.network_policy import NAMESPACE_NAME_LABEL
 from components.serving.args import EndpointArgs
 from components.serving.graph import dgd_spec, engine_config
 from components.serving.rules import pod_monitor_spec, serving_rules
-from plan.catalog import integration_points
-from plan.names import ENDPOINT_LABEL, EVIDENCE_KEY_ANNOTATION, MODEL_REVISION, MODEL_SOURCE, SIZING_ANNOTATION
-from plan.serving import ApiServerEgress
+from ncp.plan.catalog import integration_points
+from ncp.plan.names import ENDPOINT_LABEL, EVIDENCE_KEY_ANNOTATION, MODEL_REVISION, MODEL_SOURCE, SIZING_ANNOTATION
+from ncp.plan.serving import ApiServerEgress
 
 
 def api_server_egress_policy(pod_labels: dict[str, str], egress: ApiServerEgress) -> dict:

@@ -21,9 +21,9 @@ from components.kube import (
     PRIORITY_SERVING, TENANT_LABEL, Layer, labels, restricted_deployment,
 )
 from components.serving.endpoint import api_server_egress_policy
-from plan.catalog import EndpointPickerNames, WorkloadPin, integration_points
-from plan.names import ENDPOINT_LABEL
-from plan.serving import ApiServerEgress
+from ncp.plan.catalog import EndpointPickerNames, WorkloadPin, integration_points
+from ncp.plan.names import ENDPOINT_LABEL
+from ncp.plan.serving import ApiServerEgress
 
 HEALTH_SERVICE = "inference-extension"  # the gRPC health service name the EPP registers (dynamo-epp.yaml probes)
 PICKER_COMPONENT = "endpoint-picker"  # app.kubernetes.io/component of the picker (the policy pack finds it by it)
@@ -38,7 +38,7 @@ class EndpointPickerArgs:
         tenant: the tenant that owns the endpoint.
         namespace: the tenant's namespace.
         pin: the endpoint picker's ports and KV block size (compatibility matrix `workloads.endpointPicker`).
-        image: the picker's image, by digest in prod (plan/gateway.py endpoint_picker_image).
+        image: the picker's image, by digest in prod (ncp/plan/gateway.py endpoint_picker_image).
         platform_release: the dynamo-platform Helm release name (its NATS Service is `<release>-nats`).
         platform_namespace: the serving platform's namespace.
         api_server_egress: where the picker reaches the Kubernetes API (it watches its pool and the pool's pods).

@@ -15,12 +15,12 @@ import yaml
 
 from components.kube import PRIORITY_SERVING
 from components.serving.args import EndpointArgs
-from plan.catalog import BackendRuntime, DynamoRuntime, integration_points
-from plan.endpoint_plan import EndpointPlan, WorkerGroup
-from plan.endpoints import worker_pods
-from plan.names import MODEL_CLAIM, MODELS_MOUNT, STORAGE_TIER_LABEL
-from plan.serving import StorageTier
-from plan.site_plan import gpu_toleration
+from ncp.plan.catalog import BackendRuntime, DynamoRuntime, integration_points
+from ncp.plan.endpoint_plan import EndpointPlan, WorkerGroup
+from ncp.plan.endpoints import worker_pods
+from ncp.plan.names import MODEL_CLAIM, MODELS_MOUNT, STORAGE_TIER_LABEL
+from ncp.plan.serving import StorageTier
+from ncp.plan.site_plan import gpu_toleration
 
 ENGINE_CONFIG_MOUNT = "/etc/ncp-engine"
 CACHE_MOUNT = "/cache"
@@ -29,7 +29,7 @@ POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000, "fs
                 "seccompProfile": {"type": "RuntimeDefault"}}
 CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 # RDMA workers: root with IPC_LOCK (data/dynamo-backends.yaml rdmaCapabilities); the tenant namespace is `privileged`
-# for them (plan/site_plan.py SitePlan.tenant_pod_security).
+# for them (ncp/plan/site_plan.py SitePlan.tenant_pod_security).
 RDMA_POD_SECURITY = {"runAsNonRoot": False, "runAsUser": 0, "runAsGroup": 0, "fsGroup": 1000,
                      "seccompProfile": {"type": "RuntimeDefault"}}
 
@@ -106,7 +106,7 @@ def _env(values: dict) -> list[dict]:
 
 
 def worker_resources(args: EndpointArgs, group: WorkerGroup, rdma: bool) -> dict:
-    """GPU, host CPU and memory per worker pod (plan/endpoints.py worker_pods), requests equal to limits; the DGD's
+    """GPU, host CPU and memory per worker pod (ncp/plan/endpoints.py worker_pods), requests equal to limits; the DGD's
     v1alpha1 resources become the main container's requests/limits (deploy/operator/api/v1alpha1/
     shared_spec_conversion.go:2512-2530)."""
     pods = worker_pods(args.plan.endpoint.backend, group, args.gpus_per_node, args.plan.kv_offload_gb is not None)
@@ -118,7 +118,7 @@ def worker_resources(args: EndpointArgs, group: WorkerGroup, rdma: bool) -> dict
 
 def planner_config(plan: EndpointPlan, runtime: DynamoRuntime) -> str:
     """The planner's --config (it exits without one): SLA scaling to the endpoint's slo, each role kept at or above
-    its minimum workers and all of them within the GPUs the per-role maxima add up to (plan/serving_features.py)."""
+    its minimum workers and all of them within the GPUs the per-role maxima add up to (ncp/plan/serving_features.py)."""
     planner, slo, bounds = runtime.planner, plan.endpoint.slo, plan.planner
     gpus = {group.role: group.gpus_per_worker for group in plan.workers}
     values = {"backend": plan.endpoint.backend, "mode": planner.modes[plan.mode], "ttftMs": slo.ttft_ms,

@@ -6,7 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import Layer, helm_release
-from plan.catalog import ChartPin
+from ncp.plan.catalog import ChartPin
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import TENANT_LABEL, Layer, labels
-from plan.catalog import integration_points
+from ncp.plan.catalog import integration_points
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ rules need into `tenant`, `endpoint`, `model` and `component_type`, and the rule
 from dataclasses import dataclass
 from typing import Optional
 
-from plan.catalog import MetricSource
-from plan.endpoint_plan import EndpointPlan
-from plan.names import SERIES_COMPONENT_TYPE, SERIES_ENDPOINT, SERIES_MODEL, SERIES_TENANT
+from ncp.plan.catalog import MetricSource
+from ncp.plan.endpoint_plan import EndpointPlan
+from ncp.plan.names import SERIES_COMPONENT_TYPE, SERIES_ENDPOINT, SERIES_MODEL, SERIES_TENANT
 
 TENANT, ENDPOINT, MODEL, COMPONENT_TYPE = SERIES_TENANT, SERIES_ENDPOINT, SERIES_MODEL, SERIES_COMPONENT_TYPE
 KEEP = f"{TENANT}, {ENDPOINT}, {MODEL}"

@@ -14,11 +14,12 @@ from components.kube import (
 from components.network_policy import model_source_access, source_env
 from components.serving.triton_repository import build_script, expected_provenance, repository_files, verify_script
 from components.serving.triton_rules import inference_rules, pod_monitor_spec
-from plan.catalog import MetricSource, integration_points
-from plan.inference_services import InferenceServicePlan
-from plan.names import ENDPOINT_LABEL, EVIDENCE_KEY_ANNOTATION, MODEL_CLAIM, MODEL_REVISION, MODEL_SOURCE, MODELS_MOUNT
-from plan.serving import ModelStagingSettings
-from plan.site_plan import NodePlacement, gpu_toleration
+from ncp.plan.catalog import MetricSource, integration_points
+from ncp.plan.inference_services import InferenceServicePlan
+from ncp.plan.names import (ENDPOINT_LABEL, EVIDENCE_KEY_ANNOTATION, MODEL_CLAIM, MODEL_REVISION, MODEL_SOURCE,
+                            MODELS_MOUNT)
+from ncp.plan.serving import ModelStagingSettings
+from ncp.plan.site_plan import NodePlacement, gpu_toleration
 
 REPOSITORY, CONFIG_DIR = "/repository", "/model-config"
 BUILD_TIMEOUT_SECONDS = 2 * 3600
@@ -42,7 +43,7 @@ class InferenceServiceArgs:
         skip_await: whether Pulumi skips waiting for the Deployment to become ready.
         source_access: the site's route to the model source (components.serving.modelStaging): the engine build
             fetches its ONNX file by it.
-        evidence_key: the like-for-like key its acceptance evidence must match (plan/evidence_key.py
+        evidence_key: the like-for-like key its acceptance evidence must match (ncp/plan/evidence_key.py
             annotation_value), stamped on the server Deployment for the promotion gate.
         tenant_nodes: the tenant's dedicated nodes, where it has them. Default: None.
     """

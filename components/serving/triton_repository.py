@@ -7,7 +7,7 @@ serialises `model.py` marked @autoserialize (triton-inference-server/dali_backen
 """
 import json
 
-from plan.inference_services import ENGINE_FILE, PROVENANCE_FILE, InferenceServicePlan
+from ncp.plan.inference_services import ENGINE_FILE, PROVENANCE_FILE, InferenceServicePlan
 
 DALI_INPUT, DALI_OUTPUT = "DALI_INPUT_0", "DALI_OUTPUT_0"
 ENSEMBLE_INPUT = "IMAGE"

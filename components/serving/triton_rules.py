@@ -7,8 +7,8 @@ request latency at the model clients call (the ensemble with DALI), queue time a
 preprocessing time at the DALI model.
 """
 from components.serving.rules import ENDPOINT, KEEP, MODEL, TENANT, alert
-from plan.catalog import MetricSource
-from plan.inference_services import InferenceServicePlan
+from ncp.plan.catalog import MetricSource
+from ncp.plan.inference_services import InferenceServicePlan
 
 EXPORTED_MODEL = "exported_model"
 ERROR_BUDGET = 0.05  # share of failed requests above which the service pages

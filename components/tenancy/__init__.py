@@ -14,11 +14,11 @@ from components.kube import (
 from components.network_policy import (
     DEFAULT_DENY, SAME_NAMESPACE, dns_egress, namespace_peer, tenant_platform_egress,
 )
-from plan.admission import AdmissionPlan
-from plan.catalog import AccessRule, NetworkAccess, TenantAccess, integration_points
-from plan.names import POD_SECURITY_REASON
-from plan.pod_security import RESTRICTED
-from plan.tenancy import TenantSpec
+from ncp.plan.admission import AdmissionPlan
+from ncp.plan.catalog import AccessRule, NetworkAccess, TenantAccess, integration_points
+from ncp.plan.names import POD_SECURITY_REASON
+from ncp.plan.pod_security import RESTRICTED
+from ncp.plan.tenancy import TenantSpec
 
 PULL_SECRET = "ngc-pull-secret"
 RBAC_GROUP = "rbac.authorization.k8s.io"

@@ -26,9 +26,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import TENANT_LABEL, Layer, labels
-from plan.admission import AdmissionPlan
-from plan.names import ALLOWED_CAPABILITIES, ALLOWED_HOST_PATHS, ALLOWED_NETWORKS, PROJECT, TENANT_GROUPS
-from plan.tenancy import TenantSpec
+from ncp.plan.admission import AdmissionPlan
+from ncp.plan.names import ALLOWED_CAPABILITIES, ALLOWED_HOST_PATHS, ALLOWED_NETWORKS, PROJECT, TENANT_GROUPS
+from ncp.plan.tenancy import TenantSpec
 
 POLICY_PREFIX = f"{PROJECT}-tenant-"
 # The accounts tenant pods run as: the tenant's workload account (no token automount) and the namespace's default;

@@ -2,7 +2,7 @@
 program (labels, annotations, resource and signal names).
 
 Each file is generated from the program's own home (data/compatibility-matrix.yaml, data/allowlists.yaml, the
-program files program.yaml names) by `python -m sync_pins` in the project, and read here rather than there, so the
+program files program.yaml names) by `ncp sync-pins` in the project, and read here rather than there, so the
 pack enforces the same facts inside the project and published alone."""
 from functools import lru_cache
 from pathlib import Path

@@ -4,7 +4,7 @@ the private half never is), and an entry is fresh until its `expiresAt` (the sta
 evidence, fixed when it was signed).
 
 The signed bytes are the canonical JSON of the entry or record without its `signature` member: keys sorted, no
-insignificant whitespace, UTF-8 (`canonical`). `python -m evidence` signs with the same function (it imports this
+insignificant whitespace, UTF-8 (`canonical`). `ncp evidence` signs with the same function (it imports this
 module), so the writer and the gate cannot drift apart.
 """
 import base64
@@ -45,7 +45,7 @@ def parse_trusted_keys(text: Optional[str], source: str) -> dict[str, Ed25519Pub
                 for name, entry in listed.items()}
     except (yaml.YAMLError, AttributeError, KeyError, TypeError, ValueError, binascii.Error) as error:
         raise TrustedKeysError(f"{source}: not a trusted keys file ({type(error).__name__}: {error})\n  fix: restore "
-                               "it from version control; `python -m evidence keygen` adds a site's key") from None
+                               "it from version control; `ncp evidence keygen` adds a site's key") from None
     for name, key in keys.items():
         if key_id(key.public_bytes(Encoding.Raw, PublicFormat.Raw)) != name:
             raise TrustedKeysError(f"{source}: key {name} is listed under another key's id\n  fix: restore the file "

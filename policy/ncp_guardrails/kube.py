@@ -7,7 +7,7 @@ from ncp_guardrails.data import names
 
 RELEASE = "kubernetes:helm.sh/v3:Release"
 COMPONENT_LABEL = "app.kubernetes.io/component"
-# Names the program defines (program.yaml, generated from their homes by `python -m sync_pins`).
+# Names the program defines (program.yaml, generated from their homes by `ncp sync-pins`).
 RECORD_NAME, KAI_SCHEDULER, GPU = (names()["names"][key] for key in ("baselineRecord", "kaiScheduler", "gpuResource"))
 TENANT_LABEL, STORAGE_TIER_LABEL, ENDPOINT_LABEL, KAI_QUEUE_LABEL = (
     names()["labels"][key] for key in ("tenant", "storageTier", "endpoint", "kaiQueue"))

@@ -50,7 +50,7 @@ readiness_evidence = stack_policy(
     "Promotion to prod of an endpoint whose workers use the RDMA rails needs the stack's latest readiness record "
     "(NCCL all_reduce across the rails, fio read per storage tier) to have passed.",
     "Network And Storage Readiness View; Networking",
-    "Run the readiness Jobs in ncp-readiness (nccl-tests, fio-<tier>) with `python -m evidence.readiness_run "
+    "Run the readiness Jobs in ncp-readiness (nccl-tests, fio-<tier>) with `ncp evidence readiness-run "
     "--stack <stack> --kubeconfig <file> --outputs <dir>` and commit evidence/index.yaml with the record.",
     _readiness_evidence,
     config={"requirePassedReadiness": {"type": "boolean", "default": False}, **INDEX_CONFIG},

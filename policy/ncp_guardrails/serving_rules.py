@@ -233,9 +233,9 @@ promotion_evidence = stack_policy(
     "by a trusted site key and not expired, measured under the same key: model revision, image (digest), sizing "
     "file, GPU driver, Kubernetes version, network mode and cache state (each state of `cacheStates`).",
     "Validation Methodology; Architecture Decision Guardrails",
-    "Run the acceptance Jobs on the deployed stack, then `python -m evidence --stack <stack> --outputs <dir> "
+    "Run the acceptance Jobs on the deployed stack, then `ncp evidence write --stack <stack> --outputs <dir> "
     "--cache-state <cold|warm>` (signs with the site key) and commit evidence/index.yaml with the records; "
-    "`python -m evidence verify` shows why an entry is refused.",
+    "`ncp evidence verify` shows why an entry is refused.",
     _promotion_evidence,
     config={"requirePassedEvidence": {"type": "boolean", "default": False}, **INDEX_CONFIG,
             "cacheStates": {"type": "array", "items": {"type": "string", "enum": ["cold", "warm"]},

@@ -36,7 +36,7 @@ def _tenant_isolation(args, report):
     for namespace, ns in tenants.items():
         enforce = labels_of(ns.props).get("pod-security.kubernetes.io/enforce")
         # The recorded exceptions: RDMA workers need IPC_LOCK as root and KV offload to disk a read-only hostPath,
-        # which only `privileged` admits; the program says why on the namespace (plan/endpoints.py
+        # which only `privileged` admits; the program says why on the namespace (ncp/plan/endpoints.py
         # tenant_pod_security).
         excepted = enforce == "privileged" and (get(ns.props, "metadata", "annotations", default={}) or {}).get(
             POD_SECURITY_REASON)

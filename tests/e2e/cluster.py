@@ -1,6 +1,6 @@
 """The e2e control plane outside pytest: the engine environment, starting/stopping the local control plane and
 installing the CRDs every e2e stack needs (tests.e2e.crds, the README's documented step). The e2e fixtures and
-bench/real_engine.py share it."""
+tools/bench/real_engine.py share it."""
 import os
 import subprocess
 from contextlib import contextmanager
@@ -10,18 +10,18 @@ from typing import Iterator
 import pytest
 
 from tests.e2e.crds import CRDS, UPSTREAM, install
-from plan.local_overlay import OVERLAY_ENV
+from ncp.plan.local_overlay import OVERLAY_ENV
 from tests.e2e.kube_api import KubeApi
 
 __all__ = ["CRDS", "E2E", "UPSTREAM", "EngineMissing", "engine_environment", "own_control_plane",
            "start_control_plane", "stop_control_plane"]
 
 ROOT = Path(__file__).resolve().parents[2]
-E2E = ROOT / "e2e"
+E2E = ROOT / "tools" / "e2e"
 
 
 class EngineMissing(RuntimeError):
-    """The offline engine is not built (e2e/bootstrap.sh has not run)."""
+    """The offline engine is not built (tools/e2e/bootstrap.sh has not run)."""
 
 
 def _exports(text: str) -> dict:
@@ -34,10 +34,10 @@ def _exports(text: str) -> dict:
 
 
 def engine_environment() -> dict:
-    """os.environ plus the engine's PATH/PULUMI_HOME/offline switches from e2e/bootstrap.sh --print-env."""
+    """os.environ plus the engine's PATH/PULUMI_HOME/offline switches from tools/e2e/bootstrap.sh --print-env."""
     result = subprocess.run([str(E2E / "bootstrap.sh"), "--print-env"], capture_output=True, text=True)
     if result.returncode != 0:
-        raise EngineMissing(f"the offline Pulumi engine is not built: run e2e/bootstrap.sh first\n{result.stderr}")
+        raise EngineMissing(f"the offline Pulumi engine is not built: run tools/e2e/bootstrap.sh\n{result.stderr}")
     return {**os.environ, **_exports(result.stdout)}
 
 
@@ -65,7 +65,7 @@ def own_control_plane(state: Path, ports: dict[str, str], **extra_env: str) -> I
                              text=True, timeout=300)
     if started.returncode != 0:
         if any(reason in started.stderr for reason in ("not built", "not bootstrapped", "missing")):
-            pytest.skip(f"the control plane is not built: run e2e/bootstrap.sh\n{started.stderr[-500:]}")
+            pytest.skip(f"the control plane is not built: run tools/e2e/bootstrap.sh\n{started.stderr[-500:]}")
         pytest.fail(f"control plane did not start:\n{started.stderr[-3000:]}")
     try:
         yield env

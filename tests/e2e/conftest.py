@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from plan.catalog import integration_points
+from ncp.plan.catalog import integration_points
 from tests.e2e.cluster import UPSTREAM, EngineMissing, engine_environment, start_control_plane, stop_control_plane
 from tests.e2e.simulated import kwok_logs_config
 

@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     parser.add_argument("--kubeconfig", required=True, type=Path)
     args = parser.parse_args(argv)
     if not args.kubeconfig.is_file():
-        print(f"{args.kubeconfig}: no such kubeconfig (eval \"$(e2e/control-plane.sh env)\" sets KUBECONFIG)",
+        print(f"{args.kubeconfig}: no such kubeconfig (eval \"$(tools/e2e/control-plane.sh env)\" sets KUBECONFIG)",
               file=sys.stderr)
         return 2
     if not UPSTREAM.is_dir():

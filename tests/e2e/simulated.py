@@ -13,16 +13,16 @@ from typing import Optional
 
 import yaml
 
-from acceptance.readiness import NCCL_LOG
+from ncp.acceptance.readiness import NCCL_LOG
 from components.kube import PRIORITY_SYSTEM
-from evidence import readiness as readiness_evidence
-from evidence import readiness_run
-from cluster_api import connect
-from plan.catalog import ROOT, integration_points
-from plan.layers import READINESS_NAMESPACE
-from plan.names import NCCL_JOB, READINESS_LABEL, TENANT_KEY
-from plan.readiness import readiness_plan
-from plan.site_plan import SitePlan
+from ncp.evidence import readiness as readiness_evidence
+from ncp.evidence import readiness_run
+from ncp.cluster_api import connect
+from ncp.plan.catalog import ROOT, integration_points
+from ncp.plan.layers import READINESS_NAMESPACE
+from ncp.plan.names import NCCL_JOB, READINESS_LABEL, TENANT_KEY
+from ncp.plan.readiness import readiness_plan
+from ncp.plan.site_plan import SitePlan
 from tests.e2e.kube_api import KubeApi
 
 KWOK_ANNOTATION = {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"}

@@ -17,10 +17,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from kubernetes import client
 
-from cluster_api import KubeError, connect
-from plan.sources import plan_from_stack_file
-from preflight import checks
-from preflight import __main__ as preflight_cli
+from ncp.cluster_api import KubeError, connect
+from ncp.plan.sources import plan_from_stack_file
+from ncp.preflight import checks
+from ncp.preflight import cli as preflight_cli
 from tests.e2e.cluster import own_control_plane
 
 PEM = serialization.Encoding.PEM

@@ -3,11 +3,11 @@ server, every pod the stack creates admitted and placed on simulated GPU nodes (
 tenant guardrails refusing what they must, the policy pack blocking a violating config, and a destroy that leaves
 nothing behind.
 
-Needs the engine built by e2e/bootstrap.sh (scripts/test.sh runs it) and the upstream CRDs in ../shared/upstream."""
+Needs the engine (tools/e2e/bootstrap.sh; scripts/test.sh runs it) and the upstream CRDs in ../shared/upstream."""
 import pytest
 import yaml
 
-from plan.sources import plan_from_stack_file
+from ncp.plan.sources import plan_from_stack_file
 from tests.e2e import simulated
 from tests.e2e.engine import pulumi, stack_env
 

@@ -6,7 +6,7 @@ with a message naming the guardrail, while the program's workloads and a normal 
 Attacks use dryRun=All: authorization and every admission plugin run, nothing is persisted. Guards are shown to
 matter by removing them (a binding, a namespace's recorded exception) and seeing the outcome flip.
 
-Needs etcd, kube-apiserver and kube-controller-manager from e2e/bootstrap.sh and the upstream CRDs in
+Needs etcd, kube-apiserver and kube-controller-manager from tools/e2e/bootstrap.sh and the upstream CRDs in
 ../shared/upstream (skipped with the reason when either is absent)."""
 import copy
 import os
@@ -17,10 +17,10 @@ from typing import Optional
 import pytest
 
 from components.tenancy.admission import POLICY_PREFIX
-from offline.manifests import core_manifests
-from offline.recorder import run_stack_file
-from plan.catalog import integration_points
-from plan.names import ALLOWED_HOST_PATHS, ENDPOINT_LABEL, PART_OF_LABEL, PROJECT, READINESS_LABEL
+from ncp.offline.manifests import core_manifests
+from ncp.offline.recorder import run_stack_file
+from ncp.plan.catalog import integration_points
+from ncp.plan.names import ALLOWED_HOST_PATHS, ENDPOINT_LABEL, PART_OF_LABEL, PROJECT, READINESS_LABEL
 from tests.e2e.crds import UPSTREAM, install as install_crds
 from tests.e2e.cluster import own_control_plane
 from tests.e2e.kube_api import KubeApi

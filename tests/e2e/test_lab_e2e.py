@@ -3,8 +3,8 @@ deployed by the real engine, its pods admitted and placed on simulated L40S node
 import pytest
 import yaml
 
-from plan.names import PROJECT
-from plan.site_plan import build_plan
+from ncp.plan.names import PROJECT
+from ncp.plan.site_plan import build_plan
 from tests.e2e import simulated
 from tests.e2e.engine import pulumi, stack_env
 
@@ -28,7 +28,7 @@ CONFIG = {
             "validation": {"benchmarkImage": "nvcr.io/ncp-lab/ncp-tools/aiperf:0.8.0",
                            "suiteImage": "nvcr.io/ncp-lab/ncp-tools/isv-ncp-validation-suite:0.6.8"}}},
     "endpoints": [{
-        "name": "chat-small", "tenant": "dev", "backend": "trtllm", "sizing": "sizing/lab/chat-small.yaml",
+        "name": "chat-small", "tenant": "dev", "backend": "trtllm", "sizing": "sites/lab/sizing/chat-small.yaml",
         "model": {"name": "Qwen/Qwen3-8B", "source": "hf://Qwen/Qwen3-8B",
                   "revision": "b968826d9c46dd6066d109eabc6255188de91218", "class": "dense-llm"},
         "slo": {"isl": 2000, "osl": 500, "ttftMs": 1000, "tpotMs": 50, "concurrency": 8, "requestCount": 100,

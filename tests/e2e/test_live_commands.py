@@ -1,9 +1,9 @@
-"""The live-cluster commands against the local control plane (e2e/control-plane.sh).
+"""The live-cluster commands against the local control plane (tools/e2e/control-plane.sh).
 
-`python -m preflight`: nodes, storage classes and upstream CRDs are created through the API server as a site would
+`ncp preflight`: nodes, storage classes and upstream CRDs are created through the API server as a site would
 have them; each check is seen missing on the empty cluster and passing once the site provides it.
 
-`python -m evidence.run`: it creates a run Job from each
+`ncp evidence run`: it creates a run Job from each
 suspended acceptance Job the stack deployed, waits with progress, and writes evidence from the run's outputs.
 
 No kubelet runs pods here, so the template Jobs carry `spec.managedBy` (a test stand-in, not the built-in Job
@@ -23,17 +23,17 @@ import yaml
 
 import dataclasses
 
-from evidence import __main__ as evidence_cli
-from evidence import readiness_run, run
-from evidence.record import read_index
-from plan.catalog import integration_points
-from plan.sources import plan_from_stack_file
-from preflight import __main__ as preflight_cli
+from ncp.evidence import cli as evidence_cli
+from ncp.evidence import readiness_run, run
+from ncp.evidence.record import read_index
+from ncp.plan.catalog import integration_points
+from ncp.plan.sources import plan_from_stack_file
+from ncp.preflight import cli as preflight_cli
 from tests.e2e.kube_api import KubeApi, only_version, without_descriptions
 from tests.e2e.cluster import CRDS, E2E, UPSTREAM
 from tests.e2e.crds import OWN_CRDS
-from offline.manifests import core_manifests
-from plan.names import NCCL_SSH_SECRET
+from ncp.offline.manifests import core_manifests
+from ncp.plan.names import NCCL_SSH_SECRET
 from tests.test_evidence import EXPORT, JUNIT, MET, _prod
 
 STAND_IN = "ncp-inference.io/test-stand-in"
@@ -43,7 +43,7 @@ STAND_IN = "ncp-inference.io/test-stand-in"
 def control_plane(tmp_path_factory):
     result = subprocess.run([str(E2E / "bootstrap.sh"), "--print-bin"], capture_output=True, text=True)
     if result.returncode != 0:
-        pytest.fail(f"the control plane binaries are not built: run e2e/bootstrap.sh first\n{result.stderr}")
+        pytest.fail(f"the control plane binaries are not built: run tools/e2e/bootstrap.sh first\n{result.stderr}")
     env = {**os.environ, "NCP_E2E_STATE": str(tmp_path_factory.mktemp("control-plane"))}
     subprocess.run([str(E2E / "control-plane.sh"), "start"], env=env, check=True, timeout=300)
     try:

@@ -3,7 +3,7 @@ the prod stack's core manifests are applied to a local control plane of its own,
 validation suite act through impersonation. Writes use dryRun=All: authorization and admission run in full, nothing
 is persisted. Every check is also shown to flip when the rule it guards is removed.
 
-Needs kube-apiserver, kube-controller-manager and etcd from e2e/bootstrap.sh (the Pulumi engine is not used)."""
+Needs kube-apiserver, kube-controller-manager and etcd from tools/e2e/bootstrap.sh (the Pulumi engine is not used)."""
 import http.client
 import json
 import time
@@ -14,8 +14,8 @@ from typing import Optional
 
 import pytest
 
-from offline.manifests import core_manifests
-from offline.recorder import run_stack_file
+from ncp.offline.manifests import core_manifests
+from ncp.offline.recorder import run_stack_file
 from tests.e2e.cluster import own_control_plane
 from tests.e2e.kube_api import KubeApi
 

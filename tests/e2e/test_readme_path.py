@@ -4,7 +4,7 @@ path: scaffold -> offline.check (placeholders listed with their commands, set as
 local settings -> preview, up, a no-change preview and destroy. Stack selection must leave every tracked stack file
 as it was (`git status`).
 
-Needs the engine built by e2e/bootstrap.sh and the upstream CRDs in ../shared/upstream."""
+Needs the engine built by tools/e2e/bootstrap.sh and the upstream CRDs in ../shared/upstream."""
 import queue
 import re
 import subprocess
@@ -145,19 +145,19 @@ def test_readme_local_stack_preview_up_no_change_destroy(walk):
 def test_scaffolded_site_validates_then_deploys_and_destroys(walk):
     shell, blocks, kubeconfig, project = walk
     api = KubeApi(kubeconfig)  # started by the README's local-up block (the test above)
-    scaffold = (f".venv/bin/python -m scaffold --site {SITE} --profile lab --environment staging --gpu-nodes 1 "
+    scaffold = (f".venv/bin/ncp scaffold --site {SITE} --profile lab --environment staging --gpu-nodes 1 "
                 "--tenant dev:1")
     shell.run(scaffold)
     stack_file = project / f"Pulumi.{SITE}.yaml"
     try:
-        code, output = shell.run('.venv/bin/python -m offline.check --stack "$SITE"', allow_exit=True)
+        code, output = shell.run('.venv/bin/ncp check --stack "$SITE"', allow_exit=True)
         assert code == 2 and "REPLACE-ME" in output, "validation refuses the scaffold's placeholders"
         fixes = re.findall(r"fix: replace it with the site's value: (pulumi config set .*) <value>$", output, re.M)
         assert fixes, f"offline.check prints the command that sets each placeholder:\n{output}"
         shell.run(blocks["local-site"])
         for index, fix in enumerate(fixes):
             shell.run(f"{fix} walk-group-{index}")
-        code, output = shell.run('.venv/bin/python -m offline.check --stack "$SITE"', allow_exit=True)
+        code, output = shell.run('.venv/bin/ncp check --stack "$SITE"', allow_exit=True)
         assert code == 0, f"the filled-in stack validates and passes the pack:\n{output}"
         assert "tenant" in output.lower() and "dev" in output and "REPLACE-ME" not in output, "the summary"
         _, output = shell.run("\n".join(_commands(blocks["local-up"], "pulumi preview")))

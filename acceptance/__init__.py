@@ -1,2 +1,0 @@
-"""Benchmark acceptance with NVIDIA AIPerf: the Job's `aiperf profile` command line (acceptance.aiperf_args) and the
-check of its profile_export_aiperf.json against thresholds (plan.thresholds, `python -m acceptance.check`)."""

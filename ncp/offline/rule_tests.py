@@ -1,0 +1,737 @@
+"""Generate `promtool test rules` cases for every rule the program registered, from the same data it used.
+
+Input series are shaped as Prometheus stores them: exporter labels (data/telemetry-signals.yaml), the target labels
+the Prometheus Operator gives every scrape target, then the monitor's own relabelling as registered (the endpoint's
+PodMonitor, the DCGM exporter's ServiceMonitor values), with colliding exporter labels kept as `exported_<name>`
+(honorLabels false). Expected labels come from the plan (tenant, endpoint, model, SLO), never from the rules.
+
+Per alert: one case where the series are bad in exactly the way the alert watches (it must fire with the expected
+labels and annotations) and one with healthy series plus another tenant's bad series (nothing may fire). Per
+recording rule: the exact set of output series and each value.
+"""
+import math
+import re
+from dataclasses import dataclass, field, replace
+from typing import Callable, Optional
+
+from components.serving.rules import meta_label
+from ncp.offline.recorder import Recording
+from ncp.plan.catalog import MetricSource, load_signals
+from ncp.plan.endpoint_plan import EndpointPlan
+from ncp.plan.inference_services import InferenceServicePlan
+from ncp.plan.site_plan import SitePlan
+
+INTERVAL = "1m"
+STEPS = 400                  # samples per input series: 6h40m, enough for the 6h burn-rate window
+EVAL_LONG = "6h30m"          # every window (5m..6h) is full and every `for` has elapsed
+EVAL_SHORT = "1h30m"         # enough for rules without hour-long windows (the longest `for` is 1h)
+# Rule evaluations are the cost of a case (inputs still have a sample per minute). Alerts read recording rules of
+# another group, which promtool may evaluate first: the record they see is one interval old, so the interval must
+# stay well inside Prometheus' 5m lookback.
+EVALUATION_INTERVAL = "2m"
+TOLERANCE = 1e-9             # recording-rule values are floats computed by Prometheus' rate/quantile arithmetic
+OTHER_TENANT, OTHER_ENDPOINT = "other-tenant", "other-endpoint"  # neighbours whose series must not count
+
+
+# --- Prometheus target labels and relabelling --------------------------------------------------------------------
+
+def _expand(replacement: str, match: re.Match) -> str:
+    return re.sub(r"\$\{?(\d+)\}?", lambda g: match.group(int(g.group(1))) or "", replacement)
+
+
+def relabel(labels: dict[str, str], relabelings: list[dict]) -> dict[str, str]:
+    """Apply `replace` relabelings the way Prometheus does (anchored regex, `;`-joined sources, empty result deletes
+    the label). Any other action is refused, so a monitor using one fails the tests until it is modelled here."""
+    result = dict(labels)
+    for rule in relabelings:
+        action = rule.get("action", "replace")
+        if action != "replace":
+            raise ValueError(f"relabel action {action!r} is not modelled by ncp/offline/rule_tests.py")
+        value = rule.get("separator", ";").join(result.get(name, "") for name in rule.get("sourceLabels", []))
+        match = re.fullmatch(rule.get("regex", "(.*)"), value)
+        if match is None:
+            continue
+        target = _expand(rule["targetLabel"], match)
+        expanded = _expand(rule.get("replacement", "$1"), match)
+        if expanded:
+            result[target] = expanded
+        else:
+            result.pop(target, None)
+    return result
+
+
+def pod_meta(namespace: str, pod: str, pod_labels: dict[str, str]) -> dict[str, str]:
+    return {"__meta_kubernetes_namespace": namespace, "__meta_kubernetes_pod_name": pod,
+            **{meta_label(key): value for key, value in pod_labels.items()}}
+
+
+def target_labels(meta: dict[str, str], base: dict[str, str], relabelings: list[dict]) -> dict[str, str]:
+    """The Prometheus Operator's labels for a target (namespace, pod, container, job, endpoint, instance), then the
+    monitor's relabelings; `__` labels are dropped after relabelling."""
+    labelled = relabel({**meta, **base}, relabelings)
+    return {key: value for key, value in labelled.items() if not key.startswith("__")}
+
+
+def scraped(metric: str, exporter: dict[str, str], target: dict[str, str]) -> str:
+    """A series as stored with honor_labels false: target labels win, the exporter's colliding ones get exported_."""
+    labels = {(f"exported_{key}" if key in target else key): value for key, value in exporter.items()}
+    labels.update(target)
+    return series(metric, labels)
+
+
+def series(metric: str, labels: dict[str, str]) -> str:
+    inner = ", ".join(f'{key}="{value}"' for key, value in sorted(labels.items()))
+    return f"{metric}{{{inner}}}"
+
+
+def number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def counter(per_minute: float) -> str:
+    return f"0+{number(per_minute)}x{STEPS}"
+
+
+def gauge(value: float) -> str:
+    return f"{number(value)}x{STEPS}"
+
+
+def le_text(bound: float, style: str) -> str:
+    """`le` as stored: Prometheus 3 normalises to float text (1.0); Prometheus 2 keeps the exporter's (1)."""
+    if math.isinf(bound):
+        return "+Inf"
+    text = repr(float(bound))
+    return text[:-2] if style == "exporter" and text.endswith(".0") else text
+
+
+# --- expectations -------------------------------------------------------------------------------------------------
+
+def render(template: str, labels: dict[str, str], value: Optional[float] = None) -> str:
+    text = re.sub(r"\{\{ \$labels\.(\w+) \}\}", lambda m: labels.get(m.group(1), ""), template)
+    return text.replace("{{ $value }}", f"{value:g}" if value is not None else "")
+
+
+def expected_alert(rule: dict, labels: dict[str, str], value: Optional[float] = None) -> dict:
+    alert_labels = {**labels, **rule.get("labels", {})}
+    return {"exp_labels": alert_labels,
+            "exp_annotations": {key: render(text, alert_labels, value)
+                                for key, text in rule.get("annotations", {}).items()}}
+
+
+def eval_time(exprs: list[str]) -> str:
+    """When to look: after the longest window an expression (or the recording rule it reads) spans."""
+    return EVAL_LONG if any(re.search(r"\[\d+h\]|rate\d+h", expr) for expr in exprs) else EVAL_SHORT
+
+
+def exact_outputs(record: str, expected: list[tuple[dict[str, str], float]]) -> list[dict]:
+    """The record's exact output series (`* 0` keeps every series and its labels) and each value within TOLERANCE."""
+    checks = [{"expr": f"{record} * 0", "eval_time": EVAL_LONG,
+               "exp_samples": [{"labels": series("", labels), "value": 0} for labels, _ in expected]}]
+    for labels, value in expected:
+        selector = series(record, labels)
+        checks.append({"expr": f"abs({selector} - {value!r}) < bool {TOLERANCE}", "eval_time": EVAL_LONG,
+                       "exp_samples": [{"labels": series("", labels), "value": 1}]})
+    return checks
+
+
+@dataclass
+class Scenario:
+    """Input series for one test case."""
+    name: str
+    input_series: list[dict] = field(default_factory=list)
+
+    def add(self, name: str, values: str) -> None:
+        self.input_series.append({"series": name, "values": values})
+
+
+def alert_case(name: str, scenario: Scenario, alerts: dict[str, list[dict]], at: str) -> dict:
+    return {"name": name, "interval": INTERVAL, "input_series": scenario.input_series,
+            "alert_rule_test": [{"eval_time": at, "alertname": alert, "exp_alerts": expected}
+                                for alert, expected in alerts.items()]}
+
+
+def record_case(name: str, scenario: Scenario, checks: list[dict]) -> dict:
+    return {"name": name, "interval": INTERVAL, "input_series": scenario.input_series, "promql_expr_test": checks}
+
+
+def rules_of(groups: list[dict], kind: str) -> list[dict]:
+    return [rule for group in groups for rule in group["rules"] if kind in rule]
+
+
+def alert_cases(prefix: str, groups: list[dict], healthy: Scenario, bad: dict[str, Callable[[], Scenario]],
+                expected: dict[str, Callable[[dict], list[dict]]]) -> list[dict]:
+    """Per alert: a firing case on its bad series, and the healthy case in which no alert may fire."""
+    alerts = rules_of(groups, "alert")
+    cases = [alert_case(f"{prefix}: healthy series, no alert", healthy, {a["alert"]: [] for a in alerts}, EVAL_LONG)]
+    for rule in alerts:
+        name = rule["alert"]
+        if name not in bad:
+            raise KeyError(f"no bad-series scenario for alert {name}: add one to ncp/offline/rule_tests.py")
+        cases.append(alert_case(f"{prefix}: {name} fires", bad[name](), {name: expected[name](rule)},
+                                eval_time([rule["expr"]])))
+    return cases
+
+
+# --- serving endpoints --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Traffic:
+    """One endpoint's behaviour, per minute, constant over the whole input."""
+    requests: float = 600
+    error_fraction: float = 0.0
+    ttft_miss: float = 0.0          # share of requests slower than the TTFT SLO (above its upper bucket)
+    itl_miss: float = 0.0
+    straddling: float = 0.0         # share between the buckets around the SLO, where the rules interpolate
+    output_tokens: float = 6000
+    queued: float = 0
+    kv_hit_rate: float = 0.5
+    kv_cache_usage: float = 0.5
+    workers_up: bool = True
+
+
+@dataclass(frozen=True)
+class Pod:
+    name: str
+    labels: dict
+    port: str
+    role: str
+
+
+def endpoint_pods(graph_spec: dict, endpoint: str, signals: MetricSource, contract: str) -> list[Pod]:
+    """The pods the Dynamo operator runs for the DGD spec, labelled by its contract: `native` stamps prefill/decode
+    as the component type; `alpha` keeps component type `worker` and adds the sub-component type."""
+    pod_labels, ports = signals.pod_labels, signals.ports
+    pods = []
+    for service, spec in graph_spec["services"].items():
+        kind, sub = spec.get("componentType"), spec.get("subComponentType")
+        labels = {pod_labels["graph"]: endpoint}
+        if kind == "frontend":
+            role, port = "frontend", ports["frontend"]
+            labels[pod_labels["componentType"]] = kind
+        elif kind == "worker":
+            role, port = sub or "worker", ports["worker"]
+            if contract == "alpha" and sub:
+                labels.update({pod_labels["componentType"]: "worker", pod_labels["subComponentType"]: sub})
+            else:
+                labels[pod_labels["componentType"]] = role
+        else:
+            continue
+        nodes = int((spec.get("multinode") or {}).get("nodeCount", 1))
+        pods += [Pod(f"{endpoint}-{service.lower()}-{i}", labels, port, role)
+                 for i in range(int(spec.get("replicas", 1)) * nodes)]
+    return pods
+
+
+@dataclass(frozen=True)
+class EndpointFixture:
+    plan: EndpointPlan
+    monitor: dict         # the registered PodMonitor spec
+    graph: dict           # the registered DGD spec
+    groups: list[dict]    # the registered PrometheusRule groups
+    signals: MetricSource
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"tenant": self.plan.tenant.name, "endpoint": self.plan.name, "model": self.plan.endpoint.model.name}
+
+    def roles(self) -> list[str]:
+        return sorted({pod.role for pod in endpoint_pods(self.graph, self.plan.name, self.signals, "native")} -
+                      {"frontend"})
+
+    def bounds(self, histogram: str, slo_ms: float) -> tuple[float, float, float]:
+        """Where constructed observations land: met requests at or under the bucket bound below the SLO, missed
+        ones in the bucket above the bound over it (so no missed request is interpolated as met)."""
+        buckets = sorted(self.signals.buckets[histogram]) + [math.inf]
+        lower, upper, _ = self.signals.buckets_around(histogram, slo_ms / 1000)
+        return lower, upper, buckets[buckets.index(upper) + 1]
+
+
+def _monitor_for(fixture: EndpointFixture, tenant: str, endpoint: str) -> dict:
+    """The registered PodMonitor, or for the other tenant the same relabelling with its own names."""
+    if (tenant, endpoint) == (fixture.plan.tenant.name, fixture.plan.name):
+        return fixture.monitor
+    swapped = {fixture.plan.tenant.name: tenant, fixture.plan.name: endpoint}
+    return {**fixture.monitor, "podMetricsEndpoints": [
+        {**pme, "relabelings": [{**rule, "replacement": swapped.get(rule["replacement"], rule["replacement"])}
+                                if "replacement" in rule else rule for rule in pme["relabelings"]]}
+        for pme in fixture.monitor["podMetricsEndpoints"]]}
+
+
+def endpoint_series(fixture: EndpointFixture, traffic: Traffic, scenario: Scenario, contract: str = "native",
+                    le_style: str = "prometheus3", tenant: Optional[str] = None,
+                    endpoint: Optional[str] = None) -> Scenario:
+    """Add the series every scraped pod of the endpoint yields under `traffic`."""
+    tenant, endpoint = tenant or fixture.plan.tenant.name, endpoint or fixture.plan.name
+    namespace = f"tenant-{OTHER_TENANT}" if tenant == OTHER_TENANT else fixture.plan.namespace
+    monitor, signals, m = _monitor_for(fixture, tenant, endpoint), fixture.signals, fixture.signals.metrics
+    slo = fixture.plan.endpoint.slo
+    served = {"model": fixture.plan.endpoint.model.name}
+    pods = endpoint_pods(fixture.graph, endpoint, signals, contract)
+    # The endpoint's traffic is spread over its frontend replicas: each serves its share, the rules sum them.
+    frontends = max(1, sum(pod.role == "frontend" for pod in pods))
+    share = replace(traffic, requests=traffic.requests / frontends,
+                    output_tokens=traffic.output_tokens / frontends, queued=traffic.queued / frontends)
+    for pod in pods:
+        for pme in monitor["podMetricsEndpoints"]:
+            if pme["port"] != pod.port:
+                continue
+            base = {"namespace": namespace, "pod": pod.name, "container": "main", "endpoint": pod.port,
+                    "job": f"{namespace}/{endpoint}", "instance": f"{pod.name}:{pod.port}"}
+            target = target_labels(pod_meta(namespace, pod.name, pod.labels), base, pme["relabelings"])
+            is_worker = pod.role != "frontend"
+            up = traffic.workers_up or not is_worker
+            scenario.add(series("up", target), gauge(1 if up else 0))
+            if not up:
+                continue
+            if is_worker:
+                scenario.add(scraped(m["gpuCacheUsage"], {**served, "dynamo_component": pod.role, "dp_rank": "0"},
+                                     target), gauge(traffic.kv_cache_usage))
+                continue
+            _frontend_series(fixture, share, scenario, target, served, slo, le_style)
+    return scenario
+
+
+def _frontend_series(fixture: EndpointFixture, traffic: Traffic, scenario: Scenario, target: dict, served: dict,
+                     slo, le_style: str) -> None:
+    signals, m = fixture.signals, fixture.signals.metrics
+    status = signals.labels["requestStatus"]
+    errors = traffic.requests * traffic.error_fraction
+    request = {**served, "endpoint": "chat_completions", "request_type": "stream"}
+    scenario.add(scraped(m["requestsTotal"], {**request, status: "success", "error_type": ""}, target),
+                 counter(traffic.requests - errors))
+    scenario.add(scraped(m["requestsTotal"], {**request, status: signals.label_values["requestError"],
+                                              "error_type": "internal"}, target), counter(errors))
+    scenario.add(scraped(m["outputTokensTotal"], served, target), counter(traffic.output_tokens))
+    scenario.add(scraped(m["queuedRequests"], served, target), gauge(traffic.queued))
+    router = {"dynamo_namespace": f"{target['namespace']}-{target['endpoint']}", "dynamo_component": "router",
+              "dynamo_endpoint": "generate"}
+    scenario.add(scraped(m["kvHitRate"] + "_sum", router, target), counter(traffic.requests * traffic.kv_hit_rate))
+    scenario.add(scraped(m["kvHitRate"] + "_count", router, target), counter(traffic.requests))
+    for histogram, slo_ms, miss in (("timeToFirstToken", slo.ttft_ms, traffic.ttft_miss),
+                                    ("interTokenLatency", slo.tpot_ms, traffic.itl_miss)):
+        for le, count in bucket_counts(fixture, histogram, slo_ms, traffic.requests, miss, traffic.straddling):
+            scenario.add(scraped(m[histogram] + "_bucket", {**served, "le": le_text(le, le_style)}, target),
+                         counter(count))
+        scenario.add(scraped(m[histogram] + "_count", served, target), counter(traffic.requests))
+        # Not read by the rules; present because the exporter writes it.
+        scenario.add(scraped(m[histogram] + "_sum", served, target), counter(slo_ms / 1000 * traffic.requests))
+
+
+def bucket_counts(fixture: EndpointFixture, histogram: str, slo_ms: float, requests: float, miss: float,
+                  straddling: float) -> list[tuple[float, float]]:
+    """Cumulative bucket counts: met requests at or under the bucket below the SLO, `straddling` ones in the bucket
+    around it (met ones when the SLO is a bucket bound), missed ones in the bucket above it."""
+    bound, upper, above = fixture.bounds(histogram, slo_ms)
+    met, between, missed = requests * (1 - miss - straddling), requests * straddling, requests * miss
+    return [(le, met * (le >= bound) + between * (le >= upper) + missed * (le >= above))
+            for le in fixture.signals.buckets[histogram] + [math.inf]]
+
+
+def expected_miss(fixture: EndpointFixture, histogram: str, slo_ms: float, miss: float, straddling: float) -> float:
+    """The share the rules estimate: straddling requests count as met in proportion to where the SLO sits between
+    the two buckets (none are misses when the SLO is itself a bucket bound)."""
+    _, _, weight = fixture.signals.buckets_around(histogram, slo_ms / 1000)
+    lower, upper, _ = fixture.bounds(histogram, slo_ms)
+    return miss + (straddling * (1 - weight) if upper > lower else 0.0)
+
+
+def neighbours(fixture: EndpointFixture, traffic: Traffic, scenario: Scenario) -> Scenario:
+    """Another tenant's endpoint of the same name, and another endpoint of the same tenant."""
+    endpoint_series(fixture, traffic, scenario, tenant=OTHER_TENANT)
+    return endpoint_series(fixture, traffic, scenario, endpoint=OTHER_ENDPOINT)
+
+
+def _quantile(fixture: EndpointFixture, histogram: str, slo_ms: float, traffic: Traffic, miss: float,
+              q: float = 0.95) -> float:
+    """histogram_quantile (classic buckets) over the constructed counts: linear within the bucket holding the rank,
+    the second-highest bound when that bucket is +Inf."""
+    counts = bucket_counts(fixture, histogram, slo_ms, traffic.requests, miss, traffic.straddling)
+    rank = q * counts[-1][1]
+    index = next(i for i, (_, count) in enumerate(counts) if count >= rank)
+    if math.isinf(counts[index][0]):
+        return counts[index - 1][0]
+    start, below = counts[index - 1] if index else (0.0, 0.0)
+    return start + (counts[index][0] - start) * ((rank - below) / (counts[index][1] - below))
+
+
+def endpoint_cases(fixture: EndpointFixture) -> list[dict]:
+    slo, prefix = fixture.plan.endpoint.slo, f"endpoint {fixture.plan.name}"
+    healthy = Traffic()
+
+    def scenario(traffic: Traffic, with_other_tenant: bool = False) -> Callable[[], Scenario]:
+        def build() -> Scenario:
+            built = endpoint_series(fixture, traffic, Scenario(prefix))
+            if with_other_tenant:
+                neighbours(fixture, other_bad, built)
+            return built
+        return build
+
+    # The other tenant's endpoint is bad in every way at once: none of it may reach this endpoint's alerts.
+    other_bad = Traffic(error_fraction=0.5, ttft_miss=0.9, itl_miss=0.9, queued=slo.concurrency * 10,
+                        kv_cache_usage=1.0)
+    labels = fixture.labels
+    per_role = lambda rule: [expected_alert(rule, {**labels, "component_type": role})  # noqa: E731
+                             for role in fixture.roles()]
+    whole = lambda rule: [expected_alert(rule, labels)]  # noqa: E731
+    burning = {"ttft": Traffic(ttft_miss=0.8), "itl": Traffic(itl_miss=0.8)}
+    bad = {"NcpEndpointErrorRateHigh": scenario(Traffic(error_fraction=0.25)),
+           "NcpEndpointQueueBacklog": scenario(Traffic(queued=slo.concurrency + 5)),
+           "NcpEndpointKvCacheSaturated": scenario(Traffic(kv_cache_usage=0.95)),
+           "NcpEndpointNoReadyWorkers": scenario(Traffic(workers_up=False))}
+    expected = {name: whole for name in bad}
+    expected.update({"NcpEndpointKvCacheSaturated": per_role, "NcpEndpointNoReadyWorkers": per_role})
+    for signal, traffic in burning.items():
+        for burn in ("Fast", "Slow"):
+            bad[f"NcpEndpoint{signal.capitalize()}SloBurn{burn}"] = scenario(traffic)
+            expected[f"NcpEndpoint{signal.capitalize()}SloBurn{burn}"] = whole
+    cases = alert_cases(prefix, fixture.groups, scenario(healthy, with_other_tenant=True)(), bad, expected)
+    # A moderate TTFT burn (50% of requests, 10x budget) pages only on the slow window.
+    slow_only = scenario(Traffic(ttft_miss=0.5))()
+    fast, slow = (next(r for r in rules_of(fixture.groups, "alert") if r["alert"] == f"NcpEndpointTtftSloBurn{b}")
+                  for b in ("Fast", "Slow"))
+    cases.append(alert_case(f"{prefix}: a 10x TTFT burn is slow, not fast", slow_only,
+                            {fast["alert"]: [], slow["alert"]: [expected_alert(slow, labels)]}, EVAL_LONG))
+    return cases + endpoint_record_cases(fixture)
+
+
+def endpoint_record_cases(fixture: EndpointFixture) -> list[dict]:
+    slo, labels, prefix = fixture.plan.endpoint.slo, fixture.labels, f"endpoint {fixture.plan.name}"
+    traffic = Traffic(error_fraction=0.25, ttft_miss=0.25, itl_miss=0.5, straddling=0.2, queued=3,
+                      kv_hit_rate=0.75, kv_cache_usage=0.5)
+    pods = endpoint_pods(fixture.graph, fixture.plan.name, fixture.signals, "native")
+    per_role = {role: sum(pod.role == role for pod in pods) for role in fixture.roles()}
+    values = {
+        "ncp:endpoint_requests:rate5m": traffic.requests / 60,
+        "ncp:endpoint_errors:ratio_rate5m": traffic.error_fraction,
+        "ncp:endpoint_output_tokens:rate5m": traffic.output_tokens / 60,
+        "ncp:endpoint_ttft_p95:seconds": _quantile(fixture, "timeToFirstToken", slo.ttft_ms, traffic,
+                                                   traffic.ttft_miss),
+        "ncp:endpoint_itl_p95:seconds": _quantile(fixture, "interTokenLatency", slo.tpot_ms, traffic, traffic.itl_miss),
+        "ncp:endpoint_kv_hit_rate:ratio": traffic.kv_hit_rate,
+        "ncp:endpoint_queue_depth:requests": traffic.queued,
+    }
+    expected = {record: [(labels, value)] for record, value in values.items()}
+    expected["ncp:endpoint_kv_cache_usage:ratio"] = [({**labels, "component_type": role}, traffic.kv_cache_usage)
+                                                     for role in per_role]
+    expected["ncp:endpoint_workers_ready:count"] = [({**labels, "component_type": role}, count)
+                                                    for role, count in per_role.items()]
+    for record in (r["record"] for r in rules_of(fixture.groups, "record")):
+        miss = re.fullmatch(r"ncp:endpoint_(ttft|itl)_slo_miss:ratio_rate\w+", record)
+        if miss:
+            histogram, slo_ms, share = (("timeToFirstToken", slo.ttft_ms, traffic.ttft_miss)
+                                        if miss.group(1) == "ttft" else
+                                        ("interTokenLatency", slo.tpot_ms, traffic.itl_miss))
+            expected[record] = [(labels, expected_miss(fixture, histogram, slo_ms, share, traffic.straddling))]
+    cases = []
+    for contract, le_style in (("native", "prometheus3"), ("alpha", "exporter")):
+        scenario = endpoint_series(fixture, traffic, Scenario(prefix), contract=contract, le_style=le_style)
+        neighbours(fixture, Traffic(requests=1200, error_fraction=0.5, ttft_miss=0.9, itl_miss=0.9, queued=50,
+                                    kv_cache_usage=1.0), scenario)
+        cases.append(record_case(f"{prefix}: recording rules ({contract} pod labels, {le_style} le)", scenario,
+                                 [check for record in _records(fixture.groups, expected)
+                                  for check in exact_outputs(record, expected[record])]))
+    return cases
+
+
+def _records(groups: list[dict], expected: dict) -> list[str]:
+    records = [rule["record"] for rule in rules_of(groups, "record")]
+    missing = [record for record in records if record not in expected]
+    if missing:
+        raise KeyError(f"no expected output for recording rules {missing}: add them to ncp/offline/rule_tests.py")
+    return records
+
+
+# --- inference services (Triton) ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Load:
+    """One inference service's behaviour per server pod, constant over the whole input."""
+    requests: int = 600             # per minute at the model clients call
+    error_fraction: float = 0.0
+    request_p95_s: float = 0.02
+    queue_p95_s: float = 0.001
+    batch: float = 4.0              # inferences per engine execution
+    preprocess_s: float = 0.002     # DALI compute time per request
+    gpu_utilization: float = 0.6
+    pending: int = 0
+    servers_up: bool = True
+
+
+@dataclass(frozen=True)
+class InferenceFixture:
+    plan: InferenceServicePlan
+    monitor: dict
+    groups: list[dict]
+    signals: MetricSource
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"tenant": self.plan.tenant.name, "endpoint": self.plan.name, "model": self.plan.service.model}
+
+
+def inference_series(fixture: InferenceFixture, load: Load, scenario: Scenario, tenant: Optional[str] = None,
+                     name: Optional[str] = None) -> Scenario:
+    """Every server pod's series as Triton exports them (per Triton model, labels model and version)."""
+    plan, m = fixture.plan, fixture.signals.metrics
+    tenant, name = tenant or plan.tenant.name, name or plan.name
+    namespace = f"tenant-{tenant}"
+    swapped = {plan.tenant.name: tenant, plan.name: name}
+    relabelings = [{**rule, "replacement": swapped.get(rule["replacement"], rule["replacement"])}
+                   for rule in fixture.monitor["podMetricsEndpoints"][0]["relabelings"]]
+    port = fixture.monitor["podMetricsEndpoints"][0]["port"]
+    labels = fixture.signals.labels
+    for index in range(plan.service.replicas):
+        pod = f"{name}-{index}"
+        base = {"namespace": namespace, "pod": pod, "container": "tritonserver", "endpoint": port,
+                "job": f"{namespace}/{name}", "instance": f"{pod}:{port}"}
+        target = target_labels(pod_meta(namespace, pod, {}), base, relabelings)
+        scenario.add(series("up", target), gauge(1 if load.servers_up else 0))
+        if not load.servers_up:
+            continue
+
+        def model(triton_model: str) -> dict[str, str]:
+            return {labels["model"]: triton_model, labels["version"]: "1"}
+
+        entry, engine = model(plan.entry_model), model(plan.engine_model)
+        errors = load.requests * load.error_fraction
+        scenario.add(scraped(m["requestSuccess"], entry, target), counter(load.requests - errors))
+        scenario.add(scraped(m["requestFailure"], {**entry, labels["failureReason"]: "BACKEND"}, target),
+                     counter(errors))
+        for quantile, scale in (("0.5", 0.5), ("0.95", 1.0)):
+            scenario.add(scraped(m["requestSummary"], {**entry, "quantile": quantile}, target),
+                         gauge(load.request_p95_s * 1e6 * scale))
+            scenario.add(scraped(m["queueSummary"], {**engine, "quantile": quantile}, target),
+                         gauge(load.queue_p95_s * 1e6 * scale))
+        if plan.preprocess_model:
+            dali = model(plan.preprocess_model)
+            scenario.add(scraped(m["requestSuccess"], engine, target), counter(load.requests - errors))
+            scenario.add(scraped(m["requestSuccess"], dali, target), counter(load.requests))
+            scenario.add(scraped(m["computeInferDuration"], dali, target),
+                         counter(load.requests * load.preprocess_s * 1e6))
+        scenario.add(scraped(m["pendingRequests"], engine, target), gauge(load.pending))
+        scenario.add(scraped(m["inferenceCount"], engine, target), counter(load.requests))
+        scenario.add(scraped(m["executionCount"], engine, target), counter(load.requests / load.batch))
+        scenario.add(scraped(m["gpuUtilization"], {}, target), gauge(load.gpu_utilization))
+    return scenario
+
+
+def inference_cases(fixture: InferenceFixture) -> list[dict]:
+    plan, labels, prefix = fixture.plan, fixture.labels, f"inference service {fixture.plan.name}"
+    slo = plan.service.slo
+    other_bad = Load(error_fraction=0.5, request_p95_s=10.0, queue_p95_s=10.0, servers_up=True)
+
+    def scenario(load: Load, with_other_tenant: bool = False) -> Callable[[], Scenario]:
+        def build() -> Scenario:
+            built = inference_series(fixture, load, Scenario(prefix))
+            if with_other_tenant:
+                inference_series(fixture, other_bad, built, tenant=OTHER_TENANT)
+                inference_series(fixture, other_bad, built, name=OTHER_ENDPOINT)
+            return built
+        return build
+
+    bad = {"NcpInferenceErrorRateHigh": scenario(Load(error_fraction=0.25)),
+           "NcpInferenceLatencyHigh": scenario(Load(request_p95_s=slo.request_p95_ms / 1000 * 2)),
+           "NcpInferenceQueueTimeHigh": scenario(Load(queue_p95_s=slo.queue_p95_ms / 1000 * 2)),
+           "NcpInferenceNoReadyServers": scenario(Load(servers_up=False))}
+    expected = {name: (lambda rule: [expected_alert(rule, labels)]) for name in bad}
+    cases = alert_cases(prefix, fixture.groups, scenario(Load(), with_other_tenant=True)(), bad, expected)
+
+    load = Load(error_fraction=0.25, request_p95_s=0.03, queue_p95_s=0.004, batch=8, preprocess_s=0.003,
+                gpu_utilization=0.7, pending=2)
+    replicas = plan.service.replicas
+    values = {
+        "ncp:inference_requests:rate5m": replicas * load.requests / 60,
+        "ncp:inference_errors:ratio_rate5m": load.error_fraction,
+        "ncp:inference_request_p95:seconds": load.request_p95_s,
+        "ncp:inference_queue_p95:seconds": load.queue_p95_s,
+        "ncp:inference_pending_requests:count": replicas * load.pending,
+        "ncp:inference_batch_size:avg": load.batch,
+        "ncp:inference_gpu_utilization:ratio": load.gpu_utilization,
+        "ncp:inference_servers_ready:count": replicas,
+        "ncp:inference_preprocess_time_avg:seconds": load.preprocess_s,
+    }
+    records = inference_series(fixture, load, Scenario(prefix))
+    inference_series(fixture, other_bad, records, tenant=OTHER_TENANT)
+    inference_series(fixture, other_bad, records, name=OTHER_ENDPOINT)
+    expected_records = {record: [(labels, value)] for record, value in values.items()}
+    cases.append(record_case(f"{prefix}: recording rules", records,
+                             [check for record in _records(fixture.groups, expected_records)
+                              for check in exact_outputs(record, expected_records[record])]))
+    return cases
+
+
+# --- site rules: GPU health, tenant usage, break-fix --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Gpu:
+    node: str
+    index: int
+    tenant: Optional[str]       # the tenant whose pod holds the GPU, None when unallocated
+    utilization: float = 80
+    temperature: float = 60
+    power: float = 400
+    fb_used: float = 1024
+    fb_free: float = 3072
+    xid: float = 0
+    row_remap_failure: float = 0
+    remapped_rows_per_minute: float = 0
+
+
+def dcgm_series(plan: SitePlan, recording: Recording, gpus: list[Gpu], scenario: Scenario) -> Scenario:
+    dcgm = load_signals()["dcgm"]
+    assert dcgm.workload_namespace_label, "data/telemetry-signals.yaml `dcgm` names its workload namespace label"
+    m = dcgm.metrics
+    monitor = recording.releases()["gpu-operator"].inputs["values"]["dcgmExporter"]["serviceMonitor"]
+    namespace = plan.matrix.pin("gpuOperator").namespace
+    for gpu in gpus:
+        pod = f"nvidia-dcgm-exporter-{gpu.node}"
+        base = {"namespace": namespace, "pod": pod, "container": "nvidia-dcgm-exporter",
+                "service": "nvidia-dcgm-exporter", "endpoint": "gpu-metrics", "job": "nvidia-dcgm-exporter",
+                "instance": f"{pod}:9400"}
+        target = target_labels({"__meta_kubernetes_pod_node_name": gpu.node}, base, monitor.get("relabelings", []))
+        exporter = {"gpu": str(gpu.index), "UUID": f"GPU-{gpu.node}-{gpu.index}", "device": f"nvidia{gpu.index}",
+                    "modelName": plan.profile.gpu.model, "Hostname": gpu.node, "pci_bus_id": "00000000:1B:00.0",
+                    "DCGM_FI_DRIVER_VERSION": "580.95.05"}
+        if gpu.tenant is not None:
+            exporter.update({dcgm.workload_namespace_label.removeprefix("exported_"): f"tenant-{gpu.tenant}",
+                             "pod": f"{gpu.tenant}-worker-0", "container": "main"})
+        for key, value in (("utilization", gpu.utilization), ("temperature", gpu.temperature),
+                           ("powerUsage", gpu.power), ("framebufferUsed", gpu.fb_used),
+                           ("framebufferFree", gpu.fb_free), ("xidErrors", gpu.xid),
+                           ("rowRemapFailure", gpu.row_remap_failure)):
+            scenario.add(scraped(m[key], exporter, target), gauge(value))
+        scenario.add(scraped(m["uncorrectableRemappedRows"], exporter, target), counter(gpu.remapped_rows_per_minute))
+    return scenario
+
+
+def gpu_labels(plan: SitePlan, gpu: Gpu) -> dict[str, str]:
+    labels = {"node": gpu.node, "gpu": str(gpu.index), "UUID": f"GPU-{gpu.node}-{gpu.index}",
+              "modelName": plan.profile.gpu.model}
+    return {**labels, "tenant": gpu.tenant} if gpu.tenant else labels
+
+
+def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list[dict]:
+    over = plan.tenants[0].name   # the tenant whose pod holds the GPU and whose queue runs over quota
+    allocated, spare = Gpu("gpu-node-0", 0, over), Gpu("gpu-node-0", 1, None, utilization=0)
+    temperature = plan.config.components.telemetry.gpu_temperature_celsius
+
+    def gpus(*changed: Gpu) -> Callable[[], Scenario]:
+        return lambda: dcgm_series(plan, recording, list(changed) + [spare], Scenario("gpu"))
+
+    bad = {"NcpGpuXidError": gpus(replace(allocated, xid=79)),
+           "NcpGpuRowRemapFailure": gpus(replace(allocated, row_remap_failure=1)),
+           "NcpGpuUncorrectableRemappedRows": gpus(replace(allocated, remapped_rows_per_minute=1)),
+           "NcpGpuTemperatureHigh": gpus(replace(allocated, temperature=temperature + 5)),
+           "NcpGpuAllocatedButIdle": gpus(replace(allocated, utilization=2))}
+    on_gpu = lambda rule: [expected_alert(rule, gpu_labels(plan, allocated))]  # noqa: E731
+    queues = recording.outputs["queues"]
+    quota = {tenant.name: tenant.gpu_quota for tenant in plan.tenants}
+    bad["NcpTenantAboveGpuQuota"] = lambda: kai_series(recording, {over: quota[over] + 4}, Scenario("kai"))
+    bad["NcpNodeQuarantined"] = lambda: nvsentinel_series(plan, {"gpu-node-0": 1}, 0, Scenario("nvsentinel"))
+    bad["NcpDrainBacklog"] = lambda: nvsentinel_series(plan, {}, 3, Scenario("nvsentinel"))
+    expected = {name: on_gpu for name in bad if name.startswith("NcpGpu")}
+    expected["NcpTenantAboveGpuQuota"] = lambda rule: [expected_alert(rule, {"tenant": over}, quota[over] + 4)]
+    expected["NcpNodeQuarantined"] = lambda rule: [expected_alert(rule, {"node": "gpu-node-0"})]
+    expected["NcpDrainBacklog"] = lambda rule: [expected_alert(rule, {}, 3)]
+    healthy = dcgm_series(plan, recording, [allocated, spare], Scenario("site"))
+    kai_series(recording, {}, healthy)
+    nvsentinel_series(plan, {}, 0, healthy)
+    cases = alert_cases("site", groups, healthy, bad, expected)
+
+    records = dcgm_series(plan, recording, [allocated, spare], Scenario("site"))
+    kai_series(recording, {over: quota[over] + 4}, records)
+    nvsentinel_series(plan, {"gpu-node-0": 1}, 2, records)
+    per_gpu = lambda attr: [(gpu_labels(plan, g), getattr(g, attr)) for g in (allocated, spare)]  # noqa: E731
+    expected_records: dict[str, list[tuple[dict[str, str], float]]] = {
+        "ncp:gpu_utilization:percent": per_gpu("utilization"),
+        "ncp:gpu_temperature:celsius": per_gpu("temperature"),
+        "ncp:gpu_power:watts": per_gpu("power"),
+        "ncp:gpu_framebuffer_used:ratio": [(gpu_labels(plan, g), g.fb_used / (g.fb_used + g.fb_free))
+                                           for g in (allocated, spare)],
+        "ncp:gpu_xid_errors:last": per_gpu("xid"),
+        "ncp:tenant_gpu_allocated:count": [({"tenant": t}, quota[t] + 4 * (t == over)) for t in queues],
+        "ncp:tenant_gpu_quota:count": [({"tenant": t}, quota[t]) for t in queues],
+        "ncp:node_quarantined:bool": [({"node": "gpu-node-0"}, 1), ({"node": "gpu-node-1"}, 0)],
+        "ncp:nodes_quarantined:count": [({}, 1)],
+        "ncp:drain_queue:depth": [({}, 2)],
+    }
+    cases.append(record_case("site: recording rules", records,
+                             [check for record in _records(groups, expected_records)
+                              for check in exact_outputs(record, expected_records[record])]))
+    return cases
+
+
+def kai_series(recording: Recording, allocated: dict[str, int], scenario: Scenario) -> Scenario:
+    """Every registered KAI queue (the root too) as the queue controller exports it; tenants at quota by default."""
+    kai = load_signals()["kai"]
+    base = {"namespace": "kai-scheduler", "pod": "queue-controller-0", "container": "queue-controller",
+            "service": "queue-controller", "endpoint": "metrics", "job": "queue-controller",
+            "instance": "queue-controller-0:8080"}
+    tenant_of = {queue: tenant for tenant, queue in recording.outputs["queues"].items()}
+    for queue in recording.custom_resources("Queue"):
+        name = queue.inputs["metadata"]["name"]
+        quota = max(queue.inputs["spec"]["resources"]["gpu"]["quota"], 0)
+        exporter = {kai.labels["queue"]: name, "queue_metadata_name": name, "queue_display_name": ""}
+        tenant = tenant_of.get(name)
+        used = allocated.get(tenant, quota) if tenant is not None else quota
+        scenario.add(scraped(kai.metrics["queueDeservedGpus"], exporter, base), gauge(quota))
+        scenario.add(scraped(kai.metrics["queueAllocatedGpus"], exporter, base), gauge(used))
+    return scenario
+
+
+def nvsentinel_series(plan: SitePlan, quarantined: dict[str, int], drain_queue: int, scenario: Scenario) -> Scenario:
+    """Fault quarantine's per-node gauge for two GPU nodes and the node drainer's queue, scraped by the chart's
+    PodMonitor (port 2112)."""
+    nvsentinel = load_signals()["nvsentinel"]
+    namespace = plan.matrix.pin("nvsentinel").namespace
+
+    def target(component: str) -> dict[str, str]:
+        return {"namespace": namespace, "pod": f"{component}-0", "container": component, "endpoint": "metrics",
+                "job": f"{namespace}/{component}", "instance": f"{component}-0:2112"}
+
+    for node in ("gpu-node-0", "gpu-node-1"):
+        scenario.add(scraped(nvsentinel.metrics["quarantinedNodes"], {nvsentinel.labels["node"]: node},
+                             target("fault-quarantine")), gauge(quarantined.get(node, 0)))
+    scenario.add(scraped(nvsentinel.metrics["drainQueueDepth"], {}, target("node-drainer")), gauge(drain_queue))
+    return scenario
+
+
+# --- the whole program --------------------------------------------------------------------------------------------
+
+def rule_files(recording: Recording) -> dict[str, list[dict]]:
+    """Every registered PrometheusRule's groups, by <namespace>.<name>."""
+    return {f"{r.inputs['metadata']['namespace']}.{r.inputs['metadata']['name']}": r.inputs["spec"]["groups"]
+            for r in recording.custom_resources("PrometheusRule")}
+
+
+def _registered(recording: Recording, kind: str, name: str, namespace: str) -> dict:
+    for r in recording.custom_resources(kind):
+        if r.inputs["metadata"]["name"] == name and r.inputs["metadata"]["namespace"] == namespace:
+            return r.inputs["spec"]
+    raise KeyError(f"no {kind} {namespace}/{name} was registered")
+
+
+def endpoint_fixtures(plan: SitePlan, recording: Recording) -> list[EndpointFixture]:
+    signals = load_signals()["dynamo"]
+    return [EndpointFixture(e, _registered(recording, "PodMonitor", e.name, e.namespace),
+                            _registered(recording, "DynamoGraphDeployment", e.name, e.namespace),
+                            _registered(recording, "PrometheusRule", f"{e.name}-serving", e.namespace)["groups"],
+                            signals)
+            for e in plan.endpoints]
+
+
+def rule_test_suites(plan: SitePlan, recording: Recording) -> list[tuple[dict[str, list[dict]], list[dict]]]:
+    """(rule files, test cases) pairs: the site rules, and each endpoint's rules on their own."""
+    files = rule_files(recording)
+    site = {name: groups for name, groups in files.items() if name.endswith(".ncp-gpu-health")}
+    if len(site) != 1:
+        raise KeyError(f"expected one site PrometheusRule ncp-gpu-health, found {sorted(files)}")
+    suites = [(site, site_cases(plan, recording, next(iter(site.values()))))]
+    for endpoint in endpoint_fixtures(plan, recording):
+        suites.append(({endpoint.plan.name: endpoint.groups}, endpoint_cases(endpoint)))
+    signals = load_signals()["triton"]
+    for service in plan.inference_services:
+        monitor = _registered(recording, "PodMonitor", service.name, service.namespace)
+        groups = _registered(recording, "PrometheusRule", f"{service.name}-inference", service.namespace)["groups"]
+        suites.append(({service.name: groups}, inference_cases(InferenceFixture(service, monitor, groups, signals))))
+    return suites

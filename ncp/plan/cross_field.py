@@ -1,0 +1,123 @@
+"""Cross-field rules the policy pack enforces that config already knows, refused here with the key and the fix, so
+a site learns them from `offline.check`'s config error instead of from a policy violation after composing.
+
+Every policy of the pack (policy/ncp_guardrails) and where config refuses what it can know:
+- hardware-profile-and-evidence: site.hardwareProfile is required by the schema; site.validationEvidence here.
+- charts-pinned: charts and versions come only from the matrix; config chooses none (chartMirror keeps the pins).
+- gpu-sharing: MIG on a non-MIG profile and unaccepted MIG profiles (site_plan's profile checks); time-slicing
+  under prod serving without evidence here.
+- disaggregation-fabric: multi-node workers without a fabric (ncp/plan/endpoints.py); disaggregated serving here.
+- kv-routing-telemetry, tenant-isolation, least-privilege-rbac, secret-hygiene, gpu-workloads-through-kai: what
+  the program composes (telemetry, namespaces, RBAC, Secrets, queues); no config key can break them.
+- storage-tiers: tiers sharing a storageClass (ncp/plan/serving.py StorageTiers).
+- model-provenance: floating revisions and unlisted sources (ncp/plan/serving.py, ncp/plan/endpoints.py).
+- acceptance-evidence: thresholds are part of every endpoint's slo; the validation suite in prod here.
+- promotion-evidence: a gate on recorded runs (evidence/index.yaml), not config.
+- image-references: prod serving digests (ncp/plan/endpoints.py); the site-built tool images here.
+"""
+from typing import Optional, Sequence
+
+from ncp.plan.catalog import load_allowlists
+from ncp.plan.config import Environment, StackConfig
+from ncp.plan.endpoint_plan import EndpointPlan
+from ncp.plan.endpoints import PROJECT
+from ncp.plan.errors import Problem
+from ncp.plan.profile import HardwareProfile
+
+# Where the pack's mandatory level applies (policy/config/<environment>.json: "all": "mandatory"); lab's pack
+# config makes every policy advisory. tests/test_cross_field.py reads the pack configs to keep this in step.
+MANDATORY_ENVIRONMENTS = (Environment.STAGING, Environment.PROD)
+
+
+def _set(path: str, value: str) -> str:
+    return f"pulumi config set --path '{path}' {value}"
+
+
+def _evidence(config: StackConfig) -> list[Problem]:
+    """hardware-profile-and-evidence: the baseline record names where validation evidence is kept."""
+    environment = config.site.environment
+    if environment not in MANDATORY_ENVIRONMENTS or config.site.validation_evidence is not None:
+        return []
+    path = f"{PROJECT}:site.validationEvidence"
+    return [Problem(path, f"is required in {environment.value} (policy hardware-profile-and-evidence)",
+                    f"record where acceptance evidence is kept and who owns it: {_set(path + '.path', '<location>')} "
+                    f"&& {_set(path + '.owner', '<team>')}")]
+
+
+def _split_image(image: str) -> tuple[str, Optional[str], Optional[str]]:
+    """(repository, tag, digest) of an image reference (a port in the registry host is not a tag)."""
+    name, _, digest = image.partition("@")
+    last = name.rsplit("/", 1)[-1]
+    tag = last.split(":", 1)[1] if ":" in last else None
+    repository = name[: len(name) - len(tag) - 1] if tag else name
+    return repository, tag, digest or None
+
+
+def _tool_images(config: StackConfig) -> list[Problem]:
+    """image-references: the site-built tool images carry a tag or digest, never latest, from an allowlisted
+    registry (the runtime images come from the matrix; their prod digests are checked with the endpoints)."""
+    if config.site.environment not in MANDATORY_ENVIRONMENTS:
+        return []
+    registries = load_allowlists().image_registries
+    validation = config.components.serving.validation
+    problems = []
+    for key, image in (("suiteImage", validation.suite_image), ("benchmarkImage", validation.benchmark_image)):
+        if image is None:
+            continue
+        path = f"{PROJECT}:components.serving.validation.{key}"
+        repository, tag, digest = _split_image(image)
+        if tag == "latest" or (not tag and not digest):
+            problems.append(Problem(path, f"{image} has {'the mutable tag latest' if tag else 'no tag or digest'} "
+                                          "(policy image-references)",
+                                    "tag the image you built with its tool version and set it: "
+                                    + _set(path, f"'{repository}:<version>'")))
+        if not any(repository.startswith(prefix) for prefix in registries):
+            problems.append(Problem(path, f"{image} is not from an allowlisted registry (policy image-references)",
+                                    f"push the image to your org under one of {', '.join(registries)} and set "
+                                    f"that reference, or add the registry to data/allowlists.yaml"))
+    return problems
+
+
+def _acceptance(config: StackConfig) -> list[Problem]:
+    """acceptance-evidence (prod): the validation suite Job exists for the stack."""
+    if config.site.environment != Environment.PROD or config.components.serving.validation.suite:
+        return []
+    path = f"{PROJECT}:components.serving.validation.suite"
+    return [Problem(path, "is false: prod runs the ISV NCP Validation Suite (policy acceptance-evidence)",
+                    f"pulumi config rm --path '{path}' (the suite is on by default)")]
+
+
+def _time_slicing(config: StackConfig) -> list[Problem]:
+    """gpu-sharing: time-sliced GPUs under LLM serving in prod need recorded validation evidence."""
+    sharing = config.components.gpu_operator.time_slicing
+    if (config.site.environment != Environment.PROD or not config.endpoints or sharing is None
+            or sharing.validation_evidence):
+        return []
+    path = f"{PROJECT}:components.gpuOperator.timeSlicing"
+    return [Problem(path, "time-slices the GPUs under prod LLM endpoints without validation evidence "
+                          "(policy gpu-sharing)",
+                    f"serve prod endpoints on whole GPUs (pulumi config rm --path '{path}'), or record the "
+                    f"evidence that time-slicing meets the SLO: {_set(path + '.validationEvidence', '<location>')}")]
+
+
+def _disaggregation(config: StackConfig, profile: HardwareProfile,
+                    endpoints: Sequence[EndpointPlan]) -> list[Problem]:
+    """disaggregation-fabric: disaggregated serving needs an east-west RDMA profile (and the Network Operator,
+    which the program deploys exactly on those profiles)."""
+    if profile.has_rdma_fabric:
+        return []
+    index_of = {endpoint.name: index for index, endpoint in enumerate(config.endpoints)}
+    return [Problem(f"{PROJECT}:endpoints[{index_of[plan.endpoint.name]}].sizing",
+                    f"{plan.endpoint.sizing} lays the endpoint out disaggregated (prefill/decode); profile "
+                    f"{profile.name} has no east-west RDMA fabric (policy disaggregation-fabric)",
+                    "re-size it aggregated for this profile (ncp sizing ... --out <a new file for this "
+                    "endpoint>, then point its sizing key at that file), or move the site to an RDMA profile")
+            for plan in endpoints if plan.mode == "disaggregated"]
+
+
+def cross_field_problems(config: StackConfig, profile: Optional[HardwareProfile],
+                         endpoints: Sequence[EndpointPlan]) -> list[Problem]:
+    problems = _evidence(config) + _tool_images(config) + _acceptance(config) + _time_slicing(config)
+    if profile is not None:
+        problems += _disaggregation(config, profile, endpoints)
+    return problems

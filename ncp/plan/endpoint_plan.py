@@ -1,0 +1,66 @@
+"""The validated plan of one serving endpoint: layout from its AIConfigurator sizing file, never hand-guessed."""
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
+from ncp.plan.config import Tenant
+from ncp.plan.names import model_path
+from ncp.plan.serving import Endpoint, Role
+from ncp.plan.sizing_file import SizedGroup
+
+
+class WorkerGroup(SizedGroup):
+    """One role's workers as the endpoint's sizing file records them (AIConfigurator's layout), with the role."""
+
+    role: Role
+
+
+@dataclass(frozen=True)
+class PlannerPlan:
+    """The planner's bounds, resolved against the sized layout (ncp/plan/endpoints.py planner_plan)."""
+
+    min_replicas: dict[Role, int]
+    max_replicas: dict[Role, int]
+    max_gpus: int
+    adjustment_interval_seconds: int
+
+
+@dataclass(frozen=True)
+class EndpointPlan:
+    endpoint: Endpoint
+    tenant: Tenant
+    namespace: str
+    queue: str
+    mode: Literal["aggregated", "disaggregated"]
+    workers: tuple[WorkerGroup, ...]
+    image: str
+    sizing_file: str
+    estimate: dict
+    planner: Optional[PlannerPlan] = None
+    kv_offload_gb: Optional[int] = None  # KV block manager disk tier per worker pod (endpoints.py kv_offload_gb)
+    nodes_per_worker: dict[str, int] = field(default_factory=dict)  # role -> nodes one worker spans
+
+    @property
+    def multi_node(self) -> bool:
+        return any(nodes > 1 for nodes in self.nodes_per_worker.values())
+
+    @property
+    def name(self) -> str:
+        return self.endpoint.name
+
+    @property
+    def gpus(self) -> int:
+        return sum(group.gpus for group in self.workers)
+
+    @property
+    def model_path(self) -> str:
+        """Where the staged model lives in the tenant's pods."""
+        return model_path(self.endpoint.model.name, self.endpoint.model.revision)
+
+    @property
+    def tokenizer(self) -> str:
+        """The benchmark's tokenizer: the model's own unless the endpoint names another."""
+        return self.endpoint.model.tokenizer or self.model_path
+
+    def acceptance_thresholds(self) -> dict:
+        """The thresholds the benchmark Job records (camelCase, the ones set)."""
+        return self.endpoint.slo.thresholds.model_dump(by_alias=True, exclude_none=True)
