@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 import ncp.plan.sources
-from ncp.offline.recorder import run_stack_file
+from ncp.readmodel.recorder import run_stack_file
 from tests.evidence_keys import evidence_keys  # noqa: F401 - the site signing key fixture of evidence tests
 
 SHARED_UPSTREAM = Path(__file__).resolve().parents[2] / "shared" / "upstream"

@@ -3,7 +3,7 @@ import copy
 import json
 
 from ncp.offline.policy_check import PACK_DIR, evaluate, read_pack_config
-from ncp.offline.recorder import Recording, Registration
+from ncp.readmodel.recorder import Recording, Registration
 
 LAB_CONFIG = read_pack_config(PACK_DIR / "config" / "lab.json")
 PROD_CONFIG = read_pack_config(PACK_DIR / "config" / "prod.json")

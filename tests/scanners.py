@@ -9,8 +9,8 @@ from typing import Optional
 
 import yaml
 
-from ncp.offline.manifests import write_manifests
-from ncp.offline.recorder import Recording
+from ncp.readmodel.manifests import write_manifests
+from ncp.readmodel.recorder import Recording
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE_FILE = ROOT / "data" / "scanner-baseline.yaml"

@@ -5,8 +5,8 @@ import pytest
 
 from components.tenancy.admission import POLICY_PREFIX, tenant_binding, tenant_policies
 from components.kube import TENANT_LABEL
-from ncp.offline.manifests import core_manifests
-from ncp.offline.recorder import run_stack_file
+from ncp.readmodel.manifests import core_manifests
+from ncp.readmodel.recorder import run_stack_file
 from ncp.plan.admission import admission_plan
 from ncp.plan.catalog import load_allowlists, load_dynamo_runtime
 from ncp.plan.names import (

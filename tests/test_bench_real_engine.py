@@ -10,7 +10,7 @@ import yaml
 from tools.bench import real_engine
 from tools.bench.real_engine import Measurement, Row, missed_targets, report
 from ncp.cli_exit import BAD_INPUT
-from ncp.offline.recorder import run_program
+from ncp.readmodel.recorder import run_program
 
 
 def _row(tenants, mode, resources, preview, up=None):

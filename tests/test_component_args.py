@@ -18,7 +18,7 @@ from components.network_enablement import NetworkEnablement, NetworkEnablementAr
 from components.scheduling import Scheduling, SchedulingArgs, TenantQueue
 from components.tenancy import Tenancy, TenancyArgs, TenantSpec
 from components.validation import ValidationSuite, ValidationSuiteArgs
-from ncp.offline.recorder import Recording, run_program
+from ncp.readmodel.recorder import Recording, run_program
 from ncp.plan.admission import admission_plan
 from ncp.plan.catalog import AccessRule, load_matrix, network_access, tenant_access
 from ncp.plan.config import MigSettings, TimeSlicing

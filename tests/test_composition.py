@@ -1,8 +1,8 @@
 """Every hardware profile composes in every environment, and the profile decides which layers exist."""
 import pytest
 
-from ncp.offline.recorder import run_program
-from ncp.offline.synthetic import secret_keys, site_config
+from ncp.readmodel.recorder import run_program
+from tests.support.synthetic import secret_keys, site_config
 from ncp.plan.catalog import load_matrix, load_profile, profile_names
 
 ENVIRONMENTS = ["lab", "staging", "prod"]

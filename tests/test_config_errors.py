@@ -2,8 +2,8 @@
 import pytest
 import pulumi
 
-from ncp.offline.recorder import run_program
-from ncp.offline.synthetic import mutate, secret_keys, site_config
+from ncp.readmodel.recorder import run_program
+from tests.support.synthetic import mutate, secret_keys, site_config
 from ncp.plan.errors import ConfigError
 from ncp.plan.site_plan import build_plan
 
@@ -123,7 +123,7 @@ def test_fix_suggests_the_pulumi_command():
 
 
 def test_program_stops_before_registering_anything(monkeypatch):
-    from ncp.offline import recorder
+    from ncp.readmodel import recorder
 
     seen = []
     original = recorder._RecordingMonitor.RegisterResource

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ncp.offline.synthetic import mutate, record_storage, secret_keys, site_config
+from tests.support.synthetic import mutate, record_storage, secret_keys, site_config
 from ncp.plan import endpoints as endpoints_module
 from ncp.plan.config import Environment
 from ncp.plan.cross_field import MANDATORY_ENVIRONMENTS

@@ -1,11 +1,11 @@
 """Dedicated tenant nodes (issue #10, items 2 and 4): prod refuses several tenants whose only boundary would be the
 namespace; node pools fit the site and their tenant's GPU limit; every pod the program defines for a tenant runs on
-that tenant's nodes and tolerates no other tenant's taint. Fixture stacks from ncp/offline/synthetic.py."""
+that tenant's nodes and tolerates no other tenant's taint. Fixture stacks from tests/support/synthetic.py."""
 import pytest
 import yaml
 
-from ncp.offline.recorder import run_program
-from ncp.offline.synthetic import mutate, record_storage, secret_keys, site_config
+from ncp.readmodel.recorder import run_program
+from tests.support.synthetic import mutate, record_storage, secret_keys, site_config
 from ncp.plan.errors import ConfigError
 from ncp.plan.names import TENANT_KEY
 from ncp.plan.site_plan import RDMA_RAIL_ISOLATION, build_plan

@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from ncp.offline.recorder import run_program
+from ncp.readmodel.recorder import run_program
 from ncp.plan.catalog import load_dynamo_runtime, load_matrix
 from ncp.plan.errors import ConfigError
 from ncp.plan.site_plan import build_plan
@@ -267,7 +267,7 @@ def frontend_series_labels(prod, graph: str, namespace: str, with_frontend_relab
     """Labels of a frontend TTFT series as Prometheus stores it through the endpoint's PodMonitor (target labels win,
     honorLabels false), the frontend pod labelled as the operator labels it (consts.go:66-68@2a6da14c)."""
     from components.serving.rules import frontend_relabelings
-    from ncp.offline.rule_tests import pod_meta, scraped, target_labels
+    from tests.support.rule_tests import pod_meta, scraped, target_labels
     from ncp.plan.catalog import integration_points, load_signals
     signals = load_signals()["dynamo"]
     monitor = _named(prod, "PodMonitor", graph)["spec"]
@@ -328,7 +328,7 @@ def test_multinode_root_workers_can_run_the_operators_ssh_bootstrap():
     `/usr/sbin/sshd -D` in them (deploy/operator/internal/dynamo/backend_trtllm.go:139-150, 194-221@2a6da14c): as root
     with every capability dropped, $HOME (uid 1000's in the image) is not writable and sshd's privilege-separated
     child cannot chroot to /run/sshd nor switch user. Single-node workers keep only IPC_LOCK."""
-    from ncp.offline.recorder import run_stack_file
+    from ncp.readmodel.recorder import run_stack_file
     services = _dgds(run_stack_file("gb300"))["reasoning-moe"]["spec"]["services"]
     decode, prefill = services["TRTLLMDecodeWorker"], services["TRTLLMPrefillWorker"]
     assert decode["multinode"] == {"nodeCount": 2} and decode["extraPodSpec"]["securityContext"]["runAsUser"] == 0

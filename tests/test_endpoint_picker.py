@@ -127,7 +127,7 @@ def _runner():
 
     import pytest
 
-    from ncp.offline.promtool import BOOTSTRAP
+    from tests.support.promtool import BOOTSTRAP
     override = os.environ.get("NCP_EPP")
     if override:
         return Path(override)
@@ -178,6 +178,6 @@ def test_bootstrap_builds_the_runner_version_the_program_names():
     """tools/e2e/bootstrap.sh EPP_VERSION and data/integration-points.yaml endpointPicker.moduleVersion: change both."""
     import re
 
-    from ncp.offline.promtool import BOOTSTRAP
+    from tests.support.promtool import BOOTSTRAP
     [version] = re.findall(r"^EPP_VERSION=(\S+)", BOOTSTRAP.read_text(), flags=re.MULTILINE)
     assert version == RUNNER.module_version

@@ -7,7 +7,7 @@ import typing
 import pydantic
 import pytest
 
-from ncp.offline.synthetic import mutate, secret_keys, site_config
+from tests.support.synthetic import mutate, secret_keys, site_config
 from ncp.plan.config import StackConfig
 from ncp.plan.errors import ConfigError
 from ncp.plan.serving import StorageTiers

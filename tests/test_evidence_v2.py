@@ -20,7 +20,7 @@ from ncp.evidence.record import EvidenceRecord, append_index, index_entry, read_
 from ncp.evidence.signing import KEY_ENV, SigningKeyError, key_path
 from ncp.evidence.store import open_store
 from ncp.evidence.sweep import SweepPoint, knee
-from ncp.offline.recorder import run_stack_config, run_stack_file
+from ncp.readmodel.recorder import run_stack_config, run_stack_file
 from ncp.plan.behaviour_thresholds import FailureThresholds, StartupThresholds
 from ncp.plan.catalog import ROOT
 from ncp.plan.config import ValidationEvidence

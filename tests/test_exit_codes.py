@@ -1,6 +1,6 @@
 """Every command keeps the exit-code contract for bad input (ncp/cli_exit.py): exit 2 with one line naming what is
-wrong, never exit 3 ("a bug in the program") and never a traceback. Run as a user runs them (`ncp <command>`), one process
-each."""
+wrong, never exit 3 ("a bug in the program") and never a traceback. Run as a user runs them (`ncp <command>`),
+one process each."""
 import subprocess
 import sys
 
@@ -27,7 +27,8 @@ NEW_SITE = ["--site", "exit-codes", "--profile", "lab", "--environment", "lab", 
     (["upgrade-plan", "--stack", "lab", "--from", "no-such-revision"], "no-such-revision"),
 ])
 def test_bad_input_exits_2_with_one_line(command, says):
-    result = subprocess.run([sys.executable, "-m", "ncp", *command], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "ncp", *command], cwd=ROOT, capture_output=True, text=True,
+                            timeout=300)
     output = result.stderr + result.stdout  # the site CI view (several stacks) reports per stack on stdout
     assert result.returncode == 2, output
     assert says in output

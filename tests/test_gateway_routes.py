@@ -2,7 +2,7 @@
 blue/green rollout is a config change; the endpoint picker's image pinned by digest in prod.
 
 Fixtures are the prod stack's config with a second (green) endpoint of the same model added here. The rendered routes
-are judged by the reference check (ncp/offline/references.py) and by the HTTPRoute schema the e2e cluster serves
+are judged by the reference check (tests/support/references.py) and by the HTTPRoute schema the e2e cluster serves
 (tests/e2e/crds/httproutes.yaml, bounds from kubernetes-sigs/gateway-api@v1.6.1)."""
 import copy
 from pathlib import Path
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ncp.offline.recorder import run_program
-from ncp.offline.references import dangling_references, effective_config
+from ncp.readmodel.recorder import run_program
+from tests.support.references import dangling_references, effective_config
 from ncp.plan.errors import ConfigError
 from ncp.plan.site_plan import build_plan
 from ncp.plan.sources import read_stack_file

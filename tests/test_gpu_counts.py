@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ncp.offline import check
-from ncp.offline.synthetic import site_config
+from tests.support.synthetic import site_config
 from ncp.plan import sources
 from ncp.report import cli as report_cli
 

@@ -13,11 +13,11 @@ import pytest
 import yaml
 
 from components.serving.triton_repository import build_script, repository_files, verify_script
-from ncp.offline.promtool import find_promtool, run_rule_tests
-from ncp.offline.recorder import run_program
+from tests.support.promtool import find_promtool, run_rule_tests
+from ncp.readmodel.recorder import run_program
 from ncp.offline.summary import render_summary
-from ncp.offline.rule_tests import EVALUATION_INTERVAL, rule_test_suites
-from ncp.offline.synthetic import record_storage, secret_keys, site_config
+from tests.support.rule_tests import EVALUATION_INTERVAL, rule_test_suites
+from tests.support.synthetic import record_storage, secret_keys, site_config
 from ncp.plan.errors import ConfigError
 from ncp.plan.inference_services import ENGINE_FILE, PROVENANCE_FILE
 from ncp.plan.site_plan import build_plan
@@ -303,7 +303,7 @@ def test_build_refuses_another_source_file_or_gpu(tmp_path):
 
 @pytest.mark.parametrize("preprocessing", [{"resize": [224, 224]}, None], ids=["dali-ensemble", "engine-only"])
 def test_inference_rules_fire_and_record_as_specified(preprocessing):
-    """Generated cases (ncp/offline/rule_tests.py) for a service of its own stack, with and without the DALI stage."""
+    """Generated cases (tests/support/rule_tests.py) for a service of its own stack, with and without the DALI stage."""
     promtool, reason = find_promtool()
     if promtool is None:
         pytest.skip(f"promtool is not available: {reason}")

@@ -2,9 +2,9 @@
 (tests/test_scanners.py) and the API server (tests/e2e/test_rbac_e2e.py)."""
 import pytest
 
-from ncp.offline.manifests import core_manifests
-from ncp.offline.recorder import run_program
-from ncp.offline.synthetic import mutate, secret_keys, site_config
+from ncp.readmodel.manifests import core_manifests
+from ncp.readmodel.recorder import run_program
+from tests.support.synthetic import mutate, secret_keys, site_config
 from ncp.plan.catalog import load_matrix, network_access
 from ncp.plan.errors import ConfigError
 from ncp.plan.site_plan import build_plan

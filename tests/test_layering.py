@@ -16,7 +16,8 @@ RANKS = {
     "ncp.composition": 2,  # wires the plan into the components
     "ncp.sync_pins": 3,  # writes the copies of the plan's and components' facts; ncp check runs its drift check
     "__main__": 3,  # the Pulumi program
-    "ncp.offline": 4,  # the read model: runs the program under mocks and records what it registers
+    "ncp.readmodel": 3,  # runs the program under mocks and records what it registers (the tools read it)
+    "ncp.offline": 4,  # the offline commands: check, diff, the pack's evaluation, the site CI
     "ncp.twin": 4,  # runs the rendered serving graph as local processes (reads the plan only)
     "ncp.evidence": 5, "ncp.lifecycle": 5, "ncp.preflight": 5, "ncp.ratrace": 5, "ncp.scaffold": 5, "tools": 5,
     "ncp.report": 6,  # the release review reads evidence and traceability

@@ -3,8 +3,8 @@ import json
 
 import yaml
 
-from ncp.offline.recorder import run_program
-from ncp.offline.synthetic import mutate, secret_keys, site_config
+from ncp.readmodel.recorder import run_program
+from tests.support.synthetic import mutate, secret_keys, site_config
 from ncp.plan.catalog import load_matrix
 
 MATRIX = load_matrix()

@@ -80,7 +80,7 @@ def _prod_with(policy=None, profile=None):
 
 
 def test_driver_upgrade_policy_is_the_profiles_with_the_stacks_overrides(prod):
-    from ncp.offline.recorder import Recording  # noqa: F401 (the recording is the prod fixture)
+    from ncp.readmodel.recorder import Recording  # noqa: F401 (the recording is the prod fixture)
     values = next(r.inputs["values"] for r in prod.releases().values() if r.inputs["chart"] == "gpu-operator")
     assert values["driver"]["upgradePolicy"] == {
         "autoUpgrade": True, "maxParallelUpgrades": 1, "maxUnavailable": 1,

@@ -6,7 +6,7 @@ import copy
 import pytest
 
 from ncp.offline import check
-from ncp.offline.synthetic import PARTNER_DECISIONS
+from tests.support.synthetic import PARTNER_DECISIONS
 from ncp.plan import sources
 from ncp.plan.errors import ConfigError
 from ncp.plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV

@@ -4,8 +4,8 @@ mig-manager label the site puts on them (no NFD rule, which would partition ever
 get it wrong is a config error naming the key."""
 import yaml
 
-from ncp.offline.recorder import run_program
-from ncp.offline.synthetic import mutate, secret_keys
+from ncp.readmodel.recorder import run_program
+from tests.support.synthetic import mutate, secret_keys
 from ncp.plan.catalog import integration_points
 from ncp.plan.site_plan import build_plan
 from ncp.scaffold.checklist import render_checklist

@@ -1,5 +1,5 @@
 """`ncp mirror`: what an air-gapped site copies on a connected machine, from its stack."""
-from ncp.offline.recorder import run_stack_file
+from ncp.readmodel.recorder import run_stack_file
 from ncp.plan.catalog import load_matrix
 from ncp.plan.sources import plan_from_stack_file
 from ncp.scaffold import mirror

@@ -4,9 +4,9 @@ import copy
 
 import pytest
 
-from ncp.offline.recorder import Recording, run_program
-from ncp.offline.references import dangling_references, effective_config
-from ncp.offline.synthetic import mutate
+from ncp.readmodel.recorder import Recording, run_program
+from tests.support.references import dangling_references, effective_config
+from tests.support.synthetic import mutate
 from ncp.plan.errors import ConfigError
 from ncp.plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
 from ncp.plan.site_plan import build_plan

@@ -1,7 +1,6 @@
 """The offline check command: valid stacks print a plan; a bad stack file exits 2 with the config error; a bug
 exits 3 with where it happened, never a bare traceback."""
 import importlib.util
-from pathlib import Path
 
 import pytest
 
@@ -163,7 +162,7 @@ def test_plan_order_does_not_depend_on_registration_order(lab):
     dependency order with ties by type and name, so two runs' --plan outputs can be diffed."""
     import random
 
-    from ncp.offline.recorder import Recording
+    from ncp.readmodel.recorder import Recording
 
     shuffled = list(lab.resources)
     random.Random(23).shuffle(shuffled)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ncp.offline import diff
-from ncp.offline.recorder import Recording, Registration
+from ncp.readmodel.recorder import Recording, Registration
 from ncp.plan import sources
 from ncp.plan.catalog import ROOT
 

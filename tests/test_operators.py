@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from components.gpu_enablement import MIG_LAYOUT
-from ncp.offline.recorder import run_program
-from ncp.offline.synthetic import mutate, secret_keys, site_config
+from ncp.readmodel.recorder import run_program
+from tests.support.synthetic import mutate, secret_keys, site_config
 from ncp.plan.catalog import integration_points, load_matrix
 from ncp.plan.errors import ConfigError
 from ncp.plan.site_plan import build_plan, nv_ipam_node_capacity

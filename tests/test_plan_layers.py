@@ -3,7 +3,7 @@ and the Pod Security level of every layer namespace. The matrix entries carry th
 deployedWhen); broken entries are refused."""
 import pytest
 
-from ncp.offline.synthetic import mutate, secret_keys, site_config
+from tests.support.synthetic import mutate, secret_keys, site_config
 from ncp.plan.catalog import CompatibilityMatrix, load_matrix
 from ncp.plan.errors import ConfigError
 from ncp.plan.layers import BASELINE_NAMESPACE, VALIDATION_NAMESPACE, install_order, plan_layers

@@ -11,8 +11,8 @@ import yaml
 
 from ncp.offline.policy_check import load_pack
 from ncp.plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
-from ncp.offline.recorder import run_program
-from ncp.offline.synthetic import secret_keys, site_config
+from ncp.readmodel.recorder import run_program
+from tests.support.synthetic import secret_keys, site_config
 from tests.policy_helpers import LAB_CONFIG, PROD_CONFIG, add, dgd, find, find_release, remove, set_inputs, violations
 from tests.test_dedicated_nodes import serving_site
 

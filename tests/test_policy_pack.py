@@ -7,8 +7,8 @@ import yaml
 
 from ncp.offline.policy_check import PackConfigError, load_pack, policy_configs
 from ncp.plan.catalog import ROOT, load_matrix
-from ncp.offline.recorder import run_program
-from ncp.offline.synthetic import secret_keys, site_config
+from ncp.readmodel.recorder import run_program
+from tests.support.synthetic import secret_keys, site_config
 from tests.policy_helpers import (
     LAB_CONFIG, PROD_CONFIG, add, clone, dgd, find, find_release, gpu_job, messages, remove, set_inputs, violations,
 )

@@ -7,7 +7,7 @@ import typing
 import pytest
 from pydantic import AfterValidator, BaseModel
 
-from ncp.offline.synthetic import mutate
+from tests.support.synthetic import mutate
 from ncp.plan.config import StackConfig
 from ncp.plan.errors import ConfigError
 from ncp.plan.ra_rules import platform_role_namespaces

@@ -132,7 +132,7 @@ def test_readiness_jobs_on_rdma_profiles_only(prod, lab):
 
 @pytest.fixture(scope="module")
 def lab():
-    from ncp.offline.recorder import run_stack_file
+    from ncp.readmodel.recorder import run_stack_file
     return run_stack_file("lab")
 
 
@@ -183,7 +183,7 @@ def test_nccl_job_is_a_gang_with_a_deadline_and_the_images_paths(prod):
 
 def test_prod_refuses_storage_readiness_without_the_fio_image():
     """Without validation.storageImage the fio Jobs were dropped silently and readiness judged on NCCL alone."""
-    from ncp.offline.synthetic import mutate, record_storage, site_config
+    from tests.support.synthetic import mutate, record_storage, site_config
     from ncp.plan.errors import ConfigError
     from ncp.plan.site_plan import build_plan
 
@@ -262,7 +262,7 @@ def test_the_program_deploys_storage_readiness_without_a_fabric(monkeypatch):
     """A profile without a fabric but with storage thresholds: fio Jobs per tier, no NCCL test, in a readiness
     namespace at Pod Security restricted (nothing there needs RDMA)."""
     import ncp.plan.site_plan
-    from ncp.offline.recorder import run_stack_config
+    from ncp.readmodel.recorder import run_stack_config
     storage_only = _storage_only_plan()
     real = ncp.plan.site_plan.load_profile
     monkeypatch.setattr(ncp.plan.site_plan, "load_profile", lambda name: storage_only.profile

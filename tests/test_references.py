@@ -6,9 +6,9 @@ import dataclasses
 
 import pytest
 
-from ncp.offline.recorder import Recording, run_program, run_stack_file
-from ncp.offline.references import dangling_references, effective_config, missing_namespace_dependencies
-from ncp.offline.synthetic import secret_keys, site_config
+from ncp.readmodel.recorder import Recording, run_program, run_stack_file
+from tests.support.references import dangling_references, effective_config, missing_namespace_dependencies
+from tests.support.synthetic import secret_keys, site_config
 from ncp.plan.sources import read_stack_file
 from tests.test_composition import ENVIRONMENTS, REQUIRED_PROFILES
 

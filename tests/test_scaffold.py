@@ -151,7 +151,7 @@ def test_checklist_lists_every_prerequisite_the_stack_names(monkeypatch):
     monitoring release label the site's Prometheus selects by, and every site-built image."""
     import yaml
 
-    from ncp.offline.synthetic import mutate
+    from tests.support.synthetic import mutate
     from ncp.plan.catalog import ROOT
     from ncp.plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
     from ncp.plan.site_plan import build_plan

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 import yaml
 
-from ncp.offline.recorder import run_program
+from ncp.readmodel.recorder import run_program
 from ncp.plan.catalog import ROOT, load_matrix
 from ncp.plan.errors import ConfigError
 from ncp.plan.site_plan import build_plan
@@ -40,7 +40,7 @@ def test_dynamo_platform_release(prod):
 
 
 def test_no_serving_layer_without_endpoints():
-    from ncp.offline.synthetic import site_config
+    from tests.support.synthetic import site_config
     recording = run_program(site_config("lab"), set(), stack="plain")
     assert "dynamo-platform" not in recording.releases()
     assert not recording.custom_resources("DynamoGraphDeployment")
@@ -253,7 +253,7 @@ def test_validation_suite_job_matches_the_stack(prod):
 
 
 def test_validation_suite_expects_the_mig_strategy():
-    from ncp.offline.synthetic import site_config
+    from tests.support.synthetic import site_config
     config = site_config("hgx-h100", "prod")
     config["components"]["gpuOperator"] = {"mig": {"strategy": "mixed", "layout": {"3g.40gb": 1, "2g.20gb": 2}}}
     recording = run_program(config, {"ngcApiKey"}, stack="mig")
@@ -357,7 +357,7 @@ def test_storage_tiers_must_not_share_a_class():
 def test_nothing_is_registered_from_a_bad_endpoint(monkeypatch):
     import pulumi
 
-    from ncp.offline import recorder
+    from ncp.readmodel import recorder
 
     seen = []
     original = recorder._RecordingMonitor.RegisterResource

@@ -1,7 +1,7 @@
 """Serving completeness (#12 items 2-5): the SLA planner's bounds, KV offload through Dynamo's KV block manager,
 NVLink-domain placement and RDMA for multi-node workers, and MIG placement geometry and slice fit.
 
-Every test composes its own fixture stack (offline/synthetic.py site plus an endpoint and a sizing file written here);
+Every test composes its own fixture stack (tests/support/synthetic.py site, an endpoint and a sizing file written here);
 upstream lines are ai-dynamo/dynamo at 2a6da14c (dynamoPlatform 1.5.0), cited in data/dynamo-backends.yaml."""
 import copy
 import json
@@ -10,8 +10,8 @@ import jsonschema
 import pytest
 import yaml
 
-from ncp.offline.recorder import run_program
-from ncp.offline.synthetic import mutate, record_storage, secret_keys, site_config
+from ncp.readmodel.recorder import run_program
+from tests.support.synthetic import mutate, record_storage, secret_keys, site_config
 from ncp.plan.catalog import load_dynamo_runtime
 from ncp.plan.errors import ConfigError
 from ncp.plan.site_plan import build_plan

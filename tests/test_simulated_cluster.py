@@ -1,6 +1,6 @@
 """The e2e's simulated-cluster helpers without a cluster: nodes follow the hardware profile, stand-in pods follow the
 DynamoGraphDeployment, and the placement check catches a pod on a node it must not be on."""
-from ncp.offline.recorder import run_stack_file
+from ncp.readmodel.recorder import run_stack_file
 from ncp.plan.names import TENANT_KEY
 from ncp.plan.sources import plan_from_stack_file
 from tests.e2e import simulated

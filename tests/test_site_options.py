@@ -4,8 +4,8 @@ skipAwait; the test cluster's come from the local control plane's overlay, never
 import pytest
 import yaml
 
-from ncp.offline.recorder import run_program, run_stack_file
-from ncp.offline.synthetic import site_config
+from ncp.readmodel.recorder import run_program, run_stack_file
+from tests.support.synthetic import site_config
 from ncp.plan.catalog import load_matrix
 from ncp.plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
 from tests.policy_helpers import LAB_CONFIG, PROD_CONFIG, clone, find_release, messages, set_inputs

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ncp.offline.recorder import run_program
+from ncp.readmodel.recorder import run_program
 from ncp.plan.catalog import ROOT, load_dynamo_runtime, load_matrix
 from ncp.plan.names import MODELS_MOUNT
 from ncp.plan.sources import read_stack_file

@@ -14,8 +14,8 @@ from ncp.offline.bump_checks import (
     DERIVED_SNAPSHOTS, SNAPSHOT_OF, UNPINNED_SNAPSHOTS, Snapshot, derived_snapshot_problems, parse_manifest,
     snapshot_problems,
 )
-from ncp.offline.recorder import run_program, run_stack_file
-from ncp.offline.synthetic import secret_keys, site_config
+from ncp.readmodel.recorder import run_program, run_stack_file
+from tests.support.synthetic import secret_keys, site_config
 from ncp.plan.catalog import SnapshotNote, load_matrix, load_signals, profile_names
 
 MATRIX = load_matrix()

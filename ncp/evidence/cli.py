@@ -36,7 +36,7 @@ from ncp.evidence.signing import Signer, SigningKeyError, generate, parse_truste
 from ncp.evidence.store import S3, S3Store, StoreError, open_store
 from ncp.evidence.verify import TrustedKeysError, describe, read_location, verify_index
 from ncp_guardrails.evidence_trust import signature_problem
-from ncp.offline.recorder import run_stack_file
+from ncp.readmodel.recorder import run_stack_file
 from ncp.plan.catalog import ROOT
 from ncp.plan.config import ValidationEvidence
 from ncp.plan.errors import ConfigError

@@ -16,7 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from ncp.lifecycle.upgrade import render, upgrade_plan
-from ncp.offline.recorder import run_stack_file
+from ncp.readmodel.recorder import run_stack_file
 from ncp.plan.catalog import MATRIX_FILE, ROOT, CompatibilityMatrix
 from ncp.plan.errors import ConfigError
 from ncp.plan.sources import plan_from_stack_file

@@ -3,7 +3,7 @@ program installs the releases, the CRD step before each chart, node impact, the 
 rollback per layer."""
 from dataclasses import dataclass, field
 
-from ncp.offline.recorder import Recording
+from ncp.readmodel.recorder import Recording
 from ncp.plan.catalog import CompatibilityMatrix, load_disposition
 from ncp.plan.site_plan import SitePlan
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pulumi
 import yaml
 
-from ncp.offline.manifests import as_written
+from ncp.readmodel.manifests import as_written
 from ncp.offline.policy_check import PACK_DIR, PackConfigError, evaluate, read_pack_config, report
-from ncp.offline.recorder import Recording, install_order, run_stack_file
+from ncp.readmodel.recorder import Recording, install_order, run_stack_file
 from ncp.offline.site_ci import every_stack, run_site_ci
 from ncp.offline.summary import render_summary
 from ncp.plan.errors import ConfigError

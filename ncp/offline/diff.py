@@ -27,8 +27,8 @@ from typing import Any, Iterator, Optional
 
 import pulumi
 from ncp.cli_exit import BAD_INPUT, OK
-from ncp.offline.manifests import as_written
-from ncp.offline.recorder import Recording, Registration, install_order, run_stack_file
+from ncp.readmodel.manifests import as_written
+from ncp.readmodel.recorder import Recording, Registration, install_order, run_stack_file
 from ncp.plan import sources
 from ncp.plan.errors import ConfigError, Problem
 
@@ -41,8 +41,8 @@ MAX_TEXT_LINES = 6
 _RECORD_AT_REVISION = """
 import json, sys
 from dataclasses import asdict
-from ncp.offline.manifests import as_written
-from ncp.offline.recorder import run_stack_file
+from ncp.readmodel.manifests import as_written
+from ncp.readmodel.recorder import run_stack_file
 from ncp.plan.errors import ConfigError
 try:
     recording = run_stack_file(sys.argv[1])

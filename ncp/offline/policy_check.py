@@ -14,7 +14,7 @@ import yaml
 from google.protobuf import json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2
 
-from ncp.offline.recorder import Recording, Registration
+from ncp.readmodel.recorder import Recording, Registration
 from ncp.plan.catalog import ROOT
 from ncp.cli_exit import BadInput
 

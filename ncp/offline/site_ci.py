@@ -20,7 +20,7 @@ from ncp import sync_pins
 from ncp.cli_exit import BAD_INPUT, FAILED_GATE, OK
 from ncp.offline.bump_checks import UPSTREAM_DIR, bump_problems
 from ncp.offline.policy_check import PackConfigError, evaluate, read_pack_config
-from ncp.offline.recorder import run_stack_file
+from ncp.readmodel.recorder import run_stack_file
 from ncp.plan import sources
 from ncp.plan.catalog import load_matrix
 from ncp.plan.errors import ConfigError

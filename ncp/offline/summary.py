@@ -1,5 +1,5 @@
 """The main job's default view of a stack: what each layer installs, what each tenant gets, and the totals."""
-from ncp.offline.recorder import Recording
+from ncp.readmodel.recorder import Recording
 from ncp.plan.site_plan import SitePlan
 
 

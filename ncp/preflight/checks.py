@@ -3,7 +3,7 @@ import secrets
 from dataclasses import dataclass
 
 from ncp.cluster_api import Kube, KubeError
-from ncp.offline.recorder import Recording
+from ncp.readmodel.recorder import Recording
 from ncp.plan.catalog import integration_points
 from ncp.plan.names import PROJECT
 from ncp.plan.site_plan import SitePlan

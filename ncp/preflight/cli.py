@@ -15,7 +15,7 @@ import sys
 import pulumi
 
 from ncp.cluster_api import KubeError, add_arguments, connect_from
-from ncp.offline.recorder import run_stack_file
+from ncp.readmodel.recorder import run_stack_file
 from ncp.plan.errors import ConfigError
 from ncp.plan.sources import plan_from_stack_file
 from ncp.preflight.checks import run_checks

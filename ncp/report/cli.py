@@ -23,7 +23,7 @@ import pulumi
 from ncp.cli_exit import prepare_output
 from ncp.evidence.record import INDEX_FILE
 from ncp.offline.policy_check import PackConfigError
-from ncp.offline.recorder import run_stack_file
+from ncp.readmodel.recorder import run_stack_file
 from ncp.plan.catalog import ROOT
 from ncp.plan.errors import ConfigError
 from ncp.plan.sources import plan_from_stack_file

@@ -8,7 +8,7 @@ from ncp.evidence.record import INDEX_FILE, latest_per_endpoint
 from ncp.evidence.signing import trusted_keys_path
 from ncp.evidence.verify import TrustedKeysError, verify_index
 from ncp.offline.policy_check import PACK_DIR, evaluate, read_pack_config
-from ncp.offline.recorder import Recording
+from ncp.readmodel.recorder import Recording
 from ncp.plan.catalog import load_disposition
 from ncp.plan.site_plan import SitePlan
 from ncp.ratrace.matrix import build

@@ -14,7 +14,7 @@ import pulumi
 import yaml
 
 from ncp.cli_exit import BAD_INPUT, OK, prepare_output
-from ncp.offline.recorder import run_stack_file
+from ncp.readmodel.recorder import run_stack_file
 from ncp.plan.catalog import ROOT, integration_points
 from ncp.plan.errors import ConfigError
 from ncp.plan.names import PROJECT

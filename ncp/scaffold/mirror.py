@@ -20,7 +20,7 @@ import pulumi
 import yaml
 
 from ncp.cli_exit import BAD_INPUT, OK, prepare_output
-from ncp.offline.recorder import Recording, run_stack_file
+from ncp.readmodel.recorder import Recording, run_stack_file
 from ncp.plan.errors import ConfigError
 from ncp.plan.site_plan import SitePlan
 from ncp.plan.sources import plan_from_stack_file

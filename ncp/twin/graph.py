@@ -1,6 +1,6 @@
 """The processes of one rendered DynamoGraphDeployment, as the serving twin runs them.
 
-Command, args and environment come from the DGD the program rendered (ncp/offline/recorder.py), plus what the Dynamo
+Command, args and environment come from the DGD the program rendered (ncp/readmodel/recorder.py), plus what the Dynamo
 operator injects into each pod (data/serving-twin.yaml operatorEnv); the stand-ins for what only a pod or a GPU has
 (discovery backend, ports, engine, interpreter, volumes) are listed with their reasons in data/serving-twin.yaml."""
 import json

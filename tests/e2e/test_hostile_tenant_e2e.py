@@ -17,8 +17,8 @@ from typing import Optional
 import pytest
 
 from components.tenancy.admission import POLICY_PREFIX
-from ncp.offline.manifests import core_manifests
-from ncp.offline.recorder import run_stack_file
+from ncp.readmodel.manifests import core_manifests
+from ncp.readmodel.recorder import run_stack_file
 from ncp.plan.catalog import integration_points
 from ncp.plan.names import ALLOWED_HOST_PATHS, ENDPOINT_LABEL, PART_OF_LABEL, PROJECT, READINESS_LABEL
 from tests.e2e.crds import UPSTREAM, install as install_crds

@@ -32,7 +32,7 @@ from ncp.preflight import cli as preflight_cli
 from tests.e2e.kube_api import KubeApi, only_version, without_descriptions
 from tests.e2e.cluster import CRDS, E2E, UPSTREAM
 from tests.e2e.crds import OWN_CRDS
-from ncp.offline.manifests import core_manifests
+from ncp.readmodel.manifests import core_manifests
 from ncp.plan.names import NCCL_SSH_SECRET
 from tests.test_evidence import EXPORT, JUNIT, MET, _prod
 

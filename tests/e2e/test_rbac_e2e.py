@@ -14,8 +14,8 @@ from typing import Optional
 
 import pytest
 
-from ncp.offline.manifests import core_manifests
-from ncp.offline.recorder import run_stack_file
+from ncp.readmodel.manifests import core_manifests
+from ncp.readmodel.recorder import run_stack_file
 from tests.e2e.cluster import own_control_plane
 from tests.e2e.kube_api import KubeApi
 

@@ -23,15 +23,15 @@ TARGET_RATIO = 1.5
 
 
 def site(tenants: int) -> dict:
-    from ncp.offline.synthetic import site_config
+    from tests.support.synthetic import site_config
 
     config = site_config("hgx-h200", "prod", tenants=tenants, gpu_nodes=max(16, tenants))
     return config
 
 
 def measure(mode: str, tenants: int) -> dict:
-    from ncp.offline.recorder import run_program
-    from ncp.offline.synthetic import secret_keys
+    from ncp.readmodel.recorder import run_program
+    from tests.support.synthetic import secret_keys
 
     config = site(tenants)
     if mode == "program":

@@ -16,8 +16,8 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> int:
     from ncp.offline.policy_check import PACK_DIR, evaluate, read_pack_config
-    from ncp.offline.recorder import run_program
-    from ncp.offline.synthetic import secret_keys, site_config
+    from ncp.readmodel.recorder import run_program
+    from tests.support.synthetic import secret_keys, site_config
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--tenants", type=int, default=70)

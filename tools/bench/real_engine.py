@@ -78,8 +78,8 @@ def site(tenants: int) -> dict:
 def recorded_resources(config: dict) -> tuple[list[dict], int]:
     """The program's Kubernetes resources as the plain program registers them (charts by absolute path), and the
     number of all registrations (components included) under mocks."""
-    from ncp.offline.recorder import run_program
-    from ncp.offline.synthetic import secret_keys
+    from ncp.readmodel.recorder import run_program
+    from tests.support.synthetic import secret_keys
     from ncp.plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
 
     with mock.patch.dict(os.environ, {OVERLAY_ENV: CONTROL_PLANE_OVERLAY}):  # as the engine runs it
@@ -199,7 +199,7 @@ def bench_tenants(tenants: int, engine: Engine, api, work: Path, program: Path, 
                   rows: list[Row]) -> None:
     """Both previews first (they change nothing), then each up followed by its destroy; rows are added to `rows`
     before they are measured, so an interrupted run still reports what it measured."""
-    from ncp.offline.synthetic import secret_keys
+    from tests.support.synthetic import secret_keys
     from ncp.plan.site_plan import PROJECT
 
     config = site(tenants)

@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ncp.cli_exit import run_command  # noqa: E402
-from ncp.offline.recorder import run_stack_file  # noqa: E402
+from ncp.readmodel.recorder import run_stack_file  # noqa: E402
 from ncp.plan.catalog import ROOT, load_dynamo_runtime  # noqa: E402
 from ncp.plan.names import MODELS_MOUNT  # noqa: E402
 from ncp.twin.graph import PortPool, graph_processes  # noqa: E402

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 from components.serving.rules import meta_label
-from ncp.offline.recorder import Recording
+from ncp.readmodel.recorder import Recording
 from ncp.plan.catalog import MetricSource, load_signals
 from ncp.plan.endpoint_plan import EndpointPlan
 from ncp.plan.inference_services import InferenceServicePlan
@@ -46,7 +46,7 @@ def relabel(labels: dict[str, str], relabelings: list[dict]) -> dict[str, str]:
     for rule in relabelings:
         action = rule.get("action", "replace")
         if action != "replace":
-            raise ValueError(f"relabel action {action!r} is not modelled by ncp/offline/rule_tests.py")
+            raise ValueError(f"relabel action {action!r} is not modelled by tests/support/rule_tests.py")
         value = rule.get("separator", ";").join(result.get(name, "") for name in rule.get("sourceLabels", []))
         match = re.fullmatch(rule.get("regex", "(.*)"), value)
         if match is None:
@@ -166,7 +166,7 @@ def alert_cases(prefix: str, groups: list[dict], healthy: Scenario, bad: dict[st
     for rule in alerts:
         name = rule["alert"]
         if name not in bad:
-            raise KeyError(f"no bad-series scenario for alert {name}: add one to ncp/offline/rule_tests.py")
+            raise KeyError(f"no bad-series scenario for alert {name}: add one to tests/support/rule_tests.py")
         cases.append(alert_case(f"{prefix}: {name} fires", bad[name](), {name: expected[name](rule)},
                                 eval_time([rule["expr"]])))
     return cases
@@ -437,7 +437,7 @@ def _records(groups: list[dict], expected: dict) -> list[str]:
     records = [rule["record"] for rule in rules_of(groups, "record")]
     missing = [record for record in records if record not in expected]
     if missing:
-        raise KeyError(f"no expected output for recording rules {missing}: add them to ncp/offline/rule_tests.py")
+        raise KeyError(f"no expected output for recording rules {missing}: add them to tests/support/rule_tests.py")
     return records
 
 

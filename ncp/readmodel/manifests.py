@@ -4,7 +4,7 @@ from pathlib import Path
 
 import yaml
 
-from ncp.offline.recorder import Recording
+from ncp.readmodel.recorder import Recording
 
 # Top-level fields of the built-in kinds the program creates (everything else in `inputs` is Pulumi's own).
 FIELDS = ("apiVersion", "kind", "metadata", "spec", "data", "stringData", "type", "value", "globalDefault",

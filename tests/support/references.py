@@ -10,7 +10,7 @@ from typing import Any, Iterator, Mapping, Optional
 
 import yaml
 
-from ncp.offline.recorder import Recording, Registration
+from ncp.readmodel.recorder import Recording, Registration
 from ncp.plan.catalog import ROOT, integration_points, load_dynamo_runtime
 from ncp.plan.config import StackConfig
 from ncp.plan.site_plan import SECRET_KEYS
