@@ -174,3 +174,14 @@ def test_promotion_gate_refuses_evidence_for_something_else(prod, tmp_path, chan
 def test_promotion_gate_is_off_in_lab_and_plain_prod(prod, tmp_path):
     assert _gate(prod, read_pack_config(PACK_DIR / "config" / "lab.json")) == ""
     assert _gate(prod, read_pack_config(PACK_DIR / "config" / "prod.json")) == ""
+
+
+def test_promotion_gate_refuses_a_sizing_file_edited_after_the_key_was_stamped(prod, tmp_path, evidence_keys):
+    """The pack learns the sizing files' bytes through its config (ncp.offline.policy_check.project_inputs fills
+    `sizingFiles` from the project): a hash that is not the stamped one is drift, whatever the evidence says."""
+    config = _index(tmp_path, _prod(MET), evidence_keys)
+    assert _gate(prod, config) == ""
+    edited = {**config["promotion-evidence"], "sizingFiles": {"sites/prod/sizing/chat-dense.yaml": "e" * 64}}
+    text = _gate(prod, {**config, "promotion-evidence": edited})
+    assert "chat-dense: its evidence key" in text and "sites/prod/sizing/chat-dense.yaml changed since" in text
+    assert "reasoning-large: its evidence key" not in text

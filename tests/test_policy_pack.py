@@ -1,5 +1,6 @@
 """Every guardrail passes on the real example stacks and fails on a mutation of them; missing properties never
 crash a policy. Evaluation goes through pulumi-policy's own analyzer (ncp/offline/policy_check.py)."""
+import hashlib
 import re
 
 import pytest
@@ -429,3 +430,29 @@ def test_pack_requirements_are_the_programs_pins():
         "policy/requirements.txt and pyproject.toml pin different versions: change both together"
     unlocked = {name: version for name, version in project.items() if lock.get(name) != version}
     assert unlocked == {}, "constraints.txt does not lock what pyproject.toml pins: regenerate it (see its header)"
+
+
+def _reads_outside_the_pack(source: str) -> list[str]:
+    """Paths the pack would build from its own location upwards (`Path(__file__).parents[N]`, `.parent.parent`)."""
+    return [line.strip() for line in source.splitlines()
+            if "__file__" in line and ("parents[" in line or ".parent.parent" in line)]
+
+
+def test_the_pack_reads_nothing_of_the_program_checkout():
+    """The pack is standalone (policy/README.md): what it judges against reaches it through its config, never
+    through the program's files beside it."""
+    found = {path.name: hits for path in sorted((ROOT / "policy").rglob("*.py")) if "venv" not in path.parts
+             for hits in [_reads_outside_the_pack(path.read_text())] if hits}
+    assert found == {}
+    assert _reads_outside_the_pack("ROOT = Path(__file__).resolve().parents[2]\n"), "the check must see such a read"
+
+
+def test_the_project_inputs_reach_the_pack_through_its_config(tmp_path):
+    from ncp.offline.policy_check import project_inputs
+    (tmp_path / "sites" / "x" / "sizing").mkdir(parents=True)
+    (tmp_path / "sites" / "x" / "sizing" / "a.yaml").write_text("a: 1\n")
+    resolved = project_inputs({"evidenceIndex": "evidence/index.yaml", "trustedKeys": "s3://b/keys.yaml",
+                               "sizingFiles": {}}, root=tmp_path)
+    assert resolved["evidenceIndex"] == str(tmp_path / "evidence" / "index.yaml")
+    assert resolved["trustedKeys"] == "s3://b/keys.yaml"
+    assert resolved["sizingFiles"] == {"sites/x/sizing/a.yaml": hashlib.sha256(b"a: 1\n").hexdigest()}

@@ -3,6 +3,7 @@
 The analyzer servicer is private API of pulumi-policy (pinned in policy/requirements.txt); tests fail loudly if its
 shape changes. Requests are built the way the engine builds them: resource properties as the wire Struct (secrets
 marked), options, parent, dependencies; pack config is expanded and defaulted as `--policy-pack-config` is."""
+import hashlib
 import importlib
 import json
 import sys
@@ -80,8 +81,28 @@ def policy_configs(policies, config: dict) -> dict:
             if key not in schema:
                 raise PackConfigError(f"{name}: unknown config property {key!r}")
             properties[key] = value
-        result[name] = (level, properties)
+        result[name] = (level, project_inputs(properties))
     return result
+
+
+# The pack reads nothing of this checkout (policy/README.md, "Standalone"): what it judges against from the project
+# reaches it through its config. Local evidence paths become absolute (the pack takes them as given), and the
+# promotion gate gets the sizing files' current sha256 (its key-drift check: a sizing file edited after the key was
+# stamped on the deployment).
+LOCAL_PATH_PROPERTIES = ("evidenceIndex", "trustedKeys")
+SIZING_FILES = "sites/*/sizing/*.yaml"
+
+
+def project_inputs(properties: dict, root: Path = ROOT) -> dict:
+    resolved = dict(properties)
+    for key in LOCAL_PATH_PROPERTIES:
+        value = resolved.get(key)
+        if isinstance(value, str) and not value.startswith("s3://") and not Path(value).is_absolute():
+            resolved[key] = str(root / value)
+    if "sizingFiles" in resolved and not resolved["sizingFiles"]:
+        resolved["sizingFiles"] = {str(path.relative_to(root)): hashlib.sha256(path.read_bytes()).hexdigest()
+                                   for path in sorted(root.glob(SIZING_FILES))}
+    return resolved
 
 
 def _struct(value: dict) -> struct_pb2.Struct:

@@ -1,6 +1,8 @@
-"""The evidence index the promotion gates read: a project-relative file, or an object in an S3-compatible bucket
-(`s3://<bucket>/<key>`, read with boto3; endpoint and credentials from the standard AWS settings). Each entry is
-believed only when it is signed by a trusted site key, fresh, and its record is the one it signed
+"""The evidence index the promotion gates read: a local file, or an object in an S3-compatible bucket
+(`s3://<bucket>/<key>`, read with boto3; endpoint and credentials from the standard AWS settings). The pack reads
+nothing of the program's checkout: where the index and the trusted keys are comes from its config (`evidenceIndex`,
+`trustedKeys`; a local path is taken as given, so give it absolute, as `ncp check` does for the project's files).
+Each entry is believed only when it is signed by a trusted site key, fresh, and its record is the one it signed
 (ncp_guardrails.evidence_trust); the others are kept with the reason they were refused, for the gate's message."""
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +12,6 @@ import yaml
 
 from ncp_guardrails.evidence_trust import TrustedKeysError, entry_problem, parse_trusted_keys
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # a local index path is project-relative
 S3 = "s3://"
 TRUSTED_KEYS = "evidence/trusted-keys.yaml"
 # The pack config every evidence gate takes: where the index and the trusted public keys are.
@@ -48,10 +49,10 @@ def _s3_text(location: str):
 
 
 def read_text(location: str) -> Optional[str]:
-    """A local (project-relative or absolute) file or an s3:// object; None when it does not exist."""
+    """A local file (as configured) or an s3:// object; None when it does not exist."""
     if location.startswith(S3):
         return _s3_text(location)
-    path = PROJECT_ROOT / location
+    path = Path(location)
     return path.read_text() if path.is_file() else None
 
 

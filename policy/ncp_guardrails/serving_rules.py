@@ -1,7 +1,5 @@
 """Guardrails on serving: KV-routing telemetry, storage tiers, model provenance, acceptance evidence, promotion."""
-import hashlib
 import json
-from pathlib import Path
 from typing import Optional
 
 from ncp_guardrails.data import allowlists, names
@@ -18,7 +16,6 @@ KV_HIT_RATE, QUEUE_DEPTH = names()["signals"]["kvHitRate"], names()["signals"]["
 ROUTER_MODE_ENV = names()["names"]["routerModeEnv"]
 MODEL_SOURCE, MODEL_REVISION, THRESHOLDS, EVIDENCE_KEY = (
     names()["annotations"][key] for key in ("modelSource", "modelRevision", "acceptanceThresholds", "evidenceKey"))
-PROJECT_ROOT = Path(__file__).resolve().parents[2]  # sizing files are project-relative
 FLOATING_REVISIONS = {"", "main", "master", "latest", "head"}
 
 
@@ -168,10 +165,11 @@ def _deployed_key(props) -> Optional[dict]:
     return key if isinstance(key, dict) else None
 
 
-def _key_drift(props, key: dict) -> list[str]:
+def _key_drift(props, key: dict, sizing_files: dict) -> list[str]:
     """Where the stamped key disagrees with the resource it is on: the image its containers run, the model revision
-    annotation, the sizing file's bytes in the project (an edit after deploy). Evidence is then matched against a
-    key that is not the deployment's, so the gate refuses."""
+    annotation, the sizing file's bytes now (`sizingFiles` of the config: path -> sha256, which `ncp check` fills
+    from the project; an edit after the key was stamped). Evidence is then matched against a key that is not the
+    deployment's, so the gate refuses."""
     drift = []
     running = {image for _, image in images(props)}
     if key.get("image") not in running:
@@ -179,9 +177,8 @@ def _key_drift(props, key: dict) -> list[str]:
     revision = get(props, "metadata", "annotations", MODEL_REVISION)
     if revision != key.get("modelRevision"):
         drift.append(f"modelRevision {key.get('modelRevision')!r} but the resource serves {revision!r}")
-    sizing = PROJECT_ROOT / str(key.get("sizingFile", ""))
-    if key.get("sizingFile") and not str(key["sizingFile"]).startswith("/") and sizing.is_file() \
-            and hashlib.sha256(sizing.read_bytes()).hexdigest() != key.get("sizingSha256"):
+    current = sizing_files.get(str(key.get("sizingFile", "")))
+    if current is not None and current != key.get("sizingSha256"):
         drift.append(f"{key['sizingFile']} changed since the key was stamped (sha256 {key.get('sizingSha256')})")
     return drift
 
@@ -209,7 +206,7 @@ def _promotion_evidence(args, report):
             continue
         name, stack = name_of(resource.props), _stack_of(resource.urn)
         key = _deployed_key(resource.props)
-        drift = ["it has none"] if key is None else _key_drift(resource.props, key)
+        drift = ["it has none"] if key is None else _key_drift(resource.props, key, config.get("sizingFiles") or {})
         if key is None or drift:
             report(f"{name}: its evidence key ({EVIDENCE_KEY}) is not the deployment's: {'; '.join(drift)}; deploy it "
                    "through the program", resource.urn)
@@ -238,6 +235,7 @@ promotion_evidence = stack_policy(
     "`ncp evidence verify` shows why an entry is refused.",
     _promotion_evidence,
     config={"requirePassedEvidence": {"type": "boolean", "default": False}, **INDEX_CONFIG,
+            "sizingFiles": {"type": "object", "additionalProperties": {"type": "string"}, "default": {}},
             "cacheStates": {"type": "array", "items": {"type": "string", "enum": ["cold", "warm"]},
                             "default": ["warm"]}},
 )
