@@ -137,7 +137,24 @@ def raw_config_reads(source: str) -> list[int]:
 
 
 def test_composition_reads_no_raw_config():
-    assert raw_config_reads((ROOT / "ncp/composition.py").read_text()) == []
+    for module in sorted((ROOT / "ncp" / "composition").glob("*.py")):
+        assert raw_config_reads(module.read_text()) == [], module
+
+
+def test_every_layer_comes_after_the_layers_it_wires_to():
+    from ncp.composition import LAYERS, Layer, order_problems
+    assert order_problems() == []
+    swapped = (LAYERS[1], LAYERS[0], *LAYERS[2:])
+    assert order_problems(swapped) == ["network comes after baseline, which is listed later or not at all"]
+    unknown = (*LAYERS, Layer("x", (), ("nowhere",), "", lambda w: None))
+    assert order_problems(unknown) == ["x comes after nowhere, which is listed later or not at all"]
+
+
+def test_every_chart_of_the_matrix_is_installed_by_one_layer():
+    from ncp.composition import LAYERS
+    from ncp.plan.catalog import load_matrix
+    owners = [chart for layer in LAYERS for chart in layer.charts]
+    assert sorted(owners) == sorted(load_matrix().components) and len(owners) == len(set(owners))
 
 
 def test_raw_config_check_finds_a_read():

@@ -34,8 +34,8 @@ def test_every_reference_in_the_project_resolves(ra_text):
 
 
 def test_misquoted_or_misplaced_references_are_reported(ra_text, tmp_path):
-    (tmp_path / "plan").mkdir()
-    (tmp_path / "plan" / "rule.py").write_text(
+    (tmp_path / "ncp" / "plan").mkdir(parents=True)
+    (tmp_path / "ncp" / "plan" / "rule.py").write_text(
         f'x = 1  # RA: Architecture Decision Guardrails: "{GATE_SENTENCE}"\n'
         '# RA: Architecture Decision Guardrails: "Every deployment needs no evidence at all."\n'
         f'# RA: Serving Performance: "{GATE_SENTENCE}"\n'

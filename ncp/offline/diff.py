@@ -88,7 +88,7 @@ def _record_at(stack: str, revision: str, side: str) -> Recording:
         if run.returncode != 0:
             detail = run.stderr.strip() or f"exit {run.returncode}"
             raise _bad_revision(side, f"the program at {revision} did not compose the stack:\n{detail}",
-                                "compare a revision whose stack validates (run offline.check there)")
+                                "compare a revision whose stack validates (run ncp check there)")
         data = json.loads(result.read_text())
     known = {f.name for f in fields(Registration)}
     resources = [Registration(**{name: r.get(name, {}) for name in known}) for r in data["resources"]]

@@ -8,14 +8,14 @@ from pydantic import BaseModel, ValidationError
 from ncp.cli_exit import BadInput
 
 
-# The project's commands run with its virtualenv's interpreter (README: `.venv/bin/python -m ...`), so a fix line
-# written as `python -m <module>` is printed as that: copied into a shell at the project root, it runs.
-VENV_PYTHON = ".venv/bin/python"
-_BARE_PYTHON = re.compile(r"(?<![\w/.])python -m ")
+# The project's one CLI is installed in its virtualenv (scripts/setup.sh), so a fix line written as `ncp <command>`
+# is printed as `.venv/bin/ncp <command>`: copied into a shell at the project root, it runs.
+VENV_NCP = ".venv/bin/ncp"
+_BARE_NCP = re.compile(r"(?<![\w/.-])ncp (?=[a-z])")
 
 
 def runnable(text: str) -> str:
-    return _BARE_PYTHON.sub(f"{VENV_PYTHON} -m ", text)
+    return _BARE_NCP.sub(f"{VENV_NCP} ", text)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ COMMENT = re.compile(r'^#\s*RA:\s*(?P<section>[^"]+?)\s*:\s*"(?P<sentence>[^"]+)
 MARKER = re.compile(r"^#\s*RA:")
 SKIP_DIRS = {".venv", "venv", ".git", "node_modules", "__pycache__", ".state"}
 # What a reference proves depends on where it lives.
-KINDS = (("policy/", "policy"), ("plan/", "config rule"), ("tests/", "test"), ("evidence/", "evidence record"))
+KINDS = (("policy/", "policy"), ("ncp/plan/", "config rule"), ("tests/", "test"), ("ncp/evidence/", "evidence record"))
 
 
 @dataclass(frozen=True)

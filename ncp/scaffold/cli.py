@@ -24,7 +24,7 @@ from ncp.plan.config import Environment
 from ncp.plan.cross_field import MANDATORY_ENVIRONMENTS
 from ncp.plan.profile import HardwareProfile
 from ncp.plan.config import NetworkOperatorSettings
-from ncp.plan.errors import VENV_PYTHON
+from ncp.plan.errors import VENV_NCP
 from ncp.plan.raw_checks import PLACEHOLDER
 from ncp.plan.names import PROJECT
 from ncp.plan.site_plan import rail_prefix_for
@@ -32,7 +32,7 @@ from ncp.plan.sources import stack_file
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 ENVIRONMENTS = ("lab", "staging", "prod")
-RUN = f"{VENV_PYTHON} -m"
+RUN = VENV_NCP
 DEFAULT_RAIL_PREFIX = NetworkOperatorSettings.model_fields["rail_prefix_length"].default
 DEFAULT_BLOCK_SIZE = NetworkOperatorSettings.model_fields["per_node_block_size"].default
 # Host resources of a tenant's frontends, planners, staging and benchmark Jobs beside its GPU workers (cores, GiB):
@@ -198,8 +198,8 @@ def render(site: str, profile: HardwareProfile, environment: str, gpu_nodes: int
     options = options or SiteOptions()
     lines = [
         f"# Site {site} ({environment}) on hardware profile {profile.name}, written by `{RUN} scaffold`.",
-        f"# Replace every {PLACEHOLDER}(...) value: `{RUN} offline.check --stack {site}` lists what is left.",
-        f"# Checklist of what the site must provide: `{RUN} scaffold.checklist --stack {site}`.",
+        f"# Replace every {PLACEHOLDER}(...) value: `{RUN} check --stack {site}` lists what is left.",
+        f"# Checklist of what the site must provide: `{RUN} checklist --stack {site}`.",
         "# Secrets only with --secret: `pulumi config set --secret <key> <value>` replaces a placeholder below",
         "# (`pulumi stack init` adds this stack's own encryptionsalt; never copy another stack's salt or values).",
         "config:",
@@ -220,7 +220,7 @@ def render(site: str, profile: HardwareProfile, environment: str, gpu_nodes: int
     components = []
     if options.air_gapped:
         components.append("    chartMirror: " + q(placeholder(f"project directory of the pinned charts: {RUN} "
-                                                               f"scaffold.mirror --stack {site} --script mirror.sh")))
+                                                               f"mirror --stack {site} --script mirror.sh")))
     if options.mig_pool:
         layout = ", ".join(f"{name}: {count}" for name, count in options.mig_pool.layout.items())
         components += ["    gpuOperator:",
@@ -257,7 +257,7 @@ def _tenant_lines(tenant: TenantAnswer, profile: HardwareProfile, environment: s
     lines += [f"      gpuQuota: {tenant.gpu_quota * unit}", f"      gpuLimit: {tenant.gpu_limit * unit}"]
     if (environment == "prod" and tenant_count > 1) or mig:  # prod refuses tenants sharing nodes
         lines.append(f"      nodePool: {{nodes: {max(1, -(-tenant.gpu_limit // profile.gpu.per_node))}}}  "
-                     "# GPU nodes of its own: the site labels and taints them (scaffold.checklist)")
+                     "# GPU nodes of its own: the site labels and taints them (ncp checklist)")
     lines += [f"      cpuQuota: \"{cpu}\"  # host resources of its GPUs' workers and its frontends and Jobs",
               f"      memoryQuota: {memory}",
               f"      admins: [{q(placeholder(f'identity-provider group of {tenant.name} admins'))}]"]
@@ -321,5 +321,5 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return BAD_INPUT
     print(f"{out}: written. Next: replace every {PLACEHOLDER}(...) value, then "
-          f"`{RUN} offline.check --stack {args.site}` and `{RUN} scaffold.checklist --stack {args.site}`.")
+          f"`{RUN} check --stack {args.site}` and `{RUN} checklist --stack {args.site}`.")
     return OK

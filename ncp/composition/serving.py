@@ -1,0 +1,165 @@
+"""Wire functions of the tenant-facing layers: tenancy, the tenants' storage, the serving platform with its
+endpoints and routes, and the Triton inference services."""
+import pulumi
+
+from components.model_data import ModelExpress, ModelExpressArgs, ModelStaging, ModelStagingArgs, TenantStorage, \
+    TenantStorageArgs
+from components.scheduling import TOPOLOGY_NAME
+from components.serving import (
+    EndpointArgs, EndpointPicker, EndpointPickerArgs, InferenceRoute, RouteArgs, ServingEndpoint, ServingPlatform,
+    ServingPlatformArgs, TopologyPlacement,
+)
+from components.serving.triton import InferenceService, InferenceServiceArgs
+from components.serving.triton_repository import ENSEMBLE_INPUT
+from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, TenancyArgs
+from components.validation import Benchmark, BenchmarkArgs, benchmark_artifacts
+from ncp.acceptance.aiperf_args import aiperf_command, judged_artifacts, kserve_command
+from ncp.acceptance.check import EXPORT_NAME
+from ncp.composition.wiring import Serving, Wiring, present
+from ncp.plan.catalog import load_dynamo_runtime, load_signals, network_access, tenant_access
+from ncp.plan.endpoint_plan import EndpointPlan
+from ncp.plan.evidence_key import annotation_value, endpoint_key, service_key
+from ncp.plan.inference_services import InferenceServicePlan
+from ncp.plan.names import MODEL_CLAIM
+
+
+def wire_tenancy(w: Wiring) -> None:
+    plan, settings = w.plan, w.plan.settings
+    w.tenancy = Tenancy("tenancy", TenancyArgs(
+        tenants=plan.tenant_specs, gateway_namespace=settings.tenancy.gateway_namespace,
+        gateway_ports=plan.gateway_ports, monitoring_namespace=settings.tenancy.monitoring_namespace,
+        platform_namespaces={ns.layer: ns.name for ns in plan.layers.namespaces}, network=network_access(),
+        access=tenant_access(), storage_classes=plan.tenant_storage_classes,
+        ngc_api_key=w.ngc_api_key if plan.tenant_pull_secret else None, admission=plan.admission,
+        rail_networks=w.networks))
+
+
+def wire_tenant_storage(w: Wiring) -> None:
+    """The model-artifacts and benchmark-output claims of every tenant that serves (endpoints or services)."""
+    plan, tenancy = w.plan, w.required("tenancy")
+    served: list[EndpointPlan | InferenceServicePlan] = [*plan.endpoints, *plan.inference_services]
+    namespaces = {p.tenant.name: p.namespace for p in served}
+    if not namespaces:
+        return
+    storage = present(plan.serving.storage, "storage tiers")
+    w.claims = {tenant: TenantStorage(f"storage-{tenant}", TenantStorageArgs(
+        tenant=tenant, namespace=namespace, model_artifacts=storage.model_artifacts,
+        benchmark_output=storage.benchmark_output, skip_await=plan.settings.skip_await),
+        # Claims count against the tenant's quota: the API server refuses them until the quota exists.
+        pulumi.ResourceOptions(depends_on=[tenancy.tenants[tenant]]))
+        for tenant, namespace in namespaces.items()}
+
+
+def wire_serving(w: Wiring) -> None:
+    """Dynamo's platform (with ModelExpress beside it where the site runs it), every endpoint, then the gateway's
+    HTTPRoutes after the pools they name."""
+    plan = w.plan
+    if "dynamoPlatform" not in plan.layers.charts:
+        return
+    namespace = w.required("baseline").namespace("dynamoPlatform")
+    model_express_url = None
+    if plan.serving.model_express:
+        pin = plan.matrix.workload("modelExpress")
+        model_express_url = ModelExpress("model-express", ModelExpressArgs(
+            namespace=namespace.metadata.name, image=pin.images["server"], port=pin.ports["grpc"],
+            cache=present(plan.serving.storage, "storage tiers").model_cache, skip_await=plan.settings.skip_await),
+            pulumi.ResourceOptions(depends_on=[namespace])).url
+    platform = ServingPlatform("serving", ServingPlatformArgs(
+        pin=plan.chart("dynamoPlatform"), namespace=namespace, model_express_url=model_express_url,
+        skip_await=plan.settings.skip_await), w.after("dynamoPlatform"))
+    w.serving = Serving(platform, model_express_url)
+    graphs = {e.name: _endpoint(w, e) for e in plan.endpoints}
+    for route in plan.routes:
+        InferenceRoute(f"route-{route.name}", RouteArgs(
+            name=route.name, tenant=route.tenant, namespace=route.namespace, gateway=route.gateway,
+            gateway_namespace=route.gateway_namespace, section_name=route.section_name, hostnames=route.hostnames,
+            path_prefix=route.path_prefix, backends=tuple((b.pool, b.weight) for b in route.backends)),
+            pulumi.ResourceOptions(depends_on=[graphs[b.pool] for b in route.backends]))
+
+
+def _endpoint(w: Wiring, endpoint: EndpointPlan) -> ServingEndpoint:
+    plan, serving, telemetry, skip_await = w.plan, w.plan.serving, w.plan.settings.telemetry, w.plan.settings.skip_await
+    model, tenant, placement = endpoint.endpoint.model, endpoint.tenant.name, plan.placement(endpoint.tenant.name)
+    platform, model_claim = w.required("serving").platform, w.claims[tenant].claims[MODEL_CLAIM]
+    # Tenant objects wait for the tenant's environment: its Namespace, and its quota (claims and pods count
+    # against it: the API server refuses them until the quota controller has written the quota's status).
+    environment = w.required("tenancy").tenants[tenant]
+    in_namespace = pulumi.ResourceOptions(depends_on=[environment])
+    storage = present(serving.storage, "storage tiers")
+    benchmark_image = present(serving.validation.benchmark_image, "the benchmark image")
+    staging = ModelStaging(f"model-{endpoint.name}", ModelStagingArgs(
+        endpoint=endpoint.name, tenant=tenant, namespace=endpoint.namespace, model_name=model.name,
+        source=model.source, revision=model.revision, model_class=model.model_class,
+        backend=endpoint.endpoint.backend, image=endpoint.image, service_account=WORKLOAD_SERVICE_ACCOUNT,
+        credentials_secret=model.credentials_secret, claim=model_claim, skip_await=skip_await,
+        source_access=serving.model_staging, placement=placement,
+        record={"sizing": endpoint.sizing_file, "image": endpoint.image, "mode": endpoint.mode,
+                "dynamoPlatform": plan.matrix.pin("dynamoPlatform").version}), in_namespace)
+    pack_domain = plan.pack_domain
+    graph = ServingEndpoint(f"endpoint-{endpoint.name}", EndpointArgs(
+        plan=endpoint, runtime=load_dynamo_runtime(), gpus_per_node=plan.profile.gpu.per_node,
+        gpu_product=plan.gpu_product_for(endpoint.tenant.name), rdma_resource=plan.rdma_resource(endpoint),
+        networks=w.networks, model_path=endpoint.model_path,
+        model_cache=storage.model_cache, kv_offload=storage.kv_offload,
+        model_express_url=w.required("serving").model_express_url,
+        pull_secret=PULL_SECRET if plan.tenant_pull_secret else None,
+        api_server_egress=plan.api_server_egress, planner_image=plan.planner_image,
+        planner_prometheus_url=serving.planner_prometheus_url, planner_prometheus=serving.planner_prometheus(),
+        signals=load_signals()["dynamo"], selector_labels=telemetry.prometheus_selector_labels,
+        scrape_interval=telemetry.scrape_interval, inference_pool=serving.gateway_inference_extension,
+        evidence_key=annotation_value(endpoint_key(plan, endpoint)),
+        topology=TopologyPlacement(TOPOLOGY_NAME, pack_domain) if pack_domain else None, placement=placement),
+        pulumi.ResourceOptions(depends_on=[platform, staging, model_claim, environment]))
+    if serving.gateway_inference_extension:
+        EndpointPicker(f"epp-{endpoint.name}", EndpointPickerArgs(
+            endpoint=endpoint.name, tenant=tenant, namespace=endpoint.namespace,
+            pin=plan.matrix.workload("endpointPicker"), image=plan.endpoint_picker_image,
+            platform_release=platform.release.name, platform_namespace=plan.matrix.pin("dynamoPlatform").namespace,
+            api_server_egress=plan.api_server_egress, skip_await=skip_await), in_namespace)
+    slo, artifacts = endpoint.endpoint.slo, benchmark_artifacts(endpoint.name)
+    Benchmark(f"benchmark-{endpoint.name}", BenchmarkArgs(
+        endpoint=endpoint.name, tenant=tenant, namespace=endpoint.namespace, image=benchmark_image,
+        service_account=WORKLOAD_SERVICE_ACCOUNT,
+        command=aiperf_command(model=model.name, url=graph.url, tokenizer=endpoint.tokenizer, isl=slo.isl,
+                               osl=slo.osl, concurrency=slo.concurrency, request_count=slo.request_count,
+                               artifact_dir=artifacts, isl_stddev=slo.isl_stddev, osl_stddev=slo.osl_stddev,
+                               sweep=slo.concurrency_sweep),
+        export_file=f"{judged_artifacts(artifacts, slo.concurrency, slo.concurrency_sweep)}/{EXPORT_NAME}",
+        thresholds=endpoint.acceptance_thresholds(), graph=graph.graph, placement=placement), in_namespace)
+    w.endpoints[endpoint.name] = {"url": graph.url, "mode": endpoint.mode, "gpus": endpoint.gpus, "tenant": tenant,
+                                  "sizing": endpoint.sizing_file}
+    return graph
+
+
+def wire_inference_services(w: Wiring) -> None:
+    for service in w.plan.inference_services:
+        w.inference_services[service.name] = _inference_service(w, service)
+
+
+def _inference_service(w: Wiring, service: InferenceServicePlan) -> dict:
+    plan, telemetry, tenant = w.plan, w.plan.settings.telemetry, service.tenant.name
+    tenant_environment = w.required("tenancy").tenants[tenant]
+    server = InferenceService(f"inference-{service.name}", InferenceServiceArgs(
+        plan=service, ports=plan.matrix.workload("triton").ports, signals=load_signals()["triton"],
+        model_claim=w.claims[tenant].claims[MODEL_CLAIM], service_account=WORKLOAD_SERVICE_ACCOUNT,
+        pull_secret=PULL_SECRET if plan.tenant_pull_secret else None,
+        selector_labels=telemetry.prometheus_selector_labels, scrape_interval=telemetry.scrape_interval,
+        skip_await=plan.settings.skip_await, source_access=plan.serving.model_staging,
+        evidence_key=annotation_value(service_key(plan, service)), tenant_nodes=plan.placement(tenant)),
+        # The tenant's queue schedules the build and the server; its environment holds the quota they count on.
+        pulumi.ResourceOptions(depends_on=[w.required("scheduling"), tenant_environment]))
+    slo, artifacts = service.service.slo, benchmark_artifacts(service.name)
+    Benchmark(f"benchmark-{service.name}", BenchmarkArgs(
+        endpoint=service.name, tenant=tenant, namespace=service.namespace,
+        image=present(plan.serving.validation.benchmark_image, "the benchmark image"),
+        service_account=WORKLOAD_SERVICE_ACCOUNT,
+        # With DALI preprocessing clients call the ensemble with an encoded image, so the preprocessing model the
+        # thresholds judge runs; without it, the engine's model with its own input tensors.
+        command=kserve_command(url=server.url, model=service.entry_model, inputs=service.service.engine.inputs,
+                               image_input=ENSEMBLE_INPUT if service.preprocess_model else None,
+                               concurrency=slo.concurrency, request_count=slo.request_count,
+                               artifact_dir=artifacts, server_metrics=server.metrics_url),
+        export_file=f"{artifacts}/{EXPORT_NAME}",
+        thresholds=service.acceptance_thresholds(), graph=server.deployment, placement=plan.placement(tenant)),
+        pulumi.ResourceOptions(depends_on=[tenant_environment]))
+    return {"url": server.url, "gpus": service.gpu_units, "tenant": tenant, "engineDir": service.engine_dir}
