@@ -121,6 +121,10 @@ def walk(engine_env, project, tmp_path_factory):
     # Only what a user sets before the guide's commands: the control plane's state directory (and ports, from the
     # environment), and the scaffolded site's name for the local-site block.
     env = {**engine_env, "NCP_E2E_STATE": str(state), "SITE": SITE}
+    # The copy shares the checkout's .venv, whose editable install maps `ncp` to the checkout: without this,
+    # `.venv/bin/ncp scaffold` in the copy would write the new site's stack file into the checkout. A user's own
+    # install maps it to their checkout, as this does for the copy.
+    env["PYTHONPATH"] = str(project)
     shell = Shell(project, env)
     blocks = readme_blocks((project / GUIDE).read_text())
     try:
