@@ -176,11 +176,14 @@ def sections(model: type[BaseModel] = StackConfig, path: str = "",
     for name, field in model.model_fields.items():
         full = f"{path}.{field.alias or name}" if path else field.alias or name
         child = _child(field.annotation)
-        rows.append(Row(full, type_name(field.annotation, field.metadata), default_text(field),
-                        _description(field, child, seen)))
+        description = _description(field, child, seen)
         if child is not None and child[1] not in seen:
             seen[child[1]] = full + child[0]
             nested.append((full + child[0], child[1]))
+        kind = type_name(field.annotation, field.metadata)
+        if child is not None:  # the object's keys are in its section: link the type there
+            kind = kind.replace("object", f"[object](#{_anchor(seen[child[1]])})", 1)
+        rows.append(Row(full, kind, default_text(field), description))
     yield Section(path, " ".join(inspect.cleandoc(model.__doc__ or "").split()) if path else "", rows)
     for child_path, child_model in nested:
         yield from sections(child_model, child_path, seen)

@@ -65,8 +65,8 @@ def test_rows_give_path_type_default_and_description():
     assert [tuple(row) for row in top.rows] == [
         ("mode", '"a" | "b"', '`"a"`', "which"),
         ("limit", "integer (≥ 1)", "unset", "cap"),
-        ("items", "list of object", "`[]`", "the list"),
-        ("byName", "map string → object", "`{}`", "the map; keys as under [`items[]`](#items)"),
+        ("items", "list of [object](#items)", "`[]`", "the list"),
+        ("byName", "map string → [object](#items)", "`{}`", "the map; keys as under [`items[]`](#items)"),
         ("owner", "string (not blank)", "required", ""),
     ]
     assert items.path == "items[]" and items.intro == "An inner object. Second sentence."
