@@ -29,6 +29,8 @@ COMMANDS: Dict[str, object] = {
     "upgrade-plan": Command("ncp.lifecycle.cli", "the ordered upgrade plan between two matrix revisions"),
     "acceptance": Command("ncp.acceptance.check", "judge one AIPerf export against an endpoint's thresholds"),
     "sync-pins": Command("ncp.sync_pins", "regenerate the policy pack's copies of the program's facts (maintainers)"),
+    "config-reference": Command("ncp.config_reference",
+                                "regenerate docs/config-reference.md from the config schema (maintainers)"),
     "evidence": {
         "write": Command("ncp.evidence.cli", "write signed acceptance records from a run's outputs"),
         "keygen": Command("ncp.evidence.cli", "make the site's evidence signing key"),

@@ -25,7 +25,7 @@ def test_stack_selection_leaves_the_stack_file_untouched(stack, example_stacks):
     Pulumi.lab.yaml); with the salt or key committed, selecting the stack leaves the tracked file as it is."""
     problem, note = site_ci.secrets_problem(stack)
     assert problem is None, problem
-    # The project's own examples are selected by the README walk (tests/e2e/test_readme_path.py checks `git status`);
+    # The project's own examples are selected by the guide's walk (tests/e2e/test_readme_path.py checks `git status`);
     # a site's new stack may wait for its first `pulumi stack select` to get its salt.
     assert note is None or stack not in (*EXAMPLE_STACKS, "e2e"), note
 

@@ -13,6 +13,7 @@ RANKS = {
     "ncp.cli_exit": -1,  # the exit codes and the exception hierarchy every layer raises into
     "ncp.plan": 0, "ncp.cluster_api": 0,  # the validated plan and neutral utilities
     "components": 1, "ncp.acceptance": 1, "ncp.sizing": 1,  # libraries built on the plan
+    "ncp.config_reference": 1,  # the config reference (docs/config-reference.md), generated from the plan's schema
     "ncp.composition": 2,  # wires the plan into the components
     "ncp.sync_pins": 3,  # writes the copies of the plan's and components' facts; ncp check runs its drift check
     "__main__": 3,  # the Pulumi program

@@ -23,8 +23,8 @@ PartnerProduct = Literal["storage", "gateway", "certManager", "metricsBackend", 
 class LocalDecision(StrictModel):
     """A partner-selected, non-NVIDIA choice recorded outside the base RA."""
 
-    decision: Text
-    reason: Text = Field(min_length=10)
+    decision: Text = Field(description="what the site chose, e.g. the storage class or gateway product")
+    reason: Text = Field(min_length=10, description="why: recorded in the baseline record and the release review")
     kind: Optional[PartnerProduct] = Field(
         default=None, description="the partner-product kind it records (storage, gateway, certManager, "
                                   "metricsBackend, registry); other decisions leave it out")

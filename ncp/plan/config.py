@@ -48,7 +48,7 @@ class ValidationEvidence(StrictModel):
     """Where the site's acceptance evidence lives (RA Validation Methodology: evidence paths per phase)."""
 
     path: Text = Field(description="evidence location, e.g. s3://bucket/site/ or evidence/<site>/")
-    owner: Text
+    owner: Text = Field(description="who owns the evidence (a team or person), recorded in the baseline record")
     signing_key: Optional[Text] = Field(
         default=None, description="the site's private evidence signing key (PEM), outside the repository; "
                                   "NCP_EVIDENCE_SIGNING_KEY overrides; default "
@@ -71,12 +71,19 @@ class ValidationEvidence(StrictModel):
 
 
 class Site(StrictModel):
-    name: Name
-    environment: Environment
-    hardware_profile: Text
+    """The site this stack deploys to: its name, environment, hardware profile and size, and where its evidence
+    lives."""
+
+    name: Name = Field(description="the site's name: the baseline record, evidence and reviews carry it")
+    environment: Environment = Field(description="lab, staging or prod: how strict validation and the pack are")
+    hardware_profile: Text = Field(description="a file of profiles/ without .yaml (e.g. hgx-h200): GPUs, fabric, "
+                                               "driver and readiness thresholds of the site's nodes")
     gpu_nodes: int = Field(ge=1, description="GPU worker nodes of the hardware profile in this cluster")
-    kubernetes_version: Optional[str] = Field(default=None, pattern=r"^1\.[0-9]+$")
-    validation_evidence: Optional[ValidationEvidence] = None
+    kubernetes_version: Optional[str] = Field(
+        default=None, pattern=r"^1\.[0-9]+$",
+        description="the cluster's Kubernetes minor version (e.g. 1.35), checked against the matrix and by preflight")
+    validation_evidence: Optional[ValidationEvidence] = Field(
+        default=None, description="required in staging and prod (policy hardware-profile-and-evidence)")
 
 
 def _mig_slices(profile_name: str) -> int:
@@ -87,7 +94,12 @@ def _mig_slices(profile_name: str) -> int:
 
 
 class MigSettings(StrictModel):
-    strategy: Literal["single", "mixed"] = "single"
+    """MIG partitioning of the site's GPUs (profiles that support MIG): the GPU Operator's mig-manager applies the
+    layout."""
+
+    strategy: Literal["single", "mixed"] = Field(
+        default="single", description="the GPU Operator's MIG strategy: single exposes one profile per node as "
+                                      "nvidia.com/gpu, mixed exposes each profile as its own resource")
     layout: dict[str, Annotated[int, Field(ge=1)]] = Field(
         min_length=1, description="MIG profile -> instances per GPU, applied to every GPU it partitions"
     )
@@ -118,16 +130,20 @@ class MigSettings(StrictModel):
 
 
 class TimeSlicing(StrictModel):
-    replicas: int = Field(ge=2, le=48)
+    """GPU time-slicing (only when asked): several pods share one GPU without memory isolation."""
+
+    replicas: int = Field(ge=2, le=48, description="pods that share each GPU")
     validation_evidence: Optional[Text] = Field(
         default=None, description="evidence that time-slicing meets the latency SLO (needed for prod serving)"
     )
 
 
 class GpuOperatorSettings(StrictModel):
+    """GPU enablement: the GPU Operator's driver, MIG, time-slicing and driver upgrade settings."""
+
     driver: Optional[DriverManagement] = Field(default=None, description="defaults to the profile's driver mode")
-    mig: Optional[MigSettings] = None
-    time_slicing: Optional[TimeSlicing] = None
+    mig: Optional[MigSettings] = Field(default=None, description="partition GPUs with MIG (MIG-capable profiles)")
+    time_slicing: Optional[TimeSlicing] = Field(default=None, description="share GPUs by time-slicing")
     driver_upgrade_policy: Optional[DriverUpgradePolicyOverride] = Field(
         default=None, description="overrides the profile's gpu.driverUpgrade, key by key")
 
@@ -139,8 +155,13 @@ class GpuOperatorSettings(StrictModel):
 
 
 class NetworkOperatorSettings(StrictModel):
-    nic_driver: DriverManagement = DriverManagement.PREINSTALLED
-    doca_driver_version: Optional[str] = None
+    """Network enablement on RDMA profiles: the Network Operator's NIC driver and the east-west rails."""
+
+    nic_driver: DriverManagement = Field(
+        default=DriverManagement.PREINSTALLED,
+        description="managed: the Network Operator installs the DOCA driver; preinstalled: the node image has it")
+    doca_driver_version: Optional[str] = Field(
+        default=None, description="the DOCA driver tag for the host OS (required with nicDriver managed)")
     rail_interfaces: list[Annotated[str, Field(pattern=r"^[a-zA-Z0-9_.-]{1,15}$")]] = Field(
         default_factory=list, description="host netdevs of the east-west NICs, one per rail"
     )
@@ -148,8 +169,9 @@ class NetworkOperatorSettings(StrictModel):
         default="192.168.0.0/16", description="split into one /<railPrefixLength> per rail"
     )
     rail_prefix_length: int = Field(default=24, ge=16, le=29, description="prefix length of each rail's subnet")
-    per_node_block_size: int = Field(default=16, ge=2, le=254)
-    mtu: int = Field(default=9000, ge=1280, le=9216)
+    per_node_block_size: int = Field(default=16, ge=2, le=254,
+                                     description="addresses nv-ipam gives each node per rail")
+    mtu: int = Field(default=9000, ge=1280, le=9216, description="MTU of the rail networks (bytes)")
 
     @field_validator("doca_driver_version")
     @classmethod
@@ -169,11 +191,16 @@ class NetworkOperatorSettings(StrictModel):
 
 
 class SchedulingSettings(StrictModel):
-    placement_strategy: Literal["binpack", "spread"] = "binpack"
+    """Placement and scheduling: KAI Scheduler's placement and topology-aware placement of multi-node workers."""
+
+    placement_strategy: Literal["binpack", "spread"] = Field(
+        default="binpack", description="KAI Scheduler's GPU placement: fill nodes first, or spread pods over them")
     topology_aware: Optional[bool] = Field(default=None, description="defaults to true on multi-node NVLink profiles")
 
 
 class HealthSettings(StrictModel):
+    """Health and break-fix: NVSentinel's remediation mode, drain timeout and datastore credentials."""
+
     remediation: Optional[Literal["dry-run", "enforce"]] = Field(
         default=None, description="defaults to dry-run outside prod and enforce in prod"
     )
@@ -195,8 +222,10 @@ class HealthSettings(StrictModel):
 
 
 class PrometheusStack(StrictModel):
-    enabled: bool = False
-    local_decision: Optional[LocalDecision] = None
+    """A Prometheus stack deployed by the program: not an RA component, so only as a recorded local decision."""
+
+    enabled: bool = Field(default=False, description="deploy kube-prometheus-stack (off: the site brings its own)")
+    local_decision: Optional[LocalDecision] = Field(default=None, description="why (required when enabled)")
 
     # RA: Known Limitations: "unless the partner records it as a local decision outside the reference stack"
     @model_validator(mode="after")
@@ -207,12 +236,15 @@ class PrometheusStack(StrictModel):
 
 
 class TelemetrySettings(StrictModel):
-    scrape_interval: Duration = "30s"
+    """Telemetry: scrape settings, the labels the site's Prometheus and Grafana select by, GPU alert bounds."""
+
+    scrape_interval: Duration = Field(default="30s", description="scrape interval of the program's monitors")
     prometheus_selector_labels: dict[str, Text] = Field(
         default_factory=lambda: {"release": "kube-prometheus-stack"},
         description="labels the site's Prometheus selects ServiceMonitors/PodMonitors/PrometheusRules by",
     )
-    gpu_temperature_celsius: int = Field(default=85, ge=50, le=110)
+    gpu_temperature_celsius: int = Field(default=85, ge=50, le=110,
+                                         description="GPU temperature (°C) above which the health alert fires")
     prometheus_stack: PrometheusStack = Field(default_factory=PrometheusStack)
     dashboard_label: dict[str, Text] = Field(
         default_factory=lambda: {"grafana_dashboard": "1"},
@@ -238,6 +270,8 @@ class PullCredentials(str, Enum):
 
 
 class TenancySettings(StrictModel):
+    """Tenancy: the platform namespaces tenant NetworkPolicies admit, and how tenant pods pull images."""
+
     gateway_namespace: Name = Field(default="gateway-system", description="namespace of the inference gateway")
     monitoring_namespace: Name = Field(default="monitoring", description="namespace Prometheus scrapes from")
     pull_credentials: PullCredentials = Field(
@@ -245,6 +279,8 @@ class TenancySettings(StrictModel):
 
 
 class Components(StrictModel):
+    """Settings of each RA layer; every key has a default, so a stack names only what it changes."""
+
     gpu_operator: GpuOperatorSettings = Field(default_factory=GpuOperatorSettings)
     network_operator: NetworkOperatorSettings = Field(default_factory=NetworkOperatorSettings)
     scheduling: SchedulingSettings = Field(default_factory=SchedulingSettings)
@@ -267,20 +303,23 @@ class NodePool(StrictModel):
 
 
 class Tenant(StrictModel):
-    name: Name
-    display_name: Optional[Text] = None
+    """A tenant: its namespace, KAI queue, quotas, groups and (optionally) dedicated GPU nodes."""
+
+    name: Name = Field(description="the tenant's name: namespace tenant-<name>, its KAI queue and labels")
+    display_name: Optional[Text] = Field(default=None, description="a human-readable name for reviews")
     gpu_quota: int = Field(ge=0, description="GPUs guaranteed to the tenant (KAI deserved quota)")
     gpu_limit: int = Field(ge=0, description="hard cap on GPUs (KAI limit and ResourceQuota)")
-    over_quota_weight: int = Field(default=1, ge=0)
-    cpu_quota: Quantity = "64"
-    memory_quota: Quantity = "512Gi"
+    over_quota_weight: int = Field(default=1, ge=0,
+                                   description="share of idle GPUs beyond the quota, relative to other tenants")
+    cpu_quota: Quantity = Field(default="64", description="sum of CPU requests in the tenant namespace")
+    memory_quota: Quantity = Field(default="512Gi", description="sum of memory requests in the tenant namespace")
     cpu_limit: Optional[Quantity] = Field(default=None, description="sum of CPU limits (default: cpuQuota)")
     memory_limit: Optional[Quantity] = Field(default=None, description="sum of memory limits (default: memoryQuota)")
     pod_quota: int = Field(default=200, ge=1, description="pods in the tenant namespace")
     claim_quota: int = Field(default=50, ge=0, description="PersistentVolumeClaims (incl. ephemeral volumes)")
     storage_quota: Quantity = Field(default="100Ti", description="storage all claims request, per class and in total")
     admins: list[Text] = Field(default_factory=list, description="identity-provider groups with tenant admin rights")
-    viewers: list[Text] = Field(default_factory=list)
+    viewers: list[Text] = Field(default_factory=list, description="identity-provider groups with read access")
     node_pool: Optional[NodePool] = Field(
         default=None, description="dedicated GPU nodes (required in prod with several tenants: RA Workload Isolation)")
 
@@ -296,10 +335,12 @@ class StackConfig(StrictModel):
 
     site: Site
     components: Components = Field(default_factory=Components)
-    tenants: list[Tenant] = Field(min_length=1)
-    endpoints: list[Endpoint] = Field(default_factory=list)
-    inference_services: list[InferenceService] = Field(default_factory=list)
-    local_decisions: list[LocalDecision] = Field(default_factory=list)
+    tenants: list[Tenant] = Field(min_length=1, description="the site's tenants (at least one)")
+    endpoints: list[Endpoint] = Field(default_factory=list, description="LLM serving endpoints (Dynamo)")
+    inference_services: list[InferenceService] = Field(
+        default_factory=list, description="traditional ML and vision services (TensorRT engines on Triton)")
+    local_decisions: list[LocalDecision] = Field(
+        default_factory=list, description="partner-selected, non-NVIDIA tools the stack uses, and why")
 
     @field_validator("tenants", "endpoints", "inference_services")
     @classmethod

@@ -57,8 +57,8 @@ class EngineTarget(StrictModel):
     was built with, so the target is part of the engine's identity and path."""
 
     gpu_product: Text = Field(description="nvidia.com/gpu.product of the GPUs the engine is built for")
-    precision: Precision = "fp16"
-    max_batch_size: int = Field(default=8, ge=1, le=4096)
+    precision: Precision = Field(default="fp16", description="the precision trtexec builds the engine at")
+    max_batch_size: int = Field(default=8, ge=1, le=4096, description="the engine's largest batch (built for 1..this)")
     inputs: dict[str, list[int]] = Field(
         min_length=1, description="input tensor name -> shape without the batch dimension, e.g. {input: [3, 224, 224]}")
     outputs: dict[str, list[int]] = Field(
@@ -76,14 +76,20 @@ class EngineTarget(StrictModel):
 
 
 class GpuRequest(StrictModel):
+    """The GPUs (or MIG devices) each Triton server pod takes."""
+
     count: int = Field(default=1, ge=1, le=8, description="GPUs per server pod (MIG devices with migProfile)")
     mig_profile: Optional[Text] = Field(
         default=None, description="a MIG profile of components.gpuOperator.mig.layout (strategy single), e.g. 1g.18gb")
 
 
 class DynamicBatching(StrictModel):
-    preferred_batch_sizes: list[int] = Field(default_factory=list)
-    max_queue_delay_microseconds: int = Field(default=100, ge=0, le=1_000_000)
+    """Triton's dynamic batcher: requests are held briefly to form larger batches."""
+
+    preferred_batch_sizes: list[int] = Field(default_factory=list,
+                                             description="batch sizes the batcher aims for (1..engine.maxBatchSize)")
+    max_queue_delay_microseconds: int = Field(default=100, ge=0, le=1_000_000,
+                                              description="longest a request waits for a batch to form (µs)")
 
 
 class DaliPreprocessing(StrictModel):
@@ -91,32 +97,39 @@ class DaliPreprocessing(StrictModel):
 
     resize: list[int] = Field(min_length=2, max_length=2, description="[height, width] the engine takes")
     mean: list[float] = Field(default_factory=lambda: [0.485 * 255, 0.456 * 255, 0.406 * 255], min_length=3,
-                              max_length=3)
+                              max_length=3, description="per-channel mean subtracted (0..255 scale; ImageNet's)")
     std: list[float] = Field(default_factory=lambda: [0.229 * 255, 0.224 * 255, 0.225 * 255], min_length=3,
-                             max_length=3)
+                             max_length=3, description="per-channel standard deviation divided by (ImageNet's)")
 
 
 class ServiceSlo(StrictModel):
+    """The service's latency targets, benchmark shape and acceptance bar."""
+
     request_p95_ms: float = Field(gt=0, description="end-to-end request time at the server, p95")
     queue_p95_ms: float = Field(gt=0, description="time in the dynamic-batching queue, p95")
-    concurrency: int = Field(default=8, gt=0)
-    request_count: int = Field(default=500, gt=0)
-    thresholds: AcceptanceThresholds
+    concurrency: int = Field(default=8, gt=0, description="concurrent requests of the benchmark")
+    request_count: int = Field(default=500, gt=0, description="requests the benchmark sends")
+    thresholds: AcceptanceThresholds = Field(description="the acceptance bar of the benchmark run")
 
 
 class InferenceService(StrictModel):
-    name: str = Field(pattern=DNS_LABEL, max_length=40)
-    tenant: Text
-    server: Literal["triton"] = "triton"
+    """A TensorRT engine served by Triton in its tenant's namespace, built from a pinned ONNX artifact."""
+
+    name: str = Field(pattern=DNS_LABEL, max_length=40,
+                      description="the service's name: its Deployment, Service, rules, Jobs and evidence carry it")
+    tenant: Text = Field(description="the tenant that serves it (its namespace, queue and quota)")
+    server: Literal["triton"] = Field(default="triton", description="the inference server (Triton only)")
     model: str = Field(pattern=MODEL_NAME, description="served model name (the Triton model clients call)")
     artifact: SourceArtifact
     engine: EngineTarget
     gpus: GpuRequest = Field(default_factory=GpuRequest)
-    replicas: int = Field(default=1, ge=1, le=64)
+    replicas: int = Field(default=1, ge=1, le=64, description="Triton server pods")
     instances_per_gpu: int = Field(default=1, ge=1, le=8, description="Triton instance_group count per GPU")
-    dynamic_batching: Optional[DynamicBatching] = Field(default_factory=DynamicBatching)
-    preprocessing: Optional[DaliPreprocessing] = None
-    slo: ServiceSlo
+    dynamic_batching: Optional[DynamicBatching] = Field(default_factory=DynamicBatching,
+                                                        description="null turns the dynamic batcher off")
+    preprocessing: Optional[DaliPreprocessing] = Field(
+        default=None, description="DALI preprocessing as the first step of an ensemble")
+    slo: ServiceSlo = Field(description="latency targets, benchmark shape and acceptance bar")
 
     @model_validator(mode="after")
     def _batches_fit(self) -> "InferenceService":

@@ -112,23 +112,27 @@ class Mig(StrictModel):
 class DriverDrain(StrictModel):
     """`kubectl drain` of a node before its driver reloads (off: the operator only deletes GPU pods)."""
 
-    enable: bool
-    force: bool = False
-    pod_selector: str = ""
-    timeout_seconds: int = Field(ge=0)
+    enable: bool = Field(description="drain the node before the driver reloads")
+    force: bool = Field(default=False, description="drain pods that no controller manages too")
+    pod_selector: str = Field(default="", description="label selector of the pods to drain (empty: all)")
+    timeout_seconds: int = Field(ge=0, description="seconds to wait for the drain; 0: no limit")
     delete_empty_dir: bool = Field(description="serving pods keep /dev/shm and scratch in emptyDirs: without it a "
                                                "drain of a serving node never finishes")
 
 
 class GpuPodDeletion(StrictModel):
-    force: bool = False
-    timeout_seconds: int = Field(default=300, ge=0)
-    delete_empty_dir: bool = False
+    """How the operator deletes the pods using GPUs on a node before its driver reloads."""
+
+    force: bool = Field(default=False, description="delete GPU pods that no controller manages too")
+    timeout_seconds: int = Field(default=300, ge=0, description="seconds to wait for the deletion; 0: no limit")
+    delete_empty_dir: bool = Field(default=False, description="delete GPU pods that use emptyDir volumes too")
 
 
 class WaitForCompletion(StrictModel):
+    """Wait for the selected pods (e.g. batch jobs) on a node to finish before its driver upgrade starts."""
+
     timeout_seconds: int = Field(default=0, ge=0, description="0: wait for matching pods without a limit")
-    pod_selector: str = ""
+    pod_selector: str = Field(default="", description="label selector of the pods to wait for (empty: none)")
 
 
 def _count_or_percent(value):
@@ -157,12 +161,14 @@ class DriverUpgradePolicy(StrictModel):
 class DriverUpgradePolicyOverride(StrictModel):
     """A stack's changes to the profile's driver upgrade policy: the keys it names replace the profile's."""
 
-    auto_upgrade: Optional[bool] = None
-    max_parallel_upgrades: Optional[int] = Field(default=None, ge=0)
-    max_unavailable: Optional[MaxUnavailable] = None
-    wait_for_completion: Optional[WaitForCompletion] = None
-    gpu_pod_deletion: Optional[GpuPodDeletion] = None
-    drain: Optional[DriverDrain] = None
+    auto_upgrade: Optional[bool] = Field(default=None, description="the operator upgrades the driver by itself")
+    max_parallel_upgrades: Optional[int] = Field(default=None, ge=0, description="nodes upgraded at once; 0 means all")
+    max_unavailable: Optional[MaxUnavailable] = Field(
+        default=None, description="nodes (or a percentage like 25%) that may be unavailable")
+    wait_for_completion: Optional[WaitForCompletion] = Field(
+        default=None, description="pods to wait for before a node's upgrade")
+    gpu_pod_deletion: Optional[GpuPodDeletion] = Field(default=None, description="how GPU pods are deleted")
+    drain: Optional[DriverDrain] = Field(default=None, description="whether and how nodes are drained")
 
     def applied_to(self, policy: Optional[DriverUpgradePolicy]) -> DriverUpgradePolicy:
         """The profile's policy with these keys changed (a profile without one needs every key here)."""

@@ -67,15 +67,16 @@ class Slo(StrictModel):
 
     isl: int = Field(gt=0, description="input sequence length (tokens)")
     osl: int = Field(gt=0, description="output sequence length (tokens)")
-    ttft_ms: float = Field(gt=0)
-    tpot_ms: float = Field(gt=0)
-    concurrency: int = Field(default=16, gt=0)
-    request_count: int = Field(default=200, gt=0)
+    ttft_ms: float = Field(gt=0, description="time-to-first-token target (ms) the sizing and planner aim at")
+    tpot_ms: float = Field(gt=0, description="time-per-output-token target (ms) the sizing and planner aim at")
+    concurrency: int = Field(default=16, gt=0, description="concurrent requests of the benchmark; thresholds are "
+                                                           "judged at this level")
+    request_count: int = Field(default=200, gt=0, description="requests the benchmark sends")
     isl_stddev: int = Field(default=0, ge=0, description="spread of the benchmark's input lengths (tokens)")
     osl_stddev: int = Field(default=0, ge=0, description="spread of the benchmark's output lengths (tokens)")
     concurrency_sweep: list[Annotated[int, Field(gt=0)]] = Field(
         default_factory=list, description="further concurrency levels AIPerf measures, for the knee (evidence)")
-    thresholds: AcceptanceThresholds
+    thresholds: AcceptanceThresholds = Field(description="the acceptance bar of the benchmark run")
     startup: Optional[StartupThresholds] = Field(
         default=None, description="cold/warm start thresholds; set, the evidence needs the serving twin's startup "
                                   "record")
@@ -97,18 +98,23 @@ class PlannerSettings(StrictModel):
 
 
 class Endpoint(StrictModel):
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)
-    tenant: Text
-    model: Model
-    backend: Backend = "trtllm"
+    """An LLM serving endpoint: a DynamoGraphDeployment in its tenant's namespace, shaped by its sizing file."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40,
+                      description="the endpoint's name: its graph, Jobs, rules and evidence carry it")
+    tenant: Text = Field(description="the tenant that serves it (its namespace, queue and quota)")
+    model: Model = Field(description="the served model, pinned to a revision")
+    backend: Backend = Field(default="trtllm", description="the inference engine Dynamo runs "
+                                                          "(data/dynamo-backends.yaml; the disposition matrix decides)")
     sizing: Text = Field(description="AIConfigurator sizing file, relative to the project root")
-    router: Literal["kv", "round-robin", "random"] = "kv"
+    router: Literal["kv", "round-robin", "random"] = Field(
+        default="kv", description="how the Dynamo frontend routes requests to workers (kv: KV-cache aware)")
     planner: Optional[PlannerSettings] = Field(
         default=None, description="run the Dynamo SLA planner against slo.ttftMs and slo.tpotMs: true, or its bounds")
     kv_offload: Optional[bool] = Field(
         default=None, description="offload KV blocks to the kvOffload storage tier through Dynamo's KV block manager; "
                                   "default: on when the site has that tier")
-    slo: Slo
+    slo: Slo = Field(description="the service profile: traffic shape and acceptance thresholds")
 
     @field_validator("planner", mode="before")
     @classmethod
@@ -120,20 +126,25 @@ class Endpoint(StrictModel):
 
 
 class StorageTier(StrictModel):
+    """One storage tier: the class its volumes use, their size and access mode."""
+
     storage_class: Text = Field(description="an existing StorageClass (a recorded local decision)")
-    size: str = Field(pattern=r"^[0-9]+(Mi|Gi|Ti)$")
-    access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"] = "ReadWriteOnce"
+    size: str = Field(pattern=r"^[0-9]+(Mi|Gi|Ti)$", description="size of each claim (or per-pod volume) of the tier")
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"] = Field(
+        default="ReadWriteOnce", description="the claims' access mode")
 
 
 # RA: Storage: "Inference needs more than one storage tier."
 class StorageTiers(StrictModel):
     """One storage class per tier; the RA keeps artifacts, cache, KV offload, benchmark output and telemetry apart."""
 
-    model_artifacts: StorageTier
-    model_cache: StorageTier
-    benchmark_output: StorageTier
-    kv_offload: Optional[StorageTier] = None
-    telemetry_retention: Optional[StorageTier] = None
+    model_artifacts: StorageTier = Field(description="persistent model artifacts, per tenant")
+    model_cache: StorageTier = Field(description="node-local model cache, a per-pod ephemeral volume")
+    benchmark_output: StorageTier = Field(description="AIPerf and validation outputs, per tenant")
+    kv_offload: Optional[StorageTier] = Field(
+        default=None, description="KV cache offload to disk (KVBM), a per-pod ephemeral volume; turns KV offload on")
+    telemetry_retention: Optional[StorageTier] = Field(
+        default=None, description="the Prometheus stack's volume (only with telemetry.prometheusStack)")
 
     # RA: Storage: "distinguish persistent model artifact storage from ephemeral cache"
     @model_validator(mode="after")
@@ -157,6 +168,8 @@ class StorageTiers(StrictModel):
 
 
 class Validation(StrictModel):
+    """The validation and benchmark Jobs: the ISV NCP Validation Suite, AIPerf and fio images."""
+
     suite: bool = Field(default=True, description="define the ISV NCP Validation Suite Job")
     suite_image: Optional[Text] = Field(default=None, description="site-built image of the pinned validation suite")
     benchmark_image: Optional[Text] = Field(default=None, description="site-built image with the pinned aiperf")
@@ -197,6 +210,8 @@ Cidr = Annotated[str, AfterValidator(_ipv4_cidr)]
 
 
 class SourceProxy(StrictModel):
+    """An HTTP(S) proxy the staging Jobs reach the model source through."""
+
     url: str = Field(pattern=r"^https?://[A-Za-z0-9.-]+:[0-9]{1,5}/?$", description="http(s)://host:port")
     cidrs: list[Cidr] = Field(min_length=1, description="the proxy's addresses (NetworkPolicy selects by address)")
 
@@ -208,10 +223,10 @@ class SourceProxy(StrictModel):
 class SourceMirror(StrictModel):
     """An in-cluster mirror of the model hub (Hugging Face API compatible), run by the site."""
 
-    service: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    namespace: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    port: int = Field(ge=1, le=65535)
-    scheme: Literal["http", "https"] = "http"
+    service: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="the mirror's Service")
+    namespace: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="the Service's namespace")
+    port: int = Field(ge=1, le=65535, description="the Service's port")
+    scheme: Literal["http", "https"] = Field(default="http", description="how the staging Jobs talk to it")
 
     @property
     def url(self) -> str:
@@ -225,8 +240,8 @@ class ModelStagingSettings(StrictModel):
     allowed_cidrs: list[Cidr] = Field(
         default_factory=lambda: ["0.0.0.0/0"], min_length=1,
         description="direct HTTPS egress to the model source (used without proxy and mirror)")
-    proxy: Optional[SourceProxy] = None
-    mirror: Optional[SourceMirror] = None
+    proxy: Optional[SourceProxy] = Field(default=None, description="reach the source through this proxy")
+    mirror: Optional[SourceMirror] = Field(default=None, description="fetch from this in-cluster mirror instead")
 
     # RA: Security And Compliance: "provenance checks, and air-gap behavior when needed"
     @model_validator(mode="after")
@@ -257,24 +272,25 @@ class Route(StrictModel):
     """One HTTPRoute from the site's Gateway to the InferencePools of a tenant's endpoints. Several backends of the
     same served model make a blue/green or canary rollout a change of weights."""
 
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40)
-    tenant: Text
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=40, description="the HTTPRoute's name")
+    tenant: Text = Field(description="the tenant whose namespace holds the route and its endpoints")
     hostnames: list[Annotated[str, Field(pattern=DNS_NAME, max_length=253)]] = Field(
         default_factory=list, max_length=16,
         description="host names the route answers (default: every host of the listener)")
     path_prefix: str = Field(default="/", pattern=r"^/[A-Za-z0-9/._~-]*$", description="request path prefix")
-    backends: list[RouteBackend] = Field(min_length=1, max_length=MAX_ROUTE_BACKENDS)
+    backends: list[RouteBackend] = Field(min_length=1, max_length=MAX_ROUTE_BACKENDS,
+                                         description="the endpoints requests go to; weights add up to 100")
 
 
 class GatewaySettings(StrictModel):
     """The site's Gateway (gateway.networking.k8s.io/v1) that tenant routes attach to. The site runs it in
     components.tenancy.gatewayNamespace; the program never creates it (a site prerequisite)."""
 
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63, description="the Gateway's name")
     section_name: Optional[str] = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
                                         description="the Gateway listener routes attach to (default: every one)")
     local_decision: LocalDecision = Field(description="the Gateway implementation the site chose, and why")
-    routes: list[Route] = Field(default_factory=list)
+    routes: list[Route] = Field(default_factory=list, description="HTTPRoutes to the endpoints' InferencePools")
 
     @field_validator("routes")
     @classmethod
@@ -287,7 +303,9 @@ class GatewaySettings(StrictModel):
 
 
 class ServingSettings(StrictModel):
-    storage: Optional[StorageTiers] = None
+    """Serving and model data: storage tiers, egress, gateway, ModelExpress, image digests, validation Jobs."""
+
+    storage: Optional[StorageTiers] = Field(default=None, description="storage tiers (required to serve endpoints)")
     api_server_egress: Optional[ApiServerEgress] = Field(
         default=None, description="egress of Dynamo pods to the Kubernetes API; lab default: any address on 443/6443")
     planner_prometheus_url: Optional[str] = Field(

@@ -50,18 +50,33 @@ PREPROCESSING = ("preprocessing_time_avg_ms", "preprocessing_model")  # judged f
 
 
 class AcceptanceThresholds(StrictModel):
-    time_to_first_token_p50_ms: Optional[float] = Field(default=None, gt=0)
-    time_to_first_token_p90_ms: Optional[float] = Field(default=None, gt=0)
-    time_to_first_token_p95_ms: Optional[float] = Field(default=None, gt=0)
-    time_to_first_token_p99_ms: Optional[float] = Field(default=None, gt=0)
-    inter_token_latency_p50_ms: Optional[float] = Field(default=None, gt=0)
-    inter_token_latency_p90_ms: Optional[float] = Field(default=None, gt=0)
-    inter_token_latency_p95_ms: Optional[float] = Field(default=None, gt=0)
-    inter_token_latency_p99_ms: Optional[float] = Field(default=None, gt=0)
-    request_latency_p50_ms: Optional[float] = Field(default=None, gt=0)
-    request_latency_p90_ms: Optional[float] = Field(default=None, gt=0)
-    request_latency_p95_ms: Optional[float] = Field(default=None, gt=0)
-    request_latency_p99_ms: Optional[float] = Field(default=None, gt=0)
+    """Acceptance thresholds of an AIPerf run, named after AIPerf's metric tags: `<metric><Stat>Ms` is a latency
+    ceiling (ms), `<metric>Min` a floor; at least one latency, throughput or count threshold is set."""
+
+    time_to_first_token_p50_ms: Optional[float] = Field(default=None, gt=0,
+                                                        description="ceiling on time to first token, p50 (ms)")
+    time_to_first_token_p90_ms: Optional[float] = Field(default=None, gt=0,
+                                                        description="ceiling on time to first token, p90 (ms)")
+    time_to_first_token_p95_ms: Optional[float] = Field(default=None, gt=0,
+                                                        description="ceiling on time to first token, p95 (ms)")
+    time_to_first_token_p99_ms: Optional[float] = Field(default=None, gt=0,
+                                                        description="ceiling on time to first token, p99 (ms)")
+    inter_token_latency_p50_ms: Optional[float] = Field(default=None, gt=0,
+                                                        description="ceiling on inter-token latency, p50 (ms)")
+    inter_token_latency_p90_ms: Optional[float] = Field(default=None, gt=0,
+                                                        description="ceiling on inter-token latency, p90 (ms)")
+    inter_token_latency_p95_ms: Optional[float] = Field(default=None, gt=0,
+                                                        description="ceiling on inter-token latency, p95 (ms)")
+    inter_token_latency_p99_ms: Optional[float] = Field(default=None, gt=0,
+                                                        description="ceiling on inter-token latency, p99 (ms)")
+    request_latency_p50_ms: Optional[float] = Field(default=None, gt=0,
+                                                    description="ceiling on request latency, p50 (ms)")
+    request_latency_p90_ms: Optional[float] = Field(default=None, gt=0,
+                                                    description="ceiling on request latency, p90 (ms)")
+    request_latency_p95_ms: Optional[float] = Field(default=None, gt=0,
+                                                    description="ceiling on request latency, p95 (ms)")
+    request_latency_p99_ms: Optional[float] = Field(default=None, gt=0,
+                                                    description="ceiling on request latency, p99 (ms)")
     output_token_throughput_min: Optional[float] = Field(default=None, gt=0, description="tokens/sec, whole run")
     request_throughput_min: Optional[float] = Field(default=None, gt=0, description="requests/sec, whole run")
     request_count_min: Optional[int] = Field(default=None, ge=1, description="successfully completed requests")

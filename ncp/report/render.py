@@ -35,7 +35,8 @@ def _policies(name: str, result: dict) -> list[str]:
 def _traceability(trace: dict) -> list[str]:
     if not trace.get("available", True):
         return [f"Not available: {trace['reason']}. This review does not show which RA requirement each part of the "
-                "program traces to; regenerate it with the RA text (README, \"the release review\").", ""]
+                "program traces to; regenerate it with the RA text (docs/operator-guide.md, \"The release review\").",
+                ""]
     lines = [render_matrix(trace["rows"]), ""]
     if trace["danglingReferences"]:
         lines += ["References pointing at text the RA does not contain:", ""]

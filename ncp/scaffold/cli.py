@@ -6,7 +6,7 @@
 Every value only the site knows (identity-provider groups, NIC names, the rail subnet, the evidence location) is
 written as REPLACE-ME(<what>), which config validation refuses until it is replaced: `ncp check
 --stack <site>` lists each one with the command that sets it. No example key, salt, digest or registry org of
-another site is copied. Endpoints are added after sizing (README, "Serving endpoints").
+another site is copied. Endpoints are added after sizing (docs/operator-guide.md, "Serving endpoints").
 Exit codes: 0 written, 2 bad input (unknown profile, bad tenant spec, the file exists, --out not writable), 3 internal
 error.
 """

@@ -1,5 +1,5 @@
 """The site's mirror list: every pinned chart the stack installs and every image its own resources run, for an
-air-gapped site to copy on a connected machine (README, "Air-gapped sites").
+air-gapped site to copy on a connected machine (docs/operator-guide.md, "Air-gapped sites").
 
     ncp mirror --stack prod [--out mirror-list.yaml] [--script mirror.sh --registry <registry>]
 

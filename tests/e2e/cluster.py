@@ -1,5 +1,5 @@
 """The e2e control plane outside pytest: the engine environment, starting/stopping the local control plane and
-installing the CRDs every e2e stack needs (tests.e2e.crds, the README's documented step). The e2e fixtures and
+installing the CRDs every e2e stack needs (tests.e2e.crds, the operator guide's documented step). The e2e fixtures and
 tools/bench/real_engine.py share it."""
 import os
 import subprocess

@@ -1,7 +1,8 @@
 """Install the CRDs of every custom resource the e2e stacks create into a local control plane: the charts' own
 CRDs as the operators would bring them (real upstream copies read in place from ../shared/upstream, with the version
 the program writes) and our stand-ins for kinds with no upstream copy. The stand-in charts of the chart mirror carry
-no CRDs, so on the local control plane this is the documented step before `pulumi up` (README, "Against a cluster"):
+no CRDs, so on the local control plane this is the documented step before `pulumi up` (docs/operator-guide.md,
+"Against a cluster"):
 
     .venv/bin/python -m tests.e2e.crds --kubeconfig "$KUBECONFIG"
 

@@ -1,8 +1,8 @@
-"""The README's cluster path, run as written: the marked command blocks of README.md ("Against a cluster") in one
-shell, in a throwaway copy of the project, against a local control plane they start themselves; then a new site's
-path: scaffold -> offline.check (placeholders listed with their commands, set as printed) -> summary -> the README's
-local settings -> preview, up, a no-change preview and destroy. Stack selection must leave every tracked stack file
-as it was (`git status`).
+"""The documented cluster path, run as written: the marked command blocks of the operator guide
+(docs/operator-guide.md, "Against a cluster"; the README links there) in one shell, in a throwaway copy of the
+project, against a local control plane they start themselves; then a new site's path: scaffold -> ncp check
+(placeholders listed with their commands, set as printed) -> summary -> the guide's local settings -> preview, up, a
+no-change preview and destroy. Stack selection must leave every tracked stack file as it was (`git status`).
 
 Needs the engine built by tools/e2e/bootstrap.sh and the upstream CRDs in ../shared/upstream."""
 import queue
@@ -19,24 +19,28 @@ from tests.e2e.kube_api import KubeApi
 
 MARK = re.compile(r"^<!-- readme-e2e: (?P<name>[\w-]+) -->\n```bash\n(?P<body>.*?)^```$", re.M | re.S)
 SITE = "readme-walk"
+# The page whose marked blocks the walk runs (the README only points at it).
+GUIDE = Path("docs") / "operator-guide.md"
 STEP_TIMEOUT = 1200
 
 
 def readme_blocks(text: str) -> dict[str, str]:
     """The marked command blocks, by name: `<!-- readme-e2e: <name> -->` right above a ```bash fence."""
     blocks = {m["name"]: m["body"] for m in MARK.finditer(text)}
-    assert blocks, "README.md has no <!-- readme-e2e: ... --> command block"
+    assert blocks, f"{GUIDE} has no <!-- readme-e2e: ... --> command block"
     return blocks
 
 
 def test_readme_blocks_are_found_and_complete():
     """The parser sees every block the walk runs; a renamed or unmarked block fails here, not silently."""
-    blocks = readme_blocks((ROOT / "README.md").read_text())
+    blocks = readme_blocks((ROOT / GUIDE).read_text())
     assert set(blocks) == {"local-up", "local-destroy", "local-stop", "local-site"}
     assert "pulumi up" in blocks["local-up"] and "--expect-no-changes" in blocks["local-up"]
     assert "--policy-pack policy" in blocks["local-up"] and "tests.e2e.crds" in blocks["local-up"]
     # The local control plane's settings come from its overlay, never written into a site's stack file.
     assert "pulumi config set" not in blocks["local-site"] and "NCP_LOCAL_OVERLAY=" in blocks["local-site"]
+    overlay = re.search(r'NCP_LOCAL_OVERLAY="\$PWD/(?P<path>[^"]+)"', blocks["local-site"])
+    assert overlay and (ROOT / overlay["path"]).is_file(), f"the local-site block's overlay is no file: {overlay}"
     with pytest.raises(AssertionError):
         readme_blocks("```bash\npulumi up\n```\n")
 
@@ -109,22 +113,26 @@ def _commands(block: str, start: str) -> list[str]:
 @pytest.fixture(scope="module")
 def walk(engine_env, project, tmp_path_factory):
     if not UPSTREAM.is_dir():
-        pytest.skip(f"{UPSTREAM} is absent: the README's CRD step reads the upstream CRDs from there")
+        pytest.skip(f"{UPSTREAM} is absent: the guide's CRD step reads the upstream CRDs from there")
     _tracked_stack_files(project)
     if not (project.parent / "shared").exists():  # the copy sits next to ../shared, as the project does
         (project.parent / "shared").symlink_to(UPSTREAM.parent)
     state = tmp_path_factory.mktemp("control-plane")
-    # Only what a user sets before the README's commands: the control plane's state directory (and ports, from the
+    # Only what a user sets before the guide's commands: the control plane's state directory (and ports, from the
     # environment), and the scaffolded site's name for the local-site block.
     env = {**engine_env, "NCP_E2E_STATE": str(state), "SITE": SITE}
+    # The copy shares the checkout's .venv, whose editable install maps `ncp` to the checkout: without this,
+    # `.venv/bin/ncp scaffold` in the copy would write the new site's stack file into the checkout. A user's own
+    # install maps it to their checkout, as this does for the copy.
+    env["PYTHONPATH"] = str(project)
     shell = Shell(project, env)
-    blocks = readme_blocks((project / "README.md").read_text())
+    blocks = readme_blocks((project / GUIDE).read_text())
     try:
         yield shell, blocks, state / "kubeconfig", project
     finally:
         shell.close()
         print("\n".join(shell.transcript)[-20000:])
-        # The README's stop block, also when a step failed and ended the shell.
+        # The guide's stop block, also when a step failed and ended the shell.
         subprocess.run(["bash", "-c", blocks["local-stop"]], cwd=project, env=env, timeout=120)
 
 
@@ -144,7 +152,7 @@ def test_readme_local_stack_preview_up_no_change_destroy(walk):
 
 def test_scaffolded_site_validates_then_deploys_and_destroys(walk):
     shell, blocks, kubeconfig, project = walk
-    api = KubeApi(kubeconfig)  # started by the README's local-up block (the test above)
+    api = KubeApi(kubeconfig)  # started by the guide's local-up block (the test above)
     scaffold = (f".venv/bin/ncp scaffold --site {SITE} --profile lab --environment staging --gpu-nodes 1 "
                 "--tenant dev:1")
     shell.run(scaffold)
