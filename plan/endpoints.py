@@ -1,7 +1,7 @@
 """Cross-checks and plans for serving endpoints: tenant, backend disposition, model provenance, sizing file,
-GPU budget, host resources and fabric. Every problem names the endpoint's config path and the fix."""
+GPU budget and fabric (what the tenant's pods take against its quota: plan/tenant_pods.py). Every problem names the
+endpoint's config path and the fix."""
 import math
-import re
 from dataclasses import dataclass
 
 from plan.catalog import ROOT, CompatibilityMatrix, load_allowlists, load_disposition, load_dynamo_runtime
@@ -52,48 +52,6 @@ def rdma_workers(plan: EndpointPlan, network_enabled: bool) -> bool:
     """Workers use the east-west RDMA rails when the site has them and they talk across nodes: disaggregated workers
     move the KV cache, and a worker spanning nodes runs its model-parallel collectives between them."""
     return network_enabled and (plan.mode == "disaggregated" or plan.multi_node)
-
-
-_UNITS = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
-          "m": 1e-3}
-
-
-def _quantity(value: str) -> float:
-    match = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", value)
-    if match is None:  # the config's Quantity pattern admits only this form
-        raise ValueError(f"{value!r} is not a Kubernetes quantity")
-    number, unit = match.groups()
-    return float(number) * _UNITS[unit]
-
-
-def _at_most(plan: EndpointPlan, group: WorkerGroup) -> WorkerGroup:
-    """The role's workers at the planner's maxReplicas (the sized replicas without a planner)."""
-    if plan.planner is None:
-        return group
-    return group.model_copy(update={"replicas": plan.planner.max_replicas[group.role]})
-
-
-def _host_quota_problems(config: StackConfig, plans: list[EndpointPlan], gpus_per_node: int) -> list[Problem]:
-    """Worker pods request their host CPU and memory; the tenant's ResourceQuota (requests.cpu/requests.memory)
-    must hold every worker pod of its endpoints at once, or the operator's pods are refused by quota admission. An
-    endpoint with a planner counts the most workers its planner may scale each role to."""
-    problems = []
-    for index, tenant in enumerate(config.tenants):
-        pods = [worker_pods(plan.endpoint.backend, _at_most(plan, group), gpus_per_node,
-                            plan.kv_offload_gb is not None)
-                for plan in plans if plan.tenant.name == tenant.name for group in plan.workers]
-        cpu = sum(p.pods * p.cpu for p in pods)
-        memory_gi = sum(p.pods * p.memory_gi for p in pods)
-        for key, need, have, unit in (("cpuQuota", cpu, tenant.cpu_quota, ""),
-                                      ("memoryQuota", memory_gi * 2**30, tenant.memory_quota, "Gi")):
-            if need > _quantity(have):
-                shown = f"{memory_gi}Gi" if unit else str(cpu)
-                path = f"{PROJECT}:tenants[{index}].{key}"
-                problems.append(Problem(path, f"is {have}; tenant {tenant.name}'s worker pods request {shown} "
-                                        "(host resources per GPU and /dev/shm, data/dynamo-backends.yaml)",
-                                        f"raise {key} to at least {shown}: pulumi config set --path '{path}' "
-                                        f"{shown}"))
-    return problems
 
 
 def _site_setting_problems(config: StackConfig) -> list[Problem]:
@@ -220,7 +178,7 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
             sizing_file=endpoint.sizing, estimate=layout.estimate, planner=planner, kv_offload_gb=kv_gb,
             nodes_per_worker={group.role: math.ceil(group.gpus_per_worker / profile.gpu.per_node)
                               for group in layout.workers}))
-    problems += _host_quota_problems(config, plans, profile.gpu.per_node) + _site_setting_problems(config)
+    problems += _site_setting_problems(config)
     for index, endpoint in enumerate(config.endpoints):
         tenant = tenants.get(endpoint.tenant)
         # Serving runs on guaranteed GPUs: capacity above gpuQuota is over-quota and can be reclaimed by KAI.

@@ -16,6 +16,7 @@ from plan.endpoint_plan import EndpointPlan
 from plan.cross_field import cross_field_problems
 from plan.endpoints import plan_endpoints, rdma_workers, runtime_image
 from plan.inference_services import InferenceServicePlan, plan_inference_services
+from plan.tenant_pods import quota_problems
 from plan.layers import READINESS_LAYER, READINESS_NAMESPACE, PlatformLayers, plan_layers
 from plan.gateway import RoutePlan, endpoint_picker_image, plan_routes
 from plan.local_overlay import LocalOverlay, local_setting_problems, merged, mirror_problems
@@ -670,7 +671,7 @@ def _validated_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str, 
             config, profile, matrix, multi_node_fabric=profile.has_rdma_fabric or profile.nvlink.multi_node)
         problems += endpoint_problems
         services, service_problems = plan_inference_services(config, profile, matrix, endpoints)
-        problems += service_problems
+        problems += service_problems + quota_problems(config, endpoints, services, profile.gpu.per_node)
     routes, route_problems = plan_routes(config, matrix)
     problems += route_problems + _telemetry_problems(config) + cross_field_problems(config, profile, endpoints)
     problems += ra_rule_problems(config, profile, endpoints)

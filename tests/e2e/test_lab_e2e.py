@@ -9,8 +9,9 @@ from tests.e2e import simulated
 from tests.e2e.engine import pulumi, stack_env
 
 STACK = "e2e-lab"
-# memoryQuota holds what runs at once at its memory limits: the TRT-LLM worker (80Gi /dev/shm + 32Gi per GPU), the
-# two frontends and the model-staging Job (16Gi each, the tenant LimitRange's default), with room to spare.
+# memoryQuota holds what runs at once at its memory limits (the plan counts it: plan/tenant_pods.py): the TRT-LLM worker
+# (80Gi /dev/shm + 32Gi per GPU), the two frontends (the tenant LimitRange's default 16Gi), the model-staging and the
+# benchmark Jobs (16Gi each): 176Gi, with room to spare.
 CONFIG = {
     "site": {"name": "e2e-lab", "environment": "lab", "hardwareProfile": "lab", "gpuNodes": 1,
              "validationEvidence": {"path": "evidence/e2e-lab/", "owner": "ci"}},
