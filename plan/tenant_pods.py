@@ -153,18 +153,24 @@ def _at_most(plan: EndpointPlan, group: WorkerGroup) -> WorkerGroup:
 
 
 def endpoint_pods(plan: EndpointPlan, gpus_per_node: int, picker: bool) -> list[PodGroup]:
-    """The pods of one endpoint: its workers at their most, two frontends, the planner, picker, staging and
-    benchmark Jobs."""
+    """The pods of one planned endpoint, its workers at the planner's maximum."""
+    return endpoint_pod_groups(plan.name, plan.endpoint.backend, [_at_most(plan, group) for group in plan.workers],
+                               gpus_per_node, kv_offload=plan.kv_offload_gb is not None,
+                               planner=bool(plan.endpoint.planner), picker=picker)
+
+
+def endpoint_pod_groups(name: str, backend: str, workers: Sequence[WorkerGroup], gpus_per_node: int, *,
+                        kv_offload: bool, planner: bool, picker: bool) -> list[PodGroup]:
+    """The pods of one endpoint: its workers, two frontends, the planner, picker, staging and benchmark Jobs."""
     data = load_tenant_pods()
-    name = plan.name
     groups = []
-    for group in plan.workers:
-        pods = worker_pods(plan.endpoint.backend, _at_most(plan, group), gpus_per_node, plan.kv_offload_gb is not None)
+    for group in workers:
+        pods = worker_pods(backend, group, gpus_per_node, kv_offload)
         amounts = Amounts(cpu=str(pods.cpu), memory=f"{pods.memory_gi}Gi")
         groups.append(PodGroup.of(f"{name} {'' if group.role == 'worker' else group.role + ' '}workers", pods.pods,
                                   [ContainerResources(requests=amounts, limits=amounts)], gpus=pods.gpus_per_pod))
     groups.append(PodGroup.of(f"{name} frontends (LimitRange default)", FRONTEND_REPLICAS, [data.defaulted]))
-    if plan.endpoint.planner:
+    if planner:
         groups.append(PodGroup.of(f"{name} planner (LimitRange default)", 1, [data.defaulted]))
     if picker:
         groups.append(PodGroup.of(f"{name} endpoint picker", 1, [data.container("endpointPicker")]))
