@@ -7,16 +7,26 @@ from dataclasses import dataclass
 from plan.catalog import ROOT, CompatibilityMatrix, load_allowlists, load_disposition, load_dynamo_runtime
 from plan.config import Environment, StackConfig
 from plan.endpoint_plan import EndpointPlan, WorkerGroup
-from plan.errors import Problem
+from plan.errors import Problem, set_command
 from plan.gpu_partition import tenant_mig
 from plan.names import PROJECT, tenant_namespace
 from plan.profile import HardwareProfile
 from plan.serving_features import (
     kv_offload_gb, mig_fit_problems, parallel_problems, placement_problems, planner_plan,
 )
-from plan.sizing_bridge import SizingMismatch, read_layout
+from plan.sizing_bridge import SizingMismatch, read_layout, sizing_command
 
 STAGEABLE_SCHEMES = ("hf://",)  # sources the model staging Job knows how to fetch
+
+
+STORAGE_FIX = "name a storage class and size per tier: " + " && ".join(
+    set_command(f"{PROJECT}:components.serving.storage.{tier}.{key}", f"<{key}>")
+    for tier in ("modelArtifacts", "modelCache", "benchmarkOutput") for key in ("storageClass", "size"))
+
+
+def benchmark_image_fix(matrix: CompatibilityMatrix) -> str:
+    return (f"build an image with aiperf=={matrix.workload('aiperf').version} and set it: "
+            + set_command(f"{PROJECT}:components.serving.validation.benchmarkImage", "<image>"))
 
 
 def _path(index: int, key: str = "") -> str:
@@ -61,8 +71,10 @@ def _site_setting_problems(config: StackConfig) -> list[Problem]:
         problems.append(Problem(f"{PROJECT}:components.serving.plannerPrometheusUrl",
                                 "is required when an endpoint sets planner: true (the Dynamo planner scales from "
                                 "the serving metrics it queries in Prometheus)",
-                                "set it to the URL of the Prometheus that scrapes the serving PodMonitors, e.g. "
-                                "http://<prometheus service>.<namespace>.svc:9090, or set planner: false"))
+                                "set it to the URL of the Prometheus that scrapes the serving PodMonitors: "
+                                + set_command(f"{PROJECT}:components.serving.plannerPrometheusUrl",
+                                              "http://<prometheus service>.<namespace>.svc:9090")
+                                + " (or set planner: false on each endpoint)"))
     if (config.endpoints and config.site.environment == Environment.PROD and serving.api_server_egress is None):
         problems.append(Problem(f"{PROJECT}:components.serving.apiServerEgress",
                                 "is required in prod: Dynamo pods reach the Kubernetes API (Kubernetes discovery) "
@@ -87,16 +99,18 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
     tenants = {t.name: t for t in config.tenants}
     if config.endpoints and serving.storage is None:
         problems.append(Problem(f"{PROJECT}:components.serving.storage", "is required when endpoints are defined",
-                                "name a storage class per tier: modelArtifacts, modelCache, benchmarkOutput"))
+                                STORAGE_FIX))
     if config.endpoints and serving.validation.benchmark_image is None:
         problems.append(Problem(f"{PROJECT}:components.serving.validation.benchmarkImage",
                                 "is required when endpoints are defined (AIPerf publishes no container image)",
-                                f"build an image with aiperf=={matrix.workload('aiperf').version} and set it"))
+                                benchmark_image_fix(matrix)))
     if environment == Environment.PROD and serving.validation.suite and serving.validation.suite_image is None:
         problems.append(Problem(f"{PROJECT}:components.serving.validation.suiteImage",
                                 "is required in prod (the ISV NCP Validation Suite publishes no image)",
                                 f"build isv-ncp-validation-suite {matrix.workload('validationSuite').version} into "
-                                "an image and set it"))
+                                "an image and set it: "
+                                + set_command(f"{PROJECT}:components.serving.validation.suiteImage",
+                                              "<image>@sha256:<digest>")))
     if environment == Environment.PROD:
         for key, image in (("suiteImage", serving.validation.suite_image),
                            ("benchmarkImage", serving.validation.benchmark_image)):
@@ -113,14 +127,15 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
         tenant = tenants.get(endpoint.tenant)
         if tenant is None:
             problems.append(Problem(_path(index, "tenant"), f"names unknown tenant {endpoint.tenant!r}",
-                                    f"use one of: {', '.join(tenants)}"))
+                                    set_command(_path(index, "tenant"), f"<one of: {', '.join(tenants)}>")))
             continue
         model = endpoint.model
         model_class = disposition.model_classes.get(model.model_class)
         if model_class is None:
             problems.append(Problem(_path(index, "model.class"), "is not a model class of the disposition matrix",
-                                    f"use one of: {', '.join(disposition.model_classes)} "
-                                    "(data/backend-disposition.yaml)"))
+                                    set_command(_path(index, "model.class"),
+                                                f"<one of: {', '.join(disposition.model_classes)}>")
+                                    + " (data/backend-disposition.yaml)"))
         else:
             # RA: AI Platform-as-a-Service: "maintain a backend disposition matrix"
             # RA: Operations And Lifecycle Management: "treat unsupported feature gaps as explicit disposition items"
@@ -131,13 +146,17 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
                                         f"{endpoint.backend} is not accepted for {model.model_class} in "
                                         f"{environment.value} ({gaps})",
                                         (verdict.rollback if verdict else "") + " Or use a backend the disposition "
-                                        "matrix accepts for this environment."))
+                                        "matrix accepts for this environment: "
+                                        + set_command(_path(index, "backend"), "<backend>")))
         if not any(model.source.startswith(prefix) for prefix in allowed_sources):
             problems.append(Problem(_path(index, "model.source"), f"{model.source!r} is not an allowlisted source",
-                                    f"use one of: {', '.join(allowed_sources)} (data/allowlists.yaml)"))
+                                    set_command(_path(index, "model.source"),
+                                                f"<one of: {', '.join(allowed_sources)}...>")
+                                    + " (data/allowlists.yaml)"))
         elif not model.source.startswith(STAGEABLE_SCHEMES):
             problems.append(Problem(_path(index, "model.source"), "has no staging recipe for this scheme",
-                                    f"stage from one of: {', '.join(STAGEABLE_SCHEMES)}"))
+                                    set_command(_path(index, "model.source"),
+                                                f"<one of: {', '.join(STAGEABLE_SCHEMES)}...>")))
         planner_image = ["planner"] if endpoint.planner else []
         for image in [endpoint.backend] + planner_image:
             if environment == Environment.PROD and image not in serving.image_digests:
@@ -161,8 +180,9 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
                                     f"needs {widest} GPUs per worker across nodes; profile {profile.name} has "
                                     f"{profile.gpu.per_node} GPUs per node and no east-west RDMA fabric or "
                                     "multi-node NVLink for multi-node workers",
-                                    f"re-size with at most {profile.gpu.per_node} GPUs per worker, or use an RDMA "
-                                    "profile"))
+                                    f"re-size with at most {profile.gpu.per_node} GPUs per worker: "
+                                    f"{sizing_command(endpoint, profile, profile.gpu.per_node)} (or use an RDMA "
+                                    "profile)"))
         planner, planner_problems = planner_plan(index, endpoint, tenant, layout.workers, runtime)
         kv_offload = serving.storage.kv_offload if serving.storage else None
         kv_gb, kv_problems = kv_offload_gb(index, endpoint, kv_offload, runtime, min(widest, profile.gpu.per_node))
@@ -186,5 +206,9 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
             problems.append(Problem(_path(index, "sizing"),
                                     f"tenant {tenant.name}'s endpoints need {budget.pop(tenant.name)} GPUs; its "
                                     f"gpuQuota is {tenant.gpu_quota}",
-                                    "raise the tenant's gpuQuota or size the endpoints with a smaller GPU budget"))
+                                    "raise the tenant's gpuQuota: "
+                                    + set_command(f"{PROJECT}:tenants[{config.tenants.index(tenant)}].gpuQuota",
+                                                  "<GPUs>")
+                                    + ", or size the endpoints with a smaller GPU budget: "
+                                    + sizing_command(endpoint, profile, tenant.gpu_quota)))
     return plans, problems

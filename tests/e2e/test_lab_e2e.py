@@ -1,10 +1,14 @@
 """The same proof on a profile without MIG or RDMA: a one-GPU lab site composed here (not the example lab stack),
 deployed by the real engine, its pods admitted and placed on simulated L40S nodes, then destroyed."""
+import time
+
 import pytest
 import yaml
 
+from plan.catalog import integration_points
 from plan.names import PROJECT
 from plan.site_plan import build_plan
+from plan.tenant_pods import QUOTA_KEYS, TenantDemand, quantity, tenant_demands
 from tests.e2e import simulated
 from tests.e2e.engine import pulumi, stack_env
 
@@ -67,6 +71,29 @@ def test_every_pod_is_admitted_and_placed(deployed, placement, plan):
     print(placement.report("lab, composed stack"))
     assert not placement.problems, "\n".join(placement.problems)
     assert placement.phases["tenant-dev"]["Succeeded"] >= 2, "the staging and benchmark Jobs ran to completion"
+
+
+def test_the_quota_status_counts_what_the_plan_counts(deployed, placement, plan):
+    """After apply, the API server's quota status holds exactly what the plan counts for the tenant's pods that are
+    still running (the staging and benchmark Jobs have completed, and a completed pod holds no quota), and the plan's
+    sum with every Job running again beside them is within the quota (plan/tenant_pods.py)."""
+    api = deployed[0]
+    demand = tenant_demands(plan.config, plan.endpoints, plan.inference_services, plan.profile.gpu.per_node)["dev"]
+    running = TenantDemand("dev", [group for group in demand.groups if not group.what.endswith(" Job")])
+    gpu = f"requests.{integration_points().gpu.resource}"
+    keys = {key.format(gpu=gpu): attribute for key, attribute, _ in QUOTA_KEYS.values()}
+    expected = {key: running.total(attribute) for key, attribute in keys.items()}
+    deadline, used = time.monotonic() + 60, {}
+    while time.monotonic() < deadline:  # the quota controller recalculates asynchronously
+        status = api.get("/api/v1/namespaces/tenant-dev/resourcequotas/tenant-quota")["status"]
+        used = {key: quantity(status.get("used", {}).get(key, "0")) for key in expected}
+        if used == pytest.approx(expected):
+            break
+        time.sleep(2)
+    print("quota used:", {k: status["used"].get(k) for k in expected}, "plan:", expected)
+    assert used == pytest.approx(expected)
+    hard = {key: quantity(status["hard"][key]) for key in expected}
+    assert all(demand.total(attribute) <= hard[key] for key, attribute in keys.items()), (demand, hard)
 
 
 def test_tenant_guardrails_refuse(deployed, placement, plan):
