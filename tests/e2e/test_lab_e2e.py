@@ -80,7 +80,7 @@ def test_the_quota_status_counts_what_the_plan_counts(deployed, placement, plan)
     api = deployed[0]
     demand = tenant_demands(plan.config, plan.endpoints, plan.inference_services, plan.profile.gpu.per_node)["dev"]
     running = TenantDemand("dev", [group for group in demand.groups if not group.what.endswith(" Job")])
-    gpu = f"requests.{integration_points().gpu.resource}"
+    gpu = integration_points().gpu.resource
     keys = {key.format(gpu=gpu): attribute for key, attribute, _ in QUOTA_KEYS.values()}
     expected = {key: running.total(attribute) for key, attribute in keys.items()}
     deadline, used = time.monotonic() + 60, {}
