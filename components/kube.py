@@ -11,6 +11,7 @@ from ncp.plan.catalog import AccessRule, ChartPin
 from ncp.plan.names import PART_OF_LABEL, PROJECT, STORAGE_TIER_LABEL, TENANT_KEY
 from ncp.plan.pod_security import PSA_LEVELS
 from ncp.plan.site_plan import NodePlacement
+from ncp.plan.tenant_pods import load_tenant_pods
 
 PART_OF = PROJECT
 TENANT_LABEL = TENANT_KEY
@@ -147,6 +148,14 @@ ON_DEMAND = {"pulumi.com/skipAwait": "true"}
 
 def await_annotations(skip_await: bool) -> dict[str, str]:
     return dict(ON_DEMAND) if skip_await else {}
+
+
+def container_resources(container: str, gpus: Optional[dict[str, str]] = None) -> k8s.core.v1.ResourceRequirementsArgs:
+    """A tenant-namespace container's requests and limits as data/tenant-pods.yaml gives them (the plan counts the
+    same figures against the tenant's quota), with the GPUs it takes."""
+    resources = load_tenant_pods().container(container)
+    return k8s.core.v1.ResourceRequirementsArgs(requests={**resources.requests.model_dump(), **(gpus or {})},
+                                                limits={**resources.limits.model_dump(), **(gpus or {})})
 
 
 def claim_volume(name: str, claim: str, read_only: bool = False) -> k8s.core.v1.VolumeArgs:

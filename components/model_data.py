@@ -8,6 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import (
+    container_resources,
     PRIORITY_SYSTEM, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, pod_placement, restricted_deployment,
     restricted_job, tier_labels,
 )
@@ -170,8 +171,7 @@ class ModelStaging(Layer):
                 command=["/bin/bash", "-c", staging_script(args.source, args.revision, target)],
                 env=staging_env(args),
                 volume_mounts=[k8s.core.v1.VolumeMountArgs(name="models", mount_path=MODELS_MOUNT)],
-                resources=k8s.core.v1.ResourceRequirementsArgs(
-                    requests={"cpu": "1", "memory": "4Gi"}, limits={"cpu": "4", "memory": "16Gi"}),
+                resources=container_resources("modelStaging"),
             ),
             volumes=[claim_volume("models", TenantStorage.MODEL_CLAIM)],
             service_account=args.service_account, backoff_limit=3, ttl_seconds=86400,

@@ -9,6 +9,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.kube import (
+    container_resources,
     TENANT_LABEL, Layer, await_annotations, claim_volume, labels, pod_placement, policy_rules, restricted_job,
     tier_labels,
 )
@@ -88,8 +89,7 @@ class Benchmark(Layer):
                 name="aiperf", image=args.image,
                 command=["sh", "-c", EXPORT_CHECK, "benchmark", args.export_file, *args.command],
                 env=[k8s.core.v1.EnvVarArgs(name="HF_HUB_OFFLINE", value="1")],
-                resources=k8s.core.v1.ResourceRequirementsArgs(
-                    requests={"cpu": "4", "memory": "8Gi"}, limits={"cpu": "8", "memory": "16Gi"}),
+                resources=container_resources("benchmark"),
                 volume_mounts=[
                     k8s.core.v1.VolumeMountArgs(name="results", mount_path=RESULTS_MOUNT),
                     k8s.core.v1.VolumeMountArgs(name="models", mount_path=MODELS_MOUNT, read_only=True),

@@ -112,16 +112,18 @@ def test_workers_request_host_resources_for_their_gpus_and_shm(prod):
 
 
 def test_tenant_quota_must_hold_its_worker_pods():
+    """The worker pods' host resources count against the tenant's quota at the planner's maximum; the rest of the
+    tenant's pods count too (tests/test_tenant_quota.py)."""
     raw, secrets = _prod_config()
     raw["tenants"][1]["memoryQuota"] = "512Gi"
     raw["tenants"][1]["cpuQuota"] = "32"
     text = _problems(raw, secrets)
     pods = 6  # the planner's maximum: 3 prefill + 3 decode workers
-    need = pods * (80 + 8 * RUNTIME.worker_resources.memory_per_gpu_gi + KVBM_HOST_GI_8_GPUS)
-    assert (f"ncp-inference:tenants[1].memoryQuota: is 512Gi; tenant globex-research's worker pods request "
-            f"{need}Gi") in text
-    assert f"ncp-inference:tenants[1].cpuQuota: is 32; tenant globex-research's worker pods request " \
-           f"{pods * 8 * RUNTIME.worker_resources.cpu_per_gpu}" in text
+    each = 80 + 8 * RUNTIME.worker_resources.memory_per_gpu_gi + KVBM_HOST_GI_8_GPUS
+    assert "ncp-inference:tenants[1].memoryQuota: is 512Gi; quota admission counts " in text
+    assert f"reasoning-large prefill workers 3 x {each}Gi, reasoning-large decode workers 3 x {each}Gi" in text
+    assert f"reasoning-large prefill workers 3 x {8 * RUNTIME.worker_resources.cpu_per_gpu}," in text
+    assert f"{pods * each}Gi of" not in text, "the sum also holds the frontends, planner, picker and Jobs"
 
 
 def test_workers_serve_the_model_metadata_to_the_frontend(prod):

@@ -1,5 +1,9 @@
 """Fix hints that work: a misspelled key names the key it most likely means and the command that renames it, every
 command is runnable as printed (the project's virtualenv), and a problem found twice is printed once."""
+import ast
+import re
+from pathlib import Path
+
 import pytest
 
 from ncp.plan import catalog
@@ -67,3 +71,91 @@ def test_a_rule_over_several_keys_fixes_the_keys_it_names_not_their_parent():
     assert ("fix: pulumi config set --path 'ncp-inference:components.networkOperator.nicDriver' <value> or pulumi "
             "config set --path 'ncp-inference:components.networkOperator.docaDriverVersion' <value>") in text
     assert "--path 'ncp-inference:components.networkOperator' <value>" not in text
+
+
+# --- every fix line has a command (issue #23 item 6) -------------------------------------------------------------
+ROOT = Path(__file__).resolve().parent.parent
+AUDITED = ("ncp/plan", "ncp/offline")
+# A fix line runs as printed: a `pulumi config` command, a project command, or a command of a tool the site runs.
+COMMAND = re.compile(r"pulumi config (set|rm)|(?<![\w-])ncp [a-z]|kubectl |sha256sum |iconv |chmod |pulumi stack |export |"
+                     r"git (log|clone|worktree) ")
+# Calls that make a Problem from (path, message, fix).
+PROBLEM_MAKERS = {"Problem", "_bad_revision"}
+# Functions whose result is a command (or, manual_edit, an edit naming the file and the key): their own text is
+# audited below, so a fix built with them passes.
+BUILDERS = {"set_command", "rm_command", "manual_edit", "sizing_command", "_set_fix", "_set", "_rm", "_nodes_first",
+            "_mismatch_fix", "benchmark_image_fix", "_add_backend",
+            "_nesting_fix"}
+# Fixes handed on from where they were made, each audited at its origin.
+PASSED_ON = {
+    ("ncp/plan/endpoints.py", "mismatch.fix"): "SizingMismatch fixes: ncp/plan/sizing_bridge.py (sizing_command)",
+    ("ncp/plan/errors.py", "fix"): "validation errors: stack keys through fix_hint (_set_fix), data files name the key",
+    ("ncp/plan/endpoints.py", "STORAGE_FIX"): "set_command per storage tier (ncp/plan/endpoints.py)",
+    ("ncp/plan/inference_services.py", "STORAGE_FIX"): "set_command per storage tier (ncp/plan/endpoints.py)",
+    ("ncp/offline/diff.py", "fix"): "_bad_revision's callers, audited as Problems (PROBLEM_MAKERS)",
+}
+
+
+def _flat(node: ast.AST) -> str:
+    """The fix text with `<CMD>` for a builder's result and `{}` for any other value."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if any(isinstance(n, ast.Call) and getattr(n.func, "id", getattr(n.func, "attr", None)) in BUILDERS
+           for n in ast.walk(node)) and not isinstance(node, (ast.JoinedStr, ast.BinOp)):
+        return "<CMD>"
+    if isinstance(node, ast.JoinedStr):
+        return "".join(_flat(v.value) if isinstance(v, ast.FormattedValue) else _flat(v) for v in node.values)
+    if isinstance(node, ast.BinOp):
+        return _flat(node.left) + _flat(node.right)
+    return "{}"
+
+
+def _fix_argument(call: ast.Call):
+    return call.args[2] if len(call.args) > 2 else next((k.value for k in call.keywords if k.arg == "fix"), None)
+
+
+def fixes_without_a_command(files, root: Path = ROOT) -> list[str]:
+    found = []
+    for path in files:
+        relative = path.relative_to(root).as_posix()
+        for call in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(call, ast.Call) and getattr(call.func, "id", None) in PROBLEM_MAKERS):
+                continue
+            fix = _fix_argument(call)
+            if fix is None:
+                found.append(f"{relative}:{call.lineno}: no fix")
+            elif isinstance(fix, (ast.Name, ast.Attribute)):
+                if (relative, ast.unparse(fix)) not in PASSED_ON:
+                    found.append(f"{relative}:{call.lineno}: hands on {ast.unparse(fix)} from elsewhere")
+            elif not (COMMAND.search(_flat(fix)) or "<CMD>" in _flat(fix)):
+                found.append(f"{relative}:{call.lineno}: {_flat(fix)[:100]}")
+    return found
+
+
+def test_every_fix_line_has_a_command_or_names_the_file_and_key():
+    files = [path for package in AUDITED for path in sorted((ROOT / package).rglob("*.py"))]
+    assert len(files) > 20
+    missing = fixes_without_a_command(files)
+    assert not missing, "fix lines without a command (use set_command/rm_command, or manual_edit(file, key, what)):\n" \
+        + "\n".join(missing)
+
+
+def test_the_builders_make_commands():
+    sources = {path: path.read_text() for package in AUDITED for path in (ROOT / package).rglob("*.py")}
+    for builder in BUILDERS:
+        bodies = [ast.get_source_segment(text, node) for text in sources.values() for node in ast.walk(ast.parse(text))
+                  if isinstance(node, ast.FunctionDef) and node.name == builder]
+        assert bodies, f"{builder} is gone: take it out of BUILDERS"
+        for body in bodies:
+            assert COMMAND.search(body) or body.count("edit ") or any(b in body.split(":", 1)[1] for b in BUILDERS
+                                                                       if b != builder), builder
+
+
+def test_a_fix_without_a_command_is_found(tmp_path):
+    (tmp_path / "plan").mkdir()
+    bad = tmp_path / "plan" / "bad.py"
+    bad.write_text('Problem("k", "is wrong", "use one of: a, b")\nProblem("k", "m", set_command("k"))\n'
+                   'Problem("k", "m", f"raise it: {set_command(path)}")\nProblem("k", "m", other_fix)\n')
+    found = fixes_without_a_command([bad], tmp_path)
+    assert [line.split(": ", 1)[1] for line in found] == ["use one of: a, b", "hands on other_fix from elsewhere"]
+

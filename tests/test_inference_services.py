@@ -82,7 +82,8 @@ def plan_of(raw: dict):
 def test_engine_for_another_gpu_product_is_refused():
     found = problems(config(**{"engine.gpuProduct": "NVIDIA-L40S"}))
     message = found["ncp-inference:inferenceServices[0].engine.gpuProduct"]
-    assert "'NVIDIA-L40S'" in message and "NVIDIA-H200" in message and "set it to NVIDIA-H200" in message
+    assert "'NVIDIA-L40S'" in message and "NVIDIA-H200" in message
+    assert "pulumi config set --path 'ncp-inference:inferenceServices[0].engine.gpuProduct' NVIDIA-H200" in message
 
 
 @pytest.mark.parametrize("key, value, path, text", [
@@ -107,7 +108,8 @@ def test_bad_service_inputs(key, value, path, text):
 def test_mig_slice_must_be_the_sites_layout():
     mig = {"strategy": "single", "layout": {"2g.35gb": 3}}
     found = problems(config(mig=mig, gpus={"count": 1, "migProfile": "1g.18gb"}))
-    assert "set it to 2g.35gb" in found["ncp-inference:inferenceServices[0].gpus.migProfile"]
+    assert "pulumi config set --path 'ncp-inference:inferenceServices[0].gpus.migProfile' 2g.35gb" in \
+        found["ncp-inference:inferenceServices[0].gpus.migProfile"]
     mixed = problems(config(mig={"strategy": "mixed", "layout": {"1g.18gb": 7}},
                             gpus={"count": 1, "migProfile": "1g.18gb"}))
     assert "strategy single" in mixed["ncp-inference:inferenceServices[0].gpus.migProfile"]

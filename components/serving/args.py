@@ -35,7 +35,8 @@ class EndpointArgs:
         runtime: the Dynamo runtime facts (data/dynamo-runtime.yaml): frontend, planner, KVBM and worker settings.
         gpus_per_node: GPUs on each node of the hardware profile. Unit: GPUs.
         gpu_product: the GPU product label value workers select nodes by (GPU Feature Discovery).
-        rdma_resource: the RDMA extended resource workers request, set when they use the RDMA rails (plan/endpoints.py
+        rdma_resource: the RDMA extended resource workers request, set when they use the RDMA rails
+        (ncp/plan/endpoints.py
             rdma_workers); None otherwise.
         networks: the rail networks (NetworkAttachmentDefinition names) RDMA workers attach to.
         model_path: where the staged model is, inside the model-artifacts claim.
@@ -51,7 +52,8 @@ class EndpointArgs:
         selector_labels: the labels the site's Prometheus selects PodMonitors and rules by.
         scrape_interval: how often Prometheus scrapes the endpoint (a Prometheus duration, e.g. `30s`).
         inference_pool: whether the endpoint is served through a Gateway API InferencePool.
-        evidence_key: the like-for-like key its acceptance evidence must match (plan/evidence_key.py annotation_value),
+        evidence_key: the like-for-like key its acceptance evidence must match (ncp/plan/evidence_key.py
+        annotation_value),
             stamped on the DynamoGraphDeployment for the promotion gate.
         topology: where multi-node workers are packed, on multi-node NVLink sites with topology-aware scheduling.
             Default: None.

@@ -18,6 +18,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.kube import (
+    container_resources,
     PRIORITY_SERVING, TENANT_LABEL, Layer, labels, restricted_deployment,
 )
 from components.serving.endpoint import api_server_egress_policy
@@ -173,8 +174,7 @@ class EndpointPicker(Layer):
                     ports=[k8s.core.v1.ContainerPortArgs(name="grpc", container_port=grpc_port),
                            k8s.core.v1.ContainerPortArgs(name="grpc-health", container_port=health_port),
                            k8s.core.v1.ContainerPortArgs(name="metrics", container_port=metrics_port)],
-                    resources=k8s.core.v1.ResourceRequirementsArgs(
-                        requests={"cpu": "1", "memory": "2Gi"}, limits={"cpu": "4", "memory": "8Gi"}),
+                    resources=container_resources("endpointPicker"),
                     liveness_probe=probe, readiness_probe=probe,
                 )],
                 volumes=[k8s.core.v1.VolumeArgs(name="config", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(

@@ -18,6 +18,7 @@ from components.serving.args import EndpointArgs
 from ncp.plan.catalog import BackendRuntime, DynamoRuntime, integration_points
 from ncp.plan.endpoint_plan import EndpointPlan, WorkerGroup
 from ncp.plan.endpoints import worker_pods
+from ncp.plan.tenant_pods import FRONTEND_REPLICAS
 from ncp.plan.names import MODEL_CLAIM, MODELS_MOUNT, STORAGE_TIER_LABEL
 from ncp.plan.serving import StorageTier
 from ncp.plan.site_plan import gpu_toleration
@@ -34,8 +35,6 @@ RDMA_POD_SECURITY = {"runAsNonRoot": False, "runAsUser": 0, "runAsGroup": 0, "fs
                      "seccompProfile": {"type": "RuntimeDefault"}}
 
 
-# RA: Validation Methodology: "east-west reachability, north-south redundancy, storage configuration"
-FRONTEND_REPLICAS = 2
 HOSTNAME_KEY = "kubernetes.io/hostname"
 
 

@@ -8,6 +8,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import (
+    container_resources,
     PRIORITY_SERVING, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, pod_placement, restricted_job,
     restricted_pod, scratch, scratch_volume,
 )
@@ -71,11 +72,11 @@ def placement(args: InferenceServiceArgs) -> dict:
                          tolerations=[gpu_toleration()])
 
 
-def gpu_resources(plan: InferenceServicePlan, cpu: str, memory: str) -> k8s.core.v1.ResourceRequirementsArgs:
+def gpu_resources(plan: InferenceServicePlan, container: str) -> k8s.core.v1.ResourceRequirementsArgs:
+    """The container's host resources (data/tenant-pods.yaml) and the service's GPUs. Limits equal requests there:
+    the pod is Guaranteed QoS, so CPU pinning and eviction order treat it as serving."""
     gpus = {integration_points().gpu.resource: str(plan.service.gpus.count)}
-    # Limits equal requests: the pod is Guaranteed QoS, so CPU pinning and eviction order treat it as serving.
-    return k8s.core.v1.ResourceRequirementsArgs(requests={"cpu": cpu, "memory": memory, **gpus},
-                                                limits={"cpu": cpu, "memory": memory, **gpus})
+    return container_resources(container, gpus)
 
 
 def server_args(ports: dict[str, int]) -> list[str]:
@@ -148,7 +149,7 @@ class InferenceService(Layer):
                 env=[k8s.core.v1.EnvVarArgs(name=key, value=value)
                      for key, value in source_env(args.source_access).items()],
                 volume_mounts=[k8s.core.v1.VolumeMountArgs(name="models", mount_path=MODELS_MOUNT)],
-                resources=gpu_resources(plan, "2", "16Gi")),
+                resources=gpu_resources(plan, "engineBuild")),
             volumes=[claim_volume("models", MODEL_CLAIM)],
             service_account=args.service_account, backoff_limit=2, ttl_seconds=86400, placement=placement(args),
             opts=self.child(args.model_claim, source))
@@ -179,8 +180,7 @@ class InferenceService(Layer):
                         init_containers=[scratch(k8s.core.v1.ContainerArgs(
                             name="verify-engine", image=plan.server_image,
                             command=["/bin/bash", "-c", verify_script(plan, REPOSITORY, CONFIG_DIR)],
-                            resources=k8s.core.v1.ResourceRequirementsArgs(
-                                requests={"cpu": "1", "memory": "1Gi"}, limits={"cpu": "1", "memory": "1Gi"}),
+                            resources=container_resources("tritonVerify"),
                             volume_mounts=mounts + [k8s.core.v1.VolumeMountArgs(
                                 name="config", mount_path=CONFIG_DIR, read_only=True)]))[0]],
                         containers=[scratch(k8s.core.v1.ContainerArgs(
@@ -189,7 +189,7 @@ class InferenceService(Layer):
                             ports=[k8s.core.v1.ContainerPortArgs(name=port, container_port=number)
                                    for port, number in ports.items()],
                             readiness_probe=probe("/v2/health/ready"), liveness_probe=probe("/v2/health/live"),
-                            resources=gpu_resources(plan, "4", "16Gi"),
+                            resources=gpu_resources(plan, "tritonServer"),
                             volume_mounts=mounts + [k8s.core.v1.VolumeMountArgs(name="dshm",
                                                                                 mount_path="/dev/shm")]))[0]],
                         volumes=[scratch_volume(), claim_volume("models", MODEL_CLAIM, read_only=True),

@@ -19,6 +19,7 @@ from ncp.plan.catalog import AccessRule, NetworkAccess, TenantAccess, integratio
 from ncp.plan.names import POD_SECURITY_REASON
 from ncp.plan.pod_security import RESTRICTED
 from ncp.plan.tenancy import TenantSpec
+from ncp.plan.tenant_pods import load_tenant_pods
 
 PULL_SECRET = "ngc-pull-secret"
 RBAC_GROUP = "rbac.authorization.k8s.io"
@@ -184,16 +185,18 @@ class TenantEnvironment(Layer):
                         values=[PRIORITY_SYSTEM, *args.access.platform_priority_classes])])),
             opts=self._in_namespace,
         )
+        # The defaults are what the plan counts for containers that set no resources (data/tenant-pods.yaml).
+        defaults = load_tenant_pods().limit_range
         k8s.core.v1.LimitRange(
             f"{name}-limits",
             metadata=self._meta("tenant-limits"),
             spec=k8s.core.v1.LimitRangeSpecArgs(limits=[k8s.core.v1.LimitRangeItemArgs(
                 type="Container",
-                default_request={"cpu": "500m", "memory": "1Gi"},
-                default={"cpu": "4", "memory": "16Gi"},
+                default_request=defaults.default_request.model_dump(),
+                default=defaults.default.model_dump(),
                 # No container may claim more than the whole namespace may, nor a sliver that defeats the quota.
                 max={"cpu": tenant.cpu_limit, "memory": tenant.memory_limit},
-                min={"cpu": "10m", "memory": "16Mi"},
+                min=defaults.min.model_dump(),
             )]),
             opts=self._in_namespace,
         )

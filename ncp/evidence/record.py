@@ -114,7 +114,7 @@ class EvidenceRecord(StrictModel):
     site_environment: str
     endpoint: str
     tenant: str
-    key: dict[str, str] = Field(description="the like-for-like key (plan/evidence_key.py KEY_FIELDS) it was measured "
+    key: dict[str, str] = Field(description="the like-for-like key (evidence_key.py KEY_FIELDS) it was measured "
                                             "under; the promotion gate and `compare` match on it")
     environment: Environment
     workload: Workload

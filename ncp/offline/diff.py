@@ -64,7 +64,8 @@ def _unpack(revision: str, side: str, into: Path) -> None:
     prefix = subprocess.run(["git", "rev-parse", "--show-prefix"], cwd=root, capture_output=True, text=True)
     if prefix.returncode != 0:
         raise _bad_revision(side, f"{root} is not a git checkout: {prefix.stderr.strip()}",
-                            "compare revisions inside a git clone of the project")
+                            "compare revisions inside a git clone of the project: git clone <the project's repository> "
+                            "&& cd <the clone> and run the same command there")
     archive = subprocess.run(["git", "archive", "--format=tar", f"{revision}:{prefix.stdout.strip()}"], cwd=root,
                              capture_output=True)
     if archive.returncode != 0:
@@ -88,7 +89,8 @@ def _record_at(stack: str, revision: str, side: str) -> Recording:
         if run.returncode != 0:
             detail = run.stderr.strip() or f"exit {run.returncode}"
             raise _bad_revision(side, f"the program at {revision} did not compose the stack:\n{detail}",
-                                "compare a revision whose stack validates (run ncp check there)")
+                                f"see why it does not compose there: git worktree add /tmp/ncp-at-revision {revision} "
+                                f"&& cd /tmp/ncp-at-revision && ncp check --stack {stack}")
         data = json.loads(result.read_text())
     known = {f.name for f in fields(Registration)}
     resources = [Registration(**{name: r.get(name, {}) for name in known}) for r in data["resources"]]

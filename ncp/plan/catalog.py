@@ -6,7 +6,7 @@ from typing import Literal, Optional, Union
 import yaml
 from pydantic import Field, RootModel, ValidationError, model_validator
 
-from ncp.plan.errors import ConfigError, Problem, problems_from_validation
+from ncp.plan.errors import ConfigError, Problem, manual_edit, problems_from_validation
 from ncp.plan.pod_security import PodSecurity
 from ncp.plan.profile import HardwareProfile
 from ncp.plan.strict import StrictModel, Text
@@ -145,7 +145,8 @@ def _read_yaml(path: Path):
     try:
         return yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(str(path), [Problem(str(path), f"cannot be read: {exc}", "fix the YAML syntax")]) from exc
+        raise ConfigError(str(path), [Problem(str(path), f"cannot be read: {exc}", manual_edit(
+            str(path), "the line and column above", "fix the YAML syntax"))]) from exc
 
 
 def _load(model, path: Path):
@@ -173,7 +174,7 @@ def load_profile(name: str) -> HardwareProfile:
     profile = _load(HardwareProfile, path)
     if profile.name != name:
         raise ConfigError(str(path), [Problem("name", f"is {profile.name!r} but the file is {name}.yaml",
-                                              f"set name: {name}")])
+                                              manual_edit(str(path), "name", f"set it to {name}"))])
     return profile
 
 

@@ -73,8 +73,9 @@ def _tool_images(config: StackConfig) -> list[Problem]:
                                     + _set(path, f"'{repository}:<version>'")))
         if not any(repository.startswith(prefix) for prefix in registries):
             problems.append(Problem(path, f"{image} is not from an allowlisted registry (policy image-references)",
-                                    f"push the image to your org under one of {', '.join(registries)} and set "
-                                    f"that reference, or add the registry to data/allowlists.yaml"))
+                                    f"push the image to your org under one of {', '.join(registries)} and set that "
+                                    f"reference: {_set(path, f'<registry>/{repository.split(chr(47))[-1]}:<version>')}"
+                                    " (or add the registry to data/allowlists.yaml imageRegistries)"))
     return problems
 
 

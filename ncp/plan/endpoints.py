@@ -1,22 +1,32 @@
 """Cross-checks and plans for serving endpoints: tenant, backend disposition, model provenance, sizing file,
-GPU budget, host resources and fabric. Every problem names the endpoint's config path and the fix."""
+GPU budget and fabric (what the tenant's pods take against its quota: ncp/plan/tenant_pods.py). Every problem names the
+endpoint's config path and the fix."""
 import math
-import re
 from dataclasses import dataclass
 
 from ncp.plan.catalog import ROOT, CompatibilityMatrix, load_allowlists, load_disposition, load_dynamo_runtime
 from ncp.plan.config import Environment, StackConfig
 from ncp.plan.endpoint_plan import EndpointPlan, WorkerGroup
-from ncp.plan.errors import Problem
+from ncp.plan.errors import Problem, set_command
 from ncp.plan.gpu_partition import tenant_mig
 from ncp.plan.names import PROJECT, tenant_namespace
 from ncp.plan.profile import HardwareProfile
 from ncp.plan.serving_features import (
     kv_offload_gb, mig_fit_problems, parallel_problems, placement_problems, planner_plan,
 )
-from ncp.plan.sizing_bridge import SizingMismatch, read_layout
+from ncp.plan.sizing_bridge import SizingMismatch, read_layout, sizing_command
 
 STAGEABLE_SCHEMES = ("hf://",)  # sources the model staging Job knows how to fetch
+
+
+STORAGE_FIX = "name a storage class and size per tier: " + " && ".join(
+    set_command(f"{PROJECT}:components.serving.storage.{tier}.{key}", f"<{key}>")
+    for tier in ("modelArtifacts", "modelCache", "benchmarkOutput") for key in ("storageClass", "size"))
+
+
+def benchmark_image_fix(matrix: CompatibilityMatrix) -> str:
+    return (f"build an image with aiperf=={matrix.workload('aiperf').version} and set it: "
+            + set_command(f"{PROJECT}:components.serving.validation.benchmarkImage", "<image>"))
 
 
 def _path(index: int, key: str = "") -> str:
@@ -54,48 +64,6 @@ def rdma_workers(plan: EndpointPlan, network_enabled: bool) -> bool:
     return network_enabled and (plan.mode == "disaggregated" or plan.multi_node)
 
 
-_UNITS = {"": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
-          "m": 1e-3}
-
-
-def _quantity(value: str) -> float:
-    match = re.fullmatch(r"([0-9.]+)([a-zA-Z]*)", value)
-    if match is None:  # the config's Quantity pattern admits only this form
-        raise ValueError(f"{value!r} is not a Kubernetes quantity")
-    number, unit = match.groups()
-    return float(number) * _UNITS[unit]
-
-
-def _at_most(plan: EndpointPlan, group: WorkerGroup) -> WorkerGroup:
-    """The role's workers at the planner's maxReplicas (the sized replicas without a planner)."""
-    if plan.planner is None:
-        return group
-    return group.model_copy(update={"replicas": plan.planner.max_replicas[group.role]})
-
-
-def _host_quota_problems(config: StackConfig, plans: list[EndpointPlan], gpus_per_node: int) -> list[Problem]:
-    """Worker pods request their host CPU and memory; the tenant's ResourceQuota (requests.cpu/requests.memory)
-    must hold every worker pod of its endpoints at once, or the operator's pods are refused by quota admission. An
-    endpoint with a planner counts the most workers its planner may scale each role to."""
-    problems = []
-    for index, tenant in enumerate(config.tenants):
-        pods = [worker_pods(plan.endpoint.backend, _at_most(plan, group), gpus_per_node,
-                            plan.kv_offload_gb is not None)
-                for plan in plans if plan.tenant.name == tenant.name for group in plan.workers]
-        cpu = sum(p.pods * p.cpu for p in pods)
-        memory_gi = sum(p.pods * p.memory_gi for p in pods)
-        for key, need, have, unit in (("cpuQuota", cpu, tenant.cpu_quota, ""),
-                                      ("memoryQuota", memory_gi * 2**30, tenant.memory_quota, "Gi")):
-            if need > _quantity(have):
-                shown = f"{memory_gi}Gi" if unit else str(cpu)
-                path = f"{PROJECT}:tenants[{index}].{key}"
-                problems.append(Problem(path, f"is {have}; tenant {tenant.name}'s worker pods request {shown} "
-                                        "(host resources per GPU and /dev/shm, data/dynamo-backends.yaml)",
-                                        f"raise {key} to at least {shown}: pulumi config set --path '{path}' "
-                                        f"{shown}"))
-    return problems
-
-
 def _site_setting_problems(config: StackConfig) -> list[Problem]:
     serving = config.components.serving
     problems = []
@@ -103,8 +71,10 @@ def _site_setting_problems(config: StackConfig) -> list[Problem]:
         problems.append(Problem(f"{PROJECT}:components.serving.plannerPrometheusUrl",
                                 "is required when an endpoint sets planner: true (the Dynamo planner scales from "
                                 "the serving metrics it queries in Prometheus)",
-                                "set it to the URL of the Prometheus that scrapes the serving PodMonitors, e.g. "
-                                "http://<prometheus service>.<namespace>.svc:9090, or set planner: false"))
+                                "set it to the URL of the Prometheus that scrapes the serving PodMonitors: "
+                                + set_command(f"{PROJECT}:components.serving.plannerPrometheusUrl",
+                                              "http://<prometheus service>.<namespace>.svc:9090")
+                                + " (or set planner: false on each endpoint)"))
     if (config.endpoints and config.site.environment == Environment.PROD and serving.api_server_egress is None):
         problems.append(Problem(f"{PROJECT}:components.serving.apiServerEgress",
                                 "is required in prod: Dynamo pods reach the Kubernetes API (Kubernetes discovery) "
@@ -129,16 +99,18 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
     tenants = {t.name: t for t in config.tenants}
     if config.endpoints and serving.storage is None:
         problems.append(Problem(f"{PROJECT}:components.serving.storage", "is required when endpoints are defined",
-                                "name a storage class per tier: modelArtifacts, modelCache, benchmarkOutput"))
+                                STORAGE_FIX))
     if config.endpoints and serving.validation.benchmark_image is None:
         problems.append(Problem(f"{PROJECT}:components.serving.validation.benchmarkImage",
                                 "is required when endpoints are defined (AIPerf publishes no container image)",
-                                f"build an image with aiperf=={matrix.workload('aiperf').version} and set it"))
+                                benchmark_image_fix(matrix)))
     if environment == Environment.PROD and serving.validation.suite and serving.validation.suite_image is None:
         problems.append(Problem(f"{PROJECT}:components.serving.validation.suiteImage",
                                 "is required in prod (the ISV NCP Validation Suite publishes no image)",
                                 f"build isv-ncp-validation-suite {matrix.workload('validationSuite').version} into "
-                                "an image and set it"))
+                                "an image and set it: "
+                                + set_command(f"{PROJECT}:components.serving.validation.suiteImage",
+                                              "<image>@sha256:<digest>")))
     if environment == Environment.PROD:
         for key, image in (("suiteImage", serving.validation.suite_image),
                            ("benchmarkImage", serving.validation.benchmark_image)):
@@ -155,14 +127,15 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
         tenant = tenants.get(endpoint.tenant)
         if tenant is None:
             problems.append(Problem(_path(index, "tenant"), f"names unknown tenant {endpoint.tenant!r}",
-                                    f"use one of: {', '.join(tenants)}"))
+                                    set_command(_path(index, "tenant"), f"<one of: {', '.join(tenants)}>")))
             continue
         model = endpoint.model
         model_class = disposition.model_classes.get(model.model_class)
         if model_class is None:
             problems.append(Problem(_path(index, "model.class"), "is not a model class of the disposition matrix",
-                                    f"use one of: {', '.join(disposition.model_classes)} "
-                                    "(data/backend-disposition.yaml)"))
+                                    set_command(_path(index, "model.class"),
+                                                f"<one of: {', '.join(disposition.model_classes)}>")
+                                    + " (data/backend-disposition.yaml)"))
         else:
             # RA: AI Platform-as-a-Service: "maintain a backend disposition matrix"
             # RA: Operations And Lifecycle Management: "treat unsupported feature gaps as explicit disposition items"
@@ -173,13 +146,17 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
                                         f"{endpoint.backend} is not accepted for {model.model_class} in "
                                         f"{environment.value} ({gaps})",
                                         (verdict.rollback if verdict else "") + " Or use a backend the disposition "
-                                        "matrix accepts for this environment."))
+                                        "matrix accepts for this environment: "
+                                        + set_command(_path(index, "backend"), "<backend>")))
         if not any(model.source.startswith(prefix) for prefix in allowed_sources):
             problems.append(Problem(_path(index, "model.source"), f"{model.source!r} is not an allowlisted source",
-                                    f"use one of: {', '.join(allowed_sources)} (data/allowlists.yaml)"))
+                                    set_command(_path(index, "model.source"),
+                                                f"<one of: {', '.join(allowed_sources)}...>")
+                                    + " (data/allowlists.yaml)"))
         elif not model.source.startswith(STAGEABLE_SCHEMES):
             problems.append(Problem(_path(index, "model.source"), "has no staging recipe for this scheme",
-                                    f"stage from one of: {', '.join(STAGEABLE_SCHEMES)}"))
+                                    set_command(_path(index, "model.source"),
+                                                f"<one of: {', '.join(STAGEABLE_SCHEMES)}...>")))
         planner_image = ["planner"] if endpoint.planner else []
         for image in [endpoint.backend] + planner_image:
             if environment == Environment.PROD and image not in serving.image_digests:
@@ -203,8 +180,9 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
                                     f"needs {widest} GPUs per worker across nodes; profile {profile.name} has "
                                     f"{profile.gpu.per_node} GPUs per node and no east-west RDMA fabric or "
                                     "multi-node NVLink for multi-node workers",
-                                    f"re-size with at most {profile.gpu.per_node} GPUs per worker, or use an RDMA "
-                                    "profile"))
+                                    f"re-size with at most {profile.gpu.per_node} GPUs per worker: "
+                                    f"{sizing_command(endpoint, profile, profile.gpu.per_node)} (or use an RDMA "
+                                    "profile)"))
         planner, planner_problems = planner_plan(index, endpoint, tenant, layout.workers, runtime)
         kv_offload = serving.storage.kv_offload if serving.storage else None
         kv_gb, kv_problems = kv_offload_gb(index, endpoint, kv_offload, runtime, min(widest, profile.gpu.per_node))
@@ -220,7 +198,7 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
             sizing_file=endpoint.sizing, estimate=layout.estimate, planner=planner, kv_offload_gb=kv_gb,
             nodes_per_worker={group.role: math.ceil(group.gpus_per_worker / profile.gpu.per_node)
                               for group in layout.workers}))
-    problems += _host_quota_problems(config, plans, profile.gpu.per_node) + _site_setting_problems(config)
+    problems += _site_setting_problems(config)
     for index, endpoint in enumerate(config.endpoints):
         tenant = tenants.get(endpoint.tenant)
         # Serving runs on guaranteed GPUs: capacity above gpuQuota is over-quota and can be reclaimed by KAI.
@@ -228,5 +206,9 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
             problems.append(Problem(_path(index, "sizing"),
                                     f"tenant {tenant.name}'s endpoints need {budget.pop(tenant.name)} GPUs; its "
                                     f"gpuQuota is {tenant.gpu_quota}",
-                                    "raise the tenant's gpuQuota or size the endpoints with a smaller GPU budget"))
+                                    "raise the tenant's gpuQuota: "
+                                    + set_command(f"{PROJECT}:tenants[{config.tenants.index(tenant)}].gpuQuota",
+                                                  "<GPUs>")
+                                    + ", or size the endpoints with a smaller GPU budget: "
+                                    + sizing_command(endpoint, profile, tenant.gpu_quota)))
     return plans, problems

@@ -18,6 +18,20 @@ def runnable(text: str) -> str:
     return _BARE_NCP.sub(f"{VENV_NCP} ", text)
 
 
+def set_command(path: str, value: str = "<value>") -> str:
+    """The command that sets one stack key (a leaf: never the object holding it)."""
+    return f"pulumi config set --path '{path}' {value}"
+
+
+def rm_command(path: str) -> str:
+    return f"pulumi config rm --path '{path}'"
+
+
+def manual_edit(file: str, where: str, what: str) -> str:
+    """A fix no command makes: an edit of a project file, naming the file and the key (or position) to change."""
+    return f"edit {file}, {where}: {what}"
+
+
 @dataclass(frozen=True)
 class Problem:
     path: str

@@ -6,7 +6,8 @@ from typing import Optional
 from ncp.plan.catalog import CompatibilityMatrix, load_allowlists
 from ncp.plan.config import Environment, MigSettings, StackConfig, Tenant
 from ncp.plan.endpoint_plan import EndpointPlan
-from ncp.plan.errors import Problem
+from ncp.plan.endpoints import STORAGE_FIX, benchmark_image_fix
+from ncp.plan.errors import Problem, rm_command, set_command
 from ncp.plan.gpu_partition import gpu_product_label, tenant_mig
 from ncp.plan.inference_service_config import InferenceService
 from ncp.plan.names import PROJECT, tenant_namespace
@@ -87,28 +88,34 @@ def _gpu_problems(index: int, service: InferenceService, profile: HardwareProfil
             f"is {service.engine.gpu_product!r}; the site's GPUs are {profile.gpu.product_label} (profile "
             f"{profile.name}). A TensorRT engine only runs on the GPU model it was built for, so Triton would refuse "
             "to load it",
-            f"set it to {profile.gpu.product_label}: the engine-build Job then builds a new engine on that GPU"))
+            "set it (the engine-build Job then builds a new engine on that GPU): "
+            + set_command(_path(index, "engine.gpuProduct"), profile.gpu.product_label)))
     wanted = service.gpus.mig_profile
     site_mig = config.components.gpu_operator.mig
     if mig is None and wanted is not None and site_mig is not None:
         problems.append(Problem(_path(index, "gpus.migProfile"),
                                 f"tenant {service.tenant}'s nodes have whole GPUs; the MIG layout partitions tenant "
                                 f"{site_mig.node_pool}'s nodes (components.gpuOperator.mig.nodePool)",
-                                f"remove migProfile to use whole GPUs, or serve it from tenant {site_mig.node_pool}"))
+                                "remove migProfile to use whole GPUs: " + rm_command(_path(index, "gpus.migProfile"))
+                                + f", or serve it from tenant {site_mig.node_pool}: "
+                                + set_command(_path(index, "tenant"), f"{site_mig.node_pool}")))
     elif mig is None and wanted is not None:
         problems.append(Problem(_path(index, "gpus.migProfile"), "the site has no MIG layout "
                                 "(components.gpuOperator.mig), so no node offers a MIG slice",
-                                "remove migProfile to use whole GPUs, or partition the site's GPUs"))
+                                "remove migProfile to use whole GPUs: " + rm_command(_path(index, "gpus.migProfile"))
+                                + ", or partition the site's GPUs: "
+                                + set_command(f"{PROJECT}:components.gpuOperator.mig.layout",
+                                              "'{<profile>: <count>}'")))
     elif mig is not None and mig.strategy != "single":
         problems.append(Problem(_path(index, "gpus.migProfile"),
                                 "inference services run on MIG strategy single only (the device plugin then offers "
                                 "each slice as nvidia.com/gpu on nodes labelled <product>-MIG-<profile>)",
-                                "use components.gpuOperator.mig.strategy single"))
+                                set_command(f"{PROJECT}:components.gpuOperator.mig.strategy", "single")))
     elif mig is not None and wanted not in mig.layout:
         problems.append(Problem(_path(index, "gpus.migProfile"),
                                 f"is {wanted!r}; the tenant's GPUs are partitioned as {', '.join(mig.layout)} "
                                 "(components.gpuOperator.mig.layout), so the server gets one of those slices",
-                                f"set it to {next(iter(mig.layout))}"))
+                                set_command(_path(index, "gpus.migProfile"), next(iter(mig.layout)))))
     return problems
 
 
@@ -128,10 +135,11 @@ def _artifact_problems(index: int, service: InferenceService) -> list[Problem]:
     source = service.artifact.source
     if not any(source.startswith(prefix) for prefix in allowed):
         return [Problem(_path(index, "artifact.source"), f"{source!r} is not an allowlisted source",
-                        f"use one of: {', '.join(allowed)} (data/allowlists.yaml)")]
+                        set_command(_path(index, "artifact.source"), f"<one of: {', '.join(allowed)}...>")
+                        + " (data/allowlists.yaml)")]
     if not source.startswith(STAGEABLE_SCHEMES):
         return [Problem(_path(index, "artifact.source"), "has no engine-build recipe for this scheme",
-                        f"build from one of: {', '.join(STAGEABLE_SCHEMES)}")]
+                        set_command(_path(index, "artifact.source"), f"<one of: {', '.join(STAGEABLE_SCHEMES)}...>"))]
     return []
 
 
@@ -141,12 +149,17 @@ def _threshold_problems(index: int, service: InferenceService) -> list[Problem]:
     fields = type(thresholds).model_fields
     problems = [Problem(_path(index, f"slo.thresholds.{fields[check.field].alias or check.field}"),
                         f"AIPerf reports {check.tag} only for token streams; a KServe v2 inference run has none",
-                        "use requestLatency*Ms, requestThroughputMin or requestCountMin")
+                        "judge requests instead (requestLatency*Ms, requestThroughputMin or requestCountMin): "
+                        + rm_command(_path(index, f"slo.thresholds.{fields[check.field].alias or check.field}"))
+                        + " && " + set_command(_path(index, "slo.thresholds.requestLatencyP95Ms"), "<ms>"))
                 for check in thresholds.checks() if check.tag not in MEASURED]
     if thresholds.preprocessing_time_avg_ms is not None and service.preprocessing is None:
         problems.append(Problem(_path(index, "slo.thresholds.preprocessingTimeAvgMs"),
                                 "the service has no preprocessing stage to time",
-                                "add preprocessing (DALI) or remove the threshold"))
+                                "remove the threshold: "
+                                + rm_command(_path(index, "slo.thresholds.preprocessingTimeAvgMs"))
+                                + ", or add preprocessing (DALI): "
+                                + set_command(_path(index, "preprocessing.resize"), "'[<height>, <width>]'")))
     return problems
 
 
@@ -156,11 +169,11 @@ def _site_problems(config: StackConfig, matrix: CompatibilityMatrix) -> list[Pro
     if serving.storage is None:
         problems.append(Problem(f"{PROJECT}:components.serving.storage",
                                 f"is required when {KEY} are defined (engines live on the modelArtifacts tier)",
-                                "name a storage class per tier: modelArtifacts, modelCache, benchmarkOutput"))
+                                STORAGE_FIX))
     if serving.validation.benchmark_image is None:
         problems.append(Problem(f"{PROJECT}:components.serving.validation.benchmarkImage",
                                 f"is required when {KEY} are defined (AIPerf publishes no container image)",
-                                f"build an image with aiperf=={matrix.workload('aiperf').version} and set it"))
+                                benchmark_image_fix(matrix)))
     if config.site.environment == Environment.PROD:
         for key, workload in ((SERVER, "triton"), (BUILDER, "tensorrt")):
             if key not in serving.image_digests:
@@ -186,11 +199,12 @@ def plan_inference_services(config: StackConfig, profile: HardwareProfile, matri
         tenant = tenants.get(service.tenant)
         if tenant is None:
             problems.append(Problem(_path(index, "tenant"), f"names unknown tenant {service.tenant!r}",
-                                    f"use one of: {', '.join(tenants)}"))
+                                    set_command(_path(index, "tenant"), f"<one of: {', '.join(tenants)}>")))
             continue
         if service.name in endpoint_names:
             problems.append(Problem(_path(index, "name"), f"{service.name!r} is also an endpoint's name; both "
-                                    "create objects of that name in the tenant namespace", "rename one of them"))
+                                    "create objects of that name in the tenant namespace",
+                                    "rename one of them: " + set_command(_path(index, "name"), "<another name>")))
         mig = tenant_mig(config.components.gpu_operator.mig, tenant.name)
         problems += (_artifact_problems(index, service) + _example_problems(index, service, config.site.environment)
                      + _gpu_problems(index, service, profile, config, mig)
@@ -219,6 +233,10 @@ def _budget_problems(config: StackConfig, plans: list[InferenceServicePlan],
                                     f"tenant {tenant.name}'s services need {mine} GPUs"
                                     f"{f' beside its endpoints {llm}' if llm else ''}; its gpuQuota is "
                                     f"{tenant.gpu_quota}",
-                                    "raise the tenant's gpuQuota, or lower replicas or gpus.count"))
+                                    "raise the tenant's gpuQuota: "
+                                    + set_command(f"{PROJECT}:tenants[{config.tenants.index(tenant)}].gpuQuota",
+                                                  str(llm + mine))
+                                    + ", or lower replicas or gpus.count: "
+                                    + set_command(_path(index, "replicas"), "<replicas>")))
     return problems
 

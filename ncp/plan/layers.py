@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from ncp.plan.catalog import MATRIX_FILE, CompatibilityMatrix, DeployCondition
-from ncp.plan.errors import ConfigError, Problem
+from ncp.plan.errors import ConfigError, Problem, manual_edit
 from ncp.plan.pod_security import RESTRICTED, PodSecurity
 
 # The program's own layers, beside the charts' namespaces: its records and policies, and the validation suite.
@@ -54,7 +54,8 @@ def _pod_security(matrix: CompatibilityMatrix, chart: str) -> PodSecurity:
     if pod_security is None:
         raise ConfigError(str(MATRIX_FILE), [Problem(
             f"components.{chart}.podSecurity", "is missing for a chart the program deploys",
-            "record the Pod Security level its pods need (privileged, baseline or restricted) and why")])
+            manual_edit(str(MATRIX_FILE), f"components.{chart}.podSecurity",
+                        "record the Pod Security level its pods need (privileged, baseline or restricted) and why"))])
     return pod_security
 
 

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Optional
 import yaml
 
 from ncp.plan.catalog import ROOT
-from ncp.plan.errors import Problem
+from ncp.plan.errors import Problem, manual_edit
 from ncp.plan.names import PROJECT, STAND_IN_CHART_LABEL
 
 OVERLAY_ENV = "NCP_LOCAL_OVERLAY"
@@ -50,16 +50,19 @@ def read_overlay(source: str) -> tuple[Optional[LocalOverlay], list[Problem]]:
         document = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         return None, [Problem(where, f"cannot be read as YAML: {error}",
-                              f"point {OVERLAY_ENV} at a YAML file such as {CONTROL_PLANE_OVERLAY}, or unset it")]
+                              f"point it at a readable overlay: export {OVERLAY_ENV}={CONTROL_PLANE_OVERLAY} (or "
+                              f"unset {OVERLAY_ENV})")]
     components = (document or {}).get("components") if isinstance(document, dict) else None
     if not isinstance(components, dict) or set(document) != {"components"}:
         return None, [Problem(where, "must be a mapping with one key, `components`",
-                              f"see {CONTROL_PLANE_OVERLAY}")]
+                              manual_edit(named, "(top level)", f"keep only `components:`, as {CONTROL_PLANE_OVERLAY} "
+                                          "does"))]
     unknown = [".".join(leaf) for leaf in _leaves(components) if leaf not in OVERLAY_KEYS]
     if unknown:
         allowed = ", ".join("components." + ".".join(key) for key in sorted(OVERLAY_KEYS))
         return None, [Problem(f"{where}: components.{key}", "is not a local control plane setting",
-                              f"keep site settings in {source}; an overlay sets only {allowed}") for key in unknown]
+                              manual_edit(named, f"components.{key}", f"remove it: site settings belong in "
+                                          f"{source}; an overlay sets only {allowed}")) for key in unknown]
     return LocalOverlay(named, components), []
 
 

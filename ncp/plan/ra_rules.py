@@ -104,8 +104,10 @@ def _missing(kind: PartnerProduct, path: str, what: str, names: Sequence[str] = 
     named = f" naming {', '.join(names)}" if names else ""
     return Problem(path, f"{what} is a partner product; no localDecisions entry of kind {kind}{named} records the "
                          "site's choice (RA: partner-selected tools are recorded as local decisions)",
-                   f"add to {PROJECT}:localDecisions: {{kind: {kind}, decision: '<the product{named}>', reason: "
-                   "'<why the site chose it>'}")
+                   f"add to {PROJECT}:localDecisions (at the next index): "
+                   + _set(f"{PROJECT}:localDecisions[<next>].kind", kind) + " && "
+                   + _set(f"{PROJECT}:localDecisions[<next>].decision", f"'<the product{named}>'") + " && "
+                   + _set(f"{PROJECT}:localDecisions[<next>].reason", "'<why the site chose it>'"))
 
 
 def _named_in(name: str, decisions: Sequence[LocalDecision]) -> bool:

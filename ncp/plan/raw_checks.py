@@ -3,7 +3,7 @@ scaffold placeholder left unreplaced."""
 import math
 from typing import Any, Iterator, Sequence
 
-from ncp.plan.errors import Problem, join_path
+from ncp.plan.errors import Problem, join_path, set_command
 
 # The engine carries every config and property number as a protobuf double: integers beyond 2^53 lose digits, and
 # beyond the double range the SDK fails with an OverflowError while registering a resource.
@@ -30,11 +30,12 @@ def number_problems(raw: dict[str, Any], prefix: str) -> list[Problem]:
     for loc, number in numbers:
         if isinstance(number, float) and not math.isfinite(number):
             problems.append(Problem(join_path(prefix, loc), f"is not a finite number ({number})",
-                                    "write a plain number, e.g. 8"))
+                                    "write a plain number: " + set_command(join_path(prefix, loc), "<number>")))
         elif abs(number) > LARGEST_EXACT_INTEGER:
             problems.append(Problem(join_path(prefix, loc), f"is out of range (|value| > {LARGEST_EXACT_INTEGER}, "
                                     "the largest integer the Pulumi engine carries exactly)",
-                                    "check for extra digits and write the intended value"))
+                                    "check for extra digits and write the intended value: "
+                                    + set_command(join_path(prefix, loc), "<number>")))
     return problems
 
 
@@ -45,10 +46,10 @@ def placeholder_problems(raw: dict[str, Any], prefix: str, secret_keys: Sequence
     for loc, value in _leaves(raw):
         if isinstance(value, str) and PLACEHOLDER in value:
             path = join_path(prefix, loc)
-            command = (f"pulumi config set --secret {path}" if loc[0] in secret_keys and len(loc) == 1
-                       else f"pulumi config set --path '{path}'")
+            secret = loc[0] in secret_keys and len(loc) == 1
             problems.append(Problem(path, f"is still the scaffold placeholder {value!r}",
-                                    f"replace it with the site's value: {command} <value>"))
+                                    "replace it with the site's value: "
+                                    + (f"pulumi config set --secret {path} <value>" if secret else set_command(path))))
     return problems
 
 

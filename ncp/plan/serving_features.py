@@ -7,10 +7,11 @@ from typing import Optional
 from ncp.plan.catalog import DynamoRuntime
 from ncp.plan.config import MigSettings, Tenant
 from ncp.plan.endpoint_plan import PlannerPlan, WorkerGroup
-from ncp.plan.errors import Problem
+from ncp.plan.errors import Problem, manual_edit, rm_command, set_command
 from ncp.plan.profile import HardwareProfile
 from ncp.plan.names import PROJECT
 from ncp.plan.serving import Endpoint, StorageTier
+from ncp.plan.sizing_bridge import sizing_command
 
 _BYTES = {"Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
@@ -28,7 +29,20 @@ def _no_room(index: int, sized: dict, lowest: dict, max_gpus: int, tenant: Tenan
                     f"leaves the planner no room: its GPU budget ({max_gpus}) is its minimum ({min_gpus}), so it "
                     "can never scale up (maxReplicas defaults to the sized replicas)",
                     f"raise maxReplicas of a role ({', '.join(sized)}) above its minReplicas, within the tenant's "
-                    f"gpuLimit {tenant.gpu_limit}")]
+                    f"gpuLimit {tenant.gpu_limit}: "
+                    + set_command(_path(index, f"planner.maxReplicas.{next(iter(sized))}"), "<workers>"))]
+
+
+def _unknown_roles(index: int, endpoint: Endpoint, sized: dict) -> list[Problem]:
+    """Planner bounds for a role the sizing file does not have."""
+    settings = endpoint.planner
+    assert settings is not None
+    return [Problem(_path(index, f"planner.{key}.{role}"),
+                    f"names role {role}; the sizing file {endpoint.sizing} has {', '.join(sized)}",
+                    f"use {' and '.join(sized)}: " + rm_command(_path(index, f"planner.{key}.{role}"))
+                    + " && " + set_command(_path(index, f"planner.{key}.{next(iter(sized))}"), "<workers>"))
+            for key, bounds in (("minReplicas", settings.min_replicas), ("maxReplicas", settings.max_replicas))
+            for role in sorted(set(bounds) - set(sized))]
 
 
 def planner_plan(index: int, endpoint: Endpoint, tenant: Tenant, workers: list[WorkerGroup],
@@ -39,31 +53,30 @@ def planner_plan(index: int, endpoint: Endpoint, tenant: Tenant, workers: list[W
     if settings is None:
         return None, []
     sized = {group.role: group for group in workers}
-    problems = []
-    for key, bounds in (("minReplicas", settings.min_replicas), ("maxReplicas", settings.max_replicas)):
-        for role in set(bounds) - set(sized):
-            problems.append(Problem(_path(index, f"planner.{key}.{role}"),
-                                    f"names role {role}; the sizing file {endpoint.sizing} has {', '.join(sized)}",
-                                    f"use {' and '.join(sized)}"))
+    problems = _unknown_roles(index, endpoint, sized)
     lowest = {role: settings.min_replicas.get(role, 1) for role in sized}
     highest = {role: settings.max_replicas.get(role, group.replicas) for role, group in sized.items()}
     for role in sized:
         if lowest[role] > highest[role]:
             problems.append(Problem(_path(index, f"planner.minReplicas.{role}"),
                                     f"is {lowest[role]}, above maxReplicas.{role} {highest[role]}",
-                                    f"lower it to at most {highest[role]} or raise maxReplicas.{role}"))
+                                    set_command(_path(index, f"planner.minReplicas.{role}"), str(highest[role]))
+                                    + f" (or raise maxReplicas.{role})"))
     max_gpus = sum(highest[role] * group.gpus_per_worker for role, group in sized.items())
     problems += _no_room(index, sized, lowest, max_gpus, tenant)
     if max_gpus > tenant.gpu_limit:
         problems.append(Problem(_path(index, "planner.maxReplicas"),
                                 f"lets the planner grow to {max_gpus} GPUs; tenant {tenant.name}'s gpuLimit is "
-                                f"{tenant.gpu_limit}", "lower maxReplicas or raise the tenant's gpuLimit"))
+                                f"{tenant.gpu_limit}", "lower maxReplicas: "
+                                + set_command(_path(index, "planner.maxReplicas.<role>"), "<workers>")
+                                + f" (or raise tenant {tenant.name}'s gpuLimit)"))
     fast_loop = runtime.planner.load_adjustment_interval_seconds
     if settings.adjustment_interval_seconds <= fast_loop:
         problems.append(Problem(_path(index, "planner.adjustmentIntervalSeconds"),
                                 f"is {settings.adjustment_interval_seconds}; the planner's SLA loop must be slower "
                                 f"than its {fast_loop} s load loop (Dynamo planner_config.py refuses it)",
-                                f"use more than {fast_loop}, e.g. the default 180"))
+                                set_command(_path(index, "planner.adjustmentIntervalSeconds"), "180")
+                                + f" (more than {fast_loop}; 180 is the default)"))
     return PlannerPlan(min_replicas=lowest, max_replicas=highest, max_gpus=max_gpus,
                        adjustment_interval_seconds=settings.adjustment_interval_seconds), problems
 
@@ -80,12 +93,14 @@ def kv_offload_gb(index: int, endpoint: Endpoint, tier: Optional[StorageTier], r
     key = _path(index, "kvOffload")
     if tier is None:
         return None, [Problem(key, "is true but components.serving.storage.kvOffload names no storage tier",
-                              "add the tier (storageClass, size) or remove kvOffload")]
+                              "add the tier: " + " && ".join(
+                                  set_command(f"{PROJECT}:components.serving.storage.kvOffload.{part}", f"<{part}>")
+                                  for part in ("storageClass", "size")) + ", or " + rm_command(key))]
     backend = runtime.backends[endpoint.backend]
     if backend.kvbm_unsupported:
         return None, [Problem(key, f"backend {endpoint.backend} cannot offload KV to the kvOffload tier "
                                    f"({backend.kvbm_unsupported}; data/dynamo-backends.yaml)",
-                              "set kvOffload: false on this endpoint, or use backend trtllm or vllm")]
+                              set_command(key, "false") + " (or use backend trtllm or vllm)")]
     number, unit = tier.size[:-2], tier.size[-2:]
     disk_gb = math.floor(int(number) * _BYTES[unit] * runtime.kvbm.disk_fill_ratio / 1e9)
     host_gb = gpus_per_pod * runtime.kvbm.host_cache_gb_per_gpu
@@ -93,8 +108,9 @@ def kv_offload_gb(index: int, endpoint: Endpoint, tier: Optional[StorageTier], r
         return None, [Problem(f"{PROJECT}:components.serving.storage.kvOffload.size",
                               f"is {tier.size} ({disk_gb} GB usable); endpoint {endpoint.name}'s workers keep "
                               f"{host_gb} GB of KV in host memory in front of it, and a smaller disk tier only churns",
-                              f"use at least {math.ceil(host_gb / runtime.kvbm.disk_fill_ratio)}G, or set "
-                              f"kvOffload: false on {endpoint.name}")]
+                              set_command(f"{PROJECT}:components.serving.storage.kvOffload.size",
+                                          f"{math.ceil(host_gb / runtime.kvbm.disk_fill_ratio * 1e9 / 2**30)}Gi")
+                              + ", or " + set_command(_path(index, "kvOffload"), "false"))]
     return disk_gb, []
 
 
@@ -108,7 +124,8 @@ def placement_problems(index: int, endpoint: Endpoint, workers: list[WorkerGroup
     return [Problem(_path(index, "sizing"),
                     f"needs {group.gpus_per_worker} GPUs per {group.role} worker; one NVLink domain of profile "
                     f"{profile.name} holds {profile.nvlink.domain_size}",
-                    f"re-size with at most {profile.nvlink.domain_size} GPUs per worker")
+                    f"re-size with at most {profile.nvlink.domain_size} GPUs per worker: "
+                    + sizing_command(endpoint, profile, profile.nvlink.domain_size))
             for group in workers if group.gpus_per_worker > profile.nvlink.domain_size]
 
 
@@ -129,14 +146,17 @@ def mig_fit_problems(index: int, endpoint: Endpoint, workers: list[WorkerGroup],
             problems.append(Problem(_path(index, "sizing"),
                                     f"{endpoint.sizing} records no per-GPU memory estimate, so {endpoint.model.name} "
                                     f"cannot be checked against MIG slice {name}",
-                                    "re-size the endpoint with ncp sizing (it records memoryGbPerGpu)"))
+                                    "re-size the endpoint (the sizing file then records memoryGbPerGpu): "
+                                    + sizing_command(endpoint, profile, group.gpus)))
         elif group.memory_gb_per_gpu > slice_gb:
             problems.append(Problem(_path(index, "sizing"),
                                     f"{endpoint.model.name} needs {group.memory_gb_per_gpu:g} GB per GPU "
                                     f"({group.role} workers: weights and KV at batch size, AIConfigurator); MIG slice "
                                     f"{name} of {profile.gpu.model} holds {slice_gb:.1f} GB",
-                                    "use a larger MIG profile in components.gpuOperator.mig.layout, whole GPUs, or a "
-                                    "smaller model for this endpoint"))
+                                    "use a larger MIG profile: "
+                                    + set_command(f"{PROJECT}:components.gpuOperator.mig.layout",
+                                                  "'{<larger profile>: <count>}'")
+                                    + " (or whole GPUs, or a smaller model for this endpoint)"))
     return problems
 
 
@@ -149,7 +169,10 @@ def parallel_problems(index: int, endpoint: Endpoint, workers: list[WorkerGroup]
                     f"{endpoint.sizing} gives {group.role} workers {group.data_parallel} attention data-parallel "
                     "ranks; "
                     f"the {endpoint.backend} worker settings (data/dynamo-backends.yaml) have no switch for it",
-                    "re-size with another backend, or record the backend's attention data-parallel setting")
+                    "re-size with another backend (ncp sizing --backend trtllm ..., the command in the "
+                    "sizing file's header), or "
+                    + manual_edit("data/dynamo-backends.yaml", f"backends.{endpoint.backend}.attentionDataParallelArg",
+                                  "record the engine argument that switches attention data parallelism on"))
             for group in workers if group.data_parallel > 1]
 
 

@@ -16,10 +16,11 @@ from ncp.plan.endpoint_plan import EndpointPlan
 from ncp.plan.cross_field import cross_field_problems
 from ncp.plan.endpoints import plan_endpoints, rdma_workers, runtime_image
 from ncp.plan.inference_services import InferenceServicePlan, plan_inference_services
+from ncp.plan.tenant_pods import quota_problems
 from ncp.plan.layers import READINESS_LAYER, READINESS_NAMESPACE, PlatformLayers, plan_layers
 from ncp.plan.gateway import RoutePlan, endpoint_picker_image, plan_routes
 from ncp.plan.local_overlay import LocalOverlay, local_setting_problems, merged, mirror_problems
-from ncp.plan.errors import ConfigError, Problem, problems_from_validation
+from ncp.plan.errors import ConfigError, Problem, manual_edit, problems_from_validation, rm_command, set_command
 from ncp.plan.gpu_partition import (
     MIG_LAYOUT, GpuCount, capacity_breakdown, gpu_count, gpu_product_label, gpu_units_per_node, mig_pool_nodes,
     site_gpu_units, tenant_gpu_unit, tenant_mig,
@@ -360,8 +361,9 @@ def _profile_problems(config: StackConfig, profile: HardwareProfile) -> list[Pro
         problems.append(Problem(f"{PROJECT}:components.scheduling.topologyAware",
                                 f"profile {profile.name} declares no rack label (topologyLabels.rack), so topology-"
                                 "aware placement has no level between zone and host",
-                                f"declare topologyLabels.rack in profiles/{profile.name}.yaml (a label every GPU "
-                                "node carries) or set topologyAware false"))
+                                manual_edit(f"profiles/{profile.name}.yaml", "topologyLabels.rack",
+                                            "declare the rack label every GPU node carries")
+                                + ", or " + set_command(f"{PROJECT}:components.scheduling.topologyAware", "false")))
     return problems + _capacity_problems(config, profile)
 
 
@@ -376,12 +378,15 @@ def _mig_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem
                                    f"remove it: pulumi config rm --path '{base}'")]
     allowed = profile.gpu.mig.profiles
     problems += [Problem(f"{base}.layout.{name}", f"is not an accepted MIG profile of {profile.name}",
-                         f"use one of: {', '.join(allowed) or '(none recorded in the profile)'}")
+                         f"use one of: {', '.join(allowed) or '(none recorded in the profile)'}: "
+                         + rm_command(f"{base}.layout.{name}") + " && "
+                         + set_command(f"{base}.layout.<accepted profile>", "<count>"))
                  for name in mig.layout if name not in allowed]
     if set(mig.layout) <= set(allowed) and profile.gpu.mig.placement(mig.layout) is None:
         problems.append(Problem(f"{base}.layout", _unplaceable(profile, mig.layout),
                                 "choose instance counts whose placements fit side by side (the profile's "
-                                f"gpu.mig.instances table in profiles/{profile.name}.yaml)"))
+                                f"gpu.mig.instances table in profiles/{profile.name}.yaml): "
+                                + set_command(f"{base}.layout", "'{<profile>: <count>, ...}'")))
     return problems
 
 
@@ -392,18 +397,22 @@ def _driver_problems(config: StackConfig, profile: HardwareProfile) -> list[Prob
     if override is not None and (gpu_settings.driver or profile.gpu.driver) == DriverManagement.PREINSTALLED:
         problems.append(Problem(f"{PROJECT}:components.gpuOperator.driverUpgradePolicy",
                                 f"the driver is preinstalled in {profile.name}'s node image: the GPU Operator does "
-                                "not upgrade it", "remove driverUpgradePolicy"))
+                                "not upgrade it",
+                                rm_command(f"{PROJECT}:components.gpuOperator.driverUpgradePolicy")))
     elif override is not None:
         try:
             override.applied_to(profile.gpu.driver_upgrade)
         except ValueError as error:
             problems.append(Problem(f"{PROJECT}:components.gpuOperator.driverUpgradePolicy",
                                     f"does not apply to the profile's policy ({str(error).splitlines()[0]})",
-                                    "name only keys of driver.upgradePolicy with valid values"))
+                                    "name only keys of driver.upgradePolicy with valid values: "
+                                    + set_command(f"{PROJECT}:components.gpuOperator.driverUpgradePolicy.<key>")))
     if gpu_settings.driver == DriverManagement.MANAGED and profile.gpu.driver == DriverManagement.PREINSTALLED:
         problems.append(Problem(f"{PROJECT}:components.gpuOperator.driver",
                                 f"profile {profile.name} ships the driver in its node image; a managed driver would "
-                                "conflict with it", "remove the override or use preinstalled"))
+                                "conflict with it", rm_command(f"{PROJECT}:components.gpuOperator.driver")
+                                + " (or " + set_command(f"{PROJECT}:components.gpuOperator.driver", "preinstalled")
+                                + ")"))
     return problems
 
 
@@ -422,10 +431,14 @@ def _rail_interface_problems(config: StackConfig, profile: HardwareProfile) -> l
     if len(net.rail_interfaces) > profile.fabric.nics_per_node:
         return [Problem(f"{net_base}.railInterfaces",
                         f"lists {len(net.rail_interfaces)} rails; profile {profile.name} has "
-                        f"{profile.fabric.nics_per_node} NICs per node", "list one interface per NIC")
+                        f"{profile.fabric.nics_per_node} NICs per node", "list one interface per NIC: " + " && ".join(
+                            rm_command(f"{net_base}.railInterfaces[{i}]")
+                            for i in reversed(range(profile.fabric.nics_per_node, len(net.rail_interfaces)))))
                 ] + _rail_problems(config)
     if len(net.rail_interfaces) != len(set(net.rail_interfaces)):
-        return [Problem(f"{net_base}.railInterfaces", "lists an interface twice", "list each once")
+        twice = next(i for i, nic in enumerate(net.rail_interfaces) if net.rail_interfaces.index(nic) != i)
+        return [Problem(f"{net_base}.railInterfaces", "lists an interface twice", "list each once: "
+                        + set_command(f"{net_base}.railInterfaces[{twice}]", "<the NIC it should name>"))
                 ] + _rail_problems(config)
     return _rail_problems(config)
 
@@ -434,14 +447,16 @@ def _capacity_problems(config: StackConfig, profile: HardwareProfile) -> list[Pr
     capacity = site_gpu_units(config, profile)
     problems = [Problem(f"{PROJECT}:tenants[{index}].gpuLimit",
                         f"is {tenant.gpu_limit}; the site has {capacity} GPUs ({capacity_breakdown(config, profile)})",
-                        f"{_nodes_first(config)} otherwise use a value <= {capacity}")
+                        f"{_nodes_first(config)} otherwise use a value <= {capacity}: "
+                        + set_command(f"{PROJECT}:tenants[{index}].gpuLimit", str(capacity)))
                 for index, tenant in enumerate(config.tenants) if tenant.gpu_limit > capacity]
     total_quota = sum(t.gpu_quota for t in config.tenants)
     if total_quota > capacity:
         problems.append(Problem(f"{PROJECT}:tenants",
                                 f"guarantee {total_quota} GPUs in total (sum of gpuQuota); the site has {capacity}",
                                 f"{_nodes_first(config)} otherwise lower gpuQuota values and use gpuLimit and "
-                                "overQuotaWeight for burst capacity"))
+                                "overQuotaWeight for burst capacity: "
+                                + set_command(f"{PROJECT}:tenants[<index>].gpuQuota", "<GPUs>")))
     return problems
 
 
@@ -452,11 +467,13 @@ def _mig_pool_problems(config: StackConfig, mig: MigSettings, base: str) -> list
     tenant = next((t for t in config.tenants if t.name == mig.node_pool), None)
     if tenant is None:
         return [Problem(f"{base}.nodePool", f"names unknown tenant {mig.node_pool!r}",
-                        f"use one of: {', '.join(t.name for t in config.tenants)}")]
+                        set_command(f"{base}.nodePool", f"<one of: {', '.join(t.name for t in config.tenants)}>"))]
     if tenant.node_pool is None:
         return [Problem(f"{base}.nodePool", f"tenant {tenant.name} has no dedicated nodes (tenants[].nodePool), so no "
                                             "node set is its to partition",
-                        f"give tenant {tenant.name} a nodePool, or remove nodePool to partition every GPU node")]
+                        f"give tenant {tenant.name} a nodePool: "
+                        + set_command(f"{PROJECT}:tenants[{config.tenants.index(tenant)}].nodePool.nodes", "<nodes>")
+                        + ", or partition every GPU node: " + rm_command(f"{base}.nodePool"))]
     return []
 
 
@@ -551,7 +568,8 @@ def _rail_problems(config: StackConfig) -> list[Problem]:
     if len(subnets) < len(net.rail_interfaces):
         return [Problem(f"{base}.railSubnet",
                         f"{net.rail_subnet} cannot hold {len(net.rail_interfaces)} rails of /{net.rail_prefix_length}",
-                        "use a larger subnet, e.g. 192.168.0.0/16, or a longer railPrefixLength")]
+                        "use a larger subnet: " + set_command(f"{base}.railSubnet", "192.168.0.0/16")
+                        + ", or a longer railPrefixLength: " + set_command(f"{base}.railPrefixLength", "<prefix>"))]
     if not subnets:
         return []  # no rails named: reported on railInterfaces
     # Every rail has the same prefix, so one check covers each rail subnet.
@@ -564,8 +582,8 @@ def _rail_problems(config: StackConfig) -> list[Problem]:
         f"each rail subnet (/{net.rail_prefix_length}, e.g. {net.rail_interfaces[0]} {subnets[0]}) gives nv-ipam "
         f"blocks of {net.per_node_block_size} addresses (perNodeBlockSize) to {capacity} nodes: blocks start at the "
         f"network address + 1 and must end before the broadcast address; site.gpuNodes is {nodes}",
-        f"use a shorter railPrefixLength (e.g. {rail_prefix_for(nodes, net.per_node_block_size)}) or a smaller "
-        "perNodeBlockSize")]
+        set_command(f"{base}.railPrefixLength", str(rail_prefix_for(nodes, net.per_node_block_size)))
+        + " (or a smaller perNodeBlockSize)")]
 
 
 def rail_prefix_for(nodes: int, block_size: int) -> int:
@@ -651,7 +669,8 @@ def _validated_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str, 
     if config.site.hardware_profile not in profile_names():
         problems.append(Problem(f"{PROJECT}:site.hardwareProfile",
                                 f"names unknown profile {config.site.hardware_profile!r}",
-                                f"use one of: {', '.join(profile_names())} (files in profiles/)"))
+                                set_command(f"{PROJECT}:site.hardwareProfile",
+                                            f"<one of: {', '.join(profile_names())}>") + " (files in profiles/)"))
     else:
         profile = load_profile(config.site.hardware_profile)
         problems += _profile_problems(config, profile)
@@ -662,7 +681,8 @@ def _validated_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str, 
     # RA: Architecture Decision Guardrails: "The platform needs a declared Kubernetes API surface"
     if k8s not in matrix.kubernetes.supported_versions:
         problems.append(Problem(f"{PROJECT}:site.kubernetesVersion", f"{k8s} is not in the compatibility matrix",
-                                f"use one of: {', '.join(matrix.kubernetes.supported_versions)}"))
+                                set_command(f"{PROJECT}:site.kubernetesVersion",
+                                            f"<one of: {', '.join(matrix.kubernetes.supported_versions)}>")))
     endpoints: list[EndpointPlan] = []
     services: list[InferenceServicePlan] = []
     if profile is not None:
@@ -670,7 +690,7 @@ def _validated_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str, 
             config, profile, matrix, multi_node_fabric=profile.has_rdma_fabric or profile.nvlink.multi_node)
         problems += endpoint_problems
         services, service_problems = plan_inference_services(config, profile, matrix, endpoints)
-        problems += service_problems
+        problems += service_problems + quota_problems(config, endpoints, services, profile.gpu.per_node)
     routes, route_problems = plan_routes(config, matrix)
     problems += route_problems + _telemetry_problems(config) + cross_field_problems(config, profile, endpoints)
     problems += ra_rule_problems(config, profile, endpoints)

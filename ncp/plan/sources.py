@@ -6,7 +6,7 @@ from typing import Any, Optional, Union
 import yaml
 
 from ncp.plan.catalog import ROOT
-from ncp.plan.errors import ConfigError, Problem
+from ncp.plan.errors import ConfigError, Problem, manual_edit
 from ncp.plan.local_overlay import OVERLAY_ENV, LocalOverlay, read_overlay
 from ncp.plan.names import PROJECT
 from ncp.plan.site_plan import SitePlan, build_plan
@@ -61,7 +61,7 @@ def read_stack_file(stack: str) -> tuple[dict[str, Any], set[str]]:
         data = path.read_bytes()
     except OSError as error:
         raise ConfigError(path.name, [Problem(path.name, f"cannot be read ({error.strerror or error})",
-                                              "make the file readable by this user (check its permissions)")]) from None
+                                              f"make the file readable by this user: chmod u+r {path}")]) from None
     return config_of_document(data, path.name)
 
 
@@ -111,6 +111,10 @@ def _nesting(document: Any) -> int:
     return deepest
 
 
+def _nesting_fix(source: str) -> str:
+    return manual_edit(source, "the deepest nesting", "a stack file nests a few levels; remove the runaway nesting")
+
+
 def _yaml_problem(error: yaml.YAMLError, text: str, source: str) -> Problem:
     mark = getattr(error, "problem_mark", None)
     position = getattr(error, "position", None)  # a ReaderError: a character YAML does not admit
@@ -126,7 +130,8 @@ def _yaml_problem(error: yaml.YAMLError, text: str, source: str) -> Problem:
     if character is not None:
         reason = f"{reason} ({character if isinstance(character, int) else ord(character):#x})"
     return Problem(source, f"is not valid YAML{where}: {reason}",
-                   "fix the YAML there (indentation, quotes, brackets, or a control character)")
+                   manual_edit(source, where.strip(" ,:") or "the position above",
+                               "fix the YAML there (indentation, quotes, brackets, or a control character)"))
 
 
 def _stack_config(text: str, source: str) -> dict[str, Any]:
@@ -137,26 +142,29 @@ def _stack_config(text: str, source: str) -> dict[str, Any]:
         raise ConfigError(source, [_yaml_problem(error, text, source)]) from None
     except RecursionError:
         raise ConfigError(source, [Problem(source, f"nests mappings or lists deeper than {MAX_NESTING} levels",
-                                           "a stack file nests a few levels; remove the runaway nesting")]) from None
+                                           _nesting_fix(source))]) from None
     except ValueError as error:  # an integer literal longer than Python converts (sys.get_int_max_str_digits)
         raise ConfigError(source, [Problem(source, f"holds a value YAML cannot convert: {error}",
-                                           "check for a runaway number (extra digits) and write the intended "
-                                           "value")]) from None
+                                           manual_edit(source, "the value named above", "check for a "
+                                                       "runaway number (extra digits)"))]) from None
     document = {} if document is None else document
     if not isinstance(document, dict):
         raise ConfigError(source, [Problem(source, f"is a YAML {type(document).__name__}, not a mapping",
-                                           "a stack file is a mapping with a top-level `config:` key")])
+                                           manual_edit(source, "(top level)", "a stack file is a mapping with a "
+                                                       "top-level `config:` key"))])
     if _nesting(document) > MAX_NESTING:
         raise ConfigError(source, [Problem(source, f"nests mappings or lists deeper than {MAX_NESTING} levels",
-                                           "a stack file nests a few levels; remove the runaway nesting")])
+                                           _nesting_fix(source))])
     config = document.get("config") or {}
     if not isinstance(config, dict):
         raise ConfigError(source, [Problem(f"{source}: config", f"is a {type(config).__name__}, not a mapping",
-                                           f"write `config:` as a mapping of `{PROJECT}:<key>: <value>` entries")])
+                                           manual_edit(source, "config", f"write it as a mapping of "
+                                                       f"`{PROJECT}:<key>: <value>` entries"))])
     odd = [key for key in config if not isinstance(key, str)]
     if odd:
         raise ConfigError(source, [Problem(f"{source}: config", f"has the key {odd[0]!r}, which is not a string",
-                                           f"name each key `{PROJECT}:<key>`")])
+                                           manual_edit(source, f"config: {odd[0]!r}", f"name each key "
+                                                       f"`{PROJECT}:<key>`"))])
     return config
 
 

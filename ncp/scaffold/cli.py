@@ -6,7 +6,12 @@
 Every value only the site knows (identity-provider groups, NIC names, the rail subnet, the evidence location) is
 written as REPLACE-ME(<what>), which config validation refuses until it is replaced: `ncp check
 --stack <site>` lists each one with the command that sets it. No example key, salt, digest or registry org of
-another site is copied. Endpoints are added after sizing (docs/operator-guide.md, "Serving endpoints").
+another site is copied. Endpoints come from the site's AIConfigurator sizing files (`ncp sizing ... --out
+sites/<site>/sizing/<endpoint>.yaml`, docs/operator-guide.md "Serving endpoints"): `--endpoint
+acme:sites/west/sizing/chat.yaml` writes the endpoint
+and gives its tenant the GPUs it is sized to and the CPU and memory quotas its pods take at once
+(ncp/scaffold/sized.py);
+a tenant without sized endpoints gets an estimate from its GPUs, and `ncp check` re-counts once endpoints exist.
 Exit codes: 0 written, 2 bad input (unknown profile, bad tenant spec, the file exists, --out not writable), 3 internal
 error.
 """
@@ -16,7 +21,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from ncp.cli_exit import BAD_INPUT, BadInput, OK, OutputPathError, prepare_output
 from ncp.plan.catalog import load_dynamo_runtime, load_profile, profile_names
@@ -29,6 +34,10 @@ from ncp.plan.raw_checks import PLACEHOLDER
 from ncp.plan.names import PROJECT
 from ncp.plan.site_plan import rail_prefix_for
 from ncp.plan.sources import stack_file
+from ncp.scaffold.sized import (
+    SizedEndpoint, SizingInputError, benchmark_image_lines, endpoint_lines, parse_endpoint, quota_lines, sized_gpus,
+    storage_lines, tenant_demand,
+)
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 ENVIRONMENTS = ("lab", "staging", "prod")
@@ -36,7 +45,7 @@ RUN = VENV_NCP
 DEFAULT_RAIL_PREFIX = NetworkOperatorSettings.model_fields["rail_prefix_length"].default
 DEFAULT_BLOCK_SIZE = NetworkOperatorSettings.model_fields["per_node_block_size"].default
 # Host resources of a tenant's frontends, planners, staging and benchmark Jobs beside its GPU workers (cores, GiB):
-# our sizing decision for a new site's quota, raised by the site where offline.check says so.
+# our sizing decision for a new site's quota, raised by the site where ncp check says so.
 PLATFORM_HEADROOM = (16, 64)
 
 
@@ -49,18 +58,26 @@ class TenantAnswer:
     name: str
     gpu_quota: int
     gpu_limit: int
+    endpoints: tuple[SizedEndpoint, ...] = ()
 
     @classmethod
-    def parse(cls, spec: str) -> "TenantAnswer":
-        match = re.fullmatch(r"([^:]+):([0-9]+)(?::([0-9]+))?", spec)
+    def parse(cls, spec: str, endpoints: Sequence[SizedEndpoint] = ()) -> "TenantAnswer":
+        """NAME:GPU_QUOTA[:GPU_LIMIT]; a tenant with sized endpoints may leave its GPUs to the sizing (NAME)."""
+        match = re.fullmatch(r"([^:]+)(?::([0-9]+)(?::([0-9]+))?)?", spec)
         if not match or not DNS_LABEL.match(match.group(1)):
             raise ScaffoldInputError(f"--tenant {spec!r}: write NAME:GPU_QUOTA[:GPU_LIMIT] with NAME a DNS label, "
                                      "e.g. acme:64:96")
-        quota = int(match.group(2))
-        limit = int(match.group(3)) if match.group(3) else quota
-        if limit < quota:
+        name = match.group(1)
+        mine = tuple(e for e in endpoints if e.tenant == name)
+        quota = int(match.group(2)) if match.group(2) else None
+        limit = int(match.group(3)) if match.group(3) else None
+        if quota is None and not mine:
+            raise ScaffoldInputError(f"--tenant {spec!r}: give its GPUs (NAME:GPU_QUOTA[:GPU_LIMIT]) or its sized "
+                                     f"endpoints (--endpoint {name}:sites/<site>/sizing/<endpoint>.yaml)")
+        if quota is not None and limit is not None and limit < quota:
             raise ScaffoldInputError(f"--tenant {spec!r}: the GPU limit ({limit}) is below the quota ({quota})")
-        return cls(match.group(1), quota, limit)
+        quota, limit = sized_gpus(name, quota, limit, mine)
+        return cls(name, quota, limit, mine)
 
 
 def placeholder(what: str) -> str:
@@ -83,7 +100,7 @@ def _gpu_nodes_note(profile: HardwareProfile, gpu_nodes: int) -> str:
     return note
 
 
-def _partner_decisions(options: "SiteOptions") -> list[str]:
+def _partner_decisions(options: "SiteOptions", sized: bool) -> list[str]:
     """The partner products the site uses, each a placeholder decision of its kind."""
     products = [("certManager", "the site's certificate manager for NVSentinel's datastore certificates, e.g. "
                                 "cert-manager"),
@@ -93,6 +110,8 @@ def _partner_decisions(options: "SiteOptions") -> list[str]:
         products.append(("registry", "the site's chart and image mirror, e.g. its Harbor"))
     if options.gateway:
         products.append(("gateway", "the site's Gateway API implementation, e.g. Envoy Gateway"))
+    if sized:
+        products.append(("storage", "storage product of the site, naming each storageClass of serving.storage"))
     return [f"  {PROJECT}:localDecisions:",
             "    # The partner products every site uses; add one entry per further kind the stack uses",
             "    # (storage: naming each storageClass, gateway, registry).",
@@ -140,7 +159,7 @@ class MigPool:
 def _host_quotas(gpus: int, profile: HardwareProfile) -> tuple[str, str]:
     """cpuQuota and memoryQuota that hold the tenant's GPUs as whole-node workers (data/dynamo-backends.yaml: host
     cores and memory per GPU, plus the largest /dev/shm of any backend per worker pod) and its frontends and Jobs
-    (PLATFORM_HEADROOM). Smaller workers need more: offline.check computes the need from the sizing files."""
+    (PLATFORM_HEADROOM). Smaller workers need more: ncp check computes the need from the sizing files."""
     runtime = load_dynamo_runtime()
     pods = max(1, math.ceil(gpus / profile.gpu.per_node))
     shm = max(backend.shared_memory_gi for backend in runtime.backends.values())
@@ -164,8 +183,8 @@ def _rail_lines(profile: HardwareProfile, gpu_nodes: int) -> list[str]:
     return lines
 
 
-def _serving_lines(environment: str, options: SiteOptions) -> list[str]:
-    lines = []
+def _serving_lines(environment: str, options: SiteOptions, endpoints: Sequence[SizedEndpoint]) -> list[str]:
+    lines = storage_lines(endpoints)
     if options.gateway:
         lines += ["      gatewayInferenceExtension: true",
                   "      gateway:",
@@ -182,14 +201,17 @@ def _serving_lines(environment: str, options: SiteOptions) -> list[str]:
                   "          service: " + q(placeholder("model mirror Service name")),
                   "          namespace: " + q(placeholder("model mirror namespace")),
                   "          port: " + q(placeholder("model mirror port, e.g. 8080"))]
+    validation = benchmark_image_lines(endpoints)
     if environment == "prod":
-        lines += ["      validation:",
+        validation += [
                   "        # The ISV NCP Validation Suite publishes no image: build it, push it to the site's registry "
                   "and",
                   "        # pin it by digest (prod refuses a tag-only tool image).",
                   "        suiteImage: " + q(placeholder("site-built validation suite image, e.g. nvcr.io/<your NGC "
                                                          "org>/tools/isv-ncp-validation-suite:<version>@sha256:"
                                                          "<digest>"))]
+    if validation:
+        lines += ["      validation:", *validation]
     return ["    serving:", *lines] if lines else []
 
 
@@ -234,19 +256,21 @@ def render(site: str, profile: HardwareProfile, environment: str, gpu_nodes: int
         components += ["    telemetry:",
                        "      # the label the site's Prometheus selects PodMonitors and rules by",
                        f"      prometheusSelectorLabels: {{release: {options.monitoring_release}}}"]
-    components += _serving_lines(environment, options)
+    endpoints = [e for tenant in tenants for e in tenant.endpoints]
+    components += _serving_lines(environment, options, endpoints)
     if components:
         lines += [f"  {PROJECT}:components:", *components]
     lines.append(f"  {PROJECT}:tenants:")
     for tenant in tenants:
-        lines += _tenant_lines(tenant, profile, environment, len(tenants), options.mig_pool)
+        lines += _tenant_lines(tenant, profile, environment, len(tenants), options.mig_pool, bool(options.gateway))
+    lines += endpoint_lines(endpoints)
     if Environment(environment) in MANDATORY_ENVIRONMENTS:  # ncp/plan/ra_rules.py: partner products are recorded
-        lines += _partner_decisions(options)
+        lines += _partner_decisions(options, bool(endpoints))
     return "\n".join(lines) + "\n"
 
 
 def _tenant_lines(tenant: TenantAnswer, profile: HardwareProfile, environment: str, tenant_count: int,
-                  mig_pool: Optional[MigPool]) -> list[str]:
+                  mig_pool: Optional[MigPool], gateway: bool) -> list[str]:
     cpu, memory = _host_quotas(tenant.gpu_limit, profile)
     mig = mig_pool is not None and mig_pool.tenant == tenant.name
     unit = mig_pool.slices_per_gpu if mig and mig_pool else 1
@@ -255,12 +279,18 @@ def _tenant_lines(tenant: TenantAnswer, profile: HardwareProfile, environment: s
         lines.append(f"      # Counted in MIG devices: {tenant.gpu_limit} GPUs x {unit} slices "
                      f"({', '.join(mig_pool.layout) if mig_pool else ''}).")
     lines += [f"      gpuQuota: {tenant.gpu_quota * unit}", f"      gpuLimit: {tenant.gpu_limit * unit}"]
-    if (environment == "prod" and tenant_count > 1) or mig:  # prod refuses tenants sharing nodes
+    rdma = profile.has_rdma_fabric and any(  # RDMA workers run under a privileged exception: never on shared nodes
+        e.result.mode == "disaggregated" or any(g.gpus_per_worker > profile.gpu.per_node for g in e.workers())
+        for e in tenant.endpoints)
+    if (environment == "prod" and tenant_count > 1) or mig or (rdma and tenant_count > 1):
         lines.append(f"      nodePool: {{nodes: {max(1, -(-tenant.gpu_limit // profile.gpu.per_node))}}}  "
                      "# GPU nodes of its own: the site labels and taints them (ncp checklist)")
-    lines += [f"      cpuQuota: \"{cpu}\"  # host resources of its GPUs' workers and its frontends and Jobs",
-              f"      memoryQuota: {memory}",
-              f"      admins: [{q(placeholder(f'identity-provider group of {tenant.name} admins'))}]"]
+    if tenant.endpoints:
+        lines += quota_lines(tenant_demand(tenant.name, tenant.endpoints, profile, gateway), tenant.endpoints)
+    else:
+        lines += [f"      cpuQuota: \"{cpu}\"  # estimate without sized endpoints: whole-node workers of its GPUs and",
+                  f"      memoryQuota: {memory}  # PLATFORM_HEADROOM (scaffold); --endpoint sizes it from its sizing"]
+    lines += [f"      admins: [{q(placeholder(f'identity-provider group of {tenant.name} admins'))}]"]
     return lines
 
 
@@ -282,6 +312,10 @@ def parser() -> argparse.ArgumentParser:
                    help="no egress: charts from a chart mirror, models from an in-cluster model mirror")
     p.add_argument("--monitoring-release", metavar="NAME",
                    help="the release label the site's Prometheus selects monitors and rules by")
+    p.add_argument("--endpoint", action="append", default=[], metavar="TENANT:SIZING_FILE",
+                   help="an endpoint of TENANT sized by this AIConfigurator sizing file (ncp sizing ... --out "
+                        "sites/<site>/sizing/<endpoint>.yaml), named after the file; the tenant's GPU, CPU and memory "
+                        "quotas are written from what its endpoints' pods take (repeat per endpoint)")
     p.add_argument("--out", type=Path, help="where to write (default: Pulumi.<site>.yaml in the project)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     return p
@@ -296,8 +330,16 @@ def scaffold(args: argparse.Namespace) -> Path:
         raise ScaffoldInputError("--gpu-nodes: at least 1")
     if not args.tenant:
         raise ScaffoldInputError("--tenant: name at least one tenant, e.g. --tenant acme:8:16")
-    tenants = [TenantAnswer.parse(spec) for spec in args.tenant]
     profile = load_profile(args.profile)
+    endpoints = [parse_endpoint(spec, profile) for spec in args.endpoint]
+    tenants = [TenantAnswer.parse(spec, endpoints) for spec in args.tenant]
+    unknown = sorted({e.tenant for e in endpoints} - {t.name for t in tenants})
+    if unknown:
+        raise ScaffoldInputError(f"--endpoint: {', '.join(unknown)} is not one of the --tenant names")
+    repeated = sorted({e.name for e in endpoints if [x.name for x in endpoints].count(e.name) > 1})
+    if repeated:
+        raise ScaffoldInputError(f"--endpoint: two sizing files make endpoint {', '.join(repeated)}: endpoints are "
+                                 "named after their files")
     mig_pool = MigPool.parse(args.mig_pool, profile) if args.mig_pool else None
     if mig_pool and mig_pool.tenant not in {t.name for t in tenants}:
         raise ScaffoldInputError(f"--mig-pool {args.mig_pool!r}: {mig_pool.tenant} is not one of the --tenant names")
@@ -317,7 +359,7 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         out = scaffold(args)
-    except (ScaffoldInputError, OutputPathError) as error:
+    except (ScaffoldInputError, SizingInputError, OutputPathError) as error:
         print(f"error: {error}", file=sys.stderr)
         return BAD_INPUT
     print(f"{out}: written. Next: replace every {PLACEHOLDER}(...) value, then "

@@ -1,16 +1,22 @@
 """The same proof on a profile without MIG or RDMA: a one-GPU lab site composed here (not the example lab stack),
 deployed by the real engine, its pods admitted and placed on simulated L40S nodes, then destroyed."""
+import time
+
 import pytest
 import yaml
 
+from ncp.plan.catalog import integration_points
 from ncp.plan.names import PROJECT
 from ncp.plan.site_plan import build_plan
+from ncp.plan.tenant_pods import QUOTA_KEYS, TenantDemand, quantity, tenant_demands
 from tests.e2e import simulated
 from tests.e2e.engine import pulumi, stack_env
 
 STACK = "e2e-lab"
-# memoryQuota holds what runs at once at its memory limits: the TRT-LLM worker (80Gi /dev/shm + 32Gi per GPU), the
-# two frontends and the model-staging Job (16Gi each, the tenant LimitRange's default), with room to spare.
+# memoryQuota holds what runs at once at its memory limits (the plan counts it: ncp/plan/tenant_pods.py): the TRT-LLM
+# worker
+# (80Gi /dev/shm + 32Gi per GPU), the two frontends (the tenant LimitRange's default 16Gi), the model-staging and the
+# benchmark Jobs (16Gi each): 176Gi, with room to spare.
 CONFIG = {
     "site": {"name": "e2e-lab", "environment": "lab", "hardwareProfile": "lab", "gpuNodes": 1,
              "validationEvidence": {"path": "evidence/e2e-lab/", "owner": "ci"}},
@@ -66,6 +72,29 @@ def test_every_pod_is_admitted_and_placed(deployed, placement, plan):
     print(placement.report("lab, composed stack"))
     assert not placement.problems, "\n".join(placement.problems)
     assert placement.phases["tenant-dev"]["Succeeded"] >= 2, "the staging and benchmark Jobs ran to completion"
+
+
+def test_the_quota_status_counts_what_the_plan_counts(deployed, placement, plan):
+    """After apply, the API server's quota status holds exactly what the plan counts for the tenant's pods that are
+    still running (the staging and benchmark Jobs have completed, and a completed pod holds no quota), and the plan's
+    sum with every Job running again beside them is within the quota (ncp/plan/tenant_pods.py)."""
+    api = deployed[0]
+    demand = tenant_demands(plan.config, plan.endpoints, plan.inference_services, plan.profile.gpu.per_node)["dev"]
+    running = TenantDemand("dev", [group for group in demand.groups if not group.what.endswith(" Job")])
+    gpu = integration_points().gpu.resource
+    keys = {key.format(gpu=gpu): attribute for key, attribute, _ in QUOTA_KEYS.values()}
+    expected = {key: running.total(attribute) for key, attribute in keys.items()}
+    deadline, used = time.monotonic() + 60, {}
+    while time.monotonic() < deadline:  # the quota controller recalculates asynchronously
+        status = api.get("/api/v1/namespaces/tenant-dev/resourcequotas/tenant-quota")["status"]
+        used = {key: quantity(status.get("used", {}).get(key, "0")) for key in expected}
+        if used == pytest.approx(expected):
+            break
+        time.sleep(2)
+    print("quota used:", {k: status["used"].get(k) for k in expected}, "plan:", expected)
+    assert used == pytest.approx(expected)
+    hard = {key: quantity(status["hard"][key]) for key in expected}
+    assert all(demand.total(attribute) <= hard[key] for key, attribute in keys.items()), (demand, hard)
 
 
 def test_tenant_guardrails_refuse(deployed, placement, plan):
