@@ -48,6 +48,8 @@ class Twin:
     processes: list[TwinProcess]
     directory: Path
     wrap: dict[str, list[str]] = field(default_factory=dict)  # service -> argv prefix (e.g. a mount namespace)
+    # service -> discovery environment (twin/kube_discovery.py); a service without one uses the file store
+    discovery: dict[str, dict[str, str]] = field(default_factory=dict)
     running: dict[str, subprocess.Popen] = field(default_factory=dict)
     started_at: float = 0.0
     ready_seconds: Optional[float] = None
@@ -75,7 +77,8 @@ class Twin:
         home.mkdir(parents=True, exist_ok=True)
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "HF_HOME": str(home / "hf"),
                "TMPDIR": str(home), **process.env,
-               "DYN_DISCOVERY_BACKEND": "file", "DYN_FILE_KV": str(self.directory / "discovery")}
+               **self.discovery.get(process.service, {"DYN_DISCOVERY_BACKEND": "file",
+                                                      "DYN_FILE_KV": str(self.directory / "discovery")})}
         log = open(self.directory / f"{process.service}.log", "ab")
         self.running[process.service] = subprocess.Popen(
             [*self.wrap.get(process.service, []), *process.argv], env=env, stdout=log,
