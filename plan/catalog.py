@@ -445,6 +445,7 @@ class EndpointPickerNames(Sourced):
     picker: str
     profile_handler: str
     saturation_detector: str
+    data_source: str
 
 
 class MultinodeSsh(StrictModel):

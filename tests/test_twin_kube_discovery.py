@@ -67,3 +67,85 @@ def test_frontend_and_workers_discover_each_other_through_the_api_server(kubecon
     selector = ",".join(f"{key}={value}" for key, value in settings()["sliceLabels"].items())
     slices = discovery.discovery.list_namespaced_endpoint_slice(graph["metadata"]["namespace"], label_selector=selector)
     assert {e.target_ref.name for s in slices.items for e in s.endpoints} == {p.env["POD_NAME"] for p in workers}
+
+
+# --- #24 Deliver 3: the real endpoint picker over the twin --------------------------------------------------------
+
+def _named(recording, kind: str, name: str) -> dict:
+    return next(r.inputs for r in recording.resources
+                if r.inputs.get("kind") == kind and r.inputs["metadata"]["name"] == name)
+
+
+def _picked(port: int, timeout: float = 60) -> set[str]:
+    """Route a request through the picker until it names an endpoint (it first syncs the pool and its pods)."""
+    import time
+
+    import grpc
+    from twin.picker import route
+    deadline, picked = time.monotonic() + timeout, set()
+    while time.monotonic() < deadline:
+        try:
+            picked, _ = route(port, MODEL, "the quick brown fox")
+        except grpc.RpcError:
+            picked = set()
+        if picked:
+            return picked
+        time.sleep(1)
+    return picked
+
+
+def test_the_endpoint_picker_resolves_its_pool_to_the_twin_and_routes_to_a_worker(kubeconfig, model_root, tmp_path):
+    """The runner (opt-in build, tests/test_endpoint_picker.py _runner) with the rendered args and config, watching
+    the rendered InferencePool on the API server: a request's headers and body sent through its ext_proc stream come
+    back with the destination of the twin's frontend pod (pod IP : the pool's target port); the gateway's request
+    to that pod (the twin's frontend process) reaches a worker. Once the pod is not ready the picker names nothing.
+    Before #24 Deliver 3 the rendered config's empty data layer made the runner exit at start."""
+    from tests.e2e.crds import UPSTREAM
+    from tests.e2e.kube_api import KubeApi, only_version, without_descriptions
+    from tests.test_endpoint_picker import _runner
+    from twin.behaviour import served_requests
+    from twin.picker import picker_args, start_picker
+    runner = _runner()
+    crd_file = UPSTREAM / "gateway-api-inference-extension" / "inference.networking.k8s.io_inferencepools.yaml"
+    if not crd_file.is_file():
+        pytest.skip(f"{crd_file} is absent: the InferencePool CRD is read from ../shared/upstream")
+    import yaml
+    KubeApi(kubeconfig).apply_crd(without_descriptions(only_version(yaml.safe_load(crd_file.read_text()), "v1")))
+    recording, graphs = rendered(*stack(endpoints=(CHAT,)))
+    graph, pool = graphs[CHAT], _named(recording, "InferencePool", CHAT)
+    namespace = graph["metadata"]["namespace"]
+    processes = graph_processes(graph, RUNTIME, model_root, MODELS_MOUNT, PORTS, python=twin_python())
+    frontend = next(p for p in processes if p.component_type == "frontend")
+    workers = [p for p in processes if p.component_type == "worker"]
+    discovery = KubeDiscovery(kubeconfig, namespace, graph["metadata"]["name"]).install()
+    environments = discovery.pods(processes)
+    discovery.pod_status(frontend, ready=True)
+    body = {key: pool[key] for key in ("apiVersion", "kind", "spec")} | {"metadata": {"name": CHAT}}
+    body["spec"]["targetPorts"] = [{"number": int(p["number"])} for p in pool["spec"]["targetPorts"]]
+    body["spec"]["endpointPickerRef"]["port"]["number"] = int(body["spec"]["endpointPickerRef"]["port"]["number"])
+    KubeApi(kubeconfig).create(f"/apis/inference.networking.k8s.io/v1/namespaces/{namespace}/inferencepools", body)
+    config = tmp_path / "epp-config.yaml"
+    config.write_text(_named(recording, "ConfigMap", f"{CHAT}-epp")["data"][config.name])
+    deployment = _named(recording, "Deployment", f"{CHAT}-epp")
+    grpc_port = PORTS.take()
+    args = picker_args(deployment["spec"]["template"]["spec"]["containers"][0]["args"], config,
+                       {"grpc-port": grpc_port, "grpc-health-port": PORTS.take(), "metrics-port": PORTS.take()})
+    target = f"127.0.0.1:{body['spec']['targetPorts'][0]['number']}"
+    with Twin(processes, tmp_path / "twin", discovery=environments) as twin:
+        discovery.start(processes)
+        picker = start_picker(runner, args, kubeconfig, tmp_path / "picker")
+        try:
+            twin.wait_for_model(MODEL, timeout=120)
+            picked = _picked(grpc_port)
+            log = (tmp_path / "picker" / "epp.log").read_text()
+            assert picked == {target}, f"picker exited {picker.poll()}\n{log[-3000:]}"
+            before = sum(served_requests(w.system_port) for w in workers)
+            assert target == f"127.0.0.1:{8000}" and frontend.http_port  # that pod is the twin's frontend process
+            assert twin.chat(MODEL, "the quick brown fox", max_tokens=4)["usage"]["completion_tokens"] == 4
+            assert sum(served_requests(w.system_port) for w in workers) > before
+            discovery.pod_status(frontend, ready=False)
+            assert _picked(grpc_port, timeout=15) == set(), "a pod that is not ready must not be picked"
+        finally:
+            discovery.stop()
+            picker.terminate()
+            picker.wait(timeout=30)

@@ -108,6 +108,14 @@ class KubeDiscovery:
                                              "POD_NAMESPACE": self.namespace, "POD_UID": created.metadata.uid}
         return environments
 
+    def pod_status(self, process: TwinProcess, ready: bool, ip: str = "127.0.0.1") -> None:
+        """The kubelet's report for `process`'s pod: running at `ip` (the processes share the host's address), ready
+        or not. What selects pods by readiness (the endpoint picker's InferencePool) reads this."""
+        status = "True" if ready else "False"
+        self.core.patch_namespaced_pod_status(process.env["POD_NAME"], self.namespace, {"status": {
+            "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+            "conditions": [{"type": "Ready", "status": status}, {"type": "ContainersReady", "status": status}]}})
+
     def _fresh_pod(self, name: str, pod: dict):
         """Create the pod; one left by an earlier twin is deleted first (a new pod has a new uid)."""
         deadline = time.monotonic() + 60
