@@ -262,6 +262,8 @@ class Frontend(StrictModel):
     http_port_flag: str
     http_port: int
     router_mode_env: str
+    migration_limit_env: str
+    migration_limit: int = Field(ge=1)
 
 
 class KvbmFlag(StrictModel):
