@@ -92,8 +92,9 @@ def test_picker_args_name_its_pool_ports_and_config_as_the_runner_reads_them(pro
 def test_picker_config_loads_only_plugins_that_need_no_engine_metrics(prod):
     """Without --config-file the runner loads queue-scorer and kv-cache-utilization-scorer over a metrics data source
     (pkg/epp/config/loader/defaults.go:46-104): vLLM metric names the Dynamo frontends in the pool never export.
-    The program's config names each plugin it references (loader validation) and an explicit, empty data layer
-    (defaults.go:292-301 keeps an explicit section as given)."""
+    The program's config names each plugin it references (loader validation) and an explicit data layer
+    (defaults.go:292-301 keeps an explicit section as given) of one source that scrapes nothing: an empty one makes
+    the runner exit at start (pkg/epp/datalayer/runtime.go:66-71; tests/test_twin_picker.py runs it)."""
     config = yaml.safe_load(_named(prod, "ConfigMap", "chat-dense-epp")["data"][RUNNER.config_file])
     assert (config["apiVersion"], config["kind"]) == (RUNNER.config_api_version, RUNNER.config_kind)
     declared = {plugin.get("name", plugin["type"]) for plugin in config["plugins"]}
@@ -101,7 +102,8 @@ def test_picker_config_loads_only_plugins_that_need_no_engine_metrics(prod):
     assert referenced | {config["saturationDetector"]["pluginRef"]} <= declared
     types = {plugin["type"] for plugin in config["plugins"]}
     assert not types & {"queue-scorer", "kv-cache-utilization-scorer", "metrics-data-source"}
-    assert config["dataLayer"] == {"sources": []}
+    assert config["dataLayer"] == {"sources": [{"pluginRef": RUNNER.data_source}]}
+    assert RUNNER.data_source in declared
 
 
 def test_the_picker_may_reach_the_api_server(prod):
@@ -158,7 +160,7 @@ def _run_runner(runner, args: list[str], tmp_path) -> tuple[int, str]:
 
 def test_the_real_runner_parses_the_rendered_args_and_loads_the_rendered_config(prod, tmp_path):
     """The runner at the pinned version, given the rendered args (the config file mapped to a local copy of the
-    rendered ConfigMap), gets past flag parsing and loads the configuration with metrics collection off; it then
+    rendered ConfigMap), gets past flag parsing and loads the configuration; it then
     stops only because no API server answers. The old single-dash args end it at flag parsing (exit 2)."""
     runner = _runner()
     template = _picker_pod(prod, "chat-dense")
@@ -168,7 +170,6 @@ def test_the_real_runner_parses_the_rendered_args_and_loads_the_rendered_config(
     args[args.index("--config-file") + 1] = str(config)
     code, output = _run_runner(runner, args, tmp_path)
     assert "Flags processed" in output and "loaded configuration from file/text successfully" in output, output
-    assert "No data sources configured; metrics collection is disabled" in output
     assert "Failed to create controller manager" in output and code != 0
     code, output = _run_runner(runner, ["-poolName", "chat-dense", "-poolNamespace", "tenant-acme-chat"], tmp_path)
     assert code == 2 and "Flags processed" not in output and "unknown shorthand flag: 'p' in -poolName" in output

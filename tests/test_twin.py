@@ -69,10 +69,14 @@ def rendered(raw, secrets) -> tuple:
 
 @pytest.fixture(scope="module")
 def model_root(tmp_path_factory) -> Path:
+    return prod_models(tmp_path_factory.mktemp("models"))
+
+
+def prod_models(root: Path) -> Path:
     """The model volume: a synthesised tokenizer/config per model the endpoints serve, at the rendered paths."""
     raw, _ = read_stack_file("prod")
     paths = [f"{MODELS_MOUNT}/{e['model']['name']}/{e['model']['revision']}" for e in raw["endpoints"]]
-    return synthesise_models(tmp_path_factory.mktemp("models"), paths, MODELS_MOUNT)
+    return synthesise_models(root, paths, MODELS_MOUNT)
 
 
 def twin_of(graph: dict, model_root: Path, directory: Path, services=None, wrap=None) -> Twin:
@@ -231,6 +235,18 @@ def _run_benchmark(recording, twin: Twin, model_root: Path, outputs: Path) -> No
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 
+def benchmark_outputs(recording, graph: dict, model_root: Path, directory: Path) -> Path:
+    """<directory>/outputs as the validation Job leaves it: the suite's JUnit and the endpoint's AIPerf artifacts
+    from a run through a twin of `graph`."""
+    outputs = directory / "outputs"
+    (outputs / "validation").mkdir(parents=True, exist_ok=True)
+    (outputs / "validation" / "junit.xml").write_text(VALIDATION_JUNIT)
+    with twin_of(graph, model_root, directory / "twin") as twin:
+        twin.wait_for_model("Qwen/Qwen3-32B")
+        _run_benchmark(recording, twin, model_root, outputs)
+    return outputs
+
+
 def _evidence(monkeypatch, raw, secrets, outputs: Path, index: Path) -> int:
     from ncp.evidence import cli as evidence_cli
     from ncp.plan.site_plan import build_plan
@@ -252,12 +268,7 @@ def test_acceptance_through_the_twin_passes_and_an_unmeetable_slo_names_the_serv
     raw, secrets = stack(slo={**SMALL, "thresholds": met}, endpoints=(CHAT,), sizing=sizing)
     raw = with_keys(raw, evidence_keys)
     recording, graphs = rendered(raw, secrets)
-    outputs = tmp_path / "outputs"
-    (outputs / "validation").mkdir(parents=True)
-    (outputs / "validation" / "junit.xml").write_text(VALIDATION_JUNIT)
-    with twin_of(graphs[CHAT], model_root, tmp_path / "twin") as twin:
-        twin.wait_for_model("Qwen/Qwen3-32B")
-        _run_benchmark(recording, twin, model_root, outputs)
+    outputs = benchmark_outputs(recording, graphs[CHAT], model_root, tmp_path)
     promotion = read_pack_config(PACK_DIR / "config" / "prod-promotion.json")
 
     passing = tmp_path / "pass" / "index.yaml"

@@ -84,16 +84,17 @@ def picker_env(args: EndpointPickerArgs, namespace: str, release: str) -> list[k
 
 def picker_config(names: EndpointPickerNames) -> str:
     """The picker's EndpointPickerConfig: one profile scoring frontends by prefix affinity, saturation by in-flight
-    requests, and an explicitly empty data layer (no scrape of model-server metrics the frontends do not export;
-    pkg/epp/config/loader/defaults.go:292-301 leaves an explicit section unchanged)."""
+    requests, and a data layer of endpoint events only (no scrape of model-server metrics the frontends do not
+    export; an explicit section is kept as given, pkg/epp/config/loader/defaults.go:292-301, and must not be empty:
+    data/integration-points.yaml endpointPicker.dataSource)."""
     config = {
         "apiVersion": names.config_api_version, "kind": names.config_kind,
         "plugins": [{"type": plugin} for plugin in (names.profile_handler, names.scorer, names.picker,
-                                                     names.saturation_detector)],
+                                                     names.saturation_detector, names.data_source)],
         "schedulingProfiles": [{"name": "default", "plugins": [{"pluginRef": names.scorer, "weight": 1},
                                                                {"pluginRef": names.picker}]}],
         "saturationDetector": {"pluginRef": names.saturation_detector},
-        "dataLayer": {"sources": []},
+        "dataLayer": {"sources": [{"pluginRef": names.data_source}]},
     }
     return yaml.safe_dump(config, sort_keys=False)
 

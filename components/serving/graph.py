@@ -185,7 +185,8 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
         "Frontend": {
             "componentType": "frontend",
             "replicas": FRONTEND_REPLICAS,
-            "envs": _env({frontend.router_mode_env: plan.endpoint.router}),
+            "envs": _env({frontend.router_mode_env: plan.endpoint.router,
+                          frontend.migration_limit_env: str(frontend.migration_limit)}),
             "extraPodSpec": {**pod_common, "affinity": frontend_anti_affinity(
                 args.signals.pod_labels["graph"], plan.name, args.signals.pod_labels["componentType"],
                 args.placement is not None and args.placement.nodes >= FRONTEND_REPLICAS), "mainContainer": {

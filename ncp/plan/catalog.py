@@ -263,6 +263,8 @@ class Frontend(StrictModel):
     http_port_flag: str
     http_port: int
     router_mode_env: str
+    migration_limit_env: str
+    migration_limit: int = Field(ge=1)
 
 
 class KvbmFlag(StrictModel):
@@ -446,6 +448,7 @@ class EndpointPickerNames(Sourced):
     picker: str
     profile_handler: str
     saturation_detector: str
+    data_source: str
 
 
 class MultinodeSsh(StrictModel):

@@ -48,6 +48,8 @@ class Twin:
     processes: list[TwinProcess]
     directory: Path
     wrap: dict[str, list[str]] = field(default_factory=dict)  # service -> argv prefix (e.g. a mount namespace)
+    # service -> discovery environment (twin/kube_discovery.py); a service without one uses the file store
+    discovery: dict[str, dict[str, str]] = field(default_factory=dict)
     running: dict[str, subprocess.Popen] = field(default_factory=dict)
     started_at: float = 0.0
     ready_seconds: Optional[float] = None
@@ -61,21 +63,32 @@ class Twin:
         return f"http://127.0.0.1:{self.frontend.http_port}"
 
     def start(self) -> "Twin":
-        store = self.directory / "discovery"
-        store.mkdir(parents=True, exist_ok=True)
+        (self.directory / "discovery").mkdir(parents=True, exist_ok=True)
         self.started_at = time.monotonic()
         # workers first, as the operator's pods come up in any order and the frontend watches for them
         for process in sorted(self.processes, key=lambda p: p.component_type == "frontend"):
-            home = self.directory / "home" / process.service
-            home.mkdir(parents=True, exist_ok=True)
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "HF_HOME": str(home / "hf"),
-                   "TMPDIR": str(home), **process.env,
-                   "DYN_DISCOVERY_BACKEND": "file", "DYN_FILE_KV": str(store)}
-            log = open(self.directory / f"{process.service}.log", "wb")
-            self.running[process.service] = subprocess.Popen(
-                [*self.wrap.get(process.service, []), *process.argv], env=env, stdout=log,
-                stderr=subprocess.STDOUT, cwd=home, start_new_session=True)
+            self.launch(process)
         return self
+
+    def launch(self, process: TwinProcess) -> None:
+        """Start one process (again, after a kill: as the kubelet restarts a pod's container, with the same HOME,
+        log appended)."""
+        home = self.directory / "home" / process.service
+        home.mkdir(parents=True, exist_ok=True)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "HF_HOME": str(home / "hf"),
+               "TMPDIR": str(home), **process.env,
+               **self.discovery.get(process.service, {"DYN_DISCOVERY_BACKEND": "file",
+                                                      "DYN_FILE_KV": str(self.directory / "discovery")})}
+        log = open(self.directory / f"{process.service}.log", "ab")
+        self.running[process.service] = subprocess.Popen(
+            [*self.wrap.get(process.service, []), *process.argv], env=env, stdout=log,
+            stderr=subprocess.STDOUT, cwd=home, start_new_session=True)
+
+    def kill(self, service: str) -> None:
+        """SIGKILL a process and its children, as a node loss or an OOM kill ends a pod: no clean deregistration."""
+        popen = self.running[service]
+        os.killpg(popen.pid, signal.SIGKILL)
+        popen.wait()
 
     def logs(self, lines: int = 25) -> str:
         tails = []
