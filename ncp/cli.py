@@ -39,6 +39,8 @@ COMMANDS: Dict[str, object] = {
         "run": Command("ncp.evidence.run", "run a deployed stack's acceptance Jobs, then write the evidence"),
         "readiness": Command("ncp.evidence.readiness", "write readiness evidence from the readiness Jobs' logs"),
         "readiness-run": Command("ncp.evidence.readiness_run", "run the readiness Jobs, then write the evidence"),
+        "twin-behaviour": Command("ncp.evidence.twin_behaviour",
+                                  "start-up and failure evidence of an endpoint from the serving twin"),
     },
 }
 # The evidence module's own subcommands are its first argument; the others are separate modules.

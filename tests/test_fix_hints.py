@@ -77,8 +77,8 @@ def test_a_rule_over_several_keys_fixes_the_keys_it_names_not_their_parent():
 ROOT = Path(__file__).resolve().parent.parent
 AUDITED = ("ncp/plan", "ncp/offline")
 # A fix line runs as printed: a `pulumi config` command, a project command, or a command of a tool the site runs.
-COMMAND = re.compile(r"pulumi config (set|rm)|(?<![\w-])ncp [a-z]|kubectl |sha256sum |iconv |chmod |pulumi stack |export |"
-                     r"git (log|clone|worktree) ")
+COMMAND = re.compile(r"pulumi config (set|rm)|(?<![\w-])ncp [a-z]|kubectl |sha256sum |iconv |chmod |pulumi stack |"
+                     r"export |git (log|clone|worktree) ")
 # Calls that make a Problem from (path, message, fix).
 PROBLEM_MAKERS = {"Problem", "_bad_revision"}
 # Functions whose result is a command (or, manual_edit, an edit naming the file and the key): their own text is

@@ -1,6 +1,7 @@
 """Startup and failure evidence from the serving twin (#28 item 3, #24): the rendered chat-dense graph's real Dynamo
 1.5.0 frontend and mocker workers are started cold and warm and one worker is killed under client load
-(evidence/twin_behaviour.py, twin/behaviour.py); the startup.json and failure.json they produce, with the endpoint's
+(ncp/evidence/twin_behaviour.py, ncp/twin/behaviour.py); the startup.json and failure.json they produce, with the
+endpoint's
 AIPerf export, go through evidence -> signed record -> promotion gate unchanged. One run passes; the same
 measurements against thresholds the twin cannot meet fail the startup and failure phases and name their owners.
 
@@ -12,16 +13,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from evidence.twin_behaviour import main as twin_behaviour_main, record_twin_behaviour
+from ncp.evidence.twin_behaviour import main as twin_behaviour_main, record_twin_behaviour
 from tests.test_twin import (CHAT, SMALL, _evidence, benchmark_outputs, prod_models, rendered, small_sizing,
                              stack)
-from twin.behaviour import served_requests
-from twin.graph import PortPool
+from ncp.twin.behaviour import served_requests
+from ncp.twin.graph import PortPool
 
 PORTS = PortPool(int(os.environ.get("NCP_TWIN_PORT_BASE", "21000")) + 300)
 MET = {"timeToFirstTokenP95Ms": 5000, "interTokenLatencyP95Ms": 1000, "outputTokenThroughputMin": 1,
        "errorRateMax": 0}
-# Generous for a 2-core CI machine shared with other jobs; what the twin measures is far below (bench/twin.py).
+# Generous for a 2-core CI machine shared with other jobs; what the twin measures is far below (tools/bench/twin.py).
 STARTUP = {"coldFirstTokenSeconds": 90, "warmFirstTokenSeconds": 90, "coldModelLoadedSeconds": 90,
            "warmContainerReadySeconds": 90, "warmCacheHit": True}
 # No client error when one worker of two is lost: the frontend migrates the requests in flight on it (the rendered
@@ -43,8 +44,8 @@ def _keyed(slo: dict, sizing: str, keys) -> tuple:
 
 def test_the_twin_writes_startup_and_failure_evidence_that_the_gate_judges(model_root, tmp_path, monkeypatch,
                                                                           evidence_keys):
-    from evidence.record import read_index
-    from offline.policy_check import PACK_DIR, read_pack_config
+    from ncp.evidence.record import read_index
+    from ncp.offline.policy_check import PACK_DIR, read_pack_config
     from tests.evidence_keys import gate_config
     from tests.policy_helpers import violations
     sizing = small_sizing(tmp_path, SMALL["isl"], SMALL["osl"])

@@ -2,7 +2,8 @@
 the rendered chat-dense graph find each other through a local kube-apiserver, with the discovery backend the program
 configures on the operator (dynamo-platform `dynamo-operator.discoveryBackend`), not through the file store.
 
-The twin plays the kubelet's readiness probe and the EndpointSlice controller (twin/kube_discovery.py; what stands in
+The twin plays the kubelet's readiness probe and the EndpointSlice controller (ncp/twin/kube_discovery.py; what stands
+in
 and why: data/serving-twin.yaml kubernetesDiscovery). Before any slice says a worker is ready the frontend serves
 nothing although every worker has written its DynamoWorkerMetadata; once the slices follow the workers' readiness it
 serves.
@@ -15,10 +16,10 @@ import pytest
 
 from tests.e2e.cluster import own_control_plane
 from tests.test_twin import CHAT, RUNTIME, prod_models, rendered, stack
-from twin.graph import PortPool, graph_processes
-from twin.kube_discovery import KubeDiscovery, settings
-from twin.run import Twin, TwinStartError, twin_python
-from plan.names import MODELS_MOUNT
+from ncp.twin.graph import PortPool, graph_processes
+from ncp.twin.kube_discovery import KubeDiscovery, settings
+from ncp.twin.run import Twin, TwinStartError, twin_python
+from ncp.plan.names import MODELS_MOUNT
 
 CONTROL_PLANE = {"NCP_E2E_API_PORT": "24101", "NCP_E2E_ETCD_PORT": "24102", "NCP_E2E_SCHEDULER_PORT": "24104",
                  "NCP_E2E_KCM_PORT": "24105", "NCP_E2E_KWOK_PORT": "24106"}  # etcd's peer port is ETCD_PORT + 1
@@ -81,7 +82,7 @@ def _picked(port: int, timeout: float = 60) -> set[str]:
     import time
 
     import grpc
-    from twin.picker import route
+    from ncp.twin.picker import route
     deadline, picked = time.monotonic() + timeout, set()
     while time.monotonic() < deadline:
         try:
@@ -103,8 +104,8 @@ def test_the_endpoint_picker_resolves_its_pool_to_the_twin_and_routes_to_a_worke
     from tests.e2e.crds import UPSTREAM
     from tests.e2e.kube_api import KubeApi, only_version, without_descriptions
     from tests.test_endpoint_picker import _runner
-    from twin.behaviour import served_requests
-    from twin.picker import picker_args, start_picker
+    from ncp.twin.behaviour import served_requests
+    from ncp.twin.picker import picker_args, start_picker
     runner = _runner()
     crd_file = UPSTREAM / "gateway-api-inference-extension" / "inference.networking.k8s.io_inferencepools.yaml"
     if not crd_file.is_file():

@@ -5,8 +5,8 @@
 
 Renders the stack, runs the endpoint's DynamoGraphDeployment as the serving twin (twin/: the real Dynamo frontend
 and mocker workers with the rendered command, args and environment), times a cold and a warm start and kills one
-worker under client load (twin/behaviour.py says what is measured and how), and writes <outputs>/<endpoint>/
-startup.json and failure.json in the form evidence/behaviour.py reads; `ncp evidence` then judges them against the
+worker under client load (ncp/twin/behaviour.py says what is measured and how), and writes <outputs>/<endpoint>/
+startup.json and failure.json in the form ncp/evidence/behaviour.py reads; `ncp evidence` then judges them against the
 endpoint's slo.startup / slo.failure into the signed record.
 Exit codes: 0 written; 2 bad input (unknown stack or endpoint, no twin environment, unwritable outputs); 3 internal.
 """
@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 from typing import Optional, Sequence
 
-from cli_exit import BAD_INPUT, OK, prepare_output
-from evidence.behaviour import FailureInput, StartupInput
-from plan.catalog import load_dynamo_runtime
-from plan.names import MODELS_MOUNT
-from twin.behaviour import as_files, measure, write_json
-from twin.graph import PortPool, TwinError, graph_processes
-from twin.run import Twin, TwinStartError, synthesise_models, twin_python
+from ncp.cli_exit import BAD_INPUT, OK, prepare_output
+from ncp.evidence.behaviour import FailureInput, StartupInput
+from ncp.plan.catalog import load_dynamo_runtime
+from ncp.plan.names import MODELS_MOUNT
+from ncp.twin.behaviour import as_files, measure, write_json
+from ncp.twin.graph import PortPool, TwinError, graph_processes
+from ncp.twin.run import Twin, TwinStartError, synthesise_models, twin_python
 
 
 def _model(graph: dict, worker: str) -> tuple[str, str]:
@@ -41,7 +41,7 @@ def first_worker(graph: dict) -> str:
 def record_twin_behaviour(graph: dict, outputs: Path, worker: Optional[str] = None, run_id: Optional[str] = None,
                           ports: Optional[PortPool] = None) -> list[Path]:
     """Measure `graph` on the twin and write startup.json and failure.json into <outputs>/<graph name>/ (checked
-    against evidence/behaviour.py's input models before they are written)."""
+    against ncp/evidence/behaviour.py's input models before they are written)."""
     worker = worker or first_worker(graph)
     served, model_path = _model(graph, worker)
     with tempfile.TemporaryDirectory(prefix="ncp-twin-behaviour-") as tmp:
@@ -73,8 +73,8 @@ def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     import pulumi
 
-    from offline.recorder import run_stack_file
-    from plan.errors import ConfigError
+    from ncp.readmodel.recorder import run_stack_file
+    from ncp.plan.errors import ConfigError
 
     args = parse(argv)
     prepare_output(args.outputs, "--outputs", directory=True)

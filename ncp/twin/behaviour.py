@@ -1,9 +1,9 @@
 """Startup and failure behaviour of a rendered graph, measured on the twin's real processes (#28 item 3): the inputs
-evidence/behaviour.py judges (startup.json, failure.json; the format is documented there).
+ncp/evidence/behaviour.py judges (startup.json, failure.json; the format is documented there).
 
 Start: every time is seconds from the twin's start (t0, when the worker pods would be created), observed by polling
 what the cluster itself looks at:
-  downloadSeconds        cold: staging the model volume (the synthesised model directory, twin/model_dir.py, stands
+  downloadSeconds        cold: staging the model volume (the synthesised model directory, ncp/twin/model_dir.py, stands
                          in for the download); warm: the volume is already there (cacheHit, 0 s)
   containerReadySeconds  the last worker's readiness endpoint (the operator's probe: GET /health on DYN_SYSTEM_PORT,
                          ready once the rendered DYN_SYSTEM_USE_ENDPOINT_HEALTH_STATUS endpoints are): the
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from twin.run import Twin, TwinStartError, http_json, http_text
+from ncp.twin.run import Twin, TwinStartError, http_json, http_text
 
 POLL_SECONDS = 0.2
 REQUEST_COUNTER = "dynamo_component_requests_total"
@@ -178,7 +178,7 @@ def source(graph: dict, run: str) -> str:
 
 
 def as_files(graph: dict, run: str, starts: list[dict], failure: dict) -> dict[str, dict]:
-    """The two documents, in the form evidence/behaviour.py reads."""
+    """The two documents, in the form ncp/evidence/behaviour.py reads."""
     origin = source(graph, run)
     return {"startup.json": {"source": origin, "starts": starts}, "failure.json": {"source": origin, **failure}}
 

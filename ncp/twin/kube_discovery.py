@@ -16,9 +16,9 @@ from typing import Optional
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from cluster_api import connect
-from twin.graph import TwinProcess, twin_settings
-from twin.run import http_json
+from ncp.cluster_api import connect
+from ncp.twin.graph import TwinProcess, twin_settings
+from ncp.twin.run import http_json
 
 PROBE_SECONDS = 0.5
 

@@ -1,5 +1,6 @@
 """The endpoint picker in the twin (#24 Deliver 3): the real runner (sigs.k8s.io/gateway-api-inference-extension
-cmd/epp at the version Dynamo 1.5's picker is built on, e2e/bootstrap.sh --with-epp) started with the rendered args
+cmd/epp at the version Dynamo 1.5's picker is built on, tools/e2e/bootstrap.sh --with-epp) started with the rendered
+args
 and config against the local API server, and a request sent through its Envoy ext_proc gRPC interface as the
 gateway would send it.
 
@@ -48,11 +49,13 @@ def body_request(body: bytes) -> bytes:
 
 def _fields(data: bytes) -> Optional[list[tuple[int, int, object]]]:
     """(number, wire type, value) of a protobuf message, or None where `data` is not one."""
-    out, at = [], 0
+    out: list[tuple[int, int, object]] = []
+    at = 0
     try:
         while at < len(data):
             key, at = _read_varint(data, at)
             number, wire = key >> 3, key & 7
+            value: object
             if wire == 0:
                 value, at = _read_varint(data, at)
             elif wire == 2:

@@ -48,7 +48,7 @@ class Twin:
     processes: list[TwinProcess]
     directory: Path
     wrap: dict[str, list[str]] = field(default_factory=dict)  # service -> argv prefix (e.g. a mount namespace)
-    # service -> discovery environment (twin/kube_discovery.py); a service without one uses the file store
+    # service -> discovery environment (ncp/twin/kube_discovery.py); a service without one uses the file store
     discovery: dict[str, dict[str, str]] = field(default_factory=dict)
     running: dict[str, subprocess.Popen] = field(default_factory=dict)
     started_at: float = 0.0
