@@ -146,7 +146,7 @@ class Twin:
 def synthesise_models(root: Path, model_paths: list[str], models_mount: str) -> Path:
     """The model volume: a synthesised model directory (ncp/twin/model_dir.py) at each rendered model path, written by
     the twin's Python (it has the tokenizers library)."""
-    script = "import sys; from pathlib import Path; from twin.model_dir import synthesise\n" \
+    script = "import sys; from pathlib import Path; from ncp.twin.model_dir import synthesise\n" \
              "for d in sys.argv[1:]: synthesise(Path(d))"
     dirs = [str(root / path[len(models_mount) + 1:]) for path in model_paths]
     subprocess.run([twin_python(), "-c", script, *dirs], cwd=ROOT, check=True, timeout=300)
