@@ -384,6 +384,9 @@ class DynamoNames(Sourced):
     frontend_service_suffix: str
     nats_service_suffix: str
     nats_port: int
+    nats_decision: str
+    nats_server_env: str
+    nats_plane_env: dict[str, str]
 
     @staticmethod
     def dynamo_namespace(namespace: str, graph: str) -> str:
