@@ -209,6 +209,14 @@ class Signals(RootModel[dict[str, MetricSource]]):
     pass
 
 
+SERVING_TWIN_FILE = ROOT / "data" / "serving-twin.yaml"
+
+
+def operator_pod() -> dict:
+    """What the Dynamo operator adds to each DGD service's pod (data/serving-twin.yaml operatorPod, with sources)."""
+    return yaml.safe_load(SERVING_TWIN_FILE.read_text())["operatorPod"]
+
+
 @lru_cache(maxsize=1)
 def load_signals() -> dict[str, MetricSource]:
     return _load(Signals, SIGNALS_FILE).root

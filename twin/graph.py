@@ -11,9 +11,9 @@ from typing import Optional
 
 import yaml
 
-from plan.catalog import ROOT, BackendRuntime, DynamoRuntime, integration_points
+from plan.catalog import SERVING_TWIN_FILE, BackendRuntime, DynamoRuntime, integration_points
 
-TWIN_FILE = ROOT / "data" / "serving-twin.yaml"
+TWIN_FILE = SERVING_TWIN_FILE
 MOCKER_MODULE = "dynamo.mocker"
 
 
