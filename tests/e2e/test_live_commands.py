@@ -114,12 +114,12 @@ def deployed(control_plane, monkeypatch):
     for job in api.get("/apis/batch/v1/jobs")["items"]:  # each test starts from the deployed templates only
         api.request("DELETE", f"/apis/batch/v1/namespaces/{job['metadata']['namespace']}/jobs/"
                               f"{job['metadata']['name']}?propagationPolicy=Background")
-    api.request("POST", "/apis/batch/v1/namespaces/ncp-system/jobs",
-                _template("isv-ncp-validation", "ncp-system", "validation-suite"))
-    for endpoint in site_plan.endpoints:
-        api.request("POST", f"/apis/batch/v1/namespaces/{endpoint.namespace}/jobs",
-                    _template(f"{endpoint.endpoint.name}-aiperf", endpoint.namespace, "benchmark",
-                              endpoint.endpoint.name))
+    templates = [_template("isv-ncp-validation", "ncp-system", "validation-suite")] + [
+        _template(f"{e.endpoint.name}-aiperf", e.namespace, "benchmark", e.endpoint.name) for e in site_plan.endpoints]
+    for template in templates:
+        api.request("POST", f"/apis/batch/v1/namespaces/{template['metadata']['namespace']}/jobs", template)
+    # The run takes these by namespace and name as the stack renders them (evidence/acceptance_jobs.py).
+    monkeypatch.setattr(run, "expected_jobs", lambda stack, endpoints: templates)
     monkeypatch.setattr(run, "plan_from_stack_file", lambda stack: site_plan)
     monkeypatch.setattr(evidence_cli, "plan_from_stack_file", lambda stack: site_plan)
     return api, site_plan
@@ -187,7 +187,7 @@ def test_missing_jobs_or_bad_kubeconfig_is_bad_input(control_plane, deployed, tm
     api.request("DELETE", f"/apis/batch/v1/namespaces/{site_plan.endpoints[0].namespace}/jobs/{name}")
     argv = ["--stack", "prod", "--outputs", str(tmp_path), "--cache-state", "cold"]
     assert run.main(argv + ["--kubeconfig", str(control_plane)]) == 2
-    assert "endpoints without an AIPerf Job: " + site_plan.endpoints[0].endpoint.name in capsys.readouterr().err
+    assert f"lacks the stack's acceptance Jobs: {site_plan.endpoints[0].namespace}/{name}" in capsys.readouterr().err
     (tmp_path / "kubeconfig").write_text("apiVersion: v1\n")
     assert run.main(argv + ["--kubeconfig", str(tmp_path / "kubeconfig")]) == 2
 
