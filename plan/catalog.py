@@ -520,10 +520,16 @@ class DnsService(Sourced):
     pod_labels: dict[str, str]
 
 
+class GatewayEgress(StrictModel):
+    metadata_endpoints: list[str]
+    source: str
+
+
 class NetworkAccess(StrictModel):
     source: str
     api_server_ports: list[int]
     dns: DnsService
+    gateway_egress: GatewayEgress
     platform: dict[str, PlatformAccess]
 
     def of(self, layer: str) -> PlatformAccess:

@@ -7,6 +7,7 @@ from offline.recorder import Recording
 from plan.catalog import integration_points
 from plan.names import PROJECT
 from plan.site_plan import SitePlan
+from preflight.gateway_egress import gateway_egress_problems
 
 
 @dataclass(frozen=True)
@@ -152,9 +153,20 @@ def admission(kube: Kube, site_plan: SitePlan) -> list[Miss]:
         raise
 
 
+def gateway_egress(kube: Kube, site_plan: SitePlan) -> list[Miss]:
+    """The site's gateway namespace restricts egress and keeps the gateway off the metadata service
+    (preflight/gateway_egress.py); only where tenants admit the gateway."""
+    if not site_plan.tenants:
+        return []
+    namespace = site_plan.config.components.tenancy.gateway_namespace
+    return [Miss("gateway egress", problem, fix) for problem, fix in gateway_egress_problems(
+        namespace, kube.network_policies(namespace), site_plan.gateway_ports)]
+
+
 def run_checks(kube: Kube, site_plan: SitePlan, recording: Recording) -> dict[str, list[Miss]]:
     return {"kubernetes version": kubernetes_version(kube, site_plan),
             "site prerequisite CRDs": crds(kube, site_plan, recording),
             "storage classes": storage_classes(kube, site_plan),
             "GPU nodes and topology labels": gpu_nodes(kube, site_plan),
-            "admission plugins": admission(kube, site_plan)}
+            "admission plugins": admission(kube, site_plan),
+            "gateway egress": gateway_egress(kube, site_plan)}

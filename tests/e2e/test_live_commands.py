@@ -227,6 +227,14 @@ def _provide_site(api: KubeApi, site_plan) -> None:
         if api.get(f"/api/v1/nodes/{name}") is None:
             api.request("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node",
                                                   "metadata": {"name": name, "labels": labels}})
+    gateway = site_plan.config.components.tenancy.gateway_namespace
+    if api.get(f"/api/v1/namespaces/{gateway}") is None:
+        api.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                   "metadata": {"name": gateway}})
+        api.request("POST", f"/apis/networking.k8s.io/v1/namespaces/{gateway}/networkpolicies", {
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "egress"},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"namespaceSelector": {
+                "matchExpressions": [{"key": "ncp-inference.io/tenant", "operator": "Exists"}]}}]}]}})
 
 
 def test_preflight_misses_then_passes(control_plane, monkeypatch, capsys):
@@ -239,7 +247,8 @@ def test_preflight_misses_then_passes(control_plane, monkeypatch, capsys):
         assert f"the cluster runs Kubernetes {running}" in out
     for expected in ("monitoring.coreos.com/v1 PodMonitor is not served",
                      "set ncp-inference:components.serving.storage.modelArtifacts.storageClass", "nodes carry "
-                     f"{integration_points().gpu.product_label}={next(iter(site_plan.gpu_node_products))}", "fix: "):
+                     f"{integration_points().gpu.product_label}={next(iter(site_plan.gpu_node_products))}",
+                     "isolates egress for every pod", "fix: "):
         assert expected in out, out
     _provide_site(api, site_plan)
     # The control plane's own version, declared supported: the remaining checks read the site as provided.
