@@ -466,6 +466,13 @@ class MultinodeSsh(StrictModel):
     home: str
 
 
+class PrometheusTenancyNames(Sourced):
+    group: str
+    version: str
+    plural: str
+    enforced_namespace_label: str
+
+
 class IntegrationPoints(StrictModel):
     gpu: GpuNames
     dcgm: DcgmNames
@@ -477,6 +484,7 @@ class IntegrationPoints(StrictModel):
     gateway_inference_extension: GatewayNames
     endpoint_picker: EndpointPickerNames
     nvsentinel_datastore: DatastoreNames
+    prometheus_tenancy: PrometheusTenancyNames
 
 
 @lru_cache(maxsize=1)

@@ -235,6 +235,25 @@ def _provide_site(api: KubeApi, site_plan) -> None:
             "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "egress"},
             "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"namespaceSelector": {
                 "matchExpressions": [{"key": "ncp-inference.io/tenant", "operator": "Exists"}]}}]}]}})
+    _provide_prometheus(api)
+
+
+def _provide_prometheus(api: KubeApi) -> None:
+    """The site's Prometheus, confined (preflight/prometheus_tenancy.py): a stand-in of the operator's CRD (not in
+    shared/upstream) and one Prometheus with the multi-tenancy settings."""
+    names = integration_points().prometheus_tenancy
+    api.apply_crd({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                   "metadata": {"name": f"{names.plural}.{names.group}"},
+                   "spec": {"group": names.group, "scope": "Namespaced",
+                            "names": {"plural": names.plural, "singular": "prometheus", "kind": "Prometheus"},
+                            "versions": [{"name": names.version, "served": True, "storage": True, "schema": {
+                                "openAPIV3Schema": {"type": "object",
+                                                    "x-kubernetes-preserve-unknown-fields": True}}}]}})
+    if api.get(f"/apis/{names.group}/{names.version}/namespaces/default/{names.plural}/site") is None:
+        api.request("POST", f"/apis/{names.group}/{names.version}/namespaces/default/{names.plural}", {
+            "apiVersion": f"{names.group}/{names.version}", "kind": "Prometheus", "metadata": {"name": "site"},
+            "spec": {"enforcedNamespaceLabel": names.enforced_namespace_label, "ignoreNamespaceSelectors": True,
+                     "arbitraryFSAccessThroughSMs": {"deny": True}}})
 
 
 def test_preflight_misses_then_passes(control_plane, monkeypatch, capsys):
@@ -248,7 +267,8 @@ def test_preflight_misses_then_passes(control_plane, monkeypatch, capsys):
     for expected in ("monitoring.coreos.com/v1 PodMonitor is not served",
                      "set ncp-inference:components.serving.storage.modelArtifacts.storageClass", "nodes carry "
                      f"{integration_points().gpu.product_label}={next(iter(site_plan.gpu_node_products))}",
-                     "isolates egress for every pod", "fix: "):
+                     "isolates egress for every pod", f"no {integration_points().prometheus_tenancy.plural}.",
+                     "fix: "):
         assert expected in out, out
     _provide_site(api, site_plan)
     # The control plane's own version, declared supported: the remaining checks read the site as provided.
