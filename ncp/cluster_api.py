@@ -152,6 +152,8 @@ class Kube:
         self.server = api_client.configuration.host
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
+        self.networking = client.NetworkingV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
 
     def _call(self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """The API server's JSON answer to one call (raw bytes for pod logs)."""
@@ -217,6 +219,14 @@ class Kube:
 
     def jobs(self, selector: str) -> list[dict]:
         return self._list(f"GET jobs ({selector})", self.batch.list_job_for_all_namespaces, label_selector=selector)
+
+    def network_policies(self, namespace: str) -> list[dict]:
+        return self._list(f"GET networkpolicies {namespace}", self.networking.list_namespaced_network_policy,
+                          namespace)
+
+    def custom_objects(self, group: str, version: str, plural: str) -> list[dict]:
+        """Every object of a custom resource, cluster-wide."""
+        return self._list(f"GET {plural}.{group}", self.custom.list_cluster_custom_object, group, version, plural)
 
     def job(self, namespace: str, name: str) -> dict:
         return self._json(f"GET job {namespace}/{name}", self.batch.read_namespaced_job, name, namespace)

@@ -9,7 +9,8 @@ from typing import Optional
 
 import yaml
 
-from ncp.readmodel.manifests import write_manifests
+from ncp.offline.dgd_pods import dgd_pod_manifests
+from ncp.readmodel.manifests import core_manifests, write_manifests
 from ncp.readmodel.recorder import Recording
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,12 +39,18 @@ def engine_bin() -> Optional[Path]:
 
 
 def render(recording: Recording, directory: Path) -> dict[str, str]:
-    """Write the manifests; file name -> Kind/namespace/name."""
+    """Write the manifests, and each DGD service's pod as the operator makes it (ncp/offline/dgd_pods.py);
+    file name -> Kind/namespace/name."""
     index = {}
     for path in write_manifests(recording, directory):
         manifest = yaml.safe_load(path.read_text())
         meta = manifest["metadata"]
         index[path.name] = f"{manifest['kind']}/{meta.get('namespace', '')}/{meta['name']}"
+    for manifest in dgd_pod_manifests(recording):
+        meta = manifest["metadata"]
+        path = directory / f"dgd-pod-{meta['namespace']}-{meta['name']}.yaml".lower()
+        path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+        index[path.name] = f"{manifest['kind']}/{meta['namespace']}/{meta['name']}"
     return index
 
 
@@ -90,21 +97,97 @@ def trivy(binary: Path, directory: Path, index: dict[str, str], cache: Path) -> 
 
 
 @dataclass(frozen=True)
+class StackFacts:
+    """What a baseline reason may rest on, read from one stack's rendered objects: its environment, and per
+    namespace its labels, its LimitRange defaults and the tenant admission policies bound to it."""
+    environment: str
+    namespace_labels: dict[str, dict[str, str]]
+    limit_defaults: dict[str, set[str]]  # namespace -> resources with both default and defaultRequest
+    bindings: dict[str, list[dict]]      # policy name -> binding namespaceSelectors
+    images: dict[str, list[str]]         # Kind/namespace/name -> the images of its pod template
+
+    @classmethod
+    def of(cls, recording: Recording, environment: str) -> "StackFacts":
+        labels, defaults, bindings, images = {}, {}, {}, {}
+        for manifest in [*core_manifests(recording), *dgd_pod_manifests(recording)]:
+            meta, spec = manifest.get("metadata", {}), manifest.get("spec") or {}
+            pod = ((spec.get("template") or {}).get("spec") or {})
+            key = f"{manifest['kind']}/{meta.get('namespace', '')}/{meta['name']}"
+            images[key] = [c["image"] for c in pod.get("containers", []) + pod.get("initContainers", [])]
+            if manifest["kind"] == "Namespace":
+                labels[meta["name"]] = meta.get("labels", {})
+            elif manifest["kind"] == "LimitRange":
+                for limit in spec.get("limits", []):
+                    defaults.setdefault(meta["namespace"], set()).update(
+                        set(limit.get("default", {})) & set(limit.get("defaultRequest", {})))
+            elif manifest["kind"] == "ValidatingAdmissionPolicyBinding" and "Deny" in spec.get("validationActions", []):
+                bindings.setdefault(spec["policyName"], []).append(
+                    spec.get("matchResources", {}).get("namespaceSelector", {}))
+        return cls(environment, labels, defaults, bindings, images)
+
+    def _selects(self, selector: dict, namespace: str) -> bool:
+        labels = self.namespace_labels.get(namespace, {})
+        if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+            return False
+        for expression in selector.get("matchExpressions", []):
+            present, key = expression["key"] in labels, expression["key"]
+            if {"Exists": not present, "DoesNotExist": present, "In": labels.get(key) not in expression.get(
+                    "values", []), "NotIn": labels.get(key) in expression.get("values", [])}[expression["operator"]]:
+                return False
+        return True
+
+    def unmet(self, holds: dict, key: str) -> list[str]:
+        """The conditions of `holds` that are false for the object `key` (Kind/namespace/name) in this stack."""
+        namespace = key.split("/")[1]
+        checks = {
+            "imagesBy": lambda want: want == ("digest",) and all("@sha256:" in i for i in self.images.get(key, [])),
+            "environments": lambda want: self.environment in want,
+            "podSecurity": lambda want: self.namespace_labels.get(namespace, {}).get(
+                "pod-security.kubernetes.io/enforce") in want,
+            "limitRangeDefaults": lambda want: set(want) <= self.limit_defaults.get(namespace, set()),
+            "admission": lambda want: all(any(self._selects(selector, namespace) for selector in
+                                              self.bindings.get(policy, [])) for policy in want),
+        }
+        unknown = set(holds) - set(checks)
+        if unknown:
+            raise ValueError(f"{BASELINE_FILE}: unknown condition(s) {sorted(unknown)}; known: {sorted(checks)}")
+        return [f"{key}: {want}" for key, want in holds.items() if not checks[key](want)]
+
+
+@dataclass(frozen=True)
 class Accepted:
     scanner: str
     check: str
     objects: tuple[str, ...]  # fnmatch patterns over Kind/namespace/name
     reason: str
+    holds: tuple[tuple[str, tuple[str, ...]], ...] = ()  # what the reason rests on, checked per stack and object
 
-    def covers(self, finding: Finding) -> bool:
+    def matches(self, finding: Finding) -> bool:
         return (finding.scanner, finding.check) == (self.scanner, self.check) and any(
             fnmatch.fnmatchcase(finding.object, pattern) for pattern in self.objects)
+
+    def unmet(self, finding: Finding, facts: StackFacts) -> list[str]:
+        return facts.unmet(dict(self.holds), finding.object)
+
+    def covers(self, finding: Finding, facts: Optional[StackFacts] = None) -> bool:
+        return self.matches(finding) and (facts is None or not self.unmet(finding, facts))
 
 
 def load_baseline() -> list[Accepted]:
     entries = yaml.safe_load(BASELINE_FILE.read_text())["accepted"]
-    return [Accepted(e["scanner"], e["check"], tuple(e["objects"]), e["reason"]) for e in entries]
+    return [Accepted(e["scanner"], e["check"], tuple(e["objects"]), e["reason"],
+                     tuple((k, tuple(v)) for k, v in (e.get("holds") or {}).items())) for e in entries]
 
 
-def outside_baseline(findings: set[Finding], baseline: list[Accepted]) -> list[Finding]:
-    return sorted(f for f in findings if not any(entry.covers(f) for entry in baseline))
+def outside_baseline(findings: set[Finding], baseline: list[Accepted],
+                     facts: Optional[StackFacts] = None) -> list[str]:
+    """Findings no entry accepts in this stack; an entry whose pattern matches but whose conditions do not hold
+    here is named with them (its reason is untrue for this stack)."""
+    out = []
+    for finding in sorted(findings):
+        if any(entry.covers(finding, facts) for entry in baseline):
+            continue
+        untrue = [f"{entry.check} entry rests on {entry.unmet(finding, facts)}" for entry in baseline
+                  if facts is not None and entry.matches(finding)]
+        out.append(str(finding) + (f" (untrue here: {'; '.join(untrue)})" if untrue else ""))
+    return out

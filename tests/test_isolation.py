@@ -48,9 +48,9 @@ def test_tenants_reach_the_platform_only_on_the_ports_it_admits_them_on(prod):
                 if p["metadata"]["name"] == "allow-platform-egress"]
     assert egress["spec"]["egress"] == [{
         "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "dynamo-system"}}}],
-        "ports": [{"protocol": "TCP", "port": 4222}, {"protocol": "TCP", "port": 8001}]}]
+        "ports": [{"protocol": "TCP", "port": 8001}]}]
     admitted = {p["metadata"]["name"] for p in _objects(prod, "NetworkPolicy", "dynamo-system")}
-    assert {"allow-from-tenants-4222", "allow-from-tenants-8001"} <= admitted
+    assert "allow-from-tenants-8001" in admitted and "allow-from-tenants-4222" not in admitted, "no NATS (#22)"
     # No other platform namespace admits tenants at all.
     for layer, access in network_access().platform.items():
         if layer != "dynamoPlatform":

@@ -31,7 +31,7 @@ def test_dynamo_platform_release(prod):
     release = prod.releases()["dynamo-platform"]
     assert release.inputs["version"] == MATRIX.pin("dynamoPlatform").version
     values = release.inputs["values"]
-    assert values["global"]["nats"] == {"install": True} and values["global"]["etcd"] == {"install": False}
+    assert values["global"]["nats"] == {"install": False} and values["global"]["etcd"] == {"install": False}
     assert values["global"]["kai-scheduler"] == {"install": False, "enabled": True}
     assert values["global"]["grove"] == {"install": False, "enabled": True}
     assert values["dynamo-operator"]["modelExpressURL"] == "modelexpress.dynamo-system.svc.cluster.local:8001"

@@ -40,8 +40,6 @@ class EndpointPickerArgs:
         namespace: the tenant's namespace.
         pin: the endpoint picker's ports and KV block size (compatibility matrix `workloads.endpointPicker`).
         image: the picker's image, by digest in prod (ncp/plan/gateway.py endpoint_picker_image).
-        platform_release: the dynamo-platform Helm release name (its NATS Service is `<release>-nats`).
-        platform_namespace: the serving platform's namespace.
         api_server_egress: where the picker reaches the Kubernetes API (it watches its pool and the pool's pods).
         skip_await: whether Pulumi skips waiting for the Deployment to become ready.
     """
@@ -51,8 +49,6 @@ class EndpointPickerArgs:
     namespace: pulumi.Input[str]
     pin: WorkloadPin
     image: str
-    platform_release: pulumi.Input[str]
-    platform_namespace: str
     api_server_egress: ApiServerEgress
     skip_await: bool
 
@@ -66,13 +62,13 @@ def _field_env(name: str, path: str) -> k8s.core.v1.EnvVarArgs:
         field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path=path)))
 
 
-def picker_env(args: EndpointPickerArgs, namespace: str, release: str) -> list[k8s.core.v1.EnvVarArgs]:
+def picker_env(args: EndpointPickerArgs, namespace: str) -> list[k8s.core.v1.EnvVarArgs]:
+    """Kubernetes discovery as the platform's operator is configured (discoveryBackend: kubernetes), and no
+    NATS_SERVER: the platform runs no NATS, and the runtime would otherwise open a NATS connection at start
+    (data/integration-points.yaml dynamo.natsDecision); KV events reach the picker's router over ZMQ."""
     dynamo = integration_points().dynamo
-    nats = f"{release}{dynamo.nats_service_suffix}.{args.platform_namespace}.svc:{dynamo.nats_port}"
     values = {
-        # Kubernetes discovery, as the platform's operator is configured (discoveryBackend: kubernetes).
         "DYN_DISCOVERY_BACKEND": "kubernetes",
-        "NATS_SERVER": f"nats://{nats}",
         "DYNAMO_NAMESPACE": dynamo.dynamo_namespace(namespace, args.endpoint),
         "DYNAMO_KV_BLOCK_SIZE": args.pin.overrides["kvBlockSize"],
         "USE_STREAMING": "true",
@@ -155,8 +151,7 @@ class EndpointPicker(Layer):
             opts=self.child())
         probe = k8s.core.v1.ProbeArgs(grpc=k8s.core.v1.GRPCActionArgs(port=health_port, service=HEALTH_SERVICE),
                                       initial_delay_seconds=5, period_seconds=10)
-        env = pulumi.Output.all(args.namespace, args.platform_release).apply(
-            lambda values: picker_env(args, *values))
+        env = pulumi.Output.from_input(args.namespace).apply(lambda namespace: picker_env(args, namespace))
         restricted_deployment(
             f"{name}-deployment", name=picker, namespace=args.namespace, labels=meta_labels,
             pod=k8s.core.v1.PodSpecArgs(

@@ -1,4 +1,4 @@
-"""The Dynamo platform release: operator, NATS, and pointers to the separately installed KAI Scheduler and Grove."""
+"""The Dynamo platform release: its operator (no NATS, no etcd), pointed at the separately installed KAI and Grove."""
 from dataclasses import dataclass
 from typing import Optional
 
@@ -11,7 +11,7 @@ from ncp.plan.catalog import ChartPin
 
 @dataclass(frozen=True)
 class ServingPlatformArgs:
-    """Arguments of ServingPlatform: the Dynamo platform release (operator, NATS, etcd).
+    """Arguments of ServingPlatform: the Dynamo platform release (its operator).
 
     Attributes:
         pin: the dynamo-platform chart (compatibility matrix `dynamoPlatform`).
@@ -39,8 +39,10 @@ def dynamo_platform_values(model_express_url: Optional[str]) -> dict:
         operator["modelExpressURL"] = model_express_url
     return {
         "global": {
-            # Pinned explicitly: Dynamo 1.4 flipped the NATS default; etcd is not needed with Kubernetes discovery.
-            "nats": {"install": True},
+            # No NATS (#22 item 3): a shared JetStream had no per-tenant authorization, and Dynamo 1.5 does not need
+            # it (data/integration-points.yaml dynamo.natsDecision). Pinned explicitly, as Dynamo 1.4 flipped the
+            # default; etcd is not needed with Kubernetes discovery.
+            "nats": {"install": False},
             "etcd": {"install": False},
             # KAI Scheduler and Grove are installed separately by the scheduling layer (upstream advice for prod).
             "kai-scheduler": {"install": False, "enabled": True},

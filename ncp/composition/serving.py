@@ -114,7 +114,6 @@ def _endpoint(w: Wiring, endpoint: EndpointPlan) -> ServingEndpoint:
         EndpointPicker(f"epp-{endpoint.name}", EndpointPickerArgs(
             endpoint=endpoint.name, tenant=tenant, namespace=endpoint.namespace,
             pin=plan.matrix.workload("endpointPicker"), image=plan.endpoint_picker_image,
-            platform_release=platform.release.name, platform_namespace=plan.matrix.pin("dynamoPlatform").namespace,
             api_server_egress=plan.api_server_egress, skip_await=skip_await), in_namespace)
     slo, artifacts = endpoint.endpoint.slo, benchmark_artifacts(endpoint.name)
     Benchmark(f"benchmark-{endpoint.name}", BenchmarkArgs(

@@ -3,12 +3,15 @@
     ncp evidence run --stack prod --outputs <dir> --cache-state warm [--kubeconfig <file>] [--context <name>]
                            [--timeout 3600] [--evidence-dir <dir>] [--index <file>] [--poll 10]
 
-The program deploys the validation suite Job and one AIPerf Job per endpoint suspended. A run never edits them (that
+The program deploys the validation suite Job and one AIPerf Job per endpoint suspended. A run takes them by namespace
+and name from the stack as rendered and refuses any whose pod template was changed after deploy
+(ncp/evidence/acceptance_jobs.py). It never edits them (that
 would drift from the Pulumi state and a finished Job cannot run again): it creates a fresh Job from each one's spec,
 named <job>-<run id> and not suspended, runs the validation suite first and then the benchmarks one endpoint at a
 time (they share the GPUs), and waits for each to finish. The Jobs write JUnit XML and AIPerf exports to the
 benchmark claim; --outputs is that claim as mounted or synced on this machine (layout: ncp evidence --help).
-Exit codes: 0 every endpoint passed; 1 a Job failed or timed out, or an endpoint missed its thresholds;
+Exit codes: 0 every endpoint passed; 1 a Job failed, timed out or was changed after deploy, or an endpoint missed
+its thresholds;
 2 bad input (config, kubeconfig, missing Jobs or outputs); 3 an internal error.
 """
 import argparse
@@ -16,12 +19,12 @@ import sys
 from datetime import datetime, timezone
 
 from ncp.evidence import cli as write_evidence
+from ncp.evidence.acceptance_jobs import ChangedJob, NotRendered, deployed_jobs, expected_jobs
 from ncp.cluster_api import Kube, KubeError, add_arguments, connect_from
 from ncp.plan.errors import ConfigError
-from ncp.plan.names import ACCEPTANCE_RUN_LABEL, ENDPOINT_LABEL, PROJECT, RUN_OF_ANNOTATION
+from ncp.plan.names import ACCEPTANCE_RUN_LABEL, PROJECT, RUN_OF_ANNOTATION
 from ncp.plan.sources import plan_from_stack_file
 
-COMPONENT, ENDPOINT = "app.kubernetes.io/component", ENDPOINT_LABEL
 PART_OF = f"app.kubernetes.io/part-of={PROJECT}"
 # Fields of a Job the API server sets; a run Job copies the rest of the suspended template.
 GENERATED_LABELS = {"controller-uid", "batch.kubernetes.io/controller-uid", "job-name", "batch.kubernetes.io/job-name"}
@@ -37,7 +40,8 @@ def run_job(template: dict, run_id: str) -> dict:
     return {"apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"name": f"{meta['name']}-{run_id}"[:63].rstrip("-"), "namespace": meta["namespace"],
                          "labels": {**labels, ACCEPTANCE_RUN_LABEL: run_id},
-                         "annotations": {RUN_OF_ANNOTATION: meta["name"]}},
+                         # the template's own (e.g. KAI's batch-min-member gang size) and which template it runs
+                         "annotations": {**(meta.get("annotations") or {}), RUN_OF_ANNOTATION: meta["name"]}},
             "spec": {**spec, "suspend": False}}
 
 
@@ -49,16 +53,14 @@ def finished(job: dict):
     return None
 
 
-def templates(kube: Kube, site_plan) -> list[dict]:
-    """The validation suite Job, then each endpoint's AIPerf Job, in the plan's endpoint order."""
-    suite = kube.jobs(f"{PART_OF},{COMPONENT}=validation-suite")
-    benchmarks = {j["metadata"]["labels"].get(ENDPOINT): j for j in kube.jobs(f"{PART_OF},{COMPONENT}=benchmark")}
-    missing = [e.endpoint.name for e in site_plan.endpoints if e.endpoint.name not in benchmarks]
-    if len(suite) != 1 or missing:
-        raise KubeError(f"the cluster lacks the stack's acceptance Jobs (validation suite Jobs found: {len(suite)}; "
-                        f"endpoints without an AIPerf Job: {', '.join(missing) or 'none'})\n"
-                        "  fix: `pulumi up` the stack with components.serving.validation enabled and its endpoints")
-    return suite + [benchmarks[e.endpoint.name] for e in site_plan.endpoints]
+def templates(kube: Kube, stack: str, site_plan) -> list[dict]:
+    """The validation suite Job, then each endpoint's AIPerf Job in the plan's endpoint order: by namespace and name
+    as the stack renders them, each unchanged since deploy."""
+    expected = expected_jobs(stack, [e.endpoint.name for e in site_plan.endpoints])
+    if len(expected) != 1 + len(site_plan.endpoints):
+        raise NotRendered(f"stack {stack} renders no validation suite or AIPerf Job for every endpoint\n"
+                          "  fix: enable components.serving.validation in the stack file")
+    return deployed_jobs(kube.job, expected)
 
 
 def wait(kube: Kube, job: dict, timeout: float, poll: float, say) -> str:
@@ -92,7 +94,7 @@ def main(argv=None, say=print) -> int:
     try:
         site_plan = plan_from_stack_file(args.stack)
         kube = connect_from(args)
-        jobs = templates(kube, site_plan)
+        jobs = templates(kube, args.stack, site_plan)
         for template in jobs:
             job = kube.create_job(template["metadata"]["namespace"], run_job(template, run_id))
             say(f"started {job['metadata']['namespace']}/{job['metadata']['name']}")
@@ -100,7 +102,10 @@ def main(argv=None, say=print) -> int:
             if outcome != "Complete":
                 say(f"run {run_id}: {job['metadata']['name']} {outcome}; see its pod logs. No evidence written.")
                 return 1
-    except (ConfigError, KubeError) as error:
+    except ChangedJob as error:
+        print(f"refused: {error}", file=sys.stderr)
+        return 1
+    except (ConfigError, KubeError, NotRendered) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     return write_evidence.main(["--cache-state", args.cache_state, *judge_arguments(args, run_id)])

@@ -210,6 +210,14 @@ class Signals(RootModel[dict[str, MetricSource]]):
     pass
 
 
+SERVING_TWIN_FILE = ROOT / "data" / "serving-twin.yaml"
+
+
+def operator_pod() -> dict:
+    """What the Dynamo operator adds to each DGD service's pod (data/serving-twin.yaml operatorPod, with sources)."""
+    return yaml.safe_load(SERVING_TWIN_FILE.read_text())["operatorPod"]
+
+
 @lru_cache(maxsize=1)
 def load_signals() -> dict[str, MetricSource]:
     return _load(Signals, SIGNALS_FILE).root
@@ -387,6 +395,9 @@ class DynamoNames(Sourced):
     frontend_service_suffix: str
     nats_service_suffix: str
     nats_port: int
+    nats_decision: str
+    nats_server_env: str
+    nats_plane_env: dict[str, str]
 
     @staticmethod
     def dynamo_namespace(namespace: str, graph: str) -> str:
@@ -459,6 +470,13 @@ class MultinodeSsh(StrictModel):
     home: str
 
 
+class PrometheusTenancyNames(Sourced):
+    group: str
+    version: str
+    plural: str
+    enforced_namespace_label: str
+
+
 class IntegrationPoints(StrictModel):
     gpu: GpuNames
     dcgm: DcgmNames
@@ -470,6 +488,7 @@ class IntegrationPoints(StrictModel):
     gateway_inference_extension: GatewayNames
     endpoint_picker: EndpointPickerNames
     nvsentinel_datastore: DatastoreNames
+    prometheus_tenancy: PrometheusTenancyNames
 
 
 @lru_cache(maxsize=1)
@@ -513,10 +532,16 @@ class DnsService(Sourced):
     pod_labels: dict[str, str]
 
 
+class GatewayEgress(StrictModel):
+    metadata_endpoints: list[str]
+    source: str
+
+
 class NetworkAccess(StrictModel):
     source: str
     api_server_ports: list[int]
     dns: DnsService
+    gateway_egress: GatewayEgress
     platform: dict[str, PlatformAccess]
 
     def of(self, layer: str) -> PlatformAccess:

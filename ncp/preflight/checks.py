@@ -7,6 +7,8 @@ from ncp.readmodel.recorder import Recording
 from ncp.plan.catalog import integration_points
 from ncp.plan.names import PROJECT
 from ncp.plan.site_plan import SitePlan
+from ncp.preflight.gateway_egress import gateway_egress_problems
+from ncp.preflight.prometheus_tenancy import prometheus_tenancy_problems
 
 
 @dataclass(frozen=True)
@@ -152,9 +154,36 @@ def admission(kube: Kube, site_plan: SitePlan) -> list[Miss]:
         raise
 
 
+def gateway_egress(kube: Kube, site_plan: SitePlan) -> list[Miss]:
+    """The site's gateway namespace restricts egress and keeps the gateway off the metadata service
+    (ncp/preflight/gateway_egress.py); only where tenants admit the gateway."""
+    if not site_plan.tenants:
+        return []
+    namespace = site_plan.config.components.tenancy.gateway_namespace
+    return [Miss("gateway egress", problem, fix) for problem, fix in gateway_egress_problems(
+        namespace, kube.network_policies(namespace), site_plan.gateway_ports)]
+
+
+def prometheus_tenancy(kube: Kube, site_plan: SitePlan) -> list[Miss]:
+    """The site's Prometheus confines tenants' monitors (ncp/preflight/prometheus_tenancy.py); where the stack installs
+    its own Prometheus stack there is nothing of the site's to check before `pulumi up`."""
+    if not site_plan.tenants or site_plan.config.components.telemetry.prometheus_stack.enabled:
+        return []
+    names = integration_points().prometheus_tenancy
+    try:
+        prometheuses = kube.custom_objects(names.group, names.version, names.plural)
+    except KubeError as error:
+        if error.status != 404:  # the CRD itself is a site prerequisite, reported with the others
+            raise
+        prometheuses = []
+    return [Miss("prometheus tenancy", problem, fix) for problem, fix in prometheus_tenancy_problems(prometheuses)]
+
+
 def run_checks(kube: Kube, site_plan: SitePlan, recording: Recording) -> dict[str, list[Miss]]:
     return {"kubernetes version": kubernetes_version(kube, site_plan),
             "site prerequisite CRDs": crds(kube, site_plan, recording),
             "storage classes": storage_classes(kube, site_plan),
             "GPU nodes and topology labels": gpu_nodes(kube, site_plan),
-            "admission plugins": admission(kube, site_plan)}
+            "admission plugins": admission(kube, site_plan),
+            "gateway egress": gateway_egress(kube, site_plan),
+            "prometheus tenancy": prometheus_tenancy(kube, site_plan)}

@@ -6,7 +6,9 @@ Checks the Kubernetes version against the compatibility matrix and the stack, th
 resources the program creates that no chart of the stack installs), the storage classes of every tier, the GPU nodes
 (profile product label, count) and the topology labels on each, and the admission the tenancy design relies on
 (PodNodeSelector, proved by a dry-run pod it must refuse in a short-lived probe namespace; ValidatingAdmissionPolicy
-served). Prints every miss with its fix. Rails (NIC interfaces) are not visible through the API and are not checked.
+served), that the site's gateway namespace restricts egress and cannot reach the cloud metadata service, and that
+the site's Prometheus confines tenants' monitors (enforcedNamespaceLabel, ignoreNamespaceSelectors, no file access).
+Prints every miss with its fix. Rails (NIC interfaces) are not visible through the API and are not checked.
 Exit codes: 0 ready; 1 a check missed; 2 bad input (config, kubeconfig, unreachable API server); 3 internal error.
 """
 import argparse

@@ -11,10 +11,10 @@ from typing import Optional
 
 import yaml
 
-from ncp.plan.catalog import ROOT, BackendRuntime, DynamoRuntime, integration_points
+from ncp.plan.catalog import SERVING_TWIN_FILE, BackendRuntime, DynamoRuntime, integration_points
 from ncp.cli_exit import BadInput
 
-TWIN_FILE = ROOT / "data" / "serving-twin.yaml"
+TWIN_FILE = SERVING_TWIN_FILE
 MOCKER_MODULE = "dynamo.mocker"
 
 
@@ -63,6 +63,18 @@ def _operator_env(kind: str, values: dict[str, object]) -> dict[str, str]:
     return env
 
 
+def platform_env(release: str, namespace: str, values: dict) -> dict[str, str]:
+    """What the operator adds to every pod from the dynamo-platform release's values: NATS_SERVER when the chart
+    configures a NATS address (components/operator/templates/operator-config.yaml:67-72: `natsAddr`, else the bundled
+    `<release>-nats` Service when global.nats.install; graph.go:1567-1571 sets the variable only then). With it set,
+    the runtime opens a NATS connection at start (data/integration-points.yaml dynamo.natsDecision)."""
+    dynamo = integration_points().dynamo
+    address = (values.get("dynamo-operator") or {}).get("natsAddr") or ""
+    if not address and ((values.get("global") or {}).get("nats") or {}).get("install"):
+        address = f"nats://{release}{dynamo.nats_service_suffix}.{namespace}.svc.cluster.local:{dynamo.nats_port}"
+    return {dynamo.nats_server_env: address} if address else {}
+
+
 def worker_to_mocker(args: list[str], backend_name: str, backend: BackendRuntime, role: str,
                      model_root: Path, models_mount: str, service: str,
                      speedup_ratio: float) -> tuple[list[str], list[str]]:
@@ -93,22 +105,22 @@ def worker_to_mocker(args: list[str], backend_name: str, backend: BackendRuntime
 
 
 def _replicas(name: str, role: str, replicas: int, argv: list[str], dropped: list[str], values: dict,
-              rendered_env: dict[str, str], ports: "PortPool") -> list[TwinProcess]:
+              rendered_env: dict[str, str], ports: "PortPool", platform: dict[str, str]) -> list[TwinProcess]:
     pods = []
     for replica in range(replicas):
         pod = TwinProcess(service=f"{name}-{replica}", component_type="worker", role=role, argv=argv, env={},
                           system_port=ports.take(), dropped_args=dropped)
         pod_values = {**values, "system_port": pod.system_port, "pod": f"{values['graph']}-{name.lower()}-{replica}",
                       "pod_uid": f"twin-{values['graph']}-{name}-{replica}"}
-        pod.env = {**_operator_env("worker", pod_values), **rendered_env}
+        pod.env = {**platform, **_operator_env("worker", pod_values), **rendered_env}
         pods.append(pod)
     return pods
 
 
 def graph_processes(dgd: dict, runtime: DynamoRuntime, model_root: Path, models_mount: str, ports: "PortPool",
-                    speedup_ratio: float = 1.0, python: str = sys.executable,
-                    services: Optional[set[str]] = None) -> list[TwinProcess]:
-    """One process per DGD service, and per replica of a worker service (`<service>-<replica>`)."""
+                    speedup_ratio: float = 1.0, python: str = sys.executable, services: Optional[set[str]] = None,
+                    platform: Optional[dict[str, str]] = None) -> list[TwinProcess]:
+    """One process per DGD service and per worker replica; `platform`: what the operator adds (platform_env)."""
     spec, graph, namespace = dgd["spec"], dgd["metadata"]["name"], dgd["metadata"]["namespace"]
     dynamo_namespace = integration_points().dynamo.dynamo_namespace(namespace, graph)
     backend_name, processes = spec["backendFramework"], []
@@ -133,7 +145,7 @@ def graph_processes(dgd: dict, runtime: DynamoRuntime, model_root: Path, models_
             mocker, dropped = worker_to_mocker(list(container["args"]), backend_name, backend, role, model_root,
                                                models_mount, name, speedup_ratio)
             processes += _replicas(name, role, int(service["replicas"]), argv + mocker, dropped, values,
-                                   rendered_env, ports)
+                                   rendered_env, ports, platform or {})
             continue
         elif kind == "planner":
             process.system_port = ports.take()
@@ -142,7 +154,7 @@ def graph_processes(dgd: dict, runtime: DynamoRuntime, model_root: Path, models_
         else:
             raise TwinError(f"{name}: componentType {kind} has no twin process")
         process.argv = argv + args
-        process.env = {**_operator_env(kind, values), **rendered_env}
+        process.env = {**(platform or {}), **_operator_env(kind, values), **rendered_env}
         processes.append(process)
     return processes
 

@@ -114,12 +114,12 @@ def deployed(control_plane, monkeypatch):
     for job in api.get("/apis/batch/v1/jobs")["items"]:  # each test starts from the deployed templates only
         api.request("DELETE", f"/apis/batch/v1/namespaces/{job['metadata']['namespace']}/jobs/"
                               f"{job['metadata']['name']}?propagationPolicy=Background")
-    api.request("POST", "/apis/batch/v1/namespaces/ncp-system/jobs",
-                _template("isv-ncp-validation", "ncp-system", "validation-suite"))
-    for endpoint in site_plan.endpoints:
-        api.request("POST", f"/apis/batch/v1/namespaces/{endpoint.namespace}/jobs",
-                    _template(f"{endpoint.endpoint.name}-aiperf", endpoint.namespace, "benchmark",
-                              endpoint.endpoint.name))
+    templates = [_template("isv-ncp-validation", "ncp-system", "validation-suite")] + [
+        _template(f"{e.endpoint.name}-aiperf", e.namespace, "benchmark", e.endpoint.name) for e in site_plan.endpoints]
+    for template in templates:
+        api.request("POST", f"/apis/batch/v1/namespaces/{template['metadata']['namespace']}/jobs", template)
+    # The run takes these by namespace and name as the stack renders them (ncp/evidence/acceptance_jobs.py).
+    monkeypatch.setattr(run, "expected_jobs", lambda stack, endpoints: templates)
     monkeypatch.setattr(run, "plan_from_stack_file", lambda stack: site_plan)
     monkeypatch.setattr(evidence_cli, "plan_from_stack_file", lambda stack: site_plan)
     return api, site_plan
@@ -187,7 +187,7 @@ def test_missing_jobs_or_bad_kubeconfig_is_bad_input(control_plane, deployed, tm
     api.request("DELETE", f"/apis/batch/v1/namespaces/{site_plan.endpoints[0].namespace}/jobs/{name}")
     argv = ["--stack", "prod", "--outputs", str(tmp_path), "--cache-state", "cold"]
     assert run.main(argv + ["--kubeconfig", str(control_plane)]) == 2
-    assert "endpoints without an AIPerf Job: " + site_plan.endpoints[0].endpoint.name in capsys.readouterr().err
+    assert f"lacks the stack's acceptance Jobs: {site_plan.endpoints[0].namespace}/{name}" in capsys.readouterr().err
     (tmp_path / "kubeconfig").write_text("apiVersion: v1\n")
     assert run.main(argv + ["--kubeconfig", str(tmp_path / "kubeconfig")]) == 2
 
@@ -227,6 +227,33 @@ def _provide_site(api: KubeApi, site_plan) -> None:
         if api.get(f"/api/v1/nodes/{name}") is None:
             api.request("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node",
                                                   "metadata": {"name": name, "labels": labels}})
+    gateway = site_plan.config.components.tenancy.gateway_namespace
+    if api.get(f"/api/v1/namespaces/{gateway}") is None:
+        api.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                   "metadata": {"name": gateway}})
+        api.request("POST", f"/apis/networking.k8s.io/v1/namespaces/{gateway}/networkpolicies", {
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "egress"},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"namespaceSelector": {
+                "matchExpressions": [{"key": "ncp-inference.io/tenant", "operator": "Exists"}]}}]}]}})
+    _provide_prometheus(api)
+
+
+def _provide_prometheus(api: KubeApi) -> None:
+    """The site's Prometheus, confined (ncp/preflight/prometheus_tenancy.py): a stand-in of the operator's CRD (not in
+    shared/upstream) and one Prometheus with the multi-tenancy settings."""
+    names = integration_points().prometheus_tenancy
+    api.apply_crd({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                   "metadata": {"name": f"{names.plural}.{names.group}"},
+                   "spec": {"group": names.group, "scope": "Namespaced",
+                            "names": {"plural": names.plural, "singular": "prometheus", "kind": "Prometheus"},
+                            "versions": [{"name": names.version, "served": True, "storage": True, "schema": {
+                                "openAPIV3Schema": {"type": "object",
+                                                    "x-kubernetes-preserve-unknown-fields": True}}}]}})
+    if api.get(f"/apis/{names.group}/{names.version}/namespaces/default/{names.plural}/site") is None:
+        api.request("POST", f"/apis/{names.group}/{names.version}/namespaces/default/{names.plural}", {
+            "apiVersion": f"{names.group}/{names.version}", "kind": "Prometheus", "metadata": {"name": "site"},
+            "spec": {"enforcedNamespaceLabel": names.enforced_namespace_label, "ignoreNamespaceSelectors": True,
+                     "arbitraryFSAccessThroughSMs": {"deny": True}}})
 
 
 def test_preflight_misses_then_passes(control_plane, monkeypatch, capsys):
@@ -239,7 +266,9 @@ def test_preflight_misses_then_passes(control_plane, monkeypatch, capsys):
         assert f"the cluster runs Kubernetes {running}" in out
     for expected in ("monitoring.coreos.com/v1 PodMonitor is not served",
                      "set ncp-inference:components.serving.storage.modelArtifacts.storageClass", "nodes carry "
-                     f"{integration_points().gpu.product_label}={next(iter(site_plan.gpu_node_products))}", "fix: "):
+                     f"{integration_points().gpu.product_label}={next(iter(site_plan.gpu_node_products))}",
+                     "isolates egress for every pod", f"no {integration_points().prometheus_tenancy.plural}.",
+                     "fix: "):
         assert expected in out, out
     _provide_site(api, site_plan)
     # The control plane's own version, declared supported: the remaining checks read the site as provided.

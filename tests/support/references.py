@@ -243,7 +243,8 @@ def _release_services(release: Registration) -> Iterator[tuple[str, int]]:
     names, chart = integration_points(), release.inputs.get("chart", "").rstrip("/").rsplit("/", 1)[-1]
     if chart == "gpu-operator":  # the standalone DCGM host engine (dcgm.enabled)
         yield names.dcgm.service, names.dcgm.port
-    if chart == "dynamo-platform":  # NATS (global.nats.install)
+    values = release.inputs.get("values") or {}
+    if chart == "dynamo-platform" and ((values.get("global") or {}).get("nats") or {}).get("install"):
         yield f"{release.inputs['name']}{names.dynamo.nats_service_suffix}", names.dynamo.nats_port
 
 
