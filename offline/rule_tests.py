@@ -299,8 +299,9 @@ def _frontend_series(fixture: EndpointFixture, traffic: Traffic, scenario: Scena
     request = {**served, "endpoint": "chat_completions", "request_type": "stream"}
     scenario.add(scraped(m["requestsTotal"], {**request, status: "success", "error_type": ""}, target),
                  counter(traffic.requests - errors))
-    scenario.add(scraped(m["requestsTotal"], {**request, status: signals.label_values["requestError"],
-                                              "error_type": "internal"}, target), counter(errors))
+    if errors:  # the frontend creates a label set's counter at its first request: no failure, no error series
+        scenario.add(scraped(m["requestsTotal"], {**request, status: signals.label_values["requestError"],
+                                                  "error_type": "internal"}, target), counter(errors))
     scenario.add(scraped(m["outputTokensTotal"], served, target), counter(traffic.output_tokens))
     scenario.add(scraped(m["queuedRequests"], served, target), gauge(traffic.queued))
     router = {"dynamo_namespace": f"{target['namespace']}-{target['endpoint']}", "dynamo_component": "router",
@@ -430,6 +431,10 @@ def endpoint_record_cases(fixture: EndpointFixture) -> list[dict]:
         cases.append(record_case(f"{prefix}: recording rules ({contract} pod labels, {le_style} le)", scenario,
                                  [check for record in _records(fixture.groups, expected)
                                   for check in exact_outputs(record, expected[record])]))
+    # No request has failed yet: the frontend has no error series (seen in the telemetry twin), the ratio is 0.
+    clean = endpoint_series(fixture, Traffic(), Scenario(prefix))
+    cases.append(record_case(f"{prefix}: error ratio before the first failure", clean,
+                             exact_outputs("ncp:endpoint_errors:ratio_rate5m", [(labels, 0.0)])))
     return cases
 
 

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Rank of each first-party top-level package or module: a module may import its own package or one ranked lower.
 # Packages of the same rank are independent of each other.
 RANKS = {
-    "plan": 0, "cli_exit": 0, "cluster_api": 0,  # the validated plan and neutral utilities
+    "plan": 0, "cli_exit": 0, "cluster_api": 0, "engine_bin": 0,  # the validated plan and neutral utilities
     "components": 1, "acceptance": 1, "sizing": 1,  # libraries built on the plan
     "composition": 2,  # wires the plan into the components
     "sync_pins": 3,  # writes the copies of the plan's and components' facts; offline.check runs its drift check

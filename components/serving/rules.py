@@ -131,8 +131,11 @@ def _records(select: _Selection) -> list[dict]:
     failed = f', {signals.labels["requestStatus"]}="{signals.label_values["requestError"]}"'
     records = [
         {"record": "ncp:endpoint_requests:rate5m", "expr": select.rate(m["requestsTotal"])},
+        # The frontend creates its error series at the first failed request: until then the failed side is 0, not
+        # absent (an absent ratio would read "no data" on the dashboard and hide the endpoint from the alert).
         {"record": "ncp:endpoint_errors:ratio_rate5m",
-         "expr": f'{select.rate(m["requestsTotal"], extra=failed)} / {select.rate(m["requestsTotal"])}'},
+         "expr": f'({select.rate(m["requestsTotal"], extra=failed)} or {select.rate(m["requestsTotal"])} * 0)'
+                 f' / {select.rate(m["requestsTotal"])}'},
         {"record": "ncp:endpoint_output_tokens:rate5m", "expr": select.rate(m["outputTokensTotal"])},
         {"record": "ncp:endpoint_ttft_p95:seconds", "expr": select.quantile(m["timeToFirstToken"])},
         {"record": "ncp:endpoint_itl_p95:seconds", "expr": select.quantile(m["interTokenLatency"])},
