@@ -13,6 +13,8 @@ generates from the endpoint's rendered PodMonitor, and evaluates the endpoint's 
 
 The twin's Python is .venv-twin; NCP_TWIN_PORT_BASE moves its ports (default 21000)."""
 import copy
+import json
+import os
 import re
 import subprocess
 import time
@@ -22,7 +24,7 @@ import yaml
 
 from offline.promtool import find_promtool
 from plan.catalog import integration_points, load_signals
-from tests.test_twin import CHAT, PORTS, model_root, rendered, stack, twin_of  # noqa: F401 (model_root: fixture)
+from tests.test_twin import CHAT, DISAGG, PORTS, model_root, rendered, stack, twin_of  # noqa: F401 (model_root: fixture)
 from twin.prometheus import (PrometheusServer, find_prometheus, pod_monitor_jobs, prometheus_config,
                              telemetry_settings, twin_targets)
 
@@ -130,13 +132,13 @@ def telemetry_twin(graph, monitor, rules, model_root, directory, prometheus_bina
     return twin, server, targets
 
 
-def send_traffic(twin, server, own: str, requests: int = 8) -> None:
+def send_traffic(twin, server, own: str, requests: int = 8, model: str = MODEL) -> None:
     """Requests spread over several scrapes after the first one: the frontend creates its request counters at the
     first request, so a rate needs samples before and after later ones."""
-    twin.chat(MODEL, "first request", max_tokens=2)
+    twin.chat(model, "first request", max_tokens=2)
     server.wait_for(f'{SIGNALS.metrics["requestsTotal"]}{{{own}}}')
     for i in range(requests):
-        assert twin.chat(MODEL, f"request {i} through the frontend", max_tokens=8)["usage"]["completion_tokens"]
+        assert twin.chat(model, f"request {i} through the frontend", max_tokens=8)["usage"]["completion_tokens"]
         time.sleep(0.5)
 
 
@@ -177,3 +179,70 @@ def engine_only_records(groups: list[dict], engine_only: set[str]) -> list[str]:
     return sorted(rule["record"] for group in groups for rule in group["rules"]
                   if "record" in rule and rule_metrics([{"rules": [rule]}]) and rule_metrics([{"rules": [rule]}])
                   <= engine_only)
+
+
+# --- the planner's queries, answered by the real server ---------------------------------------------------------
+
+PLANNER_QUERIES = """
+import json, sys
+from dynamo.planner.config.planner_config import PlannerConfig
+from dynamo.planner.monitoring.traffic_metrics import PrometheusAPIClient
+config = PlannerConfig.from_config_arg(sys.argv[1])
+client = PrometheusAPIClient(config.metric_pulling_prometheus_endpoint, config.namespace,
+                             metrics_source=config.throughput_metrics_source)
+interval, model = f"{config.throughput_adjustment_interval_seconds}s", sys.argv[2]
+print(json.dumps({"namespace": config.namespace, "endpoint": config.metric_pulling_prometheus_endpoint,
+                  "requests": client.get_avg_request_count(interval, model),
+                  "ttft": client.get_avg_time_to_first_token(interval, model),
+                  "itl": client.get_avg_inter_token_latency(interval, model),
+                  "isl": client.get_avg_input_sequence_tokens(interval, model),
+                  "osl": client.get_avg_output_sequence_tokens(interval, model)}))
+"""
+PLANNER_READS = ("requests", "ttft", "itl", "isl", "osl")
+
+
+def planner_reads(planner, prometheus_url: str, model: str) -> dict:
+    """The Dynamo 1.5.0 planner's own traffic queries (PrometheusAPIClient, the PrometheusTrafficProvider's client,
+    dynamo/planner/environment/metrics_provider/prometheus_traffic_provider.py:33-73), configured by the rendered
+    planner's --config and environment; only PROMETHEUS_ENDPOINT points at the twin's server instead of the
+    cluster Service."""
+    from twin.run import twin_python
+    config = planner.argv[planner.argv.index("--config") + 1]
+    env = {**planner.env, "PATH": os.environ.get("PATH", ""), "PROMETHEUS_ENDPOINT": prometheus_url}
+    result = subprocess.run([twin_python(), "-c", PLANNER_QUERIES, config, model], capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_planners_queries_read_the_disaggregated_endpoint_from_the_real_server(model_root, tmp_path,  # noqa: F811
+                                                                                   prometheus_binary):
+    """reasoning-large: frontend, prefill and decode mockers, the planner's queries against the server scraping them
+    through the rendered PodMonitor. The same twin scraped through the monitor without the frontend's
+    dynamo_namespace relabeling (#24 item 3) leaves the planner reading nothing, as it would in a cluster."""
+    from components.serving.rules import frontend_relabelings
+    recording, graphs = rendered(*stack(endpoints=(DISAGG,)))
+    graph, monitor = graphs[DISAGG], _named(recording, "PodMonitor", DISAGG)
+    model = "Qwen/Qwen3-235B-A22B-FP8"
+    broken = copy.deepcopy(monitor)
+    for endpoint in broken["spec"]["podMetricsEndpoints"]:
+        endpoint["relabelings"] = [r for r in endpoint["relabelings"] if r not in frontend_relabelings(SIGNALS)]
+    twin = twin_of(graph, model_root, tmp_path / "twin")
+    [planner] = [p for p in twin.processes if p.component_type == "planner"]
+    twin.processes = [p for p in twin.processes if p.component_type != "planner"]  # its decisions: not run here
+    namespace = planner.env["DYN_NAMESPACE"]
+    targets = twin_targets(graph, twin.processes, SIGNALS, namespace)
+    servers = {name: PrometheusServer(prometheus_binary, tmp_path / name, PORTS.take(),
+                                      pod_monitor_jobs(pme, tmp_path / name / "targets.json", interval="1s"))
+               for name, pme in (("rendered", monitor), ("without-relabeling", broken))}
+    own = f'endpoint="{DISAGG}"'
+    with twin, servers["rendered"].start(targets), servers["without-relabeling"].start(targets):
+        twin.wait_for_model(model)
+        servers["rendered"].wait_for(f"up{{{own}}} == 1", at_least=len(targets))
+        send_traffic(twin, servers["rendered"], own, model=model)
+        servers["without-relabeling"].wait_for(f'{SIGNALS.metrics["requestsTotal"]}{{{own}}}')
+        reads = planner_reads(planner, servers["rendered"].url, model)
+        blind = planner_reads(planner, servers["without-relabeling"].url, model)
+    assert reads["namespace"] == namespace and reads["endpoint"] == servers["rendered"].url
+    assert all(reads[key] and reads[key] > 0 for key in PLANNER_READS), reads
+    assert not any(blind[key] for key in PLANNER_READS), blind
