@@ -14,6 +14,7 @@ from plan.catalog import ChartPin, MetricSource
 from plan.serving import StorageTier
 
 RULES_NAME = "ncp-gpu-health"
+XID_WINDOW = "15m"  # how long a new XID code keeps NcpGpuXidError firing
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,11 @@ def gpu_health_groups(args: TelemetryArgs) -> list[dict]:
         {"record": "ncp:gpu_xid_errors:last", "expr": per_gpu(m["xidErrors"])},
     ]
     alerts = [
-        alert("NcpGpuXidError", f"{per_gpu(m['xidErrors'])} > 0", "0m", "critical", "GPU reported an XID error",
+        # DCGM_FI_DEV_XID_ERRORS is a last-value gauge (dcgm-exporter default-counters.csv: "Value of the last XID
+        # error encountered"): it keeps the code of an XID long past, so `> 0` alone fires until the exporter
+        # restarts. The alert fires when a new non-zero code appears (the value changed within the window).
+        alert("NcpGpuXidError", f"{per_gpu('changes(' + m['xidErrors'] + f'[{XID_WINDOW}])')} > 0 and "
+              f"{per_gpu(m['xidErrors'])} > 0", "0m", "critical", "GPU reported a new XID error",
               "NVSentinel classifies and quarantines per its rules; repeated XIDs need operator-domain handling."),
         alert("NcpGpuRowRemapFailure", f"{per_gpu(m['rowRemapFailure'])} > 0", "0m", "critical",
               "GPU row remapping failed", "Drain the node and reset or replace the GPU."),

@@ -88,6 +88,12 @@ def number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+def minutes(duration: str) -> int:
+    """A Prometheus duration of hours and minutes (`1h30m`) in minutes."""
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?", duration)
+    return int(parts.group(1) or 0) * 60 + int(parts.group(2) or 0)
+
+
 def counter(per_minute: float) -> str:
     return f"0+{number(per_minute)}x{STEPS}"
 
@@ -578,6 +584,7 @@ class Gpu:
     fb_used: float = 1024
     fb_free: float = 3072
     xid: float = 0
+    xid_at_minute: int = 0      # the XID gauge holds 0 until this minute, then the code (a last-value gauge)
     row_remap_failure: float = 0
     remapped_rows_per_minute: float = 0
 
@@ -602,9 +609,11 @@ def dcgm_series(plan: SitePlan, recording: Recording, gpus: list[Gpu], scenario:
                              "pod": f"{gpu.tenant}-worker-0", "container": "main"})
         for key, value in (("utilization", gpu.utilization), ("temperature", gpu.temperature),
                            ("powerUsage", gpu.power), ("framebufferUsed", gpu.fb_used),
-                           ("framebufferFree", gpu.fb_free), ("xidErrors", gpu.xid),
-                           ("rowRemapFailure", gpu.row_remap_failure)):
+                           ("framebufferFree", gpu.fb_free), ("rowRemapFailure", gpu.row_remap_failure)):
             scenario.add(scraped(m[key], exporter, target), gauge(value))
+        xid = (f"0x{gpu.xid_at_minute - 1} {number(gpu.xid)}x{STEPS - gpu.xid_at_minute}" if gpu.xid_at_minute
+               else gauge(gpu.xid))
+        scenario.add(scraped(m["xidErrors"], exporter, target), xid)
         scenario.add(scraped(m["uncorrectableRemappedRows"], exporter, target), counter(gpu.remapped_rows_per_minute))
     return scenario
 
@@ -623,7 +632,10 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     def gpus(*changed: Gpu) -> Callable[[], Scenario]:
         return lambda: dcgm_series(plan, recording, list(changed) + [spare], Scenario("gpu"))
 
-    bad = {"NcpGpuXidError": gpus(replace(allocated, xid=79)),
+    # A new XID shortly before the alert is evaluated (EVAL_SHORT: its window is minutes); the healthy series hold
+    # an XID code from hours earlier, which the last-value gauge still shows.
+    recent_xid = minutes(EVAL_SHORT) - 5
+    bad = {"NcpGpuXidError": gpus(replace(allocated, xid=79, xid_at_minute=recent_xid)),
            "NcpGpuRowRemapFailure": gpus(replace(allocated, row_remap_failure=1)),
            "NcpGpuUncorrectableRemappedRows": gpus(replace(allocated, remapped_rows_per_minute=1)),
            "NcpGpuTemperatureHigh": gpus(replace(allocated, temperature=temperature + 5)),
@@ -638,7 +650,8 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     expected["NcpTenantAboveGpuQuota"] = lambda rule: [expected_alert(rule, {"tenant": over}, quota[over] + 4)]
     expected["NcpNodeQuarantined"] = lambda rule: [expected_alert(rule, {"node": "gpu-node-0"})]
     expected["NcpDrainBacklog"] = lambda rule: [expected_alert(rule, {}, 3)]
-    healthy = dcgm_series(plan, recording, [allocated, spare], Scenario("site"))
+    healthy = dcgm_series(plan, recording, [allocated, spare, Gpu("gpu-node-1", 0, None, xid=79, xid_at_minute=10)],
+                          Scenario("site"))
     kai_series(recording, {}, healthy)
     nvsentinel_series(plan, {}, 0, healthy)
     cases = alert_cases("site", groups, healthy, bad, expected)
