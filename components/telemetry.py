@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 from components.kube import Layer, helm_release, labels
 from components.dashboards import Dashboard
 from plan.catalog import ChartPin, MetricSource
+from plan.names import runbook_url
 from plan.serving import StorageTier
 
 RULES_NAME = "ncp-gpu-health"
@@ -61,7 +62,7 @@ def tenant_from(expr: str, source_label: str, prefix: str) -> str:
 
 def _alert(name: str, expr: str, for_: str, severity: str, layer: str, summary: str, description: str) -> dict:
     return {"alert": name, "expr": expr, "for": for_, "labels": {"severity": severity, "layer": layer},
-            "annotations": {"summary": summary, "description": description}}
+            "annotations": {"summary": summary, "description": description, "runbook_url": runbook_url(layer, name)}}
 
 
 def gpu_health_groups(args: TelemetryArgs) -> list[dict]:
@@ -77,7 +78,8 @@ def gpu_health_groups(args: TelemetryArgs) -> list[dict]:
                       f"{summary} on node {{{{ $labels.node }}}} GPU {{{{ $labels.gpu }}}} "
                       f"(tenant {{{{ $labels.tenant }}}}). {action}")
 
-    allocated = f'{{{namespace}=~"{args.tenant_namespace_prefix}.+"}}'
+    # Full GPUs only: on a MIG instance the utilisation field reads 0 or is missing (data/telemetry-signals.yaml).
+    allocated = f'{{{namespace}=~"{args.tenant_namespace_prefix}.+", {args.dcgm.labels["migInstance"]}=""}}'
     recording = [
         {"record": "ncp:gpu_utilization:percent", "expr": per_gpu(m["utilization"])},
         {"record": "ncp:gpu_temperature:celsius", "expr": per_gpu(m["temperature"])},

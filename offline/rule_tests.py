@@ -587,6 +587,7 @@ class Gpu:
     xid_at_minute: int = 0      # the XID gauge holds 0 until this minute, then the code (a last-value gauge)
     row_remap_failure: float = 0
     remapped_rows_per_minute: float = 0
+    mig_instance: Optional[str] = None  # a MIG instance's GPU_I_ID (its series also carry GPU_I_PROFILE)
 
 
 def dcgm_series(plan: SitePlan, recording: Recording, gpus: list[Gpu], scenario: Scenario) -> Scenario:
@@ -604,6 +605,8 @@ def dcgm_series(plan: SitePlan, recording: Recording, gpus: list[Gpu], scenario:
         exporter = {"gpu": str(gpu.index), "UUID": f"GPU-{gpu.node}-{gpu.index}", "device": f"nvidia{gpu.index}",
                     "modelName": plan.profile.gpu.model, "Hostname": gpu.node, "pci_bus_id": "00000000:1B:00.0",
                     "DCGM_FI_DRIVER_VERSION": "580.95.05"}
+        if gpu.mig_instance is not None:
+            exporter.update({dcgm.labels["migInstance"]: gpu.mig_instance, "GPU_I_PROFILE": "1g.18gb"})
         if gpu.tenant is not None:
             exporter.update({dcgm.workload_namespace_label.removeprefix("exported_"): f"tenant-{gpu.tenant}",
                              "pod": f"{gpu.tenant}-worker-0", "container": "main"})
@@ -650,8 +653,10 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     expected["NcpTenantAboveGpuQuota"] = lambda rule: [expected_alert(rule, {"tenant": over}, quota[over] + 4)]
     expected["NcpNodeQuarantined"] = lambda rule: [expected_alert(rule, {"node": "gpu-node-0"})]
     expected["NcpDrainBacklog"] = lambda rule: [expected_alert(rule, {}, 3)]
-    healthy = dcgm_series(plan, recording, [allocated, spare, Gpu("gpu-node-1", 0, None, xid=79, xid_at_minute=10)],
-                          Scenario("site"))
+    # Healthy too: an XID code from hours ago (the gauge still holds it), a busy MIG slice (its utilisation reads 0)
+    old_xid = Gpu("gpu-node-1", 0, None, xid=79, xid_at_minute=10)
+    mig_slice = Gpu("gpu-node-2", 0, over, utilization=0, mig_instance="7")
+    healthy = dcgm_series(plan, recording, [allocated, spare, old_xid, mig_slice], Scenario("site"))
     kai_series(recording, {}, healthy)
     nvsentinel_series(plan, {}, 0, healthy)
     cases = alert_cases("site", groups, healthy, bad, expected)

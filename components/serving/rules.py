@@ -9,7 +9,7 @@ from typing import Optional
 
 from plan.catalog import MetricSource
 from plan.endpoint_plan import EndpointPlan
-from plan.names import SERIES_COMPONENT_TYPE, SERIES_ENDPOINT, SERIES_MODEL, SERIES_TENANT
+from plan.names import SERIES_COMPONENT_TYPE, SERIES_ENDPOINT, SERIES_MODEL, SERIES_TENANT, runbook_url
 
 TENANT, ENDPOINT, MODEL, COMPONENT_TYPE = SERIES_TENANT, SERIES_ENDPOINT, SERIES_MODEL, SERIES_COMPONENT_TYPE
 KEEP = f"{TENANT}, {ENDPOINT}, {MODEL}"
@@ -20,6 +20,7 @@ KEEP = f"{TENANT}, {ENDPOINT}, {MODEL}"
 SLO_OBJECTIVE = 0.95  # share of requests within the endpoint's ttftMs / tpotMs (its p95 SLO)
 BURNS = {"fast": (14.4, "1h", "5m", "critical"), "slow": (6.0, "6h", "30m", "warning")}
 WINDOWS = sorted({w for _, long, short, _ in BURNS.values() for w in (long, short)})
+SERVING_LAYER = "serving"  # the owning-layer label of the serving alerts (Inference Serving Layer)
 KV_CACHE_SATURATED = 0.9  # fraction of KV blocks in use above which requests queue for cache
 
 
@@ -155,10 +156,11 @@ def _records(select: _Selection) -> list[dict]:
 
 def alert(name: str, expr: str, for_: str, severity: str, summary: str, extra: Optional[dict] = None) -> dict:
     return {"alert": name, "expr": expr, "for": for_,
-            "labels": {"severity": severity, "layer": "serving", **(extra or {})},
+            "labels": {"severity": severity, "layer": SERVING_LAYER, **(extra or {})},
             "annotations": {"summary": summary,
                             "description": f"{summary} (tenant {{{{ $labels.tenant }}}}, endpoint "
-                                           f"{{{{ $labels.endpoint }}}}, model {{{{ $labels.model }}}})."}}
+                                           f"{{{{ $labels.endpoint }}}}, model {{{{ $labels.model }}}}).",
+                            "runbook_url": runbook_url(SERVING_LAYER, name)}}
 
 
 def _burn_alerts(select: _Selection) -> list[dict]:
