@@ -83,7 +83,9 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         kai_namespace=baseline.namespace("kaiScheduler"), grove_namespace=baseline.namespace("grove"),
         site_gpus=plan.gpu_capacity, queues=plan.tenant_queues, platform_queues=plan.platform_queues,
         placement_strategy=settings.scheduling.placement_strategy, topology_aware=plan.topology_aware,
-        topology_levels=plan.topology_levels, skip_await=skip_await), after("kaiScheduler"))
+        topology_levels=plan.topology_levels, skip_await=skip_await, queue_metrics=load_signals()["kai"],
+        scrape_interval=telemetry.scrape_interval, monitor_labels=telemetry.prometheus_selector_labels),
+        after("kaiScheduler"))
 
     readiness = readiness_plan(plan)
     storage_image = settings.serving.validation.storage_image
@@ -109,6 +111,7 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
     telemetry_layer = Telemetry("telemetry", TelemetryArgs(
         rules_namespace=baseline.namespace(BASELINE_LAYER),
         dcgm=signals["dcgm"], kai=signals["kai"], nvsentinel=signals["nvsentinel"],
+        kube_state=signals["kubeStateMetrics"],
         tenant_namespace_prefix=TENANT_NAMESPACE_PREFIX, selector_labels=telemetry.prometheus_selector_labels,
         gpu_temperature_celsius=telemetry.gpu_temperature_celsius, dashboards=site_dashboards(signals),
         dashboard_label=next(iter(telemetry.dashboard_label.items())),

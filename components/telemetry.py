@@ -28,6 +28,7 @@ class TelemetryArgs:
         dcgm: the DCGM exporter's metric names and labels (data/telemetry-signals.yaml `dcgm`).
         kai: the KAI Scheduler's metric names and labels.
         nvsentinel: NVSentinel's metric names and labels.
+        kube_state: kube-state-metrics' pod state series (data/telemetry-signals.yaml `kubeStateMetrics`).
         tenant_namespace_prefix: tenant namespaces and their KAI leaf queues are both `<prefix><tenant>`.
         selector_labels: the labels the site's Prometheus selects rules by.
         gpu_temperature_celsius: the GPU temperature above which the temperature alert fires. Unit: degrees Celsius.
@@ -44,6 +45,7 @@ class TelemetryArgs:
     dcgm: MetricSource
     kai: MetricSource
     nvsentinel: MetricSource
+    kube_state: MetricSource
     tenant_namespace_prefix: str
     selector_labels: dict[str, str]
     gpu_temperature_celsius: int
@@ -151,8 +153,32 @@ def break_fix_groups(args: TelemetryArgs) -> list[dict]:
     return [{"name": "ncp-break-fix.rules", "rules": records}, {"name": "ncp-break-fix.alerts", "rules": alerts}]
 
 
+def tenant_pod_groups(args: TelemetryArgs) -> list[dict]:
+    """Tenant pods the scheduler cannot place (quota, pool capacity, a selector no node matches) and containers in
+    a crash loop, from kube-state-metrics; each series exists only while the state holds."""
+    m, lb, prefix = args.kube_state.metrics, args.kube_state.labels, args.tenant_namespace_prefix
+    tenant_ns = f'{lb["namespace"]}=~"{prefix}.+"'
+    crash = f'{lb["reason"]}="{args.kube_state.label_values["crashLoop"]}"'
+
+    def per_pod(selector: str, *extra: str) -> str:
+        keep = ", ".join(["tenant", lb["namespace"], lb["pod"], *extra])
+        return f"max by ({keep}) ({tenant_from(selector, lb['namespace'], prefix)})"
+
+    return [{"name": "ncp-tenant-pods.alerts", "rules": [
+        _alert("NcpTenantPodUnschedulable", f"{per_pod(m['podUnschedulable'] + '{' + tenant_ns + '}')} > 0", "15m",
+               "warning", "scheduling", "Tenant pod unschedulable for 15 minutes",
+               "Pod {{ $labels.namespace }}/{{ $labels.pod }} of tenant {{ $labels.tenant }} cannot be placed: "
+               "check its events (quota, pool capacity, node selector, tolerations)."),
+        _alert("NcpTenantPodCrashLooping",
+               f"{per_pod(m['containerWaitingReason'] + '{' + tenant_ns + ', ' + crash + '}', lb['container'])} > 0",
+               "15m", "warning", "serving", "Tenant container in CrashLoopBackOff for 15 minutes",
+               "Container {{ $labels.container }} of {{ $labels.namespace }}/{{ $labels.pod }} (tenant "
+               "{{ $labels.tenant }}) keeps crashing: read its previous logs."),
+    ]}]
+
+
 def site_rule_groups(args: TelemetryArgs) -> list[dict]:
-    return gpu_health_groups(args) + tenant_usage_groups(args) + break_fix_groups(args)
+    return gpu_health_groups(args) + tenant_usage_groups(args) + break_fix_groups(args) + tenant_pod_groups(args)
 
 
 def prometheus_stack_values(storage: Optional[StorageTier], dashboard_label: tuple[str, str]) -> dict:

@@ -649,16 +649,24 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     bad["NcpTenantAboveGpuQuota"] = lambda: kai_series(recording, {over: quota[over] + 4}, Scenario("kai"))
     bad["NcpNodeQuarantined"] = lambda: nvsentinel_series(plan, {"gpu-node-0": 1}, 0, Scenario("nvsentinel"))
     bad["NcpDrainBacklog"] = lambda: nvsentinel_series(plan, {}, 3, Scenario("nvsentinel"))
+    stuck = f"tenant-{over}/{over}-worker-0"
+    bad["NcpTenantPodUnschedulable"] = lambda: kube_state_series([stuck], [], Scenario("pods"))
+    bad["NcpTenantPodCrashLooping"] = lambda: kube_state_series([], [stuck], Scenario("pods"))
     expected = {name: on_gpu for name in bad if name.startswith("NcpGpu")}
     expected["NcpTenantAboveGpuQuota"] = lambda rule: [expected_alert(rule, {"tenant": over}, quota[over] + 4)]
     expected["NcpNodeQuarantined"] = lambda rule: [expected_alert(rule, {"node": "gpu-node-0"})]
     expected["NcpDrainBacklog"] = lambda rule: [expected_alert(rule, {}, 3)]
+    pod_labels = {"tenant": over, "namespace": f"tenant-{over}", "pod": f"{over}-worker-0"}
+    expected["NcpTenantPodUnschedulable"] = lambda rule: [expected_alert(rule, pod_labels)]
+    expected["NcpTenantPodCrashLooping"] = lambda rule: [expected_alert(rule, {**pod_labels, "container": "main"})]
     # Healthy too: an XID code from hours ago (the gauge still holds it), a busy MIG slice (its utilisation reads 0)
     old_xid = Gpu("gpu-node-1", 0, None, xid=79, xid_at_minute=10)
     mig_slice = Gpu("gpu-node-2", 0, over, utilization=0, mig_instance="7")
     healthy = dcgm_series(plan, recording, [allocated, spare, old_xid, mig_slice], Scenario("site"))
     kai_series(recording, {}, healthy)
     nvsentinel_series(plan, {}, 0, healthy)
+    # a platform pod pending and crash-looping outside the tenant namespaces is not a tenant's alert
+    kube_state_series(["kube-system/pending-0"], ["kube-system/pending-0"], healthy)
     cases = alert_cases("site", groups, healthy, bad, expected)
 
     records = dcgm_series(plan, recording, [allocated, spare], Scenario("site"))
@@ -699,6 +707,23 @@ def kai_series(recording: Recording, allocated: dict[str, int], scenario: Scenar
         used = allocated.get(tenant, quota) if tenant is not None else quota
         scenario.add(scraped(kai.metrics["queueDeservedGpus"], exporter, base), gauge(quota))
         scenario.add(scraped(kai.metrics["queueAllocatedGpus"], exporter, base), gauge(used))
+    return scenario
+
+
+def kube_state_series(unschedulable: list[str], crash_looping: list[str], scenario: Scenario) -> Scenario:
+    """kube-state-metrics' series for pods `<namespace>/<pod>`, as they exist only while the state holds (honorLabels
+    true: namespace and pod are the pod's own)."""
+    ksm = load_signals()["kubeStateMetrics"]
+    target = {"job": "kube-state-metrics", "instance": "kube-state-metrics-0:8080", "endpoint": "http"}
+    for name in unschedulable:
+        namespace, pod = name.split("/")
+        scenario.add(series(ksm.metrics["podUnschedulable"], {**target, "namespace": namespace, "pod": pod,
+                                                             "uid": f"uid-{pod}"}), gauge(1))
+    for name in crash_looping:
+        namespace, pod = name.split("/")
+        scenario.add(series(ksm.metrics["containerWaitingReason"], {
+            **target, "namespace": namespace, "pod": pod, "uid": f"uid-{pod}", "container": "main",
+            "reason": ksm.label_values["crashLoop"]}), gauge(1))
     return scenario
 
 
