@@ -118,7 +118,7 @@ class Scheduling(Layer):
                                   self, args.skip_await, depends_on=[args.grove_namespace, self.kai])
         self.queues = self._queue_tree(name, args)
         if args.queue_metrics is not None:
-            self._queue_monitor(name, args)
+            self._queue_monitor(name, args, args.queue_metrics)
         # RA: Tenant Compute View: "the platform must preserve enough topology and resource intent"
         # RA: GPU Compute Node: "node placement must be considered part of the architecture"
         if args.topology_aware:
@@ -132,10 +132,9 @@ class Scheduling(Layer):
             "clusterTopology": TOPOLOGY_NAME if args.topology_aware else None,
         })
 
-    def _queue_monitor(self, name: str, args: SchedulingArgs) -> None:
+    def _queue_monitor(self, name: str, args: SchedulingArgs, metrics: MetricSource) -> None:
         """The queue controller's per-queue GPU gauges (kai_queue_*), which the tenant-usage rules and dashboard read:
         KAI itself creates no ServiceMonitor unless it also deploys its own Prometheus."""
-        metrics = args.queue_metrics
         k8s.apiextensions.CustomResource(
             f"{name}-queue-controller-monitor",
             api_version="monitoring.coreos.com/v1",

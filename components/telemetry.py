@@ -3,7 +3,7 @@ NVSentinel break-fix state), one Grafana dashboard per operator layer, and an op
 recorded local (non-NVIDIA) decision."""
 import json
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -67,6 +67,13 @@ def _alert(name: str, expr: str, for_: str, severity: str, layer: str, summary: 
             "annotations": {"summary": summary, "description": description, "runbook_url": runbook_url(layer, name)}}
 
 
+def new_xid(per_gpu: Callable[[str], str], xid: str) -> str:
+    """DCGM_FI_DEV_XID_ERRORS is a last-value gauge (dcgm-exporter default-counters.csv: "Value of the last XID error
+    encountered"): it keeps the code of an XID long past, so `> 0` alone fires until the exporter restarts. A new
+    non-zero code is a change of the value within the window."""
+    return f"{per_gpu(f'changes({xid}[{XID_WINDOW}])')} > 0 and {per_gpu(xid)} > 0"
+
+
 def gpu_health_groups(args: TelemetryArgs) -> list[dict]:
     m = args.dcgm.metrics
     keep = ", ".join(["node", *args.dcgm.gpu_labels, "tenant"])
@@ -92,11 +99,7 @@ def gpu_health_groups(args: TelemetryArgs) -> list[dict]:
         {"record": "ncp:gpu_xid_errors:last", "expr": per_gpu(m["xidErrors"])},
     ]
     alerts = [
-        # DCGM_FI_DEV_XID_ERRORS is a last-value gauge (dcgm-exporter default-counters.csv: "Value of the last XID
-        # error encountered"): it keeps the code of an XID long past, so `> 0` alone fires until the exporter
-        # restarts. The alert fires when a new non-zero code appears (the value changed within the window).
-        alert("NcpGpuXidError", f"{per_gpu('changes(' + m['xidErrors'] + f'[{XID_WINDOW}])')} > 0 and "
-              f"{per_gpu(m['xidErrors'])} > 0", "0m", "critical", "GPU reported a new XID error",
+        alert("NcpGpuXidError", new_xid(per_gpu, m["xidErrors"]), "0m", "critical", "GPU reported a new XID error",
               "NVSentinel classifies and quarantines per its rules; repeated XIDs need operator-domain handling."),
         alert("NcpGpuRowRemapFailure", f"{per_gpu(m['rowRemapFailure'])} > 0", "0m", "critical",
               "GPU row remapping failed", "Drain the node and reset or replace the GPU."),

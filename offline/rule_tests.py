@@ -91,6 +91,8 @@ def number(value: float) -> str:
 def minutes(duration: str) -> int:
     """A Prometheus duration of hours and minutes (`1h30m`) in minutes."""
     parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?", duration)
+    if parts is None:
+        raise ValueError(f"{duration!r} is not a duration of hours and minutes")
     return int(parts.group(1) or 0) * 60 + int(parts.group(2) or 0)
 
 
@@ -437,11 +439,14 @@ def endpoint_record_cases(fixture: EndpointFixture) -> list[dict]:
         cases.append(record_case(f"{prefix}: recording rules ({contract} pod labels, {le_style} le)", scenario,
                                  [check for record in _records(fixture.groups, expected)
                                   for check in exact_outputs(record, expected[record])]))
-    # No request has failed yet: the frontend has no error series (seen in the telemetry twin), the ratio is 0.
+    return cases + [before_first_failure(fixture, prefix)]
+
+
+def before_first_failure(fixture: EndpointFixture, prefix: str) -> dict:
+    """No request has failed yet: the frontend has no error series (seen in the telemetry twin), the ratio is 0."""
     clean = endpoint_series(fixture, Traffic(), Scenario(prefix))
-    cases.append(record_case(f"{prefix}: error ratio before the first failure", clean,
-                             exact_outputs("ncp:endpoint_errors:ratio_rate5m", [(labels, 0.0)])))
-    return cases
+    return record_case(f"{prefix}: error ratio before the first failure", clean,
+                       exact_outputs("ncp:endpoint_errors:ratio_rate5m", [(fixture.labels, 0.0)]))
 
 
 def _records(groups: list[dict], expected: dict) -> list[str]:
