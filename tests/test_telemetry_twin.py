@@ -9,7 +9,9 @@ generates from the endpoint's rendered PodMonitor, and evaluates the endpoint's 
 - every metric the endpoint's rules read has a scraped series with those labels (but those only a real engine
   exports, data/serving-twin.yaml telemetry.engineOnlySeries), every rule evaluates without error, and the recording
   rules yield series for the endpoint once it serves traffic;
-- broken relabelling (the PodMonitor's tenant relabeling removed) leaves the rules' series empty: the check fails.
+- the planner's own traffic queries (Dynamo 1.5.0 PrometheusAPIClient, configured by the rendered planner) read the
+  disaggregated endpoint's traffic from the server, and read nothing through a monitor without the frontend's
+  dynamo_namespace relabeling (#24 item 3).
 
 The twin's Python is .venv-twin; NCP_TWIN_PORT_BASE moves its ports (default 21000)."""
 import copy
