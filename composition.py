@@ -112,6 +112,7 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         rules_namespace=baseline.namespace(BASELINE_LAYER),
         dcgm=signals["dcgm"], kai=signals["kai"], nvsentinel=signals["nvsentinel"],
         kube_state=signals["kubeStateMetrics"],
+        worker_component_types="|".join(signals["dynamo"].component_types["worker"]),
         tenant_namespace_prefix=TENANT_NAMESPACE_PREFIX, selector_labels=telemetry.prometheus_selector_labels,
         gpu_temperature_celsius=telemetry.gpu_temperature_celsius, dashboards=site_dashboards(signals),
         dashboard_label=next(iter(telemetry.dashboard_label.items())),

@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 from components.kube import Layer, helm_release, labels
 from components.dashboards import Dashboard
 from plan.catalog import ChartPin, MetricSource
-from plan.names import runbook_url
+from plan.names import SERIES_COMPONENT_TYPE, SERIES_ENDPOINT, SERIES_MODEL, SERIES_TENANT, runbook_url
 from plan.serving import StorageTier
 
 RULES_NAME = "ncp-gpu-health"
@@ -29,6 +29,7 @@ class TelemetryArgs:
         kai: the KAI Scheduler's metric names and labels.
         nvsentinel: NVSentinel's metric names and labels.
         kube_state: kube-state-metrics' pod state series (data/telemetry-signals.yaml `kubeStateMetrics`).
+        worker_component_types: the Dynamo worker component types as a regex alternation (`worker|prefill|decode`).
         tenant_namespace_prefix: tenant namespaces and their KAI leaf queues are both `<prefix><tenant>`.
         selector_labels: the labels the site's Prometheus selects rules by.
         gpu_temperature_celsius: the GPU temperature above which the temperature alert fires. Unit: degrees Celsius.
@@ -46,6 +47,7 @@ class TelemetryArgs:
     kai: MetricSource
     nvsentinel: MetricSource
     kube_state: MetricSource
+    worker_component_types: str
     tenant_namespace_prefix: str
     selector_labels: dict[str, str]
     gpu_temperature_celsius: int
@@ -180,8 +182,27 @@ def tenant_pod_groups(args: TelemetryArgs) -> list[dict]:
     ]}]
 
 
+# RA: Telemetry And Observability: "those signals must be correlated with model, endpoint, tenant"
+def correlation_groups(args: TelemetryArgs) -> list[dict]:
+    """Which GPUs on which nodes serve each endpoint: the endpoint's worker targets (`up`, labelled by its PodMonitor
+    with tenant/endpoint/model/component_type and the target's namespace/pod) joined on namespace and pod to the DCGM
+    exporter's pod attribution (exported_namespace/exported_pod). "Endpoint slow -> which GPU": multiply a serving
+    record by it, e.g. `ncp:endpoint_gpu:info * on (tenant, endpoint) group_left ncp:endpoint_ttft_p95:seconds`."""
+    dcgm, keep = args.dcgm, [SERIES_TENANT, SERIES_ENDPOINT, SERIES_MODEL, SERIES_COMPONENT_TYPE]
+    gpu = ["node", *dcgm.gpu_labels]
+    workers = f'up{{{SERIES_ENDPOINT}!="", {SERIES_COMPONENT_TYPE}=~"{args.worker_component_types}"}} == 1'
+    exported = f'{dcgm.metrics["utilization"]}{{{dcgm.workload_namespace_label}!=""}}'
+    for label in ("namespace", "pod"):
+        exported = f'label_replace({exported}, "{label}", "$1", "exported_{label}", "(.+)")'
+    join = (f"group by ({', '.join(keep)}, namespace, pod) ({workers}) * on (namespace, pod) "
+            f"group_right ({', '.join(keep)}) group by (namespace, pod, {', '.join(gpu)}) ({exported})")
+    return [{"name": "ncp-correlation.rules", "rules": [
+        {"record": "ncp:endpoint_gpu:info", "expr": f"max by ({', '.join(keep + gpu)}) ({join})"}]}]
+
+
 def site_rule_groups(args: TelemetryArgs) -> list[dict]:
-    return gpu_health_groups(args) + tenant_usage_groups(args) + break_fix_groups(args) + tenant_pod_groups(args)
+    return (gpu_health_groups(args) + tenant_usage_groups(args) + break_fix_groups(args) + tenant_pod_groups(args)
+            + correlation_groups(args))
 
 
 def prometheus_stack_values(storage: Optional[StorageTier], dashboard_label: tuple[str, str]) -> dict:

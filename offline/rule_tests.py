@@ -677,6 +677,7 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     records = dcgm_series(plan, recording, [allocated, spare], Scenario("site"))
     kai_series(recording, {over: quota[over] + 4}, records)
     nvsentinel_series(plan, {"gpu-node-0": 1}, 2, records)
+    served = worker_target(allocated, records)
     per_gpu = lambda attr: [(gpu_labels(plan, g), getattr(g, attr)) for g in (allocated, spare)]  # noqa: E731
     expected_records: dict[str, list[tuple[dict[str, str], float]]] = {
         "ncp:gpu_utilization:percent": per_gpu("utilization"),
@@ -690,11 +691,23 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
         "ncp:node_quarantined:bool": [({"node": "gpu-node-0"}, 1), ({"node": "gpu-node-1"}, 0)],
         "ncp:nodes_quarantined:count": [({}, 1)],
         "ncp:drain_queue:depth": [({}, 2)],
+        "ncp:endpoint_gpu:info": [({**served, **gpu_labels(plan, allocated)}, 1)],
     }
     cases.append(record_case("site: recording rules", records,
                              [check for record in _records(groups, expected_records)
                               for check in exact_outputs(record, expected_records[record])]))
     return cases
+
+
+def worker_target(gpu: Gpu, scenario: Scenario) -> dict[str, str]:
+    """The `up` series of the endpoint worker pod that holds `gpu` (its PodMonitor's labels, the pod dcgm_series
+    attributes the GPU to) and a frontend pod of the endpoint, which holds no GPU; returns the endpoint's labels."""
+    served = {"tenant": gpu.tenant or "", "endpoint": "chat", "model": "m", "component_type": "worker"}
+    base = {"namespace": f"tenant-{gpu.tenant}", "job": f"tenant-{gpu.tenant}/chat", "container": "main"}
+    scenario.add(series("up", {**base, **served, "pod": f"{gpu.tenant}-worker-0", "endpoint": "chat"}), gauge(1))
+    scenario.add(series("up", {**base, **served, "component_type": "frontend", "pod": f"{gpu.tenant}-frontend-0"}),
+                 gauge(1))
+    return served
 
 
 def kai_series(recording: Recording, allocated: dict[str, int], scenario: Scenario) -> Scenario:
