@@ -6,7 +6,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import Layer, at_least, helm_release, labels, one_of, repeated
-from ncp.plan.catalog import ChartPin
+from ncp.plan.catalog import ChartPin, MetricSource
 from ncp.plan.site_plan import TopologyLevel
 from ncp.plan.tenancy import TenantQueue
 
@@ -31,6 +31,10 @@ class SchedulingArgs:
         topology_levels: the topology levels, widest domain first; every GPU node must carry each label.
         skip_await: whether Pulumi skips waiting for the releases' resources to become ready.
         platform_queues: the platform's own leaf queues (the readiness tests), tenant of none. Default: [].
+        queue_metrics: the KAI queue controller's metrics Service and series (data/telemetry-signals.yaml `kai`);
+            None creates no ServiceMonitor for it. Default: None.
+        scrape_interval: how often Prometheus scrapes the queue controller (a Prometheus duration). Default: `30s`.
+        monitor_labels: the labels the site's Prometheus selects ServiceMonitors by. Default: {}.
     """
 
     kai_pin: ChartPin
@@ -44,6 +48,9 @@ class SchedulingArgs:
     topology_levels: tuple[TopologyLevel, ...]
     skip_await: bool
     platform_queues: list[TenantQueue] = field(default_factory=list)
+    queue_metrics: Optional[MetricSource] = None
+    scrape_interval: str = "30s"
+    monitor_labels: dict[str, str] = field(default_factory=dict)
 
 
 PLACEMENT_STRATEGIES = ("binpack", "spread")  # KAI's scheduler.placementStrategy values
@@ -110,6 +117,8 @@ class Scheduling(Layer):
         self.grove = helm_release("grove", args.grove_pin, self.grove_values, args.grove_namespace.metadata.name,
                                   self, args.skip_await, depends_on=[args.grove_namespace, self.kai])
         self.queues = self._queue_tree(name, args)
+        if args.queue_metrics is not None:
+            self._queue_monitor(name, args, args.queue_metrics)
         # RA: Tenant Compute View: "the platform must preserve enough topology and resource intent"
         # RA: GPU Compute Node: "node placement must be considered part of the architecture"
         if args.topology_aware:
@@ -122,6 +131,21 @@ class Scheduling(Layer):
             "topologyAware": args.topology_aware,
             "clusterTopology": TOPOLOGY_NAME if args.topology_aware else None,
         })
+
+    def _queue_monitor(self, name: str, args: SchedulingArgs, metrics: MetricSource) -> None:
+        """The queue controller's per-queue GPU gauges (kai_queue_*), which the tenant-usage rules and dashboard read:
+        KAI itself creates no ServiceMonitor unless it also deploys its own Prometheus."""
+        k8s.apiextensions.CustomResource(
+            f"{name}-queue-controller-monitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name="kai-queue-controller", namespace=args.kai_namespace.metadata.name,
+                labels={**labels("scheduling", "kai-queue-controller"), **args.monitor_labels}),
+            spec={"selector": {"matchLabels": dict(metrics.service_labels)},
+                  "endpoints": [{"port": metrics.ports["queueController"], "interval": args.scrape_interval,
+                                 "honorLabels": False}]},
+            opts=self.child(self.kai))
 
     def _queue(self, name: str, queue: str, spec: dict, *after: pulumi.Resource) -> k8s.apiextensions.CustomResource:
         return k8s.apiextensions.CustomResource(

@@ -3,7 +3,7 @@ NVSentinel break-fix state), one Grafana dashboard per operator layer, and an op
 recorded local (non-NVIDIA) decision."""
 import json
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -11,9 +11,11 @@ import pulumi_kubernetes as k8s
 from components.kube import Layer, helm_release, labels
 from components.dashboards import Dashboard
 from ncp.plan.catalog import ChartPin, MetricSource
+from ncp.plan.names import SERIES_COMPONENT_TYPE, SERIES_ENDPOINT, SERIES_MODEL, SERIES_TENANT, runbook_url
 from ncp.plan.serving import StorageTier
 
 RULES_NAME = "ncp-gpu-health"
+XID_WINDOW = "15m"  # how long a new XID code keeps NcpGpuXidError firing
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,8 @@ class TelemetryArgs:
         dcgm: the DCGM exporter's metric names and labels (data/telemetry-signals.yaml `dcgm`).
         kai: the KAI Scheduler's metric names and labels.
         nvsentinel: NVSentinel's metric names and labels.
+        kube_state: kube-state-metrics' pod state series (data/telemetry-signals.yaml `kubeStateMetrics`).
+        worker_component_types: the Dynamo worker component types as a regex alternation (`worker|prefill|decode`).
         tenant_namespace_prefix: tenant namespaces and their KAI leaf queues are both `<prefix><tenant>`.
         selector_labels: the labels the site's Prometheus selects rules by.
         gpu_temperature_celsius: the GPU temperature above which the temperature alert fires. Unit: degrees Celsius.
@@ -42,6 +46,8 @@ class TelemetryArgs:
     dcgm: MetricSource
     kai: MetricSource
     nvsentinel: MetricSource
+    kube_state: MetricSource
+    worker_component_types: str
     tenant_namespace_prefix: str
     selector_labels: dict[str, str]
     gpu_temperature_celsius: int
@@ -60,7 +66,14 @@ def tenant_from(expr: str, source_label: str, prefix: str) -> str:
 
 def _alert(name: str, expr: str, for_: str, severity: str, layer: str, summary: str, description: str) -> dict:
     return {"alert": name, "expr": expr, "for": for_, "labels": {"severity": severity, "layer": layer},
-            "annotations": {"summary": summary, "description": description}}
+            "annotations": {"summary": summary, "description": description, "runbook_url": runbook_url(layer, name)}}
+
+
+def new_xid(per_gpu: Callable[[str], str], xid: str) -> str:
+    """DCGM_FI_DEV_XID_ERRORS is a last-value gauge (dcgm-exporter default-counters.csv: "Value of the last XID error
+    encountered"): it keeps the code of an XID long past, so `> 0` alone fires until the exporter restarts. A new
+    non-zero code is a change of the value within the window."""
+    return f"{per_gpu(f'changes({xid}[{XID_WINDOW}])')} > 0 and {per_gpu(xid)} > 0"
 
 
 def gpu_health_groups(args: TelemetryArgs) -> list[dict]:
@@ -76,7 +89,8 @@ def gpu_health_groups(args: TelemetryArgs) -> list[dict]:
                       f"{summary} on node {{{{ $labels.node }}}} GPU {{{{ $labels.gpu }}}} "
                       f"(tenant {{{{ $labels.tenant }}}}). {action}")
 
-    allocated = f'{{{namespace}=~"{args.tenant_namespace_prefix}.+"}}'
+    # Full GPUs only: on a MIG instance the utilisation field reads 0 or is missing (data/telemetry-signals.yaml).
+    allocated = f'{{{namespace}=~"{args.tenant_namespace_prefix}.+", {args.dcgm.labels["migInstance"]}=""}}'
     recording = [
         {"record": "ncp:gpu_utilization:percent", "expr": per_gpu(m["utilization"])},
         {"record": "ncp:gpu_temperature:celsius", "expr": per_gpu(m["temperature"])},
@@ -87,7 +101,7 @@ def gpu_health_groups(args: TelemetryArgs) -> list[dict]:
         {"record": "ncp:gpu_xid_errors:last", "expr": per_gpu(m["xidErrors"])},
     ]
     alerts = [
-        alert("NcpGpuXidError", f"{per_gpu(m['xidErrors'])} > 0", "0m", "critical", "GPU reported an XID error",
+        alert("NcpGpuXidError", new_xid(per_gpu, m["xidErrors"]), "0m", "critical", "GPU reported a new XID error",
               "NVSentinel classifies and quarantines per its rules; repeated XIDs need operator-domain handling."),
         alert("NcpGpuRowRemapFailure", f"{per_gpu(m['rowRemapFailure'])} > 0", "0m", "critical",
               "GPU row remapping failed", "Drain the node and reset or replace the GPU."),
@@ -144,8 +158,51 @@ def break_fix_groups(args: TelemetryArgs) -> list[dict]:
     return [{"name": "ncp-break-fix.rules", "rules": records}, {"name": "ncp-break-fix.alerts", "rules": alerts}]
 
 
+def tenant_pod_groups(args: TelemetryArgs) -> list[dict]:
+    """Tenant pods the scheduler cannot place (quota, pool capacity, a selector no node matches) and containers in
+    a crash loop, from kube-state-metrics; each series exists only while the state holds."""
+    m, lb, prefix = args.kube_state.metrics, args.kube_state.labels, args.tenant_namespace_prefix
+    tenant_ns = f'{lb["namespace"]}=~"{prefix}.+"'
+    crash = f'{lb["reason"]}="{args.kube_state.label_values["crashLoop"]}"'
+
+    def per_pod(selector: str, *extra: str) -> str:
+        keep = ", ".join(["tenant", lb["namespace"], lb["pod"], *extra])
+        return f"max by ({keep}) ({tenant_from(selector, lb['namespace'], prefix)})"
+
+    return [{"name": "ncp-tenant-pods.alerts", "rules": [
+        _alert("NcpTenantPodUnschedulable", f"{per_pod(m['podUnschedulable'] + '{' + tenant_ns + '}')} > 0", "15m",
+               "warning", "scheduling", "Tenant pod unschedulable for 15 minutes",
+               "Pod {{ $labels.namespace }}/{{ $labels.pod }} of tenant {{ $labels.tenant }} cannot be placed: "
+               "check its events (quota, pool capacity, node selector, tolerations)."),
+        _alert("NcpTenantPodCrashLooping",
+               f"{per_pod(m['containerWaitingReason'] + '{' + tenant_ns + ', ' + crash + '}', lb['container'])} > 0",
+               "15m", "warning", "serving", "Tenant container in CrashLoopBackOff for 15 minutes",
+               "Container {{ $labels.container }} of {{ $labels.namespace }}/{{ $labels.pod }} (tenant "
+               "{{ $labels.tenant }}) keeps crashing: read its previous logs."),
+    ]}]
+
+
+# RA: Telemetry And Observability: "those signals must be correlated with model, endpoint, tenant"
+def correlation_groups(args: TelemetryArgs) -> list[dict]:
+    """Which GPUs on which nodes serve each endpoint: the endpoint's worker targets (`up`, labelled by its PodMonitor
+    with tenant/endpoint/model/component_type and the target's namespace/pod) joined on namespace and pod to the DCGM
+    exporter's pod attribution (exported_namespace/exported_pod). "Endpoint slow -> which GPU": multiply a serving
+    record by it, e.g. `ncp:endpoint_gpu:info * on (tenant, endpoint) group_left ncp:endpoint_ttft_p95:seconds`."""
+    dcgm, keep = args.dcgm, [SERIES_TENANT, SERIES_ENDPOINT, SERIES_MODEL, SERIES_COMPONENT_TYPE]
+    gpu = ["node", *dcgm.gpu_labels]
+    workers = f'up{{{SERIES_ENDPOINT}!="", {SERIES_COMPONENT_TYPE}=~"{args.worker_component_types}"}} == 1'
+    exported = f'{dcgm.metrics["utilization"]}{{{dcgm.workload_namespace_label}!=""}}'
+    for label in ("namespace", "pod"):
+        exported = f'label_replace({exported}, "{label}", "$1", "exported_{label}", "(.+)")'
+    join = (f"group by ({', '.join(keep)}, namespace, pod) ({workers}) * on (namespace, pod) "
+            f"group_right ({', '.join(keep)}) group by (namespace, pod, {', '.join(gpu)}) ({exported})")
+    return [{"name": "ncp-correlation.rules", "rules": [
+        {"record": "ncp:endpoint_gpu:info", "expr": f"max by ({', '.join(keep + gpu)}) ({join})"}]}]
+
+
 def site_rule_groups(args: TelemetryArgs) -> list[dict]:
-    return gpu_health_groups(args) + tenant_usage_groups(args) + break_fix_groups(args)
+    return (gpu_health_groups(args) + tenant_usage_groups(args) + break_fix_groups(args) + tenant_pod_groups(args)
+            + correlation_groups(args))
 
 
 def prometheus_stack_values(storage: Optional[StorageTier], dashboard_label: tuple[str, str]) -> dict:

@@ -16,8 +16,8 @@ STAND_IN_GO = ROOT / "tests" / "fakes" / "go-toolchain"
 COMPONENT_BINARIES = {"pulumi": ["pulumi"], "langhost": ["pulumi-language-python", "pulumi-language-python-exec"],
                       "kubernetes": ["pulumi-resource-kubernetes"],
                       "kube": ["kube-apiserver", "kube-controller-manager"], "scheduler": ["kube-scheduler"],
-                      "etcd": ["etcd"], "promtool": ["promtool"], "kwok": ["kwok"], "kube-score": ["kube-score"],
-                      "trivy": ["trivy"]}
+                      "etcd": ["etcd"], "promtool": ["promtool"], "prometheus": ["prometheus"], "kwok": ["kwok"],
+                      "kube-score": ["kube-score"], "trivy": ["trivy"]}
 
 
 @pytest.fixture
@@ -99,9 +99,11 @@ def test_a_changed_pin_rebuilds_only_its_component(bootstrap):
     bootstrap.script.write_text(script.replace("PROMTOOL_VERSION=v0.316.0", "PROMTOOL_VERSION=v0.317.0"))
     result = bootstrap.run()
     assert result.returncode == 0, result.stderr
-    assert built(bootstrap.go_calls) == ["install github.com/prometheus/prometheus/cmd/promtool@v0.317.0"]
+    # promtool and the Prometheus server come from one module version: the pin rebuilds both, nothing else
+    assert built(bootstrap.go_calls) == ["install github.com/prometheus/prometheus/cmd/promtool@v0.317.0",
+                                         "install github.com/prometheus/prometheus/cmd/prometheus@v0.317.0"]
     assert re.search(r"promtool: building \(last build here: \d+s;", result.stderr), "says what the last build took"
-    assert all(f"{c}: up to date" in result.stderr for c in COMPONENT_BINARIES if c != "promtool")
+    assert all(f"{c}: up to date" in result.stderr for c in COMPONENT_BINARIES if c not in ("promtool", "prometheus"))
 
 
 def test_a_failed_build_names_component_step_reason_and_log_then_resumes(bootstrap):

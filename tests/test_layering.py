@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # import its own unit or one ranked lower. Units of the same rank are independent of each other.
 RANKS = {
     "ncp.cli_exit": -1,  # the exit codes and the exception hierarchy every layer raises into
-    "ncp.plan": 0, "ncp.cluster_api": 0,  # the validated plan and neutral utilities
+    "ncp.plan": 0, "ncp.cluster_api": 0, "ncp.engine_bin": 0,  # the validated plan and neutral utilities
     "components": 1, "ncp.acceptance": 1, "ncp.sizing": 1,  # libraries built on the plan
     "ncp.config_reference": 1,  # the config reference (docs/config-reference.md), generated from the plan's schema
     "ncp.composition": 2,  # wires the plan into the components

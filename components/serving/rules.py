@@ -9,7 +9,7 @@ from typing import Optional
 
 from ncp.plan.catalog import MetricSource
 from ncp.plan.endpoint_plan import EndpointPlan
-from ncp.plan.names import SERIES_COMPONENT_TYPE, SERIES_ENDPOINT, SERIES_MODEL, SERIES_TENANT
+from ncp.plan.names import SERIES_COMPONENT_TYPE, SERIES_ENDPOINT, SERIES_MODEL, SERIES_TENANT, runbook_url
 
 TENANT, ENDPOINT, MODEL, COMPONENT_TYPE = SERIES_TENANT, SERIES_ENDPOINT, SERIES_MODEL, SERIES_COMPONENT_TYPE
 KEEP = f"{TENANT}, {ENDPOINT}, {MODEL}"
@@ -20,6 +20,7 @@ KEEP = f"{TENANT}, {ENDPOINT}, {MODEL}"
 SLO_OBJECTIVE = 0.95  # share of requests within the endpoint's ttftMs / tpotMs (its p95 SLO)
 BURNS = {"fast": (14.4, "1h", "5m", "critical"), "slow": (6.0, "6h", "30m", "warning")}
 WINDOWS = sorted({w for _, long, short, _ in BURNS.values() for w in (long, short)})
+SERVING_LAYER = "serving"  # the owning-layer label of the serving alerts (Inference Serving Layer)
 KV_CACHE_SATURATED = 0.9  # fraction of KV blocks in use above which requests queue for cache
 
 
@@ -131,8 +132,11 @@ def _records(select: _Selection) -> list[dict]:
     failed = f', {signals.labels["requestStatus"]}="{signals.label_values["requestError"]}"'
     records = [
         {"record": "ncp:endpoint_requests:rate5m", "expr": select.rate(m["requestsTotal"])},
+        # The frontend creates its error series at the first failed request: until then the failed side is 0, not
+        # absent (an absent ratio would read "no data" on the dashboard and hide the endpoint from the alert).
         {"record": "ncp:endpoint_errors:ratio_rate5m",
-         "expr": f'{select.rate(m["requestsTotal"], extra=failed)} / {select.rate(m["requestsTotal"])}'},
+         "expr": f'({select.rate(m["requestsTotal"], extra=failed)} or {select.rate(m["requestsTotal"])} * 0)'
+                 f' / {select.rate(m["requestsTotal"])}'},
         {"record": "ncp:endpoint_output_tokens:rate5m", "expr": select.rate(m["outputTokensTotal"])},
         {"record": "ncp:endpoint_ttft_p95:seconds", "expr": select.quantile(m["timeToFirstToken"])},
         {"record": "ncp:endpoint_itl_p95:seconds", "expr": select.quantile(m["interTokenLatency"])},
@@ -152,10 +156,11 @@ def _records(select: _Selection) -> list[dict]:
 
 def alert(name: str, expr: str, for_: str, severity: str, summary: str, extra: Optional[dict] = None) -> dict:
     return {"alert": name, "expr": expr, "for": for_,
-            "labels": {"severity": severity, "layer": "serving", **(extra or {})},
+            "labels": {"severity": severity, "layer": SERVING_LAYER, **(extra or {})},
             "annotations": {"summary": summary,
                             "description": f"{summary} (tenant {{{{ $labels.tenant }}}}, endpoint "
-                                           f"{{{{ $labels.endpoint }}}}, model {{{{ $labels.model }}}})."}}
+                                           f"{{{{ $labels.endpoint }}}}, model {{{{ $labels.model }}}}).",
+                            "runbook_url": runbook_url(SERVING_LAYER, name)}}
 
 
 def _burn_alerts(select: _Selection) -> list[dict]:

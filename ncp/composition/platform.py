@@ -69,7 +69,9 @@ def wire_scheduling(w: Wiring) -> None:
         kai_namespace=baseline.namespace("kaiScheduler"), grove_namespace=baseline.namespace("grove"),
         site_gpus=plan.gpu_capacity, queues=plan.tenant_queues, platform_queues=plan.platform_queues,
         placement_strategy=plan.settings.scheduling.placement_strategy, topology_aware=plan.topology_aware,
-        topology_levels=plan.topology_levels, skip_await=plan.settings.skip_await), w.after("kaiScheduler"))
+        topology_levels=plan.topology_levels, skip_await=plan.settings.skip_await,
+        queue_metrics=load_signals()["kai"], scrape_interval=plan.settings.telemetry.scrape_interval,
+        monitor_labels=plan.settings.telemetry.prometheus_selector_labels), w.after("kaiScheduler"))
     w.install(("kaiScheduler", "grove"), w.scheduling)
 
 
@@ -109,6 +111,8 @@ def wire_telemetry(w: Wiring) -> None:
     w.telemetry = Telemetry("telemetry", TelemetryArgs(
         rules_namespace=baseline.namespace(BASELINE_LAYER),
         dcgm=signals["dcgm"], kai=signals["kai"], nvsentinel=signals["nvsentinel"],
+        kube_state=signals["kubeStateMetrics"],
+        worker_component_types="|".join(signals["dynamo"].component_types["worker"]),
         tenant_namespace_prefix=TENANT_NAMESPACE_PREFIX, selector_labels=telemetry.prometheus_selector_labels,
         gpu_temperature_celsius=telemetry.gpu_temperature_celsius, dashboards=site_dashboards(signals),
         dashboard_label=next(iter(telemetry.dashboard_label.items())),

@@ -191,6 +191,7 @@ class MetricSource(StrictModel):
     labels: dict[str, str] = Field(default_factory=dict)
     label_values: dict[str, str] = Field(default_factory=dict)
     pod_labels: dict[str, str] = Field(default_factory=dict)
+    service_labels: dict[str, str] = Field(default_factory=dict)  # labels of the Service a ServiceMonitor selects
     component_types: dict[str, list[str]] = Field(default_factory=dict)
     ports: dict[str, str] = Field(default_factory=dict)
     buckets: dict[str, list[float]] = Field(default_factory=dict)

@@ -21,6 +21,14 @@ ENDPOINT_LABEL = f"{LABEL_PREFIX}endpoint"
 # marks what is platform-owned, which admission keeps read-only to tenants and out of their hands.
 PART_OF_LABEL = "app.kubernetes.io/part-of"
 LAYER_LABEL = f"{LABEL_PREFIX}layer"
+RUNBOOKS = "docs/runbooks"  # every alert's runbook_url: <RUNBOOKS>/<its layer label>.md#<alert name, lower case>
+
+
+def runbook_url(layer: str, alert: str) -> str:
+    """The runbook section of an alert: one file per owning layer (the alert's `layer` label), one heading per alert
+    (a Markdown heading `## NcpX` is the anchor `#ncpx`)."""
+    return f"{RUNBOOKS}/{layer}.md#{alert.lower()}"
+
 STORAGE_TIER_LABEL = f"{LABEL_PREFIX}storage-tier"
 # Series labels the program's PodMonitors write and its rules and dashboards select on (target labels win over an
 # exporter's own `model`/`endpoint`, which Prometheus keeps as exported_model/exported_endpoint).

@@ -61,7 +61,9 @@ def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
     selector = ", ".join(f"{key}={value}" for key, value in components.telemetry.prometheus_selector_labels.items())
     prerequisites.append(f"the site's Prometheus (namespace `{components.tenancy.monitoring_namespace}`) "
                          f"selects ServiceMonitors, PodMonitors and PrometheusRules labelled `{selector}` "
-                         f"(telemetry.prometheusSelectorLabels: its monitoring release)")
+                         f"(telemetry.prometheusSelectorLabels: its monitoring release) and scrapes "
+                         f"kube-state-metrics with honorLabels (the tenant pod alerts read its pod state series; "
+                         f"kube-prometheus-stack does both)")
     staging = components.serving.model_staging
     if staging.mirror is not None:
         prerequisites.append(f"the model mirror Service `{staging.mirror.namespace}/{staging.mirror.service}` serves "

@@ -3,7 +3,6 @@
 `promtool check rules` parses every expression; `promtool test rules` evaluates alerting and recording rules over
 synthetic input series. Both read files, so the rule groups and test cases are written to a temporary directory.
 """
-import os
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import Optional
 
 import yaml
 
+from ncp.engine_bin import find_engine_binary
 from ncp.plan.catalog import ROOT
 
 BOOTSTRAP = ROOT / "tools" / "e2e" / "bootstrap.sh"
@@ -20,17 +20,7 @@ OVERRIDE_ENV = "NCP_PROMTOOL"  # an explicit promtool binary, e.g. while the res
 
 def find_promtool() -> tuple[Optional[Path], str]:
     """The promtool binary in the bootstrap bin dir, or None and the reason it is not there."""
-    override = os.environ.get(OVERRIDE_ENV)
-    if override:
-        path = Path(override)
-        return (path, "") if os.access(path, os.X_OK) else (None, f"{OVERRIDE_ENV}={override} is not executable")
-    result = subprocess.run(["bash", str(BOOTSTRAP), "--print-bin"], capture_output=True, text=True)
-    if result.returncode != 0:
-        return None, f"the offline engine is not bootstrapped (run tools/e2e/bootstrap.sh): {result.stderr.strip()}"
-    path = Path(result.stdout.strip()) / "promtool"
-    if not os.access(path, os.X_OK):
-        return None, f"{path} is missing: tools/e2e/bootstrap.sh builds it with the engine"
-    return path, ""
+    return find_engine_binary("promtool", OVERRIDE_ENV)
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,14 @@ def number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+def minutes(duration: str) -> int:
+    """A Prometheus duration of hours and minutes (`1h30m`) in minutes."""
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?", duration)
+    if parts is None:
+        raise ValueError(f"{duration!r} is not a duration of hours and minutes")
+    return int(parts.group(1) or 0) * 60 + int(parts.group(2) or 0)
+
+
 def counter(per_minute: float) -> str:
     return f"0+{number(per_minute)}x{STEPS}"
 
@@ -299,8 +307,9 @@ def _frontend_series(fixture: EndpointFixture, traffic: Traffic, scenario: Scena
     request = {**served, "endpoint": "chat_completions", "request_type": "stream"}
     scenario.add(scraped(m["requestsTotal"], {**request, status: "success", "error_type": ""}, target),
                  counter(traffic.requests - errors))
-    scenario.add(scraped(m["requestsTotal"], {**request, status: signals.label_values["requestError"],
-                                              "error_type": "internal"}, target), counter(errors))
+    if errors:  # the frontend creates a label set's counter at its first request: no failure, no error series
+        scenario.add(scraped(m["requestsTotal"], {**request, status: signals.label_values["requestError"],
+                                                  "error_type": "internal"}, target), counter(errors))
     scenario.add(scraped(m["outputTokensTotal"], served, target), counter(traffic.output_tokens))
     scenario.add(scraped(m["queuedRequests"], served, target), gauge(traffic.queued))
     router = {"dynamo_namespace": f"{target['namespace']}-{target['endpoint']}", "dynamo_component": "router",
@@ -430,7 +439,14 @@ def endpoint_record_cases(fixture: EndpointFixture) -> list[dict]:
         cases.append(record_case(f"{prefix}: recording rules ({contract} pod labels, {le_style} le)", scenario,
                                  [check for record in _records(fixture.groups, expected)
                                   for check in exact_outputs(record, expected[record])]))
-    return cases
+    return cases + [before_first_failure(fixture, prefix)]
+
+
+def before_first_failure(fixture: EndpointFixture, prefix: str) -> dict:
+    """No request has failed yet: the frontend has no error series (seen in the telemetry twin), the ratio is 0."""
+    clean = endpoint_series(fixture, Traffic(), Scenario(prefix))
+    return record_case(f"{prefix}: error ratio before the first failure", clean,
+                       exact_outputs("ncp:endpoint_errors:ratio_rate5m", [(fixture.labels, 0.0)]))
 
 
 def _records(groups: list[dict], expected: dict) -> list[str]:
@@ -573,8 +589,10 @@ class Gpu:
     fb_used: float = 1024
     fb_free: float = 3072
     xid: float = 0
+    xid_at_minute: int = 0      # the XID gauge holds 0 until this minute, then the code (a last-value gauge)
     row_remap_failure: float = 0
     remapped_rows_per_minute: float = 0
+    mig_instance: Optional[str] = None  # a MIG instance's GPU_I_ID (its series also carry GPU_I_PROFILE)
 
 
 def dcgm_series(plan: SitePlan, recording: Recording, gpus: list[Gpu], scenario: Scenario) -> Scenario:
@@ -592,14 +610,18 @@ def dcgm_series(plan: SitePlan, recording: Recording, gpus: list[Gpu], scenario:
         exporter = {"gpu": str(gpu.index), "UUID": f"GPU-{gpu.node}-{gpu.index}", "device": f"nvidia{gpu.index}",
                     "modelName": plan.profile.gpu.model, "Hostname": gpu.node, "pci_bus_id": "00000000:1B:00.0",
                     "DCGM_FI_DRIVER_VERSION": "580.95.05"}
+        if gpu.mig_instance is not None:
+            exporter.update({dcgm.labels["migInstance"]: gpu.mig_instance, "GPU_I_PROFILE": "1g.18gb"})
         if gpu.tenant is not None:
             exporter.update({dcgm.workload_namespace_label.removeprefix("exported_"): f"tenant-{gpu.tenant}",
                              "pod": f"{gpu.tenant}-worker-0", "container": "main"})
         for key, value in (("utilization", gpu.utilization), ("temperature", gpu.temperature),
                            ("powerUsage", gpu.power), ("framebufferUsed", gpu.fb_used),
-                           ("framebufferFree", gpu.fb_free), ("xidErrors", gpu.xid),
-                           ("rowRemapFailure", gpu.row_remap_failure)):
+                           ("framebufferFree", gpu.fb_free), ("rowRemapFailure", gpu.row_remap_failure)):
             scenario.add(scraped(m[key], exporter, target), gauge(value))
+        xid = (f"0x{gpu.xid_at_minute - 1} {number(gpu.xid)}x{STEPS - gpu.xid_at_minute}" if gpu.xid_at_minute
+               else gauge(gpu.xid))
+        scenario.add(scraped(m["xidErrors"], exporter, target), xid)
         scenario.add(scraped(m["uncorrectableRemappedRows"], exporter, target), counter(gpu.remapped_rows_per_minute))
     return scenario
 
@@ -618,7 +640,10 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     def gpus(*changed: Gpu) -> Callable[[], Scenario]:
         return lambda: dcgm_series(plan, recording, list(changed) + [spare], Scenario("gpu"))
 
-    bad = {"NcpGpuXidError": gpus(replace(allocated, xid=79)),
+    # A new XID shortly before the alert is evaluated (EVAL_SHORT: its window is minutes); the healthy series hold
+    # an XID code from hours earlier, which the last-value gauge still shows.
+    recent_xid = minutes(EVAL_SHORT) - 5
+    bad = {"NcpGpuXidError": gpus(replace(allocated, xid=79, xid_at_minute=recent_xid)),
            "NcpGpuRowRemapFailure": gpus(replace(allocated, row_remap_failure=1)),
            "NcpGpuUncorrectableRemappedRows": gpus(replace(allocated, remapped_rows_per_minute=1)),
            "NcpGpuTemperatureHigh": gpus(replace(allocated, temperature=temperature + 5)),
@@ -629,18 +654,30 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     bad["NcpTenantAboveGpuQuota"] = lambda: kai_series(recording, {over: quota[over] + 4}, Scenario("kai"))
     bad["NcpNodeQuarantined"] = lambda: nvsentinel_series(plan, {"gpu-node-0": 1}, 0, Scenario("nvsentinel"))
     bad["NcpDrainBacklog"] = lambda: nvsentinel_series(plan, {}, 3, Scenario("nvsentinel"))
+    stuck = f"tenant-{over}/{over}-worker-0"
+    bad["NcpTenantPodUnschedulable"] = lambda: kube_state_series([stuck], [], Scenario("pods"))
+    bad["NcpTenantPodCrashLooping"] = lambda: kube_state_series([], [stuck], Scenario("pods"))
     expected = {name: on_gpu for name in bad if name.startswith("NcpGpu")}
     expected["NcpTenantAboveGpuQuota"] = lambda rule: [expected_alert(rule, {"tenant": over}, quota[over] + 4)]
     expected["NcpNodeQuarantined"] = lambda rule: [expected_alert(rule, {"node": "gpu-node-0"})]
     expected["NcpDrainBacklog"] = lambda rule: [expected_alert(rule, {}, 3)]
-    healthy = dcgm_series(plan, recording, [allocated, spare], Scenario("site"))
+    pod_labels = {"tenant": over, "namespace": f"tenant-{over}", "pod": f"{over}-worker-0"}
+    expected["NcpTenantPodUnschedulable"] = lambda rule: [expected_alert(rule, pod_labels)]
+    expected["NcpTenantPodCrashLooping"] = lambda rule: [expected_alert(rule, {**pod_labels, "container": "main"})]
+    # Healthy too: an XID code from hours ago (the gauge still holds it), a busy MIG slice (its utilisation reads 0)
+    old_xid = Gpu("gpu-node-1", 0, None, xid=79, xid_at_minute=10)
+    mig_slice = Gpu("gpu-node-2", 0, over, utilization=0, mig_instance="7")
+    healthy = dcgm_series(plan, recording, [allocated, spare, old_xid, mig_slice], Scenario("site"))
     kai_series(recording, {}, healthy)
     nvsentinel_series(plan, {}, 0, healthy)
+    # a platform pod pending and crash-looping outside the tenant namespaces is not a tenant's alert
+    kube_state_series(["kube-system/pending-0"], ["kube-system/pending-0"], healthy)
     cases = alert_cases("site", groups, healthy, bad, expected)
 
     records = dcgm_series(plan, recording, [allocated, spare], Scenario("site"))
     kai_series(recording, {over: quota[over] + 4}, records)
     nvsentinel_series(plan, {"gpu-node-0": 1}, 2, records)
+    served = worker_target(allocated, records)
     per_gpu = lambda attr: [(gpu_labels(plan, g), getattr(g, attr)) for g in (allocated, spare)]  # noqa: E731
     expected_records: dict[str, list[tuple[dict[str, str], float]]] = {
         "ncp:gpu_utilization:percent": per_gpu("utilization"),
@@ -654,11 +691,23 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
         "ncp:node_quarantined:bool": [({"node": "gpu-node-0"}, 1), ({"node": "gpu-node-1"}, 0)],
         "ncp:nodes_quarantined:count": [({}, 1)],
         "ncp:drain_queue:depth": [({}, 2)],
+        "ncp:endpoint_gpu:info": [({**served, **gpu_labels(plan, allocated)}, 1)],
     }
     cases.append(record_case("site: recording rules", records,
                              [check for record in _records(groups, expected_records)
                               for check in exact_outputs(record, expected_records[record])]))
     return cases
+
+
+def worker_target(gpu: Gpu, scenario: Scenario) -> dict[str, str]:
+    """The `up` series of the endpoint worker pod that holds `gpu` (its PodMonitor's labels, the pod dcgm_series
+    attributes the GPU to) and a frontend pod of the endpoint, which holds no GPU; returns the endpoint's labels."""
+    served = {"tenant": gpu.tenant or "", "endpoint": "chat", "model": "m", "component_type": "worker"}
+    base = {"namespace": f"tenant-{gpu.tenant}", "job": f"tenant-{gpu.tenant}/chat", "container": "main"}
+    scenario.add(series("up", {**base, **served, "pod": f"{gpu.tenant}-worker-0", "endpoint": "chat"}), gauge(1))
+    scenario.add(series("up", {**base, **served, "component_type": "frontend", "pod": f"{gpu.tenant}-frontend-0"}),
+                 gauge(1))
+    return served
 
 
 def kai_series(recording: Recording, allocated: dict[str, int], scenario: Scenario) -> Scenario:
@@ -676,6 +725,23 @@ def kai_series(recording: Recording, allocated: dict[str, int], scenario: Scenar
         used = allocated.get(tenant, quota) if tenant is not None else quota
         scenario.add(scraped(kai.metrics["queueDeservedGpus"], exporter, base), gauge(quota))
         scenario.add(scraped(kai.metrics["queueAllocatedGpus"], exporter, base), gauge(used))
+    return scenario
+
+
+def kube_state_series(unschedulable: list[str], crash_looping: list[str], scenario: Scenario) -> Scenario:
+    """kube-state-metrics' series for pods `<namespace>/<pod>`, as they exist only while the state holds (honorLabels
+    true: namespace and pod are the pod's own)."""
+    ksm = load_signals()["kubeStateMetrics"]
+    target = {"job": "kube-state-metrics", "instance": "kube-state-metrics-0:8080", "endpoint": "http"}
+    for name in unschedulable:
+        namespace, pod = name.split("/")
+        scenario.add(series(ksm.metrics["podUnschedulable"], {**target, "namespace": namespace, "pod": pod,
+                                                             "uid": f"uid-{pod}"}), gauge(1))
+    for name in crash_looping:
+        namespace, pod = name.split("/")
+        scenario.add(series(ksm.metrics["containerWaitingReason"], {
+            **target, "namespace": namespace, "pod": pod, "uid": f"uid-{pod}", "container": "main",
+            "reason": ksm.label_values["crashLoop"]}), gauge(1))
     return scenario
 
 

@@ -16,7 +16,7 @@
 # Usage:
 #   tools/e2e/bootstrap.sh               build what is missing (a no-op taking seconds when cached)
 #   tools/e2e/bootstrap.sh --only a,b    build only these components (pulumi, langhost, kubernetes,
-#                                  kube, scheduler, etcd, promtool, kwok, kube-score, trivy, epp, random)
+#                                  kube, scheduler, etcd, promtool, prometheus, kwok, kube-score, trivy, epp, random)
 #   tools/e2e/bootstrap.sh --with-epp    also build the endpoint picker's runner (tests/test_endpoint_picker.py runs it;
 #                                  opt-in: ~6 min more on a cold build, which CI's 60-minute cold budget cannot take)
 #   tools/e2e/bootstrap.sh --with-random also try the pulumi-random provider (expected to fail, see README)
@@ -42,7 +42,8 @@ KUBE_VERSION=1.35.4                             # k8s.io/kubernetes (apiserver, 
 ETCD_VERSION=3.6.16                             # go.etcd.io/etcd/server/v3
 RANDOM_VERSION=4.21.4                           # pulumi-random Python SDK pin (provider: see README)
 # Judges of what the program emits (../shared/reference/behavior-judges.md); each only rebuilds when its own pin moves.
-PROMTOOL_VERSION=v0.316.0                       # github.com/prometheus/prometheus (= Prometheus 3.x): rules
+PROMTOOL_VERSION=v0.316.0                       # github.com/prometheus/prometheus (= Prometheus 3.x): rules; the
+                                                # server (component prometheus) is built from the same module version
 KWOK_VERSION=v0.8.0                             # sigs.k8s.io/kwok: simulated nodes and pods
 KUBE_SCORE_VERSION=v1.20.0                      # github.com/zegl/kube-score: workload hardening checks
 TRIVY_VERSION=v0.74.0                           # github.com/aquasecurity/trivy: `trivy config` (KSV-*) checks
@@ -53,7 +54,7 @@ EPP_VERSION=v0.0.0-20260603065144-7c1f1994dbff  # sigs.k8s.io/gateway-api-infere
 # (the commit of the Pulumi tag) to build it instead of our replacement in engine/.
 LANGHOST_UPSTREAM_VERSION="${NCP_LANGHOST_UPSTREAM_VERSION:-}"
 
-ALL_COMPONENTS=(pulumi langhost kubernetes kube scheduler etcd promtool kwok kube-score trivy)
+ALL_COMPONENTS=(pulumi langhost kubernetes kube scheduler etcd promtool prometheus kwok kube-score trivy)
 
 export GOMODCACHE="$CACHE/gomod" GOCACHE="$CACHE/gocache"
 export GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN="${GOTOOLCHAIN:-local}" CGO_ENABLED=0
@@ -152,7 +153,7 @@ recipe_hash() {
     declare -f "prepare_$1" "build_$1"
     case "$1" in
       kube|scheduler) declare -f kube_module ;;
-      promtool) echo "$PROMTOOL_VERSION" ;;
+      promtool|prometheus) echo "$PROMTOOL_VERSION" ;;
       kwok) echo "$KWOK_VERSION" ;;
       kube-score) echo "$KUBE_SCORE_VERSION" ;;
       trivy) echo "$TRIVY_VERSION" ;;
@@ -327,6 +328,13 @@ build_scheduler() {
 prepare_promtool() { printf 'module ncp.local/engine/promtool\n\ngo 1.25\n' >"$1/go.mod"; }
 build_promtool() { GOBIN="$BIN" go install "github.com/prometheus/prometheus/cmd/promtool@$PROMTOOL_VERSION"; }
 
+# ---- prometheus: the server, at promtool's module version (ncp/twin/prometheus.py scrapes the serving twin with it) ------
+# Without the `builtinassets` build tag the web UI is not embedded (web/ui/ui.go serves it from ./web/ui when present):
+# no npm step, and the HTTP API the tests and the planner query is the same. Built after promtool, it reuses most of
+# promtool's compiled packages from GOCACHE.
+prepare_prometheus() { printf 'module ncp.local/engine/prometheus\n\ngo 1.25\n' >"$1/go.mod"; }
+build_prometheus() { GOBIN="$BIN" go install "github.com/prometheus/prometheus/cmd/prometheus@$PROMTOOL_VERSION"; }
+
 # ---- kwok: simulated nodes (GPU capacity, labels, taints) and pod lifecycle -------------------
 prepare_kwok() { printf 'module ncp.local/engine/kwok\n\ngo 1.25\n' >"$1/go.mod"; }
 build_kwok() { GOBIN="$BIN" go install "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION"; }
@@ -375,6 +383,7 @@ outputs_for() {
     scheduler) echo kube-scheduler ;;
     etcd) echo etcd ;;
     promtool) echo promtool ;;
+    prometheus) echo prometheus ;;
     kwok) echo kwok ;;
     kube-score) echo kube-score ;;
     trivy) echo trivy ;;
@@ -410,14 +419,14 @@ ver() { { "$@" 2>&1 || true; } | awk 'NR == 1 { gsub(/[ \t]+/, " "); print }'; }
   echo "== ncp-inference offline engine: $KEYDIR"
   printf '%-30s %-28s %8s\n' binary version size
   for b in pulumi pulumi-language-python pulumi-language-python-exec pulumi-resource-kubernetes \
-    kube-apiserver kube-controller-manager kube-scheduler etcd promtool kwok kube-score trivy epp pulumi-resource-random; do
+    kube-apiserver kube-controller-manager kube-scheduler etcd promtool prometheus kwok kube-score trivy epp pulumi-resource-random; do
     [[ -e "$BIN/$b" ]] || { [[ $b == pulumi-resource-random ]] && printf '%-30s %s\n' "$b" "not built (see README)"; continue; }
     case "$b" in
       pulumi) v="$(ver "$BIN/pulumi" version)" ;;
       pulumi-language-python) v="$(ver "$BIN/$b" -version)" ;;
       pulumi-language-python-exec) v="(script from sdk $PULUMI_VERSION)" ;;
       pulumi-resource-kubernetes) v="$K8S_PROVIDER_VERSION ($(PULUMI_HOME="$PULUMI_HOME" "$BIN/pulumi" plugin ls 2>/dev/null | awk '$1=="kubernetes"{print "installed " $3}'))" ;;
-      kube-apiserver|kube-controller-manager|kube-scheduler|promtool|kwok) v="$(ver "$BIN/$b" --version)" ;;
+      kube-apiserver|kube-controller-manager|kube-scheduler|promtool|prometheus|kwok) v="$(ver "$BIN/$b" --version)" ;;
       etcd) v="$(ver "$BIN/etcd" --version)" ;;
       kube-score) v="$KUBE_SCORE_VERSION (go install: no version stamp)" ;;
       trivy) v="$TRIVY_VERSION (go install: no version stamp)" ;;
