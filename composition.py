@@ -24,6 +24,8 @@ from components.telemetry import Telemetry, TelemetryArgs
 from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, TenancyArgs
 from components.validation import Benchmark, BenchmarkArgs, ValidationSuite, ValidationSuiteArgs, benchmark_artifacts
 from components.readiness import Readiness, ReadinessArgs
+from components.break_fix import BreakFix, BreakFixArgs
+from plan.break_fix import gate_job, handover_job
 from plan.readiness import readiness_plan
 from acceptance.aiperf_args import aiperf_command, judged_artifacts, kserve_command
 from acceptance.check import EXPORT_NAME
@@ -96,6 +98,12 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
             capabilities=load_dynamo_runtime().rdma_capabilities,
             gpu_product=plan.shared_gpu_product, queue=READINESS_NAMESPACE),
             pulumi.ResourceOptions(depends_on=[d for d in (network, gpu, scheduling) if d is not None]))
+
+    # RA: Break-Fix Architecture: "validate and return to service"
+    BreakFix("break-fix", BreakFixArgs(
+        namespace=baseline.namespace(READINESS_LAYER), gate_job=gate_job(plan),
+        handover_job=handover_job(plan, storage_image) if storage_image else None,
+        health_namespace=matrix.pin("nvsentinel").namespace), after("nvsentinel"))
 
     installed["nvsentinel"] = health = Health("health", HealthArgs(
         pin=plan.chart("nvsentinel"), namespace=baseline.namespace("nvsentinel"), dcgm_endpoint=gpu.dcgm_endpoint,
