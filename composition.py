@@ -99,7 +99,7 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
             gpu_product=plan.shared_gpu_product, queue=READINESS_NAMESPACE),
             pulumi.ResourceOptions(depends_on=[d for d in (network, gpu, scheduling) if d is not None]))
 
-    # RA: Break-Fix Architecture: "validate and return to service"
+    # RA: Break-Fix Architecture: "Re-admit the resource only after it matches the accepted baseline."
     BreakFix("break-fix", BreakFixArgs(
         namespace=baseline.namespace(READINESS_LAYER), gate_job=gate_job(plan),
         handover_job=handover_job(plan, storage_image) if storage_image else None,
@@ -122,7 +122,8 @@ def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
         dashboard_label=next(iter(telemetry.dashboard_label.items())),
         prometheus_pin=plan.chart("kubePrometheusStack") if prometheus else None,
         prometheus_namespace=baseline.namespace("kubePrometheusStack") if prometheus else None,
-        prometheus_storage=plan.prometheus_storage, skip_await=skip_await))
+        prometheus_storage=plan.prometheus_storage, skip_await=skip_await,
+        site_gpus=plan.gpu_capacity, gpus_per_node=-(-plan.gpu_capacity // plan.site.gpu_nodes)))
 
     if layers.validation_suite:
         suite = matrix.workload("validationSuite")

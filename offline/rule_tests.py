@@ -629,10 +629,17 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     bad["NcpTenantAboveGpuQuota"] = lambda: kai_series(recording, {over: quota[over] + 4}, Scenario("kai"))
     bad["NcpNodeQuarantined"] = lambda: nvsentinel_series(plan, {"gpu-node-0": 1}, 0, Scenario("nvsentinel"))
     bad["NcpDrainBacklog"] = lambda: nvsentinel_series(plan, {}, 3, Scenario("nvsentinel"))
+    # Capacity follows health: enough nodes quarantined that the rest no longer cover the guaranteed quotas.
+    per_node = -(-plan.gpu_capacity // plan.site.gpu_nodes)
+    guaranteed = sum(quota[tenant] for tenant in queues)
+    out = {f"gpu-node-{i}": 1 for i in range((plan.gpu_capacity - guaranteed) // per_node + 1)}
+    bad["NcpQuotaExceedsHealthyCapacity"] = lambda: nvsentinel_series(plan, out, 0, kai_series(
+        recording, {}, Scenario("capacity")))
     expected = {name: on_gpu for name in bad if name.startswith("NcpGpu")}
     expected["NcpTenantAboveGpuQuota"] = lambda rule: [expected_alert(rule, {"tenant": over}, quota[over] + 4)]
     expected["NcpNodeQuarantined"] = lambda rule: [expected_alert(rule, {"node": "gpu-node-0"})]
     expected["NcpDrainBacklog"] = lambda rule: [expected_alert(rule, {}, 3)]
+    expected["NcpQuotaExceedsHealthyCapacity"] = lambda rule: [expected_alert(rule, {}, guaranteed)]
     healthy = dcgm_series(plan, recording, [allocated, spare], Scenario("site"))
     kai_series(recording, {}, healthy)
     nvsentinel_series(plan, {}, 0, healthy)
@@ -654,6 +661,8 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
         "ncp:node_quarantined:bool": [({"node": "gpu-node-0"}, 1), ({"node": "gpu-node-1"}, 0)],
         "ncp:nodes_quarantined:count": [({}, 1)],
         "ncp:drain_queue:depth": [({}, 2)],
+        "ncp:site_gpus_healthy:count": [({}, plan.gpu_capacity - per_node)],
+        "ncp:site_gpus_guaranteed:count": [({}, guaranteed)],
     }
     cases.append(record_case("site: recording rules", records,
                              [check for record in _records(groups, expected_records)
@@ -689,7 +698,7 @@ def nvsentinel_series(plan: SitePlan, quarantined: dict[str, int], drain_queue: 
         return {"namespace": namespace, "pod": f"{component}-0", "container": component, "endpoint": "metrics",
                 "job": f"{namespace}/{component}", "instance": f"{component}-0:2112"}
 
-    for node in ("gpu-node-0", "gpu-node-1"):
+    for node in sorted({"gpu-node-0", "gpu-node-1", *quarantined}):
         scenario.add(scraped(nvsentinel.metrics["quarantinedNodes"], {nvsentinel.labels["node"]: node},
                              target("fault-quarantine")), gauge(quarantined.get(node, 0)))
     scenario.add(scraped(nvsentinel.metrics["drainQueueDepth"], {}, target("node-drainer")), gauge(drain_queue))

@@ -22,6 +22,7 @@ BREAK_FIX_FILE = ROOT / "data" / "break-fix.yaml"
 GATE_JOB, HANDOVER_JOB = "return-to-service", "node-handover"
 RESULT_PREFIX = "NCP-GATE"
 HOST_MOUNT = "/host"
+# RA: Break-Fix Architecture: "Classify the failure as service-level, pod-level, node-level, GPU-level"
 LAYERS = ("service", "pod", "node", "gpu", "network", "storage")
 
 

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from evidence.signing import KEY_ENV
-from lifecycle import node_gate, node_handover
+from evidence import node_capacity as capacity
+from evidence import node_gate, node_handover
 from plan.break_fix import (
     RESULT_PREFIX, UNCORDON_GUARD, break_fix, gate_job, handover_job, node_baseline,
     uncordon_guard,
@@ -237,7 +238,7 @@ def test_a_full_pool_leaves_the_extra_worker_pending_with_the_reason(drill):
     drill.say(f"pending: worker {pool} of {pool} waits: {reason}")
 
 
-# RA: Break-Fix Architecture: "validate and return to service"
+# RA: Break-Fix Architecture: "Re-admit the resource only after it matches the accepted baseline."
 def test_the_gate_returns_the_node_and_the_pending_worker_lands_on_it(drill):
     faulty = STATE["faulty"]
     assert drill.command(node_gate, "--node", faulty, "--run-id", "drill") == 0
@@ -282,3 +283,19 @@ def test_a_node_moves_between_tenants_by_the_handover(drill):
     assert all(p["spec"].get("nodeName") != node for p in _running(drill))
     reason = _eventually(lambda: _pending_reason(drill), "the evicted worker pending")
     drill.say(f"handover: {node} now {OTHER}'s; {TENANT}'s evicted worker waits: {reason}")
+
+
+# RA: Break-Fix Architecture: "with minimal tenant impact"
+def test_capacity_names_the_tenant_a_quarantine_leaves_short(drill):
+    nodes = drill.api.get("/api/v1/nodes")["items"]
+    eval_node = next(n["metadata"]["name"] for n in nodes if n["metadata"]["name"].startswith("gpu")
+                     and n["metadata"]["labels"].get(TENANT_KEY) == "ncp-eval")
+    status, body = _as_nvsentinel(drill, "PATCH", f"/api/v1/nodes/{eval_node}", {"spec": {
+        "unschedulable": True, "taints": [*drill.node(eval_node)["spec"]["taints"],
+                                          break_fix().quarantine.taint.as_dict()]}})
+    assert status == 200, body
+    drill.say(f"fault: NVSentinel quarantined {eval_node}, ncp-eval's only node")
+    printed: list[str] = []
+    assert capacity.main(["--stack", STACK, "--kubeconfig", drill.kubeconfig], say=printed.append) == 1
+    assert "short: ncp-eval;" in printed[-1], printed[-1]
+    drill.say("capacity: " + printed[-1].splitlines()[-1])

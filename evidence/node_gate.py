@@ -23,6 +23,7 @@ from pydantic import Field
 from cli_exit import BAD_INPUT, FAILED_GATE, OK, run_command
 from cluster_api import Kube, KubeError, add_arguments, connect_from
 from evidence.__main__ import evidence_store, index_location
+from plan.capacity import capacity_report, short_tenants
 from evidence.ci_reports import Case
 from evidence.collect import OutputsError
 from evidence.record import SCHEMA_VERSION, append_index, signed_entry, write_signed
@@ -65,6 +66,8 @@ class NodeRecord(StrictModel):
     passed: bool
     failing_layers: list[str] = Field(default_factory=list)
     action: str
+    capacity: list[dict] = Field(default_factory=list, description="capacity follows health, after the action")
+    short_tenants: list[str] = Field(default_factory=list)
     timeline: list[str] = Field(default_factory=list)
     signature: Optional[dict] = Field(default=None, description="ed25519 over the rest (evidence/signing.py)")
 
@@ -73,7 +76,8 @@ class Timeline:
     """What happened when, printed as it happens and kept in the record."""
 
     def __init__(self, say: Callable[[str], None], now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
-        self.say, self.now, self.lines = say, now, []
+        self.say, self.now = say, now
+        self.lines: list[str] = []
 
     def __call__(self, message: str) -> None:
         line = f"{self.now().strftime('%H:%M:%S')} {message}"
@@ -103,13 +107,15 @@ def _number(text: Optional[str]) -> Optional[float]:
         return None
 
 
+def result_row(check: str, layer: str, results: dict) -> NodeCheck:
+    """A check's own verdict from its result line; MISSING without one."""
+    status, fields = results.get(check, ("MISSING", {}))
+    return NodeCheck(check=check, layer=layer, status=status, measured=" ".join(f"{k}={v}" for k, v in fields.items()))
+
+
 def judge_results(baseline: NodeBaseline, checks: Sequence[str], results: dict) -> list[NodeCheck]:
     """Each expected check's own verdict, then what it measured against the baseline."""
-    layers, rows = break_fix().gate_checks, []
-    for check in checks:
-        status, fields = results.get(check, ("MISSING", {}))
-        rows.append(NodeCheck(check=check, layer=layers[check], status=status,
-                              measured=" ".join(f"{k}={v}" for k, v in fields.items())))
+    rows = [result_row(check, break_fix().gate_checks[check], results) for check in checks]
     node = results.get("node-checks", (None, {}))[1]
     if "node-checks" in checks:
         rows.append(_field_check("gpu-count", "gpu", node.get("gpus"), str(baseline.gpus),
@@ -218,15 +224,22 @@ def gate(kube: Kube, plan, stack: str, node_name: str, run_id: str, timeout: flo
         kube.patch_node(node_name, return_to_service_patch(kube.node(node_name)))
         action = "uncordoned: quarantine and hold taints removed"
     timeline(f"gate: {node_name} {'PASSED' if not layers else 'FAILED'}; {action}")
-    return node_record("returnToService", plan, stack, node_name, tenant, baseline, rows, action, run_id, timeline)
+    return node_record("returnToService", (plan, kube), stack, node_name, tenant, baseline, rows, action, run_id,
+                       timeline)
 
 
-def node_record(kind, plan, stack: str, node: str, tenant: Optional[str], baseline: NodeBaseline,
+def node_record(kind, where: tuple, stack: str, node: str, tenant: Optional[str], baseline: NodeBaseline,
                 rows: list[NodeCheck], action: str, run_id: str, timeline: Timeline) -> NodeRecord:
+    """The record of a gate run or handover (where: the plan and the cluster, whose capacity it keeps)."""
+    plan, kube = where
+    capacity = capacity_report(plan, kube.nodes())
+    if short_tenants(capacity):
+        timeline(f"capacity: short of guaranteed GPUs: {', '.join(short_tenants(capacity))}")
     return NodeRecord(kind=kind, run_id=run_id, created_at=timeline.now().isoformat(timespec="seconds"),
                       stack=stack, site=plan.site.name, node=node, tenant=tenant, baseline=vars(baseline),
                       checks=rows, passed=not failing_layers(rows), failing_layers=failing_layers(rows),
-                      action=action, timeline=list(timeline.lines))
+                      action=action, capacity=capacity, short_tenants=short_tenants(capacity),
+                      timeline=list(timeline.lines))
 
 
 def render_markdown(record: NodeRecord) -> str:
@@ -238,6 +251,10 @@ def render_markdown(record: NodeRecord) -> str:
         lines += ["Failed layers: " + ", ".join(record.failing_layers), ""]
     lines += ["| Check | Layer | Measured | Expected | Result |", "|---|---|---|---|---|"]
     lines += [f"| {r.check} | {r.layer} | {r.measured} | {r.expected} | {r.status} |" for r in record.checks]
+    lines += ["", f"Capacity after the action: short {', '.join(record.short_tenants) or 'none'}", "",
+              "| Pool | Guaranteed GPUs | Healthy | Out | Short | Nodes out |", "|---|---|---|---|---|---|"]
+    lines += [f"| {c['pool']} | {c['guaranteedGpus']} | {c['healthyGpus']} | {c['quarantinedGpus']} | "
+              f"{c['shortGpus']} | {', '.join(c['nodesOut']) or '-'} |" for c in record.capacity]
     lines += ["", "Timeline:", "", *[f"- {line}" for line in record.timeline]]
     return "\n".join(lines) + "\n"
 

@@ -21,9 +21,9 @@ from typing import Callable, Optional, Sequence
 
 from cli_exit import BAD_INPUT, FAILED_GATE, OK, run_command
 from cluster_api import Kube, KubeError, connect_from
-from lifecycle.node_gate import (
+from evidence.node_gate import (
     INPUT_ERRORS, NodeCheck, Timeline, failing_layers, gate, hold_patch, node_parser, node_record, parse_results,
-    run_on_node, write_node_record,
+    result_row, run_on_node, write_node_record,
 )
 from plan.break_fix import HANDOVER_JOB, break_fix, node_baseline
 from plan.errors import ConfigError, Problem
@@ -98,12 +98,7 @@ def relabel(kube: Kube, node: dict, tenant: str) -> NodeCheck:
 
 def sanitize(kube: Kube, node: str, run_id: str, timeout: float, poll: float, timeline: Timeline) -> list[NodeCheck]:
     results = parse_results(run_on_node(kube, HANDOVER_JOB, node, run_id, timeout, poll, timeline))
-    rows = []
-    for check in SANITIZE_CHECKS:
-        status, fields = results.get(check, ("MISSING", {}))
-        rows.append(NodeCheck(check=check, layer=break_fix().handover_steps[check], status=status,
-                              measured=" ".join(f"{k}={v}" for k, v in fields.items())))
-    return rows
+    return [result_row(check, break_fix().handover_steps[check], results) for check in SANITIZE_CHECKS]
 
 
 def checked_tenant(plan, stack: str, tenant: str) -> str:
@@ -136,8 +131,8 @@ def handover(kube: Kube, plan, stack: str, node_name: str, tenant: str, run_id: 
         gated = gate(kube, plan, stack, node_name, f"{run_id}-gate", options["timeout"], options["poll"], timeline)
     action = (f"handed over from {previous or 'shared'} to {tenant}; gate {'passed' if gated.passed else 'failed'}"
               if gated else f"stopped: failed layers {', '.join(failing_layers(rows))}; node kept out")
-    return node_record("nodeHandover", plan, stack, node_name, tenant, node_baseline(plan, tenant), rows, action,
-                       run_id, timeline), gated
+    return node_record("nodeHandover", (plan, kube), stack, node_name, tenant, node_baseline(plan, tenant), rows,
+                       action, run_id, timeline), gated
 
 
 def main(argv: Optional[Sequence[str]] = None, say: Callable[[str], None] = print) -> int:
