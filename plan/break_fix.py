@@ -295,3 +295,21 @@ def fault_quarantine_rule_sets() -> list[dict]:
                                {"kind": "Node", "expression": unmanaged}]},
              "cordon": {"shouldCordon": True}, "taint": quarantine.taint.as_dict()}
             for rule in quarantine.rule_sets]
+
+
+def checklist_steps(plan) -> list[str]:
+    """The site checklist's day-2 node steps (scaffold.checklist)."""
+    steps = [f"a node NVSentinel quarantined returns only through `ncp node return-to-service --stack <stack> --node "
+             f"<node>` (NVSentinel's own uncordon is refused by admission policy {UNCORDON_GUARD}); the reboot "
+             "request and the gate are one procedure: docs/runbooks/README.md"]
+    if any(t.node_pool for t in plan.tenants):
+        image = plan.config.components.serving.validation.storage_image
+        steps.append("moving a GPU node between tenants' pools: `ncp node handover --stack <stack> --node <node> --to "
+                     "<tenant>` (drain, crypto-erase of the node-local KV and cache tiers, GPU reset, reboot request, "
+                     "relabel, gate; a signed record)" + (
+                         f"; the storage image `{image}` must carry nvme-cli and blkdiscard" if image else
+                         ": set components.serving.validation.storageImage (with nvme-cli and blkdiscard), without it "
+                         "the program deploys no handover Job"))
+    steps.append(f"spare policy of profile {plan.profile.name}: {plan.profile.tenancy.spare_policy.action} "
+                 "(`ncp node capacity --stack <stack>` names the tenants a quarantine leaves short)")
+    return steps

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from evidence import node_capacity as capacity
-from evidence import node_gate, node_handover
+from evidence import node_gate, node_handover, node_incident
 from evidence.node_gate import judge_node, judge_results, parse_results, return_to_service_patch
 from plan.break_fix import (
     LAYERS, RESULT_PREFIX, UNCORDON_GUARD, break_fix, fault_quarantine_rule_sets, gate_job, gate_steps, handover_job,
@@ -164,6 +164,7 @@ def test_every_profile_states_its_spare_policy():
     (node_handover, ["--stack", "prod", "--node", "gpu-1", "--to", "nobody"], "--to nobody: not a tenant"),
     (node_gate, ["--stack", "prod", "--node", "gpu-1", "--kubeconfig", "/nonexistent/kubeconfig"], "kubeconfig"),
     (capacity, ["--stack", "prod", "--kubeconfig", "/nonexistent/kubeconfig"], "kubeconfig"),
+    (node_incident, ["--stack", "prod", "--node", "gpu-1", "--kubeconfig", "/nonexistent/kubeconfig"], "kubeconfig"),
 ])
 def test_bad_input_exits_2_with_one_line(command, argv, message, capsys):
     assert command.main(argv) == 2
@@ -173,6 +174,7 @@ def test_bad_input_exits_2_with_one_line(command, argv, message, capsys):
 
 def test_the_docs_name_the_commands_and_the_guard():
     text = (RUNBOOKS / "README.md").read_text()
-    for needle in ("ncp node return-to-service", "ncp node handover", "ncp node capacity", UNCORDON_GUARD):
+    for needle in ("ncp node return-to-service", "ncp node handover", "ncp node capacity", "ncp node incident",
+                   UNCORDON_GUARD):
         assert needle in text
     assert Path(node_gate.__file__).read_text().count("def main(") == 1

@@ -13,7 +13,7 @@ import yaml
 
 from evidence.signing import KEY_ENV
 from evidence import node_capacity as capacity
-from evidence import node_gate, node_handover
+from evidence import node_gate, node_handover, node_incident
 from plan.break_fix import (
     RESULT_PREFIX, UNCORDON_GUARD, break_fix, gate_job, handover_job, node_baseline,
     uncordon_guard,
@@ -149,7 +149,9 @@ def workload(plan, replicas: int) -> dict:
 def drill(tmp_path_factory):
     plan = plan_from_stack_file(STACK)
     state = Path(os.environ.get("NCP_E2E_STATE") or tmp_path_factory.mktemp("drill-control-plane"))
-    out = tmp_path_factory.mktemp("drill")
+    # NCP_DRILL_OUT keeps the drill's records and timeline (e.g. as CI artifacts); else a pytest temporary directory.
+    out = Path(os.environ["NCP_DRILL_OUT"]) if os.environ.get("NCP_DRILL_OUT") else tmp_path_factory.mktemp("drill")
+    out.mkdir(parents=True, exist_ok=True)
     keys = make_keys(out)
     previous_key = os.environ.get(KEY_ENV)
     os.environ[KEY_ENV] = str(keys.key)
@@ -161,9 +163,9 @@ def drill(tmp_path_factory):
         os.environ.pop(KEY_ENV, None)
     else:
         os.environ[KEY_ENV] = previous_key
-    (out / "drill-timeline.md").write_text("# Break-fix drill timeline\n\n" + "\n".join(
-        f"- {line}" for line in drill.timeline) + "\n")
-    print(f"\ndrill timeline written to {out / 'drill-timeline.md'}")
+    timeline = "# Break-fix drill timeline\n\n" + "\n".join(f"- {line}" for line in drill.timeline) + "\n"
+    (out / "drill-timeline.md").write_text(timeline)
+    print(f"\n{timeline}\ndrill timeline and records written to {out}")
 
 
 def _running(drill: Drill) -> list[dict]:
@@ -268,6 +270,16 @@ def test_a_failing_gate_keeps_the_node_out_and_names_the_layer(drill):
                             .read_text())
     assert not record["passed"] and record["failingLayers"] == ["gpu"], record["failingLayers"]
     drill.say(f"gate: {FAILING_NODE} kept out, failed layer gpu")
+    printed: list[str] = []
+    assert node_incident.main(["--stack", STACK, "--node", FAILING_NODE, "--kubeconfig", drill.kubeconfig,
+                               "--evidence-dir", str(drill.out / "evidence"), "--index",
+                               str(drill.out / "index.yaml")], say=printed.append) == 0
+    view = printed[-1]
+    hold = break_fix().quarantine.hold_taint
+    assert f"{hold.key}={hold.value}:{hold.effect}" in view and "[gpu] allocatable GPUs 7 (baseline 8)" in view
+    assert "[gpu] gate drill-fail: allocatable-gpus FAIL 7" in view and "[node] pool globex-research" in view
+    drill.say(f"incident view of {FAILING_NODE}: " + " | ".join(line for line in view.splitlines()
+                                                               if line.startswith("[gpu]")))
 
 
 def test_a_node_moves_between_tenants_by_the_handover(drill):
