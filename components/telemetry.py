@@ -37,9 +37,9 @@ class TelemetryArgs:
         prometheus_namespace: the layer namespace of that Prometheus stack; None without it.
         prometheus_storage: the telemetry-retention tier backing the stack's Prometheus; None keeps no volume.
         skip_await: whether Pulumi skips waiting for the resources to become ready.
-        site_gpus: the GPUs the site's queues share, in the scheduler's units (capacity follows health); 0 renders no
-            capacity rules. Default: 0.
-        gpus_per_node: the units one GPU node gives, what a quarantined node takes away. Default: 0.
+        site_gpus: the GPUs the site's queues share (capacity follows health); 0 renders no capacity rules. Unit:
+            GPUs in the scheduler's units (MIG devices on partitioned nodes). Default: 0.
+        gpus_per_node: what one quarantined GPU node takes away. Unit: GPUs in the scheduler's units. Default: 0.
     """
 
     rules_namespace: k8s.core.v1.Namespace

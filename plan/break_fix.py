@@ -151,7 +151,8 @@ def job_template(name: str, kind: str, steps: list[Step], gpus: int, annotations
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "readiness",
               PART_OF_LABEL: PROJECT, READINESS_LABEL: kind}
     containers = [_container(step, gpus) for step in steps]
-    pod: dict = {"restartPolicy": "Never", "automountServiceAccountToken": False,
+    kai = integration_points().kai
+    pod: dict = {"restartPolicy": "Never", "automountServiceAccountToken": False, "schedulerName": kai.scheduler_name,
                  "initContainers": containers[:-1], "containers": containers[-1:],
                  # Runs on a cordoned, quarantined node: the run's copy selects the node and tolerates its taints.
                  "tolerations": [{"operator": "Exists"}]}
@@ -161,7 +162,9 @@ def job_template(name: str, kind: str, steps: list[Step], gpus: int, annotations
             "metadata": {"name": name, "namespace": READINESS_NAMESPACE, "labels": labels,
                          "annotations": annotations},
             "spec": {"suspend": True, "backoffLimit": 0, "activeDeadlineSeconds": 3600,
-                     "template": {"metadata": {"labels": labels}, "spec": pod}}}
+                     # The platform's readiness queue, as the NCCL readiness test (KAI places every GPU pod).
+                     "template": {"metadata": {"labels": {**labels, kai.queue_label: READINESS_NAMESPACE}},
+                                  "spec": pod}}}
 
 
 def sanitize_script() -> str:

@@ -148,14 +148,16 @@ def workload(plan, replicas: int) -> dict:
 @pytest.fixture(scope="module")
 def drill(tmp_path_factory):
     plan = plan_from_stack_file(STACK)
-    state = Path(os.environ.get("NCP_E2E_STATE") or tmp_path_factory.mktemp("drill-control-plane"))
+    state = tmp_path_factory.mktemp("drill-control-plane")  # fresh: another module's objects never leak in
     # NCP_DRILL_OUT keeps the drill's records and timeline (e.g. as CI artifacts); else a pytest temporary directory.
     out = Path(os.environ["NCP_DRILL_OUT"]) if os.environ.get("NCP_DRILL_OUT") else tmp_path_factory.mktemp("drill")
     out.mkdir(parents=True, exist_ok=True)
     keys = make_keys(out)
     previous_key = os.environ.get(KEY_ENV)
     os.environ[KEY_ENV] = str(keys.key)
-    with own_control_plane(state, PORTS, NCP_E2E_KWOK_CONFIG=str(kwok_logs(out / "kwok", plan))) as env:
+    # The gate's pods name KAI's scheduler: the real kube-scheduler answers to it too (KAI is not running here).
+    with own_control_plane(state, PORTS, NCP_E2E_KWOK_CONFIG=str(kwok_logs(out / "kwok", plan)),
+                           NCP_E2E_SCHEDULER_NAMES=integration_points().kai.scheduler_name) as env:
         drill = Drill(env, plan, out)
         _setup(drill)
         yield drill
