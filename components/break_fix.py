@@ -6,7 +6,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import Layer, labels
+from components.kube import ON_DEMAND, Layer, labels
 from plan.break_fix import UNCORDON_GUARD, uncordon_guard
 
 
@@ -37,8 +37,9 @@ class BreakFix(Layer):
         for job in (args.gate_job, args.handover_job):
             if job is None:
                 continue
-            k8s.batch.v1.Job(f"{name}-{job['metadata']['name']}", metadata=job["metadata"], spec=job["spec"],
-                             opts=child)
+            # Suspended until a node command runs a copy: Pulumi must not wait for it to complete.
+            metadata = {**job["metadata"], "annotations": {**job["metadata"]["annotations"], **ON_DEMAND}}
+            k8s.batch.v1.Job(f"{name}-{job['metadata']['name']}", metadata=metadata, spec=job["spec"], opts=child)
             self.jobs.append(job["metadata"]["name"])
         spec, binding = uncordon_guard(args.health_namespace)
         meta = k8s.meta.v1.ObjectMetaArgs(name=UNCORDON_GUARD, labels=labels("break-fix", UNCORDON_GUARD))

@@ -59,6 +59,12 @@ def test_the_gate_job_runs_every_check_in_order_on_one_node_and_waits_suspended(
     assert [s.name for s in gate_steps(lab)] == ["dcgm-diag", "node-checks", "serving-smoke"], "no rails in the lab"
 
 
+def test_pulumi_never_waits_for_the_suspended_break_fix_jobs(prod):
+    jobs = [r.inputs for r in prod.resources if r.type == "kubernetes:batch/v1:Job"
+            and r.inputs["metadata"]["name"] in ("return-to-service", "node-handover")]
+    assert len(jobs) == 2 and all(j["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true" for j in jobs)
+
+
 def test_the_handover_job_erases_the_node_local_tiers_then_resets_the_gpus(prod_plan):
     pod = handover_job(prod_plan, "site/fio:1")["spec"]["template"]["spec"]
     sanitize, reset = pod["initContainers"][0], pod["containers"][0]
