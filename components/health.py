@@ -9,6 +9,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.kube import Layer, helm_release, labels, one_of
+from ncp.plan.break_fix import fault_quarantine_rule_sets
 from ncp.plan.catalog import ChartPin, integration_points
 
 DATASTORE_SECRET = "nvsentinel-datastore-credentials"
@@ -86,6 +87,9 @@ def nvsentinel_values(args: HealthArgs) -> dict:
         "podMonitor": {"enabled": True, "interval": args.scrape_interval, "labels": dict(args.monitor_labels)},
         "mongodb-store": {"mongodb": {"auth": {"enabled": True,
                                                "existingSecret": args.existing_datastore_secret or DATASTORE_SECRET}}},
+        # Every rule set cordons and taints; NVSentinel never returns a node to service (an admission policy
+        # refuses its uncordon, components/break_fix.py): `ncp node return-to-service` does, on a pass.
+        "fault-quarantine": {"ruleSets": fault_quarantine_rule_sets()},
         "node-drainer": {
             # DeleteAfterTimeout force-deletes a drained node's pods deleteAfterTimeoutMinutes after the health
             # event (default 60 when unset: NVIDIA/NVSentinel node-drainer/pkg/config/config.go

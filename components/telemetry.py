@@ -10,6 +10,7 @@ import pulumi_kubernetes as k8s
 
 from components.kube import Layer, helm_release, labels
 from components.dashboards import Dashboard
+from ncp.plan.break_fix import break_fix
 from ncp.plan.catalog import ChartPin, MetricSource
 from ncp.plan.names import SERIES_COMPONENT_TYPE, SERIES_ENDPOINT, SERIES_MODEL, SERIES_TENANT, runbook_url
 from ncp.plan.serving import StorageTier
@@ -40,6 +41,9 @@ class TelemetryArgs:
         prometheus_namespace: the layer namespace of that Prometheus stack; None without it.
         prometheus_storage: the telemetry-retention tier backing the stack's Prometheus; None keeps no volume.
         skip_await: whether Pulumi skips waiting for the resources to become ready.
+        site_gpus: the GPUs the site's queues share (capacity follows health); 0 renders no capacity rules. Unit:
+            GPUs in the scheduler's units (MIG devices on partitioned nodes). Default: 0.
+        gpus_per_node: what one quarantined GPU node takes away. Unit: GPUs in the scheduler's units. Default: 0.
     """
 
     rules_namespace: k8s.core.v1.Namespace
@@ -57,6 +61,8 @@ class TelemetryArgs:
     prometheus_namespace: Optional[k8s.core.v1.Namespace]
     prometheus_storage: Optional[StorageTier]
     skip_await: bool
+    site_gpus: int = 0
+    gpus_per_node: int = 0
 
 
 def tenant_from(expr: str, source_label: str, prefix: str) -> str:
@@ -65,8 +71,15 @@ def tenant_from(expr: str, source_label: str, prefix: str) -> str:
 
 
 def _alert(name: str, expr: str, for_: str, severity: str, layer: str, summary: str, description: str) -> dict:
-    return {"alert": name, "expr": expr, "for": for_, "labels": {"severity": severity, "layer": layer},
-            "annotations": {"summary": summary, "description": description, "runbook_url": runbook_url(layer, name)}}
+    """An alert whose `layer` label is its owning layer by the documented mapping (data/break-fix.yaml alertLayers;
+    `layer` only for alerts it does not list yet), with its fault class's runbook where it has one, else its layer's
+    (docs/runbooks/<layer>.md)."""
+    facts = break_fix()
+    runbook = facts.runbook_of(name)
+    annotations = {"summary": summary, "description": description,
+                   "runbook_url": str(runbook) if runbook else runbook_url(layer, name)}
+    return {"alert": name, "expr": expr, "for": for_,
+            "labels": {"severity": severity, "layer": facts.alert_layers.get(name, layer)}, "annotations": annotations}
 
 
 def new_xid(per_gpu: Callable[[str], str], xid: str) -> str:
@@ -200,9 +213,28 @@ def correlation_groups(args: TelemetryArgs) -> list[dict]:
         {"record": "ncp:endpoint_gpu:info", "expr": f"max by ({', '.join(keep + gpu)}) ({join})"}]}]
 
 
+def capacity_groups(args: TelemetryArgs) -> list[dict]:
+    """Capacity follows health: the site's GPUs less those of quarantined nodes against the sum of guaranteed
+    quotas (the per-tenant and per-node series of the groups above; `ncp node capacity` names the short tenants).
+    The site's size is the plan's, not a count of GPU series: a dead node's exporter stops reporting."""
+    if not args.site_gpus:
+        return []
+    records = [
+        {"record": "ncp:site_gpus_healthy:count",
+         "expr": f"{args.site_gpus} - {args.gpus_per_node} * ncp:nodes_quarantined:count"},
+        {"record": "ncp:site_gpus_guaranteed:count", "expr": "sum(ncp:tenant_gpu_quota:count)"},
+    ]
+    alerts = [_alert(
+        "NcpQuotaExceedsHealthyCapacity", "ncp:site_gpus_guaranteed:count > ncp:site_gpus_healthy:count", "10m",
+        "warning", "node", "Guaranteed GPU quotas exceed the healthy GPUs",
+        "Quarantined nodes leave {{ $value }} healthy GPUs, fewer than the tenants' guaranteed quotas: "
+        "`ncp node capacity --stack <stack>` names the short tenants; the profile's spare policy says what to do.")]
+    return [{"name": "ncp-capacity.rules", "rules": records}, {"name": "ncp-capacity.alerts", "rules": alerts}]
+
+
 def site_rule_groups(args: TelemetryArgs) -> list[dict]:
     return (gpu_health_groups(args) + tenant_usage_groups(args) + break_fix_groups(args) + tenant_pod_groups(args)
-            + correlation_groups(args))
+            + correlation_groups(args) + capacity_groups(args))
 
 
 def prometheus_stack_values(storage: Optional[StorageTier], dashboard_label: tuple[str, str]) -> dict:

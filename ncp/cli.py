@@ -31,6 +31,13 @@ COMMANDS: Dict[str, object] = {
     "sync-pins": Command("ncp.sync_pins", "regenerate the policy pack's copies of the program's facts (maintainers)"),
     "config-reference": Command("ncp.config_reference",
                                 "regenerate docs/config-reference.md from the config schema (maintainers)"),
+    "node": {
+        "return-to-service": Command("ncp.evidence.node_gate",
+                                     "run the return-to-service gate on one node; uncordon only on a pass"),
+        "handover": Command("ncp.evidence.node_handover", "move a node between tenants: drain, sanitize, gate"),
+        "capacity": Command("ncp.evidence.node_capacity", "the tenants a quarantine leaves short of their quota"),
+        "incident": Command("ncp.evidence.node_incident", "one view of a node's signals, each tagged with its layer"),
+    },
     "evidence": {
         "write": Command("ncp.evidence.cli", "write signed acceptance records from a run's outputs"),
         "keygen": Command("ncp.evidence.cli", "make the site's evidence signing key"),

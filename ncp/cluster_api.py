@@ -213,6 +213,13 @@ class Kube:
     def nodes(self) -> list[dict]:
         return self._list("GET nodes", self.core.list_node)
 
+    def node(self, name: str) -> dict:
+        return self._json(f"GET node {name}", self.core.read_node, name)
+
+    def pods_on_node(self, node: str) -> list[dict]:
+        return self._list(f"GET pods on node {node}", self.core.list_pod_for_all_namespaces,
+                          field_selector=f"spec.nodeName={node}")
+
     def storage_class_names(self) -> set[str]:
         storage = client.StorageV1Api(self.api_client)
         return {item["metadata"]["name"] for item in self._list("GET storageclasses", storage.list_storage_class)}
@@ -284,6 +291,21 @@ class Kube:
         except KubeError as error:
             if error.status != 404:
                 raise
+
+    def patch_node(self, name: str, patch: dict) -> dict:
+        """A strategic merge patch of the node (spec.unschedulable, spec.taints, metadata.labels)."""
+        return self._json(f"PATCH node {name}", self.core.patch_node, name, patch)
+
+    def evict(self, namespace: str, name: str) -> None:
+        """Asks the Eviction API to evict the pod (it honours PodDisruptionBudgets: 429 while one forbids it)."""
+        body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": name, "namespace": namespace}}
+        self._call(f"POST eviction {namespace}/{name}", self.core.create_namespaced_pod_eviction, name, namespace,
+                   body)
+
+    def create_cluster_object(self, group: str, version: str, plural: str, body: dict) -> dict:
+        custom = client.CustomObjectsApi(self.api_client)
+        return self._json(f"POST {plural}.{group} {body['metadata']['name']}", custom.create_cluster_custom_object,
+                          group, version, plural, body)
 
     def create_namespace(self, namespace: dict) -> None:
         self._call(f"POST namespace {namespace['metadata']['name']}", self.core.create_namespace, namespace)

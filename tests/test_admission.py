@@ -7,6 +7,7 @@ from components.tenancy.admission import POLICY_PREFIX, tenant_binding, tenant_p
 from components.kube import TENANT_LABEL
 from ncp.readmodel.manifests import core_manifests
 from ncp.readmodel.recorder import run_stack_file
+from ncp.plan.break_fix import UNCORDON_GUARD
 from ncp.plan.admission import admission_plan
 from ncp.plan.catalog import load_allowlists, load_dynamo_runtime
 from ncp.plan.names import (
@@ -35,9 +36,11 @@ def _expressions(spec: dict) -> str:
 @pytest.mark.parametrize("stack", ["prod", "gb300", "lab"])
 def test_every_policy_is_bound_to_every_tenant_namespace_only(stack, request):
     recording = request.getfixturevalue(stack)
-    policies = {p["metadata"]["name"] for p in _manifests(recording, "ValidatingAdmissionPolicy")}
+    # The break-fix guard binds cluster-wide on nodes (tests/test_break_fix.py), not on tenant namespaces.
+    policies = {p["metadata"]["name"] for p in _manifests(recording, "ValidatingAdmissionPolicy")} - {UNCORDON_GUARD}
     assert policies == set(tenant_policies(admission_plan(require_digest=False)))
-    bindings = {b["spec"]["policyName"]: b for b in _manifests(recording, "ValidatingAdmissionPolicyBinding")}
+    bindings = {b["spec"]["policyName"]: b for b in _manifests(recording, "ValidatingAdmissionPolicyBinding")
+                if b["spec"]["policyName"] != UNCORDON_GUARD}
     assert set(bindings) == policies
     for policy, binding in bindings.items():
         assert binding["spec"]["validationActions"] == ["Deny"]

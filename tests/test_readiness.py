@@ -15,6 +15,7 @@ from ncp.evidence import readiness as readiness_cli
 from ncp.evidence.readiness import FABRIC_LAYER as FABRIC_OWNER
 from ncp.evidence.record import read_index
 from ncp.offline.policy_check import PACK_DIR, read_pack_config
+from ncp.plan.break_fix import GATE_JOB, HANDOVER_JOB
 from ncp.plan.catalog import ROOT
 from ncp.plan.profile import HardwareProfile
 from ncp.plan.site_plan import build_plan
@@ -111,8 +112,10 @@ def test_profile_thresholds_are_checked():
 
 
 def _jobs(recording) -> dict:
+    """The readiness Jobs (the break-fix gate and handover templates beside them: tests/test_break_fix.py)."""
     return {r.inputs["metadata"]["name"]: r.inputs for r in recording.resources
-            if r.type == "kubernetes:batch/v1:Job" and r.inputs["metadata"].get("namespace") == "ncp-readiness"}
+            if r.type == "kubernetes:batch/v1:Job" and r.inputs["metadata"].get("namespace") == "ncp-readiness"
+            and r.inputs["metadata"]["name"] not in (GATE_JOB, HANDOVER_JOB)}
 
 
 def test_readiness_jobs_on_rdma_profiles_only(prod, lab):
@@ -260,7 +263,7 @@ def test_storage_readiness_on_a_site_without_a_fabric(tmp_path):
 
 def test_the_program_deploys_storage_readiness_without_a_fabric(monkeypatch):
     """A profile without a fabric but with storage thresholds: fio Jobs per tier, no NCCL test, in a readiness
-    namespace at Pod Security restricted (nothing there needs RDMA)."""
+    namespace at Pod Security privileged (the node handover's sanitize step, not RDMA)."""
     import ncp.plan.site_plan
     from ncp.readmodel.recorder import run_stack_config
     storage_only = _storage_only_plan()
@@ -274,4 +277,5 @@ def test_the_program_deploys_storage_readiness_without_a_fabric(monkeypatch):
     assert sorted(_jobs(recording)) == ["fio-modelartifacts", "fio-modelcache"]
     namespace = next(r.inputs for r in recording.resources if r.type == "kubernetes:core/v1:Namespace"
                      and r.inputs["metadata"]["name"] == "ncp-readiness")
-    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    # Privileged even without RDMA: the node handover's sanitize step erases the node's NVMe devices.
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"

@@ -34,6 +34,8 @@ LAYERS = (
           platform.wire_scheduling),
     Layer("readiness", (), ("baseline", "network", "gpu", "scheduling"),
           "NCCL over the rails and fio per tier need the fabric, the GPUs and a queue", platform.wire_readiness),
+    Layer("break-fix", (), ("baseline", "gpu"), "the return-to-service gate and handover Jobs, before NVSentinel can "
+          "quarantine a node", platform.wire_break_fix),
     Layer("health", ("nvsentinel",), ("baseline", "gpu"), "NVSentinel reads DCGM's endpoint", platform.wire_health),
     Layer("telemetry", ("kubePrometheusStack",), ("baseline",), "rules and dashboards in the baseline namespace",
           platform.wire_telemetry),

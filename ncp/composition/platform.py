@@ -7,11 +7,13 @@ from components.dashboards import site_dashboards
 from components.gpu_enablement import GpuEnablement, GpuEnablementArgs
 from components.health import Health, HealthArgs
 from components.network_enablement import NetworkEnablement, NetworkEnablementArgs
+from components.break_fix import BreakFix, BreakFixArgs
 from components.readiness import Readiness, ReadinessArgs
 from components.scheduling import Scheduling, SchedulingArgs
 from components.telemetry import Telemetry, TelemetryArgs
 from components.validation import ValidationSuite, ValidationSuiteArgs
 from ncp.composition.wiring import Wiring, present
+from ncp.plan.break_fix import gate_job, handover_job
 from ncp.plan.catalog import MONITORING_PEER, TENANTS_PEER, load_dynamo_runtime, load_signals, network_access
 from ncp.plan.layers import BASELINE_LAYER, READINESS_LAYER, READINESS_NAMESPACE, VALIDATION_LAYER
 from ncp.plan.names import TENANT_NAMESPACE_PREFIX
@@ -91,6 +93,18 @@ def wire_readiness(w: Wiring) -> None:
         pulumi.ResourceOptions(depends_on=[d for d in (network, w.gpu, w.scheduling) if d is not None]))
 
 
+# RA: Break-Fix Architecture: "Re-admit the resource only after it matches the accepted baseline."
+def wire_break_fix(w: Wiring) -> None:
+    """The return-to-service gate and the node handover Jobs, suspended, and the guard that keeps NVSentinel from
+    returning a node to service by itself."""
+    plan = w.plan
+    storage_image = plan.settings.serving.validation.storage_image
+    BreakFix("break-fix", BreakFixArgs(
+        namespace=w.required("baseline").namespace(READINESS_LAYER), gate_job=gate_job(plan),
+        handover_job=handover_job(plan, storage_image) if storage_image else None,
+        health_namespace=plan.matrix.pin("nvsentinel").namespace), w.after("nvsentinel"))
+
+
 def wire_health(w: Wiring) -> None:
     plan, settings = w.plan, w.plan.settings
     w.health = Health("health", HealthArgs(
@@ -118,7 +132,8 @@ def wire_telemetry(w: Wiring) -> None:
         dashboard_label=next(iter(telemetry.dashboard_label.items())),
         prometheus_pin=plan.chart("kubePrometheusStack") if prometheus else None,
         prometheus_namespace=baseline.namespace("kubePrometheusStack") if prometheus else None,
-        prometheus_storage=plan.prometheus_storage, skip_await=plan.settings.skip_await))
+        prometheus_storage=plan.prometheus_storage, skip_await=plan.settings.skip_await,
+        site_gpus=plan.gpu_capacity, gpus_per_node=-(-plan.gpu_capacity // plan.site.gpu_nodes)))
 
 
 def wire_validation(w: Wiring) -> None:

@@ -41,6 +41,8 @@ class EvidenceTtl(StrictModel):
     endpoint: int = Field(default=30, ge=1, description="an endpoint's acceptance record")
     inference_service: int = Field(default=30, ge=1, description="a Triton inference service's acceptance record")
     readiness: int = Field(default=90, ge=1, description="the site's readiness record (NCCL, storage)")
+    return_to_service: int = Field(default=365, ge=1, description="a node's return-to-service gate record")
+    node_handover: int = Field(default=365, ge=1, description="a node's handover (sanitize) record")
 
 
 # RA: Architecture Decision Guardrails: "The base RA should mandate evidence, ownership, and decision records"

@@ -14,7 +14,8 @@ VALIDATION_LAYER, VALIDATION_NAMESPACE = "validation", "ncp-validation"
 READINESS_LAYER, READINESS_NAMESPACE = "readiness", "ncp-readiness"
 READINESS_POD_SECURITY = PodSecurity(
     level="privileged", reason="the NCCL readiness test's pods register RDMA memory and need IPC_LOCK as root, "
-                               "which Pod Security restricted and baseline refuse")
+                               "and the node handover's sanitize step erases the node's NVMe devices from a privileged "
+                               "container, which Pod Security restricted and baseline refuse")
 
 
 @dataclass(frozen=True)

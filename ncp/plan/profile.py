@@ -232,8 +232,19 @@ class LocalNvme(StrictModel):
     capacity_tib: float = Field(default=0, ge=0, alias="capacityTiB")
 
 
+class SparePolicy(StrictModel):
+    """How much GPU capacity the site keeps above the tenants' guaranteed quotas, so that quarantined nodes do not
+    leave a tenant short (capacity follows health: `ncp node capacity` and the gate's record compare it with what is
+    healthy now)."""
+
+    per_pool: int = Field(ge=0, description="GPU nodes each dedicated node pool keeps above its tenant's quota")
+    shared: int = Field(ge=0, description="GPU nodes the shared GPU nodes keep above the shared tenants' quotas")
+    action: str = Field(min_length=1, description="what the operator does when quarantines exceed the spare")
+
+
 class Tenancy(StrictModel):
     isolation: Isolation
+    spare_policy: SparePolicy = Field(description="spare GPU nodes against quarantines; every profile states one")
     notes: str = ""
 
 

@@ -717,7 +717,9 @@ def _validated_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str, 
     layers = plan_layers(matrix, {"rdmaFabric": profile.has_rdma_fabric, "servingEndpoints": bool(endpoints),
                                   "prometheusStack": settings.telemetry.prometheus_stack.enabled},
                          validation_suite=validation.suite and validation.suite_image is not None,
-                         readiness=profile.readiness is not None, readiness_fabric=profile.has_rdma_fabric)
+                         # The readiness namespace holds the break-fix gate and handover Jobs on every site; the
+                         # handover's sanitize step erases the node's NVMe devices (privileged), as NCCL needs IPC_LOCK.
+                         readiness=True, readiness_fabric=True)
     mirrored = mirror_problems(settings.chart_mirror, [(matrix.pin(c).chart_name, matrix.pin(c).version)
                                                        for c in layers.charts])
     if mirrored:

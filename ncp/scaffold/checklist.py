@@ -15,6 +15,7 @@ import yaml
 
 from ncp.cli_exit import BAD_INPUT, OK, prepare_output
 from ncp.readmodel.recorder import run_stack_file
+from ncp.plan.break_fix import checklist_steps
 from ncp.plan.catalog import ROOT, integration_points
 from ncp.plan.errors import ConfigError
 from ncp.plan.names import PROJECT
@@ -140,6 +141,7 @@ def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
     lines += _section("Objects the stack names (data/site-prerequisites.yaml)", named_prerequisites(site_plan))
     lines += _section("Images", images)
     lines += _section("Validation evidence", records)
+    lines += _section("Day 2: node break-fix and handover", checklist_steps(site_plan))
     return "\n".join(lines)
 
 

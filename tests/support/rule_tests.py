@@ -657,6 +657,12 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     stuck = f"tenant-{over}/{over}-worker-0"
     bad["NcpTenantPodUnschedulable"] = lambda: kube_state_series([stuck], [], Scenario("pods"))
     bad["NcpTenantPodCrashLooping"] = lambda: kube_state_series([], [stuck], Scenario("pods"))
+    # Capacity follows health: enough nodes quarantined that the rest no longer cover the guaranteed quotas.
+    per_node = -(-plan.gpu_capacity // plan.site.gpu_nodes)
+    guaranteed = sum(quota[tenant] for tenant in queues)
+    out = {f"gpu-node-{i}": 1 for i in range((plan.gpu_capacity - guaranteed) // per_node + 1)}
+    bad["NcpQuotaExceedsHealthyCapacity"] = lambda: nvsentinel_series(plan, out, 0, kai_series(
+        recording, {}, Scenario("capacity")))
     expected = {name: on_gpu for name in bad if name.startswith("NcpGpu")}
     expected["NcpTenantAboveGpuQuota"] = lambda rule: [expected_alert(rule, {"tenant": over}, quota[over] + 4)]
     expected["NcpNodeQuarantined"] = lambda rule: [expected_alert(rule, {"node": "gpu-node-0"})]
@@ -664,6 +670,7 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     pod_labels = {"tenant": over, "namespace": f"tenant-{over}", "pod": f"{over}-worker-0"}
     expected["NcpTenantPodUnschedulable"] = lambda rule: [expected_alert(rule, pod_labels)]
     expected["NcpTenantPodCrashLooping"] = lambda rule: [expected_alert(rule, {**pod_labels, "container": "main"})]
+    expected["NcpQuotaExceedsHealthyCapacity"] = lambda rule: [expected_alert(rule, {}, guaranteed)]
     # Healthy too: an XID code from hours ago (the gauge still holds it), a busy MIG slice (its utilisation reads 0)
     old_xid = Gpu("gpu-node-1", 0, None, xid=79, xid_at_minute=10)
     mig_slice = Gpu("gpu-node-2", 0, over, utilization=0, mig_instance="7")
@@ -692,6 +699,8 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
         "ncp:nodes_quarantined:count": [({}, 1)],
         "ncp:drain_queue:depth": [({}, 2)],
         "ncp:endpoint_gpu:info": [({**served, **gpu_labels(plan, allocated)}, 1)],
+        "ncp:site_gpus_healthy:count": [({}, plan.gpu_capacity - per_node)],
+        "ncp:site_gpus_guaranteed:count": [({}, guaranteed)],
     }
     cases.append(record_case("site: recording rules", records,
                              [check for record in _records(groups, expected_records)
@@ -755,7 +764,7 @@ def nvsentinel_series(plan: SitePlan, quarantined: dict[str, int], drain_queue: 
         return {"namespace": namespace, "pod": f"{component}-0", "container": component, "endpoint": "metrics",
                 "job": f"{namespace}/{component}", "instance": f"{component}-0:2112"}
 
-    for node in ("gpu-node-0", "gpu-node-1"):
+    for node in sorted({"gpu-node-0", "gpu-node-1", *quarantined}):
         scenario.add(scraped(nvsentinel.metrics["quarantinedNodes"], {nvsentinel.labels["node"]: node},
                              target("fault-quarantine")), gauge(quarantined.get(node, 0)))
     scenario.add(scraped(nvsentinel.metrics["drainQueueDepth"], {}, target("node-drainer")), gauge(drain_queue))

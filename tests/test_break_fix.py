@@ -1,0 +1,186 @@
+"""The break-fix loop without a cluster: the gate and handover Job templates, judging a gate run against the
+baseline (each guard fails when what it guards breaks), NVSentinel's hand-over (rule sets that taint, the admission
+policy that keeps it from uncordoning), triage by layer with runbooks, capacity follows health, and the commands'
+bad-input exits. The drills on the simulated cluster are tests/e2e/test_break_fix_drill.py."""
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ncp.evidence import node_capacity as capacity
+from ncp.evidence import node_gate, node_handover, node_incident
+from ncp.evidence.node_gate import judge_node, judge_results, parse_results, return_to_service_patch
+from ncp.plan.break_fix import (
+    LAYERS, RESULT_PREFIX, UNCORDON_GUARD, break_fix, fault_quarantine_rule_sets, gate_job, gate_steps, handover_job,
+    node_baseline, uncordon_guard,
+)
+from ncp.plan.capacity import capacity_report, short_tenants
+from ncp.plan.catalog import ROOT, integration_points
+from ncp.plan.names import TENANT_KEY
+from ncp.plan.sources import plan_from_stack_file
+
+RUNBOOKS = ROOT / "docs" / "runbooks"
+
+
+@pytest.fixture(scope="module")
+def prod_plan():
+    return plan_from_stack_file("prod")
+
+
+def healthy_logs(baseline, busbw: float) -> dict[str, str]:
+    return {"dcgm-diag": f"{RESULT_PREFIX} dcgm-diag PASS level=2 exit=0",
+            "node-checks": f"{RESULT_PREFIX} node-checks PASS driver={baseline.driver} gpus={baseline.gpus} mig=x",
+            "nccl-rails": f"{RESULT_PREFIX} nccl-rails PASS busbw={busbw}",
+            "serving-smoke": f"{RESULT_PREFIX} serving-smoke PASS exit=0"}
+
+
+def gate_node(plan, tenant, **changes) -> dict:
+    baseline = node_baseline(plan, tenant)
+    labels = {**baseline.labels(), **changes.pop("labels", {})}
+    gpus = changes.pop("gpus", str(baseline.gpus))
+    return {"metadata": {"name": "gpu-1", "labels": labels},
+            "spec": {"unschedulable": True, "taints": changes.pop("taints", [])},
+            "status": {"allocatable": {integration_points().gpu.resource: gpus}}}
+
+
+def test_the_gate_job_runs_every_check_in_order_on_one_node_and_waits_suspended(prod_plan):
+    job = gate_job(prod_plan)
+    pod = job["spec"]["template"]["spec"]
+    names = [c["name"] for c in pod["initContainers"] + pod["containers"]]
+    assert names == ["dcgm-diag", "node-checks", "nccl-rails", "serving-smoke"]
+    assert job["spec"]["suspend"] is True and job["metadata"]["namespace"] == "ncp-readiness"
+    assert pod["tolerations"] == [{"operator": "Exists"}], "it runs on a cordoned, quarantined node"
+    gpu = integration_points().gpu.resource
+    assert {c["resources"]["limits"][gpu] for c in pod["initContainers"] + pod["containers"]} == {"8"}
+    assert "dcgmi diag --host nvidia-dcgm.gpu-operator.svc:5555 -r 2" in pod["initContainers"][0]["command"][2]
+    assert "NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1 all_reduce_perf" in pod["initContainers"][2]["command"][2]
+    lab = plan_from_stack_file("lab")
+    assert [s.name for s in gate_steps(lab)] == ["dcgm-diag", "node-checks", "serving-smoke"], "no rails in the lab"
+
+
+def test_pulumi_never_waits_for_the_suspended_break_fix_jobs(prod):
+    jobs = [r.inputs for r in prod.resources if r.type == "kubernetes:batch/v1:Job"
+            and r.inputs["metadata"]["name"] in ("return-to-service", "node-handover")]
+    assert len(jobs) == 2 and all(j["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true" for j in jobs)
+
+
+def test_the_handover_job_erases_the_node_local_tiers_then_resets_the_gpus(prod_plan):
+    pod = handover_job(prod_plan, "site/fio:1")["spec"]["template"]["spec"]
+    sanitize, reset = pod["initContainers"][0], pod["containers"][0]
+    assert sanitize["securityContext"] == {"privileged": True} and pod["volumes"][0]["hostPath"]["path"] == "/"
+    assert "nvme format \"$dev\" --ses=2" in sanitize["command"][2] and "blkdiscard" in sanitize["command"][2]
+    assert "nvidia-smi -r" in reset["command"][2]
+
+
+def test_a_healthy_gate_run_passes_and_each_guard_fails_what_it_guards(prod_plan):
+    baseline = node_baseline(prod_plan, "acme-chat")
+    checks = [s.name for s in gate_steps(prod_plan)]
+    good = healthy_logs(baseline, baseline.nccl_bus_bandwidth_gbps + 1)
+
+    def failing(logs: dict) -> list[str]:
+        return node_gate.failing_layers(judge_results(baseline, checks, parse_results(logs)))
+
+    assert failing(good) == []
+    assert failing({**good, "dcgm-diag": good["dcgm-diag"].replace("PASS", "FAIL")}) == ["gpu"]
+    assert failing({k: v for k, v in good.items() if k != "nccl-rails"}) == ["network"]
+    assert failing({**good, "nccl-rails": f"{RESULT_PREFIX} nccl-rails PASS busbw=1.5"}) == ["network"]
+    assert failing({**good, "node-checks": good["node-checks"].replace(baseline.driver, "550.1")}) == ["node"]
+    assert failing({**good, "node-checks": good["node-checks"].replace("gpus=8", "gpus=7")}) == ["gpu"]
+    assert failing({**good, "serving-smoke": ""}) == ["service"]
+
+
+def test_the_node_itself_is_judged_against_the_baseline(prod_plan):
+    def failing(node):
+        return node_gate.failing_layers(judge_node(node_baseline(prod_plan, "acme-chat"), node))
+
+    assert failing(gate_node(prod_plan, "acme-chat")) == []
+    product = integration_points().gpu.product_label
+    assert failing(gate_node(prod_plan, "acme-chat", labels={product: "NVIDIA-H100"})) == ["node"]
+    assert failing(gate_node(prod_plan, "acme-chat", labels={TENANT_KEY: "globex-research"})) == ["node"]
+    assert failing(gate_node(prod_plan, "acme-chat", gpus="7")) == ["gpu"]
+
+
+def test_returning_to_service_drops_only_the_quarantine_and_hold_taints():
+    quarantine = break_fix().quarantine
+    keep = {"key": TENANT_KEY, "value": "acme-chat", "effect": "NoSchedule"}
+    node = {"spec": {"unschedulable": True, "taints": [quarantine.taint.as_dict(), quarantine.hold_taint.as_dict(),
+                                                       keep]}}
+    assert return_to_service_patch(node) == {"spec": {"unschedulable": False, "taints": [keep]}}
+
+
+def test_nvsentinel_taints_every_quarantine_and_may_never_uncordon(prod):
+    release = next(r for r in prod.resources if r.type == "kubernetes:helm.sh/v3:Release" and "nvsentinel" in r.name)
+    rule_sets = release.inputs["values"]["fault-quarantine"]["ruleSets"]
+    assert rule_sets == fault_quarantine_rule_sets() and len(rule_sets) == len(break_fix().quarantine.rule_sets)
+    assert all(r["cordon"] == {"shouldCordon": True} and r["taint"] == break_fix().quarantine.taint.as_dict()
+               for r in rule_sets)
+    spec, binding = uncordon_guard("nvsentinel")
+    assert "system:serviceaccount:nvsentinel:" in spec["matchConditions"][0]["expression"]
+    assert binding["validationActions"] == ["Deny"] and len(spec["validations"]) == 3
+    policies = [r for r in prod.resources if r.type.endswith("ValidatingAdmissionPolicy") and "uncordon" in r.name]
+    assert policies and policies[0].inputs["spec"]["matchConditions"] == spec["matchConditions"]
+
+
+def test_fault_quarantine_is_a_subchart_of_the_pinned_nvsentinel(upstream):
+    chart = yaml.safe_load((upstream / "nvsentinel" / "Chart.yaml").read_text())
+    assert "fault-quarantine" in {d["name"] for d in chart["dependencies"]}
+
+
+def test_every_alert_names_its_layer_and_links_its_fault_class_runbook(prod):
+    rules = next(r for r in prod.custom_resources("PrometheusRule") if r.inputs["metadata"]["name"] == "ncp-gpu-health")
+    alerts = [rule for group in rules.inputs["spec"]["groups"] for rule in group["rules"] if "alert" in rule]
+    facts = break_fix()
+    for alert in alerts:
+        assert alert["alert"] in facts.alert_layers, f"{alert['alert']}: add it to data/break-fix.yaml alertLayers"
+        assert alert["labels"]["layer"] == facts.alert_layers[alert["alert"]] in LAYERS
+    linked = {a["alert"]: a["annotations"].get("runbook_url") for a in alerts}
+    for fault in facts.fault_classes.values():
+        assert (ROOT / fault.runbook).is_file(), fault.runbook
+        assert all(linked[alert] for alert in fault.alerts if alert in linked)
+    table = dict(re.findall(r"^\| (Ncp\w+) \| (\w+) \|", (RUNBOOKS / "README.md").read_text(), re.MULTILINE))
+    assert table == facts.alert_layers, "docs/runbooks/README.md's table is the documented mapping"
+    assert set(facts.gate_checks.values()) | set(facts.handover_steps.values()) <= set(LAYERS)
+
+
+def test_capacity_names_the_pool_a_quarantine_leaves_short(prod_plan):
+    def node(name, tenant, out=False):
+        return {"metadata": {"name": name, "labels": {TENANT_KEY: tenant} if tenant else {}},
+                "spec": {"unschedulable": out}, "status": {"allocatable": {integration_points().gpu.resource: "8"}}}
+
+    nodes = ([node(f"a{i}", "acme-chat") for i in range(9)] + [node(f"g{i}", "globex-research") for i in range(6)]
+             + [node("e0", "ncp-eval")])
+    assert short_tenants(capacity_report(prod_plan, nodes)) == []
+    nodes[0] = node("a0", "acme-chat", out=True)
+    assert short_tenants(capacity_report(prod_plan, nodes)) == [], "one spare node in the pool"
+    nodes[1] = node("a1", "acme-chat", out=True)
+    rows = capacity_report(prod_plan, nodes)
+    assert short_tenants(rows) == ["acme-chat"] and rows[0]["shortGpus"] == 8
+    assert rows[0]["nodesOut"] == ["a0", "a1"] and rows[0]["spareNodesPolicy"] == 1
+
+
+def test_every_profile_states_its_spare_policy():
+    for path in sorted((ROOT / "profiles").glob("*.yaml")):
+        policy = yaml.safe_load(path.read_text())["tenancy"].get("sparePolicy")
+        assert policy and policy["action"].strip(), f"{path.name}: tenancy.sparePolicy"
+
+
+@pytest.mark.parametrize("command, argv, message", [
+    (node_gate, ["--stack", "nosuch", "--node", "gpu-1"], "Pulumi.nosuch.yaml"),
+    (node_handover, ["--stack", "prod", "--node", "gpu-1", "--to", "nobody"], "--to nobody: not a tenant"),
+    (node_gate, ["--stack", "prod", "--node", "gpu-1", "--kubeconfig", "/nonexistent/kubeconfig"], "kubeconfig"),
+    (capacity, ["--stack", "prod", "--kubeconfig", "/nonexistent/kubeconfig"], "kubeconfig"),
+    (node_incident, ["--stack", "prod", "--node", "gpu-1", "--kubeconfig", "/nonexistent/kubeconfig"], "kubeconfig"),
+])
+def test_bad_input_exits_2_with_one_line(command, argv, message, capsys):
+    assert command.main(argv) == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+
+
+def test_the_docs_name_the_commands_and_the_guard():
+    text = (RUNBOOKS / "README.md").read_text()
+    for needle in ("ncp node return-to-service", "ncp node handover", "ncp node capacity", "ncp node incident",
+                   UNCORDON_GUARD):
+        assert needle in text
+    assert Path(node_gate.__file__).read_text().count("def main(") == 1
