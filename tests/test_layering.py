@@ -17,8 +17,10 @@ RANKS = {
     "__main__": 3,  # the Pulumi program
     "offline": 4,  # runs the program under mocks
     "twin": 4,  # runs the rendered serving graph as local processes (reads the plan only)
-    "evidence": 5, "lifecycle": 5, "preflight": 5, "ratrace": 5, "scaffold": 5, "bench": 5,
+    "evidence": 5, "lifecycle": 5, "preflight": 5, "ratrace": 5, "scaffold": 5,
     "report": 6,  # the release review reads evidence and traceability
+    "fleet": 6,  # every site of the repository checked (offline, evidence) and upgraded in waves
+    "bench": 7,  # measures the commands above
 }
 # Inside components/, a component imports only these helper modules of its siblings, never another component's names.
 SHARED_COMPONENT_MODULES = {"components.kube", "components.network_policy", "components.dashboards"}
