@@ -3,15 +3,18 @@
     # fleet.yaml
     waveSize: 2                     # sites per wave after the canary wave (default 2)
     evidenceMaxAgeDays: 7           # evidence older than this does not open the next wave (default 7)
+    # plan-upgrade reads the revisions of the git repository that holds this file
     sites:
       - stack: lab                  # the Pulumi stack name
-        file: Pulumi.lab.yaml       # optional: the stack file (default Pulumi.<stack>.yaml beside Pulumi.yaml)
+        file: Pulumi.lab.yaml       # optional: the stack file, relative to this file (default: Pulumi.<stack>.yaml
+                                    # at the top of the repository)
         kubeconfig: ~/.kube/lab     # optional: enables drift (live preview, GPU layer)
         context: lab-admin          # optional: the kubeconfig context
         canary: true                # optional: goes in the first wave
         risk: 0                     # optional: order inside an environment (lower first)
         evidenceIndex: evidence/index.yaml   # optional: where the site's evidence index is
 """
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -58,14 +61,14 @@ def _resolve(value: str, folder: Path) -> Path:
     return path if path.is_absolute() else folder / path
 
 
-def _site(index: int, entry: Any, source: str, folder: Path) -> tuple[Optional[Site], list[Problem]]:
+def _site(index: int, entry: Any, source: str, folder: Path, root: Path) -> tuple[Optional[Site], list[Problem]]:
     at = f"{source}: sites[{index}]"
     if not isinstance(entry, dict) or not isinstance(entry.get("stack"), str) or not entry["stack"].strip():
         return None, [Problem(at, "is not a site with a `stack` name", "write {stack: <name>, ...}")]
     problems = [Problem(f"{at}.{key}", "is not a site field", f"use only: {', '.join(sorted(SITE_FIELDS))}")
                 for key in sorted(set(entry) - SITE_FIELDS)]
     stack = entry["stack"]
-    file = _resolve(entry["file"], folder) if entry.get("file") else ROOT / f"Pulumi.{stack}.yaml"
+    file = _resolve(entry["file"], folder) if entry.get("file") else root / f"Pulumi.{stack}.yaml"
     if not file.is_file():
         problems.append(Problem(f"{at}.file", f"{file} does not exist",
                                 "name the site's stack file (relative to the fleet file) or create the stack"))
@@ -90,6 +93,14 @@ def _whole(document: dict, key: str, default: int, source: str) -> tuple[int, li
                              f"e.g. {key}: {default}")]
 
 
+def repository_of(folder: Path) -> Path:
+    """The git work tree holding `folder` (a fleet file's repository: plan-upgrade reads its revisions), else the
+    folder itself."""
+    result = subprocess.run(["git", "-C", str(folder), "rev-parse", "--show-toplevel"], capture_output=True,
+                            text=True)
+    return Path(result.stdout.strip()) if result.returncode == 0 else folder
+
+
 def read_fleet(path: Path) -> Fleet:
     """The fleet a fleet file names; a ConfigError names the file and key of each problem (exit 2)."""
     source = str(path)
@@ -107,9 +118,9 @@ def read_fleet(path: Path) -> Fleet:
     wave_size, found = _whole(document, "waveSize", DEFAULT_WAVE_SIZE, source)
     max_age, more = _whole(document, "evidenceMaxAgeDays", DEFAULT_EVIDENCE_MAX_AGE_DAYS, source)
     problems += found + more
-    sites = []
+    sites, root = [], repository_of(path.resolve().parent)
     for index, entry in enumerate(document["sites"]):
-        site, found = _site(index, entry, source, path.parent)
+        site, found = _site(index, entry, source, path.parent, root)
         problems += found
         sites += [site] if site else []
     names = [site.stack for site in sites]
@@ -117,4 +128,4 @@ def read_fleet(path: Path) -> Fleet:
                  for name in sorted({n for n in names if names.count(n) > 1})]
     if problems:
         raise ConfigError(source, problems)
-    return Fleet(tuple(sites), source, wave_size, max_age)
+    return Fleet(tuple(sites), source, wave_size, max_age, root)
