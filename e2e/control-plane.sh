@@ -25,6 +25,9 @@
 #   NCP_E2E_ADMISSION_PLUGINS admission plugins enabled beyond the API server's defaults (default PodNodeSelector,
 #                        which holds tenants to their node pools; preflight proves it is on). Set it empty to
 #                        start a control plane that lacks it, as many managed clusters do.
+#   NCP_E2E_COMPONENTS   all (default) or api: etcd and the kube-apiserver only (three ports: etcd client and peer,
+#                        API server), for tests that need several clusters' API surfaces at once and no pods (the
+#                        fleet e2e: tests/e2e/test_fleet_e2e.py).
 #   NCP_E2E_SCHEDULER_NAMES extra scheduler names the real kube-scheduler also answers to, as extra profiles
 #                        (the tests pass KAI's: pods that name it are filtered and placed like any other;
 #                        KAI's queues and gangs are not simulated). Default: none.
@@ -43,6 +46,8 @@ KWOK_NODE_ANNOTATION="kwok.x-k8s.io/node=fake"
 TIMEOUT="${NCP_E2E_TIMEOUT:-120}"
 SCHEDULER_NAMES="${NCP_E2E_SCHEDULER_NAMES:-}"
 ADMISSION_PLUGINS="${NCP_E2E_ADMISSION_PLUGINS-PodNodeSelector}"
+COMPONENTS="${NCP_E2E_COMPONENTS:-all}"
+[[ "$COMPONENTS" == all || "$COMPONENTS" == api ]] || { echo "control-plane: error: NCP_E2E_COMPONENTS=$COMPONENTS: use all or api" >&2; exit 2; }
 PKI="$STATE/pki"
 LOGS="$STATE/logs"
 RUN="$STATE/run"
@@ -175,7 +180,9 @@ wait_for_free_ports() { # another control plane (a previous test module's, just 
   local deadline=$((SECONDS + 30)) var port busy
   while :; do
     busy=()
-    for var in ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHEDULER_PORT KWOK_PORT; do
+    local vars=(ETCD_PORT ETCD_PEER_PORT API_PORT)
+    [[ "$COMPONENTS" == api ]] || vars+=(KCM_PORT SCHEDULER_PORT KWOK_PORT)
+    for var in "${vars[@]}"; do
       port="${!var}"
       port_in_use "$port" && busy+=("$var=$port")
     done
@@ -234,6 +241,10 @@ cmd_start() {
     --kubelet-preferred-address-types InternalIP \
     --profiling=false --v 1
   wait_for "kube-apiserver /readyz" kube-apiserver readyz
+  if [[ "$COMPONENTS" == api ]]; then
+    log "ready in $((SECONDS - t0))s (API server only): https://127.0.0.1:$API_PORT (kubeconfig $KUBECONFIG_PATH)"
+    return 0
+  fi
 
   # Controller manager: namespace deletion (namespace controller), garbage collection,
   # default service accounts, workload controllers, node lifecycle (lifts the not-ready taint the

@@ -52,7 +52,7 @@ def evidence_state(stack: str, site_plan, override: Optional[str], now: datetime
     rows = [{"subject": f"{e.get('kind', 'endpoint')}/{e.get('endpoint') or e.get('hardwareProfile') or '-'}",
              "runId": e.get("runId"), "createdAt": e.get("createdAt"), "passed": bool(e.get("passed")),
              "refused": problem} for e, problem in judged]
-    newest = max(parse_time(row["createdAt"]) for row in rows)
+    newest = max(parse_time(str(row["createdAt"])) for row in rows)
     refused = [row for row in rows if row["refused"]]
     failed = [row for row in rows if not row["passed"]]
     verdict = "refused" if refused else "failed" if failed else "passed"

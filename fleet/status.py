@@ -113,9 +113,11 @@ def fleet_status(sites: tuple[Site, ...], options: StatusOptions, jobs: int) -> 
     """Every site's row, in the fleet's order; `jobs` worker processes (1: in this process)."""
     if jobs <= 1 or len(sites) <= 1:
         return [site_status(site, options) for site in sites]
-    # Each worker composes programs one after the other (the Pulumi runtime's state is per process); fork shares the
-    # modules this process has imported.
-    context = multiprocessing.get_context("fork")
+    # Each worker composes programs one after the other (the Pulumi runtime's state is per process). Workers come
+    # from a fork server that imported this module once: not forked from this process, whose threads (a program
+    # composed here before, gRPC) a fork would copy in whatever state they are, and hang on.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
     with ProcessPoolExecutor(max_workers=min(jobs, len(sites)), mp_context=context) as pool:
         return list(pool.map(site_status, sites, [options] * len(sites)))
 
@@ -153,7 +155,8 @@ def render_table(rows: list[dict]) -> str:
         table.append((row["site"], row["profile"], row["environment"], _versions_cell(row["versions"]),
                       verdict, *_evidence_cell(row["evidence"]), _drift_cell(row["drift"])))
     widths = [max(len(str(line[i])) for line in table) for i in range(len(header))]
-    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip() for line in table]
+    lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+             for line in table]
     for row in rows:
         details = row.get("problems") or []
         if row["status"] != BAD_INPUT:

@@ -77,8 +77,9 @@ def matrix_changes(current: CompatibilityMatrix, target: CompatibilityMatrix) ->
         before = (old.version, old.images) if old else (None, {})
         after = (new.version, new.images) if new else (None, {})
         if before != after:
+            names = sorted(set(before[1]) | set(after[1]))
             images = {image: [before[1].get(image), after[1].get(image)]
-                      for image in sorted(set(before[1]) | set(after[1])) if before[1].get(image) != after[1].get(image)}
+                      for image in names if before[1].get(image) != after[1].get(image)}
             changes.append({"component": name, "from": before[0], "to": after[0], "images": images})
     return changes
 

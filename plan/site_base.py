@@ -154,9 +154,9 @@ def _pin(index: int, entry: Any, matrix: CompatibilityMatrix, where: str) -> tup
         problems += [Problem(f"{at}.images.{name}", f"{component} pins no image {name!r}",
                              f"use one of: {', '.join(sorted(matrix.pin(component).images)) or '(none)'}")
                      for name in unknown]
-    if problems:
+    if problems or until is None:
         return None, problems
-    return VersionPin(component, str(entry["version"]), str(entry["wave"]), until, str(entry["reason"]),
+    return VersionPin(str(component), str(entry["version"]), str(entry["wave"]), until, str(entry["reason"]),
                       tuple(sorted(images.items()))), []
 
 
@@ -179,8 +179,8 @@ def read_pins(raw: Mapping[str, Any], source: str, matrix: CompatibilityMatrix,
     seen = [pin.component for pin in pins]
     problems += [Problem(where, f"pins {name} twice", "keep one pin per chart")
                  for name in sorted({n for n in seen if seen.count(n) > 1})]
-    site = raw.get("site") if isinstance(raw.get("site"), dict) else {}
-    if site.get("environment") == "prod":
+    site = raw.get("site")
+    if isinstance(site, dict) and site.get("environment") == "prod":
         problems += [Problem(f"{where}[{seen.index(pin.component)}].until",
                              f"the pin of {pin.component} {pin.version} (wave {pin.wave}) ended {pin.until:%Y-%m-%d}: "
                              "prod runs the matrix once the wave's deadline has passed",
@@ -204,6 +204,7 @@ def pinned_matrix(matrix: CompatibilityMatrix, pins: tuple[VersionPin, ...]) -> 
 def _over_base(raw: Mapping[str, Any], source: str) -> tuple[dict[str, Any], Any, list[Problem]]:
     own = dict(raw)
     named = own.pop(BASE_KEY, None)
+    problems: list[Problem]
     if named is None:
         merged, problems = own, []
     else:
