@@ -332,3 +332,12 @@ def test_the_next_wave_opens_on_fresh_passing_evidence_after_the_apply(fleet_rep
 def test_plan_upgrade_bad_input_is_exit_2(fleet_repo, capsys, argv, words):
     assert main(["plan-upgrade", "--fleet", str(fleet_repo / "fleet.yaml"), *argv]) == 2
     assert words in capsys.readouterr().err
+
+
+def test_status_over_the_example_stacks_lists_each_and_exits_0(tmp_path, capsys):
+    """The issue's bar: every example stack (their frozen copies) checked offline, each listed, exit 0."""
+    from tests.conftest import EXAMPLE_STACKS
+    sites = [{"stack": stack, "file": str(FROZEN_STACKS / f"Pulumi.{stack}.yaml")} for stack in EXAMPLE_STACKS]
+    assert main(["status", "--fleet", str(write_fleet(tmp_path, sites)), "--jobs", "2"]) == 0
+    listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:len(EXAMPLE_STACKS) + 1]]
+    assert listed == list(EXAMPLE_STACKS)
