@@ -3,6 +3,8 @@ each of the site's keys (endpoint, inference service, readiness), believed or re
 age. The fleet reads the index where the site's evidence writes it (evidence/__main__.py: the bucket's index.yaml,
 else evidence/index.yaml), or where the fleet file says."""
 from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
 from typing import Optional
 
 from evidence.record import INDEX_FILE, read_index
@@ -27,6 +29,21 @@ def parse_time(value: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+@lru_cache(maxsize=8)
+def _index_entries(location: str, stamp: tuple) -> tuple[dict, ...]:
+    """The index's entries, read once per worker for every site it checks (`stamp`: a local file's size and mtime,
+    so a rewritten index is read again): sites share an index, and reading it per site made the fleet's cost grow
+    with the square of its sites."""
+    del stamp
+    return tuple(read_index(location))
+
+
+def _entries(location: str) -> tuple[dict, ...]:
+    path = Path(location)
+    stamp = (path.stat().st_size, path.stat().st_mtime_ns) if not location.startswith(S3) and path.is_file() else ()
+    return _index_entries(location, stamp)
+
+
 def _latest(entries: list[dict]) -> list[dict]:
     latest: dict[tuple, dict] = {}
     for entry in entries:
@@ -41,7 +58,7 @@ def evidence_state(stack: str, site_plan, override: Optional[str], now: datetime
     settings = site_plan.site.validation_evidence
     try:
         location = index_location(site_plan, override)
-        entries = [e for e in read_index(location) if e.get("stack") == stack]
+        entries = [e for e in _entries(location) if e.get("stack") == stack]
         if not entries:
             return {"verdict": "none", "index": location, "entries": [], "age_days": None, "created_at": None}
         keys_file = trusted_keys_path(settings)
