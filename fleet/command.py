@@ -46,7 +46,8 @@ def _fleet(args) -> Fleet:
 
 def status(args) -> int:
     fleet = _fleet(args)
-    rows = fleet_status(fleet.sites, StatusOptions(args.policy_pack, now_utc(), drift=not args.offline), args.jobs)
+    options = StatusOptions(args.policy_pack, now_utc(), drift=not args.offline, root=fleet.root)
+    rows = fleet_status(fleet.sites, options, args.jobs)
     worst = max([row["status"] for row in rows], default=OK)
     if args.json:
         print(json.dumps({"fleet": fleet.source, "exit": worst, "sites": rows}, indent=2, default=str))

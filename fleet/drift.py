@@ -15,7 +15,8 @@ from plan.gpu_partition import MIG_LAYOUT
 UNCHANGED = {"same", "read", "refresh"}
 
 
-def preview_drift(stack: str, kubeconfig: Optional[str], work_dir: Path = ROOT) -> dict:
+def preview_drift(stack: str, kubeconfig: Optional[str], work_dir: Path = ROOT,
+                  config_file: Optional[Path] = None) -> dict:
     """{changes: {op: count}, resources: [(op, type, name)]} of `pulumi preview --refresh` through the Automation
     API; {error} when the stack or the engine cannot be reached."""
     from pulumi import automation as auto
@@ -33,7 +34,8 @@ def preview_drift(stack: str, kubeconfig: Optional[str], work_dir: Path = ROOT) 
     try:
         workspace = auto.LocalWorkspace(work_dir=str(work_dir), env_vars=env)
         target = auto.Stack.select(stack, workspace)
-        result = target.preview(refresh=True, on_event=on_event, color="never")
+        result = target.preview(refresh=True, on_event=on_event, color="never",
+                                config_file=str(config_file) if config_file else None)
     except auto.errors.CommandError as error:
         return {"error": str(error).strip().splitlines()[-1][:400] if str(error).strip() else repr(error)}
     changes = {op: count for op, count in (result.change_summary or {}).items()

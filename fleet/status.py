@@ -18,7 +18,7 @@ from fleet.evidence_state import evidence_state
 from fleet.sites import Site
 from offline.policy_check import PackConfigError, evaluate, read_pack_config
 from offline.recorder import run_stack_config
-from plan.catalog import load_matrix
+from plan.catalog import ROOT, load_matrix
 from plan.errors import ConfigError
 from plan.site_base import resolved_config
 from plan.site_plan import build_plan
@@ -30,6 +30,7 @@ class StatusOptions:
     pack_dir: Path
     now: datetime
     drift: bool = True
+    root: Path = ROOT  # the fleet's repository: where a drift preview runs the program
 
 
 def site_plan_of(site: Site):
@@ -92,7 +93,7 @@ def site_status(site: Site, options: StatusOptions) -> dict:
     clock = _timed(timings, "evidence", clock)
     row["drift"] = None
     if site.kubeconfig and options.drift:
-        row["drift"] = {"preview": preview_drift(site.stack, site.kubeconfig),
+        row["drift"] = {"preview": preview_drift(site.stack, site.kubeconfig, options.root, site.file),
                         "gpu": gpu_drift(site_plan, site.kubeconfig, site.context)}
         clock = _timed(timings, "drift", clock)
     row["status"] = FAILED_GATE if mandatory or drifted(row["drift"]) else OK
