@@ -1,6 +1,6 @@
 """`ncp fleet` against live clusters: three site stacks over one shared base, each deployed by the real engine to a
-local API server of its own (etcd + kube-apiserver, NCP_E2E_COMPONENTS=api: the fleet needs three API surfaces, no
-pods); `fleet status` lists them with no drift; an out-of-band edit on one site (a tenant's quota, a GPU node's
+local API server of its own (NCP_E2E_COMPONENTS=api: etcd, kube-apiserver and the controller manager; the fleet needs
+three API surfaces, no pods); `fleet status` lists them with no drift; an out-of-band edit on one site (a tenant's quota, a GPU node's
 labels) is reported as drift and exits 1; a chart bump's wave plan is computed from the fleet's git repository and its
 first wave applied through the Automation API, while the second stays gated on evidence.
 
