@@ -25,11 +25,17 @@ def preview_drift(stack: str, kubeconfig: Optional[str], work_dir: Path = ROOT,
     steps: list[dict] = []
 
     def on_event(event) -> None:
-        pre = event.resource_pre_event
+        pre, diagnostic = event.resource_pre_event, event.diagnostic_event
         if pre is not None and pre.metadata.op.value not in UNCHANGED:
             urn = pre.metadata.urn
             steps.append({"op": pre.metadata.op.value, "type": pre.metadata.type, "name": urn.split("::")[-1],
                           "diffs": list(pre.metadata.diffs or [])})
+        # A live edit can make the step itself fail: a field another manager took over is a server-side apply
+        # conflict. That resource has drifted too; the message says how.
+        if diagnostic is not None and diagnostic.severity == "error" and diagnostic.urn:
+            parts = diagnostic.urn.split("::")
+            steps.append({"op": "refused", "type": parts[-2].split("$")[-1], "name": parts[-1],
+                          "diffs": [" ".join(diagnostic.message.split())[:300]]})
 
     try:
         workspace = auto.LocalWorkspace(work_dir=str(work_dir), env_vars=env)
@@ -37,7 +43,8 @@ def preview_drift(stack: str, kubeconfig: Optional[str], work_dir: Path = ROOT,
         result = target.preview(refresh=True, on_event=on_event, color="never",
                                 config_file=str(config_file) if config_file else None)
     except auto.errors.CommandError as error:
-        return {"error": str(error).strip().splitlines()[-1][:400] if str(error).strip() else repr(error)}
+        lines = [line.strip() for line in str(error).splitlines() if "error" in line.lower() and line.strip()]
+        return {"error": " | ".join(lines[-3:])[:800] or repr(error)[:800]}
     changes = {op: count for op, count in (result.change_summary or {}).items()
                if str(getattr(op, "value", op)) not in UNCHANGED and count}
     return {"changes": {str(getattr(op, "value", op)): count for op, count in changes.items()}, "resources": steps}
