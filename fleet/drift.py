@@ -44,7 +44,7 @@ def preview_drift(stack: str, kubeconfig: Optional[str], work_dir: Path = ROOT,
                                 config_file=str(config_file) if config_file else None)
     except auto.errors.CommandError as error:
         lines = [line.strip() for line in str(error).splitlines() if "error" in line.lower() and line.strip()]
-        return {"error": " | ".join(lines[-3:])[:800] or repr(error)[:800]}
+        return {"error": " | ".join(lines[-3:])[:800] or repr(error)[:800], "resources": steps}
     changes = {op: count for op, count in (result.change_summary or {}).items()
                if str(getattr(op, "value", op)) not in UNCHANGED and count}
     return {"changes": {str(getattr(op, "value", op)): count for op, count in changes.items()}, "resources": steps}
