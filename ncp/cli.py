@@ -31,6 +31,8 @@ COMMANDS: Dict[str, object] = {
     "sync-pins": Command("ncp.sync_pins", "regenerate the policy pack's copies of the program's facts (maintainers)"),
     "config-reference": Command("ncp.config_reference",
                                 "regenerate docs/config-reference.md from the config schema (maintainers)"),
+    "fleet": Command("ncp.fleet.command",
+                     "every site stack: status (versions, policy, evidence, drift) and upgrade waves"),
     "node": {
         "return-to-service": Command("ncp.evidence.node_gate",
                                      "run the return-to-service gate on one node; uncordon only on a pass"),

@@ -20,8 +20,10 @@ RANKS = {
     "ncp.readmodel": 3,  # runs the program under mocks and records what it registers (the tools read it)
     "ncp.offline": 4,  # the offline commands: check, diff, the pack's evaluation, the site CI
     "ncp.twin": 4,  # runs the rendered serving graph as local processes (reads the plan only)
-    "ncp.evidence": 5, "ncp.lifecycle": 5, "ncp.preflight": 5, "ncp.ratrace": 5, "ncp.scaffold": 5, "tools": 5,
+    "ncp.evidence": 5, "ncp.lifecycle": 5, "ncp.preflight": 5, "ncp.ratrace": 5, "ncp.scaffold": 5,
     "ncp.report": 6,  # the release review reads evidence and traceability
+    "ncp.fleet": 6,  # every site of the repository checked (offline, evidence) and upgraded in waves
+    "tools": 7,  # benchmarks and maintainers' checks measure the commands above
     "ncp.cli": 7,  # the one entrance routes to every command
     "ncp.__main__": 8, "ncp": 8,
 }

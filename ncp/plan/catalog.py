@@ -376,6 +376,8 @@ class GpuNames(Sourced):
     taint_key: str
     mig_product_infix: str
     mig_config_label: str
+    mig_config_state_label: str
+    driver_version_label: str
     pci_vendor_id: str
     pci_display_classes: list[str]
 

@@ -20,6 +20,7 @@ from ncp.plan.tenant_pods import quota_problems
 from ncp.plan.layers import READINESS_LAYER, READINESS_NAMESPACE, PlatformLayers, plan_layers
 from ncp.plan.gateway import RoutePlan, endpoint_picker_image, plan_routes
 from ncp.plan.local_overlay import LocalOverlay, local_setting_problems, merged, mirror_problems
+from ncp.plan.site_base import LayeredConfig, VersionPin, layer_site, pinned_matrix
 from ncp.plan.errors import ConfigError, Problem, manual_edit, problems_from_validation, rm_command, set_command
 from ncp.plan.gpu_partition import (
     MIG_LAYOUT, GpuCount, capacity_breakdown, gpu_count, gpu_product_label, gpu_units_per_node, mig_pool_nodes,
@@ -118,6 +119,8 @@ class SitePlan:
     inference_services: tuple[InferenceServicePlan, ...] = ()
     routes: tuple[RoutePlan, ...] = ()  # HTTPRoutes of the gateway path (ncp/plan/gateway.py)
     local_overlay: Optional[str] = None  # the test cluster overlay merged over the stack (ncp/plan/local_overlay.py)
+    base: Optional[str] = None  # the shared base the stack starts from (ncp/plan/site_base.py)
+    version_pins: tuple[VersionPin, ...] = ()  # charts kept off the matrix for a wave (site_base.py)
 
     @property
     def site(self):
@@ -634,16 +637,18 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str,
                overlay: Optional[LocalOverlay] = None) -> SitePlan:
     """raw: the project's config keys without the `ncp-inference:` prefix, values already decoded from JSON;
     overlay: the local control plane's settings, merged over raw after the checks of what raw itself holds."""
+    layered = layer_site(raw, source, load_matrix())  # a shared base and version pins (ncp/plan/site_base.py)
+    raw = layered.raw
     local_problems = local_setting_problems(raw, overlay)
     raw = merged(raw, overlay)
     placeholders = placeholder_problems(dict(raw), f"{PROJECT}:", SECRET_KEYS)
     if not placeholders:
-        return _validated_plan(raw, secret_keys, source, overlay, local_problems)
+        return _validated_plan(raw, secret_keys, source, overlay, local_problems, layered)
     # Placeholders do not hide the other problems: validate again with a value of its kind in place of each, and
     # keep every problem that is not about a placeholder's own value (that one is the placeholder problem).
     stand_ins, replaced = with_stand_ins(dict(raw))
     try:
-        _validated_plan(stand_ins, secret_keys | (replaced & set(SECRET_KEYS)), source, overlay, [])
+        _validated_plan(stand_ins, secret_keys | (replaced & set(SECRET_KEYS)), source, overlay, [], layered)
         others: list[Problem] = []
     except ConfigError as error:
         others = [p for p in error.problems if not at_placeholder(p.path, placeholders)]
@@ -652,7 +657,7 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str,
 
 
 def _validated_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str, overlay: Optional[LocalOverlay],
-                    local_problems: list[Problem]) -> SitePlan:
+                    local_problems: list[Problem], layered: LayeredConfig) -> SitePlan:
     problems: list[Problem] = local_problems + number_problems(dict(raw), f"{PROJECT}:")
     for key in SECRET_KEYS:
         if key in raw and key not in secret_keys:
@@ -676,7 +681,7 @@ def _validated_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str, 
         problems += _profile_problems(config, profile)
         problems += _node_pool_problems(config, profile)
 
-    matrix = load_matrix()
+    matrix = pinned_matrix(load_matrix(), layered.pins)
     k8s = config.site.kubernetes_version or matrix.kubernetes.default_version
     # RA: Architecture Decision Guardrails: "The platform needs a declared Kubernetes API surface"
     if k8s not in matrix.kubernetes.supported_versions:
@@ -745,4 +750,6 @@ def _validated_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str, 
         inference_services=tuple(services),
         routes=tuple(routes),
         local_overlay=overlay.path if overlay else None,
+        base=layered.base,
+        version_pins=layered.pins,
     )

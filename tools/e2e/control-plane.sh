@@ -25,6 +25,10 @@
 #   NCP_E2E_ADMISSION_PLUGINS admission plugins enabled beyond the API server's defaults (default PodNodeSelector,
 #                        which holds tenants to their node pools; preflight proves it is on). Set it empty to
 #                        start a control plane that lacks it, as many managed clusters do.
+#   NCP_E2E_COMPONENTS   all (default) or api: etcd, the kube-apiserver and the controller manager with its serving
+#                        port off (three ports: etcd client and peer, API server; the controller manager still fills
+#                        in ResourceQuota status, which the engine waits for), no scheduler and no KWOK: for tests
+#                        that need several clusters' API surfaces at once and no pods (tests/e2e/test_fleet_e2e.py).
 #   NCP_E2E_SCHEDULER_NAMES extra scheduler names the real kube-scheduler also answers to, as extra profiles
 #                        (the tests pass KAI's: pods that name it are filtered and placed like any other;
 #                        KAI's queues and gangs are not simulated). Default: none.
@@ -43,6 +47,8 @@ KWOK_NODE_ANNOTATION="kwok.x-k8s.io/node=fake"
 TIMEOUT="${NCP_E2E_TIMEOUT:-120}"
 SCHEDULER_NAMES="${NCP_E2E_SCHEDULER_NAMES:-}"
 ADMISSION_PLUGINS="${NCP_E2E_ADMISSION_PLUGINS-PodNodeSelector}"
+COMPONENTS="${NCP_E2E_COMPONENTS:-all}"
+[[ "$COMPONENTS" == all || "$COMPONENTS" == api ]] || { echo "control-plane: error: NCP_E2E_COMPONENTS=$COMPONENTS: use all or api" >&2; exit 2; }
 PKI="$STATE/pki"
 LOGS="$STATE/logs"
 RUN="$STATE/run"
@@ -175,7 +181,9 @@ wait_for_free_ports() { # another control plane (a previous test module's, just 
   local deadline=$((SECONDS + 30)) var port busy
   while :; do
     busy=()
-    for var in ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHEDULER_PORT KWOK_PORT; do
+    local vars=(ETCD_PORT ETCD_PEER_PORT API_PORT)
+    [[ "$COMPONENTS" == api ]] || vars+=(KCM_PORT SCHEDULER_PORT KWOK_PORT)
+    for var in "${vars[@]}"; do
       port="${!var}"
       port_in_use "$port" && busy+=("$var=$port")
     done
@@ -241,7 +249,7 @@ cmd_start() {
   # Talks to the apiserver as the admin.
   spawn kube-controller-manager "$BIN/kube-controller-manager" \
     --kubeconfig "$KUBECONFIG_PATH" \
-    --bind-address 127.0.0.1 --secure-port "$KCM_PORT" \
+    --bind-address 127.0.0.1 --secure-port "$([[ "$COMPONENTS" == api ]] && echo 0 || echo "$KCM_PORT")" \
     --cert-dir "$STATE/kcm-certs" \
     --leader-elect=false \
     --controllers "*,-nodeipam,-cloud-node-lifecycle,-service,-route,-attachdetach,-persistentvolume-expander,-ttl" \
@@ -251,6 +259,10 @@ cmd_start() {
     --use-service-account-credentials=false \
     --profiling=false --v 1
   wait_for "the default service account (controller-manager running)" kube-controller-manager default_sa_exists
+  if [[ "$COMPONENTS" == api ]]; then
+    log "ready in $((SECONDS - t0))s (no scheduler, no KWOK): https://127.0.0.1:$API_PORT (kubeconfig $KUBECONFIG_PATH)"
+    return 0
+  fi
 
   # The real scheduler: node selectors, tolerations, resources, priorities, volume binding; one profile per
   # scheduler name (kube-scheduler's KubeSchedulerConfiguration profiles, kubescheduler.config.k8s.io/v1).
