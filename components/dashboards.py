@@ -6,6 +6,7 @@ rules and the upstream metric names of data/telemetry-signals.yaml, so renaming 
 """
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from ncp.plan.catalog import MetricSource
 from ncp.plan.names import PROJECT
@@ -53,7 +54,7 @@ class Dashboard:
     def model(self) -> dict:
         """The dashboard JSON Grafana imports."""
         width, height = 12, 8
-        panels = [{
+        panels: list[dict[str, Any]] = [{
             "id": index + 1, "type": panel.kind, "title": panel.title,
             "datasource": {"type": "prometheus", "uid": "${datasource}"},
             "gridPos": {"x": (index % 2) * width, "y": (index // 2) * height, "w": width, "h": height},
@@ -61,7 +62,8 @@ class Dashboard:
             "targets": [{"refId": "A", "expr": panel.expr, "legendFormat": panel.legend,
                          "datasource": {"type": "prometheus", "uid": "${datasource}"}}],
         } for index, panel in enumerate(self.panels)]
-        templating = [{"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Prometheus"}]
+        templating: list[dict[str, Any]] = [
+            {"name": "datasource", "type": "datasource", "query": "prometheus", "label": "Prometheus"}]
         templating += [{"name": name, "type": "query", "label": name.capitalize(), "includeAll": True,
                         "multi": True, "allValue": VARIABLES[name], "refresh": 2,
                         "datasource": {"type": "prometheus", "uid": "${datasource}"},

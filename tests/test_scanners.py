@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-import plan.sources
+import ncp.plan.sources
 from ncp.readmodel.recorder import run_stack_file
 from ncp.plan.sources import read_stack_file
 from tests.conftest import EXAMPLE_STACKS, PROJECT_STACK_FILE
@@ -53,7 +53,7 @@ def _scanner(name: str):
 def shipped():
     """Each example stack as shipped: its recording and the facts its baseline reasons are checked against."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(plan.sources, "stack_file", PROJECT_STACK_FILE)
+        patch.setattr(ncp.plan.sources, "stack_file", PROJECT_STACK_FILE)
         out = {}
         for stack in STACKS:
             recording = run_stack_file(stack)
