@@ -23,6 +23,7 @@ CRDS = {
     "kai-scheduler/scheduling.run.ai_queues.yaml": "v2",
     "prometheus-operator/monitoring.coreos.com_prometheusrules.yaml": "v1",
     "prometheus-operator/monitoring.coreos.com_podmonitors.yaml": "v1",
+    "prometheus-operator/monitoring.coreos.com_servicemonitors.yaml": "v1",
     "dynamo/nvidia.com_dynamographdeployments.yaml": "v1alpha1",
     "network-operator/mellanox.com_nicclusterpolicies.yaml": "v1alpha1",
     "network-operator/005-nv-ipam.nvidia.com_ippools.yaml": "v1alpha1",

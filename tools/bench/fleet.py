@@ -4,12 +4,12 @@ cost per site must stay flat (total linear in sites): the per-site wall time at 
 FLAT_RATIO x the one at 10 sites. Prints where a site's time goes (plan, composing the program under mocks, the
 policy pack, evidence verification) and writes tools/bench/results/fleet.json.
 
-    ncp bench fleet [--sites 1 10 50] [--jobs N] [--profile hgx-h200] [--environment staging]
-    (until the `ncp` CLI lands: .venv/bin/python -c 'import sys; from bench.fleet import main; sys.exit(main())')
+    .venv/bin/python tools/bench/fleet.py [--sites 1 10 50] [--jobs N] [--profile hgx-h200] [--environment staging]
 """
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from datetime import datetime, timedelta, timezone
@@ -18,21 +18,23 @@ from typing import Optional, Sequence
 
 import yaml
 
-from ncp.cli_exit import FAILED_GATE, OK, run_command
-from ncp.evidence.record import append_index, signed_entry, write_signed
-from ncp.evidence.signing import Signer, generate
-from ncp.evidence.store import open_store
-from ncp.fleet.sites import Site
-from ncp.fleet.status import StatusOptions, fleet_status
-from ncp.offline.policy_check import PACK_DIR
-from tests.support.synthetic import site_config
-from ncp.plan.catalog import ROOT
-from ncp.plan.config import ValidationEvidence
-from ncp.plan.names import PROJECT
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from ncp.cli_exit import FAILED_GATE, OK, run_command  # noqa: E402
+from ncp.evidence.record import append_index, signed_entry, write_signed  # noqa: E402
+from ncp.evidence.signing import Signer, generate  # noqa: E402
+from ncp.evidence.store import open_store  # noqa: E402
+from ncp.fleet.sites import Site  # noqa: E402
+from ncp.fleet.status import StatusOptions, fleet_status  # noqa: E402
+from ncp.offline.policy_check import PACK_DIR  # noqa: E402
+from tests.support.synthetic import site_config  # noqa: E402
+from ncp.plan.catalog import ROOT  # noqa: E402
+from ncp.plan.config import ValidationEvidence  # noqa: E402
+from ncp.plan.names import PROJECT  # noqa: E402
 
 FLAT_RATIO = 1.25
 STEPS = ("plan", "compose", "policy", "evidence")
-RESULTS = ROOT / "bench" / "results" / "fleet.json"
+RESULTS = ROOT / "tools" / "bench" / "results" / "fleet.json"
 
 
 def _keys(folder: Path) -> tuple[Signer, Path]:
@@ -84,7 +86,7 @@ def measure(count: int, jobs: int, profile: str, environment: str) -> dict:
 
 
 def _dispatch(argv: Optional[Sequence[str]]) -> int:
-    parser = argparse.ArgumentParser(prog="ncp bench fleet", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="tools/bench/fleet.py", description=__doc__.splitlines()[0])
     parser.add_argument("--sites", type=int, nargs="+", default=[1, 10, 50])
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--profile", default="hgx-h200")
@@ -111,5 +113,9 @@ def _dispatch(argv: Optional[Sequence[str]]) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """`ncp bench fleet`."""
+    """`tools/bench/fleet.py`."""
     return run_command(_dispatch, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
