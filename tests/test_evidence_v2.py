@@ -140,6 +140,12 @@ def test_stale_evidence_is_refused_and_ttl_comes_from_the_stack(prod, tmp_path, 
     assert "stale: expired" in capsys.readouterr().out
     assert evidence_cli.main(["verify", "--stack", "prod", "--index", str(index),
                               "--now", (old + timedelta(days=1)).isoformat()]) == 0, "fresh on the day after"
+    # A date without an offset is UTC, not a crash (exit 3) comparing naive and aware times; a bad one is bad input.
+    assert evidence_cli.main(["verify", "--stack", "prod", "--index", str(index),
+                              "--now", (old + timedelta(days=1)).date().isoformat()]) == 0
+    with pytest.raises(SystemExit) as refused:
+        evidence_cli.main(["verify", "--stack", "prod", "--index", str(index), "--now", "next tuesday"])
+    assert refused.value.code == 2 and "is not an ISO date or time" in capsys.readouterr().err
     raw, secrets = read_stack_file("prod")
     raw["site"]["validationEvidence"]["ttlDays"] = {"endpoint": 45}
     longer = build_plan(with_keys(raw, evidence_keys), secrets, "Pulumi.prod.yaml")

@@ -22,7 +22,7 @@ Exit codes: 0 passed / verified / no regression; 1 an endpoint failed, an entry 
 import argparse
 import json
 import sys
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pulumi
@@ -108,7 +108,7 @@ def verify(args) -> int:
     keys_file = trusted_keys_path(settings)
     index = default_index(args, site_plan)
     entries = [e for e in read_index(index) if e.get("stack") == args.stack]
-    now = datetime.fromisoformat(args.now) if args.now else None
+    now = args.now
     results = verify_index(entries, keys_file.read_text() if keys_file.is_file() else None, str(keys_file), now)
     for entry, problem in results:
         print(f"{'VERIFIED' if problem is None else 'REFUSED '} {describe(entry)}"
@@ -148,6 +148,16 @@ def compare(args) -> int:
     return FAILED_GATE if any(d.regression for d in deltas) else OK
 
 
+def moment(text: str) -> datetime:
+    """An ISO date or time; one without an offset is UTC (the index's times are UTC)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date or time (e.g. 2027-02-01 or "
+                                         "2027-02-01T12:00:00+00:00)") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
 def _parser(command: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"ncp evidence{'' if command == 'write' else ' ' + command}",
                                      description=__doc__.splitlines()[0])
@@ -163,7 +173,9 @@ def _parser(command: str) -> argparse.ArgumentParser:
     parser.add_argument("--index", help="evidence index file or s3:// object (default: the bucket's index.yaml "
                                          "when the evidence is in a bucket, else evidence/index.yaml)")
     if command == "verify":
-        parser.add_argument("--now", help="judge freshness at this ISO time instead of now (e.g. a release date)")
+        parser.add_argument("--now", type=moment,
+                            help="judge freshness at this ISO date or time instead of now (e.g. a release date; UTC "
+                                 "where it names no offset)")
     if command == "compare":
         parser.add_argument("--record", required=True, help="the record JSON to compare (local path or s3://)")
     return parser
