@@ -70,7 +70,7 @@ def picker_env(args: EndpointPickerArgs, namespace: str) -> list[k8s.core.v1.Env
     values = {
         "DYN_DISCOVERY_BACKEND": "kubernetes",
         "DYNAMO_NAMESPACE": dynamo.dynamo_namespace(namespace, args.endpoint),
-        "DYNAMO_KV_BLOCK_SIZE": args.pin.overrides["kvBlockSize"],
+        "DYNAMO_KV_BLOCK_SIZE": str(args.pin.overrides["kvBlockSize"]),
         "USE_STREAMING": "true",
     }
     return [_field_env("POD_NAME", "metadata.name"), _field_env("POD_NAMESPACE", "metadata.namespace"),

@@ -7,6 +7,7 @@ serialises `model.py` marked @autoserialize (triton-inference-server/dali_backen
 """
 import json
 
+from ncp.plan.inference_service_config import DaliPreprocessing
 from ncp.plan.inference_services import ENGINE_FILE, PROVENANCE_FILE, InferenceServicePlan
 
 DALI_INPUT, DALI_OUTPUT = "DALI_INPUT_0", "DALI_OUTPUT_0"
@@ -39,8 +40,15 @@ def engine_config(plan: InferenceServicePlan) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _preprocessing(plan: InferenceServicePlan) -> DaliPreprocessing:
+    """The service's DALI stage; the ensemble files are only written for a service that has one."""
+    if plan.service.preprocessing is None:
+        raise ValueError(f"{plan.name}: no DALI preprocessing to write an ensemble for")
+    return plan.service.preprocessing
+
+
 def dali_config(plan: InferenceServicePlan) -> str:
-    height, width = plan.service.preprocessing.resize
+    height, width = _preprocessing(plan).resize
     channels = next(iter(plan.service.engine.inputs.values()))[0]
     return "\n".join([
         f'name: "{plan.preprocess_model}"', 'backend: "dali"', f"max_batch_size: {plan.service.engine.max_batch_size}",
@@ -51,7 +59,7 @@ def dali_config(plan: InferenceServicePlan) -> str:
 
 def dali_pipeline(plan: InferenceServicePlan) -> str:
     """Decode on the GPU (device mixed), resize, normalise to the engine's CHW float input."""
-    pre = plan.service.preprocessing
+    pre = _preprocessing(plan)
     height, width = pre.resize
     return "\n".join([
         "import nvidia.dali as dali",
