@@ -33,7 +33,7 @@ class SchedulingArgs:
         platform_queues: the platform's own leaf queues (the readiness tests), tenant of none. Default: [].
         queue_metrics: the KAI queue controller's metrics Service and series (data/telemetry-signals.yaml `kai`);
             None creates no ServiceMonitor for it. Default: None.
-        scrape_interval: how often Prometheus scrapes the queue controller (a Prometheus duration). Default: `30s`.
+        scrape_interval: how often Prometheus scrapes the queue controller (a Prometheus duration). Default: '30s'.
         monitor_labels: the labels the site's Prometheus selects ServiceMonitors by. Default: {}.
     """
 
