@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from ncp.plan.catalog import ROOT, CompatibilityMatrix
-from ncp.plan.errors import ConfigError, Problem
+from ncp.plan.errors import ConfigError, Problem, manual_edit, rm_command, set_command
 from ncp.plan.names import PROJECT
 
 BASE_KEY, PINS_KEY, TENANT_DEFAULTS_KEY = "base", "versionPins", "tenantDefaults"
@@ -83,7 +83,9 @@ def _read_base(named: Any, source: str) -> tuple[dict[str, Any], list[Problem]]:
     path = _base_path(named, source)
     if not path.is_file():
         return {}, [Problem(key, f"names {named}, which does not exist ({path})",
-                            "create the base (a stack file's `config:` of shared keys) or correct the path")]
+                            manual_edit(named, "the whole file", "create the base (a stack file's `config:` of "
+                                        "shared keys)")
+                            + f", or correct the path: {set_command(f'{PROJECT}:{BASE_KEY}', '<path>')}")]
     from ncp.plan.sources import config_of_document  # sources builds plans: imported here, where it is needed
 
     raw, secrets = config_of_document(path.read_bytes(), named)
@@ -92,7 +94,8 @@ def _read_base(named: Any, source: str) -> tuple[dict[str, Any], list[Problem]]:
                            (PINS_KEY, "version pins are a site's own, for the length of a wave")):
         if forbidden in raw:
             problems.append(Problem(f"{named}: {PROJECT}:{forbidden}", f"is refused in a base: {why}",
-                                    f"move it into the site's stack file ({source})"))
+                                    manual_edit(named, f"{PROJECT}:{forbidden}",
+                                                f"move it into the site's stack file ({source})")))
     for secret in sorted(secrets):
         problems.append(Problem(f"{named}: {PROJECT}:{secret}",
                                 "is a secure value: a base holds no secrets (each stack has its own encryption key)",
@@ -107,7 +110,8 @@ def _with_tenant_defaults(raw: dict[str, Any], source: str) -> tuple[dict[str, A
     if not isinstance(defaults, dict):
         return raw, [Problem(f"{source}: {PROJECT}:{TENANT_DEFAULTS_KEY}",
                              f"is a {type(defaults).__name__}, not a mapping of tenant settings",
-                             "write it as the keys every tenant shares, e.g. {cpuQuota: \"16\", admins: [ops]}")]
+                             manual_edit(source, f"{PROJECT}:{TENANT_DEFAULTS_KEY}", "write it as the keys every "
+                                         "tenant shares, e.g. {cpuQuota: \"16\", admins: [ops]}"))]
     tenants = raw.get("tenants")
     if isinstance(tenants, list):
         raw["tenants"] = [deep_merge(defaults, tenant) if isinstance(tenant, dict) else tenant for tenant in tenants]
@@ -129,30 +133,35 @@ def _until(value: Any) -> Optional[datetime]:
 
 def _pin(index: int, entry: Any, matrix: CompatibilityMatrix, where: str) -> tuple[Optional[VersionPin],
                                                                                    list[Problem]]:
-    at = f"{where}[{index}]"
+    at, key_path = f"{where}[{index}]", f"{PROJECT}:{PINS_KEY}[{index}]"
     if not isinstance(entry, dict):
         return None, [Problem(at, f"is a {type(entry).__name__}, not a pin",
-                              "write {component, version, wave, until, reason}")]
-    problems = [Problem(f"{at}.{key}", "is not a pin field", f"use only: {', '.join(sorted(PIN_FIELDS))}")
+                              f"{set_command(f'{key_path}.component', '<chart>')}, then version, wave, until and "
+                              "reason the same way")]
+    problems = [Problem(f"{at}.{key}", "is not a pin field",
+                        f"{rm_command(f'{key_path}.{key}')} (pin fields: {', '.join(sorted(PIN_FIELDS))})")
                 for key in sorted(set(entry) - PIN_FIELDS)]
-    problems += [Problem(f"{at}.{key}", "is required", "a pin says what it keeps, for which wave, until when and why")
+    problems += [Problem(f"{at}.{key}", "is required (a pin says what it keeps, for which wave, until when and why)",
+                         set_command(f"{key_path}.{key}", "<value>"))
                  for key in REQUIRED_PIN_FIELDS if not str(entry.get(key) or "").strip()]
     component = entry.get("component")
     if component and component not in matrix.components:
         problems.append(Problem(f"{at}.component", f"{component!r} is not a chart of the compatibility matrix",
-                                f"use one of: {', '.join(sorted(matrix.components))}"))
+                                f"{set_command(f'{key_path}.component', '<chart>')} "
+                                f"(one of: {', '.join(sorted(matrix.components))})"))
     until = _until(entry.get("until"))
     if entry.get("until") and until is None:
         problems.append(Problem(f"{at}.until", f"{entry.get('until')!r} is not a date",
-                                "write the wave's deadline as YYYY-MM-DD or an ISO time"))
+                                set_command(f"{key_path}.until", "YYYY-MM-DD")))
     images = entry.get("images") or {}
     if not isinstance(images, dict) or not all(isinstance(v, str) for v in images.values()):
         problems.append(Problem(f"{at}.images", "is not a mapping of image name to version",
-                                "e.g. {driver: \"580.95.05\"}"))
+                                set_command(f"{key_path}.images.<image>", "<version>")))
     elif component in matrix.components:
         unknown = sorted(set(images) - set(matrix.pin(component).images))
         problems += [Problem(f"{at}.images.{name}", f"{component} pins no image {name!r}",
-                             f"use one of: {', '.join(sorted(matrix.pin(component).images)) or '(none)'}")
+                             f"{rm_command(f'{key_path}.images.{name}')} (images of {component}: "
+                             f"{', '.join(sorted(matrix.pin(component).images)) or 'none'})")
                      for name in unknown]
     if problems or until is None:
         return None, problems
@@ -169,7 +178,8 @@ def read_pins(raw: Mapping[str, Any], source: str, matrix: CompatibilityMatrix,
         return (), []
     if not isinstance(entries, list):
         return (), [Problem(where, f"is a {type(entries).__name__}, not a list of pins",
-                            "write a list of {component, version, wave, until, reason}")]
+                            manual_edit(source, f"{PROJECT}:{PINS_KEY}",
+                                        "write a list of {component, version, wave, until, reason}"))]
     pins, problems = [], []
     for index, entry in enumerate(entries):
         pin, found = _pin(index, entry, matrix, where)
@@ -177,15 +187,19 @@ def read_pins(raw: Mapping[str, Any], source: str, matrix: CompatibilityMatrix,
         if pin is not None:
             pins.append(pin)
     seen = [pin.component for pin in pins]
-    problems += [Problem(where, f"pins {name} twice", "keep one pin per chart")
+    problems += [Problem(where, f"pins {name} twice", manual_edit(source, f"{PROJECT}:{PINS_KEY}",
+                                                                  "keep one pin per chart"))
                  for name in sorted({n for n in seen if seen.count(n) > 1})]
     site = raw.get("site")
     if isinstance(site, dict) and site.get("environment") == "prod":
         problems += [Problem(f"{where}[{seen.index(pin.component)}].until",
                              f"the pin of {pin.component} {pin.version} (wave {pin.wave}) ended {pin.until:%Y-%m-%d}: "
                              "prod runs the matrix once the wave's deadline has passed",
-                             f"remove the pin (the site upgrades with its wave), or, with the wave owner's approval, "
-                             f"move `until` in {source}") for pin in pins if pin.expired(now)]
+                             f"remove the pin (the site upgrades with its wave): "
+                             f"{rm_command(f'{PROJECT}:{PINS_KEY}[{seen.index(pin.component)}]')}, or, with the wave "
+                             f"owner's approval, move the deadline: "
+                             f"{set_command(f'{PROJECT}:{PINS_KEY}[{seen.index(pin.component)}].until', 'YYYY-MM-DD')}")
+                     for pin in pins if pin.expired(now)]
     return tuple(pins), problems
 
 
