@@ -214,7 +214,8 @@ def test_rail_subnets_must_give_every_gpu_node_a_block():
     rails = {"components__networkOperator__railPrefixLength": 24, "components__networkOperator__perNodeBlockSize": 16}
     assert plan_of(config_with("hgx-h200", gpu_nodes=15, **rails)).rails[0].subnet == "192.168.0.0/24"
     message = refused(config_with("hgx-h200", gpu_nodes=16, **rails), "components.networkOperator.railPrefixLength")
-    assert "to 15 nodes" in message and "site.gpuNodes is 16" in message and "railPrefixLength (e.g. 23)" in message
+    assert "to 15 nodes" in message and "site.gpuNodes is 16" in message
+    assert "components.networkOperator.railPrefixLength' 23" in message, "the fix sets the prefix that fits"
     wider = plan_of(config_with("hgx-h200", gpu_nodes=16,
                                 **{**rails, "components__networkOperator__railPrefixLength": 23}))
     assert [r.subnet for r in wider.rails[:2]] == ["192.168.0.0/23", "192.168.2.0/23"]
