@@ -2,7 +2,7 @@
 pinned Helm releases."""
 import base64
 import json
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence, TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -17,6 +17,7 @@ PART_OF = PROJECT
 TENANT_LABEL = TENANT_KEY
 # PriorityClass names the baseline creates and workloads use.
 PRIORITY_SYSTEM, PRIORITY_SERVING, PRIORITY_BATCH = "ncp-system", "ncp-serving", "ncp-batch"
+T = TypeVar("T")
 
 
 class ResourceError(pulumi.RunError):
@@ -39,10 +40,7 @@ class Layer(pulumi.ComponentResource):
     def __init__(self, type_name: str, name: str, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__(f"{PROJECT}:layers:{type_name}", name, None, opts)
         self._title = f"{type_name} {name!r}"
-        depends_on = opts.depends_on if opts is not None else None
-        if depends_on is not None and not isinstance(depends_on, (list, tuple)):
-            depends_on = [depends_on]
-        self._after = list(depends_on or [])
+        self._after = resource_list(opts.depends_on if opts is not None else None, f"{self._title} depends_on")
 
     def child(self, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
         """Options for a child: parented here, after the component's own dependencies and the ones given."""
@@ -53,6 +51,43 @@ class Layer(pulumi.ComponentResource):
         Components call it before they create any child."""
         if problems:
             raise ResourceError(f"{self._title}: bad arguments: " + "; ".join(problems), self)
+
+
+def resource_list(depends_on: Optional[pulumi.Input[Sequence[pulumi.Input[pulumi.Resource]] | pulumi.Resource]],
+                  what: str) -> list[pulumi.Input[pulumi.Resource]]:
+    """ResourceOptions.depends_on as a list: one resource, a list or tuple of them, or none. The program never
+    passes an Output of resources; one would be a programming error, named here."""
+    if depends_on is None:
+        return []
+    if isinstance(depends_on, pulumi.Resource):
+        return [depends_on]
+    if isinstance(depends_on, (list, tuple)):
+        return list(depends_on)
+    raise TypeError(f"{what}: expected a resource or a list of resources, got {type(depends_on).__name__}")
+
+
+def plain_list(value: Optional[pulumi.Input[Sequence[pulumi.Input[T]]]], what: str) -> list[pulumi.Input[T]]:
+    """A list-valued Args field the program itself filled (a list or tuple, or unset) as a list."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise TypeError(f"{what}: expected a list the program built, got {type(value).__name__}")
+
+
+def required(value: Optional[T], what: str) -> T:
+    """A value the plan guarantees wherever a component uses it (its validation refuses a config without it);
+    its absence is a bug in the plan's rules, said plainly instead of an AttributeError deep in a component."""
+    if value is None:
+        raise RuntimeError(f"{what} is unset: the plan validated without it; a validation rule is missing")
+    return value
+
+
+def plain(value: object, kind: type[T], what: str) -> T:
+    """An Args value the program itself built, as its class (not an Output or awaitable)."""
+    if not isinstance(value, kind):
+        raise TypeError(f"{what}: expected {kind.__name__}, got {type(value).__name__}")
+    return value
 
 
 def at_least(name: str, value: int, minimum: int) -> list[str]:
@@ -123,15 +158,17 @@ SCRATCH_MOUNT, SCRATCH_SIZE = "/tmp", "2Gi"
 def scratch(container: k8s.core.v1.ContainerArgs) -> tuple[k8s.core.v1.ContainerArgs, k8s.core.v1.VolumeArgs]:
     """The container with a read-only root filesystem, HOME and a writable emptyDir at /tmp; and that volume."""
     container.security_context = restricted_container(read_only_root=True)
-    container.volume_mounts = [*(container.volume_mounts or []),
+    container.volume_mounts = [*plain_list(container.volume_mounts, "volume_mounts"),
                                k8s.core.v1.VolumeMountArgs(name="scratch", mount_path=SCRATCH_MOUNT)]
-    home = {"name": "HOME", "value": SCRATCH_MOUNT}
-    container.env = pulumi.Output.from_input(container.env or []).apply(lambda env: [*env, home]) \
-        if isinstance(container.env, pulumi.Output) else [*(container.env or []), k8s.core.v1.EnvVarArgs(**home)]
-    resources = container.resources or k8s.core.v1.ResourceRequirementsArgs()
+    home = k8s.core.v1.EnvVarArgs(name="HOME", value=SCRATCH_MOUNT)
+    env = container.env
+    container.env = env.apply(lambda values: [*values, home]) if isinstance(env, pulumi.Output) \
+        else [*plain_list(env, "env"), home]
+    resources = plain(container.resources or k8s.core.v1.ResourceRequirementsArgs(),
+                      k8s.core.v1.ResourceRequirementsArgs, "resources")
     container.resources = k8s.core.v1.ResourceRequirementsArgs(
-        requests={**(resources.requests or {}), "ephemeral-storage": "1Gi"},
-        limits={**(resources.limits or {}), "ephemeral-storage": SCRATCH_SIZE})
+        requests={**plain(resources.requests or {}, dict, "requests"), "ephemeral-storage": "1Gi"},
+        limits={**plain(resources.limits or {}, dict, "limits"), "ephemeral-storage": SCRATCH_SIZE})
     return container, scratch_volume()
 
 
@@ -249,9 +286,9 @@ def docker_config_json(api_key: str) -> str:
 def ngc_pull_secret(resource_name: str, metadata: k8s.meta.v1.ObjectMetaArgs, api_key: pulumi.Output[str],
                     opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
     """An nvcr.io image pull secret made from the NGC API key (kept secret in state)."""
-    return k8s.core.v1.Secret(
-        resource_name, metadata=metadata, type="kubernetes.io/dockerconfigjson",
-        string_data={".dockerconfigjson": pulumi.Output.secret(api_key.apply(docker_config_json))}, opts=opts)
+    config: pulumi.Output[str] = pulumi.Output.secret(api_key.apply(docker_config_json))
+    return k8s.core.v1.Secret(resource_name, metadata=metadata, type="kubernetes.io/dockerconfigjson",
+                              string_data={".dockerconfigjson": config}, opts=opts)
 
 
 def restricted_deployment(
@@ -267,8 +304,9 @@ def restricted_deployment(
     """One replica of a service pod that passes PSA `restricted`, its containers on a read-only root filesystem
     with scratch space at /tmp; selected by its app.kubernetes.io/name label."""
     pod.security_context = restricted_pod()
-    pod.containers = [scratch(container)[0] for container in pod.containers]
-    pod.volumes = [*(pod.volumes or []), scratch_volume()]
+    pod.containers = [scratch(plain(container, k8s.core.v1.ContainerArgs, "containers"))[0]
+                      for container in plain_list(pod.containers, "containers")]
+    pod.volumes = [*plain_list(pod.volumes, "volumes"), scratch_volume()]
     return k8s.apps.v1.Deployment(
         resource_name,
         metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace, labels=labels,

@@ -93,6 +93,9 @@ def gpu_health_groups(args: TelemetryArgs) -> list[dict]:
     m = args.dcgm.metrics
     keep = ", ".join(["node", *args.dcgm.gpu_labels, "tenant"])
     namespace = args.dcgm.workload_namespace_label
+    if namespace is None:
+        raise ValueError("data/telemetry-signals.yaml dcgm: workloadNamespaceLabel is unset; per-tenant GPU alerts "
+                         "need the label dcgm-exporter puts the pod's namespace in (exported_namespace)")
 
     def per_gpu(expr: str) -> str:
         return f"max by ({keep}) ({tenant_from(expr, namespace, args.tenant_namespace_prefix)})"
@@ -239,7 +242,7 @@ def site_rule_groups(args: TelemetryArgs) -> list[dict]:
 
 def prometheus_stack_values(storage: Optional[StorageTier], dashboard_label: tuple[str, str]) -> dict:
     # Select monitors and rules from every release, not only this chart's own (upstream gotcha).
-    spec = {
+    spec: dict[str, object] = {
         "serviceMonitorSelectorNilUsesHelmValues": False,
         "podMonitorSelectorNilUsesHelmValues": False,
         "ruleSelectorNilUsesHelmValues": False,
@@ -268,13 +271,15 @@ def retention_size(size: str) -> str:
 class Telemetry(Layer):
     def __init__(self, name: str, args: TelemetryArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("Telemetry", name, opts)
-        depends_on = [args.rules_namespace]
-        self.prometheus = None
-        if args.prometheus_pin is not None:
+        pin, namespace = args.prometheus_pin, args.prometheus_namespace
+        self.refuse(["prometheus_pin is set without prometheus_namespace (the Prometheus stack's layer namespace)"]
+                    if pin is not None and namespace is None else [])
+        depends_on: list[pulumi.Resource] = [args.rules_namespace]
+        self.prometheus: Optional[k8s.helm.v3.Release] = None
+        if pin is not None and namespace is not None:
             values = prometheus_stack_values(args.prometheus_storage, args.dashboard_label)
-            self.prometheus = helm_release("kube-prometheus-stack", args.prometheus_pin, values,
-                                           args.prometheus_namespace.metadata.name, self, args.skip_await,
-                                           depends_on=[args.prometheus_namespace])
+            self.prometheus = helm_release("kube-prometheus-stack", pin, values,
+                                           namespace.metadata.name, self, args.skip_await, depends_on=[namespace])
             depends_on.append(self.prometheus)
         k8s.apiextensions.CustomResource(
             f"{name}-gpu-health-rules",

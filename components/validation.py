@@ -181,9 +181,10 @@ class ValidationSuite(Layer):
                                              name=role.metadata.name),
             subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=self.NAME, namespace=ns)],
             opts=child)
-        results = k8s.core.v1.VolumeArgs(name="results", empty_dir={})
+        results = k8s.core.v1.VolumeArgs(name="results", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs())
+        after: list[pulumi.Resource] = [account, binding]
         if args.results is not None:
-            claim = k8s.core.v1.PersistentVolumeClaim(
+            after.append(k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-results",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{self.NAME}-results", namespace=ns,
                                                     labels=tier_labels("benchmark-output"),
@@ -191,11 +192,8 @@ class ValidationSuite(Layer):
                 spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
                     storage_class_name=args.results.storage_class, access_modes=[args.results.access_mode],
                     resources=k8s.core.v1.VolumeResourceRequirementsArgs(requests={"storage": "10Gi"})),
-                opts=child)
+                opts=child))
             results = claim_volume("results", f"{self.NAME}-results")
-            account = [account, binding, claim]
-        else:
-            account = [account, binding]
         self.job = restricted_job(
             f"{name}-job", name=self.NAME, namespace=ns, labels=suite_labels,
             annotations={SUITE_VERSION_ANNOTATION: args.version},
@@ -208,6 +206,6 @@ class ValidationSuite(Layer):
             ),
             volumes=[results], service_account=self.NAME, automount_token=True, suspend=True,
             pull_secret=args.pull_secret,
-            opts=self.child(*account),
+            opts=self.child(*after),
         )
         self.register_outputs({"job": self.NAME})

@@ -5,7 +5,7 @@ from typing import Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import TENANT_LABEL, Layer, labels
+from components.kube import TENANT_LABEL, Layer, labels, required
 from components.network_policy import NAMESPACE_NAME_LABEL
 from components.serving.args import EndpointArgs
 from components.serving.graph import dgd_spec, engine_config
@@ -50,7 +50,8 @@ def egress_policies(args: EndpointArgs) -> dict[str, dict]:
     policies = {"api-server-egress": api_server_egress_policy({graph_label: plan.name}, args.api_server_egress)}
     if plan.endpoint.planner:
         policies["planner-prometheus-egress"] = planner_prometheus_policy(
-            graph_label, args.signals.pod_labels["componentType"], plan.name, args.planner_prometheus)
+            graph_label, args.signals.pod_labels["componentType"], plan.name,
+            required(args.planner_prometheus, f"{plan.name}: the planner's Prometheus"))
     return policies
 
 
@@ -85,12 +86,12 @@ class ServingEndpoint(Layer):
             opts=self.child(*depends),
         )
         graph_label = args.signals.pod_labels["graph"]
-        for policy, spec in egress_policies(args).items():
+        for policy, policy_spec in egress_policies(args).items():
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-{policy}",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{plan.name}-{policy}", namespace=plan.namespace,
                                                     labels=endpoint_labels),
-                spec=spec,
+                spec=policy_spec,
                 opts=child,
             )
         # A node drain takes at most one frontend at a time (north-south redundancy, see graph.py FRONTEND_REPLICAS).

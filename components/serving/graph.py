@@ -13,7 +13,7 @@ from typing import Optional
 
 import yaml
 
-from components.kube import PRIORITY_SERVING
+from components.kube import PRIORITY_SERVING, required
 from components.serving.args import EndpointArgs
 from ncp.plan.catalog import BackendRuntime, DynamoRuntime, integration_points
 from ncp.plan.endpoint_plan import EndpointPlan, WorkerGroup
@@ -65,14 +65,13 @@ def _parallel_flags(backend: BackendRuntime, group: WorkerGroup) -> list[str]:
     return flags
 
 
-def engine_config(backend: BackendRuntime, group: WorkerGroup) -> Optional[str]:
-    """The engine config file of one worker group; prefill/decode workers add the backend's disaggregation settings
-    (TRT-LLM: cache_transceiver_config, without which KV cache transfer is disabled)."""
-    if not backend.engine_args:
-        return None
+def engine_config(backend: BackendRuntime, group: WorkerGroup) -> str:
+    """The engine config file of one worker group of a backend with engine args (data/dynamo-backends.yaml
+    engineArgs); prefill/decode workers add the backend's disaggregation settings (TRT-LLM: cache_transceiver_config,
+    without which KV cache transfer is disabled)."""
     sizes = _parallel_sizes(backend, group)
-    config = {key: sizes[name] for name, key in backend.engine_args.items()}
-    if group.data_parallel > 1:
+    config: dict[str, object] = {key: sizes[name] for name, key in backend.engine_args.items()}
+    if group.data_parallel > 1 and backend.attention_data_parallel_arg:
         config[backend.attention_data_parallel_arg] = True
     if group.role in ("prefill", "decode"):
         config.update(backend.disaggregated_engine_args)
@@ -93,7 +92,7 @@ def worker_args(runtime: DynamoRuntime, backend_name: str, group: WorkerGroup, m
     return args
 
 
-def _ephemeral(name: str, tier: StorageTier, tier_name: str) -> dict:
+def _ephemeral(name: str, tier: StorageTier, tier_name: str) -> dict[str, object]:
     return {"name": name, "ephemeral": {"volumeClaimTemplate": {
         "metadata": {"labels": {STORAGE_TIER_LABEL: tier_name}},
         "spec": {"storageClassName": tier.storage_class, "accessModes": ["ReadWriteOnce"],
@@ -104,13 +103,13 @@ def _env(values: dict) -> list[dict]:
     return [{"name": key, "value": value} for key, value in values.items()]
 
 
-def worker_resources(args: EndpointArgs, group: WorkerGroup, rdma: bool) -> dict:
+def worker_resources(args: EndpointArgs, group: WorkerGroup) -> dict:
     """GPU, host CPU and memory per worker pod (ncp/plan/endpoints.py worker_pods), requests equal to limits; the DGD's
     v1alpha1 resources become the main container's requests/limits (deploy/operator/api/v1alpha1/
     shared_spec_conversion.go:2512-2530)."""
     pods = worker_pods(args.plan.endpoint.backend, group, args.gpus_per_node, args.plan.kv_offload_gb is not None)
-    amounts = {"gpu": str(pods.gpus_per_pod), "cpu": str(pods.cpu), "memory": f"{pods.memory_gi}Gi"}
-    if rdma:
+    amounts: dict[str, object] = {"gpu": str(pods.gpus_per_pod), "cpu": str(pods.cpu), "memory": f"{pods.memory_gi}Gi"}
+    if args.rdma_resource is not None:
         amounts["custom"] = {args.rdma_resource: "1"}
     return {"requests": amounts, "limits": dict(amounts)}
 
@@ -118,7 +117,7 @@ def worker_resources(args: EndpointArgs, group: WorkerGroup, rdma: bool) -> dict
 def planner_config(plan: EndpointPlan, runtime: DynamoRuntime) -> str:
     """The planner's --config (it exits without one): SLA scaling to the endpoint's slo, each role kept at or above
     its minimum workers and all of them within the GPUs the per-role maxima add up to (ncp/plan/serving_features.py)."""
-    planner, slo, bounds = runtime.planner, plan.endpoint.slo, plan.planner
+    planner, slo, bounds = runtime.planner, plan.endpoint.slo, required(plan.planner, f"{plan.name}: planner bounds")
     gpus = {group.role: group.gpus_per_worker for group in plan.workers}
     values = {"backend": plan.endpoint.backend, "mode": planner.modes[plan.mode], "ttftMs": slo.ttft_ms,
               "tpotMs": slo.tpot_ms, "gpuBudget": bounds.max_gpus,
@@ -136,7 +135,7 @@ def kv_connector_args(runtime: DynamoRuntime, plan: EndpointPlan, role: str) -> 
     backend = runtime.backends[plan.endpoint.backend]
     disaggregated = role in ("prefill", "decode")
     if plan.kv_offload_gb is not None:
-        kvbm = backend.kvbm
+        kvbm = required(backend.kvbm, f"{plan.endpoint.backend}: kvbm (data/dynamo-backends.yaml)")
         return [kvbm.flag, kvbm.disaggregated_value if disaggregated and kvbm.disaggregated_value else kvbm.value]
     if disaggregated and backend.disaggregated_transfer:
         return [backend.disaggregated_transfer.flag, backend.disaggregated_transfer.value]
@@ -175,13 +174,14 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
     names = integration_points()
     backend = runtime.backends[plan.endpoint.backend]
     frontend = runtime.frontend
-    pod_common = {"priorityClassName": PRIORITY_SERVING, "securityContext": POD_SECURITY}
-    tenant_nodes = args.placement.node_selector if args.placement else {}
+    pod_common: dict[str, object] = {"priorityClassName": PRIORITY_SERVING, "securityContext": POD_SECURITY}
+    tenant_nodes = dict(args.placement.node_selector) if args.placement else {}
+    tenant_tolerations = list(args.placement.tolerations) if args.placement else []
     if args.placement:  # frontend and planner too (on the tenant's CPU nodes): no pod shares a node across tenants
-        pod_common.update(nodeSelector=tenant_nodes, tolerations=list(args.placement.tolerations))
+        pod_common.update(nodeSelector=tenant_nodes, tolerations=tenant_tolerations)
     if args.pull_secret:
         pod_common["imagePullSecrets"] = [{"name": args.pull_secret}]
-    services = {
+    services: dict[str, dict[str, object]] = {
         "Frontend": {
             "componentType": "frontend",
             "replicas": FRONTEND_REPLICAS,
@@ -201,10 +201,11 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
     if model_express_url:
         worker_env[runtime.model_express_client_env] = model_express_url
     volumes = [_ephemeral("model-cache", args.model_cache, "model-cache")]
-    mounts = [{"name": "model-cache", "mountPath": CACHE_MOUNT}]
+    mounts: list[dict[str, object]] = [{"name": "model-cache", "mountPath": CACHE_MOUNT}]
     if plan.kv_offload_gb is not None:
         udev = runtime.kvbm.udev_host_path  # cuFile reads the disk tier's device attributes there
-        volumes += [_ephemeral("kv-offload", args.kv_offload, "kv-offload"),
+        kv_offload = required(args.kv_offload, f"{plan.name}: the kv-offload tier")
+        volumes += [_ephemeral("kv-offload", kv_offload, "kv-offload"),
                     {"name": "run-udev", "hostPath": {"path": udev, "type": "Directory"}}]
         mounts += [{"name": "kv-offload", "mountPath": KV_OFFLOAD_MOUNT},
                    {"name": "run-udev", "mountPath": udev, "readOnly": True}]
@@ -225,10 +226,10 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
             extra_volumes, extra_mounts = multinode_ssh_volumes(runtime)
             group_volumes += extra_volumes
             group_mounts += extra_mounts
-        service = {
+        service: dict[str, object] = {
             "componentType": "worker",
             "replicas": group.replicas,
-            "resources": worker_resources(args, group, rdma),
+            "resources": worker_resources(args, group),
             "envs": _env({**group_env, **kvbm_env(runtime, plan, min(group.gpus_per_worker, args.gpus_per_node))}),
             "volumeMounts": [{"name": MODEL_CLAIM, "mountPoint": MODELS_MOUNT}],
             "sharedMemory": {"size": f"{backend.shared_memory_gi}Gi"},
@@ -236,7 +237,7 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
                 **pod_common,
                 "securityContext": RDMA_POD_SECURITY if rdma else POD_SECURITY,
                 "nodeSelector": {names.gpu.product_label: args.gpu_product, **tenant_nodes},
-                "tolerations": [*pod_common.get("tolerations", []), gpu_toleration()],
+                "tolerations": [*tenant_tolerations, gpu_toleration()],
                 "volumes": group_volumes,
                 "mainContainer": {
                     "image": plan.image, "command": ["python3"],
@@ -263,7 +264,7 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
                 "args": ["-m", runtime.planner.module, runtime.planner.config_flag, planner_config(plan, runtime)],
                 "securityContext": CONTAINER_SECURITY}},
         }
-    spec = {
+    spec: dict[str, object] = {
         "backendFramework": plan.endpoint.backend,
         "pvcs": [{"name": MODEL_CLAIM, "create": False}],
         "services": services,

@@ -193,12 +193,13 @@ class InferenceService(Layer):
                             volume_mounts=mounts + [k8s.core.v1.VolumeMountArgs(name="dshm",
                                                                                 mount_path="/dev/shm")]))[0]],
                         volumes=[scratch_volume(), claim_volume("models", MODEL_CLAIM, read_only=True),
-                                 k8s.core.v1.VolumeArgs(name="repository", empty_dir={}),
-                                 k8s.core.v1.VolumeArgs(name="config", config_map={
-                                     "name": f"{plan.name}-model-repository"}),
+                                 k8s.core.v1.VolumeArgs(name="repository",
+                                                        empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+                                 k8s.core.v1.VolumeArgs(name="config", config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
+                                     name=f"{plan.name}-model-repository")),
                                  # DALI and the Python backend exchange tensors through shared memory.
-                                 k8s.core.v1.VolumeArgs(name="dshm", empty_dir={"medium": "Memory",
-                                                                                 "sizeLimit": "1Gi"})],
+                                 k8s.core.v1.VolumeArgs(name="dshm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(
+                                     medium="Memory", size_limit="1Gi"))],
                         affinity=spread_over_hosts(selector, plan.service.replicas),
                         **placement(args)))),
             opts=self.child(*after))
