@@ -14,7 +14,8 @@ from components.kube import (
     tier_labels,
 )
 from ncp.plan.names import (
-    BENCHMARK_CLAIM, ENDPOINT_LABEL, MODEL_CLAIM, MODELS_MOUNT, SUITE_VERSION_ANNOTATION, THRESHOLDS_ANNOTATION,
+    BENCHMARK_CLAIM, ENDPOINT_LABEL, MODEL_CLAIM, MODELS_MOUNT, RESULTS_MOUNT, SUITE_VERSION_ANNOTATION,
+    THRESHOLDS_ANNOTATION,
 )
 from ncp.plan.catalog import AccessRule
 from ncp.plan.serving import StorageTier
@@ -22,17 +23,11 @@ from ncp.plan.site_plan import NodePlacement
 
 # app.kubernetes.io/component of the acceptance Jobs (the policy pack finds them by it)
 BENCHMARK_COMPONENT, SUITE_COMPONENT = "benchmark", "validation-suite"
-RESULTS_MOUNT = "/results"
 # The benchmark container runs the command, then fails unless it wrote its export: AIPerf 0.8.0 exits 0 when its
 # services cannot start (e.g. an IPC socket path over 107 characters) and writes nothing, and a Job that completed
 # without results would only fail later, as unusable evidence.
 EXPORT_CHECK = ('export_file="$1"; shift; "$@" || exit; test -s "$export_file" || '
                 '{ echo "$1 exited 0 but wrote no $export_file: see the log in its artifact directory" >&2; exit 1; }')
-
-
-def benchmark_artifacts(endpoint: str) -> str:
-    """Where an endpoint's benchmark writes its artifacts, on the tenant's benchmark-output claim."""
-    return f"{RESULTS_MOUNT}/{endpoint}"
 
 
 @dataclass(frozen=True)
@@ -45,9 +40,9 @@ class BenchmarkArgs:
         namespace: the tenant's namespace.
         image: the AIPerf image (`components.serving.validation.benchmarkImage`).
         service_account: the tenant workload ServiceAccount the Job runs as.
-        command: the AIPerf command line (acceptance.aiperf_args), recorded beside the Job as the reproducible
-            command.
-        export_file: the export the command must write (under benchmark_artifacts(endpoint)); the Job fails
+        command: the AIPerf command line (ncp/plan/aiperf_args.py; the plan builds it), recorded beside the Job as
+            the reproducible command.
+        export_file: the export the command must write (under ncp/plan/wired.py benchmark_artifacts); the Job fails
             without it.
         thresholds: the acceptance thresholds, recorded beside the Job for `ncp acceptance`.
         graph: the workload measured (DynamoGraphDeployment or Deployment): the Job waits for it.

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ncp.acceptance.aiperf_args import FLAGS, aiperf_command
+from ncp.plan.aiperf_args import FLAGS, aiperf_command
 from ncp.acceptance.check import EXPORT_NAME, ExportError, check, load_export
 from ncp.plan.thresholds import UNITS, AcceptanceThresholds, ThresholdsFileError, load_thresholds
 from tests.aiperf_stub import AIPERF, JsonHandler, build_tokenizer, offline_env, serving
@@ -261,7 +261,7 @@ def test_thresholds_file_error_on_non_mapping(tmp_path):
 def test_real_aiperf_sweep_with_length_spread_feeds_the_knee(stub_url, tokenizer_dir, tmp_path_factory):
     """The rendered sweep command (#28), run by the pinned aiperf against the stub: one artifact directory per level
     where evidence.sweep reads them, ISL/OSL spread around the profile's, and a knee among the levels."""
-    from ncp.acceptance.aiperf_args import judged_artifacts
+    from ncp.plan.aiperf_args import judged_artifacts
     from ncp.evidence.sweep import read_sweep
     work = tmp_path_factory.mktemp("sweep")
     argv = aiperf_command(model=MODEL, url=stub_url, tokenizer=str(tokenizer_dir), isl=ISL, osl=OSL,

@@ -277,7 +277,7 @@ def _markdown(record):
 
 
 def test_the_benchmark_job_renders_the_sweep_and_distributions():
-    from ncp.acceptance.aiperf_args import aiperf_command, judged_artifacts
+    from ncp.plan.aiperf_args import aiperf_command, judged_artifacts
     argv = aiperf_command(model="m", url="http://m:8000", tokenizer="/models/m", isl=512, osl=128, concurrency=16,
                           request_count=100, artifact_dir="/results/chat", isl_stddev=64, osl_stddev=16,
                           sweep=[1, 4, 64])

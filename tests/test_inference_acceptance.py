@@ -8,7 +8,7 @@ import time
 import pytest
 import yaml
 
-from ncp.acceptance.aiperf_args import KSERVE_FLAGS, kserve_command
+from ncp.plan.aiperf_args import KSERVE_FLAGS, kserve_command
 from ncp.acceptance.check import check, load_export
 from tests.aiperf_stub import AIPERF, JsonHandler, offline_env, serving
 from tests.test_acceptance import tokenizer_dir  # noqa: F401 (fixture)

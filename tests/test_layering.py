@@ -125,7 +125,7 @@ def test_checker_sees_a_unit_imported_from_the_package(tmp_path):
     ("components.health", "from ncp.plan.site_plan import SitePlan\nfrom components.kube import Layer\n"),
     ("components.serving.graph", "from components.serving.args import EndpointArgs\n"),
     ("ncp.composition",
-     "from components.health import Health\nfrom ncp.acceptance.aiperf_args import aiperf_command\n"),
+     "from components.health import Health\nfrom ncp.acceptance.check import EXPORT_NAME\n"),
 ])
 def test_checker_accepts_imports_down_the_layers(tmp_path, module, source):
     good = tmp_path / "good.py"
@@ -162,3 +162,59 @@ def test_every_chart_of_the_matrix_is_installed_by_one_layer():
 
 def test_raw_config_check_finds_a_read():
     assert raw_config_reads("def f(plan):\n    return plan.config.components.skip_await\n") == [2]
+
+
+# The plan's data catalog: composition may read the loaded data files (signals, runtime facts, network access).
+PLAN_DATA_MODULES = {"ncp.plan.catalog"}
+
+
+def _plan_methods() -> set[str]:
+    """Public methods the plan objects define themselves (derivations with arguments, not resolved properties)."""
+    from ncp.plan.endpoint_plan import EndpointPlan
+    from ncp.plan.inference_services import InferenceServicePlan
+    from ncp.plan.serving import ServingSettings
+    from ncp.plan.site_plan import SitePlan
+    from ncp.plan.wired import WiredPlan
+    return {name for cls in (SitePlan, EndpointPlan, InferenceServicePlan, ServingSettings, WiredPlan)
+            for name, value in vars(cls).items()
+            if not name.startswith("_") and (isinstance(value, (staticmethod, classmethod)) or callable(value))}
+
+
+def plan_derivations(source: str) -> list[str]:
+    """Calls in a composition module that derive a fact from the plan instead of reading it: a function imported
+    from the plan or from the acceptance library (ncp.plan.catalog's data loaders aside), or a method a plan object
+    defines (plan.placement(tenant), endpoint.acceptance_thresholds(), ...)."""
+    import importlib
+    tree, methods = ast.parse(source), _plan_methods()
+    derived: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(("ncp.plan", "ncp.acceptance")) \
+                and node.module not in PLAN_DATA_MODULES:
+            module = importlib.import_module(node.module)
+            for alias in node.names:
+                value = getattr(module, alias.name)
+                if callable(value) and not isinstance(value, type):
+                    derived[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        if isinstance(node.func, ast.Name) and node.func.id in derived:
+            found.append(f"line {node.lineno}: {derived[node.func.id]}()")
+        elif isinstance(node.func, ast.Attribute) and node.func.attr in methods:
+            found.append(f"line {node.lineno}: .{node.func.attr}()")
+    return found
+
+
+def test_composition_reads_finished_facts():
+    """Composition only wires: what a component gets is derived in the plan (ncp/plan/wired.py WiredPlan, the
+    plan objects' properties), never by calling back into the plan while wiring."""
+    found = {module.name: plan_derivations(module.read_text())
+             for module in sorted((ROOT / "ncp" / "composition").glob("*.py"))}
+    assert {name: calls for name, calls in found.items() if calls} == {}
+
+
+def test_plan_derivation_check_finds_a_call():
+    source = ("from ncp.plan.record import baseline_record\nfrom ncp.plan.catalog import load_signals\n"
+              "def wire(w):\n    load_signals()\n    baseline_record(w.plan)\n    return w.plan.placement('a')\n")
+    assert plan_derivations(source) == ["line 5: ncp.plan.record.baseline_record()", "line 6: .placement()"]

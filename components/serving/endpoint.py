@@ -137,6 +137,5 @@ class ServingEndpoint(Layer):
                 },
                 opts=self.child(self.graph),
             )
-        frontend = f"{plan.name}{names.dynamo.frontend_service_suffix}"
-        self.url = f"http://{frontend}.{plan.namespace}.svc:{args.runtime.frontend.http_port}"
+        self.url = plan.url
         self.register_outputs({"graph": plan.name, "url": self.url, "mode": plan.mode, "gpus": plan.gpus})

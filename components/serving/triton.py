@@ -21,6 +21,7 @@ from ncp.plan.names import (ENDPOINT_LABEL, EVIDENCE_KEY_ANNOTATION, MODEL_CLAIM
                             MODELS_MOUNT)
 from ncp.plan.serving import ModelStagingSettings
 from ncp.plan.site_plan import NodePlacement, gpu_toleration
+from ncp.plan.wired import service_url
 
 REPOSITORY, CONFIG_DIR = "/repository", "/model-config"
 BUILD_TIMEOUT_SECONDS = 2 * 3600
@@ -127,8 +128,8 @@ class InferenceService(Layer):
             data=repository_files(plan), opts=child)
         self.deployment = self._server(name, args, pod_labels, annotations, [build, config])
         self._telemetry(name, args, meta)
-        self.url = f"http://{plan.name}.{plan.namespace}.svc:{args.ports['http']}"
-        self.metrics_url = f"http://{plan.name}.{plan.namespace}.svc:{args.ports['metrics']}/metrics"
+        self.url = service_url(plan, args.ports["http"])
+        self.metrics_url = service_url(plan, args.ports["metrics"], "/metrics")
         self.register_outputs({"url": self.url, "engineDir": plan.engine_dir, "gpus": plan.gpu_units})
 
     def _engine_build(self, name: str, args: InferenceServiceArgs, pod_labels: dict,

@@ -9,9 +9,9 @@ import json
 
 from ncp.plan.inference_service_config import DaliPreprocessing
 from ncp.plan.inference_services import ENGINE_FILE, PROVENANCE_FILE, InferenceServicePlan
+from ncp.plan.names import ENSEMBLE_INPUT
 
 DALI_INPUT, DALI_OUTPUT = "DALI_INPUT_0", "DALI_OUTPUT_0"
-ENSEMBLE_INPUT = "IMAGE"
 SOURCE_FILE = "source.onnx"
 HUB = "https://huggingface.co"  # where hf:// sources resolve without a mirror
 

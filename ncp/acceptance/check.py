@@ -15,8 +15,9 @@ from typing import Optional, Union
 
 from ncp.plan.thresholds import (ERROR_RATE, AcceptanceThresholds, Check, ThresholdsFileError, load_thresholds)
 from ncp.cli_exit import BadInput
+from ncp.plan.names import AIPERF_EXPORT
 
-EXPORT_NAME = "profile_export_aiperf.json"
+EXPORT_NAME = AIPERF_EXPORT
 SERVER_EXPORT_NAME = "server_metrics_export.json"  # AIPerf writes it beside EXPORT_NAME with --server-metrics
 # Triton's counters (data/telemetry-signals.yaml `triton`): compute time and successful requests of one model.
 COMPUTE_TIME, REQUESTS = "nv_inference_compute_infer_duration_us", "nv_inference_request_success"

@@ -11,7 +11,7 @@ import pulumi
 from ncp.composition import platform, serving
 from ncp.composition.outputs import StackOutputs
 from ncp.composition.wiring import Wiring
-from ncp.plan.site_plan import SitePlan
+from ncp.plan.wired import WiredPlan
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def order_problems(layers: tuple[Layer, ...] = LAYERS) -> list[str]:
     return problems
 
 
-def compose(plan: SitePlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
+def compose(plan: WiredPlan, ngc_api_key: Optional[pulumi.Output[str]]) -> dict:
     wiring = Wiring(plan, ngc_api_key)
     for layer in LAYERS:
         layer.wire(wiring)

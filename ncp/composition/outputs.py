@@ -30,7 +30,7 @@ class StackOutputs:
             kubernetesVersion=plan.kubernetes_version,
             namespaces={ns.layer: ns.name for ns in plan.layers.namespaces},
             tenantNamespaces=w.required("tenancy").namespaces, queues=w.required("scheduling").queues,
-            versions={c: plan.matrix.pin(c).version for c in plan.layers.charts}, networks=w.networks,
+            versions=w.wired.versions, networks=w.networks,
             remediation=plan.remediation, telemetryRules=w.required("telemetry").rules_name,
             healthRelease=w.required("health").release.name, endpoints=w.endpoints,
             inferenceServices=w.inference_services)

@@ -13,12 +13,9 @@ from components.scheduling import Scheduling, SchedulingArgs
 from components.telemetry import Telemetry, TelemetryArgs
 from components.validation import ValidationSuite, ValidationSuiteArgs
 from ncp.composition.wiring import Wiring, present
-from ncp.plan.break_fix import gate_job, handover_job
 from ncp.plan.catalog import MONITORING_PEER, TENANTS_PEER, load_dynamo_runtime, load_signals, network_access
 from ncp.plan.layers import BASELINE_LAYER, READINESS_LAYER, READINESS_NAMESPACE, VALIDATION_LAYER
 from ncp.plan.names import TENANT_NAMESPACE_PREFIX
-from ncp.plan.readiness import readiness_plan
-from ncp.plan.record import baseline_record
 
 
 def wire_baseline(w: Wiring) -> None:
@@ -26,7 +23,7 @@ def wire_baseline(w: Wiring) -> None:
     namespaces = list(plan.layers.namespaces)
     w.baseline = ClusterBaseline("baseline", ClusterBaselineArgs(
         site=plan.site.name, environment=plan.environment.value, profile=plan.profile.name,
-        namespaces=namespaces, record=baseline_record(plan).documents(), network=network_access(),
+        namespaces=namespaces, record=w.wired.baseline_documents, network=network_access(),
         peers={TENANTS_PEER: [spec.namespace for spec in plan.tenant_specs],
                MONITORING_PEER: [plan.settings.tenancy.monitoring_namespace],
                **{ns.layer: [ns.name] for ns in namespaces}},
@@ -39,7 +36,7 @@ def wire_network(w: Wiring) -> None:
         return
     net, fabric = plan.settings.network_operator, plan.profile.fabric
     w.network = NetworkEnablement("network", NetworkEnablementArgs(
-        pin=plan.chart("networkOperator"), namespace=baseline.namespace("networkOperator"),
+        pin=w.wired.charts["networkOperator"], namespace=baseline.namespace("networkOperator"),
         namespace_name=plan.matrix.pin("networkOperator").namespace, rails=plan.rails,
         exposure=present(fabric.rdma_exposure, "the profile's RDMA exposure"),
         rdma_resource=present(fabric.rdma_resource_name, "the profile's RDMA resource name"),
@@ -52,7 +49,7 @@ def wire_network(w: Wiring) -> None:
 def wire_gpu(w: Wiring) -> None:
     plan, baseline, telemetry = w.plan, w.required("baseline"), w.plan.settings.telemetry
     w.gpu = GpuEnablement("gpu", GpuEnablementArgs(
-        pin=plan.chart("gpuOperator"), namespace=baseline.namespace("gpuOperator"),
+        pin=w.wired.charts["gpuOperator"], namespace=baseline.namespace("gpuOperator"),
         namespace_name=plan.matrix.pin("gpuOperator").namespace,
         managed_driver=plan.managed_driver, mig_capable=plan.profile.gpu.mig.supported,
         mig=plan.mig, time_slicing=plan.time_slicing, gpudirect_rdma=plan.profile.has_gpudirect_rdma,
@@ -67,7 +64,7 @@ def wire_gpu(w: Wiring) -> None:
 def wire_scheduling(w: Wiring) -> None:
     plan, baseline = w.plan, w.required("baseline")
     w.scheduling = Scheduling("scheduling", SchedulingArgs(
-        kai_pin=plan.chart("kaiScheduler"), grove_pin=plan.chart("grove"),
+        kai_pin=w.wired.charts["kaiScheduler"], grove_pin=w.wired.charts["grove"],
         kai_namespace=baseline.namespace("kaiScheduler"), grove_namespace=baseline.namespace("grove"),
         site_gpus=plan.gpu_capacity, queues=plan.tenant_queues, platform_queues=plan.platform_queues,
         placement_strategy=plan.settings.scheduling.placement_strategy, topology_aware=plan.topology_aware,
@@ -78,8 +75,7 @@ def wire_scheduling(w: Wiring) -> None:
 
 
 def wire_readiness(w: Wiring) -> None:
-    plan, network = w.plan, w.network
-    readiness = readiness_plan(plan)
+    plan, network, readiness = w.plan, w.network, w.wired.readiness
     storage_image = plan.settings.serving.validation.storage_image
     # Without a fabric only storage is made ready, which needs the site's fio image.
     if readiness is None or not (readiness.fabric and network is not None or storage_image and readiness.tiers):
@@ -97,18 +93,16 @@ def wire_readiness(w: Wiring) -> None:
 def wire_break_fix(w: Wiring) -> None:
     """The return-to-service gate and the node handover Jobs, suspended, and the guard that keeps NVSentinel from
     returning a node to service by itself."""
-    plan = w.plan
-    storage_image = plan.settings.serving.validation.storage_image
     BreakFix("break-fix", BreakFixArgs(
-        namespace=w.required("baseline").namespace(READINESS_LAYER), gate_job=gate_job(plan),
-        handover_job=handover_job(plan, storage_image) if storage_image else None,
-        health_namespace=plan.matrix.pin("nvsentinel").namespace), w.after("nvsentinel"))
+        namespace=w.required("baseline").namespace(READINESS_LAYER), gate_job=w.wired.gate_job,
+        handover_job=w.wired.handover_job, health_namespace=w.plan.matrix.pin("nvsentinel").namespace),
+        w.after("nvsentinel"))
 
 
 def wire_health(w: Wiring) -> None:
     plan, settings = w.plan, w.plan.settings
     w.health = Health("health", HealthArgs(
-        pin=plan.chart("nvsentinel"), namespace=w.required("baseline").namespace("nvsentinel"),
+        pin=w.wired.charts["nvsentinel"], namespace=w.required("baseline").namespace("nvsentinel"),
         dcgm_endpoint=w.required("gpu").dcgm_endpoint, remediation=plan.remediation,
         nic_monitor=plan.network_enabled, tenant_namespaces=[spec.namespace for spec in plan.tenant_specs],
         drain_timeout_seconds=settings.health.drain_timeout_seconds,
@@ -130,10 +124,10 @@ def wire_telemetry(w: Wiring) -> None:
         tenant_namespace_prefix=TENANT_NAMESPACE_PREFIX, selector_labels=telemetry.prometheus_selector_labels,
         gpu_temperature_celsius=telemetry.gpu_temperature_celsius, dashboards=site_dashboards(signals),
         dashboard_label=next(iter(telemetry.dashboard_label.items())),
-        prometheus_pin=plan.chart("kubePrometheusStack") if prometheus else None,
+        prometheus_pin=w.wired.charts["kubePrometheusStack"] if prometheus else None,
         prometheus_namespace=baseline.namespace("kubePrometheusStack") if prometheus else None,
         prometheus_storage=plan.prometheus_storage, skip_await=plan.settings.skip_await,
-        site_gpus=plan.gpu_capacity, gpus_per_node=-(-plan.gpu_capacity // plan.site.gpu_nodes)))
+        site_gpus=plan.gpu_capacity, gpus_per_node=w.wired.gpus_per_node))
 
 
 def wire_validation(w: Wiring) -> None:

@@ -10,17 +10,14 @@ from components.serving import (
     ServingPlatformArgs, TopologyPlacement,
 )
 from components.serving.triton import InferenceService, InferenceServiceArgs
-from components.serving.triton_repository import ENSEMBLE_INPUT
 from components.tenancy import PULL_SECRET, WORKLOAD_SERVICE_ACCOUNT, Tenancy, TenancyArgs
-from components.validation import Benchmark, BenchmarkArgs, benchmark_artifacts
-from ncp.acceptance.aiperf_args import aiperf_command, judged_artifacts, kserve_command
-from ncp.acceptance.check import EXPORT_NAME
+from components.validation import Benchmark, BenchmarkArgs
 from ncp.composition.wiring import Serving, Wiring, present
 from ncp.plan.catalog import load_dynamo_runtime, load_signals, network_access, tenant_access
 from ncp.plan.endpoint_plan import EndpointPlan
-from ncp.plan.evidence_key import annotation_value, endpoint_key, service_key
 from ncp.plan.inference_services import InferenceServicePlan
 from ncp.plan.names import MODEL_CLAIM
+from ncp.plan.wired import ServedEndpoint, ServedService
 
 
 def wire_tenancy(w: Wiring) -> None:
@@ -65,10 +62,10 @@ def wire_serving(w: Wiring) -> None:
             cache=present(plan.serving.storage, "storage tiers").model_cache, skip_await=plan.settings.skip_await),
             pulumi.ResourceOptions(depends_on=[namespace])).url
     platform = ServingPlatform("serving", ServingPlatformArgs(
-        pin=plan.chart("dynamoPlatform"), namespace=namespace, model_express_url=model_express_url,
+        pin=w.wired.charts["dynamoPlatform"], namespace=namespace, model_express_url=model_express_url,
         skip_await=plan.settings.skip_await), w.after("dynamoPlatform"))
     w.serving = Serving(platform, model_express_url)
-    graphs = {e.name: _endpoint(w, e) for e in plan.endpoints}
+    graphs = {e.plan.name: _endpoint(w, e) for e in w.wired.endpoints}
     for route in plan.routes:
         InferenceRoute(f"route-{route.name}", RouteArgs(
             name=route.name, tenant=route.tenant, namespace=route.namespace, gateway=route.gateway,
@@ -77,9 +74,10 @@ def wire_serving(w: Wiring) -> None:
             pulumi.ResourceOptions(depends_on=[graphs[b.pool] for b in route.backends]))
 
 
-def _endpoint(w: Wiring, endpoint: EndpointPlan) -> ServingEndpoint:
+def _endpoint(w: Wiring, served: ServedEndpoint) -> ServingEndpoint:
     plan, serving, telemetry, skip_await = w.plan, w.plan.serving, w.plan.settings.telemetry, w.plan.settings.skip_await
-    model, tenant, placement = endpoint.endpoint.model, endpoint.tenant.name, plan.placement(endpoint.tenant.name)
+    endpoint, placement, benchmark = served.plan, served.placement, served.benchmark
+    model, tenant = endpoint.endpoint.model, endpoint.tenant.name
     platform, model_claim = w.required("serving").platform, w.claims[tenant].claims[MODEL_CLAIM]
     # Tenant objects wait for the tenant's environment: its Namespace, and its quota (claims and pods count
     # against it: the API server refuses them until the quota controller has written the quota's status).
@@ -93,21 +91,20 @@ def _endpoint(w: Wiring, endpoint: EndpointPlan) -> ServingEndpoint:
         backend=endpoint.endpoint.backend, image=endpoint.image, service_account=WORKLOAD_SERVICE_ACCOUNT,
         credentials_secret=model.credentials_secret, claim=model_claim, skip_await=skip_await,
         source_access=serving.model_staging, placement=placement,
-        record={"sizing": endpoint.sizing_file, "image": endpoint.image, "mode": endpoint.mode,
-                "dynamoPlatform": plan.matrix.pin("dynamoPlatform").version}), in_namespace)
+        record=served.staging_record), in_namespace)
     pack_domain = plan.pack_domain
     graph = ServingEndpoint(f"endpoint-{endpoint.name}", EndpointArgs(
         plan=endpoint, runtime=load_dynamo_runtime(), gpus_per_node=plan.profile.gpu.per_node,
-        gpu_product=plan.gpu_product_for(endpoint.tenant.name), rdma_resource=plan.rdma_resource(endpoint),
+        gpu_product=served.gpu_product, rdma_resource=served.rdma_resource,
         networks=w.networks, model_path=endpoint.model_path,
         model_cache=storage.model_cache, kv_offload=storage.kv_offload,
         model_express_url=w.required("serving").model_express_url,
         pull_secret=PULL_SECRET if plan.tenant_pull_secret else None,
         api_server_egress=plan.api_server_egress, planner_image=plan.planner_image,
-        planner_prometheus_url=serving.planner_prometheus_url, planner_prometheus=serving.planner_prometheus(),
+        planner_prometheus_url=serving.planner_prometheus_url, planner_prometheus=w.wired.planner_prometheus,
         signals=load_signals()["dynamo"], selector_labels=telemetry.prometheus_selector_labels,
         scrape_interval=telemetry.scrape_interval, inference_pool=serving.gateway_inference_extension,
-        evidence_key=annotation_value(endpoint_key(plan, endpoint)),
+        evidence_key=served.evidence_key,
         topology=TopologyPlacement(TOPOLOGY_NAME, pack_domain) if pack_domain else None, placement=placement),
         pulumi.ResourceOptions(depends_on=[platform, staging, model_claim, environment]))
     if serving.gateway_inference_extension:
@@ -115,27 +112,22 @@ def _endpoint(w: Wiring, endpoint: EndpointPlan) -> ServingEndpoint:
             endpoint=endpoint.name, tenant=tenant, namespace=endpoint.namespace,
             pin=plan.matrix.workload("endpointPicker"), image=plan.endpoint_picker_image,
             api_server_egress=plan.api_server_egress, skip_await=skip_await), in_namespace)
-    slo, artifacts = endpoint.endpoint.slo, benchmark_artifacts(endpoint.name)
     Benchmark(f"benchmark-{endpoint.name}", BenchmarkArgs(
         endpoint=endpoint.name, tenant=tenant, namespace=endpoint.namespace, image=benchmark_image,
-        service_account=WORKLOAD_SERVICE_ACCOUNT,
-        command=aiperf_command(model=model.name, url=graph.url, tokenizer=endpoint.tokenizer, isl=slo.isl,
-                               osl=slo.osl, concurrency=slo.concurrency, request_count=slo.request_count,
-                               artifact_dir=artifacts, isl_stddev=slo.isl_stddev, osl_stddev=slo.osl_stddev,
-                               sweep=slo.concurrency_sweep),
-        export_file=f"{judged_artifacts(artifacts, slo.concurrency, slo.concurrency_sweep)}/{EXPORT_NAME}",
-        thresholds=endpoint.acceptance_thresholds(), graph=graph.graph, placement=placement), in_namespace)
+        service_account=WORKLOAD_SERVICE_ACCOUNT, command=benchmark.command, export_file=benchmark.export_file,
+        thresholds=benchmark.thresholds, graph=graph.graph, placement=placement), in_namespace)
     w.endpoints[endpoint.name] = {"url": graph.url, "mode": endpoint.mode, "gpus": endpoint.gpus, "tenant": tenant,
                                   "sizing": endpoint.sizing_file}
     return graph
 
 
 def wire_inference_services(w: Wiring) -> None:
-    for service in w.plan.inference_services:
-        w.inference_services[service.name] = _inference_service(w, service)
+    for served in w.wired.services:
+        w.inference_services[served.plan.name] = _inference_service(w, served)
 
 
-def _inference_service(w: Wiring, service: InferenceServicePlan) -> dict:
+def _inference_service(w: Wiring, served: ServedService) -> dict:
+    service, benchmark = served.plan, served.benchmark
     plan, telemetry, tenant = w.plan, w.plan.settings.telemetry, service.tenant.name
     tenant_environment = w.required("tenancy").tenants[tenant]
     server = InferenceService(f"inference-{service.name}", InferenceServiceArgs(
@@ -144,21 +136,13 @@ def _inference_service(w: Wiring, service: InferenceServicePlan) -> dict:
         pull_secret=PULL_SECRET if plan.tenant_pull_secret else None,
         selector_labels=telemetry.prometheus_selector_labels, scrape_interval=telemetry.scrape_interval,
         skip_await=plan.settings.skip_await, source_access=plan.serving.model_staging,
-        evidence_key=annotation_value(service_key(plan, service)), tenant_nodes=plan.placement(tenant)),
+        evidence_key=served.evidence_key, tenant_nodes=served.placement),
         # The tenant's queue schedules the build and the server; its environment holds the quota they count on.
         pulumi.ResourceOptions(depends_on=[w.required("scheduling"), tenant_environment]))
-    slo, artifacts = service.service.slo, benchmark_artifacts(service.name)
     Benchmark(f"benchmark-{service.name}", BenchmarkArgs(
         endpoint=service.name, tenant=tenant, namespace=service.namespace,
         image=present(plan.serving.validation.benchmark_image, "the benchmark image"),
-        service_account=WORKLOAD_SERVICE_ACCOUNT,
-        # With DALI preprocessing clients call the ensemble with an encoded image, so the preprocessing model the
-        # thresholds judge runs; without it, the engine's model with its own input tensors.
-        command=kserve_command(url=server.url, model=service.entry_model, inputs=service.service.engine.inputs,
-                               image_input=ENSEMBLE_INPUT if service.preprocess_model else None,
-                               concurrency=slo.concurrency, request_count=slo.request_count,
-                               artifact_dir=artifacts, server_metrics=server.metrics_url),
-        export_file=f"{artifacts}/{EXPORT_NAME}",
-        thresholds=service.acceptance_thresholds(), graph=server.deployment, placement=plan.placement(tenant)),
+        service_account=WORKLOAD_SERVICE_ACCOUNT, command=benchmark.command, export_file=benchmark.export_file,
+        thresholds=benchmark.thresholds, graph=server.deployment, placement=served.placement),
         pulumi.ResourceOptions(depends_on=[tenant_environment]))
     return {"url": server.url, "gpus": service.gpu_units, "tenant": tenant, "engineDir": service.engine_dir}

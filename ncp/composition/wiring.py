@@ -15,6 +15,7 @@ from components.serving import ServingPlatform
 from components.telemetry import Telemetry
 from components.tenancy import Tenancy
 from ncp.plan.site_plan import SitePlan
+from ncp.plan.wired import WiredPlan
 
 
 T = TypeVar("T")
@@ -38,7 +39,7 @@ class Serving:
 
 @dataclass
 class Wiring:
-    plan: SitePlan
+    wired: WiredPlan  # the finished plan: every derived fact a layer hands a component
     ngc_api_key: Optional[pulumi.Output[str]]
     installed: dict[str, pulumi.Resource] = field(default_factory=dict)  # matrix chart -> the component installing it
     baseline: Optional[ClusterBaseline] = None
@@ -53,11 +54,16 @@ class Wiring:
     endpoints: dict[str, dict] = field(default_factory=dict)  # endpoint -> its stack outputs
     inference_services: dict[str, dict] = field(default_factory=dict)  # service -> its stack outputs
 
+    @property
+    def plan(self) -> SitePlan:
+        """The validated site plan (its settings and resolved properties)."""
+        return self.wired.site
+
     def after(self, chart: str) -> pulumi.ResourceOptions:
         """Install after the charts the matrix says this one depends on (dependsOn, with the reason there)."""
         installed = self.installed
         return pulumi.ResourceOptions(
-            depends_on=list(dict.fromkeys(installed[d] for d in self.plan.layers.depends_on(chart))))
+            depends_on=list(dict.fromkeys(installed[d] for d in self.wired.chart_after[chart])))
 
     def install(self, charts: tuple[str, ...], component: pulumi.Resource) -> None:
         for chart in charts:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from ncp.acceptance.aiperf_args import judged_artifacts, sweep_levels
+from ncp.plan.aiperf_args import judged_artifacts, sweep_levels
 from ncp.acceptance.check import evaluate_export, load_export
 from ncp.evidence.behaviour import BehaviourResult, judge_failure, judge_startup
 from ncp.evidence.owners import check_owner, phase_owner

@@ -6,7 +6,7 @@ from typing import Optional
 
 from pydantic import Field
 
-from ncp.acceptance.aiperf_args import SWEEP_RUN, sweep_levels
+from ncp.plan.aiperf_args import SWEEP_RUN, sweep_levels
 from ncp.acceptance.check import load_export
 from ncp.plan.strict import StrictModel
 

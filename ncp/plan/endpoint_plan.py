@@ -2,6 +2,7 @@
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from ncp.plan.catalog import integration_points, load_dynamo_runtime
 from ncp.plan.config import Tenant
 from ncp.plan.names import model_path
 from ncp.plan.serving import Endpoint, Role
@@ -60,6 +61,13 @@ class EndpointPlan:
     def tokenizer(self) -> str:
         """The benchmark's tokenizer: the model's own unless the endpoint names another."""
         return self.endpoint.model.tokenizer or self.model_path
+
+    @property
+    def url(self) -> str:
+        """The in-cluster URL of the endpoint's frontend Service, which the Dynamo operator names
+        `<graph><frontendServiceSuffix>` (data/integration-points.yaml)."""
+        frontend = f"{self.name}{integration_points().dynamo.frontend_service_suffix}"
+        return f"http://{frontend}.{self.namespace}.svc:{load_dynamo_runtime().frontend.http_port}"
 
     def acceptance_thresholds(self) -> dict:
         """The thresholds the benchmark Job records (camelCase, the ones set)."""

@@ -15,7 +15,7 @@ from ncp.plan.profile import HardwareProfile
 
 KEY = "inferenceServices"
 STAGEABLE_SCHEMES = ("hf://",)
-# What AIPerf measures on a KServe v2 run (no token stream): acceptance.aiperf_args.kserve_command.
+# What AIPerf measures on a KServe v2 run (no token stream): ncp.plan.aiperf_args.kserve_command.
 MEASURED = ("request_latency", "request_throughput", "request_count")  # sources the engine-build Job knows how to fetch
 SERVER, BUILDER = "tritonserver", "tensorrt"  # image keys of the matrix workloads, and of serving.imageDigests
 ENGINES_DIR = "/models/engines"

@@ -70,6 +70,12 @@ def fio_job(tier: str) -> str:
 MODEL_CLAIM = "model-artifacts"
 BENCHMARK_CLAIM = "benchmark-output"
 MODELS_MOUNT = "/models"
+# Where the acceptance benchmark Jobs mount the benchmark-output claim (one artifact directory per endpoint), and the
+# export AIPerf writes there, which the judge reads (ncp/acceptance/check.py).
+RESULTS_MOUNT = "/results"
+AIPERF_EXPORT = "profile_export_aiperf.json"
+# The Triton ensemble's input when DALI preprocesses: an encoded image (components/serving/triton_repository.py).
+ENSEMBLE_INPUT = "IMAGE"
 
 
 def model_path(model_name: str, revision: str) -> str:
