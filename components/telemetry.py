@@ -8,7 +8,7 @@ from typing import Callable, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import Layer, helm_release, labels
+from components.kube import Layer, helm_release, labels, required
 from components.dashboards import Dashboard
 from ncp.plan.break_fix import break_fix
 from ncp.plan.catalog import ChartPin, MetricSource
@@ -92,10 +92,7 @@ def new_xid(per_gpu: Callable[[str], str], xid: str) -> str:
 def gpu_health_groups(args: TelemetryArgs) -> list[dict]:
     m = args.dcgm.metrics
     keep = ", ".join(["node", *args.dcgm.gpu_labels, "tenant"])
-    namespace = args.dcgm.workload_namespace_label
-    if namespace is None:
-        raise ValueError("data/telemetry-signals.yaml dcgm: workloadNamespaceLabel is unset; per-tenant GPU alerts "
-                         "need the label dcgm-exporter puts the pod's namespace in (exported_namespace)")
+    namespace = required(args.dcgm.workload_namespace_label, "data/telemetry-signals.yaml dcgm.workloadNamespaceLabel")
 
     def per_gpu(expr: str) -> str:
         return f"max by ({keep}) ({tenant_from(expr, namespace, args.tenant_namespace_prefix)})"

@@ -161,6 +161,36 @@ def test_unreadable_trusted_keys_file_blocks_the_gate(prod, tmp_path, evidence_k
     assert "the trusted evidence keys cannot be read" in _gate(prod, index, evidence_keys)
 
 
+def test_each_site_keeps_its_own_evidence_index_and_keys(prod, tmp_path, evidence_keys):
+    """Two sites' evidence never mixes: the index and trusted keys default to the stack's own site folder
+    (sites/<stack>/evidence/), in the program and in the pack (`{stack}` filled from the resources' URNs)."""
+    from ncp.evidence.record import index_file
+    from ncp.evidence.signing import trusted_keys_path
+    from ncp.plan.names import EVIDENCE_INDEX, TRUSTED_KEYS
+    from ncp_guardrails.evidence_index import INDEX_CONFIG
+    assert (INDEX_CONFIG["evidenceIndex"]["default"], INDEX_CONFIG["trustedKeys"]["default"]) \
+        == (EVIDENCE_INDEX, TRUSTED_KEYS), "the pack's defaults are the program's site files"
+    assert index_file("prod") == ROOT / "sites" / "prod" / "evidence" / "index.yaml"
+    assert index_file("lab").parent != index_file("prod").parent
+    assert trusted_keys_path(None, "lab") == ROOT / "sites" / "lab" / "evidence" / "trusted-keys.yaml"
+    sites = tmp_path / "sites"
+    (sites / "prod" / "evidence").mkdir(parents=True)
+    shutil.move(_write(tmp_path, _plan(), evidence_keys), sites / "prod" / "evidence" / "index.yaml")
+    shutil.copy(evidence_keys.trusted, sites / "prod" / "evidence" / "trusted-keys.yaml")
+    per_site = {"requirePassedEvidence": True, "evidenceIndex": f"{sites}/{{stack}}/evidence/index.yaml",
+                "trustedKeys": f"{sites}/{{stack}}/evidence/trusted-keys.yaml"}
+    gate = {**PROMOTION, "promotion-evidence": per_site}
+    assert violations(prod, gate, "promotion-evidence") == [], "prod reads its own folder's index and keys"
+    raw, secrets = read_stack_file("prod")
+    west = run_stack_config(raw, secrets, "prod-west")
+    text = "\n".join(v.message for v in violations(west, gate, "promotion-evidence"))
+    assert f"no passed, signed and fresh evidence record in {sites}/prod-west/evidence/index.yaml" in text, \
+        "another site reads its own (empty) folder, not prod's index"
+    shutil.copytree(sites / "prod", sites / "prod-west")  # prod's records in west's folder are still prod's
+    text = "\n".join(v.message for v in violations(west, gate, "promotion-evidence"))
+    assert f"no passed, signed and fresh evidence record in {sites}/prod-west/evidence/index.yaml" in text
+
+
 # --- 2. like-for-like keys, Triton gated ------------------------------------------------------------------------------
 
 # RA: Validation Methodology: "record the model, tokenizer, backend, container image, hardware, driver"

@@ -12,7 +12,7 @@ twin (behaviour.py), judges each by its thresholds, and writes one record per en
 with the site key, Markdown, JUnit XML, CTRF JSON) to the evidence location (default: the stack's
 validationEvidence.path, a local path or an S3-compatible bucket) and a signed entry, which expires after the kind's
 validationEvidence.ttlDays, to the evidence index the prod promotion gate reads (default: index.yaml in the bucket
-when the evidence is in one, else evidence/index.yaml).
+when the evidence is in one, else sites/<stack>/evidence/index.yaml).
 `keygen` makes the site's signing key outside the repository and adds its public half to the trusted keys file;
 `verify` checks every index entry as the gates do; `compare` holds a record against the last passed record of the
 same key and fails on a regression beyond validationEvidence.regressionMarginPct.
@@ -31,7 +31,7 @@ from ncp.acceptance.check import ExportError
 from ncp.cli_exit import BAD_INPUT, FAILED_GATE, OK
 from ncp.evidence import compare as comparison
 from ncp.evidence.collect import OutputsError, build_records
-from ncp.evidence.record import INDEX_FILE, append_index, index_entry, read_index, write_record
+from ncp.evidence.record import append_index, index_entry, index_file, read_index, write_record
 from ncp.evidence.signing import Signer, SigningKeyError, generate, parse_trusted_keys, trusted_keys_path
 from ncp.evidence.store import S3, S3Store, StoreError, open_store
 from ncp.evidence.verify import TrustedKeysError, describe, read_location, verify_index
@@ -62,10 +62,11 @@ def evidence_store(args, site_plan):
 
 
 def index_location(args, store) -> str:
-    """--index, else the store's own index.yaml when the evidence is in a bucket, else the committed index."""
+    """--index, else the store's own index.yaml when the evidence is in a bucket, else the stack's committed index
+    (sites/<stack>/evidence/index.yaml)."""
     if args.index:
         return str(args.index)
-    return store.location("index.yaml") if isinstance(store, S3Store) else str(INDEX_FILE)
+    return store.location("index.yaml") if isinstance(store, S3Store) else str(index_file(args.stack))
 
 
 def default_index(args, site_plan) -> str:
@@ -96,16 +97,16 @@ def write(args) -> int:
 def keygen(args) -> int:
     site_plan = plan_from_stack_file(args.stack)
     settings = site_plan.site.validation_evidence
-    path, key_id = generate(site_plan.site.name, settings)
+    path, key_id = generate(site_plan.site.name, settings, stack=args.stack)
     print(f"signing key {key_id} written to {path} (mode 0600; keep it out of the repository, back it up with the "
-          f"site's secrets)\npublic key added to {trusted_keys_path(settings)}: commit that file")
+          f"site's secrets)\npublic key added to {trusted_keys_path(settings, args.stack)}: commit that file")
     return OK
 
 
 def verify(args) -> int:
     site_plan = plan_from_stack_file(args.stack)
     settings = site_plan.site.validation_evidence
-    keys_file = trusted_keys_path(settings)
+    keys_file = trusted_keys_path(settings, args.stack)
     index = default_index(args, site_plan)
     entries = [e for e in read_index(index) if e.get("stack") == args.stack]
     now = args.now
@@ -133,7 +134,7 @@ def compare(args) -> int:
     except (json.JSONDecodeError, KeyError, TypeError):
         raise OutputsError(f"{args.record}: not an evidence record\n  fix: pass a record JSON `ncp evidence` "
                            "wrote (<endpoint>/<run id>.json)") from None
-    keys_file = trusted_keys_path(settings)
+    keys_file = trusted_keys_path(settings, args.stack)
     trusted = keys_file.read_text() if keys_file.is_file() else None
     problem = signature_problem(current, parse_trusted_keys(trusted, str(keys_file)))
     if problem:  # a record that cannot be believed says nothing about a regression either way
@@ -171,7 +172,7 @@ def _parser(command: str) -> argparse.ArgumentParser:
     else:
         parser.add_argument("--evidence-dir", help="the evidence location, to find its index (default: the stack's)")
     parser.add_argument("--index", help="evidence index file or s3:// object (default: the bucket's index.yaml "
-                                         "when the evidence is in a bucket, else evidence/index.yaml)")
+                                         "when the evidence is in a bucket, else sites/<stack>/evidence/index.yaml)")
     if command == "verify":
         parser.add_argument("--now", type=moment,
                             help="judge freshness at this ISO date or time instead of now (e.g. a release date; UTC "

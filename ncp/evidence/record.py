@@ -16,11 +16,17 @@ from ncp.evidence.signing import Signer
 from ncp.evidence.store import split
 from ncp.evidence.sweep import Sweep, SweepPoint
 from ncp.plan.catalog import ROOT
+from ncp.plan.names import EVIDENCE_INDEX, site_file
 from ncp.plan.strict import StrictModel
 
 # 2: signed (signature), keyed (key), kinds (endpoint, inferenceService), sweep, startup, failure, phases with owners
 SCHEMA_VERSION = 2
-INDEX_FILE = ROOT / "evidence" / "index.yaml"
+
+
+def index_file(stack: str) -> Path:
+    """The stack's committed evidence index, in its site folder (sites/<stack>/evidence/index.yaml)."""
+    return ROOT / site_file(EVIDENCE_INDEX, stack)
+
 
 CacheState = Literal["cold", "warm"]  # the model cache at the start of the run
 EvidenceKind = Literal["endpoint", "inferenceService"]
@@ -259,22 +265,22 @@ def index_entry(record: EvidenceRecord, location: str, sha256: str, signer: Sign
                         record.kind, location, sha256, signer)
 
 
-def read_index(location: Union[str, Path] = INDEX_FILE) -> list[dict]:
+def read_index(location: Union[str, Path]) -> list[dict]:
     """The index's records from a local file or an s3:// object (missing: none)."""
     store, key = split(location)
     text = store.get(key)
     return (yaml.safe_load(text) or {}).get("records", []) if text else []
 
 
-def append_index(entry: dict, location: Union[str, Path] = INDEX_FILE) -> None:
+def append_index(entry: dict, location: Union[str, Path]) -> None:
     records = read_index(location) + [entry]
     store, key = split(location)
     store.put(key, yaml.safe_dump({"schemaVersion": SCHEMA_VERSION, "records": records}, sort_keys=False))
 
 
-def latest_per_endpoint(stack: str, path: Path = INDEX_FILE) -> dict[str, dict]:
+def latest_per_endpoint(stack: str, path: Optional[Path] = None) -> dict[str, dict]:
     latest: dict[str, dict] = {}
-    for entry in read_index(path):
+    for entry in read_index(path or index_file(stack)):
         if entry.get("kind", "endpoint") == "readiness":  # readiness records belong to the site, not an endpoint
             continue
         if entry.get("stack") == stack and entry["createdAt"] >= latest.get(entry["endpoint"], {}).get("createdAt", ""):

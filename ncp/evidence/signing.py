@@ -2,9 +2,9 @@
 
 The private key is a PEM (PKCS#8) file outside the project: NCP_EVIDENCE_SIGNING_KEY, else the stack's
 `site.validationEvidence.signingKey`, else ~/.config/ncp-inference/<site>.signing-key.pem. Its public half goes into
-the trusted keys file (`validationEvidence.trustedKeys`, default evidence/trusted-keys.yaml), which is committed and
-which the promotion gates and `ncp evidence verify` read. The signature format and the check are the policy
-pack's (ncp_guardrails.evidence_trust), so writer and gate share one definition.
+the trusted keys file (`validationEvidence.trustedKeys`, default sites/<stack>/evidence/trusted-keys.yaml), which is
+committed and which the promotion gates and `ncp evidence verify` read. The signature format and the check are the
+policy pack's (ncp_guardrails.evidence_trust), so writer and gate share one definition.
 """
 import base64
 import os
@@ -21,6 +21,7 @@ from ncp.cli_exit import BadInput
 from ncp.offline.policy_check import PACK_DIR
 from ncp.plan.catalog import ROOT
 from ncp.plan.config import EvidenceTtl, ValidationEvidence
+from ncp.plan.names import TRUSTED_KEYS, site_file
 
 if str(PACK_DIR) not in sys.path:  # the pack's package, as its language host imports it
     sys.path.insert(0, str(PACK_DIR))
@@ -47,8 +48,10 @@ def key_path(site: str, settings: Optional[ValidationEvidence]) -> Path:
     return path
 
 
-def trusted_keys_path(settings: Optional[ValidationEvidence]) -> Path:
-    return ROOT / (settings.trusted_keys if settings else ValidationEvidence.model_fields["trusted_keys"].default)
+def trusted_keys_path(settings: Optional[ValidationEvidence], stack: str) -> Path:
+    """validationEvidence.trustedKeys, else the stack's own sites/<stack>/evidence/trusted-keys.yaml."""
+    configured = settings.trusted_keys if settings else None
+    return ROOT / (configured or site_file(TRUSTED_KEYS, stack))
 
 
 class Signer:
@@ -90,7 +93,8 @@ class Signer:
         return (created + timedelta(days=self.ttl_days[kind])).isoformat(timespec="seconds")
 
 
-def generate(site: str, settings: Optional[ValidationEvidence], now: Optional[datetime] = None) -> tuple[Path, str]:
+def generate(site: str, settings: Optional[ValidationEvidence], now: Optional[datetime] = None,
+             stack: Optional[str] = None) -> tuple[Path, str]:
     """A new private key at the site's key path (mode 0600; never overwritten) and its public half added to the
     trusted keys file. Returns (private key path, key id)."""
     path = key_path(site, settings)
@@ -104,7 +108,7 @@ def generate(site: str, settings: Optional[ValidationEvidence], now: Optional[da
         handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                        serialization.NoEncryption()))
     raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    trusted = trusted_keys_path(settings)
+    trusted = trusted_keys_path(settings, stack or site)
     listed = (yaml.safe_load(trusted.read_text()) or {}) if trusted.is_file() else {}
     listed.setdefault("keys", {})[key_id(raw)] = {
         "publicKey": base64.b64encode(raw).decode(), "site": site,

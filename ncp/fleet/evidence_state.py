@@ -1,13 +1,13 @@
 """A site's latest acceptance evidence as the promotion gates judge it (evidence.verify): the newest index entry of
 each of the site's keys (endpoint, inference service, readiness), believed or refused, passed or failed, and its
 age. The fleet reads the index where the site's evidence writes it (ncp/evidence/__main__.py: the bucket's index.yaml,
-else evidence/index.yaml), or where the fleet file says."""
+else sites/<stack>/evidence/index.yaml), or where the fleet file says."""
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
-from ncp.evidence.record import INDEX_FILE, read_index
+from ncp.evidence.record import index_file, read_index
 from ncp.evidence.signing import trusted_keys_path
 from ncp.evidence.store import S3, StoreError, open_store
 from ncp.evidence.verify import TrustedKeysError, verify_index
@@ -15,13 +15,13 @@ from ncp.evidence.verify import TrustedKeysError, verify_index
 __all__ = ["evidence_state", "index_location", "parse_time"]
 
 
-def index_location(site_plan, override: Optional[str]) -> str:
+def index_location(stack: str, site_plan, override: Optional[str]) -> str:
     if override:
         return override
     configured = site_plan.site.validation_evidence
     if configured is not None and configured.path.startswith(S3):
         return open_store(configured.path).location("index.yaml")
-    return str(INDEX_FILE)
+    return str(index_file(stack))
 
 
 def parse_time(value: str) -> datetime:
@@ -57,11 +57,11 @@ def evidence_state(stack: str, site_plan, override: Optional[str], now: datetime
     """{verdict: passed|failed|refused|none|unreadable, age_days, created_at, entries: [...], reason}."""
     settings = site_plan.site.validation_evidence
     try:
-        location = index_location(site_plan, override)
+        location = index_location(stack, site_plan, override)
         entries = [e for e in _entries(location) if e.get("stack") == stack]
         if not entries:
             return {"verdict": "none", "index": location, "entries": [], "age_days": None, "created_at": None}
-        keys_file = trusted_keys_path(settings)
+        keys_file = trusted_keys_path(settings, stack)
         keys_text = keys_file.read_text() if keys_file.is_file() else None
         judged = verify_index(_latest(entries), keys_text, str(keys_file), now)
     except (StoreError, TrustedKeysError, OSError) as error:

@@ -12,7 +12,7 @@
         context: lab-admin          # optional: the kubeconfig context
         canary: true                # optional: goes in the first wave
         risk: 0                     # optional: order inside an environment (lower first)
-        evidenceIndex: evidence/index.yaml   # optional: where the site's evidence index is
+        evidenceIndex: sites/lab/evidence/index.yaml   # optional: default sites/<stack>/evidence/index.yaml
 """
 import subprocess
 from dataclasses import dataclass, field

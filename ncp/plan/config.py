@@ -55,8 +55,9 @@ class ValidationEvidence(StrictModel):
         default=None, description="the site's private evidence signing key (PEM), outside the repository; "
                                   "NCP_EVIDENCE_SIGNING_KEY overrides; default "
                                   "~/.config/ncp-inference/<site>.signing-key.pem")
-    trusted_keys: Text = Field(default="evidence/trusted-keys.yaml",
-                              description="project-relative file of the public keys evidence is verified with")
+    trusted_keys: Optional[Text] = Field(
+        default=None, description="project-relative file of the public keys evidence is verified with; default "
+                                  "sites/<stack>/evidence/trusted-keys.yaml")
     ttl_days: EvidenceTtl = Field(default_factory=lambda: EvidenceTtl(),
                                   description="how long each kind of evidence stays fresh for the promotion gate")
     regression_margin_pct: float = Field(

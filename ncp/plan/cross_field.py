@@ -12,7 +12,7 @@ Every policy of the pack (policy/ncp_guardrails) and where config refuses what i
 - storage-tiers: tiers sharing a storageClass (ncp/plan/serving.py StorageTiers).
 - model-provenance: floating revisions and unlisted sources (ncp/plan/serving.py, ncp/plan/endpoints.py).
 - acceptance-evidence: thresholds are part of every endpoint's slo; the validation suite in prod here.
-- promotion-evidence: a gate on recorded runs (evidence/index.yaml), not config.
+- promotion-evidence: a gate on recorded runs (sites/<stack>/evidence/index.yaml), not config.
 - image-references: prod serving digests (ncp/plan/endpoints.py); the site-built tool images here.
 """
 from typing import Optional, Sequence

@@ -70,6 +70,19 @@ def fio_job(tier: str) -> str:
 MODEL_CLAIM = "model-artifacts"
 BENCHMARK_CLAIM = "benchmark-output"
 MODELS_MOUNT = "/models"
+# A site's files live together under sites/<stack>/ (the stack's name picks the folder): its sizing files, release
+# reviews, and its evidence index and trusted public keys. The policy pack's defaults for the two evidence files are
+# the same templates (policy/ncp_guardrails/evidence_index.py), with {stack} filled from the resources' URNs.
+SITE_DIR = "sites/{stack}"
+EVIDENCE_INDEX = SITE_DIR + "/evidence/index.yaml"
+TRUSTED_KEYS = SITE_DIR + "/evidence/trusted-keys.yaml"
+
+
+def site_file(template: str, stack: str) -> str:
+    """A site file's project-relative path for one stack (EVIDENCE_INDEX, TRUSTED_KEYS)."""
+    return template.format(stack=stack)
+
+
 # Where the acceptance benchmark Jobs mount the benchmark-output claim (one artifact directory per endpoint), and the
 # export AIPerf writes there, which the judge reads (ncp/acceptance/check.py).
 RESULTS_MOUNT = "/results"

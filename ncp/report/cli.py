@@ -21,7 +21,6 @@ import graphviz
 import pulumi
 
 from ncp.cli_exit import prepare_output
-from ncp.evidence.record import INDEX_FILE
 from ncp.offline.policy_check import PackConfigError
 from ncp.readmodel.recorder import run_stack_file
 from ncp.plan.catalog import ROOT
@@ -51,7 +50,8 @@ def main(argv=None) -> int:
     parser.add_argument("--stack", required=True)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--ra-text", type=Path)
-    parser.add_argument("--evidence-index", type=Path, default=INDEX_FILE)
+    parser.add_argument("--evidence-index", type=Path,
+                        help="the evidence index (default: sites/<stack>/evidence/index.yaml)")
     args = parser.parse_args(argv)
     out = args.out or ROOT / "sites" / args.stack / "review"
     try:

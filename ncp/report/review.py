@@ -4,7 +4,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
-from ncp.evidence.record import INDEX_FILE, latest_per_endpoint
+from ncp.evidence.record import index_file, latest_per_endpoint
 from ncp.evidence.signing import trusted_keys_path
 from ncp.evidence.verify import TrustedKeysError, verify_index
 from ncp.offline.policy_check import PACK_DIR, evaluate, read_pack_config
@@ -105,10 +105,10 @@ def _policies(recording: Recording, config_path: Path, index: Optional[Path] = N
             "violations": [{"policy": v.policy, "level": v.level, "message": _detail(v)} for v in violations]}
 
 
-def _trust(site_plan: SitePlan, entries: dict[str, dict]) -> dict[str, str]:
+def _trust(site_plan: SitePlan, stack: str, entries: dict[str, dict]) -> dict[str, str]:
     """Per endpoint, whether its latest entry would be believed by the promotion gate (signed by a trusted key,
     unchanged, fresh) or why not."""
-    keys = trusted_keys_path(site_plan.site.validation_evidence)
+    keys = trusted_keys_path(site_plan.site.validation_evidence, stack)
     text = keys.read_text() if keys.is_file() else None
     try:
         judged = verify_index(list(entries.values()), text, str(keys))
@@ -119,7 +119,7 @@ def _trust(site_plan: SitePlan, entries: dict[str, dict]) -> dict[str, str]:
 
 def _endpoints(site_plan: SitePlan, recording: Recording, index: Path) -> list[dict]:
     evidence = latest_per_endpoint(recording.stack, index)
-    trust = _trust(site_plan, evidence)
+    trust = _trust(site_plan, recording.stack, evidence)
     rows = []
     for endpoint_plan in site_plan.endpoints:
         endpoint = endpoint_plan.endpoint
@@ -161,9 +161,11 @@ def _site_facts(site_plan: SitePlan) -> dict:
 
 
 # RA: Visual Architecture Views: "Each view should be reviewed with the component matrix, source evidence"
-def build_review(site_plan: SitePlan, recording: Recording, ra_text: Optional[str], index: Path = INDEX_FILE,
+def build_review(site_plan: SitePlan, recording: Recording, ra_text: Optional[str], index: Optional[Path] = None,
                  ra_text_missing: str = "") -> dict:
-    """ra_text None: the traceability section says it is not available (and why: `ra_text_missing`)."""
+    """ra_text None: the traceability section says it is not available (and why: `ra_text_missing`). index: the
+    evidence index, by default the stack's own (sites/<stack>/evidence/index.yaml)."""
+    index = index or index_file(recording.stack)
     images: set = set()
     for registration in recording.resources:
         _images_in(registration.inputs, images)
@@ -171,7 +173,7 @@ def build_review(site_plan: SitePlan, recording: Recording, ra_text: Optional[st
     policies = {environment: _policies(recording, PACK_DIR / "config" / f"{environment}.json")}
     if environment == "prod":
         policies["promotion"] = _policies(recording, PROMOTION_CONFIG, index,
-                                          trusted_keys_path(site_plan.site.validation_evidence))
+                                          trusted_keys_path(site_plan.site.validation_evidence, recording.stack))
     if ra_text is None:
         traceability = {"available": False, "reason": ra_text_missing, "rows": [], "danglingReferences": []}
     else:

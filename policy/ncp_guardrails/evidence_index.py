@@ -2,6 +2,8 @@
 (`s3://<bucket>/<key>`, read with boto3; endpoint and credentials from the standard AWS settings). The pack reads
 nothing of the program's checkout: where the index and the trusted keys are comes from its config (`evidenceIndex`,
 `trustedKeys`; a local path is taken as given, so give it absolute, as `ncp check` does for the project's files).
+Each site keeps its own evidence: `{stack}` in either location is the stack of the resources judged (from their
+URNs), and the defaults are the site folder's files, as the program writes them (ncp/plan/names.py).
 Each entry is believed only when it is signed by a trusted site key, fresh, and its record is the one it signed
 (ncp_guardrails.evidence_trust); the others are kept with the reason they were refused, for the gate's message."""
 from dataclasses import dataclass, field
@@ -13,9 +15,10 @@ import yaml
 from ncp_guardrails.evidence_trust import TrustedKeysError, entry_problem, parse_trusted_keys
 
 S3 = "s3://"
-TRUSTED_KEYS = "evidence/trusted-keys.yaml"
+EVIDENCE_INDEX = "sites/{stack}/evidence/index.yaml"
+TRUSTED_KEYS = "sites/{stack}/evidence/trusted-keys.yaml"
 # The pack config every evidence gate takes: where the index and the trusted public keys are.
-INDEX_CONFIG = {"evidenceIndex": {"type": "string", "default": "evidence/index.yaml"},
+INDEX_CONFIG = {"evidenceIndex": {"type": "string", "default": EVIDENCE_INDEX},
                 "trustedKeys": {"type": "string", "default": TRUSTED_KEYS}}
 
 
@@ -28,6 +31,7 @@ class Evidence:
     """The index's entries the gate believes, and those it refused with the reason."""
     trusted: list = field(default_factory=list)
     refused: list = field(default_factory=list)  # (entry, reason)
+    index: str = ""  # where the entries were read
 
     def refusals(self, **match) -> list[str]:
         return [f"{entry.get('runId')} ({reason})" for entry, reason in self.refused
@@ -73,16 +77,31 @@ def judge_entries(entries: list, keys) -> Evidence:
     return evidence
 
 
+def stack_of(urn: str) -> str:
+    """urn:pulumi:<stack>::<project>::<type>::<name> -> <stack>."""
+    return urn.split("::")[0].rsplit(":", 1)[-1]
+
+
+def locations(config: dict, resources) -> tuple[str, str]:
+    """The evidence index and trusted keys of the stack judged: `{stack}` filled from the resources' URNs."""
+    stacks = {stack_of(resource.urn) for resource in resources if getattr(resource, "urn", None)}
+    stack = stacks.pop() if len(stacks) == 1 else "{stack}"
+    return (config.get("evidenceIndex", EVIDENCE_INDEX).replace("{stack}", stack),
+            config.get("trustedKeys", TRUSTED_KEYS).replace("{stack}", stack))
+
+
 def gate_entries(args, switch: str, report) -> Optional[Evidence]:
     """The index entries a promotion gate judges, or None when the gate is off (its `switch` config) or the index or
     the trusted keys cannot be read (reported as a violation: no evidence is no acceptance)."""
     config = args.get_config() or {}
     if not config.get(switch):
         return None
-    keys_file = config.get("trustedKeys", TRUSTED_KEYS)
+    index_file, keys_file = locations(config, args.resources)
     try:
         keys = parse_trusted_keys(read_text(keys_file), keys_file)
-        return judge_entries(load_index(config["evidenceIndex"]), keys)
+        evidence = judge_entries(load_index(index_file), keys)
+        evidence.index = index_file
+        return evidence
     except IndexUnreadable as error:
         report(f"the evidence index cannot be read: {error}")
     except TrustedKeysError as error:

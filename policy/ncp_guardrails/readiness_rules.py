@@ -1,9 +1,8 @@
 """Promotion gate on RDMA sites: a disaggregated or multi-node endpoint, whose workers use the east-west rails, is
 accepted only with passed readiness evidence (NCCL across the rails, storage throughput per tier) for the stack."""
-from ncp_guardrails.evidence_index import INDEX_CONFIG, gate_entries
+from ncp_guardrails.evidence_index import INDEX_CONFIG, gate_entries, stack_of
 from ncp_guardrails.framework import stack_policy
 from ncp_guardrails.kube import dgd_services, get, is_dgd, name_of
-from ncp_guardrails.serving_rules import _stack_of
 
 NETWORKS_ANNOTATION = "k8s.v1.cni.cncf.io/networks"  # Multus: the rails a worker pod attaches
 
@@ -29,15 +28,14 @@ def _readiness_evidence(args, report):
     evidence = gate_entries(args, "requirePassedReadiness", report)
     if evidence is None:
         return
-    config = args.get_config()
     for resource in args.resources:
         if not (is_dgd(resource.props) and _uses_rails(resource.props)):
             continue
-        stack = _stack_of(resource.urn)
+        stack = stack_of(resource.urn)
         latest = latest_readiness(evidence.trusted, stack)
         if latest is None:
             refused = evidence.refusals(stack=stack, kind="readiness")
-            report(f"{name_of(resource.props)}: its workers use the RDMA rails but {config['evidenceIndex']} has no "
+            report(f"{name_of(resource.props)}: its workers use the RDMA rails but {evidence.index} has no "
                    "signed and fresh readiness record for the stack (NCCL across the rails, storage throughput per "
                    "tier)" + (f"; refused: {'; '.join(refused)}" if refused else ""), resource.urn)
         elif latest.get("passed") is not True:
@@ -51,7 +49,8 @@ readiness_evidence = stack_policy(
     "(NCCL all_reduce across the rails, fio read per storage tier) to have passed.",
     "Network And Storage Readiness View; Networking",
     "Run the readiness Jobs in ncp-readiness (nccl-tests, fio-<tier>) with `ncp evidence readiness-run "
-    "--stack <stack> --kubeconfig <file> --outputs <dir>` and commit evidence/index.yaml with the record.",
+    "--stack <stack> --kubeconfig <file> --outputs <dir>` and commit sites/<stack>/evidence/index.yaml with the "
+    "record.",
     _readiness_evidence,
     config={"requirePassedReadiness": {"type": "boolean", "default": False}, **INDEX_CONFIG},
 )

@@ -3,7 +3,7 @@ import json
 from typing import Optional
 
 from ncp_guardrails.data import allowlists, names
-from ncp_guardrails.evidence_index import INDEX_CONFIG, gate_entries
+from ncp_guardrails.evidence_index import INDEX_CONFIG, gate_entries, stack_of
 from ncp_guardrails.framework import resource_policy, stack_policy
 from ncp_guardrails.kube import (
     COMPONENT_LABEL, ENDPOINT_LABEL, STORAGE_TIER_LABEL, WORKLOADS, dgd_services, get, is_dgd, is_inference_server,
@@ -152,10 +152,6 @@ acceptance_evidence = stack_policy(
 
 
 
-def _stack_of(urn: str) -> str:
-    return urn.split("::")[0].rsplit(":", 1)[-1]
-
-
 def _deployed_key(props) -> Optional[dict]:
     """The like-for-like key the program stamped on a served resource (EVIDENCE_KEY annotation), or None."""
     try:
@@ -204,7 +200,7 @@ def _promotion_evidence(args, report):
     for resource in args.resources:
         if not (is_dgd(resource.props) or is_inference_server(resource.props)):
             continue
-        name, stack = name_of(resource.props), _stack_of(resource.urn)
+        name, stack = name_of(resource.props), stack_of(resource.urn)
         key = _deployed_key(resource.props)
         drift = ["it has none"] if key is None else _key_drift(resource.props, key, config.get("sizingFiles") or {})
         if key is None or drift:
@@ -218,7 +214,7 @@ def _promotion_evidence(args, report):
             if any(e.get("key") == wanted for e in passed):
                 continue
             refused = evidence.refusals(stack=stack, endpoint=name)
-            report(f"{name}: no passed, signed and fresh evidence record in {config['evidenceIndex']} for "
+            report(f"{name}: no passed, signed and fresh evidence record in {evidence.index} for "
                    f"{cache_state} cache under its key ({', '.join(f'{k}={v}' for k, v in wanted.items())})"
                    + _differences(wanted, passed)
                    + (f"; refused: {'; '.join(refused)}" if refused else ""), resource.urn)
@@ -231,8 +227,8 @@ promotion_evidence = stack_policy(
     "file, GPU driver, Kubernetes version, network mode and cache state (each state of `cacheStates`).",
     "Validation Methodology; Architecture Decision Guardrails",
     "Run the acceptance Jobs on the deployed stack, then `ncp evidence write --stack <stack> --outputs <dir> "
-    "--cache-state <cold|warm>` (signs with the site key) and commit evidence/index.yaml with the records; "
-    "`ncp evidence verify` shows why an entry is refused.",
+    "--cache-state <cold|warm>` (signs with the site key) and commit sites/<stack>/evidence/index.yaml with the "
+    "records; `ncp evidence verify` shows why an entry is refused.",
     _promotion_evidence,
     config={"requirePassedEvidence": {"type": "boolean", "default": False}, **INDEX_CONFIG,
             "sizingFiles": {"type": "object", "additionalProperties": {"type": "string"}, "default": {}},
