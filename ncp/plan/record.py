@@ -4,6 +4,7 @@ from typing import Any, Optional
 
 from pydantic import Field
 
+from ncp.plan.names import TRUSTED_KEYS
 from ncp.plan.site_plan import RDMA_RAIL_ISOLATION, SitePlan
 from ncp.plan.strict import StrictModel
 
@@ -81,7 +82,9 @@ def baseline_record(plan: SitePlan) -> BaselineRecord:
         chart_mirror=plan.config.components.chart_mirror,
         prerequisites={c: plan.matrix.pin(c).prerequisites for c in plan.layers.charts
                        if plan.matrix.pin(c).prerequisites},
-        validation_evidence=evidence.model_dump(by_alias=True) if evidence else None,
+        # trustedKeys unset is the site folder's file (the stack's name fills {stack})
+        validation_evidence={**evidence.model_dump(by_alias=True),
+                             "trustedKeys": evidence.trusted_keys or TRUSTED_KEYS} if evidence else None,
         gpu_sharing=gpu_sharing(plan),
         tenant_image_pulls=plan.config.components.tenancy.pull_credentials.value,
         tenant_node_pools=plan.tenant_node_pools,
