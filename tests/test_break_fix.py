@@ -15,7 +15,9 @@ from ncp.plan.break_fix import (
     LAYERS, RESULT_PREFIX, UNCORDON_GUARD, break_fix, fault_quarantine_rule_sets, gate_job, gate_steps, handover_job,
     node_baseline, uncordon_guard,
 )
+from ncp.cluster_api import KubeError
 from ncp.plan.capacity import capacity_report, short_tenants
+from ncp.plan.record import RECORD_NAME, RECORD_NAMESPACE, baseline_record, config_map_data
 from ncp.plan.catalog import ROOT, integration_points
 from ncp.plan.names import TENANT_KEY
 from ncp.plan.sources import plan_from_stack_file
@@ -37,7 +39,7 @@ def healthy_logs(baseline, busbw: float) -> dict[str, str]:
 
 def gate_node(plan, tenant, **changes) -> dict:
     baseline = node_baseline(plan, tenant)
-    labels = {**baseline.labels(), **changes.pop("labels", {})}
+    labels = {**baseline.labels, **changes.pop("labels", {})}
     gpus = changes.pop("gpus", str(baseline.gpus))
     return {"metadata": {"name": "gpu-1", "labels": labels},
             "spec": {"unschedulable": True, "taints": changes.pop("taints", [])},
@@ -99,6 +101,87 @@ def test_the_node_itself_is_judged_against_the_baseline(prod_plan):
     assert failing(gate_node(prod_plan, "acme-chat", labels={product: "NVIDIA-H100"})) == ["node"]
     assert failing(gate_node(prod_plan, "acme-chat", labels={TENANT_KEY: "globex-research"})) == ["node"]
     assert failing(gate_node(prod_plan, "acme-chat", gpus="7")) == ["gpu"]
+
+
+class RecordedCluster:
+    """The calls the gate makes, on one node, the deployed baseline record (None: absent) and the gate template."""
+
+    def __init__(self, node: dict, record: "dict | None", template: dict):
+        self._node, self.record, self.template = node, record, template
+
+    def node(self, name: str) -> dict:
+        return yaml.safe_load(yaml.safe_dump(self._node))
+
+    def nodes(self) -> list[dict]:
+        return [self.node(self._node["metadata"]["name"])]
+
+    def config_map(self, namespace: str, name: str) -> dict:
+        if self.record is None or (namespace, name) != (RECORD_NAMESPACE, RECORD_NAME):
+            raise KubeError(f"GET configmap {namespace}/{name}: HTTP 404: not found", 404)
+        return {"data": self.record}
+
+    def job(self, namespace: str, name: str) -> dict:
+        return self.template
+
+    def patch_node(self, name: str, patch: dict) -> dict:
+        self._node["spec"].update(patch["spec"])
+        return self.node(name)
+
+
+def _deployed(plan, **pool_changes) -> dict:
+    """The record ConfigMap's data as the program deploys it, with `pool_changes` written into acme-chat's entry."""
+    documents = baseline_record(plan).documents()
+    documents["nodeBaseline"]["acme-chat"].update(pool_changes)
+    return config_map_data(documents)
+
+
+def _gate_run(plan, monkeypatch, record, logs=None):
+    node = gate_node(plan, "acme-chat", taints=[break_fix().quarantine.taint.as_dict()])
+    baseline = node_baseline(plan, "acme-chat")
+    monkeypatch.setattr(node_gate, "run_on_node", lambda *args: logs or healthy_logs(
+        baseline, baseline.nccl_bus_bandwidth_gbps + 1))
+    cluster = RecordedCluster(node, record, gate_job(plan))
+    return cluster, node_gate.gate(cluster, plan, "prod", "gpu-1", "t", 1, 1, node_gate.Timeline(lambda line: None))
+
+
+def test_the_deployed_record_carries_every_fact_the_gate_judges(prod_plan):
+    pools = yaml.safe_load(_deployed(prod_plan)["nodeBaseline"])
+    assert set(pools) == {"shared", "acme-chat", "globex-research", "ncp-eval"}
+    assert pools["acme-chat"] == {"gpuProduct": "NVIDIA-H200", "gpus": 8, "driver": "595.91.07", "migLayout": None,
+                                  "ncclBusBandwidthGBps": 320.0, "tenant": "acme-chat",
+                                  "labels": node_baseline(prod_plan, "acme-chat").labels}
+
+
+# RA: Break-Fix Architecture: "Re-admit the resource only after it matches the accepted baseline."
+def test_the_gate_judges_against_the_deployed_record_not_the_plan(prod_plan, monkeypatch):
+    cluster, record = _gate_run(prod_plan, monkeypatch, _deployed(prod_plan))
+    assert record.passed and cluster.node("gpu-1")["spec"]["unschedulable"] is False
+    # The node reports the plan's driver; the deployed record says another: the gate follows the record.
+    cluster, record = _gate_run(prod_plan, monkeypatch, _deployed(prod_plan, driver="580.95.05"))
+    assert not record.passed and record.failing_layers == ["node"]
+    row = next(r for r in record.checks if r.check == "driver")
+    assert (row.measured, row.expected, row.status) == ("595.91.07", "580.95.05", "FAIL")
+    assert cluster.node("gpu-1")["spec"]["unschedulable"] is True
+    cluster, record = _gate_run(prod_plan, monkeypatch, _deployed(prod_plan, ncclBusBandwidthGBps=10_000))
+    assert record.failing_layers == ["network"], "the threshold is the record's"
+    cluster, record = _gate_run(prod_plan, monkeypatch, _deployed(prod_plan, gpuProduct="NVIDIA-B200",
+                                                                  labels={"nvidia.com/gpu.product": "NVIDIA-B200"}))
+    assert record.failing_layers == ["node"], "the labels are the record's"
+
+
+@pytest.mark.parametrize("record, message", [
+    (None, "the cluster lacks ConfigMap ncp-system/ncp-baseline-record"),
+    ({"site": "name: x\n"}, "has no key nodeBaseline"),
+    ({"nodeBaseline": "shared: {}\n"}, "has no pool acme-chat"),
+    ({"nodeBaseline": "acme-chat: {gpus: 8}\n"}, "pool acme-chat is not a node baseline"),
+])
+def test_a_cluster_without_the_deployed_baseline_is_bad_input(prod_plan, monkeypatch, capsys, record, message):
+    node = gate_node(prod_plan, "acme-chat")
+    monkeypatch.setattr(node_gate, "connect_from", lambda args: RecordedCluster(node, record, gate_job(prod_plan)))
+    assert node_gate.main(["--stack", "prod", "--node", "gpu-1"]) == 2
+    error = capsys.readouterr().err
+    assert message in error and ("fix: `pulumi up`" in error or "fix: label the node" in error), error
+    assert node["spec"]["unschedulable"] is True and not node["spec"]["taints"], "nothing changed on the node"
 
 
 def test_returning_to_service_drops_only_the_quarantine_and_hold_taints():

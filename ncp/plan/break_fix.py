@@ -20,6 +20,7 @@ from ncp.plan.strict import StrictModel
 
 BREAK_FIX_FILE = ROOT / "data" / "break-fix.yaml"
 GATE_JOB, HANDOVER_JOB = "return-to-service", "node-handover"
+CHECKS_ANNOTATION = f"{PROJECT}.io/checks"  # the gate Job's checks, in order: what the gate judges
 RESULT_PREFIX = "NCP-GATE"
 HOST_MOUNT = "/host"
 # RA: Break-Fix Architecture: "Classify the failure as service-level, pod-level, node-level, GPU-level"
@@ -185,9 +186,13 @@ def gpu_reset_step() -> Step:
     return Step("gpu-reset", break_fix().dcgm.image, script)
 
 
+SHARED_POOL = "shared"  # the nodeBaseline pool of nodes without a tenant label
+
+
 @dataclass(frozen=True)
 class NodeBaseline:
-    """What a node must show to return to service, from the baseline record's facts."""
+    """What a node must show to return to service: the baseline record's nodeBaseline entry of its pool, which the
+    gate reads from the cluster (ConfigMap ncp-baseline-record), never from the plan."""
 
     gpu_product: str
     gpus: int
@@ -195,27 +200,48 @@ class NodeBaseline:
     mig_layout: Optional[str]  # the nvidia.com/mig.config value, where the node is partitioned
     nccl_bus_bandwidth_gbps: Optional[float]  # the profile's readiness threshold, on RDMA profiles
     tenant: Optional[str]  # the tenant whose pool the node belongs to (its label), None on shared nodes
+    labels: dict[str, str]  # the labels the node must carry (product, present, MIG layout, tenant pool)
 
-    def labels(self) -> dict[str, str]:
-        names = integration_points().gpu
-        expected = {names.product_label: self.gpu_product, names.present_label: "true"}
-        if self.mig_layout:
-            expected[names.mig_config_label] = self.mig_layout
-        if self.tenant:
-            expected[TENANT_KEY] = self.tenant
-        return expected
+    def as_record(self) -> dict:
+        return {"gpuProduct": self.gpu_product, "gpus": self.gpus, "driver": self.driver,
+                "migLayout": self.mig_layout, "ncclBusBandwidthGBps": self.nccl_bus_bandwidth_gbps,
+                "tenant": self.tenant, "labels": dict(self.labels)}
+
+    @classmethod
+    def from_record(cls, entry: dict) -> "NodeBaseline":
+        """The entry as the record holds it; a KeyError names a fact it lacks."""
+        return cls(gpu_product=entry["gpuProduct"], gpus=int(entry["gpus"]), driver=entry["driver"],
+                   mig_layout=entry["migLayout"], nccl_bus_bandwidth_gbps=entry["ncclBusBandwidthGBps"],
+                   tenant=entry["tenant"], labels=dict(entry["labels"]))
+
+
+def _expected_labels(gpu_product: str, mig_layout: Optional[str], tenant: Optional[str]) -> dict[str, str]:
+    names = integration_points().gpu
+    expected = {names.product_label: gpu_product, names.present_label: "true"}
+    if mig_layout:
+        expected[names.mig_config_label] = mig_layout
+    if tenant:
+        expected[TENANT_KEY] = tenant
+    return expected
 
 
 def node_baseline(plan, tenant: Optional[str]) -> NodeBaseline:
-    """The baseline of a node of `tenant`'s pool (None: a shared node)."""
+    """The baseline of a node of `tenant`'s pool (None: a shared node), as the program writes it into the record."""
     mig = plan.mig if plan.mig is not None and plan.mig.node_pool in (None, tenant) else None
     readiness = plan.profile.readiness
+    product, layout = gpu_product_label(plan.profile, mig), MIG_LAYOUT if mig else None
     return NodeBaseline(
-        gpu_product=gpu_product_label(plan.profile, mig), gpus=plan.profile.gpu.per_node,
+        gpu_product=product, gpus=plan.profile.gpu.per_node,
         driver=plan.matrix.pin("gpuOperator").images.get("driver") if plan.managed_driver else None,
-        mig_layout=MIG_LAYOUT if mig else None,
+        mig_layout=layout,
         nccl_bus_bandwidth_gbps=readiness.nccl_bus_bandwidth_gbps if readiness and plan.network_enabled else None,
-        tenant=tenant)
+        tenant=tenant, labels=_expected_labels(product, layout, tenant))
+
+
+def node_baselines(plan) -> dict[str, dict]:
+    """Pool (a pooled tenant's name, or `shared`) -> its node baseline: the record's nodeBaseline key."""
+    pools = [None, *(t.name for t in plan.tenants if t.node_pool)]
+    return {tenant or SHARED_POOL: node_baseline(plan, tenant).as_record() for tenant in pools}
 
 
 def dcgm_endpoint(plan) -> str:
@@ -240,7 +266,7 @@ def gate_job(plan) -> dict:
     """The suspended return-to-service Job: `ncp node return-to-service` runs a copy on one node."""
     checks = [step.name for step in gate_steps(plan)]
     return job_template(GATE_JOB, GATE_JOB, gate_steps(plan), plan.profile.gpu.per_node, {
-        f"{PROJECT}.io/checks": ",".join(checks),
+        CHECKS_ANNOTATION: ",".join(checks),
         f"{PROJECT}.io/run-by": "ncp node return-to-service --stack <stack> --node <node> (copies this Job onto the "
                                 "node, judges each check against the baseline record, uncordons only on a pass)"})
 

@@ -21,6 +21,7 @@ from ncp.plan.break_fix import (
 from ncp.plan.catalog import integration_points
 from ncp.plan.layers import READINESS_NAMESPACE
 from ncp.plan.names import TENANT_KEY, tenant_namespace
+from ncp.plan.record import RECORD_NAME, RECORD_NAMESPACE, baseline_record, config_map_data
 from ncp.plan.sources import plan_from_stack_file
 from tests.e2e.cluster import own_control_plane
 from tests.e2e.kube_api import KubeApi
@@ -109,8 +110,12 @@ def _setup(drill: Drill) -> None:
     api, plan = drill.api, drill.plan
     for node in nodes_for(plan, rdma_devices=63):
         api.create("/api/v1/nodes", node)
-    for namespace in (READINESS_NAMESPACE, tenant_namespace(TENANT), NVSENTINEL_NAMESPACE):
+    for namespace in (READINESS_NAMESPACE, tenant_namespace(TENANT), NVSENTINEL_NAMESPACE, RECORD_NAMESPACE):
         api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    # The baseline record as the program deploys it: the gate judges the node against this, not the plan.
+    api.create(f"/api/v1/namespaces/{RECORD_NAMESPACE}/configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": RECORD_NAME},
+        "data": config_map_data(baseline_record(plan).documents())})
     for job in (gate_job(plan), handover_job(plan, "site.example/fio:drill")):
         api.create(f"/apis/batch/v1/namespaces/{READINESS_NAMESPACE}/jobs", job)
     spec, binding = uncordon_guard(NVSENTINEL_NAMESPACE)
