@@ -87,13 +87,24 @@ class Timeline:
         self.say(line)
 
 
+def suite_node_facts(text: str) -> dict[str, str]:
+    """The driver and GPU count in the node-checks container's nvidia-smi output, read as the validation suite reads
+    them (its parse_driver_version and count_gpus_from_full_output patterns, data/break-fix.yaml validationSuite)."""
+    suite = break_fix().validation_suite
+    driver = re.search(suite.driver_pattern, text)
+    return {"driver": driver.group(1) if driver else "", "gpus": str(len(re.findall(suite.gpu_pattern, text)))}
+
+
 def parse_results(logs: dict[str, str]) -> dict[str, tuple[str, dict[str, str]]]:
-    """check -> (PASS|FAIL, its key=value fields) from the containers' logs; the last line of a check wins."""
+    """check -> (PASS|FAIL, its key=value fields) from the containers' logs; the last line of a check wins. The
+    node checks' fields are what the suite reads in the container's output."""
     results: dict[str, tuple[str, dict[str, str]]] = {}
     for text in logs.values():
         for check, status, rest in RESULT_LINE.findall(text):
             fields = dict(part.split("=", 1) for part in rest.split() if "=" in part)
             results[check] = (status, fields)
+    if "node-checks" in results and "node-checks" in logs:
+        results["node-checks"][1].update(suite_node_facts(logs["node-checks"]))
     return results
 
 
