@@ -5,8 +5,6 @@ from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
-import yaml
-
 from components.kube import (
     PRIORITY_BATCH, PRIORITY_SERVING, PRIORITY_SYSTEM, Layer, labels, ngc_pull_secret, one_of, psa_labels, repeated,
 )
@@ -15,9 +13,9 @@ from ncp.plan.catalog import NetworkAccess
 from ncp.plan.layers import LayerNamespace
 from ncp.plan.names import LAYER_LABEL
 from ncp.plan.pod_security import PSA_LEVELS
+from ncp.plan.record import RECORD_NAME, config_map_data
 
 # PriorityClass values stay below the built-in system-* classes (2e9) so node-critical pods always win.
-RECORD_NAME = "ncp-baseline-record"  # the baseline record ConfigMap (the policy pack reads it)
 PRIORITY_CLASSES = {
     PRIORITY_SYSTEM: (100_000_000, "Platform operators and agents of the inference stack", "PreemptLowerPriority"),
     PRIORITY_SERVING: (1_000_000, "Latency-sensitive inference serving workers and routers", "PreemptLowerPriority"),
@@ -92,8 +90,7 @@ class ClusterBaseline(Layer):
             f"{name}-record",
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=RECORD_NAME, namespace=record_ns.metadata.name, labels=labels("cluster-baseline")),
-            data={key: yaml.safe_dump(value, sort_keys=True) if not isinstance(value, str) else value
-                  for key, value in args.record.items()},
+            data=config_map_data(args.record),
             opts=child,
         )
         self.register_outputs({

@@ -30,6 +30,7 @@ class TelemetryArgs:
         kai: the KAI Scheduler's metric names and labels.
         nvsentinel: NVSentinel's metric names and labels.
         kube_state: kube-state-metrics' pod state series (data/telemetry-signals.yaml `kubeStateMetrics`).
+        node_exporter: node_exporter's RDMA NIC port state (data/telemetry-signals.yaml `nodeExporter`).
         worker_component_types: the Dynamo worker component types as a regex alternation (`worker|prefill|decode`).
         tenant_namespace_prefix: tenant namespaces and their KAI leaf queues are both `<prefix><tenant>`.
         selector_labels: the labels the site's Prometheus selects rules by.
@@ -44,6 +45,8 @@ class TelemetryArgs:
         site_gpus: the GPUs the site's queues share (capacity follows health); 0 renders no capacity rules. Unit:
             GPUs in the scheduler's units (MIG devices on partitioned nodes). Default: 0.
         gpus_per_node: what one quarantined GPU node takes away. Unit: GPUs in the scheduler's units. Default: 0.
+        rdma_ports_per_node: the RDMA NICs (rails) of a GPU node (the profile's fabric.nicsPerNode); 0 renders no
+            NIC link rules. Default: 0.
     """
 
     rules_namespace: k8s.core.v1.Namespace
@@ -51,6 +54,7 @@ class TelemetryArgs:
     kai: MetricSource
     nvsentinel: MetricSource
     kube_state: MetricSource
+    node_exporter: MetricSource
     worker_component_types: str
     tenant_namespace_prefix: str
     selector_labels: dict[str, str]
@@ -63,6 +67,7 @@ class TelemetryArgs:
     skip_await: bool
     site_gpus: int = 0
     gpus_per_node: int = 0
+    rdma_ports_per_node: int = 0
 
 
 def tenant_from(expr: str, source_label: str, prefix: str) -> str:
@@ -232,9 +237,32 @@ def capacity_groups(args: TelemetryArgs) -> list[dict]:
     return [{"name": "ncp-capacity.rules", "rules": records}, {"name": "ncp-capacity.alerts", "rules": alerts}]
 
 
+def nic_link_groups(args: TelemetryArgs) -> list[dict]:
+    """RDMA NIC links per GPU node: fewer active ports than the profile's rails is a rail down (layer network).
+    A node whose ports are all down keeps a series (0) through the `or` branch."""
+    if not args.rdma_ports_per_node:
+        return []
+    m, lb = args.node_exporter.metrics, args.node_exporter.labels
+    named = (f'label_replace({m["portState"]} * on ({lb["instance"]}) group_left ({lb["nodename"]}) '
+             f'{m["unameInfo"]}, "node", "$1", "{lb["nodename"]}", "(.+)")')
+    state = "ncp:nic_port_state:id"
+    active = args.node_exporter.label_values["portActive"]
+    records = [
+        {"record": state, "expr": f"max by (node, {lb['device']}, {lb['port']}) ({named})"},
+        {"record": "ncp:node_nic_ports_active:count",
+         "expr": f"count by (node) ({state} >= {active}) or count by (node) ({state}) * 0"},
+    ]
+    alerts = [_alert(
+        "NcpNicLinkDown", f"ncp:node_nic_ports_active:count < {args.rdma_ports_per_node}", "2m", "critical",
+        "network", "RDMA NIC link down on a GPU node",
+        f"Node {{{{ $labels.node }}}} has {{{{ $value }}}} active RDMA NIC ports of the profile's "
+        f"{args.rdma_ports_per_node} rails: a rail is down; its RDMA workers lose bandwidth or fail.")]
+    return [{"name": "ncp-nic-link.rules", "rules": records}, {"name": "ncp-nic-link.alerts", "rules": alerts}]
+
+
 def site_rule_groups(args: TelemetryArgs) -> list[dict]:
     return (gpu_health_groups(args) + tenant_usage_groups(args) + break_fix_groups(args) + tenant_pod_groups(args)
-            + correlation_groups(args) + capacity_groups(args))
+            + correlation_groups(args) + capacity_groups(args) + nic_link_groups(args))
 
 
 def prometheus_stack_values(storage: Optional[StorageTier], dashboard_label: tuple[str, str]) -> dict:

@@ -238,6 +238,9 @@ class Kube:
     def job(self, namespace: str, name: str) -> dict:
         return self._json(f"GET job {namespace}/{name}", self.batch.read_namespaced_job, name, namespace)
 
+    def config_map(self, namespace: str, name: str) -> dict:
+        return self._json(f"GET configmap {namespace}/{name}", self.core.read_namespaced_config_map, name, namespace)
+
     def pods(self, namespace: str, selector: str) -> list[dict]:
         return self._list(f"GET pods {namespace} ({selector})", self.core.list_namespaced_pod, namespace,
                           label_selector=selector)

@@ -96,7 +96,7 @@ def _shared_names() -> dict:
             "endpointPicker": _constant("components.serving.gateway", "PICKER_COMPONENT"),
             "engineBuild": _constant("components.serving.triton", "ENGINE_BUILD_COMPONENT")},
         "names": {
-            "baselineRecord": _constant("components.cluster_baseline", "RECORD_NAME"),
+            "baselineRecord": _constant("ncp.plan.record", "RECORD_NAME"),
             "kaiScheduler": (points.kai.scheduler_name, f"{points_file} kai.schedulerName"),
             "gpuResource": (points.gpu.resource, f"{points_file} gpu.resource"),
             "routerModeEnv": (runtime.frontend.router_mode_env, f"{backends_file} frontend.routerModeEnv"),

@@ -3,6 +3,7 @@ baseline (each guard fails when what it guards breaks), NVSentinel's hand-over (
 policy that keeps it from uncordoning), triage by layer with runbooks, capacity follows health, and the commands'
 bad-input exits. The drills on the simulated cluster are tests/e2e/test_break_fix_drill.py."""
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,13 @@ from ncp.evidence import node_capacity as capacity
 from ncp.evidence import node_gate, node_handover, node_incident
 from ncp.evidence.node_gate import judge_node, judge_results, parse_results, return_to_service_patch
 from ncp.plan.break_fix import (
-    LAYERS, RESULT_PREFIX, UNCORDON_GUARD, break_fix, fault_quarantine_rule_sets, gate_job, gate_steps, handover_job,
-    node_baseline, uncordon_guard,
+    CHECKS_ANNOTATION, LAYERS, RESULT_PREFIX, UNCORDON_GUARD, break_fix, fault_quarantine_rule_sets,
+    gate_image_problems, gate_job, gate_steps, handover_job, node_baseline, uncordon_guard,
 )
+from ncp.cluster_api import KubeError
 from ncp.plan.capacity import capacity_report, short_tenants
+from tests.support.gate_standins import Node, job_logs
+from ncp.plan.record import RECORD_NAME, RECORD_NAMESPACE, baseline_record, config_map_data
 from ncp.plan.catalog import ROOT, integration_points
 from ncp.plan.names import TENANT_KEY
 from ncp.plan.sources import plan_from_stack_file
@@ -28,16 +32,23 @@ def prod_plan():
     return plan_from_stack_file("prod")
 
 
+def smi_table(driver: str, gpus: int) -> str:
+    """nvidia-smi's table, as far as the validation suite reads it."""
+    rows = "".join(f"|   {i}  NVIDIA H200                    On  |   00000000:{24 + i:02X}:00.0 Off |\n"
+                   for i in range(gpus))
+    return f"| NVIDIA-SMI {driver}   Driver Version: {driver}   CUDA Version: 13.1 |\n{rows}"
+
+
 def healthy_logs(baseline, busbw: float) -> dict[str, str]:
     return {"dcgm-diag": f"{RESULT_PREFIX} dcgm-diag PASS level=2 exit=0",
-            "node-checks": f"{RESULT_PREFIX} node-checks PASS driver={baseline.driver} gpus={baseline.gpus} mig=x",
+            "node-checks": f"{smi_table(baseline.driver, baseline.gpus)}{RESULT_PREFIX} node-checks PASS exit=0",
             "nccl-rails": f"{RESULT_PREFIX} nccl-rails PASS busbw={busbw}",
             "serving-smoke": f"{RESULT_PREFIX} serving-smoke PASS exit=0"}
 
 
 def gate_node(plan, tenant, **changes) -> dict:
     baseline = node_baseline(plan, tenant)
-    labels = {**baseline.labels(), **changes.pop("labels", {})}
+    labels = {**baseline.labels, **changes.pop("labels", {})}
     gpus = changes.pop("gpus", str(baseline.gpus))
     return {"metadata": {"name": "gpu-1", "labels": labels},
             "spec": {"unschedulable": True, "taints": changes.pop("taints", [])},
@@ -59,6 +70,39 @@ def test_the_gate_job_runs_every_check_in_order_on_one_node_and_waits_suspended(
     assert [s.name for s in gate_steps(lab)] == ["dcgm-diag", "node-checks", "serving-smoke"], "no rails in the lab"
 
 
+@pytest.mark.parametrize("stack", ["prod", "lab"])
+def test_the_break_fix_steps_are_hardened_and_root_only_where_named(stack):
+    plan = plan_from_stack_file(stack)
+    for job in (gate_job(plan), handover_job(plan, "site/fio:1@sha256:" + "1" * 64)):
+        pod = job["spec"]["template"]["spec"]
+        assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+        assert pod["automountServiceAccountToken"] is False
+        for container in pod["initContainers"] + pod["containers"]:
+            context, resources = container["securityContext"], container["resources"]
+            assert context["readOnlyRootFilesystem"] is True and context["runAsGroup"] == 10001
+            assert {"name": "scratch", "mountPath": "/tmp"} in container["volumeMounts"]
+            assert {"cpu", "memory", "ephemeral-storage"} <= set(resources["requests"]) & set(resources["limits"])
+            root = {"nccl-rails": ["IPC_LOCK"], "gpu-reset": ["SYS_ADMIN"]}.get(container["name"])
+            if container["name"] == "sanitize":
+                assert context["privileged"] is True
+            elif root:
+                assert context["runAsUser"] == 0 and context["capabilities"] == {"drop": ["ALL"], "add": root}
+                assert context["allowPrivilegeEscalation"] is False
+            else:
+                assert context["runAsNonRoot"] is True and context["runAsUser"] == 10001
+                assert context["capabilities"] == {"drop": ["ALL"]} and context["allowPrivilegeEscalation"] is False
+            if stack == "prod" and container["name"] != "sanitize":
+                assert "@sha256:" in container["image"], f"{container['name']}: prod pins the gate images by digest"
+
+
+def test_prod_requires_the_gate_image_digests(prod_plan):
+    config = prod_plan.config.model_copy(deep=True)
+    config.components.serving.image_digests.pop("dcgm")
+    problems = gate_image_problems(config, prod_plan.matrix, prod_plan.profile)
+    assert [p.path for p in problems] == ["ncp-inference:components.serving.imageDigests.dcgm"]
+    assert "nvcr.io/nvidia/cloud-native/dcgm:4.6.0-1-ubuntu24.04" in problems[0].fix
+
+
 def test_pulumi_never_waits_for_the_suspended_break_fix_jobs(prod):
     jobs = [r.inputs for r in prod.resources if r.type == "kubernetes:batch/v1:Job"
             and r.inputs["metadata"]["name"] in ("return-to-service", "node-handover")]
@@ -68,7 +112,8 @@ def test_pulumi_never_waits_for_the_suspended_break_fix_jobs(prod):
 def test_the_handover_job_erases_the_node_local_tiers_then_resets_the_gpus(prod_plan):
     pod = handover_job(prod_plan, "site/fio:1")["spec"]["template"]["spec"]
     sanitize, reset = pod["initContainers"][0], pod["containers"][0]
-    assert sanitize["securityContext"] == {"privileged": True} and pod["volumes"][0]["hostPath"]["path"] == "/"
+    assert sanitize["securityContext"]["privileged"] is True and pod["volumes"][1]["hostPath"]["path"] == "/"
+    assert reset["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["SYS_ADMIN"]}
     assert "nvme format \"$dev\" --ses=2" in sanitize["command"][2] and "blkdiscard" in sanitize["command"][2]
     assert "nvidia-smi -r" in reset["command"][2]
 
@@ -86,8 +131,35 @@ def test_a_healthy_gate_run_passes_and_each_guard_fails_what_it_guards(prod_plan
     assert failing({k: v for k, v in good.items() if k != "nccl-rails"}) == ["network"]
     assert failing({**good, "nccl-rails": f"{RESULT_PREFIX} nccl-rails PASS busbw=1.5"}) == ["network"]
     assert failing({**good, "node-checks": good["node-checks"].replace(baseline.driver, "550.1")}) == ["node"]
-    assert failing({**good, "node-checks": good["node-checks"].replace("gpus=8", "gpus=7")}) == ["gpu"]
+    assert failing({**good, "node-checks": good["node-checks"].replace("|   7  NVIDIA", "|   7  (gone)")}) == ["gpu"]
     assert failing({**good, "serving-smoke": ""}) == ["service"]
+
+
+def _scripted(plan, node: Node, tmp_path, job=None) -> list[str]:
+    """Failing layers of the rendered gate Job's own scripts run against stand-ins of the node's tools."""
+    baseline, job = node_baseline(plan, "acme-chat"), job or gate_job(plan)
+    checks = job["metadata"]["annotations"][CHECKS_ANNOTATION].split(",")
+    return node_gate.failing_layers(judge_results(baseline, checks, parse_results(job_logs(job, node, tmp_path))))
+
+
+def test_the_gate_scripts_judge_what_the_tools_print(prod_plan, tmp_path):
+    baseline = node_baseline(prod_plan, "acme-chat")
+    healthy = Node(driver=baseline.driver, gpus=baseline.gpus, busbw=baseline.nccl_bus_bandwidth_gbps * 1.1)
+    logs = job_logs(gate_job(prod_plan), healthy, tmp_path)
+    assert f"Driver Version: {baseline.driver}" in logs["node-checks"]
+    assert f"{RESULT_PREFIX} node-checks PASS exit=0" in logs["node-checks"]
+    assert node_gate.parse_results(logs)["node-checks"][1] == {"exit": "0", "driver": baseline.driver, "gpus": "8"}
+    assert "matmul 1024.0" in logs["serving-smoke"] and "Successfully ran diagnostic" in logs["dcgm-diag"]
+    assert _scripted(prod_plan, healthy, tmp_path) == []
+    assert _scripted(prod_plan, replace(healthy, driver="580.95.05"), tmp_path) == ["node"]
+    assert _scripted(prod_plan, replace(healthy, gpus=7), tmp_path) == ["gpu"]
+    assert _scripted(prod_plan, replace(healthy, diag_fail="PCIe"), tmp_path) == ["gpu"]
+    assert _scripted(prod_plan, replace(healthy, busbw=100.0), tmp_path) == ["network"]
+    # A broken check script fails the gate: the GPU count no longer matches nvidia-smi -L's lines.
+    broken = gate_job(prod_plan)
+    node_checks = broken["spec"]["template"]["spec"]["initContainers"][1]
+    node_checks["command"][2] = node_checks["command"][2].replace("nvidia-smi >", "nvidia-smi -L >")
+    assert _scripted(prod_plan, healthy, tmp_path, broken) == ["node", "gpu"]
 
 
 def test_the_node_itself_is_judged_against_the_baseline(prod_plan):
@@ -99,6 +171,87 @@ def test_the_node_itself_is_judged_against_the_baseline(prod_plan):
     assert failing(gate_node(prod_plan, "acme-chat", labels={product: "NVIDIA-H100"})) == ["node"]
     assert failing(gate_node(prod_plan, "acme-chat", labels={TENANT_KEY: "globex-research"})) == ["node"]
     assert failing(gate_node(prod_plan, "acme-chat", gpus="7")) == ["gpu"]
+
+
+class RecordedCluster:
+    """The calls the gate makes, on one node, the deployed baseline record (None: absent) and the gate template."""
+
+    def __init__(self, node: dict, record: "dict | None", template: dict):
+        self._node, self.record, self.template = node, record, template
+
+    def node(self, name: str) -> dict:
+        return yaml.safe_load(yaml.safe_dump(self._node))
+
+    def nodes(self) -> list[dict]:
+        return [self.node(self._node["metadata"]["name"])]
+
+    def config_map(self, namespace: str, name: str) -> dict:
+        if self.record is None or (namespace, name) != (RECORD_NAMESPACE, RECORD_NAME):
+            raise KubeError(f"GET configmap {namespace}/{name}: HTTP 404: not found", 404)
+        return {"data": self.record}
+
+    def job(self, namespace: str, name: str) -> dict:
+        return self.template
+
+    def patch_node(self, name: str, patch: dict) -> dict:
+        self._node["spec"].update(patch["spec"])
+        return self.node(name)
+
+
+def _deployed(plan, **pool_changes) -> dict:
+    """The record ConfigMap's data as the program deploys it, with `pool_changes` written into acme-chat's entry."""
+    documents = baseline_record(plan).documents()
+    documents["nodeBaseline"]["acme-chat"].update(pool_changes)
+    return config_map_data(documents)
+
+
+def _gate_run(plan, monkeypatch, record, logs=None):
+    node = gate_node(plan, "acme-chat", taints=[break_fix().quarantine.taint.as_dict()])
+    baseline = node_baseline(plan, "acme-chat")
+    monkeypatch.setattr(node_gate, "run_on_node", lambda *args: logs or healthy_logs(
+        baseline, baseline.nccl_bus_bandwidth_gbps + 1))
+    cluster = RecordedCluster(node, record, gate_job(plan))
+    return cluster, node_gate.gate(cluster, plan, "prod", "gpu-1", "t", 1, 1, node_gate.Timeline(lambda line: None))
+
+
+def test_the_deployed_record_carries_every_fact_the_gate_judges(prod_plan):
+    pools = yaml.safe_load(_deployed(prod_plan)["nodeBaseline"])
+    assert set(pools) == {"shared", "acme-chat", "globex-research", "ncp-eval"}
+    assert pools["acme-chat"] == {"gpuProduct": "NVIDIA-H200", "gpus": 8, "driver": "595.91.07", "migLayout": None,
+                                  "ncclBusBandwidthGBps": 320.0, "tenant": "acme-chat",
+                                  "labels": node_baseline(prod_plan, "acme-chat").labels}
+
+
+# RA: Break-Fix Architecture: "Re-admit the resource only after it matches the accepted baseline."
+def test_the_gate_judges_against_the_deployed_record_not_the_plan(prod_plan, monkeypatch):
+    cluster, record = _gate_run(prod_plan, monkeypatch, _deployed(prod_plan))
+    assert record.passed and cluster.node("gpu-1")["spec"]["unschedulable"] is False
+    # The node reports the plan's driver; the deployed record says another: the gate follows the record.
+    cluster, record = _gate_run(prod_plan, monkeypatch, _deployed(prod_plan, driver="580.95.05"))
+    assert not record.passed and record.failing_layers == ["node"]
+    row = next(r for r in record.checks if r.check == "driver")
+    assert (row.measured, row.expected, row.status) == ("595.91.07", "580.95.05", "FAIL")
+    assert cluster.node("gpu-1")["spec"]["unschedulable"] is True
+    cluster, record = _gate_run(prod_plan, monkeypatch, _deployed(prod_plan, ncclBusBandwidthGBps=10_000))
+    assert record.failing_layers == ["network"], "the threshold is the record's"
+    cluster, record = _gate_run(prod_plan, monkeypatch, _deployed(prod_plan, gpuProduct="NVIDIA-B200",
+                                                                  labels={"nvidia.com/gpu.product": "NVIDIA-B200"}))
+    assert record.failing_layers == ["node"], "the labels are the record's"
+
+
+@pytest.mark.parametrize("record, message", [
+    (None, "the cluster lacks ConfigMap ncp-system/ncp-baseline-record"),
+    ({"site": "name: x\n"}, "has no key nodeBaseline"),
+    ({"nodeBaseline": "shared: {}\n"}, "has no pool acme-chat"),
+    ({"nodeBaseline": "acme-chat: {gpus: 8}\n"}, "pool acme-chat is not a node baseline"),
+])
+def test_a_cluster_without_the_deployed_baseline_is_bad_input(prod_plan, monkeypatch, capsys, record, message):
+    node = gate_node(prod_plan, "acme-chat")
+    monkeypatch.setattr(node_gate, "connect_from", lambda args: RecordedCluster(node, record, gate_job(prod_plan)))
+    assert node_gate.main(["--stack", "prod", "--node", "gpu-1"]) == 2
+    error = capsys.readouterr().err
+    assert message in error and ("fix: `pulumi up`" in error or "fix: label the node" in error), error
+    assert node["spec"]["unschedulable"] is True and not node["spec"]["taints"], "nothing changed on the node"
 
 
 def test_returning_to_service_drops_only_the_quarantine_and_hold_taints():

@@ -47,7 +47,7 @@ def _serving(config: dict, environment: str) -> dict:
     serving.setdefault("validation", {})["benchmarkImage"] = (
         "nvcr.io/test-org/tools/aiperf:0.8.0" + ("@" + DIGEST if environment == "prod" else ""))
     if environment == "prod":
-        serving["imageDigests"] = {"trtllm": DIGEST}
+        serving["imageDigests"] = {"trtllm": DIGEST, "dcgm": DIGEST, "ncclTests": DIGEST}
         serving["apiServerEgress"] = {"cidrs": ["10.0.0.1/32"], "ports": [6443]}
     config["endpoints"] = [{
         "name": "chat", "tenant": config["tenants"][0]["name"], "backend": "trtllm",

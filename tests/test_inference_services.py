@@ -120,7 +120,7 @@ def test_prod_pins_server_and_builder_by_digest():
     for key in ("tritonserver", "tensorrt"):
         assert "pinned by digest" in found[f"ncp-inference:components.serving.imageDigests.{key}"]
     raw = config("prod")
-    raw["components"]["serving"]["imageDigests"] = {"tritonserver": "sha256:" + "a" * 64,
+    raw["components"]["serving"]["imageDigests"] |= {"tritonserver": "sha256:" + "a" * 64,
                                                    "tensorrt": "sha256:" + "b" * 64}
     service = plan_of(raw)
     assert service.server_image.endswith("@sha256:" + "a" * 64)
@@ -325,7 +325,7 @@ def test_inference_rules_fire_and_record_as_specified(preprocessing):
 @pytest.fixture(scope="module")
 def prod_service():
     raw = config("prod")
-    raw["components"]["serving"]["imageDigests"] = {"tritonserver": "sha256:" + "a" * 64,
+    raw["components"]["serving"]["imageDigests"] |= {"tritonserver": "sha256:" + "a" * 64,
                                                    "tensorrt": "sha256:" + "b" * 64}
     return run_program(raw, secret_keys(raw))
 

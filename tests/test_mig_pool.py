@@ -18,7 +18,7 @@ SLICE = {"count": 1, "migProfile": "1g.18gb"}
 def pooled(**changes) -> dict:
     """Prod, 4 H200 nodes: t0 and t1 own 2 each; t1's are partitioned, and its service runs on a slice."""
     raw = config("prod", mig=POOLED, tenant="t1", gpus=SLICE, replicas=4, **changes)
-    raw["components"]["serving"]["imageDigests"] = {"tritonserver": "sha256:" + "a" * 64,
+    raw["components"]["serving"]["imageDigests"] |= {"tritonserver": "sha256:" + "a" * 64,
                                                     "tensorrt": "sha256:" + "b" * 64}
     raw["tenants"][1].update(gpuQuota=28, gpuLimit=112)
     return raw

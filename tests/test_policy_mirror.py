@@ -30,7 +30,8 @@ def _prod_site() -> dict:
         "benchmarkImage": "nvcr.io/test-org/tools/aiperf:0.8.0@sha256:" + "1" * 64,
         "suiteImage": "nvcr.io/test-org/tools/isv-ncp-validation-suite:0.6.8@sha256:" + "0" * 64,
         "storageImage": "nvcr.io/test-org/tools/fio:3.38@sha256:" + "4" * 64}
-    serving["imageDigests"] = {"trtllm": "sha256:" + "2" * 64, "planner": "sha256:" + "3" * 64}
+    serving["imageDigests"] = {"trtllm": "sha256:" + "2" * 64, "planner": "sha256:" + "3" * 64,
+                              "dcgm": "sha256:" + "5" * 64, "ncclTests": "sha256:" + "6" * 64}
     serving["apiServerEgress"] = {"cidrs": ["10.10.0.10/32"], "ports": [6443]}
     return config
 

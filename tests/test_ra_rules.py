@@ -38,7 +38,8 @@ def _lab_as(environment: str) -> tuple[dict, set]:
         raw["ngcApiKey"] = {"secure": "v1:example"}
         secrets.add("ngcApiKey")
         serving = raw["components"]["serving"]
-        serving["imageDigests"] = {"trtllm": DIGEST, "tritonserver": DIGEST, "tensorrt": DIGEST}
+        serving["imageDigests"] = {"trtllm": DIGEST, "tritonserver": DIGEST, "tensorrt": DIGEST, "dcgm": DIGEST,
+                                  "ncclTests": DIGEST}
         serving["apiServerEgress"] = {"cidrs": ["10.0.0.1/32"], "ports": [6443]}
         for key in ("benchmarkImage", "suiteImage"):
             serving["validation"][key] += "@" + DIGEST
@@ -267,7 +268,8 @@ def _gb300_as_prod(raw: dict, secrets: set) -> tuple[dict, set]:
     raw["ngcApiKey"] = {"secure": "v1:example"}
     secrets = secrets | {"ngcApiKey"}
     serving = raw["components"]["serving"]
-    serving["imageDigests"] = {"trtllm": DIGEST, "planner": DIGEST, "epp": DIGEST, "vllm": DIGEST, "sglang": DIGEST}
+    serving["imageDigests"] = {"trtllm": DIGEST, "planner": DIGEST, "epp": DIGEST, "vllm": DIGEST, "sglang": DIGEST,
+                              "dcgm": DIGEST, "ncclTests": DIGEST}
     serving["apiServerEgress"] = {"cidrs": ["10.0.0.1/32"], "ports": [6443]}
     validation = serving.setdefault("validation", {})
     for key, value in list(validation.items()):

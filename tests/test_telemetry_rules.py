@@ -162,6 +162,25 @@ def test_an_alert_with_the_wrong_threshold_fails(promtool, stacks):
     assert not outcome.ok and "NcpGpuTemperatureHigh" in outcome.output
 
 
+def test_a_nic_link_rule_that_loses_a_node_or_a_port_fails(promtool, stacks):
+    plan, recording = stacks["prod"]
+    files, tests = rule_test_suites(plan, recording)[0]
+    assert "NcpNicLinkDown" in {rule["alert"] for groups in files.values() for rule in rules_of(groups, "alert")}
+    # Without the `or` branch a node whose ports are all down has no count, so nothing could fire for it.
+    blind = _with_rule(files, "ncp:node_nic_ports_active:count", lambda rule: rule.update(
+        expr=rule["expr"].split(" or ")[0]))
+    outcome = run_rule_tests(promtool, blind, tests, EVALUATION_INTERVAL)
+    assert not outcome.ok and "gpu-node-2" in outcome.output
+    # Counting every port (the uncabled spare too) hides the rail that went down.
+    deaf = _with_rule(files, "ncp:node_nic_ports_active:count", lambda rule: rule.update(
+        expr=rule["expr"].replace(" >= 4)", ")")))
+    outcome = run_rule_tests(promtool, deaf, tests, EVALUATION_INTERVAL)
+    assert not outcome.ok and "NcpNicLinkDown" in outcome.output
+    lab_plan, lab_recording = stacks["lab"]
+    assert "NcpNicLinkDown" not in {rule["alert"] for groups in rule_test_suites(lab_plan, lab_recording)[0][0].values()
+                                    for rule in rules_of(groups, "alert")}, "no rails in the lab: no NIC rules"
+
+
 # --- dashboards ---------------------------------------------------------------------------------------------------
 
 def dashboards_of(recording) -> dict[str, dict]:

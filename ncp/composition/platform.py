@@ -119,7 +119,7 @@ def wire_telemetry(w: Wiring) -> None:
     w.telemetry = Telemetry("telemetry", TelemetryArgs(
         rules_namespace=baseline.namespace(BASELINE_LAYER),
         dcgm=signals["dcgm"], kai=signals["kai"], nvsentinel=signals["nvsentinel"],
-        kube_state=signals["kubeStateMetrics"],
+        kube_state=signals["kubeStateMetrics"], node_exporter=signals["nodeExporter"],
         worker_component_types="|".join(signals["dynamo"].component_types["worker"]),
         tenant_namespace_prefix=TENANT_NAMESPACE_PREFIX, selector_labels=telemetry.prometheus_selector_labels,
         gpu_temperature_celsius=telemetry.gpu_temperature_celsius, dashboards=site_dashboards(signals),
@@ -127,7 +127,8 @@ def wire_telemetry(w: Wiring) -> None:
         prometheus_pin=w.wired.charts["kubePrometheusStack"] if prometheus else None,
         prometheus_namespace=baseline.namespace("kubePrometheusStack") if prometheus else None,
         prometheus_storage=plan.prometheus_storage, skip_await=plan.settings.skip_await,
-        site_gpus=plan.gpu_capacity, gpus_per_node=w.wired.gpus_per_node))
+        site_gpus=plan.gpu_capacity, gpus_per_node=w.wired.gpus_per_node,
+        rdma_ports_per_node=w.wired.rdma_ports_per_node))
 
 
 def wire_validation(w: Wiring) -> None:

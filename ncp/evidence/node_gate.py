@@ -18,6 +18,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Callable, Literal, Optional, Sequence
 
+import yaml
 from pydantic import Field
 
 from ncp.cli_exit import BAD_INPUT, FAILED_GATE, OK, run_command
@@ -31,10 +32,11 @@ from ncp.evidence.run import run_job, wait
 from ncp.evidence.signing import Signer, SigningKeyError
 from ncp.evidence.store import StoreError
 from ncp.plan.catalog import integration_points
-from ncp.plan.break_fix import GATE_JOB, RESULT_PREFIX, NodeBaseline, break_fix, gate_steps, node_baseline
+from ncp.plan.break_fix import CHECKS_ANNOTATION, GATE_JOB, RESULT_PREFIX, SHARED_POOL, NodeBaseline, break_fix
 from ncp.plan.errors import ConfigError
 from ncp.plan.layers import READINESS_NAMESPACE
 from ncp.plan.names import TENANT_KEY
+from ncp.plan.record import RECORD_NAME, RECORD_NAMESPACE
 from ncp.plan.sources import plan_from_stack_file
 from ncp.plan.strict import StrictModel
 
@@ -85,13 +87,24 @@ class Timeline:
         self.say(line)
 
 
+def suite_node_facts(text: str) -> dict[str, str]:
+    """The driver and GPU count in the node-checks container's nvidia-smi output, read as the validation suite reads
+    them (its parse_driver_version and count_gpus_from_full_output patterns, data/break-fix.yaml validationSuite)."""
+    suite = break_fix().validation_suite
+    driver = re.search(suite.driver_pattern, text)
+    return {"driver": driver.group(1) if driver else "", "gpus": str(len(re.findall(suite.gpu_pattern, text)))}
+
+
 def parse_results(logs: dict[str, str]) -> dict[str, tuple[str, dict[str, str]]]:
-    """check -> (PASS|FAIL, its key=value fields) from the containers' logs; the last line of a check wins."""
+    """check -> (PASS|FAIL, its key=value fields) from the containers' logs; the last line of a check wins. The
+    node checks' fields are what the suite reads in the container's output."""
     results: dict[str, tuple[str, dict[str, str]]] = {}
     for text in logs.values():
         for check, status, rest in RESULT_LINE.findall(text):
             fields = dict(part.split("=", 1) for part in rest.split() if "=" in part)
             results[check] = (status, fields)
+    if "node-checks" in results and "node-checks" in logs:
+        results["node-checks"][1].update(suite_node_facts(logs["node-checks"]))
     return results
 
 
@@ -136,7 +149,7 @@ def judge_node(baseline: NodeBaseline, node: dict) -> list[NodeCheck]:
     labels = node["metadata"].get("labels") or {}
     rows = [NodeCheck(check=f"label {key}", layer="node", status="PASS" if labels.get(key) == value else "FAIL",
                       measured=labels.get(key, "(absent)"), expected=value)
-            for key, value in sorted(baseline.labels().items())]
+            for key, value in sorted(baseline.labels.items())]
     allocatable = (node.get("status") or {}).get("allocatable", {}).get(integration_points().gpu.resource, "0")
     rows.append(NodeCheck(check="allocatable-gpus", layer="gpu", measured=allocatable, expected=str(baseline.gpus),
                           status="PASS" if allocatable == str(baseline.gpus) else "FAIL"))
@@ -144,6 +157,37 @@ def judge_node(baseline: NodeBaseline, node: dict) -> list[NodeCheck]:
         rows.append(NodeCheck(check=f"label {TENANT_KEY}", layer="node", status="FAIL", measured=labels[TENANT_KEY],
                               expected="(absent: a shared node)"))
     return rows
+
+
+NODE_BASELINE_KEY = "nodeBaseline"
+
+
+def deployed_baseline(kube: Kube, node: str, tenant: Optional[str]) -> NodeBaseline:
+    """The node's pool entry of the baseline record the program deployed (never the local plan: the gate judges
+    against what the cluster was set up with)."""
+    where = f"ConfigMap {RECORD_NAMESPACE}/{RECORD_NAME}"
+    fix = "fix: `pulumi up` the stack (its baseline layer writes the record), then run the gate again"
+    try:
+        data = kube.config_map(RECORD_NAMESPACE, RECORD_NAME).get("data") or {}
+    except KubeError as error:
+        if error.status == 404:
+            raise KubeError(f"the cluster lacks {where}, the baseline record node {node} is judged against\n  "
+                            f"{fix}") from None
+        raise
+    if NODE_BASELINE_KEY not in data:
+        raise KubeError(f"{where} has no key {NODE_BASELINE_KEY} (deployed by an older program: nothing to judge "
+                        f"node {node} against)\n  {fix}")
+    pools = yaml.safe_load(data[NODE_BASELINE_KEY]) or {}
+    pool = tenant or SHARED_POOL
+    if pool not in pools:
+        raise KubeError(f"{where} key {NODE_BASELINE_KEY} has no pool {pool} (node {node}'s {TENANT_KEY} label; "
+                        f"pools: {', '.join(sorted(pools))})\n  fix: label the node with a pooled tenant (`ncp node "
+                        "handover`), or add the tenant's nodePool to the stack and `pulumi up`")
+    try:
+        return NodeBaseline.from_record(pools[pool])
+    except (KeyError, TypeError, ValueError) as error:
+        raise KubeError(f"{where} key {NODE_BASELINE_KEY} pool {pool} is not a node baseline ({error!r})\n  "
+                        f"{fix}") from None
 
 
 def gate_logs(kube: Kube, job: dict, say: Callable[[str], None]) -> dict[str, str]:
@@ -163,16 +207,21 @@ def gate_logs(kube: Kube, job: dict, say: Callable[[str], None]) -> dict[str, st
     return logs
 
 
-def run_on_node(kube: Kube, template_name: str, node: str, run_id: str, timeout: float, poll: float,
-                say: Callable[[str], None]) -> dict[str, str]:
-    """A copy of the suspended template pinned to the node, waited for; returns its containers' logs."""
+def job_template(kube: Kube, template_name: str) -> dict:
+    """The deployed suspended Job template."""
     try:
-        template = kube.job(READINESS_NAMESPACE, template_name)
+        return kube.job(READINESS_NAMESPACE, template_name)
     except KubeError as error:
         if error.status == 404:
             raise KubeError(f"the cluster lacks Job {READINESS_NAMESPACE}/{template_name}\n  fix: `pulumi up` the "
                             "stack (the break-fix layer deploys it)") from None
         raise
+
+
+def run_on_node(kube: Kube, template: dict, node: str, run_id: str, timeout: float, poll: float,
+                say: Callable[[str], None]) -> dict[str, str]:
+    """A copy of the suspended template pinned to the node, waited for; returns its containers' logs."""
+    template_name = template["metadata"]["name"]
     job = run_job(template, run_id)
     job["metadata"]["name"] = f"{template_name}-{node}-{run_id}"[:63].rstrip("-")
     job["spec"]["template"]["spec"]["nodeSelector"] = {"kubernetes.io/hostname": node}
@@ -207,13 +256,18 @@ def gate(kube: Kube, plan, stack: str, node_name: str, run_id: str, timeout: flo
     """Runs the gate on the node and judges it; uncordons only on a pass."""
     node = kube.node(node_name)
     tenant = (node["metadata"].get("labels") or {}).get(TENANT_KEY)
-    baseline = node_baseline(plan, tenant)
+    baseline, template = deployed_baseline(kube, node_name, tenant), job_template(kube, GATE_JOB)
+    checks = [c for c in (template["metadata"].get("annotations") or {}).get(CHECKS_ANNOTATION, "").split(",") if c]
+    if not checks or set(checks) - set(break_fix().gate_checks):
+        raise KubeError(f"Job {READINESS_NAMESPACE}/{GATE_JOB} annotation {CHECKS_ANNOTATION} names no known checks "
+                        f"({checks or 'absent'}; known: {', '.join(break_fix().gate_checks)})\n  fix: `pulumi up` "
+                        "the stack (the break-fix layer deploys the template)")
     kube.patch_node(node_name, hold_patch(node))  # out of service (cordoned, held) while the gate runs
     timeline(f"gate: {node_name} (tenant pool {tenant or 'shared'}) cordoned and held for the gate")
     rows = judge_node(baseline, node)
     if all(row.status == "PASS" for row in rows if row.check == "allocatable-gpus"):
-        logs = run_on_node(kube, GATE_JOB, node_name, run_id, timeout, poll, timeline)
-        rows = judge_results(baseline, [step.name for step in gate_steps(plan)], parse_results(logs)) + rows
+        logs = run_on_node(kube, template, node_name, run_id, timeout, poll, timeline)
+        rows = judge_results(baseline, checks, parse_results(logs)) + rows
     else:  # the gate Job takes every GPU of the node: it could never be placed
         timeline(f"gate: {node_name} advertises fewer GPUs than the baseline: the checks are not run")
     layers = failing_layers(rows)

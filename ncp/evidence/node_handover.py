@@ -22,10 +22,10 @@ from typing import Callable, Optional, Sequence
 from ncp.cli_exit import BAD_INPUT, FAILED_GATE, OK, run_command
 from ncp.cluster_api import Kube, KubeError, connect_from
 from ncp.evidence.node_gate import (
-    INPUT_ERRORS, NodeCheck, Timeline, failing_layers, gate, hold_patch, node_parser, node_record, parse_results,
-    result_row, run_on_node, write_node_record,
+    INPUT_ERRORS, NodeCheck, Timeline, deployed_baseline, failing_layers, gate, hold_patch, job_template, node_parser,
+    node_record, parse_results, result_row, run_on_node, write_node_record,
 )
-from ncp.plan.break_fix import HANDOVER_JOB, break_fix, node_baseline
+from ncp.plan.break_fix import HANDOVER_JOB, break_fix
 from ncp.plan.errors import ConfigError, Problem
 from ncp.plan.layers import READINESS_NAMESPACE
 from ncp.plan.names import TENANT_KEY
@@ -97,7 +97,7 @@ def relabel(kube: Kube, node: dict, tenant: str) -> NodeCheck:
 
 
 def sanitize(kube: Kube, node: str, run_id: str, timeout: float, poll: float, timeline: Timeline) -> list[NodeCheck]:
-    results = parse_results(run_on_node(kube, HANDOVER_JOB, node, run_id, timeout, poll, timeline))
+    results = parse_results(run_on_node(kube, job_template(kube, HANDOVER_JOB), node, run_id, timeout, poll, timeline))
     return [result_row(check, break_fix().handover_steps[check], results) for check in SANITIZE_CHECKS]
 
 
@@ -116,6 +116,7 @@ def handover(kube: Kube, plan, stack: str, node_name: str, tenant: str, run_id: 
     gate's record or None)."""
     node = kube.node(node_name)
     previous = (node["metadata"].get("labels") or {}).get(TENANT_KEY)
+    baseline = deployed_baseline(kube, node_name, tenant)  # read first: a cluster without it is bad input
     kube.patch_node(node_name, hold_patch(node))
     timeline(f"handover: {node_name} from {previous or 'shared'} to {tenant}: cordoned and held")
     rows = [drain(kube, node_name, options["timeout"], timeline)]
@@ -131,7 +132,7 @@ def handover(kube: Kube, plan, stack: str, node_name: str, tenant: str, run_id: 
         gated = gate(kube, plan, stack, node_name, f"{run_id}-gate", options["timeout"], options["poll"], timeline)
     action = (f"handed over from {previous or 'shared'} to {tenant}; gate {'passed' if gated.passed else 'failed'}"
               if gated else f"stopped: failed layers {', '.join(failing_layers(rows))}; node kept out")
-    return node_record("nodeHandover", (plan, kube), stack, node_name, tenant, node_baseline(plan, tenant), rows,
+    return node_record("nodeHandover", (plan, kube), stack, node_name, tenant, baseline, rows,
                        action, run_id, timeline), gated
 
 

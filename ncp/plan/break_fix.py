@@ -12,7 +12,9 @@ from typing import Optional
 
 from pydantic import Field
 
-from ncp.plan.catalog import ROOT, _load, integration_points
+from ncp.plan.catalog import ROOT, CompatibilityMatrix, _load, integration_points
+from ncp.plan.config import Environment, StackConfig
+from ncp.plan.errors import Problem
 from ncp.plan.gpu_partition import MIG_LAYOUT, gpu_product_label
 from ncp.plan.layers import READINESS_NAMESPACE
 from ncp.plan.names import PART_OF_LABEL, PROJECT, READINESS_LABEL, TENANT_KEY
@@ -20,6 +22,7 @@ from ncp.plan.strict import StrictModel
 
 BREAK_FIX_FILE = ROOT / "data" / "break-fix.yaml"
 GATE_JOB, HANDOVER_JOB = "return-to-service", "node-handover"
+CHECKS_ANNOTATION = f"{PROJECT}.io/checks"  # the gate Job's checks, in order: what the gate judges
 RESULT_PREFIX = "NCP-GATE"
 HOST_MOUNT = "/host"
 # RA: Break-Fix Architecture: "Classify the failure as service-level, pod-level, node-level, GPU-level"
@@ -61,6 +64,19 @@ class Dcgm(StrictModel):
     diag_level: int
 
 
+class SuiteNodeChecks(StrictModel):
+    """The validation suite's node checks: its command and the patterns it judges the output by."""
+
+    source: str
+    checks: list[str]
+    command: str
+    banner: str
+    driver_pattern: str
+    gpu_pattern: str
+    suite_image: str
+    local_decision: str
+
+
 class FaultClass(StrictModel):
     runbook: str
     alerts: list[str]
@@ -70,6 +86,7 @@ class BreakFix(StrictModel):
     quarantine: Quarantine
     reboot: Reboot
     dcgm: Dcgm
+    validation_suite: SuiteNodeChecks
     gate_checks: dict[str, str]
     handover_steps: dict[str, str]
     alert_layers: dict[str, str]
@@ -84,15 +101,32 @@ def break_fix() -> BreakFix:
     return _load(BreakFix, BREAK_FIX_FILE)
 
 
+NON_ROOT_ID = 10001  # above 10000, as components/kube.py restricted_pod (CIS 5.7, kube-score, checkov CKV_K8S_40)
+SCRATCH = "/tmp"  # every step writes its tool output here: an emptyDir, the root filesystem stays read-only
+SCRATCH_ENV = "NCP_SCRATCH"  # the scripts name the scratch directory by this variable (the drill runs them locally)
+# Root capabilities a step needs (every other step runs as NON_ROOT_ID with every capability dropped):
+ROOT_CAPABILITIES = {
+    # RDMA memory registration (ibv_reg_mr) pins memory: IPC_LOCK as root, as the readiness NCCL Job and the RDMA
+    # workers (data/dynamo-backends.yaml rdmaCapabilities).
+    "nccl-rails": ("IPC_LOCK",),
+    # nvidia-smi -r is an administrator RM control: the driver checks capable(CAP_SYS_ADMIN) (NVIDIA
+    # open-gpu-kernel-modules kernel-open/nvidia/os-interface.c os_is_administrator -> kernel-open/common/inc/
+    # nv-linux.h NV_IS_SUSER), so SYS_ADMIN as root, nothing else.
+    "gpu-reset": ("SYS_ADMIN",),
+}
+
+
 @dataclass(frozen=True)
 class Step:
-    """One container of a gate or handover run: its check name, image and shell script."""
+    """One container of a gate or handover run: its check name, image and shell script, and what it needs."""
 
     name: str
     image: str
     script: str
     gpus: bool = True
     privileged: bool = False
+    cpu: str = "1"
+    memory: str = "2Gi"
 
 
 def result(check: str, condition: str, values: str) -> str:
@@ -100,49 +134,72 @@ def result(check: str, condition: str, values: str) -> str:
     return (f'if {condition}; then r=PASS; else r=FAIL; fi; echo "{RESULT_PREFIX} {check} $r {values}"')
 
 
-def dcgm_step(dcgm_endpoint: str) -> Step:
+def dcgm_step(dcgm_endpoint: str, image: str) -> Step:
     """DCGM diagnostics through the GPU Operator's standalone host engine (the Service NVSentinel reads too)."""
     level = break_fix().dcgm.diag_level
-    script = (f"dcgmi diag --host {dcgm_endpoint} -r {level} > /tmp/diag.txt 2>&1; s=$?; cat /tmp/diag.txt; "
-              + result("dcgm-diag", '[ "$s" = 0 ] && ! grep -q -i "fail" /tmp/diag.txt',
+    out = f"${SCRATCH_ENV}/diag.txt"
+    script = (f"dcgmi diag --host {dcgm_endpoint} -r {level} > {out} 2>&1; s=$?; cat {out}; "
+              + result("dcgm-diag", f'[ "$s" = 0 ] && ! grep -q -i "fail" {out}',
                        f"level={level} exit=$s"))
-    return Step("dcgm-diag", break_fix().dcgm.image, script)
+    return Step("dcgm-diag", image, script)
 
 
-def node_step() -> Step:
-    """What the node reports of itself, judged against the baseline: driver version and GPU count (nvidia-smi, put
-    in the container by the NVIDIA container toolkit), MIG mode."""
-    script = ("d=$(nvidia-smi --query-gpu=driver_version --format=csv,noheader | sort -u | paste -sd/); "
-              "n=$(nvidia-smi -L | grep -c '^GPU '); "
-              "m=$(nvidia-smi --query-gpu=mig.mode.current --format=csv,noheader | sort -u | paste -sd/); "
-              + result("node-checks", '[ -n "$d" ]', "driver=$d gpus=$n mig=$m"))
-    return Step("node-checks", break_fix().dcgm.image, script)
+def node_step(image: str) -> Step:
+    """The validation suite's node checks (data/break-fix.yaml validationSuite): its command, the whole output in the
+    log; the gate judges the banner here, and the driver and GPU count in the output against the baseline record
+    (ncp/evidence/node_gate.py suite_node_facts, with the suite's patterns)."""
+    suite, out = break_fix().validation_suite, f"${SCRATCH_ENV}/node.txt"
+    script = (f"{suite.command} > {out} 2>&1; s=$?; cat {out}; "
+              + result("node-checks", f'[ "$s" = 0 ] && grep -q "{suite.banner}" {out}', "exit=$s"))
+    return Step("node-checks", image, script)
 
 
 def nccl_step(image: str, binary: str, gpus: int) -> Step:
     """NCCL over the node's own rails: every GPU of the node in one all-reduce with peer-to-peer and shared memory
     off, so the traffic leaves through the NICs (NCCL_P2P_DISABLE, NCCL_SHM_DISABLE: NCCL env docs)."""
     script = (f"NCCL_P2P_DISABLE=1 NCCL_SHM_DISABLE=1 {binary.replace('_mpi', '')} -b 1G -e 8G -f 2 -g {gpus} "
-              "> /tmp/nccl.txt 2>&1; s=$?; cat /tmp/nccl.txt; "
-              "bw=$(sed -n 's/^# *Avg bus bandwidth *: *//p' /tmp/nccl.txt); "
+              f"> ${SCRATCH_ENV}/nccl.txt 2>&1; s=$?; cat ${SCRATCH_ENV}/nccl.txt; "
+              f"bw=$(sed -n 's/^# *Avg bus bandwidth *: *//p' ${SCRATCH_ENV}/nccl.txt); "
               + result("nccl-rails", '[ "$s" = 0 ] && [ -n "$bw" ]', "busbw=$bw"))
-    return Step("nccl-rails", image, script)
+    return Step("nccl-rails", image, script, cpu="8", memory="64Gi")  # as the readiness NCCL Job
 
 
 def smoke_step(image: str) -> Step:
     """A serving smoke test: the serving runtime image starts on the node and its framework runs a CUDA matmul."""
     script = ("python3 -c \"import torch; x = torch.ones(1024, 1024, device='cuda'); "
-              "print('matmul', float((x @ x)[0, 0]))\" > /tmp/smoke.txt 2>&1; s=$?; cat /tmp/smoke.txt; "
-              + result("serving-smoke", '[ "$s" = 0 ] && grep -q "^matmul 1024.0$" /tmp/smoke.txt', "exit=$s"))
-    return Step("serving-smoke", image, script)
+              f"print('matmul', float((x @ x)[0, 0]))\" > ${SCRATCH_ENV}/smoke.txt 2>&1; s=$?; "
+              f"cat ${SCRATCH_ENV}/smoke.txt; "
+              + result("serving-smoke", f'[ "$s" = 0 ] && grep -q "^matmul 1024.0$" ${SCRATCH_ENV}/smoke.txt',
+                       "exit=$s"))
+    return Step("serving-smoke", image, script, cpu="4", memory="16Gi")  # the framework and a CUDA context
+
+
+def security_context(step: Step) -> dict:
+    """Non-root, no capabilities, read-only root filesystem; root only with the capabilities ROOT_CAPABILITIES
+    names; privileged only for the sanitize step (it formats the host's NVMe devices)."""
+    # The API refuses privileged with allowPrivilegeEscalation false. Root steps keep a non-root group: what they
+    # need is the user's capabilities, not root's group.
+    context: dict = {"allowPrivilegeEscalation": step.privileged, "readOnlyRootFilesystem": True,
+                     "runAsGroup": NON_ROOT_ID}
+    if step.privileged:
+        return {**context, "privileged": True, "runAsUser": 0, "runAsNonRoot": False}
+    added = ROOT_CAPABILITIES.get(step.name)
+    user = {"runAsUser": 0, "runAsNonRoot": False} if added else {"runAsUser": NON_ROOT_ID, "runAsNonRoot": True}
+    return {**context, **user, "capabilities": {"drop": ["ALL"], **({"add": list(added)} if added else {})}}
 
 
 def _container(step: Step, gpus: int) -> dict:
-    container: dict = {"name": step.name, "image": step.image, "command": ["sh", "-c", step.script],
-                       "resources": {"limits": {integration_points().gpu.resource: str(gpus)} if step.gpus else {}}}
+    requests = {"cpu": step.cpu, "memory": step.memory, "ephemeral-storage": "1Gi"}
+    container: dict = {
+        "name": step.name, "image": step.image, "command": ["sh", "-c", step.script],
+        "env": [{"name": "HOME", "value": SCRATCH}, {"name": SCRATCH_ENV, "value": SCRATCH}],
+        "securityContext": security_context(step),
+        "resources": {"requests": requests, "limits": {
+            **requests, "ephemeral-storage": "2Gi",
+            **({integration_points().gpu.resource: str(gpus)} if step.gpus else {})}},
+        "volumeMounts": [{"name": "scratch", "mountPath": SCRATCH}]}
     if step.privileged:
-        container["securityContext"] = {"privileged": True}
-        container["volumeMounts"] = [{"name": "host", "mountPath": HOST_MOUNT}]
+        container["volumeMounts"].append({"name": "host", "mountPath": HOST_MOUNT})
     return container
 
 
@@ -153,11 +210,13 @@ def job_template(name: str, kind: str, steps: list[Step], gpus: int, annotations
     containers = [_container(step, gpus) for step in steps]
     kai = integration_points().kai
     pod: dict = {"restartPolicy": "Never", "automountServiceAccountToken": False, "schedulerName": kai.scheduler_name,
+                 "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
                  "initContainers": containers[:-1], "containers": containers[-1:],
                  # Runs on a cordoned, quarantined node: the run's copy selects the node and tolerates its taints.
-                 "tolerations": [{"operator": "Exists"}]}
+                 "tolerations": [{"operator": "Exists"}],
+                 "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "2Gi"}}]}
     if any(step.privileged for step in steps):
-        pod["volumes"] = [{"name": "host", "hostPath": {"path": "/", "type": "Directory"}}]
+        pod["volumes"].append({"name": "host", "hostPath": {"path": "/", "type": "Directory"}})
     return {"apiVersion": "batch/v1", "kind": "Job",
             "metadata": {"name": name, "namespace": READINESS_NAMESPACE, "labels": labels,
                          "annotations": annotations},
@@ -179,15 +238,19 @@ def sanitize_script() -> str:
             + result("sanitize-cache", '[ -z "$failed" ]', "erased=${done# } failed=${failed# }"))
 
 
-def gpu_reset_step() -> Step:
-    script = "nvidia-smi -r > /tmp/reset.txt 2>&1; s=$?; cat /tmp/reset.txt; " + result(
+def gpu_reset_step(image: str) -> Step:
+    script = f"nvidia-smi -r > ${SCRATCH_ENV}/reset.txt 2>&1; s=$?; cat ${SCRATCH_ENV}/reset.txt; " + result(
         "gpu-reset", '[ "$s" = 0 ]', "exit=$s")
-    return Step("gpu-reset", break_fix().dcgm.image, script)
+    return Step("gpu-reset", image, script)
+
+
+SHARED_POOL = "shared"  # the nodeBaseline pool of nodes without a tenant label
 
 
 @dataclass(frozen=True)
 class NodeBaseline:
-    """What a node must show to return to service, from the baseline record's facts."""
+    """What a node must show to return to service: the baseline record's nodeBaseline entry of its pool, which the
+    gate reads from the cluster (ConfigMap ncp-baseline-record), never from the plan."""
 
     gpu_product: str
     gpus: int
@@ -195,27 +258,48 @@ class NodeBaseline:
     mig_layout: Optional[str]  # the nvidia.com/mig.config value, where the node is partitioned
     nccl_bus_bandwidth_gbps: Optional[float]  # the profile's readiness threshold, on RDMA profiles
     tenant: Optional[str]  # the tenant whose pool the node belongs to (its label), None on shared nodes
+    labels: dict[str, str]  # the labels the node must carry (product, present, MIG layout, tenant pool)
 
-    def labels(self) -> dict[str, str]:
-        names = integration_points().gpu
-        expected = {names.product_label: self.gpu_product, names.present_label: "true"}
-        if self.mig_layout:
-            expected[names.mig_config_label] = self.mig_layout
-        if self.tenant:
-            expected[TENANT_KEY] = self.tenant
-        return expected
+    def as_record(self) -> dict:
+        return {"gpuProduct": self.gpu_product, "gpus": self.gpus, "driver": self.driver,
+                "migLayout": self.mig_layout, "ncclBusBandwidthGBps": self.nccl_bus_bandwidth_gbps,
+                "tenant": self.tenant, "labels": dict(self.labels)}
+
+    @classmethod
+    def from_record(cls, entry: dict) -> "NodeBaseline":
+        """The entry as the record holds it; a KeyError names a fact it lacks."""
+        return cls(gpu_product=entry["gpuProduct"], gpus=int(entry["gpus"]), driver=entry["driver"],
+                   mig_layout=entry["migLayout"], nccl_bus_bandwidth_gbps=entry["ncclBusBandwidthGBps"],
+                   tenant=entry["tenant"], labels=dict(entry["labels"]))
+
+
+def _expected_labels(gpu_product: str, mig_layout: Optional[str], tenant: Optional[str]) -> dict[str, str]:
+    names = integration_points().gpu
+    expected = {names.product_label: gpu_product, names.present_label: "true"}
+    if mig_layout:
+        expected[names.mig_config_label] = mig_layout
+    if tenant:
+        expected[TENANT_KEY] = tenant
+    return expected
 
 
 def node_baseline(plan, tenant: Optional[str]) -> NodeBaseline:
-    """The baseline of a node of `tenant`'s pool (None: a shared node)."""
+    """The baseline of a node of `tenant`'s pool (None: a shared node), as the program writes it into the record."""
     mig = plan.mig if plan.mig is not None and plan.mig.node_pool in (None, tenant) else None
     readiness = plan.profile.readiness
+    product, layout = gpu_product_label(plan.profile, mig), MIG_LAYOUT if mig else None
     return NodeBaseline(
-        gpu_product=gpu_product_label(plan.profile, mig), gpus=plan.profile.gpu.per_node,
+        gpu_product=product, gpus=plan.profile.gpu.per_node,
         driver=plan.matrix.pin("gpuOperator").images.get("driver") if plan.managed_driver else None,
-        mig_layout=MIG_LAYOUT if mig else None,
+        mig_layout=layout,
         nccl_bus_bandwidth_gbps=readiness.nccl_bus_bandwidth_gbps if readiness and plan.network_enabled else None,
-        tenant=tenant)
+        tenant=tenant, labels=_expected_labels(product, layout, tenant))
+
+
+def node_baselines(plan) -> dict[str, dict]:
+    """Pool (a pooled tenant's name, or `shared`) -> its node baseline: the record's nodeBaseline key."""
+    pools = [None, *(t.name for t in plan.tenants if t.node_pool)]
+    return {tenant or SHARED_POOL: node_baseline(plan, tenant).as_record() for tenant in pools}
 
 
 def dcgm_endpoint(plan) -> str:
@@ -224,13 +308,46 @@ def dcgm_endpoint(plan) -> str:
     return f"{dcgm.service}.{plan.matrix.pin('gpuOperator').namespace}.svc:{dcgm.port}"
 
 
+def runs_nccl(profile) -> bool:
+    """The gate runs NCCL over the node's rails: RDMA profiles with a bus bandwidth readiness threshold."""
+    return bool(profile.has_rdma_fabric and profile.readiness and profile.readiness.nccl_bus_bandwidth_gbps)
+
+
+def gate_images(matrix: CompatibilityMatrix, profile) -> dict[str, str]:
+    """imageDigests key -> the tag-pinned image of a gate or handover step the program takes from data (the serving
+    and storage images are the site's, pinned where they are set)."""
+    images = {"dcgm": break_fix().dcgm.image}
+    if runs_nccl(profile):
+        images["ncclTests"] = matrix.workload("ncclTests").images["ncclTests"]
+    return images
+
+
+def pinned(images: dict[str, str], key: str, digests: dict) -> str:
+    return f"{images[key]}@{digests[key]}" if key in digests else images[key]
+
+
+def gate_image_problems(config: StackConfig, matrix: CompatibilityMatrix, profile) -> list[Problem]:
+    """Prod pins the gate's DCGM and NCCL images by digest, as the serving images."""
+    if config.site.environment != Environment.PROD:
+        return []
+    digests = config.components.serving.image_digests
+    return [Problem(f"{PROJECT}:components.serving.imageDigests.{key}",
+                    "is required in prod: the return-to-service gate's images are pinned by digest",
+                    f"pulumi config set --path '{PROJECT}:components.serving.imageDigests.{key}' sha256:<digest of "
+                    f"{image}>")
+            for key, image in gate_images(matrix, profile).items() if key not in digests]
+
+
 def gate_steps(plan) -> list[Step]:
     """DCGM diagnostics, the node's own checks, NCCL over its rails on RDMA profiles, then the serving smoke test
     (in the first endpoint's serving image; none without an endpoint)."""
-    steps = [dcgm_step(dcgm_endpoint(plan)), node_step()]
-    if plan.network_enabled and plan.profile.readiness and plan.profile.readiness.nccl_bus_bandwidth_gbps:
+    images, digests = gate_images(plan.matrix, plan.profile), plan.config.components.serving.image_digests
+    dcgm = pinned(images, "dcgm", digests)
+    steps = [dcgm_step(dcgm_endpoint(plan), dcgm), node_step(dcgm)]
+    if runs_nccl(plan.profile) and plan.network_enabled:
         nccl = plan.matrix.workload("ncclTests")
-        steps.append(nccl_step(nccl.images["ncclTests"], str(nccl.overrides["binary"]), plan.profile.gpu.per_node))
+        steps.append(nccl_step(pinned(images, "ncclTests", digests), str(nccl.overrides["binary"]),
+                               plan.profile.gpu.per_node))
     if plan.endpoints:
         steps.append(smoke_step(plan.endpoints[0].image))
     return steps
@@ -240,7 +357,7 @@ def gate_job(plan) -> dict:
     """The suspended return-to-service Job: `ncp node return-to-service` runs a copy on one node."""
     checks = [step.name for step in gate_steps(plan)]
     return job_template(GATE_JOB, GATE_JOB, gate_steps(plan), plan.profile.gpu.per_node, {
-        f"{PROJECT}.io/checks": ",".join(checks),
+        CHECKS_ANNOTATION: ",".join(checks),
         f"{PROJECT}.io/run-by": "ncp node return-to-service --stack <stack> --node <node> (copies this Job onto the "
                                 "node, judges each check against the baseline record, uncordons only on a pass)"})
 
@@ -248,7 +365,8 @@ def gate_job(plan) -> dict:
 def handover_job(plan, sanitize_image: str) -> dict:
     """The suspended handover Job: crypto-erase of the node-local KV and cache tiers, then a GPU reset."""
     sanitize = Step("sanitize", sanitize_image, sanitize_script(), gpus=False, privileged=True)
-    return job_template(HANDOVER_JOB, HANDOVER_JOB, [sanitize, gpu_reset_step()], plan.profile.gpu.per_node, {
+    dcgm = pinned(gate_images(plan.matrix, plan.profile), "dcgm", plan.config.components.serving.image_digests)
+    return job_template(HANDOVER_JOB, HANDOVER_JOB, [sanitize, gpu_reset_step(dcgm)], plan.profile.gpu.per_node, {
         f"{PROJECT}.io/run-by": "ncp node handover --stack <stack> --node <node> --to <tenant>",
         f"{PROJECT}.io/image-needs": "nvme-cli and util-linux (blkdiscard) in the site's storage image "
                                      "(components.serving.validation.storageImage)"})

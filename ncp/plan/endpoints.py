@@ -4,6 +4,7 @@ endpoint's config path and the fix."""
 import math
 from dataclasses import dataclass
 
+from ncp.plan.break_fix import gate_image_problems
 from ncp.plan.catalog import ROOT, CompatibilityMatrix, load_allowlists, load_disposition, load_dynamo_runtime
 from ncp.plan.config import Environment, StackConfig
 from ncp.plan.endpoint_plan import EndpointPlan, WorkerGroup
@@ -198,7 +199,7 @@ def plan_endpoints(config: StackConfig, profile: HardwareProfile, matrix: Compat
             sizing_file=endpoint.sizing, estimate=layout.estimate, planner=planner, kv_offload_gb=kv_gb,
             nodes_per_worker={group.role: math.ceil(group.gpus_per_worker / profile.gpu.per_node)
                               for group in layout.workers}))
-    problems += _site_setting_problems(config)
+    problems += _site_setting_problems(config) + gate_image_problems(config, matrix, profile)
     for index, endpoint in enumerate(config.endpoints):
         tenant = tenants.get(endpoint.tenant)
         # Serving runs on guaranteed GPUs: capacity above gpuQuota is over-quota and can be reclaimed by KAI.

@@ -2,11 +2,17 @@
 document per key) for operators and auditors. Its schema is BaselineRecord."""
 from typing import Any, Optional
 
+import yaml
 from pydantic import Field
 
+from ncp.plan.break_fix import node_baselines
+from ncp.plan.layers import BASELINE_NAMESPACE
 from ncp.plan.names import TRUSTED_KEYS
 from ncp.plan.site_plan import RDMA_RAIL_ISOLATION, SitePlan
 from ncp.plan.strict import StrictModel
+
+RECORD_NAME = "ncp-baseline-record"  # the ConfigMap in BASELINE_NAMESPACE (the policy pack and the gate read it)
+RECORD_NAMESPACE = BASELINE_NAMESPACE
 
 
 class BaselineRecord(StrictModel):
@@ -26,10 +32,20 @@ class BaselineRecord(StrictModel):
     serving: dict[str, dict] = Field(description="endpoint -> tenant, backend, mode, GPUs, model, sizing, image")
     inference_services: dict[str, dict] = Field(description="Triton service -> tenant, GPUs, images, artifact")
     storage_tiers: dict[str, dict] = Field(description="storage tier -> class, access mode, size")
+    node_baseline: dict[str, dict] = Field(
+        description="node pool (tenant or shared) -> what a node must show to return to service: driver, GPU "
+                    "product and count, MIG layout, labels, NCCL bus bandwidth threshold (ncp node "
+                    "return-to-service reads it from the cluster)")
 
     def documents(self) -> dict[str, Any]:
         """Key -> value, camelCase, one YAML document each in the record ConfigMap."""
         return self.model_dump(by_alias=True)
+
+
+def config_map_data(documents: dict[str, Any]) -> dict[str, str]:
+    """The record ConfigMap's data: one YAML document per key (strings as they are)."""
+    return {key: value if isinstance(value, str) else yaml.safe_dump(value, sort_keys=True)
+            for key, value in documents.items()}
 
 
 def local_decisions(plan: SitePlan) -> list[dict]:
@@ -93,4 +109,5 @@ def baseline_record(plan: SitePlan) -> BaselineRecord:
         serving=_serving(plan),
         inference_services=_inference_services(plan),
         storage_tiers={tier: value.model_dump(by_alias=True) for tier, value in (storage.named() if storage else [])},
+        node_baseline=node_baselines(plan),
     )

@@ -329,9 +329,11 @@ class ServingSettings(StrictModel):
     gateway: Optional[GatewaySettings] = Field(
         default=None, description="the site's Gateway and the routes to the endpoints' InferencePools")
     model_express: bool = Field(default=False, description="deploy ModelExpress and point workers at it")
-    image_digests: dict[Union[Backend, Literal["planner", "epp", "tritonserver", "tensorrt"]], str] = Field(
-        default_factory=dict, description="backend (planner, epp, tritonserver, tensorrt) -> sha256 digest of the "
-                                          "pinned image (required in prod)")
+    image_digests: dict[Union[Backend, Literal["planner", "epp", "tritonserver", "tensorrt", "dcgm", "ncclTests"]],
+                        str] = Field(
+        default_factory=dict, description="backend (planner, epp, tritonserver, tensorrt; dcgm and ncclTests: the "
+                                          "return-to-service gate's images) -> sha256 digest of the pinned image "
+                                          "(required in prod)")
     validation: Validation = Field(default_factory=Validation)
 
     @field_validator("image_digests")

@@ -60,6 +60,7 @@ class WiredPlan:
     handover_job: Optional[dict]  # the node handover Job template; None without the site's storage image
     planner_prometheus: Optional[tuple[str, int]]  # (namespace, port) the planners' egress opens
     gpus_per_node: int  # the site's GPUs over its GPU nodes, rounded up (the capacity alerts' per-node figure)
+    rdma_ports_per_node: int  # the NIC-link alert's expected active ports per node: 0 where the site has no RDMA
     endpoints: tuple[ServedEndpoint, ...]
     services: tuple[ServedService, ...]
 
@@ -116,5 +117,6 @@ def wired_plan(plan: SitePlan) -> WiredPlan:
         gate_job=gate_job(plan), handover_job=handover_job(plan, storage_image) if storage_image else None,
         planner_prometheus=plan.serving.planner_prometheus(),
         gpus_per_node=-(-plan.gpu_capacity // plan.site.gpu_nodes),
+        rdma_ports_per_node=plan.profile.fabric.nics_per_node if plan.network_enabled else 0,
         endpoints=tuple(_endpoint(plan, e) for e in plan.endpoints),
         services=tuple(_service(plan, s) for s in plan.inference_services))

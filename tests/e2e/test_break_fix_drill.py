@@ -1,9 +1,10 @@
 """Break-fix drills on the simulated cluster (real kube-apiserver, kube-scheduler and controller-manager; KWOK GPU
 nodes of the prod profile run the pods): a GPU fault on a node is quarantined and drained as NVSentinel does it, the
 tenant's pods reschedule inside its pool (or stay Pending with the scheduler's reason), NVSentinel is refused the
-uncordon, the return-to-service gate runs on the node (KWOK runs its Job, whose containers print what the real checks
-print) and alone returns it; a failing gate keeps its node out naming the layer; a node moves between tenants by the
-handover procedure. Each step is asserted; the timeline is printed and written beside the records."""
+uncordon, the return-to-service gate runs on the node (KWOK runs its Job; the containers' logs are what their own
+rendered commands print here against stand-ins of nvidia-smi, dcgmi and all_reduce_perf) and alone returns it; a
+failing gate keeps its node out naming the layer; a node moves between tenants by the handover procedure. Each
+step is asserted; the timeline is printed and written beside the records."""
 import os
 import time
 from pathlib import Path
@@ -15,17 +16,19 @@ from ncp.evidence.signing import KEY_ENV
 from ncp.evidence import node_capacity as capacity
 from ncp.evidence import node_gate, node_handover, node_incident
 from ncp.plan.break_fix import (
-    RESULT_PREFIX, UNCORDON_GUARD, break_fix, gate_job, handover_job, node_baseline,
+    UNCORDON_GUARD, break_fix, gate_job, handover_job, node_baseline,
     uncordon_guard,
 )
 from ncp.plan.catalog import integration_points
 from ncp.plan.layers import READINESS_NAMESPACE
 from ncp.plan.names import TENANT_KEY, tenant_namespace
+from ncp.plan.record import RECORD_NAME, RECORD_NAMESPACE, baseline_record, config_map_data
 from ncp.plan.sources import plan_from_stack_file
 from tests.e2e.cluster import own_control_plane
 from tests.e2e.kube_api import KubeApi
 from tests.e2e.simulated import nodes_for
 from tests.e2e.test_rbac_e2e import Api
+from tests.support.gate_standins import Node, job_logs
 from tests.evidence_keys import make_keys
 
 PORTS = {"NCP_E2E_ETCD_PORT": "26790", "NCP_E2E_API_PORT": "19443", "NCP_E2E_KCM_PORT": "13357",
@@ -38,20 +41,17 @@ FAILING_NODE = "gpu-10"  # one of globex-research's nodes, idle: a GPU falls off
 WORKLOAD = "chat-worker"
 
 
-def gate_logs(plan) -> dict[str, str]:
-    """What each container prints on a healthy node, from the plan's own baseline so the drill needs no hand-kept
-    numbers."""
+STORAGE_IMAGE = "site.example/fio:drill"
+
+
+def gate_logs(plan, directory: Path) -> dict[str, str]:
+    """What each container of the rendered gate and handover Jobs prints on a healthy node: their own commands run
+    here against stand-ins of the node's tools (tests/support/gate_standins.py), the node's facts taken from the
+    plan's baseline so the drill needs no hand-kept numbers. A broken check script breaks the drill."""
     baseline = node_baseline(plan, TENANT)
-    busbw = baseline.nccl_bus_bandwidth_gbps * 1.1
-    return {
-        "dcgm-diag": f"{RESULT_PREFIX} dcgm-diag PASS level=2 exit=0",
-        "node-checks": f"{RESULT_PREFIX} node-checks PASS driver={baseline.driver} gpus={baseline.gpus} mig=Disabled",
-        "nccl-rails": f"# Avg bus bandwidth    : {busbw:.2f}\n{RESULT_PREFIX} nccl-rails PASS busbw={busbw:.2f}",
-        "serving-smoke": f"matmul 1024.0\n{RESULT_PREFIX} serving-smoke PASS exit=0",
-        "sanitize": "\n".join(f"{RESULT_PREFIX} {check} PASS erased=nvme1n1:crypto-erase failed="
-                              for check in ("sanitize-kv", "sanitize-cache")),
-        "gpu-reset": f"{RESULT_PREFIX} gpu-reset PASS exit=0",
-    }
+    node = Node(driver=str(baseline.driver), gpus=baseline.gpus, busbw=baseline.nccl_bus_bandwidth_gbps * 1.1)
+    return {**job_logs(gate_job(plan), node, directory / "gate"),
+            **job_logs(handover_job(plan, STORAGE_IMAGE), node, directory / "handover")}
 
 
 def kwok_logs(directory: Path, plan) -> Path:
@@ -59,7 +59,7 @@ def kwok_logs(directory: Path, plan) -> Path:
     only, so every node prints the healthy output; the failing drill breaks the node itself)."""
     directory.mkdir(parents=True, exist_ok=True)
     logs = []
-    for container, text in gate_logs(plan).items():
+    for container, text in gate_logs(plan, directory / "run").items():
         cri = directory / f"{container}.log"
         cri.write_text("".join(f"2026-01-01T00:00:00.000000000Z stdout F {line}\n" for line in text.splitlines()))
         logs.append({"containers": [container], "logsFile": str(cri)})
@@ -109,9 +109,13 @@ def _setup(drill: Drill) -> None:
     api, plan = drill.api, drill.plan
     for node in nodes_for(plan, rdma_devices=63):
         api.create("/api/v1/nodes", node)
-    for namespace in (READINESS_NAMESPACE, tenant_namespace(TENANT), NVSENTINEL_NAMESPACE):
+    for namespace in (READINESS_NAMESPACE, tenant_namespace(TENANT), NVSENTINEL_NAMESPACE, RECORD_NAMESPACE):
         api.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    for job in (gate_job(plan), handover_job(plan, "site.example/fio:drill")):
+    # The baseline record as the program deploys it: the gate judges the node against this, not the plan.
+    api.create(f"/api/v1/namespaces/{RECORD_NAMESPACE}/configmaps", {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": RECORD_NAME},
+        "data": config_map_data(baseline_record(plan).documents())})
+    for job in (gate_job(plan), handover_job(plan, STORAGE_IMAGE)):
         api.create(f"/apis/batch/v1/namespaces/{READINESS_NAMESPACE}/jobs", job)
     spec, binding = uncordon_guard(NVSENTINEL_NAMESPACE)
     admission = "/apis/admissionregistration.k8s.io/v1"

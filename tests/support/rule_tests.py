@@ -671,6 +671,9 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     expected["NcpTenantPodUnschedulable"] = lambda rule: [expected_alert(rule, pod_labels)]
     expected["NcpTenantPodCrashLooping"] = lambda rule: [expected_alert(rule, {**pod_labels, "container": "main"})]
     expected["NcpQuotaExceedsHealthyCapacity"] = lambda rule: [expected_alert(rule, {}, guaranteed)]
+    rails = plan.profile.fabric.nics_per_node
+    bad["NcpNicLinkDown"] = lambda: nic_series({"gpu-node-0": 1}, rails, Scenario("nic"))
+    expected["NcpNicLinkDown"] = lambda rule: [expected_alert(rule, {"node": "gpu-node-0"}, rails - 1)]
     # Healthy too: an XID code from hours ago (the gauge still holds it), a busy MIG slice (its utilisation reads 0)
     old_xid = Gpu("gpu-node-1", 0, None, xid=79, xid_at_minute=10)
     mig_slice = Gpu("gpu-node-2", 0, over, utilization=0, mig_instance="7")
@@ -679,11 +682,13 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     nvsentinel_series(plan, {}, 0, healthy)
     # a platform pod pending and crash-looping outside the tenant namespaces is not a tenant's alert
     kube_state_series(["kube-system/pending-0"], ["kube-system/pending-0"], healthy)
+    nic_series({}, rails, healthy)  # every rail active; each node's uncabled spare port is down, not a rail
     cases = alert_cases("site", groups, healthy, bad, expected)
 
     records = dcgm_series(plan, recording, [allocated, spare], Scenario("site"))
     kai_series(recording, {over: quota[over] + 4}, records)
     nvsentinel_series(plan, {"gpu-node-0": 1}, 2, records)
+    nic_series({"gpu-node-0": 1, "gpu-node-2": rails}, rails, records)
     served = worker_target(allocated, records)
     per_gpu = lambda attr: [(gpu_labels(plan, g), getattr(g, attr)) for g in (allocated, spare)]  # noqa: E731
     expected_records: dict[str, list[tuple[dict[str, str], float]]] = {
@@ -701,6 +706,12 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
         "ncp:endpoint_gpu:info": [({**served, **gpu_labels(plan, allocated)}, 1)],
         "ncp:site_gpus_healthy:count": [({}, plan.gpu_capacity - per_node)],
         "ncp:site_gpus_guaranteed:count": [({}, guaranteed)],
+        "ncp:nic_port_state:id": [({"node": node, "device": f"mlx5_{port}", "port": "1"},
+                                   1 if port == rails or port < down else 4)
+                                  for node, down in (("gpu-node-0", 1), ("gpu-node-1", 0), ("gpu-node-2", rails))
+                                  for port in range(rails + 1)],
+        "ncp:node_nic_ports_active:count": [({"node": "gpu-node-0"}, rails - 1), ({"node": "gpu-node-1"}, rails),
+                                            ({"node": "gpu-node-2"}, 0)],
     }
     cases.append(record_case("site: recording rules", records,
                              [check for record in _records(groups, expected_records)
@@ -768,6 +779,25 @@ def nvsentinel_series(plan: SitePlan, quarantined: dict[str, int], drain_queue: 
         scenario.add(scraped(nvsentinel.metrics["quarantinedNodes"], {nvsentinel.labels["node"]: node},
                              target("fault-quarantine")), gauge(quarantined.get(node, 0)))
     scenario.add(scraped(nvsentinel.metrics["drainQueueDepth"], {}, target("node-drainer")), gauge(drain_queue))
+    return scenario
+
+
+def nic_series(down: dict[str, int], rails: int, scenario: Scenario) -> Scenario:
+    """node_exporter on GPU nodes gpu-node-0, gpu-node-1 and those in `down`: `rails` RDMA ports each (mlx5_<i>
+    port 1), active (4) but the first `down[node]` (1, down), plus one spare port never cabled (1); and each node's
+    node_uname_info, whose nodename names the node (the series carry only the scrape target's instance)."""
+    exporter = load_signals()["nodeExporter"]
+    nodes = sorted({"gpu-node-0", "gpu-node-1", *down})
+    for index, node in enumerate(nodes):
+        target = {"job": "node-exporter", "instance": f"10.0.0.{index + 1}:9100", "namespace": "monitoring",
+                  "pod": f"node-exporter-{index}", "container": "node-exporter", "endpoint": "http-metrics",
+                  "service": "node-exporter"}
+        scenario.add(scraped(exporter.metrics["unameInfo"], {exporter.labels["nodename"]: node, "sysname": "Linux",
+                                                             "machine": "x86_64"}, target), gauge(1))
+        for port in range(rails + 1):
+            state = 1 if port == rails or port < down.get(node, 0) else 4
+            scenario.add(scraped(exporter.metrics["portState"], {exporter.labels["device"]: f"mlx5_{port}",
+                                                                 exporter.labels["port"]: "1"}, target), gauge(state))
     return scenario
 
 

@@ -48,7 +48,9 @@ def site_config(profile: str, environment: str = "lab", tenants: int = 2, gpu_no
         config["ngcApiKey"] = "test-ngc-key"
         config.setdefault("components", {})["serving"] = {
             "validation": {"suiteImage": "nvcr.io/test-org/tools/isv-ncp-validation-suite:0.6.8@sha256:" + "0" * 64,
-                           "storageImage": "nvcr.io/test-org/tools/fio:3.38@sha256:" + "4" * 64}}
+                           "storageImage": "nvcr.io/test-org/tools/fio:3.38@sha256:" + "4" * 64},
+            # The return-to-service gate's DCGM and NCCL images (prod pins them by digest).
+            "imageDigests": {"dcgm": "sha256:" + "5" * 64, "ncclTests": "sha256:" + "6" * 64}}
     return config
 
 
