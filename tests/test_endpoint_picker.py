@@ -3,6 +3,7 @@
 The runner is the one Dynamo 1.5's picker is built on, sigs.k8s.io/gateway-api-inference-extension at
 v0.0.0-20260603065144-7c1f1994dbff (ai-dynamo/dynamo deploy/inference-gateway/epp/go.mod@2a6da14c); line numbers
 below are of that module version (data/integration-points.yaml endpointPicker)."""
+import pytest
 import yaml
 
 from ncp.plan.catalog import integration_points
@@ -127,8 +128,6 @@ def _runner():
     import subprocess
     from pathlib import Path
 
-    import pytest
-
     from tests.support.promtool import BOOTSTRAP
     override = os.environ.get("NCP_EPP")
     if override:
@@ -158,6 +157,7 @@ def _run_runner(runner, args: list[str], tmp_path) -> tuple[int, str]:
     return result.returncode, result.stdout + result.stderr
 
 
+@pytest.mark.engine
 def test_the_real_runner_parses_the_rendered_args_and_loads_the_rendered_config(prod, tmp_path):
     """The runner at the pinned version, given the rendered args (the config file mapped to a local copy of the
     rendered ConfigMap), gets past flag parsing and loads the configuration; it then

@@ -304,6 +304,7 @@ def test_build_refuses_another_source_file_or_gpu(tmp_path):
 # --- telemetry, judged by promtool ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("preprocessing", [{"resize": [224, 224]}, None], ids=["dali-ensemble", "engine-only"])
+@pytest.mark.engine
 def test_inference_rules_fire_and_record_as_specified(preprocessing):
     """Generated cases (tests/support/rule_tests.py) for a service of its own stack, with and without the DALI stage."""
     promtool, reason = find_promtool()

@@ -17,6 +17,8 @@ from tests.scanners import (
     CHECKOV, Finding, StackFacts, checkov, engine_bin, kube_score, load_baseline, outside_baseline, render, trivy,
 )
 
+pytestmark = pytest.mark.engine  # trivy and kube-score come from the engine build
+
 STACKS = EXAMPLE_STACKS
 SCANNERS = ("trivy", "kube-score", "checkov")
 

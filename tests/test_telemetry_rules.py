@@ -23,6 +23,8 @@ from ncp.plan.site_plan import build_plan
 from ncp.plan.sources import read_stack_file
 from tests.test_composition import ENVIRONMENTS
 
+pytestmark = pytest.mark.engine  # promtool comes from the engine build
+
 STACKS = ["lab", "prod"]
 
 

@@ -31,6 +31,8 @@ from tests.test_twin import CHAT, DISAGG, PORTS, model_root, rendered, stack, tw
 from ncp.twin.prometheus import (PrometheusServer, find_prometheus, pod_monitor_jobs, prometheus_config,
                              telemetry_settings, twin_targets)
 
+pytestmark = pytest.mark.engine  # the Prometheus server and promtool come from the engine build
+
 SIGNALS = load_signals()["dynamo"]
 MODEL = "Qwen/Qwen3-32B"
 RULE_LABELS = ("tenant", "endpoint", "model")

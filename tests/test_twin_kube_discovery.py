@@ -21,6 +21,8 @@ from ncp.twin.kube_discovery import KubeDiscovery, settings
 from ncp.twin.run import Twin, TwinStartError, twin_python
 from ncp.plan.names import MODELS_MOUNT
 
+pytestmark = pytest.mark.engine  # the local control plane comes from the engine build
+
 CONTROL_PLANE = {"NCP_E2E_API_PORT": "24101", "NCP_E2E_ETCD_PORT": "24102", "NCP_E2E_SCHEDULER_PORT": "24104",
                  "NCP_E2E_KCM_PORT": "24105", "NCP_E2E_KWOK_PORT": "24106"}  # etcd's peer port is ETCD_PORT + 1
 PORTS = PortPool(int(os.environ.get("NCP_TWIN_PORT_BASE", "21000")) + 600)
