@@ -27,6 +27,7 @@ import yaml
 
 from tests.support.promtool import find_promtool
 from ncp.plan.catalog import integration_points, load_signals
+from ncp.plan.names import RUNTIME_VERSION_LABEL
 from tests.test_twin import CHAT, DISAGG, PORTS, model_root, rendered, stack, twin_of  # noqa: F401 (model_root: fixture)
 from ncp.twin.prometheus import (PrometheusServer, find_prometheus, pod_monitor_jobs, prometheus_config,
                              telemetry_settings, twin_targets)
@@ -175,6 +176,25 @@ def test_prometheus_scrapes_the_twin_and_evaluates_the_endpoints_rules(model_roo
         empty = sorted(r for r in records if not server.query(f"{r}{{{own}}}"))
         assert empty == engine_only_records(groups, engine_only), (
             f"recording rules with no series for the endpoint under traffic: {empty}")
+        assert_backend_and_routing(server, own, graph)
+
+
+def assert_backend_and_routing(server, own: str, graph: dict) -> None:
+    """Backend version and routing decisions as series (#25): what each running role is (the DGD's pod labels through
+    the PodMonitor), the real KV router's decision count, and each real worker's share of them."""
+    [labels] = {tuple(sorted(s["extraPodMetadata"]["labels"].items())) for s in graph["spec"]["services"].values()}
+    version = dict(labels)
+    running = server.query(f"ncp:endpoint_backend:info{{{own}}}")
+    assert {(s["metric"]["component_type"], s["metric"]["backend"], s["metric"]["runtime_version"])
+            for s in running} == {(role, graph["spec"]["backendFramework"], version[RUNTIME_VERSION_LABEL])
+                                  for role in ("frontend", "worker")}
+    assert float(server.query(f"ncp:endpoint_model_ready:bool{{{own}}}")[0]["value"][1]) == 1
+    assert float(server.query(f"ncp:endpoint_routing_decisions:rate5m{{{own}}}")[0]["value"][1]) > 0
+    [non_max] = server.query(f"ncp:endpoint_routing_non_max_overlap:ratio_rate5m{{{own}}}")
+    assert 0 <= float(non_max["value"][1]) <= 1
+    shares = server.query(f"ncp:endpoint_worker_requests:share_rate5m{{{own}}}")
+    assert len({s["metric"]["pod"] for s in shares}) == len(shares) >= 1
+    assert abs(sum(float(s["value"][1]) for s in shares) - 1) < 1e-6, shares
 
 
 def engine_only_records(groups: list[dict], engine_only: set[str]) -> list[str]:

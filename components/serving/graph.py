@@ -19,7 +19,7 @@ from ncp.plan.catalog import BackendRuntime, DynamoRuntime, integration_points
 from ncp.plan.endpoint_plan import EndpointPlan, WorkerGroup
 from ncp.plan.endpoints import worker_pods
 from ncp.plan.tenant_pods import FRONTEND_REPLICAS
-from ncp.plan.names import MODEL_CLAIM, MODELS_MOUNT, STORAGE_TIER_LABEL
+from ncp.plan.names import BACKEND_LABEL, MODEL_CLAIM, MODELS_MOUNT, RUNTIME_VERSION_LABEL, STORAGE_TIER_LABEL
 from ncp.plan.serving import StorageTier
 from ncp.plan.site_plan import gpu_toleration
 
@@ -263,6 +263,9 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
                 "args": ["-m", runtime.planner.module, runtime.planner.config_flag, planner_config(plan, runtime)],
                 "securityContext": CONTAINER_SECURITY}},
         }
+    for service in services.values():  # what runs in the pod, for the series' backend/runtime_version labels
+        metadata = service.setdefault("extraPodMetadata", {})
+        metadata["labels"] = {**metadata.get("labels", {}), **runtime_pod_labels(plan)}
     spec = {
         "backendFramework": plan.endpoint.backend,
         "pvcs": [{"name": MODEL_CLAIM, "create": False}],
@@ -271,6 +274,12 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
     if args.topology is not None and any("topologyConstraint" in service for service in services.values()):
         spec["topologyConstraint"] = {"topologyProfile": args.topology.cluster_topology}
     return spec
+
+
+def runtime_pod_labels(plan: EndpointPlan) -> dict[str, str]:
+    """The backend engine and the runtime release every pod of the graph runs (the PodMonitor copies them into the
+    series labels `backend` and `runtime_version`)."""
+    return {BACKEND_LABEL: plan.endpoint.backend, RUNTIME_VERSION_LABEL: plan.runtime_version}
 
 
 def _service_name(backend: BackendRuntime, role: str) -> str:

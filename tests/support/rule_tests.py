@@ -195,6 +195,7 @@ class Traffic:
     kv_hit_rate: float = 0.5
     kv_cache_usage: float = 0.5
     workers_up: bool = True
+    non_max_overlap: float = 0.0    # share of the KV router's decisions that did not pick the most-overlap worker
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,7 @@ def endpoint_pods(graph_spec: dict, endpoint: str, signals: MetricSource, contra
     pods = []
     for service, spec in graph_spec["services"].items():
         kind, sub = spec.get("componentType"), spec.get("subComponentType")
-        labels = {pod_labels["graph"]: endpoint}
+        labels = {**(spec.get("extraPodMetadata") or {}).get("labels", {}), pod_labels["graph"]: endpoint}
         if kind == "frontend":
             role, port = "frontend", ports["frontend"]
             labels[pod_labels["componentType"]] = kind
@@ -280,6 +281,7 @@ def endpoint_series(fixture: EndpointFixture, traffic: Traffic, scenario: Scenar
     share = replace(traffic, requests=traffic.requests / frontends,
                     output_tokens=traffic.output_tokens / frontends, queued=traffic.queued / frontends)
     for pod in pods:
+        weight = worker_weight(pods, pod)
         for pme in monitor["podMetricsEndpoints"]:
             if pme["port"] != pod.port:
                 continue
@@ -294,6 +296,11 @@ def endpoint_series(fixture: EndpointFixture, traffic: Traffic, scenario: Scenar
             if is_worker:
                 scenario.add(scraped(m["gpuCacheUsage"], {**served, "dynamo_component": pod.role, "dp_rank": "0"},
                                      target), gauge(traffic.kv_cache_usage))
+                handler = {"dynamo_component": "backend", "dynamo_namespace": "ns"}
+                for name, requests in ((signals.label_values["generateEndpoint"], traffic.requests * weight),
+                                       ("clear_kv_blocks", 1.0)):  # another endpoint of the worker: not routed
+                    scenario.add(scraped(m["workerRequests"], {**handler, signals.labels["workerEndpoint"]: name},
+                                         target), counter(requests))
                 continue
             _frontend_series(fixture, share, scenario, target, served, slo, le_style)
     return scenario
@@ -316,6 +323,10 @@ def _frontend_series(fixture: EndpointFixture, traffic: Traffic, scenario: Scena
               "dynamo_endpoint": "generate"}
     scenario.add(scraped(m["kvHitRate"] + "_sum", router, target), counter(traffic.requests * traffic.kv_hit_rate))
     scenario.add(scraped(m["kvHitRate"] + "_count", router, target), counter(traffic.requests))
+    scenario.add(scraped(m["routerRequests"], router, target), counter(traffic.requests))
+    scenario.add(scraped(m["routerNonMaxOverlap"], {**router, "worker_type": "prefill"}, target),
+                 counter(traffic.requests * traffic.non_max_overlap))
+    scenario.add(scraped(m["modelReady"], served, target), gauge(1))
     for histogram, slo_ms, miss in (("timeToFirstToken", slo.ttft_ms, traffic.ttft_miss),
                                     ("interTokenLatency", slo.tpot_ms, traffic.itl_miss)):
         for le, count in bucket_counts(fixture, histogram, slo_ms, traffic.requests, miss, traffic.straddling):
@@ -324,6 +335,13 @@ def _frontend_series(fixture: EndpointFixture, traffic: Traffic, scenario: Scena
         scenario.add(scraped(m[histogram] + "_count", served, target), counter(traffic.requests))
         # Not read by the rules; present because the exporter writes it.
         scenario.add(scraped(m[histogram] + "_sum", served, target), counter(slo_ms / 1000 * traffic.requests))
+
+
+def worker_weight(pods: list[Pod], pod: Pod) -> float:
+    """The share of its role's requests the router sends to a worker pod: unequal on purpose (1, 2, 3 ... parts), so
+    a per-pod share that ignored the pod would be caught."""
+    same = [p.name for p in pods if p.role == pod.role]
+    return (same.index(pod.name) + 1) / (len(same) * (len(same) + 1) / 2)
 
 
 def bucket_counts(fixture: EndpointFixture, histogram: str, slo_ms: float, requests: float, miss: float,
@@ -406,7 +424,7 @@ def endpoint_cases(fixture: EndpointFixture) -> list[dict]:
 def endpoint_record_cases(fixture: EndpointFixture) -> list[dict]:
     slo, labels, prefix = fixture.plan.endpoint.slo, fixture.labels, f"endpoint {fixture.plan.name}"
     traffic = Traffic(error_fraction=0.25, ttft_miss=0.25, itl_miss=0.5, straddling=0.2, queued=3,
-                      kv_hit_rate=0.75, kv_cache_usage=0.5)
+                      kv_hit_rate=0.75, kv_cache_usage=0.5, non_max_overlap=0.125)
     pods = endpoint_pods(fixture.graph, fixture.plan.name, fixture.signals, "native")
     per_role = {role: sum(pod.role == role for pod in pods) for role in fixture.roles()}
     values = {
@@ -418,12 +436,21 @@ def endpoint_record_cases(fixture: EndpointFixture) -> list[dict]:
         "ncp:endpoint_itl_p95:seconds": _quantile(fixture, "interTokenLatency", slo.tpot_ms, traffic, traffic.itl_miss),
         "ncp:endpoint_kv_hit_rate:ratio": traffic.kv_hit_rate,
         "ncp:endpoint_queue_depth:requests": traffic.queued,
+        "ncp:endpoint_model_ready:bool": 1,
+        "ncp:endpoint_routing_decisions:rate5m": traffic.requests / 60,
+        "ncp:endpoint_routing_non_max_overlap:ratio_rate5m": traffic.non_max_overlap,
     }
     expected = {record: [(labels, value)] for record, value in values.items()}
     expected["ncp:endpoint_kv_cache_usage:ratio"] = [({**labels, "component_type": role}, traffic.kv_cache_usage)
                                                      for role in per_role]
     expected["ncp:endpoint_workers_ready:count"] = [({**labels, "component_type": role}, count)
                                                     for role, count in per_role.items()]
+    running = {"backend": fixture.plan.endpoint.backend, "runtime_version": fixture.plan.runtime_version}
+    expected["ncp:endpoint_backend:info"] = [({**labels, "component_type": role, **running}, 1)
+                                             for role in ["frontend", *per_role]]
+    expected["ncp:endpoint_worker_requests:share_rate5m"] = [
+        ({**labels, "component_type": pod.role, "pod": pod.name}, worker_weight(pods, pod))
+        for pod in pods if pod.role != "frontend"]
     for record in (r["record"] for r in rules_of(fixture.groups, "record")):
         miss = re.fullmatch(r"ncp:endpoint_(ttft|itl)_slo_miss:ratio_rate\w+", record)
         if miss:
