@@ -200,7 +200,7 @@ def correlation_groups(args: TelemetryArgs) -> list[dict]:
     """Which GPUs on which nodes serve each endpoint: the endpoint's worker targets (`up`, labelled by its PodMonitor
     with tenant/endpoint/model/component_type and the target's namespace/pod) joined on namespace and pod to the DCGM
     exporter's pod attribution (exported_namespace/exported_pod). "Endpoint slow -> which GPU": multiply a serving
-    record by it, e.g. `ncp:endpoint_gpu:info * on (tenant, endpoint) group_left ncp:endpoint_ttft_p95:seconds`."""
+    record by it (components/dashboards.py slow_endpoint_gpus, a panel of the endpoint dashboard)."""
     dcgm, keep = args.dcgm, [SERIES_TENANT, SERIES_ENDPOINT, SERIES_MODEL, SERIES_COMPONENT_TYPE]
     gpu = ["node", *dcgm.gpu_labels]
     workers = f'up{{{SERIES_ENDPOINT}!="", {SERIES_COMPONENT_TYPE}=~"{args.worker_component_types}"}} == 1'

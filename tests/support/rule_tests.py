@@ -620,6 +620,7 @@ class Gpu:
     row_remap_failure: float = 0
     remapped_rows_per_minute: float = 0
     mig_instance: Optional[str] = None  # a MIG instance's GPU_I_ID (its series also carry GPU_I_PROFILE)
+    pod: Optional[str] = None   # the tenant pod holding the GPU; default <tenant>-worker-0
 
 
 def dcgm_series(plan: SitePlan, recording: Recording, gpus: list[Gpu], scenario: Scenario) -> Scenario:
@@ -640,8 +641,10 @@ def dcgm_series(plan: SitePlan, recording: Recording, gpus: list[Gpu], scenario:
         if gpu.mig_instance is not None:
             exporter.update({dcgm.labels["migInstance"]: gpu.mig_instance, "GPU_I_PROFILE": "1g.18gb"})
         if gpu.tenant is not None:
+            # dcgm-exporter's pod attribution (kubelet pod-resources API): pod, namespace, container
+            # (NVIDIA/dcgm-exporter internal/pkg/transformation/const.go:21-23 @07c87278)
             exporter.update({dcgm.workload_namespace_label.removeprefix("exported_"): f"tenant-{gpu.tenant}",
-                             "pod": f"{gpu.tenant}-worker-0", "container": "main"})
+                             "pod": gpu.pod or f"{gpu.tenant}-worker-0", "container": "main"})
         for key, value in (("utilization", gpu.utilization), ("temperature", gpu.temperature),
                            ("powerUsage", gpu.power), ("framebufferUsed", gpu.fb_used),
                            ("framebufferFree", gpu.fb_free), ("rowRemapFailure", gpu.row_remap_failure)):
@@ -744,6 +747,33 @@ def worker_target(gpu: Gpu, scenario: Scenario) -> dict[str, str]:
     scenario.add(series("up", {**base, **served, "component_type": "frontend", "pod": f"{gpu.tenant}-frontend-0"}),
                  gauge(1))
     return served
+
+
+def correlation_suite(plan: SitePlan, recording: Recording, query: str) -> tuple[dict[str, list[dict]], list[dict]]:
+    """Endpoint slow -> which GPU on which node, from the exporters' own labels: the site rules with an aggregated
+    endpoint's rules; its series through its rendered PodMonitor with a slow TTFT, and DCGM series of the two GPUs the
+    kubelet maps to its first worker pod, one GPU of another tenant's pod and an unallocated one. `query` must give
+    each of the endpoint's two GPUs, with node and GPU labels, valued with the endpoint's TTFT p95."""
+    files = rule_files(recording)
+    fixture = next(f for f in endpoint_fixtures(plan, recording) if f.plan.mode == "aggregated")
+    worker = next(pod for pod in endpoint_pods(fixture.graph, fixture.plan.name, fixture.signals, "native")
+                  if pod.role != "frontend")
+    tenant = fixture.plan.tenant.name
+    serving = [Gpu("gpu-node-3", index, tenant, pod=worker.name) for index in (0, 1)]
+    others = [Gpu("gpu-node-4", 0, OTHER_TENANT), Gpu("gpu-node-4", 1, None, utilization=0)]
+    traffic = Traffic(ttft_miss=0.5)
+    scenario = endpoint_series(fixture, traffic, Scenario("correlation"))
+    dcgm_series(plan, recording, serving + others, scenario)
+    ttft = _quantile(fixture, "timeToFirstToken", fixture.plan.endpoint.slo.ttft_ms, traffic, traffic.ttft_miss)
+    rows = [series("", {**fixture.labels, "component_type": worker.role, **gpu_labels(plan, gpu)})
+            for gpu in serving]
+    checks = [{"expr": f"({query}) * 0", "eval_time": EVAL_LONG,
+               "exp_samples": [{"labels": row, "value": 0} for row in rows]},
+              {"expr": f"abs(({query}) - {ttft!r}) < bool {TOLERANCE}", "eval_time": EVAL_LONG,
+               "exp_samples": [{"labels": row, "value": 1} for row in rows]}]
+    site = {name: groups for name, groups in files.items() if name.endswith(".ncp-gpu-health")}
+    return ({**site, fixture.plan.name: fixture.groups},
+            [record_case(f"endpoint {fixture.plan.name} slow -> its GPUs and nodes", scenario, checks)])
 
 
 def kai_series(recording: Recording, allocated: dict[str, int], scenario: Scenario) -> Scenario:
