@@ -186,7 +186,8 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
             "componentType": "frontend",
             "replicas": FRONTEND_REPLICAS,
             "envs": _env({frontend.router_mode_env: plan.endpoint.router,
-                          frontend.migration_limit_env: str(frontend.migration_limit)}),
+                          frontend.migration_limit_env: str(frontend.migration_limit),
+                          **telemetry_env(runtime, plan, "Frontend", args.otlp_endpoint)}),
             "extraPodSpec": {**pod_common, "affinity": frontend_anti_affinity(
                 args.signals.pod_labels["graph"], plan.name, args.signals.pod_labels["componentType"],
                 args.placement is not None and args.placement.nodes >= FRONTEND_REPLICAS), "mainContainer": {
@@ -220,6 +221,7 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
             added = runtime.rdma_capabilities + (runtime.multinode_ssh.root_capabilities if ssh_as_root else [])
             container_security = {**CONTAINER_SECURITY, "capabilities": {"drop": ["ALL"], "add": added}}
         group_env, group_volumes, group_mounts = dict(worker_env), list(volumes), list(mounts)
+        group_env.update(telemetry_env(runtime, plan, _service_name(backend, group.role), args.otlp_endpoint))
         if ssh_as_root:
             group_env.update(multinode_ssh_env(runtime))
             extra_volumes, extra_mounts = multinode_ssh_volumes(runtime)
@@ -274,6 +276,25 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
     if args.topology is not None and any("topologyConstraint" in service for service in services.values()):
         spec["topologyConstraint"] = {"topologyProfile": args.topology.cluster_topology}
     return spec
+
+
+# RA: Telemetry And Observability: logs and traces "correlated with model, endpoint, tenant"
+def telemetry_env(runtime: DynamoRuntime, plan: EndpointPlan, service: str, otlp_endpoint: Optional[str]
+                  ) -> dict[str, str]:
+    """The Dynamo runtime's own logging and tracing settings for one service: JSONL logs (each line carries trace_id,
+    span_id, request_id and the caller's x_request_id) always; with the site's collector, OTLP export of traces and
+    logs under the service name <tenant>.<endpoint>.<service> (the runtime's OTLP resource holds nothing else)."""
+    export = runtime.telemetry_export
+    env = {export.json_logs_env: "true"}
+    if otlp_endpoint is None:
+        return env
+    return {**env, export.enabled_env: "true", export.traces_endpoint_env: otlp_endpoint,
+            export.logs_endpoint_env: otlp_endpoint, export.service_name_env: otel_service_name(plan, service)}
+
+
+def otel_service_name(plan: EndpointPlan, service: str) -> str:
+    """Who a span or log record comes from: tenant, endpoint and graph service."""
+    return f"{plan.tenant.name}.{plan.name}.{service.lower()}"
 
 
 def runtime_pod_labels(plan: EndpointPlan) -> dict[str, str]:
