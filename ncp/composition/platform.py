@@ -133,7 +133,10 @@ def wire_telemetry(w: Wiring) -> None:
         prometheus_pin=plan.chart("kubePrometheusStack") if prometheus else None,
         prometheus_namespace=baseline.namespace("kubePrometheusStack") if prometheus else None,
         prometheus_storage=plan.prometheus_storage, skip_await=plan.settings.skip_await,
-        site_gpus=plan.gpu_capacity, gpus_per_node=-(-plan.gpu_capacity // plan.site.gpu_nodes)))
+        site_gpus=plan.gpu_capacity, gpus_per_node=-(-plan.gpu_capacity // plan.site.gpu_nodes),
+        gpu_operator=signals["gpuOperator"],
+        operator_namespaces={chart: plan.matrix.pin(chart).namespace for chart in
+                             ("gpuOperator", "nvsentinel", "kaiScheduler") if chart in plan.layers.charts}))
 
 
 def wire_validation(w: Wiring) -> None:

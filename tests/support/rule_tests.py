@@ -701,6 +701,16 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     expected["NcpTenantPodUnschedulable"] = lambda rule: [expected_alert(rule, pod_labels)]
     expected["NcpTenantPodCrashLooping"] = lambda rule: [expected_alert(rule, {**pod_labels, "container": "main"})]
     expected["NcpQuotaExceedsHealthyCapacity"] = lambda rule: [expected_alert(rule, {}, guaranteed)]
+    for name, operators in (("NcpGpuOperatorDown", Operators(gpu_operator_status=None)),
+                            ("NcpGpuOperatorReconcileFailing", Operators(gpu_operator_status=-2)),
+                            ("NcpNvsentinelDown", Operators(nvsentinel_up=False)),
+                            ("NcpKaiQueueControllerDown", Operators(kai_up=False))):
+        bad[name] = lambda operators=operators: operator_series(plan, operators, Scenario("operators"))
+    gpu_ns = plan.matrix.pin("gpuOperator").namespace
+    expected["NcpGpuOperatorDown"] = lambda rule: [expected_alert(rule, {"namespace": gpu_ns})]
+    expected["NcpGpuOperatorReconcileFailing"] = lambda rule: [expected_alert(rule, {}, -2)]
+    expected["NcpNvsentinelDown"] = lambda rule: [expected_alert(rule, {})]
+    expected["NcpKaiQueueControllerDown"] = lambda rule: [expected_alert(rule, {})]
     # Healthy too: an XID code from hours ago (the gauge still holds it), a busy MIG slice (its utilisation reads 0)
     old_xid = Gpu("gpu-node-1", 0, None, xid=79, xid_at_minute=10)
     mig_slice = Gpu("gpu-node-2", 0, over, utilization=0, mig_instance="7")
@@ -709,6 +719,7 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     nvsentinel_series(plan, {}, 0, healthy)
     # a platform pod pending and crash-looping outside the tenant namespaces is not a tenant's alert
     kube_state_series(["kube-system/pending-0"], ["kube-system/pending-0"], healthy)
+    operator_series(plan, Operators(), healthy)  # operators running, the GPU Operator reconciled
     cases = alert_cases("site", groups, healthy, bad, expected)
 
     records = dcgm_series(plan, recording, [allocated, spare], Scenario("site"))
@@ -747,6 +758,38 @@ def worker_target(gpu: Gpu, scenario: Scenario) -> dict[str, str]:
     scenario.add(series("up", {**base, **served, "component_type": "frontend", "pod": f"{gpu.tenant}-frontend-0"}),
                  gauge(1))
     return served
+
+
+@dataclass(frozen=True)
+class Operators:
+    """How the platform operators behave: the GPU Operator's reconciliation status (None: it exports nothing, i.e.
+    not running or not scraped) and whether NVSentinel's and KAI's queue-controller targets answer."""
+    gpu_operator_status: Optional[int] = 1
+    nvsentinel_up: bool = True
+    kai_up: bool = True
+
+
+def operator_series(plan: SitePlan, operators: Operators, scenario: Scenario) -> Scenario:
+    """The operators' series as their monitors scrape them: the GPU Operator's own gauges through its own
+    ServiceMonitor (Service gpu-operator, port gpu-operator-metrics; no label of their own), `up` of NVSentinel's
+    PodMonitor targets and of KAI's queue controller through the program's ServiceMonitor (job: the Service name)."""
+    gpu_ns, nvs_ns, kai_ns = (plan.matrix.pin(chart).namespace
+                              for chart in ("gpuOperator", "nvsentinel", "kaiScheduler"))
+    if operators.gpu_operator_status is not None:
+        gpu = load_signals()["gpuOperator"].metrics
+        target = {"namespace": gpu_ns, "pod": "gpu-operator-7d9f", "container": "gpu-operator",
+                  "service": "gpu-operator", "endpoint": "gpu-operator-metrics", "job": "gpu-operator",
+                  "instance": "10.0.0.5:8080"}
+        scenario.add(series(gpu["reconciliationStatus"], target), gauge(operators.gpu_operator_status))
+        scenario.add(series(gpu["lastSuccess"], target), gauge(1.7e9))
+    for module in ("fault-quarantine", "node-drainer"):
+        scenario.add(series("up", {"namespace": nvs_ns, "pod": f"{module}-0", "container": module,
+                                   "endpoint": "metrics", "job": f"{nvs_ns}/{module}"}),
+                     gauge(1 if operators.nvsentinel_up else 0))
+    job = load_signals()["kai"].label_values["queueControllerJob"]
+    scenario.add(series("up", {"namespace": kai_ns, "pod": "queue-controller-0", "container": "queue-controller",
+                               "service": job, "endpoint": "metrics", "job": job}), gauge(1 if operators.kai_up else 0))
+    return scenario
 
 
 def correlation_suite(plan: SitePlan, recording: Recording, query: str) -> tuple[dict[str, list[dict]], list[dict]]:
