@@ -116,6 +116,14 @@ def tenant_usage() -> Dashboard:
     ], variables={"tenant": "ncp:tenant_gpu_quota:count"})
 
 
+# RA: Telemetry And Observability: "those signals must be correlated with model, endpoint, tenant"
+def slow_endpoint_gpus(selected: str = "") -> str:
+    """Endpoint slow -> which GPU on which node: every GPU serving the endpoint (ncp:endpoint_gpu:info, endpoint ->
+    worker pod -> node -> GPU) valued with the endpoint's TTFT p95."""
+    return (f"ncp:endpoint_gpu:info{selected} * on (tenant, endpoint) group_left "
+            f"ncp:endpoint_ttft_p95:seconds{selected}")
+
+
 def endpoint_slos(dynamo: MetricSource) -> Dashboard:
     m = dynamo.metrics
     selected = '{tenant=~"$tenant", endpoint=~"$endpoint"}'
@@ -144,6 +152,17 @@ def endpoint_slos(dynamo: MetricSource) -> Dashboard:
         Panel("Request duration p95", duration, by_endpoint, "s"),
         Panel("Workers with the model loaded", f"ncp:endpoint_workers_ready:count{selected}",
               "{{endpoint}} {{component_type}}"),
+        Panel("Model routable at the frontend", f"ncp:endpoint_model_ready:bool{selected}", by_endpoint),
+        Panel("Backend and runtime release per role", f"ncp:endpoint_backend:info{selected}",
+              "{{endpoint}} {{component_type}} {{backend}} {{runtime_version}}", kind="table"),
+        Panel("Routing decisions per second (KV router)", f"ncp:endpoint_routing_decisions:rate5m{selected}",
+              by_endpoint, "reqps"),
+        Panel("Routing decisions not to the most-overlap worker",
+              f"ncp:endpoint_routing_non_max_overlap:ratio_rate5m{selected}", by_endpoint, "percentunit"),
+        Panel("Share of requests per worker pod", f"ncp:endpoint_worker_requests:share_rate5m{selected}",
+              "{{endpoint}} {{pod}}", "percentunit"),
+        Panel("TTFT p95 by serving GPU (endpoint, pod, node, GPU)", slow_endpoint_gpus(selected),
+              "{{endpoint}} {{node}} GPU {{gpu}}", "s", kind="table"),
     ], variables={"tenant": "ncp:endpoint_requests:rate5m", "endpoint": "ncp:endpoint_requests:rate5m"})
 
 

@@ -2,7 +2,7 @@
 NVSentinel break-fix state), one Grafana dashboard per operator layer, and an optional Prometheus stack that is a
 recorded local (non-NVIDIA) decision."""
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import pulumi
@@ -31,6 +31,9 @@ class TelemetryArgs:
         nvsentinel: NVSentinel's metric names and labels.
         kube_state: kube-state-metrics' pod state series (data/telemetry-signals.yaml `kubeStateMetrics`).
         node_exporter: node_exporter's RDMA NIC port state (data/telemetry-signals.yaml `nodeExporter`).
+        gpu_operator: the GPU Operator's status gauges (data/telemetry-signals.yaml `gpuOperator`).
+        operator_namespaces: the namespace of each installed operator whose health the rules watch, by chart key
+            (`gpuOperator`, `nvsentinel`, `kaiScheduler`); an operator not installed gets no rule. Default: {}.
         worker_component_types: the Dynamo worker component types as a regex alternation (`worker|prefill|decode`).
         tenant_namespace_prefix: tenant namespaces and their KAI leaf queues are both `<prefix><tenant>`.
         selector_labels: the labels the site's Prometheus selects rules by.
@@ -68,6 +71,8 @@ class TelemetryArgs:
     site_gpus: int = 0
     gpus_per_node: int = 0
     rdma_ports_per_node: int = 0
+    gpu_operator: Optional[MetricSource] = None
+    operator_namespaces: dict[str, str] = field(default_factory=dict)
 
 
 def tenant_from(expr: str, source_label: str, prefix: str) -> str:
@@ -205,7 +210,7 @@ def correlation_groups(args: TelemetryArgs) -> list[dict]:
     """Which GPUs on which nodes serve each endpoint: the endpoint's worker targets (`up`, labelled by its PodMonitor
     with tenant/endpoint/model/component_type and the target's namespace/pod) joined on namespace and pod to the DCGM
     exporter's pod attribution (exported_namespace/exported_pod). "Endpoint slow -> which GPU": multiply a serving
-    record by it, e.g. `ncp:endpoint_gpu:info * on (tenant, endpoint) group_left ncp:endpoint_ttft_p95:seconds`."""
+    record by it (components/dashboards.py slow_endpoint_gpus, a panel of the endpoint dashboard)."""
     dcgm, keep = args.dcgm, [SERIES_TENANT, SERIES_ENDPOINT, SERIES_MODEL, SERIES_COMPONENT_TYPE]
     gpu = ["node", *dcgm.gpu_labels]
     workers = f'up{{{SERIES_ENDPOINT}!="", {SERIES_COMPONENT_TYPE}=~"{args.worker_component_types}"}} == 1'
@@ -216,6 +221,43 @@ def correlation_groups(args: TelemetryArgs) -> list[dict]:
             f"group_right ({', '.join(keep)}) group by (namespace, pod, {', '.join(gpu)}) ({exported})")
     return [{"name": "ncp-correlation.rules", "rules": [
         {"record": "ncp:endpoint_gpu:info", "expr": f"max by ({', '.join(keep + gpu)}) ({join})"}]}]
+
+
+OPERATOR_DOWN_FOR = "15m"  # a restart or a leader handover takes well under this
+
+
+def operator_health_groups(args: TelemetryArgs) -> list[dict]:
+    """The operators the serving platform depends on: the GPU Operator reconciles (its own status gauges, which its
+    own ServiceMonitor scrapes), NVSentinel runs (its chart's PodMonitor targets; with none up, faults go
+    unquarantined), KAI's queue controller runs (the program's ServiceMonitor; without it the quota rules read
+    nothing). A silent exporter is "down", not "healthy": `absent` on what each always exports while it runs."""
+    ns, alerts = args.operator_namespaces, []
+    if "gpuOperator" in ns and args.gpu_operator is not None:
+        m, own = args.gpu_operator.metrics, f'{{namespace="{ns["gpuOperator"]}"}}'
+        reconciled = args.gpu_operator.label_values["reconciled"]
+        alerts += [
+            _alert("NcpGpuOperatorDown", f"absent({m['reconciliationStatus']}{own})", OPERATOR_DOWN_FOR, "critical",
+                   "gpu", "GPU Operator not running or not scraped",
+                   "No GPU Operator status has been scraped for 15 minutes: drivers, device plugin and DCGM exporter "
+                   "are not reconciled; check the gpu-operator Deployment and its ServiceMonitor."),
+            _alert("NcpGpuOperatorReconcileFailing", f"max({m['reconciliationStatus']}{own}) < {reconciled}", "30m",
+                   "warning", "gpu", "GPU Operator has not reconciled for 30 minutes",
+                   "gpu_operator_reconciliation_status is {{ $value }} (0 operands not ready, -1 no ClusterPolicy, "
+                   "-2 operator error): read the ClusterPolicy status and the operator's log."),
+        ]
+    if "nvsentinel" in ns:
+        alerts.append(_alert(
+            "NcpNvsentinelDown", f'absent(up{{namespace="{ns["nvsentinel"]}"}} == 1)', OPERATOR_DOWN_FOR, "critical",
+            "health", "NVSentinel not running", "No NVSentinel module answers its metrics scrape: GPU and node "
+            "faults are neither quarantined nor drained; check the pods in the NVSentinel namespace."))
+    if "kaiScheduler" in ns:
+        job = args.kai.label_values["queueControllerJob"]
+        alerts.append(_alert(
+            "NcpKaiQueueControllerDown", f'absent(up{{namespace="{ns["kaiScheduler"]}", job="{job}"}} == 1)',
+            OPERATOR_DOWN_FOR, "warning", "scheduling", "KAI queue controller not running or not scraped",
+            "Tenant GPU allocation and quota series are missing, so quota alerts and dashboards read nothing; check "
+            "the queue-controller pod in the KAI namespace."))
+    return [{"name": "ncp-operator-health.alerts", "rules": alerts}] if alerts else []
 
 
 def capacity_groups(args: TelemetryArgs) -> list[dict]:
@@ -262,7 +304,8 @@ def nic_link_groups(args: TelemetryArgs) -> list[dict]:
 
 def site_rule_groups(args: TelemetryArgs) -> list[dict]:
     return (gpu_health_groups(args) + tenant_usage_groups(args) + break_fix_groups(args) + tenant_pod_groups(args)
-            + correlation_groups(args) + capacity_groups(args) + nic_link_groups(args))
+            + correlation_groups(args) + capacity_groups(args) + nic_link_groups(args)
+            + operator_health_groups(args))
 
 
 def prometheus_stack_values(storage: Optional[StorageTier], dashboard_label: tuple[str, str]) -> dict:

@@ -267,7 +267,7 @@ def test_multi_node_aggregated_workers_get_the_rdma_rails(tmp_path):
     assert wide["resources"]["limits"]["custom"] == {"rdma/rdma_shared_device_a": "1"}
     assert "k8s.v1.cni.cncf.io/networks" in wide["extraPodMetadata"]["annotations"]
     narrow = _services(_stack(tmp_path, profile="hgx-h200", groups={"workers": _group(2, 8)}))["TRTLLMWorker"]
-    assert "custom" not in narrow["resources"]["limits"] and "extraPodMetadata" not in narrow
+    assert "custom" not in narrow["resources"]["limits"] and "annotations" not in narrow["extraPodMetadata"]
 
 
 # --- MIG geometry (item 5) ------------------------------------------------------------------------------------------

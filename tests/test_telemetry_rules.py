@@ -12,10 +12,11 @@ import json
 import re
 
 import pytest
-from components.dashboards import VARIABLES, checkable
+from components.dashboards import VARIABLES, checkable, slow_endpoint_gpus
 from tests.support.promtool import check_rule_files, find_promtool, run_rule_tests
 from ncp.readmodel.recorder import run_program
-from tests.support.rule_tests import EVALUATION_INTERVAL, relabel, rule_files, rule_test_suites, rules_of
+from tests.support.rule_tests import (EVALUATION_INTERVAL, correlation_suite, relabel, rule_files, rule_test_suites,
+                                     rules_of)
 from tests.support.synthetic import mutate, secret_keys, site_config
 from ncp.plan.catalog import load_signals, profile_names
 from ncp.plan.errors import ConfigError
@@ -120,6 +121,21 @@ def test_every_rule_has_generated_cases(stacks, stack):
         assert alerts and fired == alerts and silent == alerts
         checked = {check["expr"].removesuffix(" * 0") for case in tests for check in case.get("promql_expr_test", [])}
         assert {rule["record"] for rule in rules_of(groups, "record")} <= checked
+
+
+# RA: Telemetry And Observability: "those signals must be correlated with model, endpoint, tenant"
+def test_a_slow_endpoint_names_its_gpus_and_nodes(promtool, stacks):
+    """The dashboard's "endpoint slow -> which GPU/node" query on the registered rules: the endpoint's series through
+    its rendered PodMonitor joined to DCGM's pod attribution; a join that misses the exporter's pod label finds none."""
+    plan, recording = stacks["prod"]
+    files, tests = correlation_suite(plan, recording, slow_endpoint_gpus())
+    outcome = run_rule_tests(promtool, files, tests, EVALUATION_INTERVAL)
+    assert outcome.ok, outcome.output
+    broken = copy.deepcopy(files)
+    [correlation] = [rule for groups in broken.values() for rule in rules_of(groups, "record")
+                     if rule["record"] == "ncp:endpoint_gpu:info"]
+    correlation["expr"] = correlation["expr"].replace('"exported_pod"', '"exported_container"')
+    assert not run_rule_tests(promtool, broken, tests, EVALUATION_INTERVAL).ok
 
 
 def test_serving_alerts_carry_the_endpoint_labels(stacks):

@@ -25,8 +25,10 @@ import time
 import pytest
 import yaml
 
+from tests.support.otlp import OtlpReceiver
 from tests.support.promtool import find_promtool
 from ncp.plan.catalog import integration_points, load_signals
+from ncp.plan.names import RUNTIME_VERSION_LABEL
 from tests.test_twin import CHAT, DISAGG, PORTS, model_root, rendered, stack, twin_of  # noqa: F401 (model_root: fixture)
 from ncp.twin.prometheus import (PrometheusServer, find_prometheus, pod_monitor_jobs, prometheus_config,
                              telemetry_settings, twin_targets)
@@ -177,6 +179,25 @@ def test_prometheus_scrapes_the_twin_and_evaluates_the_endpoints_rules(model_roo
         empty = sorted(r for r in records if not server.query(f"{r}{{{own}}}"))
         assert empty == engine_only_records(groups, engine_only), (
             f"recording rules with no series for the endpoint under traffic: {empty}")
+        assert_backend_and_routing(server, own, graph)
+
+
+def assert_backend_and_routing(server, own: str, graph: dict) -> None:
+    """Backend version and routing decisions as series (#25): what each running role is (the DGD's pod labels through
+    the PodMonitor), the real KV router's decision count, and each real worker's share of them."""
+    [labels] = {tuple(sorted(s["extraPodMetadata"]["labels"].items())) for s in graph["spec"]["services"].values()}
+    version = dict(labels)
+    running = server.query(f"ncp:endpoint_backend:info{{{own}}}")
+    assert {(s["metric"]["component_type"], s["metric"]["backend"], s["metric"]["runtime_version"])
+            for s in running} == {(role, graph["spec"]["backendFramework"], version[RUNTIME_VERSION_LABEL])
+                                  for role in ("frontend", "worker")}
+    assert float(server.query(f"ncp:endpoint_model_ready:bool{{{own}}}")[0]["value"][1]) == 1
+    assert float(server.query(f"ncp:endpoint_routing_decisions:rate5m{{{own}}}")[0]["value"][1]) > 0
+    [non_max] = server.query(f"ncp:endpoint_routing_non_max_overlap:ratio_rate5m{{{own}}}")
+    assert 0 <= float(non_max["value"][1]) <= 1
+    shares = server.query(f"ncp:endpoint_worker_requests:share_rate5m{{{own}}}")
+    assert len({s["metric"]["pod"] for s in shares}) == len(shares) >= 1
+    assert abs(sum(float(s["value"][1]) for s in shares) - 1) < 1e-6, shares
 
 
 def engine_only_records(groups: list[dict], engine_only: set[str]) -> list[str]:
@@ -251,3 +272,97 @@ def test_the_planners_queries_read_the_disaggregated_endpoint_from_the_real_serv
     assert reads["namespace"] == namespace and reads["endpoint"] == servers["rendered"].url
     assert all(reads[key] and reads[key] > 0 for key in PLANNER_READS), reads
     assert not any(blind[key] for key in PLANNER_READS), blind
+
+
+# --- logs and traces: one request through gateway -> frontend -> worker ------------------------------------------
+
+GATEWAY_TRACE, GATEWAY_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+COLLECTOR = "http://otel-collector.ncp-observability.svc:4317"  # the site's collector (components.telemetry)
+
+
+def traced_twin(graph: dict, model_root, directory, receiver: OtlpReceiver):  # noqa: F811
+    """The twin with the rendered OTLP settings, the collector's address swapped for the test's receiver."""
+    from ncp.plan.catalog import load_dynamo_runtime
+    export = load_dynamo_runtime().telemetry_export
+    twin = twin_of(graph, model_root, directory)
+    for process in twin.processes:
+        for env in (export.traces_endpoint_env, export.logs_endpoint_env):
+            assert process.env.get(env) == COLLECTOR, f"{process.service}: the rendered graph sets no {env}"
+            process.env[env] = receiver.url
+    return twin
+
+
+def test_otlp_export_is_rendered_only_with_the_sites_collector_and_egress_to_it():
+    """Without components.telemetry.otlpEndpoint the pods export nothing (JSONL logs only); with it every Dynamo
+    service exports to it, and the graph's pods get egress to the collector's namespace and port (the tenant namespace
+    denies other egress)."""
+    from ncp.plan.catalog import load_dynamo_runtime
+    export = load_dynamo_runtime().telemetry_export
+    for collector in (None, COLLECTOR):
+        raw, secrets = stack(endpoints=(CHAT,))
+        if collector:
+            raw["components"]["telemetry"]["otlpEndpoint"] = collector
+        recording, graphs = rendered(raw, secrets)
+        for name, service in graphs[CHAT]["spec"]["services"].items():
+            env = {e["name"]: e["value"] for e in service.get("envs", [])}
+            assert env[export.json_logs_env] == "true", name
+            assert env.get(export.traces_endpoint_env) == collector and env.get(export.logs_endpoint_env) == collector
+        policies = [r.inputs["spec"] for r in recording.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")
+                    if r.inputs["metadata"]["name"] == f"{CHAT}-otlp-egress"]
+        if collector is None:
+            assert policies == []
+        else:
+            [policy] = policies
+            [rule] = policy["egress"]
+            assert rule["ports"] == [{"protocol": "TCP", "port": 4317}]
+            assert rule["to"][0]["namespaceSelector"]["matchLabels"] == {
+                "kubernetes.io/metadata.name": "ncp-observability"}
+
+
+def test_one_requests_trace_spans_the_frontend_and_the_worker(model_root, tmp_path):  # noqa: F811
+    """The rendered Dynamo OTLP settings (data/dynamo-backends.yaml telemetryExport) on the real frontend and mocker:
+    a request carrying the gateway's W3C traceparent is one trace with the frontend's http-request span (child of
+    the gateway's span) and a worker's handle_payload span, both under service names that name the tenant and the
+    endpoint; the spans carry Dynamo's request_id, the caller's x-request-id, the model and the routing decision;
+    the OTLP log records and the JSONL logs carry the trace id and the request ids."""
+    from components.serving.graph import otel_service_name
+    from ncp.plan.site_plan import build_plan
+    raw, secrets = stack(endpoints=(CHAT,))
+    raw["components"]["telemetry"]["otlpEndpoint"] = COLLECTOR
+    _, graphs = rendered(raw, secrets)
+    graph, model = graphs[CHAT], MODEL
+    [plan] = [e for e in build_plan(raw, secrets, "prod").endpoints if e.name == CHAT]
+    frontend, worker = otel_service_name(plan, "Frontend"), otel_service_name(plan, "TRTLLMWorker")
+    headers = {"traceparent": f"00-{GATEWAY_TRACE}-{GATEWAY_SPAN}-01", "x-request-id": "gateway-request-1"}
+    with OtlpReceiver(PORTS.take()) as receiver:
+        twin = traced_twin(graph, model_root, tmp_path / "twin", receiver)
+        with twin:
+            twin.wait_for_model(model)
+            twin.chat(model, "one traced request", max_tokens=4, headers=headers)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not {frontend, worker} <= services_in(receiver.spans):
+                time.sleep(0.5)
+    trace = [span for span in receiver.spans if span.trace_id == GATEWAY_TRACE]
+    assert services_in(trace) == {frontend, worker}, services_in(trace)
+    assert frontend.split(".")[:2] == [plan.tenant.name, CHAT]
+    [root] = [s for s in trace if s.resource["service.name"] == frontend and s.name == "http-request"]
+    [handled] = [s for s in trace if s.resource["service.name"] == worker and s.name == "handle_payload"]
+    [routed] = [s for s in trace if s.name == "kv_router.route_request"]
+    assert root.parent_span_id == GATEWAY_SPAN
+    request_id = dict(root.attributes)["request_id"]
+    assert dict(root.attributes)["x_request_id"] == headers["x-request-id"] and dict(root.attributes)["model"] == model
+    assert dict(handled.attributes)["request_id"] == request_id and dict(handled.attributes)["x_request_id"] == \
+        headers["x-request-id"]
+    assert dict(handled.attributes)["namespace"] == twin.processes[0].env["DYN_NAMESPACE"]
+    assert dict(routed.attributes)["worker_id"]  # the routing decision, on the request's trace
+    logged = [r for r in receiver.logs if r.trace_id == GATEWAY_TRACE]
+    assert {r.resource["service.name"] for r in logged} == {frontend, worker}
+    lines = [json.loads(line) for line in (tmp_path / "twin" / "Frontend.log").read_text().splitlines()
+             if line.startswith("{")]
+    ours = [line for line in lines if line.get("trace_id") == GATEWAY_TRACE]
+    assert ours and all(line["x_request_id"] == headers["x-request-id"] and line["request_id"] == request_id
+                        for line in ours if line.get("span_name") == "http-request")
+
+
+def services_in(spans) -> set[str]:
+    return {span.resource.get("service.name", "") for span in spans if span.trace_id == GATEWAY_TRACE}

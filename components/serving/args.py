@@ -58,6 +58,9 @@ class EndpointArgs:
         topology: where multi-node workers are packed, on multi-node NVLink sites with topology-aware scheduling.
             Default: None.
         placement: the tenant's dedicated nodes: every pod of the graph runs there. Default: None.
+        otlp_endpoint: the site's OpenTelemetry Collector (OTLP/gRPC) the Dynamo pods export traces and logs to;
+            None exports none. Default: None.
+        otlp_collector: (namespace, port) of that collector, for the pods' egress. Default: None.
     """
 
     plan: EndpointPlan
@@ -82,3 +85,5 @@ class EndpointArgs:
     evidence_key: str
     topology: Optional[TopologyPlacement] = None
     placement: Optional[NodePlacement] = None
+    otlp_endpoint: Optional[str] = None
+    otlp_collector: Optional[tuple[str, int]] = None

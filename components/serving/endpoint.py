@@ -35,13 +35,15 @@ def planner_prometheus_policy(graph_label: str, component_label: str, graph: str
                              prometheus: tuple[str, int]) -> dict:
     """Egress from the endpoint's planner to the Prometheus it scales from (PROMETHEUS_ENDPOINT); the tenant
     namespace allows no egress to the monitoring namespace otherwise."""
-    namespace, port = prometheus
-    return {
-        "podSelector": {"matchLabels": {graph_label: graph, component_label: "planner"}},
-        "policyTypes": ["Egress"],
-        "egress": [{"to": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}}],
-                    "ports": [{"protocol": "TCP", "port": port}]}],
-    }
+    return namespace_egress_policy({graph_label: graph, component_label: "planner"}, prometheus)
+
+
+def namespace_egress_policy(selector: dict[str, str], target: tuple[str, int]) -> dict:
+    """Egress from the selected pods to one port of another namespace (target: namespace, port)."""
+    namespace, port = target
+    return {"podSelector": {"matchLabels": selector}, "policyTypes": ["Egress"],
+            "egress": [{"to": [{"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: namespace}}}],
+                        "ports": [{"protocol": "TCP", "port": port}]}]}
 
 
 def egress_policies(args: EndpointArgs) -> dict[str, dict]:
@@ -52,6 +54,9 @@ def egress_policies(args: EndpointArgs) -> dict[str, dict]:
         policies["planner-prometheus-egress"] = planner_prometheus_policy(
             graph_label, args.signals.pod_labels["componentType"], plan.name,
             required(args.planner_prometheus, f"{plan.name}: the planner's Prometheus"))
+    if args.otlp_collector is not None:
+        # traces and logs to the site's OpenTelemetry Collector, from every pod of the graph
+        policies["otlp-egress"] = namespace_egress_policy({graph_label: plan.name}, args.otlp_collector)
     return policies
 
 

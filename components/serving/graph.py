@@ -19,7 +19,7 @@ from ncp.plan.catalog import BackendRuntime, DynamoRuntime, integration_points
 from ncp.plan.endpoint_plan import EndpointPlan, WorkerGroup
 from ncp.plan.endpoints import worker_pods
 from ncp.plan.tenant_pods import FRONTEND_REPLICAS
-from ncp.plan.names import MODEL_CLAIM, MODELS_MOUNT, STORAGE_TIER_LABEL
+from ncp.plan.names import BACKEND_LABEL, MODEL_CLAIM, MODELS_MOUNT, RUNTIME_VERSION_LABEL, STORAGE_TIER_LABEL
 from ncp.plan.serving import StorageTier
 from ncp.plan.site_plan import gpu_toleration
 
@@ -186,7 +186,8 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
             "componentType": "frontend",
             "replicas": FRONTEND_REPLICAS,
             "envs": _env({frontend.router_mode_env: plan.endpoint.router,
-                          frontend.migration_limit_env: str(frontend.migration_limit)}),
+                          frontend.migration_limit_env: str(frontend.migration_limit),
+                          **telemetry_env(runtime, plan, "Frontend", args.otlp_endpoint)}),
             "extraPodSpec": {**pod_common, "affinity": frontend_anti_affinity(
                 args.signals.pod_labels["graph"], plan.name, args.signals.pod_labels["componentType"],
                 args.placement is not None and args.placement.nodes >= FRONTEND_REPLICAS), "mainContainer": {
@@ -221,6 +222,7 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
             added = runtime.rdma_capabilities + (runtime.multinode_ssh.root_capabilities if ssh_as_root else [])
             container_security = {**CONTAINER_SECURITY, "capabilities": {"drop": ["ALL"], "add": added}}
         group_env, group_volumes, group_mounts = dict(worker_env), list(volumes), list(mounts)
+        group_env.update(telemetry_env(runtime, plan, _service_name(backend, group.role), args.otlp_endpoint))
         if ssh_as_root:
             group_env.update(multinode_ssh_env(runtime))
             extra_volumes, extra_mounts = multinode_ssh_volumes(runtime)
@@ -264,6 +266,9 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
                 "args": ["-m", runtime.planner.module, runtime.planner.config_flag, planner_config(plan, runtime)],
                 "securityContext": CONTAINER_SECURITY}},
         }
+    for service in services.values():  # what runs in the pod, for the series' backend/runtime_version labels
+        metadata = service.setdefault("extraPodMetadata", {})
+        metadata["labels"] = {**metadata.get("labels", {}), **runtime_pod_labels(plan)}
     spec: dict[str, object] = {
         "backendFramework": plan.endpoint.backend,
         "pvcs": [{"name": MODEL_CLAIM, "create": False}],
@@ -272,6 +277,31 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
     if args.topology is not None and any("topologyConstraint" in service for service in services.values()):
         spec["topologyConstraint"] = {"topologyProfile": args.topology.cluster_topology}
     return spec
+
+
+# RA: Telemetry And Observability: logs and traces "correlated with model, endpoint, tenant"
+def telemetry_env(runtime: DynamoRuntime, plan: EndpointPlan, service: str, otlp_endpoint: Optional[str]
+                  ) -> dict[str, str]:
+    """The Dynamo runtime's own logging and tracing settings for one service: JSONL logs (each line carries trace_id,
+    span_id, request_id and the caller's x_request_id) always; with the site's collector, OTLP export of traces and
+    logs under the service name <tenant>.<endpoint>.<service> (the runtime's OTLP resource holds nothing else)."""
+    export = runtime.telemetry_export
+    env = {export.json_logs_env: "true"}
+    if otlp_endpoint is None:
+        return env
+    return {**env, export.enabled_env: "true", export.traces_endpoint_env: otlp_endpoint,
+            export.logs_endpoint_env: otlp_endpoint, export.service_name_env: otel_service_name(plan, service)}
+
+
+def otel_service_name(plan: EndpointPlan, service: str) -> str:
+    """Who a span or log record comes from: tenant, endpoint and graph service."""
+    return f"{plan.tenant.name}.{plan.name}.{service.lower()}"
+
+
+def runtime_pod_labels(plan: EndpointPlan) -> dict[str, str]:
+    """The backend engine and the runtime release every pod of the graph runs (the PodMonitor copies them into the
+    series labels `backend` and `runtime_version`)."""
+    return {BACKEND_LABEL: plan.endpoint.backend, RUNTIME_VERSION_LABEL: plan.runtime_version}
 
 
 def _service_name(backend: BackendRuntime, role: str) -> str:

@@ -9,7 +9,8 @@ from typing import Optional
 
 from ncp.plan.catalog import MetricSource
 from ncp.plan.endpoint_plan import EndpointPlan
-from ncp.plan.names import SERIES_COMPONENT_TYPE, SERIES_ENDPOINT, SERIES_MODEL, SERIES_TENANT, runbook_url
+from ncp.plan.names import (BACKEND_LABEL, RUNTIME_VERSION_LABEL, SERIES_BACKEND, SERIES_COMPONENT_TYPE,
+                            SERIES_ENDPOINT, SERIES_MODEL, SERIES_RUNTIME_VERSION, SERIES_TENANT, runbook_url)
 
 TENANT, ENDPOINT, MODEL, COMPONENT_TYPE = SERIES_TENANT, SERIES_ENDPOINT, SERIES_MODEL, SERIES_COMPONENT_TYPE
 KEEP = f"{TENANT}, {ENDPOINT}, {MODEL}"
@@ -45,6 +46,10 @@ def pod_monitor_relabelings(plan: EndpointPlan, signals: MetricSource) -> list[d
          "action": "replace"},
         {"sourceLabels": [meta_label(pod_labels["subComponentType"])], "regex": "(.+)",
          "targetLabel": COMPONENT_TYPE, "replacement": "$1", "action": "replace"},
+        # What the pod runs (components/serving/graph.py runtime_pod_labels): backend version as series labels.
+        {"sourceLabels": [meta_label(BACKEND_LABEL)], "targetLabel": SERIES_BACKEND, "action": "replace"},
+        {"sourceLabels": [meta_label(RUNTIME_VERSION_LABEL)], "targetLabel": SERIES_RUNTIME_VERSION,
+         "action": "replace"},
     ]
 
 
@@ -150,8 +155,31 @@ def _records(select: _Selection) -> list[dict]:
         {"record": "ncp:endpoint_workers_ready:count",
          "expr": f'count by ({KEEP}, {COMPONENT_TYPE}) (up{{{own}, {COMPONENT_TYPE}=~"{workers}"}} == 1)'},
     ]
-    return records + [{"record": f"ncp:endpoint_{short}_slo_miss:ratio_rate{window}",
-                       "expr": select.slo_miss(short, window)} for short in LATENCIES for window in WINDOWS]
+    return records + _routing_records(select) + [
+        {"record": f"ncp:endpoint_{short}_slo_miss:ratio_rate{window}", "expr": select.slo_miss(short, window)}
+        for short in LATENCIES for window in WINDOWS]
+
+
+# RA: Telemetry And Observability: "backend version" and "routing decisions" as context of the serving signals
+def _routing_records(select: _Selection) -> list[dict]:
+    """What serves the endpoint and how the router spread it: the backend and runtime release of each running role
+    (pod labels copied by the PodMonitor), whether the frontend can route the model, the router's decisions and the
+    share of them that did not pick the worker with the most KV overlap, and each worker pod's share of requests."""
+    m, signals, own = select.signals.metrics, select.signals, select.own
+    generate = f'{signals.labels["workerEndpoint"]}="{signals.label_values["generateEndpoint"]}"'
+    per_role = f"{KEEP}, {COMPONENT_TYPE}"
+    worker_rate = f"rate({m['workerRequests']}{{{own}, {generate}}}[5m])"
+    return [
+        {"record": "ncp:endpoint_backend:info",
+         "expr": f"group by ({per_role}, {SERIES_BACKEND}, {SERIES_RUNTIME_VERSION}) (up{{{own}}} == 1)"},
+        {"record": "ncp:endpoint_model_ready:bool", "expr": f"max by ({KEEP}) ({m['modelReady']}{{{own}}})"},
+        {"record": "ncp:endpoint_routing_decisions:rate5m", "expr": select.rate(m["routerRequests"])},
+        {"record": "ncp:endpoint_routing_non_max_overlap:ratio_rate5m",
+         "expr": f'{select.rate(m["routerNonMaxOverlap"])} / {select.rate(m["routerRequests"])}'},
+        {"record": "ncp:endpoint_worker_requests:share_rate5m",
+         "expr": f"sum by ({per_role}, pod) ({worker_rate}) / on ({per_role}) group_left "
+                 f"sum by ({per_role}) ({worker_rate})"},
+    ]
 
 
 def alert(name: str, expr: str, for_: str, severity: str, summary: str, extra: Optional[dict] = None) -> dict:

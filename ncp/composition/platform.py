@@ -128,7 +128,8 @@ def wire_telemetry(w: Wiring) -> None:
         prometheus_namespace=baseline.namespace("kubePrometheusStack") if prometheus else None,
         prometheus_storage=plan.prometheus_storage, skip_await=plan.settings.skip_await,
         site_gpus=plan.gpu_capacity, gpus_per_node=w.wired.gpus_per_node,
-        rdma_ports_per_node=w.wired.rdma_ports_per_node))
+        rdma_ports_per_node=w.wired.rdma_ports_per_node, gpu_operator=signals["gpuOperator"],
+        operator_namespaces=w.wired.operator_namespaces))
 
 
 def wire_validation(w: Wiring) -> None:

@@ -105,7 +105,8 @@ def _endpoint(w: Wiring, served: ServedEndpoint) -> ServingEndpoint:
         signals=load_signals()["dynamo"], selector_labels=telemetry.prometheus_selector_labels,
         scrape_interval=telemetry.scrape_interval, inference_pool=serving.gateway_inference_extension,
         evidence_key=served.evidence_key,
-        topology=TopologyPlacement(TOPOLOGY_NAME, pack_domain) if pack_domain else None, placement=placement),
+        topology=TopologyPlacement(TOPOLOGY_NAME, pack_domain) if pack_domain else None, placement=placement,
+        otlp_endpoint=telemetry.otlp_endpoint, otlp_collector=telemetry.otlp_collector()),
         pulumi.ResourceOptions(depends_on=[platform, staging, model_claim, environment]))
     if serving.gateway_inference_extension:
         EndpointPicker(f"epp-{endpoint.name}", EndpointPickerArgs(

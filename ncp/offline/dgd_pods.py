@@ -64,8 +64,9 @@ def service_deployment(dgd: dict, name: str, service: dict) -> dict:
               pod_labels["componentType"]: service["componentType"]}
     if service.get("subComponentType"):
         labels[pod_labels["subComponentType"]] = service["subComponentType"]
-    pod_meta: dict[str, Any] = {"labels": labels}
-    annotations = (service.get("extraPodMetadata") or {}).get("annotations")
+    extra = service.get("extraPodMetadata") or {}
+    pod_meta: dict[str, Any] = {"labels": {**extra.get("labels", {}), **labels}}
+    annotations = extra.get("annotations")
     if annotations:
         pod_meta["annotations"] = dict(annotations)
     return as_written({

@@ -337,6 +337,15 @@ class Planner(StrictModel):
     modes: dict[str, str]
 
 
+class TelemetryExport(StrictModel):
+    """The Dynamo runtime's own settings for OTLP export of traces and logs and for JSONL logs."""
+    enabled_env: str
+    traces_endpoint_env: str
+    logs_endpoint_env: str
+    service_name_env: str
+    json_logs_env: str
+
+
 class WorkerResources(StrictModel):
     reason: str = Field(min_length=10)
     cpu_per_gpu: int = Field(gt=0)
@@ -348,6 +357,7 @@ class DynamoRuntime(StrictModel):
     frontend: Frontend
     planner: Planner
     kvbm: Kvbm
+    telemetry_export: TelemetryExport
     self_host_metadata_env: dict[str, str]
     worker_resources: WorkerResources
     backends: dict[str, BackendRuntime]

@@ -11,7 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ncp.plan.catalog import ROOT, LocalDecision, integration_points
 from ncp.plan.inference_service_config import InferenceService
-from ncp.plan.serving import Cidr, Endpoint, ServingSettings
+from ncp.plan.serving import IN_CLUSTER_URL, Cidr, Endpoint, ServingSettings, in_cluster_target
 from ncp.plan.profile import DriverManagement, DriverUpgradePolicyOverride
 from ncp.plan.strict import StrictModel, Text
 
@@ -253,6 +253,16 @@ class TelemetrySettings(StrictModel):
         default_factory=lambda: {"grafana_dashboard": "1"},
         description="the one label (Grafana sidecar.dashboards.label: labelValue) the site's Grafana loads "
                     "dashboard ConfigMaps by")
+    # RA: Telemetry And Observability: logs and traces beside metrics
+    otlp_endpoint: Optional[str] = Field(
+        default=None, pattern=IN_CLUSTER_URL,
+        description="the site's OpenTelemetry Collector OTLP/gRPC receiver, http://<service>.<namespace>.svc:4317: "
+                    "Dynamo frontends and workers export traces and logs to it (where it sends them is the site's "
+                    "choice); unset exports none, logs stay JSONL on stderr")
+
+    def otlp_collector(self) -> Optional[tuple[str, int]]:
+        """(namespace, port) of the site's collector, for the Dynamo pods' egress."""
+        return in_cluster_target(self.otlp_endpoint, "components.telemetry.otlpEndpoint")
 
     @field_validator("dashboard_label")
     @classmethod

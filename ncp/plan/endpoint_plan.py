@@ -58,6 +58,11 @@ class EndpointPlan:
         return model_path(self.endpoint.model.name, self.endpoint.model.revision)
 
     @property
+    def runtime_version(self) -> str:
+        """The runtime image's release: its tag (`<repo>:<tag>` or `<repo>:<tag>@<digest>`)."""
+        return self.image.split("@", 1)[0].rsplit(":", 1)[1]
+
+    @property
     def tokenizer(self) -> str:
         """The benchmark's tokenizer: the model's own unless the endpoint names another."""
         return self.endpoint.model.tokenizer or self.model_path

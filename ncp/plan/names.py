@@ -33,6 +33,10 @@ STORAGE_TIER_LABEL = f"{LABEL_PREFIX}storage-tier"
 # Series labels the program's PodMonitors write and its rules and dashboards select on (target labels win over an
 # exporter's own `model`/`endpoint`, which Prometheus keeps as exported_model/exported_endpoint).
 SERIES_TENANT, SERIES_ENDPOINT, SERIES_MODEL, SERIES_COMPONENT_TYPE = "tenant", "endpoint", "model", "component_type"
+# What runs in a serving pod, as pod labels the program sets on every service of a graph and the PodMonitor copies
+# into series labels (the backend engine and the runtime image's release): a rollout shows both versions side by side.
+BACKEND_LABEL, RUNTIME_VERSION_LABEL = f"{LABEL_PREFIX}backend", f"{LABEL_PREFIX}runtime-version"
+SERIES_BACKEND, SERIES_RUNTIME_VERSION = "backend", "runtime_version"
 # Prometheus target labels that attribute a series to a pod (the scrape's namespace, pod and node): GPU usage per
 # tenant is summed by them.
 TARGET_LABELS = ("namespace", "pod", "node")

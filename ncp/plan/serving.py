@@ -181,6 +181,17 @@ IN_CLUSTER_URL = (r"^https?://[a-z0-9]([-a-z0-9]*[a-z0-9])?\.(?P<namespace>[a-z0
                   r"(\.cluster\.local)?(:(?P<port>[0-9]+))?(/.*)?$")
 
 
+def in_cluster_target(url: Optional[str], key: str) -> Optional[tuple[str, int]]:
+    """(namespace, port) of an in-cluster URL (IN_CLUSTER_URL), for the egress policy towards it; None for None."""
+    if url is None:
+        return None
+    match = re.match(IN_CLUSTER_URL, url)
+    if match is None:  # the field's validator admits only in-cluster URLs
+        raise ValueError(f"{key} {url!r} is not an in-cluster URL")
+    scheme_port = 443 if url.startswith("https") else 80
+    return match.group("namespace"), int(match.group("port") or scheme_port)
+
+
 class ApiServerEgress(StrictModel):
     """Where Dynamo pods reach the Kubernetes API (Kubernetes discovery watches EndpointSlices and
     DynamoWorkerMetadata and each worker writes its own). A NetworkPolicy cannot name the API server: most CNIs apply
@@ -315,13 +326,7 @@ class ServingSettings(StrictModel):
 
     def planner_prometheus(self) -> Optional[tuple[str, int]]:
         """(namespace, port) of the planner's Prometheus, for the planner's egress."""
-        if self.planner_prometheus_url is None:
-            return None
-        match = re.match(IN_CLUSTER_URL, self.planner_prometheus_url)
-        if match is None:  # the field's validator admits only in-cluster URLs
-            raise ValueError(f"plannerPrometheusUrl {self.planner_prometheus_url!r} is not an in-cluster URL")
-        scheme_port = 443 if self.planner_prometheus_url.startswith("https") else 80
-        return match.group("namespace"), int(match.group("port") or scheme_port)
+        return in_cluster_target(self.planner_prometheus_url, "plannerPrometheusUrl")
     model_staging: ModelStagingSettings = Field(default_factory=ModelStagingSettings)
     # RA: Kubernetes Architecture For Inference: "Gateway API Inference Extension can be included"
     # RA: Design Alternatives And Tradeoffs: "Direct platform API versus Kubernetes Gateway API Inference Extension"

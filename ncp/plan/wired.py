@@ -16,6 +16,9 @@ from ncp.plan.readiness import ReadinessPlan, readiness_plan
 from ncp.plan.record import baseline_record
 from ncp.plan.site_plan import NodePlacement, SitePlan
 
+# The operators whose health the telemetry rules watch where the site installs them (matrix chart keys).
+HEALTH_WATCHED_OPERATORS = ("gpuOperator", "nvsentinel", "kaiScheduler")
+
 
 @dataclass(frozen=True)
 class BenchmarkPlan:
@@ -61,6 +64,7 @@ class WiredPlan:
     planner_prometheus: Optional[tuple[str, int]]  # (namespace, port) the planners' egress opens
     gpus_per_node: int  # the site's GPUs over its GPU nodes, rounded up (the capacity alerts' per-node figure)
     rdma_ports_per_node: int  # the NIC-link alert's expected active ports per node: 0 where the site has no RDMA
+    operator_namespaces: dict[str, str]  # chart key -> namespace of each installed operator whose health rules watch
     endpoints: tuple[ServedEndpoint, ...]
     services: tuple[ServedService, ...]
 
@@ -118,5 +122,7 @@ def wired_plan(plan: SitePlan) -> WiredPlan:
         planner_prometheus=plan.serving.planner_prometheus(),
         gpus_per_node=-(-plan.gpu_capacity // plan.site.gpu_nodes),
         rdma_ports_per_node=plan.profile.fabric.nics_per_node if plan.network_enabled else 0,
+        operator_namespaces={chart: plan.matrix.pin(chart).namespace for chart in HEALTH_WATCHED_OPERATORS
+                             if chart in plan.layers.charts},
         endpoints=tuple(_endpoint(plan, e) for e in plan.endpoints),
         services=tuple(_service(plan, s) for s in plan.inference_services))

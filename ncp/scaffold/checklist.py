@@ -65,6 +65,10 @@ def render_checklist(site_plan: SitePlan, deployed: list[str]) -> str:
                          f"(telemetry.prometheusSelectorLabels: its monitoring release) and scrapes "
                          f"kube-state-metrics with honorLabels (the tenant pod alerts read its pod state series; "
                          f"kube-prometheus-stack does both)")
+    if components.telemetry.otlp_endpoint is not None:
+        prerequisites.append(f"the site's OpenTelemetry Collector receives OTLP/gRPC traces and logs at "
+                             f"{components.telemetry.otlp_endpoint} from the tenant namespaces (the Dynamo pods' "
+                             f"egress is opened to it) and forwards them to the site's trace and log stores")
     staging = components.serving.model_staging
     if staging.mirror is not None:
         prerequisites.append(f"the model mirror Service `{staging.mirror.namespace}/{staging.mirror.service}` serves "

@@ -297,13 +297,15 @@ class PrometheusServer:
 def twin_targets(dgd: dict, processes: list, signals, dynamo_namespace: str) -> list[PodTarget]:
     """A target per twin process that a pod would expose: the frontend's HTTP port, each worker's system port,
     labelled as the Dynamo operator labels the pod (data/telemetry-signals.yaml dynamo.podLabels: graph, component
-    type, sub-component type where the DGD gives one, the graph's Dynamo namespace)."""
+    type, sub-component type where the DGD gives one, the graph's Dynamo namespace) over the service's
+    extraPodMetadata labels."""
     services, pod_labels, ports = dgd["spec"]["services"], signals.pod_labels, signals.ports
     targets = []
     for process in processes:
         service = process.service.rsplit("-", 1)[0] if process.component_type == "worker" else process.service
         spec = services[service]
-        labels = {pod_labels["graph"]: dgd["metadata"]["name"], pod_labels["componentType"]: spec["componentType"],
+        labels = {**(spec.get("extraPodMetadata") or {}).get("labels", {}),
+                  pod_labels["graph"]: dgd["metadata"]["name"], pod_labels["componentType"]: spec["componentType"],
                   pod_labels["dynamoNamespace"]: dynamo_namespace}
         if spec.get("subComponentType"):
             labels[pod_labels["subComponentType"]] = spec["subComponentType"]

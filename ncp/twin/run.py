@@ -31,9 +31,10 @@ def twin_python() -> str:
     return str(TWIN_PYTHON)
 
 
-def http_json(url: str, body: Optional[dict] = None, timeout: float = 10) -> dict:
+def http_json(url: str, body: Optional[dict] = None, timeout: float = 10,
+              headers: Optional[dict[str, str]] = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
+    request = urllib.request.Request(url, data=data, headers={"content-type": "application/json", **(headers or {})})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         return json.loads(response.read())
 
@@ -119,10 +120,11 @@ class Twin:
             time.sleep(1)
         raise TwinStartError(f"the frontend at {self.url} did not serve {model} within {timeout:.0f}s\n{self.logs()}")
 
-    def chat(self, model: str, content: str, max_tokens: int = 8) -> dict:
+    def chat(self, model: str, content: str, max_tokens: int = 8, headers: Optional[dict[str, str]] = None) -> dict:
+        """One chat completion; `headers` as a gateway would add them (e.g. W3C traceparent, x-request-id)."""
         return http_json(f"{self.url}/v1/chat/completions", {
             "model": model, "messages": [{"role": "user", "content": content}], "max_tokens": max_tokens},
-            timeout=60)
+            timeout=60, headers=headers)
 
     def stop(self) -> None:
         for popen in self.running.values():

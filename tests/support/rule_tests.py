@@ -195,6 +195,7 @@ class Traffic:
     kv_hit_rate: float = 0.5
     kv_cache_usage: float = 0.5
     workers_up: bool = True
+    non_max_overlap: float = 0.0    # share of the KV router's decisions that did not pick the most-overlap worker
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,7 @@ def endpoint_pods(graph_spec: dict, endpoint: str, signals: MetricSource, contra
     pods = []
     for service, spec in graph_spec["services"].items():
         kind, sub = spec.get("componentType"), spec.get("subComponentType")
-        labels = {pod_labels["graph"]: endpoint}
+        labels = {**(spec.get("extraPodMetadata") or {}).get("labels", {}), pod_labels["graph"]: endpoint}
         if kind == "frontend":
             role, port = "frontend", ports["frontend"]
             labels[pod_labels["componentType"]] = kind
@@ -280,6 +281,7 @@ def endpoint_series(fixture: EndpointFixture, traffic: Traffic, scenario: Scenar
     share = replace(traffic, requests=traffic.requests / frontends,
                     output_tokens=traffic.output_tokens / frontends, queued=traffic.queued / frontends)
     for pod in pods:
+        weight = worker_weight(pods, pod)
         for pme in monitor["podMetricsEndpoints"]:
             if pme["port"] != pod.port:
                 continue
@@ -294,6 +296,11 @@ def endpoint_series(fixture: EndpointFixture, traffic: Traffic, scenario: Scenar
             if is_worker:
                 scenario.add(scraped(m["gpuCacheUsage"], {**served, "dynamo_component": pod.role, "dp_rank": "0"},
                                      target), gauge(traffic.kv_cache_usage))
+                handler = {"dynamo_component": "backend", "dynamo_namespace": "ns"}
+                for name, requests in ((signals.label_values["generateEndpoint"], traffic.requests * weight),
+                                       ("clear_kv_blocks", 1.0)):  # another endpoint of the worker: not routed
+                    scenario.add(scraped(m["workerRequests"], {**handler, signals.labels["workerEndpoint"]: name},
+                                         target), counter(requests))
                 continue
             _frontend_series(fixture, share, scenario, target, served, slo, le_style)
     return scenario
@@ -316,6 +323,10 @@ def _frontend_series(fixture: EndpointFixture, traffic: Traffic, scenario: Scena
               "dynamo_endpoint": "generate"}
     scenario.add(scraped(m["kvHitRate"] + "_sum", router, target), counter(traffic.requests * traffic.kv_hit_rate))
     scenario.add(scraped(m["kvHitRate"] + "_count", router, target), counter(traffic.requests))
+    scenario.add(scraped(m["routerRequests"], router, target), counter(traffic.requests))
+    scenario.add(scraped(m["routerNonMaxOverlap"], {**router, "worker_type": "prefill"}, target),
+                 counter(traffic.requests * traffic.non_max_overlap))
+    scenario.add(scraped(m["modelReady"], served, target), gauge(1))
     for histogram, slo_ms, miss in (("timeToFirstToken", slo.ttft_ms, traffic.ttft_miss),
                                     ("interTokenLatency", slo.tpot_ms, traffic.itl_miss)):
         for le, count in bucket_counts(fixture, histogram, slo_ms, traffic.requests, miss, traffic.straddling):
@@ -324,6 +335,13 @@ def _frontend_series(fixture: EndpointFixture, traffic: Traffic, scenario: Scena
         scenario.add(scraped(m[histogram] + "_count", served, target), counter(traffic.requests))
         # Not read by the rules; present because the exporter writes it.
         scenario.add(scraped(m[histogram] + "_sum", served, target), counter(slo_ms / 1000 * traffic.requests))
+
+
+def worker_weight(pods: list[Pod], pod: Pod) -> float:
+    """The share of its role's requests the router sends to a worker pod: unequal on purpose (1, 2, 3 ... parts), so
+    a per-pod share that ignored the pod would be caught."""
+    same = [p.name for p in pods if p.role == pod.role]
+    return (same.index(pod.name) + 1) / (len(same) * (len(same) + 1) / 2)
 
 
 def bucket_counts(fixture: EndpointFixture, histogram: str, slo_ms: float, requests: float, miss: float,
@@ -406,7 +424,7 @@ def endpoint_cases(fixture: EndpointFixture) -> list[dict]:
 def endpoint_record_cases(fixture: EndpointFixture) -> list[dict]:
     slo, labels, prefix = fixture.plan.endpoint.slo, fixture.labels, f"endpoint {fixture.plan.name}"
     traffic = Traffic(error_fraction=0.25, ttft_miss=0.25, itl_miss=0.5, straddling=0.2, queued=3,
-                      kv_hit_rate=0.75, kv_cache_usage=0.5)
+                      kv_hit_rate=0.75, kv_cache_usage=0.5, non_max_overlap=0.125)
     pods = endpoint_pods(fixture.graph, fixture.plan.name, fixture.signals, "native")
     per_role = {role: sum(pod.role == role for pod in pods) for role in fixture.roles()}
     values = {
@@ -418,12 +436,21 @@ def endpoint_record_cases(fixture: EndpointFixture) -> list[dict]:
         "ncp:endpoint_itl_p95:seconds": _quantile(fixture, "interTokenLatency", slo.tpot_ms, traffic, traffic.itl_miss),
         "ncp:endpoint_kv_hit_rate:ratio": traffic.kv_hit_rate,
         "ncp:endpoint_queue_depth:requests": traffic.queued,
+        "ncp:endpoint_model_ready:bool": 1,
+        "ncp:endpoint_routing_decisions:rate5m": traffic.requests / 60,
+        "ncp:endpoint_routing_non_max_overlap:ratio_rate5m": traffic.non_max_overlap,
     }
     expected = {record: [(labels, value)] for record, value in values.items()}
     expected["ncp:endpoint_kv_cache_usage:ratio"] = [({**labels, "component_type": role}, traffic.kv_cache_usage)
                                                      for role in per_role]
     expected["ncp:endpoint_workers_ready:count"] = [({**labels, "component_type": role}, count)
                                                     for role, count in per_role.items()]
+    running = {"backend": fixture.plan.endpoint.backend, "runtime_version": fixture.plan.runtime_version}
+    expected["ncp:endpoint_backend:info"] = [({**labels, "component_type": role, **running}, 1)
+                                             for role in ["frontend", *per_role]]
+    expected["ncp:endpoint_worker_requests:share_rate5m"] = [
+        ({**labels, "component_type": pod.role, "pod": pod.name}, worker_weight(pods, pod))
+        for pod in pods if pod.role != "frontend"]
     for record in (r["record"] for r in rules_of(fixture.groups, "record")):
         miss = re.fullmatch(r"ncp:endpoint_(ttft|itl)_slo_miss:ratio_rate\w+", record)
         if miss:
@@ -593,6 +620,7 @@ class Gpu:
     row_remap_failure: float = 0
     remapped_rows_per_minute: float = 0
     mig_instance: Optional[str] = None  # a MIG instance's GPU_I_ID (its series also carry GPU_I_PROFILE)
+    pod: Optional[str] = None   # the tenant pod holding the GPU; default <tenant>-worker-0
 
 
 def dcgm_series(plan: SitePlan, recording: Recording, gpus: list[Gpu], scenario: Scenario) -> Scenario:
@@ -613,8 +641,10 @@ def dcgm_series(plan: SitePlan, recording: Recording, gpus: list[Gpu], scenario:
         if gpu.mig_instance is not None:
             exporter.update({dcgm.labels["migInstance"]: gpu.mig_instance, "GPU_I_PROFILE": "1g.18gb"})
         if gpu.tenant is not None:
+            # dcgm-exporter's pod attribution (kubelet pod-resources API): pod, namespace, container
+            # (NVIDIA/dcgm-exporter internal/pkg/transformation/const.go:21-23 @07c87278)
             exporter.update({dcgm.workload_namespace_label.removeprefix("exported_"): f"tenant-{gpu.tenant}",
-                             "pod": f"{gpu.tenant}-worker-0", "container": "main"})
+                             "pod": gpu.pod or f"{gpu.tenant}-worker-0", "container": "main"})
         for key, value in (("utilization", gpu.utilization), ("temperature", gpu.temperature),
                            ("powerUsage", gpu.power), ("framebufferUsed", gpu.fb_used),
                            ("framebufferFree", gpu.fb_free), ("rowRemapFailure", gpu.row_remap_failure)):
@@ -674,6 +704,16 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     rails = plan.profile.fabric.nics_per_node
     bad["NcpNicLinkDown"] = lambda: nic_series({"gpu-node-0": 1}, rails, Scenario("nic"))
     expected["NcpNicLinkDown"] = lambda rule: [expected_alert(rule, {"node": "gpu-node-0"}, rails - 1)]
+    for name, operators in (("NcpGpuOperatorDown", Operators(gpu_operator_status=None)),
+                            ("NcpGpuOperatorReconcileFailing", Operators(gpu_operator_status=-2)),
+                            ("NcpNvsentinelDown", Operators(nvsentinel_up=False)),
+                            ("NcpKaiQueueControllerDown", Operators(kai_up=False))):
+        bad[name] = lambda operators=operators: operator_series(plan, operators, Scenario("operators"))
+    gpu_ns = plan.matrix.pin("gpuOperator").namespace
+    expected["NcpGpuOperatorDown"] = lambda rule: [expected_alert(rule, {"namespace": gpu_ns})]
+    expected["NcpGpuOperatorReconcileFailing"] = lambda rule: [expected_alert(rule, {}, -2)]
+    expected["NcpNvsentinelDown"] = lambda rule: [expected_alert(rule, {})]
+    expected["NcpKaiQueueControllerDown"] = lambda rule: [expected_alert(rule, {})]
     # Healthy too: an XID code from hours ago (the gauge still holds it), a busy MIG slice (its utilisation reads 0)
     old_xid = Gpu("gpu-node-1", 0, None, xid=79, xid_at_minute=10)
     mig_slice = Gpu("gpu-node-2", 0, over, utilization=0, mig_instance="7")
@@ -683,6 +723,7 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     # a platform pod pending and crash-looping outside the tenant namespaces is not a tenant's alert
     kube_state_series(["kube-system/pending-0"], ["kube-system/pending-0"], healthy)
     nic_series({}, rails, healthy)  # every rail active; each node's uncabled spare port is down, not a rail
+    operator_series(plan, Operators(), healthy)  # operators running, the GPU Operator reconciled
     cases = alert_cases("site", groups, healthy, bad, expected)
 
     records = dcgm_series(plan, recording, [allocated, spare], Scenario("site"))
@@ -728,6 +769,65 @@ def worker_target(gpu: Gpu, scenario: Scenario) -> dict[str, str]:
     scenario.add(series("up", {**base, **served, "component_type": "frontend", "pod": f"{gpu.tenant}-frontend-0"}),
                  gauge(1))
     return served
+
+
+@dataclass(frozen=True)
+class Operators:
+    """How the platform operators behave: the GPU Operator's reconciliation status (None: it exports nothing, i.e.
+    not running or not scraped) and whether NVSentinel's and KAI's queue-controller targets answer."""
+    gpu_operator_status: Optional[int] = 1
+    nvsentinel_up: bool = True
+    kai_up: bool = True
+
+
+def operator_series(plan: SitePlan, operators: Operators, scenario: Scenario) -> Scenario:
+    """The operators' series as their monitors scrape them: the GPU Operator's own gauges through its own
+    ServiceMonitor (Service gpu-operator, port gpu-operator-metrics; no label of their own), `up` of NVSentinel's
+    PodMonitor targets and of KAI's queue controller through the program's ServiceMonitor (job: the Service name)."""
+    gpu_ns, nvs_ns, kai_ns = (plan.matrix.pin(chart).namespace
+                              for chart in ("gpuOperator", "nvsentinel", "kaiScheduler"))
+    if operators.gpu_operator_status is not None:
+        gpu = load_signals()["gpuOperator"].metrics
+        target = {"namespace": gpu_ns, "pod": "gpu-operator-7d9f", "container": "gpu-operator",
+                  "service": "gpu-operator", "endpoint": "gpu-operator-metrics", "job": "gpu-operator",
+                  "instance": "10.0.0.5:8080"}
+        scenario.add(series(gpu["reconciliationStatus"], target), gauge(operators.gpu_operator_status))
+        scenario.add(series(gpu["lastSuccess"], target), gauge(1.7e9))
+    for module in ("fault-quarantine", "node-drainer"):
+        scenario.add(series("up", {"namespace": nvs_ns, "pod": f"{module}-0", "container": module,
+                                   "endpoint": "metrics", "job": f"{nvs_ns}/{module}"}),
+                     gauge(1 if operators.nvsentinel_up else 0))
+    job = load_signals()["kai"].label_values["queueControllerJob"]
+    scenario.add(series("up", {"namespace": kai_ns, "pod": "queue-controller-0", "container": "queue-controller",
+                               "service": job, "endpoint": "metrics", "job": job}), gauge(1 if operators.kai_up else 0))
+    return scenario
+
+
+def correlation_suite(plan: SitePlan, recording: Recording, query: str) -> tuple[dict[str, list[dict]], list[dict]]:
+    """Endpoint slow -> which GPU on which node, from the exporters' own labels: the site rules with an aggregated
+    endpoint's rules; its series through its rendered PodMonitor with a slow TTFT, and DCGM series of the two GPUs the
+    kubelet maps to its first worker pod, one GPU of another tenant's pod and an unallocated one. `query` must give
+    each of the endpoint's two GPUs, with node and GPU labels, valued with the endpoint's TTFT p95."""
+    files = rule_files(recording)
+    fixture = next(f for f in endpoint_fixtures(plan, recording) if f.plan.mode == "aggregated")
+    worker = next(pod for pod in endpoint_pods(fixture.graph, fixture.plan.name, fixture.signals, "native")
+                  if pod.role != "frontend")
+    tenant = fixture.plan.tenant.name
+    serving = [Gpu("gpu-node-3", index, tenant, pod=worker.name) for index in (0, 1)]
+    others = [Gpu("gpu-node-4", 0, OTHER_TENANT), Gpu("gpu-node-4", 1, None, utilization=0)]
+    traffic = Traffic(ttft_miss=0.5)
+    scenario = endpoint_series(fixture, traffic, Scenario("correlation"))
+    dcgm_series(plan, recording, serving + others, scenario)
+    ttft = _quantile(fixture, "timeToFirstToken", fixture.plan.endpoint.slo.ttft_ms, traffic, traffic.ttft_miss)
+    rows = [series("", {**fixture.labels, "component_type": worker.role, **gpu_labels(plan, gpu)})
+            for gpu in serving]
+    checks = [{"expr": f"({query}) * 0", "eval_time": EVAL_LONG,
+               "exp_samples": [{"labels": row, "value": 0} for row in rows]},
+              {"expr": f"abs(({query}) - {ttft!r}) < bool {TOLERANCE}", "eval_time": EVAL_LONG,
+               "exp_samples": [{"labels": row, "value": 1} for row in rows]}]
+    site = {name: groups for name, groups in files.items() if name.endswith(".ncp-gpu-health")}
+    return ({**site, fixture.plan.name: fixture.groups},
+            [record_case(f"endpoint {fixture.plan.name} slow -> its GPUs and nodes", scenario, checks)])
 
 
 def kai_series(recording: Recording, allocated: dict[str, int], scenario: Scenario) -> Scenario:
