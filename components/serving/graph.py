@@ -267,8 +267,11 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
                 "securityContext": CONTAINER_SECURITY}},
         }
     for service in services.values():  # what runs in the pod, for the series' backend/runtime_version labels
-        metadata = service.setdefault("extraPodMetadata", {})
-        metadata["labels"] = {**metadata.get("labels", {}), **runtime_pod_labels(plan)}
+        metadata = service.get("extraPodMetadata")
+        metadata = dict(metadata) if isinstance(metadata, dict) else {}
+        labels = metadata.get("labels")
+        metadata["labels"] = {**(labels if isinstance(labels, dict) else {}), **runtime_pod_labels(plan)}
+        service["extraPodMetadata"] = metadata
     spec: dict[str, object] = {
         "backendFramework": plan.endpoint.backend,
         "pvcs": [{"name": MODEL_CLAIM, "create": False}],
