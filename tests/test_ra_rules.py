@@ -1,4 +1,4 @@
-"""Each RA violation class is refused by config validation with the key and the fix (ncp/plan/ra_rules.py, strict.py
+"""Each RA violation class is refused by config validation with the key and the fix (ncp/plan/rules/ra.py, strict.py
 Text, ncp/plan/serving.py revisions), built from both example stacks (the frozen copies, tests/fixtures/stacks, turned
 into the environment a class needs), while the valid stacks stay accepted."""
 import copy
@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel
 from tests.support.synthetic import mutate
 from ncp.plan.config import StackConfig
 from ncp.plan.errors import ConfigError
-from ncp.plan.ra_rules import platform_role_namespaces
+from ncp.plan.rules.ra import platform_role_namespaces
 from ncp.plan.serving import revision_problem
 from ncp.plan.site_plan import build_plan
 from ncp.plan.sources import read_stack_file

@@ -146,7 +146,7 @@ def _read_yaml(path: Path):
         return yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(str(path), [Problem(str(path), f"cannot be read: {exc}", manual_edit(
-            str(path), "the line and column above", "fix the YAML syntax"))]) from exc
+            str(path), "the line and column above", "fix the YAML syntax"), rule="input.data-file")]) from exc
 
 
 def _load(model, path: Path):
@@ -174,7 +174,8 @@ def load_profile(name: str) -> HardwareProfile:
     profile = _load(HardwareProfile, path)
     if profile.name != name:
         raise ConfigError(str(path), [Problem("name", f"is {profile.name!r} but the file is {name}.yaml",
-                                              manual_edit(str(path), "name", f"set it to {name}"))])
+                                              manual_edit(str(path), "name", f"set it to {name}"),
+                                              rule="input.data-file")])
     return profile
 
 

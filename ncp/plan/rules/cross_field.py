@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 from ncp.plan.catalog import load_allowlists
 from ncp.plan.config import Environment, StackConfig
 from ncp.plan.endpoint_plan import EndpointPlan
-from ncp.plan.endpoints import PROJECT
+from ncp.plan.names import PROJECT
 from ncp.plan.errors import Problem
 from ncp.plan.profile import HardwareProfile
 
