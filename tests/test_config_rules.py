@@ -276,3 +276,17 @@ def test_attention_data_parallel_needs_the_backend_switch(monkeypatch):
     assert "endpoints.attention-data-parallel" not in _rule_ids(raw, secrets)
     _sized_as(monkeypatch, data_parallel=2)
     assert "endpoints.attention-data-parallel" in _rule_ids(raw, secrets)
+
+
+def test_the_refuses_list_is_generated_from_the_rules(tmp_path, monkeypatch):
+    """docs/config-reference.md lists every rule (id, key, fix, policy, RA) as `ncp config-reference` writes it; a
+    rule added or changed without regenerating makes the committed file stale."""
+    from ncp import config_reference
+    committed = (ROOT / config_reference.REFERENCE).read_text()
+    assert config_reference.stale() is None
+    for rule in RULES:
+        row = next(line for line in committed.splitlines() if line.startswith(f"| `{rule.id}` |"))
+        assert rule.refuses.replace("|", "\\|") in row and (rule.policy or "—") in row, row
+    changed = (type(RULES[0])(**{**RULES[0].__dict__, "refuses": "something else"}),) + RULES[1:]
+    monkeypatch.setattr(config_reference, "RULES", changed)
+    assert config_reference.stale() is not None

@@ -41,15 +41,15 @@ RULES: tuple[Rule, ...] = (
          "nested without end, or whose `config:` is not a mapping of string keys", "edit Pulumi.<stack>.yaml at the "
          "line named (pulumi stack init <stack> creates a missing one)",
          _reader("ncp.plan.sources", "read_stack_file"), stage="input"),
-    Rule("site.base", f"{P}base", "a base that is not a file of the project, or that holds a per-site key or a "
-         "secret", f"edit the base file, {P}<key>: move it into the stack file", site_base.resolved_config,
-         stage="input"),
-    Rule("site.tenant-defaults", f"{P}tenantDefaults", "tenant defaults that are not a mapping",
-         f"edit Pulumi.<stack>.yaml, {P}tenantDefaults: write a mapping of tenant keys", site_base.resolved_config,
-         stage="input"),
-    Rule("site.version-pins", f"{P}versionPins", "a version pin with unknown or missing fields, of a chart the "
-         "matrix does not have, pinned twice, or past its wave's deadline in prod",
-         f"edit Pulumi.<stack>.yaml, {P}versionPins[i]: the key named", site_base.read_pins, stage="input",
+    Rule("site.base", f"{P}{site_base.BASE_KEY}", "a base that is not a file of the project, or that holds a "
+         "per-site key or a secret", f"edit the base file, {P}<key>: move it into the stack file",
+         site_base.resolved_config, stage="input"),
+    Rule("site.tenant-defaults", f"{P}{site_base.TENANT_DEFAULTS_KEY}", "tenant defaults that are not a mapping",
+         f"edit Pulumi.<stack>.yaml, {P}{site_base.TENANT_DEFAULTS_KEY}: write a mapping of tenant keys",
+         site_base.resolved_config, stage="input"),
+    Rule("site.version-pins", f"{P}{site_base.PINS_KEY}", "a version pin with unknown or missing fields, of a "
+         "chart the matrix does not have, pinned twice, or past its wave's deadline in prod",
+         f"edit Pulumi.<stack>.yaml, {P}{site_base.PINS_KEY}[i]: the key named", site_base.read_pins, stage="input",
          policy="charts-pinned"),
     Rule("input.local-overlay", "$NCP_LOCAL_OVERLAY", "a local overlay that is not YAML or sets a key other than "
          "the local control plane's", "export NCP_LOCAL_OVERLAY=tools/e2e/local-control-plane.yaml",
