@@ -73,7 +73,8 @@ class Rule:
     path: str  # the config key it judges (`[i]` for any index)
     refuses: str  # what the program refuses, one sentence (the operator guide lists it)
     fix: str  # the fix it prints: a command, or the file and key to edit
-    check: Callable[[Any], list[Problem]]
+    # raw and config rules: inputs -> the problems found; input rules: the reader that refuses the document
+    check: Callable[..., Any]
     stage: str = "config"
     needs_profile: bool = False  # runs only when site.hardwareProfile names a known profile
     policy: Optional[str] = None  # the pack policy it mirrors
