@@ -28,6 +28,7 @@ from pydantic_core import PydanticUndefined
 from ncp.cli_exit import FAILED_GATE, OK, GateFailed
 from ncp.plan.catalog import ROOT
 from ncp.plan.config import StackConfig
+from ncp.plan.strict import OneOf
 from ncp.plan.rules import RULES, Rule
 from ncp.plan.rules.registry import STAGES
 
@@ -103,6 +104,10 @@ def type_name(annotation: Any, metadata: Sequence[Any] = ()) -> str:
     suffix = f" ({', '.join(words)})" if words else ""
     if origin is typing.Literal:
         return " | ".join(json.dumps(value) for value in args) + suffix
+    one_of = next((item.func for item in metadata if isinstance(item, AfterValidator)
+                   and isinstance(item.func, OneOf)), None)
+    if one_of is not None:  # a name a data file lists: the names as they are when the reference is written
+        return " | ".join(json.dumps(value) for value in one_of.names()) + suffix
     if _is_union(annotation):
         return " | ".join(type_name(arg) for arg in args) + suffix
     if origin is list:

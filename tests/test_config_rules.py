@@ -290,3 +290,31 @@ def test_the_refuses_list_is_generated_from_the_rules(tmp_path, monkeypatch):
     changed = (type(RULES[0])(**{**RULES[0].__dict__, "refuses": "something else"}),) + RULES[1:]
     monkeypatch.setattr(config_reference, "RULES", changed)
     assert config_reference.stale() is not None
+
+
+def test_importing_the_plan_reads_no_data_file():
+    """Nothing in ncp/plan is loaded at import time (a data file read to build a type would make the schema depend on
+    the data at import): every module of the plan imported in a fresh interpreter that refuses file reads."""
+    import subprocess
+    import sys
+    modules = sorted(".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+                     for path in (ROOT / "ncp" / "plan").rglob("*.py"))
+    script = (
+        "import builtins, io, pathlib\n"
+        f"PROJECT = {str(ROOT)!r}\n"
+        "def refusing(original):\n"
+        "    def read(file, *args, **kwargs):\n"
+        "        path = str(file)\n"
+        "        if path.startswith(PROJECT) and '/.venv' not in path:\n"
+        "            raise AssertionError(f'read at import: {path}')\n"
+        "        return original(file, *args, **kwargs)\n"
+        "    return read\n"
+        "builtins.open = io.open = refusing(builtins.open)\n"
+        "for name in ('read_text', 'read_bytes', 'open'):\n"
+        "    setattr(pathlib.Path, name, refusing(getattr(pathlib.Path, name)))\n"
+        + "".join(f"import {module}\n" for module in modules)
+        + "print('imported', " + str(len(modules)) + ")\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"imported {len(modules)}" in result.stdout
