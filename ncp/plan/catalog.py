@@ -16,7 +16,7 @@ PROFILES_DIR = ROOT / "profiles"
 MATRIX_FILE = ROOT / "data" / "compatibility-matrix.yaml"
 
 
-# The partner-product kinds a stack uses and records a local decision for (ra_rules.py checks each is recorded).
+# The partner-product kinds a stack uses and records a local decision for (rules/ra.py checks each is recorded).
 PartnerProduct = Literal["storage", "gateway", "certManager", "metricsBackend", "registry"]
 
 

@@ -25,9 +25,8 @@ from typing import Any, Mapping, Optional
 
 from ncp.plan.catalog import ROOT, CompatibilityMatrix
 from ncp.plan.errors import ConfigError, Problem, manual_edit, rm_command, set_command
-from ncp.plan.names import PROJECT
+from ncp.plan.names import BASE_KEY, PINS_KEY, PROJECT, TENANT_DEFAULTS_KEY
 
-BASE_KEY, PINS_KEY, TENANT_DEFAULTS_KEY = "base", "versionPins", "tenantDefaults"
 PIN_FIELDS = {"component", "version", "images", "wave", "until", "reason"}
 REQUIRED_PIN_FIELDS = ("component", "version", "wave", "until", "reason")
 

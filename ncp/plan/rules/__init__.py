@@ -7,9 +7,9 @@ from typing import Any, Sequence
 
 import importlib
 
-from ncp.plan import catalog, local_overlay, site_base
+from ncp.plan import catalog, local_overlay
 from ncp.plan.errors import Problem, problems_from_validation
-from ncp.plan.names import PROJECT
+from ncp.plan.names import BASE_KEY, PINS_KEY, PROJECT, TENANT_DEFAULTS_KEY
 from ncp.plan.rules import cross_field, endpoints, gateway, inference_services, local, quota, ra, raw, site
 from ncp.plan.rules.registry import STAGES, RawInputs, Rule, RuleInputs
 
@@ -20,7 +20,8 @@ PROMETHEUS_URL = "http://<prometheus service>.<namespace>.svc:9090"
 
 
 def _reader(module: str, name: str):
-    """An input rule's reader in a module that imports the plan (and so these rules): looked up when called."""
+    """An input rule's reader in the plan's assembly (it reads a stack and builds its plan, and so runs these
+    rules): looked up when called, so the rules stay below it."""
     def read(*args, **kwargs):
         return getattr(importlib.import_module(module), name)(*args, **kwargs)
     read.__qualname__ = f"{module}.{name}"
@@ -41,16 +42,16 @@ RULES: tuple[Rule, ...] = (
          "nested without end, or whose `config:` is not a mapping of string keys", "edit Pulumi.<stack>.yaml at the "
          "line named (pulumi stack init <stack> creates a missing one)",
          _reader("ncp.plan.sources", "read_stack_file"), stage="input"),
-    Rule("site.base", f"{P}{site_base.BASE_KEY}", "a base that is not a file of the project, or that holds a "
+    Rule("site.base", f"{P}{BASE_KEY}", "a base that is not a file of the project, or that holds a "
          "per-site key or a secret", f"edit the base file, {P}<key>: move it into the stack file",
-         site_base.resolved_config, stage="input"),
-    Rule("site.tenant-defaults", f"{P}{site_base.TENANT_DEFAULTS_KEY}", "tenant defaults that are not a mapping",
-         f"edit Pulumi.<stack>.yaml, {P}{site_base.TENANT_DEFAULTS_KEY}: write a mapping of tenant keys",
-         site_base.resolved_config, stage="input"),
-    Rule("site.version-pins", f"{P}{site_base.PINS_KEY}", "a version pin with unknown or missing fields, of a "
+         _reader("ncp.plan.site_base", "resolved_config"), stage="input"),
+    Rule("site.tenant-defaults", f"{P}{TENANT_DEFAULTS_KEY}", "tenant defaults that are not a mapping",
+         f"edit Pulumi.<stack>.yaml, {P}{TENANT_DEFAULTS_KEY}: write a mapping of tenant keys",
+         _reader("ncp.plan.site_base", "resolved_config"), stage="input"),
+    Rule("site.version-pins", f"{P}{PINS_KEY}", "a version pin with unknown or missing fields, of a "
          "chart the matrix does not have, pinned twice, or past its wave's deadline in prod",
-         f"edit Pulumi.<stack>.yaml, {P}{site_base.PINS_KEY}[i]: the key named", site_base.read_pins, stage="input",
-         policy="charts-pinned"),
+         f"edit Pulumi.<stack>.yaml, {P}{PINS_KEY}[i]: the key named", _reader("ncp.plan.site_base", "read_pins"),
+         stage="input", policy="charts-pinned"),
     Rule("input.local-overlay", "$NCP_LOCAL_OVERLAY", "a local overlay that is not YAML or sets a key other than "
          "the local control plane's", "export NCP_LOCAL_OVERLAY=tools/e2e/local-control-plane.yaml",
          local_overlay.read_overlay, stage="input"),
