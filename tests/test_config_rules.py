@@ -184,7 +184,9 @@ def test_every_rule_accepts_its_base(base):
     raw, secrets = BASES[base]()
     build_plan(raw, secrets, "Pulumi.test.yaml")
     layered = layer_site(raw, "Pulumi.test.yaml", load_matrix())
-    inputs = _parsed(RawInputs(merged(layered.raw, None), secrets, None, layered.raw), "Pulumi.test.yaml", layered)
+    inputs, raw_problems = _parsed(RawInputs(merged(layered.raw, None), secrets, None, layered.raw),
+                                   "Pulumi.test.yaml", layered)
+    assert raw_problems == []
     for stage in ("raw", "config"):
         found = {rule.id: rule.run(inputs) for rule in RULES if rule.stage == stage}
         assert {rule_id: problems for rule_id, problems in found.items() if problems} == {}
@@ -196,7 +198,7 @@ def test_a_rule_that_stops_checking_is_caught():
     rule = RULE_BY_ID["site.kubernetes-version"]
     raw, secrets = _fixture(rule.id)
     layered = layer_site(raw, "Pulumi.test.yaml", load_matrix())
-    inputs = _parsed(RawInputs(layered.raw, secrets, None, layered.raw), "Pulumi.test.yaml", layered)
+    inputs, _ = _parsed(RawInputs(layered.raw, secrets, None, layered.raw), "Pulumi.test.yaml", layered)
     assert rule.run(inputs) and all(p.rule == rule.id for p in rule.run(inputs))
     silent = type(rule)(**{**rule.__dict__, "check": lambda _: []})
     assert run_rules("config", inputs, [silent]) == []
@@ -318,3 +320,11 @@ def test_importing_the_plan_reads_no_data_file():
                             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"imported {len(modules)}" in result.stdout
+
+
+def test_a_raw_problem_does_not_hide_the_config_rules():
+    """Every rule runs before anything is refused: a plain-text secret and a Kubernetes version outside the matrix
+    are refused together."""
+    raw, _ = _fixture("site.kubernetes-version")
+    raw["ngcApiKey"] = "plain"
+    assert {"raw.secret-in-plain-text", "site.kubernetes-version"} <= _rule_ids(raw, set())

@@ -372,8 +372,9 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str,
     raise ConfigError(source, placeholders + others)
 
 
-def _parsed(inputs: RawInputs, source: str, layered: LayeredConfig) -> RuleInputs:
-    """The raw rules, then the schema: RuleInputs for the config rules, or every problem found so far raised."""
+def _parsed(inputs: RawInputs, source: str, layered: LayeredConfig) -> tuple[RuleInputs, list[Problem]]:
+    """The raw rules, then the schema: RuleInputs for the config rules and the raw rules' problems; a config the
+    schema refuses raises with both (no config rule can read it)."""
     problems = run_rules("raw", inputs, [r for r in RULES if r.id != "raw.placeholder"])
     plain = {k: v for k, v in inputs.raw.items() if k not in SECRET_KEYS}
     try:
@@ -381,18 +382,16 @@ def _parsed(inputs: RawInputs, source: str, layered: LayeredConfig) -> RuleInput
     except ValidationError as exc:
         problems += problems_from_validation(f"{PROJECT}:", exc, _set_fix, model=StackConfig)
         raise ConfigError(source, problems) from None
-    if problems:
-        raise ConfigError(source, problems)
     known = config.site.hardware_profile in profile_names()
     return RuleInputs(inputs.raw, inputs.secret_keys, inputs.overlay, inputs.unmerged, config=config,
                       profile=load_profile(config.site.hardware_profile) if known else None,
-                      matrix=pinned_matrix(load_matrix(), layered.pins))
+                      matrix=pinned_matrix(load_matrix(), layered.pins)), problems
 
 
 def _validated_plan(inputs: RawInputs, source: str, layered: LayeredConfig) -> SitePlan:
     """Every rule first (all problems collected), then the derivation of a config they all accepted."""
-    checked = _parsed(inputs, source, layered)
-    problems = run_rules("config", checked)
+    checked, problems = _parsed(inputs, source, layered)
+    problems += run_rules("config", checked)
     if problems or checked.profile is None:  # an unknown profile is among the problems
         raise ConfigError(source, problems)
     config, profile, matrix = checked.config, checked.profile, checked.matrix
