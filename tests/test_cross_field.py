@@ -1,7 +1,7 @@
 """Every cross-field rule of the policy pack that config can know is refused by config validation too, naming the
-camelCase key as the user writes it (ncp/plan/rules/cross_field.py). Each case starts from a fixture stack that validates and
-breaks one rule; where the pack's own verdict is the point (its mandatory level per environment), the pack configs
-are read."""
+camelCase key as the user writes it (ncp/plan/rules/cross_field.py). Each case starts from a fixture stack that
+validates and breaks one rule; where the pack's own verdict is the point (its mandatory level per environment), the
+pack configs are read."""
 import json
 from pathlib import Path
 
