@@ -117,8 +117,8 @@ def test_a_model_revision_that_is_a_ref_is_refused(base, ref):
 
 
 def test_sources_without_a_commit_form_refuse_refs_in_any_spelling():
-    """Staging takes only hf:// today (ncp/plan/endpoints.py refuses other schemes); a source without a known revision
-    form still refuses a branch or tag name however it is spelled."""
+    """Staging takes only hf:// today (ncp/plan/rules/endpoints.py refuses other schemes); a source without a known
+    revision form still refuses a branch or tag name however it is spelled."""
     assert revision_problem("ngc://nvidia/qwen3-8b", "1.0.3") is None
     for ref in ("LATEST", " main ", "refs/tags/1.0", "origin/main", "stable", "heads/dev"):
         assert revision_problem("ngc://nvidia/qwen3-8b", ref), ref
