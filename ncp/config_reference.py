@@ -28,9 +28,13 @@ from pydantic_core import PydanticUndefined
 from ncp.cli_exit import FAILED_GATE, OK, GateFailed
 from ncp.plan.catalog import ROOT
 from ncp.plan.config import StackConfig
+from ncp.plan.strict import OneOf
+from ncp.plan.rules import RULES, Rule
+from ncp.plan.rules.registry import STAGES
 
 COMMAND = "ncp config-reference"
 REFERENCE = Path("docs") / "config-reference.md"
+RULES_ANCHOR = "what-the-program-refuses"
 NAMESPACE = "ncp-inference"
 # Constraint metadata (annotated_types) -> how the reference writes it.
 BOUNDS = {annotated_types.Ge: ("ge", "≥"), annotated_types.Gt: ("gt", ">"), annotated_types.Le: ("le", "≤"),
@@ -100,6 +104,10 @@ def type_name(annotation: Any, metadata: Sequence[Any] = ()) -> str:
     suffix = f" ({', '.join(words)})" if words else ""
     if origin is typing.Literal:
         return " | ".join(json.dumps(value) for value in args) + suffix
+    one_of = next((item.func for item in metadata if isinstance(item, AfterValidator)
+                   and isinstance(item.func, OneOf)), None)
+    if one_of is not None:  # a name a data file lists: the names as they are when the reference is written
+        return " | ".join(json.dumps(value) for value in one_of.names()) + suffix
     if _is_union(annotation):
         return " | ".join(type_name(arg) for arg in args) + suffix
     if origin is list:
@@ -219,7 +227,7 @@ def render(model: type[BaseModel] = StackConfig) -> str:
         "the description says). The secret `" + NAMESPACE + ":ngcApiKey` is not part of this schema: set it with "
         "`pulumi config set --secret " + NAMESPACE + ":ngcApiKey <key>` (required in prod). Cross-field rules "
         "(quotas that must fit, prod-only requirements, the policy rules config can know) are checked after "
-        "these types: see the operator guide, \"Configuring a site\".",
+        f"these types: every one is listed under [What the program refuses](#{RULES_ANCHOR}).",
         "",
         "## Contents",
         "",
@@ -232,7 +240,30 @@ def render(model: type[BaseModel] = StackConfig) -> str:
         lines += ["| Key | Type | Default | Description |", "|---|---|---|---|"]
         lines += [f"| `{row.path}` | {_cell(row.type)} | {_cell(row.default)} | {_cell(row.description)} |"
                   for row in section.rows]
+    if model is StackConfig:
+        lines += render_rules()
     return "\n".join(lines) + "\n"
+
+
+def _code(text: Optional[str]) -> str:
+    return f"`{_cell(text)}`" if text else "—"
+
+
+def render_rules(rules: Optional[Sequence[Rule]] = None) -> list[str]:
+    """The section listing what the program refuses: one row per rule of ncp/plan/rules, by stage."""
+    lines = ["", f'<a id="{RULES_ANCHOR}"></a>', "## What the program refuses", "",
+             "Every rule `ncp check` and `pulumi preview` apply (`ncp/plan/rules`, `RULES`), in the order "
+             "they run: `input` while a document is read, `raw` over the stack's values before the schema, `config` "
+             "over the parsed config, every problem of a stage collected before anything is refused. Each problem "
+             "the program prints ends with `rule: <id>`. *Policy* is the pack policy (policy/ncp_guardrails) the rule "
+             "refuses ahead of; *RA* the sentence of the Reference Architecture it carries."]
+    for stage in STAGES:
+        lines += ["", f"### Stage `{stage}`", "", "| Rule | Key | Refuses | Fix | Policy | RA |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| `{rule.id}` | {_code(rule.path)} | {_cell(rule.refuses)} | {_code(rule.fix)} | "
+                  f"{_code(rule.policy)} | {_cell(rule.ra or '—')} |" for rule in rules or RULES
+                  if rule.stage == stage]
+    return lines
 
 
 def _anchor(path: str) -> str:

@@ -12,9 +12,10 @@ import yaml
 from ncp.evidence import node_capacity as capacity
 from ncp.evidence import node_gate, node_handover, node_incident
 from ncp.evidence.node_gate import judge_node, judge_results, parse_results, return_to_service_patch
+from ncp.plan.rules import RULE_BY_ID, RuleInputs
 from ncp.plan.break_fix import (
     CHECKS_ANNOTATION, LAYERS, RESULT_PREFIX, UNCORDON_GUARD, break_fix, fault_quarantine_rule_sets,
-    gate_image_problems, gate_job, gate_steps, handover_job, node_baseline, uncordon_guard,
+    gate_job, gate_steps, handover_job, node_baseline, uncordon_guard,
 )
 from ncp.cluster_api import KubeError
 from ncp.plan.capacity import capacity_report, short_tenants
@@ -98,7 +99,8 @@ def test_the_break_fix_steps_are_hardened_and_root_only_where_named(stack):
 def test_prod_requires_the_gate_image_digests(prod_plan):
     config = prod_plan.config.model_copy(deep=True)
     config.components.serving.image_digests.pop("dcgm")
-    problems = gate_image_problems(config, prod_plan.matrix, prod_plan.profile)
+    problems = RULE_BY_ID["prod.gate-image-digest"].run(
+        RuleInputs(config=config, profile=prod_plan.profile, matrix=prod_plan.matrix))
     assert [p.path for p in problems] == ["ncp-inference:components.serving.imageDigests.dcgm"]
     assert "nvcr.io/nvidia/cloud-native/dcgm:4.6.0-1-ubuntu24.04" in problems[0].fix
 

@@ -1,7 +1,7 @@
 """Every cross-field rule of the policy pack that config can know is refused by config validation too, naming the
-camelCase key as the user writes it (ncp/plan/cross_field.py). Each case starts from a fixture stack that validates and
-breaks one rule; where the pack's own verdict is the point (its mandatory level per environment), the pack configs
-are read."""
+camelCase key as the user writes it (ncp/plan/rules/cross_field.py). Each case starts from a fixture stack that
+validates and breaks one rule; where the pack's own verdict is the point (its mandatory level per environment), the
+pack configs are read."""
 import json
 from pathlib import Path
 
@@ -10,7 +10,7 @@ import pytest
 from tests.support.synthetic import mutate, record_storage, secret_keys, site_config
 from ncp.plan import endpoints as endpoints_module
 from ncp.plan.config import Environment
-from ncp.plan.cross_field import MANDATORY_ENVIRONMENTS
+from ncp.plan.rules.cross_field import MANDATORY_ENVIRONMENTS
 from ncp.plan.errors import ConfigError
 from ncp.plan.site_plan import build_plan
 from ncp.plan.endpoint_plan import WorkerGroup

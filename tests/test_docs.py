@@ -120,3 +120,12 @@ def test_architecture_ranks_are_the_layering_test_ranks():
     rows = re.findall(r"^\| (?P<rank>-?\d+) \| (?P<units>[^|]+) \|", text, re.M)
     documented = {unit: int(rank) for rank, units in rows for unit in re.findall(r"`([\w.]+)`", units)}
     assert documented == RANKS, "docs/architecture.md's rank table differs from tests/test_layering.py RANKS"
+
+
+def test_architecture_plan_parts_are_the_layering_test_parts():
+    from tests.test_layering import PLAN_MODULES, PLAN_PARTS
+    text = (DOCS / "architecture.md").read_text().split("### Inside the plan", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| (?P<part>[a-z]+) \| (?P<order>\d+) \| (?P<modules>[^|]+) \|", text, re.M)
+    assert {part: int(order) for part, order, _ in rows} == PLAN_PARTS
+    assert {part: tuple(re.findall(r"`(\w+)`", modules)) for part, _, modules in rows} == PLAN_MODULES, \
+        "docs/architecture.md's plan parts differ from tests/test_layering.py PLAN_MODULES"

@@ -88,10 +88,10 @@ BUILDERS = {"set_command", "rm_command", "manual_edit", "sizing_command", "_set_
             "_nesting_fix"}
 # Fixes handed on from where they were made, each audited at its origin.
 PASSED_ON = {
-    ("ncp/plan/endpoints.py", "mismatch.fix"): "SizingMismatch fixes: ncp/plan/sizing_bridge.py (sizing_command)",
+    ("ncp/plan/rules/endpoints.py", "mismatch.fix"): "SizingMismatch fixes: ncp/plan/sizing_bridge.py (sizing_command)",
     ("ncp/plan/errors.py", "fix"): "validation errors: stack keys through fix_hint (_set_fix), data files name the key",
-    ("ncp/plan/endpoints.py", "STORAGE_FIX"): "set_command per storage tier (ncp/plan/endpoints.py)",
-    ("ncp/plan/inference_services.py", "STORAGE_FIX"): "set_command per storage tier (ncp/plan/endpoints.py)",
+    ("ncp/plan/rules/endpoints.py", "STORAGE_FIX"): "set_command per storage tier (ncp/plan/rules/endpoints.py)",
+    ("ncp/plan/rules/inference_services.py", "STORAGE_FIX"): "set_command per storage tier (rules/endpoints.py)",
     ("ncp/offline/diff.py", "fix"): "_bad_revision's callers, audited as Problems (PROBLEM_MAKERS)",
 }
 

@@ -27,6 +27,20 @@ RANKS = {
     "ncp.cli": 7,  # the one entrance routes to every command
     "ncp.__main__": 8, "ncp": 8,
 }
+# Inside ncp.plan (#21 item 3), each module belongs to one part, ranked like the units: a module imports its own part or
+# a lower one. The inputs: schema, data catalog, errors, the local overlay (nothing loaded at import); the derivation:
+# what the plan computes from valid inputs (it builds no Problem); the rules: every validation (ncp/plan/rules); the
+# assembly: reading a stack and its base, running the rules, then deriving the SitePlan and what is computed over it.
+PLAN_PARTS = {"inputs": 0, "derivation": 1, "rules": 2, "assembly": 3}
+PLAN_MODULES = {
+    "inputs": ("errors", "names", "strict", "catalog", "pod_security", "profile", "config", "serving",
+               "inference_service_config", "thresholds", "behaviour_thresholds", "sizing_file", "local_overlay"),
+    "derivation": ("admission", "break_fix", "capacity", "endpoint_plan", "endpoints", "fabric", "gateway",
+                   "gpu_partition", "inference_services", "layers", "serving_features", "sizing_bridge", "tenancy",
+                   "tenant_pods"),
+    "rules": ("rules",),
+    "assembly": ("site_base", "site_plan", "sources", "evidence_key", "readiness", "record"),
+}
 # Inside components/, a component imports only these helper modules of its siblings, never another component's names.
 SHARED_COMPONENT_MODULES = {"components.kube", "components.network_policy", "components.dashboards"}
 
@@ -92,6 +106,47 @@ def _units() -> set[str]:
 def test_every_unit_has_a_rank():
     """A new package or module must be placed in the order before it can import or be imported."""
     assert _units() - {"tests"} - set(RANKS) == set()
+
+
+def plan_part(module: str) -> str:
+    """ncp.plan.rules.site -> rules; ncp.plan.config -> inputs (the part of a module of ncp.plan)."""
+    name = module.split(".")[2]
+    return next(part for part, modules in PLAN_MODULES.items() if name in modules)
+
+
+def plan_violations(path: Path, module: str) -> list[str]:
+    """Imports in a module of ncp.plan that run up from its part (inputs < derivation < rules < assembly)."""
+    own = PLAN_PARTS[plan_part(module)]
+    tree = ast.parse(path.read_text(), str(path))
+    imports = list(_imports(tree)) + [  # `from ncp.plan import catalog` imports the module ncp.plan.catalog
+        (node.lineno, f"ncp.plan.{alias.name}") for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "ncp.plan" for alias in node.names]
+    return [f"{path}:{line}: {module} ({plan_part(module)}) imports {imported} ({plan_part(imported)})"
+            for line, imported in imports
+            if imported.startswith("ncp.plan.") and PLAN_PARTS[plan_part(imported)] > own]
+
+
+def test_every_plan_module_has_a_part():
+    names = {path.relative_to(ROOT / "ncp" / "plan").parts[0].removesuffix(".py")
+             for path in (ROOT / "ncp" / "plan").iterdir() if path.suffix == ".py" or path.is_dir()} - {"__init__",
+                                                                                                      "__pycache__"}
+    placed = [name for modules in PLAN_MODULES.values() for name in modules]
+    assert len(placed) == len(set(placed)) and names == set(placed), names ^ set(placed)
+
+
+def test_no_import_runs_up_the_plan():
+    found = [v for path in sorted((ROOT / "ncp" / "plan").rglob("*.py")) if path.stem != "__init__" or
+             path.parent.name != "plan" for v in plan_violations(path, _module_name(path))]
+    assert found == []
+
+
+def test_plan_checker_reports_a_derivation_importing_the_rules(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("from ncp.plan.rules import RULES\nfrom ncp.plan.config import StackConfig\n"
+                   "from ncp.plan import site_plan\n")
+    assert plan_violations(bad, "ncp.plan.endpoints") == [
+        f"{bad}:1: ncp.plan.endpoints (derivation) imports ncp.plan.rules (rules)",
+        f"{bad}:3: ncp.plan.endpoints (derivation) imports ncp.plan.site_plan (assembly)"]
 
 
 def test_no_import_runs_up_a_layer():

@@ -21,7 +21,7 @@ def _raw(environment: str, **components) -> dict:
            "tenants": [{"name": "red", "gpuQuota": 1, "gpuLimit": 1}], "components": components}
     if environment == "prod":
         raw["ngcApiKey"] = "key"
-    if environment in ("staging", "prod"):  # partner products are recorded there (ncp/plan/ra_rules.py)
+    if environment in ("staging", "prod"):  # partner products are recorded there (ncp/plan/rules/ra.py)
         raw["localDecisions"] = copy.deepcopy(PARTNER_DECISIONS)
     return raw
 
@@ -94,11 +94,13 @@ def test_every_stand_in_chart_is_recognised():
 
 def test_a_chart_mirror_must_hold_each_deployed_chart_at_its_pin(tmp_path, monkeypatch):
     from ncp.plan import local_overlay
+    from ncp.plan.rules import local as local_rules
     from ncp.plan.catalog import load_matrix
     pin = load_matrix().pin("gpuOperator")
     (tmp_path / "mirror" / pin.chart_name).mkdir(parents=True)
     (tmp_path / "mirror" / pin.chart_name / "Chart.yaml").write_text(f"name: {pin.chart_name}\nversion: v0.0.1\n")
     monkeypatch.setattr(local_overlay, "ROOT", tmp_path)
+    monkeypatch.setattr(local_rules, "ROOT", tmp_path)
     text = _problems(_raw("lab", chartMirror="mirror"))
     assert f"ncp-inference:components.chartMirror: mirror holds {pin.chart_name} v0.0.1; the matrix pins " \
            f"{pin.chart_name} {pin.version}" in text

@@ -25,7 +25,7 @@ def _config(staging=None) -> dict:
     # The API server's own endpoint, as prod requires: the lab default (any address on 443/6443) lets the pods that
     # watch the API server (Dynamo's, the endpoint picker) reach any HTTPS address, the hub included.
     raw["components"]["serving"]["apiServerEgress"] = {"cidrs": ["10.96.0.1/32"], "ports": [6443]}
-    if (staging or {}).get("mirror"):  # an in-cluster model mirror is a partner product (ncp/plan/ra_rules.py)
+    if (staging or {}).get("mirror"):  # an in-cluster model mirror is a partner product (ncp/plan/rules/ra.py)
         raw["localDecisions"] = [*raw.get("localDecisions", []), {
             "kind": "registry", "decision": "the site's in-cluster model mirror", "reason": "air-gapped site"}]
     return raw

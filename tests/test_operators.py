@@ -13,7 +13,8 @@ from ncp.readmodel.recorder import run_program
 from tests.support.synthetic import mutate, secret_keys, site_config
 from ncp.plan.catalog import integration_points, load_matrix
 from ncp.plan.errors import ConfigError
-from ncp.plan.site_plan import build_plan, nv_ipam_node_capacity
+from ncp.plan.fabric import nv_ipam_node_capacity
+from ncp.plan.site_plan import build_plan
 
 MATRIX = load_matrix()
 

@@ -1,4 +1,4 @@
-"""Each RA violation class is refused by config validation with the key and the fix (ncp/plan/ra_rules.py, strict.py
+"""Each RA violation class is refused by config validation with the key and the fix (ncp/plan/rules/ra.py, strict.py
 Text, ncp/plan/serving.py revisions), built from both example stacks (the frozen copies, tests/fixtures/stacks, turned
 into the environment a class needs), while the valid stacks stay accepted."""
 import copy
@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel
 from tests.support.synthetic import mutate
 from ncp.plan.config import StackConfig
 from ncp.plan.errors import ConfigError
-from ncp.plan.ra_rules import platform_role_namespaces
+from ncp.plan.rules.ra import platform_role_namespaces
 from ncp.plan.serving import revision_problem
 from ncp.plan.site_plan import build_plan
 from ncp.plan.sources import read_stack_file
@@ -118,8 +118,8 @@ def test_a_model_revision_that_is_a_ref_is_refused(base, ref):
 
 
 def test_sources_without_a_commit_form_refuse_refs_in_any_spelling():
-    """Staging takes only hf:// today (ncp/plan/endpoints.py refuses other schemes); a source without a known revision
-    form still refuses a branch or tag name however it is spelled."""
+    """Staging takes only hf:// today (ncp/plan/rules/endpoints.py refuses other schemes); a source without a known
+    revision form still refuses a branch or tag name however it is spelled."""
     assert revision_problem("ngc://nvidia/qwen3-8b", "1.0.3") is None
     for ref in ("LATEST", " main ", "refs/tags/1.0", "origin/main", "stable", "heads/dev"):
         assert revision_problem("ngc://nvidia/qwen3-8b", ref), ref

@@ -119,6 +119,7 @@ def test_a_b200_prod_site_with_every_option_validates_once_filled(tmp_path, monk
     mirror, the site's monitoring release. The scaffold computes the rail prefix and the quotas; once the
     placeholders are filled (and the chart mirror exists), only the secret is left."""
     from ncp.plan import local_overlay
+    from ncp.plan.rules import local as local_rules
     text = _scaffold(tmp_path, monkeypatch, "--site", "b200", "--profile", "hgx-b200", "--environment", "prod",
                      "--gpu-nodes", "24", "--tenant", "acme:64:96", "--tenant", "beta:32:40", "--tenant", "gamma:16",
                      "--tenant", "vision:8", "--mig-pool", "vision:1g.23gb=7", "--gateway", "inference-gateway",
@@ -140,6 +141,7 @@ def test_a_b200_prod_site_with_every_option_validates_once_filled(tmp_path, monk
         chart.mkdir(parents=True)
         (chart / "Chart.yaml").write_text(f"name: {matrix.pin(name).chart_name}\nversion: {matrix.pin(name).version}\n")
     monkeypatch.setattr(local_overlay, "ROOT", tmp_path)
+    monkeypatch.setattr(local_rules, "ROOT", tmp_path)
     (tmp_path / "Pulumi.b200.yaml").write_text(filled)
     assert check.main(["--stack", "b200"]) == 2
     err = capsys.readouterr().err

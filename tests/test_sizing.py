@@ -122,7 +122,8 @@ def test_invalid_file_is_a_clear_error(tmp_path, content, expected):
     (lambda raw: raw["workers"].update(replicas=5), "uses 20 GPUs, more than the budget totalGpus=8"),
     (lambda raw: raw.update(mode="disaggregated"), "a disaggregated layout has 'prefill' and 'decode'"),
     (lambda raw: raw["workers"].update(tensorParalel=4), "workers.tensorParalel: Extra inputs are not permitted"),
-    (lambda raw: raw["request"].update(backend="tgi"), "request.backend: Input should be 'trtllm', 'vllm' or 'sglang'"),
+    (lambda raw: raw["request"].update(backend="tgi"),
+     "request.backend: Value error, must be one of 'trtllm', 'vllm', 'sglang'"),
 ])
 def test_edited_file_is_rejected(tmp_path, edit, expected):
     raw = yaml.safe_load((ROOT / "sites/prod/sizing/chat-dense.yaml").read_text())

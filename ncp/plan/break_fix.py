@@ -326,18 +326,6 @@ def pinned(images: dict[str, str], key: str, digests: dict) -> str:
     return f"{images[key]}@{digests[key]}" if key in digests else images[key]
 
 
-def gate_image_problems(config: StackConfig, matrix: CompatibilityMatrix, profile) -> list[Problem]:
-    """Prod pins the gate's DCGM and NCCL images by digest, as the serving images."""
-    if config.site.environment != Environment.PROD:
-        return []
-    digests = config.components.serving.image_digests
-    return [Problem(f"{PROJECT}:components.serving.imageDigests.{key}",
-                    "is required in prod: the return-to-service gate's images are pinned by digest",
-                    f"pulumi config set --path '{PROJECT}:components.serving.imageDigests.{key}' sha256:<digest of "
-                    f"{image}>")
-            for key, image in gate_images(matrix, profile).items() if key not in digests]
-
-
 def gate_steps(plan) -> list[Step]:
     """DCGM diagnostics, the node's own checks, NCCL over its rails on RDMA profiles, then the serving smoke test
     (in the first endpoint's serving image; none without an endpoint)."""

@@ -16,7 +16,7 @@ PROFILES_DIR = ROOT / "profiles"
 MATRIX_FILE = ROOT / "data" / "compatibility-matrix.yaml"
 
 
-# The partner-product kinds a stack uses and records a local decision for (ra_rules.py checks each is recorded).
+# The partner-product kinds a stack uses and records a local decision for (rules/ra.py checks each is recorded).
 PartnerProduct = Literal["storage", "gateway", "certManager", "metricsBackend", "registry"]
 
 
@@ -146,7 +146,7 @@ def _read_yaml(path: Path):
         return yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(str(path), [Problem(str(path), f"cannot be read: {exc}", manual_edit(
-            str(path), "the line and column above", "fix the YAML syntax"))]) from exc
+            str(path), "the line and column above", "fix the YAML syntax"), rule="input.data-file")]) from exc
 
 
 def _load(model, path: Path):
@@ -174,7 +174,8 @@ def load_profile(name: str) -> HardwareProfile:
     profile = _load(HardwareProfile, path)
     if profile.name != name:
         raise ConfigError(str(path), [Problem("name", f"is {profile.name!r} but the file is {name}.yaml",
-                                              manual_edit(str(path), "name", f"set it to {name}"))])
+                                              manual_edit(str(path), "name", f"set it to {name}"),
+                                              rule="input.data-file")])
     return profile
 
 

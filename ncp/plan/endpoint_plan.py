@@ -17,7 +17,7 @@ class WorkerGroup(SizedGroup):
 
 @dataclass(frozen=True)
 class PlannerPlan:
-    """The planner's bounds, resolved against the sized layout (ncp/plan/endpoints.py planner_plan)."""
+    """The planner's bounds, resolved against the sized layout (ncp/plan/serving_features.py planner_plan)."""
 
     min_replicas: dict[Role, int]
     max_replicas: dict[Role, int]
@@ -37,7 +37,7 @@ class EndpointPlan:
     sizing_file: str
     estimate: dict
     planner: Optional[PlannerPlan] = None
-    kv_offload_gb: Optional[int] = None  # KV block manager disk tier per worker pod (endpoints.py kv_offload_gb)
+    kv_offload_gb: Optional[int] = None  # KV block manager disk tier per worker pod (serving_features.py kv_offload_gb)
     nodes_per_worker: dict[str, int] = field(default_factory=dict)  # role -> nodes one worker spans
 
     @property

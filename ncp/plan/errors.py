@@ -1,12 +1,12 @@
 """One error for every way config can be wrong: it lists each problem with its path and the fix."""
-from dataclasses import dataclass
 import difflib
 import re
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence, get_args
 
 from pydantic import BaseModel, ValidationError
-from ncp.cli_exit import BadInput
 
+from ncp.cli_exit import BadInput
 
 # The project's one CLI is installed in its virtualenv (scripts/setup.sh), so a fix line written as `ncp <command>`
 # is printed as `.venv/bin/ncp <command>`: copied into a shell at the project root, it runs.
@@ -37,10 +37,12 @@ class Problem:
     path: str
     message: str
     fix: str = ""
+    rule: str = ""  # the id of the rule that found it (ncp/plan/rules), stamped by the rule runner
 
     def render(self) -> str:
         text = f"{self.path}: {self.message}"
-        return f"{text}\n    fix: {runnable(self.fix)}" if self.fix else text
+        text = f"{text}\n    fix: {runnable(self.fix)}" if self.fix else text
+        return f"{text}\n    rule: {self.rule}" if self.rule else text
 
 
 class ConfigError(BadInput):
@@ -155,6 +157,7 @@ def problems_from_validation(prefix: str, exc: ValidationError, fix_hint=None,
     """Turn a pydantic error into Problems whose paths use the config's own (camelCase) key names. With `model`, a
     misspelled key names the key it most likely means, and that key's own 'is required' is not repeated; `config`
     says the keys are stack config (fixed with `pulumi config`) rather than a data file's."""
+    rule = "schema" if config else "input.data-file"  # the stack's schema, or a data file's (ncp/plan/rules)
     problems = []
     renamed = set()
     errors = [(tuple(part for part in error["loc"] if not (isinstance(part, str) and part.startswith("function-"))),
@@ -164,7 +167,7 @@ def problems_from_validation(prefix: str, exc: ValidationError, fix_hint=None,
             message, fix, suggested = _unknown_key(prefix, loc, model, config)
             if suggested:
                 renamed.add((*loc[:-1], suggested))
-            problems.append(Problem(join_path(prefix, loc), message, fix))
+            problems.append(Problem(join_path(prefix, loc), message, fix, rule=rule))
             continue
         message, fix = _friendly(error)
         path = join_path(prefix, loc)
@@ -173,6 +176,6 @@ def problems_from_validation(prefix: str, exc: ValidationError, fix_hint=None,
             fix = " or ".join(f"pulumi config set --path '{join_path(prefix, (*loc, key))}' <value>" for key in named)
         elif fix_hint is not None:
             fix = fix_hint(path, fix)
-        problems.append(Problem(path, message, fix))
+        problems.append(Problem(path, message, fix, rule=rule))
     missing = {join_path(prefix, loc) for loc, error in errors if error["type"] == "missing" and loc in renamed}
     return [p for p in problems if not (p.path in missing and p.message == "is required")]

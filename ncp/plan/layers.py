@@ -56,7 +56,8 @@ def _pod_security(matrix: CompatibilityMatrix, chart: str) -> PodSecurity:
         raise ConfigError(str(MATRIX_FILE), [Problem(
             f"components.{chart}.podSecurity", "is missing for a chart the program deploys",
             manual_edit(str(MATRIX_FILE), f"components.{chart}.podSecurity",
-                        "record the Pod Security level its pods need (privileged, baseline or restricted) and why"))])
+                        "record the Pod Security level its pods need (privileged, baseline or restricted) and why"),
+                        rule="input.data-file")])
     return pod_security
 
 
@@ -77,3 +78,15 @@ def plan_layers(matrix: CompatibilityMatrix, conditions: Mapping[DeployCondition
     dependencies = {c: tuple(d.component for d in matrix.pin(c).depends_on if d.component in deployed)
                     for c in charts}
     return PlatformLayers(charts, tuple(namespaces), validation_suite, dependencies)
+
+
+def site_layers(config, profile, matrix: CompatibilityMatrix, has_endpoints: bool) -> PlatformLayers:
+    """The site's layers: what its profile, endpoints and settings deploy."""
+    settings = config.components
+    validation = settings.serving.validation
+    return plan_layers(matrix, {"rdmaFabric": profile.has_rdma_fabric, "servingEndpoints": has_endpoints,
+                                "prometheusStack": settings.telemetry.prometheus_stack.enabled},
+                       validation_suite=validation.suite and validation.suite_image is not None,
+                       # The readiness namespace holds the break-fix gate and handover Jobs on every site; the
+                       # handover's sanitize step erases the node's NVMe devices (privileged), as NCCL needs IPC_LOCK.
+                       readiness=True, readiness_fabric=True)

@@ -98,3 +98,8 @@ ENSEMBLE_INPUT = "IMAGE"
 def model_path(model_name: str, revision: str) -> str:
     """Where a staged model lives on the model-artifacts claim: one directory per model and revision."""
     return f"{MODELS_MOUNT}/{model_name}/{revision}"
+
+
+# The stack keys that layer a site (ncp/plan/site_base.py): a shared base file, version pins kept off the matrix for a
+# wave, and the settings every tenant shares.
+BASE_KEY, PINS_KEY, TENANT_DEFAULTS_KEY = "base", "versionPins", "tenantDefaults"

@@ -2,24 +2,27 @@
 validation suite)."""
 import ipaddress
 import re
-from typing import TYPE_CHECKING, Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from ncp.plan.catalog import LocalDecision, load_allowlists, load_dynamo_runtime
 from ncp.plan.behaviour_thresholds import FailureThresholds, StartupThresholds
-from ncp.plan.strict import StrictModel, Text
+from ncp.plan.strict import OneOf, StrictModel, Text
 from ncp.plan.thresholds import AcceptanceThresholds
 
 # Names that move, in any spelling: branches and tags (refs/heads/..., refs/tags/..., a remote's name in front).
 FLOATING_REVISIONS = {"main", "master", "latest", "head", "stable", "dev", "develop", "nightly", "release"}
 _REF_PREFIXES = ("refs/heads/", "refs/tags/", "refs/remotes/", "origin/", "heads/", "tags/")
-# The backends Dynamo runs for us: the keys of data/dynamo-backends.yaml `backends`, their one home.
-if TYPE_CHECKING:  # a type checker cannot read the data file: any backend name is a str to it
-    Backend = str
-else:
-    Backend = Literal[tuple(load_dynamo_runtime().backends)]
+
+
+def backend_names() -> tuple[str, ...]:
+    """The backends Dynamo runs for us: the keys of data/dynamo-backends.yaml `backends`, their one home."""
+    return tuple(load_dynamo_runtime().backends)
+
+
+Backend = Annotated[str, AfterValidator(OneOf(backend_names, "data/dynamo-backends.yaml backends"))]
 Role = Literal["worker", "prefill", "decode"]
 
 

@@ -25,9 +25,8 @@ from typing import Any, Mapping, Optional
 
 from ncp.plan.catalog import ROOT, CompatibilityMatrix
 from ncp.plan.errors import ConfigError, Problem, manual_edit, rm_command, set_command
-from ncp.plan.names import PROJECT
+from ncp.plan.names import BASE_KEY, PINS_KEY, PROJECT, TENANT_DEFAULTS_KEY
 
-BASE_KEY, PINS_KEY, TENANT_DEFAULTS_KEY = "base", "versionPins", "tenantDefaults"
 PIN_FIELDS = {"component", "version", "images", "wave", "until", "reason"}
 REQUIRED_PIN_FIELDS = ("component", "version", "wave", "until", "reason")
 
@@ -79,13 +78,14 @@ def _read_base(named: Any, source: str) -> tuple[dict[str, Any], list[Problem]]:
     if not isinstance(named, str) or not named.strip():
         return {}, [Problem(key, f"is {named!r}, not a file name",
                             f"name the shared base file, e.g. pulumi config set {PROJECT}:{BASE_KEY} "
-                            "fleet/bases/<name>.yaml")]
+                            "fleet/bases/<name>.yaml", rule="site.base")]
     path = _base_path(named, source)
     if not path.is_file():
         return {}, [Problem(key, f"names {named}, which does not exist ({path})",
                             manual_edit(named, "the whole file", "create the base (a stack file's `config:` of "
                                         "shared keys)")
-                            + f", or correct the path: {set_command(f'{PROJECT}:{BASE_KEY}', '<path>')}")]
+                            + f", or correct the path: {set_command(f'{PROJECT}:{BASE_KEY}', '<path>')}",
+                            rule="site.base")]
     from ncp.plan.sources import config_of_document  # sources builds plans: imported here, where it is needed
 
     raw, secrets = config_of_document(path.read_bytes(), named)
@@ -95,11 +95,12 @@ def _read_base(named: Any, source: str) -> tuple[dict[str, Any], list[Problem]]:
         if forbidden in raw:
             problems.append(Problem(f"{named}: {PROJECT}:{forbidden}", f"is refused in a base: {why}",
                                     manual_edit(named, f"{PROJECT}:{forbidden}",
-                                                f"move it into the site's stack file ({source})")))
+                                                f"move it into the site's stack file ({source})"), rule="site.base"))
     for secret in sorted(secrets):
         problems.append(Problem(f"{named}: {PROJECT}:{secret}",
                                 "is a secure value: a base holds no secrets (each stack has its own encryption key)",
-                                f"set it in each site: pulumi config set --secret {PROJECT}:{secret} <value>"))
+                                f"set it in each site: pulumi config set --secret {PROJECT}:{secret} <value>",
+                                rule="site.base"))
     return raw, problems
 
 
@@ -111,7 +112,8 @@ def _with_tenant_defaults(raw: dict[str, Any], source: str) -> tuple[dict[str, A
         return raw, [Problem(f"{source}: {PROJECT}:{TENANT_DEFAULTS_KEY}",
                              f"is a {type(defaults).__name__}, not a mapping of tenant settings",
                              manual_edit(source, f"{PROJECT}:{TENANT_DEFAULTS_KEY}", "write it as the keys every "
-                                         "tenant shares, e.g. {cpuQuota: \"16\", admins: [ops]}"))]
+                                         "tenant shares, e.g. {cpuQuota: \"16\", admins: [ops]}"),
+                                         rule="site.tenant-defaults")]
     tenants = raw.get("tenants")
     if isinstance(tenants, list):
         raw["tenants"] = [deep_merge(defaults, tenant) if isinstance(tenant, dict) else tenant for tenant in tenants]
@@ -137,31 +139,32 @@ def _pin(index: int, entry: Any, matrix: CompatibilityMatrix, where: str) -> tup
     if not isinstance(entry, dict):
         return None, [Problem(at, f"is a {type(entry).__name__}, not a pin",
                               f"{set_command(f'{key_path}.component', '<chart>')}, then version, wave, until and "
-                              "reason the same way")]
+                              "reason the same way", rule="site.version-pins")]
     problems = [Problem(f"{at}.{key}", "is not a pin field",
-                        f"{rm_command(f'{key_path}.{key}')} (pin fields: {', '.join(sorted(PIN_FIELDS))})")
+                        f"{rm_command(f'{key_path}.{key}')} (pin fields: {', '.join(sorted(PIN_FIELDS))})",
+                        rule="site.version-pins")
                 for key in sorted(set(entry) - PIN_FIELDS)]
     problems += [Problem(f"{at}.{key}", "is required (a pin says what it keeps, for which wave, until when and why)",
-                         set_command(f"{key_path}.{key}", "<value>"))
+                         set_command(f"{key_path}.{key}", "<value>"), rule="site.version-pins")
                  for key in REQUIRED_PIN_FIELDS if not str(entry.get(key) or "").strip()]
     component = entry.get("component")
     if component and component not in matrix.components:
         problems.append(Problem(f"{at}.component", f"{component!r} is not a chart of the compatibility matrix",
                                 f"{set_command(f'{key_path}.component', '<chart>')} "
-                                f"(one of: {', '.join(sorted(matrix.components))})"))
+                                f"(one of: {', '.join(sorted(matrix.components))})", rule="site.version-pins"))
     until = _until(entry.get("until"))
     if entry.get("until") and until is None:
         problems.append(Problem(f"{at}.until", f"{entry.get('until')!r} is not a date",
-                                set_command(f"{key_path}.until", "YYYY-MM-DD")))
+                                set_command(f"{key_path}.until", "YYYY-MM-DD"), rule="site.version-pins"))
     images = entry.get("images") or {}
     if not isinstance(images, dict) or not all(isinstance(v, str) for v in images.values()):
         problems.append(Problem(f"{at}.images", "is not a mapping of image name to version",
-                                set_command(f"{key_path}.images.<image>", "<version>")))
+                                set_command(f"{key_path}.images.<image>", "<version>"), rule="site.version-pins"))
     elif component in matrix.components:
         unknown = sorted(set(images) - set(matrix.pin(component).images))
         problems += [Problem(f"{at}.images.{name}", f"{component} pins no image {name!r}",
                              f"{rm_command(f'{key_path}.images.{name}')} (images of {component}: "
-                             f"{', '.join(sorted(matrix.pin(component).images)) or 'none'})")
+                             f"{', '.join(sorted(matrix.pin(component).images)) or 'none'})", rule="site.version-pins")
                      for name in unknown]
     if problems or until is None:
         return None, problems
@@ -179,7 +182,8 @@ def read_pins(raw: Mapping[str, Any], source: str, matrix: CompatibilityMatrix,
     if not isinstance(entries, list):
         return (), [Problem(where, f"is a {type(entries).__name__}, not a list of pins",
                             manual_edit(source, f"{PROJECT}:{PINS_KEY}",
-                                        "write a list of {component, version, wave, until, reason}"))]
+                                        "write a list of {component, version, wave, until, reason}"),
+                                        rule="site.version-pins")]
     pins, problems = [], []
     for index, entry in enumerate(entries):
         pin, found = _pin(index, entry, matrix, where)
@@ -188,7 +192,7 @@ def read_pins(raw: Mapping[str, Any], source: str, matrix: CompatibilityMatrix,
             pins.append(pin)
     seen = [pin.component for pin in pins]
     problems += [Problem(where, f"pins {name} twice", manual_edit(source, f"{PROJECT}:{PINS_KEY}",
-                                                                  "keep one pin per chart"))
+                                                                  "keep one pin per chart"), rule="site.version-pins")
                  for name in sorted({n for n in seen if seen.count(n) > 1})]
     site = raw.get("site")
     if isinstance(site, dict) and site.get("environment") == "prod":
@@ -198,7 +202,8 @@ def read_pins(raw: Mapping[str, Any], source: str, matrix: CompatibilityMatrix,
                              f"remove the pin (the site upgrades with its wave): "
                              f"{rm_command(f'{PROJECT}:{PINS_KEY}[{seen.index(pin.component)}]')}, or, with the wave "
                              f"owner's approval, move the deadline: "
-                             f"{set_command(f'{PROJECT}:{PINS_KEY}[{seen.index(pin.component)}].until', 'YYYY-MM-DD')}")
+                             f"{set_command(f'{PROJECT}:{PINS_KEY}[{seen.index(pin.component)}].until', 'YYYY-MM-DD')}",
+                             rule="site.version-pins")
                      for pin in pins if pin.expired(now)]
     return tuple(pins), problems
 

@@ -1,7 +1,5 @@
-"""Build the validated deployment plan from raw stack config: schema checks, then cross-checks against the
-hardware profile and the compatibility matrix. Every problem is collected before anything is raised."""
-import ipaddress
-import itertools
+"""Build the validated deployment plan from raw stack config: the rules (ncp/plan/rules: raw values, the schema,
+then every config rule, each problem collected before anything is raised), then the derivation of the plan."""
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -9,33 +7,45 @@ from pydantic import ValidationError
 
 from ncp.plan.admission import AdmissionPlan, admission_plan, tenant_exceptions
 from ncp.plan.catalog import (
-    ChartPin, CompatibilityMatrix, integration_points, load_dynamo_runtime, load_matrix, load_profile, profile_names,
+    ChartPin,
+    CompatibilityMatrix,
+    integration_points,
+    load_dynamo_runtime,
+    load_matrix,
+    load_profile,
+    profile_names,
 )
 from ncp.plan.config import Components, Environment, MigSettings, PullCredentials, StackConfig, Tenant, TimeSlicing
 from ncp.plan.endpoint_plan import EndpointPlan
-from ncp.plan.cross_field import cross_field_problems
 from ncp.plan.endpoints import plan_endpoints, rdma_workers, runtime_image
-from ncp.plan.inference_services import InferenceServicePlan, plan_inference_services
-from ncp.plan.tenant_pods import quota_problems
-from ncp.plan.layers import READINESS_LAYER, READINESS_NAMESPACE, PlatformLayers, plan_layers
+from ncp.plan.errors import ConfigError, Problem, problems_from_validation
+from ncp.plan.fabric import rail_subnets, tenant_needs, topology_aware
 from ncp.plan.gateway import RoutePlan, endpoint_picker_image, plan_routes
-from ncp.plan.local_overlay import LocalOverlay, local_setting_problems, merged, mirror_problems
-from ncp.plan.site_base import LayeredConfig, VersionPin, layer_site, pinned_matrix
-from ncp.plan.errors import ConfigError, Problem, manual_edit, problems_from_validation, rm_command, set_command
 from ncp.plan.gpu_partition import (
-    MIG_LAYOUT, GpuCount, capacity_breakdown, gpu_count, gpu_product_label, gpu_units_per_node, mig_pool_nodes,
-    site_gpu_units, tenant_gpu_unit, tenant_mig,
+    MIG_LAYOUT,
+    GpuCount,
+    gpu_count,
+    gpu_product_label,
+    mig_pool_nodes,
+    site_gpu_units,
+    tenant_gpu_unit,
+    tenant_mig,
 )
+from ncp.plan.inference_services import InferenceServicePlan, plan_inference_services
+from ncp.plan.layers import READINESS_LAYER, READINESS_NAMESPACE, PlatformLayers, site_layers
+from ncp.plan.local_overlay import LocalOverlay, merged
 from ncp.plan.names import PROJECT, TENANT_KEY, tenant_namespace
-from ncp.plan.ra_rules import ra_rule_problems
-from ncp.plan.raw_checks import at_placeholder, number_problems, placeholder_problems, with_stand_ins
 from ncp.plan.pod_security import KVBM_REASON, RDMA_REASON, PodSecurity, privileged_for
 from ncp.plan.profile import DriverManagement, DriverUpgradePolicy, HardwareProfile
+from ncp.plan.rules import RULE_BY_ID, RULES, RawInputs, RuleInputs, run_rules
+from ncp.plan.rules.raw import at_placeholder, with_stand_ins
+from ncp.plan.rules.site import SECRET_KEYS, _set_fix
 from ncp.plan.serving import ApiServerEgress, ServingSettings, StorageTier
 from ncp.plan.serving_features import nvlink_pack_domain
+from ncp.plan.site_base import LayeredConfig, VersionPin, layer_site, pinned_matrix
 from ncp.plan.tenancy import TenantQueue, TenantSpec, tenant_queue, tenant_spec
 
-SECRET_KEYS = ("ngcApiKey",)
+__all__ = ["SECRET_KEYS", "SitePlan", "build_plan"]
 
 
 @dataclass(frozen=True)
@@ -329,305 +339,12 @@ class SitePlan:
         return NodePlacement.dedicated(tenant.name, tenant.node_pool.nodes) if tenant.node_pool else None
 
 
-def _set_fix(path: str, fix: str) -> str:
-    command = f"pulumi config set --path '{path}' <value>"
-    return f"{fix}: {command}" if fix else command
-
-
-def _nodes_first(config: StackConfig) -> str:
-    """Capacity is gpuNodes x GPUs per node: a wrong node count is the likelier cause than a wrong quota."""
-    return (f"if the site has more than {config.site.gpu_nodes} GPU nodes, set them: pulumi config set --path "
-            f"'{PROJECT}:site.gpuNodes' <nodes>;")
-
-
-# RA: Physical Architecture: "Do not inherit HGX or NVL72 assumptions by default."
-def _topology_aware(config: StackConfig, profile: HardwareProfile) -> bool:
-    configured = config.components.scheduling.topology_aware
-    return profile.nvlink.multi_node if configured is None else configured
-
-
-def _unplaceable(profile: HardwareProfile, layout: dict[str, int]) -> str:
-    table = profile.gpu.mig.instances
-    shown = ", ".join(f"{count} x {name} (max {table[name].max_instances}, {table[name].size} of "
-                      f"{profile.gpu.mig.memory_slices} memory slices at {table[name].placements})"
-                      for name, count in layout.items())
-    return f"cannot be placed on one {profile.gpu.model}: {shown} overlap or exceed a profile's instance limit"
-
-
-def _profile_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
-    """The stack's settings against its hardware profile: GPU sharing, driver, rails, topology and capacity."""
-    problems = _mig_problems(config, profile) + _driver_problems(config, profile) + _rail_interface_problems(
-        config, profile)
-    if _topology_aware(config, profile) and not profile.topology_labels.rack:
-        # KAI leaves a node out of a topology unless it carries every level's label (kai-scheduler/KAI-Scheduler
-        # pkg/scheduler/plugins/topology/common.go:69-77 isNodePartOfTopology, at the kaiScheduler pin).
-        problems.append(Problem(f"{PROJECT}:components.scheduling.topologyAware",
-                                f"profile {profile.name} declares no rack label (topologyLabels.rack), so topology-"
-                                "aware placement has no level between zone and host",
-                                manual_edit(f"profiles/{profile.name}.yaml", "topologyLabels.rack",
-                                            "declare the rack label every GPU node carries")
-                                + ", or " + set_command(f"{PROJECT}:components.scheduling.topologyAware", "false")))
-    return problems + _capacity_problems(config, profile)
-
-
-def _mig_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
-    mig = config.components.gpu_operator.mig
-    if mig is None:
-        return []
-    base = f"{PROJECT}:components.gpuOperator.mig"
-    problems = _mig_pool_problems(config, mig, base)
-    if not profile.gpu.mig.supported:
-        return problems + [Problem(base, f"profile {profile.name} ({profile.gpu.model}) does not support MIG",
-                                   f"remove it: pulumi config rm --path '{base}'")]
-    allowed = profile.gpu.mig.profiles
-    problems += [Problem(f"{base}.layout.{name}", f"is not an accepted MIG profile of {profile.name}",
-                         f"use one of: {', '.join(allowed) or '(none recorded in the profile)'}: "
-                         + rm_command(f"{base}.layout.{name}") + " && "
-                         + set_command(f"{base}.layout.<accepted profile>", "<count>"))
-                 for name in mig.layout if name not in allowed]
-    if set(mig.layout) <= set(allowed) and profile.gpu.mig.placement(mig.layout) is None:
-        problems.append(Problem(f"{base}.layout", _unplaceable(profile, mig.layout),
-                                "choose instance counts whose placements fit side by side (the profile's "
-                                f"gpu.mig.instances table in profiles/{profile.name}.yaml): "
-                                + set_command(f"{base}.layout", "'{<profile>: <count>, ...}'")))
-    return problems
-
-
-def _driver_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
-    gpu_settings = config.components.gpu_operator
-    problems = []
-    override = gpu_settings.driver_upgrade_policy
-    if override is not None and (gpu_settings.driver or profile.gpu.driver) == DriverManagement.PREINSTALLED:
-        problems.append(Problem(f"{PROJECT}:components.gpuOperator.driverUpgradePolicy",
-                                f"the driver is preinstalled in {profile.name}'s node image: the GPU Operator does "
-                                "not upgrade it",
-                                rm_command(f"{PROJECT}:components.gpuOperator.driverUpgradePolicy")))
-    elif override is not None:
-        try:
-            override.applied_to(profile.gpu.driver_upgrade)
-        except ValueError as error:
-            problems.append(Problem(f"{PROJECT}:components.gpuOperator.driverUpgradePolicy",
-                                    f"does not apply to the profile's policy ({str(error).splitlines()[0]})",
-                                    "name only keys of driver.upgradePolicy with valid values: "
-                                    + set_command(f"{PROJECT}:components.gpuOperator.driverUpgradePolicy.<key>")))
-    if gpu_settings.driver == DriverManagement.MANAGED and profile.gpu.driver == DriverManagement.PREINSTALLED:
-        problems.append(Problem(f"{PROJECT}:components.gpuOperator.driver",
-                                f"profile {profile.name} ships the driver in its node image; a managed driver would "
-                                "conflict with it", rm_command(f"{PROJECT}:components.gpuOperator.driver")
-                                + " (or " + set_command(f"{PROJECT}:components.gpuOperator.driver", "preinstalled")
-                                + ")"))
-    return problems
-
-
-def _rail_interface_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
-    net = config.components.network_operator
-    net_base = f"{PROJECT}:components.networkOperator"
-    if not profile.has_rdma_fabric:
-        return [Problem(f"{net_base}.railInterfaces",
-                        f"profile {profile.name} has no RDMA east-west fabric, so the Network Operator is not "
-                        "deployed", f"remove it: pulumi config rm --path '{net_base}.railInterfaces'")
-                ] if net.rail_interfaces else []
-    if not net.rail_interfaces:
-        return [Problem(f"{net_base}.railInterfaces",
-                        f"profile {profile.name} has an RDMA east-west fabric; name its NIC interfaces",
-                        _set_fix(f"{net_base}.railInterfaces[0]", ""))] + _rail_problems(config)
-    if len(net.rail_interfaces) > profile.fabric.nics_per_node:
-        return [Problem(f"{net_base}.railInterfaces",
-                        f"lists {len(net.rail_interfaces)} rails; profile {profile.name} has "
-                        f"{profile.fabric.nics_per_node} NICs per node", "list one interface per NIC: " + " && ".join(
-                            rm_command(f"{net_base}.railInterfaces[{i}]")
-                            for i in reversed(range(profile.fabric.nics_per_node, len(net.rail_interfaces)))))
-                ] + _rail_problems(config)
-    if len(net.rail_interfaces) != len(set(net.rail_interfaces)):
-        twice = next(i for i, nic in enumerate(net.rail_interfaces) if net.rail_interfaces.index(nic) != i)
-        return [Problem(f"{net_base}.railInterfaces", "lists an interface twice", "list each once: "
-                        + set_command(f"{net_base}.railInterfaces[{twice}]", "<the NIC it should name>"))
-                ] + _rail_problems(config)
-    return _rail_problems(config)
-
-
-def _capacity_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
-    capacity = site_gpu_units(config, profile)
-    problems = [Problem(f"{PROJECT}:tenants[{index}].gpuLimit",
-                        f"is {tenant.gpu_limit}; the site has {capacity} GPUs ({capacity_breakdown(config, profile)})",
-                        f"{_nodes_first(config)} otherwise use a value <= {capacity}: "
-                        + set_command(f"{PROJECT}:tenants[{index}].gpuLimit", str(capacity)))
-                for index, tenant in enumerate(config.tenants) if tenant.gpu_limit > capacity]
-    total_quota = sum(t.gpu_quota for t in config.tenants)
-    if total_quota > capacity:
-        problems.append(Problem(f"{PROJECT}:tenants",
-                                f"guarantee {total_quota} GPUs in total (sum of gpuQuota); the site has {capacity}",
-                                f"{_nodes_first(config)} otherwise lower gpuQuota values and use gpuLimit and "
-                                "overQuotaWeight for burst capacity: "
-                                + set_command(f"{PROJECT}:tenants[<index>].gpuQuota", "<GPUs>")))
-    return problems
-
-
-def _mig_pool_problems(config: StackConfig, mig: MigSettings, base: str) -> list[Problem]:
-    """A pooled layout partitions one tenant's dedicated nodes: the site labels exactly those nodes for mig-manager."""
-    if mig.node_pool is None:
-        return []
-    tenant = next((t for t in config.tenants if t.name == mig.node_pool), None)
-    if tenant is None:
-        return [Problem(f"{base}.nodePool", f"names unknown tenant {mig.node_pool!r}",
-                        set_command(f"{base}.nodePool", f"<one of: {', '.join(t.name for t in config.tenants)}>"))]
-    if tenant.node_pool is None:
-        return [Problem(f"{base}.nodePool", f"tenant {tenant.name} has no dedicated nodes (tenants[].nodePool), so no "
-                                            "node set is its to partition",
-                        f"give tenant {tenant.name} a nodePool: "
-                        + set_command(f"{PROJECT}:tenants[{config.tenants.index(tenant)}].nodePool.nodes", "<nodes>")
-                        + ", or partition every GPU node: " + rm_command(f"{base}.nodePool"))]
-    return []
-
-
-def tenant_needs(endpoints, network_enabled: bool) -> dict[str, tuple[bool, bool]]:
-    """tenant -> (RDMA workers, KV offload to disk) over its endpoints: what its workers need beyond Pod Security
-    `restricted`."""
-    needs: dict[str, tuple[bool, bool]] = {}
-    for endpoint in endpoints:
-        rdma, kvbm = needs.get(endpoint.tenant.name, (False, False))
-        needs[endpoint.tenant.name] = (rdma or rdma_workers(endpoint, network_enabled),
-                                       kvbm or endpoint.kv_offload_gb is not None)
-    return needs
-
-
-def _excepted_tenant_problems(config: StackConfig, endpoints, network_enabled: bool) -> list[Problem]:
-    """A tenant whose workers need a Pod Security exception (RDMA, KV offload to disk) runs on its own nodes in
-    every environment with other tenants: admission confines its pods to the exception (the Tenancy layer's
-    policies), and its own nodes keep a breach of that away from other tenants' GPUs, weights and KV caches."""
-    if len(config.tenants) < 2:
-        return []
-    problems, all_needs = [], tenant_needs(endpoints, network_enabled)
-    for index, tenant in enumerate(config.tenants):
-        needs = all_needs.get(tenant.name, (False, False))
-        if any(needs) and tenant.node_pool is None:
-            what = " and ".join(n for n, needed in zip(("RDMA workers", "KV offload to disk"), needs, strict=True)
-                            if needed)
-            path = f"{PROJECT}:tenants[{index}].nodePool"
-            problems.append(Problem(path, f"is required: tenant {tenant.name} runs {what}, which need a privileged "
-                                          "Pod Security exception, and shares the site with other tenants",
-                                    _set_fix(f"{path}.nodes", f"give tenant {tenant.name} its own GPU nodes")))
-    return problems
-
-
-# RA: Workload Isolation: "namespaces are useful but should not be the only isolation boundary"
-def _node_pool_problems(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
-    """Dedicated node pools fit the site and hold their tenant's GPU limit; prod with several tenants has them,
-    since namespaces should not be the only isolation boundary for high-value multi-tenant GPU services (RA,
-    Isolation And Security / Workload Isolation)."""
-    problems = []
-    mig = config.components.gpu_operator.mig
-    pooled = [(index, tenant, tenant.node_pool) for index, tenant in enumerate(config.tenants) if tenant.node_pool]
-    for index, tenant, pool in pooled:
-        units = gpu_units_per_node(profile, tenant_mig(mig, tenant.name))
-        pool_gpus = pool.nodes * units
-        if tenant.gpu_limit > pool_gpus:
-            path = f"{PROJECT}:tenants[{index}].nodePool.nodes"
-            problems.append(Problem(path, f"{pool.nodes} nodes hold {pool_gpus} GPUs; the tenant's "
-                                          f"gpuLimit is {tenant.gpu_limit}, and its pods run only on its own nodes",
-                                    _set_fix(path, f"give it >= {-(-tenant.gpu_limit // units)} nodes, or lower "
-                                                   "gpuLimit")))
-    total = sum(pool.nodes for _, _, pool in pooled)
-    if total > config.site.gpu_nodes:
-        problems.append(Problem(f"{PROJECT}:tenants", f"dedicate {total} nodes in total (sum of nodePool.nodes); "
-                                                      f"site.gpuNodes is {config.site.gpu_nodes}",
-                                f"{_nodes_first(config)} otherwise give the tenants fewer nodes"))
-    if config.site.environment == Environment.PROD and len(config.tenants) > 1:
-        for index, tenant in enumerate(config.tenants):
-            if tenant.node_pool is None:
-                path = f"{PROJECT}:tenants[{index}].nodePool.nodes"
-                problems.append(Problem(
-                    f"{PROJECT}:tenants[{index}].nodePool",
-                    f"is required in prod with {len(config.tenants)} tenants: without dedicated nodes the namespace "
-                    f"would be the tenant's only isolation boundary, which the RA (Workload Isolation) does not "
-                    f"accept for multi-tenant GPU services and profile {profile.name} (tenancy.isolation "
-                    f"{profile.tenancy.isolation.value}) does not either",
-                    _set_fix(path, f"give tenant {tenant.name} its own GPU nodes (at least "
-                                   f"{max(1, -(-tenant.gpu_limit // profile.gpu.per_node))})")))
-    return problems
-
-
-def nv_ipam_node_capacity(subnet: ipaddress.IPv4Network, block_size: int) -> int:
-    """Nodes an nv-ipam IPPool can give a block to. The allocator starts the first block at network+1 and accepts a
-    block only if it ends inside the subnet and before the broadcast address (Mellanox/nvidia-k8s-ipam
-    pkg/ipam-controller/allocator/allocator.go:65-73 getFirstStartIP, :188-193 allocationValid
-    at the networkOperator pin). The gateway only costs a block when blocks are one address (:113); ours are >= 2, so
-    it takes one address of the first node's block."""
-    return (subnet.num_addresses - 2) // block_size
-
-
-def _rail_subnets(config: StackConfig) -> list[ipaddress.IPv4Network]:
-    net = config.components.network_operator
-    subnet = ipaddress.IPv4Network(net.rail_subnet)
-    if net.rail_prefix_length < subnet.prefixlen:
-        return []
-    return list(itertools.islice(subnet.subnets(new_prefix=net.rail_prefix_length), len(net.rail_interfaces)))
-
-
-def _rail_problems(config: StackConfig) -> list[Problem]:
-    net = config.components.network_operator
-    base = f"{PROJECT}:components.networkOperator"
-    subnets = _rail_subnets(config)
-    if len(subnets) < len(net.rail_interfaces):
-        return [Problem(f"{base}.railSubnet",
-                        f"{net.rail_subnet} cannot hold {len(net.rail_interfaces)} rails of /{net.rail_prefix_length}",
-                        "use a larger subnet: " + set_command(f"{base}.railSubnet", "192.168.0.0/16")
-                        + ", or a longer railPrefixLength: " + set_command(f"{base}.railPrefixLength", "<prefix>"))]
-    if not subnets:
-        return []  # no rails named: reported on railInterfaces
-    # Every rail has the same prefix, so one check covers each rail subnet.
-    capacity = nv_ipam_node_capacity(subnets[0], net.per_node_block_size)
-    nodes = config.site.gpu_nodes
-    if nodes <= capacity:
-        return []
-    return [Problem(
-        f"{base}.railPrefixLength",
-        f"each rail subnet (/{net.rail_prefix_length}, e.g. {net.rail_interfaces[0]} {subnets[0]}) gives nv-ipam "
-        f"blocks of {net.per_node_block_size} addresses (perNodeBlockSize) to {capacity} nodes: blocks start at the "
-        f"network address + 1 and must end before the broadcast address; site.gpuNodes is {nodes}",
-        set_command(f"{base}.railPrefixLength", str(rail_prefix_for(nodes, net.per_node_block_size)))
-        + " (or a smaller perNodeBlockSize)")]
-
-
-def rail_prefix_for(nodes: int, block_size: int) -> int:
-    """Longest prefix whose subnet gives `nodes` blocks of `block_size`."""
-    return 32 - (nodes * block_size + 2 - 1).bit_length()
-
-
-def _storage_readiness_problems(config: StackConfig, profile: Optional[HardwareProfile],
-                                matrix: CompatibilityMatrix) -> list[Problem]:
-    """In prod, readiness is never judged on NCCL alone: the fio Jobs of the storage tiers need the site's image."""
-    storage = config.components.serving.storage
-    if (profile is None or not profile.has_rdma_fabric or profile.readiness is None or storage is None
-            or not storage.named() or config.components.serving.validation.storage_image is not None):
-        return []
-    path = f"{PROJECT}:components.serving.validation.storageImage"
-    return [Problem(path, f"is required in prod on {profile.name}: without it the fio readiness Jobs of the storage "
-                          f"tiers ({', '.join(name for name, _ in storage.named())}) are not defined and readiness "
-                          "would be judged on the NCCL test alone",
-                    f"build an image with fio {matrix.workloads['fio'].version}, push it to the site's registry and "
-                    f"pin it by digest: pulumi config set --path '{path}' "
-                    f"nvcr.io/<org>/tools/fio:{matrix.workloads['fio'].version}@sha256:<digest>")]
-
-
-def _telemetry_problems(config: StackConfig) -> list[Problem]:
-    """The telemetry-retention tier backs the Prometheus the program deploys; a site's own Prometheus keeps its
-    storage in its own configuration, where a tier set here would silently do nothing."""
-    storage = config.components.serving.storage
-    if storage is None or storage.telemetry_retention is None or config.components.telemetry.prometheus_stack.enabled:
-        return []
-    path = f"{PROJECT}:components.serving.storage.telemetryRetention"
-    return [Problem(path, "backs only the Prometheus stack this program deploys, and "
-                          "components.telemetry.prometheusStack.enabled is false",
-                    f"remove it (your site's Prometheus keeps its own storage): pulumi config rm --path '{path}'; "
-                    f"or deploy the stack: set {PROJECT}:components.telemetry.prometheusStack.enabled true with a "
-                    "localDecision")]
 
 
 def _rails(config: StackConfig) -> tuple[Rail, ...]:
     rails = []
-    # _rail_subnets gives one subnet per interface; _rail_problems refused the plan when the subnet holds fewer.
-    for interface, rail_net in zip(config.components.network_operator.rail_interfaces, _rail_subnets(config),
+    # rail_subnets gives one subnet per interface; _rail_problems refused the plan when the subnet holds fewer.
+    for interface, rail_net in zip(config.components.network_operator.rail_interfaces, rail_subnets(config),
                                    strict=True):
         rails.append(Rail(interface=interface, subnet=str(rail_net), gateway=str(next(iter(rail_net.hosts())))))
     return tuple(rails)
@@ -638,118 +355,68 @@ def build_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str,
     """raw: the project's config keys without the `ncp-inference:` prefix, values already decoded from JSON;
     overlay: the local control plane's settings, merged over raw after the checks of what raw itself holds."""
     layered = layer_site(raw, source, load_matrix())  # a shared base and version pins (ncp/plan/site_base.py)
-    raw = layered.raw
-    local_problems = local_setting_problems(raw, overlay)
-    raw = merged(raw, overlay)
-    placeholders = placeholder_problems(dict(raw), f"{PROJECT}:", SECRET_KEYS)
+    own = layered.raw
+    raw = merged(own, overlay)
+    placeholders = RULE_BY_ID["raw.placeholder"].run(RawInputs(raw, secret_keys, overlay, own))
     if not placeholders:
-        return _validated_plan(raw, secret_keys, source, overlay, local_problems, layered)
+        return _validated_plan(RawInputs(raw, secret_keys, overlay, own), source, layered)
     # Placeholders do not hide the other problems: validate again with a value of its kind in place of each, and
     # keep every problem that is not about a placeholder's own value (that one is the placeholder problem).
     stand_ins, replaced = with_stand_ins(dict(raw))
     try:
-        _validated_plan(stand_ins, secret_keys | (replaced & set(SECRET_KEYS)), source, overlay, [], layered)
+        _validated_plan(RawInputs(stand_ins, secret_keys | (replaced & set(SECRET_KEYS)), overlay, own), source,
+                        layered)
         others: list[Problem] = []
     except ConfigError as error:
         others = [p for p in error.problems if not at_placeholder(p.path, placeholders)]
-    own = [p for p in local_problems if not at_placeholder(p.path, placeholders)]
-    raise ConfigError(source, own + placeholders + others)
+    raise ConfigError(source, placeholders + others)
 
 
-def _validated_plan(raw: Mapping[str, Any], secret_keys: set[str], source: str, overlay: Optional[LocalOverlay],
-                    local_problems: list[Problem], layered: LayeredConfig) -> SitePlan:
-    problems: list[Problem] = local_problems + number_problems(dict(raw), f"{PROJECT}:")
-    for key in SECRET_KEYS:
-        if key in raw and key not in secret_keys:
-            problems.append(Problem(f"{PROJECT}:{key}", "is stored in plain text",
-                                    f"pulumi config rm {PROJECT}:{key} && pulumi config set --secret {PROJECT}:{key}"))
-    plain = {k: v for k, v in raw.items() if k not in SECRET_KEYS}
+def _parsed(inputs: RawInputs, source: str, layered: LayeredConfig) -> tuple[RuleInputs, list[Problem]]:
+    """The raw rules, then the schema: RuleInputs for the config rules and the raw rules' problems; a config the
+    schema refuses raises with both (no config rule can read it)."""
+    problems = run_rules("raw", inputs, [r for r in RULES if r.id != "raw.placeholder"])
+    plain = {k: v for k, v in inputs.raw.items() if k not in SECRET_KEYS}
     try:
         config = StackConfig.model_validate(plain)
     except ValidationError as exc:
         problems += problems_from_validation(f"{PROJECT}:", exc, _set_fix, model=StackConfig)
         raise ConfigError(source, problems) from None
+    known = config.site.hardware_profile in profile_names()
+    return RuleInputs(inputs.raw, inputs.secret_keys, inputs.overlay, inputs.unmerged, config=config,
+                      profile=load_profile(config.site.hardware_profile) if known else None,
+                      matrix=pinned_matrix(load_matrix(), layered.pins)), problems
 
-    profile = None
-    if config.site.hardware_profile not in profile_names():
-        problems.append(Problem(f"{PROJECT}:site.hardwareProfile",
-                                f"names unknown profile {config.site.hardware_profile!r}",
-                                set_command(f"{PROJECT}:site.hardwareProfile",
-                                            f"<one of: {', '.join(profile_names())}>") + " (files in profiles/)"))
-    else:
-        profile = load_profile(config.site.hardware_profile)
-        problems += _profile_problems(config, profile)
-        problems += _node_pool_problems(config, profile)
 
-    matrix = pinned_matrix(load_matrix(), layered.pins)
-    k8s = config.site.kubernetes_version or matrix.kubernetes.default_version
-    # RA: Architecture Decision Guardrails: "The platform needs a declared Kubernetes API surface"
-    if k8s not in matrix.kubernetes.supported_versions:
-        problems.append(Problem(f"{PROJECT}:site.kubernetesVersion", f"{k8s} is not in the compatibility matrix",
-                                set_command(f"{PROJECT}:site.kubernetesVersion",
-                                            f"<one of: {', '.join(matrix.kubernetes.supported_versions)}>")))
-    endpoints: list[EndpointPlan] = []
-    services: list[InferenceServicePlan] = []
-    if profile is not None:
-        endpoints, endpoint_problems = plan_endpoints(
-            config, profile, matrix, multi_node_fabric=profile.has_rdma_fabric or profile.nvlink.multi_node)
-        problems += endpoint_problems
-        services, service_problems = plan_inference_services(config, profile, matrix, endpoints)
-        problems += service_problems + quota_problems(config, endpoints, services, profile.gpu.per_node)
-    routes, route_problems = plan_routes(config, matrix)
-    problems += route_problems + _telemetry_problems(config) + cross_field_problems(config, profile, endpoints)
-    problems += ra_rule_problems(config, profile, endpoints)
-    if profile is not None:
-        problems += _excepted_tenant_problems(config, endpoints, profile.has_rdma_fabric)
-    has_key = "ngcApiKey" in raw
-    if config.site.environment == Environment.PROD:
-        if not has_key:
-            problems.append(Problem(f"{PROJECT}:ngcApiKey", "is required in prod (image pulls from nvcr.io)",
-                                    f"pulumi config set --secret {PROJECT}:ngcApiKey <NGC API key>"))
-        problems += _storage_readiness_problems(config, profile, matrix)
-        if config.components.tenancy.pull_credentials == PullCredentials.SHARED_KEY:
-            problems.append(Problem(
-                f"{PROJECT}:components.tenancy.pullCredentials",
-                "sharedKey is refused in prod: it copies the provider's NGC key into every tenant namespace, where "
-                "every tenant admin can read it", _set_fix(f"{PROJECT}:components.tenancy.pullCredentials",
-                                                           "node (configure the nodes' kubelet credential provider "
-                                                           "or registry mirror for nvcr.io)")))
-    if problems or profile is None:  # an unknown profile is among the problems
+def _validated_plan(inputs: RawInputs, source: str, layered: LayeredConfig) -> SitePlan:
+    """Every rule first (all problems collected), then the derivation of a config they all accepted."""
+    checked, problems = _parsed(inputs, source, layered)
+    problems += run_rules("config", checked)
+    if problems or checked.profile is None:  # an unknown profile is among the problems
         raise ConfigError(source, problems)
-
+    config, profile, matrix = checked.config, checked.profile, checked.matrix
+    endpoints = plan_endpoints(config, profile, matrix)
     settings = config.components
-    validation = settings.serving.validation
-    layers = plan_layers(matrix, {"rdmaFabric": profile.has_rdma_fabric, "servingEndpoints": bool(endpoints),
-                                  "prometheusStack": settings.telemetry.prometheus_stack.enabled},
-                         validation_suite=validation.suite and validation.suite_image is not None,
-                         # The readiness namespace holds the break-fix gate and handover Jobs on every site; the
-                         # handover's sanitize step erases the node's NVMe devices (privileged), as NCCL needs IPC_LOCK.
-                         readiness=True, readiness_fabric=True)
-    mirrored = mirror_problems(settings.chart_mirror, [(matrix.pin(c).chart_name, matrix.pin(c).version)
-                                                       for c in layers.charts])
-    if mirrored:
-        raise ConfigError(source, mirrored)
-    remediation = settings.health.remediation or (
-        "enforce" if config.site.environment == Environment.PROD else "dry-run")
     return SitePlan(
         config=config,
         profile=profile,
         matrix=matrix,
-        kubernetes_version=k8s,
+        kubernetes_version=config.site.kubernetes_version or matrix.kubernetes.default_version,
         driver=settings.gpu_operator.driver or profile.gpu.driver,
         mig=settings.gpu_operator.mig,
         time_slicing=settings.gpu_operator.time_slicing,
         # RA: Operator View: "Use Network Operator where the deployment requires high-performance east-west traffic"
         network_enabled=profile.has_rdma_fabric,
         rails=_rails(config) if profile.has_rdma_fabric else (),
-        topology_aware=_topology_aware(config, profile),
-        remediation=remediation,
-        has_ngc_api_key=has_key,
-        layers=layers,
+        topology_aware=topology_aware(config, profile),
+        remediation=settings.health.remediation or (
+            "enforce" if config.site.environment == Environment.PROD else "dry-run"),
+        has_ngc_api_key="ngcApiKey" in inputs.raw,
+        layers=site_layers(config, profile, matrix, bool(endpoints)),
         endpoints=tuple(endpoints),
-        inference_services=tuple(services),
-        routes=tuple(routes),
-        local_overlay=overlay.path if overlay else None,
+        inference_services=tuple(plan_inference_services(config, profile, matrix)),
+        routes=tuple(plan_routes(config)),
+        local_overlay=inputs.overlay.path if inputs.overlay else None,
         base=layered.base,
         version_pins=layered.pins,
     )

@@ -56,12 +56,14 @@ def read_stack_file(stack: str) -> tuple[dict[str, Any], set[str]]:
     path = stack_file(stack)
     if not path.is_file():
         raise ConfigError(str(path.name), [Problem(path.name, "does not exist",
-                                                   f"create it with: pulumi stack init {stack}")])
+                                                   f"create it with: pulumi stack init {stack}",
+                                                   rule="input.stack-file")])
     try:
         data = path.read_bytes()
     except OSError as error:
         raise ConfigError(path.name, [Problem(path.name, f"cannot be read ({error.strerror or error})",
-                                              f"make the file readable by this user: chmod u+r {path}")]) from None
+                                              f"make the file readable by this user: chmod u+r {path}",
+                                              rule="input.stack-file")]) from None
     return config_of_document(data, path.name)
 
 
@@ -81,7 +83,8 @@ def decode_stack_text(data: bytes, source: str) -> str:
         raise ConfigError(source, [Problem(
             source, f"is not UTF-8 text at line {line}, column {column} (byte {data[error.start]:#04x}: "
                     f"{error.reason})",
-            "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8), or retype the character there")]) from None
+            "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8), or retype the character there",
+            rule="input.stack-file")]) from None
 
 
 def config_of_document(document: Union[str, bytes], source: str) -> tuple[dict[str, Any], set[str]]:
@@ -131,7 +134,8 @@ def _yaml_problem(error: yaml.YAMLError, text: str, source: str) -> Problem:
         reason = f"{reason} ({character if isinstance(character, int) else ord(character):#x})"
     return Problem(source, f"is not valid YAML{where}: {reason}",
                    manual_edit(source, where.strip(" ,:") or "the position above",
-                               "fix the YAML there (indentation, quotes, brackets, or a control character)"))
+                               "fix the YAML there (indentation, quotes, brackets, or a control character)"),
+                               rule="input.stack-file")
 
 
 def _stack_config(text: str, source: str) -> dict[str, Any]:
@@ -142,29 +146,31 @@ def _stack_config(text: str, source: str) -> dict[str, Any]:
         raise ConfigError(source, [_yaml_problem(error, text, source)]) from None
     except RecursionError:
         raise ConfigError(source, [Problem(source, f"nests mappings or lists deeper than {MAX_NESTING} levels",
-                                           _nesting_fix(source))]) from None
+                                           _nesting_fix(source), rule="input.stack-file")]) from None
     except ValueError as error:  # an integer literal longer than Python converts (sys.get_int_max_str_digits)
         raise ConfigError(source, [Problem(source, f"holds a value YAML cannot convert: {error}",
                                            manual_edit(source, "the value named above", "check for a "
-                                                       "runaway number (extra digits)"))]) from None
+                                                       "runaway number (extra digits)"),
+                                                       rule="input.stack-file")]) from None
     document = {} if document is None else document
     if not isinstance(document, dict):
         raise ConfigError(source, [Problem(source, f"is a YAML {type(document).__name__}, not a mapping",
                                            manual_edit(source, "(top level)", "a stack file is a mapping with a "
-                                                       "top-level `config:` key"))])
+                                                       "top-level `config:` key"), rule="input.stack-file")])
     if _nesting(document) > MAX_NESTING:
         raise ConfigError(source, [Problem(source, f"nests mappings or lists deeper than {MAX_NESTING} levels",
-                                           _nesting_fix(source))])
+                                           _nesting_fix(source), rule="input.stack-file")])
     config = document.get("config") or {}
     if not isinstance(config, dict):
         raise ConfigError(source, [Problem(f"{source}: config", f"is a {type(config).__name__}, not a mapping",
                                            manual_edit(source, "config", f"write it as a mapping of "
-                                                       f"`{PROJECT}:<key>: <value>` entries"))])
+                                                       f"`{PROJECT}:<key>: <value>` entries"),
+                                                       rule="input.stack-file")])
     odd = [key for key in config if not isinstance(key, str)]
     if odd:
         raise ConfigError(source, [Problem(f"{source}: config", f"has the key {odd[0]!r}, which is not a string",
                                            manual_edit(source, f"config: {odd[0]!r}", f"name each key "
-                                                       f"`{PROJECT}:<key>`"))])
+                                                       f"`{PROJECT}:<key>`"), rule="input.stack-file")])
     return config
 
 

@@ -1,5 +1,5 @@
 """Base class for every config, profile and catalog model: unknown keys are errors, keys are camelCase."""
-from typing import Annotated
+from typing import Annotated, Callable, Sequence
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -24,3 +24,17 @@ def _not_blank(value: str) -> str:
 # present means written, so whitespace alone is refused. tests/test_ra_rules.py finds every string field of the
 # stack schema and holds that each is this type, or constrained by a pattern or a validator of its own.
 Text = Annotated[str, AfterValidator(_not_blank)]
+
+
+class OneOf:
+    """A name that must be one a data file lists, read when a value is validated (never when a module is imported):
+    the data file stays the names' one home, and importing the schema reads no file."""
+
+    def __init__(self, names: Callable[[], Sequence[str]], where: str):
+        self.names, self.where = names, where
+
+    def __call__(self, value: str) -> str:
+        names = self.names()
+        if value not in names:
+            raise ValueError(f"must be one of {', '.join(map(repr, names))} ({self.where})")
+        return value

@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Optional, Sequence
 
-from ncp.plan.catalog import ROOT, _load, integration_points
+from ncp.plan.catalog import ROOT, _load
 from ncp.plan.config import Quantity, StackConfig, Tenant
 from ncp.plan.endpoint_plan import EndpointPlan, WorkerGroup
 from ncp.plan.endpoints import worker_pods
-from ncp.plan.errors import Problem
 from ncp.plan.inference_services import InferenceServicePlan
-from ncp.plan.names import PROJECT, tenant_namespace
 from ncp.plan.strict import StrictModel
 
 TENANT_PODS_FILE = ROOT / "data" / "tenant-pods.yaml"
@@ -201,7 +199,7 @@ def tenant_demands(config: StackConfig, endpoints: Sequence[EndpointPlan], servi
     return demands
 
 
-def _quota(tenant: Tenant, key: str) -> tuple[str, str]:
+def quota_of(tenant: Tenant, key: str) -> tuple[str, str]:
     """(stack key that sets it, its value): limits default to the quotas when the stack sets none."""
     values: dict[str, Optional[str]] = {
         "cpuQuota": tenant.cpu_quota, "memoryQuota": tenant.memory_quota, "gpuLimit": str(tenant.gpu_limit),
@@ -213,28 +211,3 @@ def _quota(tenant: Tenant, key: str) -> tuple[str, str]:
     return key, value
 
 
-def quota_problems(config: StackConfig, endpoints: Sequence[EndpointPlan], services: Sequence[InferenceServicePlan],
-                   gpus_per_node: int) -> list[Problem]:
-    """Each quota key a tenant's pods exceed at once, once per stack key (cpuQuota also sets limits.cpu where the
-    stack sets no cpuLimit): the key, the sum, what makes it up and the command that fixes it."""
-    problems = []
-    demands = tenant_demands(config, endpoints, services, gpus_per_node)
-    gpu = integration_points().gpu.resource
-    for index, tenant in enumerate(config.tenants):
-        demand = demands[tenant.name]
-        over: dict[str, list[tuple[float, str, str]]] = {}
-        for key, (quota_key, attribute, _) in QUOTA_KEYS.items():
-            set_key, have = _quota(tenant, key)
-            if demand.total(attribute) > quantity(have) + 1e-9:
-                counted = (f"{demand.shown(attribute)} of {quota_key.format(gpu=gpu)} "
-                           f"({demand.breakdown(attribute)})")
-                over.setdefault(set_key, []).append((demand.total(attribute), demand.shown(attribute), counted))
-        for set_key, exceeded in over.items():
-            need = max(exceeded)[1]
-            path = f"{PROJECT}:tenants[{index}].{set_key}"
-            problems.append(Problem(
-                path, f"is {_quota(tenant, set_key)[1]}; quota admission counts "
-                      f"{' and '.join(counted for _, _, counted in exceeded)} for tenant {tenant.name}'s pods in "
-                      f"{tenant_namespace(tenant.name)} at once",
-                f"raise {set_key} to at least {need}: pulumi config set --path '{path}' {need}"))
-    return problems

@@ -26,13 +26,13 @@ from typing import Optional, Sequence
 from ncp.cli_exit import BAD_INPUT, BadInput, OK, OutputPathError, prepare_output
 from ncp.plan.catalog import load_dynamo_runtime, load_profile, profile_names
 from ncp.plan.config import Environment
-from ncp.plan.cross_field import MANDATORY_ENVIRONMENTS
+from ncp.plan.rules.cross_field import MANDATORY_ENVIRONMENTS
 from ncp.plan.profile import HardwareProfile
 from ncp.plan.config import NetworkOperatorSettings
 from ncp.plan.errors import VENV_NCP
-from ncp.plan.raw_checks import PLACEHOLDER
+from ncp.plan.rules.raw import PLACEHOLDER
 from ncp.plan.names import PROJECT
-from ncp.plan.site_plan import rail_prefix_for
+from ncp.plan.fabric import rail_prefix_for
 from ncp.plan.sources import stack_file
 from ncp.scaffold.sized import (
     SizedEndpoint, SizingInputError, benchmark_image_lines, endpoint_lines, parse_endpoint, quota_lines, sized_gpus,
@@ -264,7 +264,7 @@ def render(site: str, profile: HardwareProfile, environment: str, gpu_nodes: int
     for tenant in tenants:
         lines += _tenant_lines(tenant, profile, environment, len(tenants), options.mig_pool, bool(options.gateway))
     lines += endpoint_lines(endpoints)
-    if Environment(environment) in MANDATORY_ENVIRONMENTS:  # ncp/plan/ra_rules.py: partner products are recorded
+    if Environment(environment) in MANDATORY_ENVIRONMENTS:  # ncp/plan/rules/ra.py: partner products are recorded
         lines += _partner_decisions(options, bool(endpoints))
     return "\n".join(lines) + "\n"
 

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 from ncp.plan.catalog import ROOT
 from ncp.plan.endpoint_plan import WorkerGroup
 from ncp.plan.profile import HardwareProfile
-from ncp.plan.raw_checks import PLACEHOLDER
+from ncp.plan.rules.raw import PLACEHOLDER
 from ncp.plan.sizing_file import SizingFileError, SizingResult, load_sizing
 from ncp.plan.tenant_pods import QUOTA_KEYS, TenantDemand, endpoint_pod_groups
 

@@ -9,12 +9,11 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import get_args
 
 from pydantic import ValidationError
 
 from ncp.cli_exit import INTERNAL_ERROR
-from ncp.plan.serving import Backend
+from ncp.plan.serving import backend_names
 from ncp.plan.sizing_file import SizingRequest
 from ncp.sizing.run import (DEFAULT_TIMEOUT_S, NoFeasibleConfigError, SizingInputError, SizingToolError, run_sizing,
                         write_sizing)
@@ -27,7 +26,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True,
                    help="Hugging Face model id bundled with AIConfigurator, e.g. Qwen/Qwen3-32B")
     p.add_argument("--system", required=True, help="AIConfigurator system, e.g. h200_sxm, b200_sxm, l40s")
-    p.add_argument("--backend", required=True, choices=get_args(Backend))
+    p.add_argument("--backend", required=True, choices=backend_names())
     p.add_argument("--total-gpus", required=True, type=int, help="GPU budget")
     p.add_argument("--isl", required=True, type=int, help="input sequence length (tokens)")
     p.add_argument("--osl", required=True, type=int, help="output sequence length (tokens)")

@@ -5,7 +5,7 @@ from typing import Any
 from ncp.plan.catalog import load_profile
 
 RAIL_NAMES = [f"ens{i}f0np0" for i in range(1, 9)]
-# The partner products every site uses, recorded where the pack is mandatory (ncp/plan/ra_rules.py).
+# The partner products every site uses, recorded where the pack is mandatory (ncp/plan/rules/ra.py).
 PARTNER_DECISIONS = [
     {"kind": "certManager", "decision": "cert-manager issues the NVSentinel datastore certificates",
      "reason": "cert-manager is the site's certificate manager, not an NVIDIA RA component."},

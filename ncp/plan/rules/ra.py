@@ -17,13 +17,13 @@ from pydantic.alias_generators import to_camel
 
 from ncp.plan.catalog import ROOT, LocalDecision, PartnerProduct, load_matrix
 from ncp.plan.config import Environment, StackConfig
-from ncp.plan.cross_field import MANDATORY_ENVIRONMENTS
 from ncp.plan.endpoint_plan import EndpointPlan
 from ncp.plan.errors import Problem
 from ncp.plan.layers import plan_layers
 from ncp.plan.local_overlay import is_stand_in_mirror
 from ncp.plan.names import PROJECT, tenant_namespace
 from ncp.plan.profile import HardwareProfile
+from ncp.plan.rules.cross_field import MANDATORY_ENVIRONMENTS
 
 SITE_PREREQUISITES = ROOT / "data" / "site-prerequisites.yaml"
 # <service>.<namespace>.svc in a URL the config gives for a site Service.

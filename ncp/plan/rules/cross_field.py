@@ -4,23 +4,23 @@ a site learns them from `offline.check`'s config error instead of from a policy 
 Every policy of the pack (policy/ncp_guardrails) and where config refuses what it can know:
 - hardware-profile-and-evidence: site.hardwareProfile is required by the schema; site.validationEvidence here.
 - charts-pinned: charts and versions come only from the matrix; config chooses none (chartMirror keeps the pins).
-- gpu-sharing: MIG on a non-MIG profile and unaccepted MIG profiles (site_plan's profile checks); time-slicing
+- gpu-sharing: MIG on a non-MIG profile and unaccepted MIG profiles (rule site.mig-layout); time-slicing
   under prod serving without evidence here.
-- disaggregation-fabric: multi-node workers without a fabric (ncp/plan/endpoints.py); disaggregated serving here.
+- disaggregation-fabric: multi-node workers without a fabric (ncp/plan/rules/endpoints.py); disaggregated serving here.
 - kv-routing-telemetry, tenant-isolation, least-privilege-rbac, secret-hygiene, gpu-workloads-through-kai: what
   the program composes (telemetry, namespaces, RBAC, Secrets, queues); no config key can break them.
 - storage-tiers: tiers sharing a storageClass (ncp/plan/serving.py StorageTiers).
-- model-provenance: floating revisions and unlisted sources (ncp/plan/serving.py, ncp/plan/endpoints.py).
+- model-provenance: floating revisions and unlisted sources (ncp/plan/serving.py, ncp/plan/rules/endpoints.py).
 - acceptance-evidence: thresholds are part of every endpoint's slo; the validation suite in prod here.
 - promotion-evidence: a gate on recorded runs (sites/<stack>/evidence/index.yaml), not config.
-- image-references: prod serving digests (ncp/plan/endpoints.py); the site-built tool images here.
+- image-references: prod serving digests (ncp/plan/rules/endpoints.py); the site-built tool images here.
 """
 from typing import Optional, Sequence
 
 from ncp.plan.catalog import load_allowlists
 from ncp.plan.config import Environment, StackConfig
 from ncp.plan.endpoint_plan import EndpointPlan
-from ncp.plan.endpoints import PROJECT
+from ncp.plan.names import PROJECT
 from ncp.plan.errors import Problem
 from ncp.plan.profile import HardwareProfile
 
