@@ -100,7 +100,7 @@ def test_prod_requires_the_gate_image_digests(prod_plan):
     config = prod_plan.config.model_copy(deep=True)
     config.components.serving.image_digests.pop("dcgm")
     problems = RULE_BY_ID["prod.gate-image-digest"].run(
-        RuleInputs(config=config, profile=prod_plan.profile, matrix=prod_plan.matrix))
+        RuleInputs({}, set(), config=config, profile=prod_plan.profile, matrix=prod_plan.matrix))
     assert [p.path for p in problems] == ["ncp-inference:components.serving.imageDigests.dcgm"]
     assert "nvcr.io/nvidia/cloud-native/dcgm:4.6.0-1-ubuntu24.04" in problems[0].fix
 

@@ -35,11 +35,11 @@ PLAN_PARTS = {"inputs": 0, "derivation": 1, "rules": 2, "assembly": 3}
 PLAN_MODULES = {
     "inputs": ("errors", "names", "strict", "catalog", "pod_security", "profile", "config", "serving",
                "inference_service_config", "thresholds", "behaviour_thresholds", "sizing_file", "local_overlay"),
-    "derivation": ("admission", "break_fix", "capacity", "endpoint_plan", "endpoints", "fabric", "gateway",
-                   "gpu_partition", "inference_services", "layers", "serving_features", "sizing_bridge", "tenancy",
-                   "tenant_pods"),
+    "derivation": ("admission", "aiperf_args", "break_fix", "capacity", "endpoint_plan", "endpoints", "fabric",
+                   "gateway", "gpu_partition", "inference_services", "layers", "serving_features", "sizing_bridge",
+                   "tenancy", "tenant_pods"),
     "rules": ("rules",),
-    "assembly": ("site_base", "site_plan", "sources", "evidence_key", "readiness", "record"),
+    "assembly": ("site_base", "site_plan", "sources", "evidence_key", "readiness", "record", "wired"),
 }
 # Inside components/, a component imports only these helper modules of its siblings, never another component's names.
 SHARED_COMPONENT_MODULES = {"components.kube", "components.network_policy", "components.dashboards"}

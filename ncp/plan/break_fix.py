@@ -13,8 +13,6 @@ from typing import Optional
 from pydantic import Field
 
 from ncp.plan.catalog import ROOT, CompatibilityMatrix, _load, integration_points
-from ncp.plan.config import Environment, StackConfig
-from ncp.plan.errors import Problem
 from ncp.plan.gpu_partition import MIG_LAYOUT, gpu_product_label
 from ncp.plan.layers import READINESS_NAMESPACE
 from ncp.plan.names import PART_OF_LABEL, PROJECT, READINESS_LABEL, TENANT_KEY
