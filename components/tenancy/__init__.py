@@ -49,7 +49,7 @@ class TenancyArgs:
             in prod); None creates none.
         admission: what admission holds tenants to (the policies bound to every tenant namespace).
         signer_keys: the public keys of the site's cosign signers: images in tenant namespaces must be signed by one
-            (the Sigstore policy-controller verifies them; the namespaces opt in); () verifies none.
+            (the Sigstore policy-controller verifies them; the namespaces opt in); () verifies none. Default: ().
         rail_attachments: the site's RDMA rails as attachments: every tenant whose workers use the rails gets its own
             copy in its namespace and may attach to those (by name) only.
     """
