@@ -36,6 +36,23 @@ def test_prod_renders_the_image_policy_and_opts_every_tenant_namespace_in(prod):
         "only tenant namespaces opt in (the platform's charts are judged at preview)"
 
 
+# The fields the ClusterImagePolicy v1alpha1 schema defines where the program writes (sigstore/policy-controller
+# config/300-clusterimagepolicy.yaml at 0adb8031: spec.properties, authorities.items.properties,
+# authorities.items.properties.key.properties, images.items.properties).
+CRD_FIELDS = {"spec": {"authorities", "images", "match", "mode", "policy"},
+              "authority": {"attestations", "ctlog", "key", "keyless", "name", "rfc3161timestamp", "source", "static"},
+              "key": {"data", "hashAlgorithm", "kms", "secretRef"}, "image": {"glob"}}
+
+
+def test_the_policy_uses_only_fields_of_the_upstream_crd(prod):
+    [policy] = _policies(prod)
+    spec = policy["spec"]
+    assert set(spec) <= CRD_FIELDS["spec"]
+    assert all(set(a) <= CRD_FIELDS["authority"] and set(a["key"]) <= CRD_FIELDS["key"] for a in spec["authorities"])
+    assert all(set(image) <= CRD_FIELDS["image"] for image in spec["images"])
+    assert (policy["apiVersion"], policy["kind"]) == (f"{NAMES.group}/{NAMES.version}", NAMES.kind)
+
+
 def test_a_lab_without_signer_keys_renders_no_policy(lab):
     assert _policies(lab) == []
     assert not [n for n in core_manifests(lab) if NAMES.include_label in n["metadata"].get("labels", {})]
