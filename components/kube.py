@@ -1,5 +1,5 @@
-"""Shared building blocks for components: standard labels, restricted Jobs, RBAC rules, registry credentials and
-pinned Helm releases."""
+"""Shared building blocks for components: standard labels, restricted Jobs, RBAC rules, registry credentials,
+pinned Helm releases and the rails' per-namespace attachments."""
 import base64
 import json
 from typing import Any, Mapping, Optional, Sequence, TypeVar
@@ -10,7 +10,7 @@ import pulumi_kubernetes as k8s
 from ncp.plan.catalog import AccessRule, ChartPin
 from ncp.plan.names import PART_OF_LABEL, PROJECT, STORAGE_TIER_LABEL, TENANT_KEY
 from ncp.plan.pod_security import PSA_LEVELS
-from ncp.plan.site_plan import NodePlacement
+from ncp.plan.site_plan import NodePlacement, RailAttachment
 from ncp.plan.tenant_pods import load_tenant_pods
 
 PART_OF = PROJECT
@@ -344,4 +344,20 @@ def helm_release(
         create_namespace=False,
         skip_await=skip_await,
         opts=parent.child(*(depends_on or [])),
+    )
+
+
+def network_attachment(resource_name: str, attachment: RailAttachment, namespace: pulumi.Input[str],
+                       opts: pulumi.ResourceOptions) -> k8s.apiextensions.CustomResource:
+    """A rail's NetworkAttachmentDefinition in `namespace`, for the pods of that namespace only (they name it without a
+    namespace; admission refuses references into another namespace)."""
+    return k8s.apiextensions.CustomResource(
+        resource_name,
+        api_version="k8s.cni.cncf.io/v1",
+        kind="NetworkAttachmentDefinition",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=attachment.name, namespace=namespace,
+                                            labels=labels("network-enablement", attachment.name),
+                                            annotations=dict(attachment.annotations) or None),
+        spec={"config": attachment.config},
+        opts=opts,
     )

@@ -8,9 +8,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import (
-    container_resources,
-    PRIORITY_SYSTEM, TENANT_LABEL, Layer, await_annotations, claim_volume, labels, pod_placement, restricted_deployment,
-    restricted_job, tier_labels,
+    PRIORITY_SERVING, TENANT_LABEL, Layer, await_annotations, claim_volume, container_resources, labels, pod_placement,
+    restricted_deployment, restricted_job, tier_labels,
 )
 from components.network_policy import model_source_access, source_env
 from ncp.plan.names import (
@@ -194,10 +193,11 @@ def staging_env(args: ModelStagingArgs) -> list[k8s.core.v1.EnvVarArgs]:
 
 @dataclass(frozen=True)
 class ModelExpressArgs:
-    """Arguments of ModelExpress: the model cache server the Dynamo platform points workers at.
+    """Arguments of ModelExpress: one tenant's model cache server, which that tenant's workers load through.
 
     Attributes:
-        namespace: the serving platform's namespace.
+        namespace: the tenant's namespace (the server has no authentication: it serves whoever reaches it, so only
+            its own tenant's pods may; docs/decisions/0005-model-express-per-tenant.md).
         image: the ModelExpress server image (compatibility matrix `modelExpress`).
         port: the server's gRPC port. Unit: TCP port number.
         cache: the storage tier of the server's cache claim.
@@ -212,7 +212,8 @@ class ModelExpressArgs:
 
 
 class ModelExpress(Layer):
-    """ModelExpress server (no published chart: a Deployment, Service and cache claim built from the pinned image)."""
+    """A tenant's ModelExpress server (no published chart: a Deployment, Service and cache claim built from the pinned
+    image) in the tenant's namespace, reached under that namespace's NetworkPolicies only."""
 
     NAME = "modelexpress"
 
@@ -235,10 +236,14 @@ class ModelExpress(Layer):
             f"{name}-server", name=self.NAME, namespace=args.namespace, labels=meta_labels,
             pod=k8s.core.v1.PodSpecArgs(
                 automount_service_account_token=False,
-                priority_class_name=PRIORITY_SYSTEM,
+                # The serving class, as the tenant's picker: tenant namespaces admit no pod at the platform's
+                # system class (their platform-priorities quota).
+                priority_class_name=PRIORITY_SERVING,
                 containers=[k8s.core.v1.ContainerArgs(
                     name="server", image=args.image,
                     ports=[k8s.core.v1.ContainerPortArgs(name="grpc", container_port=args.port)],
+                    # The figures the plan counts against the tenant's quota.
+                    resources=container_resources("modelExpress"),
                     env=[k8s.core.v1.EnvVarArgs(name="MODEL_EXPRESS_SERVER_PORT", value=str(args.port)),
                          k8s.core.v1.EnvVarArgs(name="MODEL_EXPRESS_CACHE_DIRECTORY", value="/cache"),
                          k8s.core.v1.EnvVarArgs(name="MX_METADATA_BACKEND", value="kubernetes")],

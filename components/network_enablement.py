@@ -1,5 +1,7 @@
 """Network enablement layer (RDMA profiles only): NVIDIA Network Operator, NicClusterPolicy, and one rail-aligned
-IPPool + NetworkAttachmentDefinition per east-west NIC."""
+IPPool per east-west NIC. The rails' NetworkAttachmentDefinitions are not rendered here: each namespace whose pods
+attach to the rails (an RDMA tenant's, the readiness namespace) gets its own copy (`attachments`), so no pod
+references a network in another namespace."""
 import json
 from dataclasses import dataclass
 from typing import Optional
@@ -10,7 +12,7 @@ import pulumi_kubernetes as k8s
 from components.kube import Layer, at_least, helm_release, labels
 from ncp.plan.catalog import ChartPin, integration_points
 from ncp.plan.profile import RdmaExposure
-from ncp.plan.site_plan import Rail
+from ncp.plan.site_plan import Rail, RailAttachment
 
 
 @dataclass(frozen=True)
@@ -142,8 +144,10 @@ class NetworkEnablement(Layer):
         )
         # nv-ipam and multus CRDs are applied by the operator once the NicClusterPolicy reconciles.
         after_policy = self.child(self.nic_cluster_policy)
-        self.networks = [self._rail(name, f"rail-{index}", rail, args, after_policy)
-                         for index, rail in enumerate(args.rails)]
+        self.attachments = tuple(self._rail(name, f"rail-{index}", rail, args, after_policy)
+                                 for index, rail in enumerate(args.rails))
+        # What pods put in their networks annotation: the attachments by name, in their own namespace.
+        self.networks = [attachment.name for attachment in self.attachments]
         self.register_outputs({
             "release": self.release.name,
             "chartVersion": args.pin.version,
@@ -152,8 +156,8 @@ class NetworkEnablement(Layer):
         })
 
     def _rail(self, name: str, rail_name: str, rail: Rail, args: NetworkEnablementArgs,
-              opts: pulumi.ResourceOptions) -> str:
-        """A rail's nv-ipam pool and its secondary network; returns the network as <namespace>/<name>."""
+              opts: pulumi.ResourceOptions) -> RailAttachment:
+        """A rail's nv-ipam pool; returns the attachment every namespace on the rail gets a copy of."""
         k8s.apiextensions.CustomResource(
             f"{name}-ippool-{rail_name}",
             api_version="nv-ipam.nvidia.com/v1alpha1",
@@ -170,17 +174,8 @@ class NetworkEnablement(Layer):
             },
             opts=opts,
         )
-        annotations = {}
+        annotations: tuple[tuple[str, str], ...] = ()
         if args.exposure == RdmaExposure.SRIOV:
-            annotations[integration_points().multus.resource_name_annotation] = args.rdma_resource
-        k8s.apiextensions.CustomResource(
-            f"{name}-nad-{rail_name}",
-            api_version="k8s.cni.cncf.io/v1",
-            kind="NetworkAttachmentDefinition",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=rail_name, namespace=args.namespace_name,
-                                                labels=labels("network-enablement", rail_name),
-                                                annotations=annotations or None),
-            spec={"config": rail_network_config(rail_name, rail, args)},
-            opts=opts,
-        )
-        return f"{args.namespace_name}/{rail_name}"
+            annotations = ((integration_points().multus.resource_name_annotation, args.rdma_resource),)
+        return RailAttachment(name=rail_name, config=rail_network_config(rail_name, rail, args),
+                              annotations=annotations)

@@ -10,13 +10,13 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components.kube import (
-    ON_DEMAND, PRIORITY_BATCH, Layer, labels, restricted_job, scratch,
+    ON_DEMAND, PRIORITY_BATCH, Layer, labels, network_attachment, restricted_job, scratch,
 )
 from ncp.plan.names import NCCL_JOB, NCCL_SSH_SECRET, READINESS_LABEL, STORAGE_TIER_LABEL, fio_job
 from ncp.plan.serving import StorageTier
 from ncp.plan.catalog import WorkloadPin, integration_points
 from ncp.plan.readiness import ReadinessPlan
-from ncp.plan.site_plan import TENANT_KEY, gpu_toleration
+from ncp.plan.site_plan import TENANT_KEY, RailAttachment, gpu_toleration
 
 TARGET_MOUNT = "/target"
 SSH_MOUNT = "/etc/ncp-ssh"
@@ -40,7 +40,7 @@ class NcclArgs:
         gpus_per_node: the GPUs each rank pod takes. Unit: GPUs.
         gpu_resource: the GPU extended resource (nvidia.com/gpu).
         rdma_resource: the profile's RDMA extended resource.
-        networks: the rails' NetworkAttachmentDefinitions (namespace/name).
+        networks: the rails' NetworkAttachmentDefinitions in the readiness namespace, by name.
         capabilities: what RDMA memory registration needs (IPC_LOCK), as the RDMA workers get.
         rails: the rails' interfaces in the pods; after the all-rails run the test runs once over each rail alone.
             Default: ().
@@ -67,8 +67,9 @@ class ReadinessArgs:
         plan: the readiness plan (ncp/plan/readiness.py): nodes, tiers and thresholds.
         namespace: the readiness layer's namespace (privileged: RDMA needs IPC_LOCK as root).
         nccl_pin: the nccl-tests workload (compatibility matrix workloads.ncclTests).
+        nccl_image: the site's nccl-tests image (validation.ncclImage, by digest in prod); None runs the matrix's.
         fio_image: the site's fio image (validation.storageImage); None makes no storage Jobs.
-        networks: the rails' NetworkAttachmentDefinitions (namespace/name).
+        rail_attachments: the rails: the readiness namespace gets its own copy of each (its pods name them there).
         rdma_resource: the profile's RDMA extended resource.
         capabilities: what RDMA memory registration needs (IPC_LOCK), as the RDMA workers get.
         gpu_product: the nvidia.com/gpu.product value of the GPU nodes the tests run on.
@@ -78,8 +79,9 @@ class ReadinessArgs:
     plan: ReadinessPlan
     namespace: k8s.core.v1.Namespace
     nccl_pin: WorkloadPin
+    nccl_image: Optional[str]
     fio_image: Optional[str]
-    networks: list[str]
+    rail_attachments: tuple[RailAttachment, ...]
     rdma_resource: str
     capabilities: list[str]
     gpu_product: str
@@ -89,11 +91,12 @@ class ReadinessArgs:
         if self.plan.nccl_nodes is None:
             return None
         names = integration_points().gpu
-        return NcclArgs(image=self.nccl_pin.images["ncclTests"], binary=str(self.nccl_pin.overrides["binary"]),
+        return NcclArgs(image=self.nccl_image or self.nccl_pin.images["ncclTests"],
+                        binary=str(self.nccl_pin.overrides["binary"]),
                         ssh_port=int(str(self.nccl_pin.overrides["sshPort"])), nodes=self.plan.nccl_nodes,
                         gpus_per_node=self.plan.gpus_per_node, gpu_resource=names.resource,
-                        rdma_resource=self.rdma_resource, networks=self.networks, capabilities=self.capabilities,
-                        rails=self.plan.rails)
+                        rdma_resource=self.rdma_resource, networks=[rail.name for rail in self.rail_attachments],
+                        capabilities=self.capabilities, rails=self.plan.rails)
 
 
 def _on_gpu_nodes(args: ReadinessArgs) -> dict:
@@ -174,7 +177,9 @@ class Readiness(Layer):
             data={"thresholds.yaml": yaml.safe_dump(args.plan.thresholds, sort_keys=True)}, opts=child)
         self.jobs = []
         if nccl is not None:
-            self.jobs.append(self._nccl(name, nccl, args, ns, child))
+            attachments = [network_attachment(f"{name}-nad-{attachment.name}", attachment, ns, child)
+                           for attachment in args.rail_attachments]
+            self.jobs.append(self._nccl(name, nccl, args, ns, self.child(args.namespace, *attachments)))
         for tier, label, storage in tiers:
             self.jobs.append(self._fio(name, args, tier, label, storage, ns, child))
         self.register_outputs({"jobs": self.jobs})
@@ -209,8 +214,8 @@ class Readiness(Layer):
             metadata=k8s.meta.v1.ObjectMetaArgs(
                 name=NCCL_JOB, namespace=ns, labels=job_labels,
                 annotations={**ON_DEMAND, gang: str(nccl.nodes), "ncp-inference.io/run-needs":
-                             f"Secret {NCCL_SSH_SECRET} (type kubernetes.io/ssh-auth, plus ssh-publickey), made and "
-                             "deleted per run by ncp evidence readiness-run"}),
+                             f"Secret {NCCL_SSH_SECRET} (type kubernetes.io/ssh-auth, plus ssh-publickey), made per "
+                             "run by ncp evidence readiness-run, owned by the run's Job"}),
             spec=k8s.batch.v1.JobSpecArgs(
                 completion_mode="Indexed", completions=nccl.nodes, parallelism=nccl.nodes, backoff_limit=0,
                 suspend=True, active_deadline_seconds=NCCL_DEADLINE_SECONDS,
@@ -233,8 +238,9 @@ class Readiness(Layer):
                                 label_selector=k8s.meta.v1.LabelSelectorArgs(
                                     match_labels={"app.kubernetes.io/name": NCCL_JOB}))])),
                         containers=[container],
-                        # The run's key: made per run by evidence.readiness_run and deleted after it, never
-                        # kept in the stack (optional: the template Job exists before any run).
+                        # The run's key: made per run by evidence.readiness_run, owned by the run's Job and deleted
+                        # with it, never kept in the stack (optional here: made at run time; the run's copy of the
+                        # Job makes it required, so its pods wait for it).
                         volumes=[k8s.core.v1.VolumeArgs(name="ssh", secret=k8s.core.v1.SecretVolumeSourceArgs(
                                      secret_name=NCCL_SSH_SECRET, default_mode=0o400, optional=True)),
                                  k8s.core.v1.VolumeArgs(name="shm", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(

@@ -231,6 +231,17 @@ class Kube:
         return self._list(f"GET networkpolicies {namespace}", self.networking.list_namespaced_network_policy,
                           namespace)
 
+    def validating_webhook_configuration(self, name: str) -> Optional[dict]:
+        """The ValidatingWebhookConfiguration of that name; None where the cluster has none."""
+        api = client.AdmissionregistrationV1Api(self.api_client)
+        try:
+            return self._json(f"GET validatingwebhookconfiguration {name}",
+                              api.read_validating_webhook_configuration, name)
+        except KubeError as error:
+            if error.status == 404:
+                return None
+            raise
+
     def custom_objects(self, group: str, version: str, plural: str) -> list[dict]:
         """Every object of a custom resource, cluster-wide."""
         return self._list(f"GET {plural}.{group}", self.custom.list_cluster_custom_object, group, version, plural)

@@ -97,6 +97,46 @@ def test_rail_networks_are_the_networks_the_program_attaches_rdma_workers_to(pro
         assert set(networks.split(",")) <= set(annotations[namespace][ALLOWED_NETWORKS].split(","))
 
 
+def _attachments(recording) -> dict[str, set[str]]:
+    """namespace -> the NetworkAttachmentDefinitions in it."""
+    found: dict[str, set[str]] = {}
+    for r in recording.resources:
+        if r.type == "kubernetes:k8s.cni.cncf.io/v1:NetworkAttachmentDefinition":
+            found.setdefault(r.inputs["metadata"]["namespace"], set()).add(r.inputs["metadata"]["name"])
+    return found
+
+
+def _network_references(recording) -> list[tuple[str, str]]:
+    """(namespace, entry) of every networks annotation entry on the pod templates the stack renders."""
+    references = []
+    for m in core_manifests(recording):
+        namespace = m["metadata"].get("namespace")
+        templates = [s.get("extraPodMetadata") or {} for s in m["spec"]["services"].values()] \
+            if m["kind"] == "DynamoGraphDeployment" else \
+            [m["spec"]["template"]["metadata"]] if m["kind"] in ("Job", "Deployment") else []
+        for meta in templates:
+            value = (meta.get("annotations") or {}).get("k8s.v1.cni.cncf.io/networks")
+            references += [(namespace, entry) for entry in value.split(",")] if value else []
+    return references
+
+
+@pytest.mark.parametrize("stack", ["prod", "gb300"])
+def test_rail_attachments_live_in_each_namespace_that_uses_them(stack, request):
+    """#22 item 4: every namespace on the rails (each RDMA tenant's, the readiness namespace) has its own copy of
+    every rail, the Network Operator's namespace none; pods name them without a namespace, and a tenant's granted
+    networks are exactly the attachments in its namespace."""
+    recording = request.getfixturevalue(stack)
+    attachments, references = _attachments(recording), _network_references(recording)
+    granted = {n["metadata"]["name"]: set(n["metadata"]["annotations"][ALLOWED_NETWORKS].split(","))
+               for n in _tenant_namespaces(recording) if ALLOWED_NETWORKS in n["metadata"]["annotations"]}
+    assert granted and references, f"the {stack} example has RDMA tenants"
+    assert set(attachments) == {*granted, "ncp-readiness"}, attachments
+    for namespace, rails in granted.items():
+        assert attachments[namespace] == rails == attachments["ncp-readiness"]
+    for namespace, entry in references:
+        assert "/" not in entry and entry in attachments[namespace], (namespace, entry)
+
+
 def test_images_come_from_the_packs_allowlist_and_by_digest_only_in_prod(monkeypatch):
     lab, prod = (tenant_policies(admission_plan(require_digest=d))[f"{POLICY_PREFIX}images"] for d in (False, True))
     for registry in load_allowlists().image_registries:

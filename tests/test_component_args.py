@@ -106,7 +106,7 @@ def _tenancy(_: k8s.core.v1.Namespace, **changes) -> Tenancy:
     args = TenancyArgs(tenants=[_tenant("a"), _tenant("b")], gateway_namespace="gateway", gateway_ports=[8000],
                        monitoring_namespace="monitoring", platform_namespaces={}, network=network_access(),
                        access=tenant_access(), storage_classes=["fast"], ngc_api_key=None,
-                       admission=admission_plan(require_digest=False), rail_networks=[])
+                       admission=admission_plan(require_digest=False), rail_attachments=())
     return Tenancy("tenancy", dataclasses.replace(args, **changes))
 
 

@@ -109,6 +109,19 @@ def test_acceptance_evidence(prod_serving):
     assert "acceptance-evidence" in text
 
 
+@pytest.mark.parametrize("image, cause", [(None, "is not set"),
+                                          ("nvcr.io/test-org/tools/nccl-tests:25.06", "is not pinned by digest")])
+def test_prod_runs_the_nccl_readiness_job_only_from_the_sites_image_by_digest(prod_serving, image, cause):
+    """#22 item 12: root with IPC_LOCK on every GPU node, so prod takes no tag (staging may, as the other tools)."""
+    config = mutate(prod_serving, "components.serving.validation.ncclImage", image)
+    if image is None:
+        del config["components"]["serving"]["validation"]["ncclImage"]
+    text = _refused(config, "components.serving.validation.ncclImage")
+    assert cause in text and "image-references" in text and "@sha256:<digest>" in text
+    staging = _serving(site_config("hgx-h200", "staging", tenants=1, gpu_nodes=1), "staging")
+    _plan(mutate(staging, "components.serving.validation.ncclImage", "nvcr.io/test-org/tools/nccl-tests:25.06"))
+
+
 def test_gpu_sharing(prod_serving):
     sliced = mutate(prod_serving, "components.gpuOperator.timeSlicing", {"replicas": 2})
     assert "gpu-sharing" in _refused(sliced, "components.gpuOperator.timeSlicing")

@@ -43,18 +43,69 @@ def test_every_layer_namespace_is_default_deny(prod):
 
 
 # RA: Security And Compliance: "Network policy should separate API ingress, control plane, metadata stores"
-def test_tenants_reach_the_platform_only_on_the_ports_it_admits_them_on(prod):
-    [egress] = [p for p in _objects(prod, "NetworkPolicy", "tenant-acme-chat")
-                if p["metadata"]["name"] == "allow-platform-egress"]
-    assert egress["spec"]["egress"] == [{
-        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "dynamo-system"}}}],
-        "ports": [{"protocol": "TCP", "port": 8001}]}]
-    admitted = {p["metadata"]["name"] for p in _objects(prod, "NetworkPolicy", "dynamo-system")}
-    assert "allow-from-tenants-8001" in admitted and "allow-from-tenants-4222" not in admitted, "no NATS (#22)"
-    # No other platform namespace admits tenants at all.
+def test_tenants_reach_no_platform_namespace(prod):
+    """No platform namespace admits tenants (NATS is gone, #22 item 3; ModelExpress runs per tenant, item 7), so no
+    tenant namespace has an egress allow into one."""
     for layer, access in network_access().platform.items():
-        if layer != "dynamoPlatform":
-            assert all(allow.from_ != "tenants" for allow in access.ingress), layer
+        assert all(allow.from_ != "tenants" for allow in access.ingress), layer
+    tenant_namespaces = {n["metadata"]["name"] for n in _objects(prod, "Namespace")
+                         if n["metadata"]["name"].startswith("tenant-")}
+    assert tenant_namespaces
+    assert not [p for p in _objects(prod, "NetworkPolicy") if p["metadata"]["name"] == "allow-platform-egress"]
+    admitted = {p["metadata"]["name"] for p in _objects(prod, "NetworkPolicy", "dynamo-system")}
+    assert not [name for name in admitted if name.startswith("allow-from-tenants")], admitted
+
+
+def _peers_on(policy: dict, port: int) -> list[dict]:
+    """The ingress peers a NetworkPolicy admits on `port` (a rule without ports admits every port); a rule without
+    `from` admits everyone, as {}."""
+    peers = []
+    for rule in policy["spec"].get("ingress") or []:
+        if not rule.get("ports") or any(p.get("port") == port for p in rule["ports"]):
+            peers += rule.get("from") or [{}]
+    return peers
+
+
+def _reaching_tenants(policies: list[dict], namespace: str, port: int, tenants: set[str]) -> set[str]:
+    """The other tenants' namespaces the policies of `namespace` admit on `port` (every tenant for a peer open to
+    all namespaces or addresses)."""
+    reaching = set()
+    for policy in policies:
+        if policy["metadata"]["namespace"] != namespace:
+            continue
+        for peer in _peers_on(policy, port):
+            selector = peer.get("namespaceSelector")
+            if peer.get("ipBlock") is not None or peer == {} or selector == {}:
+                reaching |= tenants
+            elif selector is not None:
+                name = (selector.get("matchLabels") or {}).get("kubernetes.io/metadata.name")
+                reaching |= tenants if name is None else {name} & tenants
+    return reaching - {namespace}
+
+
+def test_no_tenant_reaches_another_tenants_model_server(prod):
+    """#22 item 7: every ModelExpress server sits in the namespace of the tenant it serves, that tenant's workers
+    load through their own, and no NetworkPolicy admits another tenant's pods to its port."""
+    port = load_matrix().workload("modelExpress").ports["grpc"]
+    tenants = {n["metadata"]["name"] for n in _objects(prod, "Namespace")
+               if n["metadata"]["name"].startswith("tenant-")}
+    servers = {s["metadata"]["namespace"] for s in _objects(prod, "Service")
+               if s["metadata"]["name"] == "modelexpress"}
+    assert servers and servers <= tenants, servers
+    policies = _objects(prod, "NetworkPolicy")
+    for namespace in servers:
+        assert _reaching_tenants(policies, namespace, port, tenants) == set(), namespace
+    for graph in _objects(prod, "DynamoGraphDeployment"):
+        for service in graph["spec"]["services"].values():
+            for env in service.get("envs") or []:
+                if env["name"] == "MODEL_EXPRESS_URL":
+                    assert env["value"].split(".")[1] == graph["metadata"]["namespace"], env
+    # The check can fail: the shared server's old allow (every tenant namespace on 8001) is caught.
+    other = sorted(tenants)[1]
+    shared = {"metadata": {"namespace": sorted(tenants)[0]}, "spec": {"ingress": [{
+        "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": other}}}],
+        "ports": [{"protocol": "TCP", "port": port}]}]}}
+    assert _reaching_tenants([shared], sorted(tenants)[0], port, tenants) == {other}
 
 
 def test_tenant_quota_is_complete(prod):

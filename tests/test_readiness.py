@@ -15,7 +15,7 @@ from ncp.evidence import readiness as readiness_cli
 from ncp.evidence.readiness import FABRIC_LAYER as FABRIC_OWNER
 from ncp.evidence.record import read_index
 from ncp.offline.policy_check import PACK_DIR, read_pack_config
-from ncp.plan.break_fix import GATE_JOB, HANDOVER_JOB
+from ncp.plan.break_fix import GATE_JOB, HANDOVER_JOB, break_fix
 from ncp.plan.catalog import ROOT
 from ncp.plan.profile import HardwareProfile
 from ncp.plan.site_plan import build_plan
@@ -118,6 +118,35 @@ def _jobs(recording) -> dict:
             and r.inputs["metadata"]["name"] not in (GATE_JOB, HANDOVER_JOB)}
 
 
+def _tolerates(toleration: dict, taint: dict) -> bool:
+    """Kubernetes' toleration matching (k8s.io/api core/v1 Toleration.ToleratesTaint): an empty key with Exists
+    tolerates every taint; an empty effect every effect."""
+    if toleration.get("effect") and toleration["effect"] != taint["effect"]:
+        return False
+    if not toleration.get("key"):
+        return toleration.get("operator") == "Exists"
+    return toleration["key"] == taint["key"] and (
+        toleration.get("operator") == "Exists" or toleration.get("value", "") == taint.get("value", ""))
+
+
+def test_readiness_jobs_stay_off_quarantined_held_and_cordoned_nodes(prod):
+    """#22 item 12: no readiness pod tolerates the break-fix loop's quarantine taint, the return-to-service hold or
+    a cordon, so a run never lands on a node out of service (the scheduler skips them); and the NCCL test runs from
+    the site's image by digest in prod."""
+    quarantine = break_fix().quarantine
+    out_of_service = [quarantine.taint.as_dict(), quarantine.hold_taint.as_dict(),
+                      {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]
+    jobs = _jobs(prod)
+    assert "nccl-tests" in jobs
+    for name, job in jobs.items():
+        tolerations = job["spec"]["template"]["spec"].get("tolerations") or []
+        caught = [(t, taint) for t in tolerations for taint in out_of_service if _tolerates(t, taint)]
+        assert tolerations and not caught, (name, caught)
+    assert "@sha256:" in jobs["nccl-tests"]["spec"]["template"]["spec"]["containers"][0]["image"]
+    for caught in ({"operator": "Exists"}, {"key": quarantine.taint.key, "operator": "Exists"}):
+        assert any(_tolerates(caught, taint) for taint in out_of_service), "the check can fail"
+
+
 def test_readiness_jobs_on_rdma_profiles_only(prod, lab):
     jobs = _jobs(prod)
     assert sorted(jobs) == sorted(["nccl-tests", *(f"fio-{tier.lower()}" for tier in PROD_TIERS)])
@@ -127,7 +156,11 @@ def test_readiness_jobs_on_rdma_profiles_only(prod, lab):
     pod = nccl["template"]
     limits = pod["spec"]["containers"][0]["resources"]["limits"]
     assert limits["nvidia.com/gpu"] == "8" and limits["rdma/rdma_shared_device_a"] == "1"
-    assert pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"].startswith("nvidia-network-operator/rail-0")
+    # The rails by name: the readiness namespace has its own copy of each attachment (#22 item 4).
+    networks = pod["metadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"].split(",")
+    attachments = {(r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]) for r in prod.resources
+                   if r.type == "kubernetes:k8s.cni.cncf.io/v1:NetworkAttachmentDefinition"}
+    assert networks[0] == "rail-0" and {("ncp-readiness", n) for n in networks} <= attachments
     assert pod["spec"]["schedulerName"] == "kai-scheduler" and pod["metadata"]["labels"]["kai.scheduler/queue"]
     assert "all_reduce_perf_mpi" in pod["spec"]["containers"][0]["command"][-1]
     assert _jobs(lab) == {}, "no readiness thresholds in the profile, no readiness Jobs"

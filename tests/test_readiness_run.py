@@ -41,6 +41,9 @@ class FakeKube:
         return list(self.templates.values()) + list(self.created.values())  # run Jobs are left out by their label
 
     def replace_secret(self, namespace, secret):
+        owners = secret["metadata"]["ownerReferences"]
+        owner = self.created[owners[0]["name"]]["metadata"]["uid"]
+        assert [(o["kind"], o["uid"]) for o in owners] == [("Job", owner)], "owned by the run's Job (deleted with it)"
         self.calls.append(("secret", secret["metadata"]["name"]))
         self.secrets[secret["metadata"]["name"]] = secret
         return secret
@@ -50,9 +53,12 @@ class FakeKube:
         self.secrets.pop(name, None)
 
     def create_job(self, namespace, job):
-        assert NCCL_SSH_SECRET in self.secrets or not job["metadata"]["name"].startswith(NCCL_JOB), \
-            "the NCCL test starts only once its key exists"
+        keyed = [v for v in job["spec"]["template"]["spec"]["volumes"] if "secret" in v
+                 and v["secret"]["secretName"] == NCCL_SSH_SECRET]
+        assert all(v["secret"]["optional"] is False for v in keyed), "the run's pods wait for the key"
+        assert keyed or not job["metadata"]["name"].startswith(NCCL_JOB)
         self.calls.append(("create", job["metadata"]["name"]))
+        job = {**job, "metadata": {**job["metadata"], "uid": f"uid-{job['metadata']['name']}"}}
         self.created[job["metadata"]["name"]] = job
         return job
 
@@ -101,8 +107,8 @@ def test_run_makes_the_key_runs_each_job_and_writes_passed_evidence(prod, tmp_pa
     code, lines = _run(kube, tmp_path, monkeypatch)
     assert code == 0, lines
     steps = [call for call in kube.calls if call[0] in ("secret", "create", "delete")]
-    assert steps[:3] == [("secret", NCCL_SSH_SECRET), ("create", f"{NCCL_JOB}-r1"), ("delete", NCCL_SSH_SECRET)], \
-        "the key exists only while the NCCL test runs"
+    assert steps[:3] == [("create", f"{NCCL_JOB}-r1"), ("secret", NCCL_SSH_SECRET), ("delete", NCCL_SSH_SECRET)], \
+        "the key exists only while the NCCL test runs, owned by its Job"
     assert [name for kind, name in steps[3:]] == [f"fio-{tier.lower()}-r1" for tier in PROD_TIERS]
     assert not kube.secrets, "no key is left behind"
     assert ("pods", f"batch.kubernetes.io/job-name={NCCL_JOB}-r1,batch.kubernetes.io/job-completion-index=0") \
@@ -147,20 +153,22 @@ def test_a_stack_without_its_jobs_or_without_rdma_is_bad_input(prod, tmp_path, m
 
 
 def test_the_run_key_is_a_usable_openssh_key_pair():
-    secret = readiness_run.ssh_key_secret(NAMESPACE, "r1")
+    job = {"metadata": {"name": f"{NCCL_JOB}-r1", "uid": "u1"}}
+    secret = readiness_run.ssh_key_secret(NAMESPACE, "r1", job)
     assert secret["type"] == "kubernetes.io/ssh-auth" and secret["metadata"]["name"] == NCCL_SSH_SECRET
     private, public = secret["stringData"]["ssh-privatekey"], secret["stringData"]["ssh-publickey"]
     key = serialization.load_ssh_private_key(private.encode(), password=None)
     derived = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
     assert public.split()[:2] == derived.decode().split()
-    assert readiness_run.ssh_key_secret(NAMESPACE, "r2")["stringData"]["ssh-privatekey"] != private, "one per run"
+    assert readiness_run.ssh_key_secret(NAMESPACE, "r2", job)["stringData"]["ssh-privatekey"] != private, "one per run"
     if shutil.which("ssh-keygen") is None:
         pytest.skip("ssh-keygen is absent: OpenSSH's own reading of the key is not checked here")
 
 
 @pytest.mark.skipif(shutil.which("ssh-keygen") is None, reason="ssh-keygen (OpenSSH) is absent")
 def test_openssh_reads_the_run_key(tmp_path):
-    secret = readiness_run.ssh_key_secret(NAMESPACE, "r1")
+    job = {"metadata": {"name": f"{NCCL_JOB}-r1", "uid": "u1"}}
+    secret = readiness_run.ssh_key_secret(NAMESPACE, "r1", job)
     key = tmp_path / "id_ed25519"
     key.write_text(secret["stringData"]["ssh-privatekey"])
     key.chmod(0o600)

@@ -66,9 +66,9 @@ def _edited(recording: Recording, resource: str, edit) -> Recording:
     ("PriorityClass", "ncp-serving", "-> PriorityClass ncp-serving"),
     ("Queue", "tenant-acme-chat", "-> Queue tenant-acme-chat"),
     ("Queue", "ncp-root", "spec.parentQueue -> Queue ncp-root"),
-    ("NetworkAttachmentDefinition", "rail-3", "-> NetworkAttachmentDefinition nvidia-network-operator/rail-3"),
+    ("NetworkAttachmentDefinition", "rail-3", "-> NetworkAttachmentDefinition tenant-globex-research/rail-3"),
     ("Namespace", "dynamo-system", "-> Namespace dynamo-system"),
-    ("Service", "modelexpress", "-> Service dynamo-system/modelexpress port 8001"),
+    ("Service", "modelexpress", "-> Service tenant-acme-chat/modelexpress port 8001"),
     ("Role", "chat-dense-epp", "roleRef -> Role tenant-acme-chat/chat-dense-epp"),
 ])
 def test_a_missing_object_is_a_dangling_reference(stacks, kind, name, expected):
@@ -88,7 +88,8 @@ def test_wrong_port_undeclared_storage_class_and_unknown_network_fail(stacks):
 
     def network(inputs):
         service = inputs["spec"]["services"]["TRTLLMDecodeWorker"]
-        service["extraPodMetadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] += ",nvidia-network-operator/rail-9"
+        # The rails' attachments are the tenant's own: none is left in the Network Operator's namespace (#22 item 4).
+        service["extraPodMetadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"] += ",nvidia-network-operator/rail-0"
 
     broken = _edited(recording, "endpoint-chat-dense-inference-pool", pool_port)
     broken = _edited(broken, "storage-acme-chat-model-artifacts", storage_class)
@@ -96,7 +97,7 @@ def test_wrong_port_undeclared_storage_class_and_unknown_network_fail(stacks):
     dangling = [str(ref) for ref in dangling_references(broken, effective_config(raw))]
     assert any("Service tenant-acme-chat/chat-dense-epp port 9999" in ref for ref in dangling), dangling
     assert any("-> StorageClass fast-ssd" in ref for ref in dangling), dangling
-    assert any("NetworkAttachmentDefinition nvidia-network-operator/rail-9" in ref for ref in dangling), dangling
+    assert any("NetworkAttachmentDefinition nvidia-network-operator/rail-0" in ref for ref in dangling), dangling
     assert len(dangling) == 3, dangling
 
 

@@ -1,5 +1,6 @@
 """Site scaffolding: a new stack from a profile and a few answers carries placeholders that validation refuses
 until each is replaced; the checklist names what the site must provide."""
+import json
 import re
 
 import pytest
@@ -8,6 +9,7 @@ from ncp.offline import check
 from ncp.plan import sources
 from ncp.scaffold import cli as scaffold
 from ncp.scaffold import checklist
+from tests.support.synthetic import EXAMPLE_SIGNER_KEY
 
 
 def _scaffold(tmp_path, monkeypatch, *args) -> str:
@@ -27,7 +29,11 @@ def _fill(text: str) -> str:
         .replace('"REPLACE-ME(team that owns validation evidence)"', "validation-team") \
         .replace('"REPLACE-ME(site-built validation suite image, e.g. nvcr.io/<your NGC org>/tools/'
                  'isv-ncp-validation-suite:<version>@sha256:<digest>)"',
-                 "nvcr.io/west/tools/isv-ncp-validation-suite:0.6.8@sha256:" + "0" * 64)
+                 "nvcr.io/west/tools/isv-ncp-validation-suite:0.6.8@sha256:" + "0" * 64) \
+        .replace('"REPLACE-ME(site-built nccl-tests image, e.g. nvcr.io/<your NGC org>/tools/'
+                 'nccl-tests:<version>@sha256:<digest>)"', "nvcr.io/west/tools/nccl-tests:25.06@sha256:" + "5" * 64) \
+        .replace('"REPLACE-ME(PEM public key of the site\'s cosign signer (cosign.pub))"',
+                 json.dumps(EXAMPLE_SIGNER_KEY))
 
 
 def test_lab_scaffold_is_refused_until_filled_then_validates(tmp_path, monkeypatch, capsys):
@@ -50,11 +56,13 @@ def test_prod_scaffold_on_an_rdma_profile_asks_for_every_site_value(tmp_path, mo
     assert "sha256:" not in text.replace("@sha256:<digest>", "") and "secure:" not in text
     assert check.main(["--stack", "west"]) == 2
     err = capsys.readouterr().err
-    assert "19 problems" in err  # evidence path and owner, NGC key, 8 rail NICs, the rail subnet, suite image, two
-    # admin groups, two partner-product decisions (certificate manager, metrics backend) with their reasons
+    assert "21 problems" in err  # evidence path and owner, NGC key, 8 rail NICs, the rail subnet, suite and NCCL
+    # images, the signer key, two admin groups, two partner-product decisions (certificate manager, metrics backend)
+    # with their reasons
     for path in ("site.validationEvidence.path", "site.validationEvidence.owner",
                  "components.networkOperator.railInterfaces[7]", "components.networkOperator.railSubnet",
-                 "tenants[1].admins[0]"):
+                 "tenants[1].admins[0]", "components.serving.validation.ncclImage",
+                 "components.tenancy.imageSignatures.publicKeys[0]"):
         assert f"ncp-inference:{path}: is still the scaffold placeholder" in err
     (tmp_path / "Pulumi.west.yaml").write_text(_fill(text))
     assert check.main(["--stack", "west"]) == 2

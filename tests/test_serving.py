@@ -6,6 +6,7 @@ import subprocess
 import pytest
 import yaml
 
+from ncp.readmodel.manifests import core_manifests
 from ncp.readmodel.recorder import run_program
 from ncp.plan.catalog import ROOT, load_matrix
 from ncp.plan.errors import ConfigError
@@ -34,7 +35,7 @@ def test_dynamo_platform_release(prod):
     assert values["global"]["nats"] == {"install": False} and values["global"]["etcd"] == {"install": False}
     assert values["global"]["kai-scheduler"] == {"install": False, "enabled": True}
     assert values["global"]["grove"] == {"install": False, "enabled": True}
-    assert values["dynamo-operator"]["modelExpressURL"] == "modelexpress.dynamo-system.svc.cluster.local:8001"
+    assert "modelExpressURL" not in values["dynamo-operator"], "no cluster-wide ModelExpress (decision 0005)"
     kai = prod.releases()["kai-scheduler"].urn
     assert kai in release.dependencies, "the platform is installed after the separately installed KAI Scheduler"
 
@@ -79,7 +80,7 @@ def test_disaggregated_endpoint_follows_its_sizing_file(prod):
     # Disaggregated workers get the east-west RDMA rails.
     assert prefill["resources"]["limits"]["custom"] == {"rdma/rdma_shared_device_a": "1"}
     networks = prefill["extraPodMetadata"]["annotations"]["k8s.v1.cni.cncf.io/networks"]
-    assert networks.split(",")[0] == "nvidia-network-operator/rail-0"
+    assert networks.split(",")[0] == "rail-0", "by name: the attachment is in the pod's own namespace"
     assert services["Planner"]["componentType"] == "planner"
 
 
@@ -103,7 +104,9 @@ def test_endpoint_placement_queue_and_model(prod):
     assert pod["securityContext"]["runAsNonRoot"] is True
     image = pod["mainContainer"]["image"]
     assert image.startswith(MATRIX.workload("dynamoRuntime").images["trtllm"] + "@sha256:")
-    assert {"name": "MODEL_EXPRESS_URL", "value": "modelexpress.dynamo-system.svc.cluster.local:8001"} in worker["envs"]
+    # The tenant's own ModelExpress server (decision 0005).
+    own_server = "modelexpress.tenant-acme-chat.svc.cluster.local:8001"
+    assert {"name": "MODEL_EXPRESS_URL", "value": own_server} in worker["envs"]
     assert graph["spec"]["pvcs"] == [{"name": "model-artifacts", "create": False}]
 
 
@@ -152,11 +155,15 @@ def test_model_staging_job_and_provenance(prod):
     assert staging_job in graph.dependencies
 
 
-def test_model_express_server(prod):
-    deployment = by_name(prod, "Deployment", "modelexpress")
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == MATRIX.workload("modelExpress").images["server"]
-    assert deployment["metadata"]["namespace"] == "dynamo-system"
+def test_model_express_server_per_serving_tenant(prod):
+    """One server in each namespace that serves endpoints (decision 0005: the pinned server has no authentication)."""
+    deployments = [m for m in core_manifests(prod)
+                   if m["kind"] == "Deployment" and m["metadata"]["name"] == "modelexpress"]
+    serving = {m["metadata"]["namespace"] for m in core_manifests(prod) if m["kind"] == "DynamoGraphDeployment"}
+    assert sorted(d["metadata"]["namespace"] for d in deployments) == sorted(serving)
+    for deployment in deployments:
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert container["image"] == MATRIX.workload("modelExpress").images["server"]
 
 
 def test_model_streamer_for_vllm(tmp_path):

@@ -16,17 +16,17 @@ class ServingPlatformArgs:
     Attributes:
         pin: the dynamo-platform chart (compatibility matrix `dynamoPlatform`).
         namespace: the layer namespace the release installs into.
-        model_express_url: the ModelExpress server the operator points workers at; None without one.
         skip_await: whether Pulumi skips waiting for the release's resources to become ready.
     """
 
     pin: ChartPin
     namespace: k8s.core.v1.Namespace
-    model_express_url: Optional[pulumi.Input[str]]
     skip_await: bool
 
 
-def dynamo_platform_values(model_express_url: Optional[str]) -> dict:
+def dynamo_platform_values() -> dict:
+    """The operator's values. No cluster-wide modelExpressURL: each tenant's workers are pointed at the ModelExpress
+    server in their own namespace, per graph (docs/decisions/0005-model-express-per-tenant.md)."""
     operator = {
         "upgradeCRD": True, "discoveryBackend": "kubernetes",
         # Off: left unset (null) the chart creates its own PodMonitors for every Dynamo pod in the cluster whenever
@@ -35,8 +35,6 @@ def dynamo_platform_values(model_express_url: Optional[str]) -> dict:
         # would be scraped twice.
         "dynamo": {"metrics": {"podMonitors": {"enabled": False}}},
     }
-    if model_express_url:
-        operator["modelExpressURL"] = model_express_url
     return {
         "global": {
             # No NATS (#22 item 3): a shared JetStream had no per-tenant authorization, and Dynamo 1.5 does not need
@@ -55,7 +53,6 @@ def dynamo_platform_values(model_express_url: Optional[str]) -> dict:
 class ServingPlatform(Layer):
     def __init__(self, name: str, args: ServingPlatformArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ServingPlatform", name, opts)
-        values = pulumi.Output.from_input(args.model_express_url).apply(dynamo_platform_values)
-        self.release = helm_release("dynamo-platform", args.pin, values, args.namespace.metadata.name, self,
-                                    args.skip_await, depends_on=[args.namespace])
+        self.release = helm_release("dynamo-platform", args.pin, dynamo_platform_values(),
+                                    args.namespace.metadata.name, self, args.skip_await, depends_on=[args.namespace])
         self.register_outputs({"release": self.release.name, "chartVersion": args.pin.version})

@@ -9,7 +9,8 @@ import pulumi_kubernetes as k8s
 
 from components.tenancy.admission import WORKLOAD_SERVICE_ACCOUNT, AdmissionGuardrails, namespace_annotations
 from components.kube import (
-    PRIORITY_SYSTEM, TENANT_LABEL, Layer, at_least, labels, ngc_pull_secret, policy_rules, psa_labels, repeated,
+    PRIORITY_SYSTEM, TENANT_LABEL, Layer, at_least, labels, network_attachment, ngc_pull_secret, policy_rules,
+    psa_labels, repeated,
 )
 from components.network_policy import (
     DEFAULT_DENY, SAME_NAMESPACE, dns_egress, namespace_peer, tenant_platform_egress,
@@ -18,6 +19,7 @@ from ncp.plan.admission import AdmissionPlan
 from ncp.plan.catalog import AccessRule, NetworkAccess, TenantAccess, integration_points
 from ncp.plan.names import POD_SECURITY_REASON
 from ncp.plan.pod_security import RESTRICTED
+from ncp.plan.site_plan import RailAttachment
 from ncp.plan.tenancy import TenantSpec
 from ncp.plan.tenant_pods import load_tenant_pods
 
@@ -46,8 +48,10 @@ class TenancyArgs:
         ngc_api_key: the NGC API key (a secret) for a tenant pull secret, only with pullCredentials `sharedKey` (never
             in prod); None creates none.
         admission: what admission holds tenants to (the policies bound to every tenant namespace).
-        rail_networks: the site's RDMA rail networks (<namespace>/<name>): the tenants whose workers use the rails
-            may attach to them.
+        signer_keys: the public keys of the site's cosign signers: images in tenant namespaces must be signed by one
+            (the Sigstore policy-controller verifies them; the namespaces opt in); () verifies none. Default: ().
+        rail_attachments: the site's RDMA rails as attachments: every tenant whose workers use the rails gets its own
+            copy in its namespace and may attach to those (by name) only.
     """
 
     tenants: list[TenantSpec]
@@ -60,7 +64,8 @@ class TenancyArgs:
     storage_classes: list[str]
     ngc_api_key: Optional[pulumi.Output[str]]
     admission: AdmissionPlan
-    rail_networks: list[str]
+    rail_attachments: tuple[RailAttachment, ...]
+    signer_keys: tuple[str, ...] = ()
 
 
 def tenancy_problems(args: TenancyArgs) -> list[str]:
@@ -122,7 +127,8 @@ class TenantEnvironment(Layer):
 
     def __init__(self, name: str, tenant: TenantSpec, args: TenancyArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("TenantEnvironment", name, opts)
-        self._tenant, self._rail_networks = tenant, args.rail_networks
+        self._tenant, self._verify_signatures = tenant, bool(args.signer_keys)
+        self._rails = args.rail_attachments if tenant.exceptions.uses_rails else ()
         self._labels = labels("tenancy", tenant.namespace, **{TENANT_LABEL: tenant.name})
         self.namespace = self._namespace()
         self._in_namespace = self.child(self.namespace)
@@ -136,6 +142,9 @@ class TenantEnvironment(Layer):
             if groups:
                 self._role(role, rules, groups)
         self.service_account = self._service_account(args.ngc_api_key)
+        for attachment in self._rails:
+            network_attachment(f"{name}-nad-{attachment.name}", attachment, self.namespace.metadata.name,
+                               self._in_namespace)
         self.register_outputs({"namespace": self.namespace.metadata.name, "serviceAccount": WORKLOAD_SERVICE_ACCOUNT,
                                "queue": tenant.queue})
 
@@ -145,7 +154,7 @@ class TenantEnvironment(Layer):
 
     def _namespace(self) -> k8s.core.v1.Namespace:
         tenant = self._tenant
-        annotations = namespace_annotations(tenant, self._rail_networks)
+        annotations = namespace_annotations(tenant, [attachment.name for attachment in self._rails])
         if tenant.pod_security:
             annotations[POD_SECURITY_REASON] = tenant.pod_security.reason
         if tenant.node_selector:
@@ -159,7 +168,9 @@ class TenantEnvironment(Layer):
                 name=tenant.namespace,
                 labels={**self._labels,
                         **psa_labels((tenant.pod_security or RESTRICTED).level),
-                        integration_points().kai.queue_label: tenant.queue},
+                        integration_points().kai.queue_label: tenant.queue,
+                        # The policy-controller's webhooks select only opted-in namespaces.
+                        **({integration_points().sigstore.include_label: "true"} if self._verify_signatures else {})},
                 annotations=annotations),
             opts=self.child(),
         )
@@ -240,5 +251,5 @@ class Tenancy(Layer):
         }
         self.namespaces = {tenant: env.namespace.metadata.name for tenant, env in self.tenants.items()}
         # Cluster-scoped, bound by namespace label: the tenants' namespaces carry what each policy reads.
-        self.admission = AdmissionGuardrails(f"{name}-admission", args.admission, self.child())
+        self.admission = AdmissionGuardrails(f"{name}-admission", args.admission, args.signer_keys, self.child())
         self.register_outputs({"namespaces": self.namespaces})

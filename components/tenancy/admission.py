@@ -14,8 +14,9 @@ so every tenant shares one set of policies. Whom a rule applies to:
   templates; a controller creating pods from a checked template is not a tenant): allowlisted images (by digest in
   prod), GPU pods on KAI with the namespace's queue and no nodeName, only the tenant's networks, none of the
   platform's labels (also on the graphs they write), only the tenant's ServiceAccounts (the namespace's others are
-  the endpoint picker's and the Dynamo components'); monitors of their own namespace that read no Prometheus file
-  and write none of the series labels usage and SLOs are attributed by;
+  the endpoint picker's and the Dynamo components'), the platform's results claims read-only (acceptance evidence
+  is read from them); monitors of their own namespace that read no Prometheus file and write none of the series
+  labels usage and SLOs are attributed by;
 - the tenant's groups: platform-owned objects (the program's part-of label) are read-only to them. The namespace's
   ServiceAccounts are left out of this one: the Dynamo planner scales its own graph."""
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ import pulumi_kubernetes as k8s
 
 from components.kube import TENANT_LABEL, Layer, labels
 from ncp.plan.admission import AdmissionPlan
+from ncp.plan.catalog import integration_points
 from ncp.plan.names import ALLOWED_CAPABILITIES, ALLOWED_HOST_PATHS, ALLOWED_NETWORKS, PROJECT, TENANT_GROUPS
 from ncp.plan.tenancy import TenantSpec
 
@@ -161,11 +163,21 @@ def host_ports(spec, containers, pod_labels, annotations) -> str:
     return f"({containers}).all(c, !has(c.ports) || c.ports.all(p, !has(p.hostPort) || p.hostPort == 0))"
 
 
+def _mounted_read_only(containers: str) -> str:
+    """Every mount of volume `v` in the containers is read-only."""
+    return (f"({containers}).all(c, !has(c.volumeMounts) || c.volumeMounts.all(m, m.name != v.name"
+            f" || {_flag('m', 'readOnly')}))")
+
+
 def host_paths(spec, containers, pod_labels, annotations) -> str:
-    read_only = (f"({containers}).all(c, !has(c.volumeMounts) || c.volumeMounts.all(m, m.name != v.name"
-                 f" || {_flag('m', 'readOnly')}))")
     return (f"{_field(spec, 'volumes', '[]')}.all(v, !has(v.hostPath) || "
-            f"(v.hostPath.path in variables.allowedHostPaths && {read_only}))")
+            f"(v.hostPath.path in variables.allowedHostPaths && {_mounted_read_only(containers)}))")
+
+
+def results_read_only(plan: AdmissionPlan, spec: str, containers: str, pod_labels: str, annotations: str) -> str:
+    claim = "v.persistentVolumeClaim"
+    return (f"{_field(spec, 'volumes', '[]')}.all(v, !has({claim}) || !({claim}.claimName in "
+            f"{_cel_list(plan.results_claims)}) || {_flag(claim, 'readOnly')} || {_mounted_read_only(containers)})")
 
 
 def capabilities(spec, containers, pod_labels, annotations) -> str:
@@ -194,13 +206,21 @@ def gpu_queue(plan: AdmissionPlan, spec: str, containers: str, pod_labels: str, 
     return f"{_own_queue(plan, pod_labels)} && (!{requests_gpu} || ({on_kai}))"
 
 
+# Multus reads the networks annotation as JSON when it holds any of [ { " and otherwise as a comma-separated list of
+# [<namespace>/]<name>[@<interface>], an entry without a namespace taking the pod's own
+# (k8snetworkplumbingwg/multus-cni pkg/k8sclient/k8sclient.go parsePodNetworkAnnotation, parsePodNetworkObjectName).
+MULTUS_JSON_MARKERS = ("[", "{", '"')
+
+
 def networks(plan: AdmissionPlan, spec: str, containers: str, pod_labels: str, annotations: str) -> str:
+    """Only the list form, and in it only the rails the namespace is granted, by name or as <own namespace>/<name>."""
     key = _cel(plan.networks_annotation)
-    entry = "n.trim().split('@')[0]"
-    own = (f"{entry} in variables.allowedNetworks || !{entry}.contains('/') "
-           f"|| {entry}.startsWith(namespaceObject.metadata.name + '/')")
-    listed = (f"(!({key} in {annotations}) || (!{annotations}[{key}].trim().startsWith('[') "
-              f"&& {annotations}[{key}].split(',').all(n, {own})))")
+    value = f"{annotations}[{key}]"
+    parts = "n.split('@')[0].split('/')"
+    granted = (f"(size({parts}) == 1 ? {parts}[0].trim() in variables.allowedNetworks : size({parts}) == 2 && "
+               f"{parts}[0].trim() == namespaceObject.metadata.name && {parts}[1].trim() in variables.allowedNetworks)")
+    listed = (f"(!({key} in {annotations}) || (!{_cel_list(MULTUS_JSON_MARKERS)}.exists(c, {value}.contains(c)) "
+              f"&& {value}.split(',').all(n, {granted})))")
     return f"{listed} && !({_cel(plan.default_network_annotation)} in {annotations})"
 
 
@@ -267,9 +287,12 @@ def _authored_rules(plan: AdmissionPlan) -> dict[str, list[Rule]]:
                       Rule(lambda *_: _own_queue(plan, _field("object.metadata", "labels", "{}")),
                            f"tenant workloads may not name another namespace's queue ({plan.queue_label})")],
         "networks": [Rule(partial(networks, plan),
-                          f"tenant pods may attach ({plan.networks_annotation}, name form) only to their own "
-                          f"namespace's networks and those in its {ALLOWED_NETWORKS} annotation, and may not "
+                          f"tenant pods may attach ({plan.networks_annotation}, name form) only to the rails their "
+                          f"namespace is granted ({ALLOWED_NETWORKS}), in their own namespace, and may not "
                           f"replace their cluster network ({plan.default_network_annotation})")],
+        "results-claim": [Rule(partial(results_read_only, plan),
+                               f"tenant pods may mount the platform's results claims ({', '.join(plan.results_claims)})"
+                               " read-only only: acceptance evidence is read from them")],
         "service-accounts": [Rule(lambda spec, *_: f"!has({spec}.serviceAccountName) || {spec}.serviceAccountName "
                                                    f"in {_cel_list(TENANT_ACCOUNTS)}",
                                   f"tenant pods may run only as {' or '.join(TENANT_ACCOUNTS)}: the namespace's "
@@ -348,7 +371,13 @@ def _dgd_policy(plan: AdmissionPlan) -> dict:
     authored = _authored_rules(plan)
     validations.append(_validation(_dgd_metadata(partial(networks, plan)), authored["networks"][0].message))
     validations += [_validation(_identity_guarded(_dgd_each(rule.check)), rule.message)
-                    for rule in authored["images"] + authored["service-accounts"]]
+                    for rule in authored["images"] + authored["service-accounts"] + authored["results-claim"]]
+    # A graph mounts its top-level pvcs read-write (the CRD's volumeMounts have no readOnly).
+    validations.append(_validation(
+        _identity_guarded(f"!has(object.spec.pvcs) || object.spec.pvcs.all(p, !(p.name in "
+                          f"{_cel_list(plan.results_claims)}))"),
+        f"tenant DynamoGraphDeployments may not mount the platform's results claims "
+        f"({', '.join(plan.results_claims)}): their volumeMounts are read-write"))
     validations += [_validation(_identity_guarded(_dgd_metadata(rule.check)), rule.message)
                     for rule in authored["platform-labels"]]
     return _policy([DGD_RESOURCE], WRITES, [*_namespace_variables(plan), *DGD_VARIABLES], validations)
@@ -451,22 +480,40 @@ def tenant_binding(policy: str) -> dict:
 
 
 def namespace_annotations(tenant: TenantSpec, rail_networks: list[str]) -> dict[str, str]:
-    """What admission reads from a tenant's namespace: its groups and the exceptions its workers need."""
+    """What admission reads from a tenant's namespace: its groups and the exceptions its workers need (the rails'
+    attachments in the namespace, by name, for a tenant on the rails)."""
     exceptions = tenant.exceptions
     annotations = {TENANT_GROUPS: ",".join([*tenant.admins, *tenant.viewers])}
     for key, values in ((ALLOWED_HOST_PATHS, exceptions.host_paths), (ALLOWED_CAPABILITIES, exceptions.capabilities),
-                        (ALLOWED_NETWORKS, rail_networks if exceptions.uses_rails else [])):
+                        (ALLOWED_NETWORKS, rail_networks)):
         if values:
             annotations[key] = ",".join(values)
     return annotations
 
 
+def image_signature_policy(registries: tuple[str, ...], public_keys: tuple[str, ...]) -> dict:
+    """The Sigstore policy-controller's ClusterImagePolicy spec (data/integration-points.yaml sigstore): every image
+    from an allowlisted registry (the only ones admission lets into a tenant namespace) must carry a signature one of
+    the site's signer keys verifies."""
+    return {"images": [{"glob": f"{registry.rstrip('/')}/**"} for registry in registries],
+            "authorities": [{"name": f"site-signer-{index}", "key": {"data": key}}
+                            for index, key in enumerate(public_keys)]}
+
+
 class AdmissionGuardrails(Layer):
     """The tenant admission policies and their bindings to every tenant namespace."""
 
-    def __init__(self, name: str, plan: AdmissionPlan, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, plan: AdmissionPlan, signer_keys: tuple[str, ...],
+                 opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("AdmissionGuardrails", name, opts)
         self.policies = {}
+        if signer_keys:
+            names = integration_points().sigstore
+            k8s.apiextensions.CustomResource(
+                f"{name}-image-signatures", api_version=f"{names.group}/{names.version}", kind=names.kind,
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{POLICY_PREFIX}images",
+                                                    labels=labels("admission", "image-signatures")),
+                spec=image_signature_policy(plan.image_registries, signer_keys), opts=self.child())
         for policy, spec in tenant_policies(plan).items():
             meta = k8s.meta.v1.ObjectMetaArgs(name=policy, labels=labels("admission", policy))
             created = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(f"{name}-{policy}", metadata=meta,

@@ -82,7 +82,9 @@ def wire_readiness(w: Wiring) -> None:
         return
     Readiness("readiness", ReadinessArgs(
         plan=readiness, namespace=w.required("baseline").namespace(READINESS_LAYER),
-        nccl_pin=plan.matrix.workload("ncclTests"), fio_image=storage_image, networks=w.networks,
+        nccl_pin=plan.matrix.workload("ncclTests"), nccl_image=plan.settings.serving.validation.nccl_image,
+        fio_image=storage_image,
+        rail_attachments=network.attachments if network else (),
         rdma_resource=plan.profile.fabric.rdma_resource_name or "",
         capabilities=load_dynamo_runtime().rdma_capabilities,
         gpu_product=plan.shared_gpu_product, queue=READINESS_NAMESPACE),

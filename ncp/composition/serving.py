@@ -28,7 +28,10 @@ def wire_tenancy(w: Wiring) -> None:
         platform_namespaces={ns.layer: ns.name for ns in plan.layers.namespaces}, network=network_access(),
         access=tenant_access(), storage_classes=plan.tenant_storage_classes,
         ngc_api_key=w.ngc_api_key if plan.tenant_pull_secret else None, admission=plan.admission,
-        rail_networks=w.networks))
+        rail_attachments=w.network.attachments if w.network else (),
+        signer_keys=tuple(settings.tenancy.image_signatures.public_keys) if settings.tenancy.image_signatures else ()),
+        # The tenants' rail attachments need the Multus CRD, which the Network Operator applies.
+        pulumi.ResourceOptions(depends_on=[w.network] if w.network else []))
 
 
 def wire_tenant_storage(w: Wiring) -> None:
@@ -48,23 +51,27 @@ def wire_tenant_storage(w: Wiring) -> None:
 
 
 def wire_serving(w: Wiring) -> None:
-    """Dynamo's platform (with ModelExpress beside it where the site runs it), every endpoint, then the gateway's
-    HTTPRoutes after the pools they name."""
+    """Dynamo's platform, a ModelExpress server in each serving tenant's namespace where the site runs ModelExpress
+    (the pinned server has no authentication: docs/decisions/0005-model-express-per-tenant.md), every endpoint, then
+    the gateway's HTTPRoutes after the pools they name."""
     plan = w.plan
     if "dynamoPlatform" not in plan.layers.charts:
         return
     namespace = w.required("baseline").namespace("dynamoPlatform")
-    model_express_url = None
+    model_express_urls = {}
     if plan.serving.model_express:
-        pin = plan.matrix.workload("modelExpress")
-        model_express_url = ModelExpress("model-express", ModelExpressArgs(
-            namespace=namespace.metadata.name, image=pin.images["server"], port=pin.ports["grpc"],
-            cache=present(plan.serving.storage, "storage tiers").model_cache, skip_await=plan.settings.skip_await),
-            pulumi.ResourceOptions(depends_on=[namespace])).url
+        pin, tenancy = plan.matrix.workload("modelExpress"), w.required("tenancy")
+        cache = present(plan.serving.storage, "storage tiers").model_cache
+        for tenant, tenant_namespace in {e.tenant.name: e.namespace for e in plan.endpoints}.items():
+            model_express_urls[tenant] = ModelExpress(f"model-express-{tenant}", ModelExpressArgs(
+                namespace=tenant_namespace, image=pin.images["server"], port=pin.ports["grpc"], cache=cache,
+                skip_await=plan.settings.skip_await),
+                # Its pod and claim count against the tenant's quota, which must exist first.
+                pulumi.ResourceOptions(depends_on=[tenancy.tenants[tenant]])).url
     platform = ServingPlatform("serving", ServingPlatformArgs(
-        pin=w.wired.charts["dynamoPlatform"], namespace=namespace, model_express_url=model_express_url,
-        skip_await=plan.settings.skip_await), w.after("dynamoPlatform"))
-    w.serving = Serving(platform, model_express_url)
+        pin=w.wired.charts["dynamoPlatform"], namespace=namespace, skip_await=plan.settings.skip_await),
+        w.after("dynamoPlatform"))
+    w.serving = Serving(platform, model_express_urls)
     graphs = {e.plan.name: _endpoint(w, e) for e in w.wired.endpoints}
     for route in plan.routes:
         InferenceRoute(f"route-{route.name}", RouteArgs(
@@ -98,7 +105,7 @@ def _endpoint(w: Wiring, served: ServedEndpoint) -> ServingEndpoint:
         gpu_product=served.gpu_product, rdma_resource=served.rdma_resource,
         networks=w.networks, model_path=endpoint.model_path,
         model_cache=storage.model_cache, kv_offload=storage.kv_offload,
-        model_express_url=w.required("serving").model_express_url,
+        model_express_url=w.required("serving").model_express_urls.get(tenant),
         pull_secret=PULL_SECRET if plan.tenant_pull_secret else None,
         api_server_egress=plan.api_server_egress, planner_image=plan.planner_image,
         planner_prometheus_url=serving.planner_prometheus_url, planner_prometheus=w.wired.planner_prometheus,

@@ -31,10 +31,11 @@ def present(value: Optional[T], what: str) -> T:
 
 @dataclass(frozen=True)
 class Serving:
-    """What every endpoint is wired to: the platform and ModelExpress beside it."""
+    """What every endpoint is wired to: the platform, and its tenant's own ModelExpress server where the site runs
+    ModelExpress (tenant -> the server's URL)."""
 
     platform: ServingPlatform
-    model_express_url: Optional[pulumi.Output[str]]
+    model_express_urls: dict[str, pulumi.Output[str]]
 
 
 @dataclass

@@ -6,10 +6,12 @@
 
 The program deploys the readiness Jobs suspended (namespace ncp-readiness): the NCCL test across the rails and a fio
 read per storage tier. A run never edits them; it
-1. makes the run's ssh key (ed25519) and puts it in Secret nccl-tests-ssh, which the NCCL test's pods mount (mpirun
-   starts the ranks over ssh). The key lives for the run only: the Secret is deleted at the end, also on failure;
-2. creates a Job from each suspended one (<job>-<run id>), the NCCL test first (it takes every GPU of its nodes),
+1. creates a Job from each suspended one (<job>-<run id>), the NCCL test first (it takes every GPU of its nodes),
    then each tier's fio, one at a time, and waits for each;
+2. for the NCCL test, makes the run's ssh key (ed25519) and puts it in Secret nccl-tests-ssh, which its pods mount
+   (mpirun starts the ranks over ssh; the run's copy requires the Secret, so its pods wait for it). The key lives
+   for the run only: the Secret is owned by the run's Job, so the garbage collector deletes it with the Job even if
+   the run is interrupted, and the run deletes it at the end, also on failure;
 3. saves each Job's log to --outputs (nccl-all-reduce.log from the pod of index 0, fio-<tier>.json) and judges them
    as `ncp evidence readiness` does, writing the record and its index entry.
 A Job that fails or times out is judged on what it printed: the record fails and names the failing layer.
@@ -63,8 +65,9 @@ def templates(kube: Kube, outputs: dict[str, str]) -> list[dict]:
     return [found[name] for name in outputs]
 
 
-def ssh_key_secret(namespace: str, run_id: str) -> dict:
-    """A fresh ed25519 key for the run, in the form the NCCL test's pods mount (kubernetes.io/ssh-auth)."""
+def ssh_key_secret(namespace: str, run_id: str, job: dict) -> dict:
+    """A fresh ed25519 key for the run, in the form the NCCL test's pods mount (kubernetes.io/ssh-auth), owned by the
+    run's Job (deleted with it)."""
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                 serialization.NoEncryption()).decode()
@@ -72,8 +75,22 @@ def ssh_key_secret(namespace: str, run_id: str) -> dict:
                                            serialization.PublicFormat.OpenSSH).decode()
     return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/ssh-auth",
             "metadata": {"name": NCCL_SSH_SECRET, "namespace": namespace,
-                         "labels": {"app.kubernetes.io/part-of": PROJECT, ACCEPTANCE_RUN_LABEL: run_id}},
+                         "labels": {"app.kubernetes.io/part-of": PROJECT, ACCEPTANCE_RUN_LABEL: run_id},
+                         "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"],
+                                              "uid": job["metadata"]["uid"]}]},
             "stringData": {"ssh-privatekey": private, "ssh-publickey": f"{public} {PROJECT}-readiness-{run_id}\n"}}
+
+
+def nccl_run_job(template: dict, run_id: str) -> dict:
+    """The NCCL test's run copy, with the key's Secret volume required: its pods wait for the key the run makes
+    after creating the Job (the Secret is owned by the Job), instead of starting without it."""
+    job = run_job(template, run_id)
+    pod = job["spec"]["template"]
+    volumes = [{**volume, "secret": {**volume["secret"], "optional": False}}
+               if (volume.get("secret") or {}).get("secretName") == NCCL_SSH_SECRET else volume
+               for volume in pod["spec"]["volumes"]]
+    job["spec"]["template"] = {**pod, "spec": {**pod["spec"], "volumes": volumes}}  # the template stays as it is
+    return job
 
 
 def save_log(kube: Kube, job: dict, target: Path, say: Callable[[str], None]) -> None:
@@ -119,12 +136,12 @@ def run(kube: Kube, stack: str, site_plan: SitePlan, outputs: Path, run_id: str,
     for template in templates(kube, names):
         namespace = template["metadata"]["namespace"]
         secret = template["metadata"]["name"] == NCCL_JOB
-        if secret:
-            kube.replace_secret(namespace, ssh_key_secret(namespace, run_id))
-            say(f"made the run's ssh key: Secret {namespace}/{NCCL_SSH_SECRET}")
+        job = kube.create_job(namespace, nccl_run_job(template, run_id) if secret else run_job(template, run_id))
+        say(f"started {namespace}/{job['metadata']['name']}")
         try:
-            job = kube.create_job(namespace, run_job(template, run_id))
-            say(f"started {namespace}/{job['metadata']['name']}")
+            if secret:
+                kube.replace_secret(namespace, ssh_key_secret(namespace, run_id, job))
+                say(f"made the run's ssh key: Secret {namespace}/{NCCL_SSH_SECRET} (owned by the run's Job)")
             outcome = wait(kube, job, timeout, poll, say)
             target = outputs / names[template["metadata"]["name"]]
             save_log(kube, job, target, say)

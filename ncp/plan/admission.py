@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 from ncp.plan.catalog import integration_points, load_allowlists, load_dynamo_runtime, load_signals
 from ncp.plan.names import (
-    ENDPOINT_LABEL, PART_OF_LABEL, PROJECT, READINESS_LABEL, SERIES_COMPONENT_TYPE, SERIES_ENDPOINT, SERIES_MODEL,
-    SERIES_TENANT, TARGET_LABELS,
+    BENCHMARK_CLAIM, ENDPOINT_LABEL, PART_OF_LABEL, PROJECT, READINESS_LABEL, SERIES_COMPONENT_TYPE, SERIES_ENDPOINT,
+    SERIES_MODEL, SERIES_TENANT, TARGET_LABELS,
 )
 
 
@@ -39,6 +39,8 @@ class AdmissionPlan:
         owner_label: (key, value) marking platform-owned objects (read-only to tenants, never set by them).
         series_labels: series labels a tenant's monitors may not write: the ones the program's monitors write and
             its rules attribute usage and SLOs by, and the scrape's own target labels.
+        results_claims: the platform's claims in tenant namespaces that acceptance evidence is read from (the
+            benchmark outputs): tenants may mount them read-only only, so they cannot write or swap the results.
     """
 
     image_registries: tuple[str, ...]
@@ -52,6 +54,7 @@ class AdmissionPlan:
     dgd_queue_annotation: str
     networks_annotation: str
     default_network_annotation: str
+    results_claims: tuple[str, ...]
 
 
 def admission_plan(require_digest: bool) -> AdmissionPlan:
@@ -65,4 +68,5 @@ def admission_plan(require_digest: bool) -> AdmissionPlan:
         gpu_resource=names.gpu.resource, scheduler_name=names.kai.scheduler_name,
         queue_label=names.kai.queue_label, dgd_queue_annotation=names.dynamo.queue_annotation,
         networks_annotation=names.multus.networks_annotation,
-        default_network_annotation=names.multus.default_network_annotation)
+        default_network_annotation=names.multus.default_network_annotation,
+        results_claims=(BENCHMARK_CLAIM,))

@@ -491,6 +491,14 @@ class PrometheusTenancyNames(Sourced):
     enforced_namespace_label: str
 
 
+class SigstoreNames(Sourced):
+    group: str
+    version: str
+    kind: str
+    include_label: str
+    webhook_configuration: str
+
+
 class IntegrationPoints(StrictModel):
     gpu: GpuNames
     dcgm: DcgmNames
@@ -503,6 +511,7 @@ class IntegrationPoints(StrictModel):
     endpoint_picker: EndpointPickerNames
     nvsentinel_datastore: DatastoreNames
     prometheus_tenancy: PrometheusTenancyNames
+    sigstore: SigstoreNames
 
 
 @lru_cache(maxsize=1)

@@ -7,7 +7,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Annotated, Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from ncp.plan.catalog import ROOT, LocalDecision, integration_points
 from ncp.plan.inference_service_config import InferenceService
@@ -282,6 +282,23 @@ class PullCredentials(str, Enum):
     SHARED_KEY = "sharedKey"
 
 
+def _pem_public_key(key: str) -> str:
+    if not key.strip().startswith("-----BEGIN PUBLIC KEY-----"):
+        raise ValueError("is not a PEM public key (-----BEGIN PUBLIC KEY-----): give the signer's cosign.pub")
+    return key
+
+
+class ImageSignatures(StrictModel):
+    """Images in tenant namespaces verified by signature at admission, by the Sigstore policy-controller the site
+    runs (a site prerequisite; ValidatingAdmissionPolicy cannot verify signatures). Every image from an allowlisted
+    registry must carry a cosign signature one of these keys verifies: the site signs (or re-signs, when it mirrors)
+    the NVIDIA images it runs and its own tool images, and tenants have theirs signed by the site's signer."""
+
+    public_keys: list[Annotated[Text, AfterValidator(_pem_public_key)]] = Field(
+        min_length=1, description="PEM public keys of the site's cosign signers; an image in a tenant namespace must "
+                                  "carry a signature one of them verifies")
+
+
 class TenancySettings(StrictModel):
     """Tenancy: the platform namespaces tenant NetworkPolicies admit, and how tenant pods pull images."""
 
@@ -289,6 +306,9 @@ class TenancySettings(StrictModel):
     monitoring_namespace: Name = Field(default="monitoring", description="namespace Prometheus scrapes from")
     pull_credentials: PullCredentials = Field(
         default=PullCredentials.NODE, description="how tenant pods pull from nvcr.io (node | sharedKey, not in prod)")
+    image_signatures: Optional[ImageSignatures] = Field(
+        default=None, description="verify tenant-namespace images by signature at admission (Sigstore "
+                                  "policy-controller); required in prod")
 
 
 class Components(StrictModel):

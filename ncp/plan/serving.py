@@ -171,13 +171,18 @@ class StorageTiers(StrictModel):
 
 
 class Validation(StrictModel):
-    """The validation and benchmark Jobs: the ISV NCP Validation Suite, AIPerf and fio images."""
+    """The validation, benchmark and readiness Jobs: the ISV NCP Validation Suite, AIPerf, fio and nccl-tests
+    images."""
 
     suite: bool = Field(default=True, description="define the ISV NCP Validation Suite Job")
     suite_image: Optional[Text] = Field(default=None, description="site-built image of the pinned validation suite")
     benchmark_image: Optional[Text] = Field(default=None, description="site-built image with the pinned aiperf")
     storage_image: Optional[Text] = Field(default=None, description="site-built image with the pinned fio (storage "
                                          "readiness Jobs on RDMA profiles)")
+    nccl_image: Optional[Text] = Field(default=None, description="site-built image with the pinned nccl-tests MPI "
+                                       "binaries and openssh-server (the NCCL readiness Job; mpirun starts its ranks "
+                                       "over ssh, which the NGC PyTorch image cannot serve); required by digest in "
+                                       "prod, elsewhere the matrix's ncclTests image by tag")
 
 
 IN_CLUSTER_URL = (r"^https?://[a-z0-9]([-a-z0-9]*[a-z0-9])?\.(?P<namespace>[a-z0-9]([-a-z0-9]*[a-z0-9])?)\.svc"

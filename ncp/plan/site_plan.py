@@ -74,6 +74,27 @@ class Rail:
 
 
 @dataclass(frozen=True)
+class RailAttachment:
+    """One rail's NetworkAttachmentDefinition as every namespace whose pods attach to the rail gets its own copy: the
+    pods name it without a namespace, which Multus resolves in the pod's own namespace
+    (k8snetworkplumbingwg/multus-cni pkg/k8sclient/k8sclient.go parsePodNetworkAnnotation: an entry without
+    `<namespace>/` takes the pod's namespace), so no pod needs a reference into another namespace. Every copy names
+    the same nv-ipam pool, which stays in the Network Operator's namespace: the nv-ipam node daemon serves the pools of
+    the one namespace it watches, whatever the pod's (Mellanox/nvidia-k8s-ipam cmd/ipam-node/app/options/options.go,
+    `--ippools-namespace`).
+
+    Attributes:
+        name: the attachment's name (rail-<index>), the same in every namespace.
+        config: the rail's CNI configuration (JSON).
+        annotations: the attachment's annotations (the SR-IOV resource Multus asks the device plugin for).
+    """
+
+    name: str
+    config: str
+    annotations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class NodePlacement:
     """Where a tenant's pods run: its dedicated nodes (labelled and tainted TENANT_KEY=<tenant> by the site): its GPU
     nodes and the CPU nodes its frontends, planners and Jobs run on, so no pod of a tenant shares a node with another

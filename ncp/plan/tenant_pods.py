@@ -3,10 +3,11 @@ against the tenant's ResourceQuota: a stack the plan accepts is never refused by
 
 What runs at once, counted together: the Dynamo workers (at the planner's maxReplicas where a planner scales them),
 the two frontends and the planner of each endpoint (no resources of their own: the tenant LimitRange's defaults),
-each endpoint's picker, every Triton server, and every Job the program creates in the namespace: model staging
-(it re-runs beside the serving graph when a revision changes), the engine builds (likewise beside their server) and
-the AIPerf benchmarks (run on demand beside what they measure). GPUs are the exception: an engine build's GPUs are
-counted as its server's, which the program creates only after the build has run. The figures come from the files the
+each endpoint's picker, the tenant's ModelExpress server, every Triton server, and every Job the program creates in
+the namespace: model staging (it re-runs beside the serving graph when a revision changes), the engine builds
+(likewise beside their server) and the AIPerf benchmarks (run on demand beside what they measure). GPUs are the
+exception: an engine build's GPUs are counted as its server's, which the program creates only after the build has
+run. The figures come from the files the
 components build their pods from (data/dynamo-backends.yaml for workers, data/tenant-pods.yaml for the rest)."""
 import math
 import re
@@ -196,6 +197,10 @@ def tenant_demands(config: StackConfig, endpoints: Sequence[EndpointPlan], servi
         demands[endpoint.tenant.name].groups += endpoint_pods(endpoint, gpus_per_node, picker)
     for service in services:
         demands[service.tenant.name].groups += service_pods(service)
+    if config.components.serving.model_express:
+        for tenant in {endpoint.tenant.name for endpoint in endpoints}:
+            demands[tenant].groups.append(PodGroup.of("ModelExpress server", 1,
+                                                      [load_tenant_pods().container("modelExpress")]))
     return demands
 
 

@@ -179,6 +179,29 @@ def prometheus_tenancy(kube: Kube, site_plan: SitePlan) -> list[Miss]:
     return [Miss("prometheus tenancy", problem, fix) for problem, fix in prometheus_tenancy_problems(prometheuses)]
 
 
+def image_signatures(kube: Kube, site_plan: SitePlan) -> list[Miss]:
+    """Where the stack verifies tenant images by signature, the Sigstore policy-controller's admission webhook is
+    installed and selects the namespaces the program opts in (its include label): without it the ClusterImagePolicy
+    the program renders verifies nothing."""
+    if site_plan.config.components.tenancy.image_signatures is None or not site_plan.tenants:
+        return []
+    names = integration_points().sigstore
+    webhook = kube.validating_webhook_configuration(names.webhook_configuration)
+    fix = (f"install the Sigstore policy-controller (its ValidatingWebhookConfiguration {names.webhook_configuration} "
+           f"selects namespaces labelled {names.include_label}=true, which the program sets on tenant namespaces)")
+    if webhook is None:
+        return [Miss("image signatures", f"no ValidatingWebhookConfiguration {names.webhook_configuration}: nothing "
+                                         "verifies the signatures of tenant-namespace images", fix)]
+    selected = [w for w in webhook.get("webhooks") or [] if w.get("failurePolicy", "Fail") == "Fail" and any(
+        e.get("key") == names.include_label and e.get("operator") == "In" and "true" in (e.get("values") or [])
+        for e in (w.get("namespaceSelector") or {}).get("matchExpressions") or [])]
+    if not selected:
+        return [Miss("image signatures", f"ValidatingWebhookConfiguration {names.webhook_configuration} has no webhook "
+                                         f"that selects {names.include_label}=true namespaces and fails closed "
+                                         "(failurePolicy Fail): opted-in tenant namespaces would go unverified", fix)]
+    return []
+
+
 def run_checks(kube: Kube, site_plan: SitePlan, recording: Recording) -> dict[str, list[Miss]]:
     return {"kubernetes version": kubernetes_version(kube, site_plan),
             "site prerequisite CRDs": crds(kube, site_plan, recording),
@@ -186,4 +209,5 @@ def run_checks(kube: Kube, site_plan: SitePlan, recording: Recording) -> dict[st
             "GPU nodes and topology labels": gpu_nodes(kube, site_plan),
             "admission plugins": admission(kube, site_plan),
             "gateway egress": gateway_egress(kube, site_plan),
-            "prometheus tenancy": prometheus_tenancy(kube, site_plan)}
+            "prometheus tenancy": prometheus_tenancy(kube, site_plan),
+            "image signatures": image_signatures(kube, site_plan)}

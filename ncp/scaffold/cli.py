@@ -183,7 +183,8 @@ def _rail_lines(profile: HardwareProfile, gpu_nodes: int) -> list[str]:
     return lines
 
 
-def _serving_lines(environment: str, options: SiteOptions, endpoints: Sequence[SizedEndpoint]) -> list[str]:
+def _serving_lines(environment: str, options: SiteOptions, endpoints: Sequence[SizedEndpoint],
+                   rdma: bool) -> list[str]:
     lines = storage_lines(endpoints)
     if options.gateway:
         lines += ["      gatewayInferenceExtension: true",
@@ -210,6 +211,11 @@ def _serving_lines(environment: str, options: SiteOptions, endpoints: Sequence[S
                   "        suiteImage: " + q(placeholder("site-built validation suite image, e.g. nvcr.io/<your NGC "
                                                          "org>/tools/isv-ncp-validation-suite:<version>@sha256:"
                                                          "<digest>"))]
+        if rdma:
+            validation += [
+                "        # The NCCL readiness Job needs nccl-tests (MPI) and sshd: build it, pin it by digest.",
+                "        ncclImage: " + q(placeholder("site-built nccl-tests image, e.g. nvcr.io/<your NGC org>/"
+                                                      "tools/nccl-tests:<version>@sha256:<digest>"))]
     if validation:
         lines += ["      validation:", *validation]
     return ["    serving:", *lines] if lines else []
@@ -257,7 +263,12 @@ def render(site: str, profile: HardwareProfile, environment: str, gpu_nodes: int
                        "      # the label the site's Prometheus selects PodMonitors and rules by",
                        f"      prometheusSelectorLabels: {{release: {options.monitoring_release}}}"]
     endpoints = [e for tenant in tenants for e in tenant.endpoints]
-    components += _serving_lines(environment, options, endpoints)
+    if environment == "prod":  # image signatures are verified at admission (the policy-controller is a prerequisite)
+        components += ["    tenancy:",
+                       "      imageSignatures:",
+                       "        publicKeys: ["
+                       + q(placeholder("PEM public key of the site's cosign signer (cosign.pub)")) + "]"]
+    components += _serving_lines(environment, options, endpoints, profile.has_rdma_fabric)
     if components:
         lines += [f"  {PROJECT}:components:", *components]
     lines.append(f"  {PROJECT}:tenants:")

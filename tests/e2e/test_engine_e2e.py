@@ -52,12 +52,17 @@ def test_api_objects(deployed):
     assert pool["spec"]["targetPorts"] == [{"number": 8000}]
     assert api.get("/apis/monitoring.coreos.com/v1/namespaces/tenant-dev/podmonitors/chat-dense")
     assert api.get("/apis/batch/v1/namespaces/tenant-dev/jobs/chat-dense-aiperf")["spec"]["suspend"] is True
-    assert api.get("/apis/apps/v1/namespaces/dynamo-system/deployments/modelexpress")
+    # ModelExpress runs in the tenant's namespace (docs/decisions/0005-model-express-per-tenant.md).
+    assert api.get("/apis/apps/v1/namespaces/tenant-dev/deployments/modelexpress")
+    assert api.get("/apis/apps/v1/namespaces/dynamo-system/deployments/modelexpress") is None
     policy = api.get("/apis/mellanox.com/v1alpha1/nicclusterpolicies/nic-cluster-policy")
     assert "rdmaSharedDevicePlugin" in policy["spec"] and "nvIpam" in policy["spec"]
     pool0 = api.get("/apis/nv-ipam.nvidia.com/v1alpha1/namespaces/nvidia-network-operator/ippools/rail-0")
     assert pool0["spec"]["subnet"] == "10.210.0.0/24"
-    assert api.get("/apis/k8s.cni.cncf.io/v1/namespaces/nvidia-network-operator/network-attachment-definitions/rail-1")
+    # Each namespace on the rails has its own attachments (the readiness namespace here), the operator's none (#22).
+    assert api.get("/apis/k8s.cni.cncf.io/v1/namespaces/ncp-readiness/network-attachment-definitions/rail-1")
+    assert api.get("/apis/k8s.cni.cncf.io/v1/namespaces/nvidia-network-operator/network-attachment-definitions/"
+                   "rail-1") is None
     rendered = api.get("/api/v1/namespaces/nvsentinel/configmaps/nvsentinel-rendered-values")
     values = yaml.safe_load(rendered["data"]["values.yaml"])
     assert values["global"]["dryRun"] is True

@@ -20,7 +20,7 @@ from components.tenancy.admission import POLICY_PREFIX
 from ncp.readmodel.manifests import core_manifests
 from ncp.readmodel.recorder import run_stack_file
 from ncp.plan.catalog import integration_points
-from ncp.plan.names import ALLOWED_HOST_PATHS, ENDPOINT_LABEL, PART_OF_LABEL, PROJECT, READINESS_LABEL
+from ncp.plan.names import ALLOWED_HOST_PATHS, BENCHMARK_CLAIM, ENDPOINT_LABEL, PART_OF_LABEL, PROJECT, READINESS_LABEL
 from tests.e2e.crds import UPSTREAM, install as install_crds
 from tests.e2e.cluster import own_control_plane
 from tests.e2e.kube_api import KubeApi
@@ -49,7 +49,7 @@ IMAGE = f"nvcr.io/nvidia/cuda:12.8.0-base-ubuntu24.04@{DIGEST}"
 @pytest.fixture(scope="module")
 def manifests() -> list[dict]:
     """The prod stack's objects: built-in kinds and the custom resources whose CRDs the e2e installs."""
-    kinds = {"DynamoGraphDeployment", "InferencePool", "PodMonitor", "PrometheusRule"}
+    kinds = {"DynamoGraphDeployment", "InferencePool", "PodMonitor", "PrometheusRule", "NetworkAttachmentDefinition"}
     chosen = [m for m in core_manifests(run_stack_file("prod"))
               if "/" not in m["apiVersion"] or m["apiVersion"].split("/")[0] in BUILT_IN or m["kind"] in kinds]
     return sorted(chosen, key=lambda m: ORDER.index(m["kind"]) if m["kind"] in ORDER else len(ORDER))
@@ -183,6 +183,14 @@ def _tenant_graph(manifests, namespace: str, change=None) -> dict:
     return graph
 
 
+def _results_reader(namespace: str, read_only: bool) -> dict:
+    """A pod mounting the platform's benchmark-output claim, which acceptance evidence is read from."""
+    pod = _container(_pod(namespace, _spec(volumes=[{"name": "results", "persistentVolumeClaim": {
+        "claimName": BENCHMARK_CLAIM}}])), volumeMounts=[{"name": "results", "mountPath": "/results",
+                                                          "readOnly": read_only}])
+    return pod
+
+
 def _monitor(namespace: str, **endpoint) -> dict:
     return {"apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
             "metadata": {"name": "probe", "namespace": namespace},
@@ -239,6 +247,9 @@ NORMAL = [
     ("a PodMonitor of its pods", lambda m: _monitor(ACME, relabelings=[{"targetLabel": "team", "replacement": "a"}])),
     ("its own graph", lambda m: _tenant_graph(m, ACME)),
     ("a graph on the rails it uses", lambda m: _tenant_graph(m, GLOBEX)),
+    ("a pod reading the benchmark results", lambda m: _results_reader(ACME, read_only=True)),
+    ("a pod on its rails, by name", lambda m: _pod(GLOBEX, annotations={NETWORKS: "rail-0, rail-1@net2"})),
+    ("a pod on its rails, in its namespace", lambda m: _pod(GLOBEX, annotations={NETWORKS: f"{GLOBEX}/rail-0"})),
 ]
 
 
@@ -307,7 +318,7 @@ ATTACKS = [
      _hostile_graph(_main(securityContext={"privileged": True})), "dynamo-graphs", "privileged"),
     ("1", "hostPath / through a DynamoGraphDeployment",
      _hostile_graph(lambda s, g: s["extraPodSpec"]["volumes"].append(ROOT_PATH)), "dynamo-graphs", "hostPath"),
-    ("2", "delete the platform's endpoint picker", lambda m: _program_owned(m, "Deployment", ACME),
+    ("2", "delete the platform's endpoint picker", lambda m: _picker(m, ACME),
      "platform-owned", "read-only"),
     ("2", "change the platform's picker Service", lambda m: _relabelled(_program_owned(m, "Service", ACME)),
      "platform-owned", "read-only"),
@@ -317,6 +328,15 @@ ATTACKS = [
      lambda m: _pod(ACME, annotations={NETWORKS: "nvidia-network-operator/rail-0"}), "networks", "attach"),
     ("4", "another tenant's network", lambda m: _pod(GLOBEX, annotations={NETWORKS: f"{ACME}/secret-net"}),
      "networks", "attach"),
+    ("4", "a rail its namespace is not granted",
+     lambda m: _pod(ACME, annotations={NETWORKS: "rail-0"}), "networks", "granted"),
+    ("4", "the shared namespace's copy of a granted rail",
+     lambda m: _pod(GLOBEX, annotations={NETWORKS: "rail-0,nvidia-network-operator/rail-1"}), "networks", "granted"),
+    ("4", "another tenant's copy of a granted rail",
+     lambda m: _pod(ACME, annotations={NETWORKS: f"{GLOBEX}/rail-0"}), "networks", "granted"),
+    ("4", "a network in the JSON form behind a space",
+     lambda m: _pod(GLOBEX, annotations={NETWORKS: ' {"name":"rail-0","namespace":"tenant-acme-chat"}'}),
+     "networks", "name form"),
     ("4", "a network in the JSON form",
      lambda m: _pod(ACME, annotations={NETWORKS: '[{"name":"rail-0","namespace":"nvidia-network-operator"}]'}),
      "networks", "name form"),
@@ -340,11 +360,17 @@ ATTACKS = [
     ("6", "the platform's part-of label", lambda m: _pod(ACME, labels={PART_OF_LABEL: PROJECT}),
      "platform-labels", "labels"),
     ("2", "a pod running as the endpoint picker's ServiceAccount",
-     lambda m: _pod(ACME, _spec(serviceAccountName=_program_owned(m, "Deployment", ACME)["metadata"]["name"])),
+     lambda m: _pod(ACME, _spec(serviceAccountName=_picker(m, ACME)["metadata"]["name"])),
      "service-accounts", "ServiceAccount"),
     ("2", "a graph running as the planner's ServiceAccount",
      _hostile_graph(lambda s, g: s["extraPodSpec"].update(serviceAccountName="planner-serviceaccount")),
      "dynamo-graphs", "ServiceAccount"),
+    ("14", "write the benchmark results", lambda m: _results_reader(ACME, read_only=False), "results-claim",
+     "read-only"),
+    ("14", "swap the results through a graph",
+     lambda m: {**(g := _tenant_graph(m, ACME)), "spec": {**g["spec"], "pvcs": [{"name": BENCHMARK_CLAIM,
+                                                                                 "create": False}]}},
+     "dynamo-graphs", "results claims"),
     ("14", "a Job labelled as a readiness Job",
      lambda m: {**_cronjob(ACME, _pod(ACME))["spec"]["jobTemplate"], "apiVersion": "batch/v1", "kind": "Job",
                 "metadata": {"name": "nccl-tests", "namespace": ACME, "labels": {READINESS_LABEL: "nccl"}}},
@@ -396,6 +422,14 @@ def _program_owned(manifests, kind: str, namespace: str) -> dict:
             "metadata": {"name": found["metadata"]["name"], "namespace": namespace}}
 
 
+def _picker(manifests, namespace: str) -> dict:
+    """The endpoint picker's Deployment (its ServiceAccount has its name), not the tenant's ModelExpress server."""
+    found = next(m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["namespace"] == namespace
+                 and m["metadata"]["name"].endswith("-epp"))
+    return {"apiVersion": found["apiVersion"], "kind": "Deployment",
+            "metadata": {"name": found["metadata"]["name"], "namespace": namespace}}
+
+
 def _relabelled(manifest: dict) -> dict:
     return {**manifest, "metadata": {**manifest["metadata"], "labels": {"app": "mine"}}}
 
@@ -422,7 +456,7 @@ def test_the_platform_is_not_held_to_what_it_keeps_from_tenants(api, manifests):
     labelled = _pod(ACME, labels={ENDPOINT_LABEL: "chat", PART_OF_LABEL: PROJECT})
     assert _dry_run(api, labelled, None)[0] == 201
     assert _dry_run(api, labelled, ACME_ADMIN)[0] == 403
-    picker = {**_program_owned(manifests, "Deployment", ACME), "spec": {"replicas": 1}}
+    picker = {**_picker(manifests, ACME), "spec": {"replicas": 1}}
     assert _dry_run(api, picker, None, "PATCH")[0] == 200
 
 

@@ -299,7 +299,10 @@ def _readiness_stand_in(api: KubeApi, seen: dict, stop: threading.Event) -> None
                            "ncp-inference.io/acceptance-run")["items"]:
             name = job["metadata"]["name"]
             if name not in seen:
-                seen[name] = api.get(f"/api/v1/namespaces/ncp-readiness/secrets/{NCCL_SSH_SECRET}")
+                secret = api.get(f"/api/v1/namespaces/ncp-readiness/secrets/{NCCL_SSH_SECRET}")
+                if name.startswith("nccl-tests") and secret is None:
+                    continue  # its pods wait for the run's key (the Secret volume is not optional)
+                seen[name] = {**(secret or {}), "job-uid": job["metadata"]["uid"]} if secret else None
                 _finish(api, job, "Complete")
         time.sleep(0.2)
 
@@ -338,6 +341,8 @@ def test_readiness_run_keys_the_nccl_test_and_runs_every_job(control_plane, prod
     key = seen["nccl-tests-r1"]
     assert key is not None and key["type"] == "kubernetes.io/ssh-auth" and {"ssh-privatekey", "ssh-publickey"} <= \
         set(key["data"]), "the NCCL test ran with the run's key"
+    assert [(o["kind"], o["uid"]) for o in key["metadata"]["ownerReferences"]] == [("Job", key["job-uid"])], \
+        "the key is owned by the run's Job: the garbage collector deletes it with the Job"
     assert all(seen[name] is None for name in seen if name != "nccl-tests-r1"), "the key lives for the NCCL test only"
     assert api.get(f"/api/v1/namespaces/ncp-readiness/secrets/{NCCL_SSH_SECRET}") is None
     entry = read_index(tmp_path / "index.yaml")[0]

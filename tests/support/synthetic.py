@@ -13,6 +13,14 @@ PARTNER_DECISIONS = [
      "reason": "The RA names telemetry signals, not a metrics backend."}]
 
 
+# A cosign signer's public key (ECDSA P-256), for prod sites' image signature verification.
+EXAMPLE_SIGNER_KEY = """-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEye/CQiH8Wz6//QaRg/ICAnFnBNvY
+7TNlkcQTOrM/m6ZrkA6aHY/ibEXrNYpyPeej55Pp119eZihvEsHEpJJL3g==
+-----END PUBLIC KEY-----
+"""
+
+
 def site_config(profile: str, environment: str = "lab", tenants: int = 2, gpu_nodes: int = 4) -> dict[str, Any]:
     hardware = load_profile(profile)
     capacity = gpu_nodes * hardware.gpu.per_node
@@ -46,9 +54,12 @@ def site_config(profile: str, environment: str = "lab", tenants: int = 2, gpu_no
         config["localDecisions"] = copy.deepcopy(PARTNER_DECISIONS)
     if environment == "prod":
         config["ngcApiKey"] = "test-ngc-key"
+        config.setdefault("components", {})["tenancy"] = {"imageSignatures": {"publicKeys": [EXAMPLE_SIGNER_KEY]}}
         config.setdefault("components", {})["serving"] = {
             "validation": {"suiteImage": "nvcr.io/test-org/tools/isv-ncp-validation-suite:0.6.8@sha256:" + "0" * 64,
-                           "storageImage": "nvcr.io/test-org/tools/fio:3.38@sha256:" + "4" * 64},
+                           "storageImage": "nvcr.io/test-org/tools/fio:3.38@sha256:" + "4" * 64,
+                           **({"ncclImage": "nvcr.io/test-org/tools/nccl-tests:25.06@sha256:" + "5" * 64}
+                              if hardware.has_rdma_fabric else {})},
             # The return-to-service gate's DCGM and NCCL images (prod pins them by digest).
             "imageDigests": {"dcgm": "sha256:" + "5" * 64, "ncclTests": "sha256:" + "6" * 64}}
     return config

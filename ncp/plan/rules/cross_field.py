@@ -61,7 +61,8 @@ def _tool_images(config: StackConfig) -> list[Problem]:
     registries = load_allowlists().image_registries
     validation = config.components.serving.validation
     problems = []
-    for key, image in (("suiteImage", validation.suite_image), ("benchmarkImage", validation.benchmark_image)):
+    for key, image in (("suiteImage", validation.suite_image), ("benchmarkImage", validation.benchmark_image),
+                       ("ncclImage", validation.nccl_image)):
         if image is None:
             continue
         path = f"{PROJECT}:components.serving.validation.{key}"
@@ -77,6 +78,33 @@ def _tool_images(config: StackConfig) -> list[Problem]:
                                     f"reference: {_set(path, f'<registry>/{repository.split(chr(47))[-1]}:<version>')}"
                                     " (or add the registry to data/allowlists.yaml imageRegistries)"))
     return problems
+
+
+def _nccl_image(config: StackConfig, profile: HardwareProfile) -> list[Problem]:
+    """image-references (prod): the NCCL readiness Job runs as root with IPC_LOCK on every GPU node of the site, so
+    prod runs it only from the site's own image pinned by digest (#22 item 12)."""
+    if config.site.environment != Environment.PROD or not profile.has_rdma_fabric:
+        return []  # without a fabric there is no NCCL readiness Job
+    path = f"{PROJECT}:components.serving.validation.ncclImage"
+    image = config.components.serving.validation.nccl_image
+    if image is not None and _split_image(image)[2]:
+        return []
+    found = "is not set" if image is None else f"{image} is not pinned by digest"
+    return [Problem(path, f"{found}: prod runs the NCCL readiness Job (root, IPC_LOCK, every GPU node) only from the "
+                          "site's nccl-tests image by digest (policy image-references)",
+                    "build the image (nccl-tests MPI binaries and openssh-server), push it and set it by digest: "
+                    + _set(path, "'<registry>/nccl-tests:<version>@sha256:<digest>'"))]
+
+
+def _image_signatures(config: StackConfig) -> list[Problem]:
+    """image-references (prod): tenant-namespace images are verified by signature at admission (#22 item 13)."""
+    if config.site.environment != Environment.PROD or config.components.tenancy.image_signatures is not None:
+        return []
+    path = f"{PROJECT}:components.tenancy.imageSignatures.publicKeys"
+    return [Problem(path, "is not set: prod verifies the images of tenant namespaces by signature at admission "
+                          "(policy image-references; the Sigstore policy-controller is a site prerequisite)",
+                    "install the Sigstore policy-controller and give the public key of the site's cosign signer: "
+                    f"pulumi config set --path '{path}[0]' -- \"$(cat cosign.pub)\"")]
 
 
 def _acceptance(config: StackConfig) -> list[Problem]:
@@ -118,7 +146,8 @@ def _disaggregation(config: StackConfig, profile: HardwareProfile,
 
 def cross_field_problems(config: StackConfig, profile: Optional[HardwareProfile],
                          endpoints: Sequence[EndpointPlan]) -> list[Problem]:
-    problems = _evidence(config) + _tool_images(config) + _acceptance(config) + _time_slicing(config)
+    problems = (_evidence(config) + _tool_images(config) + _image_signatures(config) + _acceptance(config)
+                + _time_slicing(config))
     if profile is not None:
-        problems += _disaggregation(config, profile, endpoints)
+        problems += _disaggregation(config, profile, endpoints) + _nccl_image(config, profile)
     return problems
