@@ -87,6 +87,9 @@ CASES = {
     "endpoints.model-source": ("prod", {"endpoints[0].model.source": "s3://models/qwen"}),
     "prod.serving-image-digest": ("prod", {"components.serving.imageDigests.trtllm": DROP}),
     "prod.gate-image-digest": ("prod", {"components.serving.imageDigests.dcgm": DROP}),
+    "prod.nccl-image": ("prod", {"components.serving.validation.ncclImage":
+                                 "nvcr.io/ncp-east-1/ncp-tools/nccl-tests:25.06"}),
+    "prod.image-signatures": ("prod", {"components.tenancy.imageSignatures": DROP}),
     "endpoints.sizing-file": ("prod", {"endpoints[0].sizing": "sites/prod/sizing/missing.yaml"}),
     "endpoints.planner-bounds": ("prod", {"endpoints[1].planner.adjustmentIntervalSeconds": 1}),
     "endpoints.kv-offload": ("prod", {"components.serving.storage.kvOffload": DROP, "endpoints[0].kvOffload": True}),

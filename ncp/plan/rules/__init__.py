@@ -255,6 +255,15 @@ RULES: tuple[Rule, ...] = (
          "RDMA fabric or multi-node NVLink", "ncp sizing ... --serving-mode agg",
          lambda i: cross_field._disaggregation(i.config, i.profile, i.endpoints), needs_profile=True,
          policy="disaggregation-fabric"),
+    Rule("prod.nccl-image", f"{P}components.serving.validation.ncclImage", "prod on an RDMA profile without the "
+         "site's nccl-tests image pinned by digest (the NCCL readiness Job runs as root with IPC_LOCK on every GPU "
+         "node)", f"pulumi config set --path '{P}components.serving.validation.ncclImage' "
+         "'<registry>/nccl-tests:<version>@sha256:<digest>'", lambda i: cross_field._nccl_image(i.config, i.profile),
+         needs_profile=True, policy="image-references"),
+    Rule("prod.image-signatures", f"{P}components.tenancy.imageSignatures.publicKeys", "prod without the public "
+         "key of the site's image signer (tenant images are verified by signature at admission)",
+         f"pulumi config set --path '{P}components.tenancy.imageSignatures.publicKeys[0]' -- \"$(cat cosign.pub)\"",
+         _config(cross_field._image_signatures), policy="image-references"),
     # --- RA rules config can know --------------------------------------------------------------------------------
     Rule("ra.platform-role-namespace", f"{P}components.tenancy.gatewayNamespace (and every platform-role key)",
          "a platform role's namespace set to a tenant's own namespace", "pulumi config set --path '<key>' "

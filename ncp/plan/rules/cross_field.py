@@ -142,12 +142,3 @@ def _disaggregation(config: StackConfig, profile: HardwareProfile,
                     "re-size it aggregated for this profile (ncp sizing ... --out <a new file for this "
                     "endpoint>, then point its sizing key at that file), or move the site to an RDMA profile")
             for plan in endpoints if plan.mode == "disaggregated"]
-
-
-def cross_field_problems(config: StackConfig, profile: Optional[HardwareProfile],
-                         endpoints: Sequence[EndpointPlan]) -> list[Problem]:
-    problems = (_evidence(config) + _tool_images(config) + _image_signatures(config) + _acceptance(config)
-                + _time_slicing(config))
-    if profile is not None:
-        problems += _disaggregation(config, profile, endpoints) + _nccl_image(config, profile)
-    return problems
