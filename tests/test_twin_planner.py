@@ -1,5 +1,6 @@
 """The SLA planner acts on load (#24 Deliver 4): Dynamo 1.5.0's planner, started with the command, args and
-environment of the rendered reasoning-large Planner service, reads the real Prometheus (#25) scraping the twin's real
+environment of the rendered reasoning-large Planner service, authenticated as the operator's planner service account
+(a TokenRequest token, the chart's planner role), reads the real Prometheus (#25) scraping the twin's real
 frontend and mocker workers through the rendered PodMonitor, and scales the graph through its `kubernetes`
 connector against a local API server, where ncp/twin/operator_standin.py plays the Dynamo operator (conversion to
 v1beta1, replicas -> twin processes, the status the connector reads; sources in data/serving-twin.yaml
@@ -21,6 +22,7 @@ import subprocess
 import time
 import urllib.error
 from pathlib import Path
+from typing import Optional
 
 import pytest
 import yaml
@@ -173,11 +175,13 @@ def require_planner_imports() -> None:
                     f"{result.stderr.strip().splitlines()[-1]}\n  fix: `bash scripts/setup.sh` (tools/venvs/twin.txt)")
 
 
-def planner_process(graph: dict, kubeconfig: Path, prometheus_url: str, directory: Path):
+def planner_process(graph: dict, standin: OperatorStandIn, prometheus_url: str, directory: Path,
+                    rules: Optional[list[dict]] = None):
     """The rendered Planner service's process: its --config with only the adjustment interval compressed, its
-    environment plus where the pod would find the API server (KUBECONFIG: the admin credentials of the local control
-    plane) and Prometheus (the twin's server, not the cluster Service); its namespace file where the service
-    account's is mounted in a pod (a private mount namespace)."""
+    environment plus where the pod would find Prometheus (the twin's server, not the cluster Service), and the pod's
+    service account (the operator's planner account and role, a TokenRequest token) mounted where a pod has it, in a
+    private mount namespace: the planner's own in-cluster configuration finds the API server, the namespace and the
+    token there."""
     [planner] = graph_processes(graph, RUNTIME, Path("/unused"), MODELS_MOUNT, PORTS, python=twin_python(),
                                 services={"Planner"})
     at = planner.argv.index("--config") + 1
@@ -185,17 +189,16 @@ def planner_process(graph: dict, kubeconfig: Path, prometheus_url: str, director
     assert config["environment"] == "kubernetes" and config["throughput_adjustment_interval_seconds"] > 0
     config["throughput_adjustment_interval_seconds"] = PLANNER_INTERVAL
     planner.argv[at] = json.dumps(config)
-    planner.env.update({"KUBECONFIG": str(kubeconfig), "PROMETHEUS_ENDPOINT": prometheus_url, **planner_env()})
     account = directory / "serviceaccount"
-    account.mkdir(parents=True, exist_ok=True)
-    (account / "namespace").write_text(graph["metadata"]["namespace"])
+    planner.env.update({"PROMETHEUS_ENDPOINT": prometheus_url, **standin.planner_account(account, rules),
+                        **planner_env()})
     wrap = ["unshare", "-m", "sh", "-c",
             f'mount -t tmpfs twin-run /run && mkdir -p {SA_DIR} && mount --bind "{account}" {SA_DIR} '
             '&& exec "$0" "$@"']
-    probe = subprocess.run([*wrap, "true"], capture_output=True, text=True)
+    probe = subprocess.run([*wrap, "test", "-s", f"{SA_DIR}/token"], capture_output=True, text=True)
     if probe.returncode != 0:
-        pytest.skip(f"no private mount namespace here (unshare -m: {probe.stderr.strip()}): the planner would look "
-                    "for its graph in namespace `default`")
+        pytest.skip(f"no private mount namespace here (unshare -m: {probe.stderr.strip()}): the planner would find "
+                    "no service account")
     return planner, wrap, config
 
 
@@ -207,7 +210,7 @@ def worker_replicas(standin: OperatorStandIn) -> dict[str, int]:
 
 @contextlib.contextmanager
 def planner_twin(kubeconfig: Path, model_root: Path, directory: Path, prometheus_binary: Path,  # noqa: F811
-                 monitor_edit=None):
+                 monitor_edit=None, rules: Optional[list[dict]] = None):
     """The disaggregated endpoint's twin, its Prometheus, the operator stand-in and the planner, all running."""
     require_planner_imports()
     recording, graphs = rendered(*stack(endpoints=(DISAGG,)))
@@ -234,7 +237,7 @@ def planner_twin(kubeconfig: Path, model_root: Path, directory: Path, prometheus
     except Exception:  # noqa: BLE001 - nothing left by an earlier run
         pass
     standin.install(dgd_crd(), graph)
-    planner, wrap, config = planner_process(graph, kubeconfig, server.url, directory)
+    planner, wrap, config = planner_process(graph, standin, server.url, directory, rules)
     with twin, server.start(twin_targets(graph, processes, SIGNALS, dynamo_namespace)):
         twin.wait_for_model(MODEL)
         standin.start()
@@ -263,6 +266,18 @@ def gpus(graph: dict, replicas: dict[str, int]) -> int:
     return sum(int(services[name]["resources"]["limits"]["gpu"]) * count for name, count in replicas.items())
 
 
+def decisions(log: Path) -> list[str]:
+    """The planner's own record: each throughput interval's observed load and each decision that is not a hold."""
+    keep = re.compile(r"Observed num_req: [0-9.]+|\[summary\] SCALE_\w+ \| current: [^|]+\| recommended: [^|]+")
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        found = keep.search(line)
+        if found:
+            out.append(f"{line[11:19]} {found.group(0)}")
+    return out
+
+
 def scaled_up(standin: OperatorStandIn, start: dict[str, int]) -> bool:
     return any(n > start[name] for name, n in worker_replicas(standin).items())
 
@@ -280,7 +295,8 @@ def test_the_planner_scales_up_under_load_and_down_at_idle(kubeconfig, model_roo
         types = {c["name"]: c["type"] for c in standin.read()["spec"]["components"]}
         wait_until(lambda: all(n <= floor[types[name]] for name, n in worker_replicas(standin).items()),
                    PLANNER_INTERVAL * 10, "the planner did not come back to the minimum at idle", twin, standin)
-    print("planner decision timeline:", json.dumps(standin.timeline))
+    print("planner decision timeline:", json.dumps(standin.timeline), *decisions(twin.directory / "Planner.log"),
+          sep="\n  ")
 
 
 def test_without_the_dynamo_namespace_relabeling_the_planner_sees_no_load_and_does_not_scale(
@@ -308,3 +324,23 @@ def test_without_the_dynamo_namespace_relabeling_the_planner_sees_no_load_and_do
         traffic = [line for line in log.read_text(errors="replace").splitlines() if "Observed num_req" in line]
         assert len(traffic) >= 3 and load.sent > 100, (load.sent, traffic)
         assert not any(re.search(r"num_req: [1-9]", line) for line in traffic), traffic[-3:]
+
+
+def test_a_planner_role_without_patch_is_refused_and_nothing_scales(kubeconfig, model_root, tmp_path,
+                                                                    prometheus_binary):  # noqa: F811
+    """#24 item 3: the planner runs with its service account's token, not the control plane's admin credentials;
+    with `patch` removed from the planner role, its scale-up is refused by the API server (403) and the graph keeps
+    its replicas, under the same load that scales it above."""
+    from ncp.twin.operator_standin import settings
+    narrow = [dict(rule, verbs=[v for v in rule["verbs"] if v != "patch"]) if "dynamographdeployments"
+              in rule["resources"] else rule for rule in settings()["plannerRules"]]
+    with planner_twin(kubeconfig, model_root, tmp_path, prometheus_binary, rules=narrow) as \
+            (twin, standin, config, graph):
+        start = worker_replicas(standin)
+        log = twin.directory / "Planner.log"
+        with Clients(twin, MODEL, count=CLIENTS, max_tokens=MAX_TOKENS):
+            wait_until(lambda: "403" in log.read_text(errors="replace"), PLANNER_INTERVAL * 8,
+                       "the planner's patch was not refused", twin, standin)
+        assert worker_replicas(standin) == start, standin.timeline
+        refused = [line for line in log.read_text(errors="replace").splitlines() if "403" in line]
+        assert any("Forbidden" in line or "forbidden" in line for line in refused), refused[:3]
