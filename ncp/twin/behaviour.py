@@ -96,6 +96,7 @@ class Clients:
     twin: Twin
     model: str
     count: int = 4
+    max_tokens: int = 8
     sent: int = 0
     errors: dict[str, int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -108,7 +109,8 @@ class Clients:
             number += 1
             kind = None
             try:
-                self.twin.chat(self.model, f"client {client} request {number} the quick brown fox", max_tokens=8)
+                self.twin.chat(self.model, f"client {client} request {number} the quick brown fox",
+                                max_tokens=self.max_tokens)
             except urllib.error.HTTPError as error:
                 kind = str(error.code)
             except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError) as error:

@@ -41,6 +41,26 @@ def metadata_crd() -> dict:
                                    "schema": {"openAPIV3Schema": schema}}]}}
 
 
+def install_crd(extensions: client.ApiextensionsV1Api, core: client.CoreV1Api, crd: dict, namespace: str) -> None:
+    """Create `crd` (one already there is kept) and wait until it is established; create `namespace` likewise."""
+    try:
+        extensions.create_custom_resource_definition(crd)
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        conditions = extensions.read_custom_resource_definition(crd["metadata"]["name"]).status.conditions
+        if any(c.type == "Established" and c.status == "True" for c in conditions or []):
+            break
+        time.sleep(0.5)
+    try:
+        core.create_namespace({"metadata": {"name": namespace}})
+    except ApiException as error:
+        if error.status != 409:
+            raise
+
+
 def _ready(process: TwinProcess) -> bool:
     try:
         return http_json(f"http://127.0.0.1:{process.system_port}/health", timeout=2).get("status") == "ready"
@@ -72,23 +92,7 @@ class KubeDiscovery:
 
     def install(self) -> "KubeDiscovery":
         """The DynamoWorkerMetadata CRD (established) and the graph's namespace."""
-        crd = metadata_crd()
-        try:
-            self.extensions.create_custom_resource_definition(crd)
-        except ApiException as error:
-            if error.status != 409:
-                raise
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            conditions = self.extensions.read_custom_resource_definition(crd["metadata"]["name"]).status.conditions
-            if any(c.type == "Established" and c.status == "True" for c in conditions or []):
-                break
-            time.sleep(0.5)
-        try:
-            self.core.create_namespace({"metadata": {"name": self.namespace}})
-        except ApiException as error:
-            if error.status != 409:
-                raise
+        install_crd(self.extensions, self.core, metadata_crd(), self.namespace)
         return self
 
     def pods(self, processes: list[TwinProcess]) -> dict[str, dict[str, str]]:
