@@ -292,9 +292,10 @@ def per_resource_ms(row: Row, phase: str) -> float:
     return row.phases[phase].seconds * 1000 / row.resources
 
 
-def marginal_ms(low: Row, high: Row, phase: str) -> float:
-    """ms per added resource from `low` to `high` (start-up cost cancels out)."""
-    return (high.phases[phase].seconds - low.phases[phase].seconds) * 1000 / max(high.resources - low.resources, 1)
+def marginal_ms(low: Row, high: Row, phase: str, field: str = "seconds") -> float:
+    """ms (of wall, or of CPU with field="cpu_s") per added resource from `low` to `high` (start-up cancels out)."""
+    added = getattr(high.phases[phase], field) - getattr(low.phases[phase], field)
+    return added * 1000 / max(high.resources - low.resources, 1)
 
 
 def report(rows: list[Row]) -> str:
@@ -312,7 +313,9 @@ def report(rows: list[Row]) -> str:
     counts = sorted({r.tenants for r in rows})
     for tenants in counts:
         ratios = ", ".join(f"{p} {ratio(by, tenants, p, 'seconds'):.2f}x time / "
-                           f"{ratio(by, tenants, p, 'peak_mib'):.2f}x memory" for p in phases)
+                           f"{ratio(by, tenants, p, 'peak_mib'):.2f}x memory"
+                           + (f" / {ratio(by, tenants, p, 'cpu_s'):.2f}x CPU" if cpu_measured(rows, p) else "")
+                           for p in phases)
         lines.append(f"program/plain at {tenants} tenants: {ratios}")
     for mode in ("program", "plain"):
         for phase in phases:
@@ -320,7 +323,16 @@ def report(rows: list[Row]) -> str:
                      for lo, hi in zip(counts, counts[1:], strict=False)]
             if steps:
                 lines.append(f"{mode} {phase} marginal cost per resource: {', '.join(steps)}")
+            if steps and cpu_measured(rows, phase):
+                cpu = [f"{marginal_ms(by[(mode, lo)], by[(mode, hi)], phase, 'cpu_s'):.1f} ms ({lo}->{hi})"
+                       for lo, hi in zip(counts, counts[1:], strict=False)]
+                lines.append(f"{mode} {phase} marginal CPU per resource: {', '.join(cpu)}")
     return "\n".join(lines)
+
+
+def cpu_measured(rows: list[Row], phase: str) -> bool:
+    """CPU figures are there (rows read from an older JSON have none): under load they compare fairer than wall."""
+    return all(row.phases[phase].cpu_s > 0 for row in rows)
 
 
 def ratio(by: dict, tenants: int, phase: str, field: str) -> float:
