@@ -80,3 +80,23 @@ def test_bad_tenant_counts_are_bad_input(capsys):
     assert real_engine.main(["--tenants", "10", "1"]) == BAD_INPUT
     assert real_engine.main(["--tenants", "0"]) == BAD_INPUT
     assert "ascending" in capsys.readouterr().err
+
+
+def test_mitigations_apply_per_phase_and_recommended_expands():
+    args, env = real_engine.mitigation_options(["parallel", "client-qps", "skip-checkpoints"], "preview")
+    assert args == ["--parallel", "32"]
+    assert env == {"PULUMI_K8S_CLIENT_QPS": "500", "PULUMI_K8S_CLIENT_BURST": "1000"}, \
+        "checkpoints are an `up` matter: preview runs without the variable"
+    assert real_engine.mitigation_options(["skip-checkpoints"], "up")[1] == {"PULUMI_SKIP_CHECKPOINTS": "true"}
+    assert set(real_engine.parse(["--mitigations", "recommended"]).mitigations) == set(real_engine.RECOMMENDED)
+    assert "no-dry-run" not in real_engine.RECOMMENDED, "a preview without the API server's dry-run checks less"
+    assert real_engine.main(["--mitigations", "turbo"]) == BAD_INPUT
+
+
+def test_report_adds_cpu_ratio_and_marginal_cpu_when_measured():
+    rows = _rows((3.0, 5.0, 23.0), (2.5, 4.5, 22.0))
+    for row, cpu in zip(rows, (2.0, 1.0, 4.0, 2.0, 22.0, 20.0), strict=True):
+        row.phases["preview"].cpu_s = cpu
+    text = report(rows)
+    assert "program/plain at 100 tenants: preview 1.05x time / 1.00x memory / 1.10x CPU" in text
+    assert "program preview marginal CPU per resource: 20.0 ms (1->10), 20.0 ms (10->100)" in text

@@ -341,3 +341,45 @@ def test_status_over_the_example_stacks_lists_each_and_exits_0(tmp_path, capsys)
     assert main(["status", "--fleet", str(write_fleet(tmp_path, sites)), "--jobs", "2"]) == 0
     listed = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:len(EXAMPLE_STACKS) + 1]]
     assert listed == list(EXAMPLE_STACKS)
+
+
+class CountedEntry(dict):
+    """An index entry that counts how often its stack is looked at (class-wide)."""
+    stack_reads = 0
+
+    def get(self, key, default=None):
+        if key == "stack":
+            CountedEntry.stack_reads += 1
+        return super().get(key, default)
+
+
+def test_the_shared_index_is_read_and_grouped_once_for_the_whole_fleet(tmp_path, evidence_keys, monkeypatch):
+    """Sites share one evidence index: a fleet of n sites reads it once and looks at each entry's stack once, not n
+    times (the per-site scan made `ncp fleet status`'s cost grow with the square of its sites; counted, not timed)."""
+    from ncp.fleet import evidence_state as state
+
+    document = site_document("site-00")
+    site = document["config"][f"{PROJECT}:site"]
+    site["validationEvidence"] = {**site["validationEvidence"], "trustedKeys": str(evidence_keys.trusted)}
+    site_plan = plan_of(write_site(tmp_path, "site-00", document))
+    index, stacks = tmp_path / "index.yaml", [f"site-{n:02d}" for n in range(12)]
+    for stack in stacks:
+        evidence(index, evidence_keys, stack, NOW - timedelta(hours=2))
+    reads = []
+    real_read = state.read_index
+
+    def counted_read(location):
+        reads.append(location)
+        return [CountedEntry(entry) for entry in real_read(location)]
+
+    monkeypatch.setattr(state, "read_index", counted_read)
+    monkeypatch.setattr(CountedEntry, "stack_reads", 0)
+    state._index_by_stack.cache_clear()
+    verdicts = [state.evidence_state(stack, site_plan, str(index), NOW)["verdict"] for stack in stacks]
+    assert verdicts == ["passed"] * len(stacks)
+    assert reads == [str(index)], "the shared index is read once for every site"
+    assert CountedEntry.stack_reads == len(stacks), "each entry's stack is looked at once, not once per site"
+    evidence(index, evidence_keys, "site-00", NOW - timedelta(hours=1), passed=False, run="r2")
+    assert state.evidence_state("site-00", site_plan, str(index), NOW)["verdict"] == "failed", \
+        "a rewritten index is read again"
+    assert len(reads) == 2

@@ -456,3 +456,34 @@ def test_the_project_inputs_reach_the_pack_through_its_config(tmp_path):
     assert resolved["evidenceIndex"] == str(tmp_path / "evidence" / "index.yaml")
     assert resolved["trustedKeys"] == "s3://b/keys.yaml"
     assert resolved["sizingFiles"] == {"sites/x/sizing/a.yaml": hashlib.sha256(b"a: 1\n").hexdigest()}
+
+
+def test_the_baseline_record_is_parsed_once_for_all_the_policies_that_read_it(monkeypatch):
+    """Four stack policies read the baseline record: its YAML is parsed once per text, not once per policy (it was a
+    tenth of the pack's time per site in `ncp fleet status`; counted, not timed)."""
+    from types import SimpleNamespace
+
+    from ncp_guardrails import kube
+
+    parsed = []
+    monkeypatch.setattr(kube.yaml, "safe_load", lambda text: parsed.append(text) or yaml.load(text, yaml.SafeLoader))
+    kube.parsed_value.cache_clear()
+    data = {"site": "environment: prod\n", "hardwareProfile": "name: hgx-h200\n"}
+    record = SimpleNamespace(props={"kind": "ConfigMap", "metadata": {"name": kube.RECORD_NAME}, "data": data})
+    resources = [SimpleNamespace(props={"kind": "Namespace", "metadata": {"name": "x"}}), record]
+    found = [kube.find_record(resources) for _ in range(4)]
+    assert found[0] == {"site": {"environment": "prod"}, "hardwareProfile": {"name": "hgx-h200"}}
+    assert all(record == found[0] for record in found)
+    assert sorted(parsed) == sorted(data.values()), "each key's text parsed once"
+
+
+def test_each_resource_is_converted_for_the_analyzer_once(lab, monkeypatch):
+    """The per-resource and the stack pass share one protobuf Struct per resource (counted, not timed)."""
+    from ncp.offline import policy_check
+
+    converted = []
+    real = policy_check._struct
+    monkeypatch.setattr(policy_check, "_struct", lambda value: converted.append(value) or real(value))
+    _, _, policies = load_pack()
+    violations(lab, LAB_CONFIG)
+    assert len(converted) == len(lab.resources) + len(policies), "one Struct per resource and per policy config"

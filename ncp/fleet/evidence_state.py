@@ -30,18 +30,22 @@ def parse_time(value: str) -> datetime:
 
 
 @lru_cache(maxsize=8)
-def _index_entries(location: str, stamp: tuple) -> tuple[dict, ...]:
-    """The index's entries, read once per worker for every site it checks (`stamp`: a local file's size and mtime,
-    so a rewritten index is read again): sites share an index, and reading it per site made the fleet's cost grow
-    with the square of its sites."""
+def _index_by_stack(location: str, stamp: tuple) -> dict[str, tuple[dict, ...]]:
+    """The index's entries grouped by stack, read and grouped once per worker for every site it checks (`stamp`: a
+    local file's size and mtime, so a rewritten index is read again). Sites share an index: reading it per site, or
+    scanning all of it per site, made the fleet's cost grow with the square of its sites."""
     del stamp
-    return tuple(read_index(location))
+    grouped: dict[str, list[dict]] = {}
+    for entry in read_index(location):
+        grouped.setdefault(str(entry.get("stack")), []).append(entry)
+    return {stack: tuple(entries) for stack, entries in grouped.items()}
 
 
-def _entries(location: str) -> tuple[dict, ...]:
+def stack_entries(location: str, stack: str) -> tuple[dict, ...]:
+    """The index's entries of one stack."""
     path = Path(location)
     stamp = (path.stat().st_size, path.stat().st_mtime_ns) if not location.startswith(S3) and path.is_file() else ()
-    return _index_entries(location, stamp)
+    return _index_by_stack(location, stamp).get(stack, ())
 
 
 def _latest(entries: list[dict]) -> list[dict]:
@@ -58,7 +62,7 @@ def evidence_state(stack: str, site_plan, override: Optional[str], now: datetime
     settings = site_plan.site.validation_evidence
     try:
         location = index_location(stack, site_plan, override)
-        entries = [e for e in _entries(location) if e.get("stack") == stack]
+        entries = list(stack_entries(location, stack))
         if not entries:
             return {"verdict": "none", "index": location, "entries": [], "age_days": None, "created_at": None}
         keys_file = trusted_keys_path(settings, stack)

@@ -131,15 +131,16 @@ def evaluate(recording: Recording, config: dict, pack_dir: Path = PACK_DIR) -> t
     servicer.Configure(configure, None)
 
     diagnostics = []
-    for registration in recording.resources:
-        request = analyzer_pb2.AnalyzeRequest(type=registration.type, properties=_struct(registration.wire_inputs),
+    properties = [_struct(registration.wire_inputs) for registration in recording.resources]  # once: both passes
+    for registration, struct in zip(recording.resources, properties, strict=True):
+        request = analyzer_pb2.AnalyzeRequest(type=registration.type, properties=struct,
                                               urn=registration.urn, name=registration.name,
                                               options=_options(registration))
         diagnostics += servicer.Analyze(request, None).diagnostics
     stack_request = analyzer_pb2.AnalyzeStackRequest()
-    for registration in recording.resources:
+    for registration, struct in zip(recording.resources, properties, strict=True):
         resource = analyzer_pb2.AnalyzerResource(
-            type=registration.type, properties=_struct(registration.wire_inputs), urn=registration.urn,
+            type=registration.type, properties=struct, urn=registration.urn,
             name=registration.name, options=_options(registration), parent=registration.parent,
             dependencies=registration.dependencies)
         for key, urns in registration.property_dependencies.items():

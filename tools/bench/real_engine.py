@@ -3,6 +3,7 @@ control plane, next to a plain pulumi-kubernetes program that registers the same
 a temp dir from the program's offline recording). One run of each, on the same machine, one after the other.
 
     .venv/bin/python tools/bench/real_engine.py [--tenants 1 10 100] [--skip-up] [--trace DIR]
+                                                [--mitigations parallel client-qps ...]
 
 Needs the engine (tools/e2e/bootstrap.sh) and the upstream CRDs in ../shared/upstream. The control plane runs on the
 NCP_E2E_* ports and state dir of the environment (control-plane.sh). Peak memory is the largest summed RSS of the
@@ -14,6 +15,7 @@ LINEARITY times the first step's). Exit 0 when met, 1 when missed, 2 on bad argu
 import argparse
 import os
 import json
+import resource as rusage
 import shutil
 import subprocess
 import sys
@@ -48,6 +50,63 @@ register_plain(json.load(open("resources.json")))
 '''
 
 
+
+
+@dataclass(frozen=True)
+class Mitigation:
+    """An engine-side option a user can choose, as it exists in the pinned pulumi v3.274.0 / pulumi-kubernetes
+    v4.25.0 (read in their sources: `source`). Applied to both programs alike, so the ratio stays a fair one."""
+    args: tuple[str, ...]  # added to the measured `pulumi preview` / `pulumi up`
+    env: dict
+    phases: tuple[str, ...]  # the phases it changes
+    source: str
+    trade_off: str
+
+
+MITIGATIONS = {
+    "parallel": Mitigation(
+        ("--parallel", "32"), {}, PHASES,
+        "pulumi/pulumi pkg/cmd/pulumi/operations/up.go defaultParallel (line 70 @ v3.274.0): 4 x GOMAXPROCS",
+        "more provider calls in flight at once: the API server sees more concurrent requests"),
+    "client-qps": Mitigation(
+        (), {"PULUMI_K8S_CLIENT_QPS": "500", "PULUMI_K8S_CLIENT_BURST": "1000"}, PHASES,
+        "pulumi-kubernetes provider/pkg/provider/provider.go lines 803-823 @ v4.25.0: client-go rate limit, "
+        "default QPS 50, burst 120 (also the provider's kubeClientSettings.qps/burst)",
+        "the provider no longer throttles itself: API Priority and Fairness on the server is the only limit"),
+    "parallel-diff": Mitigation(
+        (), {"PULUMI_PARALLEL_DIFF": "true"}, PHASES,
+        "pulumi/pulumi sdk/go/common/env/env.go line 166 @ v3.274.0 (PULUMI_PARALLEL_DIFF)",
+        "none for correctness; diffs of independent resources run at once"),
+    "no-plugin-acquisition": Mitigation(
+        (), {"PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true"}, PHASES,
+        "pulumi/pulumi sdk/go/common/env/env.go line 75 @ v3.274.0",
+        "a missing provider plugin is an error instead of a download (offline sites want that anyway)"),
+    "skip-checkpoints": Mitigation(
+        (), {"PULUMI_SKIP_CHECKPOINTS": "true"}, ("up",),
+        "pulumi/pulumi sdk/go/common/env/env.go line 50 @ v3.274.0 (pulumi/pulumi#10668)",
+        "only the final state is saved: a run that dies mid-way leaves no record of its finished steps"),
+    "no-dry-run": Mitigation(
+        (), {"PULUMI_K8S_ENABLE_SERVER_SIDE_APPLY": "false"}, ("preview",),
+        "pulumi-kubernetes provider/pkg/provider/provider.go line 570 (enableServerSideApply) and line 1582 "
+        "(skipPreview) @ v4.25.0",
+        "measurement only, not a recommendation: preview stops asking the API server (no admission, schema or "
+        "CRD check) and the provider switches to client-side apply"),
+}
+RECOMMENDED = ("parallel", "client-qps", "parallel-diff", "no-plugin-acquisition", "skip-checkpoints")
+
+
+def mitigation_options(names: Sequence[str], phase: str) -> tuple[list[str], dict]:
+    """The CLI arguments and environment of the chosen mitigations for one phase."""
+    args: list[str] = []
+    env: dict = {}
+    for name in names:
+        chosen = MITIGATIONS[name]
+        if phase in chosen.phases:
+            args += chosen.args
+            env.update(chosen.env)
+    return args, env
+
+
 class BenchError(RuntimeError):
     """A CLI run failed: the benchmark has no figure to report."""
 
@@ -56,6 +115,8 @@ class BenchError(RuntimeError):
 class Measurement:
     seconds: float
     peak_mib: float
+    cpu_s: float = 0.0  # CPU of the CLI's process tree (CLI, language host, program, providers): apart from load
+    load: float = 0.0  # the machine's 1-minute load average when the run started
 
 
 @dataclass
@@ -141,6 +202,7 @@ def tree_rss(pid: int) -> int:
 def run_measured(args: Sequence[str], cwd: Path, env: dict) -> Measurement:
     """Run a CLI command; its wall time and the peak RSS of its process tree. BenchError if it fails."""
     peak = [0]
+    load, children = os.getloadavg()[0], rusage.getrusage(rusage.RUSAGE_CHILDREN)
     started = time.perf_counter()
     process = subprocess.Popen(list(args), cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)
@@ -156,16 +218,19 @@ def run_measured(args: Sequence[str], cwd: Path, env: dict) -> Measurement:
     reader.join()
     if process.returncode != 0:
         raise BenchError(f"{' '.join(args)} exited {process.returncode} in {cwd}:\n{''.join(output)[-4000:]}")
-    return Measurement(round(seconds, 2), round(peak[0] / 2 ** 20, 1))
+    after = rusage.getrusage(rusage.RUSAGE_CHILDREN)  # every waited-for descendant: the CLI and its plugins
+    cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    return Measurement(round(seconds, 2), round(peak[0] / 2 ** 20, 1), round(cpu, 2), round(load, 1))
 
 
 class Engine:
     """The pulumi CLI with a file backend and a passphrase, against the control plane in env's KUBECONFIG."""
 
-    def __init__(self, env: dict, backend: Path, trace: Optional[Path]):
+    def __init__(self, env: dict, backend: Path, trace: Optional[Path], mitigations: Sequence[str] = ()):
         backend.mkdir(parents=True, exist_ok=True)
         self.env = {**env, "PULUMI_BACKEND_URL": f"file://{backend}", "PULUMI_CONFIG_PASSPHRASE": PASSPHRASE}
         self.trace = trace
+        self.mitigations = tuple(mitigations)
 
     def run(self, project: Path, *args: str, trace_name: str = "", env: Optional[dict] = None) -> Measurement:
         extra = [f"--tracing=file:{self.trace / trace_name}.trace"] if self.trace and trace_name else []
@@ -173,10 +238,12 @@ class Engine:
 
     def measure(self, project: Path, stack: str, phase: str, label: str) -> Measurement:
         """Preview, or up (then an unmeasured destroy: both stacks deploy the same objects)."""
+        args, env = mitigation_options(self.mitigations, phase)
         if phase == "preview":
-            measured = self.run(project, "preview", "--stack", stack, trace_name=f"{label}-preview")
+            measured = self.run(project, "preview", "--stack", stack, *args, trace_name=f"{label}-preview", env=env)
         else:
-            measured = self.run(project, "up", "--yes", "--skip-preview", "--stack", stack, trace_name=f"{label}-up")
+            measured = self.run(project, "up", "--yes", "--skip-preview", "--stack", stack, *args,
+                                trace_name=f"{label}-up", env=env)
         print(f"{label} {phase}: {measured.seconds:.1f} s, peak {measured.peak_mib:.0f} MiB", file=sys.stderr)
         if phase == "up":
             # Clean-up only: the file backend's checkpoint after every step makes a destroy of n resources write
@@ -225,25 +292,30 @@ def per_resource_ms(row: Row, phase: str) -> float:
     return row.phases[phase].seconds * 1000 / row.resources
 
 
-def marginal_ms(low: Row, high: Row, phase: str) -> float:
-    """ms per added resource from `low` to `high` (start-up cost cancels out)."""
-    return (high.phases[phase].seconds - low.phases[phase].seconds) * 1000 / max(high.resources - low.resources, 1)
+def marginal_ms(low: Row, high: Row, phase: str, field: str = "seconds") -> float:
+    """ms (of wall, or of CPU with field="cpu_s") per added resource from `low` to `high` (start-up cancels out)."""
+    added = getattr(high.phases[phase], field) - getattr(low.phases[phase], field)
+    return added * 1000 / max(high.resources - low.resources, 1)
 
 
 def report(rows: list[Row]) -> str:
     phases = [p for p in PHASES if all(p in r.phases for r in rows)]
     header = "| tenants | mode | resources (registrations) |"
     header += "".join(f" {p} s | {p} peak MiB | {p} ms/resource |" for p in phases)
-    lines = [header, "|" + " --- |" * (3 + 3 * len(phases))]
+    header += "".join(f" {p} CPU s | {p} load |" for p in phases)
+    lines = [header, "|" + " --- |" * (3 + 5 * len(phases))]
     for row in rows:
         cells = "".join(f" {row.phases[p].seconds:.1f} | {row.phases[p].peak_mib:.0f} | {per_resource_ms(row, p):.1f} |"
                         for p in phases)
+        cells += "".join(f" {row.phases[p].cpu_s:.1f} | {row.phases[p].load:.1f} |" for p in phases)
         lines.append(f"| {row.tenants} | {row.mode} | {row.resources} ({row.registrations}) |{cells}")
     by = {(r.mode, r.tenants): r for r in rows}
     counts = sorted({r.tenants for r in rows})
     for tenants in counts:
         ratios = ", ".join(f"{p} {ratio(by, tenants, p, 'seconds'):.2f}x time / "
-                           f"{ratio(by, tenants, p, 'peak_mib'):.2f}x memory" for p in phases)
+                           f"{ratio(by, tenants, p, 'peak_mib'):.2f}x memory"
+                           + (f" / {ratio(by, tenants, p, 'cpu_s'):.2f}x CPU" if cpu_measured(rows, p) else "")
+                           for p in phases)
         lines.append(f"program/plain at {tenants} tenants: {ratios}")
     for mode in ("program", "plain"):
         for phase in phases:
@@ -251,7 +323,16 @@ def report(rows: list[Row]) -> str:
                      for lo, hi in zip(counts, counts[1:], strict=False)]
             if steps:
                 lines.append(f"{mode} {phase} marginal cost per resource: {', '.join(steps)}")
+            if steps and cpu_measured(rows, phase):
+                cpu = [f"{marginal_ms(by[(mode, lo)], by[(mode, hi)], phase, 'cpu_s'):.1f} ms ({lo}->{hi})"
+                       for lo, hi in zip(counts, counts[1:], strict=False)]
+                lines.append(f"{mode} {phase} marginal CPU per resource: {', '.join(cpu)}")
     return "\n".join(lines)
+
+
+def cpu_measured(rows: list[Row], phase: str) -> bool:
+    """CPU figures are there (rows read from an older JSON have none): under load they compare fairer than wall."""
+    return all(row.phases[phase].cpu_s > 0 for row in rows)
 
 
 def ratio(by: dict, tenants: int, phase: str, field: str) -> float:
@@ -285,7 +366,13 @@ def parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--skip-up", action="store_true", help="preview only (no up/destroy)")
     parser.add_argument("--trace", type=Path, help="write `pulumi --tracing` files of each measured run here")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument("--mitigations", nargs="+", default=[], metavar="NAME",
+                        choices=[*MITIGATIONS, "recommended"],
+                        help=f"engine-side options applied to both programs: {', '.join(MITIGATIONS)}; "
+                             f"`recommended`: {' '.join(RECOMMENDED)}")
     args = parser.parse_args(argv)
+    if "recommended" in args.mitigations:
+        args.mitigations = sorted(set(args.mitigations) - {"recommended"} | set(RECOMMENDED))
     if any(t < 1 for t in args.tenants) or args.tenants != sorted(set(args.tenants)):
         parser.error("--tenants: distinct positive counts in ascending order")
     return args
@@ -314,7 +401,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         env.setdefault("NCP_E2E_STATE", str(work / "control-plane"))
         try:
             api, env = start_control_plane(env)
-            engine = Engine(env, work / "backend", args.trace)
+            engine = Engine(env, work / "backend", args.trace, args.mitigations)
+            print(f"mitigations: {' '.join(args.mitigations) or 'none'}; load average "
+                  f"{os.getloadavg()[0]:.1f}", file=sys.stderr)
             program = copy_program(work / "program")
             for tenants in args.tenants:
                 bench_tenants(tenants, engine, api, work, program, args.skip_up, rows)
