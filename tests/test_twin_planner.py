@@ -38,6 +38,8 @@ from ncp.twin.operator_standin import OperatorStandIn, v1beta1_graph
 from ncp.twin.prometheus import PrometheusServer, pod_monitor_jobs, twin_targets
 from ncp.twin.run import Twin, http_json, twin_python
 
+pytestmark = pytest.mark.engine  # the local control plane and the Prometheus server come from the engine build
+
 CONTROL_PLANE = {"NCP_E2E_API_PORT": "24301", "NCP_E2E_ETCD_PORT": "24302", "NCP_E2E_SCHEDULER_PORT": "24304",
                  "NCP_E2E_KCM_PORT": "24305", "NCP_E2E_KWOK_PORT": "24306"}  # etcd's peer port is ETCD_PORT + 1
 PORTS = PortPool(int(os.environ.get("NCP_TWIN_PORT_BASE", "21000")) + 900)
@@ -253,9 +255,9 @@ def planner_twin(kubeconfig: Path, model_root: Path, directory: Path, prometheus
 def wait_until(predicate, timeout: float, what: str, twin: Twin, standin: OperatorStandIn):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        twin._check_alive()
-        if predicate():
+        if predicate():  # before liveness: a planner refused by the API server logs the 403, then exits
             return
+        twin._check_alive()
         time.sleep(2)
     planner_log = (twin.directory / "Planner.log").read_text(errors="replace").splitlines()[-40:]
     raise AssertionError(f"{what} within {timeout:.0f}s; timeline {standin.timeline}\n" + "\n".join(planner_log))
