@@ -282,7 +282,7 @@ def dgd_spec(args: EndpointArgs, model_express_url: Optional[str]) -> dict:
     return spec
 
 
-# RA: Telemetry And Observability: logs and traces "correlated with model, endpoint, tenant"
+# RA: Telemetry And Observability: "those signals must be correlated with model, endpoint, tenant"
 def telemetry_env(runtime: DynamoRuntime, plan: EndpointPlan, service: str, otlp_endpoint: Optional[str]
                   ) -> dict[str, str]:
     """The Dynamo runtime's own logging and tracing settings for one service: JSONL logs (each line carries trace_id,

@@ -253,7 +253,7 @@ class TelemetrySettings(StrictModel):
         default_factory=lambda: {"grafana_dashboard": "1"},
         description="the one label (Grafana sidecar.dashboards.label: labelValue) the site's Grafana loads "
                     "dashboard ConfigMaps by")
-    # RA: Telemetry And Observability: logs and traces beside metrics
+    # RA: Telemetry And Observability: "the same three observability pillars as the broader NCP software guide"
     otlp_endpoint: Optional[str] = Field(
         default=None, pattern=IN_CLUSTER_URL,
         description="the site's OpenTelemetry Collector OTLP/gRPC receiver, http://<service>.<namespace>.svc:4317: "
