@@ -31,7 +31,8 @@ class TelemetryArgs:
         nvsentinel: NVSentinel's metric names and labels.
         kube_state: kube-state-metrics' pod state series (data/telemetry-signals.yaml `kubeStateMetrics`).
         node_exporter: node_exporter's RDMA NIC port state (data/telemetry-signals.yaml `nodeExporter`).
-        gpu_operator: the GPU Operator's status gauges (data/telemetry-signals.yaml `gpuOperator`).
+        gpu_operator: the GPU Operator's status gauges (data/telemetry-signals.yaml `gpuOperator`); None renders no GPU
+            Operator health rules. Default: None.
         operator_namespaces: the namespace of each installed operator whose health the rules watch, by chart key
             (`gpuOperator`, `nvsentinel`, `kaiScheduler`); an operator not installed gets no rule. Default: {}.
         worker_component_types: the Dynamo worker component types as a regex alternation (`worker|prefill|decode`).
@@ -49,7 +50,7 @@ class TelemetryArgs:
             GPUs in the scheduler's units (MIG devices on partitioned nodes). Default: 0.
         gpus_per_node: what one quarantined GPU node takes away. Unit: GPUs in the scheduler's units. Default: 0.
         rdma_ports_per_node: the RDMA NICs (rails) of a GPU node (the profile's fabric.nicsPerNode); 0 renders no
-            NIC link rules. Default: 0.
+            NIC link rules. Unit: NIC ports. Default: 0.
     """
 
     rules_namespace: k8s.core.v1.Namespace

@@ -23,6 +23,7 @@ def _fill(text: str) -> str:
     nics = iter(f"ens{i}f0np0" for i in range(1, 99))
     text = re.sub(r'"REPLACE-ME\(host netdev[^"]*\)"', lambda _: next(nics), text)
     text = re.sub(r'"REPLACE-ME\(east-west CIDR[^"]*\)"', "10.200.0.0/16", text)
+    text = re.sub(r'"REPLACE-ME\(sha256 digest of [^"]*\)"', lambda _: "sha256:" + "6" * 64, text)
     text = re.sub(r'"REPLACE-ME\((the site\'s [^"]*|why the site chose it)\)"', "Recorded by the site team", text)
     return re.sub(r'"REPLACE-ME\((identity-provider group of (\S+) admins)\)"', r"\2-admins", text) \
         .replace('"REPLACE-ME(where acceptance evidence is stored, e.g. s3://<bucket>/acceptance/)"', "s3://b/e/") \
@@ -56,9 +57,9 @@ def test_prod_scaffold_on_an_rdma_profile_asks_for_every_site_value(tmp_path, mo
     assert "sha256:" not in text.replace("@sha256:<digest>", "") and "secure:" not in text
     assert check.main(["--stack", "west"]) == 2
     err = capsys.readouterr().err
-    assert "21 problems" in err  # evidence path and owner, NGC key, 8 rail NICs, the rail subnet, suite and NCCL
-    # images, the signer key, two admin groups, two partner-product decisions (certificate manager, metrics backend)
-    # with their reasons
+    assert "24 problems" in err  # evidence path and owner, NGC key, 8 rail NICs, the rail subnet, suite and NCCL
+    # images, the signer key, two admin groups, two partner-product decisions (certificate manager, metrics backend),
+    # with their reasons, the gate images' two digests (and the schema naming their digest format once)
     for path in ("site.validationEvidence.path", "site.validationEvidence.owner",
                  "components.networkOperator.railInterfaces[7]", "components.networkOperator.railSubnet",
                  "tenants[1].admins[0]", "components.serving.validation.ncclImage",

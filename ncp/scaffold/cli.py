@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ncp.cli_exit import BAD_INPUT, BadInput, OK, OutputPathError, prepare_output
-from ncp.plan.catalog import load_dynamo_runtime, load_profile, profile_names
+from ncp.plan.break_fix import gate_images
+from ncp.plan.catalog import load_dynamo_runtime, load_matrix, load_profile, profile_names
 from ncp.plan.config import Environment
 from ncp.plan.rules.cross_field import MANDATORY_ENVIRONMENTS
 from ncp.plan.profile import HardwareProfile
@@ -184,7 +185,8 @@ def _rail_lines(profile: HardwareProfile, gpu_nodes: int) -> list[str]:
 
 
 def _serving_lines(environment: str, options: SiteOptions, endpoints: Sequence[SizedEndpoint],
-                   rdma: bool) -> list[str]:
+                   profile: HardwareProfile) -> list[str]:
+    rdma = profile.has_rdma_fabric
     lines = storage_lines(endpoints)
     if options.gateway:
         lines += ["      gatewayInferenceExtension: true",
@@ -218,6 +220,12 @@ def _serving_lines(environment: str, options: SiteOptions, endpoints: Sequence[S
                                                       "tools/nccl-tests:<version>@sha256:<digest>"))]
     if validation:
         lines += ["      validation:", *validation]
+    if environment == "prod":
+        lines += ["      # The return-to-service gate's images (ncp node return-to-service): prod pins them by digest.",
+                  "      imageDigests:",
+                  *[f"        {key}: " + q(placeholder(f"sha256 digest of the {key} image the matrix pins, listed by "
+                                                        f"{RUN} mirror --stack <site>"))
+                    for key in gate_images(load_matrix(), profile)]]
     return ["    serving:", *lines] if lines else []
 
 
@@ -268,7 +276,7 @@ def render(site: str, profile: HardwareProfile, environment: str, gpu_nodes: int
                        "      imageSignatures:",
                        "        publicKeys: ["
                        + q(placeholder("PEM public key of the site's cosign signer (cosign.pub)")) + "]"]
-    components += _serving_lines(environment, options, endpoints, profile.has_rdma_fabric)
+    components += _serving_lines(environment, options, endpoints, profile)
     if components:
         lines += [f"  {PROJECT}:components:", *components]
     lines.append(f"  {PROJECT}:tenants:")
