@@ -12,7 +12,7 @@ import yaml
 from ncp.offline.policy_check import load_pack
 from ncp.plan.local_overlay import CONTROL_PLANE_OVERLAY, OVERLAY_ENV
 from ncp.readmodel.recorder import run_program
-from tests.support.synthetic import secret_keys, site_config
+from tests.support.synthetic import EXAMPLE_SIGNER_KEY, secret_keys, site_config
 from tests.policy_helpers import LAB_CONFIG, PROD_CONFIG, add, dgd, find, find_release, remove, set_inputs, violations
 from tests.test_dedicated_nodes import serving_site
 
@@ -29,7 +29,9 @@ def _prod_site() -> dict:
     serving["validation"] = {
         "benchmarkImage": "nvcr.io/test-org/tools/aiperf:0.8.0@sha256:" + "1" * 64,
         "suiteImage": "nvcr.io/test-org/tools/isv-ncp-validation-suite:0.6.8@sha256:" + "0" * 64,
-        "storageImage": "nvcr.io/test-org/tools/fio:3.38@sha256:" + "4" * 64}
+        "storageImage": "nvcr.io/test-org/tools/fio:3.38@sha256:" + "4" * 64,
+        "ncclImage": "nvcr.io/test-org/tools/nccl-tests:25.06@sha256:" + "7" * 64}
+    config["components"].setdefault("tenancy", {})["imageSignatures"] = {"publicKeys": [EXAMPLE_SIGNER_KEY]}
     serving["imageDigests"] = {"trtllm": "sha256:" + "2" * 64, "planner": "sha256:" + "3" * 64,
                               "dcgm": "sha256:" + "5" * 64, "ncclTests": "sha256:" + "6" * 64}
     serving["apiServerEgress"] = {"cidrs": ["10.10.0.10/32"], "ports": [6443]}
