@@ -24,7 +24,7 @@ def mig_site(tmp_path, monkeypatch):
     config["components"]["serving"]["gatewayInferenceExtension"] = False
     monitoring = {"prometheusSelectorLabels": {"release": "ncp-observability"}}
     config["components"]["telemetry"] = monitoring
-    config["components"]["tenancy"] = {"monitoringNamespace": "ncp-observability"}
+    config["components"].setdefault("tenancy", {})["monitoringNamespace"] = "ncp-observability"
     config["ngcApiKey"] = {"secure": "v1:AAAA"}  # as `pulumi config set --secret` writes it
     document = {"encryptionsalt": "v1:c2FsdA==:v1:AAAA",
                 "config": {f"ncp-inference:{key}": value for key, value in config.items()}}

@@ -131,7 +131,14 @@ def test_network_operator_on_rdma_profile(prod):
 def test_rail_pools_and_networks(prod):
     pools = prod.custom_resources("IPPool")
     nads = prod.custom_resources("NetworkAttachmentDefinition")
-    assert len(pools) == len(nads) == 8
+    # One nv-ipam pool per rail; each rail's attachment in every namespace whose pods use the rails (#22 item 4).
+    assert len(pools) == 8
+    by_namespace: dict[str, set] = {}
+    for nad in nads:
+        by_namespace.setdefault(nad.inputs["metadata"]["namespace"], set()).add(nad.inputs["metadata"]["name"])
+    pool_names = {p.inputs["metadata"]["name"] for p in pools}
+    assert sorted(by_namespace) == ["ncp-readiness", "tenant-globex-research"]
+    assert all(names == pool_names for names in by_namespace.values()) and len(nads) == 16
     subnets = sorted(p.inputs["spec"]["subnet"] for p in pools)
     assert subnets[0] == "10.200.0.0/23" and len(set(subnets)) == 8  # railPrefixLength 23 in Pulumi.prod.yaml
     # An empty annotations map would be dropped by the API server and show as a diff on every preview.

@@ -7,7 +7,7 @@ import typing
 import pytest
 from pydantic import AfterValidator, BaseModel
 
-from tests.support.synthetic import mutate
+from tests.support.synthetic import EXAMPLE_SIGNER_KEY, mutate
 from ncp.plan.config import StackConfig
 from ncp.plan.errors import ConfigError
 from ncp.plan.rules.ra import platform_role_namespaces
@@ -41,6 +41,7 @@ def _lab_as(environment: str) -> tuple[dict, set]:
         serving["imageDigests"] = {"trtllm": DIGEST, "tritonserver": DIGEST, "tensorrt": DIGEST, "dcgm": DIGEST,
                                   "ncclTests": DIGEST}
         serving["apiServerEgress"] = {"cidrs": ["10.0.0.1/32"], "ports": [6443]}
+        raw["components"].setdefault("tenancy", {})["imageSignatures"] = {"publicKeys": [EXAMPLE_SIGNER_KEY]}
         for key in ("benchmarkImage", "suiteImage"):
             serving["validation"][key] += "@" + DIGEST
     return raw, secrets
@@ -277,4 +278,6 @@ def _gb300_as_prod(raw: dict, secrets: set) -> tuple[dict, set]:
             validation[key] = value + "@" + DIGEST
     validation.setdefault("suiteImage", "nvcr.io/site/tools/isv-ncp-validation-suite:0.6.8@" + DIGEST)
     validation.setdefault("storageImage", "nvcr.io/site/tools/fio:3.38@" + DIGEST)  # prod: storage readiness
+    validation.setdefault("ncclImage", "nvcr.io/site/tools/nccl-tests:25.06@" + DIGEST)  # prod on RDMA
+    raw["components"].setdefault("tenancy", {})["imageSignatures"] = {"publicKeys": [EXAMPLE_SIGNER_KEY]}
     return raw, secrets
