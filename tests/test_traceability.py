@@ -4,7 +4,7 @@ import pytest
 
 from ncp.ratrace import matrix
 from ncp.ratrace.ra_text import contains, normalize, ra_text_path, read_ra_text, requirements, sections
-from ncp.ratrace.scan import Reference, comment_references, policy_references, unnamed_policy_sections
+from ncp.ratrace.scan import Reference, comment_references, policy_references, python_files, unnamed_policy_sections
 
 GATE_SENTENCE = "Every deployment needs a named hardware profile and validation evidence."
 MOE_SECTION = "Example Workload: Large MoE LLM Inference"
@@ -118,3 +118,12 @@ def test_the_project_matrix_counts_add_up(ra_text):
     assert sum(count.values()) == len(rows) and dangling == []
     assert all(row["coveredBy"] == [] or row["status"] == "covered" for row in dicts)
     assert f"{count['covered']} covered" in matrix.summary(dicts)
+
+
+def test_only_the_projects_own_files_are_scanned(tmp_path):
+    """A fresh clone holds its virtualenvs (.venv-twin's packages include non-UTF-8 sources): never scanned."""
+    for venv in (".venv-twin/lib", "policy/venv/lib", ".git/hooks", "pkg/__pycache__"):
+        (tmp_path / venv).mkdir(parents=True)
+        (tmp_path / venv / "vendored.py").write_bytes(b"# caf\xe9\n")
+    (tmp_path / "pkg" / "own.py").write_text("x = 1\n")
+    assert [p.relative_to(tmp_path).as_posix() for p in python_files(tmp_path)] == ["pkg/own.py"]

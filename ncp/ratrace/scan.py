@@ -1,6 +1,7 @@
 """Collect RA references kept next to the code: `# RA: <section>: "<sentence or fragment>"` comments in the
 project's Python files, and the RA section every policy carries as its compliance framework reference."""
 import io
+import os
 import re
 import tokenize
 from dataclasses import dataclass
@@ -11,7 +12,9 @@ from ncp.plan.catalog import ROOT
 # A section heading may itself hold a colon ("Example Workload: Large MoE LLM Inference"): the last `: "` ends it.
 COMMENT = re.compile(r'^#\s*RA:\s*(?P<section>[^"]+?)\s*:\s*"(?P<sentence>[^"]+)"')
 MARKER = re.compile(r"^#\s*RA:")
-SKIP_DIRS = {".venv", "venv", ".git", "node_modules", "__pycache__", ".state"}
+# Not the project's code: virtualenvs (.venv, .venv-twin, .venv-scanners, policy/venv), caches, state; every hidden
+# directory is skipped as well.
+SKIP_DIRS = {"venv", "node_modules", "__pycache__"}
 # What a reference proves depends on where it lives.
 KINDS = (("policy/", "policy"), ("ncp/plan/", "config rule"), ("tests/", "test"), ("ncp/evidence/", "evidence record"))
 
@@ -29,9 +32,12 @@ def _kind(relative: str) -> str:
 
 
 def python_files(root: Path = ROOT):
-    for path in sorted(root.rglob("*.py")):
-        if not SKIP_DIRS.intersection(path.relative_to(root).parts):
-            yield path
+    """The project's Python files, sorted; skipped directories are not entered (a virtualenv holds thousands)."""
+    found = []
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories[:] = [d for d in subdirectories if d not in SKIP_DIRS and not d.startswith(".")]
+        found += [Path(directory) / name for name in files if name.endswith(".py")]
+    yield from sorted(found)
 
 
 def _comments(path: Path):
