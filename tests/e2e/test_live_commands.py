@@ -206,6 +206,9 @@ def _preflight(monkeypatch, control_plane, site_plan, capsys) -> tuple[int, str]
     return code, capsys.readouterr().out
 
 
+WEBHOOKS = "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations"
+
+
 def _provide_site(api: KubeApi, site_plan) -> None:
     """What the site provides before `pulumi up`: CRDs, storage classes, labelled GPU nodes."""
     if not UPSTREAM.is_dir():
@@ -237,6 +240,34 @@ def _provide_site(api: KubeApi, site_plan) -> None:
             "spec": {"podSelector": {}, "policyTypes": ["Egress"], "egress": [{"to": [{"namespaceSelector": {
                 "matchExpressions": [{"key": "ncp-inference.io/tenant", "operator": "Exists"}]}}]}]}})
     _provide_prometheus(api)
+    _provide_image_signature_admission(api)
+
+
+def _provide_image_signature_admission(api: KubeApi) -> None:
+    """The Sigstore policy-controller as a site installs it, as far as preflight reads it: its ClusterImagePolicy CRD
+    (a stand-in: no upstream copy in shared/upstream) and its webhook configuration selecting opted-in namespaces,
+    failing closed (data/integration-points.yaml `sigstore`). The webhook admits nothing it is asked about (its rules
+    name no resource this module creates); the test removes it after."""
+    names = integration_points().sigstore
+    plural = names.kind.lower() + "s"
+    api.apply_crd({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                   "metadata": {"name": f"{plural}.{names.group}"},
+                   "spec": {"group": names.group, "scope": "Cluster",
+                            "names": {"plural": plural, "singular": names.kind.lower(), "kind": names.kind},
+                            "versions": [{"name": names.version, "served": True, "storage": True, "schema": {
+                                "openAPIV3Schema": {"type": "object",
+                                                    "x-kubernetes-preserve-unknown-fields": True}}}]}})
+    if api.get(f"{WEBHOOKS}/{names.webhook_configuration}") is None:
+        api.request("POST", WEBHOOKS, {
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": names.webhook_configuration},
+            "webhooks": [{"name": f"policy.{names.group}", "failurePolicy": "Fail", "sideEffects": "None",
+                          "admissionReviewVersions": ["v1"],
+                          "clientConfig": {"url": "https://127.0.0.1:9/validations"},
+                          "namespaceSelector": {"matchExpressions": [
+                              {"key": names.include_label, "operator": "In", "values": ["true"]}]},
+                          "rules": [{"apiGroups": [names.group], "apiVersions": [names.version],
+                                     "operations": ["CREATE"], "resources": ["never-created"]}]}]})
 
 
 def _provide_prometheus(api: KubeApi) -> None:
@@ -287,6 +318,9 @@ def test_preflight_misses_then_passes(control_plane, monkeypatch, capsys):
     if site_plan.kubernetes_version != running:
         code, out = _preflight(monkeypatch, control_plane, stale, capsys)
         assert f'set ncp-inference:site.kubernetesVersion to "{running}"' in out
+    api.request("DELETE", f"{WEBHOOKS}/{integration_points().sigstore.webhook_configuration}")
+    code, out = _preflight(monkeypatch, control_plane, ready, capsys)
+    assert code == 1 and "nothing verifies the signatures of tenant-namespace images" in out
 
 
 # --- readiness run ----------------------------------------------------------------------------------------------------
