@@ -5,7 +5,6 @@ Two proofs: a scan of every test module for reads of the project's stack files o
 the modules that test on the prod and lab stacks in a copy of the project whose examples a site has edited (a new
 tenant in prod and lab, an endpoint moved to another sizing file)."""
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from tests.conftest import EXAMPLE_STACKS, FROZEN_STACKS, frozen_stack_file
+from tools.project_copy import copy_project
 
 ROOT = Path(__file__).resolve().parents[1]
 # Modules that validate the examples as examples (and this one, which edits them in a copy): the scanners judge the
@@ -68,9 +68,7 @@ def _edit_as_a_site(project: Path) -> None:
 
 def test_unit_tests_pass_after_a_site_edits_the_examples(tmp_path):
     copy = tmp_path / "ncp-inference"
-    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache",
-                                                              "venv", ".state", "reports"))
-    (copy / ".venv").symlink_to(ROOT / ".venv")
+    copy_project(copy)
     if (ROOT.parent / "shared").exists():
         (tmp_path / "shared").symlink_to(ROOT.parent / "shared")
     _edit_as_a_site(copy)

@@ -1,6 +1,5 @@
 """Fixtures of the real-engine e2e: the engine environment, a local control plane with the real upstream CRDs and a
 simulated node pool (scheduler + KWOK), and a throwaway copy of the project."""
-import shutil
 from pathlib import Path
 
 import pytest
@@ -8,6 +7,7 @@ import pytest
 from ncp.plan.catalog import integration_points
 from tests.e2e.cluster import UPSTREAM, EngineMissing, engine_environment, start_control_plane, stop_control_plane
 from tests.e2e.simulated import kwok_logs_config
+from tools.project_copy import copy_project
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,8 +40,4 @@ def cluster(engine_env, tmp_path_factory):
 def project(tmp_path_factory) -> Path:
     """A copy of the project (Pulumi writes the stack's encryption salt into its stack file), sharing .venv."""
     copy = tmp_path_factory.mktemp("project") / "ncp-inference"
-    shutil.copytree(ROOT, copy, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache",
-                                                              "venv", ".state"))
-    (copy / ".venv").symlink_to(ROOT / ".venv")
-    (copy / "policy" / "venv").symlink_to(ROOT / ".venv")
-    return copy
+    return copy_project(copy)

@@ -8,7 +8,6 @@ evidence.
 Ports: three per cluster from NCP_E2E_FLEET_PORT_BASE (default 29101: 29101..29109)."""
 import json
 import os
-import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +21,7 @@ from ncp.plan.names import PROJECT
 from tests.e2e.cluster import UPSTREAM, start_control_plane, stop_control_plane
 from tests.e2e.engine import pulumi, stack_env
 from tests.e2e.test_lab_e2e import CONFIG as LAB_SITE
+from tools.project_copy import copy_project
 
 ROOT = Path(__file__).resolve().parents[2]
 SITES = ("site-a", "site-b", "site-c")
@@ -37,9 +37,7 @@ def _fleet_repository(folder: Path) -> Path:
     """The project's files (as the engine e2e copies them) in a git repository of their own, with the three sites
     over one base (bases/lab-e2e.yaml: everything but the site's name and evidence path)."""
     repo = folder / "fleet-repo"
-    shutil.copytree(ROOT, repo, ignore=shutil.ignore_patterns(".git", ".venv*", "__pycache__", ".pytest_cache",
-                                                              "venv", ".state", ".fleet", "results"))
-    (repo / ".venv").symlink_to((ROOT / ".venv").resolve())
+    copy_project(repo)
     for stale in repo.glob("Pulumi.*.yaml"):
         stale.unlink()
     (repo / "bases").mkdir()

@@ -16,7 +16,6 @@ import argparse
 import os
 import json
 import resource as rusage
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from ncp.cli_exit import BAD_INPUT, FAILED_GATE, INTERNAL_ERROR, OK, run_command  # noqa: E402
+from tools.project_copy import copy_project  # noqa: E402
 
 TARGET_RATIO = 1.2
 LINEARITY = 1.5
@@ -168,10 +168,7 @@ def write_plain_project(directory: Path, resources: list[dict]) -> Path:
 
 def copy_program(directory: Path) -> Path:
     """A copy of the project (stack init writes the encryption salt into the stack file), sharing .venv."""
-    shutil.copytree(ROOT, directory, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", ".pytest_cache",
-                                                                   "venv", ".state", "results"))
-    (directory / ".venv").symlink_to(ROOT / ".venv")
-    return directory
+    return copy_project(directory)
 
 
 def write_stack(project: Path, stack: str, config: dict, secrets: set[str]) -> None:
