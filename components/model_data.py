@@ -13,7 +13,7 @@ from components.kube import (
 )
 from components.network_policy import model_source_access, source_env
 from ncp.plan.names import (
-    BENCHMARK_CLAIM, ENDPOINT_LABEL, MODEL_CLAIM, MODEL_REVISION, MODEL_SOURCE, MODELS_MOUNT, model_path,
+    BENCHMARK_CLAIM, ENDPOINT_LABEL, MODEL_CLAIM, MODEL_EXPRESS, MODEL_REVISION, MODEL_SOURCE, MODELS_MOUNT, model_path,
 )
 from ncp.plan.serving import ModelStagingSettings, StorageTier
 from ncp.plan.site_plan import NodePlacement
@@ -215,7 +215,7 @@ class ModelExpress(Layer):
     """A tenant's ModelExpress server (no published chart: a Deployment, Service and cache claim built from the pinned
     image) in the tenant's namespace, reached under that namespace's NetworkPolicies only."""
 
-    NAME = "modelexpress"
+    NAME = MODEL_EXPRESS
 
     def __init__(self, name: str, args: ModelExpressArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ModelExpress", name, opts)

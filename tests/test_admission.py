@@ -11,7 +11,8 @@ from ncp.plan.break_fix import UNCORDON_GUARD
 from ncp.plan.admission import admission_plan
 from ncp.plan.catalog import load_allowlists, load_dynamo_runtime
 from ncp.plan.names import (
-    ALLOWED_CAPABILITIES, ALLOWED_HOST_PATHS, ALLOWED_NETWORKS, POD_SECURITY_REASON, TENANT_GROUPS,
+    ALLOWED_CAPABILITIES, ALLOWED_HOST_PATHS, ALLOWED_NETWORKS, PLATFORM_WORKLOADS, POD_SECURITY_REASON,
+    TENANT_GROUPS,
 )
 from ncp.plan.pod_security import KVBM_REASON, RDMA_REASON
 
@@ -182,3 +183,22 @@ def test_program_pod_templates_in_tenant_namespaces_need_no_more_than_the_except
 
 def test_binding_selects_tenant_namespaces_by_the_label_tenancy_sets():
     assert tenant_binding("p")["matchResources"]["namespaceSelector"]["matchExpressions"][0]["key"] == TENANT_LABEL
+
+
+POD_OWNERS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "DynamoGraphDeployment"}
+
+
+@pytest.mark.parametrize("stack", ["prod", "gb300", "lab"])
+def test_every_platform_pod_in_a_tenant_namespace_is_named_after_a_listed_workload(stack, request):
+    """Admission knows the platform's pods (no tenant exec into them) only by the name prefixes the namespace lists:
+    every pod-bearing object the program renders in a tenant namespace must be one of them."""
+    recording = request.getfixturevalue(stack)
+    listed = {n["metadata"]["name"]: n["metadata"]["annotations"].get(PLATFORM_WORKLOADS, "").split(",")
+              for n in _tenant_namespaces(recording)}
+    owners = [m for m in core_manifests(recording) if m["kind"] in POD_OWNERS
+              and m["metadata"].get("namespace") in listed]
+    assert owners
+    unlisted = [f"{m['kind']} {m['metadata']['namespace']}/{m['metadata']['name']}" for m in owners
+                if not any(m["metadata"]["name"] == w or m["metadata"]["name"].startswith(f"{w}-")
+                           for w in listed[m["metadata"]["namespace"]] if w)]
+    assert not unlisted, f"not in the namespace's {PLATFORM_WORKLOADS} (ncp/plan/site_plan.py platform_workloads)"

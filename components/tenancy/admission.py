@@ -18,7 +18,8 @@ so every tenant shares one set of policies. Whom a rule applies to:
   is read from them); monitors of their own namespace that read no Prometheus file and write none of the series
   labels usage and SLOs are attributed by;
 - the tenant's groups: platform-owned objects (the program's part-of label) are read-only to them. The namespace's
-  ServiceAccounts are left out of this one: the Dynamo planner scales its own graph."""
+  ServiceAccounts are left out of this one: the Dynamo planner scales its own graph;
+- the tenant's identities on the platform's pods (named after the workloads the namespace lists): no exec or attach."""
 from dataclasses import dataclass
 from functools import partial
 from typing import Callable, Optional
@@ -29,7 +30,9 @@ import pulumi_kubernetes as k8s
 from components.kube import TENANT_LABEL, Layer, labels
 from ncp.plan.admission import AdmissionPlan
 from ncp.plan.catalog import integration_points
-from ncp.plan.names import ALLOWED_CAPABILITIES, ALLOWED_HOST_PATHS, ALLOWED_NETWORKS, PROJECT, TENANT_GROUPS
+from ncp.plan.names import (
+    ALLOWED_CAPABILITIES, ALLOWED_HOST_PATHS, ALLOWED_NETWORKS, PLATFORM_WORKLOADS, PROJECT, TENANT_GROUPS,
+)
 from ncp.plan.tenancy import TenantSpec
 
 POLICY_PREFIX = f"{PROJECT}-tenant-"
@@ -452,6 +455,21 @@ def _platform_owned_policy(plan: AdmissionPlan) -> dict:
                      "tenants: change them through the stack config")])
 
 
+def _platform_pods_policy() -> dict:
+    """No exec or attach into the platform's pods. They carry the labels the namespace's NetworkPolicies open the
+    model source, the API server and the shared Prometheus to, and run as the platform's ServiceAccounts; a shell in
+    one would be that reach without the label guard. A CONNECT request carries the pod's name only (its object is the
+    PodExecOptions, no oldObject), so the platform's pods are known by name: each is named after a workload the
+    namespace lists (Deployment, Job and graph pods take their owner's name and a suffix). Port-forwarding stays: it
+    reaches only the ports the pod serves the namespace anyway."""
+    return _policy(
+        [{"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods/exec", "pods/attach"]}], ["CONNECT"],
+        [*_tenant_identity(), {"name": "platformWorkloads", "expression": _namespace_list(PLATFORM_WORKLOADS)}],
+        [_validation(_identity_guarded("!variables.platformWorkloads.exists(w, request.name.startsWith(w + '-'))"),
+                     f"tenants may not exec or attach into the platform's pods (those of the workloads annotation "
+                     f"{PLATFORM_WORKLOADS} lists): read their logs, or ask the platform team")])
+
+
 def tenant_policies(plan: AdmissionPlan) -> dict[str, dict]:
     """policy name -> ValidatingAdmissionPolicy spec, every one bound to all tenant namespaces."""
     variables = [*_namespace_variables(plan), *WORKLOAD_VARIABLES]
@@ -469,6 +487,7 @@ def tenant_policies(plan: AdmissionPlan) -> dict[str, dict]:
     policies["dynamo-graphs"] = _dgd_policy(plan)
     policies["monitors"] = _monitors_policy(plan)
     policies["platform-owned"] = _platform_owned_policy(plan)
+    policies["platform-pods"] = _platform_pods_policy()
     return {f"{POLICY_PREFIX}{name}": spec for name, spec in policies.items()}
 
 
@@ -480,12 +499,12 @@ def tenant_binding(policy: str) -> dict:
 
 
 def namespace_annotations(tenant: TenantSpec, rail_networks: list[str]) -> dict[str, str]:
-    """What admission reads from a tenant's namespace: its groups and the exceptions its workers need (the rails'
-    attachments in the namespace, by name, for a tenant on the rails)."""
+    """What admission reads from a tenant's namespace: its groups, the exceptions its workers need (the rails'
+    attachments in the namespace, by name, for a tenant on the rails) and the platform's workloads there."""
     exceptions = tenant.exceptions
     annotations = {TENANT_GROUPS: ",".join([*tenant.admins, *tenant.viewers])}
     for key, values in ((ALLOWED_HOST_PATHS, exceptions.host_paths), (ALLOWED_CAPABILITIES, exceptions.capabilities),
-                        (ALLOWED_NETWORKS, rail_networks)):
+                        (ALLOWED_NETWORKS, rail_networks), (PLATFORM_WORKLOADS, tenant.platform_workloads)):
         if values:
             annotations[key] = ",".join(values)
     return annotations

@@ -50,6 +50,10 @@ TENANT_GROUPS = f"{LABEL_PREFIX}tenant-groups"
 ALLOWED_HOST_PATHS = f"{LABEL_PREFIX}allowed-host-paths"
 ALLOWED_CAPABILITIES = f"{LABEL_PREFIX}allowed-capabilities"
 ALLOWED_NETWORKS = f"{LABEL_PREFIX}allowed-networks"
+# The platform's workloads in the namespace (endpoints, inference services, ModelExpress): their pods, named after
+# them, run with the platform's network reach and accounts, so admission refuses tenants exec and attach into them.
+PLATFORM_WORKLOADS = f"{LABEL_PREFIX}platform-workloads"
+MODEL_EXPRESS = "modelexpress"  # a tenant's ModelExpress server: its Deployment, Service and pods' name prefix
 SIZING_ANNOTATION = f"{LABEL_PREFIX}sizing"  # the endpoint's sizing file
 # the like-for-like key evidence must match (ncp/plan/evidence_key.py), on each served resource
 EVIDENCE_KEY_ANNOTATION = f"{LABEL_PREFIX}evidence-key"

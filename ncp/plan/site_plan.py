@@ -34,7 +34,7 @@ from ncp.plan.gpu_partition import (
 from ncp.plan.inference_services import InferenceServicePlan, plan_inference_services
 from ncp.plan.layers import READINESS_LAYER, READINESS_NAMESPACE, PlatformLayers, site_layers
 from ncp.plan.local_overlay import LocalOverlay, merged
-from ncp.plan.names import PROJECT, TENANT_KEY, tenant_namespace
+from ncp.plan.names import MODEL_EXPRESS, PROJECT, TENANT_KEY, tenant_namespace
 from ncp.plan.pod_security import KVBM_REASON, RDMA_REASON, PodSecurity, privileged_for
 from ncp.plan.profile import DriverManagement, DriverUpgradePolicy, HardwareProfile
 from ncp.plan.rules import RULE_BY_ID, RULES, RawInputs, RuleInputs, run_rules
@@ -218,8 +218,16 @@ class SitePlan:
         pod_security, needs = self.tenant_pod_security, tenant_needs(self.endpoints, self.network_enabled)
         placements = {t.name: self.placement(t.name) for t in self.tenants}
         return [tenant_spec(t, pod_security.get(t.name), placement.node_selector if placement else None,
-                            tenant_exceptions(*needs.get(t.name, (False, False))))
+                            tenant_exceptions(*needs.get(t.name, (False, False))), self.platform_workloads(t.name))
                 for t, placement in zip(self.tenants, placements.values(), strict=True)]
+
+    def platform_workloads(self, tenant: str) -> tuple[str, ...]:
+        """The program's workloads in a tenant's namespace: each endpoint (its graph, picker, staging and benchmark
+        Jobs are all named after it), each inference service, and the tenant's ModelExpress server."""
+        served = [e.name for e in self.endpoints if e.tenant.name == tenant]
+        services = [s.name for s in self.inference_services if s.tenant.name == tenant]
+        model_express = [MODEL_EXPRESS] if served and self.serving.model_express else []
+        return tuple(sorted({*served, *services, *model_express}))
 
     @property
     def gateway_ports(self) -> list[int]:

@@ -29,6 +29,7 @@ class TenantSpec:
     pod_security: Optional[PodSecurity] = None  # the plan's exception to `restricted` (RDMA workers), with its reason
     node_selector: Optional[dict[str, str]] = None  # the tenant's dedicated nodes, enforced on every pod it creates
     exceptions: TenantExceptions = TenantExceptions()  # what admission lets its pods do beyond `restricted`
+    platform_workloads: tuple[str, ...] = ()  # the platform's workloads in its namespace, whose pods it may not enter
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ def tenant_queue(tenant: Tenant) -> TenantQueue:
 
 
 def tenant_spec(tenant: Tenant, pod_security: Optional[PodSecurity], node_selector: Optional[dict[str, str]],
-                exceptions: TenantExceptions) -> TenantSpec:
+                exceptions: TenantExceptions, platform_workloads: tuple[str, ...] = ()) -> TenantSpec:
     namespace = tenant_namespace(tenant.name)
     return TenantSpec(name=tenant.name, namespace=namespace, queue=namespace, gpu_limit=tenant.gpu_limit,
                       cpu_quota=tenant.cpu_quota, memory_quota=tenant.memory_quota,
@@ -56,4 +57,4 @@ def tenant_spec(tenant: Tenant, pod_security: Optional[PodSecurity], node_select
                       memory_limit=tenant.memory_limit or tenant.memory_quota,
                       pods=tenant.pod_quota, claims=tenant.claim_quota, storage=tenant.storage_quota,
                       admins=tenant.admins, viewers=tenant.viewers, pod_security=pod_security,
-                      node_selector=node_selector, exceptions=exceptions)
+                      node_selector=node_selector, exceptions=exceptions, platform_workloads=platform_workloads)

@@ -534,3 +534,47 @@ def test_the_recorded_exception_is_what_admits_the_programs_kv_offload_workers(a
     finally:
         api.apply(namespace)
     assert _eventually(lambda: _dry_run(api, pod, None), lambda status, _: status == 201)[0] == 201
+
+
+# --- the platform's pods: no exec or attach -----------------------------------------------------------------------
+
+def _connect(api: Api, namespace: str, pod: str, who, subresource: str = "exec") -> tuple[int, dict]:
+    """A CONNECT request as kubectl exec makes it (admission runs before the upgrade and the kubelet)."""
+    return api.call("POST", f"/api/v1/namespaces/{namespace}/pods/{pod}/{subresource}?command=sh&stdin=true"
+                            f"&stdout=true&tty=true", None, who)
+
+
+def _picker_pod(api: Api, manifests) -> str:
+    picker = next(m for m in manifests if m["kind"] == "Deployment" and m["metadata"]["namespace"] == ACME
+                  and m["metadata"]["name"].endswith("-epp"))
+    selector = ",".join(f"{k}={v}" for k, v in picker["spec"]["template"]["metadata"]["labels"].items())
+    path = f"/api/v1/namespaces/{ACME}/pods?labelSelector={urllib.parse.quote(selector, safe='=,')}"
+    _, body = _eventually(lambda: api.call("GET", path), lambda status, body: bool(body.get("items")), timeout=90)
+    return body["items"][0]["metadata"]["name"]
+
+
+def test_tenant_admins_cannot_exec_into_the_platforms_pods(api, manifests):
+    """The picker's pod (the controller manager created it) refuses the tenant admin's exec with the policy's
+    message; the tenant's own pod does not (the request passes admission and fails only at the node, which
+    this control plane does not run); without the policy's binding the platform's pod is entered like the tenant's."""
+    platform_pod = _picker_pod(api, manifests)
+    own = _pod(ACME, name="debug-shell")
+    assert api.call("POST", f"/api/v1/namespaces/{ACME}/pods", own, ACME_ADMIN)[0] == 201
+    policy = f"ValidatingAdmissionPolicy '{POLICY_PREFIX}platform-pods'"
+    status, body = _connect(api, ACME, platform_pod, ACME_ADMIN)
+    assert status == 403 and policy in body.get("message", ""), (status, body)
+    assert _connect(api, ACME, platform_pod, ACME_ADMIN, "attach")[0] == 403  # RBAC grants no attach to begin with
+    status, body = _connect(api, ACME, "debug-shell", ACME_ADMIN)
+    assert status != 403 and policy not in body.get("message", ""), body
+    assert _connect(api, ACME, platform_pod, None)[0] != 403  # the platform team still can
+    binding = next(m for m in manifests if m["kind"] == "ValidatingAdmissionPolicyBinding"
+                   and m["metadata"]["name"] == f"{POLICY_PREFIX}platform-pods")
+    assert api.call("DELETE", f"{api.resource_path(binding)}/{binding['metadata']['name']}")[0] == 200
+    try:
+        status, body = _eventually(lambda: _connect(api, ACME, platform_pod, ACME_ADMIN),
+                                   lambda status, _: status != 403)
+        assert status != 403, f"still refused without the platform-pods policy: {body}"
+    finally:
+        api.apply(binding)
+    assert _eventually(lambda: _connect(api, ACME, platform_pod, ACME_ADMIN),
+                       lambda status, _: status == 403)[0] == 403
