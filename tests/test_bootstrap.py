@@ -17,7 +17,7 @@ COMPONENT_BINARIES = {"pulumi": ["pulumi"], "langhost": ["pulumi-language-python
                       "kubernetes": ["pulumi-resource-kubernetes"],
                       "kube": ["kube-apiserver", "kube-controller-manager"], "scheduler": ["kube-scheduler"],
                       "etcd": ["etcd"], "promtool": ["promtool"], "prometheus": ["prometheus"], "kwok": ["kwok"],
-                      "kube-score": ["kube-score"], "trivy": ["trivy"]}
+                      "kube-score": ["kube-score"], "trivy": ["trivy"], "epp": ["epp"]}
 
 
 @pytest.fixture
@@ -116,7 +116,10 @@ def test_a_failed_build_names_component_step_reason_and_log_then_resumes(bootstr
     assert "unexpected failure" not in result.stderr, "a handled failure must not also look like a crash"
     resumed = bootstrap.run()
     assert resumed.returncode == 0, resumed.stderr
-    assert built(bootstrap.go_calls) == ["install github.com/aquasecurity/trivy/cmd/trivy@v0.74.0"]
+    # the failed component, then what the failure stopped before it was reached
+    assert built(bootstrap.go_calls)[:1] == ["install github.com/aquasecurity/trivy/cmd/trivy@v0.74.0"]
+    assert [call.split("@")[0] for call in built(bootstrap.go_calls)[1:]] == [
+        "install sigs.k8s.io/gateway-api-inference-extension/cmd/epp"]
 
 
 def test_a_build_that_writes_nothing_is_a_failure(bootstrap):

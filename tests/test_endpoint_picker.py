@@ -135,8 +135,7 @@ def _runner():
     result = subprocess.run(["bash", str(BOOTSTRAP), "--print-bin"], capture_output=True, text=True)
     path = Path(result.stdout.strip()) / "epp"
     if result.returncode != 0 or not os.access(path, os.X_OK):
-        pytest.skip("the endpoint picker runner is not built: opt-in (`tools/e2e/bootstrap.sh --with-epp`, ~6 min "
-                    f"cold) {result.stderr.strip()}")
+        pytest.skip(f"the endpoint picker runner is not built (tools/e2e/bootstrap.sh): {result.stderr.strip()}")
     return path
 
 

@@ -98,11 +98,11 @@ def _picked(port: int, timeout: float = 60) -> set[str]:
 
 
 def test_the_endpoint_picker_resolves_its_pool_to_the_twin_and_routes_to_a_worker(kubeconfig, model_root, tmp_path):
-    """The runner (opt-in build, tests/test_endpoint_picker.py _runner) with the rendered args and config, watching
-    the rendered InferencePool on the API server: a request's headers and body sent through its ext_proc stream come
-    back with the destination of the twin's frontend pod (pod IP : the pool's target port); the gateway's request
-    to that pod (the twin's frontend process) reaches a worker. Once the pod is not ready the picker names nothing.
-    Before #24 Deliver 3 the rendered config's empty data layer made the runner exit at start."""
+    """The runner (bootstrap component epp, tests/test_endpoint_picker.py _runner) with the rendered args and config,
+    watching the rendered InferencePool on the API server: a request's headers and body sent through its ext_proc
+    stream come back with the destination of the twin's frontend pod (pod IP : the pool's target port); the gateway's
+    request to that pod (the twin's frontend process) reaches a worker. Once the pod is not ready the picker names
+    nothing. Before #24 Deliver 3 the rendered config's empty data layer made the runner exit at start."""
     from tests.e2e.crds import UPSTREAM
     from tests.e2e.kube_api import KubeApi, only_version, without_descriptions
     from tests.test_endpoint_picker import _runner

@@ -1,7 +1,6 @@
 """The endpoint picker in the twin (#24 Deliver 3): the real runner (sigs.k8s.io/gateway-api-inference-extension
-cmd/epp at the version Dynamo 1.5's picker is built on, tools/e2e/bootstrap.sh --with-epp) started with the rendered
-args
-and config against the local API server, and a request sent through its Envoy ext_proc gRPC interface as the
+cmd/epp at the version Dynamo 1.5's picker is built on, tools/e2e/bootstrap.sh component epp) started with the rendered
+args and config against the local API server, and a request sent through its Envoy ext_proc gRPC interface as the
 gateway would send it.
 
 The gateway's side is this module's client: `envoy.service.ext_proc.v3.ExternalProcessor/Process`, a bidirectional

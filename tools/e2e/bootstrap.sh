@@ -17,8 +17,6 @@
 #   tools/e2e/bootstrap.sh               build what is missing (a no-op taking seconds when cached)
 #   tools/e2e/bootstrap.sh --only a,b    build only these components (pulumi, langhost, kubernetes,
 #                                  kube, scheduler, etcd, promtool, prometheus, kwok, kube-score, trivy, epp, random)
-#   tools/e2e/bootstrap.sh --with-epp    also build the endpoint picker's runner (tests/test_endpoint_picker.py runs it;
-#                                  opt-in: ~6 min more on a cold build, which CI's 60-minute cold budget cannot take)
 #   tools/e2e/bootstrap.sh --with-random also try the pulumi-random provider (expected to fail, see README)
 #   tools/e2e/bootstrap.sh --prune       after a complete build, delete the shared Go caches (~10+ GB;
 #                                  binaries stay, re-runs stay instant; a version bump re-downloads)
@@ -54,7 +52,7 @@ EPP_VERSION=v0.0.0-20260603065144-7c1f1994dbff  # sigs.k8s.io/gateway-api-infere
 # (the commit of the Pulumi tag) to build it instead of our replacement in engine/.
 LANGHOST_UPSTREAM_VERSION="${NCP_LANGHOST_UPSTREAM_VERSION:-}"
 
-ALL_COMPONENTS=(pulumi langhost kubernetes kube scheduler etcd promtool prometheus kwok kube-score trivy)
+ALL_COMPONENTS=(pulumi langhost kubernetes kube scheduler etcd promtool prometheus kwok kube-score trivy epp)
 
 export GOMODCACHE="$CACHE/gomod" GOCACHE="$CACHE/gocache"
 export GOFLAGS="-modcacherw -buildvcs=false" GOTOOLCHAIN="${GOTOOLCHAIN:-local}" CGO_ENABLED=0
@@ -113,19 +111,16 @@ esac
 
 COMPONENTS=("${ALL_COMPONENTS[@]}")
 WITH_RANDOM=0
-WITH_EPP=0
 PRUNE=0
 while (($#)); do
   case "$1" in
     --only) IFS=, read -r -a COMPONENTS <<<"$2"; shift 2 ;;
     --with-random) WITH_RANDOM=1; shift ;;
-    --with-epp) WITH_EPP=1; shift ;;
     --prune) PRUNE=1; shift ;;
     -h|--help) awk 'NR > 1 && !/^#/ {exit} NR > 1 {print}' "$0"; exit 0 ;;
     *) die "unknown argument: $1" ;;
   esac
 done
-((WITH_EPP)) && COMPONENTS+=(epp)
 ((WITH_RANDOM)) && COMPONENTS+=(random)
 
 command -v go >/dev/null || die "go is not installed"
