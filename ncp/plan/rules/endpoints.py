@@ -2,7 +2,7 @@
 file, fabric, planner bounds, KV offload, NVLink and MIG fit, and the tenant's GPU budget. Every problem names the
 endpoint's config path and the fix."""
 import math
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 from ncp.plan.break_fix import gate_images
 from ncp.plan.catalog import ROOT, CompatibilityMatrix, load_allowlists, load_disposition, load_dynamo_runtime
@@ -10,6 +10,7 @@ from ncp.plan.config import Environment, Tenant
 from ncp.plan.endpoint_plan import WorkerGroup
 from ncp.plan.errors import Problem, manual_edit, rm_command, set_command
 from ncp.plan.gpu_partition import tenant_mig
+from ncp.plan.inference_service_config import InferenceService
 from ncp.plan.names import PROJECT
 from ncp.plan.rules.registry import RuleInputs
 from ncp.plan.serving import Endpoint
@@ -87,11 +88,17 @@ def tool_images_by_digest(i: RuleInputs) -> list[Problem]:
             if image is not None and "@sha256:" not in image]
 
 
-def known_tenant(i: RuleInputs) -> list[Problem]:
+def unknown_tenants(i: RuleInputs, items: Sequence[Endpoint | InferenceService],
+                    path: Callable[[int, str], str]) -> list[Problem]:
+    """Each of `items` (at `path(index, key)`) whose tenant the stack does not define."""
     tenants = [t.name for t in i.config.tenants]
-    return [Problem(_path(index, "tenant"), f"names unknown tenant {endpoint.tenant!r}",
-                    set_command(_path(index, "tenant"), f"<one of: {', '.join(tenants)}>"))
-            for index, endpoint in enumerate(i.config.endpoints) if endpoint.tenant not in tenants]
+    return [Problem(path(index, "tenant"), f"names unknown tenant {item.tenant!r}",
+                    set_command(path(index, "tenant"), f"<one of: {', '.join(tenants)}>"))
+            for index, item in enumerate(items) if item.tenant not in tenants]
+
+
+def known_tenant(i: RuleInputs) -> list[Problem]:
+    return unknown_tenants(i, i.config.endpoints, _path)
 
 
 def model_class_known(i: RuleInputs) -> list[Problem]:

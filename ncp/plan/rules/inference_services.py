@@ -12,7 +12,7 @@ from ncp.plan.inference_service_config import InferenceService
 from ncp.plan.inference_services import BUILDER, KEY, MEASURED, SERVER, InferenceServicePlan
 from ncp.plan.names import PROJECT
 from ncp.plan.profile import HardwareProfile
-from ncp.plan.rules.endpoints import STAGEABLE_SCHEMES, STORAGE_FIX, benchmark_image_fix
+from ncp.plan.rules.endpoints import STAGEABLE_SCHEMES, STORAGE_FIX, benchmark_image_fix, unknown_tenants
 from ncp.plan.rules.registry import RuleInputs
 
 
@@ -162,10 +162,7 @@ def site_settings(i: RuleInputs) -> list[Problem]:
 
 
 def known_tenant(i: RuleInputs) -> list[Problem]:
-    tenants = [t.name for t in i.config.tenants]
-    return [Problem(_path(index, "tenant"), f"names unknown tenant {service.tenant!r}",
-                    set_command(_path(index, "tenant"), f"<one of: {', '.join(tenants)}>"))
-            for index, service in enumerate(i.config.inference_services) if service.tenant not in tenants]
+    return unknown_tenants(i, i.config.inference_services, _path)
 
 
 def name_clash(i: RuleInputs) -> list[Problem]:
