@@ -339,3 +339,11 @@ def test_the_docs_name_the_commands_and_the_guard():
                    UNCORDON_GUARD):
         assert needle in text
     assert Path(node_gate.__file__).read_text().count("def main(") == 1
+
+
+def test_the_incident_view_shows_the_deployed_baseline_not_the_plan(prod_plan):
+    node = gate_node(prod_plan, "acme-chat", gpus="7")
+    deployed = RecordedCluster(node, _deployed(prod_plan, gpus=4), gate_job(prod_plan))
+    assert "[gpu] allocatable GPUs 7 (baseline 4)" in node_incident.host_lines(deployed, node)
+    missing = node_incident.host_lines(RecordedCluster(node, None, gate_job(prod_plan)), node)
+    assert "[gpu] allocatable GPUs 7 (no deployed baseline: the cluster lacks ConfigMap" in "\n".join(missing)

@@ -5,9 +5,10 @@ side by side, each tagged with its owning layer, so a fault is triaged once inst
                       [--index <file>]
 
 host (node and gpu layers): the node's conditions (NVSentinel writes its health checks there), taints, cordon and
-NVSentinel's cordon labels, allocatable GPUs against the baseline; cluster (pod layer): the pods on the node and its
-tenant's Pending pods with the scheduler's reason; fabric (network layer): the node's last return-to-service record's
-NCCL rows; endpoint (service layer): the tenant's endpoints and their namespaces; capacity: the node's pool.
+NVSentinel's cordon labels, allocatable GPUs against the deployed baseline record; cluster (pod layer): the pods on
+the node and its tenant's Pending pods with the scheduler's reason; fabric (network layer): the node's last
+return-to-service record's NCCL rows; endpoint (service layer): the tenant's endpoints and their namespaces;
+capacity: the node's pool.
 Exit codes: 0 printed; 2 bad input (config, kubeconfig, an unknown node); 3 an internal error.
 """
 import argparse
@@ -19,9 +20,9 @@ from ncp.cli_exit import BAD_INPUT, OK, run_command
 from ncp.cluster_api import Kube, KubeError, add_arguments, connect_from
 from ncp.evidence.cli import evidence_store, index_location
 from ncp.evidence.collect import OutputsError
+from ncp.evidence.node_gate import deployed_baseline
 from ncp.evidence.record import read_index
 from ncp.evidence.store import StoreError, split
-from ncp.plan.break_fix import node_baseline
 from ncp.plan.capacity import capacity_report
 from ncp.plan.catalog import integration_points
 from ncp.plan.errors import ConfigError
@@ -31,9 +32,12 @@ from ncp.plan.sources import plan_from_stack_file
 NVSENTINEL_LABEL_PREFIX = "k8saas.nvidia.com/"  # fault-quarantine labelPrefix default (data/break-fix.yaml source)
 
 
-def host_lines(plan, node: dict) -> list[str]:
+def host_lines(kube: Kube, node: dict) -> list[str]:
     spec, status, labels = node["spec"], node.get("status") or {}, node["metadata"].get("labels") or {}
-    baseline = node_baseline(plan, labels.get(TENANT_KEY))
+    try:  # what the cluster was set up with, as the return-to-service gate judges it, not the local plan
+        baseline = f"baseline {deployed_baseline(kube, node['metadata']['name'], labels.get(TENANT_KEY)).gpus}"
+    except KubeError as error:
+        baseline = f"no deployed baseline: {str(error).splitlines()[0]}"
     gpus = status.get("allocatable", {}).get(integration_points().gpu.resource, "0")
     lines = [f"[node] cordoned: {bool(spec.get('unschedulable'))}; taints: " + (", ".join(
         f"{t['key']}={t.get('value', '')}:{t['effect']}" for t in spec.get("taints") or []) or "none")]
@@ -41,7 +45,7 @@ def host_lines(plan, node: dict) -> list[str]:
               if key.startswith(NVSENTINEL_LABEL_PREFIX)]
     lines += [f"[node] condition {c['type']}={c['status']} {c.get('reason', '')}: {c.get('message', '')}".rstrip(": ")
               for c in status.get("conditions") or [] if c["type"] != "Ready" or c["status"] != "True"]
-    lines.append(f"[gpu] allocatable GPUs {gpus} (baseline {baseline.gpus})")
+    lines.append(f"[gpu] allocatable GPUs {gpus} ({baseline})")
     return lines
 
 
@@ -82,7 +86,7 @@ def incident(kube: Kube, plan, node_name: str, index: str) -> str:
     node = kube.node(node_name)
     pool = (node["metadata"].get("labels") or {}).get(TENANT_KEY, "shared")
     capacity = [row for row in capacity_report(plan, kube.nodes()) if row["pool"] == pool]
-    sections = [("host", host_lines(plan, node)), ("cluster", cluster_lines(kube, node)),
+    sections = [("host", host_lines(kube, node)), ("cluster", cluster_lines(kube, node)),
                 ("fabric", fabric_lines(index, node_name)), ("endpoint", endpoint_lines(plan, node)),
                 ("capacity", [f"[node] pool {row['pool']}: {row['healthyGpus']} healthy GPUs for "
                               f"{row['guaranteedGpus']} guaranteed, short {row['shortGpus']}" for row in capacity])]
