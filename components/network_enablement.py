@@ -170,19 +170,27 @@ class NetworkEnablement(Layer):
     def _operator_monitor(self, name: str, args: NetworkEnablementArgs, metrics: MetricSource,
                           opts: pulumi.ResourceOptions) -> None:
         """The operator's controller-runtime metrics (the Network Operator health rules): the chart ships no Service or
-        monitor and names no metrics port, so the operator pod's port is scraped by number. Plain HTTP, as the
-        operator serves it; the namespace's NetworkPolicies admit only the monitoring namespace to it."""
-        pod = metrics.pod_labels
-        k8s.apiextensions.CustomResource(
-            f"{name}-operator-monitor", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=metrics.label_values["monitor"], namespace=args.namespace_name,
-                labels={**labels("network-enablement", metrics.label_values["monitor"]), **args.monitor_labels}),
-            spec={"selector": {"matchLabels": {pod["name"]: args.pin.chart.rsplit("/", 1)[-1],
-                                               pod["instance"]: NETWORK_OPERATOR_RELEASE}},
-                  "podMetricsEndpoints": [{"portNumber": int(metrics.ports["metrics"]), "path": "/metrics",
-                                           "interval": args.scrape_interval}]},
+        monitor and its container declares no metrics port, so a PodMonitor cannot find it (Prometheus Operator keeps
+        pod targets by a declared port, promcfg.go:1576-1581 at v0.93.0). A Service whose numeric targetPort needs no
+        declared port, and a ServiceMonitor on it. Plain HTTP, as the operator serves it; the namespace's
+        NetworkPolicies admit only the monitoring namespace."""
+        pod, name_ = metrics.pod_labels, metrics.label_values["job"]
+        port, number = "metrics", int(metrics.ports["metrics"])
+        meta = {**labels("network-enablement", name_)}
+        service = k8s.core.v1.Service(
+            f"{name}-operator-metrics",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=name_, namespace=args.namespace_name, labels=meta),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                selector={pod["name"]: args.pin.chart.rsplit("/", 1)[-1], pod["instance"]: NETWORK_OPERATOR_RELEASE},
+                ports=[k8s.core.v1.ServicePortArgs(name=port, port=number, target_port=number)]),
             opts=opts)
+        k8s.apiextensions.CustomResource(
+            f"{name}-operator-monitor", api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=name_, namespace=args.namespace_name,
+                                                labels={**meta, **args.monitor_labels}),
+            spec={"selector": {"matchLabels": meta},
+                  "endpoints": [{"port": port, "path": "/metrics", "interval": args.scrape_interval}]},
+            opts=self.child(service))
 
     def _rail(self, name: str, rail_name: str, rail: Rail, args: NetworkEnablementArgs,
               opts: pulumi.ResourceOptions) -> RailAttachment:

@@ -40,7 +40,7 @@ class TelemetryArgs:
             which the Dynamo and Network operators export; None renders no reconcile-error rule. Default: None.
         dynamo_operator: how the Dynamo operator's metrics are scraped (its chart's ServiceMonitor's job;
             data/telemetry-signals.yaml `dynamoOperator`); None renders no Dynamo operator rule. Default: None.
-        network_operator: how the Network Operator's metrics are scraped (the program's PodMonitor;
+        network_operator: how the Network Operator's metrics are scraped (the program's ServiceMonitor's job;
             data/telemetry-signals.yaml `networkOperator`); None renders no Network Operator rule. Default: None.
         nvsentinel_modules: the NVSentinel modules the site runs, by their chart toggle (`faultQuarantine`, ...,
             `platformConnector`); each gets its own down rule. Default: ().
@@ -243,8 +243,9 @@ OPERATOR_DOWN_FOR = "15m"  # a restart or a leader handover takes well under thi
 def operator_health_groups(args: TelemetryArgs) -> list[dict]:
     """The operators the serving platform depends on: the GPU Operator reconciles (its own status gauges, which its
     own ServiceMonitor scrapes), NVSentinel runs (its chart's PodMonitor targets; with none up, faults go
-    unquarantined), KAI's queue controller runs (the program's ServiceMonitor; without it the quota rules read
-    nothing). A silent exporter is "down", not "healthy": `absent` on what each always exports while it runs."""
+    unquarantined; and each of its modules), KAI's queue controller runs (the program's ServiceMonitor; without it the
+    quota rules read nothing), the Dynamo operator and the Network Operator run and reconcile (controller-runtime's
+    counters). A silent exporter is "down", not "healthy": `absent` on what each always exports while it runs."""
     ns, alerts = args.operator_namespaces, []
     if "gpuOperator" in ns and args.gpu_operator is not None:
         m, own = args.gpu_operator.metrics, f'{{namespace="{ns["gpuOperator"]}"}}'
@@ -283,18 +284,10 @@ CONTROLLER_OPERATORS = {
     "dynamoPlatform": ("DynamoOperator", "Dynamo operator", "serving",
                        "the chart's ServiceMonitor (https, the Prometheus service account's token)",
                        "DynamoGraphDeployments are not reconciled: new, scaled or changed endpoints do not roll out"),
-    "networkOperator": ("NetworkOperator", "Network Operator", "network", "the program's PodMonitor",
+    "networkOperator": ("NetworkOperator", "Network Operator", "network", "the program's ServiceMonitor",
                         "the NicClusterPolicy and the rails' networks are not reconciled: new GPU nodes get no RDMA"),
 }
 RECONCILE_WINDOW, RECONCILE_FOR = "30m", "1h"
-
-
-def operator_job(namespace: str, source: MetricSource) -> str:
-    """The `job` of an operator's scrape target: the chart ServiceMonitor's Service name (no jobLabel), or
-    <namespace>/<PodMonitor name> for the program's PodMonitor (Prometheus Operator pkg/prometheus/promcfg.go)."""
-    if "job" in source.label_values:
-        return source.label_values["job"]
-    return f"{namespace}/{source.label_values['monitor']}"
 
 
 def controller_alerts(args: TelemetryArgs, chart: str, namespace: str, source: MetricSource) -> list[dict]:
@@ -302,7 +295,7 @@ def controller_alerts(args: TelemetryArgs, chart: str, namespace: str, source: M
     A failing object is requeued with backoff capped at 1000 s, so it errors within every 30-minute window while it
     fails; a one-off conflict leaves the window within 30 minutes and never lasts the hour."""
     part, display, layer, scrape, stops = CONTROLLER_OPERATORS[chart]
-    own = f'namespace="{namespace}", job="{operator_job(namespace, source)}"'
+    own = f'namespace="{namespace}", job="{source.label_values["job"]}"'
     alerts = [_alert(
         f"Ncp{part}Down", f"absent(up{{{own}}} == 1)", OPERATOR_DOWN_FOR, "critical", layer,
         f"{display} not running or not scraped",

@@ -1,15 +1,14 @@
 """How the operator health rules' series reach Prometheus (#25): the Dynamo operator through its chart's
-ServiceMonitor (forced on, labelled for the site's Prometheus), the Network Operator through the program's PodMonitor
-(its chart ships none), NVSentinel's modules through its chart's PodMonitor. Each test states the upstream fact it
-relies on and fails on the broken wiring it guards against; tests/test_telemetry_rules.py runs the rules themselves
-in promtool on these shapes."""
+ServiceMonitor (forced on, labelled for the site's Prometheus), the Network Operator through the program's Service
+and ServiceMonitor (its chart ships none), NVSentinel's modules through its chart's PodMonitor. Each test states the
+upstream fact it relies on and fails on the broken wiring it guards against; tests/test_telemetry_rules.py runs the
+rules themselves in promtool on these shapes."""
 
 import pytest
 import yaml
 
 from components.network_enablement import NETWORK_OPERATOR_RELEASE
 from components.serving.platform import DYNAMO_RELEASE, dynamo_platform_values
-from components.telemetry import operator_job
 from ncp.plan.break_fix import nvsentinel_modules
 from ncp.plan.catalog import load_matrix, load_signals
 from ncp.plan.site_plan import build_plan
@@ -58,38 +57,43 @@ def test_the_dynamo_operator_is_scraped_by_its_charts_servicemonitor_for_the_sit
     assert f'namespace="{MATRIX.pin("dynamoPlatform").namespace}"' in down and f'-{chart}"' in down
 
 
-def test_the_network_operator_is_scraped_by_the_programs_podmonitor(prod, upstream, telemetry):
-    """Mellanox/network-operator v26.4.1: the chart ships no Service or monitor and declares no metrics port; the
-    manager serves controller-runtime's metrics on :8080 (main.go:167,186). The operator pod carries the chart's
-    selector labels app.kubernetes.io/name (the chart's name) and app.kubernetes.io/instance (the release)."""
+def test_the_network_operator_is_scraped_through_the_programs_service(prod, upstream, telemetry):
+    """Mellanox/network-operator v26.4.1: the chart ships no Service or monitor and its container declares no metrics
+    port; the manager serves controller-runtime's metrics on :8080 (main.go:167,186). The operator pod carries the
+    chart's selector labels app.kubernetes.io/name (the chart's name) and app.kubernetes.io/instance (the release).
+    A PodMonitor would find no target (the Prometheus Operator keeps pod targets by declared port, promcfg.go:1576-1581
+    at v0.93.0): a Service with a numeric targetPort and a ServiceMonitor selecting it."""
     chart = yaml.safe_load((upstream / "network-operator" / "Chart.yaml").read_text())["name"]
     chart_values = (upstream / "network-operator" / "values.yaml").read_text()
     assert "serviceMonitor" not in chart_values and "metrics" not in chart_values, "the chart now offers metrics"
-    namespace = MATRIX.pin("networkOperator").namespace
-    [monitor] = [
-        r.inputs for r in prod.custom_resources("PodMonitor") if r.inputs["metadata"]["namespace"] == namespace
+    namespace, job = MATRIX.pin("networkOperator").namespace, SIGNALS["networkOperator"].label_values["job"]
+    [service] = [
+        r.inputs for r in prod.of_type("kubernetes:core/v1:Service") if r.inputs["metadata"]["namespace"] == namespace
     ]
-    source = SIGNALS["networkOperator"]
-    assert monitor["spec"]["selector"]["matchLabels"] == {
+    [monitor] = [
+        r.inputs for r in prod.custom_resources("ServiceMonitor") if r.inputs["metadata"]["namespace"] == namespace
+    ]
+    assert service["metadata"]["name"] == monitor["metadata"]["name"] == job
+    assert service["spec"]["selector"] == {
         "app.kubernetes.io/name": chart,
         "app.kubernetes.io/instance": NETWORK_OPERATOR_RELEASE,
     }
     assert NETWORK_OPERATOR_RELEASE in prod.releases()
-    assert monitor["spec"]["podMetricsEndpoints"] == [
-        {"portNumber": 8080, "path": "/metrics", "interval": telemetry.scrape_interval}
+    [port] = service["spec"]["ports"]
+    assert port["port"] == port["targetPort"] == 8080, "a numeric targetPort: the container names no metrics port"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"] == [
+        {"port": port["name"], "path": "/metrics", "interval": telemetry.scrape_interval}
     ]
-    selector = telemetry.prometheus_selector_labels
-    assert selector.items() <= monitor["metadata"]["labels"].items()
-    job = operator_job(namespace, source)
-    assert job == f"{namespace}/{monitor['metadata']['name']}"
-    assert f'job="{job}"' in alerts(prod)["NcpNetworkOperatorDown"]["expr"]
+    assert telemetry.prometheus_selector_labels.items() <= monitor["metadata"]["labels"].items()
+    assert f'namespace="{namespace}", job="{job}"' in alerts(prod)["NcpNetworkOperatorDown"]["expr"]
 
 
 def test_lab_without_rdma_watches_no_network_operator(lab):
     assert "NcpNetworkOperatorDown" not in alerts(lab)
     assert not [
         r
-        for r in lab.custom_resources("PodMonitor")
+        for r in lab.custom_resources("ServiceMonitor")
         if r.inputs["metadata"]["namespace"] == MATRIX.pin("networkOperator").namespace
     ]
 

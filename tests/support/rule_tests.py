@@ -846,7 +846,7 @@ def operator_series(plan: SitePlan, recording: Recording, operators: Operators, 
     modules through its chart's one PodMonitor (job <namespace>/nvsentinel-pod-monitor, the module in `container`) and
     their processing-error counters, KAI's queue controller through the program's ServiceMonitor (job: the Service
     name), the Dynamo operator through its chart's ServiceMonitor (job: the Service <release>-dynamo-operator) and the
-    Network Operator through the program's rendered PodMonitor (job: <namespace>/<name>)."""
+    Network Operator through the program's rendered ServiceMonitor (job: its Service's name)."""
     signals = load_signals()
     gpu_ns, nvs_ns, kai_ns, dyn_ns, net_ns = (plan.matrix.pin(chart).namespace for chart in (
         "gpuOperator", "nvsentinel", "kaiScheduler", "dynamoPlatform", "networkOperator"))
@@ -878,11 +878,13 @@ def operator_series(plan: SitePlan, recording: Recording, operators: Operators, 
               "service": dynamo_job, "endpoint": "metrics", "job": dynamo_job, "instance": "10.0.2.7:8080"}
     scenario.add(series("up", target), gauge(1 if operators.dynamo_up else 0))
     controller_series(target, operators.dynamo_failing, scenario)
-    monitors = [r.inputs["metadata"] for r in recording.custom_resources("PodMonitor")
+    monitors = [r.inputs for r in recording.custom_resources("ServiceMonitor")
                 if r.inputs["metadata"]["namespace"] == net_ns]
-    for monitor in monitors:  # the network layer renders it on RDMA profiles only
+    for monitor in monitors:  # the network layer renders its Service and ServiceMonitor on RDMA profiles only
+        service = monitor["metadata"]["name"]  # the Service of the same name, which the monitor selects
         target = {"namespace": net_ns, "pod": "network-operator-6b9c", "container": "network-operator",
-                  "job": f"{net_ns}/{monitor['name']}", "instance": "10.0.3.4:8080"}
+                  "service": service, "endpoint": monitor["spec"]["endpoints"][0]["port"], "job": service,
+                  "instance": "10.0.3.4:8080"}
         scenario.add(series("up", target), gauge(1 if operators.network_up else 0))
         controller_series(target, operators.network_failing, scenario)
     return scenario
