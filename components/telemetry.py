@@ -335,6 +335,16 @@ def nvsentinel_module_alerts(args: TelemetryArgs, namespace: str) -> list[dict]:
         f"NVSentinel's {{{{ $labels.{module} }}}} answers no metrics scrape while other modules do: the break-fix "
         "stage it runs (detection, quarantine, drain or remediation) stops; check its pods in the NVSentinel "
         "namespace.")]
+    per_node = "|".join(nvs.label_values[m] for m in nvs.component_types["perNode"] if m in args.nvsentinel_modules)
+    if per_node:
+        pods = f'max by ({module}, pod) (up{{namespace="{namespace}", {module}=~"{per_node}"}})'
+        answering = f'max by ({module}) (up{{namespace="{namespace}", {module}=~"{per_node}"}}) == 1'
+        alerts.append(_alert(
+            "NcpNvsentinelNodeMonitorDown", f"{pods} == 0 and on ({module}) {answering}", OPERATOR_DOWN_FOR,
+            "warning", "health", "NVSentinel per-node module not answering on one node",
+            f"Pod {{{{ $labels.pod }}}} of NVSentinel's {{{{ $labels.{module} }}}} has not answered its metrics scrape "
+            "for 15 minutes while the module's other pods do: faults on its node may go undetected; check the pod "
+            "and its node."))
     if errors:
         alerts.append(_alert(
             "NcpNvsentinelProcessingErrors", f"({errors}) > 0", RECONCILE_WINDOW, "warning", "health",

@@ -215,6 +215,7 @@ def test_operator_health_rules_that_misjudge_their_exporters_fail(promtool, stac
                                                                        rule["expr"])),
         "NcpDynamoOperatorDown": lambda rule: rule.update(expr=rule["expr"].replace(" == 1)", ")")),
         "NcpNvsentinelModuleDown": lambda rule: rule.update(expr=rule["expr"].split(" unless ")[0]),
+        "NcpNvsentinelNodeMonitorDown": lambda rule: rule.update(expr=rule["expr"].split(" and on ")[0]),
     }
     for name, change in broken.items():
         outcome = run_rule_tests(promtool, _with_rule(files, name, change), tests, EVALUATION_INTERVAL)

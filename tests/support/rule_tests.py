@@ -710,6 +710,7 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
                             ("NcpNvsentinelDown", Operators(nvsentinel_up=False)),
                             ("NcpNvsentinelModuleDown", Operators(nvsentinel_gone=FAILING_MODULE)),
                             ("NcpNvsentinelProcessingErrors", Operators(nvsentinel_failing=FAILING_MODULE)),
+                            ("NcpNvsentinelNodeMonitorDown", Operators(nvsentinel_node_down=NODE_MODULE)),
                             ("NcpKaiQueueControllerDown", Operators(kai_up=False)),
                             ("NcpDynamoOperatorDown", Operators(dynamo_up=False)),
                             ("NcpDynamoOperatorReconcileErrors", Operators(dynamo_failing=True)),
@@ -723,6 +724,9 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     expected["NcpNvsentinelDown"] = lambda rule: [expected_alert(rule, {})]
     expected["NcpNvsentinelModuleDown"] = lambda rule: [expected_alert(rule, {"container": container})]
     expected["NcpNvsentinelProcessingErrors"] = lambda rule: [expected_alert(rule, {"container": container})]
+    monitor = load_signals()["nvsentinel"].label_values[NODE_MODULE]
+    expected["NcpNvsentinelNodeMonitorDown"] = lambda rule: [expected_alert(rule, {"container": monitor,
+                                                                                   "pod": f"{monitor}-1"})]
     expected["NcpKaiQueueControllerDown"] = lambda rule: [expected_alert(rule, {})]
     for part in ("Dynamo", "Network"):
         expected[f"Ncp{part}OperatorDown"] = lambda rule: [expected_alert(rule, {})]
@@ -740,10 +744,12 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     # operators running, the GPU Operator reconciled; old and one-off reconcile and processing errors
     operator_series(plan, recording, Operators(), healthy)
     cases = alert_cases("site", groups, healthy, bad, expected)
-    if any(rule["alert"] == "NcpNvsentinelModuleDown" for rule in rules_of(groups, "alert")):
-        # NVSentinel wholly down is one alert (NcpNvsentinelDown), not one more per module.
+    per_module = {"NcpNvsentinelModuleDown", "NcpNvsentinelNodeMonitorDown"} & {r["alert"] for r in rules_of(
+        groups, "alert")}
+    if per_module:
+        # NVSentinel wholly down is one alert (NcpNvsentinelDown), not one more per module or per node.
         cases.append(alert_case("site: NVSentinel down, no per-module alert", bad["NcpNvsentinelDown"](),
-                                {"NcpNvsentinelModuleDown": []}, EVAL_SHORT))
+                                dict.fromkeys(sorted(per_module), []), EVAL_SHORT))
 
     records = dcgm_series(plan, recording, [allocated, spare], Scenario("site"))
     kai_series(recording, {over: quota[over] + 4}, records)
@@ -791,6 +797,7 @@ def worker_target(gpu: Gpu, scenario: Scenario) -> dict[str, str]:
 
 
 FAILING_MODULE = "faultQuarantine"  # the NVSentinel module the bad cases take down or make fail
+NODE_MODULE = "gpuHealthMonitor"  # the per-node NVSentinel module whose pod on one node stops answering
 FAILING_CONTROLLER = "dynamographdeployment"  # the controller whose reconciles keep failing
 BACKOFF_MINUTES = 17  # a failing object's retry period once client-go's controller rate limiter reaches its 1000 s cap
 
@@ -805,6 +812,7 @@ class Operators:
     nvsentinel_up: bool = True
     nvsentinel_gone: Optional[str] = None
     nvsentinel_failing: Optional[str] = None
+    nvsentinel_node_down: Optional[str] = None  # a per-node module whose pod on the second node answers 0
     kai_up: bool = True
     dynamo_up: bool = True
     dynamo_failing: bool = False
@@ -865,6 +873,10 @@ def operator_series(plan: SitePlan, recording: Recording, operators: Operators, 
         target = {"namespace": nvs_ns, "pod": f"{container}-0", nvs.labels["module"]: container,
                   "endpoint": "metrics", "job": f"{nvs_ns}/nvsentinel-pod-monitor", "instance": f"10.0.1.{index}:2112"}
         scenario.add(series("up", target), gauge(1 if operators.nvsentinel_up else 0))
+        if module in nvs.component_types["perNode"]:  # a DaemonSet: its pod on a second node
+            node_up = operators.nvsentinel_up and module != operators.nvsentinel_node_down
+            scenario.add(series("up", {**target, "pod": f"{container}-1", "instance": f"10.0.2.{index}:2112"}),
+                         gauge(1 if node_up else 0))
         errors = {"faultQuarantine": "faultQuarantineErrors", "nodeDrainer": "nodeDrainerErrors",
                   "faultRemediation": "faultRemediationErrors"}.get(module)
         if errors:
