@@ -9,7 +9,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.kube import Layer, helm_release, labels, one_of
-from ncp.plan.break_fix import fault_quarantine_rule_sets
+from ncp.plan.break_fix import fault_quarantine_rule_sets, nvsentinel_modules
 from ncp.plan.catalog import ChartPin, integration_points
 
 DATASTORE_SECRET = "nvsentinel-datastore-credentials"
@@ -71,13 +71,7 @@ def nvsentinel_values(args: HealthArgs) -> dict:
     values = {
         "global": {
             "dryRun": not enforce,
-            "gpuHealthMonitor": {"enabled": True},
-            "syslogHealthMonitor": {"enabled": True},
-            # RA: Node Level Health Checks: "Node health checks should run at the level where the signal is visible."
-            "nicHealthMonitor": {"enabled": args.nic_monitor},
-            "faultQuarantine": {"enabled": True},
-            "nodeDrainer": {"enabled": True},
-            "faultRemediation": {"enabled": True},
+            **{module: {"enabled": on} for module, on in nvsentinel_modules(args.nic_monitor).items()},
             # The janitor executes fault-remediation's maintenance requests (RebootNode, GPUReset, ...) and brings
             # their CRDs; without it enforced remediation only files requests (decision in the matrix entry).
             "janitor": {"enabled": enforce},

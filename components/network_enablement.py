@@ -3,14 +3,14 @@ IPPool per east-west NIC. The rails' NetworkAttachmentDefinitions are not render
 attach to the rails (an RDMA tenant's, the readiness namespace) gets its own copy (`attachments`), so no pod
 references a network in another namespace."""
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import Layer, at_least, helm_release, labels
-from ncp.plan.catalog import ChartPin, integration_points
+from ncp.plan.catalog import ChartPin, MetricSource, integration_points
 from ncp.plan.profile import RdmaExposure
 from ncp.plan.site_plan import Rail, RailAttachment
 
@@ -33,6 +33,10 @@ class NetworkEnablementArgs:
         per_node_block_size: the addresses nv-ipam hands each node from a rail's subnet. Unit: IP addresses per node.
         gpu_node_selector: the node labels that select GPU nodes (where the RDMA components run).
         skip_await: whether Pulumi skips waiting for the release's resources to become ready.
+        operator_metrics: how the operator's metrics are scraped (data/telemetry-signals.yaml `networkOperator`);
+            None creates no PodMonitor for it. Default: None.
+        scrape_interval: how often Prometheus scrapes the operator (a Prometheus duration). Default: '30s'.
+        monitor_labels: the labels the site's Prometheus selects PodMonitors by. Default: {}.
     """
 
     pin: ChartPin
@@ -47,6 +51,12 @@ class NetworkEnablementArgs:
     per_node_block_size: int
     gpu_node_selector: dict[str, str]
     skip_await: bool
+    operator_metrics: Optional[MetricSource] = None
+    scrape_interval: str = "30s"
+    monitor_labels: dict[str, str] = field(default_factory=dict)
+
+
+NETWORK_OPERATOR_RELEASE = "network-operator"
 
 
 def _image(pin: ChartPin, key: str, version: Optional[str] = None) -> dict:
@@ -130,7 +140,7 @@ class NetworkEnablement(Layer):
         super().__init__("NetworkEnablement", name, opts)
         self.refuse(rail_problems(args))
         self.values = network_operator_values(args)
-        self.release = helm_release("network-operator", args.pin, self.values, args.namespace.metadata.name, self,
+        self.release = helm_release(NETWORK_OPERATOR_RELEASE, args.pin, self.values, args.namespace.metadata.name, self,
                                     args.skip_await, depends_on=[args.namespace])
         after_release = self.child(self.release)
         self.nic_cluster_policy = k8s.apiextensions.CustomResource(
@@ -142,6 +152,8 @@ class NetworkEnablement(Layer):
             spec=nic_cluster_policy_spec(args),
             opts=after_release,
         )
+        if args.operator_metrics is not None:
+            self._operator_monitor(name, args, args.operator_metrics, after_release)
         # nv-ipam and multus CRDs are applied by the operator once the NicClusterPolicy reconciles.
         after_policy = self.child(self.nic_cluster_policy)
         self.attachments = tuple(self._rail(name, f"rail-{index}", rail, args, after_policy)
@@ -154,6 +166,31 @@ class NetworkEnablement(Layer):
             "networks": self.networks,
             "rdmaResource": args.rdma_resource,
         })
+
+    def _operator_monitor(self, name: str, args: NetworkEnablementArgs, metrics: MetricSource,
+                          opts: pulumi.ResourceOptions) -> None:
+        """The operator's controller-runtime metrics (the Network Operator health rules): the chart ships no Service or
+        monitor and its container declares no metrics port, so a PodMonitor cannot find it (Prometheus Operator keeps
+        pod targets by a declared port, promcfg.go:1576-1581 at v0.93.0). A Service whose numeric targetPort needs no
+        declared port, and a ServiceMonitor on it. Plain HTTP, as the operator serves it; the namespace's
+        NetworkPolicies admit only the monitoring namespace."""
+        pod, name_ = metrics.pod_labels, metrics.label_values["job"]
+        port, number = "metrics", int(metrics.ports["metrics"])
+        meta = {**labels("network-enablement", name_)}
+        service = k8s.core.v1.Service(
+            f"{name}-operator-metrics",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=name_, namespace=args.namespace_name, labels=meta),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                selector={pod["name"]: args.pin.chart.rsplit("/", 1)[-1], pod["instance"]: NETWORK_OPERATOR_RELEASE},
+                ports=[k8s.core.v1.ServicePortArgs(name=port, port=number, target_port=number)]),
+            opts=opts)
+        k8s.apiextensions.CustomResource(
+            f"{name}-operator-monitor", api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=name_, namespace=args.namespace_name,
+                                                labels={**meta, **args.monitor_labels}),
+            spec={"selector": {"matchLabels": meta},
+                  "endpoints": [{"port": port, "path": "/metrics", "interval": args.scrape_interval}]},
+            opts=self.child(service))
 
     def _rail(self, name: str, rail_name: str, rail: Rail, args: NetworkEnablementArgs,
               opts: pulumi.ResourceOptions) -> RailAttachment:

@@ -34,7 +34,16 @@ class TelemetryArgs:
         gpu_operator: the GPU Operator's status gauges (data/telemetry-signals.yaml `gpuOperator`); None renders no GPU
             Operator health rules. Default: None.
         operator_namespaces: the namespace of each installed operator whose health the rules watch, by chart key
-            (`gpuOperator`, `nvsentinel`, `kaiScheduler`); an operator not installed gets no rule. Default: {}.
+            (`gpuOperator`, `nvsentinel`, `kaiScheduler`, `dynamoPlatform`, `networkOperator`); an operator not
+            installed gets no rule. Default: {}.
+        controller_runtime: controller-runtime's reconcile counters (data/telemetry-signals.yaml `controllerRuntime`),
+            which the Dynamo and Network operators export; None renders no reconcile-error rule. Default: None.
+        dynamo_operator: how the Dynamo operator's metrics are scraped (its chart's ServiceMonitor's job;
+            data/telemetry-signals.yaml `dynamoOperator`); None renders no Dynamo operator rule. Default: None.
+        network_operator: how the Network Operator's metrics are scraped (the program's ServiceMonitor's job;
+            data/telemetry-signals.yaml `networkOperator`); None renders no Network Operator rule. Default: None.
+        nvsentinel_modules: the NVSentinel modules the site runs, by their chart toggle (`faultQuarantine`, ...,
+            `platformConnector`); each gets its own down rule. Default: ().
         worker_component_types: the Dynamo worker component types as a regex alternation (`worker|prefill|decode`).
         tenant_namespace_prefix: tenant namespaces and their KAI leaf queues are both `<prefix><tenant>`.
         selector_labels: the labels the site's Prometheus selects rules by.
@@ -74,6 +83,10 @@ class TelemetryArgs:
     rdma_ports_per_node: int = 0
     gpu_operator: Optional[MetricSource] = None
     operator_namespaces: dict[str, str] = field(default_factory=dict)
+    controller_runtime: Optional[MetricSource] = None
+    dynamo_operator: Optional[MetricSource] = None
+    network_operator: Optional[MetricSource] = None
+    nvsentinel_modules: tuple[str, ...] = ()
 
 
 def tenant_from(expr: str, source_label: str, prefix: str) -> str:
@@ -230,8 +243,9 @@ OPERATOR_DOWN_FOR = "15m"  # a restart or a leader handover takes well under thi
 def operator_health_groups(args: TelemetryArgs) -> list[dict]:
     """The operators the serving platform depends on: the GPU Operator reconciles (its own status gauges, which its
     own ServiceMonitor scrapes), NVSentinel runs (its chart's PodMonitor targets; with none up, faults go
-    unquarantined), KAI's queue controller runs (the program's ServiceMonitor; without it the quota rules read
-    nothing). A silent exporter is "down", not "healthy": `absent` on what each always exports while it runs."""
+    unquarantined; and each of its modules), KAI's queue controller runs (the program's ServiceMonitor; without it the
+    quota rules read nothing), the Dynamo operator and the Network Operator run and reconcile (controller-runtime's
+    counters). A silent exporter is "down", not "healthy": `absent` on what each always exports while it runs."""
     ns, alerts = args.operator_namespaces, []
     if "gpuOperator" in ns and args.gpu_operator is not None:
         m, own = args.gpu_operator.metrics, f'{{namespace="{ns["gpuOperator"]}"}}'
@@ -251,6 +265,10 @@ def operator_health_groups(args: TelemetryArgs) -> list[dict]:
             "NcpNvsentinelDown", f'absent(up{{namespace="{ns["nvsentinel"]}"}} == 1)', OPERATOR_DOWN_FOR, "critical",
             "health", "NVSentinel not running", "No NVSentinel module answers its metrics scrape: GPU and node "
             "faults are neither quarantined nor drained; check the pods in the NVSentinel namespace."))
+        alerts += nvsentinel_module_alerts(args, ns["nvsentinel"])
+    for chart, source in (("dynamoPlatform", args.dynamo_operator), ("networkOperator", args.network_operator)):
+        if chart in ns and source is not None:
+            alerts += controller_alerts(args, chart, ns[chart], source)
     if "kaiScheduler" in ns:
         job = args.kai.label_values["queueControllerJob"]
         alerts.append(_alert(
@@ -259,6 +277,82 @@ def operator_health_groups(args: TelemetryArgs) -> list[dict]:
             "Tenant GPU allocation and quota series are missing, so quota alerts and dashboards read nothing; check "
             "the queue-controller pod in the KAI namespace."))
     return [{"name": "ncp-operator-health.alerts", "rules": alerts}] if alerts else []
+
+
+# chart key -> (alert name part, display name, owning layer, where its scrape comes from, what stops while it is down)
+CONTROLLER_OPERATORS = {
+    "dynamoPlatform": ("DynamoOperator", "Dynamo operator", "serving",
+                       "the chart's ServiceMonitor (https, the Prometheus service account's token)",
+                       "DynamoGraphDeployments are not reconciled: new, scaled or changed endpoints do not roll out"),
+    "networkOperator": ("NetworkOperator", "Network Operator", "network", "the program's ServiceMonitor",
+                        "the NicClusterPolicy and the rails' networks are not reconciled: new GPU nodes get no RDMA"),
+}
+RECONCILE_WINDOW, RECONCILE_FOR = "30m", "1h"
+
+
+def controller_alerts(args: TelemetryArgs, chart: str, namespace: str, source: MetricSource) -> list[dict]:
+    """A controller-runtime operator: down (its target does not answer or is not discovered) and failing to reconcile.
+    A failing object is requeued with backoff capped at 1000 s, so it errors within every 30-minute window while it
+    fails; a one-off conflict leaves the window within 30 minutes and never lasts the hour."""
+    part, display, layer, scrape, stops = CONTROLLER_OPERATORS[chart]
+    own = f'namespace="{namespace}", job="{source.label_values["job"]}"'
+    alerts = [_alert(
+        f"Ncp{part}Down", f"absent(up{{{own}}} == 1)", OPERATOR_DOWN_FOR, "critical", layer,
+        f"{display} not running or not scraped",
+        f"No {display} target has answered its metrics scrape ({scrape}) for 15 minutes: {stops}; check its pod in "
+        f"{namespace} and the target's error in Prometheus.")]
+    if args.controller_runtime is not None:
+        cr = args.controller_runtime
+        controller = cr.labels["controller"]
+        errors = f"sum by ({controller}) (increase({cr.metrics['reconcileErrors']}{{{own}}}[{RECONCILE_WINDOW}]))"
+        alerts.append(_alert(
+            f"Ncp{part}ReconcileErrors", f"{errors} > 0", RECONCILE_FOR, "warning", layer,
+            f"{display} keeps failing to reconcile",
+            f"Controller {{{{ $labels.{controller} }}}} of the {display} has returned reconcile errors in every "
+            f"{RECONCILE_WINDOW} for an hour: {stops}; read the operator's log for 'Reconciler error'."))
+    return alerts
+
+
+def nvsentinel_module_alerts(args: TelemetryArgs, namespace: str) -> list[dict]:
+    """Each NVSentinel module the site runs: down while the others answer (all down is NcpNvsentinelDown), and the
+    pipeline modules' processing errors. The modules share one PodMonitor, so the target's container names the module
+    (a module whose pods are all gone has no target: `absent`, labelled with the module's container)."""
+    if not args.nvsentinel_modules:
+        return []
+    nvs = args.nvsentinel
+    module = nvs.labels["module"]
+    any_up = f'absent(up{{namespace="{namespace}"}} == 1)'
+    down = " or ".join(
+        f'label_replace(absent(up{{namespace="{namespace}", {module}="{nvs.label_values[m]}"}} == 1), '
+        f'"{module}", "{nvs.label_values[m]}", "", "")' for m in args.nvsentinel_modules)
+    errors = " or ".join(
+        f'sum by ({module}) (increase({nvs.metrics[key]}{{namespace="{namespace}"}}[{RECONCILE_WINDOW}]))'
+        for m, key in (("faultQuarantine", "faultQuarantineErrors"), ("nodeDrainer", "nodeDrainerErrors"),
+                       ("faultRemediation", "faultRemediationErrors")) if m in args.nvsentinel_modules)
+    alerts = [_alert(
+        "NcpNvsentinelModuleDown", f"({down}) unless on () {any_up}", OPERATOR_DOWN_FOR, "critical", "health",
+        "NVSentinel module not running",
+        f"NVSentinel's {{{{ $labels.{module} }}}} answers no metrics scrape while other modules do: the break-fix "
+        "stage it runs (detection, quarantine, drain or remediation) stops; check its pods in the NVSentinel "
+        "namespace.")]
+    per_node = "|".join(nvs.label_values[m] for m in nvs.component_types["perNode"] if m in args.nvsentinel_modules)
+    if per_node:
+        pods = f'max by ({module}, pod) (up{{namespace="{namespace}", {module}=~"{per_node}"}})'
+        answering = f'max by ({module}) (up{{namespace="{namespace}", {module}=~"{per_node}"}}) == 1'
+        alerts.append(_alert(
+            "NcpNvsentinelNodeMonitorDown", f"{pods} == 0 and on ({module}) {answering}", OPERATOR_DOWN_FOR,
+            "warning", "health", "NVSentinel per-node module not answering on one node",
+            f"Pod {{{{ $labels.pod }}}} of NVSentinel's {{{{ $labels.{module} }}}} has not answered its metrics scrape "
+            "for 15 minutes while the module's other pods do: faults on its node may go undetected; check the pod "
+            "and its node."))
+    if errors:
+        alerts.append(_alert(
+            "NcpNvsentinelProcessingErrors", f"({errors}) > 0", RECONCILE_WINDOW, "warning", "health",
+            "NVSentinel module failing to process health events",
+            f"NVSentinel's {{{{ $labels.{module} }}}} has failed to process health events in every "
+            f"{RECONCILE_WINDOW} for {RECONCILE_WINDOW}: those faults are not acted on; read its log (error_type) and "
+            f"its datastore's state."))
+    return alerts
 
 
 def capacity_groups(args: TelemetryArgs) -> list[dict]:

@@ -199,6 +199,29 @@ def test_a_nic_link_rule_that_loses_a_node_or_a_port_fails(promtool, stacks):
                                     for rule in rules_of(groups, "alert")}, "no rails in the lab: no NIC rules"
 
 
+def test_operator_health_rules_that_misjudge_their_exporters_fail(promtool, stacks):
+    """The operator health cases fail a rule that reads its exporter wrongly: a reconcile alert that fires on a single
+    retried conflict, a down alert on a job the target does not carry or on `up` as a presence check (a target that
+    answers 0 is down), a per-module alert that also fires when all of NVSentinel is down."""
+    plan, recording = stacks["prod"]
+    files, tests = rule_test_suites(plan, recording)[0]
+    alerts = {rule["alert"] for groups in files.values() for rule in rules_of(groups, "alert")}
+    assert {"NcpDynamoOperatorDown", "NcpDynamoOperatorReconcileErrors", "NcpNetworkOperatorDown",
+            "NcpNetworkOperatorReconcileErrors", "NcpNvsentinelModuleDown", "NcpNvsentinelProcessingErrors"} <= alerts
+    broken = {
+        "NcpDynamoOperatorReconcileErrors": lambda rule: rule.update({"for": "10m"}),
+        "NcpNvsentinelProcessingErrors": lambda rule: rule.update({"for": "5m"}),
+        "NcpNetworkOperatorDown": lambda rule: rule.update(expr=re.sub(r'job="[^"]+"', 'job="network-operator"',
+                                                                       rule["expr"])),
+        "NcpDynamoOperatorDown": lambda rule: rule.update(expr=rule["expr"].replace(" == 1)", ")")),
+        "NcpNvsentinelModuleDown": lambda rule: rule.update(expr=rule["expr"].split(" unless ")[0]),
+        "NcpNvsentinelNodeMonitorDown": lambda rule: rule.update(expr=rule["expr"].split(" and on ")[0]),
+    }
+    for name, change in broken.items():
+        outcome = run_rule_tests(promtool, _with_rule(files, name, change), tests, EVALUATION_INTERVAL)
+        assert not outcome.ok and name in outcome.output, name
+
+
 # --- dashboards ---------------------------------------------------------------------------------------------------
 
 def dashboards_of(recording) -> dict[str, dict]:

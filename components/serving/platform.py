@@ -1,5 +1,5 @@
 """The Dynamo platform release: its operator (no NATS, no etcd), pointed at the separately installed KAI and Grove."""
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import pulumi
@@ -17,14 +17,19 @@ class ServingPlatformArgs:
         pin: the dynamo-platform chart (compatibility matrix `dynamoPlatform`).
         namespace: the layer namespace the release installs into.
         skip_await: whether Pulumi skips waiting for the release's resources to become ready.
+        monitor_labels: the labels the site's Prometheus selects ServiceMonitors by (the operator's own). Default: {}.
     """
 
     pin: ChartPin
     namespace: k8s.core.v1.Namespace
     skip_await: bool
+    monitor_labels: dict[str, str] = field(default_factory=dict)
 
 
-def dynamo_platform_values() -> dict:
+DYNAMO_RELEASE = "dynamo-platform"  # its operator subchart's resources are <release>-dynamo-operator
+
+
+def dynamo_platform_values(monitor_labels: dict[str, str]) -> dict:
     """The operator's values. No cluster-wide modelExpressURL: each tenant's workers are pointed at the ModelExpress
     server in their own namespace, per graph (docs/decisions/0005-model-express-per-tenant.md)."""
     operator = {
@@ -34,6 +39,13 @@ def dynamo_platform_values() -> dict:
         # operator/templates/prometheus.yaml:15-25, values.yaml:130-135), so our per-endpoint PodMonitors' targets
         # would be scraped twice.
         "dynamo": {"metrics": {"podMonitors": {"enabled": False}}},
+        # The operator's own metrics (the Dynamo operator health rules): its manager already listens on 0.0.0.0:8080
+        # with controller-runtime's secure serving (TLS, TokenReview + SubjectAccessReview), set by the chart's
+        # OperatorConfiguration (operator-config.yaml:24-28; the platform values' manager.args with 127.0.0.1 are
+        # read by no template), so no address is overridden. The chart's ServiceMonitor is forced on (null creates it
+        # only if the monitoring CRDs existed at install) and labelled for the site's Prometheus instead of its
+        # default `release: prometheus` (metricsService, components/operator/values.yaml:152-170).
+        "metricsService": {"enabled": True, "labels": {"release": None, **monitor_labels}},
     }
     return {
         "global": {
@@ -53,6 +65,6 @@ def dynamo_platform_values() -> dict:
 class ServingPlatform(Layer):
     def __init__(self, name: str, args: ServingPlatformArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ServingPlatform", name, opts)
-        self.release = helm_release("dynamo-platform", args.pin, dynamo_platform_values(),
+        self.release = helm_release(DYNAMO_RELEASE, args.pin, dynamo_platform_values(args.monitor_labels),
                                     args.namespace.metadata.name, self, args.skip_await, depends_on=[args.namespace])
         self.register_outputs({"release": self.release.name, "chartVersion": args.pin.version})

@@ -42,7 +42,9 @@ def wire_network(w: Wiring) -> None:
         rdma_resource=present(fabric.rdma_resource_name, "the profile's RDMA resource name"),
         managed_nic_driver=plan.managed_nic_driver, doca_driver_version=net.doca_driver_version, mtu=net.mtu,
         per_node_block_size=net.per_node_block_size, gpu_node_selector=plan.gpu_node_selector,
-        skip_await=plan.settings.skip_await), w.after("networkOperator"))
+        skip_await=plan.settings.skip_await, operator_metrics=load_signals()["networkOperator"],
+        scrape_interval=plan.settings.telemetry.scrape_interval,
+        monitor_labels=plan.settings.telemetry.prometheus_selector_labels), w.after("networkOperator"))
     w.install(("networkOperator",), w.network)
 
 
@@ -131,7 +133,9 @@ def wire_telemetry(w: Wiring) -> None:
         prometheus_storage=plan.prometheus_storage, skip_await=plan.settings.skip_await,
         site_gpus=plan.gpu_capacity, gpus_per_node=w.wired.gpus_per_node,
         rdma_ports_per_node=w.wired.rdma_ports_per_node, gpu_operator=signals["gpuOperator"],
-        operator_namespaces=w.wired.operator_namespaces))
+        operator_namespaces=w.wired.operator_namespaces, controller_runtime=signals["controllerRuntime"],
+        dynamo_operator=signals["dynamoOperator"], network_operator=signals["networkOperator"],
+        nvsentinel_modules=w.wired.nvsentinel_modules))
 
 
 def wire_validation(w: Wiring) -> None:

@@ -69,7 +69,8 @@ def wire_serving(w: Wiring) -> None:
                 # Its pod and claim count against the tenant's quota, which must exist first.
                 pulumi.ResourceOptions(depends_on=[tenancy.tenants[tenant]])).url
     platform = ServingPlatform("serving", ServingPlatformArgs(
-        pin=w.wired.charts["dynamoPlatform"], namespace=namespace, skip_await=plan.settings.skip_await),
+        pin=w.wired.charts["dynamoPlatform"], namespace=namespace, skip_await=plan.settings.skip_await,
+        monitor_labels=plan.settings.telemetry.prometheus_selector_labels),
         w.after("dynamoPlatform"))
     w.serving = Serving(platform, model_express_urls)
     graphs = {e.plan.name: _endpoint(w, e) for e in w.wired.endpoints}

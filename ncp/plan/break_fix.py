@@ -94,6 +94,15 @@ class BreakFix(StrictModel):
         return next((fault.runbook for fault in self.fault_classes.values() if alert in fault.alerts), None)
 
 
+# NVSentinel's own processes the program runs, by the chart's `global.<key>.enabled` toggle (the platform connector
+# has none: it always runs): the values set them from here, and the health rules watch each one that runs.
+def nvsentinel_modules(nic_monitor: bool) -> dict[str, bool]:
+    return {"gpuHealthMonitor": True, "syslogHealthMonitor": True,
+            # RA: Node Level Health Checks: "Node health checks should run at the level where the signal is visible."
+            "nicHealthMonitor": nic_monitor,
+            "faultQuarantine": True, "nodeDrainer": True, "faultRemediation": True}
+
+
 @lru_cache(maxsize=1)
 def break_fix() -> BreakFix:
     return _load(BreakFix, BREAK_FIX_FILE)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ncp.plan.aiperf_args import aiperf_command, judged_artifacts, kserve_command
-from ncp.plan.break_fix import gate_job, handover_job
+from ncp.plan.break_fix import gate_job, handover_job, nvsentinel_modules
 from ncp.plan.catalog import ChartPin
 from ncp.plan.endpoint_plan import EndpointPlan
 from ncp.plan.evidence_key import annotation_value, endpoint_key, service_key
@@ -17,7 +17,7 @@ from ncp.plan.record import baseline_record
 from ncp.plan.site_plan import NodePlacement, SitePlan
 
 # The operators whose health the telemetry rules watch where the site installs them (matrix chart keys).
-HEALTH_WATCHED_OPERATORS = ("gpuOperator", "nvsentinel", "kaiScheduler")
+HEALTH_WATCHED_OPERATORS = ("gpuOperator", "nvsentinel", "kaiScheduler", "dynamoPlatform", "networkOperator")
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,7 @@ class WiredPlan:
     gpus_per_node: int  # the site's GPUs over its GPU nodes, rounded up (the capacity alerts' per-node figure)
     rdma_ports_per_node: int  # the NIC-link alert's expected active ports per node: 0 where the site has no RDMA
     operator_namespaces: dict[str, str]  # chart key -> namespace of each installed operator whose health rules watch
+    nvsentinel_modules: tuple[str, ...]  # NVSentinel's running modules (their global.<key> toggles) the rules watch
     endpoints: tuple[ServedEndpoint, ...]
     services: tuple[ServedService, ...]
 
@@ -110,6 +111,11 @@ def _service(plan: SitePlan, service: InferenceServicePlan) -> ServedService:
         benchmark=BenchmarkPlan(command, f"{artifacts}/{AIPERF_EXPORT}", service.acceptance_thresholds()))
 
 
+def _nvsentinel_running(plan: SitePlan) -> tuple[str, ...]:
+    """The NVSentinel modules the site runs: those its values enable, and the platform connector (always)."""
+    return (*(module for module, on in nvsentinel_modules(plan.network_enabled).items() if on), "platformConnector")
+
+
 def wired_plan(plan: SitePlan) -> WiredPlan:
     """Every derived fact composition hands a component, from the validated plan."""
     storage_image = plan.settings.serving.validation.storage_image
@@ -124,5 +130,6 @@ def wired_plan(plan: SitePlan) -> WiredPlan:
         rdma_ports_per_node=plan.profile.fabric.nics_per_node if plan.network_enabled else 0,
         operator_namespaces={chart: plan.matrix.pin(chart).namespace for chart in HEALTH_WATCHED_OPERATORS
                              if chart in plan.layers.charts},
+        nvsentinel_modules=_nvsentinel_running(plan) if "nvsentinel" in plan.layers.charts else (),
         endpoints=tuple(_endpoint(plan, e) for e in plan.endpoints),
         services=tuple(_service(plan, s) for s in plan.inference_services))

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
+from components.serving.platform import DYNAMO_RELEASE
 from components.serving.rules import meta_label
 from ncp.readmodel.recorder import Recording
 from ncp.plan.catalog import MetricSource, load_signals
@@ -707,13 +708,30 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     for name, operators in (("NcpGpuOperatorDown", Operators(gpu_operator_status=None)),
                             ("NcpGpuOperatorReconcileFailing", Operators(gpu_operator_status=-2)),
                             ("NcpNvsentinelDown", Operators(nvsentinel_up=False)),
-                            ("NcpKaiQueueControllerDown", Operators(kai_up=False))):
-        bad[name] = lambda operators=operators: operator_series(plan, operators, Scenario("operators"))
+                            ("NcpNvsentinelModuleDown", Operators(nvsentinel_gone=FAILING_MODULE)),
+                            ("NcpNvsentinelProcessingErrors", Operators(nvsentinel_failing=FAILING_MODULE)),
+                            ("NcpNvsentinelNodeMonitorDown", Operators(nvsentinel_node_down=NODE_MODULE)),
+                            ("NcpKaiQueueControllerDown", Operators(kai_up=False)),
+                            ("NcpDynamoOperatorDown", Operators(dynamo_up=False)),
+                            ("NcpDynamoOperatorReconcileErrors", Operators(dynamo_failing=True)),
+                            ("NcpNetworkOperatorDown", Operators(network_up=False)),
+                            ("NcpNetworkOperatorReconcileErrors", Operators(network_failing=True))):
+        bad[name] = lambda operators=operators: operator_series(plan, recording, operators, Scenario("operators"))
     gpu_ns = plan.matrix.pin("gpuOperator").namespace
+    container = load_signals()["nvsentinel"].label_values[FAILING_MODULE]
     expected["NcpGpuOperatorDown"] = lambda rule: [expected_alert(rule, {"namespace": gpu_ns})]
     expected["NcpGpuOperatorReconcileFailing"] = lambda rule: [expected_alert(rule, {}, -2)]
     expected["NcpNvsentinelDown"] = lambda rule: [expected_alert(rule, {})]
+    expected["NcpNvsentinelModuleDown"] = lambda rule: [expected_alert(rule, {"container": container})]
+    expected["NcpNvsentinelProcessingErrors"] = lambda rule: [expected_alert(rule, {"container": container})]
+    monitor = load_signals()["nvsentinel"].label_values[NODE_MODULE]
+    expected["NcpNvsentinelNodeMonitorDown"] = lambda rule: [expected_alert(rule, {"container": monitor,
+                                                                                   "pod": f"{monitor}-1"})]
     expected["NcpKaiQueueControllerDown"] = lambda rule: [expected_alert(rule, {})]
+    for part in ("Dynamo", "Network"):
+        expected[f"Ncp{part}OperatorDown"] = lambda rule: [expected_alert(rule, {})]
+        expected[f"Ncp{part}OperatorReconcileErrors"] = lambda rule: [
+            expected_alert(rule, {"controller": FAILING_CONTROLLER})]
     # Healthy too: an XID code from hours ago (the gauge still holds it), a busy MIG slice (its utilisation reads 0)
     old_xid = Gpu("gpu-node-1", 0, None, xid=79, xid_at_minute=10)
     mig_slice = Gpu("gpu-node-2", 0, over, utilization=0, mig_instance="7")
@@ -723,8 +741,15 @@ def site_cases(plan: SitePlan, recording: Recording, groups: list[dict]) -> list
     # a platform pod pending and crash-looping outside the tenant namespaces is not a tenant's alert
     kube_state_series(["kube-system/pending-0"], ["kube-system/pending-0"], healthy)
     nic_series({}, rails, healthy)  # every rail active; each node's uncabled spare port is down, not a rail
-    operator_series(plan, Operators(), healthy)  # operators running, the GPU Operator reconciled
+    # operators running, the GPU Operator reconciled; old and one-off reconcile and processing errors
+    operator_series(plan, recording, Operators(), healthy)
     cases = alert_cases("site", groups, healthy, bad, expected)
+    per_module = {"NcpNvsentinelModuleDown", "NcpNvsentinelNodeMonitorDown"} & {r["alert"] for r in rules_of(
+        groups, "alert")}
+    if per_module:
+        # NVSentinel wholly down is one alert (NcpNvsentinelDown), not one more per module or per node.
+        cases.append(alert_case("site: NVSentinel down, no per-module alert", bad["NcpNvsentinelDown"](),
+                                dict.fromkeys(sorted(per_module), []), EVAL_SHORT))
 
     records = dcgm_series(plan, recording, [allocated, spare], Scenario("site"))
     kai_series(recording, {over: quota[over] + 4}, records)
@@ -771,35 +796,109 @@ def worker_target(gpu: Gpu, scenario: Scenario) -> dict[str, str]:
     return served
 
 
+FAILING_MODULE = "faultQuarantine"  # the NVSentinel module the bad cases take down or make fail
+NODE_MODULE = "gpuHealthMonitor"  # the per-node NVSentinel module whose pod on one node stops answering
+FAILING_CONTROLLER = "dynamographdeployment"  # the controller whose reconciles keep failing
+BACKOFF_MINUTES = 17  # a failing object's retry period once client-go's controller rate limiter reaches its 1000 s cap
+
+
 @dataclass(frozen=True)
 class Operators:
     """How the platform operators behave: the GPU Operator's reconciliation status (None: it exports nothing, i.e.
-    not running or not scraped) and whether NVSentinel's and KAI's queue-controller targets answer."""
+    not running or not scraped), whether NVSentinel's, KAI's queue controller's, the Dynamo operator's and the Network
+    Operator's targets answer, which NVSentinel module has no target or keeps failing, and whether an operator's
+    controller keeps failing its reconciles."""
     gpu_operator_status: Optional[int] = 1
     nvsentinel_up: bool = True
+    nvsentinel_gone: Optional[str] = None
+    nvsentinel_failing: Optional[str] = None
+    nvsentinel_node_down: Optional[str] = None  # a per-node module whose pod on the second node answers 0
     kai_up: bool = True
+    dynamo_up: bool = True
+    dynamo_failing: bool = False
+    network_up: bool = True
+    network_failing: bool = False
 
 
-def operator_series(plan: SitePlan, operators: Operators, scenario: Scenario) -> Scenario:
+def every(period: int) -> str:
+    """A counter that steps by one every `period` minutes over the whole input."""
+    return " ".join(f"{k}x{period - 1}" for k in range(STEPS // period + 1))
+
+
+def once_at(minute: int) -> str:
+    """A counter that steps by one once, at `minute` (a retried conflict): 0 before, 1 after."""
+    return f"0x{minute - 1} 1x{STEPS - minute}"
+
+
+def nvsentinel_running(recording: Recording) -> list[str]:
+    """The modules the rendered NVSentinel release runs: its enabled global.<module> toggles the signals name, and the
+    platform connector, which always runs."""
+    toggles = recording.releases()["nvsentinel"].inputs["values"]["global"]
+    known = load_signals()["nvsentinel"].label_values
+    return [m for m in known if m == "platformConnector" or toggles.get(m, {}).get("enabled") is True]
+
+
+def controller_series(target: dict[str, str], failing: bool, scenario: Scenario) -> None:
+    """controller-runtime's reconcile-error counters of two controllers as the manager exports them (each created at 0
+    when its controller starts): the failing one errors every BACKOFF_MINUTES; healthy, the second had one conflict
+    20 minutes before the evaluation, which must not fire."""
+    errors = load_signals()["controllerRuntime"].metrics["reconcileErrors"]
+    scenario.add(series(errors, {**target, "controller": FAILING_CONTROLLER}), every(BACKOFF_MINUTES) if failing
+                 else gauge(0))
+    scenario.add(series(errors, {**target, "controller": "other"}), once_at(minutes(EVAL_LONG) - 20))
+
+
+def operator_series(plan: SitePlan, recording: Recording, operators: Operators, scenario: Scenario) -> Scenario:
     """The operators' series as their monitors scrape them: the GPU Operator's own gauges through its own
     ServiceMonitor (Service gpu-operator, port gpu-operator-metrics; no label of their own), `up` of NVSentinel's
-    PodMonitor targets and of KAI's queue controller through the program's ServiceMonitor (job: the Service name)."""
-    gpu_ns, nvs_ns, kai_ns = (plan.matrix.pin(chart).namespace
-                              for chart in ("gpuOperator", "nvsentinel", "kaiScheduler"))
+    modules through its chart's one PodMonitor (job <namespace>/nvsentinel-pod-monitor, the module in `container`) and
+    their processing-error counters, KAI's queue controller through the program's ServiceMonitor (job: the Service
+    name), the Dynamo operator through its chart's ServiceMonitor (job: the Service <release>-dynamo-operator) and the
+    Network Operator through the program's rendered ServiceMonitor (job: its Service's name)."""
+    signals = load_signals()
+    gpu_ns, nvs_ns, kai_ns, dyn_ns, net_ns = (plan.matrix.pin(chart).namespace for chart in (
+        "gpuOperator", "nvsentinel", "kaiScheduler", "dynamoPlatform", "networkOperator"))
     if operators.gpu_operator_status is not None:
-        gpu = load_signals()["gpuOperator"].metrics
+        gpu = signals["gpuOperator"].metrics
         target = {"namespace": gpu_ns, "pod": "gpu-operator-7d9f", "container": "gpu-operator",
                   "service": "gpu-operator", "endpoint": "gpu-operator-metrics", "job": "gpu-operator",
                   "instance": "10.0.0.5:8080"}
         scenario.add(series(gpu["reconciliationStatus"], target), gauge(operators.gpu_operator_status))
         scenario.add(series(gpu["lastSuccess"], target), gauge(1.7e9))
-    for module in ("fault-quarantine", "node-drainer"):
-        scenario.add(series("up", {"namespace": nvs_ns, "pod": f"{module}-0", "container": module,
-                                   "endpoint": "metrics", "job": f"{nvs_ns}/{module}"}),
-                     gauge(1 if operators.nvsentinel_up else 0))
-    job = load_signals()["kai"].label_values["queueControllerJob"]
+    nvs = signals["nvsentinel"]
+    for index, module in enumerate(nvsentinel_running(recording)):
+        if module == operators.nvsentinel_gone:
+            continue
+        container = nvs.label_values[module]
+        target = {"namespace": nvs_ns, "pod": f"{container}-0", nvs.labels["module"]: container,
+                  "endpoint": "metrics", "job": f"{nvs_ns}/nvsentinel-pod-monitor", "instance": f"10.0.1.{index}:2112"}
+        scenario.add(series("up", target), gauge(1 if operators.nvsentinel_up else 0))
+        if module in nvs.component_types["perNode"]:  # a DaemonSet: its pod on a second node
+            node_up = operators.nvsentinel_up and module != operators.nvsentinel_node_down
+            scenario.add(series("up", {**target, "pod": f"{container}-1", "instance": f"10.0.2.{index}:2112"}),
+                         gauge(1 if node_up else 0))
+        errors = {"faultQuarantine": "faultQuarantineErrors", "nodeDrainer": "nodeDrainerErrors",
+                  "faultRemediation": "faultRemediationErrors"}.get(module)
+        if errors:
+            failing = every(10) if module == operators.nvsentinel_failing else once_at(minutes(EVAL_LONG) - 20)
+            scenario.add(series(nvs.metrics[errors], {**target, "error_type": "datastore"}), failing)
+    job = signals["kai"].label_values["queueControllerJob"]
     scenario.add(series("up", {"namespace": kai_ns, "pod": "queue-controller-0", "container": "queue-controller",
                                "service": job, "endpoint": "metrics", "job": job}), gauge(1 if operators.kai_up else 0))
+    dynamo_job = f"{DYNAMO_RELEASE}-dynamo-operator"  # the chart's Service (templates/_helpers.tpl fullname)
+    target = {"namespace": dyn_ns, "pod": f"{dynamo_job}-controller-manager-5c7d", "container": "manager",
+              "service": dynamo_job, "endpoint": "metrics", "job": dynamo_job, "instance": "10.0.2.7:8080"}
+    scenario.add(series("up", target), gauge(1 if operators.dynamo_up else 0))
+    controller_series(target, operators.dynamo_failing, scenario)
+    monitors = [r.inputs for r in recording.custom_resources("ServiceMonitor")
+                if r.inputs["metadata"]["namespace"] == net_ns]
+    for monitor in monitors:  # the network layer renders its Service and ServiceMonitor on RDMA profiles only
+        service = monitor["metadata"]["name"]  # the Service of the same name, which the monitor selects
+        target = {"namespace": net_ns, "pod": "network-operator-6b9c", "container": "network-operator",
+                  "service": service, "endpoint": monitor["spec"]["endpoints"][0]["port"], "job": service,
+                  "instance": "10.0.3.4:8080"}
+        scenario.add(series("up", target), gauge(1 if operators.network_up else 0))
+        controller_series(target, operators.network_failing, scenario)
     return scenario
 
 
