@@ -6,8 +6,8 @@ The twin plays the kubelet's readiness probe and the EndpointSlice controller (n
 in and why: data/serving-twin.yaml kubernetesDiscovery). Before any slice says a worker is ready the frontend serves
 nothing although every worker has written its DynamoWorkerMetadata; once the slices follow the workers' readiness it
 serves. The frontend and workers authenticate as the account the operator gives their pods (the graph's discovery
-ServiceAccount and Role, a TokenRequest token mounted where a pod has it): with one rule of that Role taken away,
-discovery fails the way the process logs show.
+ServiceAccount and Role, a TokenRequest token mounted where a pod has it), under the rendered tenant namespace's
+admission policies: with one rule of that Role taken away, discovery fails the way the process logs show.
 
 Own control plane on ports 24101-24106 (NCP_E2E_* override them); skips where the engine is not built."""
 import json
@@ -33,10 +33,24 @@ PORTS = PortPool(int(os.environ.get("NCP_TWIN_PORT_BASE", "21000")) + 600)
 MODEL = "Qwen/Qwen3-32B"
 
 
+ADMISSION = ("Namespace", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+
+
 @pytest.fixture(scope="module")
 def kubeconfig(tmp_path_factory) -> Path:
+    """The control plane with the rendered stack's tenant namespaces and admission policies in force: the discovery
+    account's own writes (DynamoWorkerMetadata) are judged by them as in the cluster."""
+    from ncp.readmodel.manifests import core_manifests
+    from tests.e2e.test_hostile_tenant_e2e import _wait_for_policies
+    from tests.e2e.test_rbac_e2e import Api
     with own_control_plane(tmp_path_factory.mktemp("control-plane"), CONTROL_PLANE) as env:
-        yield Path(env["NCP_E2E_STATE"]) / "kubeconfig"
+        path = Path(env["NCP_E2E_STATE"]) / "kubeconfig"
+        admin = Api(path)
+        manifests = [m for m in core_manifests(rendered(*stack(endpoints=(CHAT,)))[0]) if m["kind"] in ADMISSION]
+        for manifest in sorted(manifests, key=lambda m: ADMISSION.index(m["kind"])):
+            admin.apply(manifest)
+        _wait_for_policies(admin)
+        yield path
 
 
 def as_pods(discovery: KubeDiscovery, processes, directory: Path, rules=None) -> Twin:
