@@ -80,6 +80,31 @@ def test_api_server_egress_for_the_endpoints_pods(prod):
     assert [port["port"] for port in rule["ports"]] == configured["ports"] == [6443]
 
 
+def test_the_operators_frontend_and_worker_pods_reach_the_api_server(prod):
+    """Judged on the rendered prod objects: every pod the operator makes of each graph's services (the labels it
+    sets, graph.go:2880,2903-2905; ncp/offline/dgd_pods.py) runs with no serviceAccountName, so the operator gives it
+    the discovery account (graph.go:1733-1737), and the namespace's NetworkPolicies (default deny and all) let it
+    reach every configured API server endpoint; a pod of the namespace without the graph's label may not."""
+    from ncp.offline.dgd_pods import service_deployment
+    from tests.netpol import Destination, may_egress
+    egress = read_stack_file("prod")[0]["components"]["serving"]["apiServerEgress"]
+    servers = [Destination(ip=cidr.split("/")[0], port=port) for cidr in egress["cidrs"] for port in egress["ports"]]
+    seen = set()
+    for name, dgd in _dgds(prod).items():
+        namespace = dgd["metadata"]["namespace"]
+        policies = [r.inputs["spec"] for r in prod.resources if r.inputs.get("kind") == "NetworkPolicy"
+                    and r.inputs["metadata"].get("namespace") == namespace]
+        for service_name, service in dgd["spec"]["services"].items():
+            pod = service_deployment(dgd, service_name, service)["spec"]["template"]
+            assert "serviceAccountName" not in pod["spec"], (name, service_name)
+            for server in servers:
+                assert may_egress(policies, namespace, pod["metadata"]["labels"], server), (name, service_name, server)
+            seen.add(service["componentType"])
+        other = {GRAPH_LABEL: f"not-{name}", "nvidia.com/dynamo-component-type": "frontend"}
+        assert not any(may_egress(policies, namespace, other, server) for server in servers), name
+    assert {"frontend", "worker"} <= seen
+
+
 def test_lab_api_server_egress_defaults_to_the_api_server_ports(lab):
     rule = _named(lab, "NetworkPolicy", "chat-small-api-server-egress")["spec"]["egress"][0]
     assert [port["port"] for port in rule["ports"]] == [443, 6443]

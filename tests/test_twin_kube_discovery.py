@@ -3,13 +3,16 @@ the rendered chat-dense graph find each other through a local kube-apiserver, wi
 configures on the operator (dynamo-platform `dynamo-operator.discoveryBackend`), not through the file store.
 
 The twin plays the kubelet's readiness probe and the EndpointSlice controller (ncp/twin/kube_discovery.py; what stands
-in
-and why: data/serving-twin.yaml kubernetesDiscovery). Before any slice says a worker is ready the frontend serves
+in and why: data/serving-twin.yaml kubernetesDiscovery). Before any slice says a worker is ready the frontend serves
 nothing although every worker has written its DynamoWorkerMetadata; once the slices follow the workers' readiness it
-serves.
+serves. The frontend and workers authenticate as the account the operator gives their pods (the graph's discovery
+ServiceAccount and Role, a TokenRequest token mounted where a pod has it), under the rendered tenant namespace's
+admission policies: with one rule of that Role taken away, discovery fails the way the process logs show.
 
 Own control plane on ports 24101-24106 (NCP_E2E_* override them); skips where the engine is not built."""
+import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,6 +21,7 @@ from tests.e2e.cluster import own_control_plane
 from tests.test_twin import CHAT, RUNTIME, prod_models, rendered, stack
 from ncp.twin.graph import PortPool, graph_processes
 from ncp.twin.kube_discovery import KubeDiscovery, settings
+from ncp.twin.pod_account import without
 from ncp.twin.run import Twin, TwinStartError, twin_python
 from ncp.plan.names import MODELS_MOUNT
 
@@ -29,10 +33,35 @@ PORTS = PortPool(int(os.environ.get("NCP_TWIN_PORT_BASE", "21000")) + 600)
 MODEL = "Qwen/Qwen3-32B"
 
 
+ADMISSION = ("Namespace", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+
+
 @pytest.fixture(scope="module")
 def kubeconfig(tmp_path_factory) -> Path:
+    """The control plane with the rendered stack's tenant namespaces and admission policies in force: the discovery
+    account's own writes (DynamoWorkerMetadata) are judged by them as in the cluster."""
+    from ncp.readmodel.manifests import core_manifests
+    from tests.e2e.test_hostile_tenant_e2e import _wait_for_policies
+    from tests.e2e.test_rbac_e2e import Api
     with own_control_plane(tmp_path_factory.mktemp("control-plane"), CONTROL_PLANE) as env:
-        yield Path(env["NCP_E2E_STATE"]) / "kubeconfig"
+        path = Path(env["NCP_E2E_STATE"]) / "kubeconfig"
+        admin = Api(path)
+        manifests = [m for m in core_manifests(rendered(*stack(endpoints=(CHAT,)))[0]) if m["kind"] in ADMISSION]
+        for manifest in sorted(manifests, key=lambda m: ADMISSION.index(m["kind"])):
+            admin.apply(manifest)
+        _wait_for_policies(admin)
+        yield path
+
+
+def as_pods(discovery: KubeDiscovery, processes, directory: Path, rules=None) -> Twin:
+    """The twin of `processes` as the operator's pods: each authenticates with the graph's discovery account (or one
+    narrowed to `rules`), its token mounted where a pod has it."""
+    account = discovery.account(directory / "serviceaccount", rules)
+    problem = account.mount_problem()
+    if problem:
+        pytest.skip(f"no private mount namespace here ({problem}): the processes would find no service account")
+    return Twin(processes, directory, discovery=discovery.pods(processes, account),
+                wrap={p.service: account.wrap for p in processes})
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +69,50 @@ def model_root(tmp_path_factory) -> Path:
     return prod_models(tmp_path_factory.mktemp("models"))
 
 
+def _messages(log: Path, needle: str) -> list[str]:
+    """The `message` of each JSONL record of a process log that contains `needle`."""
+    return [json.loads(line)["message"] for line in log.read_text(errors="replace").splitlines()
+            if needle in line and line.startswith("{")]
+
+
+def _current_records(discovery: KubeDiscovery) -> set[str]:
+    """Names of the DynamoWorkerMetadata owned by this twin's pods (an earlier twin's await the garbage collector)."""
+    uids = set(discovery.uids.values())
+    return {m["metadata"]["name"] for m in discovery.worker_metadata()
+            if {o["uid"] for o in m["metadata"].get("ownerReferences", [])} & uids}
+
+
+@dataclass
+class ChatTwin:
+    """The rendered chat-dense graph's processes as the operator's pods, their account narrowed to `rules`."""
+    recording: object
+    discovery: KubeDiscovery
+    processes: list
+    twin: Twin
+
+    @classmethod
+    def start(cls, kubeconfig: Path, model_root: Path, directory: Path, rules=None) -> "ChatTwin":
+        recording, graphs = rendered(*stack(endpoints=(CHAT,)))
+        graph = graphs[CHAT]
+        processes = graph_processes(graph, RUNTIME, model_root, MODELS_MOUNT, PORTS, python=twin_python())
+        discovery = KubeDiscovery(kubeconfig, graph["metadata"]["namespace"], graph["metadata"]["name"]).install()
+        return cls(recording, discovery, processes, as_pods(discovery, processes, directory, rules))
+
+    @property
+    def workers(self) -> list:
+        return [p for p in self.processes if p.component_type == "worker"]
+
+    def refusal(self, verb: str, resource: str) -> str:
+        """What the API server says when the graph's discovery account may not `verb` `resource`."""
+        account = settings()["componentAccount"].format(graph=self.discovery.graph)
+        return f'User "system:serviceaccount:{self.discovery.namespace}:{account}" cannot {verb} resource "{resource}"'
+
+
 def test_frontend_and_workers_discover_each_other_through_the_api_server(kubeconfig, model_root, tmp_path):
-    recording, graphs = rendered(*stack(endpoints=(CHAT,)))
-    operator = recording.releases()["dynamo-platform"].inputs["values"]["dynamo-operator"]
+    chat = ChatTwin.start(kubeconfig, model_root, tmp_path)
+    operator = chat.recording.releases()["dynamo-platform"].inputs["values"]["dynamo-operator"]
     assert operator["discoveryBackend"] == "kubernetes", "the twin runs the discovery the program configures"
-    graph = graphs[CHAT]
-    processes = graph_processes(graph, RUNTIME, model_root, MODELS_MOUNT, PORTS, python=twin_python())
-    workers = [p for p in processes if p.component_type == "worker"]
-    discovery = KubeDiscovery(kubeconfig, graph["metadata"]["namespace"], graph["metadata"]["name"]).install()
-    twin = Twin(processes, tmp_path, discovery=discovery.pods(processes))
+    discovery, processes, workers, twin = chat.discovery, chat.processes, chat.workers, chat.twin
     with twin:
         with pytest.raises(TwinStartError, match="did not serve"):  # no slice: no worker is routable
             twin.wait_for_model(MODEL, timeout=25)
@@ -67,9 +131,49 @@ def test_frontend_and_workers_discover_each_other_through_the_api_server(kubecon
         "nothing went through the file store"
     log = (tmp_path / "Frontend.log").read_text()
     assert "Daemon watching EndpointSlices (pod mode)" in log
+    assert "forbidden" not in log, "the discovery account's Role grants what the frontend asks"
     selector = ",".join(f"{key}={value}" for key, value in settings()["sliceLabels"].items())
-    slices = discovery.discovery.list_namespaced_endpoint_slice(graph["metadata"]["namespace"], label_selector=selector)
+    slices = discovery.discovery.list_namespaced_endpoint_slice(discovery.namespace, label_selector=selector)
     assert {e.target_ref.name for s in slices.items for e in s.endpoints} == {p.env["POD_NAME"] for p in workers}
+
+
+
+def test_a_worker_refused_its_dynamoworkermetadata_exits_and_nothing_is_routed(kubeconfig, model_root, tmp_path):
+    """The workers run as the operator's discovery account: with `create` on dynamoworkermetadatas taken off its
+    Role, the API server refuses each worker's record (403 naming the account), the runtime rolls its registration
+    back and the worker exits (code 0: the kubelet restarts it, a crash loop); no record exists, so the frontend
+    has nothing to route to. With the admin kubeconfig this passed unnoticed."""
+    chat = ChatTwin.start(kubeconfig, model_root, tmp_path,
+                          without(settings()["componentRules"], "dynamoworkermetadatas", {"create"}))
+    with chat.twin:
+        chat.discovery.start(chat.processes)
+        try:
+            with pytest.raises(TwinStartError, match=r"TRTLLMWorker-\d exited with 0"):
+                chat.twin.wait_for_model(MODEL, timeout=120)
+        finally:
+            chat.discovery.stop()
+    refused = [m for w in chat.workers for m in _messages(tmp_path / f"{w.service}.log", "Failed to persist metadata")]
+    assert refused and all(chat.refusal("create", "dynamoworkermetadatas") in m for m in refused), refused[:2]
+    assert not _current_records(chat.discovery) & {w.env["POD_NAME"] for w in chat.workers}
+
+
+def test_a_frontend_refused_endpointslices_never_routes(kubeconfig, model_root, tmp_path):
+    """With the EndpointSlice rule taken off the discovery Role, every worker still writes its record and every
+    slice says it is ready, but the frontend's discovery daemon cannot list the slices (403 naming the account, the
+    error it logs and retries) and never routes to a worker: no model is served."""
+    chat = ChatTwin.start(kubeconfig, model_root, tmp_path,
+                          without(settings()["componentRules"], "endpointslices", {"get", "list", "watch"}))
+    with chat.twin:
+        chat.discovery.start(chat.processes)
+        try:
+            with pytest.raises(TwinStartError, match="did not serve"):
+                chat.twin.wait_for_model(MODEL, timeout=45)
+            assert all(chat.discovery.publish(chat.processes).values()), "every worker is ready and its slice says so"
+            assert {w.env["POD_NAME"] for w in chat.workers} <= _current_records(chat.discovery)
+        finally:
+            chat.discovery.stop()
+    errors = _messages(tmp_path / "Frontend.log", "EndpointSlice reflector error")
+    assert errors and all(chat.refusal("list", "endpointslices") in m for m in errors), errors[:2]
 
 
 # --- #24 Deliver 3: the real endpoint picker over the twin --------------------------------------------------------
@@ -121,7 +225,7 @@ def test_the_endpoint_picker_resolves_its_pool_to_the_twin_and_routes_to_a_worke
     frontend = next(p for p in processes if p.component_type == "frontend")
     workers = [p for p in processes if p.component_type == "worker"]
     discovery = KubeDiscovery(kubeconfig, namespace, graph["metadata"]["name"]).install()
-    environments = discovery.pods(processes)
+    twin = as_pods(discovery, processes, tmp_path / "twin")
     discovery.pod_status(frontend, ready=True)
     body = {key: pool[key] for key in ("apiVersion", "kind", "spec")} | {"metadata": {"name": CHAT}}
     body["spec"]["targetPorts"] = [{"number": int(p["number"])} for p in pool["spec"]["targetPorts"]]
@@ -134,7 +238,7 @@ def test_the_endpoint_picker_resolves_its_pool_to_the_twin_and_routes_to_a_worke
     args = picker_args(deployment["spec"]["template"]["spec"]["containers"][0]["args"], config,
                        {"grpc-port": grpc_port, "grpc-health-port": PORTS.take(), "metrics-port": PORTS.take()})
     target = f"127.0.0.1:{body['spec']['targetPorts'][0]['number']}"
-    with Twin(processes, tmp_path / "twin", discovery=environments) as twin:
+    with twin:
         discovery.start(processes)
         picker = start_picker(runner, args, kubeconfig, tmp_path / "picker")
         try:

@@ -5,7 +5,8 @@ What the runtime reads and what stands in for the cluster: data/serving-twin.yam
 there). The twin creates a Pod object per process (its POD_NAME/POD_UID) and, playing the kubelet's readiness probe
 and the EndpointSlice controller, keeps one EndpointSlice per DGD service whose endpoints are ready exactly when the
 process's readiness endpoint says so. Each worker writes its own DynamoWorkerMetadata; the frontend's discovery
-daemon routes to a worker only when both agree."""
+daemon routes to a worker only when both agree. The processes authenticate as the operator's discovery account for
+the graph (`KubeDiscovery.account`), never with the twin's admin kubeconfig, which only the stand-ins use."""
 import threading
 import time
 import urllib.error
@@ -18,6 +19,7 @@ from kubernetes.client.rest import ApiException
 
 from ncp.cluster_api import connect
 from ncp.twin.graph import TwinProcess, twin_settings
+from ncp.twin.pod_account import PodAccount, pod_account
 from ncp.twin.run import http_json
 
 PROBE_SECONDS = 0.5
@@ -86,7 +88,7 @@ class KubeDiscovery:
     error: Optional[BaseException] = None  # what stopped the publishing loop
 
     def __post_init__(self):
-        api = connect(str(self.kubeconfig)).api_client
+        self.api = api = connect(str(self.kubeconfig)).api_client
         self.core, self.discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
         self.extensions, self.custom = client.ApiextensionsV1Api(api), client.CustomObjectsApi(api)
 
@@ -95,20 +97,27 @@ class KubeDiscovery:
         install_crd(self.extensions, self.core, metadata_crd(), self.namespace)
         return self
 
-    def pods(self, processes: list[TwinProcess]) -> dict[str, dict[str, str]]:
-        """One Pod object per process, never scheduled; each process's discovery environment (POD_UID is the
-        object's, as the downward API gives it)."""
+    def account(self, directory: Path, rules: Optional[list[dict]] = None) -> PodAccount:
+        """The account the operator gives the graph's frontend and worker pods (settings()["componentAccount"], with
+        settings()["componentRules"], or `rules` to narrow them), its token mounted as a pod has it."""
+        return pod_account(self.api, self.namespace, settings()["componentAccount"].format(graph=self.graph),
+                           rules or settings()["componentRules"], directory)
+
+    def pods(self, processes: list[TwinProcess], account: PodAccount) -> dict[str, dict[str, str]]:
+        """One Pod object per process, never scheduled, running as `account`; each process's discovery environment
+        (POD_UID is the object's, as the downward API gives it; the in-cluster configuration, no kubeconfig). Start
+        each process under `account.wrap`, where the account's token is mounted."""
         environments = {}
         for process in processes:
             name = process.env["POD_NAME"]
             pod = {"metadata": {"name": name, "labels": {
                        "nvidia.com/dynamo-graph-deployment-name": self.graph,
                        "nvidia.com/dynamo-component-type": process.component_type}},
-                   "spec": {"schedulerName": settings()["unscheduled"],
+                   "spec": {"schedulerName": settings()["unscheduled"], "serviceAccountName": account.name,
                             "containers": [{"name": "main", "image": "ncp-serving-twin"}]}}
             created = self._fresh_pod(name, pod)
             self.uids[process.service] = created.metadata.uid
-            environments[process.service] = {"DYN_DISCOVERY_BACKEND": "kubernetes", "KUBECONFIG": str(self.kubeconfig),
+            environments[process.service] = {"DYN_DISCOVERY_BACKEND": "kubernetes", **account.env,
                                              "POD_NAMESPACE": self.namespace, "POD_UID": created.metadata.uid}
         return environments
 

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from ncp.cluster_api import connect
 from ncp.twin.graph import twin_settings
 from ncp.twin.kube_discovery import install_crd
+from ncp.twin.pod_account import PodAccount, pod_account
 
 RECONCILE_SECONDS = 1.0
 
@@ -103,10 +103,9 @@ class OperatorStandIn:
     _started: float = 0.0
 
     def __post_init__(self):
-        api = connect(str(self.kubeconfig)).api_client
-        self.custom, self.extensions = client.CustomObjectsApi(api), client.ApiextensionsV1Api(api)
-        self.core, self.rbac, self.configuration = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api), \
-            api.configuration
+        self.api = connect(str(self.kubeconfig)).api_client
+        self.custom, self.extensions = client.CustomObjectsApi(self.api), client.ApiextensionsV1Api(self.api)
+        self.core = client.CoreV1Api(self.api)
 
     @property
     def _path(self) -> tuple[str, str, str, str]:
@@ -118,36 +117,12 @@ class OperatorStandIn:
         install_crd(self.extensions, self.core, crd, self.namespace)
         return self.custom.create_namespaced_custom_object(*self._path, v1beta1_graph(graph))
 
-    def planner_account(self, directory: Path, rules: Optional[list[dict]] = None) -> dict[str, str]:
-        """The planner pod's service account as the operator sets it up (settings()["plannerRules"], or `rules` to
-        narrow it): the account, a ClusterRole with the chart's rules bound in the graph's namespace, and a token
-        from the TokenRequest API written with the CA and the namespace into `directory`, the files a pod finds at
-        /var/run/secrets/kubernetes.io/serviceaccount. Returns the environment that makes the kubernetes client use
-        them (the in-cluster configuration: the API server's host and port)."""
-        account, name = settings()["plannerAccount"], f"ncp-twin-planner-{self.namespace}"
-        role = {"metadata": {"name": name}, "rules": rules or settings()["plannerRules"]}
-        binding = {"metadata": {"name": name},
-                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-                   "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": self.namespace}]}
-        for create, body in ((lambda b: self.core.create_namespaced_service_account(self.namespace, b),
-                              {"metadata": {"name": account}}),
-                             (self.rbac.create_cluster_role, role),
-                             (lambda b: self.rbac.create_namespaced_role_binding(self.namespace, b), binding)):
-            try:
-                create(body)
-            except ApiException as error:
-                if error.status != 409:
-                    raise
-                if body is role:  # an earlier run's rules: this run's replace them
-                    self.rbac.replace_cluster_role(name, role)
-        token = self.core.create_namespaced_service_account_token(
-            account, self.namespace, {"spec": {"expirationSeconds": 3600}}).status.token
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "token").write_text(token)
-        (directory / "namespace").write_text(self.namespace)
-        (directory / "ca.crt").write_bytes(Path(self.configuration.ssl_ca_cert).read_bytes())
-        host, _, port = self.configuration.host.removeprefix("https://").rpartition(":")
-        return {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port}
+    def planner_account(self, directory: Path, rules: Optional[list[dict]] = None) -> PodAccount:
+        """The planner pod's service account as the operator sets it up: the account, the chart's planner ClusterRole
+        (settings()["plannerRules"], or `rules` to narrow it) bound in the graph's namespace, its token mounted as a
+        pod has it (ncp/twin/pod_account.py)."""
+        return pod_account(self.api, self.namespace, settings()["plannerAccount"], rules or settings()["plannerRules"],
+                           directory, cluster_role=f"ncp-twin-planner-{self.namespace}")
 
     def read(self) -> dict:
         return self.custom.get_namespaced_custom_object(*self._path, self.graph)
