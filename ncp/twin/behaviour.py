@@ -63,9 +63,12 @@ def timed_start(twin: Twin, model: str, t0: float, stage: Optional[Callable[[], 
     twin.start()
     ports = [p.system_port for p in twin.processes if p.component_type == "worker" and p.system_port]
     phases: dict[str, float] = {}
+    # The first token is tried only once the model is listed: a chat can answer while one listing call times out on
+    # a loaded runner, which would time the model as loaded after its own first token. The last worker replica may
+    # still come up after both.
     probes = [("containerReadySeconds", lambda: all(_worker_ready(twin, port) for port in ports)),
               ("modelLoadedSeconds", lambda: _model_listed(twin, model)),
-              ("firstTokenSeconds", lambda: _first_token(twin, model))]
+              ("firstTokenSeconds", lambda: "modelLoadedSeconds" in phases and _first_token(twin, model))]
     deadline = time.monotonic() + timeout
     while len(phases) < len(probes):
         if time.monotonic() > deadline:
