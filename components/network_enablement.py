@@ -34,9 +34,9 @@ class NetworkEnablementArgs:
         gpu_node_selector: the node labels that select GPU nodes (where the RDMA components run).
         skip_await: whether Pulumi skips waiting for the release's resources to become ready.
         operator_metrics: how the operator's metrics are scraped (data/telemetry-signals.yaml `networkOperator`);
-            None creates no PodMonitor for it. Default: None.
+            None creates no Service or ServiceMonitor for them. Default: None.
         scrape_interval: how often Prometheus scrapes the operator (a Prometheus duration). Default: '30s'.
-        monitor_labels: the labels the site's Prometheus selects PodMonitors by. Default: {}.
+        monitor_labels: the labels the site's Prometheus selects ServiceMonitors by. Default: {}.
     """
 
     pin: ChartPin
@@ -174,19 +174,19 @@ class NetworkEnablement(Layer):
         pod targets by a declared port, promcfg.go:1576-1581 at v0.93.0). A Service whose numeric targetPort needs no
         declared port, and a ServiceMonitor on it. Plain HTTP, as the operator serves it; the namespace's
         NetworkPolicies admit only the monitoring namespace."""
-        pod, name_ = metrics.pod_labels, metrics.label_values["job"]
+        pod, job = metrics.pod_labels, metrics.label_values["job"]
         port, number = "metrics", int(metrics.ports["metrics"])
-        meta = {**labels("network-enablement", name_)}
+        meta = labels("network-enablement", job)
         service = k8s.core.v1.Service(
             f"{name}-operator-metrics",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=name_, namespace=args.namespace_name, labels=meta),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=job, namespace=args.namespace_name, labels=meta),
             spec=k8s.core.v1.ServiceSpecArgs(
                 selector={pod["name"]: args.pin.chart.rsplit("/", 1)[-1], pod["instance"]: NETWORK_OPERATOR_RELEASE},
                 ports=[k8s.core.v1.ServicePortArgs(name=port, port=number, target_port=number)]),
             opts=opts)
         k8s.apiextensions.CustomResource(
             f"{name}-operator-monitor", api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=name_, namespace=args.namespace_name,
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=job, namespace=args.namespace_name,
                                                 labels={**meta, **args.monitor_labels}),
             spec={"selector": {"matchLabels": meta},
                   "endpoints": [{"port": port, "path": "/metrics", "interval": args.scrape_interval}]},

@@ -62,7 +62,7 @@ def wire_serving(w: Wiring) -> None:
     if plan.serving.model_express:
         pin, tenancy = plan.matrix.workload("modelExpress"), w.required("tenancy")
         cache = present(plan.serving.storage, "storage tiers").model_cache
-        for tenant, tenant_namespace in {e.tenant.name: e.namespace for e in plan.endpoints}.items():
+        for tenant, tenant_namespace in plan.model_express_namespaces.items():
             model_express_urls[tenant] = ModelExpress(f"model-express-{tenant}", ModelExpressArgs(
                 namespace=tenant_namespace, image=pin.images["server"], port=pin.ports["grpc"], cache=cache,
                 skip_await=plan.settings.skip_await),

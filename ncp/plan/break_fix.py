@@ -94,8 +94,11 @@ class BreakFix(StrictModel):
         return next((fault.runbook for fault in self.fault_classes.values() if alert in fault.alerts), None)
 
 
-# NVSentinel's own processes the program runs, by the chart's `global.<key>.enabled` toggle (the platform connector
-# has none: it always runs): the values set them from here, and the health rules watch each one that runs.
+# NVSentinel's own processes the program runs, by the chart's `global.<key>.enabled` toggle: the values set them from
+# here, and the health rules watch each one that runs. The platform connector has no toggle: it always runs.
+NVSENTINEL_ALWAYS_ON = "platformConnector"
+
+
 def nvsentinel_modules(nic_monitor: bool) -> dict[str, bool]:
     return {"gpuHealthMonitor": True, "syslogHealthMonitor": True,
             # RA: Node Level Health Checks: "Node health checks should run at the level where the signal is visible."

@@ -44,6 +44,7 @@ from ncp.plan.serving import ApiServerEgress, ServingSettings, StorageTier
 from ncp.plan.serving_features import nvlink_pack_domain
 from ncp.plan.site_base import LayeredConfig, VersionPin, layer_site, pinned_matrix
 from ncp.plan.tenancy import TenantQueue, TenantSpec, tenant_queue, tenant_spec
+from ncp.plan.tenant_pods import model_express_tenants
 
 __all__ = ["SECRET_KEYS", "SitePlan", "build_plan"]
 
@@ -221,12 +222,18 @@ class SitePlan:
                             tenant_exceptions(*needs.get(t.name, (False, False))), self.platform_workloads(t.name))
                 for t, placement in zip(self.tenants, placements.values(), strict=True)]
 
+    @property
+    def model_express_namespaces(self) -> dict[str, str]:
+        """tenant -> the namespace of its own ModelExpress server."""
+        return {tenant: tenant_namespace(tenant)
+                for tenant in model_express_tenants(self.serving.model_express, self.endpoints)}
+
     def platform_workloads(self, tenant: str) -> tuple[str, ...]:
         """The program's workloads in a tenant's namespace: each endpoint (its graph, picker, staging and benchmark
         Jobs are all named after it), each inference service, and the tenant's ModelExpress server."""
         served = [e.name for e in self.endpoints if e.tenant.name == tenant]
         services = [s.name for s in self.inference_services if s.tenant.name == tenant]
-        model_express = [MODEL_EXPRESS] if served and self.serving.model_express else []
+        model_express = [MODEL_EXPRESS] if tenant in self.model_express_namespaces else []
         return tuple(sorted({*served, *services, *model_express}))
 
     @property

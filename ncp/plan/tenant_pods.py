@@ -189,6 +189,12 @@ def service_pods(plan: InferenceServicePlan) -> list[PodGroup]:
             PodGroup.of(f"{name} benchmark Job", 1, [data.container("benchmark")])]
 
 
+def model_express_tenants(model_express: bool, endpoints: Sequence[EndpointPlan]) -> list[str]:
+    """The tenants that run their own ModelExpress server: every serving tenant, where the site runs ModelExpress
+    (docs/decisions/0005-model-express-per-tenant.md)."""
+    return sorted({endpoint.tenant.name for endpoint in endpoints}) if model_express else []
+
+
 def tenant_demands(config: StackConfig, endpoints: Sequence[EndpointPlan], services: Sequence[InferenceServicePlan],
                    gpus_per_node: int) -> dict[str, TenantDemand]:
     picker = config.components.serving.gateway_inference_extension
@@ -197,10 +203,9 @@ def tenant_demands(config: StackConfig, endpoints: Sequence[EndpointPlan], servi
         demands[endpoint.tenant.name].groups += endpoint_pods(endpoint, gpus_per_node, picker)
     for service in services:
         demands[service.tenant.name].groups += service_pods(service)
-    if config.components.serving.model_express:
-        for tenant in {endpoint.tenant.name for endpoint in endpoints}:
-            demands[tenant].groups.append(PodGroup.of("ModelExpress server", 1,
-                                                      [load_tenant_pods().container("modelExpress")]))
+    for tenant in model_express_tenants(config.components.serving.model_express, endpoints):
+        demands[tenant].groups.append(PodGroup.of("ModelExpress server", 1,
+                                                  [load_tenant_pods().container("modelExpress")]))
     return demands
 
 

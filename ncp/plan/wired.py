@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ncp.plan.aiperf_args import aiperf_command, judged_artifacts, kserve_command
-from ncp.plan.break_fix import gate_job, handover_job, nvsentinel_modules
+from ncp.plan.break_fix import NVSENTINEL_ALWAYS_ON, gate_job, handover_job, nvsentinel_modules
 from ncp.plan.catalog import ChartPin
 from ncp.plan.endpoint_plan import EndpointPlan
 from ncp.plan.evidence_key import annotation_value, endpoint_key, service_key
@@ -113,7 +113,7 @@ def _service(plan: SitePlan, service: InferenceServicePlan) -> ServedService:
 
 def _nvsentinel_running(plan: SitePlan) -> tuple[str, ...]:
     """The NVSentinel modules the site runs: those its values enable, and the platform connector (always)."""
-    return (*(module for module, on in nvsentinel_modules(plan.network_enabled).items() if on), "platformConnector")
+    return (*(module for module, on in nvsentinel_modules(plan.network_enabled).items() if on), NVSENTINEL_ALWAYS_ON)
 
 
 def wired_plan(plan: SitePlan) -> WiredPlan:

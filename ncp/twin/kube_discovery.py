@@ -18,6 +18,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ncp.cluster_api import connect
+from ncp.plan.catalog import load_signals
 from ncp.twin.graph import TwinProcess, twin_settings
 from ncp.twin.pod_account import PodAccount, pod_account
 from ncp.twin.run import http_json
@@ -107,12 +108,11 @@ class KubeDiscovery:
         """One Pod object per process, never scheduled, running as `account`; each process's discovery environment
         (POD_UID is the object's, as the downward API gives it; the in-cluster configuration, no kubeconfig). Start
         each process under `account.wrap`, where the account's token is mounted."""
-        environments = {}
+        environments, pod_labels = {}, load_signals()["dynamo"].pod_labels
         for process in processes:
             name = process.env["POD_NAME"]
             pod = {"metadata": {"name": name, "labels": {
-                       "nvidia.com/dynamo-graph-deployment-name": self.graph,
-                       "nvidia.com/dynamo-component-type": process.component_type}},
+                       pod_labels["graph"]: self.graph, pod_labels["componentType"]: process.component_type}},
                    "spec": {"schedulerName": settings()["unscheduled"], "serviceAccountName": account.name,
                             "containers": [{"name": "main", "image": "ncp-serving-twin"}]}}
             created = self._fresh_pod(name, pod)

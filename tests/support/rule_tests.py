@@ -17,6 +17,7 @@ from typing import Callable, Optional
 from components.serving.platform import DYNAMO_RELEASE
 from components.serving.rules import meta_label
 from ncp.readmodel.recorder import Recording
+from ncp.plan.break_fix import NVSENTINEL_ALWAYS_ON
 from ncp.plan.catalog import MetricSource, load_signals
 from ncp.plan.endpoint_plan import EndpointPlan
 from ncp.plan.inference_services import InferenceServicePlan
@@ -835,7 +836,7 @@ def nvsentinel_running(recording: Recording) -> list[str]:
     platform connector, which always runs."""
     toggles = recording.releases()["nvsentinel"].inputs["values"]["global"]
     known = load_signals()["nvsentinel"].label_values
-    return [m for m in known if m == "platformConnector" or toggles.get(m, {}).get("enabled") is True]
+    return [m for m in known if m == NVSENTINEL_ALWAYS_ON or toggles.get(m, {}).get("enabled") is True]
 
 
 def controller_series(target: dict[str, str], failing: bool, scenario: Scenario) -> None:
